@@ -1,0 +1,185 @@
+"""Shared fixtures: real services started by the tests themselves, on free ports."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--long", action="store_true", default=False, help="also run the long forms (chaos, scale)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--long"):
+        return
+    skip = pytest.mark.skip(reason="long form: run with --long (make test-long)")
+    for item in items:
+        if "long" in item.keywords:
+            item.add_marker(skip)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(predicate, timeout: float = 30.0, interval: float = 0.1, what: str = "condition"):  # noqa: ANN001, ANN201
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+class RedisServer:
+    """A real redis-server on a free port, with nothing on disk."""
+
+    def __init__(self, workdir: Path) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server is not installed: run `make test` (it installs it) or apt-get install")
+        self.binary = binary
+        self.workdir = workdir
+        self.port = free_port()
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.proc = subprocess.Popen(
+            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(self.workdir)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        import redis
+
+        client = redis.Redis(port=self.port)
+        wait_for(lambda: _pings(client), 10, what="redis-server to answer")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+    def client(self):  # noqa: ANN201
+        import redis
+
+        return redis.Redis(port=self.port)
+
+
+def _pings(client) -> bool:  # noqa: ANN001
+    try:
+        return bool(client.ping())
+    except Exception:  # noqa: BLE001
+        return False
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path_factory.mktemp("redis"))
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def waq_env(tmp_path: Path, redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    """In-process settings pointing at a fresh SQLite store and a clean broker DB; the same dict serves as the
+    environment of worker subprocesses."""
+    redis_server.client().flushall()
+    env = {
+        "WAQ_DATA_DIR": str(tmp_path / "data"),
+        "WAQ_STORE_URL": f"sqlite:///{tmp_path / 'data' / 'waq.db'}",
+        "WAQ_BROKER_URL": redis_server.url,
+        "WAQ_SESSIONS": "primary,secondary",
+        "WAQ_TRANSPORT": "fake",
+        "WAQ_MIN_DELAY_S": "0",
+        "WAQ_MAX_DELAY_S": "0",
+        "WAQ_RETRY_DELAYS": "1s,1s,2s,2s,3s",
+        "WAQ_LEASE_S": "20",
+        "WAQ_DISPATCH_INTERVAL_S": "1",
+        "WAQ_RECOVER_INTERVAL_S": "2",
+        "WAQ_HEALTH_INTERVAL_S": "2",
+        "WAQ_RECONNECT_UNIT_S": "1",
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    from wa_queue import dispatch, runtime
+    from wa_queue.settings import reset_settings
+
+    reset_settings()
+    runtime.reset()
+    dispatch._epoch_cache[:] = [None, 0.0]
+    yield env
+    runtime.reset()
+    reset_settings()
+
+
+class Proc:
+    """A child process in its own process group, so a test can SIGKILL it with everything it started."""
+
+    def __init__(self, argv: list[str], env: dict[str, str], log: Path) -> None:
+        self.argv = argv
+        self.log = log
+        self.handle = open(log, "ab")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            argv, env={**os.environ, **env}, stdout=self.handle, stderr=subprocess.STDOUT, cwd=ROOT,
+            start_new_session=True,
+        )
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        try:
+            os.killpg(self.proc.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def stop(self, timeout: float = 15.0) -> None:
+        if self.proc.poll() is None:
+            self.kill(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        self.kill(signal.SIGKILL)
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            pass
+        self.handle.close()
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+
+@pytest.fixture
+def procs(tmp_path: Path) -> Iterator[callable]:
+    """Start `waq ...` processes; all are stopped (process group, SIGTERM then SIGKILL) at the end."""
+    started: list[Proc] = []
+
+    def start(args: list[str], env: dict[str, str], name: str) -> Proc:
+        proc = Proc([sys.executable, "-m", "wa_queue.cli", *args], env, tmp_path / f"{name}.log")
+        started.append(proc)
+        return proc
+
+    yield start
+    for proc in started:
+        proc.stop()

@@ -1,0 +1,52 @@
+"""The Celery app: queues, routing and the reliability settings, each chosen on purpose."""
+
+from __future__ import annotations
+
+from celery import Celery
+from kombu import Queue
+
+from wa_queue import names
+from wa_queue.settings import Settings, get_settings
+
+
+def make_celery(settings: Settings | None = None) -> Celery:
+    settings = settings or get_settings()
+    app = Celery("wa_queue", broker=settings.broker_url, include=["workers.tasks"])
+    queues = [Queue(names.DEFAULT_QUEUE), Queue(names.MAINTENANCE_QUEUE), Queue(names.CALLBACK_QUEUE)]
+    queues += [Queue(names.session_queue(name)) for name in settings.sessions]
+    app.conf.update(
+        task_queues=queues,
+        task_default_queue=names.DEFAULT_QUEUE,
+        task_create_missing_queues=True,
+        # JSON only: no pickle from a broker anyone on the network might write to.
+        task_serializer="json",
+        accept_content=["json"],
+        result_serializer="json",
+        task_ignore_result=True,  # the store is the record of outcomes, not a result backend
+        # Ack after the task ran, and give the task back if the worker process died: a SIGKILLed worker loses
+        # nothing. Duplicates this may cause are harmless because sending needs an atomic claim in the store.
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        # One message in hand per worker: a worker that dies strands at most one reserved task, and a paced
+        # session does not hoard work another session could take.
+        worker_prefetch_multiplier=1,
+        # On Redis, a task not acked within visibility_timeout is delivered again, and a countdown counts against
+        # it (kombu issue 337): it must exceed the longest retry delay plus a lease, or every retry would run two
+        # or three times. The sweeper, not this timeout, is what recovers lost work quickly.
+        broker_transport_options={"visibility_timeout": int(settings.longest_retry_s + settings.lease_s + 3600)},
+        broker_connection_retry_on_startup=True,
+        broker_connection_max_retries=None,
+        # Flower needs task events.
+        worker_send_task_events=True,
+        task_send_sent_event=True,
+        worker_hijack_root_logger=False,
+        timezone="UTC",
+        enable_utc=True,
+    )
+    from beat_schedule import beat_schedule
+
+    app.conf.beat_schedule = beat_schedule(settings)
+    return app
+
+
+app = make_celery()

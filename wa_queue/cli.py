@@ -1,0 +1,98 @@
+"""The `waq` command line. Exit codes: 0 done, 1 failed, 2 bad usage."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from wa_queue import names
+from wa_queue.errors import ConfigError
+from wa_queue.settings import Settings, get_settings
+
+
+def _settings() -> Settings:
+    try:
+        return get_settings()
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def _exec(argv: list[str], env: dict[str, str] | None = None) -> None:
+    """Replace this process, so signals (Ctrl-C, SIGTERM) reach the real program."""
+    sys.stdout.flush()
+    os.execvpe(argv[0], argv, {**os.environ, **(env or {})})
+
+
+@click.group()
+@click.version_option(package_name="wa-queue")
+def main() -> None:
+    """wa-queue: a WhatsApp message queue that does not lose messages."""
+
+
+@main.command()
+@click.option("--session", "session", required=True, help="The WhatsApp session this worker drives.")
+@click.option("--loglevel", default="INFO", show_default=True)
+def worker(session: str, loglevel: str) -> None:
+    """Run the Celery worker of one session: its own queue and wa.default, one message at a time."""
+    settings = _settings()
+    if session not in settings.sessions:
+        raise click.UsageError(f"unknown session {session!r}; WAQ_SESSIONS has: {', '.join(settings.sessions)}")
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    queues = f"{names.session_queue(session)},{names.DEFAULT_QUEUE}"
+    _exec(
+        [sys.executable, "-m", "celery", "-A", "wa_queue.celery_app:app", "worker", "-Q", queues,
+         "-n", f"{session}@%h", "--concurrency", "1", "--pool", "prefork", "-E", "--loglevel", loglevel,
+         "--without-gossip", "--without-mingle"],
+        {"WAQ_WORKER_SESSION": session},
+    )
+
+
+@main.command()
+@click.option("--loglevel", default="INFO", show_default=True)
+def beat(loglevel: str) -> None:
+    """Run beat (the periodic jobs) inside a worker for wa.maintenance and wa.callbacks. Exactly one."""
+    settings = _settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    from wa_queue import recovery, runtime
+    from wa_queue.models import utcnow
+
+    # Stuck work comes back at start too, not only after the first interval.
+    try:
+        recovery.recover_stuck(runtime.store(), settings, utcnow())
+    except Exception as exc:  # noqa: BLE001 - the scheduled job retries; beat must still start
+        click.echo(f"start-up recovery failed: {exc}", err=True)
+    runtime.reset()
+    _exec(
+        [sys.executable, "-m", "celery", "-A", "wa_queue.celery_app:app", "worker", "-B",
+         "-Q", f"{names.MAINTENANCE_QUEUE},{names.CALLBACK_QUEUE}", "-n", "beat@%h", "--concurrency", "1",
+         "-s", str(settings.data_dir / "celerybeat-schedule"), "--loglevel", loglevel,
+         "--without-gossip", "--without-mingle"],
+    )
+
+
+@main.command()
+@click.option("--port", default=8000, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True)
+def api(port: int, host: str) -> None:
+    """Run the REST API with Flask's development server (gunicorn in production: see the Procfile)."""
+    _settings()
+    from api.app import create_app
+
+    create_app().run(host=host, port=port, threaded=True)
+
+
+@main.command()
+@click.option("--port", default=8090, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--auto-scan", is_flag=True, help="Log every browser in by itself (demos and tests).")
+def simulator(port: int, host: str, auto_scan: bool) -> None:
+    """Run the local WhatsApp Web simulator."""
+    from wa_queue.simulator.app import serve
+
+    serve(port, host=host, auto_scan=auto_scan)
+
+
+if __name__ == "__main__":
+    main()

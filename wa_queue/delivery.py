@@ -1,0 +1,223 @@
+"""The heart: claim, check the session, pace, send, record. Free of Celery; the task is a thin wrapper."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import random
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from wa_queue import errors, sessions
+from wa_queue.dispatch import publish, queue_for
+from wa_queue.models import Message, utcnow
+from wa_queue.notify import notify_admin
+from wa_queue.retry import Decision, classify, next_local_midnight_utc, next_retry_delay
+from wa_queue.settings import Settings
+from wa_queue.store import MessageStore
+from wa_queue.transport.base import MessageSender, SessionState
+
+log = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class Outcome:
+    kind: str  # sent | retry | failed | released | parked | skipped
+    message: Message | None = None
+    detail: str = ""
+
+
+@dataclasses.dataclass
+class Delivery:
+    """One session worker's sending logic. Time (`clock`) and sleeping are injectable for tests."""
+
+    store: MessageStore
+    settings: Settings
+    session: str
+    owner: str
+    sender: MessageSender
+    rng: random.Random = dataclasses.field(default_factory=random.Random)
+    clock: Callable[[], datetime] = utcnow
+    sleep: Callable[[float], None] = time.sleep
+    on_change: Callable[[Message], None] | None = None  # status callbacks, metrics
+
+    def process(self, message_id: str, attempts: int | None = None) -> Outcome:
+        now = self.clock()
+        message = self.store.claim(
+            message_id, owner=self.owner, session=self.session, now=now, lease_s=self.settings.lease_s,
+            attempts=attempts,
+        )
+        if message is None:
+            return Outcome("skipped", detail="not claimable (already taken, done, or not due)")
+        try:
+            return self._deliver(message)
+        except BaseException:
+            # Anything unexpected (even a KeyboardInterrupt) gives the message back rather than keeping the lease.
+            self.store.recover(message.id, owner=self.owner, now=self.clock(), reason="worker error")
+            raise
+
+    # ---- steps -------------------------------------------------------------------------------------------------
+    def _deliver(self, message: Message) -> Outcome:
+        hand_back = self._session_blocker(message)
+        if hand_back is not None:
+            return hand_back
+        if message.in_doubt or message.last_error_class == errors.SendOutcomeUnknown.__name__:
+            found = self._already_sent(message)
+            if found is not None:
+                return found
+        registered = self._number_registered(message)
+        if registered is False:
+            return self._fail(message, errors.InvalidNumber(f"{message.phone} is not on WhatsApp"))
+        self._pace(message)
+        if not self.store.mark_sending(message.id, owner=self.owner, now=self.clock()):
+            return Outcome("skipped", detail="lease lost before sending")
+        try:
+            receipt = self.sender.send(message.phone, message.text, ref=message.id)
+        except Exception as exc:  # noqa: BLE001 - every error is classified by its class below
+            return self._after_error(message, exc)
+        return self._record_sent(message, receipt.wa_id)
+
+    def _session_blocker(self, message: Message) -> Outcome | None:
+        """Hand the message on when this session cannot send it now; no attempt is used."""
+        now = self.clock()
+        if not self._connected():
+            self.store.update_session(self.session, status=SessionState.CLOSED.value, heartbeat_at=now)
+            return self._release(message, "session unavailable", errors.SessionUnavailable.__name__)
+        if message.in_doubt and message.sending_session and message.sending_session != self.session:
+            # Only the session that clicked can read its own chat to settle an unknown outcome.
+            owner_record = self.store.get_session(message.sending_session)
+            if sessions.is_available(owner_record, self.settings, now):
+                return self._release(message, "outcome unknown: back to its sending session",
+                                     target=message.sending_session)
+        if not sessions.under_cap(self.store, self.session, self.settings, now):
+            return self._release(message, "daily cap reached", "DailyCapReached")
+        return None
+
+    def _connected(self) -> bool:
+        try:
+            return self.sender.is_connected()
+        except Exception:  # noqa: BLE001 - an unanswering browser is a disconnected one
+            return False
+
+    def _already_sent(self, message: Message) -> Outcome | None:
+        try:
+            receipt = self.sender.find_sent(message.phone, message.text, ref=message.id)
+        except Exception as exc:  # noqa: BLE001 - cannot read the chat: do not guess, try again later
+            return self._after_error(message, errors.TransientSendError(f"reading the chat failed: {exc}"))
+        if receipt is None:
+            return None
+        log.info("message %s was already sent before a crash: recorded, not sent again", message.id)
+        return self._record_sent(message, receipt.wa_id)
+
+    def _number_registered(self, message: Message) -> bool | None:
+        known = self.store.get_number_check(message.phone)
+        if known is not None:
+            return known
+        try:
+            registered = self.sender.is_registered(message.phone)
+        except Exception as exc:  # noqa: BLE001 - unknown: the send itself will tell
+            log.info("number check of %s failed: %s", message.phone, exc)
+            return None
+        if registered is not None:
+            self.store.set_number_check(message.phone, registered, now=self.clock())
+        return registered
+
+    def _pace(self, message: Message) -> None:
+        """Wait for this session's next send slot, keeping the lease alive meanwhile."""
+        while True:
+            now = self.clock()
+            waiting_until = self.store.reserve_send_slot(self.session, now=now, next_send_at=now + self._pause())
+            if waiting_until is None:
+                return
+            wait = (waiting_until - now).total_seconds()
+            self.store.extend_lease(message.id, owner=self.owner, now=now, lease_s=self.settings.lease_s + wait)
+            self.sleep(min(max(wait, 0.0), self.settings.max_delay_s + 1))
+
+    def _pause(self) -> timedelta:
+        return timedelta(seconds=self.rng.uniform(self.settings.min_delay_s, self.settings.max_delay_s))
+
+    # ---- outcomes ----------------------------------------------------------------------------------------------
+    def _record_sent(self, message: Message, wa_id: str | None) -> Outcome:
+        now = self.clock()
+        sent = self.store.record_sent(message.id, owner=self.owner, now=now, session=self.session, wa_id=wa_id)
+        # The pause counts from the end of this send, not from its start.
+        self.store.update_session(self.session, next_send_at=now + self._pause(), heartbeat_at=now,
+                                  status=SessionState.CONNECTED.value)
+        if sent is None:
+            log.error("message %s was sent but its lease had moved on; recorded by nobody", message.id)
+            return Outcome("skipped", detail="sent, but the lease was lost")
+        self._changed(sent)
+        return Outcome("sent", sent)
+
+    def _after_error(self, message: Message, exc: Exception) -> Outcome:
+        decision = classify(exc)
+        if decision is Decision.RELEASE:
+            self.store.update_session(self.session, status=_state_for(exc), heartbeat_at=self.clock())
+            return self._release(message, f"session unavailable: {exc}", type(exc).__name__)
+        if decision is Decision.FAIL:
+            return self._fail(message, exc)
+        failures = message.attempts + 1
+        delay = next_retry_delay(failures, self.settings.retry_delays)
+        if delay is None:
+            return self._fail(message, exc)
+        now = self.clock()
+        retried = self.store.record_retry(
+            message.id, owner=self.owner, now=now, next_attempt_at=now + timedelta(seconds=delay),
+            error_class=type(exc).__name__, error_text=str(exc)[:2000],
+        )
+        if retried is None:
+            return Outcome("skipped", detail="lease lost before recording a retry")
+        publish([retried], queue_for(None), countdown=delay, now=now)
+        return Outcome("retry", retried, f"attempt {failures} failed; next in {delay:g}s")
+
+    def _fail(self, message: Message, exc: BaseException) -> Outcome:
+        failed = self.store.record_failed(
+            message.id, owner=self.owner, now=self.clock(), error_class=type(exc).__name__, error_text=str(exc)[:2000]
+        )
+        if failed is None:
+            return Outcome("skipped", detail="lease lost before recording a failure")
+        notify_admin(
+            "message_failed", f"message {failed.id} to {failed.phone} failed: {type(exc).__name__}",
+            message_id=failed.id, phone=failed.phone, attempts=failed.attempts, error=str(exc)[:500],
+        )
+        self._changed(failed)
+        return Outcome("failed", failed, type(exc).__name__)
+
+    def _release(self, message: Message, reason: str, error_class: str | None = None, *,
+                 target: str | None = None) -> Outcome:
+        """Give the message to another session, or park it until one can take it."""
+        now = self.clock()
+        target = target or sessions.pick_session(self.store, self.settings, now, exclude=self.session)
+        park_until: datetime | None = None
+        countdown: float | None = None
+        if target is None:
+            if error_class == "DailyCapReached":
+                park_until = next_local_midnight_utc(now, self.settings.zone)
+            else:
+                countdown = self.settings.reconnect_unit_s
+                park_until = now + timedelta(seconds=countdown)
+        released = self.store.release(
+            message.id, owner=self.owner, now=now, reason=reason, error_class=error_class, next_attempt_at=park_until
+        )
+        if released is None:
+            return Outcome("skipped", detail="lease lost before releasing")
+        if park_until is not None and countdown is None:
+            # Past any broker visibility window: the sweeper publishes it when it is due.
+            self.store.clear_dispatch([released.id])
+            return Outcome("parked", released, f"{reason}; until {park_until.isoformat()}")
+        publish([released], queue_for(target), countdown=countdown, now=now)
+        return Outcome("released", released, f"{reason}; to {target or 'any session'}")
+
+    def _changed(self, message: Message) -> None:
+        if self.on_change is not None:
+            try:
+                self.on_change(message)
+            except Exception as exc:  # noqa: BLE001 - a callback hook must never undo a recorded send
+                log.warning("status hook failed for %s: %s", message.id, exc)
+
+
+def _state_for(exc: Exception) -> str:
+    if isinstance(exc, errors.SessionLoggedOut):
+        return SessionState.LOGGED_OUT.value
+    return SessionState.PHONE_DISCONNECTED.value

@@ -1,0 +1,75 @@
+"""Publishing send tasks, and noticing when the broker lost them.
+
+The broker may forget everything (invariant 2). Each publish records the broker's current *epoch*, a random id kept
+in a key of the broker's own Redis. When Redis is flushed or restarts empty the key goes with the queued tasks, the
+sweeper sees it missing, starts a new epoch, and republishes every due pending message recorded under another one.
+Backlogged messages still queued in a live broker keep their epoch and are not published twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Iterable
+from datetime import datetime
+
+from wa_queue import names, runtime
+from wa_queue.models import Message, utcnow
+
+log = logging.getLogger(__name__)
+
+_EPOCH_CACHE_S = 5.0
+_epoch_cache: list[object] = [None, 0.0]
+
+
+def current_epoch(*, create: bool = False) -> str | None:
+    """The broker epoch, cached a few seconds (a stale value only causes a harmless extra publish)."""
+    cached, at = _epoch_cache
+    if cached and not create and time.monotonic() - float(at) < _EPOCH_CACHE_S:  # type: ignore[arg-type]
+        return str(cached)
+    client = runtime.broker_redis()
+    value = client.get(names.BROKER_EPOCH_KEY)
+    if value is None and create:
+        client.set(names.BROKER_EPOCH_KEY, uuid.uuid4().hex, nx=True)
+        value = client.get(names.BROKER_EPOCH_KEY)
+        log.warning("broker epoch missing: the broker lost its data; pending messages will be republished")
+    epoch = value.decode() if isinstance(value, bytes) else value
+    _epoch_cache[0], _epoch_cache[1] = epoch, time.monotonic()
+    return epoch
+
+
+def publish(messages: Iterable[Message], queue: str, *, countdown: float | None = None,
+            now: datetime | None = None) -> None:
+    """Publish one send task per message to `queue`, then record the dispatch in the store.
+
+    Called only after the messages are committed (invariant 1). A crash between the two steps leaves the dispatch
+    unrecorded, and the sweeper publishes again: at worst a duplicate task, which the claim makes harmless."""
+    messages = list(messages)
+    if not messages:
+        return
+    app = runtime.celery()
+    try:
+        epoch = current_epoch()
+    except Exception as exc:  # noqa: BLE001 - a broker outage must not fail an enqueue that is already committed
+        log.warning("broker unreachable while publishing %d message(s): %s; the sweeper will retry", len(messages),
+                    exc)
+        return
+    published = []
+    for message in messages:
+        try:
+            # exchange='' with routing_key=queue: kombu's Redis transport then pushes straight onto the queue's
+            # list instead of looking up exchange bindings, which a FLUSHALL would have erased.
+            app.send_task(
+                names.TASK_SEND, args=[message.id, message.attempts], queue=queue, exchange="", routing_key=queue,
+                countdown=countdown, retry=True, retry_policy={"max_retries": 2, "interval_start": 0.2},
+            )
+        except Exception as exc:  # noqa: BLE001 - same as above: the store keeps it, the sweeper republishes
+            log.warning("publish of %s to %s failed: %s; the sweeper will retry", message.id, queue, exc)
+            continue
+        published.append(message.id)
+    runtime.store().mark_dispatched(published, now=now or utcnow(), epoch=epoch, queue=queue)
+
+
+def queue_for(session: str | None) -> str:
+    return names.session_queue(session) if session else names.DEFAULT_QUEUE

@@ -1,0 +1,64 @@
+"""Error classes. The retry decision reads the class, never the message text."""
+
+from __future__ import annotations
+
+
+class WaQueueError(Exception):
+    """Root of every wa-queue error."""
+
+
+class ConfigError(WaQueueError):
+    """A WAQ_* setting has a value the program cannot use."""
+
+
+class StoreError(WaQueueError):
+    """The message store failed or was asked for something impossible."""
+
+
+class NotFound(StoreError):
+    """No message with that id."""
+
+
+class InvalidTransition(StoreError):
+    """The message is not in a state that allows this operation (e.g. deleting a pending message)."""
+
+
+class IdempotencyConflict(StoreError):
+    """The idempotency key is already used by a message with other content."""
+
+
+class SendError(WaQueueError):
+    """Root of the errors a sender raises while sending one message."""
+
+
+class TransientSendError(SendError):
+    """The send may work later (time-out, missing element, network): retried on the schedule."""
+
+
+class PermanentSendError(SendError):
+    """The send can never work (invalid or unregistered number): the message fails at once."""
+
+
+class InvalidNumber(PermanentSendError):
+    """The number is not a valid WhatsApp number."""
+
+
+class SessionUnavailable(SendError):
+    """The session cannot send now (disconnected, logged out, at its cap): the message goes to another session
+    without using an attempt."""
+
+
+class SessionLoggedOut(SessionUnavailable):
+    """The session lost its login and needs a QR scan by an operator."""
+
+
+class SendOutcomeUnknown(TransientSendError):
+    """The send was clicked but its acknowledgement never came: before sending again, the chat must be read."""
+
+
+class ValidationError(WaQueueError):
+    """Input a person must correct: `field` names what is wrong."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field

@@ -1,0 +1,127 @@
+"""Message, its status and its history. Plain data: no I/O here."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import hashlib
+import json
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+
+class MessageStatus(str, enum.Enum):
+    PENDING = "pending"
+    PROCESSING = "processing"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def new_message_id() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclasses.dataclass(frozen=True)
+class HistoryEntry:
+    """One transition: when, which session, what happened and why."""
+
+    at: datetime
+    event: str  # enqueued | claimed | sending | sent | retry | released | failed | recovered | requeued | receipt
+    session: str | None = None
+    error_class: str | None = None
+    error_text: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "at": self.at.isoformat(),
+            "event": self.event,
+            "session": self.session,
+            "error_class": self.error_class,
+            "error_text": self.error_text,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> HistoryEntry:
+        return cls(
+            at=datetime.fromisoformat(data["at"]),
+            event=data["event"],
+            session=data.get("session"),
+            error_class=data.get("error_class"),
+            error_text=data.get("error_text"),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class NewMessage:
+    """What a producer asks for. `phone` is already normalised to E.164 ('+' and digits)."""
+
+    phone: str
+    text: str
+    session: str | None = None
+    idempotency_key: str | None = None
+    callback_url: str | None = None
+    metadata: dict[str, Any] | None = None
+
+    def content_hash(self) -> str:
+        """Identifies the request's content, to tell a replay (same key, same body) from a conflict."""
+        body = json.dumps(
+            [self.phone, self.text, self.session, self.callback_url, self.metadata], sort_keys=True, default=str
+        )
+        return hashlib.sha256(body.encode()).hexdigest()
+
+
+@dataclasses.dataclass(frozen=True)
+class Message:
+    id: str
+    phone: str
+    text: str
+    status: MessageStatus
+    created_at: datetime
+    updated_at: datetime
+    next_attempt_at: datetime
+    attempts: int = 0  # attempts that ended in an error (the retry schedule counts these)
+    session: str | None = None  # the session the producer asked for (a preference)
+    idempotency_key: str | None = None
+    content_hash: str | None = None
+    callback_url: str | None = None
+    metadata: dict[str, Any] | None = None
+    lease_owner: str | None = None
+    lease_expires_at: datetime | None = None
+    claimed_by: str | None = None  # session holding the current claim
+    sending_at: datetime | None = None  # set just before the send click: outcome unknown if the worker dies
+    sending_session: str | None = None
+    dispatched_at: datetime | None = None
+    dispatch_epoch: str | None = None
+    dispatch_queue: str | None = None
+    sent_at: datetime | None = None
+    sent_by: str | None = None
+    wa_id: str | None = None
+    delivered_at: datetime | None = None
+    read_at: datetime | None = None
+    failed_at: datetime | None = None
+    last_error_class: str | None = None
+    last_error_text: str | None = None
+    history: tuple[HistoryEntry, ...] = ()
+
+    @property
+    def in_doubt(self) -> bool:
+        """A send was started and its outcome never recorded."""
+        return self.sending_at is not None and self.status is not MessageStatus.SENT
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for field in dataclasses.fields(self):
+            value = getattr(self, field.name)
+            if isinstance(value, datetime):
+                value = value.isoformat()
+            elif isinstance(value, enum.Enum):
+                value = value.value
+            elif field.name == "history":
+                value = [entry.to_dict() for entry in value]
+            out[field.name] = value
+        return out

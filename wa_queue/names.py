@@ -1,0 +1,35 @@
+"""One owner for every shared name: Celery queues and task names, Redis keys."""
+
+from __future__ import annotations
+
+DEFAULT_QUEUE = "wa.default"
+MAINTENANCE_QUEUE = "wa.maintenance"
+CALLBACK_QUEUE = "wa.callbacks"
+SESSION_QUEUE_PREFIX = "wa.session."
+
+TASK_SEND = "wa.send"
+TASK_SESSION_HEALTH = "wa.session_health"
+TASK_DISPATCH_DUE = "wa.dispatch_due"
+TASK_RECOVER_STUCK = "wa.recover_stuck"
+TASK_HEALTH_SWEEP = "wa.health_sweep"
+TASK_ARCHIVE = "wa.archive_failed"
+TASK_CALLBACK = "wa.status_callback"
+
+# Lives in the broker's Redis: when the broker loses its data this key goes with it, which is how the sweeper
+# learns that every task published before is gone (see dispatch.py).
+BROKER_EPOCH_KEY = "waq:broker-epoch"
+FAKE_CONTROL_KEY = "waq:fake:control"
+
+
+def session_queue(session: str) -> str:
+    return SESSION_QUEUE_PREFIX + session
+
+
+def worker_owner(session: str, hostname: str, pid: int) -> str:
+    """The lease owner of one worker process; the prefix up to the pid names the session on that host."""
+    return f"{session}/{hostname}/{pid}"
+
+
+def session_qr_key(session: str) -> str:
+    """Broker Redis key holding the PNG of the QR a session's browser shows (written by its worker, with a TTL)."""
+    return f"waq:session:{session}:qr"

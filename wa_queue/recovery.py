@@ -1,0 +1,138 @@
+"""Beat's jobs and a starting worker's clean-up: what makes lost and stuck work come back."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from datetime import datetime, timedelta
+
+from wa_queue import names, sessions
+from wa_queue.dispatch import current_epoch, publish, queue_for
+from wa_queue.models import Message
+from wa_queue.settings import Settings
+from wa_queue.store import MessageStore
+
+log = logging.getLogger(__name__)
+
+_BATCH = 500
+
+
+@dataclasses.dataclass
+class SweepReport:
+    republished: int = 0
+    rerouted: int = 0
+    recovered: int = 0
+    new_epoch: bool = False
+
+
+def dispatch_due(store: MessageStore, settings: Settings, now: datetime) -> SweepReport:
+    """Publish every due pending message whose task the broker no longer holds (invariant 2)."""
+    report = SweepReport()
+    before = current_epoch()
+    epoch = current_epoch(create=True)
+    report.new_epoch = before != epoch
+    assert epoch is not None
+    for _ in range(1000):  # bounded: a huge backlog is finished by the next sweeps
+        batch = store.list_undispatched(now=now, epoch=epoch, limit=_BATCH)
+        if not batch:
+            break
+        for queue, messages in _by_target_queue(store, settings, now, batch).items():
+            publish(messages, queue, now=now)
+        report.republished += len(batch)
+    report.rerouted = reroute_from_dead_sessions(store, settings, now)
+    if report.republished:
+        log.info("dispatch sweep: republished %d message(s) (new epoch: %s)", report.republished, report.new_epoch)
+    return report
+
+
+def _by_target_queue(
+    store: MessageStore, settings: Settings, now: datetime, messages: list[Message]
+) -> dict[str, list[Message]]:
+    available = {
+        name for name in settings.sessions if sessions.is_available(store.get_session(name), settings, now)
+    }
+    grouped: dict[str, list[Message]] = {}
+    for message in messages:
+        preferred = message.sending_session if message.in_doubt else message.session
+        queue = queue_for(preferred if preferred in available else None)
+        grouped.setdefault(queue, []).append(message)
+    return grouped
+
+
+def reroute_from_dead_sessions(store: MessageStore, settings: Settings, now: datetime) -> int:
+    """Messages waiting in the queue of a session that cannot send go to a session that can."""
+    moved = 0
+    for name in settings.sessions:
+        if sessions.is_available(store.get_session(name), settings, now):
+            continue
+        stranded = [
+            m for m in store.list_undispatched(now=now, epoch="", limit=100_000)
+            if m.dispatch_queue == names.session_queue(name)
+            and m.dispatched_at is not None
+            and now - m.dispatched_at > timedelta(seconds=settings.health_interval_s)
+        ]
+        target = sessions.pick_session(store, settings, now, exclude=name)
+        if stranded:
+            publish(stranded, queue_for(target), now=now)
+            moved += len(stranded)
+            log.info("rerouted %d message(s) from unavailable session %s to %s", len(stranded), name,
+                     target or "any session")
+    return moved
+
+
+def recover_stuck(store: MessageStore, settings: Settings, now: datetime) -> int:
+    """processing with an expired lease -> pending, then published again (invariant 4)."""
+    recovered = []
+    for message in store.list_expired_leases(now=now):
+        back = store.recover(message.id, owner=message.lease_owner or "", now=now, reason="lease expired")
+        if back is not None:
+            recovered.append(back)
+    _republish(store, settings, now, recovered)
+    return len(recovered)
+
+
+def free_own_leases(store: MessageStore, settings: Settings, session: str, hostname: str, now: datetime) -> int:
+    """A starting worker gives back the leases of dead worker processes of its session on this host; a live
+    process's leases are never taken."""
+    recovered = []
+    for message in store.list_leases(owner_prefix=f"{session}/{hostname}/"):
+        pid = int((message.lease_owner or "0").rsplit("/", 1)[-1] or 0)
+        if pid and _alive(pid) and pid != os.getpid():
+            continue
+        back = store.recover(message.id, owner=message.lease_owner or "", now=now, reason="worker restarted")
+        if back is not None:
+            recovered.append(back)
+    _republish(store, settings, now, recovered)
+    return len(recovered)
+
+
+def republish_queue(store: MessageStore, settings: Settings, queue: str, now: datetime) -> int:
+    """A worker that was SIGKILLed may have held a reserved task the broker will not give back before its
+    visibility timeout: at start, publish due messages last sent to our queue again (duplicates are no-ops)."""
+    stranded = [m for m in store.list_undispatched(now=now, epoch="", limit=100_000) if m.dispatch_queue == queue]
+    if stranded:
+        publish(stranded, queue, now=now)
+    return len(stranded)
+
+
+def archive_failed(store: MessageStore, settings: Settings, now: datetime) -> int:
+    moved = store.archive_failed(older_than=now - timedelta(days=settings.archive_after_days), now=now)
+    if moved:
+        log.info("archived %d failed message(s) older than %d days", moved, settings.archive_after_days)
+    return moved
+
+
+def _republish(store: MessageStore, settings: Settings, now: datetime, messages: list[Message]) -> None:
+    for queue, group in _by_target_queue(store, settings, now, messages).items():
+        publish(group, queue, now=now)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,136 @@
+"""The public operations behind the Python API, the REST API and the CLI."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from wa_queue import dispatch, runtime
+from wa_queue.models import Message, MessageStatus, NewMessage, utcnow
+from wa_queue.retry import local_midnight_utc
+from wa_queue.sessions import is_available, request_restart
+from wa_queue.settings import get_settings
+from wa_queue.validation import normalize_phone, validate_session, validate_text
+
+
+def build_message(
+    phone: str, text: str, *, session: str | None = None, idempotency_key: str | None = None,
+    callback_url: str | None = None, metadata: dict[str, Any] | None = None,
+) -> NewMessage:
+    """Validate and normalise one request; raises ValidationError naming the field."""
+    settings = get_settings()
+    return NewMessage(
+        phone=normalize_phone(phone, settings.default_region),
+        text=validate_text(text),
+        session=validate_session(session, settings.sessions),
+        idempotency_key=idempotency_key,
+        callback_url=callback_url,
+        metadata=metadata,
+    )
+
+
+def submit(news: list[NewMessage]) -> list[tuple[Message, bool]]:
+    """Commit, then publish (invariant 1). Returns (message, created) per item; replays are not republished."""
+    now = utcnow()
+    store = runtime.store()
+    results = store.insert_many(news, now) if len(news) > 1 else [store.insert(news[0], now)] if news else []
+    fresh = [message for message, created in results if created]
+    by_queue: dict[str, list[Message]] = {}
+    for message in fresh:
+        by_queue.setdefault(_initial_queue(message), []).append(message)
+    for queue, messages in by_queue.items():
+        dispatch.publish(messages, queue, now=now)
+    return results
+
+
+def _initial_queue(message: Message) -> str:
+    """The producer's session when it can send now; otherwise any session."""
+    if message.session and is_available(runtime.store().get_session(message.session), get_settings(), utcnow()):
+        return dispatch.queue_for(message.session)
+    return dispatch.queue_for(None)
+
+
+def enqueue(
+    phone: str, text: str, *, session: str | None = None, idempotency_key: str | None = None,
+    callback_url: str | None = None, metadata: dict[str, Any] | None = None,
+) -> str:
+    """Queue one message; returns its id once it is committed to the store."""
+    new = build_message(phone, text, session=session, idempotency_key=idempotency_key, callback_url=callback_url,
+                        metadata=metadata)
+    return submit([new])[0][0].id
+
+
+def enqueue_many(items: list[dict[str, Any]]) -> list[str]:
+    """Queue many messages in one transaction: all are validated first, nothing is stored if one is bad."""
+    news = [build_message(**item) for item in items]
+    return [message.id for message, _ in submit(news)]
+
+
+def get_message(message_id: str) -> Message:
+    return runtime.store().get(message_id)
+
+
+def retry_failed(message_id: str) -> Message:
+    message = runtime.store().retry_failed(message_id, now=utcnow())
+    dispatch.publish([message], dispatch.queue_for(None))
+    return message
+
+
+def retry_all_failed(session: str | None = None) -> int:
+    store = runtime.store()
+    ids = store.retry_all_failed(now=utcnow(), session=session)
+    for start in range(0, len(ids), 500):
+        dispatch.publish([store.get(i) for i in ids[start:start + 500]], dispatch.queue_for(None))
+    return len(ids)
+
+
+def delete_failed(message_id: str) -> None:
+    runtime.store().delete(message_id)
+
+
+def restart_session(name: str) -> dict[str, Any]:
+    validate_session(name, get_settings().sessions)
+    return _session_view(request_restart(runtime.store(), name).name)
+
+
+def sessions_overview() -> dict[str, dict[str, Any]]:
+    return {name: _session_view(name) for name in get_settings().sessions}
+
+
+def _session_view(name: str) -> dict[str, Any]:
+    settings = get_settings()
+    store = runtime.store()
+    now = utcnow()
+    record = store.get_session(name)
+    return {
+        "name": name,
+        "status": record.status,
+        "number": record.number,
+        "connected": is_available(record, settings, now),
+        "needs_operator": record.needs_operator,
+        "reconnect_attempts": record.reconnect_attempts,
+        "next_reconnect_at": record.next_reconnect_at.isoformat() if record.next_reconnect_at else None,
+        "heartbeat_at": record.heartbeat_at.isoformat() if record.heartbeat_at else None,
+        "sends_today": store.sends_since(name, local_midnight_utc(now, settings.zone)),
+        "daily_cap": settings.max_daily_per_session,
+    }
+
+
+def queue_counts() -> dict[str, int]:
+    return runtime.store().count_by_status()
+
+
+def stats() -> dict[str, Any]:
+    store = runtime.store()
+    now = utcnow()
+    oldest = store.oldest_pending()
+    hours = store.sends_per_hour(since=now - timedelta(hours=24))
+    return {
+        "counts": store.count_by_status(),
+        "sessions": {name: {k: v[k] for k in ("sends_today", "daily_cap")} for name, v in sessions_overview().items()},
+        "sends_per_hour": [{"hour": hour.isoformat(), "sent": count} for hour, count in hours],
+        "oldest_pending_age_s": (now - oldest.created_at).total_seconds() if oldest else None,
+    }
+
+
+__all__ = ["MessageStatus", "enqueue", "enqueue_many", "get_message"]

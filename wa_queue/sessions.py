@@ -1,0 +1,121 @@
+"""Session health: which sessions can take work now, and reconnection with back-off (attempt n waits n units)."""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+
+from wa_queue.notify import notify_admin
+from wa_queue.retry import local_midnight_utc
+from wa_queue.settings import Settings
+from wa_queue.store import MessageStore, SessionRecord
+from wa_queue.transport.base import MessageSender, SessionState
+
+log = logging.getLogger(__name__)
+
+NEEDS_OPERATOR = "needs_operator"
+
+
+def heartbeat_fresh(record: SessionRecord, settings: Settings, now: datetime) -> bool:
+    """A worker that has not reported for three health intervals is presumed dead."""
+    if record.heartbeat_at is None:
+        return False
+    return now - record.heartbeat_at <= timedelta(seconds=3 * settings.health_interval_s + 5)
+
+
+def is_available(record: SessionRecord, settings: Settings, now: datetime) -> bool:
+    return record.status == SessionState.CONNECTED.value and not record.needs_operator and heartbeat_fresh(
+        record, settings, now
+    )
+
+
+def under_cap(store: MessageStore, session: str, settings: Settings, now: datetime) -> bool:
+    return store.sends_since(session, local_midnight_utc(now, settings.zone)) < settings.max_daily_per_session
+
+
+def pick_session(store: MessageStore, settings: Settings, now: datetime, *, exclude: str | None = None) -> str | None:
+    """The available session under its cap with the most headroom today, or None."""
+    best: tuple[int, str] | None = None
+    midnight = local_midnight_utc(now, settings.zone)
+    for name in settings.sessions:
+        if name == exclude or not is_available(store.get_session(name), settings, now):
+            continue
+        used = store.sends_since(name, midnight)
+        if used < settings.max_daily_per_session and (best is None or used < best[0]):
+            best = (used, name)
+    return best[1] if best else None
+
+
+def check_health(store: MessageStore, sender: MessageSender, settings: Settings, now: datetime) -> SessionRecord:
+    """Read the session's state, record a heartbeat, and reconnect when the back-off says so."""
+    name = sender.session
+    record = store.get_session(name)
+    if record.restart_requested:
+        return reconnect(store, sender, settings, now, reset=True)
+    state = _safe_state(sender)
+    if state is SessionState.CONNECTED:
+        return store.update_session(
+            name, status=state.value, heartbeat_at=now, reconnect_attempts=0, next_reconnect_at=None,
+            needs_operator=False,
+        )
+    if record.needs_operator:
+        return store.update_session(name, status=NEEDS_OPERATOR, heartbeat_at=now)
+    if record.next_reconnect_at is None:
+        # First sight of trouble: attempt 1 waits one unit.
+        return store.update_session(
+            name, status=state.value, heartbeat_at=now,
+            next_reconnect_at=now + timedelta(seconds=settings.reconnect_unit_s),
+        )
+    if now < record.next_reconnect_at:
+        return store.update_session(name, status=state.value, heartbeat_at=now)
+    return reconnect(store, sender, settings, now, reset=False)
+
+
+def reconnect(
+    store: MessageStore, sender: MessageSender, settings: Settings, now: datetime, *, reset: bool
+) -> SessionRecord:
+    name = sender.session
+    record = store.get_session(name)
+    attempts = 0 if reset else record.reconnect_attempts
+    try:
+        sender.close()
+        state = sender.connect()
+    except Exception as exc:  # noqa: BLE001 - a failed reconnect is one failed attempt, not a crash
+        log.warning("session %s: reconnect raised %s: %s", name, type(exc).__name__, exc)
+        state = SessionState.CLOSED
+    if state is SessionState.CONNECTED:
+        log.info("session %s: connected", name)
+        return store.update_session(
+            name, status=state.value, heartbeat_at=now, reconnect_attempts=0, next_reconnect_at=None,
+            needs_operator=False, restart_requested=False,
+        )
+    attempts += 1
+    if attempts >= settings.reconnect_max_attempts:
+        notify_admin(
+            "session_needs_operator", f"session {name} failed {attempts} reconnections ({state.value})",
+            session=name, state=state.value,
+        )
+        return store.update_session(
+            name, status=NEEDS_OPERATOR, heartbeat_at=now, reconnect_attempts=attempts, next_reconnect_at=None,
+            needs_operator=True, restart_requested=False,
+        )
+    wait = timedelta(seconds=settings.reconnect_unit_s * (attempts + 1))
+    log.info("session %s: reconnect %d failed (%s); next in %s", name, attempts, state.value, wait)
+    return store.update_session(
+        name, status=state.value, heartbeat_at=now, reconnect_attempts=attempts, next_reconnect_at=now + wait,
+        restart_requested=False,
+    )
+
+
+def request_restart(store: MessageStore, name: str) -> SessionRecord:
+    """The admin's restart: the session's next health check reconnects at once with a fresh counter."""
+    return store.update_session(name, restart_requested=True, needs_operator=False, reconnect_attempts=0,
+                                next_reconnect_at=None)
+
+
+def _safe_state(sender: MessageSender) -> SessionState:
+    try:
+        return sender.state()
+    except Exception as exc:  # noqa: BLE001 - a browser that cannot answer counts as closed
+        log.warning("session %s: state check raised %s: %s", sender.session, type(exc).__name__, exc)
+        return SessionState.CLOSED

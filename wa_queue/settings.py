@@ -1,0 +1,231 @@
+"""Settings: the only reader of WAQ_* variables. Read once; a bad value stops the program at start."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from wa_queue.errors import ConfigError
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*$")
+_UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}
+_SESSION_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+_ROLES = ("producer", "admin")
+
+
+def parse_duration(text: str) -> float:
+    """'90' / '90s' / '5m' / '2h' / '0.5s' -> seconds."""
+    match = _DURATION.match(text)
+    if not match:
+        raise ValueError(f"{text!r} is not a duration (a number with an optional unit s, m or h)")
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+@dataclasses.dataclass(frozen=True)
+class ApiKey:
+    name: str
+    role: str
+    key: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Typed settings. Every field has a WAQ_<FIELD_NAME_UPPER> variable; defaults are the documented values."""
+
+    data_dir: Path = Path("var")
+    store_url: str = ""  # default: sqlite:///<data_dir>/waq.db
+    broker_url: str = "redis://127.0.0.1:6379/0"
+    sessions: tuple[str, ...] = ("primary", "secondary")
+    min_delay_s: float = 25.0
+    max_delay_s: float = 40.0
+    max_daily_per_session: int = 300
+    retry_delays: tuple[float, ...] = (300.0, 900.0, 1800.0, 3600.0, 7200.0)
+    lease_s: float = 180.0  # longer than the pacing pause plus one send
+    archive_after_days: int = 30
+    timezone: str = "UTC"
+    notify_webhook_url: str = ""
+    transport: str = "selenium"  # selenium | fake
+    fake_log: Path = Path("")  # default: <data_dir>/fake-sent.jsonl
+    fake_control: Path = Path("")  # default: <data_dir>/fake-control.json
+    # Beat and recovery.
+    dispatch_interval_s: float = 15.0
+    recover_interval_s: float = 60.0
+    health_interval_s: float = 30.0
+    reconnect_unit_s: float = 60.0  # attempt n waits n units (1..5 minutes)
+    reconnect_max_attempts: int = 5
+    # WhatsApp Web through Selenium.
+    whatsapp_url: str = "https://web.whatsapp.com"
+    headless: bool = True
+    chrome_binary: str = "/usr/bin/chromium"
+    chromedriver: str = "/usr/bin/chromedriver"
+    selectors_file: str = ""
+    send_timeout_s: float = 30.0
+    chrome_recycle_sends: int = 200
+    chrome_recycle_hours: float = 6.0
+    receipt_follow_s: float = 0.0  # follow delivery ticks this long after a send; 0 = off
+    # API.
+    api_keys: tuple[ApiKey, ...] = ()
+    default_region: str = "US"
+    max_request_bytes: int = 2 * 1024 * 1024
+    metrics_token: str = ""
+    flower_auth: str = ""
+    callback_secret: str = ""
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def longest_retry_s(self) -> float:
+        return max(self.retry_delays, default=0.0)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from WAQ_* variables (os.environ by default); raise ConfigError naming the variable."""
+        env = os.environ if env is None else env
+        values: dict[str, object] = {}
+        for field in dataclasses.fields(cls):
+            var = "WAQ_" + field.name.upper()
+            raw = env.get(var)
+            if raw is None or raw == "" and field.name not in _EMPTY_OK:
+                continue
+            try:
+                parser = _PARSERS[field.name] if field.name in _PARSERS else _parser_for(field.type)
+                values[field.name] = parser(raw)
+            except (ValueError, TypeError) as exc:
+                raise ConfigError(f"{var}={raw!r}: {exc}") from None
+        settings = cls(**values)  # type: ignore[arg-type]
+        return settings._with_derived()._validated()
+
+    def _with_derived(self) -> Settings:
+        data_dir = Path(self.data_dir).absolute()
+        return dataclasses.replace(
+            self,
+            data_dir=data_dir,
+            store_url=self.store_url or f"sqlite:///{data_dir / 'waq.db'}",
+            fake_log=self.fake_log if str(self.fake_log) not in ("", ".") else data_dir / "fake-sent.jsonl",
+            fake_control=(
+                self.fake_control if str(self.fake_control) not in ("", ".") else data_dir / "fake-control.json"
+            ),
+        )
+
+    def _validated(self) -> Settings:
+        def bad(var: str, why: str) -> ConfigError:
+            return ConfigError(f"WAQ_{var}: {why}")
+
+        if not self.store_url.startswith(("sqlite:///", "mongodb://", "mongodb+srv://")):
+            raise bad("STORE_URL", "accepts sqlite:///<path> or mongodb://host/db")
+        if not self.broker_url.startswith(("redis://", "rediss://", "memory://")):
+            raise bad("BROKER_URL", "accepts redis://host:port/db")
+        if not self.sessions:
+            raise bad("SESSIONS", "needs at least one session name")
+        for name in self.sessions:
+            if not _SESSION_NAME.match(name):
+                raise bad("SESSIONS", f"{name!r} is not a session name (lower-case letters, digits, '-', '_')")
+        if len(set(self.sessions)) != len(self.sessions):
+            raise bad("SESSIONS", "names must be unique")
+        if self.min_delay_s < 0 or self.max_delay_s < self.min_delay_s:
+            raise bad("MAX_DELAY_S", "must be >= WAQ_MIN_DELAY_S >= 0")
+        if self.max_daily_per_session < 1:
+            raise bad("MAX_DAILY_PER_SESSION", "must be a whole number >= 1")
+        if any(d < 0 for d in self.retry_delays):
+            raise bad("RETRY_DELAYS", "delays must be >= 0")
+        if self.lease_s <= 0:
+            raise bad("LEASE_S", "must be > 0 seconds")
+        if self.archive_after_days < 1:
+            raise bad("ARCHIVE_AFTER_DAYS", "must be a whole number of days >= 1")
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise bad("TIMEZONE", f"{self.timezone!r} is not an IANA time zone such as Europe/Paris") from None
+        if self.transport not in ("selenium", "fake"):
+            raise bad("TRANSPORT", "accepts selenium or fake")
+        if self.reconnect_max_attempts < 1:
+            raise bad("RECONNECT_MAX_ATTEMPTS", "must be >= 1")
+        return self
+
+
+_EMPTY_OK: frozenset[str] = frozenset()
+
+
+def _parse_bool(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("accepts true/false, yes/no, 1/0, on/off")
+
+
+def _parse_int(raw: str) -> int:
+    try:
+        return int(raw.strip())
+    except ValueError:
+        raise ValueError("accepts a whole number") from None
+
+
+def _parse_float(raw: str) -> float:
+    try:
+        value = float(raw.strip())
+    except ValueError:
+        raise ValueError("accepts a number of seconds, fractions allowed") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ValueError("accepts a finite number")
+    return value
+
+
+def _parse_list(raw: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in raw.split(",") if part.strip())
+
+
+def _parse_delays(raw: str) -> tuple[float, ...]:
+    return tuple(parse_duration(part) for part in _parse_list(raw))
+
+
+def _parse_api_keys(raw: str) -> tuple[ApiKey, ...]:
+    keys = []
+    for item in _parse_list(raw):
+        parts = item.split(":", 2)
+        if len(parts) != 3 or not all(parts):
+            raise ValueError("accepts name:role:key entries separated by commas")
+        name, role, key = parts
+        if role not in _ROLES:
+            raise ValueError(f"role {role!r} of {name!r} is not one of {', '.join(_ROLES)}")
+        if len(key) < 16:
+            raise ValueError(f"the key of {name!r} is shorter than 16 characters")
+        keys.append(ApiKey(name, role, key))
+    return tuple(keys)
+
+
+def _parser_for(annotation: object):  # noqa: ANN202 - internal table lookup
+    return {"bool": _parse_bool, "int": _parse_int, "float": _parse_float, "Path": Path, "str": str}[
+        str(annotation)
+    ]
+
+
+_PARSERS = {
+    "sessions": _parse_list,
+    "retry_delays": _parse_delays,
+    "api_keys": _parse_api_keys,
+    "lease_s": lambda raw: parse_duration(raw),
+}
+
+_cached: Settings | None = None
+
+
+def get_settings() -> Settings:
+    """The process-wide settings, read from the environment on first use."""
+    global _cached
+    if _cached is None:
+        _cached = Settings.from_env()
+    return _cached
+
+
+def reset_settings(settings: Settings | None = None) -> None:
+    """Replace (or forget) the process-wide settings; for tests and the CLI."""
+    global _cached
+    _cached = settings

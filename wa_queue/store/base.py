@@ -1,0 +1,207 @@
+"""The message store interface: the system of record. Every adapter passes tests/contract/test_store.py.
+
+All datetimes are timezone-aware UTC. `now` is always passed in, so tests decide the time.
+Every state change appends a HistoryEntry and sets updated_at=now, in the same atomic write.
+"""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from datetime import datetime
+from typing import Any
+
+from wa_queue.models import Message, MessageStatus, NewMessage
+
+
+@dataclasses.dataclass(frozen=True)
+class SessionRecord:
+    """Durable per-session state (pacing, health, reconnection), shared by every process."""
+
+    name: str
+    status: str = "unknown"  # a transport.SessionState value, or 'needs_operator'
+    number: str | None = None
+    next_send_at: datetime | None = None  # pacing: the session may not send before this
+    reconnect_attempts: int = 0
+    next_reconnect_at: datetime | None = None
+    needs_operator: bool = False
+    restart_requested: bool = False
+    heartbeat_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+class MessageStore(abc.ABC):
+    # ---- lifecycle -----------------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def close(self) -> None: ...
+
+    @abc.abstractmethod
+    def ping(self) -> None:
+        """Raise StoreError when the store cannot be reached."""
+
+    # ---- producer side -------------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def insert(self, new: NewMessage, now: datetime) -> tuple[Message, bool]:
+        """Store a pending message (next_attempt_at=now, history 'enqueued'). Returns (message, created).
+
+        With an idempotency key already used: same content_hash -> (existing message, False);
+        other content -> raise IdempotencyConflict. Two concurrent inserts with one key store one message."""
+
+    @abc.abstractmethod
+    def insert_many(self, news: list[NewMessage], now: datetime) -> list[tuple[Message, bool]]:
+        """insert() for many in one transaction: all stored or none (on any error nothing stays behind)."""
+
+    @abc.abstractmethod
+    def get(self, message_id: str) -> Message:
+        """Raise NotFound when absent (archived messages are absent too)."""
+
+    # ---- delivery side -------------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def claim(
+        self, message_id: str, *, owner: str, session: str, now: datetime, lease_s: float, attempts: int | None = None
+    ) -> Message | None:
+        """Atomic compare-and-set: pending, next_attempt_at <= now (and attempts == `attempts` when given)
+        -> processing with lease_owner=owner, lease_expires_at=now+lease_s, claimed_by=session; history 'claimed'.
+        Returns the claimed message, or None when the CAS fails (exactly one of concurrent claimers wins)."""
+
+    @abc.abstractmethod
+    def extend_lease(self, message_id: str, *, owner: str, now: datetime, lease_s: float) -> bool:
+        """Push the lease expiry to now+lease_s if `owner` still holds it."""
+
+    @abc.abstractmethod
+    def mark_sending(self, message_id: str, *, owner: str, now: datetime) -> bool:
+        """Record sending_at=now, sending_session=claimed_by just before the send is clicked (history 'sending').
+        False when owner no longer holds the lease (then the caller must not send)."""
+
+    @abc.abstractmethod
+    def record_sent(
+        self, message_id: str, *, owner: str, now: datetime, session: str, wa_id: str | None
+    ) -> Message | None:
+        """processing (held by owner) -> sent: sent_at, sent_by, wa_id; lease cleared. None if not held."""
+
+    @abc.abstractmethod
+    def record_retry(
+        self, message_id: str, *, owner: str, now: datetime, next_attempt_at: datetime, error_class: str,
+        error_text: str,
+    ) -> Message | None:
+        """processing -> pending after a transient error: attempts+1, next_attempt_at, last_error_*, lease and
+        sending_at cleared, session preference kept; history 'retry'. None if not held by owner."""
+
+    @abc.abstractmethod
+    def record_failed(
+        self, message_id: str, *, owner: str | None, now: datetime, error_class: str, error_text: str,
+        count_attempt: bool = True,
+    ) -> Message | None:
+        """processing -> failed: failed_at, last_error_*, attempts+1 when count_attempt; lease cleared; history
+        'failed'. owner=None skips the lease check (for operator or recovery paths). None if not allowed."""
+
+    @abc.abstractmethod
+    def release(
+        self, message_id: str, *, owner: str, now: datetime, reason: str, error_class: str | None = None,
+        next_attempt_at: datetime | None = None, session: str | None = ...,  # type: ignore[assignment]
+    ) -> Message | None:
+        """processing -> pending WITHOUT using an attempt (session unavailable, cap reached, pacing):
+        next_attempt_at (default now), lease and sending_at cleared; when `session` is given (None included) it
+        replaces the session preference; history 'released' with the reason. None if not held by owner."""
+
+    @abc.abstractmethod
+    def mark_dispatched(self, message_ids: list[str], *, now: datetime, epoch: str | None, queue: str) -> None:
+        """Remember that a task for these messages was published: dispatched_at, dispatch_epoch, dispatch_queue."""
+
+    @abc.abstractmethod
+    def clear_dispatch(self, message_ids: list[str]) -> None:
+        """Forget the dispatch (dispatch_epoch=None), so the sweeper publishes them again."""
+
+    @abc.abstractmethod
+    def list_undispatched(self, *, now: datetime, epoch: str, limit: int) -> list[Message]:
+        """Pending messages with next_attempt_at <= now whose dispatch_epoch is None or differs from `epoch`
+        (the broker that held their task is gone), oldest next_attempt_at first."""
+
+    @abc.abstractmethod
+    def list_expired_leases(self, *, now: datetime, limit: int = 1000) -> list[Message]:
+        """processing messages whose lease_expires_at <= now."""
+
+    @abc.abstractmethod
+    def list_leases(self, *, owner_prefix: str) -> list[Message]:
+        """processing messages whose lease_owner starts with owner_prefix (a starting worker frees its own)."""
+
+    @abc.abstractmethod
+    def recover(self, message_id: str, *, owner: str, now: datetime, reason: str) -> Message | None:
+        """processing (lease held by `owner`, expired or not) -> pending without using an attempt; sending_at is
+        KEPT (the outcome is unknown); history 'recovered'. None if the lease moved on."""
+
+    # ---- operator side -------------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def count_by_status(self) -> dict[str, int]:
+        """{'pending': n, 'processing': n, 'sent': n, 'failed': n} (every key present). Must be index-fast."""
+
+    @abc.abstractmethod
+    def list_failed(
+        self, *, offset: int = 0, limit: int = 50, session: str | None = None, error: str | None = None
+    ) -> tuple[list[Message], int]:
+        """Failed messages, newest failed_at first, filtered by claimed/sent session and by error class or text
+        substring; returns (page, total matching)."""
+
+    @abc.abstractmethod
+    def retry_failed(self, message_id: str, *, now: datetime) -> Message:
+        """failed -> pending, attempts reset to 0, errors and dispatch cleared; history 'requeued'.
+        NotFound when absent, InvalidTransition when not failed."""
+
+    @abc.abstractmethod
+    def retry_all_failed(self, *, now: datetime, session: str | None = None) -> list[str]:
+        """retry_failed() for every failed message (optionally of one session); returns their ids."""
+
+    @abc.abstractmethod
+    def delete(self, message_id: str) -> None:
+        """Remove a failed message for good (the operator's DELETE). NotFound / InvalidTransition otherwise."""
+
+    @abc.abstractmethod
+    def archive_failed(self, *, older_than: datetime, now: datetime) -> int:
+        """Move failed messages with failed_at < older_than to the archive (never dropped); return how many."""
+
+    @abc.abstractmethod
+    def get_archived(self, message_id: str) -> Message:
+        """An archived message; NotFound otherwise."""
+
+    @abc.abstractmethod
+    def sends_since(self, session: str, since: datetime) -> int:
+        """Messages sent by `session` with sent_at >= since (the daily cap). Index-fast."""
+
+    @abc.abstractmethod
+    def sends_per_hour(self, *, since: datetime) -> list[tuple[datetime, int]]:
+        """[(hour start UTC, count of sent)] for hours from `since` with at least one send."""
+
+    @abc.abstractmethod
+    def oldest_pending(self) -> Message | None:
+        """The pending message with the oldest created_at, if any."""
+
+    @abc.abstractmethod
+    def record_receipt(
+        self, message_id: str, *, now: datetime, delivered_at: datetime | None = None, read_at: datetime | None = None
+    ) -> Message | None:
+        """Set delivered_at / read_at on a sent message (only fields given and still empty); history 'receipt'."""
+
+    # ---- sessions and number checks --------------------------------------------------------------------------
+    @abc.abstractmethod
+    def get_session(self, name: str) -> SessionRecord:
+        """The record, or a default SessionRecord(name) when none was saved."""
+
+    @abc.abstractmethod
+    def update_session(self, name: str, **fields: Any) -> SessionRecord:
+        """Upsert the given SessionRecord fields; returns the new record."""
+
+    @abc.abstractmethod
+    def reserve_send_slot(self, name: str, *, now: datetime, next_send_at: datetime) -> datetime | None:
+        """Pacing, atomic: if the session's next_send_at is None or <= now, set it to `next_send_at` and return
+        None (the caller may send now); otherwise change nothing and return the stored next_send_at."""
+
+    @abc.abstractmethod
+    def get_number_check(self, phone: str) -> bool | None:
+        """Whether phone was found on WhatsApp (True/False), None when never checked."""
+
+    @abc.abstractmethod
+    def set_number_check(self, phone: str, registered: bool, *, now: datetime) -> None: ...
+
+
+def status_keys() -> dict[str, int]:
+    return {status.value: 0 for status in MessageStatus}

@@ -1,0 +1,73 @@
+"""The sender interface: one WhatsApp session's way of sending a text."""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import enum
+from datetime import datetime
+
+
+class SessionState(str, enum.Enum):
+    STARTING = "starting"
+    QR = "qr"  # waiting for a QR scan
+    CONNECTED = "connected"
+    PHONE_DISCONNECTED = "phone_disconnected"
+    LOGGED_OUT = "logged_out"
+    CLOSED = "closed"
+
+
+@dataclasses.dataclass(frozen=True)
+class Receipt:
+    """What a sender knows about one message that left: its id on WhatsApp and its tick status."""
+
+    wa_id: str
+    status: str = "sent"  # pending | sent | delivered | read
+    sent_at: datetime | None = None
+
+
+class MessageSender(abc.ABC):
+    """A connection to one WhatsApp session.
+
+    Errors: send() raises TransientSendError, PermanentSendError (InvalidNumber) or SessionUnavailable
+    (SessionLoggedOut) from wa_queue.errors; nothing else is expected to escape.
+    """
+
+    session: str
+
+    @abc.abstractmethod
+    def connect(self) -> SessionState:
+        """Open the session (start the browser, load the page) and return its state; never raises for a
+        logged-out or disconnected phone, it reports it."""
+
+    @abc.abstractmethod
+    def state(self) -> SessionState:
+        """The session's current state, read live."""
+
+    def is_connected(self) -> bool:
+        return self.state() is SessionState.CONNECTED
+
+    @abc.abstractmethod
+    def send(self, phone: str, text: str, *, ref: str) -> Receipt:
+        """Send text to phone (E.164 digits, no '+'). `ref` is the message id, for logs and fakes. Returns once
+        the message has left the clock state."""
+
+    @abc.abstractmethod
+    def find_sent(self, phone: str, text: str, *, ref: str) -> Receipt | None:
+        """Look for a message already sent to phone with this text (the unknown-outcome check after a crash)."""
+
+    def is_registered(self, phone: str) -> bool | None:
+        """Whether phone is on WhatsApp; None when this sender cannot tell."""
+        return None
+
+    def receipt_status(self, phone: str, wa_id: str) -> str | None:
+        """The tick status of a sent message (sent | delivered | read), None when unknown."""
+        return None
+
+    def qr_png(self) -> bytes | None:
+        """The QR code to scan as PNG bytes, when the session waits for a scan."""
+        return None
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release everything (the browser and its process tree)."""

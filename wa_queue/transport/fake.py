@@ -1,0 +1,163 @@
+"""The scripted fake sender (WAQ_TRANSPORT=fake): same interface and contract as the Selenium sender.
+
+Steered from another process through a JSON control file (WAQ_FAKE_CONTROL):
+    {"numbers": {"+15551234567": {"fault": "transient"|"permanent"|"unregistered"|"disconnect"|"unknown",
+                                  "count": 2}},
+     "sessions": {"primary": {"state": "phone_disconnected"|"logged_out"|"connected"}},
+     "send_delay_s": 0.0}
+`count` is how many sends the fault hits before it clears (absent: forever). Every accepted send is appended to the
+JSON-lines log WAQ_FAKE_LOG: {"ref", "session", "phone", "text", "at", "wa_id"}.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from wa_queue import errors
+from wa_queue.models import utcnow
+from wa_queue.transport.base import MessageSender, Receipt, SessionState
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(str(path) + ".lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+class FakeControl:
+    """Reads and updates the control file under a file lock (workers in several processes share it)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def read(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.path.read_text() or "{}")
+        except FileNotFoundError:
+            return {}
+
+    def write(self, data: dict[str, Any]) -> None:
+        with _locked(self.path):
+            self._write(data)
+
+    def _write(self, data: dict[str, Any]) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data))
+        os.replace(tmp, self.path)
+
+    def set_number_fault(self, phone: str, fault: str | None, count: int | None = None) -> None:
+        with _locked(self.path):
+            data = self.read()
+            numbers = data.setdefault("numbers", {})
+            if fault is None:
+                numbers.pop(phone, None)
+            else:
+                numbers[phone] = {"fault": fault, **({"count": count} if count is not None else {})}
+            self._write(data)
+
+    def set_session_state(self, session: str, state: str | None) -> None:
+        with _locked(self.path):
+            data = self.read()
+            if state is None:
+                data.setdefault("sessions", {}).pop(session, None)
+            else:
+                data.setdefault("sessions", {})[session] = {"state": state}
+            self._write(data)
+
+    def take_number_fault(self, phone: str) -> str | None:
+        """The fault for this send, counting it down atomically."""
+        with _locked(self.path):
+            data = self.read()
+            entry = data.get("numbers", {}).get(phone)
+            if not entry:
+                return None
+            if "count" in entry:
+                entry["count"] -= 1
+                if entry["count"] <= 0:
+                    del data["numbers"][phone]
+                self._write(data)
+            return entry["fault"]
+
+
+class FakeSender(MessageSender):
+    def __init__(self, session: str, log_path: Path, control_path: Path) -> None:
+        self.session = session
+        self.log_path = Path(log_path)
+        self.control = FakeControl(control_path)
+        self._open = False
+
+    def connect(self) -> SessionState:
+        self._open = True
+        return self.state()
+
+    def state(self) -> SessionState:
+        if not self._open:
+            return SessionState.CLOSED
+        wanted = self.control.read().get("sessions", {}).get(self.session, {}).get("state")
+        return SessionState(wanted) if wanted else SessionState.CONNECTED
+
+    def send(self, phone: str, text: str, *, ref: str) -> Receipt:
+        state = self.state()
+        if state is SessionState.LOGGED_OUT:
+            raise errors.SessionLoggedOut(f"session {self.session} is logged out")
+        if state is not SessionState.CONNECTED:
+            raise errors.SessionUnavailable(f"session {self.session} is {state.value}")
+        delay = float(self.control.read().get("send_delay_s", 0) or 0)
+        if delay:
+            time.sleep(delay)
+        fault = self.control.take_number_fault(phone)
+        if fault == "transient":
+            raise errors.TransientSendError(f"scripted transient failure for {phone}")
+        if fault in ("permanent", "unregistered"):
+            raise errors.InvalidNumber(f"scripted: {phone} is not on WhatsApp")
+        if fault == "disconnect":
+            raise errors.SessionUnavailable(f"scripted disconnection of {self.session}")
+        receipt = Receipt(wa_id=f"true_{phone.lstrip('+')}@c.us_{uuid.uuid4().hex[:20]}", status="sent",
+                          sent_at=utcnow())
+        self._append({"ref": ref, "session": self.session, "phone": phone, "text": text,
+                      "at": receipt.sent_at.isoformat(), "wa_id": receipt.wa_id})
+        if fault == "unknown":
+            # Accepted by "WhatsApp" but the acknowledgement never came back.
+            raise errors.SendOutcomeUnknown(f"scripted: no acknowledgement for {phone}")
+        return receipt
+
+    def find_sent(self, phone: str, text: str, *, ref: str) -> Receipt | None:
+        for entry in read_log(self.log_path):
+            if entry.get("ref") == ref and entry.get("phone") == phone and entry.get("text") == text:
+                return Receipt(wa_id=entry["wa_id"], status="sent")
+        return None
+
+    def is_registered(self, phone: str) -> bool | None:
+        entry = self.control.read().get("numbers", {}).get(phone)
+        return not (entry and entry.get("fault") == "unregistered")
+
+    def close(self) -> None:
+        self._open = False
+
+    def _append(self, entry: dict[str, Any]) -> None:
+        line = json.dumps(entry, ensure_ascii=False) + "\n"
+        with _locked(self.log_path), open(self.log_path, "a", encoding="utf-8") as handle:
+            handle.write(line)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+
+def read_log(path: Path) -> list[dict[str, Any]]:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return [json.loads(line) for line in handle if line.strip()]
+    except FileNotFoundError:
+        return []

@@ -1,0 +1,1 @@
+"""Thin Celery tasks and the per-session worker runtime."""

@@ -1,0 +1,104 @@
+"""The per-session state of one worker process: its sender (one Chrome) and its Delivery."""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import socket
+import threading
+
+from wa_queue import names, runtime
+from wa_queue.delivery import Delivery
+from wa_queue.models import Message, utcnow
+from wa_queue.settings import get_settings
+from wa_queue.transport import MessageSender, SessionState, make_sender
+
+log = logging.getLogger(__name__)
+
+_QR_TTL_S = 60
+
+
+class SessionWorker:
+    """Everything a session worker owns. Celery runs tasks one at a time here (concurrency 1), but the lock
+    keeps a health check and a send from ever driving the browser together."""
+
+    def __init__(self, session: str) -> None:
+        self.session = session
+        self.settings = get_settings()
+        self.owner = names.worker_owner(session, socket.gethostname(), os.getpid())
+        self.lock = threading.RLock()
+        self.ready = threading.Event()  # set once the first connect was tried
+        self.sender: MessageSender = make_sender(session, self.settings)
+        self.delivery = Delivery(
+            store=runtime.store(), settings=self.settings, session=session, owner=self.owner, sender=self.sender,
+            rng=random.Random(), on_change=_on_change,
+        )
+
+    def start(self) -> None:
+        from wa_queue import recovery
+
+        with self.lock:
+            try:
+                self._start(recovery)
+            finally:
+                self.ready.set()
+
+    def _start(self, recovery) -> None:  # noqa: ANN001 - the module, imported late to keep imports light
+        store = runtime.store()
+        now = utcnow()
+        freed = recovery.free_own_leases(store, self.settings, self.session, socket.gethostname(), now)
+        again = recovery.republish_queue(store, self.settings, names.session_queue(self.session), now)
+        log.info("session %s: freed %d lease(s), republished %d message(s) of its queue", self.session, freed, again)
+        try:
+            state = self.sender.connect()
+        except Exception as exc:  # noqa: BLE001 - the health check reconnects with back-off
+            log.error("session %s: first connect failed: %s", self.session, exc)
+            state = SessionState.CLOSED
+        store.update_session(self.session, status=state.value, heartbeat_at=utcnow())
+        self.publish_qr()
+
+    def health(self) -> str:
+        from wa_queue.sessions import check_health
+
+        with self.lock:
+            record = check_health(runtime.store(), self.sender, self.settings, utcnow())
+            self.publish_qr()
+        return record.status
+
+    def publish_qr(self) -> None:
+        """The API process serves the QR; only this process can read it from the browser."""
+        try:
+            png = self.sender.qr_png()
+            key = names.session_qr_key(self.session)
+            if png:
+                runtime.broker_redis().set(key, png, ex=_QR_TTL_S)
+            else:
+                runtime.broker_redis().delete(key)
+        except Exception as exc:  # noqa: BLE001 - the QR is a convenience for operators, never fatal
+            log.debug("session %s: QR not published: %s", self.session, exc)
+
+    def stop(self) -> None:
+        with self.lock:
+            self.sender.close()
+
+
+def _on_change(message: Message) -> None:
+    try:
+        from wa_queue import callbacks
+    except ImportError:  # the callbacks module arrives with the API issue
+        return
+    callbacks.on_status_change(message)
+
+
+_current: list[SessionWorker] = []
+
+
+def current() -> SessionWorker | None:
+    return _current[0] if _current else None
+
+
+def install(session: str) -> SessionWorker:
+    worker = SessionWorker(session)
+    _current[:] = [worker]
+    return worker

@@ -41,6 +41,7 @@ class Delivery:
     clock: Callable[[], datetime] = utcnow
     sleep: Callable[[float], None] = time.sleep
     on_change: Callable[[Message], None] | None = None  # status callbacks, metrics
+    publisher: Callable[..., None] = publish
 
     def process(self, message_id: str, attempts: int | None = None) -> Outcome:
         now = self.clock()
@@ -168,7 +169,7 @@ class Delivery:
         )
         if retried is None:
             return Outcome("skipped", detail="lease lost before recording a retry")
-        publish([retried], queue_for(None), countdown=delay, now=now)
+        self.publisher([retried], queue_for(None), countdown=delay, now=now)
         return Outcome("retry", retried, f"attempt {failures} failed; next in {delay:g}s")
 
     def _fail(self, message: Message, exc: BaseException) -> Outcome:
@@ -206,7 +207,7 @@ class Delivery:
             # Past any broker visibility window: the sweeper publishes it when it is due.
             self.store.clear_dispatch([released.id])
             return Outcome("parked", released, f"{reason}; until {park_until.isoformat()}")
-        publish([released], queue_for(target), countdown=countdown, now=now)
+        self.publisher([released], queue_for(target), countdown=countdown, now=now)
         return Outcome("released", released, f"{reason}; to {target or 'any session'}")
 
     def _changed(self, message: Message) -> None:

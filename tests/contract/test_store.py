@@ -1,0 +1,608 @@
+"""The MessageStore contract: every adapter (SQLite, MongoDB over mongomock, real MongoDB) passes the same tests.
+
+Real MongoDB runs when WAQ_TEST_MONGO_URL (e.g. mongodb://localhost:27017) is set, on a throw-away database.
+Time is always passed in: nothing here sleeps.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from wa_queue.errors import IdempotencyConflict, InvalidTransition, NotFound
+from wa_queue.models import Message, MessageStatus, NewMessage
+from wa_queue.store.base import MessageStore, SessionRecord
+
+NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+ROOT = Path(__file__).resolve().parents[2]
+BACKENDS = ["sqlite", "mongomock"] + (["mongo"] if os.environ.get("WAQ_TEST_MONGO_URL") else [])
+
+
+def at(seconds: float) -> datetime:
+    return NOW + timedelta(seconds=seconds)
+
+
+def new(i: int = 0, **kwargs: object) -> NewMessage:
+    return NewMessage(phone=f"+155500{i:05d}", text=f"hello {i}", **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.fixture(params=BACKENDS)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MessageStore]:
+    kind = request.param
+    if kind == "sqlite":
+        from wa_queue.store.sqlite import SQLiteStore
+
+        adapter: MessageStore = SQLiteStore(str(tmp_path / "data" / "waq.db"))
+        yield adapter
+        adapter.close()
+        return
+    from wa_queue.store.mongo import MongoStore
+
+    db_name = f"waq_test_{uuid.uuid4().hex[:12]}"
+    if kind == "mongomock":
+        adapter = MongoStore.from_url(f"mongomock://localhost/{db_name}")
+        yield adapter
+        adapter.close()
+        return
+    base = os.environ["WAQ_TEST_MONGO_URL"].rstrip("/")
+    adapter = MongoStore.from_url(f"{base}/{db_name}")
+    yield adapter
+    adapter.db.client.drop_database(db_name)  # type: ignore[attr-defined]
+    adapter.close()
+
+
+def insert(store: MessageStore, i: int = 0, now: datetime = NOW, **kwargs: object) -> Message:
+    return store.insert(new(i, **kwargs), now)[0]
+
+
+def claimed(store: MessageStore, i: int = 0, owner: str = "s1/host/1", session: str = "s1", **kwargs: object) -> Message:
+    message = insert(store, i, **kwargs)
+    result = store.claim(message.id, owner=owner, session=session, now=NOW, lease_s=60)
+    assert result is not None
+    return result
+
+
+def failed(store: MessageStore, i: int = 0, now: datetime = NOW, error: str = "PermanentSendError",
+           text: str = "bad number", session: str = "s1") -> Message:
+    message = claimed(store, i, owner=f"{session}/h/1", session=session)
+    result = store.record_failed(message.id, owner=f"{session}/h/1", now=now, error_class=error, error_text=text)
+    assert result is not None
+    return result
+
+
+def events(message: Message) -> list[str]:
+    return [entry.event for entry in message.history]
+
+
+def run_threads(count: int, target: Callable[[int], object]) -> list[object]:
+    results: list[object] = [None] * count
+    barrier = threading.Barrier(count)
+
+    def run(i: int) -> None:
+        barrier.wait()
+        try:
+            results[i] = target(i)
+        except Exception as exc:  # noqa: BLE001 - the test inspects what each thread got
+            results[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    return results
+
+
+# ---- producer side -----------------------------------------------------------------------------------------------
+def test_insert_stores_a_pending_message_that_round_trips(store: MessageStore) -> None:
+    message, created = store.insert(new(1, session="s1", callback_url="http://cb", metadata={"a": [1, "x"]}), NOW)
+    assert created
+    assert message.status is MessageStatus.PENDING
+    assert message.next_attempt_at == NOW and message.created_at == NOW and message.updated_at == NOW
+    assert message.attempts == 0 and message.session == "s1" and message.metadata == {"a": [1, "x"]}
+    assert events(message) == ["enqueued"]
+    loaded = store.get(message.id)
+    assert loaded == message
+    assert loaded.created_at.tzinfo is not None and loaded.created_at.utcoffset() == timedelta(0)
+
+
+def test_datetimes_keep_microseconds(store: MessageStore) -> None:
+    now = NOW.replace(microsecond=123456)
+    message = insert(store, now=now)
+    assert store.get(message.id).created_at == now
+
+
+def test_get_unknown_raises_not_found(store: MessageStore) -> None:
+    with pytest.raises(NotFound):
+        store.get("nope")
+
+
+def test_idempotency_replay_returns_the_first_message(store: MessageStore) -> None:
+    first, created = store.insert(new(1, idempotency_key="k1"), NOW)
+    again, created_again = store.insert(new(1, idempotency_key="k1"), at(5))
+    assert created and not created_again
+    assert again.id == first.id
+    assert store.count_by_status()["pending"] == 1
+
+
+def test_idempotency_conflict_on_other_content(store: MessageStore) -> None:
+    store.insert(new(1, idempotency_key="k1"), NOW)
+    with pytest.raises(IdempotencyConflict):
+        store.insert(new(2, idempotency_key="k1"), NOW)
+    assert store.count_by_status()["pending"] == 1
+
+
+def test_concurrent_inserts_with_one_key_store_one(store: MessageStore) -> None:
+    results = run_threads(8, lambda i: store.insert(new(1, idempotency_key="same"), NOW))
+    assert all(isinstance(r, tuple) for r in results), results
+    assert len({r[0].id for r in results}) == 1  # type: ignore[index]
+    assert sum(r[1] for r in results) == 1  # type: ignore[index]
+    assert store.count_by_status()["pending"] == 1
+
+
+def test_insert_many_stores_all(store: MessageStore) -> None:
+    results = store.insert_many([new(i) for i in range(50)], NOW)
+    assert len(results) == 50 and all(created for _, created in results)
+    assert store.count_by_status()["pending"] == 50
+    assert store.get(results[7][0].id).text == "hello 7"
+
+
+def test_insert_many_is_all_or_nothing(store: MessageStore) -> None:
+    store.insert(new(1, idempotency_key="taken"), NOW)
+    batch = [new(10), new(2, idempotency_key="taken"), new(11)]  # the second conflicts with the stored one
+    with pytest.raises(IdempotencyConflict):
+        store.insert_many(batch, NOW)
+    assert store.count_by_status()["pending"] == 1
+
+
+def test_insert_many_repeated_key_inside_the_batch(store: MessageStore) -> None:
+    results = store.insert_many([new(1, idempotency_key="k"), new(1, idempotency_key="k")], NOW)
+    assert results[0][1] and not results[1][1] and results[0][0].id == results[1][0].id
+    with pytest.raises(IdempotencyConflict):
+        store.insert_many([new(5), new(3, idempotency_key="j"), new(4, idempotency_key="j")], NOW)
+    assert store.count_by_status()["pending"] == 1
+
+
+def test_insert_many_replay_of_stored_key(store: MessageStore) -> None:
+    first = insert(store, 1, idempotency_key="k")
+    results = store.insert_many([new(1, idempotency_key="k"), new(2)], NOW)
+    assert results[0] == (first, False) and results[1][1]
+    assert store.count_by_status()["pending"] == 2
+
+
+# ---- claim and lease ---------------------------------------------------------------------------------------------
+def test_claim_is_a_compare_and_set(store: MessageStore) -> None:
+    message = insert(store)
+    won = store.claim(message.id, owner="s1/h/1", session="s1", now=at(1), lease_s=30)
+    assert won is not None and won.status is MessageStatus.PROCESSING
+    assert won.lease_owner == "s1/h/1" and won.lease_expires_at == at(31) and won.claimed_by == "s1"
+    assert won.updated_at == at(1)
+    assert won.history[-1].event == "claimed" and won.history[-1].session == "s1"
+    assert store.claim(message.id, owner="s2/h/2", session="s2", now=at(2), lease_s=30) is None
+    assert store.get(message.id).lease_owner == "s1/h/1"
+
+
+def test_claim_refuses_not_yet_due_and_wrong_attempts(store: MessageStore) -> None:
+    message = insert(store, now=at(100))
+    assert store.claim(message.id, owner="o", session="s1", now=at(99), lease_s=30) is None
+    assert store.claim(message.id, owner="o", session="s1", now=at(100), lease_s=30, attempts=1) is None
+    assert store.claim(message.id, owner="o", session="s1", now=at(100), lease_s=30, attempts=0) is not None
+
+
+def test_claim_unknown_id_returns_none(store: MessageStore) -> None:
+    assert store.claim("missing", owner="o", session="s1", now=NOW, lease_s=30) is None
+
+
+def test_concurrent_claims_have_one_winner(store: MessageStore) -> None:
+    message = insert(store)
+    results = run_threads(8, lambda i: store.claim(message.id, owner=f"s{i}/h/{i}", session=f"s{i}", now=NOW,
+                                                   lease_s=30))
+    winners = [r for r in results if r is not None]
+    assert len(winners) == 1 and isinstance(winners[0], Message)
+    assert store.get(message.id).lease_owner == winners[0].lease_owner
+
+
+def test_extend_lease_only_by_owner(store: MessageStore) -> None:
+    message = claimed(store, owner="w1")
+    assert store.extend_lease(message.id, owner="w1", now=at(50), lease_s=60)
+    assert store.get(message.id).lease_expires_at == at(110)
+    assert not store.extend_lease(message.id, owner="w2", now=at(50), lease_s=600)
+    assert store.get(message.id).lease_expires_at == at(110)
+
+
+def test_mark_sending_only_by_owner(store: MessageStore) -> None:
+    message = claimed(store, owner="w1", session="s1")
+    assert not store.mark_sending(message.id, owner="w2", now=at(1))
+    assert store.mark_sending(message.id, owner="w1", now=at(2))
+    loaded = store.get(message.id)
+    assert loaded.sending_at == at(2) and loaded.sending_session == "s1" and loaded.in_doubt
+    assert loaded.history[-1].event == "sending" and loaded.history[-1].session == "s1"
+
+
+def test_record_sent_only_by_owner(store: MessageStore) -> None:
+    message = claimed(store, owner="w1", session="s1")
+    assert store.record_sent(message.id, owner="w2", now=at(3), session="s1", wa_id="x") is None
+    sent = store.record_sent(message.id, owner="w1", now=at(3), session="s1", wa_id="wa-1")
+    assert sent is not None and sent.status is MessageStatus.SENT
+    assert sent.sent_at == at(3) and sent.sent_by == "s1" and sent.wa_id == "wa-1"
+    assert sent.lease_owner is None and sent.lease_expires_at is None and not sent.in_doubt
+    assert events(sent) == ["enqueued", "claimed", "sent"] and sent.history[-1].session == "s1"
+    assert store.record_sent(message.id, owner="w1", now=at(4), session="s1", wa_id="again") is None
+
+
+def test_record_retry(store: MessageStore) -> None:
+    message = claimed(store, owner="w1")
+    store.mark_sending(message.id, owner="w1", now=at(1))
+    assert store.record_retry(message.id, owner="w2", now=at(2), next_attempt_at=at(300), error_class="E",
+                              error_text="t") is None
+    retried = store.record_retry(message.id, owner="w1", now=at(2), next_attempt_at=at(300),
+                                 error_class="TransientSendError", error_text="timeout")
+    assert retried is not None and retried.status is MessageStatus.PENDING
+    assert retried.attempts == 1 and retried.next_attempt_at == at(300)
+    assert retried.last_error_class == "TransientSendError" and retried.last_error_text == "timeout"
+    assert retried.lease_owner is None and retried.lease_expires_at is None and retried.sending_at is None
+    last = retried.history[-1]
+    assert (last.event, last.session, last.error_class, last.error_text) == ("retry", "s1", "TransientSendError",
+                                                                             "timeout")
+    assert store.claim(message.id, owner="w1", session="s1", now=at(299), lease_s=30) is None
+    assert store.claim(message.id, owner="w1", session="s1", now=at(300), lease_s=30, attempts=0) is None
+    assert store.claim(message.id, owner="w1", session="s1", now=at(300), lease_s=30, attempts=1) is not None
+
+
+def test_record_retry_keeps_session_preference(store: MessageStore) -> None:
+    message = insert(store, session="s1")
+    store.claim(message.id, owner="w1", session="s2", now=NOW, lease_s=30)
+    retried = store.record_retry(message.id, owner="w1", now=at(1), next_attempt_at=at(5), error_class="E",
+                                 error_text="x")
+    assert retried is not None and retried.session == "s1"
+
+
+def test_record_failed(store: MessageStore) -> None:
+    message = claimed(store, owner="w1")
+    assert store.record_failed(message.id, owner="w2", now=at(1), error_class="E", error_text="x") is None
+    done = store.record_failed(message.id, owner="w1", now=at(1), error_class="InvalidNumber", error_text="no wa")
+    assert done is not None and done.status is MessageStatus.FAILED
+    assert done.failed_at == at(1) and done.attempts == 1 and done.lease_owner is None
+    last = done.history[-1]
+    assert (last.event, last.session, last.error_class, last.error_text) == ("failed", "s1", "InvalidNumber", "no wa")
+    assert store.record_failed(message.id, owner=None, now=at(2), error_class="E", error_text="x") is None
+
+
+def test_record_failed_without_owner_and_without_attempt(store: MessageStore) -> None:
+    message = claimed(store, owner="w1")
+    done = store.record_failed(message.id, owner=None, now=at(1), error_class="E", error_text="x",
+                               count_attempt=False)
+    assert done is not None and done.status is MessageStatus.FAILED and done.attempts == 0
+    pending = insert(store, 2)
+    assert store.record_failed(pending.id, owner=None, now=at(1), error_class="E", error_text="x") is None
+
+
+def test_release_without_session_change(store: MessageStore) -> None:
+    message = insert(store, session="s1")
+    store.claim(message.id, owner="w1", session="s1", now=NOW, lease_s=30)
+    store.mark_sending(message.id, owner="w1", now=at(1))
+    assert store.release(message.id, owner="w2", now=at(2), reason="x") is None
+    released = store.release(message.id, owner="w1", now=at(2), reason="session unavailable",
+                             error_class="SessionUnavailable")
+    assert released is not None and released.status is MessageStatus.PENDING
+    assert released.attempts == 0 and released.next_attempt_at == at(2) and released.session == "s1"
+    assert released.lease_owner is None and released.sending_at is None
+    last = released.history[-1]
+    assert (last.event, last.session, last.error_class, last.error_text) == (
+        "released", "s1", "SessionUnavailable", "session unavailable")
+
+
+def test_release_with_session_change(store: MessageStore) -> None:
+    message = insert(store, session="s1")
+    store.claim(message.id, owner="w1", session="s1", now=NOW, lease_s=30)
+    released = store.release(message.id, owner="w1", now=at(1), reason="cap", next_attempt_at=at(60), session="s2")
+    assert released is not None and released.session == "s2" and released.next_attempt_at == at(60)
+    store.claim(message.id, owner="w2", session="s2", now=at(60), lease_s=30)
+    cleared = store.release(message.id, owner="w2", now=at(61), reason="any", session=None)
+    assert cleared is not None and cleared.session is None
+
+
+def test_expired_leases_and_recover_keeps_sending_at(store: MessageStore) -> None:
+    message = claimed(store, owner="s1/hostA/10")  # lease: NOW .. NOW+60
+    store.mark_sending(message.id, owner="s1/hostA/10", now=at(5))
+    assert store.list_expired_leases(now=at(59)) == []
+    assert [m.id for m in store.list_expired_leases(now=at(60))] == [message.id]
+    assert store.recover(message.id, owner="someone-else", now=at(61), reason="x") is None
+    back = store.recover(message.id, owner="s1/hostA/10", now=at(61), reason="lease expired")
+    assert back is not None and back.status is MessageStatus.PENDING and back.attempts == 0
+    assert back.sending_at == at(5) and back.sending_session == "s1" and back.in_doubt
+    assert back.lease_owner is None
+    assert back.history[-1].event == "recovered" and back.history[-1].session == "s1"
+    assert store.list_expired_leases(now=at(1000)) == []
+    assert store.recover(message.id, owner="s1/hostA/10", now=at(62), reason="again") is None
+
+
+def test_list_expired_leases_limit(store: MessageStore) -> None:
+    for i in range(5):
+        claimed(store, i, owner=f"w{i}")
+    assert len(store.list_expired_leases(now=at(60), limit=3)) == 3
+
+
+def test_list_leases_by_owner_prefix(store: MessageStore) -> None:
+    mine = claimed(store, 1, owner="s1/hostA/10")
+    claimed(store, 2, owner="s1/hostA/11")
+    claimed(store, 3, owner="s1/hostB/10")
+    sent = claimed(store, 4, owner="s1/hostA/10")
+    store.record_sent(sent.id, owner="s1/hostA/10", now=at(1), session="s1", wa_id=None)
+    assert [m.id for m in store.list_leases(owner_prefix="s1/hostA/10")] == [mine.id]
+    assert len(store.list_leases(owner_prefix="s1/hostA/")) == 2
+    assert store.list_leases(owner_prefix="s2/") == []
+
+
+# ---- dispatch ----------------------------------------------------------------------------------------------------
+def test_dispatch_marking_and_epochs(store: MessageStore) -> None:
+    a = insert(store, 1, now=at(2))
+    b = insert(store, 2, now=at(1))
+    later = insert(store, 3, now=at(500))
+    busy = claimed(store, 4)
+
+    def ids(epoch: str, now: datetime | None = None) -> list[str]:
+        return [m.id for m in store.list_undispatched(now=now or at(10), epoch=epoch, limit=10)]
+
+    assert ids("e1") == [b.id, a.id]  # processing and not-yet-due are left out; oldest due first
+    assert busy.id not in ids("e1", at(1000))
+    store.mark_dispatched([a.id, b.id], now=at(3), epoch="e1", queue="wa.default")
+    loaded = store.get(a.id)
+    assert (loaded.dispatched_at, loaded.dispatch_epoch, loaded.dispatch_queue) == (at(3), "e1", "wa.default")
+    assert ids("e1") == []
+    assert ids("e0") == [b.id, a.id] and ids("e2") == [b.id, a.id]  # the broker that held them is gone
+    store.clear_dispatch([a.id])
+    assert store.get(a.id).dispatch_epoch is None
+    assert ids("e1") == [a.id]
+    assert later.id in ids("e1", at(500))
+    assert len(store.list_undispatched(now=at(1000), epoch="e9", limit=2)) == 2
+
+
+def test_mark_dispatched_without_epoch(store: MessageStore) -> None:
+    message = insert(store)
+    store.mark_dispatched([message.id], now=at(1), epoch=None, queue="wa.session.s1")
+    assert store.get(message.id).dispatch_queue == "wa.session.s1"
+    assert [m.id for m in store.list_undispatched(now=at(1), epoch="e", limit=5)] == [message.id]
+
+
+# ---- operator side -----------------------------------------------------------------------------------------------
+def test_count_by_status_follows_every_transition(store: MessageStore) -> None:
+    assert store.count_by_status() == {"pending": 0, "processing": 0, "sent": 0, "failed": 0}
+    for i in range(3):
+        insert(store, i)
+    c = claimed(store, 10, owner="w")
+    f = failed(store, 11)
+    s = claimed(store, 12, owner="x")
+    store.record_sent(s.id, owner="x", now=at(1), session="s1", wa_id=None)
+    assert store.count_by_status() == {"pending": 3, "processing": 1, "sent": 1, "failed": 1}
+    store.recover(c.id, owner="w", now=at(100), reason="r")
+    store.retry_failed(f.id, now=at(2))
+    assert store.count_by_status() == {"pending": 5, "processing": 0, "sent": 1, "failed": 0}
+    f2 = failed(store, 13)
+    store.delete(f2.id)
+    assert store.count_by_status() == {"pending": 5, "processing": 0, "sent": 1, "failed": 0}
+
+
+def test_list_failed_pages_and_filters(store: MessageStore) -> None:
+    f1 = failed(store, 1, now=at(1), error="InvalidNumber", text="not on whatsapp", session="s1")
+    f2 = failed(store, 2, now=at(2), error="TransientSendError", text="timeout x", session="s2")
+    f3 = failed(store, 3, now=at(3), error="TransientSendError", text="element missing", session="s1")
+    insert(store, 4)
+    page, total = store.list_failed()
+    assert [m.id for m in page] == [f3.id, f2.id, f1.id] and total == 3
+    page, total = store.list_failed(offset=1, limit=1)
+    assert [m.id for m in page] == [f2.id] and total == 3
+    page, total = store.list_failed(session="s1")
+    assert [m.id for m in page] == [f3.id, f1.id] and total == 2
+    page, total = store.list_failed(error="TransientSendError")
+    assert total == 2
+    page, total = store.list_failed(error="timeout")
+    assert [m.id for m in page] == [f2.id] and total == 1
+    page, total = store.list_failed(session="s1", error="Invalid")
+    assert [m.id for m in page] == [f1.id] and total == 1
+
+
+def test_retry_failed_rules(store: MessageStore) -> None:
+    f = failed(store, 1)
+    store.mark_dispatched([f.id], now=at(1), epoch="e1", queue="q")
+    again = store.retry_failed(f.id, now=at(5))
+    assert again.status is MessageStatus.PENDING and again.attempts == 0 and again.next_attempt_at == at(5)
+    assert again.last_error_class is None and again.last_error_text is None and again.failed_at is None
+    assert again.dispatch_epoch is None and again.updated_at == at(5)
+    assert again.history[-1].event == "requeued"
+    with pytest.raises(InvalidTransition):
+        store.retry_failed(f.id, now=at(6))
+    with pytest.raises(NotFound):
+        store.retry_failed("missing", now=at(6))
+
+
+def test_retry_all_failed(store: MessageStore) -> None:
+    f1 = failed(store, 1, session="s1")
+    f2 = failed(store, 2, session="s2")
+    f3 = failed(store, 3, session="s1")
+    insert(store, 4)
+    assert sorted(store.retry_all_failed(now=at(1), session="s1")) == sorted([f1.id, f3.id])
+    assert store.get(f2.id).status is MessageStatus.FAILED
+    assert store.retry_all_failed(now=at(2)) == [f2.id]
+    assert store.count_by_status()["pending"] == 4 and store.retry_all_failed(now=at(3)) == []
+
+
+def test_delete_rules(store: MessageStore) -> None:
+    f = failed(store, 1)
+    pending = insert(store, 2)
+    with pytest.raises(InvalidTransition):
+        store.delete(pending.id)
+    store.delete(f.id)
+    with pytest.raises(NotFound):
+        store.get(f.id)
+    with pytest.raises(NotFound):
+        store.delete(f.id)
+    assert store.get(pending.id).status is MessageStatus.PENDING
+
+
+def test_archive_moves_old_failed_messages(store: MessageStore) -> None:
+    old = failed(store, 1, now=at(-40 * 86400))
+    recent = failed(store, 2, now=at(-1 * 86400))
+    pending = insert(store, 3, now=at(-50 * 86400))
+    assert store.archive_failed(older_than=at(-30 * 86400), now=NOW) == 1
+    with pytest.raises(NotFound):
+        store.get(old.id)
+    archived = store.get_archived(old.id)
+    assert archived.id == old.id and archived.status is MessageStatus.FAILED and archived.history == old.history
+    assert store.get(recent.id).status is MessageStatus.FAILED
+    assert store.get(pending.id).status is MessageStatus.PENDING
+    with pytest.raises(NotFound):
+        store.get_archived(recent.id)
+    assert store.count_by_status()["failed"] == 1
+    assert store.list_failed()[1] == 1
+    assert store.archive_failed(older_than=at(-30 * 86400), now=NOW) == 0
+    with pytest.raises(NotFound):
+        store.retry_failed(old.id, now=NOW)
+
+
+def test_sends_since_and_per_hour(store: MessageStore) -> None:
+    times = {"s1": [at(-7200), at(-3000), at(-60), at(30)], "s2": [at(-10)]}
+    i = 0
+    for session, stamps in times.items():
+        for when in stamps:
+            message = claimed(store, i, owner="w", session=session)
+            store.record_sent(message.id, owner="w", now=when, session=session, wa_id=None)
+            i += 1
+    assert store.sends_since("s1", at(-3600)) == 3
+    assert store.sends_since("s1", at(-3000)) == 3
+    assert store.sends_since("s1", at(-2999)) == 2
+    assert store.sends_since("s2", at(-3600)) == 1 and store.sends_since("s3", at(-3600)) == 0
+    hours = store.sends_per_hour(since=at(-3 * 3600))
+    assert hours == [(at(-7200), 1), (at(-3600), 3), (NOW, 1)]
+    assert all(h.tzinfo is not None for h, _ in hours)
+
+
+def test_oldest_pending(store: MessageStore) -> None:
+    assert store.oldest_pending() is None
+    insert(store, 1, now=at(10))
+    oldest = insert(store, 2, now=at(5))
+    busy = insert(store, 3, now=at(1))
+    store.claim(busy.id, owner="w", session="s1", now=at(1), lease_s=5)
+    found = store.oldest_pending()
+    assert found is not None and found.id == oldest.id
+
+
+def test_record_receipt(store: MessageStore) -> None:
+    pending = insert(store, 1)
+    assert store.record_receipt(pending.id, now=at(1), delivered_at=at(1)) is None
+    assert store.record_receipt("missing", now=at(1), delivered_at=at(1)) is None
+    message = claimed(store, 2, owner="w", session="s1")
+    store.record_sent(message.id, owner="w", now=at(1), session="s1", wa_id=None)
+    first = store.record_receipt(message.id, now=at(2), delivered_at=at(2))
+    assert first is not None and first.delivered_at == at(2) and first.read_at is None
+    assert first.history[-1].event == "receipt" and first.history[-1].session == "s1"
+    second = store.record_receipt(message.id, now=at(3), delivered_at=at(3), read_at=at(3))
+    assert second is not None and second.delivered_at == at(2) and second.read_at == at(3)
+    same = store.record_receipt(message.id, now=at(4), read_at=at(4))
+    assert same is not None and same.read_at == at(3) and len(same.history) == len(second.history)
+
+
+def test_history_tells_the_whole_story(store: MessageStore) -> None:
+    message = insert(store, session="s1")
+    store.claim(message.id, owner="w1", session="s1", now=at(1), lease_s=30)
+    store.mark_sending(message.id, owner="w1", now=at(2))
+    store.record_retry(message.id, owner="w1", now=at(3), next_attempt_at=at(4), error_class="TransientSendError",
+                       error_text="t")
+    store.claim(message.id, owner="w2", session="s2", now=at(4), lease_s=30)
+    store.release(message.id, owner="w2", now=at(5), reason="cap", error_class="SessionUnavailable")
+    store.claim(message.id, owner="w1", session="s1", now=at(6), lease_s=30)
+    store.record_failed(message.id, owner="w1", now=at(7), error_class="InvalidNumber", error_text="x")
+    store.retry_failed(message.id, now=at(8))
+    final = store.get(message.id)
+    assert events(final) == ["enqueued", "claimed", "sending", "retry", "claimed", "released", "claimed", "failed",
+                             "requeued"]
+    assert [e.at for e in final.history] == [NOW, *[at(i) for i in range(1, 9)]]
+    assert [e.session for e in final.history][1:8] == ["s1", "s1", "s1", "s2", "s2", "s1", "s1"]
+
+
+# ---- sessions and number checks ----------------------------------------------------------------------------------
+def test_sessions_default_and_upsert(store: MessageStore) -> None:
+    assert store.get_session("s1") == SessionRecord("s1")
+    record = store.update_session("s1", status="connected", heartbeat_at=at(1), needs_operator=True, number="+1")
+    assert record.status == "connected" and record.heartbeat_at == at(1) and record.needs_operator is True
+    record = store.update_session("s1", reconnect_attempts=2, next_reconnect_at=at(60), needs_operator=False)
+    assert record.status == "connected" and record.number == "+1" and record.reconnect_attempts == 2
+    assert record.next_reconnect_at == at(60) and record.needs_operator is False and record.restart_requested is False
+    assert store.get_session("s1") == record
+    assert store.update_session("s1", next_reconnect_at=None).next_reconnect_at is None
+    assert store.get_session("s2").status == "unknown"
+
+
+def test_reserve_send_slot(store: MessageStore) -> None:
+    assert store.reserve_send_slot("s1", now=NOW, next_send_at=at(30)) is None
+    assert store.get_session("s1").next_send_at == at(30)
+    assert store.reserve_send_slot("s1", now=at(10), next_send_at=at(40)) == at(30)
+    assert store.get_session("s1").next_send_at == at(30)
+    assert store.reserve_send_slot("s1", now=at(30), next_send_at=at(60)) is None
+    store.update_session("s2", status="connected")
+    assert store.reserve_send_slot("s2", now=NOW, next_send_at=at(5)) is None
+    assert store.get_session("s2").status == "connected"
+
+
+def test_reserve_send_slot_is_atomic(store: MessageStore) -> None:
+    results = run_threads(8, lambda i: store.reserve_send_slot("s1", now=NOW, next_send_at=at(30 + i)))
+    assert sum(r is None for r in results) == 1, results
+    assert all(isinstance(r, datetime) for r in results if r is not None)
+
+
+def test_number_checks(store: MessageStore) -> None:
+    assert store.get_number_check("+1555") is None
+    store.set_number_check("+1555", True, now=NOW)
+    assert store.get_number_check("+1555") is True
+    store.set_number_check("+1555", False, now=at(1))
+    assert store.get_number_check("+1555") is False
+
+
+def test_ping_and_reopen(store: MessageStore) -> None:
+    store.ping()
+
+
+# ---- SQLite across real processes --------------------------------------------------------------------------------
+CLAIMER = """
+import sys
+from datetime import datetime, timezone
+from wa_queue.store.sqlite import SQLiteStore
+path, owner, ids_file = sys.argv[1:4]
+store = SQLiteStore(path)
+now = datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc)
+sys.stdin.readline()  # both processes start claiming together
+for mid in open(ids_file).read().split():
+    if store.claim(mid, owner=owner, session=owner, now=now, lease_s=60) is not None:
+        print(mid, flush=True)
+"""
+
+
+def test_sqlite_two_processes_claim_each_message_once(tmp_path: Path) -> None:
+    from wa_queue.store.sqlite import SQLiteStore
+
+    path = str(tmp_path / "waq.db")
+    sqlite_store = SQLiteStore(path)
+    ids = [m.id for m, _ in sqlite_store.insert_many([new(i) for i in range(200)], NOW)]
+    (tmp_path / "ids").write_text("\n".join(ids))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    procs = [subprocess.Popen([sys.executable, "-c", CLAIMER, path, f"p{n}", str(tmp_path / "ids")], env=env,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for n in range(2)]
+    for proc in procs:
+        proc.stdin.write("go\n")  # type: ignore[union-attr]
+        proc.stdin.flush()  # type: ignore[union-attr]
+    outputs = [proc.communicate(timeout=60)[0].split() for proc in procs]
+    assert all(proc.returncode == 0 for proc in procs)
+    claimed_ids = outputs[0] + outputs[1]
+    assert sorted(claimed_ids) == sorted(ids)  # every message once, none twice
+    for n, output in enumerate(outputs):
+        assert all(sqlite_store.get(mid).lease_owner == f"p{n}" for mid in output)
+    assert sqlite_store.count_by_status() == {"pending": 0, "processing": 200, "sent": 0, "failed": 0}
+    sqlite_store.close()

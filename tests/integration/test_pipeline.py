@@ -1,0 +1,164 @@
+"""The pipeline with real parts: a redis-server on a free port, real `waq worker` and `waq beat` processes
+(Celery), a real SQLite file, and the scripted fake sender. Each check reads the fake sender's log: every message
+must have been sent exactly once."""
+
+from __future__ import annotations
+
+import collections
+import json
+import signal
+import threading
+from http.server import BaseHTTPRequestHandler, HTTPServer
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import free_port, wait_for
+from wa_queue import service
+from wa_queue.models import MessageStatus
+from wa_queue.runtime import store
+from wa_queue.transport.fake import FakeControl, read_log
+
+pytestmark = pytest.mark.timeout(240)
+
+
+def _phones(n: int) -> list[str]:
+    return [f"+1415555{i:04d}" for i in range(n)]
+
+
+def _start_stack(procs, env: dict[str, str], sessions=("primary", "secondary"), beat: bool = True) -> dict:  # noqa: ANN001
+    started = {name: procs(["worker", "--session", name], env, f"worker-{name}") for name in sessions}
+    if beat:
+        started["beat"] = procs(["beat"], env, "beat")
+    # Workers report connected on start; wait so that routing sees them.
+    wait_for(lambda: all(store().get_session(n).status == "connected" for n in sessions), 60, 0.2,
+             "session workers to connect")
+    return started
+
+
+def _wait_done(ids: list[str], timeout: float = 120) -> dict[str, int]:
+    def done() -> bool:
+        counts = store().count_by_status()
+        return counts["pending"] == 0 and counts["processing"] == 0 and counts["sent"] + counts["failed"] >= len(ids)
+
+    wait_for(done, timeout, 0.25, f"{len(ids)} messages to finish: {store().count_by_status()}")
+    return store().count_by_status()
+
+
+def _sent_counts(env: dict[str, str]) -> collections.Counter:
+    return collections.Counter(entry["ref"] for entry in read_log(Path(env["WAQ_DATA_DIR"]) / "fake-sent.jsonl"))
+
+
+def _assert_exactly_once(env: dict[str, str], ids: list[str]) -> None:
+    counts = _sent_counts(env)
+    twice = {i: n for i, n in counts.items() if n > 1}
+    missing = [i for i in ids if counts[i] == 0]
+    assert not twice, f"sent more than once: {twice}"
+    assert not missing, f"never sent: {len(missing)}"
+    for mid in ids:
+        assert store().get(mid).status is MessageStatus.SENT
+
+
+def test_200_messages_over_two_sessions_each_sent_exactly_once(waq_env, procs) -> None:  # noqa: ANN001
+    _start_stack(procs, waq_env, beat=False)
+    ids = service.enqueue_many([{"phone": p, "text": f"hello {p}"} for p in _phones(200)])
+    _wait_done(ids)
+    _assert_exactly_once(waq_env, ids)
+    by_session = collections.Counter(store().get(i).sent_by for i in ids)
+    assert set(by_session) == {"primary", "secondary"}, by_session
+
+
+def test_retry_schedule_is_observed_then_failure_notifies(waq_env, procs, monkeypatch) -> None:  # noqa: ANN001
+    hook = _Webhook()
+    waq_env["WAQ_NOTIFY_WEBHOOK_URL"] = hook.url
+    control = FakeControl(Path(waq_env["WAQ_DATA_DIR"]) / "fake-control.json")
+    flaky, dead = _phones(2)
+    control.set_number_fault(flaky, "transient", count=2)
+    control.set_number_fault(dead, "transient")
+    _start_stack(procs, waq_env)
+    ok_id = service.enqueue(flaky, "comes through on the third attempt")
+    dead_id = service.enqueue(dead, "never comes through")
+    _wait_done([ok_id, dead_id], 120)
+    ok, failed = store().get(ok_id), store().get(dead_id)
+    assert ok.status is MessageStatus.SENT and ok.attempts == 2
+    assert failed.status is MessageStatus.FAILED and failed.attempts == 6
+    retries = [h.at for h in failed.history if h.event == "retry"]
+    claims = [h.at for h in failed.history if h.event == "claimed"]
+    gaps = [(claims[i + 1] - retries[i]).total_seconds() for i in range(5)]
+    for gap, delay in zip(gaps, (1, 1, 2, 2, 3)):
+        assert gap >= delay - 0.05, gaps
+    wait_for(lambda: hook.events, 20, what="the admin webhook")
+    assert hook.events[0]["event"] == "message_failed" and hook.events[0]["details"]["message_id"] == dead_id
+    hook.close()
+
+
+def test_session_at_its_cap_hands_over(waq_env, procs) -> None:  # noqa: ANN001
+    waq_env["WAQ_MAX_DAILY_PER_SESSION"] = "5"
+    _start_stack(procs, waq_env, beat=False)
+    ids = [service.enqueue(p, "capped", session="primary") for p in _phones(10)]
+    _wait_done(ids)
+    _assert_exactly_once(waq_env, ids)
+    assert collections.Counter(store().get(i).sent_by for i in ids) == {"primary": 5, "secondary": 5}
+
+
+def test_disconnected_session_hands_its_messages_over(waq_env, procs) -> None:  # noqa: ANN001
+    _start_stack(procs, waq_env, beat=True)
+    FakeControl(Path(waq_env["WAQ_DATA_DIR"]) / "fake-control.json").set_session_state("primary",
+                                                                                       "phone_disconnected")
+    ids = [service.enqueue(p, "to primary", session="primary") for p in _phones(20)]
+    _wait_done(ids, 90)
+    _assert_exactly_once(waq_env, ids)
+    assert {store().get(i).sent_by for i in ids} == {"secondary"}
+
+
+def test_sigkilled_worker_holding_leases_loses_nothing(waq_env, procs) -> None:  # noqa: ANN001
+    Path(waq_env["WAQ_DATA_DIR"]).mkdir(parents=True, exist_ok=True)
+    FakeControl(Path(waq_env["WAQ_DATA_DIR"]) / "fake-control.json").write({"send_delay_s": 0.05})
+    stack = _start_stack(procs, waq_env, sessions=("primary",), beat=True)
+    ids = service.enqueue_many([{"phone": p, "text": "survive a crash"} for p in _phones(120)])
+    wait_for(lambda: store().count_by_status()["sent"] >= 20, 60, what="some sends")
+    wait_for(lambda: store().count_by_status()["processing"] >= 1, 30, 0.01, what="a lease in hand")
+    stack["primary"].kill(signal.SIGKILL)
+    stack["primary"].proc.wait(10)
+    assert store().count_by_status()["sent"] < len(ids)
+    procs(["worker", "--session", "primary"], waq_env, "worker-primary-2")
+    _wait_done(ids, 150)
+    _assert_exactly_once(waq_env, ids)
+
+
+def test_broker_flushed_mid_run_loses_nothing(waq_env, procs, redis_server) -> None:  # noqa: ANN001
+    Path(waq_env["WAQ_DATA_DIR"]).mkdir(parents=True, exist_ok=True)
+    FakeControl(Path(waq_env["WAQ_DATA_DIR"]) / "fake-control.json").write({"send_delay_s": 0.03})
+    _start_stack(procs, waq_env)
+    ids = service.enqueue_many([{"phone": p, "text": "survive a flush"} for p in _phones(150)])
+    wait_for(lambda: store().count_by_status()["sent"] >= 15, 60, what="some sends")
+    redis_server.client().flushall()
+    assert store().count_by_status()["sent"] < len(ids)
+    _wait_done(ids, 150)
+    _assert_exactly_once(waq_env, ids)
+
+
+class _Webhook:
+    """A local HTTP server that records the admin notifications it receives."""
+
+    def __init__(self) -> None:
+        self.events: list[dict] = []
+        events = self.events
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                events.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *args) -> None:  # noqa: ANN002
+                pass
+
+        self.server = HTTPServer(("127.0.0.1", free_port()), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+

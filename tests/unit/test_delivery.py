@@ -1,0 +1,170 @@
+"""Every lifecycle transition of the pipeline, with the time passed in and a recording publisher."""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from wa_queue.delivery import Delivery
+from wa_queue.models import MessageStatus, NewMessage
+from wa_queue.settings import Settings
+from wa_queue.store.sqlite import SQLiteStore
+from wa_queue.transport.fake import FakeControl, FakeSender, read_log
+
+T0 = datetime(2026, 11, 28, 9, 0, tzinfo=timezone.utc)
+PHONE = "+14155550123"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+        self.slept: list[float] = []
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def env(tmp_path: Path):  # noqa: ANN201
+    settings = Settings.from_env({
+        "WAQ_DATA_DIR": str(tmp_path), "WAQ_TRANSPORT": "fake", "WAQ_MIN_DELAY_S": "25", "WAQ_MAX_DELAY_S": "40",
+        "WAQ_MAX_DAILY_PER_SESSION": "3", "WAQ_SESSIONS": "primary,secondary",
+    })
+    store = SQLiteStore(str(tmp_path / "waq.db"))
+    clock = Clock()
+    published: list[tuple[list[str], str, float | None]] = []
+
+    def publisher(messages, queue, *, countdown=None, now=None) -> None:  # noqa: ANN001
+        published.append(([m.id for m in messages], queue, countdown))
+
+    def make(session: str = "primary") -> Delivery:
+        sender = FakeSender(session, settings.fake_log, settings.fake_control)
+        sender.connect()
+        return Delivery(store=store, settings=settings, session=session, owner=f"{session}/test/1", sender=sender,
+                        rng=random.Random(7), clock=clock, sleep=clock.sleep, publisher=publisher)
+
+    for name in settings.sessions:
+        store.update_session(name, status="connected", heartbeat_at=T0)
+    yield settings, store, clock, published, make, FakeControl(settings.fake_control)
+    store.close()
+
+
+def _new(store: SQLiteStore, text: str = "hello", phone: str = PHONE, session: str | None = None) -> str:
+    return store.insert(NewMessage(phone=phone, text=text, session=session), T0)[0].id
+
+
+def test_sent_records_time_session_and_history(env) -> None:  # noqa: ANN001
+    settings, store, clock, _, make, _ = env
+    mid = _new(store)
+    outcome = make().process(mid, 0)
+    assert outcome.kind == "sent"
+    message = store.get(mid)
+    assert message.status is MessageStatus.SENT and message.sent_by == "primary" and message.sent_at == T0
+    assert [h.event for h in message.history] == ["enqueued", "claimed", "sending", "sent"]
+    assert [e["ref"] for e in read_log(settings.fake_log)] == [mid]
+
+
+def test_duplicate_delivery_does_nothing(env) -> None:  # noqa: ANN001
+    settings, store, _, _, make, _ = env
+    mid = _new(store)
+    assert make().process(mid, 0).kind == "sent"
+    assert make("secondary").process(mid, 0).kind == "skipped"
+    assert len(read_log(settings.fake_log)) == 1
+
+
+def test_transient_errors_follow_the_schedule_then_fail_and_notify(env, caplog) -> None:  # noqa: ANN001
+    settings, store, clock, published, make, control = env
+    control.set_number_fault(PHONE, "transient")
+    mid = _new(store)
+    delivery = make()
+    for attempt, delay in enumerate(settings.retry_delays):
+        outcome = delivery.process(mid, attempt)
+        assert outcome.kind == "retry"
+        message = store.get(mid)
+        assert message.status is MessageStatus.PENDING and message.attempts == attempt + 1
+        assert message.next_attempt_at == clock.now + timedelta(seconds=delay)
+        assert published[-1] == ([mid], "wa.default", delay)
+        clock.now = message.next_attempt_at
+    outcome = delivery.process(mid, len(settings.retry_delays))
+    assert outcome.kind == "failed"
+    message = store.get(mid)
+    assert message.status is MessageStatus.FAILED and message.attempts == 6
+    assert message.last_error_class == "TransientSendError" and message.failed_at is not None
+    assert "message_failed" in caplog.text
+    assert [h.event for h in message.history].count("retry") == 5
+
+
+def test_invalid_number_fails_at_once(env) -> None:  # noqa: ANN001
+    settings, store, _, published, make, control = env
+    control.set_number_fault(PHONE, "unregistered")
+    mid = _new(store)
+    assert make().process(mid, 0).kind == "failed"
+    message = store.get(mid)
+    assert message.status is MessageStatus.FAILED and message.last_error_class == "InvalidNumber"
+    assert store.get_number_check(PHONE) is False and published == []
+    assert read_log(settings.fake_log) == []
+
+
+def test_disconnected_session_releases_without_using_an_attempt(env) -> None:  # noqa: ANN001
+    _, store, _, published, make, control = env
+    control.set_session_state("primary", "phone_disconnected")
+    mid = _new(store)
+    outcome = make().process(mid, 0)
+    assert outcome.kind == "released"
+    message = store.get(mid)
+    assert message.status is MessageStatus.PENDING and message.attempts == 0
+    assert published[-1][1] == "wa.session.secondary"
+    assert make("secondary").process(mid, 0).kind == "sent"
+
+
+def test_daily_cap_hands_over_then_parks_until_local_midnight(env) -> None:  # noqa: ANN001
+    settings, store, clock, published, make, _ = env
+    ids = [_new(store, f"m{i}") for i in range(7)]
+    primary, secondary = make(), make("secondary")
+    assert [primary.process(i, 0).kind for i in ids[:3]] == ["sent"] * 3
+    assert primary.process(ids[3], 0).kind == "released" and published[-1][1] == "wa.session.secondary"
+    assert [secondary.process(i, 0).kind for i in ids[3:6]] == ["sent"] * 3
+    outcome = secondary.process(ids[6], 0)
+    assert outcome.kind == "parked"
+    parked = store.get(ids[6])
+    assert parked.next_attempt_at == datetime(2026, 11, 29, tzinfo=timezone.utc) and parked.dispatch_epoch is None
+
+
+def test_pacing_spaces_sends_by_the_random_pause(env) -> None:  # noqa: ANN001
+    _, store, clock, _, make, _ = env
+    delivery = make()
+    first, second = _new(store, "a"), _new(store, "b")
+    delivery.process(first, 0)
+    delivery.process(second, 0)
+    gap = (store.get(second).sent_at - store.get(first).sent_at).total_seconds()
+    assert 25 <= gap <= 40 and len(clock.slept) == 1
+
+
+def test_unknown_outcome_is_checked_before_sending_again(env) -> None:  # noqa: ANN001
+    settings, store, clock, _, make, control = env
+    control.set_number_fault(PHONE, "unknown", count=1)
+    mid = _new(store)
+    assert make().process(mid, 0).kind == "retry"
+    clock.now = store.get(mid).next_attempt_at
+    assert make().process(mid, 1).kind == "sent"
+    assert len(read_log(settings.fake_log)) == 1  # found in the chat, not sent twice
+
+
+def test_crash_after_click_is_settled_by_reading_the_chat(env) -> None:  # noqa: ANN001
+    settings, store, clock, _, make, _ = env
+    mid = _new(store)
+    delivery = make()
+    claimed = store.claim(mid, owner=delivery.owner, session="primary", now=T0, lease_s=60)
+    assert claimed is not None and store.mark_sending(mid, owner=delivery.owner, now=T0)
+    delivery.sender.send(PHONE, "hello", ref=mid)  # the click happened, then the worker "died"
+    recovered = store.recover(mid, owner=delivery.owner, now=T0, reason="worker restarted")
+    assert recovered is not None and recovered.in_doubt
+    assert make().process(mid, 0).kind == "sent"
+    assert len(read_log(settings.fake_log)) == 1

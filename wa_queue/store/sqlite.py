@@ -1,0 +1,507 @@
+"""SQLite message store: one file, WAL mode, safe for many processes on one machine and many threads per process.
+
+Datetimes are INTEGER microseconds since the Unix epoch (UTC): sortable, compact, exact round trip.
+History is a JSON array column, appended with json_insert() in the same UPDATE that changes the state, so every
+transition is one atomic statement (UPDATE ... WHERE <CAS> RETURNING). Status counts live in a tiny table kept by
+triggers, so they change in the same transaction as the message and count_by_status() reads four rows.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from wa_queue.errors import InvalidTransition, NotFound, StoreError
+from wa_queue.models import HistoryEntry, Message, MessageStatus, NewMessage
+from wa_queue.store.base import MessageStore, SessionRecord, status_keys
+from wa_queue.store.common import (
+    DATETIME_FIELDS,
+    MESSAGE_FIELDS,
+    SESSION_DATETIME_FIELDS,
+    SESSION_FIELDS,
+    build_message,
+    check_session_fields,
+    replay_or_conflict,
+    utc,
+)
+from wa_queue.store.names import ARCHIVE, MESSAGES, NUMBER_CHECKS, SESSIONS, STATUS_COUNTS
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+BUSY_TIMEOUT_MS = 30_000
+HOUR_US = 3_600_000_000
+ARCHIVE_BATCH = 5_000  # rows moved per transaction, so the archive job never holds the write lock for long
+KEY_CHUNK = 500  # idempotency keys looked up per query (below SQLite's variable limit)
+COLS = ", ".join(MESSAGE_FIELDS)
+_SENTINEL: Any = ...
+
+_COLUMN_TYPES = {"attempts": "INTEGER NOT NULL DEFAULT 0", "history": "TEXT NOT NULL DEFAULT '[]'"}
+_NOT_NULL = {"id", "phone", "text", "status", "created_at", "updated_at", "next_attempt_at"}
+
+
+def _column_defs() -> str:
+    defs = []
+    for name in MESSAGE_FIELDS:
+        sql_type = _COLUMN_TYPES.get(name) or ("INTEGER" if name in DATETIME_FIELDS else "TEXT")
+        if name == "id":
+            sql_type += " PRIMARY KEY"
+        elif name in _NOT_NULL:
+            sql_type += " NOT NULL"
+        defs.append(f"{name} {sql_type}")
+    return ", ".join(defs)
+
+
+_STATUS_ROWS = ", ".join(f"('{s.value}', 0)" for s in MessageStatus)
+SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS {MESSAGES} ({_column_defs()});
+CREATE TABLE IF NOT EXISTS {ARCHIVE} ({_column_defs()}, archived_at INTEGER NOT NULL);
+CREATE UNIQUE INDEX IF NOT EXISTS ix_msg_idem ON {MESSAGES}(idempotency_key) WHERE idempotency_key IS NOT NULL;
+CREATE INDEX IF NOT EXISTS ix_msg_due ON {MESSAGES}(status, next_attempt_at);
+CREATE INDEX IF NOT EXISTS ix_msg_undispatched ON {MESSAGES}(status, dispatch_epoch, next_attempt_at);
+CREATE INDEX IF NOT EXISTS ix_msg_lease ON {MESSAGES}(status, lease_expires_at);
+CREATE INDEX IF NOT EXISTS ix_msg_owner ON {MESSAGES}(lease_owner) WHERE lease_owner IS NOT NULL;
+CREATE INDEX IF NOT EXISTS ix_msg_sent_by ON {MESSAGES}(sent_by, sent_at);
+CREATE INDEX IF NOT EXISTS ix_msg_sent_at ON {MESSAGES}(sent_at) WHERE sent_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS ix_msg_failed ON {MESSAGES}(status, failed_at);
+CREATE INDEX IF NOT EXISTS ix_msg_created ON {MESSAGES}(status, created_at);
+CREATE TABLE IF NOT EXISTS {STATUS_COUNTS} (status TEXT PRIMARY KEY, n INTEGER NOT NULL);
+INSERT OR IGNORE INTO {STATUS_COUNTS} VALUES {_STATUS_ROWS};
+CREATE TRIGGER IF NOT EXISTS tr_msg_ins AFTER INSERT ON {MESSAGES} BEGIN
+  UPDATE {STATUS_COUNTS} SET n = n + 1 WHERE status = NEW.status; END;
+CREATE TRIGGER IF NOT EXISTS tr_msg_del AFTER DELETE ON {MESSAGES} BEGIN
+  UPDATE {STATUS_COUNTS} SET n = n - 1 WHERE status = OLD.status; END;
+CREATE TRIGGER IF NOT EXISTS tr_msg_upd AFTER UPDATE OF status ON {MESSAGES} WHEN OLD.status <> NEW.status BEGIN
+  UPDATE {STATUS_COUNTS} SET n = n - 1 WHERE status = OLD.status;
+  UPDATE {STATUS_COUNTS} SET n = n + 1 WHERE status = NEW.status; END;
+CREATE TABLE IF NOT EXISTS {SESSIONS} (
+  name TEXT PRIMARY KEY, status TEXT NOT NULL DEFAULT 'unknown', number TEXT, next_send_at INTEGER,
+  reconnect_attempts INTEGER NOT NULL DEFAULT 0, next_reconnect_at INTEGER, needs_operator INTEGER NOT NULL DEFAULT 0,
+  restart_requested INTEGER NOT NULL DEFAULT 0, heartbeat_at INTEGER, updated_at INTEGER);
+CREATE TABLE IF NOT EXISTS {NUMBER_CHECKS} (phone TEXT PRIMARY KEY, registered INTEGER NOT NULL, checked_at INTEGER);
+"""
+
+# Appends one history entry; `{session}` is a parameter or a column (columns read the row's old values).
+_HISTORY = (
+    "history = json_insert(history, '$[#]', json_object('at', :at, 'event', :event, 'session', {session}, "
+    "'error_class', :error_class, 'error_text', :error_text))"
+)
+_CLEAR_LEASE = "lease_owner = NULL, lease_expires_at = NULL"
+_HELD = "status = 'processing' AND lease_owner = :owner"
+
+
+def to_us(value: datetime | None) -> int | None:
+    """tz-aware datetime -> integer microseconds since the epoch (UTC)."""
+    if value is None:
+        return None
+    return (utc(value) - EPOCH) // timedelta(microseconds=1)
+
+
+def from_us(value: int | None) -> datetime | None:
+    return None if value is None else EPOCH + timedelta(microseconds=value)
+
+
+def _row_to_message(row: tuple) -> Message:
+    data = dict(zip(MESSAGE_FIELDS, row))
+    for name in DATETIME_FIELDS:
+        data[name] = from_us(data[name])
+    data["status"] = MessageStatus(data["status"])
+    data["metadata"] = json.loads(data["metadata"]) if data["metadata"] is not None else None
+    data["history"] = tuple(HistoryEntry.from_dict(item) for item in json.loads(data["history"]))
+    return Message(**data)
+
+
+def _message_to_row(message: Message) -> tuple:
+    data = message.to_dict()
+    for name in DATETIME_FIELDS:
+        data[name] = to_us(getattr(message, name))
+    data["metadata"] = json.dumps(message.metadata) if message.metadata is not None else None
+    data["history"] = json.dumps(data["history"])
+    return tuple(data[name] for name in MESSAGE_FIELDS)
+
+
+class SQLiteStore(MessageStore):
+    def __init__(self, path: str) -> None:
+        self.path = path
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._all_lock = threading.Lock()
+        self._create_schema()
+
+    def _create_schema(self) -> None:
+        """Idempotent; under the write lock so processes opening the file together do not race."""
+        conn = self._conn()
+        try:
+            conn.executescript(f"BEGIN IMMEDIATE; {SCHEMA} COMMIT;")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    # ---- connections and transactions ------------------------------------------------------------------------
+    def _conn(self) -> sqlite3.Connection:
+        """One connection per thread and per process (a connection inherited through fork is never reused)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None and self._local.pid == os.getpid():
+            return conn
+        conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+                               check_same_thread=False)
+        conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = FULL")  # a committed message survives a power cut, not just a crash
+        self._local.conn, self._local.pid = conn, os.getpid()
+        with self._all_lock:
+            self._all.append(conn)
+        return conn
+
+    @contextlib.contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE takes the write lock up front, so read-then-write sequences cannot interleave."""
+        conn = self._conn()
+        if conn.in_transaction:
+            yield conn  # nested use joins the outer transaction
+            return
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        if conn.in_transaction:
+            conn.execute("COMMIT")
+
+    def close(self) -> None:
+        with self._all_lock:
+            conns, self._all = self._all, []
+        for conn in conns:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
+        self._local = threading.local()
+
+    def ping(self) -> None:
+        try:
+            self._conn().execute("SELECT 1").fetchone()
+        except sqlite3.Error as exc:
+            raise StoreError(f"SQLite store {self.path} unreachable: {exc}") from exc
+
+    # ---- producer side ---------------------------------------------------------------------------------------
+    def insert(self, new: NewMessage, now: datetime) -> tuple[Message, bool]:
+        return self.insert_many([new], now)[0]
+
+    def insert_many(self, news: list[NewMessage], now: datetime) -> list[tuple[Message, bool]]:
+        with self._tx() as conn:
+            existing = self._by_keys(conn, [n.idempotency_key for n in news if n.idempotency_key])
+            results: list[tuple[Message, bool]] = []
+            rows: list[tuple] = []
+            for new in news:
+                key = new.idempotency_key
+                if key is not None and key in existing:
+                    results.append(replay_or_conflict(existing[key], new))
+                    continue
+                message = build_message(new, now)
+                if key is not None:
+                    existing[key] = message  # a repeated key inside one batch is a replay or a conflict too
+                results.append((message, True))
+                rows.append(_message_to_row(message))
+            placeholders = ", ".join("?" * len(MESSAGE_FIELDS))
+            conn.executemany(f"INSERT INTO {MESSAGES} ({COLS}) VALUES ({placeholders})", rows)
+        return results
+
+    def _by_keys(self, conn: sqlite3.Connection, keys: list[str]) -> dict[str, Message]:
+        found: dict[str, Message] = {}
+        for start in range(0, len(keys), KEY_CHUNK):
+            chunk = keys[start:start + KEY_CHUNK]
+            marks = ", ".join("?" * len(chunk))
+            for row in conn.execute(f"SELECT {COLS} FROM {MESSAGES} WHERE idempotency_key IN ({marks})", chunk):
+                message = _row_to_message(row)
+                found[message.idempotency_key] = message  # type: ignore[index]
+        return found
+
+    def get(self, message_id: str) -> Message:
+        row = self._conn().execute(f"SELECT {COLS} FROM {MESSAGES} WHERE id = ?", (message_id,)).fetchone()
+        if row is None:
+            raise NotFound(message_id)
+        return _row_to_message(row)
+
+    # ---- delivery side ---------------------------------------------------------------------------------------
+    def _transition(self, message_id: str, *, now: datetime, event: str, sets: str, where: str,
+                    session_sql: str = "claimed_by", **params: Any) -> Message | None:
+        """One atomic compare-and-set: change the row only if `where` holds, append history, return the new row."""
+        values = {"id": message_id, "now": to_us(now), "at": utc(now).isoformat(), "event": event,
+                  "error_class": None, "error_text": None, **params}
+        sql = (f"UPDATE {MESSAGES} SET {sets}, updated_at = :now, {_HISTORY.format(session=session_sql)} "
+               f"WHERE id = :id AND {where} RETURNING {COLS}")
+        rows = self._conn().execute(sql, values).fetchall()  # fetchall: the autocommit ends with the statement
+        return _row_to_message(rows[0]) if rows else None
+
+    def claim(
+        self, message_id: str, *, owner: str, session: str, now: datetime, lease_s: float, attempts: int | None = None
+    ) -> Message | None:
+        where = "status = 'pending' AND next_attempt_at <= :now" + (" AND attempts = :attempts" if attempts is not None
+                                                                    else "")
+        return self._transition(
+            message_id, now=now, event="claimed", session_sql=":session", where=where,
+            sets="status = 'processing', lease_owner = :owner, lease_expires_at = :exp, claimed_by = :session",
+            owner=owner, session=session, exp=to_us(now + timedelta(seconds=lease_s)), attempts=attempts,
+        )
+
+    def extend_lease(self, message_id: str, *, owner: str, now: datetime, lease_s: float) -> bool:
+        cur = self._conn().execute(
+            f"UPDATE {MESSAGES} SET lease_expires_at = :exp WHERE id = :id AND {_HELD}",
+            {"id": message_id, "owner": owner, "exp": to_us(now + timedelta(seconds=lease_s))},
+        )
+        return cur.rowcount == 1
+
+    def mark_sending(self, message_id: str, *, owner: str, now: datetime) -> bool:
+        done = self._transition(message_id, now=now, event="sending", where=_HELD, owner=owner,
+                                sets="sending_at = :now, sending_session = claimed_by")
+        return done is not None
+
+    def record_sent(
+        self, message_id: str, *, owner: str, now: datetime, session: str, wa_id: str | None
+    ) -> Message | None:
+        return self._transition(
+            message_id, now=now, event="sent", where=_HELD, session_sql=":session", owner=owner, session=session,
+            wa_id=wa_id, sets=f"status = 'sent', sent_at = :now, sent_by = :session, wa_id = :wa_id, {_CLEAR_LEASE}",
+        )
+
+    def record_retry(
+        self, message_id: str, *, owner: str, now: datetime, next_attempt_at: datetime, error_class: str,
+        error_text: str,
+    ) -> Message | None:
+        return self._transition(
+            message_id, now=now, event="retry", where=_HELD, owner=owner, next=to_us(next_attempt_at),
+            error_class=error_class, error_text=error_text,
+            sets=("status = 'pending', attempts = attempts + 1, next_attempt_at = :next, last_error_class = "
+                  f":error_class, last_error_text = :error_text, sending_at = NULL, sending_session = NULL, "
+                  f"{_CLEAR_LEASE}"),
+        )
+
+    def record_failed(
+        self, message_id: str, *, owner: str | None, now: datetime, error_class: str, error_text: str,
+        count_attempt: bool = True,
+    ) -> Message | None:
+        return self._transition(
+            message_id, now=now, event="failed", where=_HELD if owner is not None else "status = 'processing'",
+            owner=owner, error_class=error_class, error_text=error_text, inc=1 if count_attempt else 0,
+            sets=("status = 'failed', failed_at = :now, attempts = attempts + :inc, last_error_class = :error_class, "
+                  f"last_error_text = :error_text, {_CLEAR_LEASE}"),
+        )
+
+    def release(
+        self, message_id: str, *, owner: str, now: datetime, reason: str, error_class: str | None = None,
+        next_attempt_at: datetime | None = None, session: str | None = _SENTINEL,
+    ) -> Message | None:
+        sets = f"status = 'pending', next_attempt_at = :next, sending_at = NULL, sending_session = NULL, {_CLEAR_LEASE}"
+        if session is not _SENTINEL:
+            sets += ", session = :new_session"
+        return self._transition(
+            message_id, now=now, event="released", where=_HELD, sets=sets, owner=owner, error_class=error_class,
+            error_text=reason, next=to_us(next_attempt_at or now), new_session=None if session is _SENTINEL else session,
+        )
+
+    def mark_dispatched(self, message_ids: list[str], *, now: datetime, epoch: str | None, queue: str) -> None:
+        with self._tx() as conn:
+            conn.executemany(
+                f"UPDATE {MESSAGES} SET dispatched_at = ?, dispatch_epoch = ?, dispatch_queue = ? WHERE id = ?",
+                [(to_us(now), epoch, queue, mid) for mid in message_ids],
+            )
+
+    def clear_dispatch(self, message_ids: list[str]) -> None:
+        with self._tx() as conn:
+            conn.executemany(f"UPDATE {MESSAGES} SET dispatch_epoch = NULL WHERE id = ?", [(m,) for m in message_ids])
+
+    def list_undispatched(self, *, now: datetime, epoch: str, limit: int) -> list[Message]:
+        # Three index ranges on (status, dispatch_epoch, next_attempt_at): NULL, below and above `epoch`. A single
+        # `epoch IS NULL OR epoch <> ?` would walk every due message already dispatched in this epoch.
+        part = (f"SELECT * FROM (SELECT {COLS} FROM {MESSAGES} WHERE status = 'pending' AND {{cond}} "
+                "AND next_attempt_at <= :now ORDER BY next_attempt_at LIMIT :limit)")
+        conds = ("dispatch_epoch IS NULL", "dispatch_epoch < :epoch", "dispatch_epoch > :epoch")
+        sql = " UNION ALL ".join(part.format(cond=c) for c in conds) + " ORDER BY next_attempt_at LIMIT :limit"
+        rows = self._conn().execute(sql, {"now": to_us(now), "epoch": epoch, "limit": limit}).fetchall()
+        return [_row_to_message(r) for r in rows]
+
+    def list_expired_leases(self, *, now: datetime, limit: int = 1000) -> list[Message]:
+        return self._select("status = 'processing' AND lease_expires_at <= ? ORDER BY lease_expires_at LIMIT ?",
+                            (to_us(now), limit))
+
+    def list_leases(self, *, owner_prefix: str) -> list[Message]:
+        # A range on the owner index, then an exact prefix test (the range alone is enough for ordinary text).
+        return self._select(
+            "lease_owner IS NOT NULL AND lease_owner >= ? AND lease_owner < ? AND status = 'processing' "
+            "AND substr(lease_owner, 1, ?) = ?",
+            (owner_prefix, owner_prefix + "\U0010ffff", len(owner_prefix), owner_prefix),
+        )
+
+    def recover(self, message_id: str, *, owner: str, now: datetime, reason: str) -> Message | None:
+        return self._transition(message_id, now=now, event="recovered", where=_HELD, owner=owner, error_text=reason,
+                                sets=f"status = 'pending', {_CLEAR_LEASE}")
+
+    def _select(self, where: str, params: tuple | dict, table: str = MESSAGES) -> list[Message]:
+        rows = self._conn().execute(f"SELECT {COLS} FROM {table} WHERE {where}", params).fetchall()
+        return [_row_to_message(r) for r in rows]
+
+    # ---- operator side ---------------------------------------------------------------------------------------
+    def count_by_status(self) -> dict[str, int]:
+        counts = status_keys()
+        counts.update(dict(self._conn().execute(f"SELECT status, n FROM {STATUS_COUNTS}").fetchall()))
+        return counts
+
+    @staticmethod
+    def _failed_filter(session: str | None, error: str | None = None) -> tuple[str, dict[str, Any]]:
+        where = "status = 'failed'"
+        if session is not None:
+            where += " AND (claimed_by = :fs OR sent_by = :fs OR session = :fs)"
+        if error is not None:
+            where += " AND (instr(last_error_class, :fe) > 0 OR instr(last_error_text, :fe) > 0)"
+        return where, {"fs": session, "fe": error}
+
+    def list_failed(
+        self, *, offset: int = 0, limit: int = 50, session: str | None = None, error: str | None = None
+    ) -> tuple[list[Message], int]:
+        where, params = self._failed_filter(session, error)
+        conn = self._conn()
+        total = conn.execute(f"SELECT count(*) FROM {MESSAGES} WHERE {where}", params).fetchone()[0]
+        page = self._select(f"{where} ORDER BY failed_at DESC, id LIMIT :limit OFFSET :offset",
+                            {**params, "limit": limit, "offset": offset})
+        return page, total
+
+    _REQUEUE = ("status = 'pending', attempts = 0, next_attempt_at = :now, failed_at = NULL, last_error_class = NULL, "
+                "last_error_text = NULL, dispatched_at = NULL, dispatch_epoch = NULL, dispatch_queue = NULL, "
+                f"{_CLEAR_LEASE}")
+
+    def retry_failed(self, message_id: str, *, now: datetime) -> Message:
+        with self._tx():
+            message = self._transition(message_id, now=now, event="requeued", where="status = 'failed'",
+                                       sets=self._REQUEUE)
+            if message is None:
+                self._raise_not_failed(message_id)
+        return message  # type: ignore[return-value]
+
+    def _raise_not_failed(self, message_id: str) -> None:
+        row = self._conn().execute(f"SELECT status FROM {MESSAGES} WHERE id = ?", (message_id,)).fetchone()
+        if row is None:
+            raise NotFound(message_id)
+        raise InvalidTransition(f"message {message_id} is {row[0]}, not failed")
+
+    def retry_all_failed(self, *, now: datetime, session: str | None = None) -> list[str]:
+        where, params = self._failed_filter(session)
+        values = {"now": to_us(now), "at": utc(now).isoformat(), "event": "requeued", "error_class": None,
+                  "error_text": None, **params}
+        sql = (f"UPDATE {MESSAGES} SET {self._REQUEUE}, updated_at = :now, {_HISTORY.format(session='claimed_by')} "
+               f"WHERE {where} RETURNING id")
+        with self._tx() as conn:
+            return [row[0] for row in conn.execute(sql, values).fetchall()]
+
+    def delete(self, message_id: str) -> None:
+        with self._tx() as conn:
+            if conn.execute(f"DELETE FROM {MESSAGES} WHERE id = ? AND status = 'failed'", (message_id,)).rowcount:
+                return
+            self._raise_not_failed(message_id)
+
+    def archive_failed(self, *, older_than: datetime, now: datetime) -> int:
+        moved = 0
+        while True:
+            with self._tx() as conn:
+                ids = [r[0] for r in conn.execute(
+                    f"SELECT id FROM {MESSAGES} WHERE status = 'failed' AND failed_at < ? LIMIT ?",
+                    (to_us(older_than), ARCHIVE_BATCH))]
+                if not ids:
+                    return moved
+                marks = ", ".join("?" * len(ids))
+                # Copy, then delete, in one transaction: a message is never in neither table.
+                conn.execute(f"INSERT INTO {ARCHIVE} ({COLS}, archived_at) SELECT {COLS}, ? FROM {MESSAGES} "
+                             f"WHERE id IN ({marks})", (to_us(now), *ids))
+                conn.execute(f"DELETE FROM {MESSAGES} WHERE id IN ({marks})", ids)
+                moved += len(ids)
+
+    def get_archived(self, message_id: str) -> Message:
+        found = self._select("id = ?", (message_id,), table=ARCHIVE)
+        if not found:
+            raise NotFound(message_id)
+        return found[0]
+
+    def sends_since(self, session: str, since: datetime) -> int:
+        sql = f"SELECT count(*) FROM {MESSAGES} WHERE sent_by = ? AND sent_at >= ?"
+        return self._conn().execute(sql, (session, to_us(since))).fetchone()[0]
+
+    def sends_per_hour(self, *, since: datetime) -> list[tuple[datetime, int]]:
+        sql = (f"SELECT sent_at / {HOUR_US} AS hour, count(*) FROM {MESSAGES} "
+               "WHERE sent_at IS NOT NULL AND sent_at >= ? GROUP BY hour ORDER BY hour")
+        rows = self._conn().execute(sql, (to_us(since),)).fetchall()
+        return [(from_us(hour * HOUR_US), n) for hour, n in rows]  # type: ignore[misc]
+
+    def oldest_pending(self) -> Message | None:
+        found = self._select("status = 'pending' ORDER BY created_at LIMIT 1", ())
+        return found[0] if found else None
+
+    def record_receipt(
+        self, message_id: str, *, now: datetime, delivered_at: datetime | None = None, read_at: datetime | None = None
+    ) -> Message | None:
+        message = self._transition(
+            message_id, now=now, event="receipt", session_sql="sent_by", d=to_us(delivered_at), r=to_us(read_at),
+            where="status = 'sent' AND ((:d IS NOT NULL AND delivered_at IS NULL) OR (:r IS NOT NULL AND read_at IS NULL))",
+            sets="delivered_at = coalesce(delivered_at, :d), read_at = coalesce(read_at, :r)",
+        )
+        if message is not None:
+            return message
+        try:
+            current = self.get(message_id)
+        except NotFound:
+            return None
+        return current if current.status is MessageStatus.SENT else None  # nothing new to record
+
+    # ---- sessions and number checks --------------------------------------------------------------------------
+    def get_session(self, name: str) -> SessionRecord:
+        cols = ", ".join(SESSION_FIELDS)
+        row = self._conn().execute(f"SELECT {cols} FROM {SESSIONS} WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            return SessionRecord(name)
+        data = dict(zip(SESSION_FIELDS, row))
+        for field in SESSION_DATETIME_FIELDS:
+            data[field] = from_us(data[field])
+        data["needs_operator"] = bool(data["needs_operator"])
+        data["restart_requested"] = bool(data["restart_requested"])
+        return SessionRecord(**data)
+
+    def update_session(self, name: str, **fields: Any) -> SessionRecord:
+        check_session_fields(fields)
+        fields.setdefault("updated_at", datetime.now(UTC))
+        values = {k: to_us(v) if k in SESSION_DATETIME_FIELDS else v for k, v in fields.items()}
+        cols = ", ".join(["name", *values])
+        marks = ", ".join(f":{k}" for k in ["name", *values])
+        updates = ", ".join(f"{k} = excluded.{k}" for k in values)
+        with self._tx() as conn:
+            conn.execute(f"INSERT INTO {SESSIONS} ({cols}) VALUES ({marks}) ON CONFLICT(name) DO UPDATE SET {updates}",
+                         {"name": name, **values})
+            return self.get_session(name)
+
+    def reserve_send_slot(self, name: str, *, now: datetime, next_send_at: datetime) -> datetime | None:
+        with self._tx() as conn:
+            conn.execute(f"INSERT OR IGNORE INTO {SESSIONS} (name) VALUES (?)", (name,))
+            cur = conn.execute(
+                f"UPDATE {SESSIONS} SET next_send_at = ? WHERE name = ? AND (next_send_at IS NULL OR next_send_at <= ?)",
+                (to_us(next_send_at), name, to_us(now)),
+            )
+            if cur.rowcount == 1:
+                return None
+            row = conn.execute(f"SELECT next_send_at FROM {SESSIONS} WHERE name = ?", (name,)).fetchone()
+            return from_us(row[0])
+
+    def get_number_check(self, phone: str) -> bool | None:
+        row = self._conn().execute(f"SELECT registered FROM {NUMBER_CHECKS} WHERE phone = ?", (phone,)).fetchone()
+        return None if row is None else bool(row[0])
+
+    def set_number_check(self, phone: str, registered: bool, *, now: datetime) -> None:
+        self._conn().execute(
+            f"INSERT INTO {NUMBER_CHECKS} (phone, registered, checked_at) VALUES (?, ?, ?) "
+            "ON CONFLICT(phone) DO UPDATE SET registered = excluded.registered, checked_at = excluded.checked_at",
+            (phone, int(registered), to_us(now)),
+        )

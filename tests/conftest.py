@@ -118,6 +118,7 @@ def waq_env(tmp_path: Path, redis_server: RedisServer, monkeypatch: pytest.Monke
         "WAQ_LEASE_S": "20",
         "WAQ_DISPATCH_INTERVAL_S": "1",
         "WAQ_RECOVER_INTERVAL_S": "2",
+        "WAQ_REDISPATCH_AFTER_S": "5",
         "WAQ_HEALTH_INTERVAL_S": "2",
         "WAQ_RECONNECT_UNIT_S": "1",
     }

@@ -23,20 +23,26 @@ _EPOCH_CACHE_S = 5.0
 _epoch_cache: list[object] = [None, 0.0]
 
 
-def current_epoch(*, create: bool = False) -> str | None:
-    """The broker epoch, cached a few seconds (a stale value only causes a harmless extra publish)."""
+def current_epoch(*, fresh: bool = False) -> str:
+    """The broker epoch, created when missing, cached a few seconds (a stale value only causes a harmless extra
+    publish). Anyone may create it: what matters is that tasks recorded under an older epoch are republished."""
     cached, at = _epoch_cache
-    if cached and not create and time.monotonic() - float(at) < _EPOCH_CACHE_S:  # type: ignore[arg-type]
+    if cached and not fresh and time.monotonic() - float(at) < _EPOCH_CACHE_S:  # type: ignore[arg-type]
         return str(cached)
     client = runtime.broker_redis()
     value = client.get(names.BROKER_EPOCH_KEY)
-    if value is None and create:
+    if value is None:
         client.set(names.BROKER_EPOCH_KEY, uuid.uuid4().hex, nx=True)
         value = client.get(names.BROKER_EPOCH_KEY)
-        log.warning("broker epoch missing: the broker lost its data; pending messages will be republished")
-    epoch = value.decode() if isinstance(value, bytes) else value
+        log.warning("new broker epoch: the broker is new or lost its data; older tasks will be republished")
+    epoch = value.decode() if isinstance(value, bytes) else str(value)
     _epoch_cache[0], _epoch_cache[1] = epoch, time.monotonic()
     return epoch
+
+
+def queue_length(queue: str) -> int:
+    """Tasks waiting in a queue (kombu's Redis transport keeps each queue as a list under its name)."""
+    return int(runtime.broker_redis().llen(queue))
 
 
 def publish(messages: Iterable[Message], queue: str, *, countdown: float | None = None,

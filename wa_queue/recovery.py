@@ -8,7 +8,7 @@ import os
 from datetime import datetime, timedelta
 
 from wa_queue import names, sessions
-from wa_queue.dispatch import current_epoch, publish, queue_for
+from wa_queue.dispatch import current_epoch, publish, queue_for, queue_length
 from wa_queue.models import Message
 from wa_queue.settings import Settings
 from wa_queue.store import MessageStore
@@ -29,10 +29,7 @@ class SweepReport:
 def dispatch_due(store: MessageStore, settings: Settings, now: datetime) -> SweepReport:
     """Publish every due pending message whose task the broker no longer holds (invariant 2)."""
     report = SweepReport()
-    before = current_epoch()
-    epoch = current_epoch(create=True)
-    report.new_epoch = before != epoch
-    assert epoch is not None
+    epoch = current_epoch(fresh=True)
     for _ in range(1000):  # bounded: a huge backlog is finished by the next sweeps
         batch = store.list_undispatched(now=now, epoch=epoch, limit=_BATCH)
         if not batch:
@@ -40,6 +37,7 @@ def dispatch_due(store: MessageStore, settings: Settings, now: datetime) -> Swee
         for queue, messages in _by_target_queue(store, settings, now, batch).items():
             publish(messages, queue, now=now)
         report.republished += len(batch)
+    report.republished += republish_overdue(store, settings, now)
     report.rerouted = reroute_from_dead_sessions(store, settings, now)
     if report.republished:
         log.info("dispatch sweep: republished %d message(s) (new epoch: %s)", report.republished, report.new_epoch)
@@ -58,6 +56,25 @@ def _by_target_queue(
         queue = queue_for(preferred if preferred in available else None)
         grouped.setdefault(queue, []).append(message)
     return grouped
+
+
+def republish_overdue(store: MessageStore, settings: Settings, now: datetime) -> int:
+    """A task can also vanish without the broker losing its data: a worker SIGKILLed while it held a task it had
+    not yet claimed, or a countdown retry, leaves it unacked until the visibility timeout (hours). A message long
+    overdue whose queue is empty cannot be waiting in that queue, so it is published again; if its task does turn
+    up later, the claim makes it a no-op. A queue with a backlog is left alone: its messages are waiting their turn."""
+    grace = timedelta(seconds=settings.redispatch_after_s)
+    overdue = [
+        m for m in store.list_undispatched(now=now - grace, epoch="", limit=1000)
+        if m.dispatched_at is not None and now - m.dispatched_at > grace and m.dispatch_queue
+    ]
+    queues = {m.dispatch_queue for m in overdue}
+    empty = {q for q in queues if q and queue_length(q) == 0}
+    again = [m for m in overdue if m.dispatch_queue in empty]
+    if again:
+        log.info("republishing %d overdue message(s) whose queue is empty", len(again))
+        _republish(store, settings, now, again)
+    return len(again)
 
 
 def reroute_from_dead_sessions(store: MessageStore, settings: Settings, now: datetime) -> int:

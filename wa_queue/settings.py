@@ -54,6 +54,7 @@ class Settings:
     # Beat and recovery.
     dispatch_interval_s: float = 15.0
     recover_interval_s: float = 60.0
+    redispatch_after_s: float = 120.0  # a due message this overdue, its queue empty, is published again
     health_interval_s: float = 30.0
     reconnect_unit_s: float = 60.0  # attempt n waits n units (1..5 minutes)
     reconnect_max_attempts: int = 5

@@ -114,10 +114,12 @@ def test_insert_stores_a_pending_message_that_round_trips(store: MessageStore) -
     assert loaded.created_at.tzinfo is not None and loaded.created_at.utcoffset() == timedelta(0)
 
 
-def test_datetimes_keep_microseconds(store: MessageStore) -> None:
-    now = NOW.replace(microsecond=123456)
+def test_datetimes_round_trip_to_the_millisecond(store: MessageStore) -> None:
+    now = NOW.replace(microsecond=123456)  # BSON dates keep milliseconds; SQLite keeps microseconds
     message = insert(store, now=now)
-    assert store.get(message.id).created_at == now
+    loaded = store.get(message.id)
+    assert loaded.created_at == message.created_at and loaded.history == message.history
+    assert abs(loaded.created_at - now) < timedelta(milliseconds=1)
 
 
 def test_get_unknown_raises_not_found(store: MessageStore) -> None:

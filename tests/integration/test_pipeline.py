@@ -113,17 +113,20 @@ def test_disconnected_session_hands_its_messages_over(waq_env, procs) -> None:  
 
 def test_sigkilled_worker_holding_leases_loses_nothing(waq_env, procs) -> None:  # noqa: ANN001
     Path(waq_env["WAQ_DATA_DIR"]).mkdir(parents=True, exist_ok=True)
-    FakeControl(Path(waq_env["WAQ_DATA_DIR"]) / "fake-control.json").write({"send_delay_s": 0.05})
+    # Slow sends, so that the kill lands while a message is claimed (most of each task is the send).
+    FakeControl(Path(waq_env["WAQ_DATA_DIR"]) / "fake-control.json").write({"send_delay_s": 0.2})
     stack = _start_stack(procs, waq_env, sessions=("primary",), beat=True)
-    ids = service.enqueue_many([{"phone": p, "text": "survive a crash"} for p in _phones(120)])
-    wait_for(lambda: store().count_by_status()["sent"] >= 20, 60, what="some sends")
-    wait_for(lambda: store().count_by_status()["processing"] >= 1, 30, 0.01, what="a lease in hand")
+    ids = service.enqueue_many([{"phone": p, "text": "survive a crash"} for p in _phones(60)])
+    wait_for(lambda: store().count_by_status()["sent"] >= 10, 60, what="some sends")
+    wait_for(lambda: store().count_by_status()["processing"] >= 1, 30, 0.005, what="a lease in hand")
     stack["primary"].kill(signal.SIGKILL)
     stack["primary"].proc.wait(10)
-    assert store().count_by_status()["sent"] < len(ids)
+    held = [i for i in ids if store().get(i).status is MessageStatus.PROCESSING]
+    assert held and store().count_by_status()["sent"] < len(ids)
     procs(["worker", "--session", "primary"], waq_env, "worker-primary-2")
     _wait_done(ids, 150)
     _assert_exactly_once(waq_env, ids)
+    assert any(h.event == "recovered" for h in store().get(held[0]).history)
 
 
 def test_broker_flushed_mid_run_loses_nothing(waq_env, procs, redis_server) -> None:  # noqa: ANN001

@@ -1,0 +1,434 @@
+"""MongoDB message store (pymongo; mongomock in tests). For many machines sharing one store.
+
+Design notes:
+- Datetimes are BSON dates, which keep milliseconds: every time is cut to the millisecond before it is written or
+  returned, so what a call returns equals what a later get() reads. They are sent naive-UTC (what BSON means) and
+  turned back into tz-aware UTC on read, whatever the client's tz_aware setting.
+- Each transition is one find_one_and_update whose filter is the compare-and-set (status, lease_owner, attempts).
+  A history entry that names the row's own session (claimed_by) reads it first and adds `claimed_by == seen` to
+  the filter, so the entry can never name the wrong session; a lost race re-reads, like any optimistic write.
+- count_by_status() runs one count per status on the (status, ...) indexes: index-only counts, always exact (a
+  separate counters collection could drift, as Mongo cannot update two documents atomically without a replica set).
+- insert_many() cannot be a transaction without a replica set: it validates every item first, then inserts, and
+  deletes what it inserted when the insert fails, so nothing stays behind.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlparse
+
+import pymongo
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo.database import Database
+from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
+
+from wa_queue.errors import InvalidTransition, NotFound, StoreError
+from wa_queue.models import HistoryEntry, Message, MessageStatus, NewMessage
+from wa_queue.store.base import MessageStore, SessionRecord, status_keys
+from wa_queue.store.common import (
+    DATETIME_FIELDS,
+    MESSAGE_FIELDS,
+    SESSION_DATETIME_FIELDS,
+    build_message,
+    check_session_fields,
+    replay_or_conflict,
+)
+from wa_queue.store.names import ARCHIVE, MESSAGES, NUMBER_CHECKS, SESSIONS
+
+ARCHIVE_BATCH = 1_000
+CAS_RETRIES = 8  # re-reads when the row's session changed between the read and the write (very rare)
+SERVER_TIMEOUT_MS = 5_000
+INDEXES: list[tuple[list[tuple[str, int]], dict[str, Any]]] = [
+    ([("idempotency_key", ASCENDING)], {"unique": True, "sparse": True}),  # the key is left out when None
+    ([("status", ASCENDING), ("next_attempt_at", ASCENDING)], {}),
+    ([("status", ASCENDING), ("lease_expires_at", ASCENDING)], {}),
+    ([("lease_owner", ASCENDING)], {"sparse": True}),
+    ([("sent_by", ASCENDING), ("sent_at", ASCENDING)], {}),
+    ([("sent_at", ASCENDING)], {"sparse": True}),
+    ([("status", ASCENDING), ("failed_at", DESCENDING)], {}),
+    ([("status", ASCENDING), ("created_at", ASCENDING)], {}),
+]
+_CLEAR_LEASE = {"lease_owner": None, "lease_expires_at": None}
+
+
+def to_db(value: datetime | None) -> datetime | None:
+    """tz-aware (or naive UTC) -> naive UTC cut to the millisecond, as BSON keeps it."""
+    if value is None:
+        return None
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value.replace(microsecond=value.microsecond // 1000 * 1000)
+
+
+def from_db(value: datetime | None) -> datetime | None:
+    if value is None:
+        return None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _history(now: datetime, event: str, session: str | None, error_class: str | None = None,
+             error_text: str | None = None) -> dict[str, Any]:
+    return {"at": to_db(now), "event": event, "session": session, "error_class": error_class, "error_text": error_text}
+
+
+def _to_doc(message: Message) -> dict[str, Any]:
+    doc: dict[str, Any] = {"_id": message.id}
+    for name in MESSAGE_FIELDS[1:]:
+        value = getattr(message, name)
+        doc[name] = to_db(value) if name in DATETIME_FIELDS else value
+    doc["status"] = message.status.value
+    doc["history"] = [_history(e.at, e.event, e.session, e.error_class, e.error_text) for e in message.history]
+    if message.idempotency_key is None:
+        del doc["idempotency_key"]  # absent, not null: the sparse unique index skips it
+    return doc
+
+
+def _from_doc(doc: dict[str, Any]) -> Message:
+    data = {name: doc.get(name) for name in MESSAGE_FIELDS[1:]}
+    for name in DATETIME_FIELDS:
+        data[name] = from_db(data[name])
+    data["status"] = MessageStatus(data["status"])
+    data["attempts"] = data["attempts"] or 0
+    data["history"] = tuple(
+        HistoryEntry(from_db(e["at"]), e["event"], e.get("session"), e.get("error_class"), e.get("error_text"))
+        for e in doc.get("history", [])
+    )
+    return Message(id=doc["_id"], **data)
+
+
+class MongoStore(MessageStore):
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.messages = db[MESSAGES]
+        self.archive = db[ARCHIVE]
+        self.sessions = db[SESSIONS]
+        self.number_checks = db[NUMBER_CHECKS]
+        for keys, options in INDEXES:
+            self.messages.create_index(keys, **options)  # idempotent
+        self.archive.create_index([("archived_at", ASCENDING)])
+
+    @classmethod
+    def from_url(cls, url: str) -> MongoStore:
+        """mongodb://host:port/dbname (pymongo) or mongomock://anything/dbname (in-memory, for tests)."""
+        name = urlparse(url).path.lstrip("/").split("?")[0] or "waq"
+        if url.startswith("mongomock://"):
+            import mongomock
+
+            return cls(mongomock.MongoClient(tz_aware=True)[name])
+        client: pymongo.MongoClient = pymongo.MongoClient(url, tz_aware=True, serverSelectionTimeoutMS=SERVER_TIMEOUT_MS)
+        return cls(client[name])
+
+    def close(self) -> None:
+        self.db.client.close()
+
+    def ping(self) -> None:
+        try:
+            self.db.command("ping")
+        except PyMongoError as exc:
+            raise StoreError(f"MongoDB store unreachable: {exc}") from exc
+
+    # ---- producer side ---------------------------------------------------------------------------------------
+    def insert(self, new: NewMessage, now: datetime) -> tuple[Message, bool]:
+        return self.insert_many([new], now)[0]
+
+    def insert_many(self, news: list[NewMessage], now: datetime, *, _retry: bool = True) -> list[tuple[Message, bool]]:
+        results, docs = self._plan_inserts(news, to_db(now).replace(tzinfo=UTC))  # type: ignore[union-attr]
+        if not docs:
+            return results
+        try:
+            self.messages.insert_many(docs, ordered=True)
+        except (BulkWriteError, DuplicateKeyError):
+            # No multi-document transaction without a replica set: undo by hand, so nothing stays behind.
+            self.messages.delete_many({"_id": {"$in": [d["_id"] for d in docs]}})
+            if not _retry:
+                raise
+            return self.insert_many(news, now, _retry=False)  # a concurrent insert took a key: now a replay
+        return results
+
+    def _plan_inserts(self, news: list[NewMessage], now: datetime) -> tuple[list[tuple[Message, bool]], list[dict]]:
+        """Validate everything before writing anything: replays, conflicts (raised here), and the documents."""
+        keys = [n.idempotency_key for n in news if n.idempotency_key]
+        known = {doc["idempotency_key"]: _from_doc(doc) for doc in self.messages.find({"idempotency_key": {"$in": keys}})}
+        results: list[tuple[Message, bool]] = []
+        docs: list[dict] = []
+        for new in news:
+            key = new.idempotency_key
+            if key is not None and key in known:
+                results.append(replay_or_conflict(known[key], new))
+                continue
+            message = build_message(new, now)
+            if key is not None:
+                known[key] = message
+            results.append((message, True))
+            docs.append(_to_doc(message))
+        return results, docs
+
+    def get(self, message_id: str) -> Message:
+        doc = self.messages.find_one({"_id": message_id})
+        if doc is None:
+            raise NotFound(message_id)
+        return _from_doc(doc)
+
+    # ---- delivery side ---------------------------------------------------------------------------------------
+    def _cas(self, message_id: str, where: dict, now: datetime, sets: dict, entry: dict,
+             inc: dict | None = None) -> Message | None:
+        update: dict[str, Any] = {"$set": {**sets, "updated_at": to_db(now)}, "$push": {"history": entry}}
+        if inc:
+            update["$inc"] = inc
+        doc = self.messages.find_one_and_update({"_id": message_id, **where}, update,
+                                                return_document=ReturnDocument.AFTER)
+        return _from_doc(doc) if doc is not None else None
+
+    def _transition(self, message_id: str, where: dict, now: datetime, event: str, sets: dict,
+                    error_class: str | None = None, error_text: str | None = None, inc: dict | None = None,
+                    session_field: str = "claimed_by") -> Message | None:
+        """A CAS whose history entry names the row's own session: read it, then require it unchanged."""
+        for _ in range(CAS_RETRIES):
+            seen = self.messages.find_one({"_id": message_id, **where}, {session_field: 1})
+            if seen is None:
+                return None
+            session = seen.get(session_field)
+            entry = _history(now, event, session, error_class, error_text)
+            done = self._cas(message_id, {**where, session_field: session}, now, sets, entry, inc)
+            if done is not None:
+                return done
+        return None
+
+    @staticmethod
+    def _held(owner: str) -> dict[str, Any]:
+        return {"status": MessageStatus.PROCESSING.value, "lease_owner": owner}
+
+    def claim(
+        self, message_id: str, *, owner: str, session: str, now: datetime, lease_s: float, attempts: int | None = None
+    ) -> Message | None:
+        where: dict[str, Any] = {"status": MessageStatus.PENDING.value, "next_attempt_at": {"$lte": to_db(now)}}
+        if attempts is not None:
+            where["attempts"] = attempts
+        sets = {"status": MessageStatus.PROCESSING.value, "lease_owner": owner, "claimed_by": session,
+                "lease_expires_at": to_db(now + timedelta(seconds=lease_s))}
+        return self._cas(message_id, where, now, sets, _history(now, "claimed", session))
+
+    def extend_lease(self, message_id: str, *, owner: str, now: datetime, lease_s: float) -> bool:
+        result = self.messages.update_one({"_id": message_id, **self._held(owner)},
+                                          {"$set": {"lease_expires_at": to_db(now + timedelta(seconds=lease_s))}})
+        return result.matched_count == 1
+
+    def mark_sending(self, message_id: str, *, owner: str, now: datetime) -> bool:
+        for _ in range(CAS_RETRIES):
+            seen = self.messages.find_one({"_id": message_id, **self._held(owner)}, {"claimed_by": 1})
+            if seen is None:
+                return False
+            session = seen.get("claimed_by")
+            sets = {"sending_at": to_db(now), "sending_session": session}
+            where = {**self._held(owner), "claimed_by": session}
+            if self._cas(message_id, where, now, sets, _history(now, "sending", session)) is not None:
+                return True
+        return False
+
+    def record_sent(
+        self, message_id: str, *, owner: str, now: datetime, session: str, wa_id: str | None
+    ) -> Message | None:
+        sets = {"status": MessageStatus.SENT.value, "sent_at": to_db(now), "sent_by": session, "wa_id": wa_id,
+                **_CLEAR_LEASE}
+        return self._cas(message_id, self._held(owner), now, sets, _history(now, "sent", session))
+
+    def record_retry(
+        self, message_id: str, *, owner: str, now: datetime, next_attempt_at: datetime, error_class: str,
+        error_text: str,
+    ) -> Message | None:
+        sets = {"status": MessageStatus.PENDING.value, "next_attempt_at": to_db(next_attempt_at),
+                "last_error_class": error_class, "last_error_text": error_text, "sending_at": None,
+                "sending_session": None, **_CLEAR_LEASE}
+        return self._transition(message_id, self._held(owner), now, "retry", sets, error_class, error_text,
+                                inc={"attempts": 1})
+
+    def record_failed(
+        self, message_id: str, *, owner: str | None, now: datetime, error_class: str, error_text: str,
+        count_attempt: bool = True,
+    ) -> Message | None:
+        where = self._held(owner) if owner is not None else {"status": MessageStatus.PROCESSING.value}
+        sets = {"status": MessageStatus.FAILED.value, "failed_at": to_db(now), "last_error_class": error_class,
+                "last_error_text": error_text, **_CLEAR_LEASE}
+        return self._transition(message_id, where, now, "failed", sets, error_class, error_text,
+                                inc={"attempts": 1} if count_attempt else None)
+
+    def release(
+        self, message_id: str, *, owner: str, now: datetime, reason: str, error_class: str | None = None,
+        next_attempt_at: datetime | None = None, session: str | None = ...,  # type: ignore[assignment]
+    ) -> Message | None:
+        sets: dict[str, Any] = {"status": MessageStatus.PENDING.value, "next_attempt_at": to_db(next_attempt_at or now),
+                                "sending_at": None, "sending_session": None, **_CLEAR_LEASE}
+        if session is not ...:
+            sets["session"] = session
+        return self._transition(message_id, self._held(owner), now, "released", sets, error_class, reason)
+
+    def mark_dispatched(self, message_ids: list[str], *, now: datetime, epoch: str | None, queue: str) -> None:
+        self.messages.update_many({"_id": {"$in": message_ids}}, {"$set": {
+            "dispatched_at": to_db(now), "dispatch_epoch": epoch, "dispatch_queue": queue}})
+
+    def clear_dispatch(self, message_ids: list[str]) -> None:
+        self.messages.update_many({"_id": {"$in": message_ids}}, {"$set": {"dispatch_epoch": None}})
+
+    def list_undispatched(self, *, now: datetime, epoch: str, limit: int) -> list[Message]:
+        query = {"status": MessageStatus.PENDING.value, "next_attempt_at": {"$lte": to_db(now)},
+                 "dispatch_epoch": {"$ne": epoch}}  # $ne also matches null
+        return self._find(query, [("next_attempt_at", ASCENDING)], limit)
+
+    def list_expired_leases(self, *, now: datetime, limit: int = 1000) -> list[Message]:
+        query = {"status": MessageStatus.PROCESSING.value, "lease_expires_at": {"$lte": to_db(now)}}
+        return self._find(query, [("lease_expires_at", ASCENDING)], limit)
+
+    def list_leases(self, *, owner_prefix: str) -> list[Message]:
+        query = {"lease_owner": {"$regex": "^" + re.escape(owner_prefix)}, "status": MessageStatus.PROCESSING.value}
+        return self._find(query)
+
+    def recover(self, message_id: str, *, owner: str, now: datetime, reason: str) -> Message | None:
+        sets = {"status": MessageStatus.PENDING.value, **_CLEAR_LEASE}
+        return self._transition(message_id, self._held(owner), now, "recovered", sets, error_text=reason)
+
+    def _find(self, query: dict, sort: list | None = None, limit: int = 0, skip: int = 0) -> list[Message]:
+        cursor = self.messages.find(query)
+        if sort:
+            cursor = cursor.sort(sort)
+        return [_from_doc(doc) for doc in cursor.skip(skip).limit(limit)]
+
+    # ---- operator side ---------------------------------------------------------------------------------------
+    def count_by_status(self) -> dict[str, int]:
+        counts = status_keys()
+        for status in counts:
+            counts[status] = self.messages.count_documents({"status": status})
+        return counts
+
+    @staticmethod
+    def _failed_filter(session: str | None, error: str | None = None) -> dict[str, Any]:
+        parts: list[dict[str, Any]] = [{"status": MessageStatus.FAILED.value}]
+        if session is not None:
+            parts.append({"$or": [{"claimed_by": session}, {"sent_by": session}, {"session": session}]})
+        if error is not None:
+            pattern = re.escape(error)
+            parts.append({"$or": [{"last_error_class": {"$regex": pattern}}, {"last_error_text": {"$regex": pattern}}]})
+        return parts[0] if len(parts) == 1 else {"$and": parts}
+
+    def list_failed(
+        self, *, offset: int = 0, limit: int = 50, session: str | None = None, error: str | None = None
+    ) -> tuple[list[Message], int]:
+        query = self._failed_filter(session, error)
+        page = self._find(query, [("failed_at", DESCENDING), ("_id", ASCENDING)], limit, offset)
+        return page, self.messages.count_documents(query)
+
+    def _requeue(self, message_id: str, now: datetime) -> Message | None:
+        sets = {"status": MessageStatus.PENDING.value, "attempts": 0, "next_attempt_at": to_db(now),
+                "failed_at": None, "last_error_class": None, "last_error_text": None, "dispatched_at": None,
+                "dispatch_epoch": None, "dispatch_queue": None, **_CLEAR_LEASE}
+        return self._transition(message_id, {"status": MessageStatus.FAILED.value}, now, "requeued", sets)
+
+    def retry_failed(self, message_id: str, *, now: datetime) -> Message:
+        message = self._requeue(message_id, now)
+        if message is None:
+            self._raise_not_failed(message_id)
+        return message  # type: ignore[return-value]
+
+    def _raise_not_failed(self, message_id: str) -> None:
+        doc = self.messages.find_one({"_id": message_id}, {"status": 1})
+        if doc is None:
+            raise NotFound(message_id)
+        raise InvalidTransition(f"message {message_id} is {doc['status']}, not failed")
+
+    def retry_all_failed(self, *, now: datetime, session: str | None = None) -> list[str]:
+        ids = [doc["_id"] for doc in self.messages.find(self._failed_filter(session), {"_id": 1})]
+        return [mid for mid in ids if self._requeue(mid, now) is not None]
+
+    def delete(self, message_id: str) -> None:
+        if self.messages.delete_one({"_id": message_id, "status": MessageStatus.FAILED.value}).deleted_count:
+            return
+        self._raise_not_failed(message_id)
+
+    def archive_failed(self, *, older_than: datetime, now: datetime) -> int:
+        query = {"status": MessageStatus.FAILED.value, "failed_at": {"$lt": to_db(older_than)}}
+        moved = 0
+        while True:
+            docs = list(self.messages.find(query).limit(ARCHIVE_BATCH))
+            if not docs:
+                return moved
+            # Copy first (upsert: a crash after the copy just copies again), then delete: never dropped.
+            for doc in docs:
+                self.archive.replace_one({"_id": doc["_id"]}, {**doc, "archived_at": to_db(now)}, upsert=True)
+            result = self.messages.delete_many({"_id": {"$in": [d["_id"] for d in docs]}, **query})
+            moved += result.deleted_count
+
+    def get_archived(self, message_id: str) -> Message:
+        doc = self.archive.find_one({"_id": message_id})
+        if doc is None:
+            raise NotFound(message_id)
+        return _from_doc(doc)
+
+    def sends_since(self, session: str, since: datetime) -> int:
+        return self.messages.count_documents({"sent_by": session, "sent_at": {"$gte": to_db(since)}})
+
+    def sends_per_hour(self, *, since: datetime) -> list[tuple[datetime, int]]:
+        # Grouped here rather than by $dateTrunc (MongoDB 5+, not in mongomock): a day of sends is small.
+        hours: Counter[datetime] = Counter()
+        for doc in self.messages.find({"sent_at": {"$gte": to_db(since)}}, {"sent_at": 1, "_id": 0}):
+            hours[from_db(doc["sent_at"]).replace(minute=0, second=0, microsecond=0)] += 1  # type: ignore[union-attr]
+        return sorted(hours.items())
+
+    def oldest_pending(self) -> Message | None:
+        found = self._find({"status": MessageStatus.PENDING.value}, [("created_at", ASCENDING)], 1)
+        return found[0] if found else None
+
+    def record_receipt(
+        self, message_id: str, *, now: datetime, delivered_at: datetime | None = None, read_at: datetime | None = None
+    ) -> Message | None:
+        for _ in range(CAS_RETRIES):
+            doc = self.messages.find_one({"_id": message_id, "status": MessageStatus.SENT.value})
+            if doc is None:
+                return None
+            sets = {name: to_db(value) for name, value in (("delivered_at", delivered_at), ("read_at", read_at))
+                    if value is not None and doc.get(name) is None}
+            if not sets:
+                return _from_doc(doc)  # nothing new to record
+            where = {"status": MessageStatus.SENT.value, **{name: None for name in sets}}
+            done = self._cas(message_id, where, now, sets, _history(now, "receipt", doc.get("sent_by")))
+            if done is not None:
+                return done
+        return None
+
+    # ---- sessions and number checks --------------------------------------------------------------------------
+    def get_session(self, name: str) -> SessionRecord:
+        doc = self.sessions.find_one({"_id": name})
+        return SessionRecord(name) if doc is None else self._session(doc)
+
+    @staticmethod
+    def _session(doc: dict[str, Any]) -> SessionRecord:
+        data = {key: value for key, value in doc.items() if key != "_id"}
+        for name in SESSION_DATETIME_FIELDS:
+            data[name] = from_db(data.get(name))
+        return SessionRecord(name=doc["_id"], **data)
+
+    def update_session(self, name: str, **fields: Any) -> SessionRecord:
+        check_session_fields(fields)
+        fields.setdefault("updated_at", datetime.now(UTC))
+        sets = {k: to_db(v) if k in SESSION_DATETIME_FIELDS else v for k, v in fields.items()}
+        doc = self.sessions.find_one_and_update({"_id": name}, {"$set": sets}, upsert=True,
+                                                return_document=ReturnDocument.AFTER)
+        return self._session(doc)
+
+    def reserve_send_slot(self, name: str, *, now: datetime, next_send_at: datetime) -> datetime | None:
+        self.sessions.update_one({"_id": name}, {"$setOnInsert": {"next_send_at": None}}, upsert=True)
+        free = {"_id": name, "$or": [{"next_send_at": None}, {"next_send_at": {"$lte": to_db(now)}}]}
+        if self.sessions.find_one_and_update(free, {"$set": {"next_send_at": to_db(next_send_at)}}) is not None:
+            return None
+        doc = self.sessions.find_one({"_id": name}) or {}
+        return from_db(doc.get("next_send_at"))
+
+    def get_number_check(self, phone: str) -> bool | None:
+        doc = self.number_checks.find_one({"_id": phone})
+        return None if doc is None else bool(doc["registered"])
+
+    def set_number_check(self, phone: str, registered: bool, *, now: datetime) -> None:
+        self.number_checks.update_one({"_id": phone}, {"$set": {"registered": registered, "checked_at": to_db(now)}},
+                                      upsert=True)

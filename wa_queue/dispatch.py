@@ -8,14 +8,21 @@ Backlogged messages still queued in a live broker keep their epoch and are not p
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 import time
 import uuid
 from collections.abc import Iterable
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from wa_queue import names, runtime
 from wa_queue.models import Message, utcnow
+from wa_queue.settings import get_settings
+
+if TYPE_CHECKING:
+    from celery import Celery
 
 log = logging.getLogger(__name__)
 
@@ -61,20 +68,46 @@ def publish(messages: Iterable[Message], queue: str, *, countdown: float | None 
         log.warning("broker unreachable while publishing %d message(s): %s; the sweeper will retry", len(messages),
                     exc)
         return
-    published = []
+    try:
+        if len(messages) > 1 and get_settings().broker_url.startswith(("redis://", "rediss://")):
+            _push_redis(app, messages, queue, countdown)
+        else:
+            for message in messages:
+                # exchange='' with routing_key=queue: kombu's Redis transport pushes straight onto the queue's
+                # list instead of looking up exchange bindings, which a FLUSHALL would have erased.
+                app.send_task(names.TASK_SEND, args=[message.id, message.attempts], queue=queue, exchange="",
+                              routing_key=queue, countdown=countdown)
+    except Exception as exc:  # noqa: BLE001 - the store keeps them: the sweeper republishes what did not go out
+        log.warning("publish of %d message(s) to %s failed: %s; the sweeper will retry", len(messages), queue, exc)
+        return
+    runtime.store().mark_dispatched([m.id for m in messages], now=now or utcnow(), epoch=epoch, queue=queue)
+
+
+def _push_redis(app: Celery, messages: list[Message], queue: str, countdown: float | None) -> None:
+    """Many tasks in one Redis round trip, in the exact envelope kombu's Redis transport writes.
+
+    Celery's send_task costs about 0.6 ms a message (routing, entity declaration, a Redis client per call): it
+    capped batched enqueues at a third of the goal. The task message is made once by Celery itself
+    (amqp.as_task_v2) and copied with each message's id and arguments; workers cannot tell the difference, which
+    the pipeline tests check by consuming them."""
+    template = app.amqp.as_task_v2(uuid.uuid4().hex, names.TASK_SEND, args=["", 0], countdown=countdown)
+    embed = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
+    pipe = runtime.broker_redis().pipeline(transaction=False)
     for message in messages:
-        try:
-            # exchange='' with routing_key=queue: kombu's Redis transport then pushes straight onto the queue's
-            # list instead of looking up exchange bindings, which a FLUSHALL would have erased.
-            app.send_task(
-                names.TASK_SEND, args=[message.id, message.attempts], queue=queue, exchange="", routing_key=queue,
-                countdown=countdown, retry=True, retry_policy={"max_retries": 2, "interval_start": 0.2},
-            )
-        except Exception as exc:  # noqa: BLE001 - same as above: the store keeps it, the sweeper republishes
-            log.warning("publish of %s to %s failed: %s; the sweeper will retry", message.id, queue, exc)
-            continue
-        published.append(message.id)
-    runtime.store().mark_dispatched(published, now=now or utcnow(), epoch=epoch, queue=queue)
+        task_id = str(uuid.uuid4())
+        args = [message.id, message.attempts]
+        headers = {**template.headers, "id": task_id, "root_id": task_id, "argsrepr": repr(args)}
+        body = base64.b64encode(json.dumps([args, {}, embed]).encode()).decode()
+        envelope = {
+            "body": body, "content-encoding": "utf-8", "content-type": "application/json", "headers": headers,
+            "properties": {
+                "correlation_id": task_id, "reply_to": template.properties.get("reply_to"), "delivery_mode": 2,
+                "delivery_info": {"exchange": "", "routing_key": queue}, "priority": 0, "body_encoding": "base64",
+                "delivery_tag": str(uuid.uuid4()),
+            },
+        }
+        pipe.lpush(queue, json.dumps(envelope))
+    pipe.execute()
 
 
 def queue_for(session: str | None) -> str:

@@ -34,3 +34,9 @@ lint: deps
 
 bench: deps
 	$(PYTHON) bench/pipeline.py
+
+run: deps
+	$(PYTHON) -m wa_queue.stack
+
+demo: deps
+	$(PYTHON) -m wa_queue.stack --demo

@@ -40,7 +40,7 @@ def start_redis(workdir: Path) -> tuple[subprocess.Popen, str]:
 
 def spawn(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
     log.parent.mkdir(parents=True, exist_ok=True)
-    return subprocess.Popen(argv, env={**os.environ, **env}, cwd=ROOT, stdout=open(log, "ab"),  # noqa: SIM115
+    return subprocess.Popen(argv, env={**os.environ, **env}, cwd=ROOT, stdout=open(log, "ab"),
                             stderr=subprocess.STDOUT, start_new_session=True)
 
 

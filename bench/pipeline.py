@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._services import PYTHON, spawn, start_redis, stop  # noqa: E402
+from bench._services import PYTHON, spawn, start_redis, stop
 
 
 def bare_celery(broker: str, n: int, tmp: Path) -> float:
@@ -101,7 +101,7 @@ def _waq_env(broker: str, tmp: Path) -> dict[str, str]:
     return env
 
 
-def _wait(predicate, timeout: float) -> None:  # noqa: ANN001
+def _wait(predicate, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:

@@ -49,7 +49,7 @@ INDEXES: list[tuple[list[tuple[str, int]], dict[str, Any]]] = [
     ([("lease_owner", ASCENDING)], {"sparse": True}),
     ([("sent_by", ASCENDING), ("sent_at", ASCENDING)], {}),
     ([("sent_at", ASCENDING)], {"sparse": True}),
-    ([("status", ASCENDING), ("failed_at", DESCENDING)], {}),
+    ([("status", ASCENDING), ("failed_at", DESCENDING), ("_id", DESCENDING)], {}),
     ([("status", ASCENDING), ("created_at", ASCENDING)], {}),
 ]
 _CLEAR_LEASE = {"lease_owner": None, "lease_expires_at": None}
@@ -317,7 +317,7 @@ class MongoStore(MessageStore):
         self, *, offset: int = 0, limit: int = 50, session: str | None = None, error: str | None = None
     ) -> tuple[list[Message], int]:
         query = self._failed_filter(session, error)
-        page = self._find(query, [("failed_at", DESCENDING), ("_id", ASCENDING)], limit, offset)
+        page = self._find(query, [("failed_at", DESCENDING), ("_id", DESCENDING)], limit, offset)
         return page, self.messages.count_documents(query)
 
     def _requeue(self, message_id: str, now: datetime) -> Message | None:

@@ -1,4 +1,7 @@
-"""The `waq` command line. Exit codes: 0 done, 1 failed, 2 bad usage."""
+"""The `waq` command line. Exit codes: 0 done, 1 failed, 2 bad usage.
+
+This module is the entry point (`waq`, `python -m wa_queue.cli`) and holds the process commands (worker, beat, api,
+simulator); the operator commands live in cli_ops.py and cli_infra.py and are registered at the bottom."""
 
 from __future__ import annotations
 
@@ -92,6 +95,16 @@ def simulator(port: int, host: str, auto_scan: bool) -> None:
     from wa_queue.simulator.app import serve
 
     serve(port, host=host, auto_scan=auto_scan)
+
+
+def _register() -> None:
+    from wa_queue import cli_infra, cli_ops
+
+    for command in [*cli_ops.COMMANDS, *cli_infra.COMMANDS]:
+        main.add_command(command)
+
+
+_register()
 
 
 if __name__ == "__main__":

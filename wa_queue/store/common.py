@@ -25,7 +25,8 @@ def utc(value: datetime) -> datetime:
 
 
 def build_message(new: NewMessage, now: datetime) -> Message:
-    now = utc(now)
+    if now.tzinfo is not UTC:
+        now = utc(now)
     return Message(
         id=new_message_id(), phone=new.phone, text=new.text, status=MessageStatus.PENDING, created_at=now,
         updated_at=now, next_attempt_at=now, session=new.session, idempotency_key=new.idempotency_key,

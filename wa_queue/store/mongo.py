@@ -53,6 +53,7 @@ INDEXES: list[tuple[list[tuple[str, int]], dict[str, Any]]] = [
     ([("status", ASCENDING), ("created_at", ASCENDING)], {}),
 ]
 _CLEAR_LEASE = {"lease_owner": None, "lease_expires_at": None}
+_MOCK_CLIENT: Any = None
 
 
 def to_db(value: datetime | None) -> datetime | None:
@@ -118,12 +119,16 @@ class MongoStore(MessageStore):
         if url.startswith("mongomock://"):
             import mongomock
 
-            return cls(mongomock.MongoClient(tz_aware=True)[name])
+            # One in-memory server per process, so two opens of one URL see the same data (as with a real server).
+            global _MOCK_CLIENT
+            _MOCK_CLIENT = _MOCK_CLIENT or mongomock.MongoClient(tz_aware=True)
+            return cls(_MOCK_CLIENT[name])
         client: pymongo.MongoClient = pymongo.MongoClient(url, tz_aware=True, serverSelectionTimeoutMS=SERVER_TIMEOUT_MS)
         return cls(client[name])
 
     def close(self) -> None:
-        self.db.client.close()
+        if self.db.client is not _MOCK_CLIENT:  # the shared in-memory server outlives one store
+            self.db.client.close()
 
     def ping(self) -> None:
         try:

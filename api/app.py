@@ -1,0 +1,65 @@
+"""The API application: create_app() builds Flask + Flask-RESTX with one namespace per module.
+
+    gunicorn 'api.app:create_app()'
+
+OpenAPI (Swagger 2.0) at /api/swagger.json, Swagger UI at /api/docs (both need a key, like everything but /healthz).
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+
+from flask import Flask
+from flask_restx import Api
+
+from api import auth, errors, messages, monitoring, sessions
+
+log = logging.getLogger(__name__)
+
+# Modules written alongside this one; each exposes register(app). Optional so the API runs without them.
+OPTIONAL_MODULES = ("api.dashboard", "api.metrics")
+
+
+class JsonApi(Api):
+    """Flask-RESTX with the project's error shape instead of RESTX's {"message": ...}."""
+
+    def handle_error(self, e: Exception):  # noqa: ANN201 - returns a Flask response, like the parent
+        return errors.error_response(e)
+
+
+def create_app() -> Flask:
+    """Build the API app from the current settings (WAQ_* variables)."""
+    from wa_queue.settings import get_settings
+
+    settings = get_settings()
+    app = Flask("wa_queue_api")
+    app.config.update(
+        MAX_CONTENT_LENGTH=settings.max_request_bytes,  # werkzeug answers 413 (JSON, see errors.py) past this
+        RESTX_MASK_SWAGGER=False,  # no X-Fields parameter: responses are never masked
+        RESTX_ERROR_404_HELP=False,
+        ERROR_INCLUDE_MESSAGE=False,
+        RESTX_JSON={"ensure_ascii": False},
+    )
+    errors.register(app)
+    api = JsonApi(
+        app, version="1.0", title="wa-queue API",
+        description="Queue WhatsApp messages that are never lost, and operate the queue. "
+                    f"Every operation but /healthz needs the {auth.HEADER} header.",
+        doc="/api/docs", default_swagger_filename="api/swagger.json",
+        authorizations=auth.AUTHORIZATIONS, security=auth.SCHEME,
+    )
+    for namespace in (messages.ns, monitoring.ns, sessions.ns, monitoring.ops):
+        api.add_namespace(namespace)
+    auth.protect_docs(app)
+    for name in OPTIONAL_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ImportError as exc:
+            # Only a missing module is tolerated; an error inside one that exists must surface.
+            if exc.name != name:
+                raise
+            log.info("%s is not installed; its routes are absent", name)
+            continue
+        module.register(app)
+    return app

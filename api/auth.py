@@ -1,0 +1,76 @@
+"""Access control: an `X-API-Key` header, keys and roles from settings (WAQ_API_KEYS=name:role:key,...).
+
+Roles: `producer` enqueues and reads messages; `admin` may do everything. 401 when the key is missing or unknown,
+403 when the key's role is not allowed. Every request compares its key with *all* configured keys using
+hmac.compare_digest and no early exit, so timing says nothing about which key (or how much of one) matched.
+"""
+
+from __future__ import annotations
+
+import functools
+import hmac
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from flask import Flask, g, request
+
+from api.errors import ApiError
+from wa_queue.settings import ApiKey, get_settings
+
+HEADER = "X-API-Key"
+PRODUCER = "producer"
+ADMIN = "admin"
+SCHEME = "apiKey"
+AUTHORIZATIONS = {SCHEME: {"type": "apiKey", "in": "header", "name": HEADER,
+                           "description": "A key from WAQ_API_KEYS; role producer or admin"}}
+# Endpoints registered by Flask-RESTX itself (the spec and Swagger UI): only /healthz answers without a key.
+DOC_ENDPOINTS = frozenset({"specs", "doc", "restx_doc.static"})
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def identify(presented: str | None) -> ApiKey | None:
+    """The configured key equal to `presented`, compared in constant time against every key."""
+    if not presented:
+        return None
+    given = presented.encode("utf-8", "surrogateescape")
+    found: ApiKey | None = None
+    for key in get_settings().api_keys:
+        if hmac.compare_digest(given, key.key.encode("utf-8")) and found is None:
+            found = key
+    return found
+
+
+def authenticate(*roles: str) -> ApiKey:
+    """The caller's key when its role is one of `roles` (admin is always allowed); ApiError 401/403 otherwise."""
+    presented = request.headers.get(HEADER)
+    key = identify(presented)
+    if key is None:
+        why = "is missing" if not presented else "is not a known key"
+        raise ApiError(401, f"The {HEADER} header {why}.", {"header": HEADER})
+    if key.role != ADMIN and key.role not in roles:
+        raise ApiError(403, f"The key {key.name!r} has role {key.role!r}; this operation needs "
+                            f"{' or '.join(sorted({*roles, ADMIN}))}.", {"role": key.role})
+    g.api_key = key
+    return key
+
+
+def requires(*roles: str) -> Callable[[F], F]:
+    """Decorate a resource method: only keys of these roles (and admin) may call it."""
+    def decorate(func: F) -> F:
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            authenticate(*roles)
+            return func(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+def protect_docs(app: Flask) -> None:
+    """The OpenAPI spec and Swagger UI need a key of any role, like every other route but /healthz."""
+    @app.before_request
+    def _check_docs_key() -> None:
+        if request.endpoint in DOC_ENDPOINTS:
+            authenticate(PRODUCER)

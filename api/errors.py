@@ -1,0 +1,106 @@
+"""One error shape for every answer that is not a success: `{"error": "<human sentence>", "details": {...}}`.
+
+Flask-level handlers cover routes outside Flask-RESTX (unknown paths, the dashboard, /metrics) and RESTX's own
+`handle_error` is overridden (see app.JsonApi) to call `error_response` too, so 404/405/413/415/500 all look alike.
+`details` is always an object (possibly empty) so clients and the OpenAPI schema need no null case.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Flask, Response, json, request
+from flask_restx import Model, fields
+from werkzeug.exceptions import HTTPException
+
+from wa_queue import errors as core
+
+log = logging.getLogger(__name__)
+
+# Headers of an HTTPException worth keeping (405 must say which methods are allowed).
+_KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate")
+
+
+class ApiError(Exception):
+    """An error the API answers on purpose, with its status code."""
+
+    def __init__(self, status: int, message: str, details: dict[str, Any] | None = None,
+                 headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.details = details or {}
+        self.headers = headers or {}
+
+
+def bad_request(message: str, **details: Any) -> ApiError:
+    return ApiError(400, message, details)
+
+
+def json_response(body: Any, status: int, headers: dict[str, str] | None = None) -> Response:
+    response = Response(json.dumps(body), status=status, mimetype="application/json")
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def _describe_http(exc: HTTPException) -> tuple[str, dict[str, Any]]:
+    code = exc.code or 500
+    if code == 404:
+        return f"Nothing is found at {request.path}.", {"path": request.path}
+    if code == 405:
+        allowed = sorted(set(exc.valid_methods or []) - {"OPTIONS", "HEAD"})  # type: ignore[attr-defined]
+        return (f"Method {request.method} is not allowed on {request.path}; use {', '.join(allowed) or 'none'}.",
+                {"allowed": allowed})
+    if code == 413:
+        from flask import current_app
+
+        limit = current_app.config.get("MAX_CONTENT_LENGTH")
+        return f"The request body is larger than the limit of {limit} bytes.", {"limit_bytes": limit}
+    # Werkzeug's descriptions are already sentences ("The browser (or proxy) sent a request that ...").
+    return exc.description or exc.name, {}
+
+
+def error_response(exc: BaseException) -> Response:
+    """Turn any exception into the JSON error shape. Never raises."""
+    try:
+        return _error_response(exc)
+    except Exception:  # noqa: BLE001 - the error path itself must not produce a 500 without a body
+        log.exception("error while rendering an error")
+        return json_response({"error": "Internal server error.", "details": {}}, 500)
+
+
+def _error_response(exc: BaseException) -> Response:
+    if isinstance(exc, ApiError):
+        return json_response({"error": exc.message, "details": exc.details}, exc.status, exc.headers)
+    if isinstance(exc, core.ValidationError):
+        return json_response({"error": str(exc), "details": {"field": exc.field}}, 400)
+    if isinstance(exc, core.NotFound):
+        return json_response({"error": str(exc) or "Not found.", "details": {}}, 404)
+    if isinstance(exc, core.IdempotencyConflict | core.InvalidTransition):
+        return json_response({"error": str(exc), "details": {}}, 409)
+    if isinstance(exc, core.StoreError):
+        # Nothing was committed (the store failed before answering): the client may safely retry.
+        log.error("store error: %s: %s", type(exc).__name__, exc)
+        return json_response({"error": "The message store is unavailable; nothing was changed, retry later.",
+                              "details": {"component": "store"}}, 503, {"Retry-After": "5"})
+    if isinstance(exc, HTTPException):
+        message, details = _describe_http(exc)
+        headers = {k: v for k, v in exc.get_headers() if k in _KEPT_HEADERS}
+        return json_response({"error": message, "details": details}, exc.code or 500, headers)
+    log.error("unhandled error on %s %s", request.method, request.path, exc_info=exc)
+    return json_response({"error": "Internal server error; it was logged.", "details": {}}, 500)
+
+
+def register(app: Flask) -> None:
+    """Flask-level handlers: every route of the app, RESTX or not, answers errors as JSON."""
+    app.register_error_handler(HTTPException, error_response)
+    app.register_error_handler(Exception, error_response)
+
+
+error_model = Model("Error", {
+    "error": fields.String(required=True, description="A sentence saying what went wrong", example="Not found."),
+    "details": fields.Raw(required=True, description="Machine-readable context (an object, maybe empty)",
+                          example={}),
+})

@@ -1,0 +1,315 @@
+"""Producer endpoints: enqueue one or many messages, look one up.
+
+A 202 is answered only after service.submit() returned, i.e. after the store committed (invariant 1); a failing
+store answers 503 and nothing is stored. Validation happens before anything is written: a bulk request with one bad
+item stores nothing and names every bad item.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+from urllib.parse import urlsplit
+
+from flask import g, request
+from flask_restx import Namespace, Resource, fields
+
+from api import auth
+from api.errors import ApiError, bad_request, error_model
+from wa_queue import service
+from wa_queue.errors import NotFound, ValidationError
+from wa_queue.models import Message, NewMessage
+
+ns = Namespace("messages", path="/api/whatsapp", description="Enqueue WhatsApp messages and follow them")
+ns.add_model(error_model.name, error_model)
+
+MAX_BULK = 1000
+MAX_CALLBACK_URL = 2048
+MAX_METADATA_BYTES = 16 * 1024  # metadata is stored with every message; keep rows small
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")  # printable ASCII, no spaces
+MESSAGE_FIELDS = frozenset({"phone", "text", "session", "callback_url", "metadata"})
+_MAX_ID = 64
+
+
+class Nullable:
+    """Mixin: mark a field `x-nullable` (Swagger 2.0's way to say the value may be null)."""
+
+    def schema(self) -> dict[str, Any]:
+        schema = super().schema()  # type: ignore[misc]
+        schema["x-nullable"] = True
+        return schema
+
+
+class NString(Nullable, fields.String):
+    pass
+
+
+class NInteger(Nullable, fields.Integer):
+    pass
+
+
+class NFloat(Nullable, fields.Float):
+    pass
+
+
+class NRaw(Nullable, fields.Raw):
+    pass
+
+
+class NDateTime(Nullable, fields.DateTime):
+    pass
+
+
+message_in = ns.model("NewMessage", {
+    "phone": fields.String(required=True, description="Any written form of the number; stored as E.164",
+                           example="+14155550123"),
+    "text": fields.String(required=True, min_length=1, max_length=4096, example="Your code is 1234"),
+    "session": NString(description="Preferred WhatsApp session (any available one when null)"),
+    "callback_url": NString(description="http(s) URL told about status changes", max_length=MAX_CALLBACK_URL),
+    "metadata": NRaw(description="Any JSON object, returned as is"),
+}, strict=True)
+bulk_in = ns.model("NewMessages", {
+    "messages": fields.List(fields.Nested(message_in), required=True, min_items=1, max_items=MAX_BULK),
+}, strict=True)
+accepted = ns.model("Accepted", {
+    "id": fields.String(required=True),
+    "status": fields.String(required=True, enum=["pending", "processing", "sent", "failed"]),
+})
+bulk_accepted = ns.model("BulkAccepted", {
+    "count": fields.Integer(required=True),
+    "created": fields.Integer(required=True, description="How many are new (the rest are idempotent replays)"),
+    "messages": fields.List(fields.Nested(accepted), required=True),
+})
+history_entry = ns.model("HistoryEntry", {
+    "at": fields.DateTime(required=True),
+    "event": fields.String(required=True),
+    "session": NString(),
+    "error_class": NString(),
+    "error_text": NString(),
+})
+message_out = ns.model("Message", {
+    "id": fields.String(required=True),
+    "phone": fields.String(required=True),
+    "text": fields.String(required=True),
+    "status": fields.String(required=True, enum=["pending", "processing", "sent", "failed"]),
+    "session": NString(description="The session the producer asked for"),
+    "attempts": fields.Integer(required=True, description="Attempts that ended in an error"),
+    "idempotency_key": NString(),
+    "callback_url": NString(),
+    "metadata": NRaw(),
+    "created_at": fields.DateTime(required=True),
+    "updated_at": fields.DateTime(required=True),
+    "next_attempt_at": fields.DateTime(required=True),
+    "sent_at": NDateTime(),
+    "sent_by": NString(),
+    "wa_id": NString(),
+    "delivered_at": NDateTime(),
+    "read_at": NDateTime(),
+    "failed_at": NDateTime(),
+    "last_error_class": NString(),
+    "last_error_text": NString(),
+    "in_doubt": fields.Boolean(required=True, description="A send started and its outcome is not known yet"),
+    "history": fields.List(fields.Nested(history_entry), required=True),
+})
+
+_PUBLIC = ("id", "phone", "text", "status", "session", "attempts", "idempotency_key", "callback_url", "metadata",
+           "created_at", "updated_at", "next_attempt_at", "sent_at", "sent_by", "wa_id", "delivered_at", "read_at",
+           "failed_at", "last_error_class", "last_error_text", "history")
+
+
+def message_view(message: Message) -> dict[str, Any]:
+    """What clients see of a message: leases, dispatch bookkeeping and hashes stay internal."""
+    data = message.to_dict()
+    view = {name: data[name] for name in _PUBLIC}
+    view["in_doubt"] = message.in_doubt
+    return view
+
+
+def read_json_object() -> dict[str, Any]:
+    """The request body as a JSON object, or ApiError 415 (not JSON) / 400 (malformed, not an object)."""
+    mimetype = request.mimetype or ""
+    if mimetype != "application/json" and not mimetype.endswith("+json"):
+        raise ApiError(415, "The request body must be JSON, sent with Content-Type: application/json.",
+                       {"content_type": request.content_type or ""})
+    raw = request.get_data(cache=True)  # 413 comes from here when the body is over MAX_CONTENT_LENGTH
+    try:
+        body = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+        # Lone surrogates ("\ud800") parse but cannot be stored as UTF-8: refuse them here, not with a 500 later.
+        json.dumps(body, ensure_ascii=False).encode("utf-8")
+    except (ValueError, RecursionError) as exc:  # UnicodeError and JSONDecodeError are ValueErrors
+        raise bad_request(f"The request body is not valid JSON: {_short(exc)}.") from None
+    if not isinstance(body, dict):
+        raise bad_request(f"The request body must be a JSON object, not {_json_type(body)}.")
+    return body
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _short(exc: BaseException) -> str:
+    return str(exc).split("\n", 1)[0][:200] or type(exc).__name__
+
+
+def _json_type(value: Any) -> str:
+    return {list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean",
+            type(None): "null"}.get(type(value), "a value")
+
+
+def _idempotency_key() -> str | None:
+    """The header, scoped by the caller's key name so one producer can never replay (and read) another's."""
+    raw = request.headers.get(IDEMPOTENCY_HEADER)
+    if raw is None:
+        return None
+    if not _IDEMPOTENCY_KEY.match(raw):
+        raise bad_request(f"The {IDEMPOTENCY_HEADER} header must be 1-200 printable ASCII characters without "
+                          "spaces.", field=IDEMPOTENCY_HEADER)
+    return f"{g.api_key.name}:{raw}"
+
+
+def _check_callback_url(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > MAX_CALLBACK_URL:
+        raise ValidationError(f"callback_url must be a string of at most {MAX_CALLBACK_URL} characters",
+                              "callback_url")
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        parts = None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in value):
+        raise ValidationError("callback_url must be an http:// or https:// URL", "callback_url")
+    return value
+
+
+def _check_metadata(value: Any) -> dict[str, Any] | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ValidationError(f"metadata must be a JSON object, not {_json_type(value)}", "metadata")
+    if len(json.dumps(value, ensure_ascii=False).encode("utf-8")) > MAX_METADATA_BYTES:
+        raise ValidationError(f"metadata is larger than {MAX_METADATA_BYTES} bytes as JSON", "metadata")
+    return value
+
+
+def build(item: dict[str, Any], idempotency_key: str | None) -> NewMessage:
+    """One item of a request -> NewMessage; ValidationError naming the field (unknown fields included)."""
+    unknown = sorted(set(item) - MESSAGE_FIELDS)
+    if unknown:
+        raise ValidationError(f"unknown field(s): {', '.join(unknown)}", unknown[0])
+    for required in ("phone", "text"):
+        if required not in item:
+            raise ValidationError(f"{required} is required", required)
+    return service.build_message(
+        item["phone"], item["text"], session=item.get("session"), idempotency_key=idempotency_key,
+        callback_url=_check_callback_url(item.get("callback_url")), metadata=_check_metadata(item.get("metadata")),
+    )
+
+
+def _accepted(message: Message) -> dict[str, str]:
+    return {"id": message.id, "status": message.status.value}
+
+
+def _location(message_id: str) -> dict[str, str]:
+    return {"Location": f"/api/whatsapp/messages/{message_id}"}
+
+
+@ns.route("/messages")
+class Messages(Resource):
+    @ns.doc(security=auth.SCHEME, params={IDEMPOTENCY_HEADER: {
+        "in": "header", "type": "string", "description": "Same key and body again: 200 with the same message; "
+                                                          "same key, other body: 409"}})
+    @ns.expect(message_in, validate=False)
+    @ns.response(202, "Committed to the store; delivery is queued", accepted)
+    @ns.response(200, "Idempotent replay: the message stored earlier with this key and body", accepted)
+    @ns.response(400, "Invalid input", error_model)
+    @ns.response(401, "No or unknown API key", error_model)
+    @ns.response(403, "The key's role may not do this", error_model)
+    @ns.response(409, "The Idempotency-Key is used with another body", error_model)
+    @ns.response(413, "Body too large", error_model)
+    @ns.response(415, "Body is not JSON", error_model)
+    @ns.response(503, "The store is unavailable; nothing was stored", error_model)
+    @auth.requires(auth.PRODUCER)
+    def post(self) -> tuple[dict[str, Any], int, dict[str, str]]:
+        """Queue one message."""
+        body = read_json_object()
+        key = _idempotency_key()
+        new = build(body, key)
+        message, created = service.submit([new])[0]
+        return _accepted(message), 202 if created else 200, _location(message.id)
+
+
+@ns.route("/messages/bulk")
+class BulkMessages(Resource):
+    @ns.doc(security=auth.SCHEME, params={IDEMPOTENCY_HEADER: {
+        "in": "header", "type": "string", "description": "Item i is stored under '<key>#<i>': resending the same "
+                                                          "request replays every item"}})
+    @ns.expect(bulk_in, validate=False)
+    @ns.response(202, "All committed in one transaction", bulk_accepted)
+    @ns.response(200, "Every item was an idempotent replay", bulk_accepted)
+    @ns.response(400, "Invalid input; details.items lists every bad item; nothing was stored", error_model)
+    @ns.response(401, "No or unknown API key", error_model)
+    @ns.response(403, "The key's role may not do this", error_model)
+    @ns.response(409, "An Idempotency-Key is used with another body; nothing was stored", error_model)
+    @ns.response(413, "Body too large", error_model)
+    @ns.response(415, "Body is not JSON", error_model)
+    @ns.response(503, "The store is unavailable; nothing was stored", error_model)
+    @auth.requires(auth.PRODUCER)
+    def post(self) -> tuple[dict[str, Any], int]:
+        """Queue up to 1,000 messages: all or nothing."""
+        body = read_json_object()
+        key = _idempotency_key()
+        items = _bulk_items(body)
+        news, problems = [], []
+        for index, item in enumerate(items):
+            try:
+                if not isinstance(item, dict):
+                    raise ValidationError(f"each message must be a JSON object, not {_json_type(item)}", None)
+                news.append(build(item, f"{key}#{index}" if key else None))
+            except ValidationError as exc:
+                problems.append({"index": index, "field": exc.field, "message": str(exc)})
+        if problems:
+            raise bad_request(f"{len(problems)} of {len(items)} messages are invalid; nothing was stored.",
+                              items=problems)
+        results = service.submit(news)
+        created = sum(1 for _, fresh in results if fresh)
+        out = {"count": len(results), "created": created, "messages": [_accepted(m) for m, _ in results]}
+        return out, 202 if created else 200
+
+
+def _bulk_items(body: dict[str, Any]) -> list[Any]:
+    unknown = sorted(set(body) - {"messages"})
+    if unknown:
+        raise bad_request(f"Unknown field(s): {', '.join(unknown)}.", field=unknown[0], unknown=unknown)
+    items = body.get("messages")
+    if not isinstance(items, list):
+        raise bad_request("messages must be an array of message objects.", field="messages")
+    if not 1 <= len(items) <= MAX_BULK:
+        raise bad_request(f"messages must hold 1 to {MAX_BULK} items, not {len(items)}.", field="messages")
+    return items
+
+
+@ns.route("/messages/<string:message_id>")
+@ns.param("message_id", "The id returned when the message was queued")
+class MessageItem(Resource):
+    @ns.doc(security=auth.SCHEME)
+    @ns.response(200, "The message, its attempts, timestamps and history", message_out)
+    @ns.response(401, "No or unknown API key", error_model)
+    @ns.response(403, "The key's role may not do this", error_model)
+    @ns.response(404, "No such message", error_model)
+    @auth.requires(auth.PRODUCER)
+    def get(self, message_id: str) -> dict[str, Any]:
+        """Status, attempts, timestamps and history of one message."""
+        return message_view(load(message_id))
+
+
+def load(message_id: str) -> Message:
+    """The message, or ApiError 404 (ids longer than any real one are not looked up)."""
+    if len(message_id) > _MAX_ID:
+        raise ApiError(404, f"No message has the id {message_id[:_MAX_ID]!r}...", {"id": message_id[:_MAX_ID]})
+    try:
+        return service.get_message(message_id)
+    except NotFound:
+        raise ApiError(404, f"No message has the id {message_id!r}.", {"id": message_id}) from None

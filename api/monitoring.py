@@ -1,0 +1,309 @@
+"""Monitoring and failed-message administration (admin role), and the key-less liveness probe /healthz."""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from datetime import timedelta
+from typing import Any
+
+import redis
+from flask import request
+from flask_restx import Namespace, Resource, fields
+
+from api import auth
+from api.errors import bad_request, error_model, json_response
+from api.messages import NFloat, NInteger, NString, load, message_out, message_view
+from wa_queue import runtime, service
+from wa_queue.models import MessageStatus, utcnow
+from wa_queue.settings import get_settings
+
+log = logging.getLogger(__name__)
+
+ns = Namespace("monitoring", path="/api/whatsapp", description="Health, statistics and failed messages (admin)")
+ops = Namespace("ops", path="/", description="Liveness probe for load balancers (no key)")
+for _ns in (ns, ops):
+    _ns.add_model(error_model.name, error_model)
+
+STUCK_AFTER = timedelta(minutes=15)  # a pending message due this long ago with nobody taking it is "stuck"
+PROBE_TIMEOUT_S = 1.0  # /healthz must answer quickly even when the broker hangs
+MAX_PER_PAGE = 200
+DEFAULT_PER_PAGE = 50
+STATUSES = [s.value for s in MessageStatus]
+
+
+class MapOf(fields.Wildcard):
+    """A JSON object whose keys are free (session names) and whose values share one model."""
+
+    def schema(self) -> dict[str, Any]:
+        return {"type": "object", "additionalProperties": self.container.__schema__}
+
+
+session_health = ns.model("SessionHealth", {
+    "status": fields.String(required=True, description="starting, qr, connected, phone_disconnected, logged_out, "
+                                                        "closed, needs_operator or unknown"),
+    "number": NString(),
+    "connected": fields.Boolean(required=True, description="Connected with a fresh worker heartbeat"),
+    "needs_operator": fields.Boolean(required=True),
+})
+queue_counts = ns.model("QueueCounts", {name: NInteger(required=True) for name in STATUSES})
+health_out = ns.model("Health", {
+    "overall": fields.String(required=True, enum=["healthy", "degraded", "warning", "critical"]),
+    "reasons": fields.List(fields.String, required=True, description="Why overall is not healthy"),
+    "sessions": MapOf(fields.Nested(session_health), required=True),
+    "queue": fields.Nested(queue_counts, required=True, description="Counts are null when the store is down"),
+    "oldest_due_pending_age_s": NFloat(description="Seconds the oldest pending message has been due"),
+    "checks": fields.Nested(ns.model("Checks", {"store": fields.String(required=True, enum=["ok", "down"]),
+                                                "broker": fields.String(required=True, enum=["ok", "down"])}),
+                            required=True),
+})
+session_stats = ns.model("SessionStats", {"sends_today": fields.Integer(required=True),
+                                          "daily_cap": fields.Integer(required=True)})
+stats_out = ns.model("Stats", {
+    "counts": fields.Nested(ns.model("Counts", {name: fields.Integer(required=True) for name in STATUSES}),
+                            required=True),
+    "sessions": MapOf(fields.Nested(session_stats), required=True),
+    "sends_per_hour": fields.List(fields.Nested(ns.model("HourSends", {
+        "hour": fields.DateTime(required=True), "sent": fields.Integer(required=True)})), required=True),
+    "oldest_pending_age_s": NFloat(),
+})
+failed_page = ns.model("FailedPage", {
+    "items": fields.List(fields.Nested(message_out), required=True),
+    "page": fields.Integer(required=True),
+    "per_page": fields.Integer(required=True),
+    "total": fields.Integer(required=True),
+    "pages": fields.Integer(required=True),
+})
+requeued = ns.model("Requeued", {"requeued": fields.Integer(required=True)})
+retried = ns.model("Retried", {"id": fields.String(required=True), "status": fields.String(required=True)})
+probe_ok = ops.model("Probe", {"status": fields.String(required=True, enum=["ok"])})
+
+_ADMIN_ERRORS = ((401, "No or unknown API key"), (403, "The key's role may not do this"))
+
+
+def admin_only(namespace: Namespace):  # noqa: ANN201 - decorator factory
+    """Enforce the admin role and document it (security scheme, 401, 403)."""
+    def decorate(func):  # noqa: ANN001, ANN202
+        func = auth.requires(auth.ADMIN)(func)
+        for code, text in _ADMIN_ERRORS:
+            func = namespace.response(code, text, error_model)(func)
+        return namespace.doc(security=auth.SCHEME)(func)
+
+    return decorate
+
+
+# ---- health -------------------------------------------------------------------------------------------------------
+def health() -> dict[str, Any]:
+    """The system's health in one word, with the facts behind it.
+
+    overall, from worst to best (the first rule that matches wins):
+      critical - the store or the broker cannot be reached, or no session is connected: nothing can be sent.
+      degraded - some sessions are connected and some are not (connected = status 'connected' with a worker
+                 heartbeat from the last three health intervals, and not waiting for an operator).
+      warning  - every session is connected, but failed messages exist (an operator should retry or delete them),
+                 or the oldest pending message has been due for more than 15 minutes (work is stuck).
+      healthy  - every session is connected, no failed messages, nothing due for more than 15 minutes.
+    """
+    store_ok, broker_ok = _store_up(), _broker_up()
+    sessions: dict[str, dict[str, Any]] = {}
+    counts: dict[str, int | None] = dict.fromkeys(STATUSES)
+    due_age: float | None = None
+    if store_ok:
+        try:
+            sessions = {name: {k: v[k] for k in ("status", "number", "connected", "needs_operator")}
+                        for name, v in service.sessions_overview().items()}
+            counts = dict(service.queue_counts())
+            due_age = _oldest_due_age_s()
+        except Exception as exc:  # noqa: BLE001 - a store failing mid-way is the same as a store down
+            log.warning("health: store failed: %s: %s", type(exc).__name__, exc)
+            store_ok = False
+    if not store_ok:
+        sessions = {name: {"status": "unknown", "number": None, "connected": False, "needs_operator": False}
+                    for name in get_settings().sessions}
+        counts = dict.fromkeys(STATUSES)
+    overall, reasons = _grade(store_ok, broker_ok, sessions, counts, due_age)
+    return {"overall": overall, "reasons": reasons, "sessions": sessions, "queue": counts,
+            "oldest_due_pending_age_s": due_age,
+            "checks": {"store": "ok" if store_ok else "down", "broker": "ok" if broker_ok else "down"}}
+
+
+def _grade(store_ok: bool, broker_ok: bool, sessions: dict[str, dict[str, Any]], counts: dict[str, int | None],
+           due_age: float | None) -> tuple[str, list[str]]:
+    down = [name for name, view in sessions.items() if not view["connected"]]
+    if not store_ok or not broker_ok or len(down) == len(sessions):
+        reasons = [f"{part} unreachable" for part, ok in (("store", store_ok), ("broker", broker_ok)) if not ok]
+        if store_ok and len(down) == len(sessions):
+            reasons.append("no session connected")
+        return "critical", reasons
+    if down:
+        return "degraded", [f"session {name} not connected" for name in down]
+    reasons = []
+    if counts.get("failed"):
+        reasons.append(f"{counts['failed']} failed message(s) wait for an operator")
+    if due_age is not None and due_age > STUCK_AFTER.total_seconds():
+        reasons.append(f"a pending message has been due for {int(due_age // 60)} minutes")
+    return ("warning" if reasons else "healthy"), reasons
+
+
+def _oldest_due_age_s() -> float | None:
+    # The store offers the oldest pending by creation; one waiting for a scheduled retry is not late, so it is
+    # judged by its next_attempt_at.
+    oldest = runtime.store().oldest_pending()
+    if oldest is None:
+        return None
+    return max(0.0, (utcnow() - oldest.next_attempt_at).total_seconds())
+
+
+def _store_up() -> bool:
+    try:
+        runtime.store().ping()
+        return True
+    except Exception as exc:  # noqa: BLE001 - any failure means down; the reason goes to the log, not the client
+        log.warning("store ping failed: %s: %s", type(exc).__name__, exc)
+        return False
+
+
+_probe_lock = threading.Lock()
+_probe_clients: dict[str, redis.Redis] = {}
+
+
+def _broker_up() -> bool:
+    """PING the broker with a short timeout (runtime.broker_redis() waits up to 10 s, too long for a probe)."""
+    url = get_settings().broker_url
+    if url.startswith("memory://"):
+        return True
+    with _probe_lock:
+        client = _probe_clients.get(url)
+        if client is None:
+            client = redis.Redis.from_url(url, socket_timeout=PROBE_TIMEOUT_S,
+                                          socket_connect_timeout=PROBE_TIMEOUT_S)
+            _probe_clients[url] = client
+    try:
+        return bool(client.ping())
+    except Exception as exc:  # noqa: BLE001
+        log.warning("broker ping failed: %s: %s", type(exc).__name__, exc)
+        return False
+
+
+@ops.route("/healthz")
+class Healthz(Resource):
+    @ops.doc(security=[])
+    @ops.response(200, "The store and the broker answer", probe_ok)
+    @ops.response(503, "The store or the broker is down (named in the message and details)", error_model)
+    def get(self) -> Any:
+        """Liveness probe: 200 when the store and the broker answer. Needs no key."""
+        checks = {"store": "ok" if _store_up() else "down", "broker": "ok" if _broker_up() else "down"}
+        down = [name for name, state in checks.items() if state != "ok"]
+        if down:
+            return json_response({"error": f"The {' and the '.join(down)} {'is' if len(down) == 1 else 'are'} "
+                                           "unreachable.", "details": checks}, 503, {"Retry-After": "5"})
+        return {"status": "ok"}
+
+
+@ns.route("/health")
+class Health(Resource):
+    @admin_only(ns)
+    @ns.response(200, "The overall level and what it is based on (see the levels in the description)", health_out)
+    def get(self) -> dict[str, Any]:
+        """Sessions, queue counts and one overall level.
+
+        critical: store or broker unreachable, or no session connected. degraded: some but not all sessions
+        connected. warning: all connected, but failed messages exist or a pending message has been due for over
+        15 minutes. healthy: none of these.
+        """
+        return health()
+
+
+@ns.route("/stats")
+class Stats(Resource):
+    @admin_only(ns)
+    @ns.response(200, "Counts by status, sends per session today and per hour over 24 h", stats_out)
+    @ns.response(503, "The store is unavailable", error_model)
+    def get(self) -> dict[str, Any]:
+        """Delivery statistics."""
+        return service.stats()
+
+
+# ---- failed messages --------------------------------------------------------------------------------------------
+def _int_arg(name: str, default: int, low: int, high: int) -> int:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise bad_request(f"{name} must be a whole number from {low} to {high}.", field=name) from None
+    if not low <= value <= high:
+        raise bad_request(f"{name} must be from {low} to {high}, not {value}.", field=name)
+    return value
+
+
+def _session_arg() -> str | None:
+    session = request.args.get("session") or None
+    if session is not None and session not in get_settings().sessions:
+        raise bad_request(f"session must be one of: {', '.join(get_settings().sessions)}.", field="session")
+    return session
+
+
+@ns.route("/failed")
+class Failed(Resource):
+    @admin_only(ns)
+    @ns.param("page", "Page number from 1", type=int, default=1, minimum=1, maximum=10**9)
+    @ns.param("per_page", f"Items per page, 1-{MAX_PER_PAGE}", type=int, default=DEFAULT_PER_PAGE, minimum=1,
+              maximum=MAX_PER_PAGE)
+    @ns.param("session", "Only messages claimed or sent by this session", type=str)
+    @ns.param("error", "Only messages whose error class or text contains this", type=str)
+    @ns.response(200, "One page, newest failure first", failed_page)
+    @ns.response(400, "Invalid query", error_model)
+    def get(self) -> dict[str, Any]:
+        """Failed messages, paged and filtered."""
+        page = _int_arg("page", 1, 1, 10**9)
+        per_page = _int_arg("per_page", DEFAULT_PER_PAGE, 1, MAX_PER_PAGE)
+        error = request.args.get("error") or None
+        if error is not None and len(error) > 200:
+            raise bad_request("error must be at most 200 characters.", field="error")
+        items, total = runtime.store().list_failed(offset=(page - 1) * per_page, limit=per_page,
+                                                   session=_session_arg(), error=error)
+        return {"items": [message_view(m) for m in items], "page": page, "per_page": per_page, "total": total,
+                "pages": math.ceil(total / per_page)}
+
+
+@ns.route("/failed/retry-all")
+class FailedRetryAll(Resource):
+    @admin_only(ns)
+    @ns.param("session", "Only failed messages of this session", type=str)
+    @ns.response(200, "How many failed messages went back to pending", requeued)
+    @ns.response(400, "Unknown session", error_model)
+    def post(self) -> dict[str, int]:
+        """Retry every failed message (optionally of one session)."""
+        return {"requeued": service.retry_all_failed(_session_arg())}
+
+
+@ns.route("/failed/<string:message_id>")
+@ns.param("message_id", "A failed message's id")
+class FailedItem(Resource):
+    @admin_only(ns)
+    @ns.response(204, "Deleted for good")
+    @ns.response(404, "No such message", error_model)
+    @ns.response(409, "The message is not failed", error_model)
+    def delete(self, message_id: str) -> tuple[str, int]:
+        """Delete a failed message for good (only failed ones)."""
+        load(message_id)  # 404 with a clear sentence before the store's own checks
+        service.delete_failed(message_id)
+        return "", 204
+
+
+@ns.route("/failed/<string:message_id>/retry")
+@ns.param("message_id", "A failed message's id")
+class FailedRetry(Resource):
+    @admin_only(ns)
+    @ns.response(200, "Back to pending with its attempts reset", retried)
+    @ns.response(404, "No such message", error_model)
+    @ns.response(409, "The message is not failed", error_model)
+    def post(self, message_id: str) -> dict[str, str]:
+        """Retry one failed message."""
+        load(message_id)
+        message = service.retry_failed(message_id)
+        return {"id": message.id, "status": message.status.value}
+

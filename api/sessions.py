@@ -1,0 +1,93 @@
+"""WhatsApp sessions (admin): overview, the login QR code, restart."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Response
+from flask_restx import Namespace, Resource, fields
+
+from api.errors import ApiError, error_model
+from api.messages import NString
+from api.monitoring import admin_only
+from wa_queue import runtime, service
+from wa_queue.names import session_qr_key
+from wa_queue.settings import get_settings
+
+log = logging.getLogger(__name__)
+
+ns = Namespace("sessions", path="/api/whatsapp", description="WhatsApp sessions (admin)")
+ns.add_model(error_model.name, error_model)
+
+session_out = ns.model("Session", {
+    "name": fields.String(required=True),
+    "status": fields.String(required=True),
+    "number": NString(),
+    "connected": fields.Boolean(required=True),
+    "needs_operator": fields.Boolean(required=True),
+    "reconnect_attempts": fields.Integer(required=True),
+    "next_reconnect_at": NString(description="ISO 8601 time"),
+    "heartbeat_at": NString(description="ISO 8601 time"),
+    "sends_today": fields.Integer(required=True),
+    "daily_cap": fields.Integer(required=True),
+})
+sessions_out = ns.model("Sessions", {"sessions": fields.List(fields.Nested(session_out), required=True)})
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _known(name: str) -> str:
+    sessions = get_settings().sessions
+    if name not in sessions:
+        raise ApiError(404, f"There is no session named {name[:64]!r}; sessions: {', '.join(sessions)}.",
+                       {"sessions": list(sessions)})
+    return name
+
+
+@ns.route("/sessions")
+class Sessions(Resource):
+    @admin_only(ns)
+    @ns.response(200, "Every configured session", sessions_out)
+    def get(self) -> dict[str, Any]:
+        """State, pacing and reconnection of every session."""
+        return {"sessions": list(service.sessions_overview().values())}
+
+
+@ns.route("/sessions/<string:name>/qr")
+@ns.param("name", "Session name")
+class SessionQr(Resource):
+    @admin_only(ns)
+    @ns.produces(["image/png"])
+    @ns.response(200, "The QR code to scan with the phone (PNG)")
+    @ns.response(404, "Unknown session", error_model)
+    @ns.response(409, "The session is not waiting for a scan", error_model)
+    @ns.response(503, "The broker (which holds the QR image) is unreachable", error_model)
+    def get(self, name: str) -> Response:
+        """The login QR code while the session waits for a scan.
+
+        The session's worker (which owns the browser) writes the PNG to the broker Redis with a short expiry;
+        no key means no scan is pending."""
+        _known(name)
+        try:
+            png = runtime.broker_redis().get(session_qr_key(name))
+        except Exception as exc:  # noqa: BLE001 - redis errors of every kind mean the same to the caller
+            log.warning("reading the QR of %s failed: %s: %s", name, type(exc).__name__, exc)
+            raise ApiError(503, "The broker is unreachable, so the QR code cannot be read; retry later.",
+                           {"component": "broker"}, {"Retry-After": "5"}) from None
+        if not png or not bytes(png).startswith(PNG_MAGIC):
+            status = service.sessions_overview()[name]["status"]
+            raise ApiError(409, f"Session {name} is not waiting for a QR scan (status: {status}).",
+                           {"status": status})
+        return Response(bytes(png), 200, mimetype="image/png", headers={"Cache-Control": "no-store"})
+
+
+@ns.route("/sessions/<string:name>/restart")
+@ns.param("name", "Session name")
+class SessionRestart(Resource):
+    @admin_only(ns)
+    @ns.response(202, "Restart requested: the session's next health check reconnects with a fresh counter",
+                 session_out)
+    @ns.response(404, "Unknown session", error_model)
+    def post(self, name: str) -> tuple[dict[str, Any], int]:
+        """Restart a session (also clears 'needs operator')."""
+        return service.restart_session(_known(name)), 202

@@ -1,0 +1,102 @@
+"""Helpers shared by the `waq` command modules: settings, error mapping to exit codes, output."""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import click
+
+from wa_queue.errors import ConfigError, IdempotencyConflict, StoreError, ValidationError, WaQueueError
+from wa_queue.settings import Settings, get_settings
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class BadInput(click.ClickException):
+    """Input the user must correct: exit 2, like click's own usage errors, but without the usage banner."""
+
+    exit_code = 2
+
+
+def settings() -> Settings:
+    try:
+        return get_settings()
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+
+
+def _connection_errors() -> tuple[type[BaseException], ...]:
+    """Driver errors that mean 'a service did not answer': exit 1, not a traceback."""
+    errors: list[type[BaseException]] = [ConnectionError, TimeoutError, OSError]
+    try:
+        import redis
+
+        errors.append(redis.exceptions.RedisError)
+    except ImportError:  # pragma: no cover - redis is a dependency
+        pass
+    try:
+        import pymongo.errors
+
+        errors.append(pymongo.errors.PyMongoError)
+    except ImportError:  # pragma: no cover
+        pass
+    return tuple(errors)
+
+
+@contextmanager
+def handled() -> Iterator[None]:
+    """Map the package's errors to exit codes: bad input 2, everything that failed 1."""
+    try:
+        yield
+    except ValidationError as exc:
+        raise BadInput(f"{exc.field}: {exc}" if exc.field and not str(exc).startswith(exc.field) else str(exc)) from None
+    except ConfigError as exc:
+        raise click.UsageError(str(exc)) from None
+    except IdempotencyConflict as exc:
+        raise click.ClickException(str(exc)) from None
+    except StoreError as exc:  # NotFound, InvalidTransition and store outages
+        raise click.ClickException(str(exc) or type(exc).__name__) from None
+    except WaQueueError as exc:
+        raise click.ClickException(f"{type(exc).__name__}: {exc}") from None
+    except _connection_errors() as exc:
+        raise click.ClickException(f"cannot reach a service ({type(exc).__name__}): {exc}") from None
+
+
+def with_errors(func: F) -> F:
+    """Decorator form of handled() for command functions."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with handled():
+            return func(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, sort_keys=True, default=str))
+
+
+def table(rows: Sequence[Sequence[Any]], headers: Sequence[str]) -> str:
+    """A plain left-aligned text table (no dependency, pipes well into grep/awk)."""
+    cells = [[str(h) for h in headers]] + [["" if c is None else str(c) for c in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(headers))]
+    lines = ["  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in cells]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def exec_argv(argv: list[str], env: dict[str, str] | None = None) -> None:
+    """Replace this process, so signals (Ctrl-C, SIGTERM) reach the real program."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        os.execvpe(argv[0], argv, {**os.environ, **(env or {})})
+    except FileNotFoundError:
+        raise click.ClickException(f"{argv[0]}: not found on PATH") from None

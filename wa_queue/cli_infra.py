@@ -1,0 +1,253 @@
+"""Infrastructure commands of `waq`: doctor, flower, selectors, up. Registered on the group in wa_queue/cli.py."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import re
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import click
+
+from wa_queue.cli_common import echo_json, exec_argv, handled, settings, table, with_errors
+from wa_queue.settings import Settings
+
+CHECKS = ("store", "broker", "chromium", "chromedriver", "sessions")
+VERSION_TIMEOUT_S = 30
+
+
+def _late(module: str) -> ModuleType:
+    """Import a module another part of the system provides, with a clear message when this build lacks it."""
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name and module.startswith(exc.name):
+            raise click.ClickException(f"{module} is not part of this installation") from None
+        raise
+
+
+# ---- doctor ----------------------------------------------------------------------------------------------------
+@dataclasses.dataclass
+class Check:
+    name: str
+    status: str  # ok | fail | skip
+    detail: str
+    fix: str = ""
+
+
+def redact(url: str) -> str:
+    """A URL without its password, for output that may be pasted into a ticket."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def check_store(s: Settings) -> Check:
+    from wa_queue import runtime
+
+    url = redact(s.store_url)
+    try:
+        store = runtime.store()
+        store.ping()
+        counts = store.count_by_status()
+    except Exception as exc:  # noqa: BLE001 - any failure is the finding
+        if s.store_url.startswith("sqlite:///"):
+            fix = f"make sure {Path(s.store_url[len('sqlite:///'):]).parent} exists and is writable, or fix WAQ_STORE_URL"
+        else:
+            fix = "start MongoDB (docker compose up -d mongo, or apt/systemctl start mongod) or fix WAQ_STORE_URL"
+        return Check("store", "fail", f"{url}: {type(exc).__name__}: {exc}", fix)
+    return Check("store", "ok", f"{url}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
+
+
+def check_broker(s: Settings) -> Check:
+    from wa_queue import runtime
+
+    url = redact(s.broker_url)
+    if s.broker_url.startswith("memory://"):
+        return Check("broker", "skip", f"{url}: in-process broker, nothing to reach")
+    try:
+        client = runtime.broker_redis()
+        client.ping()
+        version = client.info("server").get("redis_version", "?")
+    except Exception as exc:  # noqa: BLE001
+        return Check("broker", "fail", f"{url}: {type(exc).__name__}: {exc}",
+                     "start Redis (apt-get install redis-server, or docker compose up -d redis) or fix WAQ_BROKER_URL")
+    return Check("broker", "ok", f"{url}: Redis {version} answers")
+
+
+def _version(binary: str) -> tuple[str | None, str]:
+    """(version text, error): runs `binary --version`."""
+    try:
+        done = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=VERSION_TIMEOUT_S,
+                              check=False)
+    except FileNotFoundError:
+        return None, f"{binary} not found"
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return None, f"{binary} --version: {type(exc).__name__}: {exc}"
+    if done.returncode != 0:
+        return None, f"{binary} --version exited {done.returncode}: {(done.stderr or done.stdout).strip()[:200]}"
+    return done.stdout.strip(), ""
+
+
+def _major(version: str | None) -> str | None:
+    match = re.search(r"(\d+)\.\d+\.\d+", version or "")
+    return match.group(1) if match else None
+
+
+def check_browser(s: Settings) -> list[Check]:
+    if s.transport == "fake":
+        why = "WAQ_TRANSPORT=fake: the workers do not start a browser"
+        return [Check("chromium", "skip", why), Check("chromedriver", "skip", why)]
+    checks = []
+    chrome, error = _version(s.chrome_binary)
+    checks.append(Check("chromium", "ok", chrome) if chrome else Check(
+        "chromium", "fail", error, "apt-get install chromium (or set WAQ_CHROME_BINARY to the browser's path)"))
+    driver, error = _version(s.chromedriver)
+    if not driver:
+        checks.append(Check("chromedriver", "fail", error,
+                            "apt-get install chromium-driver (or set WAQ_CHROMEDRIVER to the driver's path)"))
+    elif chrome and _major(chrome) != _major(driver):
+        # Selenium refuses a driver of another major version: the worker would fail at its first start.
+        checks.append(Check("chromedriver", "fail", f"{driver} does not match {chrome}",
+                            "install matching versions: apt-get install --only-upgrade chromium chromium-driver"))
+    else:
+        checks.append(Check("chromedriver", "ok", driver))
+    return checks
+
+
+def _session_fix(name: str, view: dict[str, Any], age_s: float | None, stale_s: float) -> str:
+    if age_s is None:
+        return f"no worker has reported: start `waq worker --session {name}` (and `waq beat`, which schedules checks)"
+    if age_s > stale_s:
+        return f"its worker stopped reporting {age_s:.0f}s ago: check `waq worker --session {name}` and `waq beat`"
+    if view["status"] in ("qr", "logged_out") or view["needs_operator"]:
+        return (f"scan the QR: `waq sessions qr {name} --out qr.png`, then WhatsApp > Linked devices; "
+                f"then `waq sessions restart {name}`")
+    if view["status"] == "phone_disconnected":
+        return "the phone is offline: connect it to the internet and keep WhatsApp open"
+    return f"`waq sessions restart {name}`; if it persists, see the worker's log"
+
+
+def check_sessions(s: Settings) -> list[Check]:
+    from wa_queue import service
+    from wa_queue.models import utcnow
+
+    try:
+        overview = service.sessions_overview()
+    except Exception as exc:  # noqa: BLE001
+        return [Check("sessions", "fail", f"cannot read the sessions: {type(exc).__name__}: {exc}",
+                      "fix the store check first")]
+    now = utcnow()
+    stale_s = 3 * s.health_interval_s + 5  # as sessions.heartbeat_fresh
+    checks = []
+    for name, view in overview.items():
+        beat = view["heartbeat_at"]
+        age_s = (now - datetime.fromisoformat(beat)).total_seconds() if beat else None
+        detail = (f"{view['status']}, heartbeat " + (f"{age_s:.0f}s ago" if age_s is not None else "never")
+                  + f", sent today {view['sends_today']}/{view['daily_cap']}")
+        if view["connected"]:
+            checks.append(Check(f"session {name}", "ok", detail))
+        else:
+            checks.append(Check(f"session {name}", "fail", detail, _session_fix(name, view, age_s, stale_s)))
+    return checks
+
+
+@click.command()
+@click.option("--check", "only", multiple=True, type=click.Choice(CHECKS),
+              help="Run only these checks (repeatable); all by default.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+def doctor(only: tuple[str, ...], as_json: bool) -> None:
+    """Check the store, the broker, Chromium, chromedriver and every session; say what to fix. Exit 1 on a failure."""
+    s = settings()
+    wanted = set(only or CHECKS)
+    checks: list[Check] = []
+    if "store" in wanted:
+        checks.append(check_store(s))
+    if "broker" in wanted:
+        checks.append(check_broker(s))
+    if wanted & {"chromium", "chromedriver"}:
+        checks += [c for c in check_browser(s) if c.name in wanted]
+    if "sessions" in wanted:
+        checks += check_sessions(s)
+    ok = all(c.status != "fail" for c in checks)
+    if as_json:
+        echo_json({"ok": ok, "checks": [dataclasses.asdict(c) for c in checks]})
+    else:
+        for c in checks:
+            click.echo(f"{c.status.upper():5} {c.name:18} {c.detail}")
+            if c.fix:
+                click.echo(f"{'':5} {'':18} fix: {c.fix}")
+        click.echo("all checks passed" if ok else "some checks failed")
+    sys.exit(0 if ok else 1)
+
+
+# ---- flower, selectors, up -------------------------------------------------------------------------------------
+@click.command()
+@click.option("--port", default=5555, show_default=True, type=click.IntRange(1, 65535))
+def flower(port: int) -> None:
+    """Run Flower (the Celery monitoring UI) on the broker, with WAQ_FLOWER_AUTH as its basic auth."""
+    s = settings()
+    exec_argv(_late("wa_queue.flower").flower_argv(s, port))
+
+
+@click.group()
+def selectors() -> None:
+    """WhatsApp Web page selectors."""
+
+
+@selectors.command("check")
+@click.option("--session", required=True, help="The session whose browser profile is used.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@with_errors
+def selectors_check(session: str, as_json: bool) -> None:
+    """Open WhatsApp Web in the session's browser and count what each selector matches.
+
+    Stop the session's worker first: Chromium locks its profile folder, so a second browser cannot open it."""
+    from wa_queue.validation import validate_session
+
+    s = settings()
+    validate_session(session, s.sessions)
+    sender = _late("wa_queue.transport.selenium").SeleniumSender(session, s)
+    check_selectors = _late("wa_queue.transport.selectors_check").check_selectors
+    try:
+        state = sender.connect()
+        results = check_selectors(sender)
+    finally:
+        sender.close()  # never leave a Chromium behind holding the profile
+    if as_json:
+        echo_json({"session": session, "state": getattr(state, "value", str(state)), "selectors": results})
+        return
+    click.echo(f"session {session}: {getattr(state, 'value', state)}")
+    click.echo(table([[name, _matches(value)] for name, value in results.items()], ["selector", "matches"]))
+
+
+def _matches(value: object) -> str:
+    if isinstance(value, dict):
+        value = value.get("matches", value.get("count", value))
+    if isinstance(value, list | tuple):
+        return str(len(value))
+    return str(value)
+
+
+@click.command()
+@click.option("--procfile", default="Procfile", show_default=True,
+              type=click.Path(dir_okay=False, path_type=Path), help="The Procfile to run.")
+def up(procfile: Path) -> None:
+    """Run every process of the Procfile (api, workers, beat, flower) through honcho; Ctrl-C stops them all."""
+    s = settings()
+    if not procfile.is_file():
+        raise click.UsageError(f"{procfile} not found: run `waq up` in the project folder or pass --procfile")
+    with handled():
+        s.data_dir.mkdir(parents=True, exist_ok=True)  # the SQLite store, Chrome profiles and beat's schedule
+    exec_argv([sys.executable, "-m", "honcho", "-f", str(procfile), "start"])
+
+
+COMMANDS = [doctor, flower, selectors, up]

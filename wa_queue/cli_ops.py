@@ -1,0 +1,345 @@
+"""Operator commands of `waq`: enqueue, status, failed, sessions. Registered on the group in wa_queue/cli.py."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from wa_queue.cli_common import BadInput, echo_json, handled, settings, table, with_errors
+from wa_queue.errors import ValidationError
+
+BATCH_SIZE = 500  # one store transaction and one broker round trip per batch
+FAILED_PAGE_SIZE = 50
+CSV_REQUIRED = ("phone", "text")
+CSV_OPTIONAL = ("session", "idempotency_key")
+
+
+# ---- enqueue ---------------------------------------------------------------------------------------------------
+@click.command()
+@click.argument("phone", required=False)
+@click.argument("text", required=False)
+@click.option("--session", help="Preferred session (any available session is used when it cannot send).")
+@click.option("--idempotency-key", help="Enqueueing again with this key returns the first message.")
+@click.option("--file", "csv_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="CSV with a header: phone,text[,session][,idempotency_key].")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@with_errors
+def enqueue(phone: str | None, text: str | None, session: str | None, idempotency_key: str | None,
+            csv_file: Path | None, as_json: bool) -> None:
+    """Queue one message (PHONE TEXT) or every row of a CSV file (--file).
+
+    One message prints its id once it is committed to the store. With --file every row is validated first, the good
+    rows are queued in batches of 500 and the rejected ones are listed with their row number (the header is row 1,
+    as a spreadsheet numbers them). Exit codes: 0 all queued; 1 some rows rejected (the good rows ARE queued) or a
+    service failed; 2 bad usage or an invalid message.
+    """
+    if csv_file is not None:
+        if phone or text or idempotency_key:
+            raise click.UsageError("give either PHONE TEXT or --file, not both (put idempotency keys in the CSV)")
+        _enqueue_csv(csv_file, session, as_json)
+        return
+    if phone is None or text is None:
+        raise click.UsageError("give PHONE and TEXT, or --file messages.csv")
+    from wa_queue import service
+
+    new = service.build_message(phone, text, session=session, idempotency_key=idempotency_key)
+    message, created = service.submit([new])[0]
+    if as_json:
+        echo_json({"id": message.id, "status": message.status.value, "phone": message.phone, "created": created})
+    else:
+        click.echo(message.id)
+        if not created:
+            click.echo(f"(idempotency key {idempotency_key!r} already used: this is the existing message)", err=True)
+
+
+@dataclasses.dataclass
+class _Rejected:
+    row: int
+    field: str | None
+    reason: str
+
+
+def _read_csv(path: Path, default_session: str | None) -> tuple[list[tuple[int, dict[str, Any]]], list[_Rejected]]:
+    """Validate every row; returns ([(row, item for enqueue_many)], rejected)."""
+    from wa_queue import service
+
+    good: list[tuple[int, dict[str, Any]]] = []
+    rejected: list[_Rejected] = []
+    with path.open(newline="", encoding="utf-8-sig") as handle:  # -sig: spreadsheets often write a BOM
+        reader = csv.DictReader(handle)
+        columns = [c.strip() for c in reader.fieldnames or []]
+        missing = [c for c in CSV_REQUIRED if c not in columns]
+        unknown = [c for c in columns if c not in CSV_REQUIRED + CSV_OPTIONAL]
+        if missing or unknown:
+            raise BadInput(f"{path}: the header must be phone,text[,session][,idempotency_key]; "
+                           + "; ".join(filter(None, [missing and f"missing {', '.join(missing)}",
+                                                     unknown and f"unknown {', '.join(unknown)}"])))
+        reader.fieldnames = columns
+        with click.progressbar(reader, label="validating", file=sys.stderr) as rows:
+            for record in rows:
+                row = reader.line_num  # the line where the record ends; equals the row for one-line records
+                if None in record:
+                    rejected.append(_Rejected(row, None, f"{len(record[None])} cell(s) more than the header"))
+                    continue
+                item = {
+                    "phone": record.get("phone") or "",
+                    "text": record.get("text") or "",
+                    "session": (record.get("session") or "").strip() or default_session,
+                    "idempotency_key": (record.get("idempotency_key") or "").strip() or None,
+                }
+                try:
+                    service.build_message(**item)
+                except ValidationError as exc:
+                    rejected.append(_Rejected(row, exc.field, str(exc)))
+                    continue
+                good.append((row, item))
+    return good, rejected
+
+
+def _enqueue_csv(path: Path, session: str | None, as_json: bool) -> None:
+    from wa_queue import service
+
+    good, rejected = _read_csv(path, session)
+    ids: list[str] = []
+    with click.progressbar(length=len(good), label="enqueueing", file=sys.stderr) as bar:
+        for start in range(0, len(good), BATCH_SIZE):
+            batch = good[start:start + BATCH_SIZE]
+            try:
+                with handled():
+                    ids += service.enqueue_many([item for _, item in batch])
+            except click.ClickException as exc:
+                # Batches before this one are committed; say exactly where to resume.
+                exc.message = (f"{exc.message} (rows before row {batch[0][0]} were queued: {len(ids)} "
+                               f"message(s); re-running the file queues them again unless it has idempotency keys)")
+                raise
+            bar.update(len(batch))
+    if as_json:
+        echo_json({"enqueued": len(ids), "ids": ids, "rejected": [dataclasses.asdict(r) for r in rejected]})
+    else:
+        click.echo(f"queued {len(ids)} message(s) from {path}; rejected {len(rejected)} row(s)")
+        for r in rejected:
+            click.echo(f"  row {r.row}: {r.reason}")
+    if rejected:
+        sys.exit(1)
+
+
+# ---- status ----------------------------------------------------------------------------------------------------
+@click.command()
+@click.argument("message_id", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@with_errors
+def status(message_id: str | None, as_json: bool) -> None:
+    """Without ID: message counts by status and the sessions. With ID: that message and its history."""
+    from wa_queue import service
+
+    settings()
+    if message_id:
+        message = service.get_message(message_id).to_dict()
+        if as_json:
+            echo_json(message)
+            return
+        for key in ("id", "status", "phone", "session", "attempts", "created_at", "updated_at", "next_attempt_at",
+                    "claimed_by", "sent_at", "sent_by", "wa_id", "delivered_at", "read_at", "failed_at",
+                    "last_error_class", "last_error_text"):
+            if message.get(key) not in (None, ""):
+                click.echo(f"{key:17} {message[key]}")
+        click.echo("history:")
+        for entry in message["history"]:
+            error = f"  {entry['error_class']}: {entry['error_text']}" if entry["error_class"] else ""
+            click.echo(f"  {entry['at']}  {entry['event']:10} {entry['session'] or '-'}{error}")
+        return
+    counts, sessions = service.queue_counts(), service.sessions_overview()
+    if as_json:
+        echo_json({"counts": counts, "sessions": sessions})
+        return
+    click.echo(table([[k, v] for k, v in counts.items()], ["status", "messages"]))
+    click.echo()
+    click.echo(_sessions_table(sessions))
+
+
+# ---- failed ----------------------------------------------------------------------------------------------------
+@click.group()
+def failed() -> None:
+    """Failed messages: list, retry, delete."""
+
+
+@failed.command("list")
+@click.option("--session", help="Only messages claimed or sent by this session.")
+@click.option("--error", help="Error class or a piece of the error text.")
+@click.option("--page", default=1, show_default=True, type=click.IntRange(min=1))
+@click.option("--page-size", default=FAILED_PAGE_SIZE, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@with_errors
+def failed_list(session: str | None, error: str | None, page: int, page_size: int, as_json: bool) -> None:
+    """Failed messages, newest first."""
+    from wa_queue import runtime
+
+    settings()
+    messages, total = runtime.store().list_failed(offset=(page - 1) * page_size, limit=page_size, session=session,
+                                                  error=error)
+    pages = max(1, -(-total // page_size))
+    if as_json:
+        echo_json({"total": total, "page": page, "pages": pages, "messages": [m.to_dict() for m in messages]})
+        return
+    rows = [[m.id, m.phone, m.claimed_by or m.session or "-", m.attempts,
+             m.failed_at.isoformat(timespec="seconds") if m.failed_at else "-",
+             f"{m.last_error_class}: {(m.last_error_text or '')[:60]}"] for m in messages]
+    click.echo(table(rows, ["id", "phone", "session", "attempts", "failed_at", "error"]))
+    click.echo(f"page {page} of {pages} ({total} failed)")
+
+
+@failed.command("retry")
+@click.argument("message_id")
+@with_errors
+def failed_retry(message_id: str) -> None:
+    """Put one failed message back to pending with its attempts reset."""
+    from wa_queue import service
+
+    settings()
+    message = service.retry_failed(message_id)
+    click.echo(f"requeued {message.id} ({message.status.value})")
+
+
+@failed.command("retry-all")
+@click.option("--session", help="Only the failed messages of this session.")
+@with_errors
+def failed_retry_all(session: str | None) -> None:
+    """Put every failed message (optionally of one session) back to pending."""
+    from wa_queue import service
+    from wa_queue.validation import validate_session
+
+    validate_session(session, settings().sessions)
+    click.echo(f"requeued {service.retry_all_failed(session)} message(s)")
+
+
+@failed.command("delete")
+@click.argument("message_id")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@with_errors
+def failed_delete(message_id: str, yes: bool) -> None:
+    """Delete one failed message for good (the only way a message is ever removed)."""
+    from wa_queue import service
+    from wa_queue.errors import InvalidTransition
+    from wa_queue.models import MessageStatus
+
+    settings()
+    message = service.get_message(message_id)
+    if message.status is not MessageStatus.FAILED:
+        raise InvalidTransition(f"message {message_id} is {message.status.value}: only failed messages can be deleted")
+    if not yes:
+        click.confirm(f"Delete failed message {message_id} to {message.phone} ({message.last_error_class})?",
+                      abort=True)
+    service.delete_failed(message_id)
+    click.echo(f"deleted {message_id}")
+
+
+# ---- sessions --------------------------------------------------------------------------------------------------
+@click.group()
+def sessions() -> None:
+    """WhatsApp sessions: list, restart, QR code."""
+
+
+def _sessions_table(overview: dict[str, dict[str, Any]]) -> str:
+    rows = [[v["name"], v["status"], "yes" if v["connected"] else "no", "YES" if v["needs_operator"] else "no",
+             v["number"] or "-", f"{v['sends_today']}/{v['daily_cap']}", v["heartbeat_at"] or "never"]
+            for v in overview.values()]
+    return table(rows, ["session", "status", "connected", "needs_operator", "number", "sent_today", "heartbeat"])
+
+
+@sessions.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@with_errors
+def sessions_list(as_json: bool) -> None:
+    """Every configured session with its state, today's sends and its last heartbeat."""
+    from wa_queue import service
+
+    settings()
+    overview = service.sessions_overview()
+    if as_json:
+        echo_json(overview)
+    else:
+        click.echo(_sessions_table(overview))
+
+
+@sessions.command("restart")
+@click.argument("name")
+@with_errors
+def sessions_restart(name: str) -> None:
+    """Ask the session's worker to reconnect at its next health check, with a fresh reconnect counter."""
+    from wa_queue import service
+
+    settings()
+    view = service.restart_session(name)
+    click.echo(f"restart requested for {view['name']} (status {view['status']}); its worker reconnects at the next "
+               "health check")
+
+
+@sessions.command("qr")
+@click.argument("name")
+@click.option("--out", type=click.Path(dir_okay=False, writable=True, path_type=Path),
+              help="Write the PNG here instead of drawing it in the terminal.")
+@with_errors
+def sessions_qr(name: str, out: Path | None) -> None:
+    """The QR code a session waits to have scanned (WhatsApp > Linked devices). Exit 1 when it is not waiting."""
+    from wa_queue import names, runtime
+    from wa_queue.validation import validate_session
+
+    validate_session(name, settings().sessions)
+    png = runtime.broker_redis().get(names.session_qr_key(name))
+    if not png:
+        state = runtime.store().get_session(name).status
+        raise click.ClickException(f"session {name} is not waiting for a QR scan (status: {state})")
+    if out is not None:
+        out.write_bytes(png)
+        click.echo(f"wrote {out} ({len(png)} bytes); scan it in WhatsApp > Linked devices")
+        return
+    drawn = qr_text(png)
+    if drawn is None:
+        raise click.ClickException("the QR image cannot be drawn in a terminal: use --out qr.png")
+    click.echo(drawn)
+    click.echo(f"scan it in WhatsApp > Linked devices for session {name}")
+
+
+def qr_text(png: bytes) -> str | None:
+    """Redraw a QR PNG as terminal text (two characters a module), or None when its module grid is not found.
+
+    The finder pattern in the top-left corner is 7 modules wide: its first dark run gives the module size."""
+    import io
+
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        image = Image.open(io.BytesIO(png)).convert("L")
+    except (UnidentifiedImageError, OSError):
+        return None
+    bw = image.point(lambda p: 255 if p < 128 else 0)  # dark pixels -> set, for getbbox()
+    box = bw.getbbox()
+    if box is None:
+        return None
+    left, top, right, bottom = box
+    run = 0
+    while left + run < right and bw.getpixel((left + run, top)):
+        run += 1
+    module = run / 7
+    if module < 1:
+        return None
+    count = round((right - left) / module)
+    if count < 21 or abs(count * module - (right - left)) > module / 2 or abs((bottom - top) - (right - left)) > module:
+        return None
+    rows = []
+    for y in range(-2, count + 2):  # a two-module quiet zone so phones find the code
+        line = []
+        for x in range(-2, count + 2):
+            inside = 0 <= x < count and 0 <= y < count
+            dark = inside and bw.getpixel((int(left + (x + 0.5) * module), int(top + (y + 0.5) * module)))
+            line.append("  " if dark else "\u2588\u2588")  # light modules drawn solid: works on dark terminals
+        rows.append("".join(line))
+    return "\n".join(rows)
+
+
+COMMANDS = [enqueue, status, failed, sessions]

@@ -1,0 +1,105 @@
+"""Worker-side metrics, shared with the API process through the broker's Redis.
+
+Workers are separate processes (one per session, each with a prefork child), so prometheus-client's in-process
+metrics would only ever be seen by the process that recorded them. Instead every send outcome is added to Redis
+hashes in the broker Redis, and the API's /metrics collector (api/metrics.py) reads them at scrape time:
+
+    waq:metrics:send:<session>:<outcome>   hash  field "<le>" -> sends whose duration fell in that bucket
+                                                 (NOT cumulative: the collector accumulates), "+Inf" for the rest,
+                                                 "sum" -> total seconds (HINCRBYFLOAT)
+    waq:metrics:retries                    hash  field <session> -> transient failures that were retried
+
+One record is one pipelined round trip (HINCRBY / HINCRBYFLOAT, atomic per field), so any number of workers can
+write concurrently and nothing is lost between scrapes. The values are counters: when the broker restarts empty
+(which it may, invariant 2) they start again from zero, and Prometheus' rate()/increase() treat that as an ordinary
+counter reset. Recording never raises: a metric is never worth failing a send for.
+
+The key names live here, in one place, and nowhere else (the collector imports them from this module).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import redis
+
+log = logging.getLogger(__name__)
+
+KEY_PREFIX = "waq:metrics:"
+SEND_KEY_PREFIX = KEY_PREFIX + "send:"
+RETRIES_KEY = KEY_PREFIX + "retries"
+# Sending through WhatsApp Web takes seconds (typing, clicking, waiting for the tick), not milliseconds.
+DURATION_BUCKETS: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0)
+OUTCOMES = ("sent", "retry", "failed", "released")
+INF = "+Inf"
+
+
+def send_key(session: str, outcome: str) -> str:
+    return f"{SEND_KEY_PREFIX}{session}:{outcome}"
+
+
+def bucket_field(seconds: float) -> str:
+    """The (non-cumulative) bucket a duration falls into, named by its upper bound."""
+    for bound in DURATION_BUCKETS:
+        if seconds <= bound:
+            return _bound_name(bound)
+    return INF
+
+
+def _bound_name(bound: float) -> str:
+    return repr(float(bound))
+
+
+def record_send(session: str, seconds: float, outcome: str, *, client: redis.Redis | None = None) -> bool:
+    """Count one send attempt of `session` that took `seconds` and ended in `outcome` (sent, retry, failed,
+    released). An outcome of 'retry' also counts in the retries counter. Returns False when Redis was unreachable
+    (logged, never raised)."""
+    if outcome not in OUTCOMES:
+        outcome = "other"
+    seconds = max(0.0, float(seconds))
+    try:
+        if client is None:
+            from wa_queue import runtime
+
+            client = runtime.broker_redis()
+        pipe = client.pipeline(transaction=False)
+        key = send_key(session, outcome)
+        pipe.hincrby(key, bucket_field(seconds), 1)
+        pipe.hincrbyfloat(key, "sum", seconds)
+        if outcome == "retry":
+            pipe.hincrby(RETRIES_KEY, session, 1)
+        pipe.execute()
+        return True
+    except Exception as exc:  # noqa: BLE001 - metrics must never fail a send
+        log.debug("metrics not recorded for %s/%s: %s", session, outcome, exc)
+        return False
+
+
+# ---- reading (the API's collector) -----------------------------------------------------------------------------
+def read_send_histograms(client: redis.Redis) -> Iterator[tuple[str, str, list[tuple[str, float]], float]]:
+    """(session, outcome, cumulative buckets [(le, count)...ending with +Inf], sum) for every recorded series."""
+    for raw_key in client.scan_iter(match=SEND_KEY_PREFIX + "*", count=500):
+        key = raw_key.decode() if isinstance(raw_key, bytes) else str(raw_key)
+        session, _, outcome = key[len(SEND_KEY_PREFIX):].rpartition(":")
+        fields = {_text(k): _text(v) for k, v in client.hgetall(raw_key).items()}
+        if not session or not fields:
+            continue
+        running = 0.0
+        buckets: list[tuple[str, float]] = []
+        for bound in DURATION_BUCKETS:
+            running += float(fields.get(_bound_name(bound), 0))
+            buckets.append((_bound_name(bound), running))
+        running += float(fields.get(INF, 0))
+        buckets.append((INF, running))
+        yield session, outcome, buckets, float(fields.get("sum", 0.0))
+
+
+def read_retries(client: redis.Redis) -> dict[str, float]:
+    return {_text(k): float(_text(v)) for k, v in client.hgetall(RETRIES_KEY).items()}
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

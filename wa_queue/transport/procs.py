@@ -1,0 +1,112 @@
+"""Process-tree helpers read straight from /proc (Linux), so the browser hygiene needs no psutil."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+_PROC = Path("/proc")
+
+
+def _ppid_of(stat: str) -> int | None:
+    # The command name sits in parentheses and may hold spaces or ')': split after the last ')'.
+    fields = stat[stat.rfind(")") + 2:].split()
+    return int(fields[1]) if len(fields) > 1 else None
+
+
+def parent_map() -> dict[int, int]:
+    """pid -> ppid for every live process."""
+    parents: dict[int, int] = {}
+    for entry in _PROC.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = _ppid_of((entry / "stat").read_text())
+        except (OSError, ValueError):
+            continue  # gone meanwhile
+        if ppid is not None:
+            parents[int(entry.name)] = ppid
+    return parents
+
+
+def descendants(pid: int) -> list[int]:
+    """All live descendants of pid (children, grandchildren, ...), not pid itself."""
+    children: dict[int, list[int]] = {}
+    for child, parent in parent_map().items():
+        children.setdefault(parent, []).append(child)
+    found: list[int] = []
+    stack = [pid]
+    while stack:
+        for child in children.get(stack.pop(), ()):
+            found.append(child)
+            stack.append(child)
+    return found
+
+
+def alive(pid: int) -> bool:
+    """True while pid exists and is not a zombie."""
+    try:
+        stat = (_PROC / str(pid) / "stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rfind(")") + 2:][:1] not in ("Z", "X")
+
+
+def pids_with_arg(fragment: str) -> list[int]:
+    """Live processes whose command line contains fragment (e.g. one profile's --user-data-dir)."""
+    found = []
+    for entry in _PROC.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if fragment in cmdline and alive(int(entry.name)):
+            found.append(int(entry.name))
+    return found
+
+
+def kill_pids(pids: list[int], timeout: float = 5.0) -> None:
+    """SIGKILL every pid and wait (briefly) until none is left; reap our own children so none stays a zombie."""
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    deadline = time.monotonic() + timeout
+    pending = list(pids)
+    while pending and time.monotonic() < deadline:
+        for pid in list(pending):
+            try:
+                os.waitpid(pid, os.WNOHANG)  # only succeeds for our own children
+            except ChildProcessError:
+                pass
+            if not alive(pid):
+                pending.remove(pid)
+        if pending:
+            time.sleep(0.02)
+
+
+def kill_tree(pid: int, timeout: float = 5.0) -> list[int]:
+    """SIGKILL pid and all its descendants (read before killing: orphans get re-parented); returns the pids."""
+    pids = [pid, *descendants(pid)]
+    kill_pids(pids, timeout)
+    return pids
+
+
+def pss_kib(pids: list[int]) -> int:
+    """Proportional set size summed over pids, in KiB (shared pages split fairly between the processes)."""
+    total = 0
+    for pid in pids:
+        try:
+            text = (_PROC / str(pid) / "smaps_rollup").read_text()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            if line.startswith("Pss:"):
+                total += int(line.split()[1])
+                break
+    return total

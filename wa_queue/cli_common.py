@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 import click
 
-from wa_queue.errors import ConfigError, IdempotencyConflict, StoreError, ValidationError, WaQueueError
+from wa_queue.errors import ConfigError, IdempotencyConflict, NotFound, StoreError, ValidationError, WaQueueError
 from wa_queue.settings import Settings, get_settings
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -60,7 +60,9 @@ def handled() -> Iterator[None]:
         raise click.UsageError(str(exc)) from None
     except IdempotencyConflict as exc:
         raise click.ClickException(str(exc)) from None
-    except StoreError as exc:  # NotFound, InvalidTransition and store outages
+    except NotFound as exc:  # the stores raise it with the bare id
+        raise click.ClickException(f"no message with id {exc}" if " " not in str(exc) else str(exc)) from None
+    except StoreError as exc:  # InvalidTransition and store outages
         raise click.ClickException(str(exc) or type(exc).__name__) from None
     except WaQueueError as exc:
         raise click.ClickException(f"{type(exc).__name__}: {exc}") from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 from typing import TYPE_CHECKING
 
@@ -58,8 +59,8 @@ def _close_all() -> None:
         if close:
             try:
                 close()
-            except Exception:  # noqa: BLE001 - closing stale handles must not fail the caller
-                pass
+            except Exception as exc:  # noqa: BLE001 - closing stale handles must not fail the caller
+                logging.getLogger(__name__).debug("closing a stale handle failed: %s", exc)
     _handles.clear()
 
 

@@ -63,7 +63,9 @@ def insert(store: MessageStore, i: int = 0, now: datetime = NOW, **kwargs: objec
     return store.insert(new(i, **kwargs), now)[0]
 
 
-def claimed(store: MessageStore, i: int = 0, owner: str = "s1/host/1", session: str = "s1", **kwargs: object) -> Message:
+def claimed(
+    store: MessageStore, i: int = 0, owner: str = "s1/host/1", session: str = "s1", **kwargs: object
+) -> Message:
     message = insert(store, i, **kwargs)
     result = store.claim(message.id, owner=owner, session=session, now=NOW, lease_s=60)
     assert result is not None

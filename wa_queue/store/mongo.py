@@ -123,7 +123,9 @@ class MongoStore(MessageStore):
             global _MOCK_CLIENT
             _MOCK_CLIENT = _MOCK_CLIENT or mongomock.MongoClient(tz_aware=True)
             return cls(_MOCK_CLIENT[name])
-        client: pymongo.MongoClient = pymongo.MongoClient(url, tz_aware=True, serverSelectionTimeoutMS=SERVER_TIMEOUT_MS)
+        client: pymongo.MongoClient = pymongo.MongoClient(
+            url, tz_aware=True, serverSelectionTimeoutMS=SERVER_TIMEOUT_MS
+        )
         return cls(client[name])
 
     def close(self) -> None:
@@ -157,7 +159,8 @@ class MongoStore(MessageStore):
     def _plan_inserts(self, news: list[NewMessage], now: datetime) -> tuple[list[tuple[Message, bool]], list[dict]]:
         """Validate everything before writing anything: replays, conflicts (raised here), and the documents."""
         keys = [n.idempotency_key for n in news if n.idempotency_key]
-        known = {doc["idempotency_key"]: _from_doc(doc) for doc in self.messages.find({"idempotency_key": {"$in": keys}})}
+        found = self.messages.find({"idempotency_key": {"$in": keys}})
+        known = {doc["idempotency_key"]: _from_doc(doc) for doc in found}
         results: list[tuple[Message, bool]] = []
         docs: list[dict] = []
         for new in news:

@@ -106,7 +106,7 @@ def from_us(value: int | None) -> datetime | None:
 
 
 def _row_to_message(row: tuple) -> Message:
-    data = dict(zip(MESSAGE_FIELDS, row))
+    data = dict(zip(MESSAGE_FIELDS, row, strict=True))
     for name in DATETIME_FIELDS:
         data[name] = from_us(data[name])
     data["status"] = MessageStatus(data["status"])
@@ -315,7 +315,9 @@ class SQLiteStore(MessageStore):
             sets += ", session = :new_session"
         return self._transition(
             message_id, now=now, event="released", where=_HELD, sets=sets, owner=owner, error_class=error_class,
-            error_text=reason, next=to_us(next_attempt_at or now), new_session=None if session is _SENTINEL else session,
+            error_text=reason,
+            next=to_us(next_attempt_at or now),
+            new_session=None if session is _SENTINEL else session,
         )
 
     def mark_dispatched(self, message_ids: list[str], *, now: datetime, epoch: str | None, queue: str) -> None:
@@ -332,7 +334,9 @@ class SQLiteStore(MessageStore):
     def list_undispatched(self, *, now: datetime, epoch: str, limit: int) -> list[Message]:
         # Three index ranges on (status, dispatch_epoch, next_attempt_at): NULL, below and above `epoch`. A single
         # `epoch IS NULL OR epoch <> ?` would walk every due message already dispatched in this epoch.
-        part = (f"SELECT * FROM (SELECT {COLS} FROM {MESSAGES} INDEXED BY ix_msg_undispatched WHERE status = 'pending' AND {{cond}} "
+        part = (
+            f"SELECT * FROM (SELECT {COLS} FROM {MESSAGES} INDEXED BY ix_msg_undispatched "
+            "WHERE status = 'pending' AND {cond} "
                 "AND next_attempt_at <= :now ORDER BY next_attempt_at LIMIT :limit)")
         conds = ("dispatch_epoch IS NULL", "dispatch_epoch < :epoch", "dispatch_epoch > :epoch")
         sql = " UNION ALL ".join(part.format(cond=c) for c in conds) + " ORDER BY next_attempt_at LIMIT :limit"
@@ -458,7 +462,8 @@ class SQLiteStore(MessageStore):
     ) -> Message | None:
         message = self._transition(
             message_id, now=now, event="receipt", session_sql="sent_by", d=to_us(delivered_at), r=to_us(read_at),
-            where="status = 'sent' AND ((:d IS NOT NULL AND delivered_at IS NULL) OR (:r IS NOT NULL AND read_at IS NULL))",
+            where="status = 'sent' AND ((:d IS NOT NULL AND delivered_at IS NULL) "
+            "OR (:r IS NOT NULL AND read_at IS NULL))",
             sets="delivered_at = coalesce(delivered_at, :d), read_at = coalesce(read_at, :r)",
         )
         if message is not None:
@@ -475,7 +480,7 @@ class SQLiteStore(MessageStore):
         row = self._conn().execute(f"SELECT {cols} FROM {SESSIONS} WHERE name = ?", (name,)).fetchone()
         if row is None:
             return SessionRecord(name)
-        data = dict(zip(SESSION_FIELDS, row))
+        data = dict(zip(SESSION_FIELDS, row, strict=True))
         for field in SESSION_DATETIME_FIELDS:
             data[field] = from_us(data[field])
         data["needs_operator"] = bool(data["needs_operator"])
@@ -498,7 +503,8 @@ class SQLiteStore(MessageStore):
         with self._tx() as conn:
             conn.execute(f"INSERT OR IGNORE INTO {SESSIONS} (name) VALUES (?)", (name,))
             cur = conn.execute(
-                f"UPDATE {SESSIONS} SET next_send_at = ? WHERE name = ? AND (next_send_at IS NULL OR next_send_at <= ?)",
+                f"UPDATE {SESSIONS} SET next_send_at = ? "
+                "WHERE name = ? AND (next_send_at IS NULL OR next_send_at <= ?)",
                 (to_us(next_send_at), name, to_us(now)),
             )
             if cur.rowcount == 1:

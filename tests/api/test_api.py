@@ -1,0 +1,358 @@
+"""The REST API through Flask's test client, against a real redis-server and a SQLite file: every endpoint, role
+and error path. Fixtures `redis_server` and `waq_env` come from tests/conftest.py."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import pytest
+
+from api.app import create_app
+from wa_queue import names, runtime
+from wa_queue.models import MessageStatus, NewMessage, utcnow
+from wa_queue.settings import reset_settings
+
+ADMIN_KEY = "admin-key-0123456789abcdef"
+PRODUCER_KEY = "producer-key-0123456789abcdef"
+OTHER_PRODUCER_KEY = "other-producer-0123456789ab"
+ADMIN = {"X-API-Key": ADMIN_KEY}
+PRODUCER = {"X-API-Key": PRODUCER_KEY}
+PHONE = "+14155550123"
+BASE = "/api/whatsapp"
+
+
+@pytest.fixture
+def app(waq_env, monkeypatch):  # noqa: ANN001, ANN201
+    monkeypatch.setenv("WAQ_API_KEYS", f"ops:admin:{ADMIN_KEY},shop:producer:{PRODUCER_KEY},"
+                                       f"crm:producer:{OTHER_PRODUCER_KEY}")
+    monkeypatch.setenv("WAQ_MAX_REQUEST_BYTES", str(64 * 1024))
+    reset_settings()
+    runtime.reset()
+    return create_app()
+
+
+@pytest.fixture
+def client(app):  # noqa: ANN001, ANN201
+    return app.test_client()
+
+
+def post(client, path: str, body, headers=PRODUCER, **kw):  # noqa: ANN001, ANN201
+    return client.post(BASE + path, data=json.dumps(body), headers={**headers, "Content-Type": "application/json"},
+                       **kw)
+
+
+def assert_error(response, status: int) -> dict:  # noqa: ANN001
+    assert response.status_code == status, response.get_data(as_text=True)
+    assert response.mimetype == "application/json"
+    body = response.get_json()
+    assert set(body) == {"error", "details"}
+    assert isinstance(body["error"], str) and body["error"]
+    assert isinstance(body["details"], dict)
+    return body
+
+
+def failed_message(phone: str = PHONE, session: str = "primary") -> str:
+    store = runtime.store()
+    message, _ = store.insert(NewMessage(phone=phone, text="boom"), utcnow())
+    store.claim(message.id, owner="t", session=session, now=utcnow(), lease_s=60)
+    store.record_failed(message.id, owner="t", now=utcnow(), error_class="InvalidNumber", error_text="not on WA")
+    return message.id
+
+
+def connect(*sessions: str) -> None:
+    for name in sessions:
+        runtime.store().update_session(name, status="connected", heartbeat_at=utcnow(), number="+4915112345678")
+
+
+# ---- enqueue ---------------------------------------------------------------------------------------------------
+def test_enqueue_commits_then_answers_202(client, redis_server) -> None:  # noqa: ANN001
+    response = post(client, "/messages", {"phone": "(415) 555-0123", "text": "hi", "metadata": {"order": 7}})
+    assert response.status_code == 202
+    body = response.get_json()
+    assert body["status"] == "pending" and response.headers["Location"].endswith(body["id"])
+    stored = runtime.store().get(body["id"])
+    assert stored.phone == PHONE and stored.metadata == {"order": 7}
+    assert stored.dispatched_at is not None  # published to the broker after the commit
+    assert redis_server.client().llen(names.DEFAULT_QUEUE) == 1
+
+
+def test_get_message_shows_status_attempts_history(client) -> None:  # noqa: ANN001
+    message_id = post(client, "/messages", {"phone": PHONE, "text": "hi"}).get_json()["id"]
+    body = client.get(f"{BASE}/messages/{message_id}", headers=PRODUCER).get_json()
+    assert body["id"] == message_id and body["status"] == "pending" and body["attempts"] == 0
+    assert body["history"][0]["event"] == "enqueued" and body["created_at"] and body["in_doubt"] is False
+    assert "lease_owner" not in body and "content_hash" not in body
+
+
+def test_get_unknown_message_is_404_json(client) -> None:  # noqa: ANN001
+    assert_error(client.get(f"{BASE}/messages/nope", headers=PRODUCER), 404)
+    assert_error(client.get(f"{BASE}/messages/{'x' * 500}", headers=PRODUCER), 404)
+
+
+def test_idempotency_replay_and_conflict(client) -> None:  # noqa: ANN001
+    headers = {**PRODUCER, "Idempotency-Key": "order-42"}
+    first = post(client, "/messages", {"phone": PHONE, "text": "hi"}, headers)
+    again = post(client, "/messages", {"phone": "+1 415 555 0123", "text": "hi"}, headers)  # same once normalised
+    assert first.status_code == 202 and again.status_code == 200
+    assert again.get_json()["id"] == first.get_json()["id"]
+    assert_error(post(client, "/messages", {"phone": PHONE, "text": "other"}, headers), 409)
+    # Keys are scoped per API key: another producer's same key is a new message, not a replay of this one.
+    other = post(client, "/messages", {"phone": PHONE, "text": "hi"}, {"X-API-Key": OTHER_PRODUCER_KEY,
+                                                                      "Idempotency-Key": "order-42"})
+    assert other.status_code == 202 and other.get_json()["id"] != first.get_json()["id"]
+    assert_error(post(client, "/messages", {"phone": PHONE, "text": "hi"}, {**PRODUCER, "Idempotency-Key": "a b"}),
+                 400)
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"text": "hi"}, "phone"),
+    ({"phone": PHONE}, "text"),
+    ({"phone": "12", "text": "hi"}, "phone"),
+    ({"phone": 14155550123, "text": "hi"}, "phone"),
+    ({"phone": PHONE, "text": ""}, "text"),
+    ({"phone": PHONE, "text": "x" * 4097}, "text"),
+    ({"phone": PHONE, "text": 5}, "text"),
+    ({"phone": PHONE, "text": "hi", "session": "nope"}, "session"),
+    ({"phone": PHONE, "text": "hi", "callback_url": "ftp://x"}, "callback_url"),
+    ({"phone": PHONE, "text": "hi", "metadata": [1]}, "metadata"),
+    ({"phone": PHONE, "text": "hi", "priority": 1}, "priority"),
+])
+def test_bad_fields_are_400_naming_the_field(client, body, field) -> None:  # noqa: ANN001
+    error = assert_error(post(client, "/messages", body), 400)
+    assert error["details"]["field"] == field
+    assert runtime.store().count_by_status()["pending"] == 0
+
+
+def test_text_of_4096_chars_is_accepted(client) -> None:  # noqa: ANN001
+    assert post(client, "/messages", {"phone": PHONE, "text": "é" * 4096}).status_code == 202
+
+
+@pytest.mark.parametrize(("data", "content_type", "status"), [
+    ("{}", "text/plain", 415),
+    ("phone=1", "application/x-www-form-urlencoded", 415),
+    ("{", "application/json", 400),
+    ("[1, 2]", "application/json", 400),
+    ('{"phone": NaN}', "application/json", 400),
+    (b"\xff\xfe", "application/json", 400),
+    ('{"phone": "\\ud800", "text": "x"}', "application/json", 400),
+    ("[" * 50_000, "application/json", 400),  # nesting deeper than the parser's recursion limit
+], ids=["text", "form", "broken", "array", "nan", "not-utf8", "surrogate", "deep"])
+def test_non_json_bodies(client, data, content_type, status) -> None:  # noqa: ANN001
+    response = client.post(f"{BASE}/messages", data=data, headers={**PRODUCER, "Content-Type": content_type})
+    assert_error(response, status)
+    assert_error(client.post(f"{BASE}/messages", headers=PRODUCER), 415)
+
+
+def test_body_over_the_limit_is_413_json(client) -> None:  # noqa: ANN001
+    body = assert_error(post(client, "/messages", {"phone": PHONE, "text": "x" * 70_000}), 413)
+    assert body["details"]["limit_bytes"] == 64 * 1024
+
+
+# ---- bulk -------------------------------------------------------------------------------------------------------
+def test_bulk_all_or_nothing_with_per_item_errors(client) -> None:  # noqa: ANN001
+    items = [{"phone": PHONE, "text": "ok"}, {"phone": "bad", "text": "x"}, {"phone": PHONE, "text": ""}, 7,
+             {"phone": PHONE, "text": "hi", "extra": 1}]
+    error = assert_error(post(client, "/messages/bulk", {"messages": items}), 400)
+    assert [(i["index"], i["field"]) for i in error["details"]["items"]] == [
+        (1, "phone"), (2, "text"), (3, None), (4, "extra")]
+    assert all(i["message"] for i in error["details"]["items"])
+    assert runtime.store().count_by_status()["pending"] == 0
+
+
+def test_bulk_stores_all_and_replays(client) -> None:  # noqa: ANN001
+    body = {"messages": [{"phone": PHONE, "text": f"m{i}"} for i in range(3)]}
+    headers = {**PRODUCER, "Idempotency-Key": "batch-1"}
+    first = post(client, "/messages/bulk", body, headers)
+    assert first.status_code == 202 and first.get_json()["count"] == 3 and first.get_json()["created"] == 3
+    again = post(client, "/messages/bulk", body, headers)
+    assert again.status_code == 200 and again.get_json()["messages"] == first.get_json()["messages"]
+    assert runtime.store().count_by_status()["pending"] == 3
+    body["messages"][2]["text"] = "changed"
+    assert_error(post(client, "/messages/bulk", body, headers), 409)
+
+
+@pytest.mark.parametrize("body", [{}, {"messages": []}, {"messages": {}}, {"messages": [{}] * 1001},
+                                  {"messages": [], "x": 1}])
+def test_bulk_shape_errors(client, body) -> None:  # noqa: ANN001
+    assert_error(post(client, "/messages/bulk", body), 400)
+
+
+def test_bulk_of_1000(client) -> None:  # noqa: ANN001
+    body = {"messages": [{"phone": PHONE, "text": f"m{i}"} for i in range(1000)]}
+    response = client.post(f"{BASE}/messages/bulk", json=body, headers=PRODUCER)
+    assert response.status_code == 202 and response.get_json()["count"] == 1000
+
+
+# ---- access control ---------------------------------------------------------------------------------------------
+ADMIN_ONLY = [("get", "/health"), ("get", "/stats"), ("get", "/failed"), ("post", "/failed/x/retry"),
+              ("post", "/failed/retry-all"), ("delete", "/failed/x"), ("get", "/sessions"),
+              ("get", "/sessions/primary/qr"), ("post", "/sessions/primary/restart")]
+PRODUCER_OK = [("post", "/messages"), ("post", "/messages/bulk"), ("get", "/messages/x")]
+
+
+@pytest.mark.parametrize(("method", "path"), ADMIN_ONLY + PRODUCER_OK)
+def test_missing_or_unknown_key_is_401(client, method, path) -> None:  # noqa: ANN001
+    assert_error(getattr(client, method)(BASE + path), 401)
+    assert_error(getattr(client, method)(BASE + path, headers={"X-API-Key": "wrong-key-0123456789abc"}), 401)
+    assert_error(getattr(client, method)(BASE + path, headers={"X-API-Key": "ünïcödé"}), 401)
+
+
+@pytest.mark.parametrize(("method", "path"), ADMIN_ONLY)
+def test_producer_cannot_administer(client, method, path) -> None:  # noqa: ANN001
+    assert_error(getattr(client, method)(BASE + path, headers=PRODUCER), 403)
+
+
+def test_admin_may_enqueue_and_docs_need_a_key(client) -> None:  # noqa: ANN001
+    assert post(client, "/messages", {"phone": PHONE, "text": "hi"}, ADMIN).status_code == 202
+    assert_error(client.get("/api/swagger.json"), 401)
+    assert_error(client.get("/api/docs"), 401)
+    spec = client.get("/api/swagger.json", headers=PRODUCER).get_json()
+    assert spec["securityDefinitions"]["apiKey"] == {
+        "type": "apiKey", "in": "header", "name": "X-API-Key",
+        "description": "A key from WAQ_API_KEYS; role producer or admin"}
+    assert spec["paths"]["/healthz"]["get"]["security"] == []
+    assert client.get("/api/docs", headers=ADMIN).status_code == 200
+
+
+# ---- /healthz ---------------------------------------------------------------------------------------------------
+def test_healthz_needs_no_key_and_names_what_is_down(client, monkeypatch) -> None:  # noqa: ANN001
+    response = client.get("/healthz")
+    assert response.status_code == 200 and response.get_json() == {"status": "ok"}
+    monkeypatch.setenv("WAQ_BROKER_URL", "redis://127.0.0.1:1/0")  # nothing listens on port 1
+    reset_settings()
+    body = assert_error(client.get("/healthz"), 503)
+    assert "broker" in body["error"] and body["details"] == {"store": "ok", "broker": "down"}
+
+
+def test_healthz_store_down(client, monkeypatch) -> None:  # noqa: ANN001
+    from wa_queue.errors import StoreError
+
+    def broken() -> None:
+        raise StoreError("disk gone")
+
+    monkeypatch.setattr(runtime.store(), "ping", broken)
+    body = assert_error(client.get("/healthz"), 503)
+    assert "store" in body["error"] and body["details"]["store"] == "down"
+    health = client.get(f"{BASE}/health", headers=ADMIN).get_json()
+    assert health["overall"] == "critical" and health["queue"]["pending"] is None
+
+
+# ---- monitoring ---------------------------------------------------------------------------------------------------
+def test_health_levels(client) -> None:  # noqa: ANN001
+    def overall() -> str:
+        body = client.get(f"{BASE}/health", headers=ADMIN).get_json()
+        assert set(body["queue"]) == {"pending", "processing", "sent", "failed"}
+        assert set(body["sessions"]["primary"]) >= {"status", "number", "connected"}
+        return body["overall"]
+
+    assert overall() == "critical"  # no session connected
+    connect("primary")
+    assert overall() == "degraded"
+    connect("secondary")
+    assert overall() == "healthy"
+    message_id = failed_message()
+    assert overall() == "warning"
+    client.delete(f"{BASE}/failed/{message_id}", headers=ADMIN)
+    assert overall() == "healthy"
+    runtime.store().insert(NewMessage(phone=PHONE, text="old"), utcnow() - timedelta(minutes=20))
+    assert overall() == "warning"
+
+
+def test_stats(client) -> None:  # noqa: ANN001
+    post(client, "/messages", {"phone": PHONE, "text": "hi"})
+    body = client.get(f"{BASE}/stats", headers=ADMIN).get_json()
+    assert body["counts"]["pending"] == 1 and set(body["sessions"]) == {"primary", "secondary"}
+    assert body["oldest_pending_age_s"] >= 0 and body["sends_per_hour"] == []
+
+
+def test_failed_list_paging_and_filters(client) -> None:  # noqa: ANN001
+    ids = [failed_message(session="primary") for _ in range(3)] + [failed_message(session="secondary")]
+    page = client.get(f"{BASE}/failed?page=1&per_page=2", headers=ADMIN).get_json()
+    assert page["total"] == 4 and page["pages"] == 2 and len(page["items"]) == 2
+    assert page["items"][0]["status"] == "failed" and page["items"][0]["last_error_class"] == "InvalidNumber"
+    last = client.get(f"{BASE}/failed?page=2&per_page=2", headers=ADMIN).get_json()
+    assert {m["id"] for m in page["items"] + last["items"]} == set(ids)
+    assert client.get(f"{BASE}/failed?session=secondary", headers=ADMIN).get_json()["total"] == 1
+    assert client.get(f"{BASE}/failed?error=InvalidNum", headers=ADMIN).get_json()["total"] == 4
+    assert client.get(f"{BASE}/failed?error=nothing-like-it", headers=ADMIN).get_json()["total"] == 0
+    for query in ("page=0", "page=x", "per_page=201", "per_page=-1", "session=nope", "error=" + "e" * 201):
+        assert_error(client.get(f"{BASE}/failed?{query}", headers=ADMIN), 400)
+
+
+def test_retry_one_and_all(client) -> None:  # noqa: ANN001
+    first, second, third = failed_message(), failed_message(session="secondary"), failed_message()
+    response = client.post(f"{BASE}/failed/{first}/retry", headers=ADMIN)
+    assert response.status_code == 200 and response.get_json() == {"id": first, "status": "pending"}
+    assert runtime.store().get(first).attempts == 0
+    assert_error(client.post(f"{BASE}/failed/{first}/retry", headers=ADMIN), 409)  # no longer failed
+    assert_error(client.post(f"{BASE}/failed/nope/retry", headers=ADMIN), 404)
+    assert_error(client.post(f"{BASE}/failed/retry-all?session=nope", headers=ADMIN), 400)
+    assert client.post(f"{BASE}/failed/retry-all?session=secondary", headers=ADMIN).get_json() == {"requeued": 1}
+    assert client.post(f"{BASE}/failed/retry-all", headers=ADMIN).get_json() == {"requeued": 1}
+    assert runtime.store().get(third).status is MessageStatus.PENDING and second
+
+
+def test_delete_only_failed(client) -> None:  # noqa: ANN001
+    message_id = failed_message()
+    pending_id = post(client, "/messages", {"phone": PHONE, "text": "hi"}).get_json()["id"]
+    assert_error(client.delete(f"{BASE}/failed/{pending_id}", headers=ADMIN), 409)
+    assert client.delete(f"{BASE}/failed/{message_id}", headers=ADMIN).status_code == 204
+    assert_error(client.delete(f"{BASE}/failed/{message_id}", headers=ADMIN), 404)
+    assert runtime.store().get(pending_id).status is MessageStatus.PENDING
+
+
+# ---- sessions ---------------------------------------------------------------------------------------------------
+def test_sessions_qr_and_restart(client, redis_server) -> None:  # noqa: ANN001
+    connect("primary")
+    body = client.get(f"{BASE}/sessions", headers=ADMIN).get_json()
+    assert [s["name"] for s in body["sessions"]] == ["primary", "secondary"]
+    assert body["sessions"][0]["connected"] is True and body["sessions"][1]["connected"] is False
+    assert_error(client.get(f"{BASE}/sessions/primary/qr", headers=ADMIN), 409)
+    png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 20
+    redis_server.client().set(names.session_qr_key("secondary"), png, ex=60)
+    response = client.get(f"{BASE}/sessions/secondary/qr", headers=ADMIN)
+    assert response.status_code == 200 and response.mimetype == "image/png" and response.data == png
+    assert_error(client.get(f"{BASE}/sessions/nope/qr", headers=ADMIN), 404)
+    restarted = client.post(f"{BASE}/sessions/secondary/restart", headers=ADMIN)
+    assert restarted.status_code == 202 and restarted.get_json()["name"] == "secondary"
+    assert runtime.store().get_session("secondary").restart_requested is True
+    assert_error(client.post(f"{BASE}/sessions/nope/restart", headers=ADMIN), 404)
+
+
+def test_qr_with_broker_down_is_503(client, monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.setenv("WAQ_BROKER_URL", "redis://127.0.0.1:1/0")
+    reset_settings()
+    assert_error(client.get(f"{BASE}/sessions/primary/qr", headers=ADMIN), 503)
+
+
+# ---- every error is JSON -----------------------------------------------------------------------------------------
+def test_404_405_are_json(client) -> None:  # noqa: ANN001
+    assert_error(client.get("/nothing/here"), 404)
+    assert_error(client.get(f"{BASE}/nothing", headers=ADMIN), 404)
+    body = assert_error(client.put(f"{BASE}/messages", headers=ADMIN), 405)
+    assert body["details"]["allowed"] == ["POST"]
+    assert_error(client.delete("/healthz"), 405)
+
+
+def test_store_failure_on_enqueue_is_503_and_unexpected_errors_500_json(client, monkeypatch) -> None:  # noqa: ANN001
+    from wa_queue import service
+    from wa_queue.errors import StoreError
+
+    def locked(news):  # noqa: ANN001, ANN202
+        raise StoreError("database is locked")
+
+    monkeypatch.setattr(service, "submit", locked)
+    assert_error(post(client, "/messages", {"phone": PHONE, "text": "hi"}), 503)
+
+    def bug(news):  # noqa: ANN001, ANN202
+        raise RuntimeError("bug")
+
+    monkeypatch.setattr(service, "submit", bug)
+    body = assert_error(post(client, "/messages", {"phone": PHONE, "text": "hi"}), 500)
+    assert "bug" not in body["error"]  # internals stay in the log
+
+
+def test_two_apps_in_one_process(waq_env, app) -> None:  # noqa: ANN001
+    second = create_app().test_client()
+    assert second.get("/healthz").status_code == 200

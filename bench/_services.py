@@ -27,7 +27,7 @@ def start_redis(workdir: Path) -> tuple[subprocess.Popen, str]:
     workdir.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen(
         [shutil.which("redis-server") or "redis-server", "--port", str(port), "--save", "", "--appendonly", "no",
-         "--dir", str(workdir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+         "--dir", str(workdir)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     client = redis.Redis(port=port)
     for _ in range(100):
         try:

@@ -55,7 +55,8 @@ def handled() -> Iterator[None]:
     try:
         yield
     except ValidationError as exc:
-        raise BadInput(f"{exc.field}: {exc}" if exc.field and not str(exc).startswith(exc.field) else str(exc)) from None
+        text = str(exc)
+        raise BadInput(f"{exc.field}: {text}" if exc.field and not text.startswith(exc.field) else text) from None
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
     except IdempotencyConflict as exc:

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import click
 
-from wa_queue.cli_common import echo_json, exec_argv, handled, settings, table, with_errors
+from wa_queue.cli_common import echo_json, exec_argv, handled, settings, with_errors
 from wa_queue.settings import Settings
 
 CHECKS = ("store", "broker", "chromium", "chromedriver", "sessions")
@@ -60,7 +60,8 @@ def check_store(s: Settings) -> Check:
         counts = store.count_by_status()
     except Exception as exc:  # noqa: BLE001 - any failure is the finding
         if s.store_url.startswith("sqlite:///"):
-            fix = f"make sure {Path(s.store_url[len('sqlite:///'):]).parent} exists and is writable, or fix WAQ_STORE_URL"
+            folder = Path(s.store_url[len("sqlite:///"):]).parent
+            fix = f"make sure {folder} exists and is writable, or fix WAQ_STORE_URL"
         else:
             fix = "start MongoDB (docker compose up -d mongo, or apt/systemctl start mongod) or fix WAQ_STORE_URL"
         return Check("store", "fail", f"{url}: {type(exc).__name__}: {exc}", fix)
@@ -192,10 +193,18 @@ def doctor(only: tuple[str, ...], as_json: bool) -> None:
 # ---- flower, selectors, up -------------------------------------------------------------------------------------
 @click.command()
 @click.option("--port", default=5555, show_default=True, type=click.IntRange(1, 65535))
-def flower(port: int) -> None:
-    """Run Flower (the Celery monitoring UI) on the broker, with WAQ_FLOWER_AUTH as its basic auth."""
+@click.option("--address", default="127.0.0.1", show_default=True,
+              help="Interface to listen on (0.0.0.0 in a container; put a TLS proxy in front).")
+@click.option("--unauthenticated", is_flag=True, help="Start without WAQ_FLOWER_AUTH (a laptop only).")
+def flower(port: int, address: str, unauthenticated: bool) -> None:
+    """Run Flower (the Celery monitoring UI) on the broker, with WAQ_FLOWER_AUTH (user:password) as basic auth."""
     s = settings()
-    exec_argv(_late("wa_queue.flower").flower_argv(s, port))
+    module = _late("wa_queue.flower")
+    with handled():  # a missing or malformed WAQ_FLOWER_AUTH is a ConfigError: exit 2
+        # The credentials go in the environment, not argv: any local user can read a command line in `ps`.
+        argv = module.flower_argv(s, port, address=address, unauthenticated=unauthenticated, auth_in_env=True)
+        env = module.flower_env(s)
+    exec_argv(argv, env)
 
 
 @click.group()
@@ -205,36 +214,40 @@ def selectors() -> None:
 
 @selectors.command("check")
 @click.option("--session", required=True, help="The session whose browser profile is used.")
+@click.option("--open-phone", help="Open the chat with this number first, to count the compose box and messages.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @with_errors
-def selectors_check(session: str, as_json: bool) -> None:
+def selectors_check(session: str, open_phone: str | None, as_json: bool) -> None:
     """Open WhatsApp Web in the session's browser and count what each selector matches.
 
-    Stop the session's worker first: Chromium locks its profile folder, so a second browser cannot open it."""
-    from wa_queue.validation import validate_session
+    Which selectors should match depends on the page (the QR page, the chat list, a chat): "missing" is a hint,
+    not an error. Exit 1 when a selector is invalid CSS. Refuses to run while a browser holds the session's
+    profile (its worker is running): starting here would kill that browser."""
+    from wa_queue.validation import normalize_phone, validate_session
 
     s = settings()
     validate_session(session, s.sessions)
+    phone = normalize_phone(open_phone, s.default_region).lstrip("+") if open_phone else None
+    report = _late("wa_queue.transport.selectors_check")
     sender = _late("wa_queue.transport.selenium").SeleniumSender(session, s)
-    check_selectors = _late("wa_queue.transport.selectors_check").check_selectors
+    holders = sender.browser_pids()
+    if holders:
+        raise click.ClickException(f"a browser already uses the profile of session {session} (pids "
+                                   f"{', '.join(map(str, holders))}): stop `waq worker --session {session}` first")
     try:
         state = sender.connect()
-        results = check_selectors(sender)
+        counts = report.check_selectors(sender, open_phone=phone)
     finally:
         sender.close()  # never leave a Chromium behind holding the profile
+    invalid = [name for name, value in counts.items() if value is False and not name.startswith("text.")]
     if as_json:
-        echo_json({"session": session, "state": getattr(state, "value", str(state)), "selectors": results})
-        return
-    click.echo(f"session {session}: {getattr(state, 'value', state)}")
-    click.echo(table([[name, _matches(value)] for name, value in results.items()], ["selector", "matches"]))
-
-
-def _matches(value: object) -> str:
-    if isinstance(value, dict):
-        value = value.get("matches", value.get("count", value))
-    if isinstance(value, list | tuple):
-        return str(len(value))
-    return str(value)
+        echo_json({"session": session, "state": getattr(state, "value", str(state)), "selectors": counts,
+                   "invalid": invalid})
+    else:
+        click.echo(f"session {session}: page state {getattr(state, 'value', state)}")
+        click.echo(report.format_report(counts))
+    if invalid:
+        sys.exit(1)
 
 
 @click.command()

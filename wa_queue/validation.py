@@ -15,6 +15,8 @@ def normalize_phone(raw: object, default_region: str = "US") -> str:
     if not isinstance(raw, str):
         raise ValidationError("phone must be a string such as '+14155550123'", "phone")
     text = raw.strip()
+    if _has_lone_surrogate(text):
+        raise ValidationError("phone must be valid Unicode", "phone")
     if not text or len(text) > MAX_PHONE_CHARS:
         raise ValidationError(f"phone must be 1-{MAX_PHONE_CHARS} characters", "phone")
     if any(ch.isdigit() and not ("0" <= ch <= "9") for ch in text):
@@ -37,7 +39,17 @@ def validate_text(text: object) -> str:
         raise ValidationError(f"text is {len(text)} characters; the limit is {MAX_TEXT_CHARS}", "text")
     if "\x00" in text:
         raise ValidationError("text must not contain NUL characters", "text")
+    if _has_lone_surrogate(text):
+        raise ValidationError("text must be valid Unicode (it contains a lone surrogate)", "text")
     return text
+
+
+def _has_lone_surrogate(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
 
 
 def validate_session(session: object, known: tuple[str, ...]) -> str | None:

@@ -37,9 +37,8 @@ def client(app):  # noqa: ANN001, ANN201
     return app.test_client()
 
 
-def post(client, path: str, body, headers=PRODUCER, **kw):  # noqa: ANN001, ANN201
-    return client.post(BASE + path, data=json.dumps(body), headers={**headers, "Content-Type": "application/json"},
-                       **kw)
+def post(client, path: str, body, headers=PRODUCER):  # noqa: ANN001, ANN201
+    return client.post(BASE + path, data=json.dumps(body), headers={**headers, "Content-Type": "application/json"})
 
 
 def assert_error(response, status: int) -> dict:  # noqa: ANN001

@@ -1,0 +1,353 @@
+// wa-queue operator dashboard. Plain JS, no build step. Every datum comes from the admin API with the key the
+// operator typed once (kept in sessionStorage: this tab only). Text is always set with textContent, never HTML.
+"use strict";
+
+(function () {
+  const API = "/api/whatsapp";
+  const KEY_STORAGE = "waq.adminKey";
+  const REFRESH_MS = 10000;
+  const PER_PAGE = 20;
+  const SVG_NS = "http://www.w3.org/2000/svg";
+
+  const state = { page: 1, pages: 1, timer: null, loading: false, again: false, qrUrls: {} };
+  const $ = (id) => document.getElementById(id);
+
+  class ApiError extends Error {
+    constructor(status, message) { super(message); this.status = status; }
+  }
+
+  function getKey() { return sessionStorage.getItem(KEY_STORAGE); }
+
+  async function api(path, options = {}) {
+    const headers = Object.assign({ "X-API-Key": getKey() || "" }, options.headers || {});
+    const response = await fetch(API + path, Object.assign({}, options, { headers, cache: "no-store" }));
+    if (response.status === 401) { forgetKey("The key was refused; enter an admin key."); throw new ApiError(401, "unauthorized"); }
+    if (!response.ok) {
+      let message = response.status + " " + response.statusText;
+      try { message = (await response.json()).error || message; } catch (e) { /* not JSON */ }
+      throw new ApiError(response.status, message);
+    }
+    return response;
+  }
+  const getJson = async (path) => (await api(path)).json();
+
+  // ---- key form ------------------------------------------------------------------------------------------------
+  function showKeyForm(error) {
+    stopRefresh();
+    $("dashboard").hidden = true;
+    $("toolbar").hidden = true;
+    $("key-panel").hidden = false;
+    $("key-error").hidden = !error;
+    $("key-error").textContent = error || "";
+    $("key-input").value = "";
+    $("key-input").focus();
+  }
+
+  function forgetKey(reason) {
+    sessionStorage.removeItem(KEY_STORAGE);
+    showKeyForm(reason);
+  }
+
+  async function onKeySubmit(event) {
+    event.preventDefault();
+    const key = $("key-input").value.trim();
+    sessionStorage.setItem(KEY_STORAGE, key);
+    try {
+      await getJson("/health");  // checks the key (and its admin role) before showing anything
+    } catch (error) {
+      if (error.status === 403) forgetKey("This key is not an admin key.");
+      else if (error.status !== 401) forgetKey("Could not check the key: " + error.message);
+      return;
+    }
+    showDashboard();
+  }
+
+  function showDashboard() {
+    $("key-panel").hidden = true;
+    $("dashboard").hidden = false;
+    $("toolbar").hidden = false;
+    refresh();
+  }
+
+  // ---- refresh loop ------------------------------------------------------------------------------------------
+  function stopRefresh() { if (state.timer) { clearTimeout(state.timer); state.timer = null; } }
+
+  async function refresh() {
+    if (state.loading) { state.again = true; return; }  // one at a time; run once more when this one ends
+    stopRefresh();
+    if (!getKey()) return;
+    state.loading = true;
+    state.again = false;
+    document.body.dataset.loading = "true";
+    try {
+      const [health, stats, sessions, failed] = await Promise.all([
+        getJson("/health"), getJson("/stats"), getJson("/sessions"),
+        getJson("/failed?page=" + state.page + "&per_page=" + PER_PAGE),
+      ]);
+      renderHealth(health);
+      renderSessions(sessions.sessions || []);
+      renderStats(stats);
+      renderFailed(failed);
+      $("last-updated").textContent = new Date().toLocaleTimeString();
+      $("last-updated").dateTime = new Date().toISOString();
+      document.body.dataset.refreshed = String(Date.now());
+    } catch (error) {
+      if (error.status !== 401) notice("Refresh failed: " + error.message, "error");
+    } finally {
+      state.loading = false;
+      delete document.body.dataset.loading;
+      if (state.again && getKey()) refresh();
+      else if (getKey()) state.timer = setTimeout(refresh, REFRESH_MS);
+    }
+  }
+
+  function notice(text, kind) {
+    const el = $("notice");
+    el.textContent = text;
+    el.dataset.kind = kind || "info";
+    el.hidden = false;
+  }
+
+  // ---- rendering ---------------------------------------------------------------------------------------------
+  function el(tag, attrs, text) {
+    const node = document.createElement(tag);
+    for (const [name, value] of Object.entries(attrs || {})) {
+      if (name === "className") node.className = value;
+      else if (name.startsWith("data-")) node.setAttribute(name, value);
+      else node[name] = value;
+    }
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    return node;
+  }
+
+  function renderHealth(health) {
+    const overall = $("overall");
+    overall.textContent = health.overall;
+    overall.dataset.overall = health.overall;
+    for (const part of ["store", "broker"]) {
+      const badge = $("check-" + part);
+      badge.textContent = health.checks[part];
+      badge.dataset.state = health.checks[part];
+    }
+    const list = $("overall-reasons");
+    list.replaceChildren(...(health.reasons || []).map((reason) => el("li", {}, reason)));
+  }
+
+  function renderSessions(sessions) {
+    const container = $("sessions");
+    const seen = new Set();
+    for (const session of sessions) {
+      seen.add(session.name);
+      let card = container.querySelector('[data-session="' + CSS.escape(session.name) + '"]');
+      if (!card) { card = buildSessionCard(session.name); container.appendChild(card); }
+      fillSessionCard(card, session);
+    }
+    for (const card of [...container.children]) {
+      if (!seen.has(card.dataset.session)) { dropQr(card.dataset.session); card.remove(); }
+    }
+  }
+
+  function buildSessionCard(name) {
+    const card = el("article", { className: "session-card", "data-session": name });
+    const title = el("h3", {}, name);
+    title.appendChild(el("span", { className: "badge small session-status" }));
+    const details = el("dl");
+    for (const [label, cls] of [["Number", "session-number"], ["Sends today", "session-sends"],
+      ["Heartbeat", "session-heartbeat"], ["Reconnects", "session-reconnects"]]) {
+      details.append(el("dt", {}, label), el("dd", { className: cls }));
+    }
+    const meter = el("div", { className: "meter" });
+    meter.appendChild(el("span", { className: "session-meter" }));
+    const qr = el("img", { className: "session-qr", alt: "QR code to scan with the phone of " + name, hidden: true });
+    const qrHint = el("p", { className: "muted small session-qr-hint", hidden: true },
+      "Scan with WhatsApp on the phone: Settings → Linked devices → Link a device.");
+    const restart = el("button", { type: "button", className: "secondary session-restart", "data-session": name },
+      "Restart");
+    restart.addEventListener("click", () => restartSession(name, restart));
+    card.append(title, details, meter, qrHint, qr, restart);
+    return card;
+  }
+
+  function fillSessionCard(card, session) {
+    const status = session.needs_operator ? "needs_operator" : session.status;
+    const badge = card.querySelector(".session-status");
+    badge.textContent = status.replace(/_/g, " ");
+    badge.dataset.statusBadge = status;
+    card.dataset.status = session.status;
+    card.dataset.connected = String(session.connected);
+    card.querySelector(".session-number").textContent = session.number || "—";
+    const sends = card.querySelector(".session-sends");
+    sends.textContent = session.sends_today + " / " + session.daily_cap;
+    sends.dataset.sends = session.sends_today;
+    sends.dataset.cap = session.daily_cap;
+    const share = session.daily_cap ? Math.min(100, (100 * session.sends_today) / session.daily_cap) : 0;
+    card.querySelector(".session-meter").style.width = share.toFixed(1) + "%";
+    card.querySelector(".session-heartbeat").textContent = session.heartbeat_at ? ago(session.heartbeat_at) : "never";
+    card.querySelector(".session-reconnects").textContent = String(session.reconnect_attempts) +
+      (session.next_reconnect_at ? " (next " + new Date(session.next_reconnect_at).toLocaleTimeString() + ")" : "");
+    if (session.status === "qr") loadQr(card, session.name); else hideQr(card, session.name);
+  }
+
+  async function loadQr(card, name) {
+    const img = card.querySelector(".session-qr");
+    try {
+      const blob = await (await api("/sessions/" + encodeURIComponent(name) + "/qr")).blob();
+      dropQr(name);
+      state.qrUrls[name] = URL.createObjectURL(blob);
+      img.src = state.qrUrls[name];
+      img.hidden = false;
+      card.querySelector(".session-qr-hint").hidden = false;
+    } catch (error) {
+      hideQr(card, name);  // 409: no scan pending any more; the next refresh shows the new state
+    }
+  }
+
+  function hideQr(card, name) {
+    const img = card.querySelector(".session-qr");
+    img.hidden = true;
+    img.removeAttribute("src");
+    card.querySelector(".session-qr-hint").hidden = true;
+    dropQr(name);
+  }
+
+  function dropQr(name) {
+    if (state.qrUrls[name]) { URL.revokeObjectURL(state.qrUrls[name]); delete state.qrUrls[name]; }
+  }
+
+  function renderStats(stats) {
+    for (const status of ["pending", "processing", "sent", "failed"]) {
+      $("count-" + status).textContent = stats.counts[status] ?? 0;
+    }
+    $("oldest-pending").textContent = stats.oldest_pending_age_s == null ? "none" : duration(stats.oldest_pending_age_s);
+    renderChart(stats.sends_per_hour || []);
+  }
+
+  function renderChart(points) {
+    // 24 slots ending with the current hour; the API lists only hours that had sends.
+    const hourMs = 3600 * 1000;
+    const current = Math.floor(Date.now() / hourMs) * hourMs;
+    const byHour = new Map(points.map((p) => [Math.floor(Date.parse(p.hour) / hourMs) * hourMs, p.sent]));
+    const slots = [];
+    for (let i = 23; i >= 0; i--) { const at = current - i * hourMs; slots.push({ at, sent: byHour.get(at) || 0 }); }
+    const max = Math.max(1, ...slots.map((s) => s.sent));
+    const svg = $("sends-chart");
+    // Draw in the element's own pixel size (no stretching of the labels), whatever the screen width.
+    const width = Math.max(240, Math.round(svg.clientWidth || 480));
+    const [height, left, bottom, top] = [160, 28, 18, 8];
+    svg.setAttribute("viewBox", "0 0 " + width + " " + height);
+    const plotH = height - bottom - top;
+    const barW = (width - left) / slots.length;
+    const nodes = [];
+    for (const frac of [0, 0.5, 1]) {
+      const y = top + plotH * (1 - frac);
+      nodes.push(svgEl("line", { class: "grid", x1: left, x2: width, y1: y, y2: y }));
+      if (frac !== 0.5) nodes.push(svgEl("text", { class: "axis", x: 2, y: y + 3 }, String(max * frac)));
+    }
+    slots.forEach((slot, i) => {
+      const h = (plotH * slot.sent) / max;
+      const bar = svgEl("rect", { class: "bar", x: left + i * barW + 1, y: top + plotH - h, width: Math.max(1, barW - 2),
+        height: h, "data-hour": new Date(slot.at).toISOString(), "data-sent": slot.sent });
+      bar.appendChild(svgEl("title", {}, new Date(slot.at).toLocaleString() + ": " + slot.sent + " sent"));
+      nodes.push(bar);
+      if (i % (width < 400 ? 8 : 6) === 0) {
+        const label = new Date(slot.at).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+        nodes.push(svgEl("text", { class: "axis", x: left + i * barW, y: height - 4 }, label));
+      }
+    });
+    svg.replaceChildren(...nodes);
+    $("sends-24h").textContent = slots.reduce((sum, s) => sum + s.sent, 0);
+    $("sends-max").textContent = Math.max(...slots.map((s) => s.sent));
+  }
+
+  function svgEl(tag, attrs, text) {
+    const node = document.createElementNS(SVG_NS, tag);
+    for (const [name, value] of Object.entries(attrs)) node.setAttribute(name, String(value));
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  function renderFailed(page) {
+    state.pages = Math.max(1, page.pages);
+    if (state.page > state.pages) { state.page = state.pages; }
+    $("failed-total").textContent = page.total;
+    $("failed-page").textContent = page.page;
+    $("failed-pages").textContent = state.pages;
+    $("failed-prev").disabled = page.page <= 1;
+    $("failed-next").disabled = page.page >= state.pages;
+    $("retry-all").disabled = page.total === 0;
+    $("failed-empty").hidden = page.total > 0;
+    $("failed-table").hidden = page.items.length === 0;
+    $("failed-body").replaceChildren(...page.items.map(failedRow));
+  }
+
+  function failedRow(message) {
+    const row = el("tr", { "data-id": message.id });
+    const error = [message.last_error_class, message.last_error_text].filter(Boolean).join(": ");
+    row.append(
+      el("td", { "data-label": "Failed" }, message.failed_at ? new Date(message.failed_at).toLocaleString() : "—"),
+      el("td", { "data-label": "Phone", className: "failed-phone" }, message.phone),
+      el("td", { "data-label": "Error", className: "failed-error" }, error || "—"),
+      el("td", { "data-label": "Attempts" }, message.attempts),
+      el("td", { "data-label": "Text", title: message.text }, truncate(message.text, 80)),
+    );
+    const actions = el("td", { className: "actions" });
+    const retry = el("button", { type: "button", className: "retry-one", "data-id": message.id }, "Retry");
+    retry.addEventListener("click", () => act(retry, "/failed/" + encodeURIComponent(message.id) + "/retry", "POST",
+      "Message " + message.id + " is pending again."));
+    const del = el("button", { type: "button", className: "danger delete-one", "data-id": message.id }, "Delete");
+    del.addEventListener("click", () => {
+      if (!window.confirm("Delete the failed message to " + message.phone + " for good? This cannot be undone.")) return;
+      act(del, "/failed/" + encodeURIComponent(message.id), "DELETE", "Message " + message.id + " deleted.");
+    });
+    actions.append(retry, del);
+    row.appendChild(actions);
+    return row;
+  }
+
+  // ---- actions -----------------------------------------------------------------------------------------------
+  async function act(button, path, method, done) {
+    button.disabled = true;
+    try {
+      const response = await api(path, { method });
+      let body = null;
+      if (response.status !== 204) { try { body = await response.json(); } catch (e) { /* empty */ } }
+      notice(typeof done === "function" ? done(body) : done, "info");
+    } catch (error) {
+      if (error.status !== 401) notice(error.message, "error");
+    } finally {
+      button.disabled = false;
+      await refresh();
+    }
+  }
+
+  function restartSession(name, button) {
+    act(button, "/sessions/" + encodeURIComponent(name) + "/restart", "POST",
+      "Restart of " + name + " requested; its next health check reconnects.");
+  }
+
+  function retryAll() {
+    act($("retry-all"), "/failed/retry-all", "POST", (body) => (body ? body.requeued : 0) + " message(s) requeued.");
+  }
+
+  // ---- formatting --------------------------------------------------------------------------------------------
+  function duration(seconds) {
+    seconds = Math.max(0, Math.round(seconds));
+    if (seconds < 60) return seconds + " s";
+    if (seconds < 3600) return Math.floor(seconds / 60) + " min " + (seconds % 60) + " s";
+    return Math.floor(seconds / 3600) + " h " + Math.floor((seconds % 3600) / 60) + " min";
+  }
+  function ago(iso) { return duration((Date.now() - Date.parse(iso)) / 1000) + " ago"; }
+  function truncate(text, n) { return text.length > n ? text.slice(0, n - 1) + "…" : text; }
+
+  // ---- start -------------------------------------------------------------------------------------------------
+  document.addEventListener("DOMContentLoaded", () => {
+    $("key-form").addEventListener("submit", onKeySubmit);
+    $("forget-key").addEventListener("click", () => forgetKey(""));
+    $("refresh-now").addEventListener("click", refresh);
+    $("retry-all").addEventListener("click", retryAll);
+    $("failed-prev").addEventListener("click", () => { state.page = Math.max(1, state.page - 1); refresh(); });
+    $("failed-next").addEventListener("click", () => { state.page = Math.min(state.pages, state.page + 1); refresh(); });
+    document.addEventListener("visibilitychange", () => { if (!document.hidden && getKey()) refresh(); });
+    if (getKey()) showDashboard(); else showKeyForm("");
+  });
+})();

@@ -1,0 +1,248 @@
+"""Status callbacks: the signed POST (pure function), the Celery task's retries (run eagerly), publishing to the
+wa.callbacks queue on a real redis-server, and one end-to-end run through a real Celery worker process."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+import sys
+import threading
+from collections.abc import Iterator
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from tests.conftest import Proc, free_port, wait_for
+from wa_queue import callbacks, names
+from wa_queue.callbacks import RetryableCallbackError, backoff_delay, deliver_callback, verify_signature
+from wa_queue.models import Message, MessageStatus, utcnow
+from wa_queue.settings import get_settings, reset_settings
+
+SECRET = "callback-secret-for-tests"
+PAYLOAD = {"id": "m1", "event": "sent", "status": "sent", "phone": "+14155550123", "attempts": 0}
+
+
+class Receiver:
+    """A local HTTP server answering POSTs with a scripted list of statuses (the last one repeats)."""
+
+    def __init__(self, statuses: list[int], headers: dict[str, str] | None = None) -> None:
+        self.statuses = list(statuses)
+        self.extra_headers = headers or {}
+        self.requests: list[tuple[Any, bytes]] = []  # (case-insensitive HTTPMessage headers, raw body)
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                receiver.requests.append((self.headers, body))
+                index = min(len(receiver.requests), len(receiver.statuses)) - 1
+                self.send_response(receiver.statuses[index])
+                for name, value in receiver.extra_headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+
+    def __enter__(self) -> Receiver:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def verified(self, secret: str = SECRET) -> list[bool]:
+        return [verify_signature(body, secret, h.get(callbacks.TIMESTAMP_HEADER), h.get(callbacks.SIGNATURE_HEADER))
+                for h, body in self.requests]
+
+
+@pytest.fixture
+def secret(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    reset_settings(dataclasses.replace(get_settings(), callback_secret=SECRET))
+    yield SECRET
+    reset_settings()
+
+
+# ---- the pure function ---------------------------------------------------------------------------------------
+def test_signed_post_verifies_and_tampering_does_not() -> None:
+    with Receiver([200]) as receiver:
+        assert deliver_callback(receiver.url, PAYLOAD, SECRET) == 200
+    headers, body = receiver.requests[0]
+    assert json.loads(body) == PAYLOAD
+    assert headers["Content-Type"] == "application/json"
+    assert headers[callbacks.SIGNATURE_HEADER].startswith("sha256=")
+    assert receiver.verified() == [True]
+    stamp, signature = headers[callbacks.TIMESTAMP_HEADER], headers[callbacks.SIGNATURE_HEADER]
+    assert not verify_signature(body + b" ", SECRET, stamp, signature)
+    assert not verify_signature(body, "another-secret", stamp, signature)
+    assert not verify_signature(body, SECRET, str(int(stamp) + 1), signature)  # the timestamp is signed too
+    # A captured request replayed later than the tolerance is refused.
+    assert not verify_signature(body, SECRET, stamp, signature, now=int(stamp) + callbacks.SIGNATURE_TOLERANCE_S + 1)
+
+
+def test_signature_is_hmac_of_timestamp_dot_body() -> None:
+    import hashlib
+    import hmac
+
+    expected = hmac.new(SECRET.encode(), b"1700000000." + b'{"a":1}', hashlib.sha256).hexdigest()
+    assert callbacks.sign(b'{"a":1}', SECRET, 1700000000) == "sha256=" + expected
+
+
+def test_no_secret_sends_no_signature() -> None:
+    with Receiver([204]) as receiver:
+        assert deliver_callback(receiver.url, PAYLOAD, "") == 204
+    assert receiver.requests[0][0].get(callbacks.SIGNATURE_HEADER) is None
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 408, 429])
+def test_retryable_statuses_raise(status: int) -> None:
+    with Receiver([status], {"Retry-After": "7"}) as receiver:
+        with pytest.raises(RetryableCallbackError) as caught:
+            deliver_callback(receiver.url, PAYLOAD, SECRET)
+    assert caught.value.status == status
+    assert caught.value.retry_after == 7.0
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 410, 422, 301])
+def test_final_refusals_return_their_status(status: int) -> None:
+    with Receiver([status], {"Location": "http://127.0.0.1:1/elsewhere"}) as receiver:
+        assert deliver_callback(receiver.url, PAYLOAD, SECRET) == status
+    assert len(receiver.requests) == 1
+
+
+def test_unreachable_receiver_is_retryable() -> None:
+    with pytest.raises(RetryableCallbackError) as caught:
+        deliver_callback(f"http://127.0.0.1:{free_port()}/hook", PAYLOAD, SECRET, timeout=5)
+    assert caught.value.status is None
+
+
+def test_retry_loop_over_the_pure_function_500_then_200() -> None:
+    attempts = 0
+    with Receiver([500, 500, 200]) as receiver:
+        while True:
+            attempts += 1
+            try:
+                status = deliver_callback(receiver.url, PAYLOAD, SECRET)
+                break
+            except RetryableCallbackError:
+                assert attempts < 5
+    assert (status, attempts, len(receiver.requests)) == (200, 3, 3)
+    assert receiver.verified() == [True, True, True]
+
+
+def test_backoff_is_exponential_with_full_jitter_and_respects_retry_after() -> None:
+    rng = random.Random(7)
+    for retries in range(12):
+        window = min(callbacks.BACKOFF_CAP_S, callbacks.BACKOFF_BASE_S * 2 ** retries)
+        delays = [backoff_delay(retries, rng=rng) for _ in range(200)]
+        assert all(0 <= d <= window for d in delays)
+        assert max(delays) > window / 2  # full jitter spreads over the whole window
+    assert backoff_delay(0, retry_after=60, rng=rng) >= 60
+    assert backoff_delay(0, retry_after=10**6, rng=rng) == callbacks.BACKOFF_CAP_S
+
+
+# ---- the Celery task, run eagerly (apply() re-runs a retry at once, ignoring the countdown) --------------------
+def test_task_retries_500_then_succeeds(secret: str) -> None:
+    from workers.callback_tasks import status_callback
+
+    with Receiver([500, 503, 200]) as receiver:
+        result = status_callback.apply(args=[receiver.url, PAYLOAD])
+    assert result.get() == "delivered"
+    assert len(receiver.requests) == 3
+    assert receiver.verified() == [True, True, True]
+
+
+def test_task_does_not_retry_a_400(secret: str) -> None:
+    from workers.callback_tasks import status_callback
+
+    with Receiver([400, 200]) as receiver:
+        assert status_callback.apply(args=[receiver.url, PAYLOAD]).get() == "refused 400"
+    assert len(receiver.requests) == 1
+
+
+def test_task_retries_a_429(secret: str) -> None:
+    from workers.callback_tasks import status_callback
+
+    with Receiver([429, 200]) as receiver:
+        assert status_callback.apply(args=[receiver.url, PAYLOAD]).get() == "delivered"
+    assert len(receiver.requests) == 2
+
+
+def test_task_gives_up_after_ten_retries(secret: str) -> None:
+    from workers.callback_tasks import status_callback
+
+    with Receiver([503]) as receiver:
+        assert status_callback.apply(args=[receiver.url, PAYLOAD]).get() == "gave up"
+    assert len(receiver.requests) == 1 + callbacks.MAX_RETRIES
+
+
+# ---- payload and publishing ------------------------------------------------------------------------------------
+def _message(**changes: Any) -> Message:
+    now = utcnow()
+    base = Message(id="abc123", phone="+14155550123", text="hi", status=MessageStatus.SENT, created_at=now,
+                   updated_at=now, next_attempt_at=now, sent_at=now, callback_url="http://127.0.0.1:9/hook")
+    return dataclasses.replace(base, **changes)
+
+
+def test_payload_fields_and_events() -> None:
+    sent = _message()
+    payload = callbacks.build_payload(sent)
+    assert set(payload) == {"id", "event", "status", "phone", "attempts", "sent_at", "delivered_at", "read_at",
+                            "failed_at", "error", "error_class", "event_at"}
+    assert (payload["event"], payload["status"], payload["error"]) == ("sent", "sent", None)
+    later = sent.sent_at + timedelta(seconds=5)
+    assert callbacks.build_payload(dataclasses.replace(sent, delivered_at=later))["event"] == "delivered"
+    assert callbacks.build_payload(dataclasses.replace(sent, delivered_at=later, read_at=later))["event"] == "read"
+    failed = _message(status=MessageStatus.FAILED, sent_at=None, failed_at=later, attempts=6,
+                      last_error_class="InvalidNumber", last_error_text="+14155550123 is not on WhatsApp")
+    payload = callbacks.build_payload(failed)
+    assert payload["event"] == "failed" and payload["attempts"] == 6
+    assert payload["error"] == "InvalidNumber: +14155550123 is not on WhatsApp"
+    assert payload["failed_at"] == later.isoformat()
+
+
+def test_on_status_change_publishes_to_the_callback_queue(waq_env: dict[str, str], redis_server) -> None:  # noqa: ANN001
+    client = redis_server.client()
+    callbacks.on_status_change(_message(callback_url=None))
+    callbacks.on_status_change(_message(status=MessageStatus.PROCESSING))
+    assert client.llen(names.CALLBACK_QUEUE) == 0
+    callbacks.on_status_change(_message())
+    assert client.llen(names.CALLBACK_QUEUE) == 1
+    envelope = json.loads(client.lindex(names.CALLBACK_QUEUE, 0))
+    assert envelope["headers"]["task"] == names.TASK_CALLBACK
+    import base64
+
+    args, kwargs, _ = json.loads(base64.b64decode(envelope["body"]))
+    assert args[0] == "http://127.0.0.1:9/hook"
+    assert args[1]["id"] == "abc123" and args[1]["event"] == "sent"
+
+
+@pytest.mark.timeout(120)
+def test_real_worker_delivers_with_a_retry(waq_env: dict[str, str], tmp_path) -> None:  # noqa: ANN001
+    """A real Celery worker consuming wa.callbacks: a 500 then a 200 reach the receiver, both signed."""
+    env = {**waq_env, "WAQ_CALLBACK_SECRET": SECRET}
+    argv = [sys.executable, "-m", "celery", "-A", "wa_queue.celery_app:app", "worker", "-Q", names.CALLBACK_QUEUE,
+            "-n", "callbacks@%h", "--concurrency", "1", "--include", "workers.callback_tasks", "--without-gossip",
+            "--without-mingle", "--loglevel", "INFO"]
+    worker = Proc(argv, env, tmp_path / "callback-worker.log")
+    try:
+        with Receiver([500, 200]) as receiver:
+            callbacks.on_status_change(_message(callback_url=receiver.url))
+            wait_for(lambda: len(receiver.requests) >= 2, 60, 0.2, "the callback and its retry")
+            assert [json.loads(body)["id"] for _, body in receiver.requests] == ["abc123", "abc123"]
+            assert receiver.verified() == [True, True]
+    finally:
+        worker.stop()
+    assert "gave up" not in (tmp_path / "callback-worker.log").read_text()

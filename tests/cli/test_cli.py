@@ -1,0 +1,453 @@
+"""The `waq` command line against a real SQLite store and a real redis-server: click's CliRunner in-process, and
+`python -m wa_queue.cli` subprocesses for what a script sees (exit codes, stdout, stderr)."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import subprocess
+import sys
+import types
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from tests.conftest import ROOT, free_port
+from wa_queue import names, runtime
+from wa_queue.cli import main
+from wa_queue.models import MessageStatus, NewMessage, utcnow
+
+PHONE = "+14155550123"
+ID = re.compile(r"^[0-9a-f]{32}$")
+
+
+def waq(*args: str, input: str | None = None) -> Result:  # noqa: A002 - click's name
+    return CliRunner().invoke(main, list(args), input=input, catch_exceptions=False)
+
+
+def waq_proc(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "wa_queue.cli", *args], env={**os.environ, **env}, cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def make_failed(session: str = "primary", error_class: str = "InvalidNumber", phone: str = PHONE) -> str:
+    """A failed message made the way a worker makes one: insert, claim, record_failed."""
+    store, now = runtime.store(), utcnow()
+    message, _ = store.insert(NewMessage(phone=phone, text="hello"), now)
+    assert store.claim(message.id, owner="test/1", session=session, now=now, lease_s=60)
+    assert store.record_failed(message.id, owner="test/1", now=now, error_class=error_class,
+                               error_text="not on WhatsApp")
+    return message.id
+
+
+# ---- enqueue ---------------------------------------------------------------------------------------------------
+def test_enqueue_prints_the_id_of_the_committed_message(waq_env: dict[str, str]) -> None:
+    done = waq_proc(waq_env, "enqueue", "+1 (415) 555-0123", "hello", "--session", "primary")
+    assert done.returncode == 0, done.stderr
+    message_id = done.stdout.strip()
+    assert ID.match(message_id)
+    message = runtime.store().get(message_id)
+    assert (message.phone, message.text, message.session, message.status) == (PHONE, "hello", "primary",
+                                                                                MessageStatus.PENDING)
+
+
+def test_enqueue_invalid_phone_is_exit_2_with_the_reason(waq_env: dict[str, str]) -> None:
+    done = waq_proc(waq_env, "enqueue", "12345", "hello")
+    assert done.returncode == 2
+    assert "phone '12345' is not a valid number" in done.stderr
+    assert done.stdout == ""
+    assert runtime.store().count_by_status()["pending"] == 0
+
+
+def test_enqueue_json_and_idempotency(waq_env: dict[str, str]) -> None:
+    first = json.loads(waq("enqueue", PHONE, "hi", "--idempotency-key", "k1", "--json").stdout)
+    again = json.loads(waq("enqueue", PHONE, "hi", "--idempotency-key", "k1", "--json").stdout)
+    assert first["created"] is True and again["created"] is False and again["id"] == first["id"]
+    assert first["status"] == "pending"
+    conflict = waq("enqueue", PHONE, "other text", "--idempotency-key", "k1")
+    assert conflict.exit_code == 1 and "k1" in conflict.stderr
+
+
+@pytest.mark.parametrize("args", [[], [PHONE], ["--file", __file__, PHONE, "x"], ["+14155550123", "x", "--session",
+                                                                                     "nosuch"]])
+def test_enqueue_bad_usage_is_exit_2(waq_env: dict[str, str], args: list[str]) -> None:
+    result = waq("enqueue", *args)
+    assert result.exit_code == 2, result.output
+    assert runtime.store().count_by_status()["pending"] == 0
+
+
+def test_enqueue_csv_reports_rejected_rows_and_queues_the_good_ones(waq_env: dict[str, str], tmp_path: Path) -> None:
+    csv_file = tmp_path / "messages.csv"
+    csv_file.write_text("phone,text,session\n"
+                        "+14155550101,first,\n"
+                        "12,bad number,\n"
+                        "+14155550102,\"second, with a comma\",secondary\n"
+                        "+14155550103,,\n"
+                        "+14155550104,wrong session,nosuch\n")
+    done = waq_proc(waq_env, "enqueue", "--file", str(csv_file))
+    assert done.returncode == 1, done.stderr
+    assert "queued 2 message(s)" in done.stdout and "rejected 3 row(s)" in done.stdout
+    assert re.search(r"row 3: phone '12' is not a valid number", done.stdout)
+    assert "row 5: text must not be empty" in done.stdout
+    assert "row 6: session must be one of" in done.stdout
+    stored = {(m.phone, m.text, m.session) for m in _pending()}
+    assert stored == {("+14155550101", "first", None), ("+14155550102", "second, with a comma", "secondary")}
+
+
+def test_enqueue_csv_all_good_is_exit_0_in_batches_of_500(waq_env: dict[str, str], tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from wa_queue import service
+
+    csv_file = tmp_path / "many.csv"
+    csv_file.write_text("phone,text\n" + "".join(f"+1415555{i:04d},message {i}\n" for i in range(1201)))
+    batches: list[int] = []
+    real = service.enqueue_many
+    monkeypatch.setattr(service, "enqueue_many", lambda items: batches.append(len(items)) or real(items))
+    result = waq("enqueue", "--file", str(csv_file), "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["enqueued"] == 1201 and summary["rejected"] == [] and len(set(summary["ids"])) == 1201
+    assert batches == [500, 500, 201]
+    assert runtime.store().count_by_status()["pending"] == 1201
+
+
+@pytest.mark.parametrize("header", ["phone,body\n", "phone,text,sesion\n", ""])
+def test_enqueue_csv_needs_its_header(waq_env: dict[str, str], tmp_path: Path, header: str) -> None:
+    csv_file = tmp_path / "bad.csv"
+    csv_file.write_text(header + "+14155550101,hello\n" if header else "")
+    result = waq("enqueue", "--file", str(csv_file))
+    assert result.exit_code == 2 and "header" in result.stderr
+
+
+# ---- status ----------------------------------------------------------------------------------------------------
+def test_status_counts_sessions_and_one_message(waq_env: dict[str, str]) -> None:
+    message_id = waq("enqueue", PHONE, "hello").stdout.strip()
+    overview = json.loads(waq("status", "--json").stdout)
+    assert overview["counts"] == {"pending": 1, "processing": 0, "sent": 0, "failed": 0}
+    assert set(overview["sessions"]) == {"primary", "secondary"}
+    text = waq("status").stdout
+    assert "pending" in text and "primary" in text and "secondary" in text
+
+    done = waq_proc(waq_env, "status", message_id, "--json")
+    assert done.returncode == 0, done.stderr
+    message = json.loads(done.stdout)
+    assert message["id"] == message_id and message["status"] == "pending" and message["attempts"] == 0
+    assert [entry["event"] for entry in message["history"]] == ["enqueued"]
+    human = waq("status", message_id).stdout
+    assert "status" in human and "history:" in human and "enqueued" in human
+
+
+def test_status_of_an_unknown_id_is_exit_1(waq_env: dict[str, str]) -> None:
+    done = waq_proc(waq_env, "status", "0" * 32)
+    assert done.returncode == 1 and "no message with id" in done.stderr
+
+
+# ---- failed ----------------------------------------------------------------------------------------------------
+def test_failed_list_filters_and_pages(waq_env: dict[str, str]) -> None:
+    first = make_failed("primary", "InvalidNumber")
+    second = make_failed("secondary", "TransientSendError", phone="+14155550124")
+    listing = json.loads(waq("failed", "list", "--json").stdout)
+    assert listing["total"] == 2 and {m["id"] for m in listing["messages"]} == {first, second}
+    by_session = json.loads(waq("failed", "list", "--session", "primary", "--json").stdout)
+    assert [m["id"] for m in by_session["messages"]] == [first]
+    by_error = json.loads(waq("failed", "list", "--error", "Transient", "--json").stdout)
+    assert [m["id"] for m in by_error["messages"]] == [second]
+    page2 = json.loads(waq("failed", "list", "--page", "2", "--page-size", "1", "--json").stdout)
+    assert page2["pages"] == 2 and len(page2["messages"]) == 1
+    done = waq_proc(waq_env, "failed", "list")
+    assert done.returncode == 0 and first in done.stdout and "2 failed" in done.stdout
+    assert waq("failed", "list", "--page", "0").exit_code == 2
+
+
+def test_failed_retry_puts_it_back_to_pending(waq_env: dict[str, str]) -> None:
+    message_id = make_failed()
+    done = waq_proc(waq_env, "failed", "retry", message_id)
+    assert done.returncode == 0, done.stderr
+    assert f"requeued {message_id}" in done.stdout
+    message = runtime.store().get(message_id)
+    assert message.status is MessageStatus.PENDING and message.attempts == 0
+    again = waq_proc(waq_env, "failed", "retry", message_id)  # not failed any more
+    assert again.returncode == 1 and "not failed" in again.stderr
+    assert waq_proc(waq_env, "failed", "retry", "0" * 32).returncode == 1
+
+
+def test_failed_retry_all_by_session(waq_env: dict[str, str]) -> None:
+    primary = make_failed("primary")
+    secondary = make_failed("secondary", phone="+14155550124")
+    assert "requeued 1 message(s)" in waq("failed", "retry-all", "--session", "primary").stdout
+    assert runtime.store().get(primary).status is MessageStatus.PENDING
+    assert runtime.store().get(secondary).status is MessageStatus.FAILED
+    assert waq("failed", "retry-all", "--session", "nosuch").exit_code == 2
+    done = waq_proc(waq_env, "failed", "retry-all")
+    assert done.returncode == 0 and "requeued 1 message(s)" in done.stdout
+    assert runtime.store().count_by_status()["failed"] == 0
+
+
+def test_failed_delete_asks_first(waq_env: dict[str, str]) -> None:
+    from wa_queue.errors import NotFound
+
+    message_id = make_failed()
+    declined = waq("failed", "delete", message_id, input="n\n")
+    assert declined.exit_code == 1 and "Aborted" in declined.output
+    assert runtime.store().get(message_id).status is MessageStatus.FAILED
+    accepted = waq("failed", "delete", message_id, input="y\n")
+    assert accepted.exit_code == 0 and f"deleted {message_id}" in accepted.stdout
+    with pytest.raises(NotFound):
+        runtime.store().get(message_id)
+
+    other = make_failed()
+    done = waq_proc(waq_env, "failed", "delete", other, "--yes")
+    assert done.returncode == 0, done.stderr
+    with pytest.raises(NotFound):
+        runtime.store().get(other)
+    assert waq_proc(waq_env, "failed", "delete", other, "--yes").returncode == 1
+
+
+def test_failed_delete_refuses_a_message_that_is_not_failed(waq_env: dict[str, str]) -> None:
+    message_id = waq("enqueue", PHONE, "hello").stdout.strip()
+    result = waq("failed", "delete", message_id, "--yes")
+    assert result.exit_code == 1 and "only failed messages" in result.stderr
+    assert runtime.store().get(message_id).status is MessageStatus.PENDING
+
+
+# ---- sessions --------------------------------------------------------------------------------------------------
+def test_sessions_list_and_restart(waq_env: dict[str, str]) -> None:
+    listing = json.loads(waq("sessions", "list", "--json").stdout)
+    assert set(listing) == {"primary", "secondary"} and listing["primary"]["connected"] is False
+    assert "secondary" in waq("sessions", "list").stdout
+    done = waq_proc(waq_env, "sessions", "restart", "primary")
+    assert done.returncode == 0, done.stderr
+    assert "restart requested for primary" in done.stdout
+    assert runtime.store().get_session("primary").restart_requested is True
+    unknown = waq_proc(waq_env, "sessions", "restart", "nosuch")
+    assert unknown.returncode == 2 and "session must be one of" in unknown.stderr
+
+
+def _qr_png(data: str) -> tuple[bytes, list[list[bool]]]:
+    import qrcode
+
+    code = qrcode.QRCode(border=4, box_size=6)
+    code.add_data(data)
+    code.make(fit=True)
+    buffer = io.BytesIO()
+    code.make_image().save(buffer, format="PNG")
+    matrix = [row[4:-4] for row in code.get_matrix()[4:-4]]  # without the quiet zone
+    return buffer.getvalue(), matrix
+
+
+def test_sessions_qr_reads_the_png_the_worker_put_in_the_broker(waq_env: dict[str, str], redis_server,  # noqa: ANN001
+                                                                 tmp_path: Path) -> None:
+    missing = waq_proc(waq_env, "sessions", "qr", "primary")
+    assert missing.returncode == 1 and "not waiting for a QR scan" in missing.stderr
+
+    png, matrix = _qr_png("2@wa-queue-test,some-login-ref")
+    redis_server.client().set(names.session_qr_key("primary"), png)
+    out = tmp_path / "qr.png"
+    done = waq_proc(waq_env, "sessions", "qr", "primary", "--out", str(out))
+    assert done.returncode == 0, done.stderr
+    assert out.read_bytes() == png
+
+    drawn = waq_proc(waq_env, "sessions", "qr", "primary")
+    assert drawn.returncode == 0, drawn.stderr
+    lines = [line for line in drawn.stdout.splitlines() if set(line) <= {" ", "\u2588"} and line]
+    grid = [[line[i:i + 2] == "  " for i in range(0, len(line), 2)] for line in lines]  # dark module = blank
+    assert [row[2:-2] for row in grid[2:-2]] == matrix  # redrawn module for module, inside a 2-module quiet zone
+
+    assert waq_proc(waq_env, "sessions", "qr", "nosuch").returncode == 2
+
+
+def test_sessions_qr_that_cannot_be_drawn_still_writes_out(waq_env: dict[str, str], redis_server,  # noqa: ANN001
+                                                          tmp_path: Path) -> None:
+    redis_server.client().set(names.session_qr_key("secondary"), b"not a png")
+    assert waq("sessions", "qr", "secondary").exit_code == 1
+    assert waq("sessions", "qr", "secondary", "--out", str(tmp_path / "x.png")).exit_code == 0
+    assert (tmp_path / "x.png").read_bytes() == b"not a png"
+
+
+def test_unreachable_broker_is_exit_1(waq_env: dict[str, str]) -> None:
+    done = waq_proc({**waq_env, "WAQ_BROKER_URL": f"redis://127.0.0.1:{free_port()}/0"}, "sessions", "qr", "primary")
+    assert done.returncode == 1 and "cannot reach" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_bad_setting_is_exit_2(waq_env: dict[str, str]) -> None:
+    done = waq_proc({**waq_env, "WAQ_LEASE_S": "soon"}, "status")
+    assert done.returncode == 2 and "WAQ_LEASE_S" in done.stderr
+
+
+# ---- doctor ----------------------------------------------------------------------------------------------------
+def _doctor(env: dict[str, str], *args: str) -> tuple[int, dict[str, dict]]:
+    done = waq_proc(env, "doctor", "--json", *args)
+    return done.returncode, {c["name"]: c for c in json.loads(done.stdout)["checks"]}
+
+
+def test_doctor_store_and_broker_ok_sessions_need_workers(waq_env: dict[str, str]) -> None:
+    code, checks = _doctor(waq_env)
+    assert checks["store"]["status"] == "ok" and "pending 0" in checks["store"]["detail"]
+    assert checks["broker"]["status"] == "ok"
+    assert checks["chromium"]["status"] == "skip"  # WAQ_TRANSPORT=fake
+    assert checks["session primary"]["status"] == "fail"
+    assert "waq worker --session primary" in checks["session primary"]["fix"]
+    assert code == 1
+
+    store, now = runtime.store(), utcnow()
+    for name in ("primary", "secondary"):
+        store.update_session(name, status="connected", heartbeat_at=now)
+    code, checks = _doctor(waq_env)
+    assert code == 0 and checks["session secondary"]["status"] == "ok"
+
+    store.update_session("secondary", heartbeat_at=now - timedelta(hours=1))
+    code, checks = _doctor(waq_env, "--check", "sessions")
+    assert code == 1 and set(checks) == {"session primary", "session secondary"}
+    assert "stopped reporting" in checks["session secondary"]["fix"]
+
+
+def test_doctor_says_what_to_fix(waq_env: dict[str, str], tmp_path: Path) -> None:
+    env = {**waq_env, "WAQ_BROKER_URL": f"redis://127.0.0.1:{free_port()}/0"}
+    code, checks = _doctor(env, "--check", "broker", "--check", "store")
+    assert code == 1 and checks["broker"]["status"] == "fail" and "redis" in checks["broker"]["fix"]
+    assert checks["store"]["status"] == "ok"
+
+    env = {**waq_env, "WAQ_TRANSPORT": "selenium", "WAQ_CHROMEDRIVER": str(tmp_path / "no-driver")}
+    code, checks = _doctor(env, "--check", "chromedriver")
+    assert code == 1 and "apt-get install chromium-driver" in checks["chromedriver"]["fix"]
+
+    # Selenium refuses a driver of another major version: doctor says so before a worker fails on it.
+    fake_chrome, fake_driver = tmp_path / "chromium", tmp_path / "chromedriver"
+    fake_chrome.write_text("#!/bin/sh\necho 'Chromium 120.0.6099.224'\n")
+    fake_driver.write_text("#!/bin/sh\necho 'ChromeDriver 121.0.6167.85'\n")
+    fake_chrome.chmod(0o755)
+    fake_driver.chmod(0o755)
+    env = {**env, "WAQ_CHROME_BINARY": str(fake_chrome), "WAQ_CHROMEDRIVER": str(fake_driver)}
+    code, checks = _doctor(env, "--check", "chromium", "--check", "chromedriver")
+    assert checks["chromium"]["status"] == "ok" and checks["chromedriver"]["status"] == "fail"
+    assert "does not match" in checks["chromedriver"]["detail"]
+
+
+def test_doctor_finds_the_installed_chromium(waq_env: dict[str, str]) -> None:
+    """`make test` installs chromium and chromium-driver: a machine without them fails here, loudly."""
+    code, checks = _doctor({**waq_env, "WAQ_TRANSPORT": "selenium"}, "--check", "chromium", "--check", "chromedriver")
+    assert checks["chromium"]["status"] == "ok", checks
+    assert checks["chromedriver"]["status"] == "ok", checks
+    assert code == 0
+
+
+def test_doctor_human_output(waq_env: dict[str, str]) -> None:
+    done = waq_proc(waq_env, "doctor")
+    assert done.returncode == 1
+    assert re.search(r"^OK\s+store", done.stdout, re.M) and re.search(r"^FAIL\s+session primary", done.stdout, re.M)
+    assert "fix: no worker has reported" in done.stdout
+
+
+# ---- flower, selectors, up, the process commands -----------------------------------------------------------------
+def test_flower_execs_flower_argv_with_the_auth_in_its_environment(waq_env: dict[str, str],
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from wa_queue import cli_infra
+    from wa_queue.flower import flower_argv
+    from wa_queue.settings import get_settings, reset_settings
+
+    execed: list[tuple[list[str], dict[str, str] | None]] = []
+    monkeypatch.setattr(cli_infra, "exec_argv", lambda argv, env=None: execed.append((argv, env)))
+    refused = waq("flower")
+    assert refused.exit_code == 2 and "WAQ_FLOWER_AUTH" in refused.stderr  # an open Flower is refused
+
+    monkeypatch.setenv("WAQ_FLOWER_AUTH", "admin:correct-horse-battery")
+    reset_settings()
+    assert waq("flower", "--port", "5566", "--address", "0.0.0.0").exit_code == 0
+    argv, env = execed[-1]
+    assert argv == flower_argv(get_settings(), 5566, address="0.0.0.0", auth_in_env=True)
+    assert "correct-horse-battery" not in " ".join(argv)  # not visible in `ps`
+    assert env == {"FLOWER_BASIC_AUTH": "admin:correct-horse-battery"}
+
+
+class _FakeSender:
+    instances: list[_FakeSender] = []
+    holders: list[int] = []
+
+    def __init__(self, session: str, settings: object) -> None:
+        self.session, self.calls = session, ["init"]
+        _FakeSender.instances.append(self)
+
+    def browser_pids(self) -> list[int]:
+        return list(_FakeSender.holders)
+
+    def connect(self) -> str:
+        self.calls.append("connect")
+        return "qr"
+
+    def close(self) -> None:
+        self.calls.append("close")
+
+
+def _fake_selenium(monkeypatch: pytest.MonkeyPatch, check: object) -> None:
+    from wa_queue.transport import selectors_check
+
+    monkeypatch.setitem(sys.modules, "wa_queue.transport.selenium", types.SimpleNamespace(SeleniumSender=_FakeSender))
+    monkeypatch.setitem(sys.modules, "wa_queue.transport.selectors_check",
+                        types.SimpleNamespace(check_selectors=check, format_report=selectors_check.format_report))
+    _FakeSender.instances.clear()
+    _FakeSender.holders = []
+
+
+def test_selectors_check_prints_matches_and_closes_the_browser(waq_env: dict[str, str],
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """The wiring only (a real Chromium run belongs to the selenium transport's tests): a stand-in sender."""
+    results = {"qr_canvas": 1, "search_box": 0, "text.invalid_number": False}
+    opened: list[str | None] = []
+    _fake_selenium(monkeypatch, lambda sender, open_phone=None: opened.append(open_phone) or results)
+    result = waq("selectors", "check", "--session", "primary", "--open-phone", "+1 415 555 0123")
+    assert result.exit_code == 0, result.output
+    assert re.search(r"qr_canvas\s+1\s+ok", result.stdout) and re.search(r"search_box\s+0\s+missing", result.stdout)
+    assert _FakeSender.instances[0].calls == ["init", "connect", "close"]
+    assert opened == ["14155550123"]  # the sender takes digits without '+'
+    as_json = json.loads(waq("selectors", "check", "--session", "primary", "--json").stdout)
+    assert as_json["selectors"] == results and as_json["state"] == "qr" and as_json["invalid"] == []
+
+    _fake_selenium(monkeypatch, lambda sender, open_phone=None: {"send_button": False})
+    invalid = waq("selectors", "check", "--session", "primary")
+    assert invalid.exit_code == 1 and "INVALID CSS" in invalid.stdout
+
+    def broken(sender: object, open_phone: str | None = None) -> dict:
+        raise RuntimeError("page changed")
+
+    _fake_selenium(monkeypatch, broken)
+    with pytest.raises(RuntimeError):
+        waq("selectors", "check", "--session", "primary")
+    assert _FakeSender.instances[-1].calls[-1] == "close"  # the browser is closed even when the check fails
+    assert waq("selectors", "check", "--session", "nosuch").exit_code == 2
+
+
+def test_selectors_check_leaves_a_running_worker_browser_alone(waq_env: dict[str, str],
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    _fake_selenium(monkeypatch, lambda sender, open_phone=None: {})
+    _FakeSender.holders = [4242]
+    result = waq("selectors", "check", "--session", "primary")
+    assert result.exit_code == 1 and "stop `waq worker --session primary` first" in result.stderr
+    assert _FakeSender.instances[0].calls == ["init"]  # no browser started (it would kill the worker's)
+
+
+def test_up_runs_the_procfile_through_honcho(waq_env: dict[str, str], tmp_path: Path) -> None:
+    procfile = tmp_path / "Procfile"
+    procfile.write_text("hello: echo hello-from-honcho\n")
+    data_dir = Path(waq_env["WAQ_DATA_DIR"])
+    assert not data_dir.exists()
+    done = waq_proc(waq_env, "up", "--procfile", str(procfile), timeout=60)
+    assert "hello-from-honcho" in done.stdout, done.stdout + done.stderr
+    assert data_dir.is_dir()
+    assert waq_proc(waq_env, "up", "--procfile", str(tmp_path / "missing")).returncode == 2
+
+
+def test_the_process_commands_are_still_there(waq_env: dict[str, str]) -> None:
+    for command in ("worker", "beat", "api", "simulator"):
+        assert waq(command, "--help").exit_code == 0
+    done = waq_proc(waq_env, "worker", "--session", "nosuch")
+    assert done.returncode == 2 and "unknown session" in done.stderr
+
+
+def _pending() -> list:
+    store = runtime.store()
+    messages = store.list_undispatched(now=utcnow() + timedelta(days=1), epoch="none", limit=10_000)
+    return [m for m in messages if m.status is MessageStatus.PENDING]

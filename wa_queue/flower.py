@@ -1,0 +1,68 @@
+"""Flower (the Celery monitoring UI and API): the command line that starts it, with basic auth.
+
+    argv = flower_argv(settings, port)             # exec it (the `waq flower` command)
+    env  = flower_env(settings)                    # add to the environment of that process
+
+Decisions:
+  - Basic auth comes from WAQ_FLOWER_AUTH=user:password and is required: flower_argv() raises ConfigError when it
+    is missing or malformed. Flower shows task arguments (phone numbers) and can revoke tasks and shut workers
+    down, so an open Flower is refused unless the caller passes unauthenticated=True (the CLI's explicit
+    `--unauthenticated` flag, for a laptop). Flower's own API is disabled without auth anyway.
+  - By default the credentials are on the command line (`--basic-auth=user:pass`), so the argv alone always
+    starts a protected Flower. Any local user can read a command line in `ps`, so the CLI should prefer
+    auth_in_env=True, which leaves them out of argv, and merge flower_env() (FLOWER_BASIC_AUTH) into the
+    environment of the process it execs.
+  - Flower binds 127.0.0.1 by default; put a TLS proxy in front to expose it (basic auth is cleartext).
+  - Flower splits FLOWER_BASIC_AUTH/--basic-auth on commas, so a password may not contain one.
+  - Flower lists workers from `inspect` replies, refreshed when it starts and on `GET /api/workers?refresh=1`,
+    and follows tasks through worker events (workers run with -E).
+"""
+
+from __future__ import annotations
+
+import sys
+
+from wa_queue.errors import ConfigError
+from wa_queue.settings import Settings
+
+APP = "wa_queue.celery_app:app"
+DEFAULT_ADDRESS = "127.0.0.1"
+AUTH_ENV = "FLOWER_BASIC_AUTH"
+
+
+def parse_flower_auth(raw: str) -> tuple[str, str]:
+    """'user:password' -> (user, password); ConfigError naming WAQ_FLOWER_AUTH otherwise."""
+    user, sep, password = raw.partition(":")
+    if not sep or not user or not password:
+        raise ConfigError("WAQ_FLOWER_AUTH: accepts user:password (both non-empty)")
+    if "," in raw:
+        raise ConfigError("WAQ_FLOWER_AUTH: may not contain ',' (Flower reads a comma as a list separator)")
+    if len(password) < 8:
+        raise ConfigError("WAQ_FLOWER_AUTH: the password must be at least 8 characters")
+    return user, password
+
+
+def flower_argv(settings: Settings, port: int, *, address: str = DEFAULT_ADDRESS, unauthenticated: bool = False,
+                auth_in_env: bool = False) -> list[str]:
+    """`python -m celery -A wa_queue.celery_app:app flower --port=N --address=A [--basic-auth=user:pass]`."""
+    if not 0 < int(port) < 65536:
+        raise ConfigError(f"flower port {port!r} is not a TCP port")
+    argv = [sys.executable, "-m", "celery", "-A", APP, "flower", f"--port={int(port)}", f"--address={address}",
+            # Flower's default inspect timeout (1 s) is short for a worker busy driving Chrome.
+            "--inspect_timeout=5000", "--purge_offline_workers=3600"]
+    if settings.flower_auth:
+        parse_flower_auth(settings.flower_auth)
+        if not auth_in_env:
+            argv.append(f"--basic-auth={settings.flower_auth}")
+    elif not unauthenticated:
+        raise ConfigError("WAQ_FLOWER_AUTH is not set: Flower would be open to anyone who reaches its port. Set "
+                          "WAQ_FLOWER_AUTH=user:password, or start it explicitly unauthenticated.")
+    return argv
+
+
+def flower_env(settings: Settings) -> dict[str, str]:
+    """Environment additions for the Flower process (the basic-auth credentials, kept out of argv)."""
+    if not settings.flower_auth:
+        return {}
+    parse_flower_auth(settings.flower_auth)
+    return {AUTH_ENV: settings.flower_auth}

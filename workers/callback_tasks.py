@@ -1,0 +1,42 @@
+"""The status-callback task: a thin wrapper that retries wa_queue.callbacks.deliver_callback with back-off.
+
+Consumed from `wa.callbacks` (the beat process's worker). Needs "workers.callback_tasks" in the Celery app's
+`include`, so the worker knows the task name.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from celery import Task
+
+from wa_queue import names
+from wa_queue.callbacks import MAX_RETRIES, RetryableCallbackError, backoff_delay, deliver_callback
+from wa_queue.celery_app import app
+from wa_queue.settings import get_settings
+
+log = logging.getLogger(__name__)
+
+
+@app.task(name=names.TASK_CALLBACK, bind=True, acks_late=True, ignore_result=True, max_retries=MAX_RETRIES)
+def status_callback(self: Task, url: str, payload: dict[str, Any]) -> str:
+    retries = int(self.request.retries or 0)
+    try:
+        status = deliver_callback(url, payload, get_settings().callback_secret)
+    except RetryableCallbackError as exc:
+        if retries >= MAX_RETRIES:
+            log.error("callback %s for %s to %s: gave up after %d retries: %s", payload.get("event"),
+                      payload.get("id"), url, retries, exc)
+            return "gave up"
+        countdown = backoff_delay(retries, retry_after=exc.retry_after)
+        log.info("callback %s for %s: %s; retry %d in %.0fs", payload.get("event"), payload.get("id"), exc,
+                 retries + 1, countdown)
+        # Back onto wa.callbacks itself (exchange '' + routing key), not the default queue.
+        raise self.retry(exc=exc, countdown=countdown, queue=names.CALLBACK_QUEUE, exchange="",
+                         routing_key=names.CALLBACK_QUEUE) from None
+    if 200 <= status < 300:
+        return "delivered"
+    log.warning("callback %s for %s refused by %s with %d; not retried", payload.get("event"), payload.get("id"),
+                url, status)
+    return f"refused {status}"

@@ -37,6 +37,7 @@ import urllib.error
 import urllib.request
 from email.utils import parsedate_to_datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from wa_queue import names
 from wa_queue.models import Message, MessageStatus, utcnow
@@ -136,18 +137,29 @@ def verify_signature(body: bytes, secret: str, timestamp: str | None, signature:
 
 
 # ---- delivery (pure: no Celery) ---------------------------------------------------------------------------------
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:  # a redirected POST would lose its body
-        return None
+class InvalidCallbackUrl(ValueError):
+    """The URL is not http(s): no retry can help."""
 
 
-_opener = urllib.request.build_opener(_NoRedirect)
+def _http_only_opener() -> urllib.request.OpenerDirector:
+    # Only HTTP(S): no file:, ftp: or data: handlers for a URL a producer chose, and no redirect handler (a
+    # redirected POST would turn into a body-less GET; a 3xx is returned as the final status instead).
+    opener = urllib.request.OpenerDirector()
+    for handler in (urllib.request.HTTPHandler(), urllib.request.HTTPSHandler(),
+                    urllib.request.HTTPDefaultErrorHandler(), urllib.request.HTTPErrorProcessor()):
+        opener.add_handler(handler)
+    return opener
+
+
+_opener = _http_only_opener()
 
 
 def deliver_callback(url: str, payload: dict[str, Any], secret: str, *, timeout: float = TIMEOUT_S,
                      now: float | None = None) -> int:
     """POST the payload as signed JSON; return the HTTP status when the outcome is final (2xx accepted, or a
     refusal that retrying cannot change). Raise RetryableCallbackError when trying again later may succeed."""
+    if urlsplit(url).scheme not in ("http", "https"):
+        raise InvalidCallbackUrl(f"callback URL {url[:100]!r} is not http or https")
     body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
     headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT, EVENT_HEADER: str(payload.get("event"))}
     if secret:
@@ -156,7 +168,7 @@ def deliver_callback(url: str, payload: dict[str, Any], secret: str, *, timeout:
         headers[SIGNATURE_HEADER] = sign(body, secret, timestamp)
     request = urllib.request.Request(url, data=body, headers=headers, method="POST")
     try:
-        with _opener.open(request, timeout=timeout) as response:
+        with _opener.open(request, timeout=timeout) as response:  # noqa: S310 - http(s) only, checked above
             return int(response.status)
     except urllib.error.HTTPError as exc:
         status = int(exc.code)

@@ -83,6 +83,21 @@ def publish(messages: Iterable[Message], queue: str, *, countdown: float | None 
     runtime.store().mark_dispatched([m.id for m in messages], now=now or utcnow(), epoch=epoch, queue=queue)
 
 
+_templates: dict[int, tuple[dict, dict]] = {}
+
+
+def _template(app: Celery, countdown: float | None) -> tuple[dict, dict]:
+    """Celery's own headers and properties for a send task. Without a countdown they never change, so they are made
+    once per app; with one, the ETA differs each time."""
+    if countdown is None and id(app) in _templates:
+        return _templates[id(app)]
+    message = app.amqp.as_task_v2(uuid.uuid4().hex, names.TASK_SEND, args=["", 0], countdown=countdown)
+    made = (dict(message.headers), dict(message.properties))
+    if countdown is None:
+        _templates[id(app)] = made
+    return made
+
+
 def _push_redis(app: Celery, messages: list[Message], queue: str, countdown: float | None) -> None:
     """Tasks in one Redis round trip, in the exact envelope kombu's Redis transport writes.
 
@@ -90,18 +105,18 @@ def _push_redis(app: Celery, messages: list[Message], queue: str, countdown: flo
     most of an API enqueue and capped batched enqueues at a third of their goal. The task message is made once by Celery itself
     (amqp.as_task_v2) and copied with each message's id and arguments; workers cannot tell the difference, which
     the pipeline tests check by consuming them."""
-    template = app.amqp.as_task_v2(uuid.uuid4().hex, names.TASK_SEND, args=["", 0], countdown=countdown)
+    template = _template(app, countdown)
     embed = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
     pipe = runtime.broker_redis().pipeline(transaction=False)
     for message in messages:
         task_id = str(uuid.uuid4())
         args = [message.id, message.attempts]
-        headers = {**template.headers, "id": task_id, "root_id": task_id, "argsrepr": repr(args)}
+        headers = {**template[0], "id": task_id, "root_id": task_id, "argsrepr": repr(args)}
         body = base64.b64encode(json.dumps([args, {}, embed]).encode()).decode()
         envelope = {
             "body": body, "content-encoding": "utf-8", "content-type": "application/json", "headers": headers,
             "properties": {
-                "correlation_id": task_id, "reply_to": template.properties.get("reply_to"), "delivery_mode": 2,
+                "correlation_id": task_id, "reply_to": template[1].get("reply_to"), "delivery_mode": 2,
                 "delivery_info": {"exchange": "", "routing_key": queue}, "priority": 0, "body_encoding": "base64",
                 "delivery_tag": str(uuid.uuid4()),
             },

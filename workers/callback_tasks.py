@@ -12,7 +12,13 @@ from typing import Any
 from celery import Task
 
 from wa_queue import names
-from wa_queue.callbacks import MAX_RETRIES, RetryableCallbackError, backoff_delay, deliver_callback
+from wa_queue.callbacks import (
+    MAX_RETRIES,
+    InvalidCallbackUrl,
+    RetryableCallbackError,
+    backoff_delay,
+    deliver_callback,
+)
 from wa_queue.celery_app import app
 from wa_queue.settings import get_settings
 
@@ -24,6 +30,9 @@ def status_callback(self: Task, url: str, payload: dict[str, Any]) -> str:
     retries = int(self.request.retries or 0)
     try:
         status = deliver_callback(url, payload, get_settings().callback_secret)
+    except InvalidCallbackUrl as exc:
+        log.warning("callback for %s not sent: %s", payload.get("id"), exc)
+        return "invalid url"
     except RetryableCallbackError as exc:
         if retries >= MAX_RETRIES:
             log.error("callback %s for %s to %s: gave up after %d retries: %s", payload.get("event"),

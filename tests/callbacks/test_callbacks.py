@@ -21,7 +21,7 @@ from wa_queue.callbacks import RetryableCallbackError, backoff_delay, deliver_ca
 from wa_queue.models import Message, MessageStatus, utcnow
 from wa_queue.settings import get_settings, reset_settings
 
-SECRET = "callback-secret-for-tests"
+SECRET = "callback-secret-for-tests"  # noqa: S105 - a test value
 PAYLOAD = {"id": "m1", "event": "sent", "status": "sent", "phone": "+14155550123", "attempts": 0}
 
 
@@ -108,9 +108,8 @@ def test_no_secret_sends_no_signature() -> None:
 
 @pytest.mark.parametrize("status", [500, 502, 503, 408, 429])
 def test_retryable_statuses_raise(status: int) -> None:
-    with Receiver([status], {"Retry-After": "7"}) as receiver:
-        with pytest.raises(RetryableCallbackError) as caught:
-            deliver_callback(receiver.url, PAYLOAD, SECRET)
+    with Receiver([status], {"Retry-After": "7"}) as receiver, pytest.raises(RetryableCallbackError) as caught:
+        deliver_callback(receiver.url, PAYLOAD, SECRET)
     assert caught.value.status == status
     assert caught.value.retry_after == 7.0
 
@@ -126,6 +125,15 @@ def test_unreachable_receiver_is_retryable() -> None:
     with pytest.raises(RetryableCallbackError) as caught:
         deliver_callback(f"http://127.0.0.1:{free_port()}/hook", PAYLOAD, SECRET, timeout=5)
     assert caught.value.status is None
+
+
+@pytest.mark.parametrize("url", ["file:///etc/passwd", "ftp://127.0.0.1/x", "data:,hello", "gopher://x"])
+def test_only_http_urls_are_called(url: str, secret: str) -> None:
+    from workers.callback_tasks import status_callback
+
+    with pytest.raises(callbacks.InvalidCallbackUrl):
+        deliver_callback(url, PAYLOAD, SECRET)
+    assert status_callback.apply(args=[url, PAYLOAD]).get() == "invalid url"
 
 
 def test_retry_loop_over_the_pure_function_500_then_200() -> None:

@@ -321,11 +321,20 @@ class SQLiteStore(MessageStore):
         )
 
     def mark_dispatched(self, message_ids: list[str], *, now: datetime, epoch: str | None, queue: str) -> None:
-        with self._tx() as conn:
-            conn.executemany(
-                f"UPDATE {MESSAGES} SET dispatched_at = ?, dispatch_epoch = ?, dispatch_queue = ? WHERE id = ?",
-                [(to_us(now), epoch, queue, mid) for mid in message_ids],
-            )
+        if not message_ids:
+            return
+        conn = self._conn()
+        # No fsync for this one: losing it in a power cut only makes the sweeper publish the message again, which
+        # the claim makes harmless. It halves the fsyncs of an enqueue. The next FULL commit syncs the WAL anyway.
+        conn.execute("PRAGMA synchronous = NORMAL")
+        try:
+            with self._tx() as tx:
+                tx.executemany(
+                    f"UPDATE {MESSAGES} SET dispatched_at = ?, dispatch_epoch = ?, dispatch_queue = ? WHERE id = ?",
+                    [(to_us(now), epoch, queue, mid) for mid in message_ids],
+                )
+        finally:
+            conn.execute("PRAGMA synchronous = FULL")
 
     def clear_dispatch(self, message_ids: list[str]) -> None:
         with self._tx() as conn:

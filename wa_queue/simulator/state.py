@@ -1,0 +1,335 @@
+"""The simulated WhatsApp servers: devices, links, accepted messages and injected faults.
+
+Free of Flask so it can be read (and tested) on its own. One re-entrant lock guards everything; callers that must
+wait (a `slow` fault, a disconnected phone) sleep outside it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+NUMBER_FAULTS = ("unregistered", "slow", "fail_send", "drop_before_click", "drop_after_click")
+SESSION_FAULTS = ("phone_disconnected", "computer_disconnected", "logged_out")
+STATUSES = ("Pending", "Sent", "Delivered", "Read")
+
+# Timings in seconds; None means "never" (a receipt that never arrives, a QR that never expires).
+DEFAULT_CONFIG: dict[str, float | None] = {
+    "starting_chat_s": 0.5,  # how long the "Starting chat" modal stays up
+    "delivered_after_s": 1.0,  # after the server accepted a message
+    "read_after_s": 2.0,  # after the server accepted a message
+    "qr_ttl_s": 60.0,  # a QR older than this can no longer be scanned; the page then shows the reload button
+    "poll_ms": 500.0,  # how often pages ask the server for news
+    "hold_max_s": 300.0,  # how long a send waits for a disconnected phone/computer before it is rejected
+}
+AUTO_SCAN_PREFIX = "1555000"
+_DIGITS = re.compile(r"^\d{7,15}$")
+
+
+class SimError(Exception):
+    """A control-API request that cannot be honoured; `status` is the HTTP status to answer with."""
+
+    def __init__(self, message: str, status: int = 400) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class Device:
+    id: str
+    account: str | None = None  # the linked account's phone; None shows the QR page
+    ref: str | None = None  # the pairing token in the current QR
+    ref_issued: float = 0.0
+    ever_linked: bool = False  # auto-scan links only a device's first visit, so a logout fault sticks
+    created: float = field(default_factory=time.time)
+
+
+@dataclass
+class Message:
+    id: str  # the row's data-id: true_<to>@c.us_<hex>
+    sender: str
+    to: str
+    text: str
+    time: float  # when the server accepted it
+    device: str
+
+    def public(self, status: str | None = None) -> dict[str, object]:
+        out: dict[str, object] = {"id": self.id, "from": self.sender, "to": self.to, "text": self.text,
+                                  "time": self.time, "device": self.device}
+        if status is not None:
+            out["status"] = status
+        return out
+
+
+@dataclass
+class NumberFault:
+    fault: str
+    delay_s: float = 3.0
+    remaining: int | None = None  # None: until cleared
+
+    def public(self) -> dict[str, object]:
+        return {"fault": self.fault, "delay_s": self.delay_s, "count": self.remaining}
+
+
+def auto_account(device_id: str) -> str:
+    """The stable fake number an auto-scanned device is linked to."""
+    return AUTO_SCAN_PREFIX + f"{int(hashlib.sha256(device_id.encode()).hexdigest(), 16) % 10000:04d}"
+
+
+def valid_number(number: str) -> bool:
+    return bool(_DIGITS.match(number))
+
+
+class SimState:
+    def __init__(self, auto_scan: bool = False, state_file: str | None = None,
+                 config: dict[str, float | None] | None = None, clock: Callable[[], float] = time.time) -> None:
+        self.auto_scan = auto_scan
+        self.state_file = Path(state_file) if state_file else None
+        self.clock = clock
+        self.lock = threading.RLock()
+        self.base_config = {**DEFAULT_CONFIG, **(config or {})}
+        self.config = dict(self.base_config)
+        self.devices: dict[str, Device] = {}
+        self.messages: list[Message] = []
+        self.by_id: dict[str, Message] = {}
+        self.number_faults: dict[str, NumberFault] = {}
+        self.session_faults: dict[str, str] = {}
+        self._load()
+
+    # ---- devices and linking -------------------------------------------------------------------------------
+
+    def device(self, device_id: str) -> Device:
+        """The device record for a browser, created on first sight (auto-scan links it then)."""
+        with self.lock:
+            dev = self.devices.get(device_id)
+            if dev is None:
+                dev = self.devices[device_id] = Device(id=device_id, created=self.clock())
+            if self.auto_scan and dev.account is None and not dev.ever_linked:
+                self._link(dev, auto_account(device_id))
+            return dev
+
+    def current_ref(self, device_id: str, fresh_if_expired: bool = True) -> str:
+        """The QR payload a page shows; a new page load replaces an expired one, as the real page does."""
+        with self.lock:
+            dev = self.device(device_id)
+            if dev.ref is None or (fresh_if_expired and self.qr_expired(dev)):
+                self.new_ref(device_id)
+            return dev.ref  # type: ignore[return-value]
+
+    def new_ref(self, device_id: str) -> str:
+        with self.lock:
+            dev = self.device(device_id)
+            dev.ref = "2@" + secrets.token_urlsafe(24) + "," + secrets.token_urlsafe(16)
+            dev.ref_issued = self.clock()
+            return dev.ref
+
+    def qr_expired(self, dev: Device) -> bool:
+        ttl = self.config["qr_ttl_s"]
+        return ttl is not None and dev.ref is not None and self.clock() - dev.ref_issued > ttl
+
+    def scan(self, phone: str, ref: str | None = None) -> Device:
+        """Link the device showing QR `ref` (default: the most recently issued unlinked QR) to account `phone`."""
+        if not valid_number(phone):
+            raise SimError(f"account phone must be 7-15 digits, got {phone!r}")
+        with self.lock:
+            waiting = [d for d in self.devices.values() if d.account is None and d.ref]
+            if ref is not None:
+                matches = [d for d in waiting if d.ref == ref]
+                if not matches:
+                    raise SimError(f"no unlinked device shows QR {ref!r}", 404)
+                dev = matches[0]
+            elif not waiting:
+                raise SimError("no unlinked device is showing a QR code", 409)
+            else:
+                dev = max(waiting, key=lambda d: d.ref_issued)
+            if self.qr_expired(dev):
+                raise SimError("that QR code has expired: the page must reload it", 409)
+            self._link(dev, phone)
+            return dev
+
+    def _link(self, dev: Device, phone: str) -> None:
+        dev.account, dev.ref, dev.ever_linked = phone, None, True
+        self._save()
+
+    def unlink_account(self, phone: str) -> list[str]:
+        with self.lock:
+            gone = [d for d in self.devices.values() if d.account == phone]
+            for dev in gone:
+                dev.account = None
+            self._save()
+            return [d.id for d in gone]
+
+    def devices_public(self) -> list[dict[str, object]]:
+        with self.lock:
+            return [{"id": d.id, "account": d.account, "linked": d.account is not None, "ref": d.ref,
+                     "qr_expired": self.qr_expired(d), "ever_linked": d.ever_linked} for d in self.devices.values()]
+
+    # ---- faults --------------------------------------------------------------------------------------------
+
+    def set_fault(self, body: dict[str, object]) -> dict[str, object]:
+        """Apply one control request: {"number", "fault", "delay_s"?, "count"?} or {"session", "fault"}."""
+        fault = body.get("fault")
+        if fault is not None and not isinstance(fault, str):
+            raise SimError("fault must be a string or null")
+        if "number" in body:
+            return self._set_number_fault(str(body["number"]), fault, body)
+        if "session" in body:
+            return self._set_session_fault(str(body["session"]), fault)
+        raise SimError('give "number" (a destination) or "session" (an account phone)')
+
+    def _set_number_fault(self, number: str, fault: str | None, body: dict[str, object]) -> dict[str, object]:
+        if not number.isdigit():
+            raise SimError(f"number must be digits, got {number!r}")
+        if fault is not None and fault not in NUMBER_FAULTS:
+            raise SimError(f"unknown number fault {fault!r}; known: {', '.join(NUMBER_FAULTS)}")
+        count, delay = body.get("count"), body.get("delay_s", 3.0)
+        if count is not None and (not isinstance(count, int) or isinstance(count, bool) or count < 1):
+            raise SimError("count must be a positive integer or null")
+        if not isinstance(delay, int | float) or isinstance(delay, bool) or delay < 0:
+            raise SimError("delay_s must be a non-negative number")
+        with self.lock:
+            if fault is None:
+                self.number_faults.pop(number, None)
+            else:
+                self.number_faults[number] = NumberFault(fault, float(delay), count)
+            return {"ok": True}
+
+    def _set_session_fault(self, phone: str, fault: str | None) -> dict[str, object]:
+        if not phone.isdigit():
+            raise SimError(f"session must be the account's digits, got {phone!r}")
+        if fault is not None and fault not in SESSION_FAULTS:
+            raise SimError(f"unknown session fault {fault!r}; known: {', '.join(SESSION_FAULTS)}")
+        with self.lock:
+            if fault == "logged_out":  # an event, not a state: the devices are unlinked now and must scan again
+                self.session_faults.pop(phone, None)
+                return {"ok": True, "unlinked": self.unlink_account(phone)}
+            if fault is None:
+                self.session_faults.pop(phone, None)
+            else:
+                self.session_faults[phone] = fault
+            return {"ok": True}
+
+    def faults_public(self) -> dict[str, object]:
+        with self.lock:
+            return {"numbers": {n: f.public() for n, f in self.number_faults.items()},
+                    "sessions": {p: {"fault": f} for p, f in self.session_faults.items()}}
+
+    def take_fault(self, number: str, kinds: tuple[str, ...]) -> NumberFault | None:
+        """The number's fault if it is one of `kinds`, using up one of its `count`."""
+        with self.lock:
+            nf = self.number_faults.get(number)
+            if nf is None or nf.fault not in kinds:
+                return None
+            if nf.remaining is not None:
+                nf.remaining -= 1
+                if nf.remaining <= 0:
+                    del self.number_faults[number]
+            return NumberFault(nf.fault, nf.delay_s, nf.remaining)
+
+    def session_fault(self, phone: str | None) -> str | None:
+        with self.lock:
+            return self.session_faults.get(phone or "")
+
+    # ---- messages ------------------------------------------------------------------------------------------
+
+    def is_registered(self, number: str) -> bool:
+        """What /send asks before it opens a chat; uses up one `unregistered` fault."""
+        return valid_number(number) and self.take_fault(number, ("unregistered",)) is None
+
+    def accept(self, device_id: str, msg_id: str, to: str, text: str) -> Message:
+        """Record a message as accepted by the servers; the same id twice is one message."""
+        with self.lock:
+            dev = self.devices.get(device_id)
+            if dev is None or dev.account is None:
+                raise SimError("this device is not linked", 401)
+            if msg_id in self.by_id:
+                return self.by_id[msg_id]
+            msg = Message(msg_id, dev.account, to, text, self.clock(), device_id)
+            self.messages.append(msg)
+            self.by_id[msg_id] = msg
+            self._save()
+            return msg
+
+    def status(self, msg: Message) -> str:
+        age = self.clock() - msg.time
+        read, delivered = self.config["read_after_s"], self.config["delivered_after_s"]
+        if read is not None and age >= read:
+            return "Read"
+        if delivered is not None and age >= delivered:
+            return "Delivered"
+        return "Sent"
+
+    def chat(self, account: str, to: str) -> list[dict[str, object]]:
+        with self.lock:
+            return [m.public(self.status(m)) for m in self.messages if m.sender == account and m.to == to]
+
+    def chats(self, account: str) -> list[dict[str, object]]:
+        """One entry per destination, newest first: what #pane-side lists."""
+        with self.lock:
+            last: dict[str, Message] = {}
+            for m in self.messages:
+                if m.sender == account:
+                    last[m.to] = m
+            rows = sorted(last.values(), key=lambda m: m.time, reverse=True)
+            return [{"phone": m.to, "text": m.text, "time": m.time} for m in rows]
+
+    def sent(self, to: str | None = None, sender: str | None = None) -> list[dict[str, object]]:
+        with self.lock:
+            return [m.public(self.status(m)) for m in self.messages
+                    if (to is None or m.to == to) and (sender is None or m.sender == sender)]
+
+    # ---- config, reset, persistence ------------------------------------------------------------------------
+
+    def set_config(self, body: dict[str, object]) -> dict[str, float | None]:
+        unknown = set(body) - set(DEFAULT_CONFIG)
+        if unknown:
+            raise SimError(f"unknown config key(s) {sorted(unknown)}; known: {sorted(DEFAULT_CONFIG)}")
+        for key, value in body.items():
+            never_ok = key in ("delivered_after_s", "read_after_s", "qr_ttl_s")
+            if value is None and never_ok:
+                continue
+            if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
+                raise SimError(f"{key} must be a non-negative number" + (" or null" if never_ok else ""))
+        with self.lock:
+            self.config.update({k: (None if v is None else float(v)) for k, v in body.items()})  # type: ignore[arg-type]
+            return dict(self.config)
+
+    def reset(self, keep_links: bool = False) -> None:
+        with self.lock:
+            self.messages.clear()
+            self.by_id.clear()
+            self.number_faults.clear()
+            self.session_faults.clear()
+            self.config = dict(self.base_config)
+            if not keep_links:
+                self.devices.clear()  # a known browser comes back as a new, unlinked device
+            self._save()
+
+    def _save(self) -> None:
+        if self.state_file is None:
+            return
+        data = {"devices": [asdict(d) for d in self.devices.values()], "messages": [asdict(m) for m in self.messages]}
+        tmp = self.state_file.with_name(self.state_file.name + ".tmp")
+        tmp.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(data), encoding="utf-8")
+        os.replace(tmp, self.state_file)  # atomic: a killed simulator leaves the old or the new file, never half
+
+    def _load(self) -> None:
+        if self.state_file is None or not self.state_file.exists():
+            return
+        data = json.loads(self.state_file.read_text(encoding="utf-8"))
+        for raw in data.get("devices", []):
+            dev = Device(**raw)
+            self.devices[dev.id] = dev
+        for raw in data.get("messages", []):
+            msg = Message(**raw)
+            self.messages.append(msg)
+            self.by_id[msg.id] = msg

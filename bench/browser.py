@@ -28,7 +28,7 @@ from wa_queue.transport import procs  # noqa: E402
 from wa_queue.transport.base import SessionState  # noqa: E402
 from wa_queue.transport.selenium import SeleniumSender  # noqa: E402
 
-ACCOUNT = "+15550000001"  # the simulated phone the browser is linked to
+ACCOUNT = "15550000001"  # the simulated phone the browser is linked to
 PYWHATKIT_WAIT_S = (15.0, 20.0)  # pywhatkit.sendwhatmsg's wait_time default plus its tab-close delay
 
 
@@ -41,10 +41,12 @@ def start_simulator() -> tuple[object, str]:
 def log_in(sender: SeleniumSender, base: str) -> None:
     state = sender.connect()
     deadline = time.monotonic() + 30
+    scanned = None
     while state is not SessionState.CONNECTED:
         ref = sender.qr_ref()
-        if ref:
+        if ref and ref != scanned:  # the page shows the old code until its next poll reloads it
             requests.post(f"{base}/__sim__/sessions/{ACCOUNT}/scan", json={"ref": ref}, timeout=5).raise_for_status()
+            scanned = ref
         if time.monotonic() > deadline:
             raise SystemExit(f"login failed: state {state}")
         time.sleep(0.3)

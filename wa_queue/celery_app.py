@@ -11,7 +11,7 @@ from wa_queue.settings import Settings, get_settings
 
 def make_celery(settings: Settings | None = None) -> Celery:
     settings = settings or get_settings()
-    app = Celery("wa_queue", broker=settings.broker_url, include=["workers.tasks"])
+    app = Celery("wa_queue", broker=settings.broker_url, include=["workers.tasks", "workers.callback_tasks"])
     queues = [Queue(names.DEFAULT_QUEUE), Queue(names.MAINTENANCE_QUEUE), Queue(names.CALLBACK_QUEUE)]
     queues += [Queue(names.session_queue(name)) for name in settings.sessions]
     app.conf.update(

@@ -42,6 +42,7 @@ class Delivery:
     sleep: Callable[[float], None] = time.sleep
     on_change: Callable[[Message], None] | None = None  # status callbacks, metrics
     publisher: Callable[..., None] = publish
+    on_send: Callable[[str, float, str], None] | None = None  # (session, seconds of the send itself, outcome)
     _last_heartbeat: datetime | None = dataclasses.field(default=None, init=False)
 
     def process(self, message_id: str, attempts: int | None = None) -> Outcome:
@@ -74,11 +75,24 @@ class Delivery:
         self._pace(message)
         if not self.store.mark_sending(message.id, owner=self.owner, now=self.clock()):
             return Outcome("skipped", detail="lease lost before sending")
+        started = time.monotonic()
         try:
             receipt = self.sender.send(message.phone, message.text, ref=message.id)
         except Exception as exc:  # noqa: BLE001 - every error is classified by its class below
-            return self._after_error(message, exc)
-        return self._record_sent(message, receipt.wa_id)
+            outcome = self._after_error(message, exc)
+            self._measured(time.monotonic() - started, outcome.kind)
+            return outcome
+        elapsed = time.monotonic() - started
+        outcome = self._record_sent(message, receipt.wa_id)
+        self._measured(elapsed, outcome.kind)
+        return outcome
+
+    def _measured(self, seconds: float, outcome: str) -> None:
+        if self.on_send is not None:
+            try:
+                self.on_send(self.session, seconds, outcome)
+            except Exception as exc:  # noqa: BLE001 - metrics never decide a delivery
+                log.debug("send metrics not recorded: %s", exc)
 
     def _session_blocker(self, message: Message) -> Outcome | None:
         """Hand the message on when this session cannot send it now; no attempt is used."""

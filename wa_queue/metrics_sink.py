@@ -7,6 +7,8 @@ hashes in the broker Redis, and the API's /metrics collector (api/metrics.py) re
     waq:metrics:send:<session>:<outcome>   hash  field "<le>" -> sends whose duration fell in that bucket
                                                  (NOT cumulative: the collector accumulates), "+Inf" for the rest,
                                                  "sum" -> total seconds (HINCRBYFLOAT)
+    waq:metrics:send-series                set   the send:<session>:<outcome> keys written so far (the reader
+                                                 uses it instead of a SCAN of the whole broker keyspace)
     waq:metrics:retries                    hash  field <session> -> transient failures that were retried
 
 One record is one pipelined round trip (HINCRBY / HINCRBYFLOAT, atomic per field), so any number of workers can
@@ -30,6 +32,7 @@ log = logging.getLogger(__name__)
 
 KEY_PREFIX = "waq:metrics:"
 SEND_KEY_PREFIX = KEY_PREFIX + "send:"
+SERIES_KEY = KEY_PREFIX + "send-series"
 RETRIES_KEY = KEY_PREFIX + "retries"
 # Sending through WhatsApp Web takes seconds (typing, clicking, waiting for the tick), not milliseconds.
 DURATION_BUCKETS: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0)
@@ -69,6 +72,7 @@ def record_send(session: str, seconds: float, outcome: str, *, client: redis.Red
         key = send_key(session, outcome)
         pipe.hincrby(key, bucket_field(seconds), 1)
         pipe.hincrbyfloat(key, "sum", seconds)
+        pipe.sadd(SERIES_KEY, key)
         if outcome == "retry":
             pipe.hincrby(RETRIES_KEY, session, 1)
         pipe.execute()
@@ -81,11 +85,10 @@ def record_send(session: str, seconds: float, outcome: str, *, client: redis.Red
 # ---- reading (the API's collector) -----------------------------------------------------------------------------
 def read_send_histograms(client: redis.Redis) -> Iterator[tuple[str, str, list[tuple[str, float]], float]]:
     """(session, outcome, cumulative buckets [(le, count)...ending with +Inf], sum) for every recorded series."""
-    for raw_key in client.scan_iter(match=SEND_KEY_PREFIX + "*", count=500):
-        key = raw_key.decode() if isinstance(raw_key, bytes) else str(raw_key)
+    for key in sorted(_text(k) for k in client.smembers(SERIES_KEY)):
         session, _, outcome = key[len(SEND_KEY_PREFIX):].rpartition(":")
-        fields = {_text(k): _text(v) for k, v in client.hgetall(raw_key).items()}
-        if not session or not fields:
+        fields = {_text(k): _text(v) for k, v in client.hgetall(key).items()}
+        if not key.startswith(SEND_KEY_PREFIX) or not session or not fields:
             continue
         running = 0.0
         buckets: list[tuple[str, float]] = []

@@ -8,7 +8,7 @@ import random
 import socket
 import threading
 
-from wa_queue import names, runtime
+from wa_queue import metrics_sink, names, runtime
 from wa_queue.delivery import Delivery
 from wa_queue.models import Message, utcnow
 from wa_queue.settings import get_settings
@@ -32,7 +32,7 @@ class SessionWorker:
         self.sender: MessageSender = make_sender(session, self.settings)
         self.delivery = Delivery(
             store=runtime.store(), settings=self.settings, session=session, owner=self.owner, sender=self.sender,
-            rng=random.Random(), on_change=_on_change,
+            rng=random.Random(), on_change=_on_change, on_send=metrics_sink.record_send,
         )
 
     def start(self) -> None:
@@ -84,10 +84,8 @@ class SessionWorker:
 
 
 def _on_change(message: Message) -> None:
-    try:
-        from wa_queue import callbacks
-    except ImportError:  # the callbacks module arrives with the API issue
-        return
+    from wa_queue import callbacks
+
     callbacks.on_status_change(message)
 
 

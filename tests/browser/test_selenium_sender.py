@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from unittest.mock import ANY
 
 import pytest
 import requests
@@ -23,9 +25,10 @@ from wa_queue.transport.selectors import SELECTORS, load_selectors
 from wa_queue.transport.selectors_check import check_selectors
 from wa_queue.transport.selenium import SeleniumSender
 
-ACCOUNT = "+15550000001"
-FRIEND = "+15551234567"
-UNREGISTERED = "+15550000000"
+ACCOUNT = "15550000001"  # the simulated phone the shared browser is linked to (the control API takes digits)
+OTHER_ACCOUNT = "15550000002"
+FRIEND = "+15551234567"  # numbers reach the sender as E.164
+UNREGISTERED = "+15557654321"
 
 
 class Sim:
@@ -44,11 +47,14 @@ class Sim:
     def sent(self) -> list[dict]:
         return requests.get(self.url + "/__sim__/sent", timeout=5).json()
 
-    def scan(self, ref: str) -> None:
-        self.post(f"/__sim__/sessions/{ACCOUNT}/scan", {"ref": ref})
+    def scan(self, ref: str, account: str = ACCOUNT) -> None:
+        self.post(f"/__sim__/sessions/{account}/scan", {"ref": ref})
 
-    def fault(self, **body: object) -> None:
-        self.post("/__sim__/faults", body)
+    def number_fault(self, phone: str, fault: str, count: int | None = None) -> None:
+        self.post("/__sim__/faults", {"number": phone.lstrip("+"), "fault": fault, "count": count})
+
+    def session_fault(self, fault: str, account: str = ACCOUNT) -> None:
+        self.post("/__sim__/faults", {"session": account, "fault": fault})
 
 
 @pytest.fixture(scope="module")
@@ -68,15 +74,18 @@ def make_settings(data_dir: Path, sim: Sim, **extra: str) -> Settings:
                               **extra})
 
 
-def log_in(sender: SeleniumSender, sim: Sim) -> None:
+def log_in(sender: SeleniumSender, sim: Sim, account: str = ACCOUNT) -> None:
+    """Scan the QR the page shows (its data-ref) through the control API, as the phone would."""
     state = sender.connect()
     deadline = time.monotonic() + 20
+    scanned = None
     while state is not SessionState.CONNECTED:
         assert time.monotonic() < deadline, f"never logged in: {state}"
         ref = sender.qr_ref()
-        if ref:
-            sim.scan(ref)
-        time.sleep(0.2)
+        if ref and ref != scanned:  # the page shows the old code until its next poll reloads it
+            sim.scan(ref, account)
+            scanned = ref
+        time.sleep(0.1)
         state = sender.state()
 
 
@@ -91,121 +100,150 @@ def sender(sim: Sim, profile_root: Path) -> Iterator[SeleniumSender]:
 
 
 @pytest.fixture(autouse=True)
-def _clear_faults(sim: Sim) -> Iterator[None]:
+def _clean_simulator(sim: Sim) -> Iterator[None]:
     yield
-    sim.fault(clear=True)
+    sim.post("/__sim__/reset", {"keep_links": True})  # messages and faults go, logins stay
 
 
 def sent_texts(sim: Sim, phone: str) -> list[str]:
-    return [m["text"] for m in sim.sent() if m.get("to", m.get("phone", "")).lstrip("+") == phone.lstrip("+")]
+    return [m["text"] for m in sim.sent() if m["to"] == phone.lstrip("+")]
 
 
 # ---- login -------------------------------------------------------------------------------------------------------
-def test_qr_login_then_login_kept_across_a_browser_restart(sim: Sim, tmp_path: Path) -> None:
+def test_qr_login_kept_across_a_browser_restart_until_logged_out(sim: Sim, tmp_path: Path) -> None:
     settings = make_settings(tmp_path, sim)
     first = SeleniumSender("login", settings)
     try:
         assert first.connect() is SessionState.QR
         png = first.qr_png()
         assert png and png.startswith(b"\x89PNG")
-        log_in(first, sim)
+        with pytest.raises(errors.SessionLoggedOut):
+            first.send(FRIEND, "before the scan", ref="no-login")
+        log_in(first, sim, OTHER_ACCOUNT)
         assert first.is_connected()
     finally:
         first.close()
-    second = SeleniumSender("login", settings)  # same profile folder
+    second = SeleniumSender("login", settings)  # same profile folder, new Chrome
     try:
         assert second.connect() is SessionState.CONNECTED
         assert second.qr_png() is None
+        sim.session_fault("logged_out", OTHER_ACCOUNT)  # the phone unlinks the device
+        with pytest.raises(errors.SessionLoggedOut):
+            second.send(FRIEND, "after the unlink", ref="unlinked")
+        assert second.state() is SessionState.LOGGED_OUT
     finally:
         second.close()
+    assert sent_texts(sim, FRIEND) == []
 
 
 # ---- sending -----------------------------------------------------------------------------------------------------
 def test_long_text_with_newlines_and_emoji_arrives_intact_once(sim: Sim, sender: SeleniumSender) -> None:
-    line = "Ünïcödé line with emoji 😀👍🏽🇫🇷 and a family 👨‍👩‍👧 — ok\n"
-    text = (line * 100)[:4095] + "🎉"  # 4,096 UTF-16 units ends in a non-BMP char; count by code points below
-    text = text[:4096]
+    line = "Ünïcödé line, emoji 😀👍🏽🇫🇷 and a family 👨‍👩‍👧 — tab\there\n\n"
+    text = (line * 120)[:4095] + "🎉"
+    assert len(text) == 4096 and text.count("\n") > 100
     receipt = sender.send(FRIEND, text, ref="long")
-    assert receipt.wa_id.startswith("true_")
+    assert receipt.wa_id.startswith("true_15551234567@c.us_")
     assert receipt.status in ("sent", "delivered", "read")
-    assert sent_texts(sim, FRIEND).count(text) == 1
-    assert sender.find_sent(FRIEND, text, ref="long") is not None
+    assert sent_texts(sim, FRIEND) == [text]
+    assert sender.find_sent(FRIEND, text, ref="long") == dataclasses.replace(receipt, status=ANY, sent_at=None)
     assert sender.receipt_status(FRIEND, receipt.wa_id) in ("sent", "delivered", "read")
+    assert sender.find_sent(FRIEND, text[:-1], ref="other") is None
 
 
 def test_unregistered_number_is_invalid(sim: Sim, sender: SeleniumSender) -> None:
+    sim.number_fault(UNREGISTERED, "unregistered")
     with pytest.raises(errors.InvalidNumber):
         sender.send(UNREGISTERED, "hello", ref="bad")
     assert sender.is_registered(UNREGISTERED) is False
     assert sender.is_registered(FRIEND) is True
+    assert sent_texts(sim, UNREGISTERED) == []
 
 
 @pytest.mark.parametrize("fault", ["fail_send", "drop_before_click"])
 def test_faults_before_the_message_leaves_are_transient(sim: Sim, sender: SeleniumSender, fault: str) -> None:
-    sim.fault(**{fault: 1})
-    with pytest.raises(errors.TransientSendError):
+    sim.number_fault(FRIEND, fault, count=1)
+    with pytest.raises(errors.TransientSendError) as raised:
         sender.send(FRIEND, f"fault {fault}", ref=fault)
-    sim.fault(clear=True)
-    assert sender.send(FRIEND, "after the fault", ref=f"{fault}-next").wa_id
+    assert not isinstance(raised.value, errors.SendOutcomeUnknown)  # the page proves nothing left
+    assert sent_texts(sim, FRIEND) == []
+    assert sender.find_sent(FRIEND, f"fault {fault}", ref=fault) is None
+    assert sender.send(FRIEND, f"fault {fault}", ref=fault).wa_id
+    assert sent_texts(sim, FRIEND) == [f"fault {fault}"]
 
 
 def test_phone_disconnected_is_session_unavailable(sim: Sim, sender: SeleniumSender) -> None:
-    sim.fault(phone_disconnected=True)
+    sim.session_fault("phone_disconnected")
     with pytest.raises(errors.SessionUnavailable):
         sender.send(FRIEND, "phone off", ref="off")
     assert sender.state() is SessionState.PHONE_DISCONNECTED
-    sim.fault(clear=True)
-    assert "phone off" not in sent_texts(sim, FRIEND)
+    sim.session_fault(None)
+    assert sent_texts(sim, FRIEND) == []
+    assert sender.send(FRIEND, "phone back", ref="on").wa_id
+    assert sender.state() is SessionState.CONNECTED
 
 
-def test_after_drop_after_click_find_sent_settles_the_outcome(sim: Sim, sender: SeleniumSender) -> None:
-    text = "clicked, then the acknowledgement was lost"
-    sim.fault(drop_after_click=1)
-    try:
-        receipt = sender.send(FRIEND, text, ref="dac")
-    except errors.SendOutcomeUnknown:
-        receipt = None
+def test_after_drop_after_click_find_sent_finds_it(sim: Sim, sender: SeleniumSender) -> None:
+    text = "clicked; the acknowledgement never reached the page"
+    sim.number_fault(FRIEND, "drop_after_click", count=1)
+    with pytest.raises(errors.SendOutcomeUnknown):
+        sender.send(FRIEND, text, ref="dac")
     found = sender.find_sent(FRIEND, text, ref="dac")
-    if sent_texts(sim, FRIEND).count(text) == 1:
-        assert found is not None and (receipt is None or found.wa_id == receipt.wa_id)
-    else:
-        assert found is None  # it never left: sending again is safe
+    assert found is not None and found.wa_id == sim.sent()[0]["id"]
+    assert sent_texts(sim, FRIEND) == [text]  # read, not sent again
 
 
 def test_chrome_killed_mid_send_then_next_send_restarts_it(sim: Sim, sender: SeleniumSender,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     original = sender._type
+    old_pids = sender.browser_pids()
 
     def killing_type(text: str) -> list[str]:
         os.kill(sender.chrome_pid(), signal.SIGKILL)  # the browser dies with the chat open, before the click
         return original(text)
 
     monkeypatch.setattr(sender, "_type", killing_type)
-    with pytest.raises((errors.TransientSendError, errors.SessionUnavailable)):
+    with pytest.raises(errors.TransientSendError):
         sender.send(FRIEND, "never sent", ref="killed")
     monkeypatch.undo()
+    assert not [p for p in old_pids if procs.alive(p)]  # the orphaned renderers went with it
     assert sender.send(FRIEND, "sent after the restart", ref="after-kill").wa_id
-    assert "never sent" not in sent_texts(sim, FRIEND)
-    assert sent_texts(sim, FRIEND).count("sent after the restart") == 1
+    assert sent_texts(sim, FRIEND) == ["sent after the restart"]
+
+
+def test_hung_browser_is_killed_with_its_tree(sim: Sim, sender: SeleniumSender) -> None:
+    sender.send(FRIEND, "warm", ref="warm")  # a live browser
+    old_pids = sender.browser_pids()
+    saved, sender.command_timeout_s = sender.command_timeout_s, 2.0
+    try:
+        sender.close()
+        sender.send(FRIEND, "fresh", ref="fresh")  # started with the short command time-out
+        old_pids = sender.browser_pids()
+        os.kill(sender.chrome_pid(), signal.SIGSTOP)  # hung, not dead: commands just never answer
+        with pytest.raises(errors.TransientSendError):
+            sender.send(FRIEND, "into a hung browser", ref="hung")
+        assert not [p for p in old_pids if procs.alive(p)]
+    finally:
+        sender.command_timeout_s = saved
+    assert sender.send(FRIEND, "after the hang", ref="after-hang").wa_id
 
 
 # ---- hygiene -----------------------------------------------------------------------------------------------------
-def test_recycle_and_close_leave_no_browser_process(sim: Sim, profile_root: Path) -> None:
-    settings = make_settings(profile_root / "shared", sim, WAQ_CHROME_RECYCLE_SENDS="2")
-    snd = SeleniumSender("shared", settings)  # the logged-in profile of the shared sender
+def test_recycle_and_close_leave_no_browser_process(sim: Sim, tmp_path: Path) -> None:
+    snd = SeleniumSender("recycled", make_settings(tmp_path, sim, WAQ_CHROME_RECYCLE_SENDS="2"))
     try:
-        first_pids = None
+        log_in(snd, sim)
+        first_pids = snd.browser_pids()
         for i in range(3):
             snd.send(FRIEND, f"recycle {i}", ref=f"r{i}")
-            first_pids = first_pids or snd.browser_pids()
-        assert snd.restarts == 2  # started once, recycled after 2 sends
+        assert snd.restarts == 2  # started once, recycled on the same profile after 2 sends, still logged in
         assert not [p for p in first_pids if procs.alive(p)]
         pids = snd.browser_pids()
-        assert len(pids) >= 2 and procs.pss_kib(pids) > 0
+        assert len(pids) >= 3 and procs.pss_kib(pids) > 0
     finally:
         snd.close()
     assert not [p for p in pids if procs.alive(p)]
     assert snd.browser_pids() == []
+    assert sent_texts(sim, FRIEND) == ["recycle 0", "recycle 1", "recycle 2"]
 
 
 def test_selectors_file_overrides_and_rejects_unknown_names(tmp_path: Path) -> None:
@@ -220,7 +258,9 @@ def test_selectors_file_overrides_and_rejects_unknown_names(tmp_path: Path) -> N
 
 
 def test_selectors_check_on_a_chat(sender: SeleniumSender) -> None:
+    sender.send(FRIEND, "something to count", ref="count")
     counts = check_selectors(sender, open_phone=FRIEND)
-    for name in ("logged_in", "compose_box", "outgoing_row", "message_id", "status_icon", "message_text"):
+    for name in ("logged_in", "search_box", "compose_box", "outgoing_row", "message_id", "status_icon",
+                 "message_text"):
         assert counts[name] >= 1, name
-    assert counts["qr_canvas"] == 0
+    assert counts["qr_canvas"] == 0 and counts["phone_alert"] == 0

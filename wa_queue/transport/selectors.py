@@ -34,9 +34,13 @@ SELECTORS: dict[str, str] = {
     "outgoing_row": 'div[role="row"]:has([data-id^="true_"])',
     "message_id": '[data-id^="true_"]',
     "message_text": "span.selectable-text",  # inside a row; emoji are <img alt="…">, line breaks <br>
+    # Exact labels (" Read " had spaces before 2026-06): a looser match would catch a long message's "Read more".
     "status_icon": (
-        '[aria-label~="Pending" i], [aria-label~="Sent" i], [aria-label~="Delivered" i], [aria-label~="Read" i]'
+        '[aria-label="Pending"], [aria-label="Sent"], [aria-label="Delivered"], [aria-label="Read"], '
+        '[aria-label=" Pending "], [aria-label=" Sent "], [aria-label=" Delivered "], [aria-label=" Read "]'
     ),
+    # Not in the DOM notes: the red mark of a message the server refused (ACK_ERROR); it keeps the clock icon.
+    "failed_icon": '[data-icon="msg-error"], [aria-label="Failed"]',
     # Connection banners.
     "phone_alert": '[data-testid="alert-phone"]',
     "computer_alert": '[data-testid="alert-computer"]',
@@ -48,9 +52,6 @@ TEXTS: dict[str, str] = {
     "use_here": "Use here",
     "open_elsewhere": "open in another window",
 }
-
-# A status icon's aria-label -> Receipt.status; before 2026-06 the icons were data-icon names.
-STATUS_LABELS: dict[str, str] = {"pending": "pending", "sent": "sent", "delivered": "delivered", "read": "read"}
 
 
 class Selectors:

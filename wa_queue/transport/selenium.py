@@ -38,8 +38,9 @@ log = logging.getLogger(__name__)
 POLL_S = 0.02  # one probe is a ~3 ms round trip; 20 ms keeps the send fast without spinning the CPU
 CONNECT_TIMEOUT_S = 60.0  # the real app takes 10-30 s to boot on a slow machine
 LOGIN_MARKER = ".waq-logged-in"  # in the profile: this session has been logged in before (QR now = logged out)
-STATUS = {"pending": "pending", "sent": "sent", "delivered": "delivered", "read": "read",
+STATUS = {"pending": "pending", "sent": "sent", "delivered": "delivered", "read": "read", "failed": "failed",
           "msg-time": "pending", "msg-check": "sent", "msg-dblcheck": "delivered"}  # pre-2026-06 icons
+CLICK_TAKEN_S = 2.0  # the page empties the compose box and adds a Pending row at once when it takes the click
 CHROME_ARGS = (
     "--disable-dev-shm-usage", "--disable-gpu", "--no-first-run", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--disable-quic", "--no-default-browser-check",
@@ -76,6 +77,7 @@ const plain = (root) => {
   return blocks.join('\n');
 };
 const statusOf = (row) => {
+  if (one('failed_icon', row)) return 'failed';
   const icon = one('status_icon', row);
   if (!icon) return null;
   return (icon.getAttribute('aria-label') || icon.getAttribute('data-icon') || '').trim().toLowerCase();
@@ -118,6 +120,7 @@ const box = one('compose_box');
 if (box) { box.focus(); document.execCommand('selectAll', false, null); document.execCommand('delete', false, null); }
 """
 _JS_ROWS = _JS_LIB + "return rows(arguments[1]);"
+_JS_AFTER_CLICK = _JS_LIB + "const box = one('compose_box'); return {rows: rows(true), box: box ? plain(box) : null};"
 _JS_CLICK_TEXT = _JS_LIB + r"""
 const el = all(arguments[1]).find(b => shown(b) && b.innerText.trim().toLowerCase() === arguments[2].toLowerCase());
 if (el) el.click();
@@ -217,6 +220,8 @@ class SeleniumSender(MessageSender):
                 if body != text or not wa_id:
                     continue
                 status = STATUS.get(status or "", status)
+                if status == "failed":
+                    continue  # refused by the server: it never left
                 if status == "pending":
                     raise errors.SendOutcomeUnknown(f"a message to {phone} with this text is still Pending ({wa_id})")
                 return Receipt(wa_id=wa_id, status=status or "sent")
@@ -386,11 +391,7 @@ class SeleniumSender(MessageSender):
             if clicked and clicked[0]:
                 raise errors.SendOutcomeUnknown(f"{what}: browser died after the click: {exc}") from exc
             raise errors.TransientSendError(f"{what}: browser died: {exc}") from exc
-        except errors.TransientSendError as exc:
-            if clicked and clicked[0] and not isinstance(exc, errors.SendOutcomeUnknown):
-                raise errors.SendOutcomeUnknown(f"{what}: after the click: {exc}") from exc
-            raise
-        except errors.WaQueueError:
+        except errors.WaQueueError:  # already the right class (after the click, _await_new_row chose it)
             raise
         except Exception as exc:  # noqa: BLE001 - a page that changed under a command (stale element, JS error)
             kind = errors.SendOutcomeUnknown if clicked and clicked[0] else errors.TransientSendError
@@ -542,26 +543,36 @@ class SeleniumSender(MessageSender):
             time.sleep(POLL_S)
 
     def _await_new_row(self, before: list[str], text: str, ref: str) -> Receipt:
-        """Wait until the row the click created leaves Pending (then, optionally, follow it to Delivered/Read)."""
+        """Wait until the row the click created leaves Pending (then follow it receipt_follow_s towards Read).
+        Raises TransientSendError only when the page proves nothing left; otherwise SendOutcomeUnknown."""
         seen = set(before)
-        deadline = time.monotonic() + self.timeout
-        follow_until: float | None = None
-        best: tuple[str, str] | None = None
+        clicked_at = time.monotonic()
+        deadline = clicked_at + self.timeout
+        left: Receipt | None = None
+        follow_until = 0.0
         while True:
-            new = [r for r in self._call(_JS_ROWS, True) if r[0] and r[0] not in seen]
+            page = self._call(_JS_AFTER_CLICK)
+            new = [r for r in page["rows"] if r[0] and r[0] not in seen]
             mine = [r for r in new if r[2] == text] or new  # the real page truncates long texts (Read more)
             if mine:
                 wa_id, raw, _ = mine[-1]
                 status = STATUS.get(raw or "", raw or "")
+                if status == "failed":
+                    raise errors.TransientSendError(f"message {ref}: WhatsApp refused it (failed_icon on {wa_id})")
                 if status and status != "pending":
-                    best = (wa_id, status)
-                    if follow_until is None:
+                    if left is None:
                         follow_until = time.monotonic() + self.settings.receipt_follow_s
+                    left = Receipt(wa_id=wa_id, status=status, sent_at=left.sent_at if left else utcnow())
                     if status == "read" or time.monotonic() >= follow_until:
-                        return Receipt(wa_id=wa_id, status=status, sent_at=utcnow())
-            if best is not None and time.monotonic() >= (follow_until or 0):
-                return Receipt(wa_id=best[0], status=best[1], sent_at=utcnow())
+                        return left
+            elif page["box"] == text and time.monotonic() - clicked_at > CLICK_TAKEN_S:
+                # Taking the click empties the box and adds a row in the same handler: this one was not taken.
+                raise errors.TransientSendError(
+                    f"message {ref}: the click on send_button was not taken (compose_box still holds the text, "
+                    "no new outgoing_row)")
             if time.monotonic() > deadline:
+                if left is not None:
+                    return left
                 where = "the new outgoing_row stayed Pending (status_icon)" if mine else \
                     f"no new outgoing_row ({self.selectors['outgoing_row']}) appeared"
                 raise errors.SendOutcomeUnknown(f"message {ref}: {where} within {self.timeout:g}s after the click")

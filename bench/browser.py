@@ -10,6 +10,8 @@ after 1, 100 and 500 sends, the ratio mem500/mem100 (goal <= 1.2), and the media
 from __future__ import annotations
 
 import argparse
+import logging
+import shutil
 import statistics
 import sys
 import tempfile
@@ -66,6 +68,7 @@ def main() -> None:
     parser.add_argument("--headful", action="store_true")
     args = parser.parse_args()
 
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one access-log line per request otherwise
     server, base = start_simulator()
     data_dir = Path(tempfile.mkdtemp(prefix="waq-bench-browser-"))
     settings = Settings.from_env({
@@ -93,6 +96,7 @@ def main() -> None:
     finally:
         sender.close()
         server.shutdown()
+        shutil.rmtree(data_dir, ignore_errors=True)
     median = statistics.median(durations)
     print(f"sends: {len(durations)} (simulator recorded {len(sent) if isinstance(sent, list) else sent}); "
           f"Chrome restarts: {sender.restarts - 1} (recycle every {args.recycle_sends} sends)")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from celery import Celery
-from kombu import Queue
+from kombu import Exchange, Queue
 
 from wa_queue import names
 from wa_queue.settings import Settings, get_settings
@@ -12,8 +12,11 @@ from wa_queue.settings import Settings, get_settings
 def make_celery(settings: Settings | None = None) -> Celery:
     settings = settings or get_settings()
     app = Celery("wa_queue", broker=settings.broker_url, include=["workers.tasks", "workers.callback_tasks"])
-    queues = [Queue(names.DEFAULT_QUEUE), Queue(names.MAINTENANCE_QUEUE), Queue(names.CALLBACK_QUEUE)]
-    queues += [Queue(names.session_queue(name)) for name in settings.sessions]
+    names_ = [names.DEFAULT_QUEUE, names.MAINTENANCE_QUEUE, names.CALLBACK_QUEUE]
+    names_ += [names.session_queue(name) for name in settings.sessions]
+    # Each queue its own exchange and key: a bare Queue(name) would be bound to the default exchange with the
+    # default routing key, and one publish would then land in every queue.
+    queues = [Queue(name, Exchange(name, type="direct"), routing_key=name) for name in names_]
     app.conf.update(
         task_queues=queues,
         task_default_queue=names.DEFAULT_QUEUE,

@@ -95,7 +95,8 @@ def test_auto_scan_links_a_first_visit_to_a_stable_fake_number_but_not_after_a_l
     account = auto_account(device_id)
     assert account.startswith("1555000") and len(account) == 11
     assert client.get("/__sim__/devices").json[0]["account"] == account
-    assert client.post("/__sim__/faults", json={"session": account, "fault": "logged_out"}).json["unlinked"] == [device_id]
+    logout = client.post("/__sim__/faults", json={"session": account, "fault": "logged_out"})
+    assert logout.json["unlinked"] == [device_id]
     assert client.get("/__sim__/api/state").json["linked"] is False
     assert "Scan this QR code" in client.get("/").get_data(as_text=True)
 
@@ -214,9 +215,9 @@ def test_fault_validation_and_reset() -> None:
                  {"number": DEST, "fault": "slow", "count": 0}, {"session": ACCOUNT, "fault": "slow"}):
         assert client.post("/__sim__/faults", json=body).status_code == 400, body
     assert client.post("/__sim__/config", json={"nope": 1}).status_code == 400
+    assert send(client, to="4915199999999").json["ack"]
     batch = [{"number": DEST, "fault": "slow"}, {"session": ACCOUNT, "fault": "phone_disconnected"}]
     assert client.post("/__sim__/faults", json=batch).json["ok"]
-    send(client, to="4915199999999")
     client.post("/__sim__/reset", json={"keep_links": True})
     assert client.get("/__sim__/faults").json == {"numbers": {}, "sessions": {}}
     assert client.get("/__sim__/sent").json == []
@@ -282,9 +283,12 @@ def start_chrome(profile_dir: str):  # noqa: ANN201
 
 
 def wait(driver, predicate, what: str, timeout: float = 15):  # noqa: ANN001, ANN201
+    from selenium.common.exceptions import StaleElementReferenceException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    return WebDriverWait(driver, timeout, poll_frequency=0.05).until(lambda d: predicate(d), message=what)
+    # The page re-renders rows and dialogs; an element that went stale mid-check is simply checked again.
+    waiter = WebDriverWait(driver, timeout, poll_frequency=0.05, ignored_exceptions=[StaleElementReferenceException])
+    return waiter.until(lambda d: predicate(d), message=what)
 
 
 def css(driver, selector: str) -> list:  # noqa: ANN001
@@ -299,9 +303,10 @@ def test_real_browser_links_survives_restart_and_sends_exact_text(sim: SimServer
         driver.get(sim.url)
         canvas = wait(driver, lambda d: css(d, QR), "the QR canvas")[0]
         ref = css(driver, "div[data-ref]")[0].get_attribute("data-ref")
-        wait(driver, lambda d: d.execute_script(
-            "return [...arguments[0].getContext('2d').getImageData(0, 0, 264, 264).data].some((v, i) => i % 4 < 3 && v < 50)",
-            canvas), "the QR to be drawn")
+        dark_pixel = ("const p = arguments[0].getContext('2d').getImageData(0, 0, 264, 264).data;"
+                      "for (let i = 0; i < p.length; i += 4) if (p[i + 3] === 255 && p[i] < 50) return true;"
+                      "return false")
+        wait(driver, lambda d: d.execute_script(dark_pixel, canvas), "the QR to be drawn")
         assert requests.post(f"{sim.url}/__sim__/sessions/{ACCOUNT}/scan", json={"ref": ref}, timeout=5).ok
         wait(driver, lambda d: css(d, "#pane-side") and css(d, '[aria-label="Search or start a new chat"]'), "login")
     finally:
@@ -323,7 +328,7 @@ def test_real_browser_links_survives_restart_and_sends_exact_text(sim: SimServer
 
         row_sel = f'div[role="row"] div[data-id^="true_{DEST}@c.us_"]'
         row = wait(driver, lambda d: css(d, row_sel), "the outgoing row")[0]
-        assert css(driver, f'div[role="row"] [data-icon="tail-out"]')
+        assert css(driver, 'div[role="row"] [data-icon="tail-out"]')
         wait(driver, lambda d: row.find_elements("css selector", '[aria-label="Sent"], [aria-label="Delivered"]')
              or row.find_elements("css selector", '[aria-label="Read"]'), "the status to reach Sent/Delivered")
         wait(driver, lambda d: row.find_elements("css selector", '[aria-label="Read"]'), "the status to reach Read")
@@ -335,8 +340,8 @@ def test_real_browser_links_survives_restart_and_sends_exact_text(sim: SimServer
         unregistered = "4915100000001"
         requests.post(f"{sim.url}/__sim__/faults", json={"number": unregistered, "fault": "unregistered"}, timeout=5)
         driver.get(f"{sim.url}/send?phone={unregistered}&text=hello")
-        dialog = wait(driver, lambda d: [e for e in css(d, 'div[role="dialog"]')
-                                         if "Phone number shared via url is invalid." in e.text], "the invalid dialog")[0]
+        invalid = "Phone number shared via url is invalid."
+        dialog = wait(driver, lambda d: [e for e in css(d, 'div[role="dialog"]') if invalid in e.text], "the dialog")[0]
         ok = dialog.find_element("css selector", 'div[role="button"]')
         assert ok.text == "OK" and not css(driver, COMPOSE)
         ok.click()
@@ -359,7 +364,11 @@ def test_real_browser_faults_banner_dropped_click_and_logout(sim: SimServer, pro
 
         requests.post(f"{sim.url}/__sim__/faults", json={"number": other, "fault": "drop_before_click", "count": 1},
                       timeout=5)
+        requests.post(f"{sim.url}/__sim__/config", json={"starting_chat_s": 1.5}, timeout=5)
         driver.get(f"{sim.url}/send?phone={other}&text=twice%0Athe%20charm")
+        wait(driver, lambda d: [e for e in css(d, 'div[role="dialog"]') if "Starting chat" in e.text], "Starting chat")
+        assert not css(driver, COMPOSE)
+        requests.post(f"{sim.url}/__sim__/config", json={"starting_chat_s": 0.3}, timeout=5)
         wait(driver, lambda d: css(d, SEND), "the send button")[0].click()
         assert not css(driver, 'div[role="row"]')  # the click was ignored (checked synchronously by the page)
         assert driver.execute_script("return arguments[0].textContent", css(driver, COMPOSE)[0]) == "twice\nthe charm"

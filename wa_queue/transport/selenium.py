@@ -45,7 +45,7 @@ CHROME_ARGS = (
     "--disable-dev-shm-usage", "--disable-gpu", "--no-first-run", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--disable-quic", "--no-default-browser-check",
     "--disable-extensions", "--disable-features=Translate,MediaRouter,OptimizationHints", "--mute-audio",
-    "--lang=en-US", "--window-size=1280,900", "--password-store=basic",
+    "--lang=en-US", "--window-size=1280,900", "--password-store=basic", "--hide-crash-restore-bubble",
 )
 
 # ---- in-page helpers (arguments[0] is Selectors.as_js()) ----------------------------------------------------------
@@ -176,6 +176,9 @@ class SeleniumSender(MessageSender):
                 return self._load_app()
             except _BrowserDied:
                 return SessionState.CLOSED
+            except errors.TransientSendError as exc:  # the page did not load in time
+                log.warning("session %s: %s", self.session, exc)
+                return SessionState.STARTING
 
     def state(self) -> SessionState:
         with self._lock:
@@ -402,22 +405,15 @@ class SeleniumSender(MessageSender):
 
     def _driver_call(self, fn: Callable[[Any], Any]) -> Any:
         """One WebDriver command; a browser error or an HTTP time-out kills the whole tree."""
-        from selenium.common.exceptions import (
-            JavascriptException,
-            NoSuchElementException,
-            StaleElementReferenceException,
-            WebDriverException,
-        )
+        from selenium.common.exceptions import WebDriverException
 
         if self.driver is None:
             raise _BrowserDied("no browser")
         try:
             return fn(self.driver)
-        except (NoSuchElementException, StaleElementReferenceException, JavascriptException):
-            raise  # the page changed under us; the browser itself is fine
-        except (WebDriverException, OSError, Exception) as exc:  # noqa: BLE001 - urllib3 time-outs included
+        except Exception as exc:  # noqa: BLE001 - urllib3 time-outs and socket errors included
             if isinstance(exc, WebDriverException) and _page_level(exc):
-                raise
+                raise  # the page changed under us; the browser itself is fine
             log.warning("session %s: browser command failed (%s: %s); killing Chrome", self.session,
                         type(exc).__name__, str(exc).splitlines()[0] if str(exc) else "")
             self._stop_browser(graceful=False)
@@ -426,7 +422,14 @@ class SeleniumSender(MessageSender):
 
     # ---- page steps ----------------------------------------------------------------------------------------------
     def _probe(self) -> dict[str, Any]:
-        return self._call(_JS_PROBE)
+        """What the page shows now; all False while a navigation swaps the document under the script."""
+        from selenium.common.exceptions import WebDriverException
+
+        try:
+            return self._call(_JS_PROBE)
+        except WebDriverException:
+            return dict.fromkeys(("qr", "logged_in", "phone_alert", "computer_alert", "invalid", "starting",
+                                  "use_here", "compose", "send_button"), False) | {"ref": None}
 
     def _navigate(self, url: str) -> None:
         from selenium.common.exceptions import TimeoutException
@@ -442,11 +445,10 @@ class SeleniumSender(MessageSender):
         deadline = time.monotonic() + max(self.timeout, CONNECT_TIMEOUT_S)
         while True:
             page = self._probe()
-            if page["use_here"]:
-                self._use_here()
-                continue
             if page["qr"] or page["logged_in"] or time.monotonic() > deadline:
                 return self._state_of(page)
+            if page["use_here"]:
+                self._use_here()
             time.sleep(POLL_S)
 
     def _state_of(self, page: dict[str, Any]) -> SessionState:
@@ -477,8 +479,7 @@ class SeleniumSender(MessageSender):
             page = self._probe()
             if page["use_here"]:
                 self._use_here()
-                continue
-            if page["qr"]:
+            elif page["qr"]:
                 raise errors.SessionLoggedOut(f"session {self.session} shows the QR code: it needs a scan")
             if page["invalid"] or (page["compose"] and not page["starting"]):
                 return page
@@ -584,10 +585,19 @@ def _page_level(exc: Exception) -> bool:
     from selenium.common.exceptions import (
         ElementClickInterceptedException,
         ElementNotInteractableException,
+        InvalidSelectorException,
+        JavascriptException,
+        NoSuchElementException,
+        StaleElementReferenceException,
         TimeoutException,
     )
 
-    return isinstance(exc, ElementClickInterceptedException | ElementNotInteractableException | TimeoutException)
+    if isinstance(exc, ElementClickInterceptedException | ElementNotInteractableException | TimeoutException |
+                  InvalidSelectorException | JavascriptException | NoSuchElementException |
+                  StaleElementReferenceException):
+        return True
+    # A script that ran while a navigation replaced the document.
+    return any(mark in str(exc) for mark in ("context was destroyed", "Cannot find context", "document unloaded"))
 
 
 def _first_line(exc: Exception) -> str:

@@ -1,0 +1,153 @@
+"""The whole system as real processes, for end-to-end and chaos tests: the WhatsApp Web simulator, a redis-server,
+session workers driving Chromium, beat, and the API, all sharing one SQLite store."""
+
+from __future__ import annotations
+
+import collections
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import requests
+
+from tests.conftest import Proc, RedisServer, free_port, wait_for
+from wa_queue import dispatch, runtime
+from wa_queue.models import MessageStatus
+from wa_queue.settings import reset_settings
+from wa_queue.simulator.app import SimServer
+
+ACCOUNTS = {"primary": "15550000001", "secondary": "15550000002", "third": "15550000003"}
+ADMIN_KEY = "chaos-admin-key-0123456789abcdef"
+
+
+class Stack:
+    def __init__(self, tmp: Path, redis: RedisServer, *, sessions: tuple[str, ...] = ("primary", "secondary"),
+                 extra_env: dict[str, str] | None = None) -> None:
+        self.tmp = tmp
+        self.redis = redis
+        self.sessions = sessions
+        self.sim = SimServer().start()
+        self.api_port = free_port()
+        self.env = {
+            "WAQ_DATA_DIR": str(tmp / "data"), "WAQ_STORE_URL": f"sqlite:///{tmp / 'data' / 'waq.db'}",
+            "WAQ_BROKER_URL": redis.url, "WAQ_SESSIONS": ",".join(sessions), "WAQ_TRANSPORT": "selenium",
+            "WAQ_WHATSAPP_URL": self.sim.url, "WAQ_MIN_DELAY_S": "0", "WAQ_MAX_DELAY_S": "0",
+            "WAQ_RETRY_DELAYS": "1s,1s,2s,2s,3s", "WAQ_LEASE_S": "45", "WAQ_DISPATCH_INTERVAL_S": "1",
+            "WAQ_RECOVER_INTERVAL_S": "2", "WAQ_HEALTH_INTERVAL_S": "1", "WAQ_RECONNECT_UNIT_S": "1",
+            "WAQ_REDISPATCH_AFTER_S": "10", "WAQ_SEND_TIMEOUT_S": "15",
+            "WAQ_API_KEYS": f"chaos:admin:{ADMIN_KEY}", **(extra_env or {}),
+        }
+        self.procs: dict[str, Proc] = {}
+        self._old_env = {k: os.environ.get(k) for k in self.env}
+        os.environ.update(self.env)
+        reset_settings()
+        runtime.reset()
+        dispatch._epoch_cache[:] = [None, 0.0]
+
+    # ---- processes -----------------------------------------------------------------------------------------
+    def start_worker(self, session: str, scan: bool = True) -> None:
+        before = {d["id"] for d in self.devices()}
+        self.procs[session] = Proc([sys.executable, "-m", "wa_queue.cli", "worker", "--session", session], self.env,
+                                   self.tmp / f"worker-{session}.log")
+        if scan:
+            # QR login through the control API: the worker's browser shows a QR; "the phone" scans it.
+            wait_for(lambda: any(not d["linked"] and d["id"] not in before for d in self.devices()), 60, 0.2,
+                     f"{session}'s QR")
+            response = requests.post(f"{self.sim.url}/__sim__/sessions/{ACCOUNTS[session]}/scan", timeout=5)
+            assert response.ok, response.text
+        wait_for(lambda: self.session(session).status == "connected", 90, 0.2, f"{session} connected")
+
+    def restart_worker(self, session: str) -> None:
+        """A new worker on the same Chrome profile: still logged in, no scan."""
+        self.procs[session] = Proc([sys.executable, "-m", "wa_queue.cli", "worker", "--session", session], self.env,
+                                   self.tmp / f"worker-{session}.log")
+
+    def start_beat(self) -> None:
+        self.procs["beat"] = Proc([sys.executable, "-m", "wa_queue.cli", "beat"], self.env, self.tmp / "beat.log")
+
+    def start_api(self) -> None:
+        self.procs["api"] = Proc(
+            [sys.executable, "-m", "gunicorn", "--workers", "1", "--threads", "4", "--bind",
+             f"127.0.0.1:{self.api_port}", "api.app:create_app()"], self.env, self.tmp / "api.log")
+        wait_for(self.api_up, 30, 0.2, "the API")
+
+    def api_up(self) -> bool:
+        try:
+            return requests.get(f"{self.api_url}/healthz", timeout=2).status_code in (200, 503)
+        except requests.RequestException:
+            return False
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    def kill(self, name: str) -> None:
+        proc = self.procs[name]
+        proc.kill(signal.SIGKILL)
+        proc.proc.wait(10)
+        proc.handle.close()
+
+    def kill_chrome(self, session: str) -> int:
+        profile = str(self.tmp / "data" / "profiles" / session)
+        found = subprocess.run(["pkill", "-KILL", "-f", f"user-data-dir={profile}"], check=False)
+        return found.returncode
+
+    # ---- simulator -----------------------------------------------------------------------------------------
+    def devices(self) -> list[dict]:
+        return requests.get(f"{self.sim.url}/__sim__/devices", timeout=5).json()
+
+    def sent(self) -> list[dict]:
+        return requests.get(f"{self.sim.url}/__sim__/sent", timeout=5).json()
+
+    def fault(self, **body: object) -> None:
+        response = requests.post(f"{self.sim.url}/__sim__/faults", json=body, timeout=5)
+        assert response.ok, response.text
+
+    def clear_faults(self) -> None:
+        faults = requests.get(f"{self.sim.url}/__sim__/faults", timeout=5).json()
+        for number in faults.get("numbers", {}):
+            self.fault(number=number, fault=None)
+        for account in faults.get("sessions", {}):
+            self.fault(session=account, fault=None)
+
+    # ---- checks --------------------------------------------------------------------------------------------
+    def session(self, name: str):  # noqa: ANN201
+        return runtime.store().get_session(name)
+
+    def wait_done(self, ids: list[str], timeout: float = 180) -> None:
+        def done() -> bool:
+            return all(runtime.store().get(i).status in (MessageStatus.SENT, MessageStatus.FAILED) for i in ids)
+
+        wait_for(done, timeout, 0.5, f"{len(ids)} messages to finish: {runtime.store().count_by_status()}")
+
+    def sent_counts(self) -> collections.Counter:
+        return collections.Counter((m["to"], m["text"]) for m in self.sent())
+
+    def assert_exactly_once(self, items: list[tuple[str, str]]) -> collections.Counter:
+        counts = self.sent_counts()
+        for phone, text in items:
+            assert counts[(phone.lstrip("+"), text)] == 1, (phone, text, counts[(phone.lstrip("+"), text)])
+        return counts
+
+    def stop(self) -> list[str]:
+        """Stop everything; returns the pids of any Chrome that outlived its worker (killed here)."""
+        for proc in self.procs.values():
+            proc.stop()
+        self.sim.stop()
+        for key, value in self._old_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        runtime.reset()
+        reset_settings()
+        leftover = subprocess.run(["pgrep", "-f", str(self.tmp / "data" / "profiles")], capture_output=True,
+                                  text=True).stdout.split()
+        for pid in leftover:
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        return leftover

@@ -19,6 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--long", action="store_true", default=False, help="also run the long forms (chaos, scale)")
+    parser.addoption("--chaos-seed", type=int, default=None, help="seed of the chaos suite (default: random)")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -50,13 +51,13 @@ def wait_for(predicate, timeout: float = 30.0, interval: float = 0.1, what: str 
 class RedisServer:
     """A real redis-server on a free port, with nothing on disk."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, port: int | None = None) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed: run `make test` (it installs it) or apt-get install")
         self.binary = binary
         self.workdir = workdir
-        self.port = free_port()
+        self.port = port or free_port()
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -79,6 +80,11 @@ class RedisServer:
         if self.proc and self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait(10)
+
+    def restart_empty(self) -> None:
+        """Kill it and start a new one on the same port with nothing in it (a crash of a cache-only Redis)."""
+        self.stop()
+        self.start()
 
     def client(self):  # noqa: ANN201
         import redis

@@ -190,21 +190,31 @@ def test_drop_after_click_records_but_does_not_ack() -> None:
     assert send(client, n=2).json["ack"] is True
 
 
-def test_slow_delays_the_accept() -> None:
+def test_slow_delays_the_ack_but_records_at_the_click() -> None:
     client = linked_client()
     client.post("/__sim__/faults", json={"number": DEST, "fault": "slow", "delay_s": 0.05, "count": 1})
     assert send(client).json["ack"] is True
     assert client.get("/__sim__/faults").json["numbers"] == {}
+    clock = FakeClock()
+    state = SimState(clock=clock)
+    state.current_ref("d1")
+    state.scan(ACCOUNT)
+    msg = state.accept("d1", msg_id(), DEST, "hi", ack_delay_s=4)
+    assert [m["status"] for m in state.chat(ACCOUNT, DEST)] == ["Pending"]  # in the chat already, clock showing
+    clock.now += 4
+    assert state.status(msg) == "Sent"
+    clock.now += 1
+    assert state.status(msg) == "Delivered"
 
 
-def test_disconnected_phone_holds_sends_and_shows_in_state() -> None:
+def test_disconnected_phone_rejects_sends_and_shows_in_state() -> None:
     client = linked_client()
-    client.post("/__sim__/config", json={"hold_max_s": 0})
     client.post("/__sim__/faults", json={"session": ACCOUNT, "fault": "phone_disconnected"})
     assert client.get("/__sim__/api/state").json["fault"] == "phone_disconnected"
     assert client.get("/__sim__/faults").json["sessions"] == {ACCOUNT: {"fault": "phone_disconnected"}}
     resp = send(client)
-    assert resp.status_code == 503 and resp.json["error"] == "phone_disconnected"
+    assert resp.status_code == 503 and resp.json == {"ack": False, "offline": "phone_disconnected"}
+    assert client.get("/__sim__/sent").json == []
     client.post("/__sim__/faults", json={"session": ACCOUNT, "fault": None})
     assert send(client).json["ack"] is True
 

@@ -172,20 +172,22 @@ def _send(state: SimState) -> tuple[Response, int]:
         raise SimError("expected {id: true_<to>@c.us_<hex>, to, text}")
     device_id = _device_id() or ""
     account = _linked_account(state)
-    deadline = time.monotonic() + float(state.config["hold_max_s"] or 0)
-    while state.session_fault(account) in ("phone_disconnected", "computer_disconnected"):
-        # Like the real clock icon: the message waits for the connection to come back.
-        if time.monotonic() > deadline:
-            return jsonify({"ack": False, "error": state.session_fault(account)}), 503
-        time.sleep(0.1)
+    offline = state.session_fault(account)
+    if offline in ("phone_disconnected", "computer_disconnected"):
+        # Nothing reaches the servers; the page keeps the clock (no error mark) and nothing is recorded.
+        return jsonify({"ack": False, "offline": offline}), 503
     fault = state.take_fault(to, ("slow", "fail_send", "drop_after_click"))
     if fault is not None and fault.fault == "fail_send":
         return jsonify({"ack": False, "error": "fail_send"}), 503
-    if fault is not None and fault.fault == "slow":
-        time.sleep(fault.delay_s)
-    msg = state.accept(device_id, msg_id, to, text)
+    # Recorded as soon as the click reaches the servers, so a chat read after a browser crash shows it even while
+    # a `slow` ack is still outstanding (the real page keeps outgoing messages in local storage the same way).
+    delay = fault.delay_s if fault is not None and fault.fault == "slow" else 0.0
+    msg = state.accept(device_id, msg_id, to, text, ack_delay_s=delay)
     if fault is not None and fault.fault == "drop_after_click":
         return jsonify({"ack": False, "dropped": True}), 200  # recorded, but the page never learns it
+    wait_s = msg.acked_at - state.clock()
+    if wait_s > 0:
+        time.sleep(wait_s)
     return jsonify({"ack": True, "status": state.status(msg), "time": msg.time}), 200
 
 

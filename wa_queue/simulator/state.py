@@ -28,7 +28,6 @@ DEFAULT_CONFIG: dict[str, float | None] = {
     "read_after_s": 2.0,  # after the server accepted a message
     "qr_ttl_s": 60.0,  # a QR older than this can no longer be scanned; the page then shows the reload button
     "poll_ms": 500.0,  # how often pages ask the server for news
-    "hold_max_s": 300.0,  # how long a send waits for a disconnected phone/computer before it is rejected
 }
 AUTO_SCAN_PREFIX = "1555000"
 _DIGITS = re.compile(r"^\d{7,15}$")
@@ -58,12 +57,13 @@ class Message:
     sender: str
     to: str
     text: str
-    time: float  # when the server accepted it
+    time: float  # when the servers recorded it (the click reached them)
     device: str
+    acked_at: float = 0.0  # when they acknowledge it (Pending -> Sent); later than `time` under a `slow` fault
 
     def public(self, status: str | None = None) -> dict[str, object]:
         out: dict[str, object] = {"id": self.id, "from": self.sender, "to": self.to, "text": self.text,
-                                  "time": self.time, "device": self.device}
+                                  "time": self.time, "device": self.device, "acked_at": self.acked_at}
         if status is not None:
             out["status"] = status
         return out
@@ -244,22 +244,25 @@ class SimState:
         """What /send asks before it opens a chat; uses up one `unregistered` fault."""
         return valid_number(number) and self.take_fault(number, ("unregistered",)) is None
 
-    def accept(self, device_id: str, msg_id: str, to: str, text: str) -> Message:
-        """Record a message as accepted by the servers; the same id twice is one message."""
+    def accept(self, device_id: str, msg_id: str, to: str, text: str, ack_delay_s: float = 0.0) -> Message:
+        """Record a message; the same id twice is one message. It reads Pending until `ack_delay_s` has passed."""
         with self.lock:
             dev = self.devices.get(device_id)
             if dev is None or dev.account is None:
                 raise SimError("this device is not linked", 401)
             if msg_id in self.by_id:
                 return self.by_id[msg_id]
-            msg = Message(msg_id, dev.account, to, text, self.clock(), device_id)
+            now = self.clock()
+            msg = Message(msg_id, dev.account, to, text, now, device_id, now + ack_delay_s)
             self.messages.append(msg)
             self.by_id[msg_id] = msg
             self._save()
             return msg
 
     def status(self, msg: Message) -> str:
-        age = self.clock() - msg.time
+        age = self.clock() - msg.acked_at
+        if age < 0:
+            return "Pending"
         read, delivered = self.config["read_after_s"], self.config["delivered_after_s"]
         if read is not None and age >= read:
             return "Read"
@@ -330,6 +333,6 @@ class SimState:
             dev = Device(**raw)
             self.devices[dev.id] = dev
         for raw in data.get("messages", []):
-            msg = Message(**raw)
+            msg = Message(**{"acked_at": raw.get("time", 0.0), **raw})
             self.messages.append(msg)
             self.by_id[msg.id] = msg

@@ -163,6 +163,7 @@ class SeleniumSender(MessageSender):
         self._started_at = 0.0
         self._sends_since_start = 0
         self._crashed = False  # the browser died under us: state()/send() start it again
+        self._saw_qr = False  # a scan is pending: the login it brings must be made durable
         self._lock = threading.RLock()  # one command stream per browser; health checks may come from a thread
         self.sent_count = 0
         self.restarts = 0
@@ -173,7 +174,7 @@ class SeleniumSender(MessageSender):
         with self._lock:
             try:
                 self._ensure_browser()
-                return self._load_app()
+                return self._persist_login(self._load_app())
             except _BrowserDied:
                 return SessionState.CLOSED
             except errors.TransientSendError as exc:  # the page did not load in time
@@ -187,8 +188,8 @@ class SeleniumSender(MessageSender):
             try:
                 if self.driver is None:
                     self._ensure_browser()
-                    return self._load_app()
-                return self._state_of(self._probe())
+                    return self._persist_login(self._load_app())
+                return self._persist_login(self._state_of(self._probe()))
             except _BrowserDied:
                 return SessionState.CLOSED
 
@@ -451,9 +452,21 @@ class SeleniumSender(MessageSender):
                 self._use_here()
             time.sleep(POLL_S)
 
+    def _persist_login(self, state: SessionState) -> SessionState:
+        """After a scan, restart Chrome gracefully once: Chrome writes cookies and storage to disk lazily (about
+        every 30 s), so a crash soon after the scan would otherwise lose the login."""
+        if state is not SessionState.CONNECTED or not self._saw_qr:
+            return state
+        self._saw_qr = False
+        log.info("session %s: logged in; restarting Chrome so the profile keeps the login", self.session)
+        self._stop_browser(graceful=True)
+        self._start_browser()
+        return self._load_app()
+
     def _state_of(self, page: dict[str, Any]) -> SessionState:
         marker = self.profile_dir / LOGIN_MARKER
         if page["qr"]:
+            self._saw_qr = True
             return SessionState.LOGGED_OUT if marker.exists() else SessionState.QR
         if page["logged_in"]:
             if not marker.exists():

@@ -1,0 +1,172 @@
+"""Chaos: the whole stack as real processes (redis-server, two session workers driving Chromium on the simulator,
+beat, the API under gunicorn) while a seeded random generator applies rounds of faults: SIGKILL a worker, SIGKILL a
+Chrome, restart Redis with its data gone, restart beat or the API, and simulator faults (drops before and after the
+click, a disconnected phone, slow sends). A producer keeps enqueuing through the API meanwhile, retrying with the
+same Idempotency-Key when the API is down. At the end every accepted message must be `sent` exactly once according
+to the simulator, or `failed` with its reason: none lost, none sent twice.
+
+The short form runs in `make test`; `make test-long` (pytest --long) runs the long one. Rerun a failure with
+`pytest tests/chaos --chaos-seed N` (the seed is printed)."""
+
+from __future__ import annotations
+
+import collections
+import random
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.conftest import RedisServer
+from tests.helpers.stack import ACCOUNTS, ADMIN_KEY, Stack
+from wa_queue import runtime
+from wa_queue.models import MessageStatus
+
+FAULTS = ("kill_worker", "kill_chrome", "restart_redis", "restart_beat", "restart_api", "drop_before_click",
+          "drop_after_click", "phone_disconnected", "slow")
+
+
+@dataclass
+class Producer:
+    """Enqueues through the REST API; a message counts as accepted once the API answered 2xx for it."""
+
+    stack: Stack
+    total: int
+    rng: random.Random
+    phones: list[str]
+    accepted: dict[str, tuple[str, str]] = field(default_factory=dict)  # id -> (phone, text)
+    errors: int = 0
+
+    def run(self) -> None:
+        session = requests.Session()
+        for n in range(self.total):
+            phone = self.rng.choice(self.phones)
+            text = f"chaos {n} {uuid.uuid4().hex[:8]}"
+            key = f"chaos-{n}"
+            while True:  # a producer that wants its message in: same key until the API says yes
+                try:
+                    response = session.post(f"{self.stack.api_url}/api/whatsapp/messages", timeout=10,
+                                            json={"phone": phone, "text": text},
+                                            headers={"X-API-Key": ADMIN_KEY, "Idempotency-Key": key})
+                    if response.status_code in (200, 202):
+                        self.accepted[response.json()["id"]] = (phone, text)
+                        break
+                    assert response.status_code >= 500, response.text  # never a 4xx for a good request
+                except requests.RequestException:
+                    pass
+                self.errors += 1
+                time.sleep(0.3)
+            time.sleep(self.rng.uniform(0.02, 0.15))
+
+
+def apply_fault(stack: Stack, redis: RedisServer, fault: str, rng: random.Random, phones: list[str]) -> str:
+    session = rng.choice(stack.sessions)
+    if fault == "kill_worker":
+        stack.kill(session)
+        time.sleep(rng.uniform(0.5, 2))
+        stack.restart_worker(session)
+        return f"SIGKILL worker {session}, restarted"
+    if fault == "kill_chrome":
+        stack.kill_chrome(session)
+        return f"SIGKILL Chrome of {session}"
+    if fault == "restart_redis":
+        redis.restart_empty()
+        return "Redis restarted with its data gone"
+    if fault in ("restart_beat", "restart_api"):
+        name = fault.removeprefix("restart_")
+        stack.kill(name)
+        time.sleep(rng.uniform(0.5, 2))
+        stack.start_beat() if name == "beat" else stack.start_api()
+        return f"SIGKILL {name}, restarted"
+    if fault == "phone_disconnected":
+        account = ACCOUNTS[session]
+        stack.fault(session=account, fault="phone_disconnected")
+        time.sleep(rng.uniform(2, 5))
+        stack.fault(session=account, fault=None)
+        return f"phone of {session} disconnected for a while"
+    number = rng.choice(phones).lstrip("+")
+    body = {"number": number, "fault": fault, "count": rng.randint(1, 2)}
+    if fault == "slow":
+        body["delay_s"] = rng.uniform(1, 4)
+    stack.fault(**body)
+    return f"{fault} on {number} x{body['count']}"
+
+
+def run_chaos(tmp: Path, seed: int, messages: int, rounds: int) -> None:
+    rng = random.Random(seed)
+    print(f"\nchaos seed {seed}: {messages} messages, {rounds} rounds of faults")
+    redis = RedisServer(tmp / "redis")
+    redis.start()
+    stack = Stack(tmp, redis)
+    phones = [f"+1415555{6000 + i:04d}" for i in range(25)]
+    leftover: list[str] = []
+    try:
+        stack.start_beat()
+        stack.start_api()
+        for name in stack.sessions:
+            stack.start_worker(name)
+        producer = Producer(stack, messages, random.Random(seed + 1), phones)
+        thread = threading.Thread(target=producer.run, daemon=True)
+        thread.start()
+        applied = []
+        for round_no in range(rounds):
+            time.sleep(rng.uniform(2, 6))
+            fault = rng.choice(FAULTS)
+            applied.append(apply_fault(stack, redis, fault, rng, phones))
+            print(f"  round {round_no + 1}: {applied[-1]}", flush=True)
+        thread.join(600)
+        assert not thread.is_alive(), "the producer never got all its messages in"
+        stack.clear_faults()
+        for name in stack.sessions:  # a worker killed in the last round may still be starting: all must run
+            if not stack.procs[name].alive():
+                stack.restart_worker(name)
+        ids = list(producer.accepted)
+        stack.wait_done(ids, 420)
+        check(stack, producer, applied)
+    finally:
+        leftover = stack.stop()
+        redis.stop()
+    assert not leftover, f"Chrome outlived its worker: {leftover}"
+
+
+def check(stack: Stack, producer: Producer, applied: list[str]) -> None:
+    store = runtime.store()
+    counts = stack.sent_counts()
+    statuses: collections.Counter = collections.Counter()
+    for mid, (phone, text) in producer.accepted.items():
+        message = store.get(mid)
+        statuses[message.status.value] += 1
+        seen = counts[(phone.lstrip("+"), text)]
+        if message.status is MessageStatus.SENT:
+            assert seen == 1, f"{mid} marked sent but the simulator has it {seen} times"
+        else:
+            assert message.status is MessageStatus.FAILED, (mid, message.status)
+            assert message.last_error_class, f"{mid} failed without a reason"
+            assert seen <= 1, f"{mid} failed but was sent {seen} times"
+    ours = {(p.lstrip("+"), t) for p, t in producer.accepted.values()}
+    strangers = [k for k in counts if k not in ours]
+    assert not strangers, f"the simulator got messages nobody accepted: {strangers[:3]}"
+    assert sum(counts.values()) == len(counts), "a message was sent twice"
+    print(f"  faults applied: {len(applied)}; producer retries: {producer.errors}")
+    print(f"  accepted {len(producer.accepted)}: {dict(statuses)}; simulator received {sum(counts.values())}")
+
+
+@pytest.fixture
+def seed(request: pytest.FixtureRequest) -> int:
+    chosen = request.config.getoption("--chaos-seed")
+    return chosen if chosen is not None else random.SystemRandom().randrange(1, 10**6)
+
+
+@pytest.mark.timeout(900)
+def test_chaos_short(tmp_path: Path, seed: int) -> None:
+    run_chaos(tmp_path, seed, messages=60, rounds=6)
+
+
+@pytest.mark.long
+@pytest.mark.timeout(3600)
+def test_chaos_long(tmp_path: Path, seed: int) -> None:
+    run_chaos(tmp_path, seed, messages=400, rounds=40)

@@ -21,7 +21,7 @@ from urllib.parse import urlparse
 
 from wa_queue.settings import Settings, reset_settings
 
-DEMO_PHONES = ["+14155550101", "+14155550102", "+14155550103", "+447700900123", "+14155550104"]
+DEMO_PHONES = ["+14155550101", "+14155550102", "+14155550103", "+447911123456", "+14155550104"]
 DEMO_UNREGISTERED = "+14155550199"
 
 

@@ -31,6 +31,38 @@ def parent_map() -> dict[int, int]:
     return parents
 
 
+def group_members(pgid: int) -> list[int]:
+    """Live processes in process group pgid: unlike descendants, this still finds children whose parent died
+    (they are re-parented to init but keep their group)."""
+    found = []
+    for entry in _PROC.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2:].split()
+        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] not in ("Z", "X"):
+            found.append(int(entry.name))
+    return found
+
+
+def pgid_of(pid: int) -> int | None:
+    try:
+        stat = (_PROC / str(pid) / "stat").read_text()
+    except OSError:
+        return None
+    return int(stat[stat.rfind(")") + 2:].split()[2])
+
+
+def cmdline(pid: int) -> str:
+    try:
+        return (_PROC / str(pid) / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return ""
+
+
 def descendants(pid: int) -> list[int]:
     """All live descendants of pid (children, grandchildren, ...), not pid itself."""
     children: dict[int, list[int]] = {}
@@ -91,8 +123,10 @@ def kill_pids(pids: list[int], timeout: float = 5.0) -> None:
 
 
 def kill_tree(pid: int, timeout: float = 5.0) -> list[int]:
-    """SIGKILL pid and all its descendants (read before killing: orphans get re-parented); returns the pids."""
+    """SIGKILL pid, all its descendants (read before killing: orphans get re-parented) and, when pid leads a
+    process group, every member of that group (orphans included); returns the pids."""
     pids = [pid, *descendants(pid)]
+    pids += [p for p in group_members(pid) if p not in pids]
     kill_pids(pids, timeout)
     return pids
 

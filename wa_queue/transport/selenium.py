@@ -289,11 +289,13 @@ class SeleniumSender(MessageSender):
 
     # ---- processes -----------------------------------------------------------------------------------------------
     def browser_pids(self) -> list[int]:
-        """chromedriver and every Chrome process of this session (its descendants, plus any orphan still holding
-        the profile)."""
+        """chromedriver and every Chrome process of this session: its descendants, its process group (orphans
+        included) and anything else holding the profile."""
         pids: list[int] = []
-        if self._driver_pid and procs.alive(self._driver_pid):
-            pids = [self._driver_pid, *procs.descendants(self._driver_pid)]
+        if self._driver_pid:
+            pids = [self._driver_pid] if procs.alive(self._driver_pid) else []
+            pids += [p for p in procs.descendants(self._driver_pid) + procs.group_members(self._driver_pid)
+                     if p not in pids]
         for pid in procs.pids_with_arg(f"--user-data-dir={self.profile_dir}"):
             if pid not in pids:
                 pids.append(pid)
@@ -342,7 +344,9 @@ class SeleniumSender(MessageSender):
         if self.settings.headless:
             options.add_argument("--headless=new")
         options.add_experimental_option("prefs", {"intl.accept_languages": "en-US,en"})
-        service = Service(self.settings.chromedriver)  # an explicit path: Selenium Manager never runs
+        # An explicit path: Selenium Manager never runs. Its own process group: a Chrome child orphaned by a crash
+        # keeps the group, so kill_tree still finds it.
+        service = Service(self.settings.chromedriver, popen_kw={"start_new_session": True})
         try:
             driver = webdriver.Chrome(service=service, options=options)
         except Exception as exc:
@@ -382,7 +386,12 @@ class SeleniumSender(MessageSender):
         self._kill_profile_holders()
 
     def _kill_profile_holders(self) -> None:
+        """Kill whatever still runs on this profile, with the chromedriver that started it: after a worker was
+        SIGKILLed its chromedriver and Chrome live on, re-parented to init, in the group the driver leads."""
         pids = procs.pids_with_arg(f"--user-data-dir={self.profile_dir}")
+        for group in {procs.pgid_of(p) for p in pids} - {None, os.getpgrp()}:
+            if "chromedriver" in procs.cmdline(group):
+                pids += [p for p in procs.group_members(group) if p not in pids]
         if pids:
             procs.kill_pids(pids)
 

@@ -100,25 +100,21 @@ return {
 };
 """
 
-# Clears any draft left by an earlier attempt, then pastes the text the way a user's Ctrl+V would reach the
-# Lexical editor (its paste handler turns "\n" into line breaks); returns what the box holds afterwards.
+# Pastes the text the way a user's Ctrl+V reaches the Lexical editor (its paste handler turns "\n" into line
+# breaks) and returns what the box holds then. A draft left by an earlier attempt is reported, not pasted into.
 _JS_PASTE = _JS_LIB + r"""
 const text = arguments[1];
 const box = one('compose_box');
 if (!box) return {error: 'compose_box'};
 box.focus();
-if (plain(box).length) { document.execCommand('selectAll', false, null); document.execCommand('delete', false, null); }
+if (plain(box).length) return {dirty: true};
 const data = new DataTransfer();
 data.setData('text/plain', text);
 box.dispatchEvent(new ClipboardEvent('paste', {clipboardData: data, bubbles: true, cancelable: true}));
 return {text: plain(box), ids: rows(false).map(r => r[0])};
 """
 
-_JS_BOX = _JS_LIB + "const box = one('compose_box'); return box ? plain(box) : null;"
-_JS_CLEAR = _JS_LIB + r"""
-const box = one('compose_box');
-if (box) { box.focus(); document.execCommand('selectAll', false, null); document.execCommand('delete', false, null); }
-"""
+_JS_BOX = _JS_LIB + "const box = one('compose_box'); if (box) box.focus(); return box ? plain(box) : null;"
 _JS_ROWS = _JS_LIB + "return rows(arguments[1]);"
 _JS_AFTER_CLICK = _JS_LIB + "const box = one('compose_box'); return {rows: rows(true), box: box ? plain(box) : null};"
 _JS_CLICK_TEXT = _JS_LIB + r"""
@@ -524,20 +520,35 @@ class SeleniumSender(MessageSender):
     def _type(self, text: str) -> list[str]:
         """Put text into the compose box; returns the outgoing row ids seen before (to spot the new row)."""
         result = self._call(_JS_PASTE, text)
-        if "error" in result:
-            raise errors.TransientSendError(f"compose_box ({self.selectors['compose_box']}) disappeared")
+        if result.get("dirty"):
+            self._clear_box()
+            result = self._call(_JS_PASTE, text)
+        if "error" in result or result.get("dirty"):
+            raise errors.TransientSendError(
+                f"compose_box ({self.selectors['compose_box']}) " + ("disappeared" if "error" in result else
+                                                                     "holds a draft that would not clear"))
         if result["text"] != text:
             log.info("session %s: paste not taken as is (%d of %d chars); typing line by line", self.session,
                      len(result["text"]), len(text))
-            self._call(_JS_CLEAR)
+            self._clear_box()
             self._type_lines(text)
             typed = self._call(_JS_BOX)
             if typed != text:
-                self._call(_JS_CLEAR)
+                self._clear_box()
                 raise errors.TransientSendError(
                     f"compose_box ({self.selectors['compose_box']}) holds {len(typed or '')} characters that differ "
                     f"from the {len(text)} typed; not sent")
         return result["ids"]
+
+    def _clear_box(self) -> None:
+        """Empty the compose box with real Ctrl+A, Backspace key events (the editor ignores DOM edits)."""
+        if not self._call(_JS_BOX):
+            return
+        select = {"key": "a", "code": "KeyA", "windowsVirtualKeyCode": 65, "modifiers": 2, "commands": ["selectAll"]}
+        back = {"key": "Backspace", "code": "Backspace", "windowsVirtualKeyCode": 8}
+        for key in (select, back):
+            for kind in ("rawKeyDown", "keyUp"):
+                self._driver_call(lambda d, e={**key, "type": kind}: d.execute_cdp_cmd("Input.dispatchKeyEvent", e))
 
     def _type_lines(self, text: str) -> None:
         """The slow path: CDP text insertion per line (any Unicode) and a real Shift+Enter between lines."""

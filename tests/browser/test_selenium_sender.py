@@ -23,7 +23,7 @@ from wa_queue.transport import procs
 from wa_queue.transport.base import SessionState
 from wa_queue.transport.selectors import SELECTORS, load_selectors
 from wa_queue.transport.selectors_check import check_selectors
-from wa_queue.transport.selenium import SeleniumSender
+from wa_queue.transport.selenium import _JS_BOX, SeleniumSender
 
 ACCOUNT = "15550000001"  # the simulated phone the shared browser is linked to (the control API takes digits)
 OTHER_ACCOUNT = "15550000002"
@@ -227,6 +227,14 @@ def test_hung_browser_is_killed_with_its_tree(sim: Sim, sender: SeleniumSender) 
     assert sender.send(FRIEND, "after the hang", ref="after-hang").wa_id
 
 
+def test_a_draft_left_in_the_compose_box_is_replaced(sim: Sim, sender: SeleniumSender) -> None:
+    sender._open_chat(FRIEND)
+    sender.driver.execute_script("document.querySelector(arguments[0]).focus();"
+                                 "document.execCommand('insertText', false, 'old draft 😀');", SELECTORS["compose_box"])
+    sender._type("the real text 👍\nline 2")
+    assert sender._call(_JS_BOX) == "the real text 👍\nline 2"
+
+
 # ---- hygiene -----------------------------------------------------------------------------------------------------
 def test_recycle_and_close_leave_no_browser_process(sim: Sim, tmp_path: Path) -> None:
     snd = SeleniumSender("recycled", make_settings(tmp_path, sim, WAQ_CHROME_RECYCLE_SENDS="2"))
@@ -244,6 +252,20 @@ def test_recycle_and_close_leave_no_browser_process(sim: Sim, tmp_path: Path) ->
     assert not [p for p in pids if procs.alive(p)]
     assert snd.browser_pids() == []
     assert sent_texts(sim, FRIEND) == ["recycle 0", "recycle 1", "recycle 2"]
+
+
+def test_a_dead_workers_browser_is_cleared_from_the_profile(sim: Sim, tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, sim)
+    dead = SeleniumSender("orphan", settings)
+    dead.connect()
+    orphans = dead.browser_pids()
+    dead.driver, dead._driver_pid = None, None  # its worker was SIGKILLed: nobody will close this browser
+    heir = SeleniumSender("orphan", settings)
+    try:
+        assert heir.connect() is SessionState.QR  # the profile was free to start on
+        assert not [p for p in orphans if procs.alive(p)]  # chromedriver included
+    finally:
+        heir.close()
 
 
 def test_selectors_file_overrides_and_rejects_unknown_names(tmp_path: Path) -> None:

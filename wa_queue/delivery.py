@@ -20,6 +20,8 @@ from wa_queue.transport.base import MessageSender, SessionState
 
 log = logging.getLogger(__name__)
 
+_RECEIPT_POLL_S = 1.0
+
 
 @dataclasses.dataclass(frozen=True)
 class Outcome:
@@ -44,6 +46,8 @@ class Delivery:
     publisher: Callable[..., None] = publish
     on_send: Callable[[str, float, str], None] | None = None  # (session, seconds of the send itself, outcome)
     _last_heartbeat: datetime | None = dataclasses.field(default=None, init=False)
+    # Sent messages whose delivery ticks are followed: (message id, phone, WhatsApp id, give up at monotonic time).
+    _watch: list[tuple[str, str, str, float]] = dataclasses.field(default_factory=list, init=False)
 
     def process(self, message_id: str, attempts: int | None = None) -> Outcome:
         now = self.clock()
@@ -150,7 +154,43 @@ class Delivery:
                 return
             wait = (waiting_until - now).total_seconds()
             self.store.extend_lease(message.id, owner=self.owner, now=now, lease_s=self.settings.lease_s + wait)
-            self.sleep(min(max(wait, 0.0), self.settings.max_delay_s + 1))
+            self._idle(min(max(wait, 0.0), self.settings.max_delay_s + 1))
+
+    def _idle(self, seconds: float) -> None:
+        """The pacing pause: spent following delivery ticks of recent sends, then sleeping the rest."""
+        rest = seconds
+        if self._watch:
+            started = time.monotonic()
+            self.follow_receipts(seconds)
+            rest = seconds - (time.monotonic() - started)
+        if rest > 0:
+            self.sleep(rest)
+
+    def follow_receipts(self, budget_s: float) -> None:
+        """Read the ticks of watched messages for up to budget_s; record delivered_at / read_at as they appear."""
+        deadline = time.monotonic() + budget_s
+        while self._watch and time.monotonic() < deadline:
+            for item in list(self._watch):
+                self._check_receipt(item)
+            if self._watch:
+                time.sleep(min(_RECEIPT_POLL_S, max(0.0, deadline - time.monotonic())))
+
+    def _check_receipt(self, item: tuple[str, str, str, float]) -> None:
+        message_id, phone, wa_id, give_up = item
+        try:
+            status = self.sender.receipt_status(phone, wa_id)
+        except Exception as exc:  # noqa: BLE001 - receipts are best effort; the send is already recorded
+            log.info("receipt of %s not read: %s", message_id, exc)
+            status = None
+        now = self.clock()
+        updated = None
+        if status in ("delivered", "read"):
+            updated = self.store.record_receipt(message_id, now=now, delivered_at=now,
+                                                read_at=now if status == "read" else None)
+        if updated is not None and updated.history and updated.history[-1].event == "receipt":
+            self._changed(updated)
+        if status == "read" or time.monotonic() >= give_up:
+            self._watch.remove(item)
 
     def _pause(self) -> timedelta:
         return timedelta(seconds=self.rng.uniform(self.settings.min_delay_s, self.settings.max_delay_s))
@@ -167,6 +207,10 @@ class Delivery:
             log.error("message %s was sent but its lease had moved on; recorded by nobody", message.id)
             return Outcome("skipped", detail="sent, but the lease was lost")
         self._changed(sent)
+        if self.settings.receipt_follow_s > 0 and wa_id:
+            self._watch.append((sent.id, sent.phone, wa_id, time.monotonic() + self.settings.receipt_follow_s))
+            if self.settings.max_delay_s <= 0:
+                self.follow_receipts(self.settings.receipt_follow_s)  # no pacing pause to spend it in
         return Outcome("sent", sent)
 
     def _heartbeat_due(self, now: datetime) -> bool:

@@ -21,9 +21,9 @@ from wa_queue.settings import Settings
 from wa_queue.simulator.app import create_app
 from wa_queue.transport import procs
 from wa_queue.transport.base import SessionState
-from wa_queue.transport.selectors import SELECTORS, load_selectors
+from wa_queue.transport.selectors import JS_BOX, SELECTORS, load_selectors
 from wa_queue.transport.selectors_check import check_selectors
-from wa_queue.transport.selenium import _JS_BOX, SeleniumSender
+from wa_queue.transport.selenium import SeleniumSender
 
 ACCOUNT = "15550000001"  # the simulated phone the shared browser is linked to (the control API takes digits)
 OTHER_ACCOUNT = "15550000002"
@@ -232,7 +232,7 @@ def test_a_draft_left_in_the_compose_box_is_replaced(sim: Sim, sender: SeleniumS
     sender.driver.execute_script("document.querySelector(arguments[0]).focus();"
                                  "document.execCommand('insertText', false, 'old draft 😀');", SELECTORS["compose_box"])
     sender._type("the real text 👍\nline 2")
-    assert sender._call(_JS_BOX) == "the real text 👍\nline 2"
+    assert sender._call(JS_BOX) == "the real text 👍\nline 2"
 
 
 # ---- hygiene -----------------------------------------------------------------------------------------------------

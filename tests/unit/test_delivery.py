@@ -168,3 +168,20 @@ def test_crash_after_click_is_settled_by_reading_the_chat(env) -> None:  # noqa:
     assert recovered is not None and recovered.in_doubt
     assert make().process(mid, 0).kind == "sent"
     assert len(read_log(settings.fake_log)) == 1
+
+
+def test_delivery_ticks_are_followed_and_recorded(env, tmp_path) -> None:  # noqa: ANN001
+    settings, store, clock, _, make, control = env
+    import dataclasses
+
+    delivery = make()
+    delivery.settings = dataclasses.replace(settings, receipt_follow_s=5.0)
+    control.write({"receipt": "delivered"})
+    first = _new(store, "a")
+    delivery.process(first, 0)
+    second = _new(store, "b")
+    control.write({"receipt": "read"})
+    delivery.process(second, 0)  # the pacing pause before it is spent reading the first one's ticks
+    message = store.get(first)
+    assert message.delivered_at is not None and message.read_at is not None
+    assert [h.event for h in message.history][-1] == "receipt"

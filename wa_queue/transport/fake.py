@@ -156,6 +156,12 @@ class FakeSender(MessageSender):
         entry = self.control.read().get("numbers", {}).get(phone)
         return not (entry and entry.get("fault") == "unregistered")
 
+    def receipt_status(self, phone: str, wa_id: str) -> str | None:
+        """Ticks of a logged send: the control file's "receipt" (default "read"), None for unknown ids."""
+        if not any(entry.get("wa_id") == wa_id for entry in read_log(self.log_path)):
+            return None
+        return str(self.control.read().get("receipt", "read"))
+
     def close(self) -> None:
         self._open = False
 

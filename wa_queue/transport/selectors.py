@@ -54,6 +54,84 @@ TEXTS: dict[str, str] = {
 }
 
 
+# ---- in-page helpers: how the sender applies the selectors (arguments[0] is Selectors.as_js()) ----------------------------------------------------------
+JS_LIB = r"""
+const S = arguments[0];
+const all = (n, r) => {
+  try { return Array.from((r || document).querySelectorAll(S.css[n])); } catch (e) { return []; }
+};
+const one = (n, r) => all(n, r)[0] || null;
+const shown = (el) => !!el && el.getClientRects().length > 0;
+const dialogWith = (t) => all('dialog').some(d => shown(d) && d.innerText.includes(S.text[t]));
+// A message's or the compose box's text as the user typed it: emoji <img alt>, <br> and paragraphs as "\n".
+// Lexical's own trailing <br> (kept on the parent as __lexicalLineBreak) is not text.
+const plain = (root) => {
+  const blocks = [];
+  let cur = '';
+  const walk = (n) => {
+    if (n.nodeType === 3) { cur += n.nodeValue; return; }
+    if (n.nodeType !== 1) return;
+    if (n.tagName === 'BR') { if (n.parentNode.__lexicalLineBreak !== n) cur += '\n'; return; }
+    if (n.tagName === 'IMG') { cur += n.getAttribute('alt') || ''; return; }
+    const isBlock = n !== root && /^(P|DIV)$/.test(n.tagName);
+    if (isBlock && cur) { blocks.push(cur); cur = ''; }
+    for (const c of n.childNodes) walk(c);
+    if (isBlock) { blocks.push(cur); cur = ''; }
+  };
+  walk(root);
+  if (cur || !blocks.length) blocks.push(cur);
+  return blocks.join('\n');
+};
+const statusOf = (row) => {
+  if (one('failed_icon', row)) return 'failed';
+  const icon = one('status_icon', row);
+  if (!icon) return null;
+  return (icon.getAttribute('aria-label') || icon.getAttribute('data-icon') || '').trim().toLowerCase();
+};
+const rows = (withText) => all('outgoing_row').map(r => {
+  const idEl = one('message_id', r);
+  const textEl = withText ? one('message_text', r) : null;
+  return [idEl ? idEl.getAttribute('data-id') : null, statusOf(r), textEl ? plain(textEl) : null];
+});
+"""
+
+JS_PROBE = JS_LIB + r"""
+const qr = one('qr_canvas');
+const holder = (qr && qr.closest(S.css.qr_container)) || one('qr_container');
+return {
+  qr: shown(qr), ref: holder ? holder.getAttribute('data-ref') : null,
+  logged_in: !!one('logged_in'), phone_alert: shown(one('phone_alert')), computer_alert: shown(one('computer_alert')),
+  invalid: dialogWith('invalid_number'), starting: dialogWith('starting_chat'), use_here: dialogWith('open_elsewhere'),
+  compose: shown(one('compose_box')), send_button: shown(one('send_button')),
+};
+"""
+
+# Pastes the text the way a user's Ctrl+V reaches the Lexical editor (its paste handler turns "\n" into line
+# breaks) and returns what the box holds then. A draft left by an earlier attempt is reported, not pasted into.
+JS_PASTE = JS_LIB + r"""
+const text = arguments[1];
+const box = one('compose_box');
+if (!box) return {error: 'compose_box'};
+box.focus();
+if (plain(box).length) return {dirty: true};
+const data = new DataTransfer();
+data.setData('text/plain', text);
+box.dispatchEvent(new ClipboardEvent('paste', {clipboardData: data, bubbles: true, cancelable: true}));
+return {text: plain(box), ids: rows(false).map(r => r[0])};
+"""
+
+JS_BOX = JS_LIB + "const box = one('compose_box'); if (box) box.focus(); return box ? plain(box) : null;"
+JS_ROWS = JS_LIB + "return rows(arguments[1]);"
+JS_AFTER_CLICK = JS_LIB + "const box = one('compose_box'); return {rows: rows(true), box: box ? plain(box) : null};"
+JS_CLICK_TEXT = JS_LIB + r"""
+const el = all(arguments[1]).find(b => shown(b) && b.innerText.trim().toLowerCase() === arguments[2].toLowerCase());
+if (el) el.click();
+return !!el;
+"""
+JS_CHECK_CSS = "const bad = []; for (const [n, c] of Object.entries(arguments[0].css)) " \
+                "{ try { document.querySelector(c); } catch (e) { bad.push(n); } } return bad;"
+
+
 class Selectors:
     """The effective selectors: defaults with the operator's overrides applied."""
 

@@ -31,7 +31,17 @@ from wa_queue.models import utcnow
 from wa_queue.settings import Settings
 from wa_queue.transport import procs
 from wa_queue.transport.base import MessageSender, Receipt, SessionState
-from wa_queue.transport.selectors import Selectors, load_selectors
+from wa_queue.transport.selectors import (
+    JS_AFTER_CLICK,
+    JS_BOX,
+    JS_CHECK_CSS,
+    JS_CLICK_TEXT,
+    JS_PASTE,
+    JS_PROBE,
+    JS_ROWS,
+    Selectors,
+    load_selectors,
+)
 
 log = logging.getLogger(__name__)
 
@@ -47,83 +57,6 @@ CHROME_ARGS = (
     "--disable-extensions", "--disable-features=Translate,MediaRouter,OptimizationHints", "--mute-audio",
     "--lang=en-US", "--window-size=1280,900", "--password-store=basic", "--hide-crash-restore-bubble",
 )
-
-# ---- in-page helpers (arguments[0] is Selectors.as_js()) ----------------------------------------------------------
-_JS_LIB = r"""
-const S = arguments[0];
-const all = (n, r) => {
-  try { return Array.from((r || document).querySelectorAll(S.css[n])); } catch (e) { return []; }
-};
-const one = (n, r) => all(n, r)[0] || null;
-const shown = (el) => !!el && el.getClientRects().length > 0;
-const dialogWith = (t) => all('dialog').some(d => shown(d) && d.innerText.includes(S.text[t]));
-// A message's or the compose box's text as the user typed it: emoji <img alt>, <br> and paragraphs as "\n".
-// Lexical's own trailing <br> (kept on the parent as __lexicalLineBreak) is not text.
-const plain = (root) => {
-  const blocks = [];
-  let cur = '';
-  const walk = (n) => {
-    if (n.nodeType === 3) { cur += n.nodeValue; return; }
-    if (n.nodeType !== 1) return;
-    if (n.tagName === 'BR') { if (n.parentNode.__lexicalLineBreak !== n) cur += '\n'; return; }
-    if (n.tagName === 'IMG') { cur += n.getAttribute('alt') || ''; return; }
-    const isBlock = n !== root && /^(P|DIV)$/.test(n.tagName);
-    if (isBlock && cur) { blocks.push(cur); cur = ''; }
-    for (const c of n.childNodes) walk(c);
-    if (isBlock) { blocks.push(cur); cur = ''; }
-  };
-  walk(root);
-  if (cur || !blocks.length) blocks.push(cur);
-  return blocks.join('\n');
-};
-const statusOf = (row) => {
-  if (one('failed_icon', row)) return 'failed';
-  const icon = one('status_icon', row);
-  if (!icon) return null;
-  return (icon.getAttribute('aria-label') || icon.getAttribute('data-icon') || '').trim().toLowerCase();
-};
-const rows = (withText) => all('outgoing_row').map(r => {
-  const idEl = one('message_id', r);
-  const textEl = withText ? one('message_text', r) : null;
-  return [idEl ? idEl.getAttribute('data-id') : null, statusOf(r), textEl ? plain(textEl) : null];
-});
-"""
-
-_JS_PROBE = _JS_LIB + r"""
-const qr = one('qr_canvas');
-const holder = (qr && qr.closest(S.css.qr_container)) || one('qr_container');
-return {
-  qr: shown(qr), ref: holder ? holder.getAttribute('data-ref') : null,
-  logged_in: !!one('logged_in'), phone_alert: shown(one('phone_alert')), computer_alert: shown(one('computer_alert')),
-  invalid: dialogWith('invalid_number'), starting: dialogWith('starting_chat'), use_here: dialogWith('open_elsewhere'),
-  compose: shown(one('compose_box')), send_button: shown(one('send_button')),
-};
-"""
-
-# Pastes the text the way a user's Ctrl+V reaches the Lexical editor (its paste handler turns "\n" into line
-# breaks) and returns what the box holds then. A draft left by an earlier attempt is reported, not pasted into.
-_JS_PASTE = _JS_LIB + r"""
-const text = arguments[1];
-const box = one('compose_box');
-if (!box) return {error: 'compose_box'};
-box.focus();
-if (plain(box).length) return {dirty: true};
-const data = new DataTransfer();
-data.setData('text/plain', text);
-box.dispatchEvent(new ClipboardEvent('paste', {clipboardData: data, bubbles: true, cancelable: true}));
-return {text: plain(box), ids: rows(false).map(r => r[0])};
-"""
-
-_JS_BOX = _JS_LIB + "const box = one('compose_box'); if (box) box.focus(); return box ? plain(box) : null;"
-_JS_ROWS = _JS_LIB + "return rows(arguments[1]);"
-_JS_AFTER_CLICK = _JS_LIB + "const box = one('compose_box'); return {rows: rows(true), box: box ? plain(box) : null};"
-_JS_CLICK_TEXT = _JS_LIB + r"""
-const el = all(arguments[1]).find(b => shown(b) && b.innerText.trim().toLowerCase() === arguments[2].toLowerCase());
-if (el) el.click();
-return !!el;
-"""
-_JS_CHECK_CSS = "const bad = []; for (const [n, c] of Object.entries(arguments[0].css)) " \
-                "{ try { document.querySelector(c); } catch (e) { bad.push(n); } } return bad;"
 
 _live: weakref.WeakSet[SeleniumSender] = weakref.WeakSet()
 
@@ -216,7 +149,7 @@ class SeleniumSender(MessageSender):
             if page["invalid"]:
                 self._dismiss_invalid()
                 return None
-            for wa_id, status, body in reversed(self._call(_JS_ROWS, True)):
+            for wa_id, status, body in reversed(self._call(JS_ROWS, True)):
                 if body != text or not wa_id:
                     continue
                 status = STATUS.get(status or "", status)
@@ -246,7 +179,7 @@ class SeleniumSender(MessageSender):
             if page["invalid"]:
                 self._dismiss_invalid()
                 return None
-            for row_id, status, _ in self._call(_JS_ROWS, False):
+            for row_id, status, _ in self._call(JS_ROWS, False):
                 if row_id == wa_id:
                     return STATUS.get(status or "", status)
             return None
@@ -362,7 +295,7 @@ class SeleniumSender(MessageSender):
         agent = driver.execute_script("return navigator.userAgent")
         if "Headless" in agent:  # the real site refuses HeadlessChrome
             driver.execute_cdp_cmd("Emulation.setUserAgentOverride", {"userAgent": agent.replace("Headless", "")})
-        bad = driver.execute_script(_JS_CHECK_CSS, self.selectors.as_js())
+        bad = driver.execute_script(JS_CHECK_CSS, self.selectors.as_js())
         if bad:
             self._stop_browser(graceful=False)
             raise errors.ConfigError(f"selectors with invalid CSS: {', '.join(bad)} (check WAQ_SELECTORS_FILE)")
@@ -432,7 +365,7 @@ class SeleniumSender(MessageSender):
         from selenium.common.exceptions import WebDriverException
 
         try:
-            return self._call(_JS_PROBE)
+            return self._call(JS_PROBE)
         except WebDriverException:
             return dict.fromkeys(("qr", "logged_in", "phone_alert", "computer_alert", "invalid", "starting",
                                   "use_here", "compose", "send_button"), False) | {"ref": None}
@@ -483,7 +416,7 @@ class SeleniumSender(MessageSender):
 
     def _use_here(self) -> None:
         log.info("session %s: WhatsApp was open in another window; taking it back", self.session)
-        self._call(_JS_CLICK_TEXT, "use_here", self.selectors.text("use_here"))
+        self._call(JS_CLICK_TEXT, "use_here", self.selectors.text("use_here"))
         time.sleep(0.2)
 
     def _open_chat(self, phone: str) -> dict[str, Any]:
@@ -515,14 +448,14 @@ class SeleniumSender(MessageSender):
             raise errors.SessionUnavailable(f"session {self.session}: the phone is not connected (phone_alert)")
 
     def _dismiss_invalid(self) -> None:
-        self._call(_JS_CLICK_TEXT, "invalid_ok", "OK")
+        self._call(JS_CLICK_TEXT, "invalid_ok", "OK")
 
     def _type(self, text: str) -> list[str]:
         """Put text into the compose box; returns the outgoing row ids seen before (to spot the new row)."""
-        result = self._call(_JS_PASTE, text)
+        result = self._call(JS_PASTE, text)
         if result.get("dirty"):
             self._clear_box()
-            result = self._call(_JS_PASTE, text)
+            result = self._call(JS_PASTE, text)
         if "error" in result or result.get("dirty"):
             raise errors.TransientSendError(
                 f"compose_box ({self.selectors['compose_box']}) " + ("disappeared" if "error" in result else
@@ -532,7 +465,7 @@ class SeleniumSender(MessageSender):
                      len(result["text"]), len(text))
             self._clear_box()
             self._type_lines(text)
-            typed = self._call(_JS_BOX)
+            typed = self._call(JS_BOX)
             if typed != text:
                 self._clear_box()
                 raise errors.TransientSendError(
@@ -542,7 +475,7 @@ class SeleniumSender(MessageSender):
 
     def _clear_box(self) -> None:
         """Empty the compose box with real Ctrl+A, Backspace key events (the editor ignores DOM edits)."""
-        if not self._call(_JS_BOX):
+        if not self._call(JS_BOX):
             return
         select = {"key": "a", "code": "KeyA", "windowsVirtualKeyCode": 65, "modifiers": 2, "commands": ["selectAll"]}
         back = {"key": "Backspace", "code": "Backspace", "windowsVirtualKeyCode": 8}
@@ -585,7 +518,7 @@ class SeleniumSender(MessageSender):
         left: Receipt | None = None
         follow_until = 0.0
         while True:
-            page = self._call(_JS_AFTER_CLICK)
+            page = self._call(JS_AFTER_CLICK)
             new = [r for r in page["rows"] if r[0] and r[0] not in seen]
             mine = [r for r in new if r[2] == text] or new  # the real page truncates long texts (Read more)
             if mine:

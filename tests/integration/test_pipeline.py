@@ -165,3 +165,18 @@ class _Webhook:
         self.server.shutdown()
 
 
+
+
+def test_sigterm_finishes_the_message_in_hand_and_exits(waq_env, procs) -> None:  # noqa: ANN001
+    Path(waq_env["WAQ_DATA_DIR"]).mkdir(parents=True, exist_ok=True)
+    FakeControl(Path(waq_env["WAQ_DATA_DIR"]) / "fake-control.json").write({"send_delay_s": 1.5})
+    stack = _start_stack(procs, waq_env, sessions=("primary",), beat=False)
+    ids = service.enqueue_many([{"phone": p, "text": "graceful"} for p in _phones(5)])
+    wait_for(lambda: store().count_by_status()["processing"] == 1, 30, 0.02, what="a message in hand")
+    in_hand = next(i for i in ids if store().get(i).status is MessageStatus.PROCESSING)
+    stack["primary"].proc.send_signal(signal.SIGTERM)  # to the main process, as docker stop and honcho do
+    stack["primary"].proc.wait(60)
+    assert store().get(in_hand).status is MessageStatus.SENT  # finished, not abandoned
+    counts = store().count_by_status()
+    assert counts["processing"] == 0 and counts["sent"] < len(ids)  # and it took no new message
+    assert _sent_counts(waq_env)[in_hand] == 1

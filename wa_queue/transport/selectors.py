@@ -5,6 +5,7 @@ newest markup (shared/whatsapp-web-dom.md) and an operator can patch one name wi
 WAQ_SELECTORS_FILE: {"compose_box": "footer div[contenteditable='true']", "text.invalid_number": "..."}.
 CSS entries go in SELECTORS; the few things CSS cannot match (a dialog told apart by its wording) are text
 fragments in TEXTS, overridden under the same file with a "text." prefix. Unknown names are rejected.
+The in-page JavaScript that applies them (probe, paste, row reading) lives here too, next to the names it uses.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ TEXTS: dict[str, str] = {
 }
 
 
-# ---- in-page helpers: how the sender applies the selectors (arguments[0] is Selectors.as_js()) ----------------------------------------------------------
+# ---- in-page helpers: how the sender applies the selectors (arguments[0] is Selectors.as_js()) ---------------------
 JS_LIB = r"""
 const S = arguments[0];
 const all = (n, r) => {

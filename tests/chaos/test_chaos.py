@@ -5,8 +5,8 @@ click, a disconnected phone, slow sends). A producer keeps enqueuing through the
 same Idempotency-Key when the API is down. At the end every accepted message must be `sent` exactly once according
 to the simulator, or `failed` with its reason: none lost, none sent twice.
 
-The short form runs in `make test`; `make test-long` (pytest --long) runs the long one. Rerun a failure with
-`pytest tests/chaos --chaos-seed N` (the seed is printed)."""
+The short form runs in `make test` with a fixed seed (one known sequence, 8 rounds); `make test-long` (pytest --long)
+runs the long one with a random seed. Any seed replays with `pytest tests/chaos --chaos-seed N` (it is printed)."""
 
 from __future__ import annotations
 
@@ -155,18 +155,21 @@ def check(stack: Stack, producer: Producer, applied: list[str]) -> None:
     print(f"  accepted {len(producer.accepted)}: {dict(statuses)}; simulator received {sum(counts.values())}")
 
 
+SHORT_SEED = 20261128  # make test replays one known sequence; --chaos-seed or the long form explore others
+
+
 @pytest.fixture
-def seed(request: pytest.FixtureRequest) -> int:
-    chosen = request.config.getoption("--chaos-seed")
-    return chosen if chosen is not None else random.SystemRandom().randrange(1, 10**6)
+def seed(request: pytest.FixtureRequest) -> int | None:
+    return request.config.getoption("--chaos-seed")
 
 
 @pytest.mark.timeout(900)
-def test_chaos_short(tmp_path: Path, seed: int) -> None:
-    run_chaos(tmp_path, seed, messages=60, rounds=6)
+def test_chaos_short(tmp_path: Path, seed: int | None) -> None:
+    run_chaos(tmp_path, SHORT_SEED if seed is None else seed, messages=60, rounds=8)
 
 
 @pytest.mark.long
 @pytest.mark.timeout(3600)
-def test_chaos_long(tmp_path: Path, seed: int) -> None:
-    run_chaos(tmp_path, seed, messages=400, rounds=40)
+def test_chaos_long(tmp_path: Path, seed: int | None) -> None:
+    run_chaos(tmp_path, random.SystemRandom().randrange(1, 10**6) if seed is None else seed, messages=400,
+              rounds=40)

@@ -220,15 +220,12 @@ class SeleniumSender(MessageSender):
     def browser_pids(self) -> list[int]:
         """chromedriver and every Chrome process of this session: its descendants, its process group (orphans
         included) and anything else holding the profile."""
-        pids: list[int] = []
+        found: list[int] = []
         if self._driver_pid:
-            pids = [self._driver_pid] if procs.alive(self._driver_pid) else []
-            pids += [p for p in procs.descendants(self._driver_pid) + procs.group_members(self._driver_pid)
-                     if p not in pids]
-        for pid in procs.pids_with_arg(f"--user-data-dir={self.profile_dir}"):
-            if pid not in pids:
-                pids.append(pid)
-        return pids
+            found = [self._driver_pid] if procs.alive(self._driver_pid) else []
+            found += procs.descendants(self._driver_pid) + procs.group_members(self._driver_pid)
+        found += procs.pids_with_arg(f"--user-data-dir={self.profile_dir}")
+        return list(dict.fromkeys(found))  # each once, in order
 
     def chrome_pid(self) -> int | None:
         """The main browser process (chromedriver's Chrome child), for tests that crash it."""

@@ -48,6 +48,24 @@ def wait_for(predicate, timeout: float = 30.0, interval: float = 0.1, what: str 
         time.sleep(interval)
 
 
+def processes_of(data_dir: Path) -> list[int]:
+    """Every live process whose environment names this data folder: what a test's stack started, Chrome and
+    chromedriver included (they inherit the worker's environment), whatever process group they moved to."""
+    marker = f"WAQ_DATA_DIR={data_dir}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if marker in (entry / "environ").read_bytes().split(b"\0"):
+                status = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+                if status != "Z":
+                    found.append(int(entry.name))
+        except (OSError, IndexError):
+            continue
+    return found
+
+
 class RedisServer:
     """A real redis-server on a free port, with nothing on disk."""
 
@@ -70,6 +88,7 @@ class RedisServer:
             [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
              "--dir", str(self.workdir)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            env={k: v for k, v in os.environ.items() if not k.startswith("WAQ_")},  # not part of any stack
         )
         import redis
 

@@ -69,7 +69,7 @@ class Delivery:
         hand_back = self._session_blocker(message)
         if hand_back is not None:
             return hand_back
-        if message.in_doubt or message.last_error_class == errors.SendOutcomeUnknown.__name__:
+        if message.in_doubt:
             found = self._already_sent(message)
             if found is not None:
                 return found
@@ -104,12 +104,12 @@ class Delivery:
         if not self._connected():
             self.store.update_session(self.session, status=SessionState.CLOSED.value, heartbeat_at=now)
             return self._release(message, "session unavailable", errors.SessionUnavailable.__name__)
-        if message.in_doubt and message.sending_session and message.sending_session != self.session:
-            # Only the session that clicked can read its own chat to settle an unknown outcome.
-            owner_record = self.store.get_session(message.sending_session)
-            if sessions.is_available(owner_record, self.settings, now):
-                return self._release(message, "outcome unknown: back to its sending session",
-                                     target=message.sending_session)
+        doubt = message.doubt_session
+        if doubt and doubt != self.session and doubt in self.settings.sessions:
+            # Only the session that clicked can read its own chat to settle an unknown outcome. If it is gone for
+            # good, another session sends: a possible duplicate is better than a message never sent.
+            if sessions.is_available(self.store.get_session(doubt), self.settings, now):
+                return self._release(message, "outcome unknown: back to the session that clicked", target=doubt)
         if not sessions.under_cap(self.store, self.session, self.settings, now):
             return self._release(message, "daily cap reached", "DailyCapReached")
         return None
@@ -237,7 +237,9 @@ class Delivery:
         )
         if retried is None:
             return Outcome("skipped", detail="lease lost before recording a retry")
-        self.publisher([retried], queue_for(None), countdown=delay, now=now)
+        # An unknown outcome retries on this session, the only one whose chat can show whether it left.
+        target = self.session if isinstance(exc, errors.SendOutcomeUnknown) else None
+        self.publisher([retried], queue_for(target), countdown=delay, now=now)
         return Outcome("retry", retried, f"attempt {failures} failed; next in {delay:g}s")
 
     def _fail(self, message: Message, exc: BaseException) -> Outcome:

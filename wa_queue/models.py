@@ -11,6 +11,9 @@ from datetime import datetime, timezone
 from typing import Any
 
 
+UNKNOWN_OUTCOME = "SendOutcomeUnknown"  # the error class name (errors.SendOutcomeUnknown), kept here to stay I/O free
+
+
 class MessageStatus(str, enum.Enum):
     PENDING = "pending"
     PROCESSING = "processing"
@@ -110,8 +113,23 @@ class Message:
 
     @property
     def in_doubt(self) -> bool:
-        """A send was started and its outcome never recorded."""
-        return self.sending_at is not None and self.status is not MessageStatus.SENT
+        """A send was started and its outcome never recorded: the worker died after the click, or the click's
+        acknowledgement never came (SendOutcomeUnknown). Only the chat of the session that clicked can tell."""
+        if self.status is MessageStatus.SENT:
+            return False
+        return self.sending_at is not None or self.last_error_class == UNKNOWN_OUTCOME
+
+    @property
+    def doubt_session(self) -> str | None:
+        """The session whose chat must be read before this message may be sent again."""
+        if not self.in_doubt:
+            return None
+        if self.sending_at is not None and self.sending_session:
+            return self.sending_session
+        for entry in reversed(self.history):
+            if entry.event == "retry" and entry.error_class == UNKNOWN_OUTCOME:
+                return entry.session
+        return None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}

@@ -52,7 +52,7 @@ def _by_target_queue(
     }
     grouped: dict[str, list[Message]] = {}
     for message in messages:
-        preferred = message.sending_session if message.in_doubt else message.session
+        preferred = message.doubt_session or message.session
         queue = queue_for(preferred if preferred in available else None)
         grouped.setdefault(queue, []).append(message)
     return grouped

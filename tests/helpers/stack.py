@@ -12,7 +12,7 @@ from pathlib import Path
 
 import requests
 
-from tests.conftest import Proc, RedisServer, free_port, wait_for
+from tests.conftest import Proc, RedisServer, free_port, processes_of, wait_for
 from wa_queue import dispatch, runtime
 from wa_queue.models import MessageStatus
 from wa_queue.settings import reset_settings
@@ -143,11 +143,16 @@ class Stack:
                 os.environ[key] = value
         runtime.reset()
         reset_settings()
-        leftover = subprocess.run(["pgrep", "-f", str(self.tmp / "data" / "profiles")], capture_output=True,
-                                  text=True).stdout.split()
+        try:
+            wait_for(lambda: not processes_of(self.tmp / "data"), 10, 0.25, "the stack's processes to exit")
+        except AssertionError:
+            pass
+        leftover = processes_of(self.tmp / "data")
+        details = [f"{pid}: {Path(f'/proc/{pid}/cmdline').read_bytes()[:80]!r}" for pid in leftover
+                   if Path(f"/proc/{pid}").exists()]
         for pid in leftover:
             try:
-                os.kill(int(pid), signal.SIGKILL)
+                os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        return leftover
+        return details

@@ -13,24 +13,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import ROOT, free_port, wait_for
+from tests.conftest import ROOT, free_port, processes_of, wait_for
 
 pytestmark = pytest.mark.timeout(400)
-
-
-def _processes_of(data_dir: Path) -> list[int]:
-    """Every live process whose environment names this data folder: what the stack started."""
-    marker = f"WAQ_DATA_DIR={data_dir}".encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            if marker in (entry / "environ").read_bytes().split(b"\0"):
-                found.append(int(entry.name))
-        except OSError:
-            continue
-    return found
 
 
 def test_demo_stack_runs_and_stops_clean(tmp_path: Path) -> None:
@@ -82,7 +67,7 @@ def test_demo_stack_runs_and_stops_clean(tmp_path: Path) -> None:
             raise
         finally:
             log.close()
-    wait_for(lambda: not _processes_of(data), 30, 0.5, "every process of the stack to exit")
+    wait_for(lambda: not processes_of(data), 30, 0.5, "every process of the stack to exit")
 
 
 def _ok(url: str) -> bool:

@@ -185,3 +185,18 @@ def test_delivery_ticks_are_followed_and_recorded(env, tmp_path) -> None:  # noq
     message = store.get(first)
     assert message.delivered_at is not None and message.read_at is not None
     assert [h.event for h in message.history][-1] == "receipt"
+
+
+def test_unknown_outcome_is_settled_by_the_session_that_clicked(env) -> None:  # noqa: ANN001
+    settings, store, clock, published, make, control = env
+    control.set_number_fault(PHONE, "unknown", count=1)
+    mid = _new(store)
+    assert make().process(mid, 0).kind == "retry"
+    assert published[-1][1] == "wa.session.primary"  # retried where its chat can be read
+    clock.now = store.get(mid).next_attempt_at
+    store.update_session("primary", heartbeat_at=clock.now)  # primary is alive and connected
+    # Another session takes it anyway (e.g. a republish to wa.default): it hands it back, sending nothing.
+    assert make("secondary").process(mid, 1).kind == "released"
+    assert published[-1][1] == "wa.session.primary"
+    assert make().process(mid, 1).kind == "sent"
+    assert len(read_log(settings.fake_log)) == 1

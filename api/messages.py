@@ -12,7 +12,7 @@ import re
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import g, request
+from flask import current_app, g, request
 from flask_restx import Namespace, Resource, fields
 
 from api import auth
@@ -134,6 +134,10 @@ def read_json_object() -> dict[str, Any]:
         raise ApiError(415, "The request body must be JSON, sent with Content-Type: application/json.",
                        {"content_type": request.content_type or ""})
     raw = request.get_data(cache=True)  # 413 comes from here when the body is over MAX_CONTENT_LENGTH
+    cap = current_app.config.get("MAX_CONTENT_LENGTH")
+    if cap and request.content_length is None and len(raw) >= cap and request.stream.read(1):
+        # A chunked body has no Content-Length: werkzeug stops reading at the cap without complaint.
+        raise ApiError(413, f"The request body is larger than {cap} bytes.", {"limit_bytes": cap})
     try:
         body = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
         # Lone surrogates ("\ud800") parse but cannot be stored as UTF-8: refuse them here, not with a 500 later.
@@ -179,7 +183,8 @@ def _check_callback_url(value: Any) -> str | None:
         parts = urlsplit(value)
     except ValueError:
         parts = None
-    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname or any(c.isspace() for c in value):
+    if (parts is None or parts.scheme not in ("http", "https") or not parts.hostname
+            or any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in value)):
         raise ValidationError("callback_url must be an http:// or https:// URL", "callback_url")
     return value
 
@@ -191,7 +196,42 @@ def _check_metadata(value: Any) -> dict[str, Any] | None:
         raise ValidationError(f"metadata must be a JSON object, not {_json_type(value)}", "metadata")
     if len(json.dumps(value, ensure_ascii=False).encode("utf-8")) > MAX_METADATA_BYTES:
         raise ValidationError(f"metadata is larger than {MAX_METADATA_BYTES} bytes as JSON", "metadata")
+    if _depth(value) > MAX_METADATA_DEPTH:
+        # Deep nesting stored once would make every later read of the row recurse that deep (and MongoDB
+        # refuses documents nested past 100 levels).
+        raise ValidationError(f"metadata is nested deeper than {MAX_METADATA_DEPTH} levels", "metadata")
+    if _has_bad_key(value):
+        raise ValidationError("metadata keys must not contain NUL characters or start with '$'", "metadata")
     return value
+
+
+MAX_METADATA_DEPTH = 32
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth without recursion (the value may be deeper than Python's stack)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        deepest = max(deepest, level)
+        if level > MAX_METADATA_DEPTH:
+            return level
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        stack.extend((child, level + 1) for child in children if isinstance(child, dict | list))
+    return deepest
+
+
+def _has_bad_key(value: Any) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if any("\x00" in key or key.startswith("$") for key in item):
+                return True
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False
 
 
 def build(item: dict[str, Any], idempotency_key: str | None) -> NewMessage:

@@ -158,7 +158,7 @@ def deliver_callback(url: str, payload: dict[str, Any], secret: str, *, timeout:
                      now: float | None = None) -> int:
     """POST the payload as signed JSON; return the HTTP status when the outcome is final (2xx accepted, or a
     refusal that retrying cannot change). Raise RetryableCallbackError when trying again later may succeed."""
-    if urlsplit(url).scheme not in ("http", "https"):
+    if urlsplit(url).scheme not in ("http", "https") or any(ord(c) < 33 or ord(c) == 127 for c in url):
         raise InvalidCallbackUrl(f"callback URL {url[:100]!r} is not http or https")
     body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
     headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT, EVENT_HEADER: str(payload.get("event"))}

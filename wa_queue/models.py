@@ -10,7 +10,6 @@ import uuid
 from datetime import datetime, timezone
 from typing import Any
 
-
 UNKNOWN_OUTCOME = "SendOutcomeUnknown"  # the error class name (errors.SendOutcomeUnknown), kept here to stay I/O free
 
 

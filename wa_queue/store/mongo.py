@@ -15,6 +15,7 @@ Design notes:
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -22,6 +23,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 import pymongo
+from bson.errors import InvalidDocument
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
@@ -154,6 +156,11 @@ class MongoStore(MessageStore):
             if not _retry:
                 raise
             return self.insert_many(news, now, _retry=False)  # a concurrent insert took a key: now a replay
+        except (PyMongoError, InvalidDocument) as exc:
+            # Anything else (a document BSON refuses, a dropped connection): undo what got in, then report it.
+            with contextlib.suppress(PyMongoError):
+                self.messages.delete_many({"_id": {"$in": [d["_id"] for d in docs]}})
+            raise StoreError(f"MongoDB refused the insert: {exc}") from None
         return results
 
     def _plan_inserts(self, news: list[NewMessage], now: datetime) -> tuple[list[tuple[Message, bool]], list[dict]]:

@@ -103,8 +103,8 @@ def _push_redis(app: Celery, messages: list[Message], queue: str, countdown: flo
 
     Celery's send_task costs 0.6-1.4 ms a message (routing, entity declaration, a Redis client per call): it was
     most of an API enqueue and capped batched enqueues at a third of their goal. The task message is made once by
-    Celery itself (amqp.as_task_v2) and copied with each message's id and arguments; workers cannot tell the difference, which
-    the pipeline tests check by consuming them."""
+    Celery itself (amqp.as_task_v2) and copied with each message's id and arguments; workers cannot tell the
+    difference, which the pipeline tests check by consuming them."""
     template = _template(app, countdown)
     embed = {"callbacks": None, "errbacks": None, "chain": None, "chord": None}
     pipe = runtime.broker_redis().pipeline(transaction=False)

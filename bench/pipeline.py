@@ -33,7 +33,11 @@ def bare_celery(broker: str, n: int, tmp: Path) -> float:
         import os
 
         os.environ["BENCH_BROKER_URL"] = broker
-        from noop_app import app
+        import importlib
+
+        import noop_app
+
+        app = importlib.reload(noop_app).app  # a fresh app on this run's broker
 
         client = redis.Redis.from_url(broker)
         client.delete("bench:done")

@@ -19,11 +19,9 @@ from __future__ import annotations
 
 import hmac
 import logging
-import threading
 from collections.abc import Callable, Iterator
 from datetime import datetime
 
-import redis
 from flask import Flask, Response, request
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
@@ -93,7 +91,7 @@ class WaqCollector(Collector):
         retries = CounterMetricFamily("waq_send_retries", "Send attempts that failed transiently and were retried",
                                       labels=["session"])
         try:
-            client = _scrape_client()
+            client = runtime.broker_redis_quick(SCRAPE_REDIS_TIMEOUT_S)
             for session, outcome, buckets, total in metrics_sink.read_send_histograms(client):
                 duration.add_metric([session, outcome], buckets, total)
             for session, count in sorted(metrics_sink.read_retries(client).items()):
@@ -102,21 +100,6 @@ class WaqCollector(Collector):
             log.warning("metrics: broker unreadable: %s: %s", type(exc).__name__, exc)
             return [], False
         return [duration, retries], True
-
-
-_clients_lock = threading.Lock()
-_clients: dict[str, redis.Redis] = {}
-
-
-def _scrape_client() -> redis.Redis:
-    url = get_settings().broker_url
-    with _clients_lock:
-        client = _clients.get(url)
-        if client is None:
-            client = redis.Redis.from_url(url, socket_timeout=SCRAPE_REDIS_TIMEOUT_S,
-                                          socket_connect_timeout=SCRAPE_REDIS_TIMEOUT_S)
-            _clients[url] = client
-        return client
 
 
 # ---- access ---------------------------------------------------------------------------------------------------

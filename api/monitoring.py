@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
 from datetime import timedelta
 from typing import Any
 
-import redis
 from flask import request
 from flask_restx import Namespace, Resource, fields
 
@@ -164,8 +162,6 @@ def _store_up() -> bool:
         return False
 
 
-_probe_lock = threading.Lock()
-_probe_clients: dict[str, redis.Redis] = {}
 
 
 def _broker_up() -> bool:
@@ -173,12 +169,7 @@ def _broker_up() -> bool:
     url = get_settings().broker_url
     if url.startswith("memory://"):
         return True
-    with _probe_lock:
-        client = _probe_clients.get(url)
-        if client is None:
-            client = redis.Redis.from_url(url, socket_timeout=PROBE_TIMEOUT_S,
-                                          socket_connect_timeout=PROBE_TIMEOUT_S)
-            _probe_clients[url] = client
+    client = runtime.broker_redis_quick(PROBE_TIMEOUT_S)
     try:
         return bool(client.ping())
     except Exception as exc:  # noqa: BLE001

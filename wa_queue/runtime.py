@@ -42,6 +42,19 @@ def broker_redis() -> redis.Redis:
     return _get("redis", build)  # type: ignore[return-value]
 
 
+def broker_redis_quick(timeout_s: float) -> redis.Redis:
+    """A broker client that gives up after timeout_s: for probes and scrapes, which must answer while the broker
+    hangs (broker_redis() waits up to 10 s). One per timeout, cached like every other handle."""
+
+    def build(settings: Settings) -> redis.Redis:
+        import redis as redis_lib
+
+        return redis_lib.Redis.from_url(settings.broker_url, socket_timeout=timeout_s,
+                                        socket_connect_timeout=timeout_s)
+
+    return _get(f"redis-quick-{timeout_s:g}", build)  # type: ignore[return-value]
+
+
 def celery() -> Celery:
     def build(settings: Settings) -> Celery:
         from wa_queue import celery_app

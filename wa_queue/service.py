@@ -6,7 +6,7 @@ from datetime import timedelta
 from typing import Any
 
 from wa_queue import dispatch, runtime
-from wa_queue.models import Message, MessageStatus, NewMessage, utcnow
+from wa_queue.models import Message, NewMessage, utcnow
 from wa_queue.retry import local_midnight_utc
 from wa_queue.sessions import is_available, request_restart
 from wa_queue.settings import get_settings
@@ -133,4 +133,4 @@ def stats() -> dict[str, Any]:
     }
 
 
-__all__ = ["MessageStatus", "enqueue", "enqueue_many", "get_message"]
+__all__ = ["enqueue", "enqueue_many", "get_message", "submit"]

@@ -46,7 +46,7 @@ def worker(session: str, loglevel: str) -> None:
     queues = f"{names.session_queue(session)},{names.DEFAULT_QUEUE}"
     _exec(
         [sys.executable, "-m", "celery", "-A", "wa_queue.celery_app:app", "worker", "-Q", queues,
-         "-n", f"{session}@%h", "--concurrency", "1", "--pool", "prefork", "-E", "--loglevel", loglevel,
+         "-n", f"{session}@%h", "--concurrency", "1", "--pool", "prefork", "--loglevel", loglevel,
          "--without-gossip", "--without-mingle"],
         {"WAQ_WORKER_SESSION": session},
     )

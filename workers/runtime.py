@@ -30,9 +30,10 @@ class SessionWorker:
         self.lock = threading.RLock()
         self.ready = threading.Event()  # set once the first connect was tried
         self.sender: MessageSender = make_sender(session, self.settings)
+        self.metrics = metrics_sink.SendBuffer()
         self.delivery = Delivery(
             store=runtime.store(), settings=self.settings, session=session, owner=self.owner, sender=self.sender,
-            rng=random.Random(), on_change=_on_change, on_send=metrics_sink.record_send,
+            rng=random.Random(), on_change=_on_change, on_send=self.metrics.record,
         )
 
     def start(self) -> None:
@@ -81,6 +82,7 @@ class SessionWorker:
     def stop(self) -> None:
         with self.lock:
             self.sender.close()
+        self.metrics.flush()
 
 
 def _on_change(message: Message) -> None:

@@ -130,3 +130,34 @@ def test_bucket_boundaries() -> None:
     assert metrics_sink.bucket_field(0.26) == "0.5"
     assert metrics_sink.bucket_field(120.0) == "120.0"
     assert metrics_sink.bucket_field(120.1) == "+Inf"
+
+
+def test_a_workers_buffer_writes_sums_in_the_background_and_keeps_them_through_an_outage(client) -> None:  # noqa: ANN001
+    import redis as redis_lib
+
+    from tests.conftest import wait_for
+
+    down = redis_lib.Redis(port=free_port(), socket_connect_timeout=0.5)
+    target = [down]
+    held = metrics_sink.SendBuffer(interval_s=3600, client=lambda: target[0])  # its thread never wakes here
+    held.record("primary", 0.3, "sent")
+    held.record("primary", 0.4, "sent")
+    held.record("primary", 9.0, "retry")
+    assert held.flush() is False  # broker away: nothing lost, kept for the next write
+    target[0] = runtime.broker_redis()
+    assert held.flush() is True
+    assert held.flush() is True  # nothing left: written once, not twice
+    buffer = metrics_sink.SendBuffer(interval_s=0.05)
+    buffer.record("primary", 0.1, "sent")
+    primary = (("outcome", "sent"), ("session", "primary"))
+
+    def written() -> dict | None:
+        samples = scrape(client)
+        return samples if samples.get(("waq_send_duration_seconds_count", primary)) == 3 else None
+
+    samples = wait_for(written, 30, 0.1, "the buffer's thread to write")  # no flush(): the thread does it
+    assert samples[("waq_send_duration_seconds_sum", primary)] == pytest.approx(0.8)
+    assert samples[("waq_send_duration_seconds_bucket", (("le", "0.25"), *primary))] == 1
+    assert samples[("waq_send_duration_seconds_bucket", (("le", "0.5"), *primary))] == 3
+    assert samples[("waq_send_retries_total", (("session", "primary"),))] == 1
+    assert scrape(client)[("waq_send_duration_seconds_count", primary)] == 3

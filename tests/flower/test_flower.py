@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import socket
+import subprocess
 import sys
 import urllib.error
 import urllib.request
@@ -13,11 +15,13 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Proc, RedisServer, free_port, wait_for
+from wa_queue import names
 from wa_queue.errors import ConfigError
 from wa_queue.flower import AUTH_ENV, flower_argv, flower_env, parse_flower_auth
 from wa_queue.settings import Settings
 
 AUTH = "ops:flower-password-1"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_argv_has_basic_auth_and_binds_localhost() -> None:
@@ -84,10 +88,9 @@ def test_real_flower_lists_the_real_worker(tmp_path: Path) -> None:
     port = free_port()
     started: list[Proc] = []
     try:
-        started.append(Proc(
-            [sys.executable, "-m", "celery", "-A", "wa_queue.celery_app:app", "worker", "-Q",
-             "wa.session.primary,wa.default", "-n", "primary@%h", "--concurrency", "1", "-E", "--loglevel", "INFO"],
-            env, tmp_path / "worker.log"))
+        # The session worker exactly as `waq worker` starts it: task events off until Flower switches them on.
+        started.append(Proc([sys.executable, "-m", "wa_queue.cli", "worker", "--session", "primary", "--loglevel",
+                             "INFO"], env, tmp_path / "worker.log"))
         flower = Proc(flower_argv(settings, port, auth_in_env=True), {**env, **flower_env(settings)},
                       tmp_path / "flower.log")
         started.append(flower)
@@ -108,6 +111,18 @@ def test_real_flower_lists_the_real_worker(tmp_path: Path) -> None:
         assert {"wa.session.primary", "wa.default"} <= queues
         assert _get(f"{base}/api/workers", None)[0] == 401
         assert _get(f"{base}/api/workers", "ops:wrong-password")[0] == 401
+        # A message sent after Flower started shows up among its tasks: Flower turned the worker's events on.
+        subprocess.run([sys.executable, "-c", "import wa_queue; wa_queue.enqueue('+14155550100', 'seen by Flower')"],
+                       check=True, cwd=ROOT, env={**os.environ, **env, "PYTHONPATH": str(ROOT)})
+
+        def task_seen() -> dict | None:
+            status, body = _get(f"{base}/api/tasks", AUTH)
+            tasks = json.loads(body) if status == 200 else {}
+            done = [t for t in tasks.values() if t.get("name") == names.TASK_SEND and t.get("state") == "SUCCESS"]
+            return done[0] if done else None
+
+        task = wait_for(task_seen, 90, 1.0, "Flower to see the send task succeed")
+        assert task["worker"] == worker_name
         # The credentials never appear on Flower's command line.
         cmdline = Path(f"/proc/{flower.proc.pid}/cmdline").read_bytes().decode(errors="replace")
         assert AUTH not in cmdline

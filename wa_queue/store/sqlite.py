@@ -185,6 +185,21 @@ class SQLiteStore(MessageStore):
         if conn.in_transaction:
             conn.execute("COMMIT")
 
+    @contextlib.contextmanager
+    def _unsynced(self) -> Iterator[sqlite3.Connection]:
+        """Commits inside skip their own fsync (WAL, synchronous=NORMAL): a crashed process still cannot lose them,
+        only a power cut can, and the next FULL commit on this file syncs the WAL with them in it. For writes whose
+        loss in a power cut is harmless (see the callers), never for one that guards a send."""
+        conn = self._conn()
+        if conn.in_transaction:
+            yield conn  # inside an outer transaction its commit decides
+            return
+        conn.execute("PRAGMA synchronous = NORMAL")
+        try:
+            yield conn
+        finally:
+            conn.execute("PRAGMA synchronous = FULL")
+
     def close(self) -> None:
         with self._all_lock:
             conns, self._all = self._all, []
@@ -257,11 +272,14 @@ class SQLiteStore(MessageStore):
     ) -> Message | None:
         where = "status = 'pending' AND next_attempt_at <= :now" + (" AND attempts = :attempts" if attempts is not None
                                                                     else "")
-        return self._transition(
-            message_id, now=now, event="claimed", session_sql=":session", where=where,
-            sets="status = 'processing', lease_owner = :owner, lease_expires_at = :exp, claimed_by = :session",
-            owner=owner, session=session, exp=to_us(now + timedelta(seconds=lease_s)), attempts=attempts,
-        )
+        # Unsynced: a claim lost in a power cut leaves the message pending with nothing sent (mark_sending, which
+        # guards the send, is a FULL commit and syncs this one with it). Saves an fsync per delivered message.
+        with self._unsynced():
+            return self._transition(
+                message_id, now=now, event="claimed", session_sql=":session", where=where,
+                sets="status = 'processing', lease_owner = :owner, lease_expires_at = :exp, claimed_by = :session",
+                owner=owner, session=session, exp=to_us(now + timedelta(seconds=lease_s)), attempts=attempts,
+            )
 
     def extend_lease(self, message_id: str, *, owner: str, now: datetime, lease_s: float) -> bool:
         cur = self._conn().execute(
@@ -323,18 +341,13 @@ class SQLiteStore(MessageStore):
     def mark_dispatched(self, message_ids: list[str], *, now: datetime, epoch: str | None, queue: str) -> None:
         if not message_ids:
             return
-        conn = self._conn()
-        # No fsync for this one: losing it in a power cut only makes the sweeper publish the message again, which
-        # the claim makes harmless. It halves the fsyncs of an enqueue. The next FULL commit syncs the WAL anyway.
-        conn.execute("PRAGMA synchronous = NORMAL")
-        try:
-            with self._tx() as tx:
-                tx.executemany(
-                    f"UPDATE {MESSAGES} SET dispatched_at = ?, dispatch_epoch = ?, dispatch_queue = ? WHERE id = ?",
-                    [(to_us(now), epoch, queue, mid) for mid in message_ids],
-                )
-        finally:
-            conn.execute("PRAGMA synchronous = FULL")
+        # Unsynced: losing it in a power cut only makes the sweeper publish the message again, which the claim makes
+        # harmless. It halves the fsyncs of an enqueue.
+        with self._unsynced(), self._tx() as tx:
+            tx.executemany(
+                f"UPDATE {MESSAGES} SET dispatched_at = ?, dispatch_epoch = ?, dispatch_queue = ? WHERE id = ?",
+                [(to_us(now), epoch, queue, mid) for mid in message_ids],
+            )
 
     def clear_dispatch(self, message_ids: list[str]) -> None:
         with self._tx() as conn:
@@ -526,8 +539,10 @@ class SQLiteStore(MessageStore):
         return None if row is None else bool(row[0])
 
     def set_number_check(self, phone: str, registered: bool, *, now: datetime) -> None:
-        self._conn().execute(
-            f"INSERT INTO {NUMBER_CHECKS} (phone, registered, checked_at) VALUES (?, ?, ?) "
-            "ON CONFLICT(phone) DO UPDATE SET registered = excluded.registered, checked_at = excluded.checked_at",
-            (phone, int(registered), to_us(now)),
-        )
+        # Unsynced: a cached answer; lost in a power cut, the number is only checked again.
+        with self._unsynced() as conn:
+            conn.execute(
+                f"INSERT INTO {NUMBER_CHECKS} (phone, registered, checked_at) VALUES (?, ?, ?) "
+                "ON CONFLICT(phone) DO UPDATE SET registered = excluded.registered, checked_at = excluded.checked_at",
+                (phone, int(registered), to_us(now)),
+            )

@@ -17,7 +17,8 @@ add up in memory and a daemon thread writes them in one round trip a second. Wit
 a fifth of a delivery's cost; a SIGKILLed worker loses at most its last second of counts (metrics, not messages).
 
 The values are counters: when the broker restarts empty (which it may, invariant 2) they start again from zero, and
-Prometheus' rate()/increase() treat that as an ordinary counter reset. Recording never raises: a metric is never worth failing a send for.
+Prometheus' rate()/increase() treat that as an ordinary counter reset. Recording never raises: a metric is never
+worth failing a send for.
 
 The key names live here, in one place, and nowhere else (the collector imports them from this module).
 """

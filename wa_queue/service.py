@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from wa_queue import dispatch, runtime
+from wa_queue.group_commit import GroupCommit
 from wa_queue.models import Message, NewMessage, utcnow
 from wa_queue.retry import local_midnight_utc
 from wa_queue.sessions import is_available, request_restart
@@ -30,24 +31,44 @@ def build_message(
 
 
 def submit(news: list[NewMessage]) -> list[tuple[Message, bool]]:
-    """Commit, then publish (invariant 1). Returns (message, created) per item; replays are not republished."""
+    """Commit, then publish (invariant 1). Returns (message, created) per item; replays are not republished.
+
+    All of `news` is stored or none is. Concurrent callers in this process share a commit and a publish
+    (group_commit.py); each still gets its own result or its own error (an IdempotencyConflict, say)."""
+    if not news:
+        return []
+    return _group.run(news)
+
+
+def _submit_groups(groups: list[list[NewMessage]]) -> list[list[tuple[Message, bool]] | Exception]:
+    """The group commit's batch: one transaction for every caller's messages, then one publish per queue for what
+    it created (replays were published before)."""
     now = utcnow()
-    store = runtime.store()
-    results = store.insert_many(news, now) if len(news) > 1 else [store.insert(news[0], now)] if news else []
-    fresh = [message for message, created in results if created]
+    results = runtime.store().insert_groups(groups, now)
     by_queue: dict[str, list[Message]] = {}
-    for message in fresh:
-        by_queue.setdefault(_initial_queue(message), []).append(message)
+    available: dict[str, bool] = {}
+    for result in results:
+        if isinstance(result, Exception):
+            continue
+        for message, created in result:
+            if created:
+                by_queue.setdefault(_initial_queue(message, available, now), []).append(message)
     for queue, messages in by_queue.items():
         dispatch.publish(messages, queue, now=now)
     return results
 
 
-def _initial_queue(message: Message) -> str:
-    """The producer's session when it can send now; otherwise any session."""
-    if message.session and is_available(runtime.store().get_session(message.session), get_settings(), utcnow()):
-        return dispatch.queue_for(message.session)
-    return dispatch.queue_for(None)
+_group: GroupCommit[list[NewMessage], list[tuple[Message, bool]]] = GroupCommit(_submit_groups)
+
+
+def _initial_queue(message: Message, available: dict[str, bool], now: datetime) -> str:
+    """The producer's session when it can send now; otherwise any session. `available` caches it per batch."""
+    session = message.session
+    if not session:
+        return dispatch.queue_for(None)
+    if session not in available:
+        available[session] = is_available(runtime.store().get_session(session), get_settings(), now)
+    return dispatch.queue_for(session if available[session] else None)
 
 
 def enqueue(

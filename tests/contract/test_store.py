@@ -175,6 +175,29 @@ def test_insert_many_repeated_key_inside_the_batch(store: MessageStore) -> None:
     assert store.count_by_status()["pending"] == 1
 
 
+def test_insert_groups_keeps_each_group_all_or_nothing_on_its_own(store: MessageStore) -> None:
+    store.insert(new(1, idempotency_key="taken"), NOW)
+    groups = [
+        [new(10), new(11)],
+        [new(12), new(2, idempotency_key="taken")],  # conflicts with the stored message: this group only fails
+        [new(1, idempotency_key="taken")],  # a replay
+        [new(13, idempotency_key="fresh")],
+        [new(14, idempotency_key="fresh")],  # an earlier group of this call took the key: a conflict
+        [new(13, idempotency_key="fresh")],  # and this one is a replay of it
+    ]
+    results = store.insert_groups(groups, NOW)
+    assert len(results) == 6
+    assert [created for _, created in results[0]] == [True, True]  # type: ignore[union-attr]
+    assert isinstance(results[1], IdempotencyConflict)
+    assert results[2][0][1] is False  # type: ignore[index]
+    assert results[3][0][1] is True  # type: ignore[index]
+    assert isinstance(results[4], IdempotencyConflict)
+    assert results[5][0] == (results[3][0][0], False)  # type: ignore[index]
+    assert store.count_by_status()["pending"] == 4  # taken + 10, 11 + fresh; nothing of group 1 stayed behind
+    texts = {store.get(m.id).text for m, _ in results[0]}  # type: ignore[union-attr]
+    assert texts == {"hello 10", "hello 11"}
+
+
 def test_insert_many_replay_of_stored_key(store: MessageStore) -> None:
     first = insert(store, 1, idempotency_key="k")
     results = store.insert_many([new(1, idempotency_key="k"), new(2)], NOW)

@@ -11,6 +11,7 @@ import dataclasses
 from datetime import datetime
 from typing import Any
 
+from wa_queue.errors import IdempotencyConflict, ValidationError
 from wa_queue.models import Message, MessageStatus, NewMessage
 
 
@@ -50,6 +51,21 @@ class MessageStore(abc.ABC):
     @abc.abstractmethod
     def insert_many(self, news: list[NewMessage], now: datetime) -> list[tuple[Message, bool]]:
         """insert() for many in one transaction: all stored or none (on any error nothing stays behind)."""
+
+    def insert_groups(
+        self, groups: list[list[NewMessage]], now: datetime
+    ) -> list[list[tuple[Message, bool]] | Exception]:
+        """insert_many() for several independent requests: each group is all or nothing on its own, and a group's
+        error (an IdempotencyConflict, say) is returned in its place instead of raised. Adapters that can commit the
+        groups together (SQLite: one transaction, a savepoint per group) save a durable commit per group; this
+        default inserts them one after another. Errors that are not the group's own (the store is down) raise."""
+        results: list[list[tuple[Message, bool]] | Exception] = []
+        for news in groups:
+            try:
+                results.append(self.insert_many(news, now))
+            except (IdempotencyConflict, ValidationError) as exc:
+                results.append(exc)
+        return results
 
     @abc.abstractmethod
     def get(self, message_id: str) -> Message:

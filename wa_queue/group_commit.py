@@ -70,7 +70,7 @@ class GroupCommit(Generic[P, R]):
                     slot.error = result
                 else:
                     slot.result = result
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 - handed to every caller of the batch, the leader included
             for slot in batch:
                 slot.error = exc
         finally:

@@ -14,6 +14,7 @@ from flask import Flask
 from flask_restx import Api
 
 from api import auth, errors, messages, monitoring, sessions
+from wa_queue import service
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,8 @@ def create_app() -> Flask:
     from wa_queue.settings import get_settings
 
     settings = get_settings()
+    # Answer once committed, publish in the background (wa_queue/relay.py): bench/api.py measured the difference.
+    service.publish_in_background()
     app = Flask("wa_queue_api")
     app.config.update(
         MAX_CONTENT_LENGTH=settings.max_request_bytes,  # werkzeug answers 413 (JSON, see errors.py) past this

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from wa_queue import dispatch, runtime
+from wa_queue import dispatch, relay, runtime
 from wa_queue.group_commit import GroupCommit
 from wa_queue.models import Message, NewMessage, utcnow
 from wa_queue.retry import local_midnight_utc
@@ -40,9 +40,23 @@ def submit(news: list[NewMessage]) -> list[tuple[Message, bool]]:
     return _group.run(news)
 
 
+_background: list[relay.Relay] = []
+
+
+def publish_in_background(enabled: bool = True) -> None:
+    """Answer producers once their messages are committed and publish them from a background thread (relay.py).
+    The API turns it on; the Python API publishes before enqueue() returns unless the embedding process asks."""
+    _background[:] = [relay.get(dispatch.publish)] if enabled else []
+
+
+def drain_publishes(timeout: float | None = None) -> bool:
+    """Wait until the background publisher has handed everything to the broker (or to the sweeper)."""
+    return _background[0].drain(timeout) if _background else True
+
+
 def _submit_groups(groups: list[list[NewMessage]]) -> list[list[tuple[Message, bool]] | Exception]:
     """The group commit's batch: one transaction for every caller's messages, then one publish per queue for what
-    it created (replays were published before)."""
+    it created (replays were published before), here or by the background publisher."""
     now = utcnow()
     results = runtime.store().insert_groups(groups, now)
     by_queue: dict[str, list[Message]] = {}
@@ -54,7 +68,10 @@ def _submit_groups(groups: list[list[NewMessage]]) -> list[list[tuple[Message, b
             if created:
                 by_queue.setdefault(_initial_queue(message, available, now), []).append(message)
     for queue, messages in by_queue.items():
-        dispatch.publish(messages, queue, now=now)
+        if _background:
+            _background[0].put(queue, messages)
+        else:
+            dispatch.publish(messages, queue, now=now)
     return results
 
 

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 
 from api.app import create_app
-from wa_queue import names, runtime
+from wa_queue import names, runtime, service
 from wa_queue.models import MessageStatus, NewMessage, utcnow
 from wa_queue.settings import reset_settings
 
@@ -72,7 +72,9 @@ def test_enqueue_commits_then_answers_202(client, redis_server) -> None:  # noqa
     assert body["status"] == "pending" and response.headers["Location"].endswith(body["id"])
     stored = runtime.store().get(body["id"])
     assert stored.phone == PHONE and stored.metadata == {"order": 7}
-    assert stored.dispatched_at is not None  # published to the broker after the commit
+    # Published after the commit, by the API's background publisher (it may still be on its way after the 202).
+    assert service.drain_publishes(10)
+    assert runtime.store().get(body["id"]).dispatched_at is not None
     assert redis_server.client().llen(names.DEFAULT_QUEUE) == 1
 
 
@@ -355,3 +357,31 @@ def test_store_failure_on_enqueue_is_503_and_unexpected_errors_500_json(client, 
 def test_two_apps_in_one_process(waq_env, app) -> None:  # noqa: ANN001
     second = create_app().test_client()
     assert second.get("/healthz").status_code == 200
+
+
+def test_concurrent_enqueues_share_commits_and_each_is_published_once(client, redis_server) -> None:  # noqa: ANN001
+    # 8 threads at once through the group commit and the background publisher: every answer names its own message,
+    # each stored once and queued once.
+    import threading
+
+    ids: list[str] = []
+    lock = threading.Lock()
+
+    def producer(n: int) -> None:
+        for i in range(10):
+            response = post(client, "/messages", {"phone": PHONE, "text": f"t{n}-{i}"})
+            assert response.status_code == 202
+            with lock:
+                ids.append(response.get_json()["id"])
+
+    threads = [threading.Thread(target=producer, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert len(set(ids)) == 80
+    assert service.drain_publishes(10)
+    texts = {runtime.store().get(i).text for i in ids}
+    assert texts == {f"t{n}-{i}" for n in range(8) for i in range(10)}
+    assert redis_server.client().llen(names.DEFAULT_QUEUE) == 80
+    assert all(runtime.store().get(i).dispatched_at is not None for i in ids)

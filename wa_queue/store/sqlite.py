@@ -41,6 +41,7 @@ CACHE_KIB = 65_536
 ARCHIVE_BATCH = 5_000  # rows moved per transaction, so the archive job never holds the write lock for long
 KEY_CHUNK = 500  # idempotency keys looked up per query (below SQLite's variable limit)
 COLS = ", ".join(MESSAGE_FIELDS)
+_INSERT_SQL = f"INSERT INTO {MESSAGES} ({COLS}) VALUES ({', '.join('?' * len(MESSAGE_FIELDS))})"
 _SENTINEL: Any = ...
 
 _COLUMN_TYPES = {"attempts": "INTEGER NOT NULL DEFAULT 0", "history": "TEXT NOT NULL DEFAULT '[]'"}
@@ -237,6 +238,8 @@ class SQLiteStore(MessageStore):
         return self.insert_many([new], now)[0]
 
     def insert_many(self, news: list[NewMessage], now: datetime) -> list[tuple[Message, bool]]:
+        if not any(n.idempotency_key for n in news):
+            return self._insert_keyless([news], now)[0]
         with self._tx() as conn:
             return self._insert(conn, news, now)
 
@@ -244,6 +247,8 @@ class SQLiteStore(MessageStore):
         self, groups: list[list[NewMessage]], now: datetime
     ) -> list[list[tuple[Message, bool]] | Exception]:
         """One transaction (one fsync) for all groups; a savepoint each, so a group's error undoes only its rows."""
+        if not any(n.idempotency_key for news in groups for n in news):
+            return self._insert_keyless(groups, now)  # type: ignore[return-value]
         results: list[list[tuple[Message, bool]] | Exception] = []
         with self._tx() as conn:
             for news in groups:
@@ -254,6 +259,21 @@ class SQLiteStore(MessageStore):
                     conn.execute("ROLLBACK TO grp")
                     results.append(exc)
                 conn.execute("RELEASE grp")
+        return results
+
+    def _insert_keyless(self, groups: list[list[NewMessage]], now: datetime) -> list[list[tuple[Message, bool]]]:
+        """Without idempotency keys nothing depends on what is stored, so messages and rows are made before the
+        write lock, which then covers one INSERT, one count and the commit. Every writer waits on that lock, and a
+        holder that has to win the GIL back between statements holds it for longer (API threads, bench/api.py)."""
+        now_us, histories = to_us(now), {}
+        results: list[list[tuple[Message, bool]]] = []
+        rows: list[tuple] = []
+        for news in groups:
+            made = [build_message(new, now) for new in news]
+            results.append([(message, True) for message in made])
+            rows.extend(_new_row(message, now_us, histories) for message in made)
+        with self._tx() as conn:
+            self._write_rows(conn, rows)
         return results
 
     def _insert(self, conn: sqlite3.Connection, news: list[NewMessage], now: datetime) -> list[tuple[Message, bool]]:
@@ -271,11 +291,14 @@ class SQLiteStore(MessageStore):
                 existing[key] = message  # a repeated key inside one batch is a replay or a conflict too
             results.append((message, True))
             rows.append(_new_row(message, now_us, histories))
-        placeholders = ", ".join("?" * len(MESSAGE_FIELDS))
-        conn.executemany(f"INSERT INTO {MESSAGES} ({COLS}) VALUES ({placeholders})", rows)
+        self._write_rows(conn, rows)
+        return results
+
+    @staticmethod
+    def _write_rows(conn: sqlite3.Connection, rows: list[tuple]) -> None:
+        conn.executemany(_INSERT_SQL, rows)
         # Inserts count here, once per batch (a per-row trigger costs a third of the insert rate).
         conn.execute(f"UPDATE {STATUS_COUNTS} SET n = n + ? WHERE status = 'pending'", (len(rows),))
-        return results
 
     def _by_keys(self, conn: sqlite3.Connection, keys: list[str]) -> dict[str, Message]:
         found: dict[str, Message] = {}

@@ -141,7 +141,9 @@ def read_json_object() -> dict[str, Any]:
     try:
         body = json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
         # Lone surrogates ("\ud800") parse but cannot be stored as UTF-8: refuse them here, not with a 500 later.
-        json.dumps(body, ensure_ascii=False).encode("utf-8")
+        # Only a \u escape can make one (strict UTF-8 decoding refuses encoded surrogates), so most bodies skip this.
+        if b"\\u" in raw:
+            json.dumps(body, ensure_ascii=False).encode("utf-8")
     except (ValueError, RecursionError) as exc:  # UnicodeError and JSONDecodeError are ValueErrors
         raise bad_request(f"The request body is not valid JSON: {_short(exc)}.") from None
     if not isinstance(body, dict):

@@ -4,6 +4,11 @@ Datetimes are INTEGER microseconds since the Unix epoch (UTC): sortable, compact
 History is a JSON array column, appended with json_insert() in the same UPDATE that changes the state, so every
 transition is one atomic statement (UPDATE ... WHERE <CAS> RETURNING). Status counts live in a tiny table kept by
 triggers (and by insert_many for inserts), in the same transaction as the change: count_by_status() reads 4 rows.
+
+Durability: connections run synchronous=FULL. Inserts are fsynced before they return, after the write lock is
+released (_tx_synced_after). The claim, number checks, dispatch records and record_sent commit unsynced: each is
+harmless to lose in a power cut (see each one), and the next FULL commit syncs them. Write transactions queue on a
+file lock (<db>.wlock) before BEGIN IMMEDIATE.
 """
 
 from __future__ import annotations

@@ -78,8 +78,8 @@ class GroupCommit(Generic[P, R]):
             for slot in batch:
                 slot.error = exc
         finally:
-            # Only now may the next batch start: overlapping it with this one's publish was measured slower
-            # (smaller batches, so less shared per request). The oldest waiter leads it.
+            # Only now may the next batch start: overlapping it with this one's publish, or later with its fsync,
+            # was measured no faster (smaller batches, so less shared per request). The oldest waiter leads it.
             with self._lock:
                 if self._queue:
                     successor = self._queue.pop(0)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
@@ -129,7 +130,6 @@ class SendBuffer:
         self._client = client
         self._lock = threading.Lock()
         self._pending = _Tally()
-        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
 
     def record(self, session: str, seconds: float, outcome: str) -> None:
@@ -152,7 +152,8 @@ class SendBuffer:
         return False
 
     def _run(self) -> None:
-        while not self._wake.wait(self.interval_s):
+        while True:
+            time.sleep(self.interval_s)
             self.flush()
 
 

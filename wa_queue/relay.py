@@ -86,10 +86,12 @@ class Relay:
 _relay: list[Relay] = []
 
 
-def get(publish: Publish) -> Relay:
-    """This process's relay (made on first use, flushed at exit)."""
+def get() -> Relay:
+    """This process's relay, publishing with dispatch.publish (made on first use, flushed at exit)."""
     if not _relay:
-        relay = Relay(publish)
+        from wa_queue import dispatch
+
+        relay = Relay(dispatch.publish)
         _relay.append(relay)
         atexit.register(relay.stop)
     return _relay[0]

@@ -46,7 +46,7 @@ _background: list[relay.Relay] = []
 def publish_in_background(enabled: bool = True) -> None:
     """Answer producers once their messages are committed and publish them from a background thread (relay.py).
     The API turns it on; the Python API publishes before enqueue() returns unless the embedding process asks."""
-    _background[:] = [relay.get(dispatch.publish)] if enabled else []
+    _background[:] = [relay.get()] if enabled else []
 
 
 def drain_publishes(timeout: float | None = None) -> bool:

@@ -35,6 +35,27 @@ def build_message(new: NewMessage, now: datetime) -> Message:
     )
 
 
+def plan_inserts(
+    news: list[NewMessage], known: dict[str, Message], now: datetime
+) -> tuple[list[tuple[Message, bool]], list[Message]]:
+    """(message, created) per item, and the new messages to write, in order. `known` maps the idempotency keys
+    already stored to their messages; a key repeated inside `news` is a replay or a conflict too (`known` grows).
+    Raises IdempotencyConflict before anything is written."""
+    results: list[tuple[Message, bool]] = []
+    made: list[Message] = []
+    for new in news:
+        key = new.idempotency_key
+        if key is not None and key in known:
+            results.append(replay_or_conflict(known[key], new))
+            continue
+        message = build_message(new, now)
+        if key is not None:
+            known[key] = message
+        results.append((message, True))
+        made.append(message)
+    return results, made
+
+
 def replay_or_conflict(existing: Message, new: NewMessage) -> tuple[Message, bool]:
     """The answer for a second insert with a used idempotency key."""
     if existing.content_hash != new.content_hash():

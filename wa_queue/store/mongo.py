@@ -35,9 +35,8 @@ from wa_queue.store.common import (
     DATETIME_FIELDS,
     MESSAGE_FIELDS,
     SESSION_DATETIME_FIELDS,
-    build_message,
     check_session_fields,
-    replay_or_conflict,
+    plan_inserts,
 )
 from wa_queue.store.names import ARCHIVE, MESSAGES, NUMBER_CHECKS, SESSIONS
 
@@ -168,19 +167,8 @@ class MongoStore(MessageStore):
         keys = [n.idempotency_key for n in news if n.idempotency_key]
         found = self.messages.find({"idempotency_key": {"$in": keys}})
         known = {doc["idempotency_key"]: _from_doc(doc) for doc in found}
-        results: list[tuple[Message, bool]] = []
-        docs: list[dict] = []
-        for new in news:
-            key = new.idempotency_key
-            if key is not None and key in known:
-                results.append(replay_or_conflict(known[key], new))
-                continue
-            message = build_message(new, now)
-            if key is not None:
-                known[key] = message
-            results.append((message, True))
-            docs.append(_to_doc(message))
-        return results, docs
+        results, made = plan_inserts(news, known, now)
+        return results, [_to_doc(message) for message in made]
 
     def get(self, message_id: str) -> Message:
         doc = self.messages.find_one({"_id": message_id})

@@ -32,9 +32,8 @@ from wa_queue.store.common import (
     MESSAGE_FIELDS,
     SESSION_DATETIME_FIELDS,
     SESSION_FIELDS,
-    build_message,
     check_session_fields,
-    replay_or_conflict,
+    plan_inserts,
     utc,
 )
 from wa_queue.store.names import ARCHIVE, MESSAGES, NUMBER_CHECKS, SESSIONS, STATUS_COUNTS
@@ -299,29 +298,18 @@ class SQLiteStore(MessageStore):
         results: list[list[tuple[Message, bool]]] = []
         rows: list[tuple] = []
         for news in groups:
-            made = [build_message(new, now) for new in news]
-            results.append([(message, True) for message in made])
+            planned, made = plan_inserts(news, {}, now)
+            results.append(planned)
             rows.extend(_new_row(message, now_us, histories) for message in made)
         with self._tx_synced_after() as conn:
             self._write_rows(conn, rows)
         return results
 
     def _insert(self, conn: sqlite3.Connection, news: list[NewMessage], now: datetime) -> list[tuple[Message, bool]]:
-        existing = self._by_keys(conn, [n.idempotency_key for n in news if n.idempotency_key])
+        known = self._by_keys(conn, [n.idempotency_key for n in news if n.idempotency_key])
+        results, made = plan_inserts(news, known, now)
         now_us, histories = to_us(now), {}
-        results: list[tuple[Message, bool]] = []
-        rows: list[tuple] = []
-        for new in news:
-            key = new.idempotency_key
-            if key is not None and key in existing:
-                results.append(replay_or_conflict(existing[key], new))
-                continue
-            message = build_message(new, now)
-            if key is not None:
-                existing[key] = message  # a repeated key inside one batch is a replay or a conflict too
-            results.append((message, True))
-            rows.append(_new_row(message, now_us, histories))
-        self._write_rows(conn, rows)
+        self._write_rows(conn, [_new_row(message, now_us, histories) for message in made])
         return results
 
     @staticmethod

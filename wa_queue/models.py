@@ -6,7 +6,8 @@ import dataclasses
 import enum
 import hashlib
 import json
-import uuid
+import os
+import time
 from datetime import datetime, timezone
 from typing import Any
 
@@ -25,7 +26,12 @@ def utcnow() -> datetime:
 
 
 def new_message_id() -> str:
-    return uuid.uuid4().hex
+    """A UUIDv7 in hex: 48 bits of Unix milliseconds, then 74 random bits (RFC 9562). Ids made later sort later, so
+    a store's primary-key index grows at its end instead of at a random page (fewer pages written per insert, and a
+    hot set that fits the cache at millions of rows), and 74 random bits keep them unguessable."""
+    value = (time.time_ns() // 1_000_000) << 80 | int.from_bytes(os.urandom(10), "big")
+    value = value & ~(0xF << 76 | 0x3 << 62) | 0x7 << 76 | 0x2 << 62  # version 7, variant 0b10
+    return f"{value:032x}"
 
 
 @dataclasses.dataclass(frozen=True)

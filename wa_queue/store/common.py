@@ -30,7 +30,9 @@ def build_message(new: NewMessage, now: datetime) -> Message:
     return Message(
         id=new_message_id(), phone=new.phone, text=new.text, status=MessageStatus.PENDING, created_at=now,
         updated_at=now, next_attempt_at=now, session=new.session, idempotency_key=new.idempotency_key,
-        content_hash=new.content_hash(), callback_url=new.callback_url, metadata=new.metadata,
+        # Only a replay with the same key compares it (replay_or_conflict); a message without a key never needs it.
+        content_hash=new.content_hash() if new.idempotency_key is not None else None,
+        callback_url=new.callback_url, metadata=new.metadata,
         history=(HistoryEntry(at=now, event="enqueued", session=new.session),),
     )
 

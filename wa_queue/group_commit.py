@@ -36,10 +36,13 @@ class GroupCommit(Generic[P, R]):
 
     `work` returns one result per payload, in order; a result that is an Exception is raised in its caller only.
     An exception raised by `work` itself fails every caller of that batch (nothing of it was committed, if `work`
-    runs it in one transaction)."""
+    runs it in one transaction). `finish(results)`, when given, runs after `work` once the next batch may start
+    (its leader commits meanwhile); the callers are answered when it returns, and fail if it raises."""
 
-    def __init__(self, work: Callable[[list[P]], list[R | Exception]], *, max_batch: int = 64) -> None:
+    def __init__(self, work: Callable[[list[P]], list[R | Exception]], *,
+                 finish: Callable[[list[R | Exception]], None] | None = None, max_batch: int = 64) -> None:
         self._work = work
+        self._finish = finish
         self._max_batch = max_batch
         self._lock = threading.Lock()
         self._queue: list[_Slot[P, R]] = []
@@ -65,10 +68,17 @@ class GroupCommit(Generic[P, R]):
         return slot.result  # type: ignore[return-value]
 
     def _lead(self, batch: list[_Slot[P, R]]) -> None:
+        handed_over = False
         try:
             results = self._work([s.payload for s in batch])
             if len(results) != len(batch):
                 raise RuntimeError(f"group commit: {len(results)} results for {len(batch)} requests")
+            # The next batch may commit now: overlapping it with this one's fsync (finish) is what keeps the
+            # store busy when an fsync takes longer than a commit (two API processes: 2 ms against 0.5 ms).
+            self._hand_over()
+            handed_over = True
+            if self._finish is not None:
+                self._finish(results)
             for slot, result in zip(batch, results, strict=True):
                 if isinstance(result, Exception):
                     slot.error = result
@@ -78,14 +88,17 @@ class GroupCommit(Generic[P, R]):
             for slot in batch:
                 slot.error = exc
         finally:
-            # Only now may the next batch start: overlapping it with this one's publish, or later with its fsync,
-            # was measured no faster (smaller batches, so less shared per request). The oldest waiter leads it.
-            with self._lock:
-                if self._queue:
-                    successor = self._queue.pop(0)
-                    successor.lead = True
-                    successor.wake.release()  # type: ignore[union-attr]
-                else:
-                    self._busy = False
+            if not handed_over:
+                self._hand_over()
             for slot in batch[1:]:
                 slot.wake.release()  # type: ignore[union-attr]
+
+    def _hand_over(self) -> None:
+        """The oldest waiter leads the next batch; with nobody waiting, the next caller will."""
+        with self._lock:
+            if self._queue:
+                successor = self._queue.pop(0)
+                successor.lead = True
+                successor.wake.release()  # type: ignore[union-attr]
+            else:
+                self._busy = False

@@ -28,7 +28,7 @@ Publish = Callable[..., None]  # dispatch.publish(messages, queue, now=...)
 
 
 class Relay:
-    def __init__(self, publish: Publish, *, gather_s: float = 0.02) -> None:
+    def __init__(self, publish: Publish, *, gather_s: float = 0.1) -> None:
         self._publish = publish
         self._gather_s = gather_s
         self._lock = threading.Lock()

@@ -54,11 +54,16 @@ def drain_publishes(timeout: float | None = None) -> bool:
     return _background[0].drain(timeout) if _background else True
 
 
-def _submit_groups(groups: list[list[NewMessage]]) -> list[list[tuple[Message, bool]] | Exception]:
-    """The group commit's batch: one transaction for every caller's messages, then one publish per queue for what
-    it created (replays were published before), here or by the background publisher."""
+def _commit_groups(groups: list[list[NewMessage]]) -> list[list[tuple[Message, bool]] | Exception]:
+    """The group commit's batch: one transaction for every caller's messages. Not yet durable: _finish_groups."""
+    return runtime.store().insert_groups(groups, utcnow(), durable=False)
+
+
+def _finish_groups(results: list[list[tuple[Message, bool]] | Exception]) -> None:
+    """While the next batch commits: make this one durable (an fsync shared with other batches), then publish
+    what it created, one publish per queue (replays were published before), here or by the background publisher."""
+    runtime.store().make_durable()
     now = utcnow()
-    results = runtime.store().insert_groups(groups, now)
     by_queue: dict[str, list[Message]] = {}
     available: dict[str, bool] = {}
     for result in results:
@@ -72,10 +77,10 @@ def _submit_groups(groups: list[list[NewMessage]]) -> list[list[tuple[Message, b
             _background[0].put(queue, messages)
         else:
             dispatch.publish(messages, queue, now=now)
-    return results
 
 
-_group: GroupCommit[list[NewMessage], list[tuple[Message, bool]]] = GroupCommit(_submit_groups)
+_group: GroupCommit[list[NewMessage], list[tuple[Message, bool]]] = GroupCommit(_commit_groups,
+                                                                                finish=_finish_groups)
 
 
 def _initial_queue(message: Message, available: dict[str, bool], now: datetime) -> str:

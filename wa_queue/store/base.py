@@ -53,12 +53,15 @@ class MessageStore(abc.ABC):
         """insert() for many in one transaction: all stored or none (on any error nothing stays behind)."""
 
     def insert_groups(
-        self, groups: list[list[NewMessage]], now: datetime
+        self, groups: list[list[NewMessage]], now: datetime, *, durable: bool = True
     ) -> list[list[tuple[Message, bool]] | Exception]:
         """insert_many() for several independent requests: each group is all or nothing on its own, and a group's
         error (an IdempotencyConflict, say) is returned in its place instead of raised. Adapters that can commit the
         groups together (SQLite: one transaction, a savepoint per group) save a durable commit per group; this
-        default inserts them one after another. Errors that are not the group's own (the store is down) raise."""
+        default inserts them one after another. Errors that are not the group's own (the store is down) raise.
+
+        `durable=False` may return once the groups are committed but before they would survive a power cut; the
+        caller then calls make_durable() before it tells anyone (SQLite: the fsync is shared with other threads)."""
         results: list[list[tuple[Message, bool]] | Exception] = []
         for news in groups:
             try:
@@ -66,6 +69,10 @@ class MessageStore(abc.ABC):
             except (IdempotencyConflict, ValidationError) as exc:
                 results.append(exc)
         return results
+
+    def make_durable(self) -> None:
+        """Everything this process committed before the call survives a power cut when it returns. Adapters whose
+        commits are durable when they return (MongoDB, by its write concern) have nothing to do."""
 
     @abc.abstractmethod
     def get(self, message_id: str) -> Message:

@@ -3,7 +3,7 @@
 Datetimes are INTEGER microseconds since the Unix epoch (UTC): sortable, compact, exact round trip.
 History is a JSON array column, appended with json_insert() in the same UPDATE that changes the state, so every
 transition is one atomic statement (UPDATE ... WHERE <CAS> RETURNING). Status counts live in a tiny table kept by
-triggers (and by insert_many for inserts), in the same transaction as the change: count_by_status() reads 4 rows.
+triggers, in the same transaction as the change: count_by_status() reads 4 rows.
 
 Durability: connections run synchronous=FULL. Inserts are fsynced before they return, after the write lock is
 released (_tx_synced_after). The claim, number checks, dispatch records and record_sent commit unsynced: each is
@@ -21,7 +21,7 @@ import json
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -94,6 +94,8 @@ CREATE TABLE IF NOT EXISTS {MESSAGES} ({_column_defs()});
 CREATE TABLE IF NOT EXISTS {ARCHIVE} ({_column_defs()}, archived_at INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS {STATUS_COUNTS} (status TEXT PRIMARY KEY, n INTEGER NOT NULL);
 INSERT OR IGNORE INTO {STATUS_COUNTS} VALUES {_STATUS_ROWS};
+CREATE TRIGGER IF NOT EXISTS tr_msg_ins AFTER INSERT ON {MESSAGES} BEGIN
+  UPDATE {STATUS_COUNTS} SET n = n + 1 WHERE status = NEW.status; END;
 CREATE TRIGGER IF NOT EXISTS tr_msg_del AFTER DELETE ON {MESSAGES} BEGIN
   UPDATE {STATUS_COUNTS} SET n = n - 1 WHERE status = OLD.status; END;
 CREATE TRIGGER IF NOT EXISTS tr_msg_upd AFTER UPDATE OF status ON {MESSAGES} WHEN OLD.status <> NEW.status BEGIN
@@ -148,6 +150,54 @@ def _new_row(message: Message, now_us: int | None, histories: dict[str | None, s
             json.dumps(message.metadata) if message.metadata is not None else None, history)
 
 
+class _SharedSync:
+    """Group fsync: threads of a process that need their commits on disk share one fsync.
+
+    Commits are counted as they complete. A thread that needs durability waits for an fsync that began after its
+    commits; if none is running it runs one, for every commit completed so far. Under load one fsync covers the
+    commits of several batches, and the next batch commits while it runs instead of waiting for it (bench/api.py:
+    an fsync took 2 ms with two API processes writing)."""
+
+    def __init__(self, fsync: Callable[[], None]) -> None:
+        self._fsync = fsync
+        self._cond = threading.Condition(threading.Lock())
+        self._done = 0  # commits completed
+        self._synced = 0  # commits known to be on disk
+        self._running = False
+        self._pid = os.getpid()
+
+    def committed(self) -> None:
+        self._after_fork()
+        with self._cond:
+            self._done += 1
+
+    def wait(self) -> None:
+        self._after_fork()
+        with self._cond:
+            mine = self._done
+            while self._synced < mine:
+                if not self._running:
+                    self._running, target = True, self._done
+                    break
+                self._cond.wait()
+            else:
+                return
+        try:
+            self._fsync()
+        except BaseException:
+            with self._cond:
+                self._running = False
+                self._cond.notify_all()
+            raise
+        with self._cond:
+            self._running, self._synced = False, max(self._synced, target)
+            self._cond.notify_all()
+
+    def _after_fork(self) -> None:
+        if self._pid != os.getpid():  # a fork copies the lock as it was; this process has committed nothing yet
+            self.__init__(self._fsync)  # type: ignore[misc]
+
+
 class SQLiteStore(MessageStore):
     def __init__(self, path: str) -> None:
         self.path = path
@@ -156,6 +206,7 @@ class SQLiteStore(MessageStore):
         self._all: list[sqlite3.Connection] = []
         self._fds: list[int] = []
         self._all_lock = threading.Lock()
+        self._wal_sync = _SharedSync(self._fsync_wal)
         self._create_schema()
 
     def _create_schema(self) -> None:
@@ -202,8 +253,10 @@ class SQLiteStore(MessageStore):
         return conn
 
     @contextlib.contextmanager
-    def _tx(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE takes the write lock up front, so read-then-write sequences cannot interleave."""
+    def _tx(self, *, one_statement: bool = False) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE takes the write lock up front, so read-then-write sequences cannot interleave.
+        `one_statement`: the body runs a single statement, atomic on its own, so it runs without BEGIN and COMMIT
+        (two calls fewer holding the write lock)."""
         conn = self._conn()
         if conn.in_transaction:
             yield conn  # nested use joins the outer transaction
@@ -215,6 +268,9 @@ class SQLiteStore(MessageStore):
         fd = self._local.lockfd
         fcntl.flock(fd, fcntl.LOCK_EX)
         try:
+            if one_statement:
+                yield conn
+                return
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
@@ -228,19 +284,25 @@ class SQLiteStore(MessageStore):
             fcntl.flock(fd, fcntl.LOCK_UN)
 
     @contextlib.contextmanager
-    def _tx_synced_after(self) -> Iterator[sqlite3.Connection]:
+    def _tx_synced_after(self, *, one_statement: bool = False, durable: bool = True) -> Iterator[sqlite3.Connection]:
         """A transaction as durable as a FULL commit whose fsync happens after the write lock is released.
 
         The commit itself skips its sync (synchronous=NORMAL: the WAL frames are written, not flushed), then the WAL
         file is fsynced: the frames, with everything written before them, are then on disk, as FULL would have left
-        them. Outside the lock, the next writer commits meanwhile and concurrent
-        fsyncs overlap (bench/api.py: the fsync was most of the time every other writer spent waiting)."""
-        with self._unsynced(), self._tx() as conn:
+        them. Outside the lock, the next writer commits meanwhile, and threads waiting for durability share one
+        fsync (make_durable). `durable=False` leaves that fsync to the caller's make_durable()."""
+        with self._unsynced(), self._tx(one_statement=one_statement) as conn:
             yield conn
         if not conn.in_transaction:  # a joined outer transaction's commit decides
-            self._sync_wal()
+            self._wal_sync.committed()
+            if durable:
+                self.make_durable()
 
-    def _sync_wal(self) -> None:
+    def make_durable(self) -> None:
+        """Everything this process committed before the call is on disk when it returns (one shared WAL fsync)."""
+        self._wal_sync.wait()
+
+    def _fsync_wal(self) -> None:
         """fsync the WAL: every commit written to it so far is durable. A WAL that is gone was checkpointed, and a
         checkpoint syncs the database file before it restarts or removes the WAL."""
         try:
@@ -296,13 +358,13 @@ class SQLiteStore(MessageStore):
             return self._insert(conn, news, now)
 
     def insert_groups(
-        self, groups: list[list[NewMessage]], now: datetime
+        self, groups: list[list[NewMessage]], now: datetime, *, durable: bool = True
     ) -> list[list[tuple[Message, bool]] | Exception]:
         """One transaction (one fsync) for all groups; a savepoint each, so a group's error undoes only its rows."""
         if not any(n.idempotency_key for news in groups for n in news):
-            return self._insert_keyless(groups, now)  # type: ignore[return-value]
+            return self._insert_keyless(groups, now, durable=durable)  # type: ignore[return-value]
         results: list[list[tuple[Message, bool]] | Exception] = []
-        with self._tx_synced_after() as conn:
+        with self._tx_synced_after(durable=durable) as conn:
             for news in groups:
                 conn.execute("SAVEPOINT grp")
                 try:
@@ -313,7 +375,9 @@ class SQLiteStore(MessageStore):
                 conn.execute("RELEASE grp")
         return results
 
-    def _insert_keyless(self, groups: list[list[NewMessage]], now: datetime) -> list[list[tuple[Message, bool]]]:
+    def _insert_keyless(
+        self, groups: list[list[NewMessage]], now: datetime, *, durable: bool = True
+    ) -> list[list[tuple[Message, bool]]]:
         """Without idempotency keys nothing depends on what is stored, so messages and rows are made before the
         write lock, which then covers one INSERT, one count and the commit. Every writer waits on that lock, and a
         holder that has to win the GIL back between statements holds it for longer (API threads, bench/api.py)."""
@@ -324,7 +388,7 @@ class SQLiteStore(MessageStore):
             planned, made = plan_inserts(news, {}, now)
             results.append(planned)
             rows.extend(_new_row(message, now_us, histories) for message in made)
-        with self._tx_synced_after() as conn:
+        with self._tx_synced_after(one_statement=len(rows) <= INSERT_CHUNK, durable=durable) as conn:
             self._write_rows(conn, rows)
         return results
 
@@ -342,8 +406,6 @@ class SQLiteStore(MessageStore):
         for start in range(0, len(rows), INSERT_CHUNK):
             chunk = rows[start:start + INSERT_CHUNK]
             conn.execute(_insert_sql(len(chunk)), list(itertools.chain.from_iterable(chunk)))
-        # Inserts count here, once per batch (a per-row trigger costs a third of the insert rate).
-        conn.execute(f"UPDATE {STATUS_COUNTS} SET n = n + ? WHERE status = 'pending'", (len(rows),))
 
     def _by_keys(self, conn: sqlite3.Connection, keys: list[str]) -> dict[str, Message]:
         found: dict[str, Message] = {}

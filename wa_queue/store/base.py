@@ -73,6 +73,7 @@ class MessageStore(abc.ABC):
     def make_durable(self) -> None:
         """Everything this process committed before the call survives a power cut when it returns. Adapters whose
         commits are durable when they return (MongoDB, by its write concern) have nothing to do."""
+        return None
 
     @abc.abstractmethod
     def get(self, message_id: str) -> Message:

@@ -54,6 +54,8 @@ def create_app() -> Flask:
     )
     for namespace in (messages.ns, monitoring.ns, sessions.ns, monitoring.ops):
         api.add_namespace(namespace)
+    # The hot path: enqueue without RESTX's per-request layers (the resource stays for the OpenAPI document).
+    app.view_functions[messages.Messages.endpoint] = messages.enqueue_view
     auth.protect_docs(app)
     for name in OPTIONAL_MODULES:
         try:

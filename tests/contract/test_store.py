@@ -198,6 +198,15 @@ def test_insert_groups_keeps_each_group_all_or_nothing_on_its_own(store: Message
     assert texts == {"hello 10", "hello 11"}
 
 
+def test_insert_groups_not_yet_durable_is_stored_and_made_durable(store: MessageStore) -> None:
+    """durable=False (the API's group commit) stores as usual; make_durable() then returns once it is on disk."""
+    results = store.insert_groups([[new(1)], [new(2), new(3)]], NOW, durable=False)
+    store.make_durable()
+    ids = [m.id for result in results for m, _ in result]  # type: ignore[union-attr]
+    assert [store.get(i).text for i in ids] == ["hello 1", "hello 2", "hello 3"]
+    assert store.count_by_status()["pending"] == 3
+
+
 def test_insert_many_replay_of_stored_key(store: MessageStore) -> None:
     first = insert(store, 1, idempotency_key="k")
     results = store.insert_many([new(1, idempotency_key="k"), new(2)], NOW)

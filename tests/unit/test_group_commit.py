@@ -76,3 +76,50 @@ def test_a_lone_caller_runs_its_own_batch() -> None:
     assert GroupCommit(lambda ps: [p + 1 for p in ps]).run(41) == 42
     with pytest.raises(KeyError):
         GroupCommit(lambda ps: [KeyError("mine") for _ in ps]).run(1)
+
+
+def test_the_next_batch_commits_while_finish_runs_and_callers_wait_for_their_finish() -> None:
+    """finish() (the fsync and the publish) of one batch overlaps the next batch's work; nobody returns before the
+    finish of their own batch has run."""
+    order: list[str] = []
+    first_finish_may_end = threading.Event()
+    finished: set[int] = set()
+
+    def work(payloads: list[int]) -> list[object]:
+        order.append(f"work {payloads}")
+        return list(payloads)
+
+    def finish(results: list[object]) -> None:
+        if results == [0]:
+            assert first_finish_may_end.wait(10), "the next batch never ran while this finish was running"
+        finished.update(results)  # type: ignore[arg-type]
+
+    group = GroupCommit(work, finish=finish)
+    got: dict[int, object] = {}
+
+    def call(p: int) -> None:
+        got[p] = group.run(p)
+        assert p in finished, "answered before its batch's finish ran"
+
+    first = threading.Thread(target=call, args=(0,))
+    first.start()
+    while not order:
+        time.sleep(0.001)
+    second = threading.Thread(target=call, args=(1,))
+    second.start()
+    second.join(10)  # batch [1] works and finishes while batch [0] is still in its finish
+    assert got == {1: 1} and order == ["work [0]", "work [1]"]
+    first_finish_may_end.set()
+    first.join(10)
+    assert got == {0: 0, 1: 1}
+
+
+def test_a_failing_finish_fails_its_batch_only() -> None:
+    def finish(results: list[object]) -> None:
+        if 3 in results:
+            raise OSError("fsync failed")
+
+    group = GroupCommit(lambda payloads: list(payloads), finish=finish)
+    with pytest.raises(OSError, match="fsync failed"):
+        group.run(3)
+    assert group.run(4) == 4  # the group is usable again

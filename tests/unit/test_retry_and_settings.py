@@ -91,3 +91,19 @@ def test_bad_settings_name_the_variable(var: str, value: str, named: str) -> Non
 def test_max_below_min_is_refused() -> None:
     with pytest.raises(ConfigError, match="WAQ_MAX_DELAY_S"):
         Settings.from_env({"WAQ_MIN_DELAY_S": "10", "WAQ_MAX_DELAY_S": "5"})
+
+
+def test_message_ids_are_uuid7_sorted_by_creation_time() -> None:
+    import time
+    import uuid
+
+    from wa_queue.models import new_message_id
+
+    first = new_message_id()
+    time.sleep(0.002)
+    later = [new_message_id() for _ in range(100)]
+    assert all(first < other for other in later)  # a later millisecond sorts later: inserts append to the index
+    assert len(set(later)) == 100
+    parsed = uuid.UUID(first)
+    assert (parsed.version, parsed.variant) == (7, uuid.RFC_4122) and parsed.hex == first
+    assert abs(int(first[:12], 16) / 1000 - time.time()) < 5  # the leading 48 bits are Unix milliseconds

@@ -59,3 +59,80 @@ def test_the_claim_and_the_sent_record_leave_the_connection_on_full(traced: tupl
     assert store.record_sent(message.id, owner="w", now=NOW, session="primary", wa_id="x") is not None
     assert _synchronous(store) == 2
     assert store.get(message.id).sent_by == "primary"
+
+
+def test_threads_share_fsyncs_and_each_waits_for_one_begun_after_its_commit(tmp_path: Path) -> None:
+    """_SharedSync: an fsync covers only the commits completed before it began, and whoever needs durability while
+    one runs waits for it and then, if it began too early, for the next."""
+    import threading
+
+    began: list[int] = []
+    release = threading.Event()
+    calls = [0]
+
+    def fsync() -> None:
+        calls[0] += 1
+        began.append(calls[0])
+        if calls[0] == 1:
+            assert release.wait(10)
+
+    sync = sqlite_store._SharedSync(fsync)
+    sync.committed()
+    first = threading.Thread(target=sync.wait)
+    first.start()
+    while not began:
+        pass
+    sync.committed()  # after the running fsync began: it does not cover this one
+    waiters = [threading.Thread(target=sync.wait) for _ in range(3)]
+    for thread in waiters:
+        thread.start()
+    release.set()
+    for thread in [first, *waiters]:
+        thread.join(10)
+    assert calls[0] == 2  # three waiters shared the second fsync
+    sync.wait()  # nothing committed since: no fsync
+    assert calls[0] == 2
+
+
+def test_a_failed_fsync_raises_and_the_next_wait_tries_again(tmp_path: Path) -> None:
+    outcomes = [OSError("EIO"), None]
+
+    def fsync() -> None:
+        outcome = outcomes.pop(0)
+        if outcome is not None:
+            raise outcome
+
+    sync = sqlite_store._SharedSync(fsync)
+    sync.committed()
+    with pytest.raises(OSError, match="EIO"):
+        sync.wait()
+    sync.wait()
+    assert outcomes == []
+
+
+def test_an_insert_left_to_make_durable_is_fsynced_by_it(traced: tuple[SQLiteStore, list[str]]) -> None:
+    store, events = traced
+    store.insert_groups([[NewMessage(phone="+14155550123", text="a")]], NOW, durable=False)
+    assert events == ["lock", "unlock"]
+    store.make_durable()
+    assert events == ["lock", "unlock", "fsync waq.db-wal"]
+    store.make_durable()  # nothing new: no second fsync
+    assert events == ["lock", "unlock", "fsync waq.db-wal"]
+
+
+def test_indexes_of_an_older_version_are_rebuilt_on_open(tmp_path: Path) -> None:
+    import sqlite3
+
+    path = tmp_path / "old.db"
+    SQLiteStore(str(path)).close()
+    conn = sqlite3.connect(path)
+    conn.execute("DROP INDEX ix_msg_failed")
+    conn.execute("CREATE INDEX ix_msg_failed ON messages(status, failed_at, id)")  # the definition before partials
+    conn.execute("DROP INDEX ix_msg_due")
+    conn.commit()
+    conn.close()
+    store = SQLiteStore(str(path))
+    found = dict(store._conn().execute("SELECT name, sql FROM sqlite_master WHERE type = 'index'").fetchall())
+    assert found["ix_msg_failed"] == sqlite_store.INDEXES["ix_msg_failed"]
+    assert found["ix_msg_due"] == sqlite_store.INDEXES["ix_msg_due"]
+    assert "WHERE status = 'failed'" in found["ix_msg_failed"]

@@ -210,6 +210,33 @@ def test_chrome_killed_mid_send_then_next_send_restarts_it(sim: Sim, sender: Sel
     assert sent_texts(sim, FRIEND) == ["sent after the restart"]
 
 
+def test_chrome_killed_during_the_click_leaves_the_outcome_unknown(sim: Sim, sender: SeleniumSender,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The click reaches the page (the message leaves), then Chrome dies before the command's reply: the send must
+    not be taken for one that never left, or the retry sends it twice (seen in a chaos run)."""
+    from selenium.webdriver.remote.webelement import WebElement
+
+    real_click = WebElement.click
+
+    def click_then_die(element: WebElement) -> None:
+        real_click(element)
+        deadline = time.monotonic() + 10
+        while not sent_texts(sim, FRIEND) and time.monotonic() < deadline:
+            time.sleep(0.05)  # the page has sent it
+        os.kill(sender.chrome_pid(), signal.SIGKILL)
+        time.sleep(0.5)
+        element.is_displayed()  # what the reply would have met: a browser that is gone (raises)
+
+    monkeypatch.setattr(WebElement, "click", click_then_die)
+    text = "clicked, then the browser died"
+    with pytest.raises(errors.SendOutcomeUnknown):
+        sender.send(FRIEND, text, ref="die-in-click")
+    monkeypatch.undo()
+    found = sender.find_sent(FRIEND, text, ref="die-in-click")  # the next attempt reads the chat first
+    assert found is not None
+    assert sent_texts(sim, FRIEND) == [text]
+
+
 def test_hung_browser_is_killed_with_its_tree(sim: Sim, sender: SeleniumSender) -> None:
     sender.send(FRIEND, "warm", ref="warm")  # a live browser
     old_pids = sender.browser_pids()

@@ -132,8 +132,7 @@ class SeleniumSender(MessageSender):
                 page = self._open_chat(phone)
                 self._raise_if_unavailable(page)
                 before = self._type(text)
-                self._click_send()
-                clicked[0] = True
+                self._click_send(clicked)
                 receipt = self._await_new_row(before, text, ref)
             self.sent_count += 1
             return receipt
@@ -491,7 +490,8 @@ class SeleniumSender(MessageSender):
             if line:
                 self._driver_call(lambda d, t=line: d.execute_cdp_cmd("Input.insertText", {"text": t}))
 
-    def _click_send(self) -> None:
+    def _click_send(self, clicked: list[bool]) -> None:
+        """Click the send button; `clicked[0]` is True from the moment the click command goes out."""
         from selenium.common.exceptions import WebDriverException
         from selenium.webdriver.common.by import By
 
@@ -499,9 +499,15 @@ class SeleniumSender(MessageSender):
         deadline = time.monotonic() + min(self.timeout, 10.0)
         while True:
             try:
-                self._driver_call(lambda d: d.find_element(By.CSS_SELECTOR, css).click())
+                button = self._driver_call(lambda d: d.find_element(By.CSS_SELECTOR, css))
+                # A browser that dies from here on leaves the outcome unknown: the click can reach the page and
+                # send before its reply is lost (the chaos run saw a message sent twice when Chrome was killed
+                # during the click and the error was taken for one before it).
+                clicked[0] = True
+                self._driver_call(lambda d, b=button: b.click())
                 return
             except WebDriverException as exc:  # not there yet (it appears once there is text), or re-rendered
+                clicked[0] = False  # refused by the page (_driver_call re-raises only those): nothing was clicked
                 if time.monotonic() > deadline:
                     raise errors.TransientSendError(f"send_button ({css}) not clickable: {_first_line(exc)}") from exc
             time.sleep(POLL_S)

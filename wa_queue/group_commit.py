@@ -4,8 +4,10 @@ An API worker serves several requests at once (gunicorn threads). Each used to p
 own broker round trip, and the threads queued for SQLite's single write lock, whose busy handler sleeps a
 millisecond or more before it looks again. Here the first caller becomes the leader: it takes every request queued
 so far, runs them as one batch, hands each caller its own result, and wakes the rest; whoever arrived meanwhile
-forms the next batch. A caller alone pays one lock round and nothing else. Nobody answers before the batch that
-holds its request has committed (invariant 1 is unchanged).
+forms the next batch. A caller alone pays one lock round and nothing else. With a `finish` step (service.py: the
+fsync, then the hand-over to the publisher) the next batch starts as soon as this one has committed, while this
+one's finish runs. Nobody answers before the batch that holds its request has committed and finished (invariant 1
+is unchanged).
 """
 
 from __future__ import annotations

@@ -106,13 +106,25 @@ class Delivery:
             return self._release(message, "session unavailable", errors.SessionUnavailable.__name__)
         doubt = message.doubt_session
         if doubt and doubt != self.session and doubt in self.settings.sessions:
-            # Only the session that clicked can read its own chat to settle an unknown outcome. If it is gone for
-            # good, another session sends: a possible duplicate is better than a message never sent.
-            if sessions.is_available(self.store.get_session(doubt), self.settings, now):
+            # Only the session that clicked can read its own chat to settle an unknown outcome. While it may still
+            # come back (restarting, reconnecting), the message waits for it; once it is gone for good (it needs an
+            # operator, or its reconnection window has passed), another session sends: a possible duplicate is
+            # better than a message never sent. The chaos run caught another session sending while it restarted.
+            record = self.store.get_session(doubt)
+            if sessions.is_available(record, self.settings, now):
                 return self._release(message, "outcome unknown: back to the session that clicked", target=doubt)
+            since = message.doubt_since or now
+            if not record.needs_operator and now - since < self._doubt_wait():
+                return self._release(message, "outcome unknown: waiting for the session that clicked",
+                                     target=doubt, delay_s=self.settings.reconnect_unit_s)
         if not sessions.under_cap(self.store, self.session, self.settings, now):
             return self._release(message, "daily cap reached", "DailyCapReached")
         return None
+
+    def _doubt_wait(self) -> timedelta:
+        """How long a message in doubt waits for its session: the reconnection back-off in full, and a health check."""
+        units = sum(range(1, self.settings.reconnect_max_attempts + 1))
+        return timedelta(seconds=self.settings.reconnect_unit_s * units + self.settings.health_interval_s)
 
     def _connected(self) -> bool:
         try:
@@ -223,7 +235,7 @@ class Delivery:
         decision = classify(exc)
         if decision is Decision.RELEASE:
             self.store.update_session(self.session, status=_state_for(exc), heartbeat_at=self.clock())
-            return self._release(message, f"session unavailable: {exc}", type(exc).__name__)
+            return self._release(message, f"session unavailable: {exc}", type(exc).__name__, keep_doubt=False)
         if decision is Decision.FAIL:
             return self._fail(message, exc)
         failures = message.attempts + 1
@@ -256,12 +268,14 @@ class Delivery:
         return Outcome("failed", failed, type(exc).__name__)
 
     def _release(self, message: Message, reason: str, error_class: str | None = None, *,
-                 target: str | None = None) -> Outcome:
-        """Give the message to another session, or park it until one can take it."""
+                 target: str | None = None, delay_s: float | None = None, keep_doubt: bool = True) -> Outcome:
+        """Give the message to another session (after `delay_s`), or park it until one can take it. Before this
+        attempt's send, an earlier attempt's unknown outcome stays recorded (keep_doubt); after a send refused
+        before its click, this attempt's own mark is cleared."""
         now = self.clock()
         target = target or sessions.pick_session(self.store, self.settings, now, exclude=self.session)
-        park_until: datetime | None = None
-        countdown: float | None = None
+        park_until: datetime | None = now + timedelta(seconds=delay_s) if delay_s else None
+        countdown: float | None = delay_s or None
         if target is None:
             if error_class == "DailyCapReached":
                 park_until = next_local_midnight_utc(now, self.settings.zone)
@@ -269,7 +283,8 @@ class Delivery:
                 countdown = self.settings.reconnect_unit_s
                 park_until = now + timedelta(seconds=countdown)
         released = self.store.release(
-            message.id, owner=self.owner, now=now, reason=reason, error_class=error_class, next_attempt_at=park_until
+            message.id, owner=self.owner, now=now, reason=reason, error_class=error_class, next_attempt_at=park_until,
+            keep_doubt=keep_doubt,
         )
         if released is None:
             return Outcome("skipped", detail="lease lost before releasing")

@@ -136,6 +136,18 @@ class Message:
                 return entry.session
         return None
 
+    @property
+    def doubt_since(self) -> datetime | None:
+        """When the unknown outcome began: the click that was never settled."""
+        if not self.in_doubt:
+            return None
+        if self.sending_at is not None:
+            return self.sending_at
+        for entry in reversed(self.history):
+            if entry.event == "retry" and entry.error_class == UNKNOWN_OUTCOME:
+                return entry.at
+        return None
+
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for field in dataclasses.fields(self):

@@ -336,6 +336,19 @@ def test_release_without_session_change(store: MessageStore) -> None:
         "released", "s1", "SessionUnavailable", "session unavailable")
 
 
+def test_release_keeping_the_doubt_of_an_earlier_click(store: MessageStore) -> None:
+    message = insert(store, session="s1")
+    store.claim(message.id, owner="w1", session="s1", now=NOW, lease_s=30)
+    store.mark_sending(message.id, owner="w1", now=at(1))
+    store.recover(message.id, owner="w1", now=at(2), reason="worker restarted")
+    store.claim(message.id, owner="w2", session="s2", now=at(3), lease_s=30)
+    released = store.release(message.id, owner="w2", now=at(4), reason="waiting", next_attempt_at=at(60),
+                             keep_doubt=True)
+    assert released is not None and released.status is MessageStatus.PENDING and released.lease_owner is None
+    assert released.sending_at == at(1) and released.sending_session == "s1" and released.in_doubt
+    assert released.next_attempt_at == at(60)
+
+
 def test_release_with_session_change(store: MessageStore) -> None:
     message = insert(store, session="s1")
     store.claim(message.id, owner="w1", session="s1", now=NOW, lease_s=30)

@@ -200,3 +200,46 @@ def test_unknown_outcome_is_settled_by_the_session_that_clicked(env) -> None:  #
     assert published[-1][1] == "wa.session.primary"
     assert make().process(mid, 1).kind == "sent"
     assert len(read_log(settings.fake_log)) == 1
+
+
+def test_a_click_in_doubt_waits_for_its_session_while_it_restarts(env) -> None:  # noqa: ANN001
+    """Chaos run: primary's worker was killed after its click; secondary took the message while primary restarted
+    and sent it a second time. Now it waits for primary, which finds it in its chat."""
+    settings, store, clock, published, make, _ = env
+    mid = _new(store)
+    delivery = make()
+    assert store.claim(mid, owner=delivery.owner, session="primary", now=T0, lease_s=60) is not None
+    assert store.mark_sending(mid, owner=delivery.owner, now=T0)
+    delivery.sender.send(PHONE, "hello", ref=mid)  # the click happened, then the worker died
+    assert store.recover(mid, owner=delivery.owner, now=T0, reason="worker restarted") is not None
+    store.update_session("primary", status="closed")  # restarting
+    outcome = make("secondary").process(mid, 0)
+    assert outcome.kind == "released" and "waiting for the session that clicked" in outcome.detail
+    assert published[-1][1:] == ("wa.session.primary", settings.reconnect_unit_s)
+    waiting = store.get(mid)
+    assert waiting.in_doubt and waiting.doubt_session == "primary"  # the release kept the doubt
+    assert len(read_log(settings.fake_log)) == 1  # secondary sent nothing
+    clock.now = waiting.next_attempt_at
+    store.update_session("primary", status="connected", heartbeat_at=clock.now)  # back
+    assert make().process(mid, 0).kind == "sent"  # read in primary's chat
+    assert len(read_log(settings.fake_log)) == 1
+
+
+def test_a_click_in_doubt_is_sent_elsewhere_once_its_session_is_gone_for_good(env) -> None:  # noqa: ANN001
+    settings, store, clock, published, make, _ = env
+    mid = _new(store)
+    delivery = make()
+    store.claim(mid, owner=delivery.owner, session="primary", now=T0, lease_s=60)
+    store.mark_sending(mid, owner=delivery.owner, now=T0)
+    store.recover(mid, owner=delivery.owner, now=T0, reason="worker restarted")  # died before the click this time
+    store.update_session("primary", status="closed", needs_operator=True)  # its reconnections ran out
+    assert make("secondary").process(mid, 0).kind == "sent"
+    assert len(read_log(settings.fake_log)) == 1
+    other = _new(store, "second")
+    store.claim(other, owner=delivery.owner, session="primary", now=clock.now, lease_s=60)
+    store.mark_sending(other, owner=delivery.owner, now=clock.now)
+    store.recover(other, owner=delivery.owner, now=clock.now, reason="worker restarted")
+    store.update_session("primary", status="closed", needs_operator=False)  # a worker that never came back
+    assert make("secondary").process(other, 0).kind == "released"
+    clock.now += timedelta(seconds=settings.reconnect_unit_s * 15 + settings.health_interval_s + 1)
+    assert make("secondary").process(other, 0).kind == "sent"  # the reconnection window has passed

@@ -123,10 +123,13 @@ class MessageStore(abc.ABC):
     def release(
         self, message_id: str, *, owner: str, now: datetime, reason: str, error_class: str | None = None,
         next_attempt_at: datetime | None = None, session: str | None = ...,  # type: ignore[assignment]
+        keep_doubt: bool = False,
     ) -> Message | None:
         """processing -> pending WITHOUT using an attempt (session unavailable, cap reached, pacing):
         next_attempt_at (default now), lease and sending_at cleared; when `session` is given (None included) it
-        replaces the session preference; history 'released' with the reason. None if not held by owner."""
+        replaces the session preference; history 'released' with the reason. None if not held by owner.
+        `keep_doubt`: sending_at and sending_session stay (a release before this attempt's send must not forget that
+        an earlier one may have clicked)."""
 
     @abc.abstractmethod
     def mark_dispatched(self, message_ids: list[str], *, now: datetime, epoch: str | None, queue: str) -> None:

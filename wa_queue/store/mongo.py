@@ -262,9 +262,12 @@ class MongoStore(MessageStore):
     def release(
         self, message_id: str, *, owner: str, now: datetime, reason: str, error_class: str | None = None,
         next_attempt_at: datetime | None = None, session: str | None = ...,  # type: ignore[assignment]
+        keep_doubt: bool = False,
     ) -> Message | None:
         sets: dict[str, Any] = {"status": MessageStatus.PENDING.value, "next_attempt_at": to_db(next_attempt_at or now),
-                                "sending_at": None, "sending_session": None, **_CLEAR_LEASE}
+                                **_CLEAR_LEASE}
+        if not keep_doubt:
+            sets.update(sending_at=None, sending_session=None)
         if session is not ...:
             sets["session"] = session
         return self._transition(message_id, self._held(owner), now, "released", sets, error_class, reason)

@@ -501,9 +501,11 @@ class SQLiteStore(MessageStore):
 
     def release(
         self, message_id: str, *, owner: str, now: datetime, reason: str, error_class: str | None = None,
-        next_attempt_at: datetime | None = None, session: str | None = _SENTINEL,
+        next_attempt_at: datetime | None = None, session: str | None = _SENTINEL, keep_doubt: bool = False,
     ) -> Message | None:
-        sets = f"status = 'pending', next_attempt_at = :next, sending_at = NULL, sending_session = NULL, {_CLEAR_LEASE}"
+        sets = f"status = 'pending', next_attempt_at = :next, {_CLEAR_LEASE}"
+        if not keep_doubt:
+            sets += ", sending_at = NULL, sending_session = NULL"
         if session is not _SENTINEL:
             sets += ", session = :new_session"
         return self._transition(

@@ -123,8 +123,7 @@ class Delivery:
 
     def _doubt_wait(self) -> timedelta:
         """How long a message in doubt waits for its session: the reconnection back-off in full, and a health check."""
-        units = sum(range(1, self.settings.reconnect_max_attempts + 1))
-        return timedelta(seconds=self.settings.reconnect_unit_s * units + self.settings.health_interval_s)
+        return sessions.reconnect_window(self.settings) + timedelta(seconds=self.settings.health_interval_s)
 
     def _connected(self) -> bool:
         try:

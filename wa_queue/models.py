@@ -131,10 +131,8 @@ class Message:
             return None
         if self.sending_at is not None and self.sending_session:
             return self.sending_session
-        for entry in reversed(self.history):
-            if entry.event == "retry" and entry.error_class == UNKNOWN_OUTCOME:
-                return entry.session
-        return None
+        retry = self._unknown_outcome_retry()
+        return retry.session if retry else None
 
     @property
     def doubt_since(self) -> datetime | None:
@@ -143,10 +141,13 @@ class Message:
             return None
         if self.sending_at is not None:
             return self.sending_at
-        for entry in reversed(self.history):
-            if entry.event == "retry" and entry.error_class == UNKNOWN_OUTCOME:
-                return entry.at
-        return None
+        retry = self._unknown_outcome_retry()
+        return retry.at if retry else None
+
+    def _unknown_outcome_retry(self) -> HistoryEntry | None:
+        """The latest retry an unknown outcome caused (the doubt when no send is marked)."""
+        return next((e for e in reversed(self.history) if e.event == "retry" and e.error_class == UNKNOWN_OUTCOME),
+                    None)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}

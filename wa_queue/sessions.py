@@ -23,6 +23,11 @@ def heartbeat_fresh(record: SessionRecord, settings: Settings, now: datetime) ->
     return now - record.heartbeat_at <= timedelta(seconds=3 * settings.health_interval_s + 5)
 
 
+def reconnect_window(settings: Settings) -> timedelta:
+    """How long reconnect() keeps trying before the session needs an operator: attempt n waits n units."""
+    return timedelta(seconds=settings.reconnect_unit_s * sum(range(1, settings.reconnect_max_attempts + 1)))
+
+
 def is_available(record: SessionRecord, settings: Settings, now: datetime) -> bool:
     return record.status == SessionState.CONNECTED.value and not record.needs_operator and heartbeat_fresh(
         record, settings, now

@@ -51,12 +51,13 @@ _NEW_COLUMNS = ("id", "phone", "text", "status", "created_at", "updated_at", "ne
                 "idempotency_key", "content_hash", "callback_url", "metadata", "history")  # what _new_row fills
 _ROW_MARKS = f"({', '.join('?' * len(_NEW_COLUMNS))})"
 INSERT_CHUNK = 500  # rows per INSERT statement: 7,000 parameters, below SQLite's limit of 32,766
+_SENTINEL: Any = ...
 
 
 @functools.lru_cache(maxsize=64)
 def _insert_sql(rows: int) -> str:
     return f"INSERT INTO {MESSAGES} ({', '.join(_NEW_COLUMNS)}) VALUES {', '.join([_ROW_MARKS] * rows)}"
-_SENTINEL: Any = ...
+
 
 _COLUMN_TYPES = {"attempts": "INTEGER NOT NULL DEFAULT 0", "history": "TEXT NOT NULL DEFAULT '[]'"}
 _NOT_NULL = {"id", "phone", "text", "status", "created_at", "updated_at", "next_attempt_at"}

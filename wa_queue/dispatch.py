@@ -55,21 +55,22 @@ def queue_length(queue: str) -> int:
 
 
 def publish(messages: Iterable[Message], queue: str, *, countdown: float | None = None,
-            now: datetime | None = None) -> None:
-    """Publish one send task per message to `queue`, then record the dispatch in the store.
+            now: datetime | None = None) -> bool:
+    """Publish one send task per message to `queue`, then record the dispatch in the store. False when the broker
+    refused them (logged; the store keeps them and the sweeper publishes them later).
 
     Called only after the messages are committed (invariant 1). A crash between the two steps leaves the dispatch
     unrecorded, and the sweeper publishes again: at worst a duplicate task, which the claim makes harmless."""
     messages = list(messages)
     if not messages:
-        return
+        return True
     app = runtime.celery()
     try:
         epoch = current_epoch()
     except Exception as exc:  # noqa: BLE001 - a broker outage must not fail an enqueue that is already committed
         log.warning("broker unreachable while publishing %d message(s): %s; the sweeper will retry", len(messages),
                     exc)
-        return
+        return False
     try:
         if get_settings().broker_url.startswith(("redis://", "rediss://")):
             _push_redis(app, messages, queue, countdown)
@@ -81,8 +82,9 @@ def publish(messages: Iterable[Message], queue: str, *, countdown: float | None 
                               routing_key=queue, countdown=countdown)
     except Exception as exc:  # noqa: BLE001 - the store keeps them: the sweeper republishes what did not go out
         log.warning("publish of %d message(s) to %s failed: %s; the sweeper will retry", len(messages), queue, exc)
-        return
+        return False
     runtime.store().mark_dispatched([m.id for m in messages], now=now or utcnow(), epoch=epoch, queue=queue)
+    return True
 
 
 _templates: dict[tuple[int, str], str] = {}

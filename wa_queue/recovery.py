@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from wa_queue import names, sessions
@@ -16,6 +17,7 @@ from wa_queue.store import MessageStore
 log = logging.getLogger(__name__)
 
 _BATCH = 500
+_MAX_BATCHES = 200  # per queue and job run: a larger backlog is finished by the next runs
 
 
 @dataclasses.dataclass
@@ -34,9 +36,10 @@ def dispatch_due(store: MessageStore, settings: Settings, now: datetime) -> Swee
         batch = store.list_undispatched(now=now, epoch=epoch, limit=_BATCH)
         if not batch:
             break
-        for queue, messages in _by_target_queue(store, settings, now, batch).items():
-            publish(messages, queue, now=now)
-        report.republished += len(batch)
+        published = _republish(store, settings, now, batch)
+        report.republished += published
+        if published < len(batch):
+            break  # the broker refused some: the next sweep tries again
     report.republished += republish_overdue(store, settings, now)
     report.rerouted = reroute_from_dead_sessions(store, settings, now)
     if report.republished:
@@ -63,38 +66,35 @@ def republish_overdue(store: MessageStore, settings: Settings, now: datetime) ->
     not yet claimed, or a countdown retry, leaves it unacked until the visibility timeout (hours). A message long
     overdue whose queue is empty cannot be waiting in that queue, so it is published again; if its task does turn
     up later, the claim makes it a no-op. A queue with a backlog is left alone: its messages are waiting their turn."""
-    grace = timedelta(seconds=settings.redispatch_after_s)
-    overdue = [
-        m for m in store.list_undispatched(now=now - grace, epoch="", limit=1000)
-        if m.dispatched_at is not None and now - m.dispatched_at > grace and m.dispatch_queue
-    ]
-    queues = {m.dispatch_queue for m in overdue}
-    empty = {q for q in queues if q and queue_length(q) == 0}
-    again = [m for m in overdue if m.dispatch_queue in empty]
-    if again:
-        log.info("republishing %d overdue message(s) whose queue is empty", len(again))
-        _republish(store, settings, now, again)
-    return len(again)
+    grace = now - timedelta(seconds=settings.redispatch_after_s)
+    again = 0
+    for queue in store.dispatch_queues():
+        if queue_length(queue) != 0:
+            continue
+        moved = _drain(store, queue, now=grace, dispatched_before=grace,
+                       publish_batch=lambda batch: _republish(store, settings, now, batch))
+        if moved:
+            log.info("republished %d overdue message(s) whose queue %s is empty", moved, queue)
+        again += moved
+    return again
 
 
 def reroute_from_dead_sessions(store: MessageStore, settings: Settings, now: datetime) -> int:
-    """Messages waiting in the queue of a session that cannot send go to a session that can."""
+    """Messages waiting in the queue of a session that cannot send (or is no longer configured) go to one that can."""
     moved = 0
-    for name in settings.sessions:
-        if sessions.is_available(store.get_session(name), settings, now):
+    stale = now - timedelta(seconds=settings.health_interval_s)
+    for queue in store.dispatch_queues():
+        if not queue.startswith(names.SESSION_QUEUE_PREFIX):
             continue
-        stranded = [
-            m for m in store.list_undispatched(now=now, epoch="", limit=100_000)
-            if m.dispatch_queue == names.session_queue(name)
-            and m.dispatched_at is not None
-            and now - m.dispatched_at > timedelta(seconds=settings.health_interval_s)
-        ]
+        name = queue[len(names.SESSION_QUEUE_PREFIX):]
+        if name in settings.sessions and sessions.is_available(store.get_session(name), settings, now):
+            continue
         target = sessions.pick_session(store, settings, now, exclude=name)
-        if stranded:
-            publish(stranded, queue_for(target), now=now)
-            moved += len(stranded)
-            log.info("rerouted %d message(s) from unavailable session %s to %s", len(stranded), name,
-                     target or "any session")
+        count = _drain(store, queue, now=now, dispatched_before=stale,
+                       publish_batch=_to_queue(queue_for(target), now))
+        if count:
+            log.info("rerouted %d message(s) from unavailable session %s to %s", count, name, target or "any session")
+        moved += count
     return moved
 
 
@@ -127,10 +127,22 @@ def free_own_leases(store: MessageStore, settings: Settings, session: str, hostn
 def republish_queue(store: MessageStore, settings: Settings, queue: str, now: datetime) -> int:
     """A worker that was SIGKILLed may have held a reserved task the broker will not give back before its
     visibility timeout: at start, publish due messages last sent to our queue again (duplicates are no-ops)."""
-    stranded = [m for m in store.list_undispatched(now=now, epoch="", limit=100_000) if m.dispatch_queue == queue]
-    if stranded:
-        publish(stranded, queue, now=now)
-    return len(stranded)
+    return _drain(store, queue, now=now, dispatched_before=now, publish_batch=_to_queue(queue, now))
+
+
+def _drain(store: MessageStore, queue: str, *, now: datetime, dispatched_before: datetime,
+           publish_batch: Callable[[list[Message]], int]) -> int:
+    """Publish, a batch at a time, the due pending messages last sent to `queue` before `dispatched_before`; each
+    publish records a new dispatch at a later time, which takes the batch out of the next query. Stops when the
+    broker refuses a batch (the next run tries again)."""
+    total = 0
+    for _ in range(_MAX_BATCHES):
+        batch = store.list_dispatched_to(queue, now=now, dispatched_before=dispatched_before, limit=_BATCH)
+        published = publish_batch(batch) if batch else 0
+        total += published
+        if published < _BATCH:
+            break
+    return total
 
 
 def archive_failed(store: MessageStore, settings: Settings, now: datetime) -> int:
@@ -140,9 +152,15 @@ def archive_failed(store: MessageStore, settings: Settings, now: datetime) -> in
     return moved
 
 
-def _republish(store: MessageStore, settings: Settings, now: datetime, messages: list[Message]) -> None:
-    for queue, group in _by_target_queue(store, settings, now, messages).items():
-        publish(group, queue, now=now)
+def _to_queue(queue: str, now: datetime) -> Callable[[list[Message]], int]:
+    return lambda batch: len(batch) if publish(batch, queue, now=now) else 0
+
+
+def _republish(store: MessageStore, settings: Settings, now: datetime, messages: list[Message]) -> int:
+    """Publish each message to its preferred session's queue when that session can send, else to any; returns how
+    many the broker took."""
+    return sum(len(group) for queue, group in _by_target_queue(store, settings, now, messages).items()
+               if publish(group, queue, now=now))
 
 
 def _alive(pid: int) -> bool:

@@ -422,6 +422,37 @@ def test_mark_dispatched_without_epoch(store: MessageStore) -> None:
     assert [m.id for m in store.list_undispatched(now=at(1), epoch="e", limit=5)] == [message.id]
 
 
+def test_dispatch_queues_and_messages_last_published_to_one(store: MessageStore) -> None:
+    assert store.dispatch_queues() == []
+    old, young, other = (insert(store, i) for i in range(3))
+    not_due = insert(store, 3, now=at(500))  # a retry waiting for its time
+    busy = claimed(store, 4)
+    never = insert(store, 5)  # committed, never published: dispatch_due's business, not these queries'
+    store.mark_dispatched([young.id], now=at(5), epoch="e1", queue="wa.session.s1")
+    store.mark_dispatched([old.id, not_due.id], now=at(1), epoch="e1", queue="wa.session.s1")
+    store.mark_dispatched([other.id], now=at(1), epoch="e1", queue="wa.default")
+    store.mark_dispatched([busy.id], now=at(1), epoch="e1", queue="wa.session.s2")  # processing: left out
+    assert store.dispatch_queues() == ["wa.default", "wa.session.s1"]
+
+    def ids(queue: str, before: float, now: float = 50, limit: int = 10) -> list[str]:
+        return [m.id for m in store.list_dispatched_to(queue, now=at(now), dispatched_before=at(before), limit=limit)]
+
+    assert ids("wa.session.s1", before=10) == [old.id, young.id]  # oldest dispatch first; not_due is not due
+    due_later = ids("wa.session.s1", before=10, now=600)
+    assert set(due_later[:2]) == {old.id, not_due.id} and due_later[2:] == [young.id]  # the first two tie at 1 s
+    assert ids("wa.session.s1", before=5) == [old.id]  # strictly before
+    assert ids("wa.session.s1", before=10, limit=1) == [old.id]
+    assert ids("wa.default", before=10) == [other.id]
+    assert ids("wa.session.s2", before=10) == [] and ids("wa.nope", before=10) == []
+    assert never.id not in ids("wa.session.s1", before=10)
+    # Published again elsewhere: it leaves its old queue, and a queue with no pending message leaves the list.
+    store.mark_dispatched([other.id], now=at(6), epoch="e1", queue="wa.session.s1")
+    assert store.dispatch_queues() == ["wa.session.s1"]
+    assert ids("wa.default", before=10) == []
+    assert ids("wa.session.s1", before=10) == [old.id, young.id, other.id]
+    assert ids("wa.session.s1", before=6) == [old.id, young.id]
+
+
 # ---- operator side -----------------------------------------------------------------------------------------------
 def test_count_by_status_follows_every_transition(store: MessageStore) -> None:
     assert store.count_by_status() == {"pending": 0, "processing": 0, "sent": 0, "failed": 0}

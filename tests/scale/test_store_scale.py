@@ -179,6 +179,24 @@ def run_scale(store: MessageStore, n: int, timer: Timer, adapter: Adapter) -> No
     assert store.archive_failed(older_than=NOW - timedelta(days=30), now=NOW) == 0  # nothing left to move
     assert store.get(ids[-1]).status is MessageStatus.PENDING
 
+    # Recovery's queries: every pending message published to one of two queues, the last few to a third; the
+    # third queue's messages are found whatever the backlog ahead of them (a scan of due messages used to stop at
+    # the first 100,000).
+    pending = ids[w:]
+    few, rest = pending[-7:], pending[:-7]
+    step = min(5_000, max(1, len(rest) // 8))
+    for k, start in enumerate(range(0, len(rest), step)):
+        store.mark_dispatched(rest[start:start + step], now=NOW - timedelta(hours=2), epoch="e",
+                              queue=f"wa.session.{SESSIONS[k % 2]}")
+    store.mark_dispatched(few, now=NOW - timedelta(hours=1), epoch="e", queue="wa.session.s3")
+    assert timer.once("dispatch_queues", store.dispatch_queues) == ["wa.session.s1", "wa.session.s2", "wa.session.s3"]
+    found = timer.once("list_dispatched_to (a queue of 7)", lambda: store.list_dispatched_to(
+        "wa.session.s3", now=NOW, dispatched_before=NOW, limit=500))
+    assert sorted(m.id for m in found) == sorted(few)
+    batch = timer.once("list_dispatched_to (500 of a big queue)", lambda: store.list_dispatched_to(
+        "wa.session.s1", now=NOW, dispatched_before=NOW, limit=500))
+    assert len(batch) == min(500, len(rest)) and {m.dispatch_queue for m in batch} == {"wa.session.s1"}
+
 
 def _run(adapter: Adapter, n: int, open_adapter) -> None:  # noqa: ANN001
     store = open_adapter(adapter)

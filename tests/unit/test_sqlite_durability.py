@@ -110,6 +110,52 @@ def test_a_failed_fsync_raises_and_the_next_wait_tries_again(tmp_path: Path) -> 
     assert outcomes == []
 
 
+def test_a_forked_child_does_not_wait_for_its_parents_fsync() -> None:
+    """A gunicorn worker is forked from a process that may have an fsync running in another thread: the child
+    inherits a _SharedSync that says "running" with no thread left to finish it, and must start afresh."""
+    import threading
+
+    parent = os.getpid()
+    running, release = threading.Event(), threading.Event()
+    child_fsyncs: list[int] = []
+
+    def fsync() -> None:
+        if os.getpid() == parent:
+            running.set()
+            assert release.wait(10)
+        else:
+            child_fsyncs.append(os.getpid())
+
+    sync = sqlite_store._SharedSync(fsync)
+    sync.committed()
+    holder = threading.Thread(target=sync.wait)
+    holder.start()
+    assert running.wait(10)
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: commit, wait for durability, report how many fsyncs it ran
+        try:
+            sync.committed()
+            sync.wait()
+            os.write(write_end, str(len(child_fsyncs)).encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    try:
+        import select
+
+        ready, _, _ = select.select([read_end], [], [], 10)
+        answer = os.read(read_end, 16).decode() if ready else "hung"
+    finally:
+        release.set()
+        holder.join(10)
+        if answer == "hung":
+            os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        os.close(read_end)
+    assert answer == "1"  # the child ran its own fsync instead of waiting forever for the parent's
+
+
 def test_an_insert_left_to_make_durable_is_fsynced_by_it(traced: tuple[SQLiteStore, list[str]]) -> None:
     store, events = traced
     store.insert_groups([[NewMessage(phone="+14155550123", text="a")]], NOW, durable=False)

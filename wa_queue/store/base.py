@@ -145,6 +145,18 @@ class MessageStore(abc.ABC):
         (the broker that held their task is gone), oldest next_attempt_at first."""
 
     @abc.abstractmethod
+    def dispatch_queues(self) -> list[str]:
+        """The queues that pending messages were last published to, distinct and sorted. Index-fast: one seek per
+        queue, whatever the backlog (recovery walks them every sweep)."""
+
+    @abc.abstractmethod
+    def list_dispatched_to(
+        self, queue: str, *, now: datetime, dispatched_before: datetime, limit: int
+    ) -> list[Message]:
+        """Pending messages due by `now` (next_attempt_at <= now) last published to `queue` strictly before
+        `dispatched_before`, oldest dispatch first. Republishing one moves its dispatch, so it leaves the set."""
+
+    @abc.abstractmethod
     def list_expired_leases(self, *, now: datetime, limit: int = 1000) -> list[Message]:
         """processing messages whose lease_expires_at <= now."""
 

@@ -52,6 +52,7 @@ INDEXES: list[tuple[list[tuple[str, int]], dict[str, Any]]] = [
     ([("sent_at", ASCENDING)], {"sparse": True}),
     ([("status", ASCENDING), ("failed_at", DESCENDING), ("_id", DESCENDING)], {}),
     ([("status", ASCENDING), ("created_at", ASCENDING)], {}),
+    ([("status", ASCENDING), ("dispatch_queue", ASCENDING), ("dispatched_at", ASCENDING)], {}),
 ]
 _CLEAR_LEASE = {"lease_owner": None, "lease_expires_at": None}
 _MOCK_CLIENT: Any = None
@@ -283,6 +284,18 @@ class MongoStore(MessageStore):
         query = {"status": MessageStatus.PENDING.value, "next_attempt_at": {"$lte": to_db(now)},
                  "dispatch_epoch": {"$ne": epoch}}  # $ne also matches null
         return self._find(query, [("next_attempt_at", ASCENDING)], limit)
+
+    def dispatch_queues(self) -> list[str]:
+        # distinct() over the (status, dispatch_queue, ...) index: a DISTINCT_SCAN, one seek per queue.
+        pending = MessageStatus.PENDING.value
+        return sorted(q for q in self.messages.distinct("dispatch_queue", {"status": pending}) if q)
+
+    def list_dispatched_to(
+        self, queue: str, *, now: datetime, dispatched_before: datetime, limit: int
+    ) -> list[Message]:
+        query = {"status": MessageStatus.PENDING.value, "dispatch_queue": queue,
+                 "dispatched_at": {"$lt": to_db(dispatched_before)}, "next_attempt_at": {"$lte": to_db(now)}}
+        return self._find(query, [("dispatched_at", ASCENDING)], limit)
 
     def list_expired_leases(self, *, now: datetime, limit: int = 1000) -> list[Message]:
         query = {"status": MessageStatus.PROCESSING.value, "lease_expires_at": {"$lte": to_db(now)}}

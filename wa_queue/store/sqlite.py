@@ -89,6 +89,8 @@ INDEXES = {
     "ix_msg_sent_at": f"CREATE INDEX ix_msg_sent_at ON {MESSAGES}(sent_at) WHERE sent_at IS NOT NULL",
     "ix_msg_failed": f"CREATE INDEX ix_msg_failed ON {MESSAGES}(status, failed_at, id) WHERE status = 'failed'",
     "ix_msg_created": f"CREATE INDEX ix_msg_created ON {MESSAGES}(status, created_at)",
+    "ix_msg_queue": f"CREATE INDEX ix_msg_queue ON {MESSAGES}(dispatch_queue, dispatched_at) "
+                    "WHERE status = 'pending' AND dispatch_queue IS NOT NULL",
 }
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS {MESSAGES} ({_column_defs()});
@@ -545,6 +547,26 @@ class SQLiteStore(MessageStore):
         rows = self._conn().execute(sql, {"now": to_us(now), "epoch": epoch, "limit": limit}).fetchall()
         return [_row_to_message(r) for r in rows]
 
+    def dispatch_queues(self) -> list[str]:
+        # A skip scan by hand: each query seeks to the first entry past the last queue found.
+        queues: list[str] = []
+        conn = self._conn()
+        while True:
+            row = conn.execute(
+                f"SELECT dispatch_queue FROM {MESSAGES} INDEXED BY ix_msg_queue WHERE status = 'pending' "
+                "AND dispatch_queue > ? ORDER BY dispatch_queue LIMIT 1", (queues[-1] if queues else "",)).fetchone()
+            if row is None:
+                return queues
+            queues.append(row[0])
+
+    def list_dispatched_to(
+        self, queue: str, *, now: datetime, dispatched_before: datetime, limit: int
+    ) -> list[Message]:
+        return self._select(
+            "status = 'pending' AND dispatch_queue = ? AND dispatched_at < ? AND next_attempt_at <= ? "
+            "ORDER BY dispatched_at LIMIT ?", (queue, to_us(dispatched_before), to_us(now), limit),
+            indexed_by="ix_msg_queue")
+
     def list_expired_leases(self, *, now: datetime, limit: int = 1000) -> list[Message]:
         return self._select("status = 'processing' AND lease_expires_at <= ? ORDER BY lease_expires_at LIMIT ?",
                             (to_us(now), limit))
@@ -561,8 +583,10 @@ class SQLiteStore(MessageStore):
         return self._transition(message_id, now=now, event="recovered", where=_HELD, owner=owner, error_text=reason,
                                 sets=f"status = 'pending', {_CLEAR_LEASE}")
 
-    def _select(self, where: str, params: tuple | dict, table: str = MESSAGES) -> list[Message]:
-        rows = self._conn().execute(f"SELECT {COLS} FROM {table} WHERE {where}", params).fetchall()
+    def _select(self, where: str, params: tuple | dict, table: str = MESSAGES, indexed_by: str | None = None
+                ) -> list[Message]:
+        index = f" INDEXED BY {indexed_by}" if indexed_by else ""
+        rows = self._conn().execute(f"SELECT {COLS} FROM {table}{index} WHERE {where}", params).fetchall()
         return [_row_to_message(r) for r in rows]
 
     # ---- operator side ---------------------------------------------------------------------------------------

@@ -24,7 +24,7 @@ from wa_queue.models import Message, utcnow
 
 log = logging.getLogger(__name__)
 
-Publish = Callable[..., None]  # dispatch.publish(messages, queue, now=...)
+Publish = Callable[..., object]  # dispatch.publish(messages, queue, now=...); its result is not needed here
 
 
 class Relay:
@@ -64,7 +64,7 @@ class Relay:
     def _run(self) -> None:
         while True:
             self._wake.wait()
-            # A few milliseconds to gather what concurrent requests commit meanwhile: every publish also writes a
+            # A moment (gather_s) to gather what concurrent requests commit meanwhile: every publish also writes a
             # dispatch record, and writes queue for the store's one write lock (nothing a WhatsApp send notices).
             time.sleep(self._gather_s)
             self._wake.clear()

@@ -286,7 +286,8 @@ class MongoStore(MessageStore):
         return self._find(query, [("next_attempt_at", ASCENDING)], limit)
 
     def dispatch_queues(self) -> list[str]:
-        # distinct() over the (status, dispatch_queue, ...) index: a DISTINCT_SCAN, one seek per queue.
+        # distinct() with the status prefix of the (status, dispatch_queue, dispatched_at) index, which MongoDB can
+        # answer with a DISTINCT_SCAN (a seek per queue); not checked against a real mongod here.
         pending = MessageStatus.PENDING.value
         return sorted(q for q in self.messages.distinct("dispatch_queue", {"status": pending}) if q)
 

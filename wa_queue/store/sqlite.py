@@ -382,8 +382,9 @@ class SQLiteStore(MessageStore):
         self, groups: list[list[NewMessage]], now: datetime, *, durable: bool = True
     ) -> list[list[tuple[Message, bool]]]:
         """Without idempotency keys nothing depends on what is stored, so messages and rows are made before the
-        write lock, which then covers one INSERT, one count and the commit. Every writer waits on that lock, and a
-        holder that has to win the GIL back between statements holds it for longer (API threads, bench/api.py)."""
+        write lock, which then covers one multi-row INSERT (counted by its trigger), without BEGIN and COMMIT up to
+        INSERT_CHUNK rows. Every writer waits on that lock, and a holder that has to win the GIL back between
+        statements holds it for longer (API threads, bench/api.py)."""
         now_us, histories = to_us(now), {}
         results: list[list[tuple[Message, bool]]] = []
         rows: list[tuple] = []

@@ -10,6 +10,7 @@ import pytest
 
 from wa_queue.models import NewMessage
 from wa_queue.store import sqlite as sqlite_store
+from wa_queue.store.shared_fsync import SharedFsync
 from wa_queue.store.sqlite import SQLiteStore
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
@@ -62,7 +63,7 @@ def test_the_claim_and_the_sent_record_leave_the_connection_on_full(traced: tupl
 
 
 def test_threads_share_fsyncs_and_each_waits_for_one_begun_after_its_commit(tmp_path: Path) -> None:
-    """_SharedSync: an fsync covers only the commits completed before it began, and whoever needs durability while
+    """SharedFsync: an fsync covers only the commits completed before it began, and whoever needs durability while
     one runs waits for it and then, if it began too early, for the next."""
     import threading
 
@@ -76,7 +77,7 @@ def test_threads_share_fsyncs_and_each_waits_for_one_begun_after_its_commit(tmp_
         if calls[0] == 1:
             assert release.wait(10)
 
-    sync = sqlite_store._SharedSync(fsync)
+    sync = SharedFsync(fsync)
     sync.committed()
     first = threading.Thread(target=sync.wait)
     first.start()
@@ -102,7 +103,7 @@ def test_a_failed_fsync_raises_and_the_next_wait_tries_again(tmp_path: Path) -> 
         if outcome is not None:
             raise outcome
 
-    sync = sqlite_store._SharedSync(fsync)
+    sync = SharedFsync(fsync)
     sync.committed()
     with pytest.raises(OSError, match="EIO"):
         sync.wait()
@@ -112,7 +113,7 @@ def test_a_failed_fsync_raises_and_the_next_wait_tries_again(tmp_path: Path) -> 
 
 def test_a_forked_child_does_not_wait_for_its_parents_fsync() -> None:
     """A gunicorn worker is forked from a process that may have an fsync running in another thread: the child
-    inherits a _SharedSync that says "running" with no thread left to finish it, and must start afresh."""
+    inherits a SharedFsync that says "running" with no thread left to finish it, and must start afresh."""
     import threading
 
     parent = os.getpid()
@@ -126,7 +127,7 @@ def test_a_forked_child_does_not_wait_for_its_parents_fsync() -> None:
         else:
             child_fsyncs.append(os.getpid())
 
-    sync = sqlite_store._SharedSync(fsync)
+    sync = SharedFsync(fsync)
     sync.committed()
     holder = threading.Thread(target=sync.wait)
     holder.start()

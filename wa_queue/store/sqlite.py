@@ -1,6 +1,6 @@
 """SQLite message store: one file, WAL mode, safe for many processes on one machine and many threads per process.
 
-Datetimes are INTEGER microseconds since the Unix epoch (UTC): sortable, compact, exact round trip.
+The schema, its indexes and the row codecs live in sqlite_schema.py; the shared WAL fsync in shared_fsync.py.
 History is a JSON array column, appended with json_insert() in the same UPDATE that changes the state, so every
 transition is one atomic statement (UPDATE ... WHERE <CAS> RETURNING). Status counts live in a tiny table kept by
 triggers, in the same transaction as the change: count_by_status() reads 4 rows.
@@ -15,23 +15,19 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import functools
 import itertools
-import json
 import os
 import sqlite3
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from wa_queue.errors import IdempotencyConflict, InvalidTransition, NotFound, StoreError, ValidationError
-from wa_queue.models import HistoryEntry, Message, MessageStatus, NewMessage
+from wa_queue.models import Message, MessageStatus, NewMessage
 from wa_queue.store.base import MessageStore, SessionRecord, status_keys
 from wa_queue.store.common import (
-    DATETIME_FIELDS,
-    MESSAGE_FIELDS,
     SESSION_DATETIME_FIELDS,
     SESSION_FIELDS,
     check_session_fields,
@@ -39,77 +35,26 @@ from wa_queue.store.common import (
     utc,
 )
 from wa_queue.store.names import ARCHIVE, MESSAGES, NUMBER_CHECKS, SESSIONS, STATUS_COUNTS
+from wa_queue.store.shared_fsync import SharedFsync
+from wa_queue.store.sqlite_schema import (
+    COLS,
+    INDEXES,
+    INSERT_CHUNK,
+    SCHEMA,
+    from_us,
+    insert_sql,
+    new_row,
+    row_to_message,
+    to_us,
+)
 
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 BUSY_TIMEOUT_MS = 30_000
 HOUR_US = 3_600_000_000
 CACHE_KIB = 65_536
 ARCHIVE_BATCH = 5_000  # rows moved per transaction, so the archive job never holds the write lock for long
 KEY_CHUNK = 500  # idempotency keys looked up per query (below SQLite's variable limit)
-COLS = ", ".join(MESSAGE_FIELDS)
-_NEW_COLUMNS = ("id", "phone", "text", "status", "created_at", "updated_at", "next_attempt_at", "attempts", "session",
-                "idempotency_key", "content_hash", "callback_url", "metadata", "history")  # what _new_row fills
-_ROW_MARKS = f"({', '.join('?' * len(_NEW_COLUMNS))})"
-INSERT_CHUNK = 500  # rows per INSERT statement: 7,000 parameters, below SQLite's limit of 32,766
 _SENTINEL: Any = ...
 
-
-@functools.lru_cache(maxsize=64)
-def _insert_sql(rows: int) -> str:
-    return f"INSERT INTO {MESSAGES} ({', '.join(_NEW_COLUMNS)}) VALUES {', '.join([_ROW_MARKS] * rows)}"
-
-
-_COLUMN_TYPES = {"attempts": "INTEGER NOT NULL DEFAULT 0", "history": "TEXT NOT NULL DEFAULT '[]'"}
-_NOT_NULL = {"id", "phone", "text", "status", "created_at", "updated_at", "next_attempt_at"}
-
-
-def _column_defs() -> str:
-    defs = []
-    for name in MESSAGE_FIELDS:
-        sql_type = _COLUMN_TYPES.get(name) or ("INTEGER" if name in DATETIME_FIELDS else "TEXT")
-        if name == "id":
-            sql_type += " PRIMARY KEY"
-        elif name in _NOT_NULL:
-            sql_type += " NOT NULL"
-        defs.append(f"{name} {sql_type}")
-    return ", ".join(defs)
-
-
-_STATUS_ROWS = ", ".join(f"('{s.value}', 0)" for s in MessageStatus)
-# Every index costs each insert (a third of an insert's time was index upkeep). An index that only finds rows past
-# some state is partial, so a new (pending) message skips it; each query that uses one states its condition.
-INDEXES = {
-    "ix_msg_idem": f"CREATE UNIQUE INDEX ix_msg_idem ON {MESSAGES}(idempotency_key) WHERE idempotency_key IS NOT NULL",
-    "ix_msg_due": f"CREATE INDEX ix_msg_due ON {MESSAGES}(status, next_attempt_at)",
-    "ix_msg_undispatched": f"CREATE INDEX ix_msg_undispatched ON {MESSAGES}(status, dispatch_epoch, next_attempt_at)",
-    "ix_msg_lease": f"CREATE INDEX ix_msg_lease ON {MESSAGES}(status, lease_expires_at) "
-                    "WHERE lease_expires_at IS NOT NULL",
-    "ix_msg_owner": f"CREATE INDEX ix_msg_owner ON {MESSAGES}(lease_owner) WHERE lease_owner IS NOT NULL",
-    "ix_msg_sent_by": f"CREATE INDEX ix_msg_sent_by ON {MESSAGES}(sent_by, sent_at) WHERE sent_by IS NOT NULL",
-    "ix_msg_sent_at": f"CREATE INDEX ix_msg_sent_at ON {MESSAGES}(sent_at) WHERE sent_at IS NOT NULL",
-    "ix_msg_failed": f"CREATE INDEX ix_msg_failed ON {MESSAGES}(status, failed_at, id) WHERE status = 'failed'",
-    "ix_msg_created": f"CREATE INDEX ix_msg_created ON {MESSAGES}(status, created_at)",
-    "ix_msg_queue": f"CREATE INDEX ix_msg_queue ON {MESSAGES}(dispatch_queue, dispatched_at) "
-                    "WHERE status = 'pending' AND dispatch_queue IS NOT NULL",
-}
-SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS {MESSAGES} ({_column_defs()});
-CREATE TABLE IF NOT EXISTS {ARCHIVE} ({_column_defs()}, archived_at INTEGER NOT NULL);
-CREATE TABLE IF NOT EXISTS {STATUS_COUNTS} (status TEXT PRIMARY KEY, n INTEGER NOT NULL);
-INSERT OR IGNORE INTO {STATUS_COUNTS} VALUES {_STATUS_ROWS};
-CREATE TRIGGER IF NOT EXISTS tr_msg_ins AFTER INSERT ON {MESSAGES} BEGIN
-  UPDATE {STATUS_COUNTS} SET n = n + 1 WHERE status = NEW.status; END;
-CREATE TRIGGER IF NOT EXISTS tr_msg_del AFTER DELETE ON {MESSAGES} BEGIN
-  UPDATE {STATUS_COUNTS} SET n = n - 1 WHERE status = OLD.status; END;
-CREATE TRIGGER IF NOT EXISTS tr_msg_upd AFTER UPDATE OF status ON {MESSAGES} WHEN OLD.status <> NEW.status BEGIN
-  UPDATE {STATUS_COUNTS} SET n = n - 1 WHERE status = OLD.status;
-  UPDATE {STATUS_COUNTS} SET n = n + 1 WHERE status = NEW.status; END;
-CREATE TABLE IF NOT EXISTS {SESSIONS} (
-  name TEXT PRIMARY KEY, status TEXT NOT NULL DEFAULT 'unknown', number TEXT, next_send_at INTEGER,
-  reconnect_attempts INTEGER NOT NULL DEFAULT 0, next_reconnect_at INTEGER, needs_operator INTEGER NOT NULL DEFAULT 0,
-  restart_requested INTEGER NOT NULL DEFAULT 0, heartbeat_at INTEGER, updated_at INTEGER);
-CREATE TABLE IF NOT EXISTS {NUMBER_CHECKS} (phone TEXT PRIMARY KEY, registered INTEGER NOT NULL, checked_at INTEGER);
-"""
 
 # Appends one history entry; `{session}` is a parameter or a column (columns read the row's old values).
 _HISTORY = (
@@ -120,87 +65,6 @@ _CLEAR_LEASE = "lease_owner = NULL, lease_expires_at = NULL"
 _HELD = "status = 'processing' AND lease_owner = :owner"
 
 
-def to_us(value: datetime | None) -> int | None:
-    """tz-aware datetime -> integer microseconds since the epoch (UTC)."""
-    if value is None:
-        return None
-    return (utc(value) - EPOCH) // timedelta(microseconds=1)
-
-
-def from_us(value: int | None) -> datetime | None:
-    return None if value is None else EPOCH + timedelta(microseconds=value)
-
-
-def _row_to_message(row: tuple) -> Message:
-    data = dict(zip(MESSAGE_FIELDS, row, strict=True))
-    for name in DATETIME_FIELDS:
-        data[name] = from_us(data[name])
-    data["status"] = MessageStatus(data["status"])
-    data["metadata"] = json.loads(data["metadata"]) if data["metadata"] is not None else None
-    data["history"] = tuple(HistoryEntry.from_dict(item) for item in json.loads(data["history"]))
-    return Message(**data)
-
-
-def _new_row(message: Message, now_us: int | None, histories: dict[str | None, str]) -> tuple:
-    """Hot path of inserts: the values of _NEW_COLUMNS (the rest of a new row is NULL; binding them all cost a
-    fifth of an insert). `histories` caches the one-entry history JSON per session: within a batch it differs
-    only by session."""
-    history = histories.get(message.session)
-    if history is None:
-        history = histories[message.session] = json.dumps([entry.to_dict() for entry in message.history])
-    return (message.id, message.phone, message.text, message.status.value, now_us, now_us, now_us, 0, message.session,
-            message.idempotency_key, message.content_hash, message.callback_url,
-            json.dumps(message.metadata) if message.metadata is not None else None, history)
-
-
-class _SharedSync:
-    """Group fsync: threads of a process that need their commits on disk share one fsync.
-
-    Commits are counted as they complete. A thread that needs durability waits for an fsync that began after its
-    commits; if none is running it runs one, for every commit completed so far. Under load one fsync covers the
-    commits of several batches, and the next batch commits while it runs instead of waiting for it (bench/api.py:
-    an fsync took 2 ms with two API processes writing)."""
-
-    def __init__(self, fsync: Callable[[], None]) -> None:
-        self._fsync = fsync
-        self._cond = threading.Condition(threading.Lock())
-        self._done = 0  # commits completed
-        self._synced = 0  # commits known to be on disk
-        self._running = False
-        self._pid = os.getpid()
-
-    def committed(self) -> None:
-        self._after_fork()
-        with self._cond:
-            self._done += 1
-
-    def wait(self) -> None:
-        self._after_fork()
-        with self._cond:
-            mine = self._done
-            while self._synced < mine:
-                if not self._running:
-                    self._running, target = True, self._done
-                    break
-                self._cond.wait()
-            else:
-                return
-        try:
-            self._fsync()
-        except BaseException:
-            with self._cond:
-                self._running = False
-                self._cond.notify_all()
-            raise
-        with self._cond:
-            self._running, self._synced = False, max(self._synced, target)
-            self._cond.notify_all()
-
-    def _after_fork(self) -> None:
-        if self._pid != os.getpid():  # a fork copies the lock as it was; this process has committed nothing yet
-            self.__init__(self._fsync)  # type: ignore[misc]
-
-
 class SQLiteStore(MessageStore):
     def __init__(self, path: str) -> None:
         self.path = path
@@ -209,7 +73,7 @@ class SQLiteStore(MessageStore):
         self._all: list[sqlite3.Connection] = []
         self._fds: list[int] = []
         self._all_lock = threading.Lock()
-        self._wal_sync = _SharedSync(self._fsync_wal)
+        self._wal_sync = SharedFsync(self._fsync_wal)
         self._create_schema()
 
     def _create_schema(self) -> None:
@@ -391,7 +255,7 @@ class SQLiteStore(MessageStore):
         for news in groups:
             planned, made = plan_inserts(news, {}, now)
             results.append(planned)
-            rows.extend(_new_row(message, now_us, histories) for message in made)
+            rows.extend(new_row(message, now_us, histories) for message in made)
         with self._tx_synced_after(one_statement=len(rows) <= INSERT_CHUNK, durable=durable) as conn:
             self._write_rows(conn, rows)
         return results
@@ -400,7 +264,7 @@ class SQLiteStore(MessageStore):
         known = self._by_keys(conn, [n.idempotency_key for n in news if n.idempotency_key])
         results, made = plan_inserts(news, known, now)
         now_us, histories = to_us(now), {}
-        self._write_rows(conn, [_new_row(message, now_us, histories) for message in made])
+        self._write_rows(conn, [new_row(message, now_us, histories) for message in made])
         return results
 
     @staticmethod
@@ -409,7 +273,7 @@ class SQLiteStore(MessageStore):
         # back while holding the write lock (API threads), and a quarter less time per row for bulk inserts.
         for start in range(0, len(rows), INSERT_CHUNK):
             chunk = rows[start:start + INSERT_CHUNK]
-            conn.execute(_insert_sql(len(chunk)), list(itertools.chain.from_iterable(chunk)))
+            conn.execute(insert_sql(len(chunk)), list(itertools.chain.from_iterable(chunk)))
 
     def _by_keys(self, conn: sqlite3.Connection, keys: list[str]) -> dict[str, Message]:
         found: dict[str, Message] = {}
@@ -417,7 +281,7 @@ class SQLiteStore(MessageStore):
             chunk = keys[start:start + KEY_CHUNK]
             marks = ", ".join("?" * len(chunk))
             for row in conn.execute(f"SELECT {COLS} FROM {MESSAGES} WHERE idempotency_key IN ({marks})", chunk):
-                message = _row_to_message(row)
+                message = row_to_message(row)
                 found[message.idempotency_key] = message  # type: ignore[index]
         return found
 
@@ -425,7 +289,7 @@ class SQLiteStore(MessageStore):
         row = self._conn().execute(f"SELECT {COLS} FROM {MESSAGES} WHERE id = ?", (message_id,)).fetchone()
         if row is None:
             raise NotFound(message_id)
-        return _row_to_message(row)
+        return row_to_message(row)
 
     # ---- delivery side ---------------------------------------------------------------------------------------
     def _transition(self, message_id: str, *, now: datetime, event: str, sets: str, where: str,
@@ -439,7 +303,7 @@ class SQLiteStore(MessageStore):
         if not row:
             return True if self._conn().execute(sql, values).rowcount == 1 else None
         rows = self._conn().execute(f"{sql} RETURNING {COLS}", values).fetchall()  # the autocommit ends with it
-        return _row_to_message(rows[0]) if rows else None
+        return row_to_message(rows[0]) if rows else None
 
     def claim(
         self, message_id: str, *, owner: str, session: str, now: datetime, lease_s: float, attempts: int | None = None
@@ -546,7 +410,7 @@ class SQLiteStore(MessageStore):
         conds = ("dispatch_epoch IS NULL", "dispatch_epoch < :epoch", "dispatch_epoch > :epoch")
         sql = " UNION ALL ".join(part.format(cond=c) for c in conds) + " ORDER BY next_attempt_at LIMIT :limit"
         rows = self._conn().execute(sql, {"now": to_us(now), "epoch": epoch, "limit": limit}).fetchall()
-        return [_row_to_message(r) for r in rows]
+        return [row_to_message(r) for r in rows]
 
     def dispatch_queues(self) -> list[str]:
         # A skip scan by hand: each query seeks to the first entry past the last queue found.
@@ -588,7 +452,7 @@ class SQLiteStore(MessageStore):
                 ) -> list[Message]:
         index = f" INDEXED BY {indexed_by}" if indexed_by else ""
         rows = self._conn().execute(f"SELECT {COLS} FROM {table}{index} WHERE {where}", params).fetchall()
-        return [_row_to_message(r) for r in rows]
+        return [row_to_message(r) for r in rows]
 
     # ---- operator side ---------------------------------------------------------------------------------------
     def count_by_status(self) -> dict[str, int]:

@@ -56,6 +56,12 @@ class SendOutcomeUnknown(TransientSendError):
     """The send was clicked but its acknowledgement never came: before sending again, the chat must be read."""
 
 
+class OutcomeUnverified(SendError):
+    """Sent? It could not be verified in the chat (rows of an unknown form, a text that cannot be compared, or the
+    session that clicked is gone). The message fails for an operator, who holds the phone: retry, or mark as sent.
+    Never sent again on a guess."""
+
+
 class ValidationError(WaQueueError):
     """Input a person must correct: `field` names what is wrong."""
 

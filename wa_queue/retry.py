@@ -19,7 +19,7 @@ def classify(exc: BaseException) -> Decision:
     """The class decides, never the text. Unknown exceptions count as transient: retrying is the safe side."""
     if isinstance(exc, errors.SessionUnavailable):
         return Decision.RELEASE
-    if isinstance(exc, errors.PermanentSendError):
+    if isinstance(exc, errors.PermanentSendError | errors.OutcomeUnverified):
         return Decision.FAIL
     return Decision.RETRY
 

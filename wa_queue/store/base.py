@@ -106,10 +106,11 @@ class MessageStore(abc.ABC):
     @abc.abstractmethod
     def record_retry(
         self, message_id: str, *, owner: str, now: datetime, next_attempt_at: datetime, error_class: str,
-        error_text: str,
+        error_text: str, keep_doubt: bool = False,
     ) -> Message | None:
         """processing -> pending after a transient error: attempts+1, next_attempt_at, last_error_*, lease and
-        sending_at cleared, session preference kept; history 'retry'. None if not held by owner."""
+        sending_at cleared, session preference kept; history 'retry'. None if not held by owner.
+        `keep_doubt`: sending_at and sending_session stay (the click's outcome is still unknown)."""
 
     @abc.abstractmethod
     def record_failed(

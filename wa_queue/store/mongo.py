@@ -242,11 +242,12 @@ class MongoStore(MessageStore):
 
     def record_retry(
         self, message_id: str, *, owner: str, now: datetime, next_attempt_at: datetime, error_class: str,
-        error_text: str,
+        error_text: str, keep_doubt: bool = False,
     ) -> Message | None:
         sets = {"status": MessageStatus.PENDING.value, "next_attempt_at": to_db(next_attempt_at),
-                "last_error_class": error_class, "last_error_text": error_text, "sending_at": None,
-                "sending_session": None, **_CLEAR_LEASE}
+                "last_error_class": error_class, "last_error_text": error_text, **_CLEAR_LEASE}
+        if not keep_doubt:
+            sets |= {"sending_at": None, "sending_session": None}
         return self._transition(message_id, self._held(owner), now, "retry", sets, error_class, error_text,
                                 inc={"attempts": 1})
 
@@ -343,7 +344,8 @@ class MongoStore(MessageStore):
     def _requeue(self, message_id: str, now: datetime) -> Message | None:
         sets = {"status": MessageStatus.PENDING.value, "attempts": 0, "next_attempt_at": to_db(now),
                 "failed_at": None, "last_error_class": None, "last_error_text": None, "dispatched_at": None,
-                "dispatch_epoch": None, "dispatch_queue": None, **_CLEAR_LEASE}
+                "dispatch_epoch": None, "dispatch_queue": None, "sending_at": None, "sending_session": None,
+                **_CLEAR_LEASE}  # the operator settled any doubt
         return self._transition(message_id, {"status": MessageStatus.FAILED.value}, now, "requeued", sets)
 
     def retry_failed(self, message_id: str, *, now: datetime) -> Message:

@@ -346,14 +346,14 @@ class SQLiteStore(MessageStore):
 
     def record_retry(
         self, message_id: str, *, owner: str, now: datetime, next_attempt_at: datetime, error_class: str,
-        error_text: str,
+        error_text: str, keep_doubt: bool = False,
     ) -> Message | None:
+        doubt = "" if keep_doubt else "sending_at = NULL, sending_session = NULL, "
         return self._transition(
             message_id, now=now, event="retry", where=_HELD, owner=owner, next=to_us(next_attempt_at),
             error_class=error_class, error_text=error_text,
             sets=("status = 'pending', attempts = attempts + 1, next_attempt_at = :next, last_error_class = "
-                  f":error_class, last_error_text = :error_text, sending_at = NULL, sending_session = NULL, "
-                  f"{_CLEAR_LEASE}"),
+                  f":error_class, last_error_text = :error_text, {doubt}{_CLEAR_LEASE}"),
         )
 
     def record_failed(
@@ -481,7 +481,7 @@ class SQLiteStore(MessageStore):
 
     _REQUEUE = ("status = 'pending', attempts = 0, next_attempt_at = :now, failed_at = NULL, last_error_class = NULL, "
                 "last_error_text = NULL, dispatched_at = NULL, dispatch_epoch = NULL, dispatch_queue = NULL, "
-                f"{_CLEAR_LEASE}")
+                f"sending_at = NULL, sending_session = NULL, {_CLEAR_LEASE}")  # the operator settled any doubt
 
     def retry_failed(self, message_id: str, *, now: datetime) -> Message:
         with self._tx():

@@ -188,6 +188,15 @@ class MessageStore(abc.ABC):
         NotFound when absent, InvalidTransition when not failed."""
 
     @abc.abstractmethod
+    def mark_sent_by_operator(self, message_id: str, *, now: datetime, actor: str, note: str | None = None) -> Message:
+        """failed -> sent on an operator's word (they saw it in the phone's chat): sent_at=now, sent_by = the session
+        that clicked (sending_session) or else claimed_by, wa_id None; history 'sent' naming that session, with
+        error_text "marked as sent by operator <actor>[: <note>]". failed_at, last_error_*, sending_at and attempts
+        are KEPT, the record of why an operator had to decide. One conditional write on status = 'failed'.
+        NotFound when absent, InvalidTransition when not failed, ValidationError for an empty actor or a note over
+        500 characters. sends_since() and sends_per_hour() count it (by sent_by and sent_at), like any send."""
+
+    @abc.abstractmethod
     def retry_all_failed(self, *, now: datetime, session: str | None = None) -> list[str]:
         """retry_failed() for every failed message (optionally of one session); returns their ids."""
 

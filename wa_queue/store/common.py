@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from datetime import UTC, datetime
 
-from wa_queue.errors import IdempotencyConflict, StoreError
+from wa_queue.errors import IdempotencyConflict, StoreError, ValidationError
 from wa_queue.models import HistoryEntry, Message, MessageStatus, NewMessage, new_message_id
 from wa_queue.store.base import SessionRecord
 
@@ -15,6 +15,8 @@ SESSION_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Sessi
 SESSION_DATETIME_FIELDS: frozenset[str] = frozenset(
     f.name for f in dataclasses.fields(SessionRecord) if "datetime" in str(f.type)
 )
+MAX_OPERATOR_NOTE = 500  # characters; the note is kept in the message's history
+MAX_ACTOR = 200
 
 
 def utc(value: datetime) -> datetime:
@@ -74,3 +76,14 @@ def check_session_fields(fields: dict) -> None:
 def history_entry(now: datetime, event: str, session: str | None, error_class: str | None = None,
                   error_text: str | None = None) -> dict:
     return HistoryEntry(utc(now), event, session, error_class, error_text).to_dict()
+
+
+def operator_sent_text(actor: str, note: str | None) -> str:
+    """The history text of mark_sent_by_operator(): who decided, and why when they said. Checked before any write,
+    so the API and the CLI get a ValidationError naming the field."""
+    if not isinstance(actor, str) or not actor.strip() or len(actor) > MAX_ACTOR:
+        raise ValidationError(f"actor must be 1-{MAX_ACTOR} characters", "actor")
+    if note is not None and (not isinstance(note, str) or len(note) > MAX_OPERATOR_NOTE):
+        raise ValidationError(f"note must be a string of at most {MAX_OPERATOR_NOTE} characters", "note")
+    text = f"marked as sent by operator {actor.strip()}"
+    return f"{text}: {note.strip()}" if note and note.strip() else text

@@ -36,6 +36,7 @@ from wa_queue.store.common import (
     MESSAGE_FIELDS,
     SESSION_DATETIME_FIELDS,
     check_session_fields,
+    operator_sent_text,
     plan_inserts,
 )
 from wa_queue.store.names import ARCHIVE, MESSAGES, NUMBER_CHECKS, SESSIONS
@@ -353,6 +354,24 @@ class MongoStore(MessageStore):
         if message is None:
             self._raise_not_failed(message_id)
         return message  # type: ignore[return-value]
+
+    def mark_sent_by_operator(self, message_id: str, *, now: datetime, actor: str, note: str | None = None) -> Message:
+        text = operator_sent_text(actor, note)
+        failed = {"status": MessageStatus.FAILED.value}
+        for _ in range(CAS_RETRIES):
+            # Like _transition, with two fields: the session that clicked, else the one that claimed it.
+            seen = self.messages.find_one({"_id": message_id, **failed}, {"sending_session": 1, "claimed_by": 1})
+            if seen is None:
+                break
+            clicked, claimed = seen.get("sending_session"), seen.get("claimed_by")
+            sets = {"status": MessageStatus.SENT.value, "sent_at": to_db(now), "sent_by": clicked or claimed,
+                    "wa_id": None}
+            where = {**failed, "sending_session": clicked, "claimed_by": claimed}
+            done = self._cas(message_id, where, now, sets, _history(now, "sent", clicked or claimed, None, text))
+            if done is not None:
+                return done
+        self._raise_not_failed(message_id)
+        raise InvalidTransition(f"message {message_id} kept changing; try again")  # pragma: no cover - 8 lost races
 
     def _raise_not_failed(self, message_id: str) -> None:
         doc = self.messages.find_one({"_id": message_id}, {"status": 1})

@@ -31,6 +31,7 @@ from wa_queue.store.common import (
     SESSION_DATETIME_FIELDS,
     SESSION_FIELDS,
     check_session_fields,
+    operator_sent_text,
     plan_inserts,
     utc,
 )
@@ -484,9 +485,20 @@ class SQLiteStore(MessageStore):
                 f"sending_at = NULL, sending_session = NULL, {_CLEAR_LEASE}")  # the operator settled any doubt
 
     def retry_failed(self, message_id: str, *, now: datetime) -> Message:
+        return self._from_failed(message_id, now=now, event="requeued", sets=self._REQUEUE)
+
+    _CLICKER = "coalesce(sending_session, claimed_by)"  # SET and the history both read the row's old values
+
+    def mark_sent_by_operator(self, message_id: str, *, now: datetime, actor: str, note: str | None = None) -> Message:
+        return self._from_failed(message_id, now=now, event="sent", session_sql=self._CLICKER,
+                                 error_text=operator_sent_text(actor, note),
+                                 sets=f"status = 'sent', sent_at = :now, sent_by = {self._CLICKER}, wa_id = NULL")
+
+    def _from_failed(self, message_id: str, *, now: datetime, event: str, sets: str, **params: Any) -> Message:
+        """An operator's transition out of failed: one CAS on the status, NotFound / InvalidTransition otherwise."""
         with self._tx():
-            message = self._transition(message_id, now=now, event="requeued", where="status = 'failed'",
-                                       sets=self._REQUEUE)
+            message = self._transition(message_id, now=now, event=event, where="status = 'failed'", sets=sets,
+                                       **params)
             if message is None:
                 self._raise_not_failed(message_id)
         return message  # type: ignore[return-value]

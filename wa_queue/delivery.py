@@ -83,7 +83,7 @@ class Delivery:
         try:
             receipt = self.sender.send(message.phone, message.text, ref=message.id)
         except Exception as exc:  # noqa: BLE001 - every error is classified by its class below
-            outcome = self._after_error(message, exc)
+            outcome = self._after_error(message, exc, marked=True)
             self._measured(time.monotonic() - started, outcome.kind)
             return outcome
         elapsed = time.monotonic() - started
@@ -104,12 +104,19 @@ class Delivery:
         if not self._connected():
             self.store.update_session(self.session, status=SessionState.CLOSED.value, heartbeat_at=now)
             return self._release(message, "session unavailable", errors.SessionUnavailable.__name__)
+        if message.in_doubt and message.doubt_session != self.session:
+            return self._doubt_elsewhere(message, now)
+        if not sessions.under_cap(self.store, self.session, self.settings, now):
+            return self._release(message, "daily cap reached", "DailyCapReached")
+        return None
+
+    def _doubt_elsewhere(self, message: Message, now: datetime) -> Outcome:
+        """Only the session that clicked can read its own chat and settle an unknown outcome. While it may still come
+        back (restarting, reconnecting), the message waits for it; once it is gone for good (it needs an operator,
+        or its reconnection window has passed), the message fails as unverified for an operator, who holds the
+        phone. Another session never sends it on a guess: the chaos runs caught exactly that sending twice."""
         doubt = message.doubt_session
-        if doubt and doubt != self.session and doubt in self.settings.sessions:
-            # Only the session that clicked can read its own chat to settle an unknown outcome. While it may still
-            # come back (restarting, reconnecting), the message waits for it; once it is gone for good (it needs an
-            # operator, or its reconnection window has passed), another session sends: a possible duplicate is
-            # better than a message never sent. The chaos run caught another session sending while it restarted.
+        if doubt and doubt in self.settings.sessions:
             record = self.store.get_session(doubt)
             if sessions.is_available(record, self.settings, now):
                 return self._release(message, "outcome unknown: back to the session that clicked", target=doubt)
@@ -117,9 +124,9 @@ class Delivery:
             if not record.needs_operator and now - since < self._doubt_wait():
                 return self._release(message, "outcome unknown: waiting for the session that clicked",
                                      target=doubt, delay_s=self.settings.reconnect_unit_s)
-        if not sessions.under_cap(self.store, self.session, self.settings, now):
-            return self._release(message, "daily cap reached", "DailyCapReached")
-        return None
+        return self._fail(message, errors.OutcomeUnverified(
+            f"sent? could not be verified in the chat: the session that clicked ({doubt or 'unknown'}) is gone "
+            "and only its chat can tell; check the phone, then retry or mark as sent"))
 
     def _doubt_wait(self) -> timedelta:
         """How long a message in doubt waits for its session: the reconnection back-off in full, and a health check."""
@@ -133,9 +140,13 @@ class Delivery:
 
     def _already_sent(self, message: Message) -> Outcome | None:
         try:
-            receipt = self.sender.find_sent(message.phone, message.text, ref=message.id)
-        except Exception as exc:  # noqa: BLE001 - cannot read the chat: do not guess, try again later
-            return self._after_error(message, errors.TransientSendError(f"reading the chat failed: {exc}"))
+            receipt = self.sender.find_sent(message.phone, message.text, ref=message.id, since=message.doubt_since)
+        except errors.OutcomeUnverified as exc:  # the chat was read and cannot tell: an operator decides
+            return self._fail(message, exc)
+        except Exception as exc:  # noqa: BLE001 - cannot read the chat now: do not guess, try again later
+            if not isinstance(exc, errors.TransientSendError):
+                exc = errors.TransientSendError(f"reading the chat failed: {exc}")
+            return self._after_error(message, exc, marked=False)
         if receipt is None:
             return None
         log.info("message %s was already sent before a crash: recorded, not sent again", message.id)
@@ -230,27 +241,32 @@ class Delivery:
         self._last_heartbeat = now
         return True
 
-    def _after_error(self, message: Message, exc: Exception) -> Outcome:
+    def _after_error(self, message: Message, exc: Exception, *, marked: bool) -> Outcome:
+        """`marked`: this attempt recorded `sending` (after any earlier doubt was settled in the chat). Its error then
+        proves that nothing was clicked, unless the outcome is unknown; without the mark an earlier doubt stands."""
+        keep_doubt = not marked or isinstance(exc, errors.SendOutcomeUnknown)
         decision = classify(exc)
         if decision is Decision.RELEASE:
             self.store.update_session(self.session, status=_state_for(exc), heartbeat_at=self.clock())
-            return self._release(message, f"session unavailable: {exc}", type(exc).__name__, keep_doubt=False)
+            return self._release(message, f"session unavailable: {exc}", type(exc).__name__, keep_doubt=keep_doubt)
         if decision is Decision.FAIL:
             return self._fail(message, exc)
         failures = message.attempts + 1
         delay = next_retry_delay(failures, self.settings.retry_delays)
         if delay is None:
+            if keep_doubt and (message.in_doubt or isinstance(exc, errors.SendOutcomeUnknown)):
+                exc = errors.OutcomeUnverified(f"sent? could not be verified in the chat after {failures} attempts; "
+                                               f"last: {type(exc).__name__}: {exc}")
             return self._fail(message, exc)
         now = self.clock()
         retried = self.store.record_retry(
             message.id, owner=self.owner, now=now, next_attempt_at=now + timedelta(seconds=delay),
-            error_class=type(exc).__name__, error_text=str(exc)[:2000],
+            error_class=type(exc).__name__, error_text=str(exc)[:2000], keep_doubt=keep_doubt,
         )
         if retried is None:
             return Outcome("skipped", detail="lease lost before recording a retry")
-        # An unknown outcome retries on this session, the only one whose chat can show whether it left.
-        target = self.session if isinstance(exc, errors.SendOutcomeUnknown) else None
-        self.publisher([retried], queue_for(target), countdown=delay, now=now)
+        # A message in doubt retries on the session that clicked, the only one whose chat can show whether it left.
+        self.publisher([retried], queue_for(retried.doubt_session), countdown=delay, now=now)
         return Outcome("retry", retried, f"attempt {failures} failed; next in {delay:g}s")
 
     def _fail(self, message: Message, exc: BaseException) -> Outcome:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from wa_queue import errors
 from wa_queue.delivery import Delivery
 from wa_queue.models import MessageStatus, NewMessage
 from wa_queue.settings import Settings
@@ -225,15 +226,22 @@ def test_a_click_in_doubt_waits_for_its_session_while_it_restarts(env) -> None: 
     assert len(read_log(settings.fake_log)) == 1
 
 
-def test_a_click_in_doubt_is_sent_elsewhere_once_its_session_is_gone_for_good(env) -> None:  # noqa: ANN001
+def test_a_click_in_doubt_goes_to_an_operator_once_its_session_is_gone_for_good(env) -> None:  # noqa: ANN001
+    """Another session never sends a message in doubt: once the session that clicked is gone for good, the message
+    fails as unverified (the chaos run saw the old rule, "after the window another session sends", send twice)."""
     settings, store, clock, published, make, _ = env
     mid = _new(store)
     delivery = make()
     store.claim(mid, owner=delivery.owner, session="primary", now=T0, lease_s=60)
     store.mark_sending(mid, owner=delivery.owner, now=T0)
-    store.recover(mid, owner=delivery.owner, now=T0, reason="worker restarted")  # died before the click this time
+    delivery.sender.send(PHONE, "hello", ref=mid)  # the click landed
+    store.recover(mid, owner=delivery.owner, now=T0, reason="worker restarted")
     store.update_session("primary", status="closed", needs_operator=True)  # its reconnections ran out
-    assert make("secondary").process(mid, 0).kind == "sent"
+    outcome = make("secondary").process(mid, 0)
+    assert outcome.kind == "failed" and outcome.detail == "OutcomeUnverified"
+    failed = store.get(mid)
+    assert failed.last_error_class == "OutcomeUnverified" and "primary" in failed.last_error_text
+    assert failed.in_doubt and failed.doubt_session == "primary"  # kept for the operator to read
     assert len(read_log(settings.fake_log)) == 1
     other = _new(store, "second")
     store.claim(other, owner=delivery.owner, session="primary", now=clock.now, lease_s=60)
@@ -242,4 +250,64 @@ def test_a_click_in_doubt_is_sent_elsewhere_once_its_session_is_gone_for_good(en
     store.update_session("primary", status="closed", needs_operator=False)  # a worker that never came back
     assert make("secondary").process(other, 0).kind == "released"
     clock.now += timedelta(seconds=settings.reconnect_unit_s * 15 + settings.health_interval_s + 1)
-    assert make("secondary").process(other, 0).kind == "sent"  # the reconnection window has passed
+    assert make("secondary").process(other, 0).kind == "failed"  # the reconnection window has passed
+    assert len(read_log(settings.fake_log)) == 1  # nothing sent on a guess
+    store.retry_failed(other, now=clock.now)  # the operator looked at the phone: not there, send it
+    assert not store.get(other).in_doubt
+    assert make("secondary").process(other, 0).kind == "sent"
+    assert len(read_log(settings.fake_log)) == 2
+
+
+def test_doubt_survives_a_failed_attempt_of_another_session(env) -> None:  # noqa: ANN001
+    """Chaos seed 674697: primary's click stayed Pending; secondary's attempt failed (its browser died) and the doubt
+    was forgotten, so primary sent again without reading its chat. The doubt stays until primary settles it."""
+    settings, store, clock, published, make, control = env
+    control.set_number_fault(PHONE, "unknown", count=1)
+    mid = _new(store)
+    assert make().process(mid, 0).kind == "retry"
+    clock.now = store.get(mid).next_attempt_at
+    secondary = make("secondary")
+    secondary.sender.find_sent = lambda *a, **k: (_ for _ in ()).throw(AssertionError("read the wrong chat"))
+    store.update_session("primary", status="closed", heartbeat_at=clock.now)  # restarting
+    assert secondary.process(mid, 1).kind == "released"
+    message = store.get(mid)
+    assert message.in_doubt and message.doubt_session == "primary"
+    # primary's own attempt fails before it can read its chat: the doubt stays, and so does the queue.
+    clock.now = message.next_attempt_at
+    store.update_session("primary", status="connected", heartbeat_at=clock.now)
+    primary = make()
+    primary.sender.find_sent = lambda *a, **k: (_ for _ in ()).throw(errors.TransientSendError("browser died"))
+    assert primary.process(mid, 1).kind == "retry"
+    message = store.get(mid)
+    assert message.in_doubt and message.doubt_session == "primary" and published[-1][1] == "wa.session.primary"
+    clock.now = message.next_attempt_at
+    store.update_session("primary", heartbeat_at=clock.now)
+    assert make().process(mid, 2).kind == "sent"  # read in primary's chat, not sent again
+    assert len(read_log(settings.fake_log)) == 1
+
+
+def test_a_chat_that_cannot_be_read_fails_as_unverified_without_a_second_click(env) -> None:  # noqa: ANN001
+    settings, store, clock, published, make, control = env
+    control.set_number_fault(PHONE, "unknown", count=1)
+    mid = _new(store)
+    assert make().process(mid, 0).kind == "retry"
+    control.set_number_fault(PHONE, "unreadable")
+    clock.now = store.get(mid).next_attempt_at
+    outcome = make().process(mid, 1)
+    assert outcome.kind == "failed" and store.get(mid).last_error_class == "OutcomeUnverified"
+    assert len(read_log(settings.fake_log)) == 1
+
+
+def test_an_unknown_outcome_that_never_settles_ends_unverified(env) -> None:  # noqa: ANN001
+    settings, store, clock, published, make, control = env
+    control.set_number_fault(PHONE, "unknown", count=1)
+    mid = _new(store)
+    assert make().process(mid, 0).kind == "retry"
+    primary = make()
+    primary.sender.find_sent = lambda *a, **k: (_ for _ in ()).throw(errors.SendOutcomeUnknown("still Pending"))
+    for attempt in range(1, 6):
+        clock.now = store.get(mid).next_attempt_at
+        store.update_session("primary", heartbeat_at=clock.now)
+        outcome = primary.process(mid, attempt)
+    assert outcome.kind == "failed" and store.get(mid).last_error_class == "OutcomeUnverified"
+    assert len(read_log(settings.fake_log)) == 1

@@ -53,8 +53,16 @@ class MessageSender(abc.ABC):
         the message has left the clock state."""
 
     @abc.abstractmethod
-    def find_sent(self, phone: str, text: str, *, ref: str) -> Receipt | None:
-        """Look for a message already sent to phone with this text (the unknown-outcome check after a crash)."""
+    def find_sent(self, phone: str, text: str, *, ref: str, since: datetime | None = None) -> Receipt | None:
+        """Look for a message already sent to phone with this text (the unknown-outcome check after a crash);
+        `since` is when the click in doubt happened. None only from a chat positively read: it loaded, its rows
+        were recognised and their texts compared. Raises OutcomeUnverified when the chat cannot tell (rows of an
+        unknown form, a text that cannot be compared), SendOutcomeUnknown while a matching row is still Pending,
+        and TransientSendError when the chat could not be read now."""
+
+    def account_number(self) -> str | None:
+        """The logged-in account's own number (digits), when the page tells it."""
+        return None
 
     def is_registered(self, phone: str) -> bool | None:
         """Whether phone is on WhatsApp; None when this sender cannot tell."""

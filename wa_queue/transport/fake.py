@@ -5,7 +5,8 @@ Steered from another process through a JSON control file (WAQ_FAKE_CONTROL):
                                   "count": 2}},
      "sessions": {"primary": {"state": "phone_disconnected"|"logged_out"|"connected"}},
      "send_delay_s": 0.0}
-`count` is how many sends the fault hits before it clears (absent: forever). Every accepted send is appended to the
+`count` is how many sends the fault hits before it clears (absent: forever). The fault "unreadable" makes find_sent
+raise OutcomeUnverified for that number (a chat of unknown markup) without being used up. Every accepted send is appended to the
 JSON-lines log WAQ_FAKE_LOG: {"ref", "session", "phone", "text", "at", "wa_id"}.
 """
 
@@ -18,6 +19,7 @@ import os
 import time
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -146,9 +148,13 @@ class FakeSender(MessageSender):
             raise errors.SendOutcomeUnknown(f"scripted: no acknowledgement for {phone}")
         return receipt
 
-    def find_sent(self, phone: str, text: str, *, ref: str) -> Receipt | None:
-        for entry in read_log(self.log_path):
-            if entry.get("ref") == ref and entry.get("phone") == phone and entry.get("text") == text:
+    def find_sent(self, phone: str, text: str, *, ref: str, since: datetime | None = None) -> Receipt | None:
+        entry = self.control.read().get("numbers", {}).get(phone) or {}
+        if entry.get("fault") == "unreadable":  # a chat whose rows no known form matches (not used up)
+            raise errors.OutcomeUnverified(f"scripted: the chat with {phone} cannot be read")
+        for entry in read_log(self.log_path):  # like a real chat: only what this session sent shows in it
+            if (entry.get("ref") == ref and entry.get("session") == self.session and entry.get("phone") == phone
+                    and entry.get("text") == text):
                 return Receipt(wa_id=entry["wa_id"], status="sent")
         return None
 

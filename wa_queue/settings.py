@@ -75,6 +75,10 @@ class Settings:
     metrics_token: str = ""
     flower_auth: str = ""
     callback_secret: str = ""
+    # The WhatsApp Web simulator (`waq simulator`): markup profile, strict page, boot delay of every full page load.
+    sim_markup: str = "2026-08"
+    sim_strict: bool = True
+    sim_boot_delay_s: float = 0.0
 
     @property
     def zone(self) -> ZoneInfo:
@@ -147,6 +151,12 @@ class Settings:
             raise bad("TRANSPORT", "accepts selenium or fake")
         if self.reconnect_max_attempts < 1:
             raise bad("RECONNECT_MAX_ATTEMPTS", "must be >= 1")
+        from wa_queue.simulator.profiles import MARKUPS  # Flask-free
+
+        if self.sim_markup not in MARKUPS:
+            raise bad("SIM_MARKUP", f"accepts {', '.join(MARKUPS)}")
+        if self.sim_boot_delay_s < 0:
+            raise bad("SIM_BOOT_DELAY_S", "must be >= 0 seconds")
         return self
 
 

@@ -1,0 +1,17 @@
+"""Markup profiles: which of the 2026 forms of WhatsApp Web's message rows the simulator renders.
+
+Flask-free so settings.py can validate WAQ_SIM_MARKUP without importing the app. The page (sim-render.js) holds
+what each profile looks like; README.md next to this file documents it.
+"""
+
+from __future__ import annotations
+
+MARKUPS = ("2026-03", "2026-05", "2026-08", "unknown")
+DEFAULT_MARKUP = "2026-08"
+
+
+def check_markup(name: str) -> str:
+    """`name` if it is a known profile, else ValueError naming the known ones."""
+    if name not in MARKUPS:
+        raise ValueError(f"unknown markup profile {name!r}; known: {', '.join(MARKUPS)}")
+    return name

@@ -7,15 +7,16 @@ import math
 from datetime import timedelta
 from typing import Any
 
-from flask import request
+from flask import g, request
 from flask_restx import Namespace, Resource, fields
 
 from api import auth
 from api.errors import bad_request, error_model, json_response
-from api.messages import NFloat, NInteger, NString, load, message_out, message_view
+from api.messages import NFloat, NInteger, NString, load, message_out, message_view, read_json_object
 from wa_queue import runtime, service
 from wa_queue.models import MessageStatus, utcnow
 from wa_queue.settings import get_settings
+from wa_queue.store.common import MAX_OPERATOR_NOTE
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +76,14 @@ failed_page = ns.model("FailedPage", {
 })
 requeued = ns.model("Requeued", {"requeued": fields.Integer(required=True)})
 retried = ns.model("Retried", {"id": fields.String(required=True), "status": fields.String(required=True)})
+mark_sent_in = ns.model("MarkSent", {
+    "note": NString(max_length=MAX_OPERATOR_NOTE, description="Why, for the history (e.g. 'seen in the chat 14:02')"),
+}, strict=True)
+MARKED_SENT = "Message marked as sent"
+marked_sent = ns.model("MarkedSent", {
+    "message": fields.String(required=True, enum=[MARKED_SENT]),
+    "data": fields.Nested(message_out, required=True, description="The message, now sent"),
+})
 probe_ok = ops.model("Probe", {"status": fields.String(required=True, enum=["ok"])})
 
 _ADMIN_ERRORS = ((401, "No or unknown API key"), (403, "The key's role may not do this"))
@@ -298,3 +307,38 @@ class FailedRetry(Resource):
         message = service.retry_failed(message_id)
         return {"id": message.id, "status": message.status.value}
 
+
+
+@ns.route("/failed/<string:message_id>/mark-sent")
+@ns.param("message_id", "A failed message's id")
+class FailedMarkSent(Resource):
+    @admin_only(ns)
+    @ns.expect(mark_sent_in, validate=False)
+    @ns.doc(params={"payload": {"required": False}})  # the body may be left out: a note is optional
+    @ns.response(200, "Sent: it will never be sent again; the producer's callback hears 'sent'", marked_sent)
+    @ns.response(400, "Invalid body (an unknown field, a note that is not a string of at most 500 characters)",
+                 error_model)
+    @ns.response(404, "No such message", error_model)
+    @ns.response(409, "The message is not failed", error_model)
+    @ns.response(413, "Body too large", error_model)
+    @ns.response(415, "Body is not JSON", error_model)
+    def post(self, message_id: str) -> dict[str, Any]:
+        """Mark one failed message as sent: the operator saw it in the phone's chat (see OutcomeUnverified)."""
+        note = _note_arg()
+        load(message_id)
+        message = service.mark_sent(message_id, actor=f"api:{g.api_key.name}", note=note)
+        return {"message": MARKED_SENT, "data": message_view(message)}
+
+
+def _note_arg() -> str | None:
+    """The optional body {"note": str | null}; no body at all is the same as no note."""
+    if not request.get_data(cache=True):
+        return None
+    body = read_json_object()
+    unknown = sorted(set(body) - {"note"})
+    if unknown:
+        raise bad_request(f"Unknown field(s): {', '.join(unknown)}.", field=unknown[0], unknown=unknown)
+    note = body.get("note")
+    if note is not None and (not isinstance(note, str) or len(note) > MAX_OPERATOR_NOTE):
+        raise bad_request(f"note must be a string of at most {MAX_OPERATOR_NOTE} characters.", field="note")
+    return note

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from wa_queue import dispatch, relay, runtime
+from wa_queue import callbacks, dispatch, relay, runtime
 from wa_queue.group_commit import GroupCommit
 from wa_queue.models import Message, NewMessage, utcnow
 from wa_queue.retry import local_midnight_utc
 from wa_queue.sessions import is_available, request_restart
 from wa_queue.settings import get_settings
 from wa_queue.validation import normalize_phone, validate_session, validate_text
+
+log = logging.getLogger(__name__)
 
 
 def build_message(
@@ -116,6 +119,18 @@ def get_message(message_id: str) -> Message:
 def retry_failed(message_id: str) -> Message:
     message = runtime.store().retry_failed(message_id, now=utcnow())
     dispatch.publish([message], dispatch.queue_for(None))
+    return message
+
+
+def mark_sent(message_id: str, *, actor: str, note: str | None = None) -> Message:
+    """An operator saw a failed message in the phone's chat: it becomes sent, never sent again (invariant 5), and the
+    producer's callback_url hears 'sent' as it would from a worker."""
+    message = runtime.store().mark_sent_by_operator(message_id, now=utcnow(), actor=actor, note=note)
+    log.info("message %s marked as sent by operator %s (sent_by %s)", message.id, actor, message.sent_by)
+    try:
+        callbacks.on_status_change(message)
+    except Exception as exc:  # noqa: BLE001 - the store has recorded it; a callback is a notification, not the record
+        log.warning("status callback for %s not queued: %s: %s", message.id, type(exc).__name__, exc)
     return message
 
 

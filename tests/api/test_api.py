@@ -51,11 +51,12 @@ def assert_error(response, status: int) -> dict:  # noqa: ANN001
     return body
 
 
-def failed_message(phone: str = PHONE, session: str = "primary") -> str:
+def failed_message(phone: str = PHONE, session: str = "primary", error_class: str = "InvalidNumber",
+                   callback_url: str | None = None) -> str:
     store = runtime.store()
-    message, _ = store.insert(NewMessage(phone=phone, text="boom"), utcnow())
+    message, _ = store.insert(NewMessage(phone=phone, text="boom", callback_url=callback_url), utcnow())
     store.claim(message.id, owner="t", session=session, now=utcnow(), lease_s=60)
-    store.record_failed(message.id, owner="t", now=utcnow(), error_class="InvalidNumber", error_text="not on WA")
+    store.record_failed(message.id, owner="t", now=utcnow(), error_class=error_class, error_text="not on WA")
     return message.id
 
 
@@ -187,6 +188,7 @@ def test_bulk_of_1000(client) -> None:  # noqa: ANN001
 
 # ---- access control ---------------------------------------------------------------------------------------------
 ADMIN_ONLY = [("get", "/health"), ("get", "/stats"), ("get", "/failed"), ("post", "/failed/x/retry"),
+              ("post", "/failed/x/mark-sent"),
               ("post", "/failed/retry-all"), ("delete", "/failed/x"), ("get", "/sessions"),
               ("get", "/sessions/primary/qr"), ("post", "/sessions/primary/restart")]
 PRODUCER_OK = [("post", "/messages"), ("post", "/messages/bulk"), ("get", "/messages/x")]
@@ -292,6 +294,64 @@ def test_retry_one_and_all(client) -> None:  # noqa: ANN001
     assert client.post(f"{BASE}/failed/retry-all?session=secondary", headers=ADMIN).get_json() == {"requeued": 1}
     assert client.post(f"{BASE}/failed/retry-all", headers=ADMIN).get_json() == {"requeued": 1}
     assert runtime.store().get(third).status is MessageStatus.PENDING and second
+
+
+def test_mark_sent_records_who_and_tells_the_callback(client, redis_server) -> None:  # noqa: ANN001
+    message_id = failed_message(error_class="OutcomeUnverified", callback_url="http://127.0.0.1:9/hook")
+    other = failed_message(phone="+14155550124")
+    unverified = client.get(f"{BASE}/failed?error=OutcomeUnverified", headers=ADMIN).get_json()
+    assert [m["id"] for m in unverified["items"]] == [message_id] and unverified["total"] == 1
+
+    response = client.post(f"{BASE}/failed/{message_id}/mark-sent", headers=ADMIN)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    body = response.get_json()
+    assert set(body) == {"message", "data"} and body["message"] == "Message marked as sent"
+    data = body["data"]
+    assert data["id"] == message_id and data["status"] == "sent" and data["sent_by"] == "primary"
+    assert data["wa_id"] is None and data["in_doubt"] is False and data["last_error_class"] == "OutcomeUnverified"
+    assert data["history"][-1]["event"] == "sent"
+    assert data["history"][-1]["error_text"] == "marked as sent by operator api:ops"
+    assert data == client.get(f"{BASE}/messages/{message_id}", headers=ADMIN).get_json()
+    assert runtime.store().count_by_status()["sent"] == 1
+    assert client.get(f"{BASE}/failed?error=OutcomeUnverified", headers=ADMIN).get_json()["total"] == 0
+
+    # The producer hears 'sent', as from a worker; a message without a callback_url queues nothing.
+    broker = redis_server.client()
+    assert broker.llen(names.CALLBACK_QUEUE) == 1
+    envelope = json.loads(broker.lindex(names.CALLBACK_QUEUE, 0))
+    import base64
+
+    args, _, _ = json.loads(base64.b64decode(envelope["body"]))
+    assert args[0] == "http://127.0.0.1:9/hook" and (args[1]["id"], args[1]["event"]) == (message_id, "sent")
+
+    noted = client.post(f"{BASE}/failed/{other}/mark-sent", data=json.dumps({"note": "seen in the chat at 14:02"}),
+                        headers={**ADMIN, "Content-Type": "application/json"})
+    assert noted.status_code == 200
+    assert noted.get_json()["data"]["history"][-1]["error_text"] == (
+        "marked as sent by operator api:ops: seen in the chat at 14:02")
+    assert broker.llen(names.CALLBACK_QUEUE) == 1
+
+
+def test_mark_sent_refuses_what_is_not_failed_and_bad_bodies(client) -> None:  # noqa: ANN001
+    message_id = failed_message()
+    pending_id = post(client, "/messages", {"phone": PHONE, "text": "hi"}).get_json()["id"]
+    assert_error(client.post(f"{BASE}/failed/{pending_id}/mark-sent", headers=ADMIN), 409)
+    assert_error(client.post(f"{BASE}/failed/nope/mark-sent", headers=ADMIN), 404)
+    assert_error(client.post(f"{BASE}/failed/{'x' * 65}/mark-sent", headers=ADMIN), 404)
+    for bad, field in (({"note": "x", "by": "me"}, "by"), ({"note": 5}, "note"), ({"note": "x" * 501}, "note"),
+                       ({"note": ["x"]}, "note")):
+        body = assert_error(post(client, f"/failed/{message_id}/mark-sent", bad, ADMIN), 400)
+        assert body["details"]["field"] == field
+    assert_error(post(client, f"/failed/{message_id}/mark-sent", [1], ADMIN), 400)
+    assert_error(client.post(f"{BASE}/failed/{message_id}/mark-sent", data="{", headers=ADMIN | {
+        "Content-Type": "application/json"}), 400)
+    assert_error(client.post(f"{BASE}/failed/{message_id}/mark-sent", data="note=x", headers=ADMIN | {
+        "Content-Type": "application/x-www-form-urlencoded"}), 415)
+    assert runtime.store().get(message_id).status is MessageStatus.FAILED  # nothing was changed by a bad request
+    assert post(client, f"/failed/{message_id}/mark-sent", {"note": None}, ADMIN).status_code == 200
+    assert post(client, f"/failed/{message_id}/mark-sent", {"note": "x" * 500}, ADMIN).status_code == 409
+    assert_error(client.post(f"{BASE}/failed/{message_id}/retry", headers=ADMIN), 409)  # sent: no retry either
+    assert runtime.store().get(pending_id).status is MessageStatus.PENDING
 
 
 def test_delete_only_failed(client) -> None:  # noqa: ANN001

@@ -43,6 +43,9 @@ def test_success_bodies_match_the_spec(api_schema) -> None:  # noqa: ANN001
     failed, _ = store.insert(NewMessage(phone="+14155550124", text="no"), utcnow())
     store.claim(failed.id, owner="t", session="primary", now=utcnow(), lease_s=60)
     store.record_failed(failed.id, owner="t", now=utcnow(), error_class="InvalidNumber", error_text="x")
+    unverified, _ = store.insert(NewMessage(phone="+14155550125", text="sent?"), utcnow())
+    store.claim(unverified.id, owner="t", session="primary", now=utcnow(), lease_s=60)
+    store.record_failed(unverified.id, owner="t", now=utcnow(), error_class="OutcomeUnverified", error_text="x")
     store.update_session("primary", status="connected", heartbeat_at=utcnow(), number="+4915112345678")
     calls = [
         ("/api/whatsapp/messages/{message_id}", "GET", {"path_parameters": {"message_id": message.id}}),
@@ -51,6 +54,9 @@ def test_success_bodies_match_the_spec(api_schema) -> None:  # noqa: ANN001
         ("/api/whatsapp/stats", "GET", {}),
         ("/api/whatsapp/sessions", "GET", {}),
         ("/api/whatsapp/failed/{message_id}/retry", "POST", {"path_parameters": {"message_id": failed.id}}),
+        ("/api/whatsapp/failed/{message_id}/mark-sent", "POST", {"path_parameters": {"message_id": unverified.id},
+                                                                 "body": {"note": "seen"},
+                                                                 "media_type": "application/json"}),
         ("/api/whatsapp/sessions/{name}/restart", "POST", {"path_parameters": {"name": "primary"}}),
         ("/api/whatsapp/messages", "POST", {"body": {"phone": "+14155550123", "text": "hi"},
                                             "media_type": "application/json"}),

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import getpass
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -165,7 +167,7 @@ def status(message_id: str | None, as_json: bool) -> None:
 # ---- failed ----------------------------------------------------------------------------------------------------
 @click.group()
 def failed() -> None:
-    """Failed messages: list, retry, delete."""
+    """Failed messages: list, retry, mark as sent, delete."""
 
 
 @failed.command("list")
@@ -203,6 +205,29 @@ def failed_retry(message_id: str) -> None:
     settings()
     message = service.retry_failed(message_id)
     click.echo(f"requeued {message.id} ({message.status.value})")
+
+
+@failed.command("mark-sent")
+@click.argument("message_id")
+@click.option("--note", help="Why, kept in the message's history (at most 500 characters).")
+@with_errors
+def failed_mark_sent(message_id: str, note: str | None) -> None:
+    """Record a failed message as sent, once you have seen it in the phone's chat with that number.
+
+    It is never sent again, and its callback_url hears 'sent'. Not in the chat? Use `waq failed retry ID`."""
+    from wa_queue import service
+
+    settings()
+    message = service.mark_sent(message_id, actor=f"cli:{_os_user()}", note=note)
+    click.echo(f"marked {message.id} as sent (sent_by {message.sent_by or '-'})")
+
+
+def _os_user() -> str:
+    """Who ran the command, for the message's history."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no login name and no passwd entry (some containers)
+        return f"uid{os.getuid()}"
 
 
 @failed.command("retry-all")

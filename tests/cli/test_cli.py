@@ -175,6 +175,34 @@ def test_failed_retry_puts_it_back_to_pending(waq_env: dict[str, str]) -> None:
     assert waq_proc(waq_env, "failed", "retry", "0" * 32).returncode == 1
 
 
+def test_failed_mark_sent_records_the_os_user(waq_env: dict[str, str]) -> None:
+    message_id = make_failed(error_class="OutcomeUnverified")
+    done = waq_proc({**waq_env, "LOGNAME": "alice", "USER": "alice"}, "failed", "mark-sent", message_id,
+                    "--note", "seen in the chat")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"marked {message_id} as sent (sent_by primary)"
+    message = runtime.store().get(message_id)
+    assert message.status is MessageStatus.SENT and message.sent_by == "primary" and message.wa_id is None
+    assert message.history[-1].event == "sent"
+    assert message.history[-1].error_text == "marked as sent by operator cli:alice: seen in the chat"
+    again = waq_proc(waq_env, "failed", "mark-sent", message_id)  # not failed any more
+    assert again.returncode == 1 and "not failed" in again.stderr
+    missing = waq_proc(waq_env, "failed", "mark-sent", "0" * 32)
+    assert missing.returncode == 1 and "no message with id" in missing.stderr
+
+
+def test_failed_mark_sent_without_a_note_and_with_a_bad_one(waq_env: dict[str, str]) -> None:
+    message_id = make_failed()
+    too_long = waq("failed", "mark-sent", message_id, "--note", "x" * 501)
+    assert too_long.exit_code == 2 and "note" in too_long.stderr
+    assert runtime.store().get(message_id).status is MessageStatus.FAILED
+    assert waq("failed", "mark-sent").exit_code == 2  # the id is required
+    result = waq("failed", "mark-sent", message_id)
+    assert result.exit_code == 0 and f"marked {message_id} as sent" in result.stdout
+    assert runtime.store().get(message_id).history[-1].error_text.startswith("marked as sent by operator cli:")
+    assert "mark-sent" in waq("failed", "--help").stdout
+
+
 def test_failed_retry_all_by_session(waq_env: dict[str, str]) -> None:
     primary = make_failed("primary")
     secondary = make_failed("secondary", phone="+14155550124")

@@ -8,6 +8,7 @@
   const REFRESH_MS = 10000;
   const PER_PAGE = 20;
   const SVG_NS = "http://www.w3.org/2000/svg";
+  const UNVERIFIED = "OutcomeUnverified";  // wa_queue.errors.OutcomeUnverified
 
   const state = { page: 1, pages: 1, timer: null, loading: false, again: false, qrUrls: {} };
   const $ = (id) => document.getElementById(id);
@@ -278,15 +279,26 @@
     $("failed-empty").hidden = page.total > 0;
     $("failed-table").hidden = page.items.length === 0;
     $("failed-body").replaceChildren(...page.items.map(failedRow));
+    $("unverified-hint").hidden = !page.items.some((m) => m.last_error_class === UNVERIFIED);
   }
 
   function failedRow(message) {
-    const row = el("tr", { "data-id": message.id });
+    // OutcomeUnverified: the send was clicked (or may have been) and the chat could not be read to confirm it. Only
+    // the phone can tell: the operator looks, then marks it as sent or retries it.
+    const unverified = message.last_error_class === UNVERIFIED;
+    const row = el("tr", { "data-id": message.id, "data-unverified": String(unverified) });
     const error = [message.last_error_class, message.last_error_text].filter(Boolean).join(": ");
+    const errorCell = el("td", { "data-label": "Error", className: "failed-error" });
+    if (unverified) {
+      const hint = "Look at the phone's chat with " + message.phone + ": mark as sent if it is there, retry if not.";
+      errorCell.appendChild(el("span", { className: "flag-unverified", title: hint },
+        "sent? unverified — check the phone"));
+    }
+    errorCell.appendChild(el("span", { className: "failed-error-text" }, error || "—"));
     row.append(
       el("td", { "data-label": "Failed" }, message.failed_at ? new Date(message.failed_at).toLocaleString() : "—"),
       el("td", { "data-label": "Phone", className: "failed-phone" }, message.phone),
-      el("td", { "data-label": "Error", className: "failed-error" }, error || "—"),
+      errorCell,
       el("td", { "data-label": "Attempts" }, message.attempts),
       el("td", { "data-label": "Text", title: message.text }, truncate(message.text, 80)),
     );
@@ -294,12 +306,20 @@
     const retry = el("button", { type: "button", className: "retry-one", "data-id": message.id }, "Retry");
     retry.addEventListener("click", () => act(retry, "/failed/" + encodeURIComponent(message.id) + "/retry", "POST",
       "Message " + message.id + " is pending again."));
+    const markSent = el("button", { type: "button", className: "secondary mark-sent-one", "data-id": message.id },
+      "Mark as sent");
+    markSent.addEventListener("click", () => {
+      if (!window.confirm("Mark the message to " + message.phone + " as sent? Do this only if you see it in the " +
+        "phone's chat with that number: it will never be sent again.")) return;
+      act(markSent, "/failed/" + encodeURIComponent(message.id) + "/mark-sent", "POST",
+        "Message " + message.id + " marked as sent.");
+    });
     const del = el("button", { type: "button", className: "danger delete-one", "data-id": message.id }, "Delete");
     del.addEventListener("click", () => {
       if (!window.confirm("Delete the failed message to " + message.phone + " for good? This cannot be undone.")) return;
       act(del, "/failed/" + encodeURIComponent(message.id), "DELETE", "Message " + message.id + " deleted.");
     });
-    actions.append(retry, del);
+    actions.append(retry, markSent, del);
     row.appendChild(actions);
     return row;
   }

@@ -85,12 +85,12 @@ def log_in(driver: WebDriver, base: str) -> None:
              "the dashboard to load")
 
 
-def failed_message(phone: str = "+14155550123") -> str:
+def failed_message(phone: str = "+14155550123", error_class: str = "InvalidNumber") -> str:
     store = runtime.store()
     message, _ = store.insert(NewMessage(phone=phone, text="this one failed"), utcnow())
     store.claim(message.id, owner="test", session="primary", now=utcnow(), lease_s=60)
-    store.record_failed(message.id, owner="test", now=utcnow(), error_class="InvalidNumber",
-                        error_text=f"{phone} is not on WhatsApp")
+    store.record_failed(message.id, owner="test", now=utcnow(), error_class=error_class,
+                        error_text=f"{phone}: {error_class}")
     return message.id
 
 
@@ -249,6 +249,58 @@ def test_dashboard_end_to_end(server: str, browser: WebDriver) -> None:
     driver.find_element(By.ID, "forget-key").click()
     assert visible(driver, "key-panel") and not visible(driver, "dashboard")
     assert driver.execute_script("return sessionStorage.getItem('waq.adminKey')") is None
+
+
+def test_unverified_is_flagged_and_marked_as_sent(server: str, browser: WebDriver) -> None:
+    driver = browser
+    unverified = failed_message("+14155550155", error_class="OutcomeUnverified")
+    ordinary = failed_message("+14155550156")
+    log_in(driver, server)
+    wait_for(lambda: text(driver, "failed-total") == "2", 15, 0.1, "the failed list")
+
+    flagged = driver.find_element(By.CSS_SELECTOR, f'#failed-body tr[data-id="{unverified}"]')
+    plain = driver.find_element(By.CSS_SELECTOR, f'#failed-body tr[data-id="{ordinary}"]')
+    assert flagged.get_attribute("data-unverified") == "true" and plain.get_attribute("data-unverified") == "false"
+    flag = flagged.find_element(By.CSS_SELECTOR, ".flag-unverified")
+    assert flag.is_displayed() and flag.text == "sent? unverified — check the phone"
+    assert "+14155550155" in flag.get_attribute("title")
+    assert not plain.find_elements(By.CSS_SELECTOR, ".flag-unverified")
+    assert visible(driver, "unverified-hint")
+    # Every failed row offers the choice, next to Retry.
+    for row in (flagged, plain):
+        labels = [b.text for b in row.find_elements(By.CSS_SELECTOR, "td.actions button")]
+        assert labels == ["Retry", "Mark as sent", "Delete"]
+
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    driver.save_screenshot(str(ARTIFACTS / "dashboard-unverified.png"))
+    # Phone width with the flag and three buttons: nothing wider than the screen.
+    driver.set_window_size(390, 1600)
+    refresh_now(driver)
+    driver.save_screenshot(str(ARTIFACTS / "dashboard-unverified-phone.png"))
+    overflow = driver.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"page is {overflow}px wider than a phone screen"
+    driver.set_window_size(1280, 1600)
+
+    # Mark as sent asks first: dismissing changes nothing, accepting records it as sent by this admin key.
+    button = driver.find_element(By.CSS_SELECTOR, f'tr[data-id="{unverified}"] button.mark-sent-one')
+    button.click()
+    alert = driver.switch_to.alert
+    assert "+14155550155" in alert.text and "phone's chat" in alert.text
+    alert.dismiss()
+    assert status_of(unverified) == "failed"
+    button.click()
+    driver.switch_to.alert.accept()
+    wait_for(lambda: status_of(unverified) == MessageStatus.SENT.value, 15, 0.1, "the message marked as sent")
+    wait_for(lambda: not driver.find_elements(By.CSS_SELECTOR, f'tr[data-id="{unverified}"]'), 15, 0.1,
+             "the row to go")
+    assert "marked as sent" in text(driver, "notice")
+    wait_for(lambda: text(driver, "count-sent") == "1" and text(driver, "failed-total") == "1", 15, 0.1, "counts")
+    assert not visible(driver, "unverified-hint")  # the one left is an ordinary failure
+    message = runtime.store().get(unverified)
+    assert message.sent_by == "primary"
+    assert message.history[-1].error_text == "marked as sent by operator api:ops"
+    assert status_of(ordinary) == "failed"
+    assert severe_console_errors(driver) == []
 
 
 def test_screenshots_exist_after_the_run() -> None:

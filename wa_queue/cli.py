@@ -90,11 +90,20 @@ def api(port: int, host: str) -> None:
 @click.option("--port", default=8090, show_default=True)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--auto-scan", is_flag=True, help="Log every browser in by itself (demos and tests).")
-def simulator(port: int, host: str, auto_scan: bool) -> None:
+@click.option("--markup", default=None, help="Markup profile of the message rows (default: WAQ_SIM_MARKUP).")
+@click.option("--lenient", is_flag=True, help="The old immediate page instead of the strict one (WAQ_SIM_STRICT).")
+def simulator(port: int, host: str, auto_scan: bool, markup: str | None, lenient: bool) -> None:
     """Run the local WhatsApp Web simulator."""
     from wa_queue.simulator.app import serve
+    from wa_queue.simulator.profiles import check_markup
 
-    serve(port, host=host, auto_scan=auto_scan)
+    settings = _settings()
+    try:
+        markup = check_markup(markup or settings.sim_markup)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--markup") from None
+    serve(port, host=host, auto_scan=auto_scan, markup=markup, strict=settings.sim_strict and not lenient,
+          config={"boot_delay_s": settings.sim_boot_delay_s})
 
 
 def _register() -> None:

@@ -1,20 +1,30 @@
-"""python -m wa_queue.simulator --port N [--host H] [--auto-scan] [--state-file PATH]"""
+"""python -m wa_queue.simulator --port N [--host H] [--auto-scan] [--state-file PATH] [--markup NAME] [--lenient]
+[--boot-delay-s S]; the defaults of the last three come from WAQ_SIM_MARKUP, WAQ_SIM_STRICT, WAQ_SIM_BOOT_DELAY_S."""
 
 from __future__ import annotations
 
 import argparse
 
+from wa_queue.settings import Settings
 from wa_queue.simulator.app import serve
+from wa_queue.simulator.profiles import MARKUPS
 
 
 def main(argv: list[str] | None = None) -> None:
+    settings = Settings.from_env()
     parser = argparse.ArgumentParser(prog="python -m wa_queue.simulator", description="Run the WhatsApp Web simulator.")
     parser.add_argument("--port", type=int, default=8090)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--auto-scan", action="store_true", help="link every new browser by itself")
     parser.add_argument("--state-file", default=None, help="JSON file that keeps links and messages across restarts")
+    parser.add_argument("--markup", choices=MARKUPS, default=settings.sim_markup, help="form of the message rows")
+    parser.add_argument("--lenient", action="store_true", default=not settings.sim_strict,
+                        help="the old immediate page: synchronous editor, no delays, overlays or browser check")
+    parser.add_argument("--boot-delay-s", type=float, default=settings.sim_boot_delay_s,
+                        help='how long every full page load shows "Loading your chats"')
     args = parser.parse_args(argv)
-    serve(args.port, host=args.host, auto_scan=args.auto_scan, state_file=args.state_file)
+    serve(args.port, host=args.host, auto_scan=args.auto_scan, state_file=args.state_file, markup=args.markup,
+          strict=not args.lenient, config={"boot_delay_s": args.boot_delay_s})
 
 
 if __name__ == "__main__":

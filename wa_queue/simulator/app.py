@@ -2,7 +2,8 @@
 
 Pages: `/` (QR login page or the main app) and `/send?phone=&text=` (opens a chat with the text pre-filled).
 Internal endpoints the page calls live under `/__sim__/api/`; the JSON control API for tests and demos lives under
-`/__sim__/` (scan, faults, sent, reset, devices, config, healthz). See README.md next to this file.
+`/__sim__/` (scan, faults, sent, incoming, reset, devices, config, healthz). `markup` picks the form of the message
+rows (profiles.py) and `strict` the real page's habits (async editor, delays, overlays); see README.md.
 """
 
 from __future__ import annotations
@@ -17,21 +18,27 @@ from pathlib import Path
 from flask import Flask, Response, abort, jsonify, render_template, request, send_from_directory
 from werkzeug.serving import WSGIRequestHandler, make_server
 
-from wa_queue.simulator.state import SimError, SimState, valid_number
+from wa_queue.simulator.profiles import DEFAULT_MARKUP
+from wa_queue.simulator.state import ConfigValue, SimError, SimState, device_number, valid_number
 
 HERE = Path(__file__).resolve().parent
 COOKIE = "wa_sim_device"
 COOKIE_MAX_AGE = 10 * 365 * 24 * 3600  # long-lived: a restarted Chrome on the same profile is the same device
 _DEVICE_ID = re.compile(r"^[0-9a-f]{32}$")
-_MSG_ID = re.compile(r"^true_(\d+)@c\.us_[0-9A-Fa-f]{8,64}$")
-STATIC_FILES = {"sim.js", "sim.css"}
+# Packed (true_<to>@c.us_<hex>) from packed profiles, bare (<hex>) from the others; both name the same message.
+_MSG_ID = re.compile(r"^(?:true_(\d+)@c\.us_)?([0-9A-Fa-f]{8,64})$")
+STATIC_FILES = {"sim.js", "sim-render.js", "sim-editor.js", "sim.css"}
 
 
 def create_app(auto_scan: bool = False, state_file: str | None = None,
-               config: dict[str, float | None] | None = None) -> Flask:
-    """The simulator app; its state is `app.extensions["wa_sim"]` (a SimState)."""
+               config: dict[str, ConfigValue] | None = None, markup: str = DEFAULT_MARKUP,
+               strict: bool = True) -> Flask:
+    """The simulator app; its state is `app.extensions["wa_sim"]` (a SimState).
+
+    `markup` is one of profiles.MARKUPS (ValueError otherwise); `strict=False` keeps the old immediate page.
+    """
     app = Flask(__name__, template_folder=str(HERE), static_folder=None)
-    state = SimState(auto_scan=auto_scan, state_file=state_file, config=config)
+    state = SimState(auto_scan=auto_scan, state_file=state_file, config=config, markup=markup, strict=strict)
     app.extensions["wa_sim"] = state
 
     @app.errorhandler(SimError)
@@ -63,17 +70,34 @@ def _body() -> dict[str, object]:
     return data
 
 
+def _boot(state: SimState, device_id: str, chat: str | None, text: str | None) -> dict[str, object]:
+    """What the page script starts from (window.SIM); config changes reach pages at their next load."""
+    dev = state.device(device_id)
+    cfg = state.config
+    boot: dict[str, object] = {
+        "device": device_id, "linked": dev.account is not None, "account": dev.account, "chat": chat, "text": text,
+        "markup": state.markup, "strict": state.strict, "device_no": device_number(device_id), "screen": "qr",
+        **{k: cfg[k] for k in ("poll_ms", "starting_chat_s", "boot_delay_s", "history_delay_ms", "input_delay_ms")},
+    }
+    if dev.account is None:
+        boot["ref"] = state.current_ref(device_id)
+    else:
+        boot["screen"] = "conflict" if state.session_fault(dev.account) == "conflict" else "app"
+        boot["whats_new"] = state.strict and state.whats_new_due(dev)
+    return boot
+
+
 def _register_pages(app: Flask, state: SimState) -> None:
     def page(chat: str | None, text: str | None) -> Response:
+        if state.strict and "HeadlessChrome" in request.headers.get("User-Agent", ""):
+            # The real page turns away user agents it does not accept; a headless Chromium's default is one.
+            html = render_template("page.html", boot={"screen": "update"}, screen="update")
+            return Response(html, mimetype="text/html", headers={"Cache-Control": "no-store"})
         device_id = _device_id() or secrets.token_hex(16)
-        dev = state.device(device_id)
-        boot: dict[str, object] = {"device": device_id, "linked": dev.account is not None, "account": dev.account,
-                                   "chat": chat, "text": text, "poll_ms": state.config["poll_ms"],
-                                   "starting_chat_s": state.config["starting_chat_s"]}
-        ref = None
-        if dev.account is None:
-            ref = boot["ref"] = state.current_ref(device_id)
-        html = render_template("page.html", linked=dev.account is not None, account=dev.account, ref=ref, boot=boot)
+        with state.lock:
+            boot = _boot(state, device_id, chat, text)
+        html = render_template("page.html", boot=boot, screen=boot["screen"], account=boot["account"],
+                               ref=boot.get("ref"))
         resp = Response(html, mimetype="text/html")
         resp.headers["Cache-Control"] = "no-store"
         return _with_cookie(resp, device_id)
@@ -144,6 +168,17 @@ def _register_page_api(app: Flask, state: SimState) -> None:
             raise SimError("no device cookie", 401)
         return jsonify({"ref": state.new_ref(device_id)})
 
+    @app.post("/__sim__/api/use_here")
+    def api_use_here() -> Response:
+        state.use_here(_linked_account(state))
+        return jsonify({"ok": True})
+
+    @app.post("/__sim__/api/whats_new")
+    def api_whats_new() -> Response:
+        _linked_account(state)
+        state.close_whats_new(_device_id() or "")
+        return jsonify({"ok": True})
+
     @app.get("/__sim__/api/open")
     def api_open() -> Response:
         account = _linked_account(state)
@@ -168,20 +203,24 @@ def _send(state: SimState) -> tuple[Response, int]:
     body = _body()
     msg_id, to, text = str(body.get("id", "")), str(body.get("to", "")), body.get("text")
     match = _MSG_ID.match(msg_id)
-    if not match or match.group(1) != to or not isinstance(text, str) or not valid_number(to):
-        raise SimError("expected {id: true_<to>@c.us_<hex>, to, text}")
+    if not match or match.group(1) not in (None, to) or not isinstance(text, str) or not valid_number(to):
+        raise SimError("expected {id: true_<to>@c.us_<hex> or <hex>, to, text}")
+    msg_id = f"true_{to}@c.us_{match.group(2)}"  # one message whichever form the page sent, so a retry dedupes
     device_id = _device_id() or ""
     account = _linked_account(state)
     offline = state.session_fault(account)
     if offline in ("phone_disconnected", "computer_disconnected"):
         # Nothing reaches the servers; the page keeps the clock (no error mark) and nothing is recorded.
         return jsonify({"ack": False, "offline": offline}), 503
+    if offline == "conflict":  # another window holds the session: this one is not heard
+        return jsonify({"ack": False, "conflict": True}), 409
     fault = state.take_fault(to, ("slow", "fail_send", "drop_after_click"))
     if fault is not None and fault.fault == "fail_send":
         return jsonify({"ack": False, "error": "fail_send"}), 503
     # Recorded as soon as the click reaches the servers, so a chat read after a browser crash shows it even while
     # a `slow` ack is still outstanding (the real page keeps outgoing messages in local storage the same way).
-    delay = fault.delay_s if fault is not None and fault.fault == "slow" else 0.0
+    delay = float(state.config["ack_delay_s"] or 0.0) + (fault.delay_s if fault is not None and fault.fault == "slow"
+                                                       else 0.0)
     msg = state.accept(device_id, msg_id, to, text, ack_delay_s=delay)
     if fault is not None and fault.fault == "drop_after_click":
         return jsonify({"ack": False, "dropped": True}), 200  # recorded, but the page never learns it
@@ -194,7 +233,15 @@ def _send(state: SimState) -> tuple[Response, int]:
 def _register_control(app: Flask, state: SimState) -> None:
     @app.get("/__sim__/healthz")
     def healthz() -> Response:
-        return jsonify({"ok": True, "auto_scan": state.auto_scan})
+        return jsonify({"ok": True, "auto_scan": state.auto_scan, "markup": state.markup, "strict": state.strict})
+
+    @app.route("/__sim__/incoming", methods=["GET", "POST"])
+    def incoming() -> Response:
+        if request.method == "GET":
+            return jsonify(state.received(request.args.get("account")))
+        body = _body()
+        msg = state.receive(str(body.get("account", "")), str(body.get("from", "")), body.get("text"))  # type: ignore[arg-type]
+        return jsonify({"ok": True, "message": msg.public()})
 
     @app.post("/__sim__/sessions/<phone>/scan")
     def scan(phone: str) -> Response:
@@ -233,7 +280,7 @@ def _register_control(app: Flask, state: SimState) -> None:
     def config() -> Response:
         if request.method == "POST":
             return jsonify(state.set_config(_body()))
-        return jsonify(dict(state.config))
+        return jsonify(state.public_config())
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -279,11 +326,14 @@ class SimServer:
         self.server.server_close()
 
 
-def serve(port: int, host: str = "127.0.0.1", auto_scan: bool = False, state_file: str | None = None) -> None:
+def serve(port: int, host: str = "127.0.0.1", auto_scan: bool = False, state_file: str | None = None,
+          markup: str = DEFAULT_MARKUP, strict: bool = True, config: dict[str, ConfigValue] | None = None) -> None:
     """Run the simulator in the foreground until interrupted."""
-    app = create_app(auto_scan=auto_scan, state_file=state_file)
+    app = create_app(auto_scan=auto_scan, state_file=state_file, markup=markup, strict=strict, config=config)
     server = make_server(host, port, app, threaded=True, request_handler=_QuietHandler)
-    print(f"WhatsApp Web simulator on http://{host}:{server.server_port} (auto-scan: {auto_scan})", flush=True)
+    mode = "strict" if strict else "lenient"
+    print(f"WhatsApp Web simulator on http://{host}:{server.server_port} (markup {markup}, {mode}, "
+          f"auto-scan: {auto_scan})", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

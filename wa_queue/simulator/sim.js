@@ -1,33 +1,15 @@
-// WhatsApp Web simulator page: the QR login page or the main app, both driven by window.SIM.
-// The DOM mirrors shared/whatsapp-web-dom.md; selectors used by drivers are noted where they are built.
+// WhatsApp Web simulator page: the update-your-browser page, the QR login page, "Loading your chats", the
+// conflict page or the main app, all driven by window.SIM (see README.md). Rows come from sim-render.js, the
+// compose box from sim-editor.js.
 (() => {
   'use strict';
   const S = window.SIM;
+  if (S.screen === 'update') return;
+  const R = window.SimRender;
+  const { el, svg } = R;
   const KEY = 'wa_sim_device';
   const $ = (sel, root = document) => root.querySelector(sel);
   const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-
-  function el(tag, attrs = {}, ...kids) {
-    const node = document.createElement(tag);
-    for (const [k, v] of Object.entries(attrs)) {
-      if (v !== null && v !== undefined) node.setAttribute(k, v);
-    }
-    for (const kid of kids) node.append(kid);
-    return node;
-  }
-
-  function svg(title, path) {
-    const ns = 'http://www.w3.org/2000/svg';
-    const s = document.createElementNS(ns, 'svg');
-    s.setAttribute('viewBox', '0 0 24 24');
-    const t = document.createElementNS(ns, 'title');
-    t.textContent = title;
-    const p = document.createElementNS(ns, 'path');
-    p.setAttribute('d', path);
-    p.setAttribute('fill', 'currentColor');
-    s.append(t, p);
-    return s;
-  }
 
   async function api(path, body) {
     const init = body === undefined ? {} : {
@@ -60,8 +42,24 @@
     return false;
   }
 
+  // ---- the account's number, where public tools read it ---------------------------------------------------
+  function setWid() {
+    try {
+      if (S.markup === '2026-03') localStorage.setItem('last-wid', JSON.stringify(`${S.account}@c.us`));
+      else localStorage.setItem('last-wid-md', JSON.stringify(`${S.account}:${S.device_no}@c.us`));
+    } catch (e) { /* storage disabled */ }
+  }
+
+  function clearWid() {
+    try {
+      localStorage.removeItem('last-wid');
+      localStorage.removeItem('last-wid-md');
+    } catch (e) { /* storage disabled */ }
+  }
+
   // ---- login page ----------------------------------------------------------------------------------------
   function landing() {
+    clearWid(); // logged out: the page forgets the account's number
     const box = $('div[data-ref]');
     const canvas = $('canvas', box);
     let expired = false;
@@ -106,66 +104,21 @@
     setInterval(async () => {
       try {
         const st = await api('/__sim__/api/state');
-        if (st.linked) { location.reload(); return; }
+        if (st.linked) { // scanned: into the app (a /send load goes on to its chat)
+          if (location.search.includes('post_logout')) location.replace('/'); else location.reload();
+          return;
+        }
         if (st.ref && st.ref !== box.getAttribute('data-ref')) setRef(st.ref);
         setExpired(Boolean(st.expired));
       } catch (e) { /* server restarting: try again next tick */ }
     }, S.poll_ms);
   }
 
-  // ---- message rendering ---------------------------------------------------------------------------------
-  const EMOJI = /(\p{Regional_Indicator}{2}|[#*0-9]\uFE0F?\u20E3|\p{Extended_Pictographic}[\uFE0E\uFE0F]?\p{Emoji_Modifier}?(?:\u200D\p{Extended_Pictographic}[\uFE0E\uFE0F]?\p{Emoji_Modifier}?)*)/u;
-  const ICONS = {
-    Pending: ['wds-ic-clock', 'M12 3a9 9 0 1 0 0 18 9 9 0 0 0 0-18zm1 9.4 3 1.8-.8 1.3-3.7-2.2V7h1.5z'],
-    Sent: ['wds-ic-check', 'M9 16.2 4.8 12l-1.4 1.4L9 19 21 7l-1.4-1.4z'],
-    Delivered: ['wds-ic-double-check', 'M1 13l5 5 1.4-1.4L2.4 11.6zm6-1.4 5 5L23 6l-1.4-1.4-9.6 9.6-3.6-3.6zM18 6l-1.4-1.4-6 6 1.4 1.4z'],
-    Read: ['wds-ic-double-check', 'M1 13l5 5 1.4-1.4L2.4 11.6zm6-1.4 5 5L23 6l-1.4-1.4-9.6 9.6-3.6-3.6zM18 6l-1.4-1.4-6 6 1.4 1.4z'],
-  };
-
-  // Like the real page: line breaks are <br>, emoji are <img alt="…">; text nodes carry the rest verbatim.
-  function richText(text) {
-    const out = [];
-    text.split('\n').forEach((line, i) => {
-      if (i > 0) out.push(el('br'));
-      line.split(EMOJI).forEach((part, j) => { // split() puts each captured emoji at an odd index
-        if (!part) return;
-        out.push(j % 2 ? el('img', { alt: part, class: 'emoji', draggable: 'false' }) : document.createTextNode(part));
-      });
-    });
-    return out;
-  }
-
-  function hhmm(t) {
-    const d = new Date(t * 1000);
-    return `${String(d.getHours()).padStart(2, '0')}:${String(d.getMinutes()).padStart(2, '0')}`;
-  }
-
-  function statusIcon(status) {
-    const [name, path] = ICONS[status];
-    return el('span', { 'data-testid': 'msg-status', 'aria-label': status, 'data-icon': name, role: 'img' },
-      svg(name, path));
-  }
-
-  function setStatus(row, status) {
-    const icon = $('[data-testid="msg-status"]', row);
-    if (icon && icon.getAttribute('aria-label') !== status) icon.replaceWith(statusIcon(status));
-  }
-
-  // Selectors: div[role="row"] > div[data-id="true_<to>@c.us_<hex>"], [data-icon="tail-out"], span.selectable-text
-  function messageRow(m) {
-    const d = new Date(m.time * 1000);
-    const pre = `[${hhmm(m.time)}, ${d.getMonth() + 1}/${d.getDate()}/${d.getFullYear()}] Me: `;
-    const text = el('span', { class: 'selectable-text copyable-text', dir: 'ltr' }, el('span', {}, ...richText(m.text)));
-    const meta = el('div', { class: 'meta' }, el('span', { class: 'time' }, hhmm(m.time)), statusIcon(m.status));
-    const bubble = el('div', { 'data-id': m.id, class: 'msg-out focusable-list-item' },
-      el('span', { 'data-icon': 'tail-out', class: 'tail' }, svg('tail-out', 'M0 0h8v13z')),
-      el('div', { class: 'copyable-text', 'data-pre-plain-text': pre }, text), meta);
-    return el('div', { role: 'row' }, bubble);
-  }
-
   // ---- main app ------------------------------------------------------------------------------------------
-  let chat = null; // {phone, acked: Set of ids whose status the server may move on, list: element}
+  // {phone, acked: Set of packed ids whose status the server may move on, list, editor, slot, ready: history shown}
+  let chat = null;
   let chatsJson = '';
+  let conflicted = false;
 
   function modal(...content) {
     const root = $('#modal-root');
@@ -214,6 +167,8 @@
     $('#pane-side .chat-list').replaceChildren(...items);
   }
 
+
+  // ---- a chat: the compose box at once, the history (system row, then messages) history_delay_ms later -----
   function openChat(phone, messages, prefill) {
     const list = el('div', { class: 'conversation', role: 'application', tabindex: '0' });
     const box = el('div', {
@@ -222,181 +177,184 @@
       class: 'compose selectable-text copyable-text', 'data-lexical-editor': 'true',
     });
     const slot = el('div', { class: 'send-slot' });
+    const wrap = el('div', { class: 'compose-wrap' }, box);
     const main = el('div', { id: 'main', 'data-chat': phone },
-      el('header', {}, el('span', { dir: 'auto', title: `+${phone}` }, `+${phone}`)), list,
-      el('footer', {}, el('div', { class: 'compose-wrap' }, box), slot));
-    $('#main-slot').replaceChildren(main);
-    chat = { phone, acked: new Set(), list, box, slot };
-    for (const m of messages) { chat.acked.add(m.id); list.append(messageRow(m)); }
-    setupCompose(box, slot);
-    if (prefill) box.textContent = prefill; // pre-filling does not send
-    updateSlot();
-    box.focus();
-    caretToEnd(box);
-    list.scrollTop = list.scrollHeight;
-  }
-
-  // ---- the compose box: a plain-text editor kept as text nodes so its textContent is the exact message ----
-  function caretToEnd(box) {
-    const range = document.createRange();
-    range.selectNodeContents(box);
-    range.collapse(false);
-    const sel = getSelection();
-    sel.removeAllRanges();
-    sel.addRange(range);
-  }
-
-  function insertPlain(box, text) {
-    const sel = getSelection();
-    let range = sel.rangeCount ? sel.getRangeAt(0) : null;
-    if (!range || !box.contains(range.commonAncestorContainer)) {
-      range = document.createRange();
-      range.selectNodeContents(box);
-      range.collapse(false);
+      el('header', {}, el('span', { dir: 'auto', title: `+${phone}` }, `+${phone}`)), list);
+    if (S.strict) { // the real page may hold a second, hidden editor before the visible one
+      wrap.append(el('div', { class: 'compose-placeholder', 'aria-hidden': 'true' }, 'Type a message'));
+      main.append(el('div', { 'aria-hidden': 'true', class: 'offscreen' }, el('footer', {}, el('div', {
+        contenteditable: 'true', role: 'textbox', 'data-tab': '10', 'aria-placeholder': 'Type a message',
+        'data-lexical-editor': 'true', class: 'compose' }, el('p', {}, el('br'))))));
     }
-    range.deleteContents();
-    const node = document.createTextNode(text);
-    range.insertNode(node);
-    range.setStartAfter(node);
-    range.collapse(true);
-    sel.removeAllRanges();
-    sel.addRange(range);
-    box.normalize();
-    updateSlot();
-  }
-
-  // What an editor that was changed behind our back (execCommand, innerHTML) holds, as plain text.
-  function plainText(root) {
-    let out = '';
-    const walk = (node) => {
-      for (const child of node.childNodes) {
-        if (child.nodeType === Node.TEXT_NODE) out += child.data;
-        else if (child.nodeName === 'BR') { if (child !== node.lastChild) out += '\n'; } // a last <br> is a placeholder
-        else if (child.nodeName === 'IMG') out += child.alt || '';
-        else if (child.nodeName === 'DIV' || child.nodeName === 'P') {
-          if (out && !out.endsWith('\n')) out += '\n';
-          walk(child);
-          out += '\n';
-          if (child === node.lastChild) out = out.slice(0, -1);
-        } else walk(child);
-      }
-    };
-    walk(root);
-    return out;
-  }
-
-  function sanitize(box) {
-    if ([...box.childNodes].every((n) => n.nodeType === Node.TEXT_NODE)) return;
-    box.textContent = plainText(box);
-    caretToEnd(box);
-  }
-
-  function setupCompose(box, slot) {
-    box.addEventListener('keydown', (e) => {
-      if (e.key !== 'Enter' || e.isComposing) return;
-      e.preventDefault();
-      if (e.shiftKey) insertPlain(box, '\n');
-      else send();
-    });
-    box.addEventListener('beforeinput', (e) => {
-      const t = e.inputType;
-      let text = null;
-      if (t === 'insertText' || t === 'insertReplacementText') text = e.data ?? (e.dataTransfer && e.dataTransfer.getData('text/plain'));
-      else if (t === 'insertLineBreak' || t === 'insertParagraph') text = '\n';
-      else if (t === 'insertFromPaste' || t === 'insertFromDrop') text = e.dataTransfer ? e.dataTransfer.getData('text/plain') : '';
-      if (text === null || text === undefined) return;
-      e.preventDefault();
-      insertPlain(box, text);
-    });
-    box.addEventListener('paste', (e) => {
-      e.preventDefault();
-      insertPlain(box, e.clipboardData ? e.clipboardData.getData('text/plain') : '');
-    });
-    box.addEventListener('input', () => { sanitize(box); updateSlot(); });
+    main.append(el('footer', {}, wrap, slot));
+    $('#main-slot').replaceChildren(main);
+    const c = { phone, acked: new Set(), list, slot, wrap, ready: false };
+    chat = c;
+    const opts = { delayMs: S.input_delay_ms, onChange: () => updateSlot(c), onSubmit: () => send(c) };
+    c.editor = S.strict ? window.SimEditor.lexical(box, opts) : window.SimEditor.plain(box, opts);
     slot.addEventListener('click', (e) => {
-      if (e.target.closest('button[aria-label="Send"]')) send();
+      if (e.target.closest('button[aria-label="Send"]')) send(c);
     });
+    if (prefill) c.editor.set(prefill); // pre-filling does not send
+    updateSlot(c);
+    box.focus();
+    window.SimEditor.caretToEnd(box);
+    if (S.history_delay_ms > 0) setTimeout(() => showHistory(c, messages), S.history_delay_ms);
+    else showHistory(c, messages);
+  }
+
+  function showHistory(c, messages) {
+    if (chat !== c) return;
+    const rows = [];
+    if (S.strict) rows.push(R.systemRow());
+    for (const m of messages) {
+      if (c.list.querySelector(`[data-id="${CSS.escape(R.domId(S.markup, m.id))}"]`)) continue;
+      if (m.direction !== 'in') c.acked.add(m.id);
+      rows.push(R.messageRow(m, S.markup, S.strict));
+    }
+    c.list.prepend(...rows); // before anything sent while the history was loading
+    c.ready = true;
+    c.list.scrollTop = c.list.scrollHeight;
   }
 
   // Selector: footer button[aria-label="Send"] > span[data-icon="wds-ic-send-filled"], only while there is text.
-  function updateSlot() {
-    if (!chat) return;
-    const hasText = chat.box.textContent.length > 0;
-    const current = chat.slot.firstElementChild;
+  function updateSlot(c) {
+    const hasText = c.editor ? c.editor.text().length > 0 : false;
+    c.wrap.classList.toggle('has-text', hasText);
+    const current = c.slot.firstElementChild;
     const want = hasText ? 'Send' : 'Voice message';
     if (current && current.getAttribute('aria-label') === want) return;
     const icon = hasText ? 'wds-ic-send-filled' : 'wds-ic-mic-filled';
     const path = hasText ? 'M3 20.5v-17L22 12zM5 17.4 16.8 12 5 6.6V10l6 2-6 2z' : 'M12 15a3 3 0 0 0 3-3V6a3 3 0 0 0-6 0v6a3 3 0 0 0 3 3zm5-3a5 5 0 0 1-10 0H5a7 7 0 0 0 6 6.9V21h2v-2.1a7 7 0 0 0 6-6.9z';
-    chat.slot.replaceChildren(el('button', { 'aria-label': want, 'data-tab': '11', type: 'button' },
+    c.slot.replaceChildren(el('button', { 'aria-label': want, 'data-tab': '11', type: 'button' },
       el('span', { 'data-icon': icon, 'aria-hidden': 'true' }, svg(icon, path))));
   }
 
-  function newId(phone) {
-    const bytes = crypto.getRandomValues(new Uint8Array(8));
-    const hex = [...bytes].map((b) => b.toString(16).padStart(2, '0')).join('').toUpperCase();
-    return `true_${phone}@c.us_3EB0${hex}`;
+  function newBareId() {
+    const bytes = crypto.getRandomValues(new Uint8Array(10));
+    return `3EB0${[...bytes].map((b) => b.toString(16).padStart(2, '0')).join('').toUpperCase()}`;
   }
 
-  function send() {
-    if (!chat) return;
-    const text = chat.box.textContent;
+  function send(c) {
+    if (chat !== c) return;
+    const text = c.editor.text();
     if (!text) return;
-    const c = chat;
     if (apiSync('/__sim__/api/click', { to: c.phone }).dropped) return; // fault: the click did nothing
-    const id = newId(c.phone);
-    c.box.textContent = '';
-    updateSlot();
-    const row = messageRow({ id, text, time: Date.now() / 1000, status: 'Pending' });
+    const bare = newBareId();
+    const id = `true_${c.phone}@c.us_${bare}`;
+    c.editor.clear();
+    const row = R.messageRow({ id, direction: 'out', text, time: Date.now() / 1000, status: 'Pending' },
+      S.markup, S.strict);
     c.list.append(row);
     c.list.scrollTop = c.list.scrollHeight;
-    api('/__sim__/api/send', { id, to: c.phone, text }).then((r) => {
-      if (r.ack) { c.acked.add(id); setStatus(row, r.status); }
-      else if (r.error) { // rejected: the clock stays, plus a red "failed" mark
-        $('.meta', row).append(el('span', { 'data-icon': 'msg-error', 'aria-label': 'Failed', role: 'img' }, '!'));
-        row.firstElementChild.setAttribute('data-error', r.error);
-      }
+    const sentId = R.PROFILES[S.markup].packed ? id : bare; // the server takes either form
+    api('/__sim__/api/send', { id: sentId, to: c.phone, text }).then((r) => {
+      if (r.ack) { c.acked.add(id); R.setStatus(row, r.status, S.markup); }
+      else if (r.error) R.markFailed(row, S.markup, r.error); // rejected: the clock stays, plus a failed mark
     }).catch(() => { /* connection lost: stays Pending, as on the real page */ });
   }
 
   function applyMessages(messages) {
-    if (!chat || !messages) return;
+    if (!chat || !chat.ready || !messages) return;
     for (const m of messages) {
-      const bubble = chat.list.querySelector(`[data-id="${CSS.escape(m.id)}"]`);
-      if (!bubble) { // sent from another device of this account
-        chat.acked.add(m.id);
-        chat.list.append(messageRow(m));
-      } else if (chat.acked.has(m.id)) setStatus(bubble.parentElement, m.status);
+      const bubble = chat.list.querySelector(`[data-id="${CSS.escape(R.domId(S.markup, m.id))}"]`);
+      if (!bubble) { // incoming, or sent from another device of this account
+        if (m.direction !== 'in') chat.acked.add(m.id);
+        chat.list.append(R.messageRow(m, S.markup, S.strict));
+        chat.list.scrollTop = chat.list.scrollHeight;
+      } else if (m.direction !== 'in' && chat.acked.has(m.id)) R.setStatus(bubble.parentElement, m.status, S.markup);
     }
   }
 
+  // The chat a /send load is opening, kept until it is open so a reload (conflict's "Use here") goes on to it.
+  const PENDING = 'wa_sim_pending_chat';
+
   async function openFromUrl(phone, text) {
     history.replaceState(null, '', '/'); // the real page also leaves /send behind
+    try { sessionStorage.setItem(PENDING, JSON.stringify({ phone, text })); } catch (e) { /* storage disabled */ }
     modal(el('div', { class: 'popup-body' }, el('span', { class: 'spinner' }), 'Starting chat'));
     const [r] = await Promise.all([
       api(`/__sim__/api/open?phone=${encodeURIComponent(phone)}`), sleep(S.starting_chat_s * 1000),
     ]);
+    if (conflicted) return;
+    try { sessionStorage.removeItem(PENDING); } catch (e) { /* storage disabled */ }
     closeModal();
     if (r.valid) openChat(phone, r.messages, text);
     else showInvalid();
   }
 
+  // ---- full-page screens and overlays ----------------------------------------------------------------------
+  function showLoading() {
+    $('#app').replaceChildren(el('div', { class: 'startup' }, el('div', { class: 'startup-logo' }, 'WhatsApp'),
+      el('progress', { value: '40', max: '100' }), el('div', { class: 'startup-title' }, 'Loading your chats'),
+      el('div', { class: 'startup-sub' }, 'End-to-end encrypted')));
+  }
+
+  // A full page, not a dialog; "Use here" takes the session back and reloads (a /send URL is still there).
+  function showConflict() {
+    conflicted = true;
+    chat = null;
+    closeModal();
+    $('#overlay-root').replaceChildren();
+    const close = el('div', { role: 'button', tabindex: '0', class: 'btn-secondary' }, 'Close');
+    const useHere = el('div', { role: 'button', tabindex: '0', class: 'btn-primary' }, 'Use here');
+    useHere.addEventListener('click', async () => {
+      await api('/__sim__/api/use_here', {});
+      location.reload();
+    });
+    $('#app').replaceChildren(el('div', { class: 'conflict-page' }, el('div', { class: 'conflict-card' },
+      el('div', { class: 'conflict-text' },
+        'WhatsApp is open in another window. Click "Use here" to use WhatsApp in this window.'),
+      el('div', { class: 'conflict-actions' }, close, useHere))));
+  }
+
+  function showWhatsNew() {
+    if (conflicted) return;
+    const ok = el('div', { role: 'button', tabindex: '0' }, 'OK');
+    const overlay = el('div', { role: 'dialog', 'aria-label': "What's new", 'aria-modal': 'true', class: 'whats-new' },
+      el('div', { class: 'popup' }, el('h2', {}, "What's new"),
+        el('div', { class: 'popup-body' }, 'Chats, calls and updates now have a fresh look.'),
+        el('div', { class: 'popup-actions' }, ok)));
+    ok.addEventListener('click', async () => {
+      overlay.remove();
+      await api('/__sim__/api/whats_new', {});
+    });
+    $('#overlay-root').replaceChildren(overlay);
+  }
+
   function mainApp() {
+    $('#app').replaceChildren($('#tpl-app').content.cloneNode(true));
+    let timer = null;
     const tick = async () => {
       try {
         const q = chat ? `?chat=${encodeURIComponent(chat.phone)}` : '';
         const st = await api(`/__sim__/api/state${q}`);
-        if (!st.linked) { location.reload(); return; } // logged out: back to the QR page
+        if (conflicted) return;
+        if (!st.linked) { location.replace('/?post_logout=1'); return; } // logged out: back to the QR page
+        if (st.fault === 'conflict') { clearInterval(timer); showConflict(); return; }
         renderBanners(st.fault);
         renderChats(st.chats || []);
         if (chat && q.endsWith(encodeURIComponent(chat.phone))) applyMessages(st.messages);
       } catch (e) { /* server restarting: try again next tick */ }
     };
     tick();
-    setInterval(tick, S.poll_ms);
-    if (S.chat !== null && S.chat !== undefined) openFromUrl(S.chat, S.text || '');
+    timer = setInterval(tick, S.poll_ms);
+    if (S.whats_new) setTimeout(showWhatsNew, 300);
+    let pending = S.chat !== null && S.chat !== undefined ? { phone: S.chat, text: S.text || '' } : null;
+    try { pending = pending || JSON.parse(sessionStorage.getItem(PENDING) || 'null'); } catch (e) { pending = null; }
+    if (pending) openFromUrl(pending.phone, pending.text);
+  }
+
+  function boot() {
+    setWid();
+    const start = () => (S.screen === 'conflict' ? showConflict() : mainApp());
+    if (S.boot_delay_s > 0) {
+      showLoading();
+      setTimeout(start, S.boot_delay_s * 1000);
+    } else start();
   }
 
   if (adoptStoredDevice()) return;
-  if (S.linked) mainApp();
+  if (S.linked) boot();
   else landing();
 })();

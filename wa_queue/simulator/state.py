@@ -17,18 +17,31 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from wa_queue.simulator.profiles import DEFAULT_MARKUP, check_markup
+
 NUMBER_FAULTS = ("unregistered", "slow", "fail_send", "drop_before_click", "drop_after_click")
-SESSION_FAULTS = ("phone_disconnected", "computer_disconnected", "logged_out")
+SESSION_FAULTS = ("phone_disconnected", "computer_disconnected", "logged_out", "conflict")
 STATUSES = ("Pending", "Sent", "Delivered", "Read")
 
-# Timings in seconds; None means "never" (a receipt that never arrives, a QR that never expires).
-DEFAULT_CONFIG: dict[str, float | None] = {
+ConfigValue = float | bool | None
+# Timings; None means "never" (a receipt that never arrives, a QR that never expires). Strict defaults.
+DEFAULT_CONFIG: dict[str, ConfigValue] = {
     "starting_chat_s": 0.5,  # how long the "Starting chat" modal stays up
     "delivered_after_s": 1.0,  # after the server accepted a message
     "read_after_s": 2.0,  # after the server accepted a message
     "qr_ttl_s": 60.0,  # a QR older than this can no longer be scanned; the page then shows the reload button
     "poll_ms": 500.0,  # how often pages ask the server for news
+    "ack_delay_s": 1.0,  # from the click to the servers' ack (Pending -> Sent)
+    "history_delay_ms": 600.0,  # an opened chat shows its compose box at once and its rows this much later
+    "input_delay_ms": 150.0,  # the editor applies a paste or inserted text this much later (+ up to 100 ms)
+    "boot_delay_s": 0.0,  # every full page load shows "Loading your chats" this long before the app
+    "whats_new": True,  # a device's first app load shows the "What's new" overlay until its OK is clicked
 }
+# strict=False: today's immediate page (synchronous editor, no history delay, no overlay) for old tests and demos.
+LENIENT_CONFIG: dict[str, ConfigValue] = {"ack_delay_s": 0.0, "history_delay_ms": 0.0, "input_delay_ms": 0.0,
+                                          "whats_new": False}
+_NEVER_OK = ("delivered_after_s", "read_after_s", "qr_ttl_s")
+_BOOL_KEYS = ("whats_new",)
 AUTO_SCAN_PREFIX = "1555000"
 _DIGITS = re.compile(r"^\d{7,15}$")
 
@@ -49,21 +62,24 @@ class Device:
     ref_issued: float = 0.0
     ever_linked: bool = False  # auto-scan links only a device's first visit, so a logout fault sticks
     created: float = field(default_factory=time.time)
+    whats_new_seen: bool = False  # its "What's new" overlay was closed with OK: never shown again
 
 
 @dataclass
 class Message:
-    id: str  # the row's data-id: true_<to>@c.us_<hex>
+    id: str  # packed: true_<to>@c.us_<hex> (outgoing), false_<sender>@c.us_<hex> (incoming); pages may show <hex>
     sender: str
     to: str
     text: str
     time: float  # when the servers recorded it (the click reached them)
-    device: str
+    device: str  # the sending device; "" for an incoming message
     acked_at: float = 0.0  # when they acknowledge it (Pending -> Sent); later than `time` under a `slow` fault
+    incoming: bool = False  # from someone else to the account `to`
 
     def public(self, status: str | None = None) -> dict[str, object]:
-        out: dict[str, object] = {"id": self.id, "from": self.sender, "to": self.to, "text": self.text,
-                                  "time": self.time, "device": self.device, "acked_at": self.acked_at}
+        out: dict[str, object] = {"id": self.id, "bare_id": self.id.rsplit("_", 1)[-1], "from": self.sender,
+                                  "to": self.to, "text": self.text, "time": self.time, "device": self.device,
+                                  "acked_at": self.acked_at, "direction": "in" if self.incoming else "out"}
         if status is not None:
             out["status"] = status
         return out
@@ -88,15 +104,23 @@ def valid_number(number: str) -> bool:
     return bool(_DIGITS.match(number))
 
 
+def device_number(device_id: str) -> int:
+    """The device's number within its account, as in last-wid-md "<account>:<n>@c.us"; stable per device."""
+    return 2 + int(hashlib.sha256(("n" + device_id).encode()).hexdigest(), 16) % 60
+
+
 class SimState:
     def __init__(self, auto_scan: bool = False, state_file: str | None = None,
-                 config: dict[str, float | None] | None = None, clock: Callable[[], float] = time.time) -> None:
+                 config: dict[str, ConfigValue] | None = None, clock: Callable[[], float] = time.time,
+                 markup: str = DEFAULT_MARKUP, strict: bool = True) -> None:
         self.auto_scan = auto_scan
         self.state_file = Path(state_file) if state_file else None
         self.clock = clock
         self.lock = threading.RLock()
-        self.base_config = {**DEFAULT_CONFIG, **(config or {})}
-        self.config = dict(self.base_config)
+        self.markup, self.strict = check_markup(markup), strict
+        self.config: dict[str, ConfigValue] = {**DEFAULT_CONFIG, **({} if strict else LENIENT_CONFIG)}
+        self.set_config(config or {})
+        self.base_config = dict(self.config)
         self.devices: dict[str, Device] = {}
         self.messages: list[Message] = []
         self.by_id: dict[str, Message] = {}
@@ -170,7 +194,16 @@ class SimState:
     def devices_public(self) -> list[dict[str, object]]:
         with self.lock:
             return [{"id": d.id, "account": d.account, "linked": d.account is not None, "ref": d.ref,
-                     "qr_expired": self.qr_expired(d), "ever_linked": d.ever_linked} for d in self.devices.values()]
+                     "qr_expired": self.qr_expired(d), "ever_linked": d.ever_linked,
+                     "whats_new_seen": d.whats_new_seen} for d in self.devices.values()]
+
+    def whats_new_due(self, dev: Device) -> bool:
+        return bool(self.config["whats_new"]) and not dev.whats_new_seen
+
+    def close_whats_new(self, device_id: str) -> None:
+        with self.lock:
+            self.device(device_id).whats_new_seen = True
+            self._save()
 
     # ---- faults --------------------------------------------------------------------------------------------
 
@@ -238,6 +271,12 @@ class SimState:
         with self.lock:
             return self.session_faults.get(phone or "")
 
+    def use_here(self, phone: str) -> None:
+        """A page's "Use here": this window takes the account back, which ends its `conflict`."""
+        with self.lock:
+            if self.session_faults.get(phone) == "conflict":
+                del self.session_faults[phone]
+
     # ---- messages ------------------------------------------------------------------------------------------
 
     def is_registered(self, number: str) -> bool:
@@ -259,6 +298,21 @@ class SimState:
             self._save()
             return msg
 
+    def receive(self, account: str, sender: str, text: str) -> Message:
+        """Record a message from `sender` to `account`: its chat with `sender` shows it as an incoming row."""
+        if not valid_number(account) or not valid_number(sender):
+            raise SimError("account and from must be 7-15 digits")
+        if not isinstance(text, str) or not text:
+            raise SimError("text must be a non-empty string")
+        with self.lock:
+            now = self.clock()
+            msg = Message(f"false_{sender}@c.us_3A{secrets.token_hex(9).upper()}", sender, account, text, now, "",
+                          now, incoming=True)
+            self.messages.append(msg)
+            self.by_id[msg.id] = msg
+            self._save()
+            return msg
+
     def status(self, msg: Message) -> str:
         age = self.clock() - msg.acked_at
         if age < 0:
@@ -270,40 +324,67 @@ class SimState:
             return "Delivered"
         return "Sent"
 
-    def chat(self, account: str, to: str) -> list[dict[str, object]]:
+    @staticmethod
+    def _peer(m: Message, account: str) -> str | None:
+        """The other party of `m` in `account`'s chats, or None if `m` is not in them."""
+        if m.incoming:
+            return m.sender if m.to == account else None
+        return m.to if m.sender == account else None
+
+    def chat(self, account: str, peer: str) -> list[dict[str, object]]:
+        """Both directions, in the order recorded; outgoing ones carry their status."""
         with self.lock:
-            return [m.public(self.status(m)) for m in self.messages if m.sender == account and m.to == to]
+            return [m.public(None if m.incoming else self.status(m)) for m in self.messages
+                    if self._peer(m, account) == peer]
 
     def chats(self, account: str) -> list[dict[str, object]]:
-        """One entry per destination, newest first: what #pane-side lists."""
+        """One entry per peer, newest first: what #pane-side lists."""
         with self.lock:
             last: dict[str, Message] = {}
             for m in self.messages:
-                if m.sender == account:
-                    last[m.to] = m
-            rows = sorted(last.values(), key=lambda m: m.time, reverse=True)
-            return [{"phone": m.to, "text": m.text, "time": m.time} for m in rows]
+                peer = self._peer(m, account)
+                if peer is not None:
+                    last[peer] = m
+            rows = sorted(last.items(), key=lambda item: item[1].time, reverse=True)
+            return [{"phone": peer, "text": m.text, "time": m.time} for peer, m in rows]
 
     def sent(self, to: str | None = None, sender: str | None = None) -> list[dict[str, object]]:
         with self.lock:
-            return [m.public(self.status(m)) for m in self.messages
-                    if (to is None or m.to == to) and (sender is None or m.sender == sender)]
+            return [m.public(self.status(m)) for m in self.messages if not m.incoming
+                    and (to is None or m.to == to) and (sender is None or m.sender == sender)]
+
+    def received(self, account: str | None = None) -> list[dict[str, object]]:
+        with self.lock:
+            return [m.public() for m in self.messages if m.incoming and (account is None or m.to == account)]
 
     # ---- config, reset, persistence ------------------------------------------------------------------------
 
-    def set_config(self, body: dict[str, object]) -> dict[str, float | None]:
+    def public_config(self) -> dict[str, object]:
+        with self.lock:
+            return {**self.config, "markup": self.markup, "strict": self.strict}
+
+    def set_config(self, body: dict[str, object]) -> dict[str, object]:
+        body = dict(body)
+        for key, current in (("markup", self.markup), ("strict", self.strict)):
+            # Read-only: a GET's answer may be posted back, but a change needs a restart (--markup, --lenient).
+            if key in body and body.pop(key) != current:
+                raise SimError(f"{key} is fixed when the simulator starts (now {current!r})")
         unknown = set(body) - set(DEFAULT_CONFIG)
         if unknown:
             raise SimError(f"unknown config key(s) {sorted(unknown)}; known: {sorted(DEFAULT_CONFIG)}")
         for key, value in body.items():
-            never_ok = key in ("delivered_after_s", "read_after_s", "qr_ttl_s")
-            if value is None and never_ok:
+            if key in _BOOL_KEYS:
+                if not isinstance(value, bool):
+                    raise SimError(f"{key} must be true or false")
+                continue
+            if value is None and key in _NEVER_OK:
                 continue
             if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
-                raise SimError(f"{key} must be a non-negative number" + (" or null" if never_ok else ""))
+                raise SimError(f"{key} must be a non-negative number" + (" or null" if key in _NEVER_OK else ""))
         with self.lock:
-            self.config.update({k: (None if v is None else float(v)) for k, v in body.items()})  # type: ignore[arg-type]
-            return dict(self.config)
+            self.config.update({k: v if v is None or isinstance(v, bool) else float(v)  # type: ignore[arg-type]
+                                for k, v in body.items()})
+            return self.public_config()
 
     def reset(self, keep_links: bool = False) -> None:
         with self.lock:

@@ -1,0 +1,202 @@
+// Message rows of the simulator page, in the form of the chosen markup profile (see README.md, "Markup profiles").
+// Every row is #main div[role="row"] holding one bubble div[data-id]; message bubbles carry
+// div.copyable-text[data-pre-plain-text] around the text span, system rows do not.
+(() => {
+  'use strict';
+
+  function el(tag, attrs = {}, ...kids) {
+    const node = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs)) {
+      if (v !== null && v !== undefined && v !== false) node.setAttribute(k, v);
+    }
+    for (const kid of kids) node.append(kid);
+    return node;
+  }
+
+  function svg(title, path) {
+    const ns = 'http://www.w3.org/2000/svg';
+    const s = document.createElementNS(ns, 'svg');
+    s.setAttribute('viewBox', '0 0 24 24');
+    if (title) {
+      const t = document.createElementNS(ns, 'title');
+      t.textContent = title;
+      s.append(t);
+    }
+    const p = document.createElementNS(ns, 'path');
+    p.setAttribute('d', path);
+    p.setAttribute('fill', 'currentColor');
+    s.append(p);
+    return s;
+  }
+
+  // packed: data-id true_/false_<chat>@c.us_<hex> (else the bare <hex>); dirClass: .message-out/.message-in;
+  // tails: [data-icon="tail-out"/"tail-in"]; text: the text span's attributes; status: how the ticks are marked.
+  const SELECTABLE = { class: 'selectable-text copyable-text', 'data-testid': 'selectable-text' };
+  const PROFILES = {
+    '2026-03': { packed: true, dirClass: true, tails: true, text: SELECTABLE, status: 'icon' },
+    '2026-05': { packed: false, dirClass: true, tails: false,
+      text: { class: '_ao3e _aupe copyable-text', 'data-testid': 'selectable-text' }, status: 'icon' },
+    '2026-08': { packed: true, dirClass: false, tails: true, text: SELECTABLE, status: 'aria' },
+    unknown: { packed: false, dirClass: false, tails: false, text: { class: 'x9f619' }, status: 'data' },
+  };
+
+  const CLOCK = 'M12 3a9 9 0 1 0 0 18 9 9 0 0 0 0-18zm1 9.4 3 1.8-.8 1.3-3.7-2.2V7h1.5z';
+  const CHECK = 'M9 16.2 4.8 12l-1.4 1.4L9 19 21 7l-1.4-1.4z';
+  const DOUBLE = 'M1 13l5 5 1.4-1.4L2.4 11.6zm6-1.4 5 5L23 6l-1.4-1.4-9.6 9.6-3.6-3.6zM18 6l-1.4-1.4-6 6 1.4 1.4z';
+  const ICONS = {
+    Pending: ['msg-time', 'wds-ic-clock', CLOCK, 0],
+    Sent: ['msg-check', 'wds-ic-check', CHECK, 1],
+    Delivered: ['msg-dblcheck', 'wds-ic-double-check', DOUBLE, 2],
+    Read: ['msg-dblcheck', 'wds-ic-double-check', DOUBLE, 3],
+  };
+
+  function statusIcon(prof, status) {
+    const [old, wds, path, code] = ICONS[status];
+    let icon;
+    if (prof.status === 'aria') { // since 2026-06: the aria-label, padded with spaces, names the status
+      icon = el('span', { 'aria-label': ` ${status} `, 'data-icon': wds, role: 'img' }, svg(wds, path));
+    } else if (prof.status === 'icon') { // before: the data-icon; only a read message has an aria-label
+      icon = el('span', { 'data-icon': old, 'aria-label': status === 'Read' ? ' Read ' : null }, svg(old, path));
+    } else { // a form no driver knows: a bare code, no label, no named icon
+      icon = el('span', { 'data-status': String(code) }, svg('', path));
+    }
+    icon.classList.add('tick', `tick-${status.toLowerCase()}`);
+    return icon;
+  }
+
+  function failedMark(prof) {
+    if (prof.status === 'data') return el('span', { 'data-status': '-1', class: 'failed' }, '!');
+    return el('span', { 'data-icon': 'msg-error', 'aria-label': prof.status === 'aria' ? ' Failed ' : 'Failed',
+      class: 'failed', role: 'img' }, '!');
+  }
+
+  // ---- text: formatting, links, emoji, line breaks --------------------------------------------------------
+  const EMOJI = /(\p{Regional_Indicator}{2}|[#*0-9]\uFE0F?\u20E3|\p{Extended_Pictographic}[\uFE0E\uFE0F]?\p{Emoji_Modifier}?(?:\u200D\p{Extended_Pictographic}[\uFE0E\uFE0F]?\p{Emoji_Modifier}?)*)/u;
+  const URL = /((?:https?:\/\/|www\.)[^\s<>"]*[^\s<>".,;:!?)\]}'*_~])/i;
+  // A marker opens after a non-word character (or the start), closes before one, and hugs non-space text.
+  const MARK = /(^|[^\p{L}\p{N}])([*_~`])(\S(?:.*?\S)?)\2(?![\p{L}\p{N}])/u;
+  const TAGS = { '*': 'strong', _: 'em', '~': 'del', '`': 'code' };
+  const READ_MORE_AT = 700;
+
+  function emojiNodes(text) {
+    const out = [];
+    text.split(EMOJI).forEach((part, j) => { // split() puts each captured emoji at an odd index
+      if (!part) return;
+      out.push(j % 2 ? el('img', { alt: part, class: 'emoji', draggable: 'false' }) : document.createTextNode(part));
+    });
+    return out;
+  }
+
+  function formatted(text) {
+    const out = [];
+    let rest = text;
+    while (rest) {
+      const m = MARK.exec(rest);
+      if (!m) { out.push(...emojiNodes(rest)); break; }
+      const start = m.index + m[1].length;
+      if (start) out.push(...emojiNodes(rest.slice(0, start)));
+      const tag = TAGS[m[2]];
+      out.push(el(tag, {}, ...(tag === 'code' ? emojiNodes(m[3]) : formatted(m[3]))));
+      rest = rest.slice(m.index + m[0].length);
+    }
+    return out;
+  }
+
+  function linked(line) {
+    const out = [];
+    line.split(URL).forEach((part, j) => {
+      if (!part) return;
+      if (j % 2) {
+        const href = /^www\./i.test(part) ? `http://${part}` : part;
+        out.push(el('a', { href, target: '_blank', rel: 'noopener noreferrer', title: href }, part));
+      } else out.push(...formatted(part));
+    });
+    return out;
+  }
+
+  // strict: WhatsApp's rendering (markers become <strong>/<em>/<del>/<code>, links <a>); lenient: the text as typed.
+  function richText(text, strict) {
+    const out = [];
+    text.split('\n').forEach((line, i) => {
+      if (i > 0) out.push(el('br'));
+      out.push(...(strict ? linked(line) : emojiNodes(line)));
+    });
+    return out;
+  }
+
+  function hhmm(t) {
+    const d = new Date(t * 1000);
+    return `${String(d.getHours()).padStart(2, '0')}:${String(d.getMinutes()).padStart(2, '0')}`;
+  }
+
+  function bareId(id) { return id.slice(id.lastIndexOf('_') + 1); }
+
+  function domId(markup, id) { return PROFILES[markup].packed ? id : bareId(id); }
+
+  // A long text shows its first READ_MORE_AT characters and a "Read more" button outside the text span.
+  function fillText(span, text, strict) {
+    const chars = Array.from(text);
+    const inner = el('span', {});
+    const long = strict && chars.length > READ_MORE_AT;
+    inner.append(...richText(long ? chars.slice(0, READ_MORE_AT).join('') : text, strict));
+    span.replaceChildren(inner);
+    if (!long) return null;
+    const more = el('div', { role: 'button', tabindex: '0', class: 'read-more' }, 'Read more');
+    more.addEventListener('click', () => {
+      inner.replaceChildren(...richText(text, strict));
+      more.remove();
+    });
+    return more;
+  }
+
+  // m: {id (packed, from the server's point of view), direction: 'out'|'in', from, text, time, status}
+  function messageRow(m, markup, strict) {
+    const prof = PROFILES[markup];
+    const out = m.direction !== 'in';
+    const d = new Date(m.time * 1000);
+    const who = out ? 'Me' : `+${m.from}`;
+    const pre = `[${hhmm(m.time)}, ${d.getMonth() + 1}/${d.getDate()}/${d.getFullYear()}] ${who}: `;
+    const span = el('span', { ...prof.text, dir: 'ltr' });
+    const more = fillText(span, m.text, strict);
+    const copy = el('div', { class: 'copyable-text', 'data-pre-plain-text': pre }, span);
+    if (more) copy.append(more);
+    const meta = el('div', { class: 'meta' }, el('span', { class: 'time' }, hhmm(m.time)));
+    const classes = [out ? '_amk4' : '_amk6', 'focusable-list-item'];
+    if (prof.dirClass) classes.unshift(out ? 'message-out' : 'message-in');
+    const bubble = el('div', { 'data-id': domId(markup, m.id), class: classes.join(' ') });
+    if (prof.tails) {
+      const tail = out ? 'tail-out' : 'tail-in';
+      bubble.append(el('span', { 'data-icon': tail, class: 'tail' }, svg(tail, out ? 'M0 0h8v13z' : 'M8 0H0v13z')));
+    }
+    bubble.append(copy, meta);
+    const row = el('div', { role: 'row', class: out ? 'row-o' : 'row-i' }, bubble);
+    if (out) setStatus(row, m.status || 'Pending', markup);
+    return row;
+  }
+
+  function setStatus(row, status, markup) {
+    if (row.__status === status) return;
+    row.__status = status;
+    const meta = row.querySelector('.meta');
+    const old = meta.querySelector('.tick');
+    const icon = statusIcon(PROFILES[markup], status);
+    if (old) old.replaceWith(icon);
+    else meta.append(icon);
+  }
+
+  function markFailed(row, markup, error) {
+    row.querySelector('.meta').append(failedMark(PROFILES[markup]));
+    row.firstElementChild.setAttribute('data-error', error);
+  }
+
+  // No data-pre-plain-text: not a message. Its id is a bare one in every profile.
+  function systemRow() {
+    const hex = Array.from(crypto.getRandomValues(new Uint8Array(10)), (b) => b.toString(16).padStart(2, '0'));
+    const text = 'Messages and calls are end-to-end encrypted. No one outside of this chat, not even WhatsApp, can '
+      + 'read or listen to them.';
+    return el('div', { role: 'row', class: 'row-sys' },
+      el('div', { 'data-id': hex.join('').toUpperCase(), class: 'system-msg' }, el('span', {}, text)));
+  }
+
+  window.SimRender = { el, svg, PROFILES, messageRow, setStatus, markFailed, systemRow, domId, bareId };
+})();

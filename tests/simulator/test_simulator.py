@@ -1,18 +1,18 @@
-"""The WhatsApp Web simulator: control API and send semantics (Flask test client), then a real headless Chromium."""
+"""The WhatsApp Web simulator's servers through the Flask test client: control API, send semantics, profiles, screens.
+
+The page itself is tested in a real Chromium: test_page.py and test_browser_flows.py."""
 
 from __future__ import annotations
 
-import shutil
-import tempfile
-import urllib.parse
-from collections.abc import Iterator
+import json
+import re
+import time
 from pathlib import Path
 
 import pytest
-import requests
 from flask.testing import FlaskClient
 
-from wa_queue.simulator import SimServer, create_app
+from wa_queue.simulator import create_app
 from wa_queue.simulator.state import SimState, auto_account
 
 ACCOUNT = "15551230000"
@@ -28,7 +28,9 @@ class FakeClock:
 
 
 def linked_client(app_kwargs: dict | None = None) -> FlaskClient:
-    client = create_app(**(app_kwargs or {})).test_client()
+    kwargs = dict(app_kwargs or {})
+    kwargs["config"] = {"ack_delay_s": 0, **kwargs.get("config", {})}  # strict, but acks at once
+    client = create_app(**kwargs).test_client()
     client.get("/")
     assert client.post(f"/__sim__/sessions/{ACCOUNT}/scan").status_code == 200
     return client
@@ -237,159 +239,117 @@ def test_fault_validation_and_reset() -> None:
     assert client.get("/__sim__/healthz").json["ok"] is True
 
 
-# ---- a real browser ----------------------------------------------------------------------------------------
+# ---- profiles, strict mode, incoming messages, screens -------------------------------------------------------
 
-CHROMEDRIVER = "/usr/bin/chromedriver"
-CHROMIUM = "/usr/bin/chromium"
-COMPOSE = 'footer div[contenteditable="true"][role="textbox"][data-tab="10"][aria-placeholder="Type a message"]'
-SEND = 'footer button[aria-label="Send"] span[data-icon="wds-ic-send-filled"]'
-QR = 'div[data-ref] > canvas[aria-label="Scan this QR code to link a device!"]'
-READ_ROW_TEXT = """
-let out = '';
-const walk = (n) => { for (const c of n.childNodes) {
-  if (c.nodeType === 3) out += c.data; else if (c.nodeName === 'BR') out += '\\n';
-  else if (c.nodeName === 'IMG') out += c.alt; else walk(c); } };
-walk(arguments[0]);
-return out;
-"""
+HEADLESS_UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/124.0.0.0"
 
 
-def long_text() -> str:
-    """4,096 code points with newlines, blank lines, runs of spaces and non-BMP emoji (incl. ZWJ and flags)."""
-    head = "Hello 👋 world\nline two\n\n  indented 😀👍🏽👨‍👩‍👧🇩🇪 end  \n"
-    body = "".join(f"row {i} ✓ 🚀\n" for i in range(300))
-    text = head + body
-    return (text + "z" * 4096)[:4095] + "🎉"
+def boot(html: str) -> dict:
+    return json.loads(re.search(r"window\.SIM = (.*?);</script>", html).group(1))
 
 
-@pytest.fixture(scope="module")
-def sim() -> Iterator[SimServer]:
-    server = SimServer(config={"starting_chat_s": 0.3, "delivered_after_s": 0.3, "read_after_s": 0.6,
-                               "poll_ms": 200}).start()
-    yield server
-    server.stop()
+def test_markup_profiles_and_strictness_are_chosen_at_start_and_shown_in_config() -> None:
+    with pytest.raises(ValueError, match="unknown markup profile 'nope'; known: 2026-03, 2026-05, 2026-08, unknown"):
+        create_app(markup="nope")
+    client = create_app(markup="2026-05").test_client()
+    config = client.get("/__sim__/config").json
+    assert config["markup"] == "2026-05" and config["strict"] is True and config["whats_new"] is True
+    assert config["ack_delay_s"] == 1.0 and config["history_delay_ms"] == 600 and config["input_delay_ms"] == 150
+    assert config["boot_delay_s"] == 0
+    assert client.post("/__sim__/config", json=config).status_code == 200  # a GET's answer may be posted back
+    assert client.post("/__sim__/config", json={"markup": "2026-08"}).status_code == 400
+    assert client.post("/__sim__/config", json={"strict": False}).status_code == 400
+    assert client.post("/__sim__/config", json={"whats_new": 1}).status_code == 400
+    assert client.post("/__sim__/config", json={"boot_delay_s": 2}).json["boot_delay_s"] == 2.0
+    lenient = create_app(strict=False, config={"boot_delay_s": 1}).test_client().get("/__sim__/config").json
+    assert lenient["strict"] is False and lenient["ack_delay_s"] == 0 and lenient["whats_new"] is False
+    assert lenient["boot_delay_s"] == 1.0
+    assert create_app().test_client().get("/__sim__/healthz").json["markup"] == "2026-08"
 
 
-@pytest.fixture(scope="module")
-def profile() -> Iterator[str]:
-    path = tempfile.mkdtemp(prefix="wa-sim-chrome-")
-    yield path
-    shutil.rmtree(path, ignore_errors=True)
+def test_the_page_boots_with_its_profile_device_number_and_whats_new() -> None:
+    client = linked_client({"markup": "2026-03", "config": {"boot_delay_s": 0.5}})
+    first = boot(client.get(f"/send?phone={DEST}&text=hi").get_data(as_text=True))
+    assert first["markup"] == "2026-03" and first["strict"] is True and first["screen"] == "app"
+    assert first["chat"] == DEST and first["text"] == "hi" and first["boot_delay_s"] == 0.5
+    assert first["whats_new"] is True and 2 <= first["device_no"] <= 61
+    assert client.post("/__sim__/api/whats_new").json == {"ok": True}
+    again = boot(client.get("/").get_data(as_text=True))
+    assert again["whats_new"] is False and again["device_no"] == first["device_no"]
+    assert client.get("/__sim__/devices").json[0]["whats_new_seen"] is True
 
 
-def start_chrome(profile_dir: str):  # noqa: ANN201
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    if not Path(CHROMEDRIVER).exists():
-        raise RuntimeError(f"{CHROMEDRIVER} is missing: apt-get install chromium chromium-driver")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                f"--user-data-dir={profile_dir}"):
-        options.add_argument(arg)
-    return webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+def test_send_accepts_packed_and_bare_ids_as_one_message() -> None:
+    client = linked_client()
+    bare = "3EB0" + "AB" * 10
+    assert client.post("/__sim__/api/send", json={"id": bare, "to": DEST, "text": "x"}).json["ack"]
+    packed = f"true_{DEST}@c.us_{bare}"
+    assert client.post("/__sim__/api/send", json={"id": packed, "to": DEST, "text": "x"}).json["ack"]
+    [sent] = client.get("/__sim__/sent").json
+    assert sent["id"] == packed and sent["bare_id"] == bare and sent["direction"] == "out"
+    for bad in (f"true_4915100000000@c.us_{bare}", "false_" + packed[5:], "3EB0", "not-hex-at-all", ""):
+        assert client.post("/__sim__/api/send", json={"id": bad, "to": DEST, "text": "x"}).status_code == 400, bad
+    assert client.post("/__sim__/api/send", json={"id": bare, "to": "12", "text": "x"}).status_code == 400
 
 
-def wait(driver, predicate, what: str, timeout: float = 15):  # noqa: ANN001, ANN201
-    from selenium.common.exceptions import StaleElementReferenceException
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    # The page re-renders rows and dialogs; an element that went stale mid-check is simply checked again.
-    waiter = WebDriverWait(driver, timeout, poll_frequency=0.05, ignored_exceptions=[StaleElementReferenceException])
-    return waiter.until(lambda d: predicate(d), message=what)
+def test_strict_ack_comes_after_ack_delay() -> None:
+    client = linked_client({"config": {"ack_delay_s": 0.3}})
+    started = time.monotonic()
+    assert send(client).json["ack"] is True
+    assert time.monotonic() - started >= 0.3
 
 
-def css(driver, selector: str) -> list:  # noqa: ANN001
-    from selenium.webdriver.common.by import By
-
-    return driver.find_elements(By.CSS_SELECTOR, selector)
-
-
-def test_real_browser_links_survives_restart_and_sends_exact_text(sim: SimServer, profile: str) -> None:
-    driver = start_chrome(profile)
-    try:
-        driver.get(sim.url)
-        canvas = wait(driver, lambda d: css(d, QR), "the QR canvas")[0]
-        ref = css(driver, "div[data-ref]")[0].get_attribute("data-ref")
-        dark_pixel = ("const p = arguments[0].getContext('2d').getImageData(0, 0, 264, 264).data;"
-                      "for (let i = 0; i < p.length; i += 4) if (p[i + 3] === 255 && p[i] < 50) return true;"
-                      "return false")
-        wait(driver, lambda d: d.execute_script(dark_pixel, canvas), "the QR to be drawn")
-        assert requests.post(f"{sim.url}/__sim__/sessions/{ACCOUNT}/scan", json={"ref": ref}, timeout=5).ok
-        wait(driver, lambda d: css(d, "#pane-side") and css(d, '[aria-label="Search or start a new chat"]'), "login")
-    finally:
-        driver.quit()
-
-    driver = start_chrome(profile)  # same profile: the device cookie (or its localStorage copy) keeps the link
-    try:
-        driver.get(sim.url)
-        wait(driver, lambda d: css(d, "#pane-side"), "still logged in after a browser restart")
-        assert not css(driver, QR)
-
-        text = long_text()
-        assert len(text) == 4096
-        driver.get(f"{sim.url}/send?phone={DEST}&text={urllib.parse.quote(text, safe='')}")
-        box = wait(driver, lambda d: css(d, COMPOSE), "the compose box")[0]
-        assert driver.execute_script("return arguments[0].textContent", box) == text
-        assert requests.get(f"{sim.url}/__sim__/sent", timeout=5).json() == []  # pre-fill does not send
-        wait(driver, lambda d: css(d, SEND), "the send button")[0].click()
-
-        row_sel = f'div[role="row"] div[data-id^="true_{DEST}@c.us_"]'
-        row = wait(driver, lambda d: css(d, row_sel), "the outgoing row")[0]
-        assert css(driver, 'div[role="row"] [data-icon="tail-out"]')
-        wait(driver, lambda d: row.find_elements("css selector", '[aria-label="Sent"], [aria-label="Delivered"]')
-             or row.find_elements("css selector", '[aria-label="Read"]'), "the status to reach Sent/Delivered")
-        wait(driver, lambda d: row.find_elements("css selector", '[aria-label="Read"]'), "the status to reach Read")
-        assert driver.execute_script(READ_ROW_TEXT, row.find_element("css selector", "span.selectable-text")) == text
-        assert not css(driver, 'footer button[aria-label="Send"]')  # the box is empty again: voice-note button
-        sent = [m for m in requests.get(f"{sim.url}/__sim__/sent", timeout=5).json() if m["to"] == DEST]
-        assert len(sent) == 1 and sent[0]["text"] == text and sent[0]["id"] == row.get_attribute("data-id")
-
-        unregistered = "4915100000001"
-        requests.post(f"{sim.url}/__sim__/faults", json={"number": unregistered, "fault": "unregistered"}, timeout=5)
-        driver.get(f"{sim.url}/send?phone={unregistered}&text=hello")
-        invalid = "Phone number shared via url is invalid."
-        dialog = wait(driver, lambda d: [e for e in css(d, 'div[role="dialog"]') if invalid in e.text], "the dialog")[0]
-        ok = dialog.find_element("css selector", 'div[role="button"]')
-        assert ok.text == "OK" and not css(driver, COMPOSE)
-        ok.click()
-        wait(driver, lambda d: not css(d, 'div[role="dialog"]'), "the dialog to close")
-    finally:
-        driver.quit()
+def test_incoming_messages_show_in_the_chat_with_a_direction() -> None:
+    client = linked_client()
+    assert send(client, "out").json["ack"]
+    resp = client.post("/__sim__/incoming", json={"account": ACCOUNT, "from": DEST, "text": "in"})
+    assert resp.status_code == 200
+    msg = resp.json["message"]
+    assert msg["id"].startswith(f"false_{DEST}@c.us_3A") and msg["bare_id"] == msg["id"].rsplit("_", 1)[1]
+    assert msg["from"] == DEST and msg["to"] == ACCOUNT and msg["direction"] == "in"
+    for bad in ({"account": ACCOUNT, "from": "12", "text": "x"}, {"account": "x", "from": DEST, "text": "x"},
+                {"account": ACCOUNT, "from": DEST, "text": ""}, {"account": ACCOUNT, "from": DEST}):
+        assert client.post("/__sim__/incoming", json=bad).status_code == 400, bad
+    state = client.get(f"/__sim__/api/state?chat={DEST}").json
+    assert [(m["direction"], m["text"]) for m in state["messages"]] == [("out", "out"), ("in", "in")]
+    assert "status" in state["messages"][0] and "status" not in state["messages"][1]
+    assert state["chats"] == [{"phone": DEST, "text": "in", "time": msg["time"]}]
+    assert [m["direction"] for m in client.get(f"/__sim__/api/open?phone={DEST}").json["messages"]] == ["out", "in"]
+    assert [m["text"] for m in client.get("/__sim__/sent").json] == ["out"]  # only what the account sent
+    assert [m["text"] for m in client.get(f"/__sim__/incoming?account={ACCOUNT}").json] == ["in"]
+    assert client.get("/__sim__/incoming?account=15559999999").json == []
 
 
-def test_real_browser_faults_banner_dropped_click_and_logout(sim: SimServer, profile: str) -> None:
-    other = "4915100000002"
-    driver = start_chrome(profile)
-    try:
-        driver.get(sim.url)
-        wait(driver, lambda d: css(d, "#pane-side"), "logged in")
-        requests.post(f"{sim.url}/__sim__/faults", json={"session": ACCOUNT, "fault": "phone_disconnected"}, timeout=5)
-        banner = wait(driver, lambda d: css(d, '[data-testid="alert-phone"]'), "the phone banner")[0]
-        assert "Phone not connected" in banner.text
-        requests.post(f"{sim.url}/__sim__/faults", json={"session": ACCOUNT, "fault": None}, timeout=5)
-        wait(driver, lambda d: not css(d, '[data-testid="alert-phone"]'), "the banner to go")
+def test_conflict_fault_shows_the_conflict_screen_until_use_here() -> None:
+    client = linked_client()
+    assert client.post("/__sim__/faults", json={"session": ACCOUNT, "fault": "conflict"}).json["ok"]
+    html = client.get(f"/send?phone={DEST}&text=hi").get_data(as_text=True)
+    assert boot(html)["screen"] == "conflict" and "pane-side" not in html
+    resp = send(client)
+    assert resp.status_code == 409 and client.get("/__sim__/sent").json == []
+    assert client.post("/__sim__/api/use_here").json == {"ok": True}
+    assert client.get("/__sim__/faults").json["sessions"] == {}
+    assert boot(client.get("/").get_data(as_text=True))["screen"] == "app"
+    assert send(client).json["ack"]
 
-        requests.post(f"{sim.url}/__sim__/faults", json={"number": other, "fault": "drop_before_click", "count": 1},
-                      timeout=5)
-        requests.post(f"{sim.url}/__sim__/config", json={"starting_chat_s": 1.5}, timeout=5)
-        driver.get(f"{sim.url}/send?phone={other}&text=twice%0Athe%20charm")
-        wait(driver, lambda d: [e for e in css(d, 'div[role="dialog"]') if "Starting chat" in e.text], "Starting chat")
-        assert not css(driver, COMPOSE)
-        requests.post(f"{sim.url}/__sim__/config", json={"starting_chat_s": 0.3}, timeout=5)
-        wait(driver, lambda d: css(d, SEND), "the send button")[0].click()
-        assert not css(driver, 'div[role="row"]')  # the click was ignored (checked synchronously by the page)
-        assert driver.execute_script("return arguments[0].textContent", css(driver, COMPOSE)[0]) == "twice\nthe charm"
-        from selenium.webdriver.common.keys import Keys
 
-        css(driver, COMPOSE)[0].send_keys(Keys.ENTER)  # Enter sends
-        wait(driver, lambda d: css(d, f'div[data-id^="true_{other}@c.us_"] [aria-label="Read"]'), "a Read receipt")
-        assert [m["text"] for m in requests.get(f"{sim.url}/__sim__/sent?to={other}", timeout=5).json()] == [
-            "twice\nthe charm"]
+def test_headless_chrome_gets_the_update_page_in_strict_mode_only() -> None:
+    strict = create_app().test_client()
+    page = strict.get("/send?phone=4915112345678", headers={"User-Agent": HEADLESS_UA})
+    html = page.get_data(as_text=True)
+    assert "WhatsApp works with Google Chrome 85+" in html and "UPDATE GOOGLE CHROME" in html
+    assert "Set-Cookie" not in page.headers and "canvas" not in html and "pane-side" not in html
+    assert strict.get("/__sim__/devices").json == []
+    lenient = create_app(strict=False).test_client()
+    assert "Scan this QR code" in lenient.get("/", headers={"User-Agent": HEADLESS_UA}).get_data(as_text=True)
 
-        requests.post(f"{sim.url}/__sim__/faults", json={"session": ACCOUNT, "fault": "logged_out"}, timeout=5)
-        wait(driver, lambda d: css(d, QR), "the QR page after a logout")
-    finally:
-        driver.quit()
+
+def test_new_state_survives_a_restart(tmp_path: Path) -> None:
+    path = str(tmp_path / "sim.json")
+    client = linked_client({"state_file": path})
+    client.post("/__sim__/api/whats_new")
+    client.post("/__sim__/incoming", json={"account": ACCOUNT, "from": DEST, "text": "in"})
+    restarted = create_app(state_file=path).test_client()
+    restarted.set_cookie("wa_sim_device", client.get_cookie("wa_sim_device").value)
+    assert boot(restarted.get("/").get_data(as_text=True))["whats_new"] is False
+    assert [m["direction"] for m in restarted.get(f"/__sim__/api/state?chat={DEST}").json["messages"]] == ["in"]

@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import argparse
 
+from wa_queue.errors import ConfigError
 from wa_queue.settings import Settings
 from wa_queue.simulator.app import serve
 from wa_queue.simulator.profiles import MARKUPS
 
 
 def main(argv: list[str] | None = None) -> None:
-    settings = Settings.from_env()
     parser = argparse.ArgumentParser(prog="python -m wa_queue.simulator", description="Run the WhatsApp Web simulator.")
+    try:
+        settings = Settings.from_env()
+    except ConfigError as exc:
+        parser.error(str(exc))
     parser.add_argument("--port", type=int, default=8090)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--auto-scan", action="store_true", help="link every new browser by itself")

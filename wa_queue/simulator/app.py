@@ -1,4 +1,4 @@
-"""A local stand-in for WhatsApp Web: a real browser page whose DOM mirrors shared/whatsapp-web-dom.md.
+"""A local stand-in for WhatsApp Web: a real browser page whose DOM follows the real 2026 page (see README.md).
 
 Pages: `/` (QR login page or the main app) and `/send?phone=&text=` (opens a chat with the text pre-filled).
 Internal endpoints the page calls live under `/__sim__/api/`; the JSON control API for tests and demos lives under

@@ -73,10 +73,12 @@ class Delivery:
             found = self._already_sent(message)
             if found is not None:
                 return found
+        # Pace first: the pause may be spent reading other chats' ticks, and the number check opens this chat,
+        # which the send then finds open (one page load for both).
+        self._pace(message)
         registered = self._number_registered(message)
         if registered is False:
             return self._fail(message, errors.InvalidNumber(f"{message.phone} is not on WhatsApp"))
-        self._pace(message)
         if not self.store.mark_sending(message.id, owner=self.owner, now=self.clock()):
             return Outcome("skipped", detail="lease lost before sending")
         started = time.monotonic()

@@ -51,6 +51,16 @@ def pick_session(store: MessageStore, settings: Settings, now: datetime, *, excl
     return best[1] if best else None
 
 
+def account_fields(sender: MessageSender) -> dict[str, str]:
+    """{"number": digits} when the page tells the logged-in account's own number, else nothing (the last one kept)."""
+    try:
+        number = sender.account_number()
+    except Exception as exc:  # noqa: BLE001 - the number is information, never a reason to fail a health check
+        log.debug("session %s: account number not read: %s", sender.session, exc)
+        return {}
+    return {"number": number} if number else {}
+
+
 def check_health(store: MessageStore, sender: MessageSender, settings: Settings, now: datetime) -> SessionRecord:
     """Read the session's state, record a heartbeat, and reconnect when the back-off says so."""
     name = sender.session
@@ -61,7 +71,7 @@ def check_health(store: MessageStore, sender: MessageSender, settings: Settings,
     if state is SessionState.CONNECTED:
         return store.update_session(
             name, status=state.value, heartbeat_at=now, reconnect_attempts=0, next_reconnect_at=None,
-            needs_operator=False,
+            needs_operator=False, **account_fields(sender),
         )
     if record.needs_operator:
         return store.update_session(name, status=NEEDS_OPERATOR, heartbeat_at=now)
@@ -92,7 +102,7 @@ def reconnect(
         log.info("session %s: connected", name)
         return store.update_session(
             name, status=state.value, heartbeat_at=now, reconnect_attempts=0, next_reconnect_at=None,
-            needs_operator=False, restart_requested=False,
+            needs_operator=False, restart_requested=False, **account_fields(sender),
         )
     attempts += 1
     if attempts >= settings.reconnect_max_attempts:

@@ -63,6 +63,8 @@ class Settings:
     headless: bool = True
     chrome_binary: str = "/usr/bin/chromium"
     chromedriver: str = "/usr/bin/chromedriver"
+    chrome_user_agent: str = ""  # empty: a normal desktop Chrome agent of the installed version (never "Headless")
+    chat_settle_s: float = 1.5  # a chat's rows must hold still this long before "not in the chat" can be concluded
     selectors_file: str = ""
     send_timeout_s: float = 30.0
     chrome_recycle_sends: int = 200

@@ -56,7 +56,10 @@ class SessionWorker:
         except Exception as exc:  # noqa: BLE001 - the health check reconnects with back-off
             log.error("session %s: first connect failed: %s", self.session, exc)
             state = SessionState.CLOSED
-        store.update_session(self.session, status=state.value, heartbeat_at=utcnow())
+        from wa_queue.sessions import account_fields
+
+        extra = account_fields(self.sender) if state is SessionState.CONNECTED else {}
+        store.update_session(self.session, status=state.value, heartbeat_at=utcnow(), **extra)
         self.publish_qr()
 
     def health(self) -> str:

@@ -309,7 +309,7 @@ def test_selectors_file_overrides_and_rejects_unknown_names(tmp_path: Path) -> N
 def test_selectors_check_on_a_chat(sender: SeleniumSender) -> None:
     sender.send(FRIEND, "something to count", ref="count")
     counts = check_selectors(sender, open_phone=FRIEND)
-    for name in ("logged_in", "search_box", "compose_box", "outgoing_row", "message_id", "status_icon",
-                 "message_text"):
+    for name in ("logged_in", "search_box", "compose_box", "chat_row", "message_bubble", "message_id",
+                 "status_icon", "message_text"):
         assert counts[name] >= 1, name
     assert counts["qr_canvas"] == 0 and counts["phone_alert"] == 0

@@ -6,8 +6,8 @@ Steered from another process through a JSON control file (WAQ_FAKE_CONTROL):
      "sessions": {"primary": {"state": "phone_disconnected"|"logged_out"|"connected"}},
      "send_delay_s": 0.0}
 `count` is how many sends the fault hits before it clears (absent: forever). The fault "unreadable" makes find_sent
-raise OutcomeUnverified for that number (a chat of unknown markup) without being used up. Every accepted send is appended to the
-JSON-lines log WAQ_FAKE_LOG: {"ref", "session", "phone", "text", "at", "wa_id"}.
+raise OutcomeUnverified for that number (a chat of unknown markup) without being used up. Every accepted send is
+appended to the JSON-lines log WAQ_FAKE_LOG: {"ref", "session", "phone", "text", "at", "wa_id"}.
 """
 
 from __future__ import annotations

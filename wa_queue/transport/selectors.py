@@ -1,7 +1,7 @@
 """Every WhatsApp Web selector in one place, overridable without a release.
 
-The real page changes often (June 2026 removed `.message-out` and the `msg-*` icons), so the defaults mirror the
-newest markup (shared/whatsapp-web-dom.md) and an operator can patch one name with a JSON file named by
+The real page changes often (three forms of message rows in 2026 alone), so the defaults recognise every known form
+(see the WhatsApp Web DOM notes) and an operator can patch one name with a JSON file named by
 WAQ_SELECTORS_FILE: {"compose_box": "footer div[contenteditable='true']", "text.invalid_number": "..."}.
 CSS entries go in SELECTORS; the few things CSS cannot match (a dialog told apart by its wording) are text
 fragments in TEXTS, overridden under the same file with a "text." prefix. Unknown names are rejected.
@@ -23,22 +23,33 @@ SELECTORS: dict[str, str] = {
     "qr_reload": "div[data-ref] button",  # shown when the code expired
     "logged_in": "#pane-side",
     "search_box": '[aria-label="Search or start a new chat"]',
-    # Dialogs: "Starting chat", the invalid-number popup and "Use here" share one container.
+    # Dialogs: "Starting chat", the invalid-number popup and "what's new" share one container.
     "dialog": 'div[role="dialog"]',
     "starting_chat": 'div[role="dialog"]',  # told apart by TEXTS["starting_chat"]
     "invalid_dialog": 'div[role="dialog"]',  # told apart by TEXTS["invalid_number"]
     "invalid_ok": 'div[role="dialog"] div[role="button"]',
-    "use_here": 'div[role="dialog"] div[role="button"], div[role="dialog"] button',  # the one reading "Use here"
-    # Chat.
-    "compose_box": 'footer div[contenteditable="true"][role="textbox"][data-tab="10"]',
+    "popup_button": 'div[role="dialog"] div[role="button"], div[role="dialog"] button',  # "OK" of "what's new"
+    # The "open in another window" conflict is a full page with no stable marker but its text and this button.
+    "use_here": 'div[role="button"], button',  # the one reading TEXTS["use_here"]
+    # Chat. The compose box is the visible match not under an aria-hidden ancestor (the page may hold two).
+    "compose_box": 'footer div[contenteditable="true"][role="textbox"]',
     "send_button": 'footer button[aria-label="Send"]',
-    "outgoing_row": 'div[role="row"]:has([data-id^="true_"])',
-    "message_id": '[data-id^="true_"]',
-    "message_text": "span.selectable-text",  # inside a row; emoji are <img alt="…">, line breaks <br>
+    # Message rows: three forms in 2026 (shared DOM notes). A row is a message only when it holds a bubble with
+    # data-pre-plain-text; its direction comes from a packed id, a message-out/-in class or a status icon.
+    "chat_row": '#main div[role="row"]',
+    "message_bubble": "[data-pre-plain-text]",
+    "message_id": "[data-id]",  # the raw data-id is the WhatsApp id, whatever its format
+    "out_id": '[data-id^="true_"]',
+    "in_id": '[data-id^="false_"]',
+    "out_class": ".message-out",
+    "in_class": ".message-in",
+    "message_text": '[data-testid="selectable-text"], .selectable-text',  # emoji <img alt>, <br>, links <a>
+    "read_more": 'div[role="button"], button',  # inside a row, the one reading TEXTS["read_more"]
     # Exact labels (" Read " had spaces before 2026-06): a looser match would catch a long message's "Read more".
     "status_icon": (
         '[aria-label="Pending"], [aria-label="Sent"], [aria-label="Delivered"], [aria-label="Read"], '
-        '[aria-label=" Pending "], [aria-label=" Sent "], [aria-label=" Delivered "], [aria-label=" Read "]'
+        '[aria-label=" Pending "], [aria-label=" Sent "], [aria-label=" Delivered "], [aria-label=" Read "], '
+        '[data-icon="msg-time"], [data-icon="msg-check"], [data-icon="msg-dblcheck"]'
     ),
     # Not in the DOM notes: the red mark of a message the server refused (ACK_ERROR); it keeps the clock icon.
     "failed_icon": '[data-icon="msg-error"], [aria-label="Failed"]',
@@ -52,6 +63,10 @@ TEXTS: dict[str, str] = {
     "starting_chat": "Starting chat",
     "use_here": "Use here",
     "open_elsewhere": "open in another window",
+    "read_more": "Read more",
+    "popup_ok": "OK",
+    "update_browser": "WhatsApp works with Google Chrome",
+    "loading": "Loading your chats",
 }
 
 
@@ -61,9 +76,12 @@ const S = arguments[0];
 const all = (n, r) => {
   try { return Array.from((r || document).querySelectorAll(S.css[n])); } catch (e) { return []; }
 };
+const shown = (el) => !!el && el.getClientRects().length > 0 && !el.closest('[aria-hidden="true"]');
 const one = (n, r) => all(n, r)[0] || null;
-const shown = (el) => !!el && el.getClientRects().length > 0;
+const visible = (n, r) => all(n, r).find(shown) || null;
+const said = (el, t) => el.innerText.trim().toLowerCase() === t.toLowerCase();
 const dialogWith = (t) => all('dialog').some(d => shown(d) && d.innerText.includes(S.text[t]));
+const pageSays = (t) => !!document.body && document.body.innerText.includes(S.text[t]);
 // A message's or the compose box's text as the user typed it: emoji <img alt>, <br> and paragraphs as "\n".
 // Lexical's own trailing <br> (kept on the parent as __lexicalLineBreak) is not text.
 const plain = (root) => {
@@ -83,51 +101,113 @@ const plain = (root) => {
   if (cur || !blocks.length) blocks.push(cur);
   return blocks.join('\n');
 };
+// Rendering drops WhatsApp's formatting markers and folds whitespace: compare what survives it.
+const norm = (t) => t.replace(/[*_~`\u200e\u200f]/g, '').replace(/\s+/g, ' ').trim();
 const statusOf = (row) => {
   if (one('failed_icon', row)) return 'failed';
   const icon = one('status_icon', row);
   if (!icon) return null;
   return (icon.getAttribute('aria-label') || icon.getAttribute('data-icon') || '').trim().toLowerCase();
 };
-const rows = (withText) => all('outgoing_row').map(r => {
+const has = (row, n) => { try { return row.matches(S.css[n]) || !!one(n, row); } catch (e) { return false; } };
+// The time a bubble's data-pre-plain-text gives ("[12:19, 10/05/2026] Name: "), as epoch ms in the browser's zone;
+// day and month are read both ways (the order follows the locale), so a list of candidates.
+const timesOf = (pre) => {
+  const m = /\[(\d{1,2}):(\d{2})(?:\s*([AP]M))?,\s*(\d{1,4})[\/.\-](\d{1,2})[\/.\-](\d{2,4})\]/i.exec(pre || '');
+  if (!m) return [];
+  let h = +m[1];
+  if (m[3]) h = (h % 12) + (m[3].toUpperCase() === 'PM' ? 12 : 0);
+  let [a, b, c] = [+m[4], +m[5], +m[6]];
+  if (a > 999) [a, b, c] = [b, c, a];  // ISO-like year first: day and month follow
+  if (c < 100) c += 2000;
+  return [[a, b], [b, a]].filter(([mo, d]) => mo >= 1 && mo <= 12 && d >= 1 && d <= 31)
+    .map(([mo, d]) => new Date(c, mo - 1, d, h, +m[2]).getTime());
+};
+// Every row of the open chat: null for rows that are not messages (system rows, contact cards), else
+// {id, dir: 'out' | 'in' | null (no known form), status, text (null when no text element), more, times}.
+const readRow = (r) => {
+  const bubble = one('message_bubble', r);
+  if (!bubble) return null;
   const idEl = one('message_id', r);
-  const textEl = withText ? one('message_text', r) : null;
-  return [idEl ? idEl.getAttribute('data-id') : null, statusOf(r), textEl ? plain(textEl) : null];
-});
+  const id = idEl ? idEl.getAttribute('data-id') : null;
+  const status = statusOf(r);
+  let dir = null;
+  if (has(r, 'out_id') || has(r, 'out_class')) dir = 'out';
+  else if (has(r, 'in_id') || has(r, 'in_class')) dir = 'in';
+  else if (status) dir = 'out';  // only outgoing messages carry ticks
+  const textEl = one('message_text', r);
+  const more = all('read_more', r).find(b => shown(b) && said(b, S.text.read_more)) || null;
+  return {id, dir, status, text: textEl ? plain(textEl) : null, more: !!more,
+          times: timesOf(bubble.getAttribute('data-pre-plain-text'))};
+};
+const chat = () => {
+  const rows = all('chat_row');
+  const msgs = rows.map(readRow).filter(x => x);
+  const idOf = (r) => { const e = one('message_id', r); return e ? e.getAttribute('data-id') : ''; };
+  return {rows: rows.length, ids: rows.map(idOf),
+          out: msgs.filter(m => m.dir === 'out'), unknown: msgs.filter(m => !m.dir).length, messages: msgs.length};
+};
 """
 
 JS_PROBE = JS_LIB + r"""
 const qr = one('qr_canvas');
 const holder = (qr && qr.closest(S.css.qr_container)) || one('qr_container');
+const popup = all('dialog').some(d => shown(d) && all('popup_button', d).some(b => shown(b) && said(b, S.text.popup_ok))
+  && !d.innerText.includes(S.text.invalid_number));
 return {
   qr: shown(qr), ref: holder ? holder.getAttribute('data-ref') : null,
   logged_in: !!one('logged_in'), phone_alert: shown(one('phone_alert')), computer_alert: shown(one('computer_alert')),
-  invalid: dialogWith('invalid_number'), starting: dialogWith('starting_chat'), use_here: dialogWith('open_elsewhere'),
-  compose: shown(one('compose_box')), send_button: shown(one('send_button')),
+  invalid: dialogWith('invalid_number'), starting: dialogWith('starting_chat'),
+  use_here: pageSays('open_elsewhere') && all('use_here').some(b => shown(b) && said(b, S.text.use_here)),
+  compose: !!visible('compose_box'), send_button: !!visible('send_button'), popup,
+  update_browser: pageSays('update_browser'), loading: pageSays('loading'),
+  post_logout: location.search.includes('post_logout=1'),
+  chat: window.__waqChat || null,
 };
 """
 
-# Pastes the text the way a user's Ctrl+V reaches the Lexical editor (its paste handler turns "\n" into line
-# breaks) and returns what the box holds then. A draft left by an earlier attempt is reported, not pasted into.
+# Pastes the text the way a user's Ctrl+V reaches the Lexical editor: its paste handler reads clipboardData (and
+# turns "\n" into line breaks) after this script turn, so the caller reads the box again later, until it settles.
 JS_PASTE = JS_LIB + r"""
-const text = arguments[1];
-const box = one('compose_box');
-if (!box) return {error: 'compose_box'};
+const box = visible('compose_box');
+if (!box) return false;
 box.focus();
-if (plain(box).length) return {dirty: true};
 const data = new DataTransfer();
-data.setData('text/plain', text);
+data.setData('text/plain', arguments[1]);
 box.dispatchEvent(new ClipboardEvent('paste', {clipboardData: data, bubbles: true, cancelable: true}));
-return {text: plain(box), ids: rows(false).map(r => r[0])};
+return true;
 """
 
-JS_BOX = JS_LIB + "const box = one('compose_box'); if (box) box.focus(); return box ? plain(box) : null;"
-JS_ROWS = JS_LIB + "return rows(arguments[1]);"
-JS_AFTER_CLICK = JS_LIB + "const box = one('compose_box'); return {rows: rows(true), box: box ? plain(box) : null};"
+JS_BOX = JS_LIB + "const box = visible('compose_box'); if (box) box.focus(); return box ? plain(box) : null;"
+JS_CHAT = JS_LIB + "return chat();"
+JS_MARK_CHAT = "window.__waqChat = arguments[1];"  # gone with the document: a reload forgets which chat is open
+JS_AFTER_CLICK = JS_LIB + "const box = visible('compose_box'); return {chat: chat(), box: box ? plain(box) : null};"
+# Expands rows cut behind "Read more" (their full text is not in the DOM until then); returns how many it clicked.
+JS_EXPAND = JS_LIB + r"""
+let n = 0;
+for (const r of all('chat_row')) {
+  const b = all('read_more', r).find(x => shown(x) && said(x, S.text.read_more));
+  if (b) { b.click(); n += 1; }
+}
+return n;
+"""
 JS_CLICK_TEXT = JS_LIB + r"""
-const el = all(arguments[1]).find(b => shown(b) && b.innerText.trim().toLowerCase() === arguments[2].toLowerCase());
+const el = all(arguments[1]).find(b => shown(b) && said(b, arguments[2]));
 if (el) el.click();
 return !!el;
+"""
+JS_NORM = JS_LIB + "return norm(arguments[1]);"
+# The logged-in account's own number, as the page keeps it: "<digits>:<device>@c.us" (older builds "<digits>@c.us").
+JS_ACCOUNT = r"""
+for (const key of ['last-wid-md', 'last-wid']) {
+  let v = null;
+  try { v = localStorage.getItem(key); } catch (e) { return null; }
+  if (!v) continue;
+  try { v = JSON.parse(v); } catch (e) { /* stored unquoted */ }
+  const m = /^(\d{6,15})[:@]/.exec(String(v));
+  if (m) return m[1];
+}
+return null;
 """
 JS_CHECK_CSS = "const bad = []; for (const [n, c] of Object.entries(arguments[0].css)) " \
                 "{ try { document.querySelector(c); } catch (e) { bad.push(n); } } return bad;"

@@ -15,14 +15,17 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import functools
 import logging
 import os
 import re
+import subprocess
 import threading
 import time
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,13 +35,16 @@ from wa_queue.settings import Settings
 from wa_queue.transport import procs
 from wa_queue.transport.base import MessageSender, Receipt, SessionState
 from wa_queue.transport.selectors import (
+    JS_ACCOUNT,
     JS_AFTER_CLICK,
     JS_BOX,
+    JS_CHAT,
     JS_CHECK_CSS,
     JS_CLICK_TEXT,
+    JS_EXPAND,
+    JS_MARK_CHAT,
     JS_PASTE,
     JS_PROBE,
-    JS_ROWS,
     Selectors,
     load_selectors,
 )
@@ -51,6 +57,17 @@ LOGIN_MARKER = ".waq-logged-in"  # in the profile: this session has been logged 
 STATUS = {"pending": "pending", "sent": "sent", "delivered": "delivered", "read": "read", "failed": "failed",
           "msg-time": "pending", "msg-check": "sent", "msg-dblcheck": "delivered"}  # pre-2026-06 icons
 CLICK_TAKEN_S = 2.0  # the page empties the compose box and adds a Pending row at once when it takes the click
+# Lexical applies input after the script that sent it, up to about half a second later: a box whose content differs
+# from what was put in counts as settled only after holding still this long; one that holds it, after BOX_STEADY_S.
+INPUT_SETTLE_S = 0.7
+BOX_STEADY_S = 0.15
+BOX_MAX_WAIT_S = 3.0
+# A send uses a chat already open only when it was opened for this message (the number check just before it); an
+# older page may not show yet what changed since (a banner the next poll would bring), and a load costs ~1 s plus boot.
+SEND_REUSE_S = 10.0
+ROW_TIME_SLACK_MS = 120_000  # a row's time has minute resolution, and the phone's clock may differ a little
+_PROBE_KEYS = ("qr", "logged_in", "phone_alert", "computer_alert", "invalid", "starting", "use_here", "compose",
+               "send_button", "popup", "update_browser", "loading", "post_logout")
 CHROME_ARGS = (
     "--disable-dev-shm-usage", "--disable-gpu", "--no-first-run", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--disable-quic", "--no-default-browser-check",
@@ -66,6 +83,48 @@ def _close_all() -> None:
     for sender in list(_live):
         with contextlib.suppress(Exception):  # best effort at interpreter exit
             sender.close()
+
+
+@functools.lru_cache(maxsize=4)
+def desktop_user_agent(binary: str) -> str:
+    """What a person's desktop Chrome of the installed version says: WhatsApp shows an "update your browser" page to
+    HeadlessChrome (the real page, and the strict simulator)."""
+    major = "131"
+    try:
+        out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=20).stdout
+        found = re.search(r"(\d+)\.\d+\.\d+\.\d+", out)
+        major = found.group(1) if found else major
+    except (OSError, subprocess.SubprocessError) as exc:
+        log.info("no version from %s --version (%s); the user agent says Chrome/%s", binary, exc, major)
+    return (f"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/{major}.0.0.0 "
+            "Safari/537.36")
+
+
+def normalise(text: str) -> str:
+    """A text as it can be compared with a rendered row: WhatsApp's formatting markers are rendered away and
+    whitespace folds, so both sides drop the markers and fold whitespace."""
+    return re.sub(r"\s+", " ", re.sub(r"[*_~`\u200e\u200f]", "", text)).strip()
+
+
+def row_matches(row: dict[str, Any], text: str, since_ms: float | None) -> bool | None:
+    """Whether an outgoing row read by JS_CHAT is this text, sent at or after since_ms: True, False, or None when it
+    cannot be told (no text element, a cut text with no time). A row cut behind "Read more" matches by its prefix
+    together with its time."""
+    if row.get("text") is None:
+        return None
+    got, want = normalise(row["text"]).rstrip("…").rstrip(), normalise(text)
+    if row.get("more"):
+        same = bool(got) and want.startswith(got)
+    else:
+        same = got == want
+    if not same:
+        return False
+    times = row.get("times") or []
+    if since_ms is None:
+        return True if not row.get("more") or times else None
+    if not times:
+        return None
+    return any(t >= since_ms - ROW_TIME_SLACK_MS for t in times)  # else an older message with the same text
 
 
 def digits_of(phone: str) -> str:
@@ -93,6 +152,8 @@ class SeleniumSender(MessageSender):
         self._sends_since_start = 0
         self._crashed = False  # the browser died under us: state()/send() start it again
         self._saw_qr = False  # a scan is pending: the login it brings must be made durable
+        self._chat: str | None = None  # the digits of the chat this document has open (see _open_chat)
+        self._chat_opened = 0.0  # when it was opened (monotonic)
         self._lock = threading.RLock()  # one command stream per browser; health checks may come from a thread
         self.sent_count = 0
         self.restarts = 0
@@ -129,37 +190,40 @@ class SeleniumSender(MessageSender):
             with self._guard(f"send {ref}", clicked):
                 self._ensure_browser(recycle=True)
                 self._sends_since_start += 1
-                page = self._open_chat(phone)
+                page = self._open_chat(phone, reuse_s=SEND_REUSE_S)
                 self._raise_if_unavailable(page)
-                before = self._type(text)
+                self._type(text)
+                before = {r for r in self._call(JS_CHAT)["ids"] if r}
+                clicked_ms = time.time() * 1000
                 self._click_send(clicked)
-                receipt = self._await_new_row(before, text, ref)
+                receipt = self._await_new_row(before, text, ref, clicked_ms)
             self.sent_count += 1
             return receipt
 
-    def find_sent(self, phone: str, text: str, *, ref: str) -> Receipt | None:
-        """The newest outgoing row in the chat with exactly this text, if it left the clock state. A matching row
-        still Pending raises SendOutcomeUnknown: WhatsApp will send it when it can, so it must not be sent again,
-        nor be recorded as sent yet."""
+    def find_sent(self, phone: str, text: str, *, ref: str, since: datetime | None = None) -> Receipt | None:
+        """The newest outgoing row in the chat with this text (sent at or after `since`), if it left the clock state.
+        None only from a chat positively read (see MessageSender.find_sent); a matching row still Pending raises
+        SendOutcomeUnknown: WhatsApp will send it when it can, so it must not be sent again, nor recorded yet."""
         text = text.replace("\r\n", "\n").replace("\r", "\n")
         with self._lock, self._guard(f"find_sent {ref}"):
             self._ensure_browser()
+            reused = self._chat == digits_of(phone)
             page = self._open_chat(phone)
             if page["invalid"]:
                 self._dismiss_invalid()
                 return None
-            for wa_id, status, body in reversed(self._call(JS_ROWS, True)):
-                if body != text or not wa_id:
-                    continue
-                status = STATUS.get(status or "", status)
-                if status == "failed":
-                    continue  # refused by the server: it never left
-                if status == "pending":
-                    raise errors.SendOutcomeUnknown(f"a message to {phone} with this text is still Pending ({wa_id})")
-                return Receipt(wa_id=wa_id, status=status or "sent")
-            return None
+            try:
+                return self._verdict(self._settled_chat(ref), text, since.timestamp() * 1000 if since else None, phone)
+            except errors.SendOutcomeUnknown:
+                if not reused:
+                    raise
+            # Still Pending in a page open since the click: a fresh load shows what the servers have now.
+            self._chat = None
+            self._open_chat(phone)
+            return self._verdict(self._settled_chat(ref), text, since.timestamp() * 1000 if since else None, phone)
 
     def is_registered(self, phone: str) -> bool | None:
+        """Opens the chat as the send will: a send right after finds it open and loads nothing."""
         with self._lock, self._guard(f"is_registered {phone}"):
             self._ensure_browser()
             try:
@@ -174,14 +238,25 @@ class SeleniumSender(MessageSender):
     def receipt_status(self, phone: str, wa_id: str) -> str | None:
         with self._lock, self._guard(f"receipt_status {wa_id}"):
             self._ensure_browser()
-            page = self._open_chat(phone)
+            page = self._open_chat(phone)  # no load when that chat is open (right after its send)
             if page["invalid"]:
                 self._dismiss_invalid()
                 return None
-            for row_id, status, _ in self._call(JS_ROWS, False):
-                if row_id == wa_id:
-                    return STATUS.get(status or "", status)
+            for row in self._call(JS_CHAT)["out"]:
+                if row["id"] == wa_id:
+                    return STATUS.get(row["status"] or "", row["status"])
             return None
+
+    def account_number(self) -> str | None:
+        """The account's own number from the page's localStorage (last-wid-md, or last-wid on older builds)."""
+        with self._lock:
+            if self.driver is None:
+                return None
+            try:
+                return self._driver_call(lambda d: d.execute_script(JS_ACCOUNT))
+            except Exception as exc:  # noqa: BLE001 - a page between documents: ask again at the next check
+                log.debug("session %s: no account number: %s", self.session, exc)
+                return None
 
     def qr_png(self) -> bytes | None:
         with self._lock:
@@ -268,6 +343,11 @@ class SeleniumSender(MessageSender):
             options.add_argument("--no-sandbox")
         if self.settings.headless:
             options.add_argument("--headless=new")
+        # Look like a person's Chrome: a desktop agent (flag and DevTools, below) and no automation switches.
+        agent = self.settings.chrome_user_agent or desktop_user_agent(self.settings.chrome_binary)
+        options.add_argument(f"--user-agent={agent}")
+        options.add_argument("--disable-blink-features=AutomationControlled")
+        options.add_experimental_option("excludeSwitches", ["enable-automation"])
         options.add_experimental_option("prefs", {"intl.accept_languages": "en-US,en"})
         # An explicit path: Selenium Manager never runs. Its own process group: a Chrome child orphaned by a crash
         # keeps the group, so kill_tree still finds it.
@@ -288,9 +368,10 @@ class SeleniumSender(MessageSender):
         driver.command_executor._client_config.timeout = self.command_timeout_s
         driver.set_page_load_timeout(self.timeout)
         driver.set_script_timeout(self.timeout)
-        agent = driver.execute_script("return navigator.userAgent")
-        if "Headless" in agent:  # the real site refuses HeadlessChrome
-            driver.execute_cdp_cmd("Emulation.setUserAgentOverride", {"userAgent": agent.replace("Headless", "")})
+        # The flag covers the first request; the override covers workers and anything the flag misses.
+        driver.execute_cdp_cmd("Network.setUserAgentOverride", {"userAgent": agent, "acceptLanguage": "en-US,en",
+                                                                 "platform": "Linux x86_64"})
+        self._chat = None
         bad = driver.execute_script(JS_CHECK_CSS, self.selectors.as_js())
         if bad:
             self._stop_browser(graceful=False)
@@ -298,6 +379,7 @@ class SeleniumSender(MessageSender):
 
     def _stop_browser(self, graceful: bool) -> None:
         driver, self.driver = self.driver, None
+        self._chat = None
         if driver is not None and graceful:
             try:
                 # A graceful quit lets Chrome flush the profile (the login lives in its IndexedDB).
@@ -363,12 +445,12 @@ class SeleniumSender(MessageSender):
         try:
             return self._call(JS_PROBE)
         except WebDriverException:
-            return dict.fromkeys(("qr", "logged_in", "phone_alert", "computer_alert", "invalid", "starting",
-                                  "use_here", "compose", "send_button"), False) | {"ref": None}
+            return dict.fromkeys(_PROBE_KEYS, False) | {"ref": None, "chat": None}
 
     def _navigate(self, url: str) -> None:
         from selenium.common.exceptions import TimeoutException
 
+        self._chat = None
         try:
             self._driver_call(lambda d: d.get(url))
         except TimeoutException as exc:
@@ -382,6 +464,10 @@ class SeleniumSender(MessageSender):
             page = self._probe()
             if page["qr"] or page["logged_in"] or time.monotonic() > deadline:
                 return self._state_of(page)
+            if page["update_browser"]:
+                log.error("session %s: WhatsApp shows its 'update your browser' page: it refuses the user agent "
+                          "(set WAQ_CHROME_USER_AGENT to a current desktop Chrome's)", self.session)
+                return SessionState.CLOSED
             if page["use_here"]:
                 self._use_here()
             time.sleep(POLL_S)
@@ -401,7 +487,7 @@ class SeleniumSender(MessageSender):
         marker = self.profile_dir / LOGIN_MARKER
         if page["qr"]:
             self._saw_qr = True
-            return SessionState.LOGGED_OUT if marker.exists() else SessionState.QR
+            return SessionState.LOGGED_OUT if marker.exists() or page["post_logout"] else SessionState.QR
         if page["logged_in"]:
             if not marker.exists():
                 marker.touch()
@@ -415,11 +501,18 @@ class SeleniumSender(MessageSender):
         self._call(JS_CLICK_TEXT, "use_here", self.selectors.text("use_here"))
         time.sleep(0.2)
 
-    def _open_chat(self, phone: str) -> dict[str, Any]:
-        """Open /send?phone=<digits> and wait for the compose box or the invalid-number popup."""
+    def _open_chat(self, phone: str, reuse_s: float = float("inf")) -> dict[str, Any]:
+        """Open /send?phone=<digits> and wait for the compose box or the invalid-number popup. Every such navigation
+        is a full load (the app boots again), so a chat this document already has open is used as it is."""
         digits = digits_of(phone)
         if not digits:
             raise errors.InvalidNumber(f"{phone!r} has no digits")
+        if self._chat == digits and time.monotonic() - self._chat_opened <= reuse_s:
+            page = self._probe()
+            if page["chat"] == digits and page["compose"] and not any(
+                    page[k] for k in ("invalid", "starting", "use_here", "qr", "popup", "update_browser",
+                                      "phone_alert", "computer_alert")):
+                return page
         self._navigate(f"{self.base_url}/send?phone={digits}")
         deadline = time.monotonic() + self.timeout
         while True:
@@ -428,13 +521,73 @@ class SeleniumSender(MessageSender):
                 self._use_here()
             elif page["qr"]:
                 raise errors.SessionLoggedOut(f"session {self.session} shows the QR code: it needs a scan")
-            if page["invalid"] or (page["compose"] and not page["starting"]):
+            elif page["update_browser"]:
+                raise errors.TransientSendError("WhatsApp shows its 'update your browser' page: it refuses the user "
+                                                "agent (set WAQ_CHROME_USER_AGENT to a current desktop Chrome's)")
+            elif page["popup"]:
+                self._call(JS_CLICK_TEXT, "popup_button", self.selectors.text("popup_ok"))  # "what's new"
+            if page["invalid"] or (page["compose"] and not page["starting"] and not page["popup"]):
+                if page["compose"]:
+                    self._call(JS_MARK_CHAT, digits)
+                    self._chat = page["chat"] = digits
+                    self._chat_opened = time.monotonic()
                 return page
             if time.monotonic() > deadline:
                 raise errors.TransientSendError(
                     f"timed out after {self.timeout:g}s on /send?phone={digits} waiting for compose_box "
                     f"({self.selectors['compose_box']}) or invalid_dialog; page: {_brief(page)}")
             time.sleep(POLL_S)
+
+    def _settled_chat(self, ref: str) -> dict[str, Any]:
+        """The open chat's rows once they have held still for chat_settle_s (history renders after the compose box,
+        and an empty list right after opening says nothing); rows cut behind "Read more" are expanded first."""
+        settle = self.settings.chat_settle_s
+        deadline = time.monotonic() + self.timeout
+        expanded = False
+        last: Any = None
+        still_since = time.monotonic()
+        while True:
+            snapshot = self._call(JS_CHAT)
+            shape = (snapshot["ids"], [(r["status"], r["text"], r["more"]) for r in snapshot["out"]])
+            now = time.monotonic()
+            if shape != last:
+                last, still_since = shape, now
+            elif snapshot["rows"] and now - still_since >= settle:
+                if expanded or not any(r["more"] for r in snapshot["out"]):
+                    return snapshot
+                self._call(JS_EXPAND)
+                expanded, last = True, None
+            if now > deadline:
+                raise errors.TransientSendError(
+                    f"find_sent {ref}: the chat did not finish loading within {self.timeout:g}s "
+                    f"({snapshot['rows']} chat_row, {self.selectors['chat_row']})")
+            time.sleep(POLL_S * 5)
+
+    def _verdict(self, snapshot: dict[str, Any], text: str, since_ms: float | None, phone: str) -> Receipt | None:
+        """Read a settled chat: the matching row, None when it positively is not there, or OutcomeUnverified."""
+        if snapshot["unknown"]:
+            raise errors.OutcomeUnverified(
+                f"sent? could not be verified in the chat with {phone}: {snapshot['unknown']} of "
+                f"{snapshot['messages']} message rows match no known form (their direction is unknown); check "
+                "out_id, out_class, in_id, in_class and status_icon in WAQ_SELECTORS_FILE")
+        unsure = False
+        for row in reversed(snapshot["out"]):
+            match = row_matches(row, text, since_ms)
+            if match is None:
+                unsure = True
+            if not match:
+                continue
+            status = STATUS.get(row["status"] or "", row["status"])
+            if status == "failed":
+                continue  # refused by the server: it never left
+            if status == "pending":
+                raise errors.SendOutcomeUnknown(f"a message to {phone} with this text is still Pending ({row['id']})")
+            return Receipt(wa_id=row["id"], status=status or "sent")
+        if unsure:
+            raise errors.OutcomeUnverified(
+                f"sent? could not be verified in the chat with {phone}: an outgoing row's text could not be "
+                f"compared (check message_text, {self.selectors['message_text']}, in WAQ_SELECTORS_FILE)")
+        return None
 
     def _raise_if_unavailable(self, page: dict[str, Any]) -> None:
         if page["invalid"]:
@@ -446,28 +599,53 @@ class SeleniumSender(MessageSender):
     def _dismiss_invalid(self) -> None:
         self._call(JS_CLICK_TEXT, "invalid_ok", "OK")
 
-    def _type(self, text: str) -> list[str]:
-        """Put text into the compose box; returns the outgoing row ids seen before (to spot the new row)."""
-        result = self._call(JS_PASTE, text)
-        if result.get("dirty"):
+    def _type(self, text: str) -> None:
+        """Put text into the compose box. The editor applies input after the script that sent it, so the box is read
+        again until it settles; text is inserted only into a box confirmed empty, and the caller clicks only when
+        the settled box holds exactly the text."""
+        draft = self._settled_box("")
+        if draft is None:
+            raise errors.TransientSendError(f"compose_box ({self.selectors['compose_box']}) disappeared")
+        if draft:
             self._clear_box()
-            result = self._call(JS_PASTE, text)
-        if "error" in result or result.get("dirty"):
-            raise errors.TransientSendError(
-                f"compose_box ({self.selectors['compose_box']}) " + ("disappeared" if "error" in result else
-                                                                     "holds a draft that would not clear"))
-        if result["text"] != text:
-            log.info("session %s: paste not taken as is (%d of %d chars); typing line by line", self.session,
-                     len(result["text"]), len(text))
-            self._clear_box()
-            self._type_lines(text)
-            typed = self._call(JS_BOX)
-            if typed != text:
-                self._clear_box()
+            if self._settled_box("") != "":
                 raise errors.TransientSendError(
-                    f"compose_box ({self.selectors['compose_box']}) holds {len(typed or '')} characters that differ "
-                    f"from the {len(text)} typed; not sent")
-        return result["ids"]
+                    f"compose_box ({self.selectors['compose_box']}) holds a draft that would not clear")
+        self._call(JS_PASTE, text)
+        typed = self._settled_box(text)
+        if typed == text:
+            return
+        log.info("session %s: paste not taken as is (%d of %d chars); typing line by line", self.session,
+                 len(typed or ""), len(text))
+        if typed:
+            self._clear_box()
+            if self._settled_box("") != "":
+                raise errors.TransientSendError(
+                    f"compose_box ({self.selectors['compose_box']}) would not clear after a partial paste; not sent")
+        self._type_lines(text)
+        typed = self._settled_box(text)
+        if typed != text:
+            self._clear_box()
+            raise errors.TransientSendError(
+                f"compose_box ({self.selectors['compose_box']}) holds {len(typed or '')} characters that differ "
+                f"from the {len(text)} typed; not sent")
+
+    def _settled_box(self, expect: str) -> str | None:
+        """The compose box's text once it holds still: BOX_STEADY_S when it holds `expect`, INPUT_SETTLE_S otherwise
+        (input still on its way). None when there is no compose box."""
+        started = time.monotonic()
+        last: str | None = self._call(JS_BOX)
+        still_since = started
+        while True:
+            time.sleep(POLL_S * 2)
+            now = time.monotonic()
+            value = self._call(JS_BOX)
+            if value != last:
+                last, still_since = value, now
+                continue
+            if now - still_since >= (BOX_STEADY_S if value == expect else INPUT_SETTLE_S) or \
+                    now - started >= BOX_MAX_WAIT_S:
+                return value
 
     def _clear_box(self) -> None:
         """Empty the compose box with real Ctrl+A, Backspace key events (the editor ignores DOM edits)."""
@@ -508,24 +686,26 @@ class SeleniumSender(MessageSender):
                 return
             except WebDriverException as exc:  # not there yet (it appears once there is text), or re-rendered
                 clicked[0] = False  # refused by the page (_driver_call re-raises only those): nothing was clicked
+                if "intercepted" in type(exc).__name__.lower() or "intercepted" in str(exc):
+                    self._call(JS_CLICK_TEXT, "popup_button", self.selectors.text("popup_ok"))  # "what's new"
                 if time.monotonic() > deadline:
                     raise errors.TransientSendError(f"send_button ({css}) not clickable: {_first_line(exc)}") from exc
             time.sleep(POLL_S)
 
-    def _await_new_row(self, before: list[str], text: str, ref: str) -> Receipt:
-        """Wait until the row the click created leaves Pending (then follow it receipt_follow_s towards Read).
-        Raises TransientSendError only when the page proves nothing left; otherwise SendOutcomeUnknown."""
-        seen = set(before)
+    def _await_new_row(self, before: set[str], text: str, ref: str, clicked_ms: float) -> Receipt:
+        """Wait until the row the click created (a new outgoing row with this text) leaves Pending, then follow it
+        receipt_follow_s towards Read. Raises TransientSendError only when the page proves nothing left; otherwise
+        SendOutcomeUnknown, and the next attempt reads the chat."""
         clicked_at = time.monotonic()
         deadline = clicked_at + self.timeout
         left: Receipt | None = None
         follow_until = 0.0
         while True:
             page = self._call(JS_AFTER_CLICK)
-            new = [r for r in page["rows"] if r[0] and r[0] not in seen]
-            mine = [r for r in new if r[2] == text] or new  # the real page truncates long texts (Read more)
+            mine = [r for r in page["chat"]["out"]
+                    if r["id"] not in before and row_matches(r, text, clicked_ms) is True]
             if mine:
-                wa_id, raw, _ = mine[-1]
+                wa_id, raw = mine[-1]["id"], mine[-1]["status"]
                 status = STATUS.get(raw or "", raw or "")
                 if status == "failed":
                     raise errors.TransientSendError(f"message {ref}: WhatsApp refused it (failed_icon on {wa_id})")
@@ -539,12 +719,12 @@ class SeleniumSender(MessageSender):
                 # Taking the click empties the box and adds a row in the same handler: this one was not taken.
                 raise errors.TransientSendError(
                     f"message {ref}: the click on send_button was not taken (compose_box still holds the text, "
-                    "no new outgoing_row)")
+                    "no new outgoing row)")
             if time.monotonic() > deadline:
                 if left is not None:
                     return left
-                where = "the new outgoing_row stayed Pending (status_icon)" if mine else \
-                    f"no new outgoing_row ({self.selectors['outgoing_row']}) appeared"
+                where = "the new outgoing row stayed Pending (status_icon)" if mine else \
+                    f"no new outgoing row with this text was recognised ({self.selectors['chat_row']})"
                 raise errors.SendOutcomeUnknown(f"message {ref}: {where} within {self.timeout:g}s after the click")
             time.sleep(POLL_S)
 

@@ -5,56 +5,21 @@ from __future__ import annotations
 import dataclasses
 import os
 import signal
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 from unittest.mock import ANY
 
 import pytest
-import requests
-from werkzeug.serving import make_server
 
+from tests.helpers.browser import FRIEND, OTHER_ACCOUNT, UNREGISTERED, Sim, log_in, make_settings, sent_texts
 from wa_queue import errors
 from wa_queue.errors import ConfigError
-from wa_queue.settings import Settings
-from wa_queue.simulator.app import create_app
 from wa_queue.transport import procs
 from wa_queue.transport.base import SessionState
 from wa_queue.transport.selectors import JS_BOX, SELECTORS, load_selectors
 from wa_queue.transport.selectors_check import check_selectors
 from wa_queue.transport.selenium import SeleniumSender
-
-ACCOUNT = "15550000001"  # the simulated phone the shared browser is linked to (the control API takes digits)
-OTHER_ACCOUNT = "15550000002"
-FRIEND = "+15551234567"  # numbers reach the sender as E.164
-UNREGISTERED = "+15557654321"
-
-
-class Sim:
-    """The simulator on a free port, in a thread, with its control API."""
-
-    def __init__(self) -> None:
-        self.server = make_server("127.0.0.1", 0, create_app(), threaded=True)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def post(self, path: str, body: dict | None = None) -> dict:
-        response = requests.post(self.url + path, json=body or {}, timeout=5)
-        response.raise_for_status()
-        return response.json() if response.content else {}
-
-    def sent(self) -> list[dict]:
-        return requests.get(self.url + "/__sim__/sent", timeout=5).json()
-
-    def scan(self, ref: str, account: str = ACCOUNT) -> None:
-        self.post(f"/__sim__/sessions/{account}/scan", {"ref": ref})
-
-    def number_fault(self, phone: str, fault: str, count: int | None = None) -> None:
-        self.post("/__sim__/faults", {"number": phone.lstrip("+"), "fault": fault, "count": count})
-
-    def session_fault(self, fault: str, account: str = ACCOUNT) -> None:
-        self.post("/__sim__/faults", {"session": account, "fault": fault})
 
 
 @pytest.fixture(scope="module")
@@ -67,26 +32,6 @@ def sim() -> Iterator[Sim]:
 @pytest.fixture(scope="module")
 def profile_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("browser")
-
-
-def make_settings(data_dir: Path, sim: Sim, **extra: str) -> Settings:
-    return Settings.from_env({"WAQ_DATA_DIR": str(data_dir), "WAQ_WHATSAPP_URL": sim.url, "WAQ_SEND_TIMEOUT_S": "6",
-                              **extra})
-
-
-def log_in(sender: SeleniumSender, sim: Sim, account: str = ACCOUNT) -> None:
-    """Scan the QR the page shows (its data-ref) through the control API, as the phone would."""
-    state = sender.connect()
-    deadline = time.monotonic() + 20
-    scanned = None
-    while state is not SessionState.CONNECTED:
-        assert time.monotonic() < deadline, f"never logged in: {state}"
-        ref = sender.qr_ref()
-        if ref and ref != scanned:  # the page shows the old code until its next poll reloads it
-            sim.scan(ref, account)
-            scanned = ref
-        time.sleep(0.1)
-        state = sender.state()
 
 
 @pytest.fixture(scope="module")
@@ -103,10 +48,6 @@ def sender(sim: Sim, profile_root: Path) -> Iterator[SeleniumSender]:
 def _clean_simulator(sim: Sim) -> Iterator[None]:
     yield
     sim.post("/__sim__/reset", {"keep_links": True})  # messages and faults go, logins stay
-
-
-def sent_texts(sim: Sim, phone: str) -> list[str]:
-    return [m["text"] for m in sim.sent() if m["to"] == phone.lstrip("+")]
 
 
 # ---- login -------------------------------------------------------------------------------------------------------
@@ -256,8 +197,9 @@ def test_hung_browser_is_killed_with_its_tree(sim: Sim, sender: SeleniumSender) 
 
 def test_a_draft_left_in_the_compose_box_is_replaced(sim: Sim, sender: SeleniumSender) -> None:
     sender._open_chat(FRIEND)
-    sender.driver.execute_script("document.querySelector(arguments[0]).focus();"
-                                 "document.execCommand('insertText', false, 'old draft 😀');", SELECTORS["compose_box"])
+    sender._call(JS_BOX)  # focuses the visible box
+    sender.driver.execute_cdp_cmd("Input.insertText", {"text": "old draft 😀"})  # typed as a person would
+    assert sender._settled_box("old draft 😀") == "old draft 😀"
     sender._type("the real text 👍\nline 2")
     assert sender._call(JS_BOX) == "the real text 👍\nline 2"
 

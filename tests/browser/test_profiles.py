@@ -1,0 +1,153 @@
+"""The Selenium sender on every markup profile of the strict simulator: the three row forms WhatsApp Web used in 2026
+and one it has never used. On a known form a message is sent, found and never sent twice, even when Chrome dies
+right after the click; on the unknown form the sender stops (outcome unknown, then unverified) instead of guessing."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from tests.helpers.browser import ACCOUNT, FRIEND, Sim, log_in, make_settings, sent_texts
+from wa_queue import errors
+from wa_queue.transport.selenium import SeleniumSender
+
+KNOWN = ("2026-03", "2026-05", "2026-08")
+MARKUPS = (*KNOWN, "unknown")
+LONG = ("A reminder that is longer than the page shows at once. " * 30).strip()  # past "Read more" (700)
+FORMATTED = "Your *order* is _ready_ 🎉\nsee https://example.com/o/42 ~today~"
+
+
+@pytest.fixture(scope="module", params=MARKUPS)
+def sim(request: pytest.FixtureRequest) -> Iterator[Sim]:
+    server = Sim(markup=request.param)
+    yield server
+    server.server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def sender(sim: Sim, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeleniumSender]:
+    snd = SeleniumSender("profile", make_settings(tmp_path_factory.mktemp(f"profile-{sim.markup}"), sim))
+    log_in(snd, sim)
+    yield snd
+    snd.close()
+
+
+@pytest.fixture(autouse=True)
+def _clean(sim: Sim) -> Iterator[None]:
+    yield
+    sim.post("/__sim__/reset", {"keep_links": True})
+
+
+def known(sim: Sim) -> bool:
+    return sim.markup in KNOWN
+
+
+def test_a_person_like_browser_gets_in_and_reads_its_own_number(sim: Sim, sender: SeleniumSender) -> None:
+    agent, automated = sender.driver.execute_script("return [navigator.userAgent, navigator.webdriver]")
+    assert "Headless" not in agent and "Chrome/" in agent and not automated  # the strict page refuses HeadlessChrome
+    assert sender.account_number() == ACCOUNT  # last-wid-md, or last-wid on the 2026-03 build
+
+
+def test_formatted_and_long_texts_are_sent_once_and_found(sim: Sim, sender: SeleniumSender) -> None:
+    sim.post("/__sim__/incoming", {"account": ACCOUNT, "from": FRIEND.lstrip("+"), "text": "an incoming *reply*"})
+    for text in (FORMATTED, LONG):
+        before = datetime.now(timezone.utc)
+        if not known(sim):
+            with pytest.raises(errors.SendOutcomeUnknown):  # clicked, and no row it can recognise appeared
+                sender.send(FRIEND, text, ref="unknown")
+            with pytest.raises(errors.OutcomeUnverified, match="match no known form"):
+                sender.find_sent(FRIEND, text, ref="unknown", since=before)
+            continue
+        receipt = sender.send(FRIEND, text, ref="known")
+        assert receipt.wa_id and receipt.status in ("sent", "delivered", "read")
+        found = sender.find_sent(FRIEND, text, ref="known", since=before)
+        assert found is not None and found.wa_id == receipt.wa_id  # the row's raw data-id, whatever its form
+    assert sent_texts(sim, FRIEND) == [FORMATTED, LONG]  # exactly once each, text intact
+
+
+def test_not_in_the_chat_only_from_a_chat_positively_read(sim: Sim, sender: SeleniumSender) -> None:
+    sender.send(FRIEND, "an earlier reminder", ref="earlier") if known(sim) else None
+    if not known(sim):
+        with pytest.raises(errors.OutcomeUnverified):  # rows it cannot read: never "not there"
+            sender.find_sent(FRIEND, "never sent", ref="never")
+        return
+    assert sender.find_sent(FRIEND, "never sent", ref="never") is None
+    # The same text sent before the click in doubt is another message, not this one.
+    later = datetime.now(timezone.utc) + timedelta(minutes=10)
+    assert sender.find_sent(FRIEND, "an earlier reminder", ref="again", since=later) is None
+    assert sender.find_sent(FRIEND, "an earlier reminder", ref="again", since=later - timedelta(minutes=10))
+
+
+def test_chrome_killed_right_after_the_click_is_never_sent_twice(sim: Sim, sender: SeleniumSender,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    from selenium.webdriver.remote.webelement import WebElement
+
+    real_click = WebElement.click
+    text = f"killed after the click on {sim.markup}"
+
+    def click_then_die(element: WebElement) -> None:
+        real_click(element)
+        deadline = time.monotonic() + 10
+        while not sent_texts(sim, FRIEND) and time.monotonic() < deadline:
+            time.sleep(0.02)  # the servers have it
+        os.kill(sender.chrome_pid(), signal.SIGKILL)
+        time.sleep(0.3)
+        element.is_displayed()  # the reply meets a browser that is gone
+
+    before = datetime.now(timezone.utc)
+    monkeypatch.setattr(WebElement, "click", click_then_die)
+    with pytest.raises(errors.SendOutcomeUnknown):
+        sender.send(FRIEND, text, ref="die")
+    monkeypatch.undo()
+    if known(sim):
+        assert sender.find_sent(FRIEND, text, ref="die", since=before) is not None  # read in a new Chrome
+    else:
+        with pytest.raises(errors.OutcomeUnverified):
+            sender.find_sent(FRIEND, text, ref="die", since=before)
+    assert sent_texts(sim, FRIEND) == [text]
+
+
+def test_a_slow_editor_gets_the_text_once(sim: Sim, sender: SeleniumSender) -> None:
+    """Lexical may apply a paste up to about half a second after the script that sent it."""
+    if not known(sim):
+        pytest.skip("sending is covered above on the unknown form")
+    sim.post("/__sim__/config", {"input_delay_ms": 450})
+    sender._chat = None  # the new delay reaches a page at its next load
+    text = "hello plain"
+    sender.send(FRIEND, text, ref="slow-editor")
+    assert sent_texts(sim, FRIEND) == [text]  # not "hello plainhello plain"
+
+
+def test_the_number_check_and_the_send_share_one_page_load(sim: Sim, sender: SeleniumSender,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    if not known(sim):
+        pytest.skip("one profile is enough for the count; a known one sends")
+    loads: list[str] = []
+    real = sender._navigate
+    monkeypatch.setattr(sender, "_navigate", lambda url: (loads.append(url), real(url))[1])
+    phone = "+15551230000"
+    assert sender.is_registered(phone) is True
+    receipt = sender.send(phone, "one load", ref="one-load")
+    assert sender.receipt_status(phone, receipt.wa_id) in ("sent", "delivered", "read")
+    assert len(loads) == 1
+
+
+def test_conflict_page_and_whats_new_do_not_stop_a_send(sim: Sim, sender: SeleniumSender, tmp_path: Path) -> None:
+    if sim.markup != "2026-08":
+        pytest.skip("screens do not depend on the row form")
+    sim.session_fault("conflict")
+    sender._chat = None
+    assert sender.send(FRIEND, "after Use here", ref="conflict").wa_id
+    fresh = SeleniumSender("whats-new", make_settings(tmp_path, sim))  # a new device: "What's new" shows once
+    try:
+        log_in(fresh, sim, "15550000003")
+        assert fresh.send(FRIEND, "past What's new", ref="whats-new").wa_id
+    finally:
+        fresh.close()
+    assert sent_texts(sim, FRIEND) == ["after Use here", "past What's new"]

@@ -1,0 +1,71 @@
+"""The simulator and a logged-in Selenium sender, for the browser tests (one profile or all of them)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import requests
+from werkzeug.serving import make_server
+
+from wa_queue.settings import Settings
+from wa_queue.simulator.app import create_app
+from wa_queue.transport.base import SessionState
+from wa_queue.transport.selenium import SeleniumSender
+
+ACCOUNT = "15550000001"  # the simulated phone the shared browser is linked to (the control API takes digits)
+OTHER_ACCOUNT = "15550000002"
+FRIEND = "+15551234567"  # numbers reach the sender as E.164
+UNREGISTERED = "+15557654321"
+
+
+class Sim:
+    """The simulator on a free port, in a thread, with its control API."""
+
+    def __init__(self, markup: str = "2026-08", strict: bool = True) -> None:
+        self.markup = markup
+        self.server = make_server("127.0.0.1", 0, create_app(markup=markup, strict=strict), threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def post(self, path: str, body: dict | None = None) -> dict:
+        response = requests.post(self.url + path, json=body or {}, timeout=5)
+        response.raise_for_status()
+        return response.json() if response.content else {}
+
+    def sent(self) -> list[dict]:
+        return requests.get(self.url + "/__sim__/sent", timeout=5).json()
+
+    def scan(self, ref: str, account: str = ACCOUNT) -> None:
+        self.post(f"/__sim__/sessions/{account}/scan", {"ref": ref})
+
+    def number_fault(self, phone: str, fault: str, count: int | None = None) -> None:
+        self.post("/__sim__/faults", {"number": phone.lstrip("+"), "fault": fault, "count": count})
+
+    def session_fault(self, fault: str, account: str = ACCOUNT) -> None:
+        self.post("/__sim__/faults", {"session": account, "fault": fault})
+
+
+def make_settings(data_dir: Path, sim: Sim, **extra: str) -> Settings:
+    return Settings.from_env({"WAQ_DATA_DIR": str(data_dir), "WAQ_WHATSAPP_URL": sim.url, "WAQ_SEND_TIMEOUT_S": "6",
+                              **extra})
+
+
+def log_in(sender: SeleniumSender, sim: Sim, account: str = ACCOUNT) -> None:
+    """Scan the QR the page shows (its data-ref) through the control API, as the phone would."""
+    state = sender.connect()
+    deadline = time.monotonic() + 20
+    scanned = None
+    while state is not SessionState.CONNECTED:
+        assert time.monotonic() < deadline, f"never logged in: {state}"
+        ref = sender.qr_ref()
+        if ref and ref != scanned:  # the page shows the old code until its next poll reloads it
+            sim.scan(ref, account)
+            scanned = ref
+        time.sleep(0.1)
+        state = sender.state()
+
+
+def sent_texts(sim: Sim, phone: str) -> list[str]:
+    return [m["text"] for m in sim.sent() if m["to"] == phone.lstrip("+")]

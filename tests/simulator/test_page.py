@@ -65,7 +65,7 @@ def rows(driver: Any) -> list:
 @pytest.mark.parametrize("markup", list(PROFILES))
 def test_rows_follow_the_markup_profile(browser: Any, markup: str) -> None:
     spec = PROFILES[markup]
-    sim = sim_server(markup=markup)
+    sim = sim_server(markup=markup, config={"ack_delay_s": 1.0})  # Pending long enough to be seen under load
     try:
         account = account_of(sim, browser)
         browser.get(send_url(sim, DEST, "first *one*"))
@@ -214,7 +214,7 @@ def test_rows_render_whatsapp_formatting_links_emoji_and_read_more(browser: Any)
 
 
 def test_history_renders_after_the_compose_box_system_row_first(browser: Any) -> None:
-    sim = sim_server(config={"history_delay_ms": 1000})
+    sim = sim_server(config={"history_delay_ms": 1500})
     try:
         account = account_of(sim, browser)
         requests.post(f"{sim.url}/__sim__/incoming", json={"account": account, "from": DEST, "text": "earlier"},
@@ -224,7 +224,7 @@ def test_history_renders_after_the_compose_box_system_row_first(browser: Any) ->
         shown = time.monotonic()
         assert not rows(browser)  # an empty list right after opening says nothing yet
         wait(browser, lambda d: len(rows(d)) == 2, "the history")
-        assert time.monotonic() - shown > 0.5
+        assert time.monotonic() - shown > 0.3
         system = rows(browser)[0]
         assert system.text == SYSTEM_TEXT
         assert re.fullmatch(r"[0-9A-F]{20}", system.find_element("css selector", "div[data-id]").get_attribute(
@@ -290,7 +290,7 @@ def test_whats_new_overlay_intercepts_clicks_until_ok(browser: Any) -> None:
 
 
 def test_boot_shows_loading_your_chats_before_the_app(browser: Any) -> None:
-    sim = sim_server(config={"boot_delay_s": 1.5, "starting_chat_s": 0.3})
+    sim = sim_server(config={"boot_delay_s": 1.5, "starting_chat_s": 1.0})
     try:
         account_of(sim, browser)
         browser.get(send_url(sim, DEST, "after boot"))

@@ -60,7 +60,7 @@
     } else { // a form no driver knows: a bare code, no label, no named icon
       icon = el('span', { 'data-status': String(code) }, svg('', path));
     }
-    icon.classList.add('tick', `tick-${status.toLowerCase()}`);
+    icon.classList.add('tick'); // no status in class names: the profile's own marker is the only one
     return icon;
   }
 
@@ -78,11 +78,18 @@
   const TAGS = { '*': 'strong', _: 'em', '~': 'del', '`': 'code' };
   const READ_MORE_AT = 700;
 
+  // An <img alt="😀"> as on the real page; its picture is the glyph itself, drawn by an inline SVG.
+  function emojiImg(emoji) {
+    const pic = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 20 20"><text x="0" y="16" font-size="16">${emoji}</text></svg>`;
+    return el('img', { alt: emoji, class: 'emoji', draggable: 'false',
+      src: `data:image/svg+xml;charset=utf-8,${encodeURIComponent(pic)}` });
+  }
+
   function emojiNodes(text) {
     const out = [];
     text.split(EMOJI).forEach((part, j) => { // split() puts each captured emoji at an odd index
       if (!part) return;
-      out.push(j % 2 ? el('img', { alt: part, class: 'emoji', draggable: 'false' }) : document.createTextNode(part));
+      out.push(j % 2 ? emojiImg(part) : document.createTextNode(part));
     });
     return out;
   }
@@ -169,7 +176,7 @@
       bubble.append(el('span', { 'data-icon': tail, class: 'tail' }, svg(tail, out ? 'M0 0h8v13z' : 'M8 0H0v13z')));
     }
     bubble.append(copy, meta);
-    const row = el('div', { role: 'row', class: out ? 'row-o' : 'row-i' }, bubble);
+    const row = el('div', { role: 'row', class: '_amjv' }, bubble); // one class for both directions
     if (out) setStatus(row, m.status || 'Pending', markup);
     return row;
   }
@@ -194,7 +201,7 @@
     const hex = Array.from(crypto.getRandomValues(new Uint8Array(10)), (b) => b.toString(16).padStart(2, '0'));
     const text = 'Messages and calls are end-to-end encrypted. No one outside of this chat, not even WhatsApp, can '
       + 'read or listen to them.';
-    return el('div', { role: 'row', class: 'row-sys' },
+    return el('div', { role: 'row', class: '_amjv' },
       el('div', { 'data-id': hex.join('').toUpperCase(), class: 'system-msg' }, el('span', {}, text)));
   }
 

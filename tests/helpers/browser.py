@@ -48,8 +48,10 @@ class Sim:
 
 
 def make_settings(data_dir: Path, sim: Sim, **extra: str) -> Settings:
+    # The simulator renders a chat's history in one step (history_delay_ms after the compose box), so rows that
+    # hold still for half a second are settled there; the real page gets the 1.5 s default.
     return Settings.from_env({"WAQ_DATA_DIR": str(data_dir), "WAQ_WHATSAPP_URL": sim.url, "WAQ_SEND_TIMEOUT_S": "6",
-                              **extra})
+                              "WAQ_CHAT_SETTLE_S": "0.5", **extra})
 
 
 def log_in(sender: SeleniumSender, sim: Sim, account: str = ACCOUNT) -> None:

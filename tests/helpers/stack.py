@@ -24,11 +24,11 @@ ADMIN_KEY = "chaos-admin-key-0123456789abcdef"
 
 class Stack:
     def __init__(self, tmp: Path, redis: RedisServer, *, sessions: tuple[str, ...] = ("primary", "secondary"),
-                 extra_env: dict[str, str] | None = None) -> None:
+                 extra_env: dict[str, str] | None = None, markup: str = "2026-08") -> None:
         self.tmp = tmp
         self.redis = redis
         self.sessions = sessions
-        self.sim = SimServer().start()
+        self.sim = SimServer(markup=markup).start()
         self.api_port = free_port()
         self.env = {
             "WAQ_DATA_DIR": str(tmp / "data"), "WAQ_STORE_URL": f"sqlite:///{tmp / 'data' / 'waq.db'}",

@@ -167,7 +167,6 @@
     $('#pane-side .chat-list').replaceChildren(...items);
   }
 
-
   // ---- a chat: the compose box at once, the history (system row, then messages) history_delay_ms later -----
   function openChat(phone, messages, prefill) {
     const list = el('div', { class: 'conversation', role: 'application', tabindex: '0' });

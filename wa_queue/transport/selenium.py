@@ -62,8 +62,8 @@ CLICK_TAKEN_S = 2.0  # the page empties the compose box and adds a Pending row a
 INPUT_SETTLE_S = 0.7
 BOX_STEADY_S = 0.15
 BOX_MAX_WAIT_S = 3.0
-# A send uses a chat already open only when it was opened for this message (the number check just before it); an
-# older page may not show yet what changed since (a banner the next poll would bring), and a load costs ~1 s plus boot.
+# A send uses a chat already open only when the number check opened it for this very message, moments before: an
+# older page may not show yet what changed since (a banner that the page's next poll would bring).
 SEND_REUSE_S = 10.0
 ROW_TIME_SLACK_MS = 120_000  # a row's time has minute resolution, and the phone's clock may differ a little
 _PROBE_KEYS = ("qr", "logged_in", "phone_alert", "computer_alert", "invalid", "starting", "use_here", "compose",
@@ -154,6 +154,7 @@ class SeleniumSender(MessageSender):
         self._saw_qr = False  # a scan is pending: the login it brings must be made durable
         self._chat: str | None = None  # the digits of the chat this document has open (see _open_chat)
         self._chat_opened = 0.0  # when it was opened (monotonic)
+        self._checked: str | None = None  # the digits is_registered just opened, for the send that follows
         self._lock = threading.RLock()  # one command stream per browser; health checks may come from a thread
         self.sent_count = 0
         self.restarts = 0
@@ -190,7 +191,8 @@ class SeleniumSender(MessageSender):
             with self._guard(f"send {ref}", clicked):
                 self._ensure_browser(recycle=True)
                 self._sends_since_start += 1
-                page = self._open_chat(phone, reuse_s=SEND_REUSE_S)
+                checked, self._checked = self._checked, None
+                page = self._open_chat(phone, reuse_s=SEND_REUSE_S if checked == digits_of(phone) else -1.0)
                 self._raise_if_unavailable(page)
                 self._type(text)
                 before = {r for r in self._call(JS_CHAT)["ids"] if r}
@@ -233,6 +235,7 @@ class SeleniumSender(MessageSender):
             if page["invalid"]:
                 self._dismiss_invalid()
                 return False
+            self._checked = digits_of(phone)
             return True
 
     def receipt_status(self, phone: str, wa_id: str) -> str | None:

@@ -1,4 +1,4 @@
-"""Infrastructure commands of `waq`: doctor, flower, selectors, up. Registered on the group in wa_queue/cli.py."""
+"""Infrastructure commands of `waq`: doctor, flower, selectors, selftest, up. Registered in wa_queue/cli.py."""
 
 from __future__ import annotations
 
@@ -212,6 +212,16 @@ def selectors() -> None:
     """WhatsApp Web page selectors."""
 
 
+def _idle_session_sender(session: str, s: Settings) -> Any:
+    """A SeleniumSender on the session's profile, refused while a browser holds it: starting one would kill it."""
+    sender = _late("wa_queue.transport.selenium").SeleniumSender(session, s)
+    holders = sender.browser_pids()
+    if holders:
+        raise click.ClickException(f"a browser already uses the profile of session {session} (pids "
+                                   f"{', '.join(map(str, holders))}): stop `waq worker --session {session}` first")
+    return sender
+
+
 @selectors.command("check")
 @click.option("--session", required=True, help="The session whose browser profile is used.")
 @click.option("--open-phone", help="Open the chat with this number first, to count the compose box and messages.")
@@ -229,11 +239,7 @@ def selectors_check(session: str, open_phone: str | None, as_json: bool) -> None
     validate_session(session, s.sessions)
     phone = normalize_phone(open_phone, s.default_region).lstrip("+") if open_phone else None
     report = _late("wa_queue.transport.selectors_check")
-    sender = _late("wa_queue.transport.selenium").SeleniumSender(session, s)
-    holders = sender.browser_pids()
-    if holders:
-        raise click.ClickException(f"a browser already uses the profile of session {session} (pids "
-                                   f"{', '.join(map(str, holders))}): stop `waq worker --session {session}` first")
+    sender = _idle_session_sender(session, s)
     try:
         state = sender.connect()
         counts = report.check_selectors(sender, open_phone=phone)
@@ -251,6 +257,38 @@ def selectors_check(session: str, open_phone: str | None, as_json: bool) -> None
 
 
 @click.command()
+@click.option("--session", required=True, help="The session whose browser profile is used (logged in).")
+@click.option("--send", "do_send", is_flag=True,
+              help="Also send two canaries (short, 1,500 characters) to the account's own number and find them.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@with_errors
+def selftest(session: str, do_send: bool, as_json: bool) -> None:
+    """Check a logged-in session against the page it gets, in the chat with its own number; exit 1 on a failure.
+
+    Reports the user agent, the page language, the account's number, the compose boxes, the form of the message
+    rows, and types, reads back and clears a canary without sending it. With --send, two canaries are sent to the
+    account itself and each must show up as one new recognised row that find_sent finds. A failed step names the
+    selectors to override in WAQ_SELECTORS_FILE. Refuses to run while the session's worker holds its profile."""
+    from wa_queue.validation import validate_session
+
+    s = settings()
+    validate_session(session, s.sessions)
+    check = _late("wa_queue.transport.selftest")
+    sender = _idle_session_sender(session, s)
+    try:
+        # Each step is printed as it ends: on a real session a step takes seconds.
+        report = check.run_selftest(sender, send=do_send,
+                                    echo=None if as_json else lambda step: click.echo(check.format_step(step)))
+    finally:
+        sender.close()  # never leave a Chromium behind holding the profile
+    if as_json:
+        echo_json(report.as_dict())
+    else:
+        click.echo(check.format_summary(report))
+    sys.exit(0 if report.ok else 1)
+
+
+@click.command()
 @click.option("--procfile", default="Procfile", show_default=True,
               type=click.Path(dir_okay=False, path_type=Path), help="The Procfile to run.")
 def up(procfile: Path) -> None:
@@ -263,4 +301,4 @@ def up(procfile: Path) -> None:
     exec_argv([sys.executable, "-m", "honcho", "-f", str(procfile), "start"])
 
 
-COMMANDS = [doctor, flower, selectors, up]
+COMMANDS = [doctor, flower, selectors, selftest, up]

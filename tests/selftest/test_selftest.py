@@ -1,0 +1,214 @@
+"""`waq selftest` in real Chromium against the strict simulator, one browser profile per markup profile.
+
+Each test logs a session in by scanning the QR through the control API (as the phone would), closes that browser,
+and runs the command as an operator does: it must refuse while a browser holds the profile, start its own, pass
+on every known row form and fail, naming the selectors to override and sending nothing, on an unknown one.
+A stand-in sender checks, without a browser, that the command closes it whatever fails.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import threading
+import time
+import types
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+from click.testing import CliRunner, Result
+from werkzeug.serving import make_server
+
+from wa_queue import errors
+from wa_queue.cli import main
+from wa_queue.settings import Settings, reset_settings
+from wa_queue.simulator.app import create_app
+from wa_queue.transport.base import SessionState
+from wa_queue.transport.selenium import SeleniumSender
+
+ACCOUNT = "15550000001"  # the simulated phone the session is linked to; the self-test's chat is with it
+SESSION = "primary"
+
+
+class Sim:
+    """The simulator of one markup profile on a free port, in a thread, with its control API."""
+
+    def __init__(self, markup: str) -> None:
+        self.markup = markup
+        # Ticks move on quickly: the chat must hold still before it is read, and Sent -> Delivered -> Read is 2 s.
+        config = {"delivered_after_s": 0.2, "read_after_s": 0.4}
+        self.server = make_server("127.0.0.1", 0, create_app(markup=markup, strict=True, config=config),
+                                  threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def sent(self) -> list[str]:
+        response = requests.get(self.url + "/__sim__/sent", params={"to": ACCOUNT}, timeout=5)
+        return [m["text"] for m in response.json()]
+
+    def scan(self, ref: str) -> None:
+        requests.post(f"{self.url}/__sim__/sessions/{ACCOUNT}/scan", json={"ref": ref}, timeout=5).raise_for_status()
+
+
+@dataclass
+class Stand:
+    sim: Sim
+    settings: Settings
+    sender: SeleniumSender  # logged in; the test closes it before the command starts its own on the profile
+
+
+@pytest.fixture
+def stand(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stand]:
+    sim = Sim(request.param)
+    settings = Settings.from_env({"WAQ_DATA_DIR": str(tmp_path), "WAQ_WHATSAPP_URL": sim.url,
+                                  "WAQ_SESSIONS": f"{SESSION},secondary", "WAQ_SEND_TIMEOUT_S": "6"})
+    sender = SeleniumSender(SESSION, settings)
+    reset_settings(settings)  # what the in-process `waq` reads
+    try:
+        log_in(sender, sim)
+        yield Stand(sim, settings, sender)
+    finally:
+        sender.close()
+        reset_settings()
+        sim.server.shutdown()
+
+
+def log_in(sender: SeleniumSender, sim: Sim) -> None:
+    state = sender.connect()
+    deadline = time.monotonic() + 30
+    scanned = None
+    while state is not SessionState.CONNECTED:
+        assert time.monotonic() < deadline, f"never logged in: {state}"
+        ref = sender.qr_ref()
+        if ref and ref != scanned:  # the page shows the old code until its next poll reloads it
+            sim.scan(ref)
+            scanned = ref
+        time.sleep(0.1)
+        state = sender.state()
+
+
+def waq(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def steps_of(result: Result) -> dict[str, dict]:
+    return {s["name"]: s for s in json.loads(result.stdout)["steps"]}
+
+
+# The forms each profile's outgoing rows are recognised by (simulator README, "Markup profiles").
+FORMS = {"2026-03": "out by out_id+out_class+status_icon", "2026-05": "out by out_class+status_icon",
+         "2026-08": "out by out_id+status_icon"}
+
+
+@pytest.mark.parametrize("stand", list(FORMS), indirect=True)
+def test_selftest_with_send_passes_and_sends_each_canary_once(stand: Stand) -> None:
+    markup = stand.sim.markup
+    history = markup != "2026-08"  # one profile starts from an empty chat with itself: rows are checked by the sends
+    if history:
+        stand.sender.send("+" + ACCOUNT, "a note to self", ref="history")
+    stand.sender.close()
+
+    result = waq("selftest", "--session", SESSION, "--send", "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["ok"] is True and report["override"] == [] and report["sent_chars"][1] == 1500
+    steps = steps_of(result)
+    assert [s["status"] for s in steps.values()] == ["ok"] * 4 + ["ok" if history else "skip"] + ["ok"] * 3
+    assert "Headless" not in steps["browser"]["data"]["ua"] and steps["browser"]["data"]["language"] == "en-US"
+    assert steps["account"]["data"]["number"] == ACCOUNT
+    assert steps["compose_box"]["data"] == {"total": 2, "visible": 1, "no_rects": 0, "aria_hidden": 1}
+    if history:
+        assert f"1 {FORMS[markup]}" in steps["rows"]["detail"]
+
+    sent = stand.sim.sent()
+    canaries = [t for t in sent if t.startswith("waq selftest ")]
+    assert len(canaries) == 2 and len(set(canaries)) == 2 and sorted(map(len, canaries))[1] == 1500
+    assert sent == (["a note to self"] if history else []) + canaries  # each once, nothing else, the typed one not
+    assert "🙂" in canaries[0] and "*" in canaries[0]
+
+    if not history:  # again without --send: the rows the canaries left are recognised; nothing is sent
+        again = waq("selftest", "--session", SESSION)
+        assert again.exit_code == 0, again.output
+        assert f"2 {FORMS[markup]}" in again.stdout and "passed" in again.stdout
+        assert stand.sim.sent() == sent
+
+
+@pytest.mark.parametrize("stand", ["unknown"], indirect=True)
+def test_selftest_fails_naming_the_selectors_to_override_and_sends_nothing(stand: Stand, tmp_path: Path) -> None:
+    stand.sender.timeout = 2.0  # how long it looks for a row it cannot recognise
+    with pytest.raises(errors.SendOutcomeUnknown):  # it leaves, but the sender cannot recognise its row
+        stand.sender.send("+" + ACCOUNT, "a note to self", ref="history")
+    busy = waq("selftest", "--session", SESSION, "--send")  # the worker's browser holds the profile
+    assert busy.exit_code == 1 and f"stop `waq worker --session {SESSION}` first" in busy.stderr
+    stand.sender.close()
+
+    result = waq("selftest", "--session", SESSION, "--send")
+    assert result.exit_code == 1, result.output
+    lines = result.stdout.splitlines()
+    assert [line.split()[0] for line in lines if line[:1] != " "][:7] == [
+        "ok", "ok", "ok", "ok", "FAIL", "ok", "skip"]  # browser .. compose_box, rows, typing, send
+    rows = next(line for line in lines if line.startswith("FAIL  rows"))
+    assert "1 message rows of no known form" in rows and 'data-status="' in rows  # with a sketch of its markup
+    assert "override: out_id, out_class, in_id, in_class, status_icon, message_text" in result.stdout
+    assert lines[-1].startswith(f"selftest of session {SESSION} FAILED: override out_id, out_class, in_id")
+    assert "WAQ_SELECTORS_FILE" in lines[-1]
+    assert stand.sim.sent() == ["a note to self"]  # not sent again, no canary
+
+    # An override that matches no compose box: the chat cannot be opened, and the report says which name to fix.
+    overrides = tmp_path / "selectors.json"
+    overrides.write_text(json.dumps({"compose_box": "footer div.no-such-editor"}))
+    reset_settings(dataclasses.replace(stand.settings, selectors_file=str(overrides), send_timeout_s=3.0))
+    broken = waq("selftest", "--session", SESSION, "--send", "--json")
+    assert broken.exit_code == 1, broken.output
+    report = json.loads(broken.stdout)
+    assert report["ok"] is False and report["override"] == ["compose_box"]
+    assert [(s["name"], s["status"]) for s in report["steps"]][-2:] == [("account", "ok"), ("compose_box", "fail")]
+    assert "0 visible" in report["steps"][-1]["detail"]
+    assert stand.sim.sent() == ["a note to self"]
+
+
+class _BrokenSender:
+    """Stands in for SeleniumSender: its browser fails at start (the CLI must still close it)."""
+
+    instances: list[_BrokenSender] = []
+
+    def __init__(self, session: str, settings: Settings) -> None:
+        self.session, self.driver, self._lock, self.calls = session, None, threading.RLock(), []
+        _BrokenSender.instances.append(self)
+
+    def browser_pids(self) -> list[int]:
+        return []
+
+    def connect(self) -> SessionState:
+        raise self.error
+
+    def close(self) -> None:
+        self.calls.append("close")
+
+
+@pytest.mark.parametrize(("error", "code"), [(RuntimeError("page changed"), 1),
+                                             (errors.ConfigError("selectors with invalid CSS: chat_row"), 2)])
+def test_selftest_cli_closes_the_browser_whatever_fails(error: Exception, code: int, tmp_path: Path,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    import wa_queue.transport.selftest  # noqa: F401 - the real one, imported before the sender is replaced
+
+    monkeypatch.setitem(sys.modules, "wa_queue.transport.selenium", types.SimpleNamespace(SeleniumSender=_BrokenSender))
+    monkeypatch.setattr(_BrokenSender, "error", error, raising=False)
+    _BrokenSender.instances.clear()
+    reset_settings(Settings.from_env({"WAQ_DATA_DIR": str(tmp_path)}))
+    try:
+        result = waq("selftest", "--session", SESSION, "--json")
+        assert waq("selftest", "--session", "nosuch").exit_code == 2
+    finally:
+        reset_settings()
+    assert result.exit_code == code, result.output
+    assert _BrokenSender.instances[0].calls == ["close"]
+    if code == 1:  # a failure under the check is reported as a step, not a traceback
+        report = json.loads(result.stdout)
+        assert report["ok"] is False and report["steps"][-1]["detail"] == "RuntimeError: page changed"
+    else:
+        assert "invalid CSS: chat_row" in result.output

@@ -52,13 +52,14 @@ def pick_session(store: MessageStore, settings: Settings, now: datetime, *, excl
 
 
 def account_fields(sender: MessageSender) -> dict[str, str]:
-    """{"number": digits} when the page tells the logged-in account's own number, else nothing (the last one kept)."""
+    """{"number": "+<digits>"} when the page tells the logged-in account's own number, else nothing (the last one
+    kept)."""
     try:
         number = sender.account_number()
     except Exception as exc:  # noqa: BLE001 - the number is information, never a reason to fail a health check
         log.debug("session %s: account number not read: %s", sender.session, exc)
         return {}
-    return {"number": number} if number else {}
+    return {"number": f"+{number}"} if number else {}
 
 
 def check_health(store: MessageStore, sender: MessageSender, settings: Settings, now: datetime) -> SessionRecord:

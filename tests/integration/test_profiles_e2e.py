@@ -83,7 +83,7 @@ def test_bare_ids_with_chrome_killed_after_two_clicks_send_each_message_once(sta
     assert all(store.get(i).status is MessageStatus.SENT for i in ids)
     crashed = [store.get(i) for i in ids if store.get(i).text in targets]
     assert all(m.wa_id for m in crashed)  # recorded from the row read in the chat, by its bare id
-    assert stack.session("primary").number == ACCOUNTS["primary"]  # read from the page (last-wid-md)
+    assert stack.session("primary").number == "+" + ACCOUNTS["primary"]  # read from the page (last-wid-md)
 
 
 def test_unknown_markup_is_never_clicked_twice_and_an_operator_decides(stack_unknown: Stack) -> None:

@@ -23,11 +23,14 @@ $(STAMP): pyproject.toml
 
 deps: system-deps $(STAMP)
 
+# Two test processes, a file each at a time: most of the suite waits on browsers and services, not on the CPU.
+PYTEST := $(PYTHON) -m pytest -q -p no:cacheprovider -n 2 --dist loadfile
+
 test: deps
-	$(PYTHON) -m pytest -q -p no:cacheprovider
+	$(PYTEST)
 
 test-long: deps
-	$(PYTHON) -m pytest -q -p no:cacheprovider --long
+	$(PYTEST) --long
 
 lint: deps
 	$(PYTHON) -m pip install -q ruff && $(PYTHON) -m ruff check --line-length 120 .

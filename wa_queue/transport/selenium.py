@@ -606,7 +606,7 @@ class SeleniumSender(MessageSender):
         """Put text into the compose box. The editor applies input after the script that sent it, so the box is read
         again until it settles; text is inserted only into a box confirmed empty, and the caller clicks only when
         the settled box holds exactly the text."""
-        draft = self._settled_box("")
+        draft = self._call(JS_BOX)  # nothing was put in since the chat opened: one empty read confirms it empty
         if draft is None:
             raise errors.TransientSendError(f"compose_box ({self.selectors['compose_box']}) disappeared")
         if draft:

@@ -23,9 +23,10 @@ UNREGISTERED = "+15557654321"
 class Sim:
     """The simulator on a free port, in a thread, with its control API."""
 
-    def __init__(self, markup: str = "2026-08", strict: bool = True) -> None:
+    def __init__(self, markup: str = "2026-08", strict: bool = True, config: dict | None = None) -> None:
         self.markup = markup
-        self.server = make_server("127.0.0.1", 0, create_app(markup=markup, strict=strict), threaded=True)
+        self.server = make_server("127.0.0.1", 0, create_app(markup=markup, strict=strict, config=config),
+                                  threaded=True)
         self.url = f"http://127.0.0.1:{self.server.server_port}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 

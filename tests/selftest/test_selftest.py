@@ -12,46 +12,24 @@ import dataclasses
 import json
 import sys
 import threading
-import time
 import types
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import requests
 from click.testing import CliRunner, Result
-from werkzeug.serving import make_server
 
+from tests.helpers.browser import ACCOUNT, Sim, log_in, sent_texts
 from wa_queue import errors
 from wa_queue.cli import main
 from wa_queue.settings import Settings, reset_settings
-from wa_queue.simulator.app import create_app
 from wa_queue.transport.base import SessionState
 from wa_queue.transport.selenium import SeleniumSender
 
-ACCOUNT = "15550000001"  # the simulated phone the session is linked to; the self-test's chat is with it
 SESSION = "primary"
-
-
-class Sim:
-    """The simulator of one markup profile on a free port, in a thread, with its control API."""
-
-    def __init__(self, markup: str) -> None:
-        self.markup = markup
-        # Ticks move on quickly: the chat must hold still before it is read, and Sent -> Delivered -> Read is 2 s.
-        config = {"delivered_after_s": 0.2, "read_after_s": 0.4}
-        self.server = make_server("127.0.0.1", 0, create_app(markup=markup, strict=True, config=config),
-                                  threaded=True)
-        self.url = f"http://127.0.0.1:{self.server.server_port}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def sent(self) -> list[str]:
-        response = requests.get(self.url + "/__sim__/sent", params={"to": ACCOUNT}, timeout=5)
-        return [m["text"] for m in response.json()]
-
-    def scan(self, ref: str) -> None:
-        requests.post(f"{self.url}/__sim__/sessions/{ACCOUNT}/scan", json={"ref": ref}, timeout=5).raise_for_status()
+# Ticks move on quickly: the chat must hold still before it is read, and Sent -> Delivered -> Read is 2 s.
+FAST_TICKS = {"delivered_after_s": 0.2, "read_after_s": 0.4}
 
 
 @dataclass
@@ -63,7 +41,7 @@ class Stand:
 
 @pytest.fixture
 def stand(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stand]:
-    sim = Sim(request.param)
+    sim = Sim(request.param, config=FAST_TICKS)
     settings = Settings.from_env({"WAQ_DATA_DIR": str(tmp_path), "WAQ_WHATSAPP_URL": sim.url,
                                   "WAQ_SESSIONS": f"{SESSION},secondary", "WAQ_SEND_TIMEOUT_S": "6"})
     sender = SeleniumSender(SESSION, settings)
@@ -75,20 +53,6 @@ def stand(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stand]:
         sender.close()
         reset_settings()
         sim.server.shutdown()
-
-
-def log_in(sender: SeleniumSender, sim: Sim) -> None:
-    state = sender.connect()
-    deadline = time.monotonic() + 30
-    scanned = None
-    while state is not SessionState.CONNECTED:
-        assert time.monotonic() < deadline, f"never logged in: {state}"
-        ref = sender.qr_ref()
-        if ref and ref != scanned:  # the page shows the old code until its next poll reloads it
-            sim.scan(ref)
-            scanned = ref
-        time.sleep(0.1)
-        state = sender.state()
 
 
 def waq(*args: str) -> Result:
@@ -124,7 +88,7 @@ def test_selftest_with_send_passes_and_sends_each_canary_once(stand: Stand) -> N
     if history:
         assert f"1 {FORMS[markup]}" in steps["rows"]["detail"]
 
-    sent = stand.sim.sent()
+    sent = sent_texts(stand.sim, ACCOUNT)
     canaries = [t for t in sent if t.startswith("waq selftest ")]
     assert len(canaries) == 2 and len(set(canaries)) == 2 and sorted(map(len, canaries))[1] == 1500
     assert sent == (["a note to self"] if history else []) + canaries  # each once, nothing else, the typed one not
@@ -134,7 +98,7 @@ def test_selftest_with_send_passes_and_sends_each_canary_once(stand: Stand) -> N
         again = waq("selftest", "--session", SESSION)
         assert again.exit_code == 0, again.output
         assert f"2 {FORMS[markup]}" in again.stdout and "passed" in again.stdout
-        assert stand.sim.sent() == sent
+        assert sent_texts(stand.sim, ACCOUNT) == sent
 
 
 @pytest.mark.parametrize("stand", ["unknown"], indirect=True)
@@ -156,7 +120,7 @@ def test_selftest_fails_naming_the_selectors_to_override_and_sends_nothing(stand
     assert "override: out_id, out_class, in_id, in_class, status_icon, message_text" in result.stdout
     assert lines[-1].startswith(f"selftest of session {SESSION} FAILED: override out_id, out_class, in_id")
     assert "WAQ_SELECTORS_FILE" in lines[-1]
-    assert stand.sim.sent() == ["a note to self"]  # not sent again, no canary
+    assert sent_texts(stand.sim, ACCOUNT) == ["a note to self"]  # not sent again, no canary
 
     # An override that matches no compose box: the chat cannot be opened, and the report says which name to fix.
     overrides = tmp_path / "selectors.json"
@@ -168,7 +132,7 @@ def test_selftest_fails_naming_the_selectors_to_override_and_sends_nothing(stand
     assert report["ok"] is False and report["override"] == ["compose_box"]
     assert [(s["name"], s["status"]) for s in report["steps"]][-2:] == [("account", "ok"), ("compose_box", "fail")]
     assert "0 visible" in report["steps"][-1]["detail"]
-    assert stand.sim.sent() == ["a note to self"]
+    assert sent_texts(stand.sim, ACCOUNT) == ["a note to self"]
 
 
 class _BrokenSender:

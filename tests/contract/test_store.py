@@ -645,6 +645,36 @@ def test_archive_moves_old_failed_messages(store: MessageStore) -> None:
         store.retry_failed(old.id, now=NOW)
 
 
+def test_list_archived_pages_and_filters_like_list_failed(store: MessageStore) -> None:
+    assert store.list_archived() == ([], 0)
+    a1 = failed(store, 1, now=at(-40 * 86400), error="InvalidNumber", text="not on whatsapp", session="s1")
+    a2 = failed(store, 2, now=at(-39 * 86400), error="TransientSendError", text="timeout x", session="s2")
+    a3 = failed(store, 3, now=at(-38 * 86400), error="TransientSendError", text="element missing", session="s1")
+    recent = failed(store, 4, now=at(-1 * 86400), error="TransientSendError", text="timeout y", session="s1")
+    assert store.archive_failed(older_than=at(-30 * 86400), now=NOW) == 3
+    page, total = store.list_archived()
+    assert [m.id for m in page] == [a3.id, a2.id, a1.id] and total == 3  # the recent failure is not archived
+    assert page[0].status is MessageStatus.FAILED and page[0].history == a3.history
+    page, total = store.list_archived(offset=1, limit=1)
+    assert [m.id for m in page] == [a2.id] and total == 3
+    page, total = store.list_archived(offset=5)
+    assert page == [] and total == 3
+    page, total = store.list_archived(session="s1")
+    assert [m.id for m in page] == [a3.id, a1.id] and total == 2
+    page, total = store.list_archived(error="TransientSendError")
+    assert [m.id for m in page] == [a3.id, a2.id] and total == 2
+    page, total = store.list_archived(error="timeout")
+    assert [m.id for m in page] == [a2.id] and total == 1
+    page, total = store.list_archived(session="s1", error="Invalid")
+    assert [m.id for m in page] == [a1.id] and total == 1
+    assert store.list_archived(session="nobody") == ([], 0)
+    assert [m.id for m in store.list_failed()[0]] == [recent.id]
+    with pytest.raises(NotFound):
+        store.get_archived("no-such-id")
+    with pytest.raises(NotFound):
+        store.get_archived(recent.id)
+
+
 def test_sends_since_and_per_hour(store: MessageStore) -> None:
     times = {"s1": [at(-7200), at(-3000), at(-60), at(30)], "s2": [at(-10)]}
     i = 0

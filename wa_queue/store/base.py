@@ -213,6 +213,13 @@ class MessageStore(abc.ABC):
         """An archived message; NotFound otherwise."""
 
     @abc.abstractmethod
+    def list_archived(
+        self, *, offset: int = 0, limit: int = 50, session: str | None = None, error: str | None = None
+    ) -> tuple[list[Message], int]:
+        """Archived messages, paged and filtered exactly like list_failed() (newest failed_at first, then id);
+        returns (page, total matching)."""
+
+    @abc.abstractmethod
     def sends_since(self, session: str, since: datetime) -> int:
         """Messages sent by `session` with sent_at >= since (the daily cap). Index-fast."""
 

@@ -25,6 +25,7 @@ from urllib.parse import urlparse
 import pymongo
 from bson.errors import InvalidDocument
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
@@ -55,6 +56,7 @@ INDEXES: list[tuple[list[tuple[str, int]], dict[str, Any]]] = [
     ([("status", ASCENDING), ("created_at", ASCENDING)], {}),
     ([("status", ASCENDING), ("dispatch_queue", ASCENDING), ("dispatched_at", ASCENDING)], {}),
 ]
+ARCHIVE_FAILED_INDEX = [("status", ASCENDING), ("failed_at", DESCENDING), ("_id", DESCENDING)]
 _CLEAR_LEASE = {"lease_owner": None, "lease_expires_at": None}
 _MOCK_CLIENT: Any = None
 
@@ -114,6 +116,7 @@ class MongoStore(MessageStore):
         for keys, options in INDEXES:
             self.messages.create_index(keys, **options)  # idempotent
         self.archive.create_index([("archived_at", ASCENDING)])
+        self.archive.create_index(ARCHIVE_FAILED_INDEX)  # list_archived(), like list_failed() on messages
 
     @classmethod
     def from_url(cls, url: str) -> MongoStore:
@@ -312,8 +315,9 @@ class MongoStore(MessageStore):
         sets = {"status": MessageStatus.PENDING.value, **_CLEAR_LEASE}
         return self._transition(message_id, self._held(owner), now, "recovered", sets, error_text=reason)
 
-    def _find(self, query: dict, sort: list | None = None, limit: int = 0, skip: int = 0) -> list[Message]:
-        cursor = self.messages.find(query)
+    def _find(self, query: dict, sort: list | None = None, limit: int = 0, skip: int = 0,
+              collection: Collection | None = None) -> list[Message]:
+        cursor = (self.messages if collection is None else collection).find(query)
         if sort:
             cursor = cursor.sort(sort)
         return [_from_doc(doc) for doc in cursor.skip(skip).limit(limit)]
@@ -338,9 +342,14 @@ class MongoStore(MessageStore):
     def list_failed(
         self, *, offset: int = 0, limit: int = 50, session: str | None = None, error: str | None = None
     ) -> tuple[list[Message], int]:
+        return self._failed_page(self.messages, offset=offset, limit=limit, session=session, error=error)
+
+    def _failed_page(self, collection: Collection, *, offset: int, limit: int, session: str | None,
+                     error: str | None) -> tuple[list[Message], int]:
+        """list_failed() and list_archived(): one filter, newest failed first, on the (status, failed_at, _id) index."""
         query = self._failed_filter(session, error)
-        page = self._find(query, [("failed_at", DESCENDING), ("_id", DESCENDING)], limit, offset)
-        return page, self.messages.count_documents(query)
+        page = self._find(query, [("failed_at", DESCENDING), ("_id", DESCENDING)], limit, offset, collection)
+        return page, collection.count_documents(query)
 
     def _requeue(self, message_id: str, now: datetime) -> Message | None:
         sets = {"status": MessageStatus.PENDING.value, "attempts": 0, "next_attempt_at": to_db(now),
@@ -406,6 +415,11 @@ class MongoStore(MessageStore):
         if doc is None:
             raise NotFound(message_id)
         return _from_doc(doc)
+
+    def list_archived(
+        self, *, offset: int = 0, limit: int = 50, session: str | None = None, error: str | None = None
+    ) -> tuple[list[Message], int]:
+        return self._failed_page(self.archive, offset=offset, limit=limit, session=session, error=error)
 
     def sends_since(self, session: str, since: datetime) -> int:
         return self.messages.count_documents({"sent_by": session, "sent_at": {"$gte": to_db(since)}})

@@ -473,11 +473,16 @@ class SQLiteStore(MessageStore):
     def list_failed(
         self, *, offset: int = 0, limit: int = 50, session: str | None = None, error: str | None = None
     ) -> tuple[list[Message], int]:
+        return self._failed_page(MESSAGES, offset=offset, limit=limit, session=session, error=error)
+
+    def _failed_page(self, table: str, *, offset: int, limit: int, session: str | None, error: str | None
+                     ) -> tuple[list[Message], int]:
+        """list_failed() and list_archived(): one filter, newest failed first (ix_msg_failed / ix_archive_failed)."""
         where, params = self._failed_filter(session, error)
         conn = self._conn()
-        total = conn.execute(f"SELECT count(*) FROM {MESSAGES} WHERE {where}", params).fetchone()[0]
+        total = conn.execute(f"SELECT count(*) FROM {table} WHERE {where}", params).fetchone()[0]
         page = self._select(f"{where} ORDER BY failed_at DESC, id DESC LIMIT :limit OFFSET :offset",
-                            {**params, "limit": limit, "offset": offset})
+                            {**params, "limit": limit, "offset": offset}, table=table)
         return page, total
 
     _REQUEUE = ("status = 'pending', attempts = 0, next_attempt_at = :now, failed_at = NULL, last_error_class = NULL, "
@@ -545,6 +550,11 @@ class SQLiteStore(MessageStore):
         if not found:
             raise NotFound(message_id)
         return found[0]
+
+    def list_archived(
+        self, *, offset: int = 0, limit: int = 50, session: str | None = None, error: str | None = None
+    ) -> tuple[list[Message], int]:
+        return self._failed_page(ARCHIVE, offset=offset, limit=limit, session=session, error=error)
 
     def sends_since(self, session: str, since: datetime) -> int:
         sql = f"SELECT count(*) FROM {MESSAGES} WHERE sent_by = ? AND sent_at >= ?"

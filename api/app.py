@@ -13,7 +13,7 @@ import logging
 from flask import Flask
 from flask_restx import Api
 
-from api import auth, errors, messages, monitoring, sessions
+from api import archive, auth, errors, messages, monitoring, sessions
 from wa_queue import service
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ def create_app() -> Flask:
         doc="/api/docs", default_swagger_filename="api/swagger.json",
         authorizations=auth.AUTHORIZATIONS, security=auth.SCHEME,
     )
-    for namespace in (messages.ns, monitoring.ns, sessions.ns, monitoring.ops):
+    for namespace in (messages.ns, monitoring.ns, archive.ns, sessions.ns, monitoring.ops):
         api.add_namespace(namespace)
     # The hot path: enqueue without RESTX's per-request layers (the resource stays for the OpenAPI document).
     app.view_functions[messages.Messages.endpoint] = messages.enqueue_view

@@ -3,6 +3,8 @@ the WSGI app with the admin key, must never answer 5xx and must answer what the 
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
@@ -46,10 +48,17 @@ def test_success_bodies_match_the_spec(api_schema) -> None:  # noqa: ANN001
     unverified, _ = store.insert(NewMessage(phone="+14155550125", text="sent?"), utcnow())
     store.claim(unverified.id, owner="t", session="primary", now=utcnow(), lease_s=60)
     store.record_failed(unverified.id, owner="t", now=utcnow(), error_class="OutcomeUnverified", error_text="x")
+    archived, _ = store.insert(NewMessage(phone="+14155550126", text="old"), utcnow() - timedelta(days=40))
+    store.claim(archived.id, owner="t", session="primary", now=utcnow() - timedelta(days=40), lease_s=60)
+    store.record_failed(archived.id, owner="t", now=utcnow() - timedelta(days=40), error_class="InvalidNumber",
+                        error_text="x")
+    assert store.archive_failed(older_than=utcnow() - timedelta(days=30), now=utcnow()) == 1
     store.update_session("primary", status="connected", heartbeat_at=utcnow(), number="+4915112345678")
     calls = [
         ("/api/whatsapp/messages/{message_id}", "GET", {"path_parameters": {"message_id": message.id}}),
         ("/api/whatsapp/failed", "GET", {}),
+        ("/api/whatsapp/archive", "GET", {}),
+        ("/api/whatsapp/archive/{message_id}", "GET", {"path_parameters": {"message_id": archived.id}}),
         ("/api/whatsapp/health", "GET", {}),
         ("/api/whatsapp/stats", "GET", {}),
         ("/api/whatsapp/sessions", "GET", {}),

@@ -154,12 +154,13 @@ def _grade(store_ok: bool, broker_ok: bool, sessions: dict[str, dict[str, Any]],
 
 
 def _oldest_due_age_s() -> float | None:
-    # The store offers the oldest pending by creation; one waiting for a scheduled retry is not late, so it is
-    # judged by its next_attempt_at.
-    oldest = runtime.store().oldest_pending()
+    # The longest overdue pending message: a message parked until a later retry (however old) is not late, and
+    # must not hide a newer one that is.
+    now = utcnow()
+    oldest = runtime.store().oldest_due(now=now)
     if oldest is None:
         return None
-    return max(0.0, (utcnow() - oldest.next_attempt_at).total_seconds())
+    return max(0.0, (now - oldest.next_attempt_at).total_seconds())
 
 
 def _store_up() -> bool:

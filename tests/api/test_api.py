@@ -262,6 +262,21 @@ def test_health_levels(client) -> None:  # noqa: ANN001
     assert overall() == "warning"
 
 
+def test_health_sees_an_overdue_message_behind_a_parked_older_one(client) -> None:  # noqa: ANN001
+    connect("primary", "secondary")
+    store, now = runtime.store(), utcnow()
+    parked, _ = store.insert(NewMessage(phone=PHONE, text="parked"), now - timedelta(hours=2))
+    store.claim(parked.id, owner="t", session="primary", now=now - timedelta(hours=2), lease_s=60)
+    store.record_retry(parked.id, owner="t", now=now - timedelta(hours=2), next_attempt_at=now + timedelta(hours=1),
+                       error_class="TransientSendError", error_text="later")
+    body = client.get(f"{BASE}/health", headers=ADMIN).get_json()
+    assert body["overall"] == "healthy" and body["oldest_due_pending_age_s"] is None
+    store.insert(NewMessage(phone=PHONE, text="late"), now - timedelta(minutes=20))
+    body = client.get(f"{BASE}/health", headers=ADMIN).get_json()
+    assert body["overall"] == "warning" and body["oldest_due_pending_age_s"] >= 20 * 60
+    assert any("has been due for 20 minutes" in reason for reason in body["reasons"])
+
+
 def test_stats(client) -> None:  # noqa: ANN001
     post(client, "/messages", {"phone": PHONE, "text": "hi"})
     body = client.get(f"{BASE}/stats", headers=ADMIN).get_json()

@@ -702,6 +702,22 @@ def test_oldest_pending(store: MessageStore) -> None:
     assert found is not None and found.id == oldest.id
 
 
+def test_oldest_due_skips_a_parked_older_message(store: MessageStore) -> None:
+    assert store.oldest_due(now=NOW) is None
+    parked = claimed(store, 1, owner="w", session="s1")  # created at NOW, waits for a retry an hour on
+    store.record_retry(parked.id, owner="w", now=at(1), next_attempt_at=at(3600), error_class="TransientSendError",
+                       error_text="later")
+    overdue = insert(store, 2, now=at(10))
+    later = insert(store, 3, now=at(20))
+    store.claim(insert(store, 4, now=at(5)).id, owner="w2", session="s1", now=at(5), lease_s=60)  # processing
+    found = store.oldest_due(now=at(60))
+    assert found is not None and found.id == overdue.id  # the oldest pending by creation is parked, not due
+    assert store.oldest_due(now=at(9)) is None  # the parked one is not due until at(3600)
+    store.claim(overdue.id, owner="w3", session="s1", now=at(60), lease_s=60)
+    found = store.oldest_due(now=at(60))
+    assert found is not None and found.id == later.id
+
+
 def test_record_receipt(store: MessageStore) -> None:
     pending = insert(store, 1)
     assert store.record_receipt(pending.id, now=at(1), delivered_at=at(1)) is None

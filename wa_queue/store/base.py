@@ -232,6 +232,11 @@ class MessageStore(abc.ABC):
         """The pending message with the oldest created_at, if any."""
 
     @abc.abstractmethod
+    def oldest_due(self, *, now: datetime) -> Message | None:
+        """The pending message with the smallest next_attempt_at that is <= now (the longest overdue), if any.
+        A message parked for a later retry is not due, however old. Index-fast."""
+
+    @abc.abstractmethod
     def record_receipt(
         self, message_id: str, *, now: datetime, delivered_at: datetime | None = None, read_at: datetime | None = None
     ) -> Message | None:

@@ -435,6 +435,12 @@ class MongoStore(MessageStore):
         found = self._find({"status": MessageStatus.PENDING.value}, [("created_at", ASCENDING)], 1)
         return found[0] if found else None
 
+    def oldest_due(self, *, now: datetime) -> Message | None:
+        # Served by the (status, next_attempt_at) index.
+        found = self._find({"status": MessageStatus.PENDING.value, "next_attempt_at": {"$lte": to_db(now)}},
+                           [("next_attempt_at", ASCENDING)], 1)
+        return found[0] if found else None
+
     def record_receipt(
         self, message_id: str, *, now: datetime, delivered_at: datetime | None = None, read_at: datetime | None = None
     ) -> Message | None:

@@ -570,6 +570,11 @@ class SQLiteStore(MessageStore):
         found = self._select("status = 'pending' ORDER BY created_at LIMIT 1", ())
         return found[0] if found else None
 
+    def oldest_due(self, *, now: datetime) -> Message | None:
+        found = self._select("status = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT 1",
+                             (to_us(now),), indexed_by="ix_msg_due")
+        return found[0] if found else None
+
     def record_receipt(
         self, message_id: str, *, now: datetime, delivered_at: datetime | None = None, read_at: datetime | None = None
     ) -> Message | None:

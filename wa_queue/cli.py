@@ -107,9 +107,9 @@ def simulator(port: int, host: str, auto_scan: bool, markup: str | None, lenient
 
 
 def _register() -> None:
-    from wa_queue import cli_infra, cli_ops
+    from wa_queue import cli_archive, cli_infra, cli_ops
 
-    for command in [*cli_ops.COMMANDS, *cli_infra.COMMANDS]:
+    for command in [*cli_ops.COMMANDS, *cli_archive.COMMANDS, *cli_infra.COMMANDS]:
         main.add_command(command)
 
 

@@ -14,6 +14,7 @@ import click
 
 from wa_queue.cli_common import BadInput, echo_json, handled, settings, table, with_errors
 from wa_queue.errors import ValidationError
+from wa_queue.models import Message
 
 BATCH_SIZE = 500  # one store transaction and one broker round trip per batch
 FAILED_PAGE_SIZE = 50
@@ -141,19 +142,7 @@ def status(message_id: str | None, as_json: bool) -> None:
 
     settings()
     if message_id:
-        message = service.get_message(message_id).to_dict()
-        if as_json:
-            echo_json(message)
-            return
-        for key in ("id", "status", "phone", "session", "attempts", "created_at", "updated_at", "next_attempt_at",
-                    "claimed_by", "sent_at", "sent_by", "wa_id", "delivered_at", "read_at", "failed_at",
-                    "last_error_class", "last_error_text"):
-            if message.get(key) not in (None, ""):
-                click.echo(f"{key:17} {message[key]}")
-        click.echo("history:")
-        for entry in message["history"]:
-            error = f"  {entry['error_class']}: {entry['error_text']}" if entry["error_class"] else ""
-            click.echo(f"  {entry['at']}  {entry['event']:10} {entry['session'] or '-'}{error}")
+        echo_message(service.get_message(message_id).to_dict(), as_json)
         return
     counts, sessions = service.queue_counts(), service.sessions_overview()
     if as_json:
@@ -162,6 +151,22 @@ def status(message_id: str | None, as_json: bool) -> None:
     click.echo(table([[k, v] for k, v in counts.items()], ["status", "messages"]))
     click.echo()
     click.echo(_sessions_table(sessions))
+
+
+def echo_message(message: dict[str, Any], as_json: bool) -> None:
+    """One message and its history (`waq status ID`, `waq archive show ID`)."""
+    if as_json:
+        echo_json(message)
+        return
+    for key in ("id", "status", "phone", "session", "attempts", "created_at", "updated_at", "next_attempt_at",
+                "claimed_by", "sent_at", "sent_by", "wa_id", "delivered_at", "read_at", "failed_at",
+                "last_error_class", "last_error_text"):
+        if message.get(key) not in (None, ""):
+            click.echo(f"{key:17} {message[key]}")
+    click.echo("history:")
+    for entry in message["history"]:
+        error = f"  {entry['error_class']}: {entry['error_text']}" if entry["error_class"] else ""
+        click.echo(f"  {entry['at']}  {entry['event']:10} {entry['session'] or '-'}{error}")
 
 
 # ---- failed ----------------------------------------------------------------------------------------------------
@@ -184,6 +189,12 @@ def failed_list(session: str | None, error: str | None, page: int, page_size: in
     settings()
     messages, total = runtime.store().list_failed(offset=(page - 1) * page_size, limit=page_size, session=session,
                                                   error=error)
+    echo_failed_page(messages, total, page, page_size, as_json, "failed")
+
+
+def echo_failed_page(messages: list[Message], total: int, page: int, page_size: int, as_json: bool, noun: str
+                     ) -> None:
+    """A page of failed (or archived) messages: `waq failed list`, `waq archive list`."""
     pages = max(1, -(-total // page_size))
     if as_json:
         echo_json({"total": total, "page": page, "pages": pages, "messages": [m.to_dict() for m in messages]})
@@ -192,7 +203,7 @@ def failed_list(session: str | None, error: str | None, page: int, page_size: in
              m.failed_at.isoformat(timespec="seconds") if m.failed_at else "-",
              f"{m.last_error_class}: {(m.last_error_text or '')[:60]}"] for m in messages]
     click.echo(table(rows, ["id", "phone", "session", "attempts", "failed_at", "error"]))
-    click.echo(f"page {page} of {pages} ({total} failed)")
+    click.echo(f"page {page} of {pages} ({total} {noun})")
 
 
 @failed.command("retry")

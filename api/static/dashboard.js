@@ -324,6 +324,45 @@
     return row;
   }
 
+  // ---- archive (read-only, loaded only while its section is open) ----------------------------------------------
+  const archive = { page: 1, pages: 1 };
+
+  async function loadArchive() {
+    if (!$("archive").open || !getKey()) return;
+    try {
+      renderArchive(await getJson("/archive?page=" + archive.page + "&per_page=" + PER_PAGE));
+    } catch (error) {
+      if (error.status !== 401) notice("Archive: " + error.message, "error");
+    }
+  }
+
+  function renderArchive(page) {
+    archive.pages = Math.max(1, page.pages);
+    if (archive.page > archive.pages) { archive.page = archive.pages; }
+    $("archive-total").textContent = page.total;
+    $("archive-page").textContent = page.page;
+    $("archive-pages").textContent = archive.pages;
+    $("archive-prev").disabled = page.page <= 1;
+    $("archive-next").disabled = page.page >= archive.pages;
+    $("archive-empty").hidden = page.total > 0;
+    $("archive-table").hidden = page.items.length === 0;
+    $("archive-body").replaceChildren(...page.items.map(archiveRow));
+    $("archive").dataset.loaded = String(Date.now());
+  }
+
+  function archiveRow(message) {
+    const error = [message.last_error_class, message.last_error_text].filter(Boolean).join(": ");
+    const row = el("tr", { "data-id": message.id });
+    row.append(
+      el("td", { "data-label": "Failed" }, message.failed_at ? new Date(message.failed_at).toLocaleString() : "—"),
+      el("td", { "data-label": "Phone" }, message.phone),
+      el("td", { "data-label": "Error" }, error || "—"),
+      el("td", { "data-label": "Attempts" }, message.attempts),
+      el("td", { "data-label": "Text", title: message.text }, truncate(message.text, 80)),
+    );
+    return row;
+  }
+
   // ---- actions -----------------------------------------------------------------------------------------------
   async function act(button, path, method, done) {
     button.disabled = true;
@@ -367,6 +406,12 @@
     $("retry-all").addEventListener("click", retryAll);
     $("failed-prev").addEventListener("click", () => { state.page = Math.max(1, state.page - 1); refresh(); });
     $("failed-next").addEventListener("click", () => { state.page = Math.min(state.pages, state.page + 1); refresh(); });
+    $("archive").addEventListener("toggle", loadArchive);
+    $("archive-prev").addEventListener("click", () => { archive.page = Math.max(1, archive.page - 1); loadArchive(); });
+    $("archive-next").addEventListener("click", () => {
+      archive.page = Math.min(archive.pages, archive.page + 1); loadArchive();
+    });
+    $("refresh-now").addEventListener("click", loadArchive);
     document.addEventListener("visibilitychange", () => { if (!document.hidden && getKey()) refresh(); });
     if (getKey()) showDashboard(); else showKeyForm("");
   });

@@ -49,7 +49,8 @@ session_health = ns.model("SessionHealth", {
 queue_counts = ns.model("QueueCounts", {name: NInteger(required=True) for name in STATUSES})
 health_out = ns.model("Health", {
     "overall": fields.String(required=True, enum=["healthy", "degraded", "warning", "critical"]),
-    "reasons": fields.List(fields.String, required=True, description="Why overall is not healthy"),
+    "reasons": fields.List(fields.String, required=True,
+                           description="Why overall is not healthy; also how many failed messages wait, at any level"),
     "sessions": MapOf(fields.Nested(session_health), required=True),
     "queue": fields.Nested(queue_counts, required=True, description="Counts are null when the store is down"),
     "oldest_due_pending_age_s": NFloat(description="Seconds the oldest pending message has been due"),
@@ -108,20 +109,27 @@ def health() -> dict[str, Any]:
       critical - the store or the broker cannot be reached, or no session is connected: nothing can be sent.
       degraded - some sessions are connected and some are not (connected = status 'connected' with a worker
                  heartbeat from the last three health intervals, and not waiting for an operator).
-      warning  - every session is connected, but failed messages exist (an operator should retry or delete them),
-                 or the oldest pending message has been due for more than 15 minutes (work is stuck).
-      healthy  - every session is connected, no failed messages, nothing due for more than 15 minutes.
+      warning  - every session is connected, but a message failed within WAQ_HEALTH_FAILED_WINDOW_S (an hour by
+                 default), or the oldest due pending message has been due for more than 15 minutes (work is stuck).
+                 (A session that needs an operator is not connected, so it already makes the level degraded or worse.)
+      healthy  - every session is connected, no recent failure, nothing due for more than 15 minutes. Older failed
+                 messages are still counted in `queue` and named in `reasons`, without raising the level: kept for
+                 an operator up to 30 days, they would otherwise hold the level at warning for a month.
     """
     store_ok, broker_ok = _store_up(), _broker_up()
     sessions: dict[str, dict[str, Any]] = {}
     counts: dict[str, int | None] = dict.fromkeys(STATUSES)
     due_age: float | None = None
+    recent_failed = 0
     if store_ok:
         try:
             sessions = {name: {k: v[k] for k in ("status", "number", "connected", "needs_operator")}
                         for name, v in service.sessions_overview().items()}
             counts = dict(service.queue_counts())
             due_age = _oldest_due_age_s()
+            if counts.get("failed"):
+                window = timedelta(seconds=get_settings().health_failed_window_s)
+                recent_failed = runtime.store().count_failed_since(utcnow() - window)
         except Exception as exc:  # noqa: BLE001 - a store failing mid-way is the same as a store down
             log.warning("health: store failed: %s: %s", type(exc).__name__, exc)
             store_ok = False
@@ -129,14 +137,14 @@ def health() -> dict[str, Any]:
         sessions = {name: {"status": "unknown", "number": None, "connected": False, "needs_operator": False}
                     for name in get_settings().sessions}
         counts = dict.fromkeys(STATUSES)
-    overall, reasons = _grade(store_ok, broker_ok, sessions, counts, due_age)
+    overall, reasons = _grade(store_ok, broker_ok, sessions, counts, due_age, recent_failed)
     return {"overall": overall, "reasons": reasons, "sessions": sessions, "queue": counts,
             "oldest_due_pending_age_s": due_age,
             "checks": {"store": "ok" if store_ok else "down", "broker": "ok" if broker_ok else "down"}}
 
 
 def _grade(store_ok: bool, broker_ok: bool, sessions: dict[str, dict[str, Any]], counts: dict[str, int | None],
-           due_age: float | None) -> tuple[str, list[str]]:
+           due_age: float | None, recent_failed: int = 0) -> tuple[str, list[str]]:
     down = [name for name, view in sessions.items() if not view["connected"]]
     if not store_ok or not broker_ok or len(down) == len(sessions):
         reasons = [f"{part} unreachable" for part, ok in (("store", store_ok), ("broker", broker_ok)) if not ok]
@@ -148,9 +156,15 @@ def _grade(store_ok: bool, broker_ok: bool, sessions: dict[str, dict[str, Any]],
     reasons = []
     if counts.get("failed"):
         reasons.append(f"{counts['failed']} failed message(s) wait for an operator")
+    warn = False
+    if recent_failed:
+        window_min = int(get_settings().health_failed_window_s // 60)
+        reasons.append(f"{recent_failed} message(s) failed in the last {window_min} minutes")
+        warn = True
     if due_age is not None and due_age > STUCK_AFTER.total_seconds():
         reasons.append(f"a pending message has been due for {int(due_age // 60)} minutes")
-    return ("warning" if reasons else "healthy"), reasons
+        warn = True
+    return ("warning" if warn else "healthy"), reasons
 
 
 def _oldest_due_age_s() -> float | None:
@@ -210,8 +224,9 @@ class Health(Resource):
         """Sessions, queue counts and one overall level.
 
         critical: store or broker unreachable, or no session connected. degraded: some but not all sessions
-        connected. warning: all connected, but failed messages exist or a pending message has been due for over
-        15 minutes. healthy: none of these.
+        connected. warning: all connected, but a message failed in the last WAQ_HEALTH_FAILED_WINDOW_S (an hour) or
+        a pending message has been due for over 15 minutes. healthy: none of these (older failed messages are
+        still counted and named in reasons).
         """
         return health()
 

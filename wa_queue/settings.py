@@ -77,6 +77,7 @@ class Settings:
     metrics_token: str = ""
     flower_auth: str = ""
     callback_secret: str = ""
+    health_failed_window_s: float = 3600.0  # a failure this recent makes the health level 'warning'
     # The WhatsApp Web simulator (`waq simulator`): markup profile, strict page, boot delay of every full page load.
     sim_markup: str = "2026-08"
     sim_strict: bool = True
@@ -151,6 +152,8 @@ class Settings:
             raise bad("TIMEZONE", f"{self.timezone!r} is not an IANA time zone such as Europe/Paris") from None
         if self.transport not in ("selenium", "fake"):
             raise bad("TRANSPORT", "accepts selenium or fake")
+        if self.health_failed_window_s <= 0:
+            raise bad("HEALTH_FAILED_WINDOW_S", "must be > 0 seconds")
         if self.reconnect_max_attempts < 1:
             raise bad("RECONNECT_MAX_ATTEMPTS", "must be >= 1")
         from wa_queue.simulator.profiles import MARKUPS  # Flask-free

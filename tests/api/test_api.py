@@ -262,6 +262,35 @@ def test_health_levels(client) -> None:  # noqa: ANN001
     assert overall() == "warning"
 
 
+def test_health_old_failures_are_counted_but_only_recent_ones_warn(client) -> None:  # noqa: ANN001
+    connect("primary", "secondary")
+    store, now = runtime.store(), utcnow()
+    for days in (1, 20):
+        old, _ = store.insert(NewMessage(phone=PHONE, text="old"), now - timedelta(days=days))
+        store.claim(old.id, owner="t", session="primary", now=now - timedelta(days=days), lease_s=60)
+        store.record_failed(old.id, owner="t", now=now - timedelta(days=days), error_class="InvalidNumber",
+                            error_text="not on WA")
+    body = client.get(f"{BASE}/health", headers=ADMIN).get_json()
+    assert body["overall"] == "healthy" and body["queue"]["failed"] == 2
+    assert body["reasons"] == ["2 failed message(s) wait for an operator"]
+    failed_message()  # failed just now
+    body = client.get(f"{BASE}/health", headers=ADMIN).get_json()
+    assert body["overall"] == "warning" and body["queue"]["failed"] == 3
+    assert body["reasons"] == ["3 failed message(s) wait for an operator", "1 message(s) failed in the last 60 minutes"]
+
+
+def test_health_failed_window_is_a_setting(client, monkeypatch) -> None:  # noqa: ANN001
+    connect("primary", "secondary")
+    store, now = runtime.store(), utcnow()
+    old, _ = store.insert(NewMessage(phone=PHONE, text="old"), now - timedelta(hours=3))
+    store.claim(old.id, owner="t", session="primary", now=now - timedelta(hours=3), lease_s=60)
+    store.record_failed(old.id, owner="t", now=now - timedelta(hours=2), error_class="E", error_text="x")
+    assert client.get(f"{BASE}/health", headers=ADMIN).get_json()["overall"] == "healthy"
+    monkeypatch.setenv("WAQ_HEALTH_FAILED_WINDOW_S", str(3 * 3600))
+    reset_settings()
+    assert client.get(f"{BASE}/health", headers=ADMIN).get_json()["overall"] == "warning"
+
+
 def test_health_sees_an_overdue_message_behind_a_parked_older_one(client) -> None:  # noqa: ANN001
     connect("primary", "secondary")
     store, now = runtime.store(), utcnow()

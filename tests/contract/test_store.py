@@ -702,6 +702,18 @@ def test_oldest_pending(store: MessageStore) -> None:
     assert found is not None and found.id == oldest.id
 
 
+def test_count_failed_since(store: MessageStore) -> None:
+    assert store.count_failed_since(at(-3600)) == 0
+    failed(store, 1, now=at(-7200))
+    failed(store, 2, now=at(-60))
+    failed(store, 3, now=NOW)
+    insert(store, 4)  # pending: not counted
+    assert store.count_failed_since(at(-3600)) == 2
+    assert store.count_failed_since(NOW) == 1
+    assert store.count_failed_since(at(1)) == 0
+    assert store.count_failed_since(at(-10_000)) == 3
+
+
 def test_oldest_due_skips_a_parked_older_message(store: MessageStore) -> None:
     assert store.oldest_due(now=NOW) is None
     parked = claimed(store, 1, owner="w", session="s1")  # created at NOW, waits for a retry an hour on

@@ -81,6 +81,7 @@ def test_settings_parse_units_lists_and_keys() -> None:
         ("WAQ_API_KEYS", "ops:root:0123456789abcdef", "WAQ_API_KEYS"),
         ("WAQ_API_KEYS", "ops:admin:short", "WAQ_API_KEYS"),
         ("WAQ_HEADLESS", "maybe", "WAQ_HEADLESS"),
+        ("WAQ_HEALTH_FAILED_WINDOW_S", "0", "WAQ_HEALTH_FAILED_WINDOW_S"),
     ],
 )
 def test_bad_settings_name_the_variable(var: str, value: str, named: str) -> None:

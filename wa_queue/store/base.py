@@ -232,6 +232,10 @@ class MessageStore(abc.ABC):
         """The pending message with the oldest created_at, if any."""
 
     @abc.abstractmethod
+    def count_failed_since(self, since: datetime) -> int:
+        """Failed messages whose failed_at >= since (recent failures, for the health level). Index-fast."""
+
+    @abc.abstractmethod
     def oldest_due(self, *, now: datetime) -> Message | None:
         """The pending message with the smallest next_attempt_at that is <= now (the longest overdue), if any.
         A message parked for a later retry is not due, however old. Index-fast."""

@@ -435,6 +435,11 @@ class MongoStore(MessageStore):
         found = self._find({"status": MessageStatus.PENDING.value}, [("created_at", ASCENDING)], 1)
         return found[0] if found else None
 
+    def count_failed_since(self, since: datetime) -> int:
+        # Served by the (status, failed_at, _id) index.
+        query = {"status": MessageStatus.FAILED.value, "failed_at": {"$gte": to_db(since)}}
+        return self.messages.count_documents(query)
+
     def oldest_due(self, *, now: datetime) -> Message | None:
         # Served by the (status, next_attempt_at) index.
         found = self._find({"status": MessageStatus.PENDING.value, "next_attempt_at": {"$lte": to_db(now)}},

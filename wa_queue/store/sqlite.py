@@ -570,6 +570,10 @@ class SQLiteStore(MessageStore):
         found = self._select("status = 'pending' ORDER BY created_at LIMIT 1", ())
         return found[0] if found else None
 
+    def count_failed_since(self, since: datetime) -> int:
+        sql = f"SELECT count(*) FROM {MESSAGES} INDEXED BY ix_msg_failed WHERE status = 'failed' AND failed_at >= ?"
+        return self._conn().execute(sql, (to_us(since),)).fetchone()[0]
+
     def oldest_due(self, *, now: datetime) -> Message | None:
         found = self._select("status = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT 1",
                              (to_us(now),), indexed_by="ix_msg_due")

@@ -178,6 +178,22 @@ def queue_counts() -> dict[str, int]:
     return runtime.store().count_by_status()
 
 
+def queue_summary() -> str:
+    """One line for the log when a process starts: counts by status, each session's state and today's sends."""
+    counts = " ".join(f"{status}={n}" for status, n in queue_counts().items())
+    sessions = ", ".join(f"{name} {view['status']} sent today {view['sends_today']}/{view['daily_cap']}"
+                         for name, view in sessions_overview().items())
+    return f"queue: {counts}; sessions: {sessions}"
+
+
+def log_queue_summary(logger: logging.Logger, who: str) -> None:
+    """Log queue_summary() at start-up; a store that fails here is logged, never fatal (the process must start)."""
+    try:
+        logger.info("%s starting: %s", who, queue_summary())
+    except Exception as exc:  # noqa: BLE001
+        logger.warning("%s starting: queue statistics unavailable: %s: %s", who, type(exc).__name__, exc)
+
+
 def stats() -> dict[str, Any]:
     store = runtime.store()
     now = utcnow()

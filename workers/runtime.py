@@ -51,6 +51,9 @@ class SessionWorker:
         freed = recovery.free_own_leases(store, self.settings, self.session, socket.gethostname(), now)
         again = recovery.republish_queue(store, self.settings, names.session_queue(self.session), now)
         log.info("session %s: freed %d lease(s), republished %d message(s) of its queue", self.session, freed, again)
+        from wa_queue import service
+
+        service.log_queue_summary(log, f"worker {self.session}")
         try:
             state = self.sender.connect()
         except Exception as exc:  # noqa: BLE001 - the health check reconnects with back-off

@@ -32,6 +32,14 @@ def _start_session(**_: object) -> None:
         threading.Thread(target=worker.start, name="waq-session-start", daemon=True).start()
 
 
+@signals.beat_init.connect
+def _beat_started(**_: object) -> None:
+    """Beat's start: one line of queue statistics in its log (beat runs embedded, `waq beat` = worker -B)."""
+    from wa_queue import service
+
+    service.log_queue_summary(log, "beat")
+
+
 @signals.worker_process_shutdown.connect
 def _stop_session(**_: object) -> None:
     worker = worker_runtime.current()

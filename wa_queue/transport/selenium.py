@@ -34,6 +34,7 @@ from wa_queue.models import utcnow
 from wa_queue.settings import Settings
 from wa_queue.transport import procs
 from wa_queue.transport.base import MessageSender, Receipt, SessionState
+from wa_queue.transport.chat import STATUS, row_matches, verdict
 from wa_queue.transport.selectors import (
     JS_ACCOUNT,
     JS_AFTER_CLICK,
@@ -54,8 +55,6 @@ log = logging.getLogger(__name__)
 POLL_S = 0.02  # one probe is a ~3 ms round trip; 20 ms keeps the send fast without spinning the CPU
 CONNECT_TIMEOUT_S = 60.0  # the real app takes 10-30 s to boot on a slow machine
 LOGIN_MARKER = ".waq-logged-in"  # in the profile: this session has been logged in before (QR now = logged out)
-STATUS = {"pending": "pending", "sent": "sent", "delivered": "delivered", "read": "read", "failed": "failed",
-          "msg-time": "pending", "msg-check": "sent", "msg-dblcheck": "delivered"}  # pre-2026-06 icons
 CLICK_TAKEN_S = 2.0  # the page empties the compose box and adds a Pending row at once when it takes the click
 # Lexical applies input after the script that sent it, up to about half a second later: a box whose content differs
 # from what was put in counts as settled only after holding still this long; one that holds it, after BOX_STEADY_S.
@@ -65,7 +64,6 @@ BOX_MAX_WAIT_S = 3.0
 # A send uses a chat already open only when the number check opened it for this very message, moments before: an
 # older page may not show yet what changed since (a banner that the page's next poll would bring).
 SEND_REUSE_S = 10.0
-ROW_TIME_SLACK_MS = 120_000  # a row's time has minute resolution, and the phone's clock may differ a little
 _PROBE_KEYS = ("qr", "logged_in", "phone_alert", "computer_alert", "invalid", "starting", "use_here", "compose",
                "send_button", "popup", "update_browser", "loading", "post_logout")
 CHROME_ARGS = (
@@ -98,33 +96,6 @@ def desktop_user_agent(binary: str) -> str:
         log.info("no version from %s --version (%s); the user agent says Chrome/%s", binary, exc, major)
     return (f"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/{major}.0.0.0 "
             "Safari/537.36")
-
-
-def normalise(text: str) -> str:
-    """A text as it can be compared with a rendered row: WhatsApp's formatting markers are rendered away and
-    whitespace folds, so both sides drop the markers and fold whitespace."""
-    return re.sub(r"\s+", " ", re.sub(r"[*_~`\u200e\u200f]", "", text)).strip()
-
-
-def row_matches(row: dict[str, Any], text: str, since_ms: float | None) -> bool | None:
-    """Whether an outgoing row read by JS_CHAT is this text, sent at or after since_ms: True, False, or None when it
-    cannot be told (no text element, a cut text with no time). A row cut behind "Read more" matches by its prefix
-    together with its time."""
-    if row.get("text") is None:
-        return None
-    got, want = normalise(row["text"]).rstrip("…").rstrip(), normalise(text)
-    if row.get("more"):
-        same = bool(got) and want.startswith(got)
-    else:
-        same = got == want
-    if not same:
-        return False
-    times = row.get("times") or []
-    if since_ms is None:
-        return True if not row.get("more") or times else None
-    if not times:
-        return None
-    return any(t >= since_ms - ROW_TIME_SLACK_MS for t in times)  # else an older message with the same text
 
 
 def digits_of(phone: str) -> str:
@@ -215,14 +186,16 @@ class SeleniumSender(MessageSender):
                 self._dismiss_invalid()
                 return None
             try:
-                return self._verdict(self._settled_chat(ref), text, since.timestamp() * 1000 if since else None, phone)
+                return verdict(self._settled_chat(ref), text, since.timestamp() * 1000 if since else None, phone,
+                               self.selectors)
             except errors.SendOutcomeUnknown:
                 if not reused:
                     raise
             # Still Pending in a page open since the click: a fresh load shows what the servers have now.
             self._chat = None
             self._open_chat(phone)
-            return self._verdict(self._settled_chat(ref), text, since.timestamp() * 1000 if since else None, phone)
+            return verdict(self._settled_chat(ref), text, since.timestamp() * 1000 if since else None, phone,
+                               self.selectors)
 
     def is_registered(self, phone: str) -> bool | None:
         """Opens the chat as the send will: a send right after finds it open and loads nothing."""
@@ -565,32 +538,6 @@ class SeleniumSender(MessageSender):
                     f"find_sent {ref}: the chat did not finish loading within {self.timeout:g}s "
                     f"({snapshot['rows']} chat_row, {self.selectors['chat_row']})")
             time.sleep(POLL_S * 5)
-
-    def _verdict(self, snapshot: dict[str, Any], text: str, since_ms: float | None, phone: str) -> Receipt | None:
-        """Read a settled chat: the matching row, None when it positively is not there, or OutcomeUnverified."""
-        if snapshot["unknown"]:
-            raise errors.OutcomeUnverified(
-                f"sent? could not be verified in the chat with {phone}: {snapshot['unknown']} of "
-                f"{snapshot['messages']} message rows match no known form (their direction is unknown); check "
-                "out_id, out_class, in_id, in_class and status_icon in WAQ_SELECTORS_FILE")
-        unsure = False
-        for row in reversed(snapshot["out"]):
-            match = row_matches(row, text, since_ms)
-            if match is None:
-                unsure = True
-            if not match:
-                continue
-            status = STATUS.get(row["status"] or "", row["status"])
-            if status == "failed":
-                continue  # refused by the server: it never left
-            if status == "pending":
-                raise errors.SendOutcomeUnknown(f"a message to {phone} with this text is still Pending ({row['id']})")
-            return Receipt(wa_id=row["id"], status=status or "sent")
-        if unsure:
-            raise errors.OutcomeUnverified(
-                f"sent? could not be verified in the chat with {phone}: an outgoing row's text could not be "
-                f"compared (check message_text, {self.selectors['message_text']}, in WAQ_SELECTORS_FILE)")
-        return None
 
     def _raise_if_unavailable(self, page: dict[str, Any]) -> None:
         if page["invalid"]:

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 from wa_queue import errors
 from wa_queue.models import utcnow
 from wa_queue.transport.base import SessionState
+from wa_queue.transport.chat import STATUS
 from wa_queue.transport.selectors import JS_CHAT, JS_LIB, JS_PASTE
-from wa_queue.transport.selenium import STATUS
 
 if TYPE_CHECKING:
     from wa_queue.transport.selenium import SeleniumSender

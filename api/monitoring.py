@@ -76,7 +76,12 @@ failed_page = ns.model("FailedPage", {
     "pages": fields.Integer(required=True),
 })
 requeued = ns.model("Requeued", {"requeued": fields.Integer(required=True)})
-retried = ns.model("Retried", {"id": fields.String(required=True), "status": fields.String(required=True)})
+QUEUED_FOR_RETRY = "Message queued for retry"
+retried = ns.model("Retried", {
+    "message": fields.String(required=True, enum=[QUEUED_FOR_RETRY]),
+    "data": fields.Nested(message_out, required=True,
+                          description="The message, now pending with its attempts reset (as GET /messages/<id>)"),
+})
 mark_sent_in = ns.model("MarkSent", {
     "note": NString(max_length=MAX_OPERATOR_NOTE, description="Why, for the history (e.g. 'seen in the chat 14:02')"),
 }, strict=True)
@@ -314,14 +319,14 @@ class FailedItem(Resource):
 @ns.param("message_id", "A failed message's id")
 class FailedRetry(Resource):
     @admin_only(ns)
-    @ns.response(200, "Back to pending with its attempts reset", retried)
+    @ns.response(200, "Back to pending with its attempts reset; the message in data", retried)
     @ns.response(404, "No such message", error_model)
     @ns.response(409, "The message is not failed", error_model)
-    def post(self, message_id: str) -> dict[str, str]:
+    def post(self, message_id: str) -> dict[str, Any]:
         """Retry one failed message."""
         load(message_id)
         message = service.retry_failed(message_id)
-        return {"id": message.id, "status": message.status.value}
+        return {"message": QUEUED_FOR_RETRY, "data": message_view(message)}
 
 
 

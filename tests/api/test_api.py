@@ -330,7 +330,10 @@ def test_failed_list_paging_and_filters(client) -> None:  # noqa: ANN001
 def test_retry_one_and_all(client) -> None:  # noqa: ANN001
     first, second, third = failed_message(), failed_message(session="secondary"), failed_message()
     response = client.post(f"{BASE}/failed/{first}/retry", headers=ADMIN)
-    assert response.status_code == 200 and response.get_json() == {"id": first, "status": "pending"}
+    body = response.get_json()
+    assert response.status_code == 200 and body["message"] == "Message queued for retry"
+    assert body["data"]["id"] == first and body["data"]["status"] == "pending" and body["data"]["attempts"] == 0
+    assert body["data"] == client.get(f"{BASE}/messages/{first}", headers=ADMIN).get_json()  # the full document
     assert runtime.store().get(first).attempts == 0
     assert_error(client.post(f"{BASE}/failed/{first}/retry", headers=ADMIN), 409)  # no longer failed
     assert_error(client.post(f"{BASE}/failed/nope/retry", headers=ADMIN), 404)

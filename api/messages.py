@@ -102,6 +102,7 @@ message_out = ns.model("Message", {
     "created_at": fields.DateTime(required=True),
     "updated_at": fields.DateTime(required=True),
     "next_attempt_at": fields.DateTime(required=True),
+    "last_attempt_at": NDateTime(description="When a worker last claimed it for an attempt"),
     "sent_at": NDateTime(),
     "sent_by": NString(),
     "wa_id": NString(),
@@ -115,8 +116,8 @@ message_out = ns.model("Message", {
 })
 
 _PUBLIC = ("id", "phone", "text", "status", "session", "attempts", "idempotency_key", "callback_url", "metadata",
-           "created_at", "updated_at", "next_attempt_at", "sent_at", "sent_by", "wa_id", "delivered_at", "read_at",
-           "failed_at", "last_error_class", "last_error_text", "history")
+           "created_at", "updated_at", "next_attempt_at", "last_attempt_at", "sent_at", "sent_by", "wa_id",
+           "delivered_at", "read_at", "failed_at", "last_error_class", "last_error_text", "history")
 
 
 def message_view(message: Message) -> dict[str, Any]:

@@ -101,6 +101,7 @@ class Message:
     lease_owner: str | None = None
     lease_expires_at: datetime | None = None
     claimed_by: str | None = None  # session holding the current claim
+    last_attempt_at: datetime | None = None  # when a worker last claimed it for an attempt
     sending_at: datetime | None = None  # set just before the send click: outcome unknown if the worker dies
     sending_session: str | None = None
     dispatched_at: datetime | None = None

@@ -233,6 +233,21 @@ def test_claim_refuses_not_yet_due_and_wrong_attempts(store: MessageStore) -> No
     assert store.claim(message.id, owner="o", session="s1", now=at(100), lease_s=30, attempts=0) is not None
 
 
+def test_claim_records_last_attempt_at(store: MessageStore) -> None:
+    message = insert(store, 1)
+    assert message.last_attempt_at is None and store.get(message.id).last_attempt_at is None
+    first = store.claim(message.id, owner="w", session="s1", now=at(1), lease_s=60)
+    assert first is not None and first.last_attempt_at == at(1) and store.get(message.id).last_attempt_at == at(1)
+    store.record_retry(message.id, owner="w", now=at(2), next_attempt_at=at(10), error_class="TransientSendError",
+                       error_text="later")
+    assert store.get(message.id).last_attempt_at == at(1)  # waiting for its retry: still the last attempt's time
+    assert store.claim(message.id, owner="w", session="s1", now=at(5), lease_s=60) is None  # not due: no attempt
+    second = store.claim(message.id, owner="w", session="s1", now=at(11), lease_s=60)
+    assert second is not None and second.last_attempt_at == at(11)
+    sent = store.record_sent(message.id, owner="w", now=at(12), session="s1", wa_id=None)
+    assert sent is not None and sent.last_attempt_at == at(11)
+
+
 def test_claim_unknown_id_returns_none(store: MessageStore) -> None:
     assert store.claim("missing", owner="o", session="s1", now=NOW, lease_s=30) is None
 

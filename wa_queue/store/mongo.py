@@ -217,7 +217,7 @@ class MongoStore(MessageStore):
         if attempts is not None:
             where["attempts"] = attempts
         sets = {"status": MessageStatus.PROCESSING.value, "lease_owner": owner, "claimed_by": session,
-                "lease_expires_at": to_db(now + timedelta(seconds=lease_s))}
+                "lease_expires_at": to_db(now + timedelta(seconds=lease_s)), "last_attempt_at": to_db(now)}
         return self._cas(message_id, where, now, sets, _history(now, "claimed", session))
 
     def extend_lease(self, message_id: str, *, owner: str, now: datetime, lease_s: float) -> bool:

@@ -38,10 +38,12 @@ from wa_queue.store.common import (
 from wa_queue.store.names import ARCHIVE, MESSAGES, NUMBER_CHECKS, SESSIONS, STATUS_COUNTS
 from wa_queue.store.shared_fsync import SharedFsync
 from wa_queue.store.sqlite_schema import (
+    ADDED_COLUMNS,
     COLS,
     INDEXES,
     INSERT_CHUNK,
     SCHEMA,
+    add_column_sql,
     from_us,
     insert_sql,
     new_row,
@@ -82,12 +84,22 @@ class SQLiteStore(MessageStore):
         conn = self._conn()
         try:
             conn.executescript(f"BEGIN IMMEDIATE; {SCHEMA}")
+            self._migrate_columns(conn)
             self._migrate_indexes(conn)
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+
+    @staticmethod
+    def _migrate_columns(conn: sqlite3.Connection) -> None:
+        """Add the columns a file made by an earlier version lacks (ADDED_COLUMNS), to the messages and archive."""
+        for table in (MESSAGES, ARCHIVE):
+            present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+            for name in ADDED_COLUMNS:
+                if name not in present:
+                    conn.execute(add_column_sql(table, name))
 
     @staticmethod
     def _migrate_indexes(conn: sqlite3.Connection) -> None:
@@ -316,7 +328,8 @@ class SQLiteStore(MessageStore):
         with self._unsynced():
             return self._transition(
                 message_id, now=now, event="claimed", session_sql=":session", where=where,
-                sets="status = 'processing', lease_owner = :owner, lease_expires_at = :exp, claimed_by = :session",
+                sets="status = 'processing', lease_owner = :owner, lease_expires_at = :exp, claimed_by = :session, "
+                     "last_attempt_at = :now",
                 owner=owner, session=session, exp=to_us(now + timedelta(seconds=lease_s)), attempts=attempts,
             )
 

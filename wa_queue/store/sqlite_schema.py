@@ -31,16 +31,26 @@ _COLUMN_TYPES = {"attempts": "INTEGER NOT NULL DEFAULT 0", "history": "TEXT NOT 
 _NOT_NULL = {"id", "phone", "text", "status", "created_at", "updated_at", "next_attempt_at"}
 
 
+def _column_def(name: str) -> str:
+    sql_type = _COLUMN_TYPES.get(name) or ("INTEGER" if name in DATETIME_FIELDS else "TEXT")
+    if name == "id":
+        sql_type += " PRIMARY KEY"
+    elif name in _NOT_NULL:
+        sql_type += " NOT NULL"
+    return f"{name} {sql_type}"
+
+
 def _column_defs() -> str:
-    defs = []
-    for name in MESSAGE_FIELDS:
-        sql_type = _COLUMN_TYPES.get(name) or ("INTEGER" if name in DATETIME_FIELDS else "TEXT")
-        if name == "id":
-            sql_type += " PRIMARY KEY"
-        elif name in _NOT_NULL:
-            sql_type += " NOT NULL"
-        defs.append(f"{name} {sql_type}")
-    return ", ".join(defs)
+    return ", ".join(_column_def(name) for name in MESSAGE_FIELDS)
+
+
+# Columns added after the first release: a file made by an earlier version gains them when opened (nullable, so
+# ALTER TABLE ADD COLUMN needs no rewrite). Reads name their columns (COLS), so the column order does not matter.
+ADDED_COLUMNS = ("last_attempt_at",)
+
+
+def add_column_sql(table: str, name: str) -> str:
+    return f"ALTER TABLE {table} ADD COLUMN {_column_def(name)}"
 
 
 _STATUS_ROWS = ", ".join(f"('{s.value}', 0)" for s in MessageStatus)

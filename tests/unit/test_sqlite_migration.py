@@ -1,0 +1,44 @@
+"""A SQLite file made by an earlier version (no last_attempt_at column) gains the column when opened, keeps its
+messages, and records the claim time in it from then on."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from wa_queue.models import NewMessage
+from wa_queue.store.names import ARCHIVE, MESSAGES
+from wa_queue.store.sqlite import SQLiteStore
+
+NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
+
+
+def _columns(path: Path, table: str) -> set[str]:
+    with sqlite3.connect(path) as conn:
+        return {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+
+
+def test_an_earlier_file_gains_last_attempt_at(tmp_path: Path) -> None:
+    path = tmp_path / "waq.db"
+    store = SQLiteStore(str(path))
+    message, _ = store.insert(NewMessage(phone="+14155550123", text="hi"), NOW)
+    store.close()
+    with sqlite3.connect(path) as conn:  # what an earlier version's file looks like
+        for table in (MESSAGES, ARCHIVE):
+            conn.execute(f"ALTER TABLE {table} DROP COLUMN last_attempt_at")
+    assert "last_attempt_at" not in _columns(path, MESSAGES)
+
+    store = SQLiteStore(str(path))
+    try:
+        assert {"last_attempt_at"} <= _columns(path, MESSAGES) & _columns(path, ARCHIVE)
+        assert store.get(message.id).last_attempt_at is None
+        claimed = store.claim(message.id, owner="w", session="primary", now=NOW + timedelta(seconds=1), lease_s=60)
+        assert claimed is not None and claimed.last_attempt_at == NOW + timedelta(seconds=1)
+        store.record_failed(message.id, owner="w", now=NOW, error_class="E", error_text="x")
+        assert store.archive_failed(older_than=NOW + timedelta(days=1), now=NOW) == 1  # the archive has it too
+        assert store.get_archived(message.id).last_attempt_at == NOW + timedelta(seconds=1)
+    finally:
+        store.close()
+    SQLiteStore(str(path)).close()  # opening again changes nothing
+    assert {"last_attempt_at"} <= _columns(path, MESSAGES)

@@ -28,6 +28,7 @@ for _ns in (ns, ops):
 STUCK_AFTER = timedelta(minutes=15)  # a pending message due this long ago with nobody taking it is "stuck"
 PROBE_TIMEOUT_S = 1.0  # /healthz must answer quickly even when the broker hangs
 MAX_PER_PAGE = 200
+_HEALTH_SESSION_KEYS = ("status", "number", "connected", "needs_operator", "last_error", "last_error_at", "hint")
 DEFAULT_PER_PAGE = 50
 STATUSES = [s.value for s in MessageStatus]
 
@@ -45,6 +46,10 @@ session_health = ns.model("SessionHealth", {
     "number": NString(),
     "connected": fields.Boolean(required=True, description="Connected with a fresh worker heartbeat"),
     "needs_operator": fields.Boolean(required=True),
+    "last_error": NString(description="Why the session is not connected, e.g. net::ERR_NAME_NOT_RESOLVED (null once "
+                                      "it connects)"),
+    "last_error_at": NString(description="ISO 8601 time the last error was seen"),
+    "hint": NString(description="What to do about last_error"),
 })
 queue_counts = ns.model("QueueCounts", {name: NInteger(required=True) for name in STATUSES})
 health_out = ns.model("Health", {
@@ -128,8 +133,8 @@ def health() -> dict[str, Any]:
     recent_failed = 0
     if store_ok:
         try:
-            sessions = {name: {k: v[k] for k in ("status", "number", "connected", "needs_operator")}
-                        for name, v in service.sessions_overview().items()}
+            overview = service.sessions_overview()
+            sessions = {name: {k: v[k] for k in _HEALTH_SESSION_KEYS} for name, v in overview.items()}
             counts = dict(service.queue_counts())
             due_age = _oldest_due_age_s()
             if counts.get("failed"):
@@ -139,8 +144,8 @@ def health() -> dict[str, Any]:
             log.warning("health: store failed: %s: %s", type(exc).__name__, exc)
             store_ok = False
     if not store_ok:
-        sessions = {name: {"status": "unknown", "number": None, "connected": False, "needs_operator": False}
-                    for name in get_settings().sessions}
+        sessions = {name: {"status": "unknown", "number": None, "connected": False, "needs_operator": False,
+                           "last_error": None, "last_error_at": None, "hint": None} for name in get_settings().sessions}
         counts = dict.fromkeys(STATUSES)
     overall, reasons = _grade(store_ok, broker_ok, sessions, counts, due_age, recent_failed)
     return {"overall": overall, "reasons": reasons, "sessions": sessions, "queue": counts,

@@ -29,6 +29,9 @@ session_out = ns.model("Session", {
     "reconnect_attempts": fields.Integer(required=True),
     "next_reconnect_at": NString(description="ISO 8601 time"),
     "heartbeat_at": NString(description="ISO 8601 time"),
+    "last_error": NString(description="Why the session is not connected (null once it connects)"),
+    "last_error_at": NString(description="ISO 8601 time the last error was seen"),
+    "hint": NString(description="What to do about last_error"),
     "sends_today": fields.Integer(required=True),
     "daily_cap": fields.Integer(required=True),
 })

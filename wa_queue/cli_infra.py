@@ -129,6 +129,8 @@ def _session_fix(name: str, view: dict[str, Any], age_s: float | None, stale_s: 
         return f"no worker has reported: start `waq worker --session {name}` (and `waq beat`, which schedules checks)"
     if age_s > stale_s:
         return f"its worker stopped reporting {age_s:.0f}s ago: check `waq worker --session {name}` and `waq beat`"
+    if view.get("hint"):  # the worker said why (sessions.error_hint)
+        return view["hint"] + (f"; then `waq sessions restart {name}`" if view["needs_operator"] else "")
     if view["status"] in ("qr", "logged_out") or view["needs_operator"]:
         return (f"scan the QR: `waq sessions qr {name} --out qr.png`, then WhatsApp > Linked devices; "
                 f"then `waq sessions restart {name}`")
@@ -154,6 +156,8 @@ def check_sessions(s: Settings) -> list[Check]:
         age_s = (now - datetime.fromisoformat(beat)).total_seconds() if beat else None
         detail = (f"{view['status']}, heartbeat " + (f"{age_s:.0f}s ago" if age_s is not None else "never")
                   + f", sent today {view['sends_today']}/{view['daily_cap']}")
+        if view.get("last_error"):
+            detail += f", last error: {view['last_error']}"
         if view["connected"]:
             checks.append(Check(f"session {name}", "ok", detail))
         else:

@@ -284,7 +284,11 @@ def _sessions_table(overview: dict[str, dict[str, Any]]) -> str:
     rows = [[v["name"], v["status"], "yes" if v["connected"] else "no", "YES" if v["needs_operator"] else "no",
              v["number"] or "-", f"{v['sends_today']}/{v['daily_cap']}", v["heartbeat_at"] or "never"]
             for v in overview.values()]
-    return table(rows, ["session", "status", "connected", "needs_operator", "number", "sent_today", "heartbeat"])
+    lines = [table(rows, ["session", "status", "connected", "needs_operator", "number", "sent_today", "heartbeat"])]
+    # Why a session is down, under the table: the reason is too long for a column.
+    lines += [f"{v['name']}: {v['last_error']} (since {v['last_error_at'] or '?'}): {v['hint']}"
+              for v in overview.values() if v.get("last_error")]
+    return "\n".join(lines)
 
 
 @sessions.command("list")

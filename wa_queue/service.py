@@ -169,6 +169,9 @@ def _session_view(name: str) -> dict[str, Any]:
         "reconnect_attempts": record.reconnect_attempts,
         "next_reconnect_at": record.next_reconnect_at.isoformat() if record.next_reconnect_at else None,
         "heartbeat_at": record.heartbeat_at.isoformat() if record.heartbeat_at else None,
+        "last_error": record.last_error,
+        "last_error_at": record.last_error_at.isoformat() if record.last_error_at else None,
+        "hint": record.last_error_hint,
         "sends_today": store.sends_since(name, local_midnight_utc(now, settings.zone)),
         "daily_cap": settings.max_daily_per_session,
     }

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from urllib.parse import urlsplit
 
 from wa_queue.notify import notify_admin
 from wa_queue.retry import local_midnight_utc
@@ -14,6 +15,56 @@ from wa_queue.transport.base import MessageSender, SessionState
 log = logging.getLogger(__name__)
 
 NEEDS_OPERATOR = "needs_operator"
+# The error fields of a connected session (SessionRecord.last_error*).
+CLEARED_ERROR = {"last_error": None, "last_error_at": None, "last_error_hint": None}
+# Chrome's net:: errors (and time-outs) that mean WhatsApp Web's host cannot be reached.
+_UNREACHABLE = ("ERR_NAME_NOT_RESOLVED", "ERR_CONNECTION_REFUSED", "ERR_INTERNET_DISCONNECTED",
+                "ERR_CONNECTION_TIMED_OUT", "ERR_ADDRESS_UNREACHABLE", "ERR_CONNECTION_RESET", "ERR_NETWORK_CHANGED",
+                "ERR_PROXY_CONNECTION_FAILED", "ERR_TIMED_OUT", "took over", "timed out", "timeout")
+# What the state alone says when the sender cannot tell more.
+_STATE_REASONS = {
+    SessionState.QR.value: "logged out: scan the QR code",
+    SessionState.LOGGED_OUT.value: "logged out: scan the QR code",
+    SessionState.PHONE_DISCONNECTED.value: "the phone is not connected",
+    SessionState.STARTING.value: "WhatsApp Web did not finish loading",
+    SessionState.CLOSED.value: "the browser is closed",
+}
+
+
+def error_hint(reason: str, *, url: str, session: str = "NAME") -> str:
+    """What an operator should do about a session's raw `reason` (pure: the reason's text decides)."""
+    text = reason.lower()
+    host = urlsplit(url).netloc or url
+    if "chrome did not start" in text or "chromedriver" in text:
+        return "Chrome did not start: check WAQ_CHROME_BINARY / WAQ_CHROMEDRIVER"
+    if any(mark.lower() in text for mark in _UNREACHABLE):
+        return f"cannot reach {host}: check the network or WAQ_WHATSAPP_URL"
+    if "logged out" in text or "qr" in text:
+        return f"scan the QR code (waq sessions qr {session} or the dashboard)"
+    if "phone" in text:
+        return "bring the phone online"
+    if "update your browser" in text or "update_browser" in text:
+        return "WhatsApp refuses this browser: update Chromium or set WAQ_CHROME_USER_AGENT"
+    if "did not finish loading" in text:
+        return f"{host} loads slowly: wait for the next health check or restart the session"
+    return "restart the session (dashboard or admin API); see the worker's log"
+
+
+def error_fields(sender: MessageSender, settings: Settings, now: datetime, state: SessionState,
+                 exc: BaseException | None = None) -> dict[str, object]:
+    """SessionRecord's last_error fields for a session found in `state`: cleared when connected, else the sender's
+    last problem (or the exception, or what the state says) with its hint."""
+    if state is SessionState.CONNECTED:
+        return dict(CLEARED_ERROR)
+    try:
+        reason = sender.last_problem()
+    except Exception:  # noqa: BLE001 - the reason is information, never a reason to fail a health check
+        reason = None
+    if not reason and exc is not None:
+        reason = f"{type(exc).__name__}: {exc}"
+    reason = (reason or _STATE_REASONS.get(state.value, state.value))[:500]
+    return {"last_error": reason, "last_error_at": now,
+            "last_error_hint": error_hint(reason, url=settings.whatsapp_url, session=sender.session)}
 
 
 def heartbeat_fresh(record: SessionRecord, settings: Settings, now: datetime) -> bool:
@@ -72,18 +123,19 @@ def check_health(store: MessageStore, sender: MessageSender, settings: Settings,
     if state is SessionState.CONNECTED:
         return store.update_session(
             name, status=state.value, heartbeat_at=now, reconnect_attempts=0, next_reconnect_at=None,
-            needs_operator=False, **account_fields(sender),
+            needs_operator=False, **account_fields(sender), **CLEARED_ERROR,
         )
+    why = error_fields(sender, settings, now, state)
     if record.needs_operator:
-        return store.update_session(name, status=NEEDS_OPERATOR, heartbeat_at=now)
+        return store.update_session(name, status=NEEDS_OPERATOR, heartbeat_at=now, **why)
     if record.next_reconnect_at is None:
         # First sight of trouble: attempt 1 waits one unit.
         return store.update_session(
             name, status=state.value, heartbeat_at=now,
-            next_reconnect_at=now + timedelta(seconds=settings.reconnect_unit_s),
+            next_reconnect_at=now + timedelta(seconds=settings.reconnect_unit_s), **why,
         )
     if now < record.next_reconnect_at:
-        return store.update_session(name, status=state.value, heartbeat_at=now)
+        return store.update_session(name, status=state.value, heartbeat_at=now, **why)
     return reconnect(store, sender, settings, now, reset=False)
 
 
@@ -93,18 +145,20 @@ def reconnect(
     name = sender.session
     record = store.get_session(name)
     attempts = 0 if reset else record.reconnect_attempts
+    raised: Exception | None = None
     try:
         sender.close()
         state = sender.connect()
     except Exception as exc:  # noqa: BLE001 - a failed reconnect is one failed attempt, not a crash
         log.warning("session %s: reconnect raised %s: %s", name, type(exc).__name__, exc)
-        state = SessionState.CLOSED
+        state, raised = SessionState.CLOSED, exc
     if state is SessionState.CONNECTED:
         log.info("session %s: connected", name)
         return store.update_session(
             name, status=state.value, heartbeat_at=now, reconnect_attempts=0, next_reconnect_at=None,
-            needs_operator=False, restart_requested=False, **account_fields(sender),
+            needs_operator=False, restart_requested=False, **account_fields(sender), **CLEARED_ERROR,
         )
+    why = error_fields(sender, settings, now, state, raised)
     attempts += 1
     if attempts >= settings.reconnect_max_attempts:
         notify_admin(
@@ -113,13 +167,13 @@ def reconnect(
         )
         return store.update_session(
             name, status=NEEDS_OPERATOR, heartbeat_at=now, reconnect_attempts=attempts, next_reconnect_at=None,
-            needs_operator=True, restart_requested=False,
+            needs_operator=True, restart_requested=False, **why,
         )
     wait = timedelta(seconds=settings.reconnect_unit_s * (attempts + 1))
     log.info("session %s: reconnect %d failed (%s); next in %s", name, attempts, state.value, wait)
     return store.update_session(
         name, status=state.value, heartbeat_at=now, reconnect_attempts=attempts, next_reconnect_at=now + wait,
-        restart_requested=False,
+        restart_requested=False, **why,
     )
 
 

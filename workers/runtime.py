@@ -54,15 +54,20 @@ class SessionWorker:
         from wa_queue import service
 
         service.log_queue_summary(log, f"worker {self.session}")
+        raised: Exception | None = None
         try:
             state = self.sender.connect()
         except Exception as exc:  # noqa: BLE001 - the health check reconnects with back-off
             log.error("session %s: first connect failed: %s", self.session, exc)
-            state = SessionState.CLOSED
-        from wa_queue.sessions import account_fields
+            state, raised = SessionState.CLOSED, exc
+        from wa_queue.sessions import account_fields, error_fields
 
+        now = utcnow()
         extra = account_fields(self.sender) if state is SessionState.CONNECTED else {}
-        store.update_session(self.session, status=state.value, heartbeat_at=utcnow(), **extra)
+        why = error_fields(self.sender, self.settings, now, state, raised)
+        if why.get("last_error"):
+            log.warning("session %s: %s (%s)", self.session, why["last_error"], why["last_error_hint"])
+        store.update_session(self.session, status=state.value, heartbeat_at=now, **extra, **why)
         self.publish_qr()
 
     def health(self) -> str:

@@ -152,6 +152,9 @@
     const card = el("article", { className: "session-card", "data-session": name });
     const title = el("h3", {}, name);
     title.appendChild(el("span", { className: "badge small session-status" }));
+    // Why the session is down (last_error, hint): shown under the status only when set.
+    const error = el("div", { className: "session-error", hidden: true });
+    error.append(el("p", { className: "session-error-text" }), el("p", { className: "small session-error-hint" }));
     const details = el("dl");
     for (const [label, cls] of [["Number", "session-number"], ["Sends today", "session-sends"],
       ["Heartbeat", "session-heartbeat"], ["Reconnects", "session-reconnects"]]) {
@@ -165,7 +168,7 @@
     const restart = el("button", { type: "button", className: "secondary session-restart", "data-session": name },
       "Restart");
     restart.addEventListener("click", () => restartSession(name, restart));
-    card.append(title, details, meter, qrHint, qr, restart);
+    card.append(title, error, details, meter, qrHint, qr, restart);
     return card;
   }
 
@@ -176,6 +179,11 @@
     badge.dataset.statusBadge = status;
     card.dataset.status = session.status;
     card.dataset.connected = String(session.connected);
+    const error = card.querySelector(".session-error");
+    error.hidden = !session.last_error;
+    error.querySelector(".session-error-text").textContent = session.last_error
+      ? session.last_error + (session.last_error_at ? " (" + ago(session.last_error_at) + ")" : "") : "";
+    error.querySelector(".session-error-hint").textContent = session.hint || "";
     card.querySelector(".session-number").textContent = session.number || "—";
     const sends = card.querySelector(".session-sends");
     sends.textContent = session.sends_today + " / " + session.daily_cap;

@@ -262,6 +262,24 @@ def test_health_levels(client) -> None:  # noqa: ANN001
     assert overall() == "warning"
 
 
+def test_health_and_sessions_say_why_a_session_is_down(client) -> None:  # noqa: ANN001
+    at = utcnow()
+    runtime.store().update_session(
+        "primary", status="closed", heartbeat_at=at, last_error="net::ERR_NAME_NOT_RESOLVED", last_error_at=at,
+        last_error_hint="cannot reach web.whatsapp.com: check the network or WAQ_WHATSAPP_URL")
+    connect("secondary")
+    sessions = client.get(f"{BASE}/health", headers=ADMIN).get_json()["sessions"]
+    assert sessions["primary"]["last_error"] == "net::ERR_NAME_NOT_RESOLVED"
+    assert sessions["primary"]["last_error_at"] == at.isoformat()
+    assert sessions["primary"]["hint"] == "cannot reach web.whatsapp.com: check the network or WAQ_WHATSAPP_URL"
+    assert (sessions["secondary"]["last_error"], sessions["secondary"]["hint"]) == (None, None)
+    listed = {s["name"]: s for s in client.get(f"{BASE}/sessions", headers=ADMIN).get_json()["sessions"]}
+    assert listed["primary"]["last_error"] == "net::ERR_NAME_NOT_RESOLVED" and listed["primary"]["hint"]
+    runtime.store().update_session("primary", status="connected", last_error=None, last_error_at=None,
+                                   last_error_hint=None)
+    assert client.get(f"{BASE}/health", headers=ADMIN).get_json()["sessions"]["primary"]["last_error"] is None
+
+
 def test_health_old_failures_are_counted_but_only_recent_ones_warn(client) -> None:  # noqa: ANN001
     connect("primary", "secondary")
     store, now = runtime.store(), utcnow()

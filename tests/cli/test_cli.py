@@ -333,6 +333,33 @@ def test_doctor_store_and_broker_ok_sessions_need_workers(waq_env: dict[str, str
     assert "stopped reporting" in checks["session secondary"]["fix"]
 
 
+UNREACHABLE = "cannot reach web.whatsapp.com: check the network or WAQ_WHATSAPP_URL"
+
+
+def _session_down(name: str = "primary") -> None:
+    now = utcnow()
+    runtime.store().update_session(name, status="closed", heartbeat_at=now, last_error="net::ERR_NAME_NOT_RESOLVED",
+                                   last_error_at=now, last_error_hint=UNREACHABLE)
+
+
+def test_sessions_list_says_why_a_session_is_down(waq_env: dict[str, str]) -> None:
+    _session_down()
+    listing = json.loads(waq("sessions", "list", "--json").stdout)
+    assert listing["primary"]["last_error"] == "net::ERR_NAME_NOT_RESOLVED"
+    assert listing["primary"]["hint"] == UNREACHABLE
+    assert listing["secondary"]["last_error"] is None
+    lines = [line for line in waq("sessions", "list").stdout.splitlines() if "ERR_NAME_NOT_RESOLVED" in line]
+    assert len(lines) == 1 and lines[0].startswith("primary: net::ERR_NAME_NOT_RESOLVED") and UNREACHABLE in lines[0]
+
+
+def test_doctor_gives_the_sessions_hint(waq_env: dict[str, str]) -> None:
+    _session_down()
+    code, checks = _doctor(waq_env, "--check", "sessions")
+    assert code == 1 and checks["session primary"]["status"] == "fail"
+    assert "last error: net::ERR_NAME_NOT_RESOLVED" in checks["session primary"]["detail"]
+    assert checks["session primary"]["fix"] == UNREACHABLE
+
+
 def test_doctor_says_what_to_fix(waq_env: dict[str, str], tmp_path: Path) -> None:
     env = {**waq_env, "WAQ_BROKER_URL": f"redis://127.0.0.1:{free_port()}/0"}
     code, checks = _doctor(env, "--check", "broker", "--check", "store")

@@ -791,6 +791,19 @@ def test_sessions_default_and_upsert(store: MessageStore) -> None:
     assert store.get_session("s2").status == "unknown"
 
 
+def test_session_last_error_set_read_and_cleared(store: MessageStore) -> None:
+    assert store.get_session("s1").last_error is None
+    record = store.update_session("s1", status="closed", last_error="net::ERR_NAME_NOT_RESOLVED", last_error_at=at(1),
+                                  last_error_hint="cannot reach web.whatsapp.com: check the network")
+    assert record.last_error == "net::ERR_NAME_NOT_RESOLVED" and record.last_error_at == at(1)
+    assert record.last_error_hint == "cannot reach web.whatsapp.com: check the network"
+    assert store.get_session("s1") == record
+    assert store.update_session("s1", heartbeat_at=at(2)).last_error == "net::ERR_NAME_NOT_RESOLVED"  # kept
+    cleared = store.update_session("s1", status="connected", last_error=None, last_error_at=None, last_error_hint=None)
+    assert (cleared.last_error, cleared.last_error_at, cleared.last_error_hint) == (None, None, None)
+    assert store.get_session("s1") == cleared
+
+
 def test_reserve_send_slot(store: MessageStore) -> None:
     assert store.reserve_send_slot("s1", now=NOW, next_send_at=at(30)) is None
     assert store.get_session("s1").next_send_at == at(30)

@@ -217,6 +217,15 @@ def test_dashboard_end_to_end(server: str, browser: WebDriver) -> None:
     wait_for(lambda: "3 message(s) requeued" in text(driver, "notice"), 15, 0.1, "the retry-all notice")
     assert visible(driver, "failed-empty")
 
+    # A session that is down says why under its status, only while it has an error.
+    hint = "cannot reach web.whatsapp.com: check the network or WAQ_WHATSAPP_URL"
+    runtime.store().update_session("secondary", status="closed", last_error="net::ERR_NAME_NOT_RESOLVED",
+                                   last_error_at=utcnow(), last_error_hint=hint)
+    refresh_now(driver)
+    error = driver.find_element(By.CSS_SELECTOR, '[data-session="secondary"] .session-error')
+    assert error.is_displayed() and "net::ERR_NAME_NOT_RESOLVED" in error.text and hint in error.text
+    assert not driver.find_element(By.CSS_SELECTOR, '[data-session="primary"] .session-error').is_displayed()
+
     # A session waiting for a scan shows its QR, fetched with the key into a blob: URL.
     runtime.store().update_session("primary", status="qr")
     runtime.broker_redis().set(names.session_qr_key("primary"), qr_png(), ex=120)

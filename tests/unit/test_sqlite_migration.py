@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from wa_queue.models import NewMessage
-from wa_queue.store.names import ARCHIVE, MESSAGES
+from wa_queue.store.names import ARCHIVE, MESSAGES, SESSIONS
 from wa_queue.store.sqlite import SQLiteStore
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
@@ -42,3 +42,21 @@ def test_an_earlier_file_gains_last_attempt_at(tmp_path: Path) -> None:
         store.close()
     SQLiteStore(str(path)).close()  # opening again changes nothing
     assert {"last_attempt_at"} <= _columns(path, MESSAGES)
+
+
+def test_an_earlier_file_gains_the_session_error_columns(tmp_path: Path) -> None:
+    path = tmp_path / "waq.db"
+    store = SQLiteStore(str(path))
+    store.update_session("primary", status="closed")
+    store.close()
+    with sqlite3.connect(path) as conn:  # an earlier version's sessions table
+        for name in ("last_error", "last_error_at", "last_error_hint"):
+            conn.execute(f"ALTER TABLE {SESSIONS} DROP COLUMN {name}")
+    store = SQLiteStore(str(path))
+    try:
+        assert {"last_error", "last_error_at", "last_error_hint"} <= _columns(path, SESSIONS)
+        assert store.get_session("primary").status == "closed" and store.get_session("primary").last_error is None
+        record = store.update_session("primary", last_error="boom", last_error_at=NOW, last_error_hint="fix it")
+        assert (record.last_error, record.last_error_at, record.last_error_hint) == ("boom", NOW, "fix it")
+    finally:
+        store.close()

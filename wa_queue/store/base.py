@@ -29,6 +29,10 @@ class SessionRecord:
     restart_requested: bool = False
     heartbeat_at: datetime | None = None
     updated_at: datetime | None = None
+    # Why the session is not connected: the raw reason, when it was seen and what to do (None once connected).
+    last_error: str | None = None
+    last_error_at: datetime | None = None
+    last_error_hint: str | None = None
 
 
 class MessageStore(abc.ABC):

@@ -39,6 +39,7 @@ from wa_queue.store.names import ARCHIVE, MESSAGES, NUMBER_CHECKS, SESSIONS, STA
 from wa_queue.store.shared_fsync import SharedFsync
 from wa_queue.store.sqlite_schema import (
     ADDED_COLUMNS,
+    ADDED_SESSION_COLUMNS,
     COLS,
     INDEXES,
     INSERT_CHUNK,
@@ -94,12 +95,17 @@ class SQLiteStore(MessageStore):
 
     @staticmethod
     def _migrate_columns(conn: sqlite3.Connection) -> None:
-        """Add the columns a file made by an earlier version lacks (ADDED_COLUMNS), to the messages and archive."""
+        """Add the columns a file made by an earlier version lacks: ADDED_COLUMNS to the messages and archive,
+        ADDED_SESSION_COLUMNS to the sessions."""
         for table in (MESSAGES, ARCHIVE):
             present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
             for name in ADDED_COLUMNS:
                 if name not in present:
                     conn.execute(add_column_sql(table, name))
+        present = {row[1] for row in conn.execute(f"PRAGMA table_info({SESSIONS})")}
+        for name, sql_type in ADDED_SESSION_COLUMNS.items():
+            if name not in present:
+                conn.execute(f"ALTER TABLE {SESSIONS} ADD COLUMN {name} {sql_type}")
 
     @staticmethod
     def _migrate_indexes(conn: sqlite3.Connection) -> None:

@@ -47,6 +47,8 @@ def _column_defs() -> str:
 # Columns added after the first release: a file made by an earlier version gains them when opened (nullable, so
 # ALTER TABLE ADD COLUMN needs no rewrite). Reads name their columns (COLS), so the column order does not matter.
 ADDED_COLUMNS = ("last_attempt_at",)
+# The same for the sessions table: name -> column definition.
+ADDED_SESSION_COLUMNS = {"last_error": "TEXT", "last_error_at": "INTEGER", "last_error_hint": "TEXT"}
 
 
 def add_column_sql(table: str, name: str) -> str:
@@ -86,7 +88,8 @@ CREATE TRIGGER IF NOT EXISTS tr_msg_upd AFTER UPDATE OF status ON {MESSAGES} WHE
 CREATE TABLE IF NOT EXISTS {SESSIONS} (
   name TEXT PRIMARY KEY, status TEXT NOT NULL DEFAULT 'unknown', number TEXT, next_send_at INTEGER,
   reconnect_attempts INTEGER NOT NULL DEFAULT 0, next_reconnect_at INTEGER, needs_operator INTEGER NOT NULL DEFAULT 0,
-  restart_requested INTEGER NOT NULL DEFAULT 0, heartbeat_at INTEGER, updated_at INTEGER);
+  restart_requested INTEGER NOT NULL DEFAULT 0, heartbeat_at INTEGER, updated_at INTEGER,
+  last_error TEXT, last_error_at INTEGER, last_error_hint TEXT);
 CREATE TABLE IF NOT EXISTS {NUMBER_CHECKS} (phone TEXT PRIMARY KEY, registered INTEGER NOT NULL, checked_at INTEGER);
 """
 

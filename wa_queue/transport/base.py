@@ -72,6 +72,11 @@ class MessageSender(abc.ABC):
         """The tick status of a sent message (sent | delivered | read), None when unknown."""
         return None
 
+    def last_problem(self) -> str | None:
+        """The last reason connect() or a state check could not reach a connected session (a failed page load's
+        error text, "Chrome did not start: ...", "logged out: scan the QR code"), None when unknown."""
+        return None
+
     def qr_png(self) -> bytes | None:
         """The QR code to scan as PNG bytes, when the session waits for a scan."""
         return None

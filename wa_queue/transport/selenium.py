@@ -103,6 +103,15 @@ def digits_of(phone: str) -> str:
     return re.sub(r"\D", "", phone)
 
 
+# What a state says when nothing more precise is known (last_problem).
+_PROBLEMS = {
+    SessionState.QR: "logged out: scan the QR code",
+    SessionState.LOGGED_OUT: "logged out: scan the QR code",
+    SessionState.PHONE_DISCONNECTED: "the phone is not connected",
+    SessionState.STARTING: "WhatsApp Web did not finish loading",
+}
+
+
 class _BrowserDied(Exception):
     """Internal: the driver or Chrome stopped answering; the tree has been killed."""
 
@@ -126,6 +135,7 @@ class SeleniumSender(MessageSender):
         self._chat: str | None = None  # the digits of the chat this document has open (see _open_chat)
         self._chat_opened = 0.0  # when it was opened (monotonic)
         self._checked: str | None = None  # the digits is_registered just opened, for the send that follows
+        self._problem: str | None = None  # why the session is not connected (last_problem), None when it is
         self._lock = threading.RLock()  # one command stream per browser; health checks may come from a thread
         self.sent_count = 0
         self.restarts = 0
@@ -134,13 +144,16 @@ class SeleniumSender(MessageSender):
     # ---- MessageSender -------------------------------------------------------------------------------------------
     def connect(self) -> SessionState:
         with self._lock:
+            self._problem = None
             try:
                 self._ensure_browser()
-                return self._persist_login(self._load_app())
-            except _BrowserDied:
+                return self._noted(self._persist_login(self._load_app()))
+            except _BrowserDied as exc:
+                self._problem = str(exc)
                 return SessionState.CLOSED
             except errors.TransientSendError as exc:  # the page did not load in time
                 log.warning("session %s: %s", self.session, exc)
+                self._problem = str(exc)
                 return SessionState.STARTING
 
     def state(self) -> SessionState:
@@ -150,9 +163,10 @@ class SeleniumSender(MessageSender):
             try:
                 if self.driver is None:
                     self._ensure_browser()
-                    return self._persist_login(self._load_app())
-                return self._persist_login(self._state_of(self._probe()))
-            except _BrowserDied:
+                    return self._noted(self._persist_login(self._load_app()))
+                return self._noted(self._persist_login(self._state_of(self._probe())))
+            except _BrowserDied as exc:
+                self._problem = str(exc)
                 return SessionState.CLOSED
 
     def send(self, phone: str, text: str, *, ref: str) -> Receipt:
@@ -233,6 +247,17 @@ class SeleniumSender(MessageSender):
             except Exception as exc:  # noqa: BLE001 - a page between documents: ask again at the next check
                 log.debug("session %s: no account number: %s", self.session, exc)
                 return None
+
+    def last_problem(self) -> str | None:
+        return self._problem
+
+    def _noted(self, state: SessionState) -> SessionState:
+        """Remember what the page says about a session that is not connected (last_problem)."""
+        if state is SessionState.CONNECTED:
+            self._problem = None
+        elif state in _PROBLEMS:
+            self._problem = _PROBLEMS[state]
+        return state
 
     def qr_png(self) -> bytes | None:
         with self._lock:
@@ -431,6 +456,8 @@ class SeleniumSender(MessageSender):
             self._driver_call(lambda d: d.get(url))
         except TimeoutException as exc:
             raise errors.TransientSendError(f"page load of {url} took over {self.timeout:g}s") from exc
+        except _BrowserDied as exc:  # e.g. net::ERR_NAME_NOT_RESOLVED: say which page (last_problem)
+            raise _BrowserDied(f"page load of {url} failed: {exc}") from exc
 
     def _load_app(self) -> SessionState:
         """Open the app's home page and wait until it shows the QR or the chat list."""
@@ -441,6 +468,7 @@ class SeleniumSender(MessageSender):
             if page["qr"] or page["logged_in"] or time.monotonic() > deadline:
                 return self._state_of(page)
             if page["update_browser"]:
+                self._problem = "WhatsApp shows its 'update your browser' page: it refuses the user agent"
                 log.error("session %s: WhatsApp shows its 'update your browser' page: it refuses the user agent "
                           "(set WAQ_CHROME_USER_AGENT to a current desktop Chrome's)", self.session)
                 return SessionState.CLOSED

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -14,7 +15,7 @@ from api import auth
 from api.errors import bad_request, error_model, json_response
 from api.messages import NFloat, NInteger, NString, load, message_out, message_view, read_json_object
 from wa_queue import runtime, service
-from wa_queue.models import MessageStatus, utcnow
+from wa_queue.models import Message, MessageStatus, utcnow
 from wa_queue.settings import get_settings
 from wa_queue.store.common import MAX_OPERATOR_NOTE
 
@@ -272,27 +273,45 @@ def _session_arg() -> str | None:
     return session
 
 
+MAX_ERROR_FILTER = 200
+
+
+def failed_query_params(namespace: Namespace) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The query parameters of a page of failed messages (/failed, /archive), documented once."""
+    def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
+        for name, text, kwargs in (
+            ("error", "Only messages whose error class or text contains this", {"type": str}),
+            ("session", "Only messages claimed or sent by this session", {"type": str}),
+            ("per_page", f"Items per page, 1-{MAX_PER_PAGE}", {"type": int, "default": DEFAULT_PER_PAGE,
+                                                              "minimum": 1, "maximum": MAX_PER_PAGE}),
+            ("page", "Page number from 1", {"type": int, "default": 1, "minimum": 1, "maximum": 10**9}),
+        ):
+            fn = namespace.param(name, text, **kwargs)(fn)
+        return fn
+    return wrap
+
+
+def failed_query_page(list_page: Callable[..., tuple[list[Message], int]]) -> dict[str, Any]:
+    """One page of failed messages from `list_page` (store.list_failed or list_archived), by the request's query."""
+    page = _int_arg("page", 1, 1, 10**9)
+    per_page = _int_arg("per_page", DEFAULT_PER_PAGE, 1, MAX_PER_PAGE)
+    error = request.args.get("error") or None
+    if error is not None and len(error) > MAX_ERROR_FILTER:
+        raise bad_request(f"error must be at most {MAX_ERROR_FILTER} characters.", field="error")
+    items, total = list_page(offset=(page - 1) * per_page, limit=per_page, session=_session_arg(), error=error)
+    return {"items": [message_view(m) for m in items], "page": page, "per_page": per_page, "total": total,
+            "pages": math.ceil(total / per_page)}
+
+
 @ns.route("/failed")
 class Failed(Resource):
     @admin_only(ns)
-    @ns.param("page", "Page number from 1", type=int, default=1, minimum=1, maximum=10**9)
-    @ns.param("per_page", f"Items per page, 1-{MAX_PER_PAGE}", type=int, default=DEFAULT_PER_PAGE, minimum=1,
-              maximum=MAX_PER_PAGE)
-    @ns.param("session", "Only messages claimed or sent by this session", type=str)
-    @ns.param("error", "Only messages whose error class or text contains this", type=str)
+    @failed_query_params(ns)
     @ns.response(200, "One page, newest failure first", failed_page)
     @ns.response(400, "Invalid query", error_model)
     def get(self) -> dict[str, Any]:
         """Failed messages, paged and filtered."""
-        page = _int_arg("page", 1, 1, 10**9)
-        per_page = _int_arg("per_page", DEFAULT_PER_PAGE, 1, MAX_PER_PAGE)
-        error = request.args.get("error") or None
-        if error is not None and len(error) > 200:
-            raise bad_request("error must be at most 200 characters.", field="error")
-        items, total = runtime.store().list_failed(offset=(page - 1) * per_page, limit=per_page,
-                                                   session=_session_arg(), error=error)
-        return {"items": [message_view(m) for m in items], "page": page, "per_page": per_page, "total": total,
-                "pages": math.ceil(total / per_page)}
+        return failed_query_page(runtime.store().list_failed)
 
 
 @ns.route("/failed/retry-all")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from wa_queue.cli_common import settings, with_errors
-from wa_queue.cli_ops import FAILED_PAGE_SIZE, echo_failed_page, echo_message
+from wa_queue.cli_ops import echo_failed_page, echo_message, failed_page_options
 
 
 @click.group()
@@ -14,11 +14,7 @@ def archive() -> None:
 
 
 @archive.command("list")
-@click.option("--session", help="Only messages claimed or sent by this session.")
-@click.option("--error", help="Error class or a piece of the error text.")
-@click.option("--page", default=1, show_default=True, type=click.IntRange(min=1))
-@click.option("--page-size", default=FAILED_PAGE_SIZE, show_default=True, type=click.IntRange(1, 1000))
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@failed_page_options
 @with_errors
 def archive_list(session: str | None, error: str | None, page: int, page_size: int, as_json: bool) -> None:
     """Archived messages, newest failure first (filtered like `waq failed list`)."""

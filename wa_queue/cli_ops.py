@@ -7,6 +7,7 @@ import dataclasses
 import getpass
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -175,12 +176,21 @@ def failed() -> None:
     """Failed messages: list, retry, mark as sent, delete."""
 
 
+def failed_page_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The options of a page of failed messages (`waq failed list`, `waq archive list`), declared once."""
+    for option in reversed((
+        click.option("--session", help="Only messages claimed or sent by this session."),
+        click.option("--error", help="Error class or a piece of the error text."),
+        click.option("--page", default=1, show_default=True, type=click.IntRange(min=1)),
+        click.option("--page-size", default=FAILED_PAGE_SIZE, show_default=True, type=click.IntRange(1, 1000)),
+        click.option("--json", "as_json", is_flag=True, help="Machine-readable output."),
+    )):
+        fn = option(fn)
+    return fn
+
+
 @failed.command("list")
-@click.option("--session", help="Only messages claimed or sent by this session.")
-@click.option("--error", help="Error class or a piece of the error text.")
-@click.option("--page", default=1, show_default=True, type=click.IntRange(min=1))
-@click.option("--page-size", default=FAILED_PAGE_SIZE, show_default=True, type=click.IntRange(1, 1000))
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@failed_page_options
 @with_errors
 def failed_list(session: str | None, error: str | None, page: int, page_size: int, as_json: bool) -> None:
     """Failed messages, newest first."""

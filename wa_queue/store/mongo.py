@@ -11,6 +11,9 @@ Design notes:
   separate counters collection could drift, as Mongo cannot update two documents atomically without a replica set).
 - insert_many() cannot be a transaction without a replica set: it validates every item first, then inserts, and
   deletes what it inserted when the insert fails, so nothing stays behind.
+- Durability is the client's write concern (make_client): w=majority and journal=true unless WAQ_STORE_URL sets w or
+  journal itself, so a write acknowledged to the API is in the journal (of a majority, on a replica set). Server
+  selection waits 20 s, long enough for a replica set's election; the URL may set its own.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from urllib.parse import urlparse
 
 import pymongo
 from bson.errors import InvalidDocument
-from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo import ASCENDING, DESCENDING, ReturnDocument, uri_parser
 from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
@@ -44,7 +47,10 @@ from wa_queue.store.names import ARCHIVE, MESSAGES, NUMBER_CHECKS, SESSIONS
 
 ARCHIVE_BATCH = 1_000
 CAS_RETRIES = 8  # re-reads when the row's session changed between the read and the write (very rare)
-SERVER_TIMEOUT_MS = 5_000
+SERVER_TIMEOUT_MS = 20_000  # covers a replica set's election (typically 10-12 s) before a call fails
+# The durable defaults, each passed only when WAQ_STORE_URL does not set the option (pymongo lets keyword arguments
+# win over the URL's options, and the URL must win here).
+DURABLE_DEFAULTS: dict[str, Any] = {"w": "majority", "journal": True, "serverSelectionTimeoutMS": SERVER_TIMEOUT_MS}
 INDEXES: list[tuple[list[tuple[str, int]], dict[str, Any]]] = [
     ([("idempotency_key", ASCENDING)], {"unique": True, "sparse": True}),  # the key is left out when None
     ([("status", ASCENDING), ("next_attempt_at", ASCENDING)], {}),
@@ -74,6 +80,47 @@ def from_db(value: datetime | None) -> datetime | None:
     if value is None:
         return None
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def url_options(url: str) -> dict[str, Any]:
+    """The options a mongodb:// URL sets itself (normalised names, case-insensitive keys), read without the DNS
+    look-up that parsing a mongodb+srv:// URL in full would do."""
+    query = url.partition("?")[2]
+    return uri_parser.split_options(query) if query else {}
+
+
+def client_options(url: str) -> dict[str, Any]:
+    """The keyword arguments make_client() passes: the durable defaults the URL leaves unset, and tz_aware."""
+    given = url_options(url)
+    options: dict[str, Any] = {"tz_aware": True}
+    for key, value in DURABLE_DEFAULTS.items():
+        if key not in given:
+            options[key] = value
+    if given.get("w") == 0:
+        # An unacknowledged write can never be durable, and the API answers 202 only after a durable commit.
+        raise StoreError("WAQ_STORE_URL: w=0 (unacknowledged writes) cannot make a message durable; use w=1 or more")
+    return options
+
+
+def make_client(url: str, *, server_timeout_ms: int | None = None) -> pymongo.MongoClient:
+    """The client behind every MongoStore: WAQ_STORE_URL with client_options() (durable unless the URL says
+    otherwise). It connects lazily, so building it needs no server. server_timeout_ms overrides both the default and
+    the URL's serverSelectionTimeoutMS (for a bounded start-up probe)."""
+    options = client_options(url)
+    if server_timeout_ms is not None:
+        options["serverSelectionTimeoutMS"] = server_timeout_ms
+        url = _without_option(url, "serverSelectionTimeoutMS")
+    return pymongo.MongoClient(url, **options)
+
+
+def _without_option(url: str, option: str) -> str:
+    base, sep, query = url.partition("?")
+    kept = [part for part in re.split("[&;]", query) if part and part.split("=", 1)[0].lower() != option.lower()]
+    return base + (sep + "&".join(kept) if kept else "")
+
+
+def _db_name(url: str) -> str:
+    return urlparse(url).path.lstrip("/").split("?")[0] or "waq"
 
 
 def _history(now: datetime, event: str, session: str | None, error_class: str | None = None,
@@ -121,7 +168,7 @@ class MongoStore(MessageStore):
     @classmethod
     def from_url(cls, url: str) -> MongoStore:
         """mongodb://host:port/dbname (pymongo) or mongomock://anything/dbname (in-memory, for tests)."""
-        name = urlparse(url).path.lstrip("/").split("?")[0] or "waq"
+        name = _db_name(url)
         if url.startswith("mongomock://"):
             import mongomock
 
@@ -129,10 +176,20 @@ class MongoStore(MessageStore):
             global _MOCK_CLIENT
             _MOCK_CLIENT = _MOCK_CLIENT or mongomock.MongoClient(tz_aware=True)
             return cls(_MOCK_CLIENT[name])
-        client: pymongo.MongoClient = pymongo.MongoClient(
-            url, tz_aware=True, serverSelectionTimeoutMS=SERVER_TIMEOUT_MS
-        )
-        return cls(client[name])
+        return cls(make_client(url)[name])
+
+    @classmethod
+    def probe(cls, url: str, timeout_s: float) -> None:
+        """Raise StoreError unless the server of `url` answers a ping within about timeout_s (a start-up check)."""
+        if url.startswith("mongomock://"):
+            return
+        client = make_client(url, server_timeout_ms=max(100, int(timeout_s * 1000)))
+        try:
+            client[_db_name(url)].command("ping")
+        except PyMongoError as exc:
+            raise StoreError(f"MongoDB store unreachable: {exc}") from exc
+        finally:
+            client.close()
 
     def close(self) -> None:
         if self.db.client is not _MOCK_CLIENT:  # the shared in-memory server outlives one store

@@ -1,0 +1,71 @@
+"""The MongoDB client that WAQ_STORE_URL builds is durable by default (w=majority, journal) and waits long enough for
+an election, while options written in the URL win. Built through the adapter's own factory, without a server
+(pymongo connects lazily); the write concern read back is the client's and the collections' effective one."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from pymongo import MongoClient
+from pymongo.write_concern import WriteConcern
+
+from wa_queue.errors import StoreError
+from wa_queue.settings import Settings
+from wa_queue.store import mongo
+from wa_queue.store.names import MESSAGES, SESSIONS
+
+CLOSED = "mongodb://127.0.0.1:9"  # nothing is ever contacted
+
+
+@pytest.fixture
+def clients() -> Iterator[list[MongoClient]]:
+    made: list[MongoClient] = []
+    yield made
+    for client in made:
+        client.close()
+
+
+def build(url: str, made: list[MongoClient], **kwargs: int) -> MongoClient:
+    client = mongo.make_client(url, **kwargs)
+    made.append(client)
+    return client
+
+
+def test_the_settings_url_builds_a_majority_journaled_client(clients: list[MongoClient]) -> None:
+    url = Settings.from_env({"WAQ_STORE_URL": f"{CLOSED}/waq"}).store_url
+    client = build(url, clients)
+    assert client.write_concern == WriteConcern(w="majority", j=True)
+    for collection in (MESSAGES, SESSIONS):
+        assert client["waq"][collection].write_concern.document == {"w": "majority", "j": True}
+    assert client.write_concern.acknowledged
+    assert 15 <= client.options.server_selection_timeout <= 30
+
+
+def test_url_options_override_the_defaults(clients: list[MongoClient]) -> None:
+    client = build(f"{CLOSED}/waq?w=1&journal=false&serverSelectionTimeoutMS=1500", clients)
+    assert client.write_concern.document == {"w": 1, "j": False}
+    assert client.options.server_selection_timeout == 1.5
+
+
+def test_one_url_option_keeps_the_other_defaults(clients: list[MongoClient]) -> None:
+    client = build(f"{CLOSED}/waq?replicaSet=rs0&W=2&wtimeoutMS=5000", clients)  # option names are case-insensitive
+    assert client.write_concern.document == {"w": 2, "j": True, "wtimeout": 5000}
+    assert client.options.server_selection_timeout == mongo.SERVER_TIMEOUT_MS / 1000
+
+
+def test_the_start_probe_bounds_server_selection_whatever_the_url_says(clients: list[MongoClient]) -> None:
+    client = build(f"{CLOSED}/waq?serverSelectionTimeoutMS=60000&w=1", clients, server_timeout_ms=700)
+    assert client.options.server_selection_timeout == 0.7
+    assert client.write_concern.document == {"w": 1, "j": True}
+
+
+def test_unacknowledged_writes_are_refused() -> None:
+    with pytest.raises(StoreError, match="WAQ_STORE_URL.*w=0"):
+        mongo.make_client(f"{CLOSED}/waq?w=0")
+
+
+def test_srv_urls_are_read_without_a_dns_lookup() -> None:
+    # split_options only: a full parse of mongodb+srv:// would resolve the (here non-existent) host.
+    options = mongo.client_options("mongodb+srv://cluster.invalid/waq?w=1")
+    assert options["journal"] is True and "w" not in options

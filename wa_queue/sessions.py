@@ -35,6 +35,9 @@ def error_hint(reason: str, *, url: str, session: str = "NAME") -> str:
     """What an operator should do about a session's raw `reason` (pure: the reason's text decides)."""
     text = reason.lower()
     host = urlsplit(url).netloc or url
+    if "sandbox is unusable" in text:  # transport/sandbox.UNUSABLE
+        return ("Chrome cannot sandbox itself: run the worker as a non-root user (in Docker with "
+                "security_opt seccomp=deploy/chrome-seccomp.json), or set WAQ_CHROME_SANDBOX=auto or off")
     if "chrome did not start" in text or "chromedriver" in text:
         return "Chrome did not start: check WAQ_CHROME_BINARY / WAQ_CHROMEDRIVER"
     if any(mark.lower() in text for mark in _UNREACHABLE):

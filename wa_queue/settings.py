@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import logging
 import os
 import re
 from collections.abc import Mapping
@@ -15,6 +17,11 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*$")
 _UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}
 _SESSION_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 _ROLES = ("producer", "admin")
+# WAQ_* variables read outside Settings, on purpose: `waq worker` tells its Celery process its session; the launcher
+# (stack.py) takes its ports; the tests take a real MongoDB. Anything else WAQ_* that is not a field is a mistake.
+READ_ELSEWHERE = frozenset({"WAQ_WORKER_SESSION", "WAQ_API_PORT", "WAQ_FLOWER_PORT", "WAQ_SIM_PORT",
+                            "WAQ_TEST_MONGO_URL"})
+log = logging.getLogger(__name__)
 
 
 def parse_duration(text: str) -> float:
@@ -38,6 +45,7 @@ class Settings:
 
     data_dir: Path = Path("var")
     store_url: str = ""  # default: sqlite:///<data_dir>/waq.db
+    store_start_timeout_s: float = 30.0  # a starting worker retries the store this long, then exits non-zero
     broker_url: str = "redis://127.0.0.1:6379/0"
     sessions: tuple[str, ...] = ("primary", "secondary")
     min_delay_s: float = 25.0
@@ -64,6 +72,7 @@ class Settings:
     chrome_binary: str = "/usr/bin/chromium"
     chromedriver: str = "/usr/bin/chromedriver"
     chrome_user_agent: str = ""  # empty: a normal desktop Chrome agent of the installed version (never "Headless")
+    chrome_sandbox: str = "auto"  # auto | on | off: Chrome's own sandbox (see transport/selenium.sandbox_choice)
     chat_settle_s: float = 1.5  # a chat's rows must hold still this long before "not in the chat" can be concluded
     selectors_file: str = ""
     send_timeout_s: float = 30.0
@@ -152,6 +161,10 @@ class Settings:
             raise bad("TIMEZONE", f"{self.timezone!r} is not an IANA time zone such as Europe/Paris") from None
         if self.transport not in ("selenium", "fake"):
             raise bad("TRANSPORT", "accepts selenium or fake")
+        if self.chrome_sandbox not in ("auto", "on", "off"):
+            raise bad("CHROME_SANDBOX", "accepts auto, on or off")
+        if self.store_start_timeout_s <= 0:
+            raise bad("STORE_START_TIMEOUT_S", "must be > 0 seconds")
         if self.health_failed_window_s <= 0:
             raise bad("HEALTH_FAILED_WINDOW_S", "must be > 0 seconds")
         if self.reconnect_max_attempts < 1:
@@ -233,10 +246,38 @@ _PARSERS = {
 _cached: Settings | None = None
 
 
+def setting_variables() -> frozenset[str]:
+    """Every variable Settings reads."""
+    return frozenset("WAQ_" + field.name.upper() for field in dataclasses.fields(Settings))
+
+
+def unknown_variables(env: Mapping[str, str] | None = None) -> list[tuple[str, str | None]]:
+    """(variable, closest known name or None) for each WAQ_* variable nothing reads: a misspelt one is otherwise
+    silently ignored. Any case counts (waq_sessions is ignored just the same)."""
+    env = os.environ if env is None else env
+    known = setting_variables() | READ_ELSEWHERE
+    found = []
+    for name in sorted(env):
+        if name.upper().startswith("WAQ_") and name not in known:
+            close = difflib.get_close_matches(name.upper(), sorted(known), n=1, cutoff=0.6)
+            found.append((name, close[0] if close else None))
+    return found
+
+
+def warn_unknown_variables(env: Mapping[str, str] | None = None) -> list[str]:
+    """Log one warning per unknown WAQ_* variable, naming the closest known setting; returns the names."""
+    unknown = unknown_variables(env)
+    for name, near in unknown:
+        log.warning("%s is not a wa-queue setting and is ignored%s", name, f"; did you mean {near}?" if near else "")
+    return [name for name, _ in unknown]
+
+
 def get_settings() -> Settings:
-    """The process-wide settings, read from the environment on first use."""
+    """The process-wide settings, read from the environment on first use. Every process (API, worker, beat, CLI)
+    reads them here when it starts, so this is where unknown WAQ_* variables are reported."""
     global _cached
     if _cached is None:
+        warn_unknown_variables()
         _cached = Settings.from_env()
     return _cached
 

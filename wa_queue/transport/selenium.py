@@ -35,6 +35,7 @@ from wa_queue.settings import Settings
 from wa_queue.transport import procs
 from wa_queue.transport.base import MessageSender, Receipt, SessionState
 from wa_queue.transport.chat import STATUS, row_matches, verdict
+from wa_queue.transport.sandbox import SandboxChoice, sandbox_choice, unusable_reason
 from wa_queue.transport.selectors import (
     JS_ACCOUNT,
     JS_AFTER_CLICK,
@@ -136,6 +137,7 @@ class SeleniumSender(MessageSender):
         self._chat_opened = 0.0  # when it was opened (monotonic)
         self._checked: str | None = None  # the digits is_registered just opened, for the send that follows
         self._problem: str | None = None  # why the session is not connected (last_problem), None when it is
+        self.sandbox: SandboxChoice | None = None  # decided at the first Chrome start (WAQ_CHROME_SANDBOX)
         self._lock = threading.RLock()  # one command stream per browser; health checks may come from a thread
         self.sent_count = 0
         self.restarts = 0
@@ -338,10 +340,12 @@ class SeleniumSender(MessageSender):
                 pass
         options = webdriver.ChromeOptions()
         options.binary_location = self.settings.chrome_binary
-        for arg in (*CHROME_ARGS, f"--user-data-dir={self.profile_dir}"):
+        if self.sandbox is None:
+            self.sandbox = sandbox_choice(self.settings.chrome_sandbox)
+            log.log(logging.WARNING if self.sandbox.fallback else logging.INFO, "session %s: %s", self.session,
+                    self.sandbox.describe())
+        for arg in (*CHROME_ARGS, *self.sandbox.args, f"--user-data-dir={self.profile_dir}"):
             options.add_argument(arg)
-        if os.geteuid() == 0:
-            options.add_argument("--no-sandbox")
         if self.settings.headless:
             options.add_argument("--headless=new")
         # Look like a person's Chrome: a desktop agent (flag and DevTools, below) and no automation switches.
@@ -359,7 +363,10 @@ class SeleniumSender(MessageSender):
             if service.process is not None:
                 procs.kill_tree(service.process.pid)
             self._kill_profile_holders()
-            raise _BrowserDied(f"Chrome did not start: {exc}") from exc
+            # chromedriver only says "Chrome instance exited": name the sandbox when it is the likely cause.
+            why = unusable_reason(self.sandbox)
+            raise _BrowserDied(f"Chrome did not start: {why}; {_first_line(exc)}" if why
+                               else f"Chrome did not start: {exc}") from exc
         self.driver = driver
         self._driver_pid = service.process.pid
         self._started_at = time.monotonic()

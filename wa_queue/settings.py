@@ -259,9 +259,18 @@ def unknown_variables(env: Mapping[str, str] | None = None) -> list[tuple[str, s
     found = []
     for name in sorted(env):
         if name.upper().startswith("WAQ_") and name not in known:
-            close = difflib.get_close_matches(name.upper(), sorted(known), n=1, cutoff=0.6)
-            found.append((name, close[0] if close else None))
+            found.append((name, _closest(name.upper(), known)))
     return found
+
+
+def _closest(name: str, known: frozenset[str]) -> str | None:
+    # A name cut short (its setting has a longer suffix) is the commonest slip; difflib alone prefers a stranger of
+    # the same length.
+    longer = sorted((k for k in known if k.startswith(name + "_")), key=len)
+    if longer:
+        return longer[0]
+    close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+    return close[0] if close else None
 
 
 def warn_unknown_variables(env: Mapping[str, str] | None = None) -> list[str]:

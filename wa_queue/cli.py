@@ -55,7 +55,8 @@ def worker(session: str, loglevel: str) -> None:
 @main.command()
 @click.option("--loglevel", default="INFO", show_default=True)
 def beat(loglevel: str) -> None:
-    """Run beat (the periodic jobs) inside a worker for wa.maintenance and wa.callbacks. Exactly one."""
+    """Run beat (the periodic jobs) inside a worker for wa.maintenance and wa.callbacks. Start as many as you like:
+    one holds the beat lock and sends the jobs, the others wait for it (wa_queue/beat_lock.py)."""
     settings = _settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     from wa_queue import recovery, runtime
@@ -70,7 +71,8 @@ def beat(loglevel: str) -> None:
     _exec(
         [sys.executable, "-m", "celery", "-A", "wa_queue.celery_app:app", "worker", "-B",
          "-Q", f"{names.MAINTENANCE_QUEUE},{names.CALLBACK_QUEUE}", "-n", "beat@%h", "--concurrency", "1",
-         "-s", str(settings.data_dir / "celerybeat-schedule"), "--loglevel", loglevel,
+         "-s", str(settings.data_dir / "celerybeat-schedule"), "--scheduler", "wa_queue.beat_lock:LockedScheduler",
+         "--loglevel", loglevel,
          "--without-gossip", "--without-mingle"],
     )
 

@@ -19,6 +19,10 @@ TASK_CALLBACK = "wa.status_callback"
 # learns that every task published before is gone (see dispatch.py).
 BROKER_EPOCH_KEY = "waq:broker-epoch"
 FAKE_CONTROL_KEY = "waq:fake:control"
+# One beat runs the jobs: the holder of this key (its owner token, with an expiry it renews; see beat_lock.py). The
+# last run of each job is shared under the second key, so a beat that takes over keeps the holder's cadence.
+BEAT_LOCK_KEY = "waq:beat:lock"
+BEAT_LAST_RUN_KEY = "waq:beat:last-run"
 
 
 def session_queue(session: str) -> str:
@@ -33,3 +37,9 @@ def worker_owner(session: str, hostname: str, pid: int) -> str:
 def session_qr_key(session: str) -> str:
     """Broker Redis key holding the PNG of the QR a session's browser shows (written by its worker, with a TTL)."""
     return f"waq:session:{session}:qr"
+
+
+def beat_lock_owner(hostname: str, pid: int, nonce: str) -> str:
+    """The beat lock's token: who holds it (host and pid, for the logs) and a nonce, so that a restarted container
+    with the same hostname and pid is not mistaken for the beat that held the lock before it."""
+    return f"{hostname}/{pid}/{nonce}"

@@ -66,6 +66,7 @@ class Settings:
     health_interval_s: float = 30.0
     reconnect_unit_s: float = 60.0  # attempt n waits n units (1..5 minutes)
     reconnect_max_attempts: int = 5
+    beat_lock_ttl_s: float = 30.0  # the beat lock's expiry; its holder renews it every third (beat_lock.py)
     # WhatsApp Web through Selenium.
     whatsapp_url: str = "https://web.whatsapp.com"
     headless: bool = True
@@ -169,6 +170,8 @@ class Settings:
             raise bad("HEALTH_FAILED_WINDOW_S", "must be > 0 seconds")
         if self.reconnect_max_attempts < 1:
             raise bad("RECONNECT_MAX_ATTEMPTS", "must be >= 1")
+        if self.beat_lock_ttl_s < 1:
+            raise bad("BEAT_LOCK_TTL_S", "must be >= 1 second")
         from wa_queue.simulator.profiles import MARKUPS  # Flask-free
 
         if self.sim_markup not in MARKUPS:

@@ -17,6 +17,11 @@ Decisions:
   - Flower lists workers from `inspect` replies, refreshed when it starts and on `GET /api/workers?refresh=1`,
     and follows tasks through worker events. Workers start with task events off (a third of a session worker's
     throughput); Flower turns them on with the enable_events control command every 5 s while it runs.
+  - Flower serves /metrics without its own auth (its Metrics handler is not @authenticated), and those metrics name
+    the workers, tasks and queues. So the argv runs `python -m wa_queue.flower` (main() below): Celery's own
+    command line after protect_metrics() has put /metrics behind the same check as every other page (Prometheus
+    scrapes it with basic_auth). /healthcheck ("OK") stays open for the container probe. A Flower whose /metrics
+    is routed elsewhere refuses to start rather than serve it open.
 """
 
 from __future__ import annotations
@@ -45,10 +50,11 @@ def parse_flower_auth(raw: str) -> tuple[str, str]:
 
 def flower_argv(settings: Settings, port: int, *, address: str = DEFAULT_ADDRESS, unauthenticated: bool = False,
                 auth_in_env: bool = False) -> list[str]:
-    """`python -m celery -A wa_queue.celery_app:app flower --port=N --address=A [--basic-auth=user:pass]`."""
+    """`python -m wa_queue.flower -A wa_queue.celery_app:app flower --port=N --address=A [--basic-auth=user:pass]`
+    (Celery's command line, with /metrics protected: see main())."""
     if not 0 < int(port) < 65536:
         raise ConfigError(f"flower port {port!r} is not a TCP port")
-    argv = [sys.executable, "-m", "celery", "-A", APP, "flower", f"--port={int(port)}", f"--address={address}",
+    argv = [sys.executable, "-m", "wa_queue.flower", "-A", APP, "flower", f"--port={int(port)}", f"--address={address}",
             # Flower's default inspect timeout (1 s) is short for a worker busy driving Chrome.
             "--inspect_timeout=5000", "--purge_offline_workers=3600"]
     if settings.flower_auth:
@@ -67,3 +73,39 @@ def flower_env(settings: Settings) -> dict[str, str]:
         return {}
     parse_flower_auth(settings.flower_auth)
     return {AUTH_ENV: settings.flower_auth}
+
+
+def protect_metrics() -> None:
+    """Make Flower's /metrics ask for the same credentials as its other pages (idempotent).
+
+    tornado's @authenticated runs Flower's BaseHandler.get_current_user, which answers 401 to a missing or wrong
+    basic-auth header, lets everyone in when Flower runs without auth, and checks the cookie under OAuth."""
+    import tornado.web
+    from flower import urls
+    from flower.views import monitor
+    from tornado.routing import URLSpec
+
+    routes = [(spec.regex.pattern, spec.target) if isinstance(spec, URLSpec) else tuple(spec[:2])
+              for spec in urls.handlers]
+    routed = [handler for pattern, handler in routes if pattern.rstrip("$") == "/metrics"]
+    if routed != [monitor.Metrics]:
+        # Fail closed: a Flower that serves /metrics from another handler would serve it open.
+        raise ConfigError(f"this Flower routes /metrics to {routed!r}, not flower.views.monitor.Metrics: "
+                          "wa_queue.flower.protect_metrics must be updated for it")
+    if getattr(monitor.Metrics.get, "_waq_protected", False):
+        return
+    protected = tornado.web.authenticated(monitor.Metrics.get)
+    protected._waq_protected = True  # type: ignore[attr-defined]
+    monitor.Metrics.get = protected
+
+
+def main() -> None:
+    """`python -m wa_queue.flower <celery arguments>`: Celery's command line, with Flower's /metrics protected."""
+    protect_metrics()
+    from celery.__main__ import main as celery_main
+
+    celery_main()
+
+
+if __name__ == "__main__":
+    main()

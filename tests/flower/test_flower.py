@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_argv_has_basic_auth_and_binds_localhost() -> None:
     argv = flower_argv(Settings(flower_auth=AUTH), 5566)
-    assert argv[:6] == [sys.executable, "-m", "celery", "-A", "wa_queue.celery_app:app", "flower"]
+    assert argv[:6] == [sys.executable, "-m", "wa_queue.flower", "-A", "wa_queue.celery_app:app", "flower"]
     assert "--port=5566" in argv and "--address=127.0.0.1" in argv
     assert f"--basic-auth={AUTH}" in argv
 

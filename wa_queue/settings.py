@@ -92,6 +92,8 @@ class Settings:
     sim_markup: str = "2026-08"
     sim_strict: bool = True
     sim_boot_delay_s: float = 0.0
+    # `make run` / `make demo` (stack.py): how long a stop waits for the work in hand (pacing, number check, send).
+    stop_grace_s: float = 120.0
 
     @property
     def zone(self) -> ZoneInfo:
@@ -178,6 +180,8 @@ class Settings:
             raise bad("SIM_MARKUP", f"accepts {', '.join(MARKUPS)}")
         if self.sim_boot_delay_s < 0:
             raise bad("SIM_BOOT_DELAY_S", "must be >= 0 seconds")
+        if self.stop_grace_s <= self.send_timeout_s:
+            raise bad("STOP_GRACE_S", "must be longer than WAQ_SEND_TIMEOUT_S: a stop lets the send in hand finish")
         return self
 
 

@@ -1,49 +1,87 @@
-"""docker-compose.yml and the Dockerfile, checked against the package (no Docker engine runs here): every command
-and probe exists, every WAQ_* variable is a setting, every session has a worker, no secret is written down."""
+"""The deployment files (deploy/compose.*.yml, Dockerfile, .dockerignore) checked against the package and against
+each other, as compose would read them (no Docker engine runs here): every command and probe exists, every WAQ_*
+variable is a setting that parses, every session has one worker, the hosts agree on names, ports and secrets, and
+nothing is published on every interface or without authentication."""
 
 from __future__ import annotations
 
 import dataclasses
 import importlib
+import json
 import re
-import shlex
-from pathlib import Path
+import shutil
+import subprocess
 from typing import Any
+from urllib.parse import urlsplit
 
 import click
 import pytest
-import yaml
+import redis
+from pymongo import uri_parser
 
 from tests.conftest import ROOT
+from tests.deploy.compose_files import (
+    COMPOSE_FILES,
+    DEPLOY,
+    INFRA,
+    SAMPLE_ENV,
+    WORKER,
+    MissingVariable,
+    argv,
+    dockerignore_excludes,
+    duration_s,
+    environment,
+    interpolate,
+    load,
+    ours,
+    raw,
+    redis_server_args,
+    size_bytes,
+    variables,
+)
 from wa_queue.cli import main
 from wa_queue.settings import Settings
 
-COMPOSE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
-SECRET_NAME = re.compile(r"KEY|SECRET|TOKEN|AUTH|PASSWORD|PASSWD", re.I)
-INTERPOLATION = re.compile(r"^\$\{(?P<var>[A-Z0-9_]+)(?:(?P<op>:\?|\?|:-|-)(?P<arg>.*))?\}$")
 SETTING_VARS = {"WAQ_" + field.name.upper() for field in dataclasses.fields(Settings)}
+SECRET_NAME = re.compile(r"KEY|SECRET|TOKEN|AUTH|PASSWORD|PASSWD", re.I)
+PINNED_IMAGE = re.compile(r"^[\w./-]+(?::\d+\.\d+\.\d+[\w.-]*)?(?:@sha256:[0-9a-f]{64})?$")
+ALL_INTERFACES = {"", "0.0.0.0", "::", "[::]"}
+# Chrome on the simulator: 504 MiB PSS after 500 sends, plus ~71 MiB for the session's Celery worker.
+MEASURED_WORKER_MIB = 504 + 71
 
 
 @pytest.fixture(scope="module")
-def compose() -> dict[str, Any]:
-    return yaml.safe_load(COMPOSE.read_text())  # PyYAML resolves the <<: merge keys as compose does
+def files() -> dict[str, dict[str, Any]]:
+    return {path.name: load(path) for path in COMPOSE_FILES}
 
 
 @pytest.fixture(scope="module")
-def services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    return compose["services"]
+def services(files: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    merged: dict[str, dict[str, Any]] = {}
+    for compose in files.values():
+        assert not set(compose["services"]) & set(merged), "a service name is used by two files"
+        merged.update(compose["services"])
+    return merged
 
 
-def ours(services: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """The services that run the wa-queue image (not redis or mongo)."""
-    return {name: svc for name, svc in services.items() if "build" in svc}
+def long_running(services: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Services restarted when they stop (not one-shot jobs such as mongo-init)."""
+    return {name: svc for name, svc in services.items() if svc.get("restart") in ("always", "unless-stopped")}
 
 
-def argv(command: str | list[str]) -> list[str]:
-    return shlex.split(command) if isinstance(command, str) else list(command)
+def workers_by_session(services: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = {}
+    for svc in services.values():
+        args = argv(svc.get("command", []))
+        if args[:2] == ["waq", "worker"]:
+            session = args[args.index("--session") + 1]
+            assert session not in found, f"two worker services for session {session}"
+            found[session] = svc
+    return found
 
 
+# ---- commands ----------------------------------------------------------------------------------------------------
 def check_waq(args: list[str]) -> None:
     """Parse `waq ...` arguments with the real click commands, without running them: unknown commands or options
     fail here as they would in the container."""
@@ -58,182 +96,375 @@ def check_waq(args: list[str]) -> None:
 def check_app_spec(spec: str) -> None:
     """'module:callable()' or 'module:attr' (gunicorn and celery -A) must import."""
     module_name, _, attr = spec.partition(":")
-    module = importlib.import_module(module_name)
-    target = getattr(module, attr.removesuffix("()"))
+    target = getattr(importlib.import_module(module_name), attr.removesuffix("()"))
     if attr.endswith("()"):
         assert callable(target), f"{spec}: {attr} is not callable"
 
 
 def check_command(args: list[str]) -> None:
-    program = Path(args[0]).name
+    program = args[0].rsplit("/", 1)[-1]
     if program == "waq":
         check_waq(args[1:])
     elif program == "gunicorn":
-        if not (ROOT / "api" / "app.py").exists():
-            pytest.skip("api/app.py (create_app) is not written yet: gunicorn's app cannot be checked")
         check_app_spec(args[-1])  # gunicorn takes the app as its last argument
     elif program == "celery":
         check_app_spec(args[args.index("-A") + 1])
-        assert "inspect" in args and "ping" in args
+        assert args[args.index("-A") + 2:][:2] == ["inspect", "ping"], args
     elif program == "python":
         compile(args[args.index("-c") + 1], "<healthcheck>", "exec")
     else:
         raise AssertionError(f"unexpected program {program!r} in {args}")
 
 
-def environment(svc: dict[str, Any]) -> dict[str, str]:
-    env = svc.get("environment", {})
-    if isinstance(env, list):
-        env = dict(item.split("=", 1) for item in env)
-    return {key: "" if value is None else str(value) for key, value in env.items()}
-
-
-# ---- commands ----------------------------------------------------------------------------------------------------
-def test_every_service_command_exists_in_the_package(services: dict[str, dict[str, Any]]) -> None:
+def test_every_command_of_our_image_exists_in_the_package(services: dict[str, dict[str, Any]]) -> None:
     commands = {name: argv(svc["command"]) for name, svc in ours(services).items()}
-    assert {"api", "beat", "flower"} <= set(commands)
-    assert commands["api"] == ["gunicorn", "--workers", "2", "--bind", "0.0.0.0:8000", "api.app:create_app()"]
+    assert {"api", "beat", "flower", "worker-primary", "worker-secondary"} <= set(commands)
     assert commands["beat"] == ["waq", "beat"]
     assert commands["flower"] == ["waq", "flower", "--port", "5555", "--address", "0.0.0.0"]
-    for name, args in commands.items():
-        if args[0] != "gunicorn":
-            check_command(args)
-    check_command(commands["api"])  # last: it may skip until api/app.py exists
+    for args in commands.values():
+        check_command(args)
 
 
-def test_every_service_has_a_working_healthcheck(services: dict[str, dict[str, Any]]) -> None:
-    for name, svc in services.items():
+def test_gunicorn_runs_with_the_procfiles_options(services: dict[str, dict[str, Any]]) -> None:
+    """One set of gunicorn options: the Procfile's (the bind differs: the container listens on all its
+    interfaces, and compose publishes one of the host's)."""
+    line = next(line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("api:"))
+    procfile = argv(line.split(":", 1)[1])
+    compose = argv(services["api"]["command"])
+
+    def without_bind(args: list[str]) -> list[str]:
+        at = args.index("--bind")
+        return args[:at] + args[at + 2:]
+
+    assert procfile[0] == compose[0] == "gunicorn"
+    assert without_bind(compose) == without_bind(procfile)
+    assert compose[compose.index("--bind") + 1] == "0.0.0.0:8000"
+
+
+def test_every_service_has_a_healthcheck_with_real_commands(services: dict[str, dict[str, Any]]) -> None:
+    for name, svc in long_running(services).items():
         health = svc.get("healthcheck")
         assert health and not health.get("disable"), f"{name} has no healthcheck"
         test = health["test"]
         assert test[0] in ("CMD", "CMD-SHELL"), f"{name}: healthcheck test must be CMD or CMD-SHELL"
+        args = argv(test[1]) if test[0] == "CMD-SHELL" else test[1:]
         if name in ours(services):
-            check_command(argv(test[1]) if test[0] == "CMD-SHELL" else test[1:])
-
-
-def test_worker_probes_ping_their_own_celery_node(services: dict[str, dict[str, Any]]) -> None:
-    """The worker names itself <session>@<hostname> (cli.worker) and beat beat@<hostname> ($$ escapes compose)."""
-    for name, svc in ours(services).items():
-        args = argv(svc["command"])
-        if args[:2] == ["waq", "worker"]:
-            node = args[args.index("--session") + 1]
-        elif args[:2] == ["waq", "beat"]:
-            node = "beat"
+            check_command(args)
         else:
-            continue
-        probe = argv(svc["healthcheck"]["test"][1])
-        assert probe[probe.index("--destination") + 1] == f"{node}@$$HOSTNAME", name
-
-
-def test_api_and_flower_probes_hit_their_own_port(services: dict[str, dict[str, Any]]) -> None:
+            assert args[0] in ("mongosh", "redis-cli"), f"{name}: unexpected probe {args}"
     assert "http://127.0.0.1:8000/healthz" in services["api"]["healthcheck"]["test"][-1]
-    assert "http://127.0.0.1:5555/healthcheck" in services["flower"]["healthcheck"]["test"][-1]  # Flower's, no auth
+    assert "http://127.0.0.1:5555/healthcheck" in services["flower"]["healthcheck"]["test"][-1]  # Flower's, open
 
 
-# ---- settings and sessions ---------------------------------------------------------------------------------------
+def test_worker_probe_checks_its_own_session_and_beat_pings_its_node(services: dict[str, dict[str, Any]]) -> None:
+    for session, svc in workers_by_session(services).items():
+        assert svc["healthcheck"]["test"] == ["CMD", "waq", "worker", "--check", "--session", session]
+    probe = argv(services["beat"]["healthcheck"]["test"][1])
+    assert probe[probe.index("--destination") + 1] == "beat@$HOSTNAME"  # cli.beat names it beat@%h; $$ in the file
+
+
+def test_mongo_members_are_a_keyfile_replica_set_on_their_own_ports(services: dict[str, dict[str, Any]]) -> None:
+    init_js = (DEPLOY / "mongo-init.js").read_text()
+    members = re.findall(r'host: "(mongo\d):(\d+)"', init_js)
+    assert len(members) == 3, "a three-member replica set"
+    for host, port in members:
+        svc = services[host]
+        args = argv(svc["command"])
+        assert args[0] == "mongod"
+        assert args[args.index("--replSet") + 1] == "rs0"
+        assert args[args.index("--port") + 1] == port
+        assert args[args.index("--keyFile") + 1] == "/run/mongo/keyfile"  # written by mongo-keyfile.sh
+        assert "--bind_ip_all" in args
+        assert svc["entrypoint"] == ["bash", "/deploy/mongo-keyfile.sh"]
+        assert "./mongo-keyfile.sh:/deploy/mongo-keyfile.sh:ro" in svc["volumes"]
+        assert environment(svc)["MONGO_REPLICA_KEY"] == SAMPLE_ENV["MONGO_REPLICA_KEY"]
+        assert svc["healthcheck"]["test"][1:4] == ["mongosh", "--quiet", "--port"]
+        assert svc["healthcheck"]["test"][4] == port
+    assert 'replSetInitiate: { _id: "rs0", members }' in init_js
+    init = services["mongo-init"]
+    assert set(init["depends_on"]) == {host for host, _ in members}
+    assert argv(init["command"]) == ["mongosh", "--nodb", "--quiet", "--file", "/deploy/mongo-init.js"]
+    assert "./mongo-init.js:/deploy/mongo-init.js:ro" in init["volumes"]
+    # The root user is made once, by the first member; mongo-init logs in with the same one.
+    root = environment(services["mongo1"])
+    assert root["MONGO_INITDB_ROOT_USERNAME"] == environment(init)["MONGO_ROOT_USER"]
+    assert root["MONGO_INITDB_ROOT_PASSWORD"] == environment(init)["MONGO_ROOT_PASSWORD"]
+
+
+def test_redis_is_protected_persistent_and_never_evicts(services: dict[str, dict[str, Any]],
+                                                        files: dict[str, dict[str, Any]]) -> None:
+    args = redis_server_args(files[INFRA.name], "PASSWORD")
+    options = dict(zip(args[::2], args[1::2], strict=True))
+    assert options == {"--requirepass": "PASSWORD", "--appendonly": "yes", "--appendfsync": "everysec",
+                       "--maxmemory": "512mb", "--maxmemory-policy": "noeviction"}
+    svc = services["redis"]
+    assert environment(svc)["REDISCLI_AUTH"] == SAMPLE_ENV["REDIS_PASSWORD"]
+    assert size_bytes(options["--maxmemory"]) <= size_bytes(svc["mem_limit"]) // 2, "room for the AOF rewrite's fork"
+    assert "redis-data:/data" in svc["volumes"]
+    for host in ("mongo1", "mongo2", "mongo3"):
+        assert f"{host}-data:/data/db" in services[host]["volumes"]
+
+
+# ---- settings, sessions, and the hosts agreeing ------------------------------------------------------------------
 def test_every_waq_variable_is_a_setting_and_parses(services: dict[str, dict[str, Any]]) -> None:
-    for name, svc in services.items():
+    for name, svc in ours(services).items():
         env = environment(svc)
         unknown = {key for key in env if key.startswith("WAQ_")} - SETTING_VARS
         assert not unknown, f"{name} sets WAQ_* variables Settings does not read: {unknown}"
-        literal: dict[str, str] = {}
-        for key, value in env.items():
-            match = INTERPOLATION.match(value)
-            if match is None:
-                literal[key] = value
-            elif match["op"] in (":-", "-"):
-                literal[key] = match["arg"]  # the default compose uses when the variable is unset
-        Settings.from_env(literal)  # raises ConfigError naming a bad value
+        Settings.from_env(env)  # raises ConfigError naming a bad value
+    for path in COMPOSE_FILES:
+        named = {var for var, _, _ in variables(path.read_text()) if var.startswith("WAQ_")}
+        assert named <= SETTING_VARS, f"{path.name} interpolates WAQ_* variables that are not settings"
 
 
-def test_store_and_broker_urls(services: dict[str, dict[str, Any]]) -> None:
-    for name, svc in ours(services).items():
-        env = environment(svc)
-        assert env["WAQ_STORE_URL"] == "mongodb://mongo:27017/waq", name
-        assert env["WAQ_BROKER_URL"] == "redis://redis:6379/0", name
-        assert env["WAQ_DATA_DIR"] == "/data", name
-        assert {"redis", "mongo"} <= set(svc["depends_on"]), name
+def test_the_app_and_worker_hosts_share_one_configuration(services: dict[str, dict[str, Any]]) -> None:
+    """Settings that must be the same on every host (the sessions, the store, the broker, the time zone)."""
+    shared = ("WAQ_SESSIONS", "WAQ_STORE_URL", "WAQ_BROKER_URL", "WAQ_TIMEZONE", "WAQ_DATA_DIR",
+              "WAQ_DEFAULT_REGION", "WAQ_CALLBACK_SECRET", "WAQ_NOTIFY_WEBHOOK_URL")
+    seen = {key: {environment(svc).get(key) for svc in ours(services).values()} for key in shared}
+    for key, values in seen.items():
+        assert len(values) == 1, f"services disagree on {key}: {values}"
+    assert seen["WAQ_DATA_DIR"] == {"/data"}
 
 
-def test_every_session_has_a_worker_with_its_own_profile_volume(services: dict[str, dict[str, Any]],
-                                                                compose: dict[str, Any]) -> None:
-    declared = {environment(svc)["WAQ_SESSIONS"] for svc in ours(services).values()}
-    assert len(declared) == 1, f"services disagree on WAQ_SESSIONS: {declared}"
-    sessions = Settings.from_env({"WAQ_SESSIONS": declared.pop()}).sessions
-    assert sessions == ("primary", "secondary")
-    workers: dict[str, dict[str, Any]] = {}
-    for svc in ours(services).values():
-        args = argv(svc["command"])
-        if args[:2] == ["waq", "worker"]:
-            workers[args[args.index("--session") + 1]] = svc
+def test_every_session_has_one_worker_with_its_own_profile(services: dict[str, dict[str, Any]],
+                                                           files: dict[str, dict[str, Any]]) -> None:
+    sessions = Settings.from_env(environment(services["api"])).sessions
+    workers = workers_by_session(services)
     assert sorted(workers) == sorted(sessions), "one worker service per session, and none for unknown sessions"
     volumes = []
     for session, svc in workers.items():
-        mounts = [v.split(":") for v in svc["volumes"]]
-        data = [source for source, target, *_ in mounts if target == "/data"]
+        assert svc in files[WORKER.name]["services"].values(), f"worker {session} belongs in {WORKER.name}"
+        assert svc["profiles"] == [session], f"worker {session}: a host starts it with COMPOSE_PROFILES={session}"
+        data = [v.split(":")[0] for v in svc["volumes"] if v.split(":")[1] == "/data"]
         assert len(data) == 1, f"worker {session} needs its own volume at /data (its Chrome profile)"
-        assert data[0] in compose["volumes"], f"{data[0]} is not a named volume"
+        assert data[0] in files[WORKER.name]["volumes"], f"{data[0]} is not a named volume"
         volumes.append(data[0])
-        assert svc.get("shm_size"), f"worker {session}: Chromium needs more than the default /dev/shm"
+        assert size_bytes(svc["shm_size"]) >= 1 << 30, f"worker {session}: Chromium needs a larger /dev/shm"
+        assert environment(svc)["WAQ_CHROME_SANDBOX"] == "on"
     assert len(set(volumes)) == len(volumes), "two sessions must never share a Chrome profile"
 
 
-def test_redis_keeps_an_append_only_file_on_a_volume(services: dict[str, dict[str, Any]],
-                                                     compose: dict[str, Any]) -> None:
-    redis = services["redis"]
-    command = argv(redis["command"])
-    assert command[command.index("--appendonly") + 1] == "yes"
-    assert any(v.endswith(":/data") and v.split(":")[0] in compose["volumes"] for v in redis["volumes"])
-    assert any(v.endswith(":/data/db") and v.split(":")[0] in compose["volumes"] for v in services["mongo"]["volumes"])
+def test_workers_run_chrome_under_the_seccomp_profile(services: dict[str, dict[str, Any]]) -> None:
+    for session, svc in workers_by_session(services).items():
+        opts = [opt for opt in svc["security_opt"] if opt.startswith(("seccomp=", "seccomp:"))]
+        assert len(opts) == 1, f"worker {session} needs one seccomp profile"
+        profile = DEPLOY / opts[0].split("=", 1)[-1].split(":", 1)[-1]  # relative to the compose file's folder
+        assert profile.is_file(), f"{profile} is missing"
+        assert json.loads(profile.read_text())["syscalls"], f"{profile} is not a seccomp profile"
 
 
-# ---- secrets -----------------------------------------------------------------------------------------------------
-def test_no_literal_secrets(services: dict[str, dict[str, Any]]) -> None:
+def test_store_url_names_the_replica_set_the_infra_host_runs(services: dict[str, dict[str, Any]]) -> None:
+    from wa_queue.store.mongo import _db_name
+
+    url = environment(services["api"])["WAQ_STORE_URL"]
+    parsed = uri_parser.parse_uri(url)
+    members = re.findall(r'host: "(mongo\d):(\d+)"', (DEPLOY / "mongo-init.js").read_text())
+    assert parsed["nodelist"] == [(host, int(port)) for host, port in members]
+    assert parsed["options"]["replicaSet"] == "rs0"
+    assert parsed["options"]["authSource"] == "admin"  # where mongo-init creates the user
+    assert parsed["username"] == environment(services["mongo-init"])["MONGO_APP_USER"]
+    assert parsed["password"] == SAMPLE_ENV["MONGO_APP_PASSWORD"]
+    assert _db_name(url) == parsed["database"] == environment(services["mongo-init"])["MONGO_APP_DB"]
+    for host, port in members:  # each member publishes the port its name says
+        assert services[host]["ports"] == [f"{SAMPLE_ENV['INFRA_HOST']}:{port}:{port}"]
+
+
+def test_broker_url_carries_the_password_redis_requires(services: dict[str, dict[str, Any]]) -> None:
+    url = environment(services["api"])["WAQ_BROKER_URL"]
+    kwargs = redis.connection.parse_url(url)
+    assert kwargs["password"] == SAMPLE_ENV["REDIS_PASSWORD"] == environment(services["redis"])["REDISCLI_AUTH"]
+    assert (urlsplit(url).hostname, urlsplit(url).port) == ("redis", 6379)
+    assert services["redis"]["ports"] == [f"{SAMPLE_ENV['INFRA_HOST']}:6379:6379"]
+
+
+def test_app_and_worker_hosts_map_the_infra_names(services: dict[str, dict[str, Any]]) -> None:
+    for name, svc in ours(services).items():
+        mapped = dict(entry.split(":", 1) for entry in svc["extra_hosts"])
+        assert mapped == {host: SAMPLE_ENV["INFRA_HOST"] for host in ("mongo1", "mongo2", "mongo3", "redis")}, name
+
+
+# ---- exposure and secrets ----------------------------------------------------------------------------------------
+def authenticates(name: str, svc: dict[str, Any], raw_svc: dict[str, Any]) -> bool:
+    """Whether the service asks every client for credentials that come from a required variable."""
+    raw_env = environment(raw_svc)
+
+    def required(key: str) -> bool:
+        found = variables(raw_env.get(key, ""))
+        return len(found) == 1 and found[0][1] in (":?", "?") and raw_env[key].startswith("${")
+
+    args = argv(svc.get("command", []))
+    if args[:2] == ["gunicorn", "--workers"]:
+        return required("WAQ_API_KEYS")
+    if args[:2] == ["waq", "flower"]:
+        return required("WAQ_FLOWER_AUTH") and "--unauthenticated" not in args
+    if name == "redis":
+        return required("REDISCLI_AUTH") and '--requirepass "$$REDISCLI_AUTH"' in raw_svc["command"][2]
+    if args[:1] == ["mongod"]:
+        return required("MONGO_REPLICA_KEY") and "--keyFile" in args  # keyFile turns authorization on
+    return False
+
+
+def test_nothing_is_published_on_every_interface_or_without_authentication(
+        services: dict[str, dict[str, Any]]) -> None:
+    raw_services = {name: svc for path in COMPOSE_FILES for name, svc in raw(path)["services"].items()}
+    published = {name for name, svc in services.items() if svc.get("ports")}
+    assert published == {"api", "flower", "redis", "mongo1", "mongo2", "mongo3"}
+    for name in published:
+        assert authenticates(name, services[name], raw_services[name]), f"{name} is published without auth"
+        for port in raw_services[name]["ports"]:
+            assert isinstance(port, str) and port.count(":") >= 2, f"{name}: publish on a chosen address"
+            host_ip = port.rsplit(":", 2)[0]
+            for default_env in (SAMPLE_ENV, {**SAMPLE_ENV, "API_HOST_IP": "", "FLOWER_HOST_IP": ""}):
+                try:
+                    resolved = interpolate(host_ip, default_env)
+                except MissingVariable:
+                    continue
+                assert resolved not in ALL_INTERFACES, f"{name}: {port} would listen on every interface"
     for name, svc in services.items():
-        for key, value in environment(svc).items():
-            if not SECRET_NAME.search(key) or value == "":
-                continue
-            match = INTERPOLATION.match(value)
-            assert match, f"{name}: {key} must come from the environment (${{{key}:?...}}), not be written here"
-            assert match["var"] == key, f"{name}: {key} is read from ${match['var']}"
-            assert match["op"] in (":?", "?") or not match["arg"], f"{name}: {key} has a literal default"
-    assert "${WAQ_API_KEYS:?" in environment(services["api"])["WAQ_API_KEYS"]
-    assert "${WAQ_FLOWER_AUTH:?" in environment(services["flower"])["WAQ_FLOWER_AUTH"]
-    assert not re.search(r"://[^/\s:@]+:[^/\s@]+@", COMPOSE.read_text()), "a URL with a password"
+        assert svc.get("network_mode") != "host", f"{name}: host networking publishes every port"
 
 
-# ---- Dockerfile --------------------------------------------------------------------------------------------------
+def test_secrets_come_only_from_required_variables(services: dict[str, dict[str, Any]]) -> None:
+    for path in COMPOSE_FILES:
+        text = path.read_text()
+        for name, svc in raw(path)["services"].items():
+            for key, value in environment(svc).items():
+                if not SECRET_NAME.search(key) or value == "":
+                    continue
+                found = variables(value)
+                assert found, f"{path.name} {name}: {key} must come from the environment, not be written here"
+                for var, op, arg in found:
+                    assert op in (":?", "?") or (op in (":-", "-") and arg == ""), \
+                        f"{path.name} {name}: {key} reads ${var} with a default"
+        # A password inside a URL is a required variable too.
+        for url in re.findall(r"\w+://[^\s\"']+", text):
+            userinfo = urlsplit(url.replace("\\", "")).netloc.rpartition("@")[0]
+            if ":" in userinfo:
+                password = userinfo.split(":", 1)[1]
+                assert re.fullmatch(r"\$\{[A-Z_]+:\?[^}]*\}", password), f"{path.name}: {url} has a written password"
+        for key, secret in SAMPLE_ENV.items():
+            assert not SECRET_NAME.search(key) or secret not in text
+
+
+@pytest.mark.parametrize("missing", ["INFRA_HOST", "MONGO_ROOT_PASSWORD", "MONGO_APP_PASSWORD", "MONGO_REPLICA_KEY",
+                                     "REDIS_PASSWORD", "WAQ_API_KEYS", "WAQ_FLOWER_AUTH"])
+def test_compose_refuses_to_start_without_a_secret(missing: str) -> None:
+    env = {key: value for key, value in SAMPLE_ENV.items() if key != missing}
+    refused = []
+    for path in COMPOSE_FILES:
+        try:
+            load(path, env)
+        except MissingVariable as exc:
+            assert str(exc).startswith(missing)
+            refused.append(path.name)
+    assert refused, f"no compose file needs {missing}"
+
+
+# ---- limits, logs, shutdown, images ------------------------------------------------------------------------------
+def test_every_service_has_a_memory_limit_and_rotated_logs(services: dict[str, dict[str, Any]]) -> None:
+    for name, svc in services.items():
+        assert size_bytes(svc["mem_limit"]) > 0, f"{name} has no memory limit"
+        logging = svc["logging"]
+        assert logging["driver"] == "json-file", name
+        assert size_bytes(logging["options"]["max-size"]) <= 100 << 20, name
+        assert 1 <= int(logging["options"]["max-file"]) <= 10, name
+
+
+def test_worker_limits_follow_the_measured_footprint_and_outlast_a_send(services: dict[str, dict[str, Any]]) -> None:
+    for session, svc in workers_by_session(services).items():
+        settings = Settings.from_env(environment(svc))
+        limit = size_bytes(svc["mem_limit"])
+        assert limit >= 3 * MEASURED_WORKER_MIB << 20, f"worker {session}: the real page is heavier than the simulator"
+        assert size_bytes(svc["memswap_limit"]) == limit, f"worker {session}: no swap"
+        grace = duration_s(svc["stop_grace_period"])
+        # As long as a lease (after which beat hands the message on) and as the local stack's own stop (WAQ_STOP_GRACE_S).
+        assert grace >= max(180.0, settings.lease_s, settings.stop_grace_s), \
+            f"worker {session}: the current send must be able to finish"
+
+
+def test_images_are_pinned_and_ours_is_built_from_this_repository(services: dict[str, dict[str, Any]]) -> None:
+    for name, svc in services.items():
+        if name in ours(services):
+            assert svc["build"] == {"context": ".."}, name
+            assert (DEPLOY / ".." / "Dockerfile").is_file()
+            continue
+        image = svc["image"]
+        assert PINNED_IMAGE.match(image) and re.search(r":\d+\.\d+\.\d+|@sha256:", image), f"{name}: pin {image}"
+
+
+@pytest.mark.skipif(subprocess.run(["docker", "compose", "version"], capture_output=True).returncode != 0
+                    if shutil.which("docker") else True, reason="no `docker compose` plugin on this machine")
+def test_docker_compose_reads_every_file() -> None:
+    """Where the compose plugin is installed, it parses each file offline (`config` needs no engine)."""
+    for path in COMPOSE_FILES:
+        done = subprocess.run(["docker", "compose", "-f", str(path), "config", "--quiet"], capture_output=True,
+                              text=True, env={"PATH": "/usr/bin:/bin:/usr/local/bin", **SAMPLE_ENV}, timeout=60)
+        assert done.returncode == 0, f"{path.name}: {done.stderr}"
+
+
+# ---- Dockerfile and .dockerignore --------------------------------------------------------------------------------
 def dockerfile_instructions() -> list[tuple[str, str]]:
     text = re.sub(r"\\\n", " ", DOCKERFILE.read_text())
     lines = [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
     return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1] if " " in line else "") for line in lines]
 
 
-def test_dockerfile_installs_chromium_and_its_driver() -> None:
+def test_dockerfile_base_is_pinned_by_digest() -> None:
+    op, image = dockerfile_instructions()[0]
+    assert op == "FROM"
+    assert re.fullmatch(r"python:3\.11\.\d+-slim-bookworm@sha256:[0-9a-f]{64}", image), image
+
+
+def test_dockerfile_installs_the_locked_dependencies_then_the_package_alone() -> None:
     instructions = dockerfile_instructions()
-    assert instructions[0] == ("FROM", "python:3.11-slim")
-    installs = [args for op, args in instructions if op == "RUN" and "apt-get install" in args]
-    packages = set(" ".join(installs).split())
-    assert {"chromium", "chromium-driver"} <= packages
-    runs = " ".join(args for op, args in instructions if op == "RUN")
-    assert "pip install ." in runs
+    packages = set(" ".join(args for op, args in instructions if op == "RUN" and "apt-get install" in args).split())
+    assert {"chromium", "chromium-driver", "tini"} <= packages
+    runs = [args for op, args in instructions if op == "RUN"]
+    locked = next(i for i, args in enumerate(runs) if "pip install -r requirements.lock" in args)
+    package = next(i for i, args in enumerate(runs) if "pip install --no-deps ." in args)
+    assert locked < package
+    assert not [args for args in runs if re.search(r"pip install (?!-r requirements\.lock|--no-deps \.)", args)]
 
 
 def test_dockerfile_runs_as_a_user_with_data_in_data() -> None:
     instructions = dockerfile_instructions()
     users = [args for op, args in instructions if op == "USER"]
     assert users and users[-1] not in ("root", "0"), "the processes must not run as root"
-    env = " ".join(args for op, args in instructions if op == "ENV")
-    assert "WAQ_DATA_DIR=/data" in env
+    assert "--uid 10001" in " ".join(args for op, args in instructions if op == "RUN")
+    assert "WAQ_DATA_DIR=/data" in " ".join(args for op, args in instructions if op == "ENV")
     health = [args for op, args in instructions if op == "HEALTHCHECK"]
     assert health, "the image needs a HEALTHCHECK"
-    probe = health[0].split("CMD", 1)[1].strip()
-    check_command(__import__("json").loads(probe))
+    check_command(json.loads(health[0].split("CMD", 1)[1].strip()))
 
 
-def test_dockerfile_copies_what_exists() -> None:
+def test_dockerfile_copies_what_exists_and_the_context_keeps() -> None:
+    ignore = (ROOT / ".dockerignore").read_text()
     for op, args in dockerfile_instructions():
         if op == "COPY":
             *sources, _ = args.split()
             for source in sources:
                 assert (ROOT / source).exists(), f"COPY {source}: not in the repository"
+                assert not dockerignore_excludes(ignore, source), f"COPY {source}: .dockerignore leaves it out"
+
+
+@pytest.mark.parametrize("path", ["var/admin.key", "var/flower.auth", "var/profiles/primary/Default/Cookies",
+                                  ".venv/bin/python", ".git/config", ".env", "deploy/.env", "tests/deploy/x.py"])
+def test_dockerignore_keeps_secrets_and_local_state_out(path: str) -> None:
+    assert dockerignore_excludes((ROOT / ".dockerignore").read_text(), path)
+
+
+def test_the_dockerignore_matcher_follows_docker_rules() -> None:
+    """The matcher the two tests above rely on: parents, ** and the last rule winning."""
+    rules = "var/\n**/secret\n*.log\n!keep.log\n"
+    assert dockerignore_excludes(rules, "var/a/b")
+    assert dockerignore_excludes(rules, "x/y/secret")
+    assert dockerignore_excludes(rules, "debug.log")
+    assert not dockerignore_excludes(rules, "keep.log")
+    assert not dockerignore_excludes(rules, "variable.py")
+    assert not dockerignore_excludes(rules, "sub/debug.log")
+
+
+def test_no_compose_file_left_at_the_root() -> None:
+    """The README's commands name the files in deploy/; a root docker-compose.yml would be a second, unchecked one."""
+    assert not [p.name for p in ROOT.glob("*compose*.y*ml")]

@@ -1,0 +1,199 @@
+"""The parts of the deployment that run here for real: Redis started with the infra file's own arguments and probed
+with its healthcheck, the app's password-carrying WAQ_BROKER_URL through `waq doctor` and Celery, Flower's
+/metrics behind its basic auth, and the MongoDB helper scripts (no mongod runs here: see README, Deployment)."""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+import subprocess
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from tests.conftest import ROOT, Proc, free_port, wait_for
+from tests.deploy.compose_files import APP, DEPLOY, INFRA, SAMPLE_ENV, argv, environment, load, redis_server_args
+from wa_queue.celery_app import make_celery
+from wa_queue.flower import flower_argv, flower_env
+from wa_queue.settings import Settings
+
+PASSWORD = SAMPLE_ENV["REDIS_PASSWORD"]
+
+
+@pytest.fixture(scope="module")
+def infra_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    """redis-server with the arguments of deploy/compose.infra.yml (port and folder are this test's)."""
+    binary = shutil.which("redis-server")
+    assert binary, "redis-server is not installed: run `make test` (it installs it)"
+    workdir = tmp_path_factory.mktemp("infra-redis")
+    port = free_port()
+    args = redis_server_args(load(INFRA), PASSWORD)
+    proc = subprocess.Popen([binary, *args, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(workdir)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={k: v for k, v in os.environ.items() if not k.startswith("WAQ_")})
+    client = redis.Redis(port=port, password=PASSWORD)
+
+    def answers() -> bool:
+        try:
+            return bool(client.ping())
+        except redis.ConnectionError:
+            return False
+
+    try:
+        wait_for(answers, 10, what="redis-server with the infra file's arguments")
+        yield port
+    finally:
+        proc.kill()
+        proc.wait(10)
+
+
+def broker_url(port: int, password: str = PASSWORD) -> str:
+    """The app file's WAQ_BROKER_URL, pointed at this test's Redis."""
+    url = environment(load(APP)["services"]["api"])["WAQ_BROKER_URL"]
+    assert url == f"redis://:{PASSWORD}@redis:6379/0"
+    return url.replace("@redis:6379", f"@127.0.0.1:{port}").replace(PASSWORD, password)
+
+
+def test_redis_refuses_clients_without_the_password(infra_redis: int) -> None:
+    with pytest.raises(redis.AuthenticationError):
+        redis.Redis(port=infra_redis).ping()
+    with pytest.raises(redis.AuthenticationError):
+        redis.Redis(port=infra_redis, password="not-the-password").ping()
+
+
+def test_redis_keeps_an_aof_and_never_evicts(infra_redis: int) -> None:
+    config = redis.Redis(port=infra_redis, password=PASSWORD, decode_responses=True).config_get("*")
+    assert config["appendonly"] == "yes"
+    assert config["appendfsync"] == "everysec"
+    assert config["maxmemory-policy"] == "noeviction"
+    assert int(config["maxmemory"]) == 512 << 20
+
+
+def test_redis_healthcheck_needs_the_working_password(infra_redis: int) -> None:
+    test = load(INFRA)["services"]["redis"]["healthcheck"]["test"]
+    assert test[0] == "CMD-SHELL" and test[1].startswith("redis-cli ")
+    probe = test[1].replace("redis-cli ", f"redis-cli -p {infra_redis} ", 1)
+
+    def run(password: str | None) -> int:
+        env = {"PATH": os.environ["PATH"], **({"REDISCLI_AUTH": password} if password is not None else {})}
+        return subprocess.run(["sh", "-c", probe], env=env, capture_output=True, timeout=30).returncode
+
+    assert run(PASSWORD) == 0
+    assert run("not-the-password") != 0
+    assert run(None) != 0
+
+
+def _waq_doctor_broker(url: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("WAQ_")},
+           "WAQ_BROKER_URL": url, "WAQ_DATA_DIR": str(tmp_path / "data"), "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "wa_queue.cli", "doctor", "--check", "broker"], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_the_app_reaches_redis_with_the_password_in_its_url(infra_redis: int, tmp_path: Path) -> None:
+    """The Dockerfile's probe path (`waq doctor`) and Celery's own connection both take the password from the URL."""
+    url = broker_url(infra_redis)
+    done = _waq_doctor_broker(url, tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert PASSWORD not in done.stdout + done.stderr, "doctor must redact the password"
+    wrong = _waq_doctor_broker(broker_url(infra_redis, "not-the-password"), tmp_path)
+    assert wrong.returncode != 0
+
+    app = make_celery(Settings(broker_url=url))
+    with app.connection_for_write() as conn:
+        conn.ensure_connection(max_retries=1)
+    bad = make_celery(Settings(broker_url=broker_url(infra_redis, "not-the-password")))
+    with bad.connection_for_write() as conn, pytest.raises(Exception, match="(?i)auth|password|WRONGPASS"):
+        conn.ensure_connection(max_retries=1)
+
+
+def _get(url: str, auth: str | None) -> int:
+    request = urllib.request.Request(url)
+    if auth:
+        request.add_header("Authorization", "Basic " + base64.b64encode(auth.encode()).decode())
+    try:
+        with urllib.request.urlopen(request, timeout=15) as response:  # noqa: S310 - local test server
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+    except OSError:
+        return 0
+
+
+@pytest.mark.timeout(120)
+def test_flower_metrics_need_the_basic_auth(infra_redis: int, tmp_path: Path) -> None:
+    """As the app file starts it: Flower with WAQ_FLOWER_AUTH, on the password-protected broker."""
+    flower_cmd = argv(load(APP)["services"]["flower"]["command"])
+    assert flower_cmd[:2] == ["waq", "flower"]
+    auth = SAMPLE_ENV["WAQ_FLOWER_AUTH"]
+    env = {"WAQ_BROKER_URL": broker_url(infra_redis), "WAQ_DATA_DIR": str(tmp_path / "data"),
+           "WAQ_FLOWER_AUTH": auth}
+    settings = Settings.from_env(env)
+    port = free_port()
+    flower = Proc(flower_argv(settings, port, auth_in_env=True), {**env, **flower_env(settings)},
+                  tmp_path / "flower.log")
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for(lambda: _get(f"{base}/healthcheck", None) == 200 or not flower.alive(), 60, 0.5, "Flower to answer")
+        assert flower.alive(), (tmp_path / "flower.log").read_text()[-3000:]
+        assert _get(f"{base}/healthcheck", None) == 200  # the container probe needs no credentials
+        assert _get(f"{base}/metrics", None) == 401
+        assert _get(f"{base}/metrics", "admin:wrong-password-1") == 401
+        assert _get(f"{base}/metrics", auth) == 200
+        assert _get(f"{base}/api/workers", None) == 401
+    finally:
+        flower.stop()
+
+
+@pytest.mark.parametrize("key", ["", "short", "not base64 at all!", "A" * 1025])
+def test_mongo_keyfile_script_refuses_a_bad_key(key: str, tmp_path: Path) -> None:
+    """It stops before writing anything: a member with a bad key must not start half-configured."""
+    done = subprocess.run(["bash", str(DEPLOY / "mongo-keyfile.sh"), "mongod"], capture_output=True, text=True,
+                          env={"PATH": os.environ["PATH"], "MONGO_REPLICA_KEY": key}, timeout=30)
+    assert done.returncode == 1
+    assert "MONGO_REPLICA_KEY must be 6-1024 base64 characters" in done.stderr
+
+
+def test_mongo_keyfile_script_writes_the_key_then_runs_the_image_entrypoint(tmp_path: Path) -> None:
+    """With the key given, the script reaches the image's docker-entrypoint.sh with mongod's arguments (a stand-in
+    here, since no MongoDB image runs: it reports what it was given). Run as root, like the image's entrypoint."""
+    if os.geteuid() != 0:
+        pytest.skip("the script chowns the keyfile to mongodb, which needs root")
+    script = (DEPLOY / "mongo-keyfile.sh").read_text()
+    keyfile = tmp_path / "run" / "keyfile"
+    assert "keyfile=/run/mongo/keyfile" in script
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "docker-entrypoint.sh").write_text(
+        '#!/bin/sh\nstat -c "%a %U" "$KEYFILE"; cat "$KEYFILE"; echo "args: $*"; '
+        'echo "key in env: ${MONGO_REPLICA_KEY:-none}"\n')
+    (bin_dir / "docker-entrypoint.sh").chmod(0o755)
+    (bin_dir / "chown").write_text('#!/bin/sh\n[ "$1" = mongodb:mongodb ] && exec /bin/chown root:root "$2"\nexit 3\n')
+    (bin_dir / "chown").chmod(0o755)
+    patched = tmp_path / "mongo-keyfile.sh"
+    patched.write_text(script.replace("keyfile=/run/mongo/keyfile", f"keyfile={keyfile}"))
+    key = SAMPLE_ENV["MONGO_REPLICA_KEY"]
+    done = subprocess.run(["bash", str(patched), "mongod", "--replSet", "rs0"], capture_output=True, text=True,
+                          env={"PATH": f"{bin_dir}:{os.environ['PATH']}", "MONGO_REPLICA_KEY": key,
+                               "KEYFILE": str(keyfile)}, timeout=30)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == "400 root"  # mode 400; the owner is mongodb in the image
+    assert lines[1] == key
+    assert lines[2] == "args: mongod --replSet rs0"
+    assert lines[3] == "key in env: none", "the key must not stay in mongod's environment"
+
+
+def test_mongo_init_script_is_valid_javascript() -> None:
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed: the mongosh script's syntax cannot be checked")
+    done = subprocess.run([node, "--check", str(DEPLOY / "mongo-init.js")], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr

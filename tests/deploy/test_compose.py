@@ -378,7 +378,7 @@ def test_worker_limits_follow_the_measured_footprint_and_outlast_a_send(services
         assert limit >= 3 * MEASURED_WORKER_MIB << 20, f"worker {session}: the real page is heavier than the simulator"
         assert size_bytes(svc["memswap_limit"]) == limit, f"worker {session}: no swap"
         grace = duration_s(svc["stop_grace_period"])
-        # As long as a lease (after which beat hands the message on) and as the local stack's own stop (WAQ_STOP_GRACE_S).
+        # A lease (then beat hands the message on) and the local stack's own stop (WAQ_STOP_GRACE_S).
         assert grace >= max(180.0, settings.lease_s, settings.stop_grace_s), \
             f"worker {session}: the current send must be able to finish"
 

@@ -194,6 +194,7 @@ class LockedScheduler(PersistentScheduler):
         """Celery's stop (SIGTERM included): save the schedule, then free the lock so a standby beat takes over at its
         next try instead of after the expiry."""
         try:
+            self._close_store()  # and forget it, so that a second close does nothing
             super().close()
         finally:
             if self.holding:
@@ -211,7 +212,8 @@ class LockedScheduler(PersistentScheduler):
         return new_entry
 
     def _adopt_shared_last_runs(self) -> None:
-        """Each job's last run becomes the later of this beat's file and the last holder's shared record."""
+        """Each job's last run is the one shared by the holders when there is one: this beat's own file may be
+        older, or hold no run at all (Celery dates a new entry's last run to its creation)."""
         if self.lock is None:
             return
         try:
@@ -228,6 +230,4 @@ class LockedScheduler(PersistentScheduler):
                 when = maybe_make_aware(datetime.fromisoformat(raw.decode()))
             except ValueError:
                 continue
-            when = min(when, now)  # another host's clock ahead of ours must not delay the job
-            if entry.last_run_at is None or when > maybe_make_aware(entry.last_run_at):
-                entry.last_run_at = when
+            entry.last_run_at = min(when, now)  # another host's clock ahead of ours must not delay the job

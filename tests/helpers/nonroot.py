@@ -75,3 +75,10 @@ def own(path: Path, uid: int, gid: int) -> None:
     """Make `path` (a folder) the user's, creating it."""
     path.mkdir(parents=True, exist_ok=True)
     os.chown(path, uid, gid)
+
+
+def userns_problem(uid: int, gid: int, stash: Path) -> str | None:
+    """Why the user cannot create the namespaces Chrome's sandbox needs on this machine, or None."""
+    done = subprocess.run(as_user(["unshare", "--user", "--pid", "--net", "--fork", "true"], uid, gid, stash),
+                          capture_output=True, text=True, check=False)
+    return None if done.returncode == 0 else done.stderr.strip() or f"exit {done.returncode}"

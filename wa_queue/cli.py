@@ -11,7 +11,7 @@ import sys
 import click
 
 from wa_queue import names
-from wa_queue.errors import ConfigError
+from wa_queue.errors import ConfigError, StoreError
 from wa_queue.settings import Settings, get_settings
 
 
@@ -37,12 +37,21 @@ def main() -> None:
 @main.command()
 @click.option("--session", "session", required=True, help="The WhatsApp session this worker drives.")
 @click.option("--loglevel", default="INFO", show_default=True)
-def worker(session: str, loglevel: str) -> None:
-    """Run the Celery worker of one session: its own queue and wa.default, one message at a time."""
+@click.option("--check", is_flag=True,
+              help="Do not start: exit 0 if the session's worker is healthy (fresh heartbeat, browser connected), "
+                   "1 if not, with one line saying why. For container health checks.")
+def worker(session: str, loglevel: str, check: bool) -> None:
+    """Run the Celery worker of one session: its own queue and wa.default, one message at a time. It starts only
+    once the store answers (for up to WAQ_STORE_START_TIMEOUT_S), and exits 1 otherwise."""
     settings = _settings()
     if session not in settings.sessions:
         raise click.UsageError(f"unknown session {session!r}; WAQ_SESSIONS has: {', '.join(settings.sessions)}")
+    if check:
+        healthy, line = _worker_health(settings, session)
+        click.echo(line)
+        sys.exit(0 if healthy else 1)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    _store_or_exit(settings, session)
     queues = f"{names.session_queue(session)},{names.DEFAULT_QUEUE}"
     _exec(
         [sys.executable, "-m", "celery", "-A", "wa_queue.celery_app:app", "worker", "-Q", queues,
@@ -50,6 +59,38 @@ def worker(session: str, loglevel: str) -> None:
          "--without-gossip", "--without-mingle"],
         {"WAQ_WORKER_SESSION": session},
     )
+
+
+def _store_or_exit(settings: Settings, session: str) -> None:
+    """Celery is started only with a store that answers; otherwise exit 1 naming the setting."""
+    from wa_queue.cli_infra import redact
+    from workers.runtime import wait_for_store
+
+    def retrying(attempt: int, exc: Exception) -> None:
+        if attempt == 1:  # one line, not one per second
+            click.echo(f"worker {session}: the store does not answer yet ({type(exc).__name__}: {exc}); retrying "
+                       f"for up to {settings.store_start_timeout_s:g} s (WAQ_STORE_START_TIMEOUT_S)", err=True)
+
+    try:
+        wait_for_store(settings, on_retry=retrying)
+    except StoreError as exc:
+        click.echo(f"worker {session} not started: {exc}. Check WAQ_STORE_URL={redact(settings.store_url)}",
+                   err=True)
+        sys.exit(1)
+
+
+def _worker_health(settings: Settings, session: str) -> tuple[bool, str]:
+    """The session as its worker last recorded it: heartbeat age (fresh within three health intervals) and the
+    browser's state. Judged by cli_infra.check_sessions, as `waq doctor` does; a Celery ping cannot tell this (the
+    parent process answers it while Chrome is dead)."""
+    from wa_queue.cli_infra import check_sessions
+
+    found = [c for c in check_sessions(settings) if c.name in (f"session {session}", "sessions")]
+    if not found:
+        return False, f"session {session}: no record"
+    result = found[0]
+    line = f"{result.name} {result.status}: {result.detail}" + (f"; fix: {result.fix}" if result.fix else "")
+    return result.status == "ok", line
 
 
 @main.command()

@@ -1,4 +1,5 @@
-"""The per-session state of one worker process: its sender (one Chrome) and its Delivery."""
+"""The per-session state of one worker process: its sender (one Chrome) and its Delivery; and the start-up check
+that the store answers before the worker consumes anything (wait_for_store)."""
 
 from __future__ import annotations
 
@@ -7,16 +8,61 @@ import os
 import random
 import socket
 import threading
+import time
+from collections.abc import Callable
 
 from wa_queue import metrics_sink, names, runtime
 from wa_queue.delivery import Delivery
+from wa_queue.errors import StoreError
 from wa_queue.models import Message, utcnow
-from wa_queue.settings import get_settings
+from wa_queue.settings import Settings, get_settings
+from wa_queue.store import open_store
 from wa_queue.transport import MessageSender, SessionState, make_sender
 
 log = logging.getLogger(__name__)
 
 _QR_TTL_S = 60
+_PROBE_MAX_S = 2.0  # one attempt's longest wait for a server, so a slow refusal still leaves room for retries
+_RETRY_PAUSE_S = 1.0
+
+
+def wait_for_store(settings: Settings, *, clock: Callable[[], float] = time.monotonic,
+                   sleep: Callable[[float], None] = time.sleep,
+                   on_retry: Callable[[int, Exception], None] | None = None) -> int:
+    """Open and ping the store of WAQ_STORE_URL until it answers, for at most WAQ_STORE_START_TIMEOUT_S; returns the
+    number of attempts. Raises StoreError naming WAQ_STORE_URL when the time is up.
+
+    A worker must not start consuming without its store: Celery's worker_process_init hook only logs errors, and a
+    session worker without its session forwards every task to a queue it consumes itself."""
+    deadline = clock() + settings.store_start_timeout_s
+    attempts = 0
+    while True:
+        attempts += 1
+        try:
+            _probe_store(settings.store_url, max(0.1, min(_PROBE_MAX_S, deadline - clock())))
+            return attempts
+        except Exception as exc:  # noqa: BLE001 - every failure is retried until the deadline, then reported
+            last = exc
+        left = deadline - clock()
+        if left <= 0:
+            break
+        if on_retry is not None:
+            on_retry(attempts, last)
+        sleep(min(_RETRY_PAUSE_S, left))
+    raise StoreError(f"the store of WAQ_STORE_URL did not answer within {settings.store_start_timeout_s:g} s "
+                     f"({attempts} attempt(s)): {type(last).__name__}: {last}")
+
+
+def _probe_store(url: str, timeout_s: float) -> None:
+    if url.startswith(("mongodb://", "mongodb+srv://")):
+        from wa_queue.store.mongo import MongoStore
+
+        MongoStore.probe(url, timeout_s)  # bounded: opening the store would wait the client's full server timeout
+    store = open_store(url)  # the adapter's own checks (SQLite: the file and its schema; MongoDB: its indexes)
+    try:
+        store.ping()
+    finally:
+        store.close()
 
 
 class SessionWorker:

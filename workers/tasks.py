@@ -11,6 +11,7 @@ from celery import signals
 from wa_queue import names, recovery, runtime
 from wa_queue.celery_app import app
 from wa_queue.dispatch import publish
+from wa_queue.errors import StoreError
 from wa_queue.models import utcnow
 from wa_queue.settings import get_settings
 from workers import runtime as worker_runtime
@@ -28,7 +29,14 @@ def _start_session(**_: object) -> None:
     session = os.environ.get(SESSION_ENV)
     if session and worker_runtime.current() is None:
         runtime.reset()  # handles inherited through fork must not be shared with the parent
-        worker = worker_runtime.install(session)
+        try:
+            worker = worker_runtime.install(session)
+        except Exception:
+            # `waq worker` checked the store before Celery started, so it went away since. Celery only logs this
+            # hook's errors; send_message refuses work here rather than forward it to a queue this worker consumes.
+            log.critical("session %s: the worker could not open its store (WAQ_STORE_URL); it takes no messages",
+                         session, exc_info=True)
+            raise
         threading.Thread(target=worker.start, name="waq-session-start", daemon=True).start()
 
 
@@ -51,6 +59,10 @@ def _stop_session(**_: object) -> None:
 def send_message(message_id: str, attempts: int | None = None) -> str:
     worker = worker_runtime.current()
     if worker is None:
+        if os.environ.get(SESSION_ENV):
+            # This session's worker never started (see _start_session): forwarding would loop through wa.default,
+            # which this process consumes too. The message stays pending in the store; the sweepers republish it.
+            raise StoreError(f"session {os.environ[SESSION_ENV]}: its worker did not start (WAQ_STORE_URL?)")
         # A message published to a queue a non-session worker consumes: hand it to any session.
         message = runtime.store().get(message_id)
         publish([message], names.DEFAULT_QUEUE)

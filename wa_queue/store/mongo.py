@@ -187,7 +187,8 @@ class MongoStore(MessageStore):
         try:
             client[_db_name(url)].command("ping")
         except PyMongoError as exc:
-            raise StoreError(f"MongoDB store unreachable: {exc}") from exc
+            # Server selection appends the whole topology description: the first part says what went wrong.
+            raise StoreError(f"MongoDB store unreachable: {str(exc).split(', Timeout:')[0]}") from exc
         finally:
             client.close()
 

@@ -1,10 +1,21 @@
-# The two commands of the README: `make run` (the system) and `make test` (its tests). Both install what they need.
+# The two commands of the README: `make run` (the system) and `make test` (its tests). Both install what they need:
+# Debian packages when missing, and the Python packages of requirements-test.lock into a virtual environment, .venv,
+# that make creates (never into the system's Python: Debian 12 and Ubuntu 24.04 refuse that, PEP 668).
 PYTHON ?= python3
-PIP ?= $(PYTHON) -m pip
-STAMP := .deps.stamp
-APT_PACKAGES := redis-server chromium chromium-driver
+VENV ?= .venv
+VPY := $(VENV)/bin/python
+LOCK := requirements.lock
+TEST_LOCK := requirements-test.lock
+STAMP := $(VENV)/.deps.stamp
+LOCK_VENV := build/lock-venv
+# What the lock files are made with: pip-tools, run by `make lock` (keeps the pins) or `make lock-upgrade`.
+PIP_COMPILE := CUSTOM_COMPILE_COMMAND="make lock" $(LOCK_VENV)/bin/python -m piptools compile -q --strip-extras \
+	--allow-unsafe --no-emit-index-url --no-emit-find-links
 
-.PHONY: deps system-deps test test-long lint run demo bench
+# What runs inside the environment finds its commands first, as if it were activated (tests look for ruff on the PATH).
+IN_VENV := PATH="$(CURDIR)/$(VENV)/bin:$$PATH"
+
+.PHONY: deps system-deps test test-long lint run demo bench lock lock-upgrade
 
 system-deps:
 	@missing=""; \
@@ -17,29 +28,56 @@ system-deps:
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
 	fi
 
-$(STAMP): pyproject.toml
-	$(PIP) install -q -e '.[test]'
+# The virtual environment; a half-made one (python3-venv missing) is removed, so the next run tries again.
+$(VPY):
+	@$(PYTHON) -m venv $(VENV) && $(VPY) -m pip --version >/dev/null || { \
+	  rm -rf $(VENV); \
+	  echo "could not create the virtual environment $(VENV) with $(PYTHON) -m venv:" \
+	       "install python3-venv first (sudo apt-get install python3-venv)" >&2; \
+	  exit 1; }
+
+# Exactly the locked versions, then this project itself without resolving anything again; pip check fails when
+# pyproject.toml needs a package that the lock lacks (refresh it with `make lock`).
+$(STAMP): $(VPY) pyproject.toml $(LOCK) $(TEST_LOCK)
+	$(VPY) -m pip install -q -r $(TEST_LOCK)
+	$(VPY) -m pip install -q --no-deps -e .
+	$(VPY) -m pip check
 	@touch $(STAMP)
 
 deps: system-deps $(STAMP)
 
 # Two test processes, a file each at a time: most of the suite waits on browsers and services, not on the CPU.
-PYTEST := $(PYTHON) -m pytest -q -p no:cacheprovider -n 2 --dist loadfile
+PYTEST := $(VPY) -m pytest -q -p no:cacheprovider -n 2 --dist loadfile
 
 test: deps
-	$(PYTEST)
+	$(IN_VENV) $(PYTEST)
 
 test-long: deps
-	$(PYTEST) --long
+	$(IN_VENV) $(PYTEST) --long
 
 lint: deps
-	$(PYTHON) -m pip install -q ruff && $(PYTHON) -m ruff check --line-length 120 .
+	$(VPY) -m ruff check --line-length 120 .
 
 bench: deps
-	$(PYTHON) bench/pipeline.py
+	$(IN_VENV) $(VPY) bench/pipeline.py
 
 run: deps
-	$(PYTHON) -m wa_queue.stack
+	$(IN_VENV) $(VPY) -m wa_queue.stack
 
 demo: deps
-	$(PYTHON) -m wa_queue.stack --demo
+	$(IN_VENV) $(VPY) -m wa_queue.stack --demo
+
+# The lock files, from pyproject.toml: requirements-test.lock (everything, with the test extra; what make installs)
+# first, then requirements.lock (what the program needs; the Dockerfile's) held to the same versions. Run them with
+# the oldest Python the project supports (3.11): pins that only older Pythons need are then included.
+$(LOCK_VENV)/bin/python:
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/python -m pip install -q pip-tools
+
+lock: $(LOCK_VENV)/bin/python
+	$(PIP_COMPILE) --extra test -o $(TEST_LOCK) pyproject.toml
+	$(PIP_COMPILE) -c $(TEST_LOCK) -o $(LOCK) pyproject.toml
+
+lock-upgrade: $(LOCK_VENV)/bin/python
+	$(PIP_COMPILE) --upgrade --extra test -o $(TEST_LOCK) pyproject.toml
+	$(PIP_COMPILE) --upgrade -c $(TEST_LOCK) -o $(LOCK) pyproject.toml

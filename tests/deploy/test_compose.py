@@ -455,6 +455,17 @@ def test_dockerfile_installs_the_locked_dependencies_then_the_package_alone() ->
     assert not [args for args in runs if re.search(r"pip install (?!-r requirements\.lock|--no-deps \.)", args)]
 
 
+def test_the_lock_file_stands_alone_and_pins_every_package() -> None:
+    """The image copies requirements.lock alone: a -r/-c line or an unpinned package would break or loosen it."""
+    lines = [line.split("#", 1)[0].strip() for line in (ROOT / "requirements.lock").read_text().splitlines()]
+    requirements = [line.rstrip("\\").strip() for line in lines if line and not line.startswith("--hash")]
+    assert requirements, "requirements.lock is empty"
+    for line in requirements:
+        assert re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*(\[[\w,-]+\])?==[\w.+!-]+( *;.*)?( *\\)?", line), line
+    names = {re.split(r"[\[=]", line, maxsplit=1)[0].lower().replace("_", "-") for line in requirements}
+    assert {"celery", "flower", "gunicorn", "pymongo", "redis", "selenium"} <= names
+
+
 def test_dockerfile_runs_as_a_user_with_data_in_data() -> None:
     instructions = dockerfile_instructions()
     users = [args for op, args in instructions if op == "USER"]

@@ -58,10 +58,10 @@ class SandboxChoice:
 def userns_problem() -> str | None:
     """Why this process cannot create the namespaces Chrome's sandbox needs, or None when it can.
 
-    A child process tries (the namespaces it makes die with it). Cached: the kernel setting and the seccomp filter
-    a process runs under do not change during its life."""
+    A child process tries (the namespaces it makes die with it; -I -S: no site packages, a fast start). Cached: the
+    kernel setting and the seccomp filter a process runs under do not change during its life."""
     try:
-        done = subprocess.run([sys.executable, "-c", _PROBE], capture_output=True, text=True,
+        done = subprocess.run([sys.executable, "-I", "-S", "-c", _PROBE], capture_output=True, text=True,
                               timeout=PROBE_TIMEOUT_S, check=False)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return f"the user-namespace probe did not run: {exc}"

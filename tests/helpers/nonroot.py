@@ -60,12 +60,14 @@ def _closed_ancestors(path: Path) -> list[tuple[Path, Path]]:
 def as_user(argv: list[str], uid: int, gid: int, stash: Path) -> list[str]:
     """`argv` run as uid/gid; `stash` is an empty folder for the interpreter's bind mount, if one is needed."""
     drop = ["setpriv", f"--reuid={uid}", f"--regid={gid}", "--clear-groups", "--", *argv]
-    closed = _closed_ancestors(Path(sys.prefix).resolve())
+    # A virtualenv's prefix may be open while its interpreter (a symlink) lives in the closed base installation.
+    needed = {sys.prefix, sys.base_prefix, sys.executable}
+    closed = {pair for path in needed for pair in _closed_ancestors(Path(path).resolve())}
     if not closed:
         return drop
-    if len(closed) > 1 or _closed_ancestors(Path(sys.executable).resolve()) != closed:
-        raise RuntimeError(f"cannot show {sys.prefix} to another user (more than one closed folder)")
-    closed = closed[0]
+    if len(closed) > 1:
+        raise RuntimeError(f"cannot show the interpreter to another user: closed folders {sorted(closed)}")
+    closed = closed.pop()
     stash.mkdir(parents=True, exist_ok=True)
     return ["unshare", "--mount", "--propagation", "private", "sh", "-c", _SHOW_INTERPRETER, "sh",
             str(closed[0]), str(closed[1]), str(stash), *drop]

@@ -1,0 +1,167 @@
+"""A stop finishes the send in hand (issue 17): the real launcher (`python -m wa_queue.stack`, what `make run` runs)
+with its real processes (gunicorn, a Celery worker, beat, Flower, its own redis-server) on the scripted fake sender
+with a slow send. While a message is being sent, the stack is stopped by SIGTERM to the launcher, or by Ctrl-C typed
+into the terminal of `make run` (a pseudo-terminal, the real Makefile's run recipe). The message ends sent exactly
+once, after the stop began; no worker process was lost; the launcher (or make) exits 0 with no "make: ***" line; no
+process of the stack is left."""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import select
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.conftest import ROOT, free_port, processes_of, wait_for
+from wa_queue.store import open_store
+
+pytestmark = pytest.mark.timeout(240)
+
+SEND_DELAY_S = 6  # long enough that the stop lands while the send is in hand; far below the grace period
+
+
+def _stack_env(tmp: Path) -> dict[str, str]:
+    data = tmp / "var"
+    env = {
+        **os.environ, "WAQ_DATA_DIR": str(data), "WAQ_BROKER_URL": f"redis://127.0.0.1:{free_port()}/0",
+        "WAQ_API_PORT": str(free_port()), "WAQ_FLOWER_PORT": str(free_port()), "WAQ_TRANSPORT": "fake",
+        "WAQ_SESSIONS": "primary", "WAQ_MIN_DELAY_S": "0", "WAQ_MAX_DELAY_S": "0",
+    }
+    for key in ("WAQ_STORE_URL", "WAQ_API_KEYS", "WAQ_FLOWER_AUTH", "WAQ_FAKE_LOG", "WAQ_FAKE_CONTROL",
+                "WAQ_STOP_GRACE_S"):
+        env.pop(key, None)
+    data.mkdir(parents=True)
+    (data / "fake-control.json").write_text(json.dumps({"send_delay_s": SEND_DELAY_S}))
+    return env
+
+
+def _enqueue_and_wait_for_send(env: dict[str, str], alive: Callable[[], bool]) -> tuple[str, datetime]:
+    """Enqueue one message through the REST API and return once its send has begun (sending_at recorded)."""
+    data = Path(env["WAQ_DATA_DIR"])
+    api = f"http://127.0.0.1:{env['WAQ_API_PORT']}"
+
+    def api_up() -> bool:
+        assert alive(), "the stack stopped by itself"
+        try:
+            return requests.get(f"{api}/healthz", timeout=2).status_code in (200, 503)
+        except requests.RequestException:
+            return False
+
+    wait_for(lambda: (data / "admin.key").exists(), 60, 0.2, "the generated admin key")
+    wait_for(api_up, 90, 0.3, "the API")
+    response = requests.post(f"{api}/api/whatsapp/messages", timeout=10,
+                             headers={"X-API-Key": (data / "admin.key").read_text().strip()},
+                             json={"phone": "+14155557001", "text": "in hand at the stop"})
+    assert response.status_code == 202, response.text
+    mid = response.json()["id"]
+    store = open_store(f"sqlite:///{data / 'waq.db'}")
+    try:
+        message = wait_for(lambda: (m := store.get(mid)) and m.sending_at and m, 90, 0.1, "the send to begin")
+    finally:
+        store.close()
+    return mid, message.sending_at
+
+
+def _check_sent_once_after(env: dict[str, str], mid: str, stop_at: float, output: str) -> None:
+    data = Path(env["WAQ_DATA_DIR"])
+    sends = [json.loads(line) for line in (data / "fake-sent.jsonl").read_text().splitlines() if line.strip()]
+    assert [s["ref"] for s in sends] == [mid], output
+    # The send finished after the stop began: the stop waited for it.
+    assert datetime.fromisoformat(sends[0]["at"]).timestamp() > stop_at, (sends, stop_at)
+    store = open_store(f"sqlite:///{data / 'waq.db'}")
+    try:
+        message = store.get(mid)
+    finally:
+        store.close()
+    assert message.status.value == "sent", (message.status, output)
+    assert "WorkerLostError" not in output and "exited prematurely" not in output, output
+    assert "Warm shutdown" in output, output
+    wait_for(lambda: not processes_of(data), 30, 0.5, "every process of the stack to exit")
+
+
+def test_sigterm_to_the_launcher_finishes_the_send_in_hand(tmp_path: Path) -> None:
+    env = _stack_env(tmp_path)
+    log_path = tmp_path / "stack.log"
+    with open(log_path, "wb") as log:
+        stack = subprocess.Popen([sys.executable, "-m", "wa_queue.stack"], cwd=ROOT, env=env, stdout=log,
+                                 stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            mid, _ = _enqueue_and_wait_for_send(env, lambda: stack.poll() is None)
+            stop_at = time.time()
+            stack.send_signal(signal.SIGTERM)  # the launcher only, as `kill <pid>` or a service manager does
+            code = stack.wait(200)
+        finally:
+            if stack.poll() is None:
+                os.killpg(stack.pid, signal.SIGKILL)
+                stack.wait(10)
+    output = log_path.read_text(errors="replace")
+    assert code == 0, output
+    assert "worker_primary | " in output, output  # each line names its process
+    _check_sent_once_after(env, mid, stop_at, output)
+
+
+def test_ctrl_c_on_make_run_finishes_the_send_and_make_exits_0(tmp_path: Path) -> None:
+    env = _stack_env(tmp_path)
+    # The real run recipe; its deps (the virtual environment) are this test's own interpreter.
+    argv = ["make", "--no-print-directory", "-C", str(ROOT), "-o", "deps", "run", f"VPY={sys.executable}"]
+    pid, master = pty.fork()
+    if pid == 0:  # the child: a session of its own whose terminal is the pseudo-terminal, as in a shell
+        try:
+            os.execvpe(argv[0], argv, env)
+        finally:
+            os._exit(127)
+    chunks: list[bytes] = []
+
+    def drain(seconds: float) -> bool:
+        """Read the terminal for up to `seconds`; False once it is closed (make and everything of it exited)."""
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            ready, _, _ = select.select([master], [], [], 0.1)
+            if ready:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:
+                    return False
+                if not chunk:
+                    return False
+                chunks.append(chunk)
+        return True
+
+    status: list[int] = []
+
+    def make_alive() -> bool:
+        drain(0.05)
+        if not status:
+            done, code = os.waitpid(pid, os.WNOHANG)
+            if done:
+                status.append(code)
+        return not status
+
+    try:
+        mid, _ = _enqueue_and_wait_for_send(env, make_alive)
+        stop_at = time.time()
+        os.write(master, b"\x03")  # Ctrl-C: the terminal sends SIGINT to its foreground process group
+        deadline = time.monotonic() + 200
+        while drain(1) and time.monotonic() < deadline:
+            pass
+        status.append(os.waitpid(pid, 0)[1])
+    finally:
+        if not status:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        os.close(master)
+    output = b"".join(chunks).decode(errors="replace")
+    assert os.waitstatus_to_exitcode(status[0]) == 0, output
+    assert "make: ***" not in output, output
+    assert "SIGINT received" in output, output
+    _check_sent_once_after(env, mid, stop_at, output)

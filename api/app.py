@@ -2,18 +2,22 @@
 
     gunicorn 'api.app:create_app()'
 
-OpenAPI (Swagger 2.0) at /api/swagger.json, Swagger UI at /api/docs (both need a key, like everything but /healthz).
+OpenAPI (Swagger 2.0) at /api/swagger.json, Swagger UI at /api/docs (both need a key, like everything but /healthz;
+a browser may give it as the password of HTTP basic auth, see auth.protect_docs). Swagger UI's Authorize button takes
+the key for the calls it tries.
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
+from functools import cached_property
+from typing import Any
 
 from flask import Flask
 from flask_restx import Api
 
-from api import archive, auth, errors, messages, monitoring, sessions
+from api import archive, auth, errors, messages, monitoring, openapi, sessions
 from wa_queue import service
 
 log = logging.getLogger(__name__)
@@ -28,6 +32,10 @@ class JsonApi(Api):
     def handle_error(self, e: Exception):  # noqa: ANN201 - returns a Flask response, like the parent
         return errors.error_response(e)
 
+    @cached_property
+    def __schema__(self) -> dict[str, Any]:  # the document, with this app's session names (api/openapi.py)
+        return openapi.filled_schema(Api.__schema__.fget(self))
+
 
 def create_app() -> Flask:
     """Build the API app from the current settings (WAQ_* variables)."""
@@ -37,6 +45,7 @@ def create_app() -> Flask:
     # Answer once committed, publish in the background (wa_queue/relay.py): bench/api.py measured the difference.
     service.publish_in_background()
     app = Flask("wa_queue_api")
+    app.url_map.converters["message_id"] = openapi.MessageIdConverter  # before the routes that use it
     app.config.update(
         MAX_CONTENT_LENGTH=settings.max_request_bytes,  # werkzeug answers 413 (JSON, see errors.py) past this
         RESTX_MASK_SWAGGER=False,  # no X-Fields parameter: responses are never masked

@@ -9,6 +9,7 @@ from flask_restx import Namespace, Resource, fields
 from api.errors import ApiError, error_model
 from api.messages import message_out, message_view
 from api.monitoring import admin_only, failed_query_page, failed_query_params
+from api.openapi import MESSAGE_ID_PATTERN
 from wa_queue import runtime
 from wa_queue.errors import NotFound
 from wa_queue.models import Message
@@ -38,8 +39,8 @@ class Archive(Resource):
         return failed_query_page(runtime.store().list_archived)
 
 
-@ns.route("/archive/<string:message_id>")
-@ns.param("message_id", "An archived message's id")
+@ns.route("/archive/<message_id:message_id>")
+@ns.param("message_id", "An archived message's id", pattern=MESSAGE_ID_PATTERN)
 class ArchiveItem(Resource):
     @admin_only(ns)
     @ns.response(200, "The archived message, its attempts, timestamps and history", message_out)

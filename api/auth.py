@@ -68,9 +68,26 @@ def requires(*roles: str) -> Callable[[F], F]:
     return decorate
 
 
+DOCS_REALM = "wa-queue API docs"
+
+
 def protect_docs(app: Flask) -> None:
-    """The OpenAPI spec and Swagger UI need a key of any role, like every other route but /healthz."""
+    """The OpenAPI spec and Swagger UI need a key of any role, like every other route but /healthz.
+
+    A browser cannot add an X-API-Key header to a page it opens, so here (and only here) the key may also come as
+    the password of HTTP basic auth (any user name): the 401 asks the browser for it, which then sends it with the
+    page, its scripts and the spec. Swagger UI's own calls still need the key in X-API-Key (its Authorize button);
+    the API's other routes never read basic auth.
+    """
     @app.before_request
     def _check_docs_key() -> None:
-        if request.endpoint in DOC_ENDPOINTS:
-            authenticate(PRODUCER)
+        if request.endpoint not in DOC_ENDPOINTS:
+            return
+        auth = request.authorization
+        password = auth.password if auth is not None and auth.type == "basic" else None
+        key = identify(request.headers.get(HEADER) or password)
+        if key is None:
+            raise ApiError(401, f"The API documentation needs a key: the {HEADER} header, or the key as the "
+                                "password of HTTP basic auth.", {"header": HEADER},
+                           {"WWW-Authenticate": f'Basic realm="{DOCS_REALM}", charset="UTF-8"'})
+        g.api_key = key

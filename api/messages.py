@@ -17,9 +17,11 @@ from flask_restx import Namespace, Resource, fields
 
 from api import auth
 from api.errors import ApiError, bad_request, error_model, json_response
+from api.openapi import MESSAGE_ID_PATTERN, SessionNames
 from wa_queue import service
 from wa_queue.errors import NotFound, ValidationError
 from wa_queue.models import Message, NewMessage
+from wa_queue.validation import MAX_PHONE_CHARS, MAX_TEXT_CHARS
 
 ns = Namespace("messages", path="/api/whatsapp", description="Enqueue WhatsApp messages and follow them")
 ns.add_model(error_model.name, error_model)
@@ -28,7 +30,30 @@ MAX_BULK = 1000
 MAX_CALLBACK_URL = 2048
 MAX_METADATA_BYTES = 16 * 1024  # metadata is stored with every message; keep rows small
 IDEMPOTENCY_HEADER = "Idempotency-Key"
-_IDEMPOTENCY_KEY = re.compile(r"^[\x21-\x7e]{1,200}$")  # printable ASCII, no spaces
+IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]+$"  # printable ASCII, no spaces
+MAX_IDEMPOTENCY_KEY = 200
+# Python's str.isspace() (what str.strip() removes) spelled out: ECMA-262's \s, which OpenAPI tools read, differs.
+_SPACE = r"\u0009-\u000d\u001c-\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+# The written forms of a number the REST API takes: digits with an optional leading +, spaces and ( ) . - /.
+# phonenumbers then decides whether it is a valid number (400 naming phone when not: no pattern can say that).
+PHONE_PATTERN = r"^\+?[0-9 ().\-/]+$"
+# validation.validate_text's rule: something besides whitespace, and no NUL character.
+TEXT_PATTERN = f"^[{_SPACE}]*[^\\u0000{_SPACE}][^\\u0000]*$"
+# http(s)://host[:port], then an optional path, query or fragment; no whitespace or control characters.
+CALLBACK_URL_PATTERN = (r"^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?(:[0-9]{1,5})?"
+                        f"([/?#][^\\u0000-\\u001f\\u007f{_SPACE}]*)?$")
+
+
+def _whole(pattern: str) -> re.Pattern[str]:
+    """`pattern` as OpenAPI reads it: its closing $ is the end of the string (Python's also allows a final \\n)."""
+    return re.compile(pattern[:-1] + r"\Z")
+
+
+_IDEMPOTENCY_KEY = _whole(IDEMPOTENCY_KEY_PATTERN)
+_PHONE = _whole(PHONE_PATTERN)
+_CALLBACK_URL = _whole(CALLBACK_URL_PATTERN)
+IDEMPOTENCY_PARAM = {"in": "header", "type": "string", "pattern": IDEMPOTENCY_KEY_PATTERN, "minLength": 1,
+                     "maxLength": MAX_IDEMPOTENCY_KEY}
 MESSAGE_FIELDS = frozenset({"phone", "text", "session", "callback_url", "metadata"})
 _MAX_ID = 64
 
@@ -62,13 +87,29 @@ class NDateTime(Nullable, fields.DateTime):
     pass
 
 
+class SessionField(NString):
+    """A session name or null; the document's enum is this app's WAQ_SESSIONS (filled in by api/openapi.py)."""
+
+    def schema(self) -> dict[str, Any]:
+        schema = super().schema()
+        schema["enum"] = SessionNames()
+        return schema
+
+
 message_in = ns.model("NewMessage", {
-    "phone": fields.String(required=True, description="Any written form of the number; stored as E.164",
+    "phone": fields.String(required=True, min_length=1, max_length=MAX_PHONE_CHARS, pattern=PHONE_PATTERN,
+                           description="The number, with its country code (+44...) unless it is in WAQ_DEFAULT_REGION; "
+                                       "spaces and ( ) . - / allowed; stored as E.164. A number that does not exist "
+                                       "(phonenumbers) is answered 400 naming phone",
                            example="+14155550123"),
-    "text": fields.String(required=True, min_length=1, max_length=4096, example="Your code is 1234"),
-    "session": NString(description="Preferred WhatsApp session (any available one when null)"),
-    "callback_url": NString(description="http(s) URL told about status changes", max_length=MAX_CALLBACK_URL),
-    "metadata": NRaw(description="Any JSON object, returned as is"),
+    "text": fields.String(required=True, min_length=1, max_length=MAX_TEXT_CHARS, pattern=TEXT_PATTERN,
+                          description="Not only whitespace; no NUL character", example="Your code is 1234"),
+    "session": SessionField(description="Preferred WhatsApp session (any available one when null)"),
+    "callback_url": NString(description="http(s) URL told about status changes", max_length=MAX_CALLBACK_URL,
+                            pattern=CALLBACK_URL_PATTERN, example="https://shop.example/hooks/whatsapp"),
+    "metadata": NRaw(description=f"Any JSON object, returned as is: at most {16 * 1024} bytes as JSON, nested at "
+                                 "most 32 levels, no key starting with '$' or holding a NUL character (400 naming "
+                                 "metadata otherwise)", example={"order": 42}),
 }, strict=True)
 bulk_in = ns.model("NewMessages", {
     "messages": fields.List(fields.Nested(message_in), required=True, min_items=1, max_items=MAX_BULK),
@@ -170,7 +211,7 @@ def _idempotency_key() -> str | None:
     raw = request.headers.get(IDEMPOTENCY_HEADER)
     if raw is None:
         return None
-    if not _IDEMPOTENCY_KEY.match(raw):
+    if len(raw) > MAX_IDEMPOTENCY_KEY or not _IDEMPOTENCY_KEY.match(raw):
         raise bad_request(f"The {IDEMPOTENCY_HEADER} header must be 1-200 printable ASCII characters without "
                           "spaces.", field=IDEMPOTENCY_HEADER)
     return f"{g.api_key.name}:{raw}"
@@ -181,6 +222,9 @@ def _check_callback_url(value: Any) -> str | None:
         return None
     if not isinstance(value, str) or len(value) > MAX_CALLBACK_URL:
         raise ValidationError(f"callback_url must be a string of at most {MAX_CALLBACK_URL} characters",
+                              "callback_url")
+    if not _CALLBACK_URL.match(value):  # the documented form (CALLBACK_URL_PATTERN); urlsplit checks it again
+        raise ValidationError("callback_url must be an http:// or https:// URL with a host name or IPv4 address",
                               "callback_url")
     try:
         parts = urlsplit(value)
@@ -245,10 +289,18 @@ def build(item: dict[str, Any], idempotency_key: str | None) -> NewMessage:
     for required in ("phone", "text"):
         if required not in item:
             raise ValidationError(f"{required} is required", required)
+    _check_phone_form(item["phone"])
     return service.build_message(
         item["phone"], item["text"], session=item.get("session"), idempotency_key=idempotency_key,
         callback_url=_check_callback_url(item.get("callback_url")), metadata=_check_metadata(item.get("metadata")),
     )
+
+
+def _check_phone_form(value: Any) -> None:
+    """The REST API's documented form of a number (PHONE_PATTERN, at most MAX_PHONE_CHARS), before phonenumbers."""
+    if isinstance(value, str) and not (len(value) <= MAX_PHONE_CHARS and _PHONE.match(value)):
+        raise ValidationError(f"phone must be 1-{MAX_PHONE_CHARS} characters: digits, an optional leading +, "
+                              "spaces and ( ) . - /", "phone")
 
 
 def _accepted(message: Message) -> dict[str, str]:
@@ -262,7 +314,7 @@ def _location(message_id: str) -> dict[str, str]:
 @ns.route("/messages")
 class Messages(Resource):
     @ns.doc(security=auth.SCHEME, params={IDEMPOTENCY_HEADER: {
-        "in": "header", "type": "string", "description": "Same key and body again: 200 with the same message; "
+        **IDEMPOTENCY_PARAM, "description": "Same key and body again: 200 with the same message; "
                                                           "same key, other body: 409"}})
     @ns.expect(message_in, validate=False)
     @ns.response(202, "Committed to the store; delivery is queued", accepted)
@@ -303,7 +355,7 @@ enqueue_view.view_class = Messages  # type: ignore[attr-defined] - what RESTX ch
 @ns.route("/messages/bulk")
 class BulkMessages(Resource):
     @ns.doc(security=auth.SCHEME, params={IDEMPOTENCY_HEADER: {
-        "in": "header", "type": "string", "description": "Item i is stored under '<key>#<i>': resending the same "
+        **IDEMPOTENCY_PARAM, "description": "Item i is stored under '<key>#<i>': resending the same "
                                                           "request replays every item"}})
     @ns.expect(bulk_in, validate=False)
     @ns.response(202, "All committed in one transaction", bulk_accepted)
@@ -350,14 +402,16 @@ def _bulk_items(body: dict[str, Any]) -> list[Any]:
     return items
 
 
-@ns.route("/messages/<string:message_id>")
-@ns.param("message_id", "The id returned when the message was queued")
+@ns.route("/messages/<message_id:message_id>")
+@ns.param("message_id", "The id returned when the message was queued (32 hex digits; any other is 404)",
+          pattern=MESSAGE_ID_PATTERN)
 class MessageItem(Resource):
     @ns.doc(security=auth.SCHEME)
     @ns.response(200, "The message, its attempts, timestamps and history", message_out)
     @ns.response(401, "No or unknown API key", error_model)
     @ns.response(403, "The key's role may not do this", error_model)
     @ns.response(404, "No such message", error_model)
+    @ns.response(503, "The store is unavailable; retry later", error_model)
     @auth.requires(auth.PRODUCER)
     def get(self, message_id: str) -> dict[str, Any]:
         """Status, attempts, timestamps and history of one message."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -14,6 +15,7 @@ from flask_restx import Namespace, Resource, fields
 from api import auth
 from api.errors import bad_request, error_model, json_response
 from api.messages import NFloat, NInteger, NString, load, message_out, message_view, read_json_object
+from api.openapi import MESSAGE_ID_PATTERN, SessionFilter
 from wa_queue import runtime, service
 from wa_queue.models import Message, MessageStatus, utcnow
 from wa_queue.settings import get_settings
@@ -98,6 +100,7 @@ marked_sent = ns.model("MarkedSent", {
 })
 probe_ok = ops.model("Probe", {"status": fields.String(required=True, enum=["ok"])})
 
+STORE_DOWN = "The store is unavailable; nothing was changed, retry later"
 _ADMIN_ERRORS = ((401, "No or unknown API key"), (403, "The key's role may not do this"))
 
 
@@ -253,14 +256,16 @@ class Stats(Resource):
 
 
 # ---- failed messages --------------------------------------------------------------------------------------------
+_WHOLE_NUMBER = re.compile(r"-?[0-9]{1,18}\Z")  # what OpenAPI's integer means in a query string (no "", "+1", "1_0")
+
+
 def _int_arg(name: str, default: int, low: int, high: int) -> int:
     raw = request.args.get(name)
-    if raw is None or raw == "":
+    if raw is None:
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise bad_request(f"{name} must be a whole number from {low} to {high}.", field=name) from None
+    if not _WHOLE_NUMBER.match(raw):
+        raise bad_request(f"{name} must be a whole number from {low} to {high}.", field=name)
+    value = int(raw)
     if not low <= value <= high:
         raise bad_request(f"{name} must be from {low} to {high}, not {value}.", field=name)
     return value
@@ -280,8 +285,10 @@ def failed_query_params(namespace: Namespace) -> Callable[[Callable[..., Any]], 
     """The query parameters of a page of failed messages (/failed, /archive), documented once."""
     def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
         for name, text, kwargs in (
-            ("error", "Only messages whose error class or text contains this", {"type": str}),
-            ("session", "Only messages claimed or sent by this session", {"type": str}),
+            ("error", "Only messages whose error class or text contains this (empty: no filter)",
+             {"type": str, "maxLength": MAX_ERROR_FILTER}),
+            ("session", "Only messages claimed or sent by this session (empty: every session)",
+             {"type": str, "enum": SessionFilter()}),
             ("per_page", f"Items per page, 1-{MAX_PER_PAGE}", {"type": int, "default": DEFAULT_PER_PAGE,
                                                               "minimum": 1, "maximum": MAX_PER_PAGE}),
             ("page", "Page number from 1", {"type": int, "default": 1, "minimum": 1, "maximum": 10**9}),
@@ -317,21 +324,24 @@ class Failed(Resource):
 @ns.route("/failed/retry-all")
 class FailedRetryAll(Resource):
     @admin_only(ns)
-    @ns.param("session", "Only failed messages of this session", type=str)
+    @ns.param("session", "Only failed messages of this session (empty: every session)", type=str,
+              enum=SessionFilter())
     @ns.response(200, "How many failed messages went back to pending", requeued)
     @ns.response(400, "Unknown session", error_model)
+    @ns.response(503, STORE_DOWN, error_model)
     def post(self) -> dict[str, int]:
         """Retry every failed message (optionally of one session)."""
         return {"requeued": service.retry_all_failed(_session_arg())}
 
 
-@ns.route("/failed/<string:message_id>")
-@ns.param("message_id", "A failed message's id")
+@ns.route("/failed/<message_id:message_id>")
+@ns.param("message_id", "A failed message's id", pattern=MESSAGE_ID_PATTERN)
 class FailedItem(Resource):
     @admin_only(ns)
     @ns.response(204, "Deleted for good")
     @ns.response(404, "No such message", error_model)
     @ns.response(409, "The message is not failed", error_model)
+    @ns.response(503, STORE_DOWN, error_model)
     def delete(self, message_id: str) -> tuple[str, int]:
         """Delete a failed message for good (only failed ones)."""
         load(message_id)  # 404 with a clear sentence before the store's own checks
@@ -339,13 +349,14 @@ class FailedItem(Resource):
         return "", 204
 
 
-@ns.route("/failed/<string:message_id>/retry")
-@ns.param("message_id", "A failed message's id")
+@ns.route("/failed/<message_id:message_id>/retry")
+@ns.param("message_id", "A failed message's id", pattern=MESSAGE_ID_PATTERN)
 class FailedRetry(Resource):
     @admin_only(ns)
     @ns.response(200, "Back to pending with its attempts reset; the message in data", retried)
     @ns.response(404, "No such message", error_model)
     @ns.response(409, "The message is not failed", error_model)
+    @ns.response(503, STORE_DOWN, error_model)
     def post(self, message_id: str) -> dict[str, Any]:
         """Retry one failed message."""
         load(message_id)
@@ -354,8 +365,8 @@ class FailedRetry(Resource):
 
 
 
-@ns.route("/failed/<string:message_id>/mark-sent")
-@ns.param("message_id", "A failed message's id")
+@ns.route("/failed/<message_id:message_id>/mark-sent")
+@ns.param("message_id", "A failed message's id", pattern=MESSAGE_ID_PATTERN)
 class FailedMarkSent(Resource):
     @admin_only(ns)
     @ns.expect(mark_sent_in, validate=False)
@@ -367,6 +378,7 @@ class FailedMarkSent(Resource):
     @ns.response(409, "The message is not failed", error_model)
     @ns.response(413, "Body too large", error_model)
     @ns.response(415, "Body is not JSON", error_model)
+    @ns.response(503, STORE_DOWN, error_model)
     def post(self, message_id: str) -> dict[str, Any]:
         """Mark one failed message as sent: the operator saw it in the phone's chat (see OutcomeUnverified)."""
         note = _note_arg()

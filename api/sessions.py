@@ -10,7 +10,8 @@ from flask_restx import Namespace, Resource, fields
 
 from api.errors import ApiError, error_model
 from api.messages import NString
-from api.monitoring import admin_only
+from api.monitoring import STORE_DOWN, admin_only
+from api.openapi import SessionEnum
 from wa_queue import runtime, service
 from wa_queue.names import session_qr_key
 from wa_queue.settings import get_settings
@@ -39,6 +40,12 @@ sessions_out = ns.model("Sessions", {"sessions": fields.List(fields.Nested(sessi
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
+class PngFile(fields.Raw):
+    """Swagger 2.0's `file`: a response body of raw bytes (here image/png)."""
+
+    __schema_type__ = "file"
+
+
 def _known(name: str) -> str:
     sessions = get_settings().sessions
     if name not in sessions:
@@ -51,20 +58,21 @@ def _known(name: str) -> str:
 class Sessions(Resource):
     @admin_only(ns)
     @ns.response(200, "Every configured session", sessions_out)
+    @ns.response(503, STORE_DOWN, error_model)
     def get(self) -> dict[str, Any]:
         """State, pacing and reconnection of every session."""
         return {"sessions": list(service.sessions_overview().values())}
 
 
 @ns.route("/sessions/<string:name>/qr")
-@ns.param("name", "Session name")
+@ns.param("name", "Session name (one of WAQ_SESSIONS; any other is 404)", enum=SessionEnum())
 class SessionQr(Resource):
     @admin_only(ns)
-    @ns.produces(["image/png"])
-    @ns.response(200, "The QR code to scan with the phone (PNG)")
+    @ns.produces(["image/png", "application/json"])  # the PNG, or the JSON error shape
+    @ns.response(200, "The QR code to scan with the phone (image/png)", PngFile())
     @ns.response(404, "Unknown session", error_model)
     @ns.response(409, "The session is not waiting for a scan", error_model)
-    @ns.response(503, "The broker (which holds the QR image) is unreachable", error_model)
+    @ns.response(503, "The broker (which holds the QR image) or the store is unreachable", error_model)
     def get(self, name: str) -> Response:
         """The login QR code while the session waits for a scan.
 
@@ -85,12 +93,13 @@ class SessionQr(Resource):
 
 
 @ns.route("/sessions/<string:name>/restart")
-@ns.param("name", "Session name")
+@ns.param("name", "Session name (one of WAQ_SESSIONS; any other is 404)", enum=SessionEnum())
 class SessionRestart(Resource):
     @admin_only(ns)
     @ns.response(202, "Restart requested: the session's next health check reconnects with a fresh counter",
                  session_out)
     @ns.response(404, "Unknown session", error_model)
+    @ns.response(503, STORE_DOWN, error_model)
     def post(self, name: str) -> tuple[dict[str, Any], int]:
         """Restart a session (also clears 'needs operator')."""
         return service.restart_session(_known(name)), 202

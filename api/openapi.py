@@ -1,0 +1,64 @@
+"""What the OpenAPI document needs beyond Flask-RESTX's models: rules that depend on settings, and routing that keeps
+the document and the URL map in step.
+
+- `SessionEnum`, `SessionNames` and `SessionFilter` stand in for an enum of the configured sessions (WAQ_SESSIONS).
+  The models are module-level and shared by every app, so the names are filled in per app, when its document is
+  built (`filled_schema`), never in the shared models.
+- `MessageIdConverter` routes `<message_id:...>`: a message id never equals a sibling route's fixed word, so
+  `GET /messages/bulk` or `DELETE /failed/retry-all` answer 405 with an `Allow` header naming the documented
+  methods, instead of reaching the item route and answering 404.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from typing import Any
+
+from werkzeug.routing import BaseConverter
+
+from wa_queue.settings import get_settings
+
+# What new_message_id() makes (a UUIDv7 in hex). Other ids are answered 404, like an id that is not stored.
+MESSAGE_ID_PATTERN = "^[0-9a-f]{32}$"
+# Fixed words of routes that sit beside an item route (/messages/bulk, /failed/retry-all).
+RESERVED_IDS = frozenset({"bulk", "retry-all"})
+
+
+class SessionEnum(list):
+    """Marker: the configured session names (a path parameter)."""
+
+
+class SessionNames(list):
+    """Marker: the configured session names, or null (a request body's optional session)."""
+
+
+class SessionFilter(list):
+    """Marker: the configured session names, or "" (a query filter left empty means every session)."""
+
+
+class MessageIdConverter(BaseConverter):
+    """Any path segment but the reserved words. Excluded in the regex itself (not in to_python), because werkzeug
+    gathers the methods of an OPTIONS answer's Allow header from the rules whose regex matches."""
+
+    regex = "(?!(?:" + "|".join(re.escape(word) for word in sorted(RESERVED_IDS)) + ")$)[^/]+"
+
+
+def filled_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """A copy of Flask-RESTX's document with every session marker replaced by this app's session names."""
+    sessions = list(get_settings().sessions)
+    filled = copy.deepcopy(schema)
+    stack: list[Any] = [filled]
+    while stack:
+        item = stack.pop()
+        children = item.items() if isinstance(item, dict) else enumerate(item) if isinstance(item, list) else ()
+        for key, value in list(children):
+            if isinstance(value, SessionEnum):
+                item[key] = sessions
+            elif isinstance(value, SessionNames):
+                item[key] = [*sessions, None]
+            elif isinstance(value, SessionFilter):
+                item[key] = ["", *sessions]
+            else:
+                stack.append(value)
+    return filled

@@ -1,0 +1,104 @@
+"""The OpenAPI document against the running API: a real gunicorn process (SQLite store, real redis-server), the schema
+loaded from its /api/swagger.json with schemathesis.openapi.from_url, every operation called over HTTP and checked
+with ALL of schemathesis's default checks (no reduced `checks=` list). tests/helpers/openapi.py holds the one
+documented allowance (refusals the schema cannot express, on the two enqueue operations) and the tally.
+
+The short run is part of `make test`; the long run (`--long`, `make test-long`) makes at least 10,000 cases and
+prints its totals (cases, checks, failures), also kept in tests/artifacts/schemathesis-gunicorn-long.json.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import requests
+import schemathesis
+from hypothesis import HealthCheck, settings
+
+from tests.conftest import RedisServer
+from tests.helpers.openapi import (
+    ADMIN,
+    Tally,
+    config,
+    counting,
+    refused_only_for_what_the_schema_cannot_say,
+    start_api,
+)
+
+EXTRA = [refused_only_for_what_the_schema_cannot_say]
+LONG_CASES = 10_000
+LONG_EXAMPLES = 800  # per operation; operations with few distinct inputs run out sooner, hence the count below
+
+
+@pytest.fixture(scope="module")
+def api_url(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer) -> Iterator[str]:
+    redis_server.client().flushall()
+    proc, url = start_api(tmp_path_factory.mktemp("openapi-gunicorn"), redis_server)
+    yield url
+    proc.stop()
+
+
+@pytest.fixture(scope="module")
+def short_tally() -> Iterator[Tally]:
+    tally = Tally()
+    yield tally
+    tally.report("schemathesis against gunicorn, every default check", "schemathesis-gunicorn")
+
+
+@pytest.fixture(scope="module")
+def long_tally() -> Tally:
+    return Tally()
+
+
+@pytest.fixture
+def short_schema(api_url: str, short_tally: Tally):  # noqa: ANN201
+    counting(short_tally)
+    return schemathesis.openapi.from_url(f"{api_url}/api/swagger.json", headers=ADMIN, config=config())
+
+
+@pytest.fixture
+def long_schema(api_url: str, long_tally: Tally):  # noqa: ANN201
+    counting(long_tally)
+    return schemathesis.openapi.from_url(f"{api_url}/api/swagger.json", headers=ADMIN, config=config())
+
+
+short = schemathesis.pytest.from_fixture("short_schema")
+long = schemathesis.pytest.from_fixture("long_schema")
+
+
+def test_the_document_is_served_with_a_key_only(api_url: str) -> None:
+    assert requests.get(f"{api_url}/api/swagger.json", timeout=5).status_code == 401
+    spec = requests.get(f"{api_url}/api/swagger.json", headers=ADMIN, timeout=5).json()
+    # The session enum is this server's WAQ_SESSIONS, filled in when the document is built.
+    assert spec["definitions"]["NewMessage"]["properties"]["session"]["enum"] == ["primary", "secondary", None]
+    qr = spec["paths"]["/api/whatsapp/sessions/{name}/qr"]["get"]
+    assert qr["produces"] == ["image/png", "application/json"] and qr["responses"]["200"]["schema"] == {"type": "file"}
+
+
+@short.parametrize()
+@settings(max_examples=5, deadline=None, suppress_health_check=list(HealthCheck))
+def test_every_operation(case) -> None:  # noqa: ANN001
+    case.call_and_validate(additional_checks=EXTRA)
+
+
+def test_the_short_run_checked_something(short_tally: Tally) -> None:
+    # Every operation above ran (they come first in this file): the tally proves checks really ran and passed.
+    assert short_tally.cases >= 100 and short_tally.failures == 0, short_tally.line("short run")
+    assert {"positive_data_acceptance", "negative_data_rejection", "unsupported_method", "ignored_auth",
+            "content_type_conformance", "response_schema_conformance"} <= set(short_tally.by_check)
+
+
+@pytest.mark.long
+@pytest.mark.timeout(3600)  # one test item runs every operation
+@long.parametrize()
+@settings(max_examples=LONG_EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
+def test_every_operation_long(case) -> None:  # noqa: ANN001
+    case.call_and_validate(additional_checks=EXTRA)
+
+
+@pytest.mark.long
+def test_the_long_run_made_enough_cases(long_tally: Tally) -> None:
+    line = long_tally.report("schemathesis long run against gunicorn, every default check",
+                             "schemathesis-gunicorn-long")
+    assert long_tally.cases >= LONG_CASES and long_tally.failures == 0, line

@@ -1,0 +1,175 @@
+"""Schemathesis against the API with every default check: its configuration, the one rule the schema cannot carry,
+a tally of cases, checks and failures, and a real gunicorn serving the API.
+
+Why positive data may be refused on the two enqueue operations, and only there: JSON Schema cannot say which phone
+numbers exist (phonenumbers decides), nor the metadata rules the document states in words (16 KiB as JSON, 32
+levels, no '$' or NUL in keys), nor the request size cap (WAQ_MAX_REQUEST_BYTES, 413). So positive_data_acceptance
+also expects 400 and 413 there, and `refused_only_for_what_the_schema_cannot_say` (run with the defaults) fails
+unless each such refusal names those fields and the value really breaks the rule.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import requests
+import schemathesis
+from schemathesis.core.failures import Failure
+
+from tests.conftest import ROOT, Proc, RedisServer, free_port, wait_for
+from wa_queue.errors import ValidationError
+from wa_queue.validation import normalize_phone
+
+ADMIN_KEY = "openapi-admin-key-0123456789ab"
+ADMIN = {"X-API-Key": ADMIN_KEY}
+ENQUEUE = ("POST /api/whatsapp/messages", "POST /api/whatsapp/messages/bulk")
+MAX_REQUEST_BYTES = 64 * 1024  # the default WAQ_MAX_REQUEST_BYTES, which these tests keep
+ARTIFACTS = ROOT / "tests" / "artifacts"
+
+CONFIG = f"""
+# The key as schemathesis's own auth (not a fixed header), so its negative cases can leave it out.
+[auth.openapi.apiKey]
+api_key = "{ADMIN_KEY}"
+
+[[operations]]
+include-name = {json.dumps(list(ENQUEUE))}
+checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", "400", "401", "403", "404", "409", "413", "429",
+                                                     "5xx"]
+"""
+
+
+def config() -> schemathesis.Config:
+    """Schemathesis's defaults (every check on), with the enqueue operations' documented extra refusals."""
+    return schemathesis.Config.from_str(CONFIG)
+
+
+class RefusedForAnotherReason(Failure):
+    """Schema-valid data was refused, and not for a rule the schema cannot express."""
+
+    kind_title = "Schema-valid request refused for a rule the schema could say"
+
+    @property
+    def _unique_key(self) -> str:
+        return self.message
+
+
+def _breaks_an_unwritable_rule(field_name: str | None, item: Any) -> bool:
+    from api.messages import _check_metadata  # the API's own rule: re-running it is the point
+
+    if not isinstance(item, dict):
+        return False
+    try:
+        if field_name == "phone":
+            normalize_phone(item.get("phone"))
+        elif field_name == "metadata":
+            _check_metadata(item.get("metadata"))
+        else:
+            return False
+    except ValidationError:
+        return True
+    return False
+
+
+def refused_only_for_what_the_schema_cannot_say(ctx: Any, response: Any, case: Any) -> bool | None:  # noqa: ARG001
+    """A positive case answered 400 or 413 by an enqueue operation: the refusal must be one the schema cannot say."""
+    label = f"{case.method.upper()} {case.operation.path}"
+    meta = case.meta
+    if label not in ENQUEUE or meta is None or not meta.generation.mode.is_positive:
+        return None
+    if response.status_code == 413:
+        size = len(response.request.body or b"")
+        if size <= MAX_REQUEST_BYTES:
+            raise RefusedForAnotherReason(operation=label,
+                                          message=f"413 for a body of {size} bytes (the cap is {MAX_REQUEST_BYTES})")
+    elif response.status_code == 400:
+        details = json.loads(response.content)["details"]
+        body = case.body if isinstance(case.body, dict) else {}
+        if "items" in details:  # a bulk's per-item problems
+            items = body.get("messages") or []
+            bad = [(p.get("field"), items[p["index"]]) for p in details["items"]]
+        else:
+            bad = [(details.get("field"), body)]
+        for field_name, item in bad:
+            if not _breaks_an_unwritable_rule(field_name, item):
+                raise RefusedForAnotherReason(operation=label,
+                                              message=f"400 naming {field_name!r}: {response.content[:300]!r}")
+    return None
+
+
+@dataclass
+class Tally:
+    """Cases, checks run and failures, counted by the after_validate hook while this tally is active."""
+
+    cases: int = 0
+    checks: int = 0
+    failures: int = 0
+    by_check: Counter = field(default_factory=Counter)
+    failed: Counter = field(default_factory=Counter)
+    statuses: Counter = field(default_factory=Counter)
+
+    def line(self, label: str) -> str:
+        return (f"{label}: {self.cases} cases, {self.checks} checks ({len(self.by_check)} kinds), "
+                f"{self.failures} failures")
+
+    def report(self, label: str, artifact: str) -> str:
+        """Print the totals and keep them in tests/artifacts/<artifact>.json."""
+        text = self.line(label)
+        print(f"\n{text}\n  checks: {dict(sorted(self.by_check.items()))}\n  statuses: "
+              f"{dict(sorted(self.statuses.items()))}\n  failed: {dict(self.failed)}", file=sys.stderr)
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        (ARTIFACTS / f"{artifact}.json").write_text(json.dumps({
+            "label": label, "cases": self.cases, "checks": self.checks, "failures": self.failures,
+            "by_check": dict(self.by_check), "failed": dict(self.failed),
+            "statuses": {str(k): v for k, v in self.statuses.items()}}, indent=1))
+        return text
+
+
+_active: list[Tally] = []
+
+
+def counting(tally: Tally) -> Tally:
+    """Make `tally` the one the hook counts into (until the next call)."""
+    _active[:] = [tally]
+    return tally
+
+
+@schemathesis.hook
+def after_validate(context: Any, case: Any, response: Any, results: list[Any]) -> None:  # noqa: ARG001
+    if not _active:
+        return
+    tally = _active[0]
+    tally.cases += 1
+    tally.statuses[response.status_code] += 1
+    for result in results:
+        tally.checks += 1
+        tally.by_check[result.name] += 1
+        if result.failure is not None:
+            tally.failures += 1
+            tally.failed[result.name] += 1
+
+
+def start_api(tmp: Path, redis: RedisServer, keys: str = f"openapi:admin:{ADMIN_KEY}") -> tuple[Proc, str]:
+    """The API under a real gunicorn (one worker, four threads, as tests/helpers/stack.py starts it) on a SQLite store
+    and a real redis-server; returns the process and its base URL once /healthz answers."""
+    port = free_port()
+    env = {"WAQ_DATA_DIR": str(tmp / "data"), "WAQ_STORE_URL": f"sqlite:///{tmp / 'data' / 'waq.db'}",
+           "WAQ_BROKER_URL": redis.url, "WAQ_SESSIONS": "primary,secondary", "WAQ_TRANSPORT": "fake",
+           "WAQ_API_KEYS": keys}
+    proc = Proc([sys.executable, "-m", "gunicorn", "--workers", "1", "--threads", "4", "--bind", f"127.0.0.1:{port}",
+                 "api.app:create_app()"], env, tmp / "api.log")
+    url = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        assert proc.alive(), (tmp / "api.log").read_text()[-2000:]
+        try:
+            return requests.get(f"{url}/healthz", timeout=2).status_code == 200
+        except requests.RequestException:
+            return False
+
+    wait_for(up, 30, 0.2, "gunicorn to serve the API")
+    return proc, url

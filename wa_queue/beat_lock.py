@@ -3,12 +3,14 @@
 `waq beat` gives Celery's embedded beat `LockedScheduler`. Every beat process ticks, but only the holder of
 `names.BEAT_LOCK_KEY` sends jobs; the others are standby and try to take the lock every third of its expiry
 (`WAQ_BEAT_LOCK_TTL_S`). The holder renews it as often, with a compare-and-set on its token, so a beat that finds
-another token there stops sending at once and goes back to waiting; a beat stopped cleanly deletes its token, one
-that died leaves it to expire. A standby beat does not even open its schedule file (two beats may share a data
-folder), and the holder shares each job's last run under `names.BEAT_LAST_RUN_KEY`, so the beat that takes over keeps
-the old holder's cadence: a job runs at takeover only if it was due anyway, and then once (Celery never replays
-missed runs). The jobs are idempotent (dispatch, recovery, health, archive), so the one overlap the lock allows (the
-broker's Redis flushed while a holder sleeps, up to one renewal period) costs a duplicate run, never a wrong one.
+another token there stops sending at once and goes back to waiting; a beat stopped cleanly deletes its token, one that
+died leaves it to expire, unless a beat on the same host and pid namespace sees that the holder's pid is gone (a restart
+under systemd or a supervisor): that one takes the lock over at once. A standby beat does not even open its schedule
+file (two beats may share a data folder), and the holder shares each job's last run under `names.BEAT_LAST_RUN_KEY`, so
+the beat that takes over keeps the old holder's cadence: a job runs at takeover only if it was due anyway, and then once
+(Celery never replays missed runs). The jobs are idempotent (dispatch, recovery, health, archive), so the one overlap
+the lock allows (the broker's Redis flushed while a holder sleeps, up to one renewal period) costs a duplicate run,
+never a wrong one.
 """
 
 from __future__ import annotations
@@ -27,13 +29,15 @@ from celery.utils.time import maybe_make_aware
 
 from wa_queue import names
 from wa_queue.settings import get_settings
+from wa_queue.transport import procs
 
 log = logging.getLogger(__name__)
 
-# Take the lock if it is free or already ours (then this renews it), in one step; otherwise say who holds it.
+# Take the lock if it is free, already ours (then this renews it) or still held by the token ARGV[3], which the caller
+# proved dead, in one step; otherwise say who holds it.
 _TAKE = """
 local holder = redis.call('get', KEYS[1])
-if (not holder) or holder == ARGV[1] then
+if (not holder) or holder == ARGV[1] or holder == ARGV[3] then
   redis.call('set', KEYS[1], ARGV[1], 'px', ARGV[2])
   return 1
 end
@@ -59,10 +63,10 @@ class BeatLock:
         self._take = client.register_script(_TAKE)
         self._release = client.register_script(_RELEASE)
 
-    def take(self) -> tuple[bool, str | None]:
-        """(True, owner) if this owner now holds the lock for ttl_s more; (False, holder) if another does.
-        Raises redis.RedisError when Redis cannot say."""
-        result = self._take(keys=[self.key], args=[self.owner, max(1, int(self.ttl_s * 1000))])
+    def take(self, dead: str | None = None) -> tuple[bool, str | None]:
+        """(True, owner) if this owner now holds the lock for ttl_s more; (False, holder) if another does. `dead`: a
+        holder known to be dead, whose lock is taken over too. Raises redis.RedisError when Redis cannot say."""
+        result = self._take(keys=[self.key], args=[self.owner, max(1, int(self.ttl_s * 1000)), dead or self.owner])
         if result == 1:
             return True, self.owner
         return False, result.decode() if isinstance(result, bytes) else str(result)
@@ -83,7 +87,8 @@ class LockedScheduler(PersistentScheduler):
         settings = get_settings()
         self.lock_ttl_s = settings.beat_lock_ttl_s
         self.lock_period_s = settings.beat_lock_ttl_s / 3  # renew (or try to take) this often
-        owner = names.beat_lock_owner(socket.gethostname(), os.getpid(), secrets.token_hex(4))
+        self._hostname, self._pid_namespace = socket.gethostname(), _pid_namespace()
+        owner = names.beat_lock_owner(self._hostname, os.getpid(), self._pid_namespace, secrets.token_hex(4))
         timeout = min(5.0, self.lock_period_s / 2)  # a hung Redis must not hold a tick past the next renewal
         try:
             client = redis.Redis.from_url(settings.broker_url, socket_timeout=timeout,
@@ -143,6 +148,9 @@ class LockedScheduler(PersistentScheduler):
             return
         try:
             taken, holder = self.lock.take()
+            if not taken and holder and self._died_here(holder):
+                log.info("beat lock: its holder %s is dead (same host, no such process); taking it over now", holder)
+                taken, holder = self.lock.take(dead=holder)
         except redis.RedisError as exc:
             # Holding on until our last renewal's expiry: no other beat can take the lock before then.
             if self._reported is not type(exc):
@@ -152,6 +160,7 @@ class LockedScheduler(PersistentScheduler):
             return
         if taken:
             self._valid_until = started + self.lock_ttl_s
+            self._reported = None
             if not self.holding:
                 self._become_holder()
             return
@@ -160,6 +169,17 @@ class LockedScheduler(PersistentScheduler):
         if self._reported != holder:
             log.info("beat lock: held by %s; this beat is standby and sends no jobs until the lock is free", holder)
             self._reported = holder
+
+    def _died_here(self, holder: str) -> bool:
+        """The holder ran on this host, in this pid namespace (so its pid means the same here), and that pid is gone or
+        a zombie. A pid reused since by another process counts as alive: then the lock expires by itself."""
+        parts = holder.rsplit("/", 3)
+        if len(parts) != 4 or not self._pid_namespace or not parts[1].isdigit():
+            return False
+        host, pid, namespace, _ = parts
+        if host != self._hostname or namespace != self._pid_namespace or int(pid) == os.getpid():
+            return False
+        return not procs.alive(int(pid))
 
     def _become_holder(self) -> None:
         self.holding = True
@@ -231,3 +251,11 @@ class LockedScheduler(PersistentScheduler):
             except ValueError:
                 continue
             entry.last_run_at = min(when, now)  # another host's clock ahead of ours must not delay the job
+
+
+def _pid_namespace() -> str:
+    """This process's pid namespace ("pid:[4026531836]" -> "4026531836"), or "" where /proc cannot say."""
+    try:
+        return os.readlink("/proc/self/ns/pid").partition("[")[2].rstrip("]")
+    except OSError:
+        return ""

@@ -39,7 +39,8 @@ def session_qr_key(session: str) -> str:
     return f"waq:session:{session}:qr"
 
 
-def beat_lock_owner(hostname: str, pid: int, nonce: str) -> str:
-    """The beat lock's token: who holds it (host and pid, for the logs) and a nonce, so that a restarted container
-    with the same hostname and pid is not mistaken for the beat that held the lock before it."""
-    return f"{hostname}/{pid}/{nonce}"
+def beat_lock_owner(hostname: str, pid: int, pid_namespace: str, nonce: str) -> str:
+    """The beat lock's token: who holds it (host, pid and the pid namespace that pid belongs to: a beat on the same
+    host and namespace can tell that the holder died) and a nonce, so that a restarted container with the same
+    hostname and pid is never mistaken for the beat that held the lock before it."""
+    return f"{hostname}/{pid}/{pid_namespace}/{nonce}"

@@ -1,6 +1,8 @@
 """One beat, however it is deployed: two real `waq beat` processes (sharing one data folder, one SQLite store and one
-real redis-server) send each job once per interval, only the holder of the beat lock sending; when the holder is
-SIGKILLed the other takes over once the lock expires, within its expiry plus one try; a beat stopped cleanly frees it.
+real redis-server) send each job once per interval, only the holder of the beat lock sending. A hung holder (SIGSTOP,
+as a host cut off would look) is replaced once its lock expires, and stops sending when it wakes up; a SIGKILLed holder
+is replaced at once by the beat on its host (its pid is gone), in any case within the expiry plus one try; a beat
+stopped cleanly frees the lock.
 
 Runs are counted from the beats' own logs: Celery's beat logs "Sending due task <job>" for every job it sends."""
 
@@ -8,7 +10,6 @@ from __future__ import annotations
 
 import re
 import signal
-import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -51,77 +52,77 @@ def _assert_once_per_interval(runs: list[datetime], job: str) -> None:
     assert len(runs) <= span / interval * 1.05 + 1, (job, len(runs), span)
 
 
-def test_two_beats_send_each_job_once_and_the_standby_takes_over(waq_env: dict[str, str], procs,  # noqa: ANN001
-                                                                  redis_server: RedisServer) -> None:
-    env = {**waq_env, "WAQ_BEAT_LOCK_TTL_S": f"{TTL_S:g}"}
-    for job, every in INTERVALS.items():
-        env[{"dispatch-due": "WAQ_DISPATCH_INTERVAL_S", "recover-stuck": "WAQ_RECOVER_INTERVAL_S",
-             "session-health": "WAQ_HEALTH_INTERVAL_S"}[job]] = f"{every:g}"
+def test_two_beats_send_each_job_once_and_take_over_from_each_other(waq_env: dict[str, str], procs,  # noqa: ANN001
+                                                                   redis_server: RedisServer) -> None:
+    env = {**waq_env, "WAQ_BEAT_LOCK_TTL_S": f"{TTL_S:g}", "WAQ_DISPATCH_INTERVAL_S": "1",
+           "WAQ_RECOVER_INTERVAL_S": "2", "WAQ_HEALTH_INTERVAL_S": "2"}
     client = redis_server.client()
+
+    def owner() -> str | None:
+        value = client.get(names.BEAT_LOCK_KEY)
+        return value.decode() if value is not None else None
+
+    def sends_after(log: Path, since: datetime, n: int) -> bool:
+        return all(len([t for t in _sends(log, job) if t > since]) >= n for job in INTERVALS)
 
     first = procs(["beat"], env, "beat-a")
     wait_for(lambda: _matches(first.log, _TAKEN), 60, 0.2, "the first beat to take the lock")
     first_owner = _matches(first.log, _TAKEN)[0][1]
-    assert client.get(names.BEAT_LOCK_KEY).decode() == first_owner
+    assert owner() == first_owner
 
     second = procs(["beat"], env, "beat-b")
     wait_for(lambda: _matches(second.log, _STANDBY), 60, 0.2, "the second beat to stand by")
-    assert _matches(second.log, _STANDBY)[0][1] == first_owner  # it says who holds the lock
-    standby_since = _matches(second.log, _STANDBY)[0][0]
+    standby_since, named = _matches(second.log, _STANDBY)[0]
+    assert named == first_owner  # it says who holds the lock
 
-    # Both beats running: the holder keeps sending every job, the standby sends nothing.
-    def holder_sent_while_both_ran() -> bool:
-        return all(len([t for t in _sends(first.log, job) if t > standby_since]) >= 3 for job in INTERVALS)
+    # 1. Both up: the holder sends every job, the standby nothing.
+    wait_for(lambda: sends_after(first.log, standby_since, 3), 30, 0.2, "the holder to send each job three times")
+    assert _sends(second.log) == [] and owner() == first_owner
 
-    wait_for(holder_sent_while_both_ran, 30, 0.2, "the holder to send each job three times with a standby beat up")
-    assert _sends(second.log) == []
-    assert client.get(names.BEAT_LOCK_KEY).decode() == first_owner
-
-    # SIGKILL the holder (and its worker): nothing frees the lock, so the standby may take it only once it expires.
+    # 2. The holder hangs (SIGSTOP: alive, silent, like a host cut off): the standby waits for the lock to expire.
     lock_left_s = client.pttl(names.BEAT_LOCK_KEY) / 1000
     read_at = datetime.now()
-    first.kill(signal.SIGKILL)
-    first.proc.wait(10)
-    killed_at = datetime.now()
+    first.kill(signal.SIGSTOP)
+    stopped_at = datetime.now()
     wait_for(lambda: _matches(second.log, _TAKEN), TTL_S + TRY_S + 20, 0.2, "the standby beat to take over")
     taken_at, second_owner = _matches(second.log, _TAKEN)[0]
-    assert second_owner != first_owner and client.get(names.BEAT_LOCK_KEY).decode() == second_owner
+    assert second_owner != first_owner and owner() == second_owner
     # The log's milliseconds are cut, not rounded: 10 ms of slack on the earliest moment the lock could expire.
     assert taken_at >= read_at + timedelta(seconds=lock_left_s - 0.01), (read_at, lock_left_s, taken_at)
-    gap_s = (taken_at - killed_at).total_seconds()
-    assert gap_s <= TTL_S + TRY_S + 1.0, f"took over {gap_s:.2f} s after the kill (lock expiry {TTL_S:g} s)"
+    gap_s = (taken_at - stopped_at).total_seconds()
+    assert gap_s <= TTL_S + TRY_S + 1.0, f"took over {gap_s:.2f} s after the holder hung (expiry {TTL_S:g} s)"
+    print(f"\nbeat lock: {lock_left_s:.2f} s left at the hang, taken over {gap_s:.2f} s after it")
 
-    def new_holder_sent() -> bool:
-        return all(len([t for t in _sends(second.log, job) if t > taken_at]) >= 3 for job in INTERVALS)
+    # 3. The old holder wakes up: its renewal finds the other token, so it stops sending at once and waits.
+    first.kill(signal.SIGCONT)
+    wait_for(lambda: any(text.startswith(f"beat lock: lost (held by {second_owner} now)") for _, text in
+                         _lines(first.log)), TTL_S + 20, 0.2, "the old holder to notice it lost the lock")
+    wait_for(lambda: sends_after(second.log, taken_at, 3), 30, 0.2, "the new holder to send each job three times")
+    assert [t for t in _sends(first.log) if t > stopped_at] == []
+    assert all(t >= taken_at for t in _sends(second.log)) and owner() == second_owner
 
-    wait_for(new_holder_sent, 30, 0.2, "the new holder to send each job three times")
-    assert all(t <= killed_at for t in _sends(first.log))
-    assert all(t >= taken_at for t in _sends(second.log))
+    # 4. SIGKILL the holder: the beat on the same host sees its pid gone and takes over without waiting.
+    second.kill(signal.SIGKILL)
+    second.proc.wait(10)
+    killed_at = datetime.now()
+    wait_for(lambda: len(_matches(first.log, _TAKEN)) == 2, TTL_S + TRY_S + 20, 0.2, "the first beat to take over")
+    retaken_at, again = _matches(first.log, _TAKEN)[1]
+    assert again == first_owner and owner() == first_owner
+    assert any(text.startswith(f"beat lock: its holder {second_owner} is dead") for _, text in _lines(first.log))
+    gap_s = (retaken_at - killed_at).total_seconds()
+    assert gap_s <= TTL_S + TRY_S + 1.0, f"took over {gap_s:.2f} s after the kill (expiry {TTL_S:g} s)"
+    print(f"beat lock: taken over {gap_s:.2f} s after the holder's SIGKILL")
+    wait_for(lambda: sends_after(first.log, retaken_at, 2), 30, 0.2, "the first beat to send each job again")
+
+    # Over the whole run, merged across both beats: each job once per interval.
     for job in INTERVALS:
         _assert_once_per_interval(sorted(_sends(first.log, job) + _sends(second.log, job)), job)
-    shared = client.hgetall(names.BEAT_LAST_RUN_KEY)
-    assert {name.decode() for name in shared} >= set(INTERVALS)
+    assert {name.decode() for name in client.hgetall(names.BEAT_LAST_RUN_KEY)} >= set(INTERVALS)
 
-    # A clean stop (SIGTERM) gives the lock back instead of leaving it to expire.
-    second.stop()
-    assert client.get(names.BEAT_LOCK_KEY) is None
-    assert any(text == f"beat lock: released by {second_owner}" for _, text in _lines(second.log))
+    # 5. A clean stop (SIGTERM) gives the lock back instead of leaving it to expire.
+    first.stop()
+    assert owner() is None
+    assert any(text == f"beat lock: released by {first_owner}" for _, text in _lines(first.log))
     for log in (first.log, second.log):  # two beats on one data folder: neither harmed the other's schedule file
         text = log.read_text(errors="replace")
         assert "ERROR/Beat" not in text and "corrupted schedule" not in text, log
-
-
-def test_a_standby_beat_sends_nothing_while_another_holds_the_lock(waq_env: dict[str, str], procs,  # noqa: ANN001
-                                                                    redis_server: RedisServer) -> None:
-    """The lock alone decides: with it held by another owner (another host, say), a beat sends no job at all, and
-    starts sending once that owner lets it expire."""
-    env = {**waq_env, "WAQ_BEAT_LOCK_TTL_S": f"{TTL_S:g}", "WAQ_DISPATCH_INTERVAL_S": "1"}
-    client = redis_server.client()
-    client.set(names.BEAT_LOCK_KEY, "elsewhere/1/cafe", px=60_000)
-    beat = procs(["beat"], env, "beat")
-    wait_for(lambda: _matches(beat.log, _STANDBY), 60, 0.2, "the beat to stand by")
-    assert _matches(beat.log, _STANDBY)[0][1] == "elsewhere/1/cafe"
-    time.sleep(3 * TRY_S)  # three tries at the lock, each refused
-    assert _sends(beat.log) == [] and len(_matches(beat.log, _STANDBY)) == 1  # "standby" is logged once
-    client.pexpire(names.BEAT_LOCK_KEY, 1)
-    wait_for(lambda: _sends(beat.log, "dispatch-due"), TTL_S + 20, 0.2, "the beat to send once the lock expired")

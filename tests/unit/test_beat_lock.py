@@ -3,6 +3,9 @@ lock, and what the scheduler does on taking, keeping and losing it. Jobs are rec
 
 from __future__ import annotations
 
+import logging
+import os
+import subprocess
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -117,3 +120,36 @@ def test_a_clean_close_frees_the_lock(scheduler_factory, redis_server: RedisServ
     assert scheduler.holding and redis_server.client().get(names.BEAT_LOCK_KEY) == scheduler.lock.owner.encode()
     scheduler.close()
     assert redis_server.client().get(names.BEAT_LOCK_KEY) is None
+
+
+def test_a_holder_dead_on_this_host_is_replaced_at_once_a_live_or_foreign_one_is_not(
+        scheduler_factory, redis_server: RedisServer) -> None:  # noqa: ANN001
+    client = redis_server.client()
+    scheduler, _ = scheduler_factory()
+    host, namespace = scheduler._hostname, scheduler._pid_namespace
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # reaped: its pid names no process now
+    for holder in (names.beat_lock_owner(host, os.getppid(), namespace, "live"),  # alive
+                   names.beat_lock_owner(host, dead.pid, "1", "ns"),  # another pid namespace: its pid means nothing
+                   names.beat_lock_owner("elsewhere", dead.pid, namespace, "host")):  # another host
+        client.set(names.BEAT_LOCK_KEY, holder, px=60_000)
+        scheduler._next_check = 0.0
+        scheduler.tick()
+        assert not scheduler.holding and client.get(names.BEAT_LOCK_KEY).decode() == holder
+    client.set(names.BEAT_LOCK_KEY, names.beat_lock_owner(host, dead.pid, namespace, "dead"), px=60_000)
+    scheduler._next_check = 0.0
+    scheduler.tick()
+    assert scheduler.holding and client.get(names.BEAT_LOCK_KEY).decode() == scheduler.lock.owner
+
+
+def test_standby_is_logged_once_per_holder(scheduler_factory, redis_server: RedisServer,  # noqa: ANN001
+                                           caplog: pytest.LogCaptureFixture) -> None:
+    redis_server.client().set(names.BEAT_LOCK_KEY, "elsewhere/1/1/cafe", px=60_000)
+    scheduler, _ = scheduler_factory()
+    with caplog.at_level(logging.INFO, logger="wa_queue.beat_lock"):
+        for _ in range(3):
+            scheduler._next_check = 0.0
+            scheduler.tick()
+    lines = [r.getMessage() for r in caplog.records if "standby" in r.getMessage()]
+    assert lines == ["beat lock: held by elsewhere/1/1/cafe; this beat is standby and sends no jobs until the lock is "
+                     "free"]

@@ -86,12 +86,11 @@ def _start(stack: Stack, base: Path, user: tuple[int, int], name: str, profile: 
     return proc
 
 
-def _log_in(stack: Stack, base: Path, user: tuple[int, int], proc: Proc) -> None:
-    """Scan the worker's QR as the phone would (Stack.start_worker's steps, for a worker started here); beat, also
-    the user's, starts once the worker has made the store, and its health checks notice the scan."""
+def _log_in(stack: Stack, proc: Proc) -> None:
+    """Scan the worker's QR as the phone would (Stack.start_worker's steps, for a worker started here); beat's
+    health checks notice the scan."""
     wait_for(lambda: not proc.alive() or any(not d["linked"] for d in stack.devices()), 60, 0.2, "the worker's QR")
     assert proc.alive(), proc.log.read_text()[-3000:]
-    _start(stack, base, user, "beat")
     response = requests.post(f"{stack.sim.url}/__sim__/sessions/{ACCOUNTS['primary']}/scan", timeout=5)
     assert response.ok, response.text
 
@@ -147,7 +146,8 @@ def test_non_root_worker_sends(base: Path, user: tuple[int, int], redis_server: 
                              "XDG_CACHE_HOME": str(home / ".cache"), "WAQ_CHROME_SANDBOX": mode})
     try:
         proc = _start(stack, base, user, "primary", _profile(base, seccomp))
-        _log_in(stack, base, user, proc)
+        _start(stack, base, user, "beat")  # the user's too; it boots while Chrome does
+        _log_in(stack, proc)
         chrome = _chrome(base / "data" / "profiles" / "primary")
         browser = [p for p in chrome.values() if p["type"] == "browser"]
         renderers = [p for p in chrome.values() if p["type"] == "renderer"]

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from tests.conftest import ROOT, Proc, free_port, wait_for
 from tests.deploy.compose_files import APP, DEPLOY, INFRA, SAMPLE_ENV, argv, environment, load, redis_server_args
@@ -61,10 +63,11 @@ def broker_url(port: int, password: str = PASSWORD) -> str:
 
 
 def test_redis_refuses_clients_without_the_password(infra_redis: int) -> None:
+    once = Retry(NoBackoff(), 0)  # redis-py retries a refused login with back-off by default: seconds for nothing
     with pytest.raises(redis.AuthenticationError):
-        redis.Redis(port=infra_redis).ping()
+        redis.Redis(port=infra_redis, retry=once).ping()
     with pytest.raises(redis.AuthenticationError):
-        redis.Redis(port=infra_redis, password="not-the-password").ping()
+        redis.Redis(port=infra_redis, password="not-the-password", retry=once).ping()
 
 
 def test_redis_keeps_an_aof_and_never_evicts(infra_redis: int) -> None:
@@ -107,10 +110,10 @@ def test_the_app_reaches_redis_with_the_password_in_its_url(infra_redis: int, tm
 
     app = make_celery(Settings(broker_url=url))
     with app.connection_for_write() as conn:
-        conn.ensure_connection(max_retries=1)
+        conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0.1, interval_max=0.1)
     bad = make_celery(Settings(broker_url=broker_url(infra_redis, "not-the-password")))
     with bad.connection_for_write() as conn, pytest.raises(Exception, match="(?i)auth|password|WRONGPASS"):
-        conn.ensure_connection(max_retries=1)
+        conn.ensure_connection(max_retries=1, interval_start=0, interval_step=0.1, interval_max=0.1)
 
 
 def _get(url: str, auth: str | None) -> int:

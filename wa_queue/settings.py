@@ -73,7 +73,7 @@ class Settings:
     chrome_binary: str = "/usr/bin/chromium"
     chromedriver: str = "/usr/bin/chromedriver"
     chrome_user_agent: str = ""  # empty: a normal desktop Chrome agent of the installed version (never "Headless")
-    chrome_sandbox: str = "auto"  # auto | on | off: Chrome's own sandbox (see transport/selenium.sandbox_choice)
+    chrome_sandbox: str = "auto"  # auto | on | off: Chrome's own sandbox (see transport/sandbox.py)
     chat_settle_s: float = 1.5  # a chat's rows must hold still this long before "not in the chat" can be concluded
     selectors_file: str = ""
     send_timeout_s: float = 30.0

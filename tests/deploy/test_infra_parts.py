@@ -26,6 +26,7 @@ from wa_queue.flower import flower_argv, flower_env
 from wa_queue.settings import Settings
 
 PASSWORD = SAMPLE_ENV["REDIS_PASSWORD"]
+PIDS: dict[str, int] = {}
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +50,7 @@ def infra_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
 
     try:
         wait_for(answers, 10, what="redis-server with the infra file's arguments")
+        PIDS["redis"] = proc.pid
         yield port
     finally:
         proc.kill()
@@ -68,6 +70,13 @@ def test_redis_refuses_clients_without_the_password(infra_redis: int) -> None:
         redis.Redis(port=infra_redis, retry=once).ping()
     with pytest.raises(redis.AuthenticationError):
         redis.Redis(port=infra_redis, password="not-the-password", retry=once).ping()
+
+
+def test_redis_hides_its_password_from_the_process_list(infra_redis: int) -> None:
+    """The password is on redis-server's command line (from its shell): Redis rewrites its process title."""
+    cmdline = Path(f"/proc/{PIDS['redis']}/cmdline").read_bytes()
+    assert f"redis-server 127.0.0.1:{infra_redis}".encode() in cmdline  # the title it wrote over its arguments
+    assert PASSWORD.encode() not in cmdline
 
 
 def test_redis_keeps_an_aof_and_never_evicts(infra_redis: int) -> None:

@@ -209,3 +209,22 @@ def test_mongo_init_script_is_valid_javascript() -> None:
     done = subprocess.run([node, "--check", str(DEPLOY / "mongo-init.js")], capture_output=True, text=True,
                           timeout=60)
     assert done.returncode == 0, done.stderr
+
+
+def test_a_flower_that_routes_metrics_elsewhere_refuses_to_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    """protect_metrics wraps one known handler; if a Flower version serves /metrics from another, starting it would
+    serve the metrics open, so it raises instead."""
+    from flower import urls
+    from flower.views import monitor
+
+    from wa_queue.errors import ConfigError
+    from wa_queue.flower import protect_metrics
+
+    class OtherMetrics(monitor.Metrics):
+        pass
+
+    rerouted = [(r"/metrics", OtherMetrics) if isinstance(spec, tuple) and spec[0] == r"/metrics" else spec
+                for spec in urls.handlers]
+    monkeypatch.setattr(urls, "handlers", rerouted)
+    with pytest.raises(ConfigError, match="/metrics"):
+        protect_metrics()

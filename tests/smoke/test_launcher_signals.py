@@ -7,6 +7,7 @@ process of the stack is left."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import pty
@@ -23,6 +24,9 @@ import pytest
 import requests
 
 from tests.conftest import ROOT, free_port, processes_of, wait_for
+from wa_queue.errors import ConfigError
+from wa_queue.settings import Settings
+from wa_queue.stack import Supervisor
 from wa_queue.store import open_store
 
 pytestmark = pytest.mark.timeout(240)
@@ -165,3 +169,39 @@ def test_ctrl_c_on_make_run_finishes_the_send_and_make_exits_0(tmp_path: Path) -
     assert "make: ***" not in output, output
     assert "SIGINT received" in output, output
     _check_sent_once_after(env, mid, stop_at, output)
+
+
+def test_the_supervisor_kills_what_outlives_the_grace_period() -> None:
+    stubborn = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready'); time.sleep(120)"
+    commands = {"stubborn": [sys.executable, "-c", stubborn],
+                "polite": [sys.executable, "-c", "import time; print('ready'); time.sleep(120)"]}
+    out = io.BytesIO()
+    supervisor = Supervisor(commands, dict(os.environ), grace_s=1.0, out=out)
+    supervisor.start()
+    wait_for(lambda: out.getvalue().count(b" | ready") == 2, 30, 0.1, "both processes to start")
+    supervisor.request_stop(signal.SIGTERM)
+    assert supervisor.run() == 1  # not a clean stop: one process had to be killed
+    text = out.getvalue().decode()
+    assert "stubborn | ready" in text and "polite   | ready" in text, text
+    assert "stubborn did not stop within 1 s: killed" in text, text
+    assert "polite did not stop" not in text, text
+    assert all(proc.poll() is not None for proc in supervisor.procs.values())
+
+
+def test_a_process_that_exits_by_itself_stops_the_others() -> None:
+    commands = {"short": [sys.executable, "-c", "print('bye')"],
+                "long": [sys.executable, "-c", "import time; time.sleep(120)"]}
+    out = io.BytesIO()
+    supervisor = Supervisor(commands, dict(os.environ), grace_s=30.0, out=out)
+    supervisor.start()
+    assert supervisor.run() == 1
+    text = out.getvalue().decode()
+    assert "short exited with status 0: stopping the others" in text, text
+    assert "short  | bye" in text and "long stopped" in text, text
+    assert supervisor.procs["long"].returncode == -signal.SIGTERM
+
+
+def test_the_stop_grace_must_outlast_a_send() -> None:
+    assert Settings.from_env({}).stop_grace_s > Settings.from_env({}).send_timeout_s
+    with pytest.raises(ConfigError, match="WAQ_STOP_GRACE_S"):
+        Settings.from_env({"WAQ_SEND_TIMEOUT_S": "30", "WAQ_STOP_GRACE_S": "30"})

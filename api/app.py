@@ -52,6 +52,7 @@ def create_app() -> Flask:
         RESTX_ERROR_404_HELP=False,
         ERROR_INCLUDE_MESSAGE=False,
         RESTX_JSON={"ensure_ascii": False},
+        SWAGGER_UI_DOC_EXPANSION="list",  # Swagger UI opens with every operation listed, ready to try
     )
     errors.register(app)
     api = JsonApi(

@@ -211,20 +211,26 @@ def test_mongo_init_script_is_valid_javascript() -> None:
     assert done.returncode == 0, done.stderr
 
 
-def test_a_flower_that_routes_metrics_elsewhere_refuses_to_start(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_flower_that_routes_metrics_elsewhere_refuses_to_start() -> None:
     """protect_metrics wraps one known handler; if a Flower version serves /metrics from another, starting it would
-    serve the metrics open, so it raises instead."""
-    from flower import urls
-    from flower.views import monitor
+    serve the metrics open, so it raises instead. (In a child: under pytest, tests/flower shadows the package.)"""
+    script = """
+from flower import urls
+from flower.views import monitor
+from wa_queue.errors import ConfigError
+from wa_queue.flower import protect_metrics
 
-    from wa_queue.errors import ConfigError
-    from wa_queue.flower import protect_metrics
+class OtherMetrics(monitor.Metrics):
+    pass
 
-    class OtherMetrics(monitor.Metrics):
-        pass
-
-    rerouted = [(r"/metrics", OtherMetrics) if isinstance(spec, tuple) and spec[0] == r"/metrics" else spec
-                for spec in urls.handlers]
-    monkeypatch.setattr(urls, "handlers", rerouted)
-    with pytest.raises(ConfigError, match="/metrics"):
-        protect_metrics()
+urls.handlers = [("/metrics", OtherMetrics) if isinstance(spec, tuple) and spec[0] == "/metrics" else spec
+                 for spec in urls.handlers]
+try:
+    protect_metrics()
+except ConfigError as exc:
+    print("refused:", exc)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("refused: this Flower routes /metrics to"), done.stdout

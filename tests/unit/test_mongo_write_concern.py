@@ -35,16 +35,17 @@ def build(url: str, made: list[MongoClient], **kwargs: int) -> MongoClient:
 def test_the_settings_url_builds_a_majority_journaled_client(clients: list[MongoClient]) -> None:
     url = Settings.from_env({"WAQ_STORE_URL": f"{CLOSED}/waq"}).store_url
     client = build(url, clients)
-    assert client.write_concern == WriteConcern(w="majority", j=True)
+    assert client.write_concern == WriteConcern(w="majority", j=True, wtimeout=mongo.WRITE_TIMEOUT_MS)
     for collection in (MESSAGES, SESSIONS):
-        assert client["waq"][collection].write_concern.document == {"w": "majority", "j": True}
+        assert client["waq"][collection].write_concern.document == {"w": "majority", "j": True,
+                                                                     "wtimeout": mongo.WRITE_TIMEOUT_MS}
     assert client.write_concern.acknowledged
     assert 15 <= client.options.server_selection_timeout <= 30
 
 
 def test_url_options_override_the_defaults(clients: list[MongoClient]) -> None:
-    client = build(f"{CLOSED}/waq?w=1&journal=false&serverSelectionTimeoutMS=1500", clients)
-    assert client.write_concern.document == {"w": 1, "j": False}
+    client = build(f"{CLOSED}/waq?w=1&journal=false&wtimeoutMS=0&serverSelectionTimeoutMS=1500", clients)
+    assert client.write_concern.document == {"w": 1, "j": False, "wtimeout": 0}
     assert client.options.server_selection_timeout == 1.5
 
 
@@ -57,7 +58,7 @@ def test_one_url_option_keeps_the_other_defaults(clients: list[MongoClient]) -> 
 def test_the_start_probe_bounds_server_selection_whatever_the_url_says(clients: list[MongoClient]) -> None:
     client = build(f"{CLOSED}/waq?serverSelectionTimeoutMS=60000&w=1", clients, server_timeout_ms=700)
     assert client.options.server_selection_timeout == 0.7
-    assert client.write_concern.document == {"w": 1, "j": True}
+    assert client.write_concern.document == {"w": 1, "j": True, "wtimeout": mongo.WRITE_TIMEOUT_MS}
 
 
 def test_unacknowledged_writes_are_refused() -> None:
@@ -69,3 +70,34 @@ def test_srv_urls_are_read_without_a_dns_lookup() -> None:
     # split_options only: a full parse of mongodb+srv:// would resolve the (here non-existent) host.
     options = mongo.client_options("mongodb+srv://cluster.invalid/waq?w=1")
     assert options["journal"] is True and "w" not in options
+
+
+def test_a_majority_not_reached_in_time_is_a_store_error_with_nothing_left(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pymongo reports a write-concern timeout of insert_many as a BulkWriteError, as it does a duplicate key: only
+    the key conflict may be replayed; the timeout undoes the insert and answers StoreError (the API's 503)."""
+    from pymongo.errors import BulkWriteError
+
+    from wa_queue.models import NewMessage, utcnow
+
+    store = mongo.MongoStore.from_url("mongomock://localhost/wtimeout")
+    real_insert = store.messages.insert_many
+
+    def applied_but_not_replicated(docs: list[dict], **kwargs: object) -> None:
+        real_insert(docs, **kwargs)
+        raise BulkWriteError({"writeErrors": [], "nInserted": len(docs), "writeConcernErrors": [
+            {"code": 64, "codeName": "WriteConcernFailed", "errmsg": "waiting for replication timed out"}]})
+
+    monkeypatch.setattr(store.messages, "insert_many", applied_but_not_replicated)
+    with pytest.raises(StoreError, match="replication timed out"):
+        store.insert(NewMessage(phone="+14155550123", text="hi", idempotency_key="k-1"), utcnow())
+    assert store.messages.count_documents({}) == 0
+
+
+def test_only_a_pure_duplicate_key_is_a_key_conflict() -> None:
+    from pymongo.errors import BulkWriteError, DuplicateKeyError
+
+    assert mongo._key_taken(DuplicateKeyError("E11000", 11000))
+    assert mongo._key_taken(BulkWriteError({"writeErrors": [{"code": 11000}], "writeConcernErrors": []}))
+    assert not mongo._key_taken(BulkWriteError({"writeErrors": [], "writeConcernErrors": [{"code": 64}]}))
+    both = {"writeErrors": [{"code": 11000}], "writeConcernErrors": [{"code": 64}]}
+    assert not mongo._key_taken(BulkWriteError(both))

@@ -22,7 +22,7 @@ import contextlib
 import re
 from collections import Counter
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import urlparse
 
 import pymongo
@@ -48,9 +48,14 @@ from wa_queue.store.names import ARCHIVE, MESSAGES, NUMBER_CHECKS, SESSIONS
 ARCHIVE_BATCH = 1_000
 CAS_RETRIES = 8  # re-reads when the row's session changed between the read and the write (very rare)
 SERVER_TIMEOUT_MS = 20_000  # covers a replica set's election (typically 10-12 s) before a call fails
+# A majority write waits this long for the secondaries, then fails (the caller answers 5xx and the producer's retry
+# with its idempotency key finds the row if the primary kept it) instead of hanging while the majority is lost.
+WRITE_TIMEOUT_MS = 10_000
+PING_TIMEOUT_S = 2.0  # a health probe answers "down" quickly instead of waiting out a whole server selection
 # The durable defaults, each passed only when WAQ_STORE_URL does not set the option (pymongo lets keyword arguments
 # win over the URL's options, and the URL must win here).
-DURABLE_DEFAULTS: dict[str, Any] = {"w": "majority", "journal": True, "serverSelectionTimeoutMS": SERVER_TIMEOUT_MS}
+DURABLE_DEFAULTS: dict[str, Any] = {"w": "majority", "journal": True, "wTimeoutMS": WRITE_TIMEOUT_MS,
+                                    "serverSelectionTimeoutMS": SERVER_TIMEOUT_MS}
 INDEXES: list[tuple[list[tuple[str, int]], dict[str, Any]]] = [
     ([("idempotency_key", ASCENDING)], {"unique": True, "sparse": True}),  # the key is left out when None
     ([("status", ASCENDING), ("next_attempt_at", ASCENDING)], {}),
@@ -117,6 +122,15 @@ def _without_option(url: str, option: str) -> str:
     base, sep, query = url.partition("?")
     kept = [part for part in re.split("[&;]", query) if part and part.split("=", 1)[0].lower() != option.lower()]
     return base + (sep + "&".join(kept) if kept else "")
+
+
+def _key_taken(exc: PyMongoError) -> bool:
+    """A duplicate key (code 11000) and nothing else: a write-concern error also arrives as a BulkWriteError."""
+    if isinstance(exc, DuplicateKeyError):
+        return True
+    details = getattr(exc, "details", None) or {}
+    errors = details.get("writeErrors") or []
+    return bool(errors) and all(e.get("code") == 11000 for e in errors) and not details.get("writeConcernErrors")
 
 
 def _db_name(url: str) -> str:
@@ -198,7 +212,8 @@ class MongoStore(MessageStore):
 
     def ping(self) -> None:
         try:
-            self.db.command("ping")
+            with pymongo.timeout(PING_TIMEOUT_S):
+                self.db.command("ping")
         except PyMongoError as exc:
             raise StoreError(f"MongoDB store unreachable: {exc}") from exc
 
@@ -212,18 +227,25 @@ class MongoStore(MessageStore):
             return results
         try:
             self.messages.insert_many(docs, ordered=True)
-        except (BulkWriteError, DuplicateKeyError):
+        except (BulkWriteError, DuplicateKeyError) as exc:
+            if not _key_taken(exc):
+                return self._undo_insert(docs, exc)  # a write-concern timeout, not a conflict
             # No multi-document transaction without a replica set: undo by hand, so nothing stays behind.
             self.messages.delete_many({"_id": {"$in": [d["_id"] for d in docs]}})
             if not _retry:
                 raise
             return self.insert_many(news, now, _retry=False)  # a concurrent insert took a key: now a replay
         except (PyMongoError, InvalidDocument) as exc:
-            # Anything else (a document BSON refuses, a dropped connection): undo what got in, then report it.
-            with contextlib.suppress(PyMongoError):
-                self.messages.delete_many({"_id": {"$in": [d["_id"] for d in docs]}})
-            raise StoreError(f"MongoDB refused the insert: {exc}") from None
+            return self._undo_insert(docs, exc)
         return results
+
+    def _undo_insert(self, docs: list[dict], exc: Exception) -> NoReturn:
+        """Anything but a key conflict (a document BSON refuses, a dropped connection, a majority not reached in
+        time): undo what got in, as far as the server lets us, then report it. A producer's retry with its
+        idempotency key finds the message if the undo could not remove it."""
+        with contextlib.suppress(PyMongoError):
+            self.messages.delete_many({"_id": {"$in": [d["_id"] for d in docs]}})
+        raise StoreError(f"MongoDB refused the insert: {exc}") from None
 
     def _plan_inserts(self, news: list[NewMessage], now: datetime) -> tuple[list[tuple[Message, bool]], list[dict]]:
         """Validate everything before writing anything: replays, conflicts (raised here), and the documents."""

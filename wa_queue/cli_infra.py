@@ -63,7 +63,8 @@ def check_store(s: Settings) -> Check:
             folder = Path(s.store_url[len("sqlite:///"):]).parent
             fix = f"make sure {folder} exists and is writable, or fix WAQ_STORE_URL"
         else:
-            fix = "start MongoDB (docker compose up -d mongo, or apt/systemctl start mongod) or fix WAQ_STORE_URL"
+            fix = ("start MongoDB (on the infra host: docker compose -f deploy/compose.infra.yml up -d; "
+                   "or systemctl start mongod) or fix WAQ_STORE_URL")
         return Check("store", "fail", f"{url}: {type(exc).__name__}: {exc}", fix)
     return Check("store", "ok", f"{url}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
 
@@ -80,7 +81,8 @@ def check_broker(s: Settings) -> Check:
         version = client.info("server").get("redis_version", "?")
     except Exception as exc:  # noqa: BLE001
         return Check("broker", "fail", f"{url}: {type(exc).__name__}: {exc}",
-                     "start Redis (apt-get install redis-server, or docker compose up -d redis) or fix WAQ_BROKER_URL")
+                     "start Redis (apt-get install redis-server, or on the infra host docker compose -f "
+                     "deploy/compose.infra.yml up -d redis) or fix WAQ_BROKER_URL")
     return Check("broker", "ok", f"{url}: Redis {version} answers")
 
 

@@ -11,6 +11,7 @@ exact versions generated from pyproject.toml.
 from __future__ import annotations
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -23,6 +24,8 @@ from packaging.utils import canonicalize_name
 
 from tests.conftest import ROOT
 
+# make as a person runs it, not as a sub-make of `make test`.
+_ENV = {k: v for k, v in os.environ.items() if k not in ("MAKELEVEL", "MAKEFLAGS", "MFLAGS")}
 _PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;]+)\s*$")
 
 
@@ -64,7 +67,7 @@ def test_make_names_python3_venv_and_leaves_nothing_when_the_venv_cannot_be_made
     python.chmod(0o755)
     venv = tmp_path / "venv"
     done = subprocess.run(["make", "--no-print-directory", "-C", str(ROOT), f"{venv}/bin/python", f"VENV={venv}",
-                           f"PYTHON={python}"], capture_output=True, text=True, timeout=60)
+                           f"PYTHON={python}"], capture_output=True, text=True, timeout=60, env=_ENV)
     assert done.returncode != 0, done.stdout + done.stderr
     assert "install python3-venv" in done.stderr, done.stderr
     assert not venv.exists()  # the next make tries again instead of finding a broken environment
@@ -77,7 +80,7 @@ def test_make_deps_installs_exactly_the_lock_into_a_fresh_venv(tmp_path: Path) -
     python = str(system) if system.exists() else sys.executable
     venv = tmp_path / "venv"
     done = subprocess.run(["make", "--no-print-directory", "-C", str(ROOT), "deps", f"VENV={venv}",
-                           f"PYTHON={python}"], capture_output=True, text=True, timeout=840)
+                           f"PYTHON={python}"], capture_output=True, text=True, timeout=840, env=_ENV)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     assert (venv / ".deps.stamp").exists()
     installed = {canonicalize_name(p["name"]): p["version"] for p in json.loads(subprocess.run(

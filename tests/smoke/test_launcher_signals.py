@@ -51,8 +51,10 @@ def _stack_env(tmp: Path) -> dict[str, str]:
     return env
 
 
-def _enqueue_and_wait_for_send(env: dict[str, str], alive: Callable[[], bool]) -> tuple[str, datetime]:
-    """Enqueue one message through the REST API and return once its send has begun (sending_at recorded)."""
+def _enqueue_and_wait_for_send(env: dict[str, str], alive: Callable[[], bool],
+                               queue_next: bool = False) -> tuple[str, str | None]:
+    """Enqueue one message through the REST API and return its id once its send has begun (sending_at recorded);
+    with queue_next, also the id of a second message, once it has been published to the broker behind the first."""
     data = Path(env["WAQ_DATA_DIR"])
     api = f"http://127.0.0.1:{env['WAQ_API_PORT']}"
 
@@ -65,17 +67,26 @@ def _enqueue_and_wait_for_send(env: dict[str, str], alive: Callable[[], bool]) -
 
     wait_for(lambda: (data / "admin.key").exists(), 60, 0.2, "the generated admin key")
     wait_for(api_up, 90, 0.3, "the API")
-    response = requests.post(f"{api}/api/whatsapp/messages", timeout=10,
-                             headers={"X-API-Key": (data / "admin.key").read_text().strip()},
-                             json={"phone": "+14155557001", "text": "in hand at the stop"})
-    assert response.status_code == 202, response.text
-    mid = response.json()["id"]
+
+    def enqueue(phone: str, text: str) -> str:
+        response = requests.post(f"{api}/api/whatsapp/messages", timeout=10,
+                                 headers={"X-API-Key": (data / "admin.key").read_text().strip()},
+                                 json={"phone": phone, "text": text})
+        assert response.status_code == 202, response.text
+        return response.json()["id"]
+
+    mid = enqueue("+14155557001", "in hand at the stop")
     store = open_store(f"sqlite:///{data / 'waq.db'}")
     try:
-        message = wait_for(lambda: (m := store.get(mid)) and m.sending_at and m, 90, 0.1, "the send to begin")
+        wait_for(lambda: store.get(mid).sending_at, 90, 0.1, "the send to begin")
+        if not queue_next:
+            return mid, None
+        next_id = enqueue("+14155557002", "queued behind it")
+        wait_for(lambda: store.get(next_id).dispatched_at, 30, 0.1, "the second message to be published")
+        assert store.get(mid).sent_at is None, "the first send ended before the second was queued"
+        return mid, next_id
     finally:
         store.close()
-    return mid, message.sending_at
 
 
 def _check_sent_once_after(env: dict[str, str], mid: str, stop_at: float, output: str) -> None:
@@ -102,7 +113,7 @@ def test_sigterm_to_the_launcher_finishes_the_send_in_hand(tmp_path: Path) -> No
         stack = subprocess.Popen([sys.executable, "-m", "wa_queue.stack"], cwd=ROOT, env=env, stdout=log,
                                  stderr=subprocess.STDOUT, start_new_session=True)
         try:
-            mid, _ = _enqueue_and_wait_for_send(env, lambda: stack.poll() is None)
+            mid, next_id = _enqueue_and_wait_for_send(env, lambda: stack.poll() is None, queue_next=True)
             stop_at = time.time()
             stack.send_signal(signal.SIGTERM)  # the launcher only, as `kill <pid>` or a service manager does
             code = stack.wait(200)
@@ -114,6 +125,13 @@ def test_sigterm_to_the_launcher_finishes_the_send_in_hand(tmp_path: Path) -> No
     assert code == 0, output
     assert "worker_primary | " in output, output  # each line names its process
     _check_sent_once_after(env, mid, stop_at, output)
+    # The worker took no new message after the stop: the second one waits, untouched, for the next start.
+    store = open_store(f"sqlite:///{tmp_path / 'var' / 'waq.db'}")
+    try:
+        queued = store.get(next_id)
+    finally:
+        store.close()
+    assert queued.status.value == "pending" and queued.attempts == 0 and queued.claimed_by is None, queued
 
 
 def test_ctrl_c_on_make_run_finishes_the_send_and_make_exits_0(tmp_path: Path) -> None:

@@ -343,7 +343,8 @@ wa-queue is starting ({'demo, WhatsApp Web simulator' if args.demo else 'WhatsAp
                     redis_proc.wait(10)
                 except subprocess.TimeoutExpired:
                     redis_proc.kill()
-    print(f"wa-queue stopped{'' if code == 0 else ' (not cleanly: see above)'}", flush=True)
+        # Still in the foreground: a background write to a terminal set to `stty tostop` would stop this process.
+        print(f"wa-queue stopped{'' if code == 0 else ' (not cleanly: see above)'}", flush=True)
     return code
 
 

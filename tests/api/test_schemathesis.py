@@ -13,7 +13,15 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 
 from api.app import create_app
-from tests.helpers.openapi import ADMIN, ADMIN_KEY, Tally, config, counting, refused_only_for_what_the_schema_cannot_say
+from tests.helpers.openapi import (
+    ADMIN,
+    ADMIN_KEY,
+    MAX_REQUEST_BYTES,
+    Tally,
+    config,
+    counting,
+    refused_only_for_what_the_schema_cannot_say,
+)
 from wa_queue import runtime
 from wa_queue.models import NewMessage, utcnow
 from wa_queue.settings import reset_settings
@@ -31,6 +39,7 @@ def tally() -> Tally:
 @pytest.fixture
 def api_schema(waq_env, monkeypatch, tally):  # noqa: ANN001, ANN201
     monkeypatch.setenv("WAQ_API_KEYS", f"ops:admin:{ADMIN_KEY}")
+    monkeypatch.setenv("WAQ_MAX_REQUEST_BYTES", str(MAX_REQUEST_BYTES))
     reset_settings()
     runtime.reset()
     counting(tally)

@@ -5,7 +5,8 @@ Why positive data may be refused on the two enqueue operations, and only there: 
 numbers exist (phonenumbers decides), nor the metadata rules the document states in words (16 KiB as JSON, 32
 levels, no '$' or NUL in keys), nor the request size cap (WAQ_MAX_REQUEST_BYTES, 413). So positive_data_acceptance
 also expects 400 and 413 there, and `refused_only_for_what_the_schema_cannot_say` (run with the defaults) fails
-unless each such refusal names those fields and the value really breaks the rule.
+unless each such refusal names those fields and the value really breaks the rule. And a body over that cap is
+refused with 413, which negative_data_rejection also accepts where a body is read (see CONFIG).
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from wa_queue.validation import normalize_phone
 ADMIN_KEY = "openapi-admin-key-0123456789ab"
 ADMIN = {"X-API-Key": ADMIN_KEY}
 ENQUEUE = ("POST /api/whatsapp/messages", "POST /api/whatsapp/messages/bulk")
-MAX_REQUEST_BYTES = 64 * 1024  # the default WAQ_MAX_REQUEST_BYTES, which these tests keep
+MARK_SENT = "POST /api/whatsapp/failed/{message_id}/mark-sent"
+MAX_REQUEST_BYTES = 64 * 1024  # WAQ_MAX_REQUEST_BYTES of the API under test: a full bulk can pass it
 ARTIFACTS = ROOT / "tests" / "artifacts"
 
 CONFIG = f"""
@@ -40,6 +42,14 @@ api_key = "{ADMIN_KEY}"
 include-name = {json.dumps(list(ENQUEUE))}
 checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", "400", "401", "403", "404", "409", "413", "429",
                                                      "5xx"]
+
+# A body over WAQ_MAX_REQUEST_BYTES is refused with 413 before it is read: a refusal, which schemathesis's default
+# list for invalid data (400, 401, 403, 404, 405, 406, 409, 415, 422, 428, 429, 5xx) leaves out. Only where a body
+# is read and 413 is documented.
+[[operations]]
+include-name = {json.dumps([*ENQUEUE, MARK_SENT])}
+checks.negative_data_rejection.expected-statuses = ["400", "401", "403", "404", "405", "406", "409", "413", "415",
+                                                    "422", "428", "429", "5xx"]
 """
 
 
@@ -159,7 +169,7 @@ def start_api(tmp: Path, redis: RedisServer, keys: str = f"openapi:admin:{ADMIN_
     port = free_port()
     env = {"WAQ_DATA_DIR": str(tmp / "data"), "WAQ_STORE_URL": f"sqlite:///{tmp / 'data' / 'waq.db'}",
            "WAQ_BROKER_URL": redis.url, "WAQ_SESSIONS": "primary,secondary", "WAQ_TRANSPORT": "fake",
-           "WAQ_API_KEYS": keys}
+           "WAQ_API_KEYS": keys, "WAQ_MAX_REQUEST_BYTES": str(MAX_REQUEST_BYTES)}
     proc = Proc([sys.executable, "-m", "gunicorn", "--workers", "1", "--threads", "4", "--bind", f"127.0.0.1:{port}",
                  "api.app:create_app()"], env, tmp / "api.log")
     url = f"http://127.0.0.1:{port}"

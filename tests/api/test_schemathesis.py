@@ -93,3 +93,38 @@ def test_success_bodies_match_the_spec(api_schema) -> None:  # noqa: ANN001
     for path, method, kwargs in calls:
         response = api_schema[path][method].Case(**kwargs).call_and_validate(headers=ADMIN, additional_checks=EXTRA)
         assert response.status_code < 300, (path, response.status_code, response.text)
+
+
+def test_each_app_documents_its_own_sessions(waq_env, monkeypatch) -> None:  # noqa: ANN001
+    """The enums come from WAQ_SESSIONS when an app builds its document; the shared models keep no names."""
+    monkeypatch.setenv("WAQ_API_KEYS", f"ops:admin:{ADMIN_KEY}")
+    documents = []
+    for sessions in ("alpha,beta", "gamma"):
+        monkeypatch.setenv("WAQ_SESSIONS", sessions)
+        reset_settings()
+        documents.append(create_app().test_client().get("/api/swagger.json", headers=ADMIN).get_json())
+    first, second = documents
+    assert first["definitions"]["NewMessage"]["properties"]["session"]["enum"] == ["alpha", "beta", None]
+    assert second["definitions"]["NewMessage"]["properties"]["session"]["enum"] == ["gamma", None]
+    failed = {p["name"]: p for p in second["paths"]["/api/whatsapp/failed"]["get"]["parameters"]}
+    assert failed["session"]["enum"] == ["", "gamma"]
+    assert second["paths"]["/api/whatsapp/sessions/{name}/restart"]["parameters"][0]["enum"] == ["gamma"]
+
+
+def test_the_text_pattern_is_what_validate_text_accepts() -> None:
+    """TEXT_PATTERN spells out Python's whitespace (OpenAPI tools read ECMA-262's \\s, which differs)."""
+    import re
+
+    from api.messages import TEXT_PATTERN
+    from wa_queue.errors import ValidationError
+    from wa_queue.validation import validate_text
+
+    pattern = re.compile(TEXT_PATTERN[:-1] + r"\Z")
+    samples = [chr(c) for c in range(0x3100)] + ["\ufeff", "a\x00", " \u3000 ", "\u2028x", "x\n", "\x1c\x1f"]
+    for text in samples:
+        try:
+            validate_text(text)
+            accepted = True
+        except ValidationError:
+            accepted = False
+        assert bool(pattern.match(text)) == accepted, repr(text)

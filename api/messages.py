@@ -307,6 +307,9 @@ def _accepted(message: Message) -> dict[str, str]:
     return {"id": message.id, "status": message.status.value}
 
 
+LOCATION = {"Location": {"type": "string", "description": "/api/whatsapp/messages/<id>: where to follow it"}}
+
+
 def _location(message_id: str) -> dict[str, str]:
     return {"Location": f"/api/whatsapp/messages/{message_id}"}
 
@@ -317,8 +320,9 @@ class Messages(Resource):
         **IDEMPOTENCY_PARAM, "description": "Same key and body again: 200 with the same message; "
                                                           "same key, other body: 409"}})
     @ns.expect(message_in, validate=False)
-    @ns.response(202, "Committed to the store; delivery is queued", accepted)
-    @ns.response(200, "Idempotent replay: the message stored earlier with this key and body", accepted)
+    @ns.response(202, "Committed to the store; delivery is queued", accepted, headers=LOCATION)
+    @ns.response(200, "Idempotent replay: the message stored earlier with this key and body", accepted,
+                 headers=LOCATION)
     @ns.response(400, "Invalid input", error_model)
     @ns.response(401, "No or unknown API key", error_model)
     @ns.response(403, "The key's role may not do this", error_model)

@@ -112,6 +112,7 @@ class Supervisor:
         self._width = max([len(name) for name in commands] + [len("system")])
         self._stop_asked = threading.Event()
         self._signals = 0
+        self._forced = False
 
     # ---- output ------------------------------------------------------------------------------------------------
     def say(self, text: str, name: str = "system") -> None:
@@ -159,6 +160,7 @@ class Supervisor:
             self._stop_asked.set()
         else:
             self.say(f"{signal.Signals(signum).name} again: killing everything now (a send in hand is left in doubt)")
+            self._forced = True
             self._kill_all()
 
     def run(self) -> int:
@@ -172,7 +174,7 @@ class Supervisor:
                 break
             self._stop_asked.wait(0.2)
         clean = self.stop()
-        return 0 if clean and exited is None else 1
+        return 0 if clean and exited is None and not self._forced else 1
 
     def stop(self) -> bool:
         """Stop everything; True when every main process exited by itself after its SIGTERM."""

@@ -16,6 +16,7 @@ import select
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -225,3 +226,23 @@ def test_the_stop_grace_must_outlast_a_send() -> None:
     assert Settings.from_env({}).stop_grace_s > Settings.from_env({}).send_timeout_s
     with pytest.raises(ConfigError, match="WAQ_STOP_GRACE_S"):
         Settings.from_env({"WAQ_SEND_TIMEOUT_S": "30", "WAQ_STOP_GRACE_S": "30"})
+
+
+def test_a_second_stop_signal_kills_at_once_and_the_stop_is_not_clean() -> None:
+    stubborn = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready'); time.sleep(120)"
+    out = io.BytesIO()
+    supervisor = Supervisor({"stubborn": [sys.executable, "-c", stubborn]}, dict(os.environ), grace_s=100.0, out=out)
+    supervisor.start()
+    wait_for(lambda: b" | ready" in out.getvalue(), 30, 0.1, "the process to start")
+    supervisor.request_stop(signal.SIGINT)
+
+    def second_ctrl_c() -> None:  # as the handler would run it: once the stop is waiting for the stubborn process
+        wait_for(lambda: b"waiting up to 100 s for: stubborn" in out.getvalue(), 30, 0.05, "the stop to wait")
+        supervisor.request_stop(signal.SIGINT)
+
+    threading.Thread(target=second_ctrl_c, daemon=True).start()
+    assert supervisor.run() == 1
+    text = out.getvalue().decode()
+    assert "SIGINT again: killing everything now" in text, text
+    assert "did not stop within" not in text, text  # killed by the second Ctrl-C, not by the end of the grace
+    assert supervisor.procs["stubborn"].returncode == -signal.SIGKILL

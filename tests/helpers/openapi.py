@@ -17,6 +17,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 import schemathesis
@@ -38,6 +39,11 @@ CONFIG = f"""
 [auth.openapi.apiKey]
 api_key = "{ADMIN_KEY}"
 
+# gunicorn refuses a request line over 4,094 bytes with 414 before the API sees it (see call_and_check): a refusal,
+# which schemathesis's default list for invalid data leaves out.
+[checks.negative_data_rejection]
+expected-statuses = ["400", "401", "403", "404", "405", "406", "409", "414", "415", "422", "428", "429", "5xx"]
+
 [[operations]]
 include-name = {json.dumps(list(ENQUEUE))}
 checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", "400", "401", "403", "404", "409", "413", "429",
@@ -48,8 +54,8 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", "400", "401",
 # is read and 413 is documented.
 [[operations]]
 include-name = {json.dumps([*ENQUEUE, MARK_SENT])}
-checks.negative_data_rejection.expected-statuses = ["400", "401", "403", "404", "405", "406", "409", "413", "415",
-                                                    "422", "428", "429", "5xx"]
+checks.negative_data_rejection.expected-statuses = ["400", "401", "403", "404", "405", "406", "409", "413", "414",
+                                                    "415", "422", "428", "429", "5xx"]
 """
 
 
@@ -109,6 +115,32 @@ def refused_only_for_what_the_schema_cannot_say(ctx: Any, response: Any, case: A
                 raise RefusedForAnotherReason(operation=label,
                                               message=f"400 naming {field_name!r}: {response.content[:300]!r}")
     return None
+
+
+GUNICORN_REQUEST_LINE = 4094  # gunicorn's limit_request_line (its default, which deployments keep)
+
+
+def call_and_check(case: Any) -> None:
+    """case.call_and_validate() with every default check and the allowance above, and one exception, for gunicorn.
+
+    gunicorn answers a request line over 4,094 bytes itself: 414, as text/html, before the API runs. Only data the
+    document forbids gets there (the longest valid query, `error` of 200 characters of 4-byte UTF-8, percent-encoded,
+    is about 2,500 bytes), and the document cannot list that 414 (tests/api/test_archive.py pins /failed's and
+    /archive's statuses). So for such a 414 only, and only when the request line really is that long and the case is
+    a negative one, status_code_conformance and content_type_conformance are skipped; every other check still runs.
+    """
+    from schemathesis.specs.openapi.checks import content_type_conformance, status_code_conformance
+
+    response = case.call()
+    excluded = []
+    if response.status_code == 414:
+        parts = urlsplit(response.request.url)
+        line = len(f"{case.method.upper()} {parts.path}{'?' + parts.query if parts.query else ''} HTTP/1.1")
+        assert line > GUNICORN_REQUEST_LINE, f"414 for a request line of {line} bytes"
+        assert case.meta is not None and case.meta.generation.mode.is_negative, "414 for schema-valid data"
+        excluded = [status_code_conformance, content_type_conformance]
+    case.validate_response(response, additional_checks=[refused_only_for_what_the_schema_cannot_say],
+                           excluded_checks=excluded)
 
 
 @dataclass

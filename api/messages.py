@@ -2,15 +2,16 @@
 
 A 202 is answered only after service.submit() returned, i.e. after the store committed (invariant 1); a failing
 store answers 503 and nothing is stored. Validation happens before anything is written: a bulk request with one bad
-item stores nothing and names every bad item.
+item stores nothing and names every bad item. The rules, and the patterns and limits this document publishes, are
+wa_queue/validation.py's, shared with the Python API and the CLI; this module adds only the request's shape
+(unknown and missing fields, the bulk envelope) and the idempotency key's scope.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
-import re
 from typing import Any
-from urllib.parse import urlsplit
 
 from flask import Response, current_app, g, request
 from flask_restx import Namespace, Resource, fields
@@ -21,37 +22,26 @@ from api.openapi import MESSAGE_ID_PATTERN, SessionNames
 from wa_queue import service
 from wa_queue.errors import NotFound, ValidationError
 from wa_queue.models import Message, NewMessage
-from wa_queue.validation import MAX_PHONE_CHARS, MAX_TEXT_CHARS
+from wa_queue.validation import (
+    CALLBACK_URL_PATTERN,
+    IDEMPOTENCY_KEY_PATTERN,
+    MAX_CALLBACK_URL,
+    MAX_IDEMPOTENCY_KEY,
+    MAX_METADATA_BYTES,
+    MAX_METADATA_DEPTH,
+    MAX_PHONE_CHARS,
+    MAX_TEXT_CHARS,
+    PHONE_PATTERN,
+    TEXT_PATTERN,
+    json_type,
+    validate_idempotency_key,
+)
 
 ns = Namespace("messages", path="/api/whatsapp", description="Enqueue WhatsApp messages and follow them")
 ns.add_model(error_model.name, error_model)
 
 MAX_BULK = 1000
-MAX_CALLBACK_URL = 2048
-MAX_METADATA_BYTES = 16 * 1024  # metadata is stored with every message; keep rows small
 IDEMPOTENCY_HEADER = "Idempotency-Key"
-IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]+$"  # printable ASCII, no spaces
-MAX_IDEMPOTENCY_KEY = 200
-# Python's str.isspace() (what str.strip() removes) spelled out: ECMA-262's \s, which OpenAPI tools read, differs.
-_SPACE = r"\u0009-\u000d\u001c-\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
-# The written forms of a number the REST API takes: digits with an optional leading +, spaces and ( ) . - /.
-# phonenumbers then decides whether it is a valid number (400 naming phone when not: no pattern can say that).
-PHONE_PATTERN = r"^\+?[0-9 ().\-/]+$"
-# validation.validate_text's rule: something besides whitespace, and no NUL character.
-TEXT_PATTERN = f"^[{_SPACE}]*[^\\u0000{_SPACE}][^\\u0000]*$"
-# http(s)://host[:port], then an optional path, query or fragment; no whitespace or control characters.
-CALLBACK_URL_PATTERN = (r"^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?(:[0-9]{1,5})?"
-                        f"([/?#][^\\u0000-\\u001f\\u007f{_SPACE}]*)?$")
-
-
-def _whole(pattern: str) -> re.Pattern[str]:
-    """`pattern` as OpenAPI reads it: its closing $ is the end of the string (Python's also allows a final \\n)."""
-    return re.compile(pattern[:-1] + r"\Z")
-
-
-_IDEMPOTENCY_KEY = _whole(IDEMPOTENCY_KEY_PATTERN)
-_PHONE = _whole(PHONE_PATTERN)
-_CALLBACK_URL = _whole(CALLBACK_URL_PATTERN)
 IDEMPOTENCY_PARAM = {"in": "header", "type": "string", "pattern": IDEMPOTENCY_KEY_PATTERN, "minLength": 1,
                      "maxLength": MAX_IDEMPOTENCY_KEY}
 MESSAGE_FIELDS = frozenset({"phone", "text", "session", "callback_url", "metadata"})
@@ -107,9 +97,9 @@ message_in = ns.model("NewMessage", {
     "session": SessionField(description="Preferred WhatsApp session (any available one when null)"),
     "callback_url": NString(description="http(s) URL told about status changes", max_length=MAX_CALLBACK_URL,
                             pattern=CALLBACK_URL_PATTERN, example="https://shop.example/hooks/whatsapp"),
-    "metadata": NRaw(description=f"Any JSON object, returned as is: at most {16 * 1024} bytes as JSON, nested at "
-                                 "most 32 levels, no key starting with '$' or holding a NUL character (400 naming "
-                                 "metadata otherwise)", example={"order": 42}),
+    "metadata": NRaw(description=f"Any JSON object, returned as is: at most {MAX_METADATA_BYTES} bytes as JSON, "
+                                 f"nested at most {MAX_METADATA_DEPTH} levels, no key starting with '$' or holding a "
+                                 "NUL character (400 naming metadata otherwise)", example={"order": 42}),
 }, strict=True)
 bulk_in = ns.model("NewMessages", {
     "messages": fields.List(fields.Nested(message_in), required=True, min_items=1, max_items=MAX_BULK),
@@ -189,7 +179,7 @@ def read_json_object() -> dict[str, Any]:
     except (ValueError, RecursionError) as exc:  # UnicodeError and JSONDecodeError are ValueErrors
         raise bad_request(f"The request body is not valid JSON: {_short(exc)}.") from None
     if not isinstance(body, dict):
-        raise bad_request(f"The request body must be a JSON object, not {_json_type(body)}.")
+        raise bad_request(f"The request body must be a JSON object, not {json_type(body)}.")
     return body
 
 
@@ -201,106 +191,24 @@ def _short(exc: BaseException) -> str:
     return str(exc).split("\n", 1)[0][:200] or type(exc).__name__
 
 
-def _json_type(value: Any) -> str:
-    return {list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean",
-            type(None): "null"}.get(type(value), "a value")
-
-
 def _idempotency_key() -> str | None:
     """The header, scoped by the caller's key name so one producer can never replay (and read) another's."""
-    raw = request.headers.get(IDEMPOTENCY_HEADER)
-    if raw is None:
-        return None
-    if len(raw) > MAX_IDEMPOTENCY_KEY or not _IDEMPOTENCY_KEY.match(raw):
-        raise bad_request(f"The {IDEMPOTENCY_HEADER} header must be 1-200 printable ASCII characters without "
-                          "spaces.", field=IDEMPOTENCY_HEADER)
-    return f"{g.api_key.name}:{raw}"
-
-
-def _check_callback_url(value: Any) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str) or len(value) > MAX_CALLBACK_URL:
-        raise ValidationError(f"callback_url must be a string of at most {MAX_CALLBACK_URL} characters",
-                              "callback_url")
-    if not _CALLBACK_URL.match(value):  # the documented form (CALLBACK_URL_PATTERN); urlsplit checks it again
-        raise ValidationError("callback_url must be an http:// or https:// URL with a host name or IPv4 address",
-                              "callback_url")
-    try:
-        parts = urlsplit(value)
-    except ValueError:
-        parts = None
-    if (parts is None or parts.scheme not in ("http", "https") or not parts.hostname
-            or any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in value)):
-        raise ValidationError("callback_url must be an http:// or https:// URL", "callback_url")
-    return value
-
-
-def _check_metadata(value: Any) -> dict[str, Any] | None:
-    if value is None:
-        return None
-    if not isinstance(value, dict):
-        raise ValidationError(f"metadata must be a JSON object, not {_json_type(value)}", "metadata")
-    if len(json.dumps(value, ensure_ascii=False).encode("utf-8")) > MAX_METADATA_BYTES:
-        raise ValidationError(f"metadata is larger than {MAX_METADATA_BYTES} bytes as JSON", "metadata")
-    if _depth(value) > MAX_METADATA_DEPTH:
-        # Deep nesting stored once would make every later read of the row recurse that deep (and MongoDB
-        # refuses documents nested past 100 levels).
-        raise ValidationError(f"metadata is nested deeper than {MAX_METADATA_DEPTH} levels", "metadata")
-    if _has_bad_key(value):
-        raise ValidationError("metadata keys must not contain NUL characters or start with '$'", "metadata")
-    return value
-
-
-MAX_METADATA_DEPTH = 32
-
-
-def _depth(value: Any) -> int:
-    """Nesting depth without recursion (the value may be deeper than Python's stack)."""
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        item, level = stack.pop()
-        deepest = max(deepest, level)
-        if level > MAX_METADATA_DEPTH:
-            return level
-        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
-        stack.extend((child, level + 1) for child in children if isinstance(child, dict | list))
-    return deepest
-
-
-def _has_bad_key(value: Any) -> bool:
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            if any("\x00" in key or key.startswith("$") for key in item):
-                return True
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return False
+    raw = validate_idempotency_key(request.headers.get(IDEMPOTENCY_HEADER), IDEMPOTENCY_HEADER)
+    return None if raw is None else f"{g.api_key.name}:{raw}"
 
 
 def build(item: dict[str, Any], idempotency_key: str | None) -> NewMessage:
-    """One item of a request -> NewMessage; ValidationError naming the field (unknown fields included)."""
+    """One item of a request -> NewMessage; ValidationError naming the field (unknown fields included).
+    `idempotency_key` is already checked and scoped (_idempotency_key), so it is set after the item's rules ran."""
     unknown = sorted(set(item) - MESSAGE_FIELDS)
     if unknown:
         raise ValidationError(f"unknown field(s): {', '.join(unknown)}", unknown[0])
     for required in ("phone", "text"):
         if required not in item:
             raise ValidationError(f"{required} is required", required)
-    _check_phone_form(item["phone"])
-    return service.build_message(
-        item["phone"], item["text"], session=item.get("session"), idempotency_key=idempotency_key,
-        callback_url=_check_callback_url(item.get("callback_url")), metadata=_check_metadata(item.get("metadata")),
-    )
-
-
-def _check_phone_form(value: Any) -> None:
-    """The REST API's documented form of a number (PHONE_PATTERN, at most MAX_PHONE_CHARS), before phonenumbers."""
-    if isinstance(value, str) and not (len(value) <= MAX_PHONE_CHARS and _PHONE.match(value)):
-        raise ValidationError(f"phone must be 1-{MAX_PHONE_CHARS} characters: digits, an optional leading +, "
-                              "spaces and ( ) . - /", "phone")
+    new = service.build_message(item["phone"], item["text"], session=item.get("session"),
+                                callback_url=item.get("callback_url"), metadata=item.get("metadata"))
+    return dataclasses.replace(new, idempotency_key=idempotency_key)
 
 
 def _accepted(message: Message) -> dict[str, str]:
@@ -381,7 +289,7 @@ class BulkMessages(Resource):
         for index, item in enumerate(items):
             try:
                 if not isinstance(item, dict):
-                    raise ValidationError(f"each message must be a JSON object, not {_json_type(item)}", None)
+                    raise ValidationError(f"each message must be a JSON object, not {json_type(item)}", None)
                 news.append(build(item, f"{key}#{index}" if key else None))
             except ValidationError as exc:
                 problems.append({"index": index, "field": exc.field, "message": str(exc)})

@@ -20,7 +20,8 @@ from wa_queue.models import Message
 BATCH_SIZE = 500  # one store transaction and one broker round trip per batch
 FAILED_PAGE_SIZE = 50
 CSV_REQUIRED = ("phone", "text")
-CSV_OPTIONAL = ("session", "idempotency_key")
+CSV_OPTIONAL = ("session", "idempotency_key", "callback_url", "metadata")
+CSV_HEADER = "phone,text[,session][,idempotency_key][,callback_url][,metadata]"
 
 
 # ---- enqueue ---------------------------------------------------------------------------------------------------
@@ -29,12 +30,14 @@ CSV_OPTIONAL = ("session", "idempotency_key")
 @click.argument("text", required=False)
 @click.option("--session", help="Preferred session (any available session is used when it cannot send).")
 @click.option("--idempotency-key", help="Enqueueing again with this key returns the first message.")
+@click.option("--callback-url", help="http(s) URL told about the message's status changes.")
+@click.option("--metadata", help="A JSON object stored with the message and returned as is.")
 @click.option("--file", "csv_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="CSV with a header: phone,text[,session][,idempotency_key].")
+              help=f"CSV with a header: {CSV_HEADER} (metadata as JSON).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @with_errors
 def enqueue(phone: str | None, text: str | None, session: str | None, idempotency_key: str | None,
-            csv_file: Path | None, as_json: bool) -> None:
+            callback_url: str | None, metadata: str | None, csv_file: Path | None, as_json: bool) -> None:
     """Queue one message (PHONE TEXT) or every row of a CSV file (--file).
 
     One message prints its id once it is committed to the store. With --file every row is validated first, the good
@@ -43,15 +46,18 @@ def enqueue(phone: str | None, text: str | None, session: str | None, idempotenc
     service failed; 2 bad usage or an invalid message.
     """
     if csv_file is not None:
-        if phone or text or idempotency_key:
-            raise click.UsageError("give either PHONE TEXT or --file, not both (put idempotency keys in the CSV)")
+        if phone or text or idempotency_key or callback_url is not None or metadata is not None:
+            raise click.UsageError("give either PHONE TEXT or --file, not both (put idempotency keys, callback URLs "
+                                   "and metadata in the CSV)")
         _enqueue_csv(csv_file, session, as_json)
         return
     if phone is None or text is None:
         raise click.UsageError("give PHONE and TEXT, or --file messages.csv")
     from wa_queue import service
+    from wa_queue.validation import metadata_from_json
 
-    new = service.build_message(phone, text, session=session, idempotency_key=idempotency_key)
+    new = service.build_message(phone, text, session=session, idempotency_key=idempotency_key,
+                                callback_url=callback_url, metadata=metadata_from_json(metadata))
     message, created = service.submit([new])[0]
     if as_json:
         echo_json({"id": message.id, "status": message.status.value, "phone": message.phone, "created": created})
@@ -71,6 +77,7 @@ class _Rejected:
 def _read_csv(path: Path, default_session: str | None) -> tuple[list[tuple[int, dict[str, Any]]], list[_Rejected]]:
     """Validate every row; returns ([(row, item for enqueue_many)], rejected)."""
     from wa_queue import service
+    from wa_queue.validation import metadata_from_json
 
     good: list[tuple[int, dict[str, Any]]] = []
     rejected: list[_Rejected] = []
@@ -80,7 +87,7 @@ def _read_csv(path: Path, default_session: str | None) -> tuple[list[tuple[int, 
         missing = [c for c in CSV_REQUIRED if c not in columns]
         unknown = [c for c in columns if c not in CSV_REQUIRED + CSV_OPTIONAL]
         if missing or unknown:
-            raise BadInput(f"{path}: the header must be phone,text[,session][,idempotency_key]; "
+            raise BadInput(f"{path}: the header must be {CSV_HEADER}; "
                            + "; ".join(filter(None, [missing and f"missing {', '.join(missing)}",
                                                      unknown and f"unknown {', '.join(unknown)}"])))
         reader.fieldnames = columns
@@ -95,8 +102,11 @@ def _read_csv(path: Path, default_session: str | None) -> tuple[list[tuple[int, 
                     "text": record.get("text") or "",
                     "session": (record.get("session") or "").strip() or default_session,
                     "idempotency_key": (record.get("idempotency_key") or "").strip() or None,
+                    "callback_url": (record.get("callback_url") or "").strip() or None,
                 }
                 try:
+                    # an empty cell is no metadata; the parsed object is what enqueue_many stores
+                    item["metadata"] = metadata_from_json((record.get("metadata") or "").strip() or None)
                     service.build_message(**item)
                 except ValidationError as exc:
                     rejected.append(_Rejected(row, exc.field, str(exc)))

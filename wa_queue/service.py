@@ -12,7 +12,14 @@ from wa_queue.models import Message, NewMessage, utcnow
 from wa_queue.retry import local_midnight_utc
 from wa_queue.sessions import is_available, request_restart
 from wa_queue.settings import get_settings
-from wa_queue.validation import normalize_phone, validate_session, validate_text
+from wa_queue.validation import (
+    validate_callback_url,
+    validate_idempotency_key,
+    validate_metadata,
+    validate_phone,
+    validate_session,
+    validate_text,
+)
 
 log = logging.getLogger(__name__)
 
@@ -21,15 +28,16 @@ def build_message(
     phone: str, text: str, *, session: str | None = None, idempotency_key: str | None = None,
     callback_url: str | None = None, metadata: dict[str, Any] | None = None,
 ) -> NewMessage:
-    """Validate and normalise one request; raises ValidationError naming the field."""
+    """Validate and normalise one request by validation.py's rules (the same for the Python API, the CLI and the
+    REST API); raises ValidationError naming the field."""
     settings = get_settings()
     return NewMessage(
-        phone=normalize_phone(phone, settings.default_region),
+        phone=validate_phone(phone, settings.default_region),
         text=validate_text(text),
         session=validate_session(session, settings.sessions),
-        idempotency_key=idempotency_key,
-        callback_url=callback_url,
-        metadata=metadata,
+        idempotency_key=validate_idempotency_key(idempotency_key),
+        callback_url=validate_callback_url(callback_url),
+        metadata=validate_metadata(metadata),
     )
 
 

@@ -1,6 +1,19 @@
-"""Input rules shared by the Python API, the REST API and the CLI."""
+"""Input rules shared by the Python API (wa_queue.enqueue), the REST API and the CLI: the one place that says what
+a message's phone, text, session, idempotency key, callback URL and metadata may be.
+
+Each rule is a function that returns the accepted value or raises errors.ValidationError naming the field, with the
+same message whichever front door called it. The patterns and limits the REST API's OpenAPI document publishes are
+the constants below (api/messages.py builds the document from them); the functions enforce them and what no pattern
+can say (phonenumbers' verdict, metadata's size and depth).
+"""
 
 from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any
+from urllib.parse import urlsplit
 
 import phonenumbers
 
@@ -8,10 +21,46 @@ from wa_queue.errors import ValidationError
 
 MAX_TEXT_CHARS = 4096  # the WhatsApp Cloud API's limit, adopted for every message
 MAX_PHONE_CHARS = 32
+MAX_CALLBACK_URL = 2048
+MAX_METADATA_BYTES = 16 * 1024  # metadata is stored with every message; keep rows small
+# Deep nesting stored once would make every later read of the row recurse that deep (and MongoDB refuses documents
+# nested past 100 levels).
+MAX_METADATA_DEPTH = 32
+MAX_IDEMPOTENCY_KEY = 200
+IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]+$"  # printable ASCII, no spaces
+# Python's str.isspace() (what str.strip() removes) spelled out: ECMA-262's \s, which OpenAPI tools read, differs.
+_SPACE = r"\u0009-\u000d\u001c-\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
+# The written forms of a number every front door takes: digits with an optional leading +, spaces and ( ) . - /
+# (no tel: prefix, no letters). phonenumbers then decides whether it is a valid number: no pattern can say that.
+PHONE_PATTERN = r"^\+?[0-9 ().\-/]+$"
+# validate_text's rule: something besides whitespace, and no NUL character.
+TEXT_PATTERN = f"^[{_SPACE}]*[^\\u0000{_SPACE}][^\\u0000]*$"
+# http(s)://host[:port], then an optional path, query or fragment; no whitespace or control characters.
+CALLBACK_URL_PATTERN = (r"^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?(:[0-9]{1,5})?"
+                        f"([/?#][^\\u0000-\\u001f\\u007f{_SPACE}]*)?$")
+
+
+def whole(pattern: str) -> re.Pattern[str]:
+    """`pattern` as OpenAPI reads it: its closing $ is the end of the string (Python's also allows a final \\n)."""
+    return re.compile(pattern[:-1] + r"\Z")
+
+
+_PHONE = whole(PHONE_PATTERN)
+_IDEMPOTENCY_KEY = whole(IDEMPOTENCY_KEY_PATTERN)
+_CALLBACK_URL = whole(CALLBACK_URL_PATTERN)
+
+
+def validate_phone(raw: object, default_region: str = "US") -> str:
+    """A producer's number in the documented form (PHONE_PATTERN, at most MAX_PHONE_CHARS) -> E.164."""
+    if isinstance(raw, str) and not (len(raw) <= MAX_PHONE_CHARS and _PHONE.match(raw)):
+        raise ValidationError(f"phone must be 1-{MAX_PHONE_CHARS} characters: digits, an optional leading +, "
+                              "spaces and ( ) . - /", "phone")
+    return normalize_phone(raw, default_region)
 
 
 def normalize_phone(raw: object, default_region: str = "US") -> str:
-    """Any written form of a number -> E.164 ('+' and digits). Raises ValidationError with a readable reason."""
+    """Any written form of a number -> E.164 ('+' and digits). Raises ValidationError with a readable reason.
+    Producers' numbers go through validate_phone, which also holds them to PHONE_PATTERN."""
     if not isinstance(raw, str):
         raise ValidationError("phone must be a string such as '+14155550123'", "phone")
     text = raw.strip()
@@ -31,6 +80,7 @@ def normalize_phone(raw: object, default_region: str = "US") -> str:
 
 
 def validate_text(text: object) -> str:
+    """The message's text (TEXT_PATTERN, at most MAX_TEXT_CHARS, valid Unicode)."""
     if not isinstance(text, str):
         raise ValidationError("text must be a string", "text")
     if not text.strip():
@@ -53,8 +103,137 @@ def _has_lone_surrogate(text: str) -> bool:
 
 
 def validate_session(session: object, known: tuple[str, ...]) -> str | None:
+    """None (any session) or one of the configured sessions (the OpenAPI document's enum)."""
     if session is None:
         return None
     if not isinstance(session, str) or session not in known:
         raise ValidationError(f"session must be one of: {', '.join(known)}", "session")
     return session
+
+
+def validate_idempotency_key(key: object, field: str = "idempotency_key") -> str | None:
+    """None or 1-MAX_IDEMPOTENCY_KEY printable ASCII characters without spaces (IDEMPOTENCY_KEY_PATTERN). `field`
+    is the caller's name for it: the REST API reads it from the Idempotency-Key header."""
+    if key is None:
+        return None
+    if not isinstance(key, str) or len(key) > MAX_IDEMPOTENCY_KEY or not _IDEMPOTENCY_KEY.match(key):
+        raise ValidationError(f"{field} must be 1-{MAX_IDEMPOTENCY_KEY} printable ASCII characters without spaces",
+                              field)
+    return key
+
+
+def validate_callback_url(value: object) -> str | None:
+    """None or an http(s) URL with a host name or IPv4 address (CALLBACK_URL_PATTERN, at most MAX_CALLBACK_URL)."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > MAX_CALLBACK_URL:
+        raise ValidationError(f"callback_url must be a string of at most {MAX_CALLBACK_URL} characters",
+                              "callback_url")
+    if not _CALLBACK_URL.match(value) or _has_lone_surrogate(value):  # urlsplit checks the documented form again
+        raise ValidationError("callback_url must be an http:// or https:// URL with a host name or IPv4 address",
+                              "callback_url")
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        parts = None
+    if (parts is None or parts.scheme not in ("http", "https") or not parts.hostname
+            or any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in value)):
+        raise ValidationError("callback_url must be an http:// or https:// URL", "callback_url")
+    return value
+
+
+def validate_metadata(value: object) -> dict[str, Any] | None:
+    """None or a JSON object: at most MAX_METADATA_BYTES as JSON, nested at most MAX_METADATA_DEPTH levels, no key
+    starting with '$' or holding a NUL character. From Python, only JSON's own values (the REST API gets nothing
+    else): a set, a datetime or NaN would be stored as something else, or not at all."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise ValidationError(f"metadata must be a JSON object, not {json_type(value)}", "metadata")
+    foreign = _foreign_value(value)
+    if foreign is not None:
+        raise ValidationError(f"metadata must hold only JSON values (objects with string keys, arrays, strings, "
+                              f"finite numbers, true, false, null), not {foreign}", "metadata")
+    try:
+        encoded = json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError("metadata must be valid Unicode (it contains a lone surrogate)", "metadata") from None
+    except RecursionError:
+        encoded = b""  # deeper than json can write: the depth rule below refuses it
+    if len(encoded) > MAX_METADATA_BYTES:
+        raise ValidationError(f"metadata is larger than {MAX_METADATA_BYTES} bytes as JSON", "metadata")
+    if _depth(value) > MAX_METADATA_DEPTH:
+        raise ValidationError(f"metadata is nested deeper than {MAX_METADATA_DEPTH} levels", "metadata")
+    if _has_bad_key(value):
+        raise ValidationError("metadata keys must not contain NUL characters or start with '$'", "metadata")
+    return value
+
+
+def metadata_from_json(text: str | None) -> dict[str, Any] | None:
+    """Metadata written as JSON text (the CLI's --metadata, a CSV cell) -> validate_metadata's verdict on it."""
+    if text is None:
+        return None
+    try:
+        value = json.loads(text, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:  # RecursionError: nested deeper than json can read
+        raise ValidationError(f"metadata is not valid JSON: {str(exc).splitlines()[0][:200]}", "metadata") from None
+    return validate_metadata(value)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def json_type(value: object) -> str:
+    """How a JSON document would name the type of `value` ("an array", "a string", ...)."""
+    return {list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean",
+            type(None): "null"}.get(type(value), "a value")
+
+
+def _foreign_value(value: object) -> str | None:
+    """The first value json.loads could not have made (a description of it), or None. Without recursion."""
+    stack, seen = [value], set()
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict | list):
+            if id(item) in seen:  # a container inside itself (or shared): json.dumps would refuse or copy it
+                return "an object or array that appears twice"
+            seen.add(id(item))
+        if isinstance(item, dict):
+            bad_key = next((key for key in item if not isinstance(key, str)), None)
+            if bad_key is not None:
+                return f"the key {bad_key!r}"
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, float) and not math.isfinite(item):
+            return repr(item)
+        elif item is not None and type(item) not in (str, int, float, bool):
+            return f"a {type(item).__name__}"
+    return None
+
+
+def _depth(value: object) -> int:
+    """Nesting depth without recursion (the value may be deeper than Python's stack)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        deepest = max(deepest, level)
+        if level > MAX_METADATA_DEPTH:
+            return level
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
+        stack.extend((child, level + 1) for child in children if isinstance(child, dict | list))
+    return deepest
+
+
+def _has_bad_key(value: object) -> bool:
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            if any("\x00" in key or key.startswith("$") for key in item):
+                return True
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False

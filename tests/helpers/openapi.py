@@ -75,7 +75,7 @@ class RefusedForAnotherReason(Failure):
 
 
 def _breaks_an_unwritable_rule(field_name: str | None, item: Any) -> bool:
-    from api.messages import _check_metadata  # the API's own rule: re-running it is the point
+    from wa_queue.validation import validate_metadata  # the API's own rule: re-running it is the point
 
     if not isinstance(item, dict):
         return False
@@ -83,7 +83,7 @@ def _breaks_an_unwritable_rule(field_name: str | None, item: Any) -> bool:
         if field_name == "phone":
             normalize_phone(item.get("phone"))
         elif field_name == "metadata":
-            _check_metadata(item.get("metadata"))
+            validate_metadata(item.get("metadata"))
         else:
             return False
     except ValidationError:

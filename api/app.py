@@ -9,21 +9,14 @@ the key for the calls it tries.
 
 from __future__ import annotations
 
-import importlib
-import logging
 from functools import cached_property
 from typing import Any
 
 from flask import Flask
 from flask_restx import Api
 
-from api import archive, auth, errors, messages, monitoring, openapi, sessions
+from api import archive, auth, dashboard, errors, messages, metrics, monitoring, openapi, sessions
 from wa_queue import service
-
-log = logging.getLogger(__name__)
-
-# Modules written alongside this one; each exposes register(app). Optional so the API runs without them.
-OPTIONAL_MODULES = ("api.dashboard", "api.metrics")
 
 
 class JsonApi(Api):
@@ -67,14 +60,6 @@ def create_app() -> Flask:
     # The hot path: enqueue without RESTX's per-request layers (the resource stays for the OpenAPI document).
     app.view_functions[messages.Messages.endpoint] = messages.enqueue_view
     auth.protect_docs(app)
-    for name in OPTIONAL_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ImportError as exc:
-            # Only a missing module is tolerated; an error inside one that exists must surface.
-            if exc.name != name:
-                raise
-            log.info("%s is not installed; its routes are absent", name)
-            continue
-        module.register(app)
+    dashboard.register(app)
+    metrics.register(app)
     return app

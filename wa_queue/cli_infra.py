@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import re
 import subprocess
 import sys
 from datetime import datetime
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -20,16 +18,6 @@ from wa_queue.settings import Settings
 
 CHECKS = ("store", "broker", "chromium", "chromedriver", "sessions")
 VERSION_TIMEOUT_S = 30
-
-
-def _late(module: str) -> ModuleType:
-    """Import a module another part of the system provides, with a clear message when this build lacks it."""
-    try:
-        return importlib.import_module(module)
-    except ModuleNotFoundError as exc:
-        if exc.name and module.startswith(exc.name):
-            raise click.ClickException(f"{module} is not part of this installation") from None
-        raise
 
 
 # ---- doctor ----------------------------------------------------------------------------------------------------
@@ -204,8 +192,9 @@ def doctor(only: tuple[str, ...], as_json: bool) -> None:
 @click.option("--unauthenticated", is_flag=True, help="Start without WAQ_FLOWER_AUTH (a laptop only).")
 def flower(port: int, address: str, unauthenticated: bool) -> None:
     """Run Flower (the Celery monitoring UI) on the broker, with WAQ_FLOWER_AUTH (user:password) as basic auth."""
+    from wa_queue import flower as module
+
     s = settings()
-    module = _late("wa_queue.flower")
     with handled():  # a missing or malformed WAQ_FLOWER_AUTH is a ConfigError: exit 2
         # The credentials go in the environment, not argv: any local user can read a command line in `ps`.
         argv = module.flower_argv(s, port, address=address, unauthenticated=unauthenticated, auth_in_env=True)
@@ -220,7 +209,9 @@ def selectors() -> None:
 
 def _idle_session_sender(session: str, s: Settings) -> Any:
     """A SeleniumSender on the session's profile, refused while a browser holds it: starting one would kill it."""
-    sender = _late("wa_queue.transport.selenium").SeleniumSender(session, s)
+    from wa_queue.transport.selenium import SeleniumSender
+
+    sender = SeleniumSender(session, s)
     holders = sender.browser_pids()
     if holders:
         raise click.ClickException(f"a browser already uses the profile of session {session} (pids "
@@ -244,11 +235,12 @@ def selectors_check(session: str, open_phone: str | None, as_json: bool) -> None
     s = settings()
     validate_session(session, s.sessions)
     phone = normalize_phone(open_phone, s.default_region).lstrip("+") if open_phone else None
-    report = _late("wa_queue.transport.selectors_check")
+    from wa_queue.transport.selectors_check import check_selectors, format_report
+
     sender = _idle_session_sender(session, s)
     try:
         state = sender.connect()
-        counts = report.check_selectors(sender, open_phone=phone)
+        counts = check_selectors(sender, open_phone=phone)
     finally:
         sender.close()  # never leave a Chromium behind holding the profile
     invalid = [name for name, value in counts.items() if value is False and not name.startswith("text.")]
@@ -257,7 +249,7 @@ def selectors_check(session: str, open_phone: str | None, as_json: bool) -> None
                    "invalid": invalid})
     else:
         click.echo(f"session {session}: page state {getattr(state, 'value', state)}")
-        click.echo(report.format_report(counts))
+        click.echo(format_report(counts))
     if invalid:
         sys.exit(1)
 
@@ -279,18 +271,19 @@ def selftest(session: str, do_send: bool, as_json: bool) -> None:
 
     s = settings()
     validate_session(session, s.sessions)
-    check = _late("wa_queue.transport.selftest")
+    from wa_queue.transport.selftest import format_step, format_summary, run_selftest
+
     sender = _idle_session_sender(session, s)
     try:
         # Each step is printed as it ends: on a real session a step takes seconds.
-        report = check.run_selftest(sender, send=do_send,
-                                    echo=None if as_json else lambda step: click.echo(check.format_step(step)))
+        report = run_selftest(sender, send=do_send,
+                                    echo=None if as_json else lambda step: click.echo(format_step(step)))
     finally:
         sender.close()  # never leave a Chromium behind holding the profile
     if as_json:
         echo_json(report.as_dict())
     else:
-        click.echo(check.format_summary(report))
+        click.echo(format_summary(report))
     sys.exit(0 if report.ok else 1)
 
 

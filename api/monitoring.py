@@ -17,7 +17,7 @@ from api.errors import bad_request, error_model, json_response
 from api.messages import NFloat, NInteger, NString, load, message_out, message_view, read_json_object
 from api.openapi import MESSAGE_ID_PATTERN, SessionFilter
 from wa_queue import runtime, service
-from wa_queue.models import Message, MessageStatus, utcnow
+from wa_queue.models import Message, MessageStatus, SessionStatus, utcnow
 from wa_queue.settings import get_settings
 from wa_queue.store.common import MAX_OPERATOR_NOTE
 
@@ -148,8 +148,9 @@ def health() -> dict[str, Any]:
             log.warning("health: store failed: %s: %s", type(exc).__name__, exc)
             store_ok = False
     if not store_ok:
-        sessions = {name: {"status": "unknown", "number": None, "connected": False, "needs_operator": False,
-                           "last_error": None, "last_error_at": None, "hint": None} for name in get_settings().sessions}
+        sessions = {name: {"status": SessionStatus.UNKNOWN.value, "number": None, "connected": False,
+                           "needs_operator": False, "last_error": None, "last_error_at": None, "hint": None}
+                    for name in get_settings().sessions}
         counts = dict.fromkeys(STATUSES)
     overall, reasons = _grade(store_ok, broker_ok, sessions, counts, due_age, recent_failed)
     return {"overall": overall, "reasons": reasons, "sessions": sessions, "queue": counts,

@@ -15,7 +15,7 @@ import click
 
 from wa_queue.cli_common import BadInput, echo_json, handled, settings, table, with_errors
 from wa_queue.errors import ValidationError
-from wa_queue.models import Message
+from wa_queue.models import Message, plain
 
 BATCH_SIZE = 500  # one store transaction and one broker round trip per batch
 FAILED_PAGE_SIZE = 50
@@ -352,7 +352,7 @@ def sessions_qr(name: str, out: Path | None) -> None:
     validate_session(name, settings().sessions)
     png = runtime.broker_redis().get(names.session_qr_key(name))
     if not png:
-        state = runtime.store().get_session(name).status
+        state = plain(runtime.store().get_session(name).status)
         raise click.ClickException(f"session {name} is not waiting for a QR scan (status: {state})")
     if out is not None:
         out.write_bytes(png)

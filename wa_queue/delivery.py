@@ -11,12 +11,12 @@ from datetime import datetime, timedelta
 
 from wa_queue import errors, sessions
 from wa_queue.dispatch import publish, queue_for
-from wa_queue.models import Message, utcnow
+from wa_queue.models import HistoryEvent, Message, SessionStatus, utcnow
 from wa_queue.notify import notify_admin
 from wa_queue.retry import Decision, classify, next_local_midnight_utc, next_retry_delay
 from wa_queue.settings import Settings
 from wa_queue.store import MessageStore
-from wa_queue.transport.base import MessageSender, SessionState
+from wa_queue.transport.base import MessageSender
 
 log = logging.getLogger(__name__)
 
@@ -104,12 +104,12 @@ class Delivery:
         """Hand the message on when this session cannot send it now; no attempt is used."""
         now = self.clock()
         if not self._connected():
-            self.store.update_session(self.session, status=SessionState.CLOSED.value, heartbeat_at=now)
+            self.store.update_session(self.session, status=SessionStatus.CLOSED.value, heartbeat_at=now)
             return self._release(message, "session unavailable", errors.SessionUnavailable.__name__)
         if message.in_doubt and message.doubt_session != self.session:
             return self._doubt_elsewhere(message, now)
         if not sessions.under_cap(self.store, self.session, self.settings, now):
-            return self._release(message, "daily cap reached", "DailyCapReached")
+            return self._release(message, "daily cap reached", errors.DailyCapReached.__name__)
         return None
 
     def _doubt_elsewhere(self, message: Message, now: datetime) -> Outcome:
@@ -211,7 +211,7 @@ class Delivery:
         if status in ("delivered", "read"):
             updated = self.store.record_receipt(message_id, now=now, delivered_at=now,
                                                 read_at=now if status == "read" else None)
-        if updated is not None and updated.history and updated.history[-1].event == "receipt":
+        if updated is not None and updated.history and updated.history[-1].event == HistoryEvent.RECEIPT:
             self._changed(updated)
         if status == "read" or time.monotonic() >= give_up:
             self._watch.remove(item)
@@ -226,7 +226,7 @@ class Delivery:
         if self.settings.max_delay_s > 0 or self._heartbeat_due(now):
             # The pause counts from the end of this send, not from its start.
             self.store.update_session(self.session, next_send_at=now + self._pause(), heartbeat_at=now,
-                                      status=SessionState.CONNECTED.value)
+                                      status=SessionStatus.CONNECTED.value)
         if sent is None:
             log.error("message %s was sent but its lease had moved on; recorded by nobody", message.id)
             return Outcome("skipped", detail="sent, but the lease was lost")
@@ -294,7 +294,7 @@ class Delivery:
         park_until: datetime | None = now + timedelta(seconds=delay_s) if delay_s else None
         countdown: float | None = delay_s or None
         if target is None:
-            if error_class == "DailyCapReached":
+            if error_class == errors.DailyCapReached.__name__:
                 park_until = next_local_midnight_utc(now, self.settings.zone)
             else:
                 countdown = self.settings.reconnect_unit_s
@@ -322,5 +322,5 @@ class Delivery:
 
 def _state_for(exc: Exception) -> str:
     if isinstance(exc, errors.SessionLoggedOut):
-        return SessionState.LOGGED_OUT.value
-    return SessionState.PHONE_DISCONNECTED.value
+        return SessionStatus.LOGGED_OUT.value
+    return SessionStatus.PHONE_DISCONNECTED.value

@@ -48,6 +48,11 @@ class SessionUnavailable(SendError):
     without using an attempt."""
 
 
+class DailyCapReached(SessionUnavailable):
+    """The session sent its WAQ_MAX_DAILY_PER_SESSION today: the message goes to another session, or waits for the
+    next local midnight when none can take it. Its name is stored as the release's error_class."""
+
+
 class SessionLoggedOut(SessionUnavailable):
     """The session lost its login and needs a QR scan by an operator."""
 

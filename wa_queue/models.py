@@ -9,7 +9,7 @@ import json
 import os
 import time
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeVar
 
 UNKNOWN_OUTCOME = "SendOutcomeUnknown"  # the error class name (errors.SendOutcomeUnknown), kept here to stay I/O free
 
@@ -19,6 +19,53 @@ class MessageStatus(str, enum.Enum):
     PROCESSING = "processing"
     SENT = "sent"
     FAILED = "failed"
+
+
+class HistoryEvent(str, enum.Enum):
+    """What a history entry records; the value is the string stored and shown (docs/architecture.md, lifecycle)."""
+
+    ENQUEUED = "enqueued"
+    CLAIMED = "claimed"
+    SENDING = "sending"
+    SENT = "sent"  # by a worker, or by an operator's mark-sent (with the note as error_text)
+    RETRY = "retry"
+    RELEASED = "released"
+    FAILED = "failed"
+    RECOVERED = "recovered"
+    REQUEUED = "requeued"
+    RECEIPT = "receipt"
+
+
+class SessionStatus(str, enum.Enum):
+    """A session record's status. The sender reports the browser states (transport.base.SessionState is this enum);
+    UNKNOWN is a record never written, NEEDS_OPERATOR one whose reconnections ran out."""
+
+    UNKNOWN = "unknown"
+    STARTING = "starting"
+    QR = "qr"  # waiting for a QR scan
+    CONNECTED = "connected"
+    PHONE_DISCONNECTED = "phone_disconnected"
+    LOGGED_OUT = "logged_out"
+    CLOSED = "closed"
+    NEEDS_OPERATOR = "needs_operator"
+
+
+E = TypeVar("E", bound=enum.Enum)
+
+
+def parse_stored(kind: type[E], value: str) -> E | str:
+    """A stored string as its enum member. A string this code does not know (written by a newer version, or by hand)
+    stays the plain string: a read never fails on it, it is shown as stored, and it equals no member, so nothing
+    decides on it (a session of unknown status is not available)."""
+    try:
+        return kind(value)
+    except ValueError:
+        return value
+
+
+def plain(value: str) -> str:
+    """The stored string of an enum member or a string: f"{member}" would give "HistoryEvent.SENT" on Python 3.11."""
+    return value.value if isinstance(value, enum.Enum) else value
 
 
 def utcnow() -> datetime:
@@ -39,15 +86,19 @@ class HistoryEntry:
     """One transition: when, which session, what happened and why."""
 
     at: datetime
-    event: str  # enqueued | claimed | sending | sent | retry | released | failed | recovered | requeued | receipt
+    event: HistoryEvent | str  # a str only for a stored event this code does not know (parse_stored)
     session: str | None = None
     error_class: str | None = None
     error_text: str | None = None
 
+    def __post_init__(self) -> None:
+        # Every way in (a store's row or document, the code's own literals) ends as the member.
+        object.__setattr__(self, "event", parse_stored(HistoryEvent, self.event))
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "at": self.at.isoformat(),
-            "event": self.event,
+            "event": plain(self.event),
             "session": self.session,
             "error_class": self.error_class,
             "error_text": self.error_text,
@@ -147,8 +198,8 @@ class Message:
 
     def _unknown_outcome_retry(self) -> HistoryEntry | None:
         """The latest retry an unknown outcome caused (the doubt when no send is marked)."""
-        return next((e for e in reversed(self.history) if e.event == "retry" and e.error_class == UNKNOWN_OUTCOME),
-                    None)
+        return next((e for e in reversed(self.history)
+                     if e.event == HistoryEvent.RETRY and e.error_class == UNKNOWN_OUTCOME), None)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {}

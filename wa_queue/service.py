@@ -8,7 +8,7 @@ from typing import Any
 
 from wa_queue import callbacks, dispatch, relay, runtime
 from wa_queue.group_commit import GroupCommit
-from wa_queue.models import Message, NewMessage, utcnow
+from wa_queue.models import Message, NewMessage, plain, utcnow
 from wa_queue.retry import local_midnight_utc
 from wa_queue.sessions import is_available, request_restart
 from wa_queue.settings import get_settings
@@ -170,7 +170,7 @@ def _session_view(name: str) -> dict[str, Any]:
     record = store.get_session(name)
     return {
         "name": name,
-        "status": record.status,
+        "status": plain(record.status),
         "number": record.number,
         "connected": is_available(record, settings, now),
         "needs_operator": record.needs_operator,

@@ -6,6 +6,7 @@ import logging
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
+from wa_queue.models import SessionStatus
 from wa_queue.notify import notify_admin
 from wa_queue.retry import local_midnight_utc
 from wa_queue.settings import Settings
@@ -14,7 +15,6 @@ from wa_queue.transport.base import MessageSender, SessionState
 
 log = logging.getLogger(__name__)
 
-NEEDS_OPERATOR = "needs_operator"
 # The error fields of a connected session (SessionRecord.last_error*).
 CLEARED_ERROR = {"last_error": None, "last_error_at": None, "last_error_hint": None}
 # Chrome's net:: errors (and time-outs) that mean WhatsApp Web's host cannot be reached.
@@ -23,11 +23,11 @@ _UNREACHABLE = ("ERR_NAME_NOT_RESOLVED", "ERR_CONNECTION_REFUSED", "ERR_INTERNET
                 "ERR_PROXY_CONNECTION_FAILED", "ERR_TIMED_OUT", "took over", "timed out", "timeout")
 # What the state alone says when the sender cannot tell more.
 _STATE_REASONS = {
-    SessionState.QR.value: "logged out: scan the QR code",
-    SessionState.LOGGED_OUT.value: "logged out: scan the QR code",
-    SessionState.PHONE_DISCONNECTED.value: "the phone is not connected",
-    SessionState.STARTING.value: "WhatsApp Web did not finish loading",
-    SessionState.CLOSED.value: "the browser is closed",
+    SessionState.QR: "logged out: scan the QR code",
+    SessionState.LOGGED_OUT: "logged out: scan the QR code",
+    SessionState.PHONE_DISCONNECTED: "the phone is not connected",
+    SessionState.STARTING: "WhatsApp Web did not finish loading",
+    SessionState.CLOSED: "the browser is closed",
 }
 
 
@@ -65,7 +65,7 @@ def error_fields(sender: MessageSender, settings: Settings, now: datetime, state
         reason = None
     if not reason and exc is not None:
         reason = f"{type(exc).__name__}: {exc}"
-    reason = (reason or _STATE_REASONS.get(state.value, state.value))[:500]
+    reason = (reason or _STATE_REASONS.get(state, state.value))[:500]
     return {"last_error": reason, "last_error_at": now,
             "last_error_hint": error_hint(reason, url=settings.whatsapp_url, session=sender.session)}
 
@@ -83,7 +83,7 @@ def reconnect_window(settings: Settings) -> timedelta:
 
 
 def is_available(record: SessionRecord, settings: Settings, now: datetime) -> bool:
-    return record.status == SessionState.CONNECTED.value and not record.needs_operator and heartbeat_fresh(
+    return record.status == SessionStatus.CONNECTED and not record.needs_operator and heartbeat_fresh(
         record, settings, now
     )
 
@@ -130,7 +130,7 @@ def check_health(store: MessageStore, sender: MessageSender, settings: Settings,
         )
     why = error_fields(sender, settings, now, state)
     if record.needs_operator:
-        return store.update_session(name, status=NEEDS_OPERATOR, heartbeat_at=now, **why)
+        return store.update_session(name, status=SessionStatus.NEEDS_OPERATOR.value, heartbeat_at=now, **why)
     if record.next_reconnect_at is None:
         # First sight of trouble: attempt 1 waits one unit.
         return store.update_session(
@@ -169,8 +169,8 @@ def reconnect(
             session=name, state=state.value,
         )
         return store.update_session(
-            name, status=NEEDS_OPERATOR, heartbeat_at=now, reconnect_attempts=attempts, next_reconnect_at=None,
-            needs_operator=True, restart_requested=False, **why,
+            name, status=SessionStatus.NEEDS_OPERATOR.value, heartbeat_at=now, reconnect_attempts=attempts,
+            next_reconnect_at=None, needs_operator=True, restart_requested=False, **why,
         )
     wait = timedelta(seconds=settings.reconnect_unit_s * (attempts + 1))
     log.info("session %s: reconnect %d failed (%s); next in %s", name, attempts, state.value, wait)

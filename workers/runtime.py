@@ -14,7 +14,7 @@ from collections.abc import Callable
 from wa_queue import metrics_sink, names, runtime
 from wa_queue.delivery import Delivery
 from wa_queue.errors import StoreError
-from wa_queue.models import Message, utcnow
+from wa_queue.models import Message, plain, utcnow
 from wa_queue.settings import Settings, get_settings
 from wa_queue.store import open_store
 from wa_queue.transport import MessageSender, SessionState, make_sender
@@ -122,7 +122,7 @@ class SessionWorker:
         with self.lock:
             record = check_health(runtime.store(), self.sender, self.settings, utcnow())
             self.publish_qr()
-        return record.status
+        return plain(record.status)
 
     def publish_qr(self) -> None:
         """The API process serves the QR; only this process can read it from the browser."""

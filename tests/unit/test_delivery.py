@@ -10,7 +10,7 @@ import pytest
 
 from wa_queue import errors
 from wa_queue.delivery import Delivery
-from wa_queue.models import MessageStatus, NewMessage
+from wa_queue.models import HistoryEvent, MessageStatus, NewMessage
 from wa_queue.settings import Settings
 from wa_queue.store.sqlite import SQLiteStore
 from wa_queue.transport.fake import FakeControl, FakeSender, read_log
@@ -136,6 +136,9 @@ def test_daily_cap_hands_over_then_parks_until_local_midnight(env) -> None:  # n
     assert outcome.kind == "parked"
     parked = store.get(ids[6])
     assert parked.next_attempt_at == datetime(2026, 11, 29, tzinfo=timezone.utc) and parked.dispatch_epoch is None
+    last = parked.history[-1]  # the stored class name is the string it always was
+    assert last.event is HistoryEvent.RELEASED
+    assert last.error_class == "DailyCapReached" == errors.DailyCapReached.__name__
 
 
 def test_pacing_spaces_sends_by_the_random_pause(env) -> None:  # noqa: ANN001

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from wa_queue.sessions import NEEDS_OPERATOR, check_health, is_available, pick_session, request_restart
+from wa_queue.models import SessionStatus
+from wa_queue.sessions import check_health, is_available, pick_session, request_restart
 from wa_queue.settings import Settings
 from wa_queue.store.sqlite import SQLiteStore
 from wa_queue.transport.fake import FakeControl, FakeSender
@@ -51,7 +52,7 @@ def test_reconnect_backs_off_one_to_five_units_then_needs_an_operator(parts, cap
         if record.next_reconnect_at:
             waits.append(record.next_reconnect_at - now)
     assert waits == [2 * UNIT, 3 * UNIT, 4 * UNIT, 5 * UNIT]
-    assert record.needs_operator and record.status == NEEDS_OPERATOR
+    assert record.needs_operator and record.status is SessionStatus.NEEDS_OPERATOR
     assert "session_needs_operator" in caplog.text
     # It stays parked for an operator: later checks do not reconnect.
     assert check_health(store, sender, settings, now + 100 * UNIT).reconnect_attempts == 5

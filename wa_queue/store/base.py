@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any
 
 from wa_queue.errors import IdempotencyConflict, ValidationError
-from wa_queue.models import Message, MessageStatus, NewMessage
+from wa_queue.models import Message, MessageStatus, NewMessage, SessionStatus
 
 
 @dataclasses.dataclass(frozen=True)
@@ -20,7 +20,7 @@ class SessionRecord:
     """Durable per-session state (pacing, health, reconnection), shared by every process."""
 
     name: str
-    status: str = "unknown"  # a transport.SessionState value, or 'needs_operator'
+    status: SessionStatus | str = SessionStatus.UNKNOWN  # a str only for a stored status unknown here (parse_stored)
     number: str | None = None
     next_send_at: datetime | None = None  # pacing: the session may not send before this
     reconnect_attempts: int = 0

@@ -6,7 +6,7 @@ import dataclasses
 from datetime import UTC, datetime
 
 from wa_queue.errors import IdempotencyConflict, StoreError, ValidationError
-from wa_queue.models import HistoryEntry, Message, MessageStatus, NewMessage, new_message_id
+from wa_queue.models import HistoryEntry, HistoryEvent, Message, MessageStatus, NewMessage, new_message_id
 from wa_queue.store.base import SessionRecord
 
 MESSAGE_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Message))
@@ -35,7 +35,7 @@ def build_message(new: NewMessage, now: datetime) -> Message:
         # Only a replay with the same key compares it (replay_or_conflict); a message without a key never needs it.
         content_hash=new.content_hash() if new.idempotency_key is not None else None,
         callback_url=new.callback_url, metadata=new.metadata,
-        history=(HistoryEntry(at=now, event="enqueued", session=new.session),),
+        history=(HistoryEntry(at=now, event=HistoryEvent.ENQUEUED, session=new.session),),
     )
 
 
@@ -73,7 +73,7 @@ def check_session_fields(fields: dict) -> None:
         raise StoreError(f"unknown or read-only session fields: {sorted(unknown)}")
 
 
-def history_entry(now: datetime, event: str, session: str | None, error_class: str | None = None,
+def history_entry(now: datetime, event: HistoryEvent, session: str | None, error_class: str | None = None,
                   error_text: str | None = None) -> dict:
     return HistoryEntry(utc(now), event, session, error_class, error_text).to_dict()
 

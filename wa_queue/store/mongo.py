@@ -33,7 +33,16 @@ from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 from wa_queue.errors import InvalidTransition, NotFound, StoreError
-from wa_queue.models import HistoryEntry, Message, MessageStatus, NewMessage
+from wa_queue.models import (
+    HistoryEntry,
+    HistoryEvent,
+    Message,
+    MessageStatus,
+    NewMessage,
+    SessionStatus,
+    parse_stored,
+    plain,
+)
 from wa_queue.store.base import MessageStore, SessionRecord, status_keys
 from wa_queue.store.common import (
     DATETIME_FIELDS,
@@ -137,9 +146,10 @@ def _db_name(url: str) -> str:
     return urlparse(url).path.lstrip("/").split("?")[0] or "waq"
 
 
-def _history(now: datetime, event: str, session: str | None, error_class: str | None = None,
+def _history(now: datetime, event: HistoryEvent | str, session: str | None, error_class: str | None = None,
              error_text: str | None = None) -> dict[str, Any]:
-    return {"at": to_db(now), "event": event, "session": session, "error_class": error_class, "error_text": error_text}
+    return {"at": to_db(now), "event": plain(event), "session": session, "error_class": error_class,
+            "error_text": error_text}
 
 
 def _to_doc(message: Message) -> dict[str, Any]:
@@ -271,7 +281,7 @@ class MongoStore(MessageStore):
                                                 return_document=ReturnDocument.AFTER)
         return _from_doc(doc) if doc is not None else None
 
-    def _transition(self, message_id: str, where: dict, now: datetime, event: str, sets: dict,
+    def _transition(self, message_id: str, where: dict, now: datetime, event: HistoryEvent, sets: dict,
                     error_class: str | None = None, error_text: str | None = None, inc: dict | None = None,
                     session_field: str = "claimed_by") -> Message | None:
         """A CAS whose history entry names the row's own session: read it, then require it unchanged."""
@@ -298,7 +308,7 @@ class MongoStore(MessageStore):
             where["attempts"] = attempts
         sets = {"status": MessageStatus.PROCESSING.value, "lease_owner": owner, "claimed_by": session,
                 "lease_expires_at": to_db(now + timedelta(seconds=lease_s)), "last_attempt_at": to_db(now)}
-        return self._cas(message_id, where, now, sets, _history(now, "claimed", session))
+        return self._cas(message_id, where, now, sets, _history(now, HistoryEvent.CLAIMED, session))
 
     def extend_lease(self, message_id: str, *, owner: str, now: datetime, lease_s: float) -> bool:
         result = self.messages.update_one({"_id": message_id, **self._held(owner)},
@@ -313,7 +323,7 @@ class MongoStore(MessageStore):
             session = seen.get("claimed_by")
             sets = {"sending_at": to_db(now), "sending_session": session}
             where = {**self._held(owner), "claimed_by": session}
-            if self._cas(message_id, where, now, sets, _history(now, "sending", session)) is not None:
+            if self._cas(message_id, where, now, sets, _history(now, HistoryEvent.SENDING, session)) is not None:
                 return True
         return False
 
@@ -322,7 +332,7 @@ class MongoStore(MessageStore):
     ) -> Message | None:
         sets = {"status": MessageStatus.SENT.value, "sent_at": to_db(now), "sent_by": session, "wa_id": wa_id,
                 **_CLEAR_LEASE}
-        return self._cas(message_id, self._held(owner), now, sets, _history(now, "sent", session))
+        return self._cas(message_id, self._held(owner), now, sets, _history(now, HistoryEvent.SENT, session))
 
     def record_retry(
         self, message_id: str, *, owner: str, now: datetime, next_attempt_at: datetime, error_class: str,
@@ -332,7 +342,7 @@ class MongoStore(MessageStore):
                 "last_error_class": error_class, "last_error_text": error_text, **_CLEAR_LEASE}
         if not keep_doubt:
             sets |= {"sending_at": None, "sending_session": None}
-        return self._transition(message_id, self._held(owner), now, "retry", sets, error_class, error_text,
+        return self._transition(message_id, self._held(owner), now, HistoryEvent.RETRY, sets, error_class, error_text,
                                 inc={"attempts": 1})
 
     def record_failed(
@@ -342,7 +352,7 @@ class MongoStore(MessageStore):
         where = self._held(owner) if owner is not None else {"status": MessageStatus.PROCESSING.value}
         sets = {"status": MessageStatus.FAILED.value, "failed_at": to_db(now), "last_error_class": error_class,
                 "last_error_text": error_text, **_CLEAR_LEASE}
-        return self._transition(message_id, where, now, "failed", sets, error_class, error_text,
+        return self._transition(message_id, where, now, HistoryEvent.FAILED, sets, error_class, error_text,
                                 inc={"attempts": 1} if count_attempt else None)
 
     def release(
@@ -356,7 +366,7 @@ class MongoStore(MessageStore):
             sets.update(sending_at=None, sending_session=None)
         if session is not ...:
             sets["session"] = session
-        return self._transition(message_id, self._held(owner), now, "released", sets, error_class, reason)
+        return self._transition(message_id, self._held(owner), now, HistoryEvent.RELEASED, sets, error_class, reason)
 
     def mark_dispatched(self, message_ids: list[str], *, now: datetime, epoch: str | None, queue: str) -> None:
         self.messages.update_many({"_id": {"$in": message_ids}}, {"$set": {
@@ -393,7 +403,7 @@ class MongoStore(MessageStore):
 
     def recover(self, message_id: str, *, owner: str, now: datetime, reason: str) -> Message | None:
         sets = {"status": MessageStatus.PENDING.value, **_CLEAR_LEASE}
-        return self._transition(message_id, self._held(owner), now, "recovered", sets, error_text=reason)
+        return self._transition(message_id, self._held(owner), now, HistoryEvent.RECOVERED, sets, error_text=reason)
 
     def _find(self, query: dict, sort: list | None = None, limit: int = 0, skip: int = 0,
               collection: Collection | None = None) -> list[Message]:
@@ -436,7 +446,7 @@ class MongoStore(MessageStore):
                 "failed_at": None, "last_error_class": None, "last_error_text": None, "dispatched_at": None,
                 "dispatch_epoch": None, "dispatch_queue": None, "sending_at": None, "sending_session": None,
                 **_CLEAR_LEASE}  # the operator settled any doubt
-        return self._transition(message_id, {"status": MessageStatus.FAILED.value}, now, "requeued", sets)
+        return self._transition(message_id, {"status": MessageStatus.FAILED.value}, now, HistoryEvent.REQUEUED, sets)
 
     def retry_failed(self, message_id: str, *, now: datetime) -> Message:
         message = self._requeue(message_id, now)
@@ -456,7 +466,8 @@ class MongoStore(MessageStore):
             sets = {"status": MessageStatus.SENT.value, "sent_at": to_db(now), "sent_by": clicked or claimed,
                     "wa_id": None}
             where = {**failed, "sending_session": clicked, "claimed_by": claimed}
-            done = self._cas(message_id, where, now, sets, _history(now, "sent", clicked or claimed, None, text))
+            entry = _history(now, HistoryEvent.SENT, clicked or claimed, None, text)
+            done = self._cas(message_id, where, now, sets, entry)
             if done is not None:
                 return done
         self._raise_not_failed(message_id)
@@ -538,7 +549,7 @@ class MongoStore(MessageStore):
             if not sets:
                 return _from_doc(doc)  # nothing new to record
             where = {"status": MessageStatus.SENT.value, **{name: None for name in sets}}
-            done = self._cas(message_id, where, now, sets, _history(now, "receipt", doc.get("sent_by")))
+            done = self._cas(message_id, where, now, sets, _history(now, HistoryEvent.RECEIPT, doc.get("sent_by")))
             if done is not None:
                 return done
         return None
@@ -553,11 +564,15 @@ class MongoStore(MessageStore):
         data = {key: value for key, value in doc.items() if key != "_id"}
         for name in SESSION_DATETIME_FIELDS:
             data[name] = from_db(data.get(name))
+        if "status" in data:
+            data["status"] = parse_stored(SessionStatus, data["status"])
         return SessionRecord(name=doc["_id"], **data)
 
     def update_session(self, name: str, **fields: Any) -> SessionRecord:
         check_session_fields(fields)
         fields.setdefault("updated_at", datetime.now(UTC))
+        if "status" in fields:
+            fields["status"] = plain(fields["status"])
         sets = {k: to_db(v) if k in SESSION_DATETIME_FIELDS else v for k, v in fields.items()}
         doc = self.sessions.find_one_and_update({"_id": name}, {"$set": sets}, upsert=True,
                                                 return_document=ReturnDocument.AFTER)

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from wa_queue.errors import IdempotencyConflict, InvalidTransition, NotFound, StoreError, ValidationError
-from wa_queue.models import Message, MessageStatus, NewMessage
+from wa_queue.models import HistoryEvent, Message, MessageStatus, NewMessage, SessionStatus, parse_stored, plain
 from wa_queue.store.base import MessageStore, SessionRecord, status_keys
 from wa_queue.store.common import (
     SESSION_DATETIME_FIELDS,
@@ -311,11 +311,11 @@ class SQLiteStore(MessageStore):
         return row_to_message(row)
 
     # ---- delivery side ---------------------------------------------------------------------------------------
-    def _transition(self, message_id: str, *, now: datetime, event: str, sets: str, where: str,
+    def _transition(self, message_id: str, *, now: datetime, event: HistoryEvent, sets: str, where: str,
                     session_sql: str = "claimed_by", row: bool = True, **params: Any) -> Message | bool | None:
         """One atomic compare-and-set: change the row only if `where` holds, append history, return the new row
         (or True when the caller needs no row: reading it back is a tenth of a delivery's store time)."""
-        values = {"id": message_id, "now": to_us(now), "at": utc(now).isoformat(), "event": event,
+        values = {"id": message_id, "now": to_us(now), "at": utc(now).isoformat(), "event": event.value,
                   "error_class": None, "error_text": None, **params}
         sql = (f"UPDATE {MESSAGES} SET {sets}, updated_at = :now, {_HISTORY.format(session=session_sql)} "
                f"WHERE id = :id AND {where}")
@@ -333,7 +333,7 @@ class SQLiteStore(MessageStore):
         # guards the send, is a FULL commit and syncs this one with it). Saves an fsync per delivered message.
         with self._unsynced():
             return self._transition(
-                message_id, now=now, event="claimed", session_sql=":session", where=where,
+                message_id, now=now, event=HistoryEvent.CLAIMED, session_sql=":session", where=where,
                 sets="status = 'processing', lease_owner = :owner, lease_expires_at = :exp, claimed_by = :session, "
                      "last_attempt_at = :now",
                 owner=owner, session=session, exp=to_us(now + timedelta(seconds=lease_s)), attempts=attempts,
@@ -347,7 +347,7 @@ class SQLiteStore(MessageStore):
         return cur.rowcount == 1
 
     def mark_sending(self, message_id: str, *, owner: str, now: datetime) -> bool:
-        return self._transition(message_id, now=now, event="sending", where=_HELD, owner=owner, row=False,
+        return self._transition(message_id, now=now, event=HistoryEvent.SENDING, where=_HELD, owner=owner, row=False,
                                 sets="sending_at = :now, sending_session = claimed_by") is not None
 
     def record_sent(
@@ -359,7 +359,7 @@ class SQLiteStore(MessageStore):
         # (the next send's mark_sending) syncs it anyway. Saves the second of a delivery's two fsyncs.
         with self._unsynced():
             return self._transition(
-                message_id, now=now, event="sent", where=_HELD, session_sql=":session", owner=owner,
+                message_id, now=now, event=HistoryEvent.SENT, where=_HELD, session_sql=":session", owner=owner,
                 session=session, wa_id=wa_id,
                 sets=f"status = 'sent', sent_at = :now, sent_by = :session, wa_id = :wa_id, {_CLEAR_LEASE}",
             )
@@ -370,7 +370,7 @@ class SQLiteStore(MessageStore):
     ) -> Message | None:
         doubt = "" if keep_doubt else "sending_at = NULL, sending_session = NULL, "
         return self._transition(
-            message_id, now=now, event="retry", where=_HELD, owner=owner, next=to_us(next_attempt_at),
+            message_id, now=now, event=HistoryEvent.RETRY, where=_HELD, owner=owner, next=to_us(next_attempt_at),
             error_class=error_class, error_text=error_text,
             sets=("status = 'pending', attempts = attempts + 1, next_attempt_at = :next, last_error_class = "
                   f":error_class, last_error_text = :error_text, {doubt}{_CLEAR_LEASE}"),
@@ -381,7 +381,8 @@ class SQLiteStore(MessageStore):
         count_attempt: bool = True,
     ) -> Message | None:
         return self._transition(
-            message_id, now=now, event="failed", where=_HELD if owner is not None else "status = 'processing'",
+            message_id, now=now, event=HistoryEvent.FAILED,
+            where=_HELD if owner is not None else "status = 'processing'",
             owner=owner, error_class=error_class, error_text=error_text, inc=1 if count_attempt else 0,
             sets=("status = 'failed', failed_at = :now, attempts = attempts + :inc, last_error_class = :error_class, "
                   f"last_error_text = :error_text, {_CLEAR_LEASE}"),
@@ -397,8 +398,8 @@ class SQLiteStore(MessageStore):
         if session is not _SENTINEL:
             sets += ", session = :new_session"
         return self._transition(
-            message_id, now=now, event="released", where=_HELD, sets=sets, owner=owner, error_class=error_class,
-            error_text=reason,
+            message_id, now=now, event=HistoryEvent.RELEASED, where=_HELD, sets=sets, owner=owner,
+            error_class=error_class, error_text=reason,
             next=to_us(next_attempt_at or now),
             new_session=None if session is _SENTINEL else session,
         )
@@ -465,8 +466,8 @@ class SQLiteStore(MessageStore):
         )
 
     def recover(self, message_id: str, *, owner: str, now: datetime, reason: str) -> Message | None:
-        return self._transition(message_id, now=now, event="recovered", where=_HELD, owner=owner, error_text=reason,
-                                sets=f"status = 'pending', {_CLEAR_LEASE}")
+        return self._transition(message_id, now=now, event=HistoryEvent.RECOVERED, where=_HELD, owner=owner,
+                                error_text=reason, sets=f"status = 'pending', {_CLEAR_LEASE}")
 
     def _select(self, where: str, params: tuple | dict, table: str = MESSAGES, indexed_by: str | None = None
                 ) -> list[Message]:
@@ -509,16 +510,16 @@ class SQLiteStore(MessageStore):
                 f"sending_at = NULL, sending_session = NULL, {_CLEAR_LEASE}")  # the operator settled any doubt
 
     def retry_failed(self, message_id: str, *, now: datetime) -> Message:
-        return self._from_failed(message_id, now=now, event="requeued", sets=self._REQUEUE)
+        return self._from_failed(message_id, now=now, event=HistoryEvent.REQUEUED, sets=self._REQUEUE)
 
     _CLICKER = "coalesce(sending_session, claimed_by)"  # SET and the history both read the row's old values
 
     def mark_sent_by_operator(self, message_id: str, *, now: datetime, actor: str, note: str | None = None) -> Message:
-        return self._from_failed(message_id, now=now, event="sent", session_sql=self._CLICKER,
+        return self._from_failed(message_id, now=now, event=HistoryEvent.SENT, session_sql=self._CLICKER,
                                  error_text=operator_sent_text(actor, note),
                                  sets=f"status = 'sent', sent_at = :now, sent_by = {self._CLICKER}, wa_id = NULL")
 
-    def _from_failed(self, message_id: str, *, now: datetime, event: str, sets: str, **params: Any) -> Message:
+    def _from_failed(self, message_id: str, *, now: datetime, event: HistoryEvent, sets: str, **params: Any) -> Message:
         """An operator's transition out of failed: one CAS on the status, NotFound / InvalidTransition otherwise."""
         with self._tx():
             message = self._transition(message_id, now=now, event=event, where="status = 'failed'", sets=sets,
@@ -535,8 +536,8 @@ class SQLiteStore(MessageStore):
 
     def retry_all_failed(self, *, now: datetime, session: str | None = None) -> list[str]:
         where, params = self._failed_filter(session)
-        values = {"now": to_us(now), "at": utc(now).isoformat(), "event": "requeued", "error_class": None,
-                  "error_text": None, **params}
+        values = {"now": to_us(now), "at": utc(now).isoformat(), "event": HistoryEvent.REQUEUED.value,
+                  "error_class": None, "error_text": None, **params}
         sql = (f"UPDATE {MESSAGES} SET {self._REQUEUE}, updated_at = :now, {_HISTORY.format(session='claimed_by')} "
                f"WHERE {where} RETURNING id")
         with self._tx() as conn:
@@ -602,7 +603,8 @@ class SQLiteStore(MessageStore):
         self, message_id: str, *, now: datetime, delivered_at: datetime | None = None, read_at: datetime | None = None
     ) -> Message | None:
         message = self._transition(
-            message_id, now=now, event="receipt", session_sql="sent_by", d=to_us(delivered_at), r=to_us(read_at),
+            message_id, now=now, event=HistoryEvent.RECEIPT, session_sql="sent_by", d=to_us(delivered_at),
+            r=to_us(read_at),
             where="status = 'sent' AND ((:d IS NOT NULL AND delivered_at IS NULL) "
             "OR (:r IS NOT NULL AND read_at IS NULL))",
             sets="delivered_at = coalesce(delivered_at, :d), read_at = coalesce(read_at, :r)",
@@ -626,11 +628,14 @@ class SQLiteStore(MessageStore):
             data[field] = from_us(data[field])
         data["needs_operator"] = bool(data["needs_operator"])
         data["restart_requested"] = bool(data["restart_requested"])
+        data["status"] = parse_stored(SessionStatus, data["status"])
         return SessionRecord(**data)
 
     def update_session(self, name: str, **fields: Any) -> SessionRecord:
         check_session_fields(fields)
         fields.setdefault("updated_at", datetime.now(UTC))
+        if "status" in fields:
+            fields["status"] = plain(fields["status"])
         values = {k: to_us(v) if k in SESSION_DATETIME_FIELDS else v for k, v in fields.items()}
         cols = ", ".join(["name", *values])
         marks = ", ".join(f":{k}" for k in ["name", *values])

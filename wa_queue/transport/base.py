@@ -4,17 +4,13 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-import enum
 from datetime import datetime
 
+from wa_queue.models import SessionStatus
 
-class SessionState(str, enum.Enum):
-    STARTING = "starting"
-    QR = "qr"  # waiting for a QR scan
-    CONNECTED = "connected"
-    PHONE_DISCONNECTED = "phone_disconnected"
-    LOGGED_OUT = "logged_out"
-    CLOSED = "closed"
+# One enum for a session's state: what a sender reports (STARTING, QR, CONNECTED, PHONE_DISCONNECTED, LOGGED_OUT,
+# CLOSED) is what its store record keeps, which adds UNKNOWN and NEEDS_OPERATOR.
+SessionState = SessionStatus
 
 
 @dataclasses.dataclass(frozen=True)

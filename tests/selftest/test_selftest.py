@@ -68,7 +68,10 @@ FORMS = {"2026-03": "out by out_id+out_class+status_icon", "2026-05": "out by ou
          "2026-08": "out by out_id+status_icon"}
 
 
-@pytest.mark.parametrize("stand", list(FORMS), indirect=True)
+# The newest profile in make test; the older two (each ~25 s of Chromium) with --long. tests/browser/test_profiles.py
+# and tests/integration/test_profiles_e2e.py send on every profile in make test.
+@pytest.mark.parametrize("stand", [pytest.param(markup, marks=[] if markup == "2026-08" else [pytest.mark.long])
+                                   for markup in FORMS], indirect=True)
 def test_selftest_with_send_passes_and_sends_each_canary_once(stand: Stand) -> None:
     markup = stand.sim.markup
     history = markup != "2026-08"  # one profile starts from an empty chat with itself: rows are checked by the sends

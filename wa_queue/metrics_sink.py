@@ -20,7 +20,7 @@ The values are counters: when the broker restarts empty (which it may, invariant
 Prometheus' rate()/increase() treat that as an ordinary counter reset. Recording never raises: a metric is never
 worth failing a send for.
 
-The key names live here, in one place, and nowhere else (the collector imports them from this module).
+The key names are wa_queue/names.py's, like every other shared name.
 """
 
 from __future__ import annotations
@@ -32,23 +32,17 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
+from wa_queue.names import METRICS_RETRIES_KEY, METRICS_SEND_KEY_PREFIX, METRICS_SERIES_KEY, metrics_send_key
+
 if TYPE_CHECKING:
     import redis
 
 log = logging.getLogger(__name__)
 
-KEY_PREFIX = "waq:metrics:"
-SEND_KEY_PREFIX = KEY_PREFIX + "send:"
-SERIES_KEY = KEY_PREFIX + "send-series"
-RETRIES_KEY = KEY_PREFIX + "retries"
 # Sending through WhatsApp Web takes seconds (typing, clicking, waiting for the tick), not milliseconds.
 DURATION_BUCKETS: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0)
 OUTCOMES = ("sent", "retry", "failed", "released")
 INF = "+Inf"
-
-
-def send_key(session: str, outcome: str) -> str:
-    return f"{SEND_KEY_PREFIX}{session}:{outcome}"
 
 
 def bucket_field(seconds: float) -> str:
@@ -87,7 +81,7 @@ class _Tally:
         if outcome not in OUTCOMES:
             outcome = "other"
         seconds = max(0.0, float(seconds))
-        key = send_key(session, outcome)
+        key = metrics_send_key(session, outcome)
         self.counts[(key, bucket_field(seconds))] += 1
         self.sums[key] += seconds
         if outcome == "retry":
@@ -109,9 +103,9 @@ class _Tally:
                 pipe.hincrby(key, field, count)
             for key, seconds in self.sums.items():
                 pipe.hincrbyfloat(key, "sum", seconds)
-            pipe.sadd(SERIES_KEY, *self.sums)
+            pipe.sadd(METRICS_SERIES_KEY, *self.sums)
             for session, count in self.retries.items():
-                pipe.hincrby(RETRIES_KEY, session, count)
+                pipe.hincrby(METRICS_RETRIES_KEY, session, count)
             pipe.execute()
             return True
         except Exception as exc:  # noqa: BLE001 - metrics must never fail a send
@@ -160,10 +154,10 @@ class SendBuffer:
 # ---- reading (the API's collector) -----------------------------------------------------------------------------
 def read_send_histograms(client: redis.Redis) -> Iterator[tuple[str, str, list[tuple[str, float]], float]]:
     """(session, outcome, cumulative buckets [(le, count)...ending with +Inf], sum) for every recorded series."""
-    for key in sorted(_text(k) for k in client.smembers(SERIES_KEY)):
-        session, _, outcome = key[len(SEND_KEY_PREFIX):].rpartition(":")
+    for key in sorted(_text(k) for k in client.smembers(METRICS_SERIES_KEY)):
+        session, _, outcome = key[len(METRICS_SEND_KEY_PREFIX):].rpartition(":")
         fields = {_text(k): _text(v) for k, v in client.hgetall(key).items()}
-        if not key.startswith(SEND_KEY_PREFIX) or not session or not fields:
+        if not key.startswith(METRICS_SEND_KEY_PREFIX) or not session or not fields:
             continue
         running = 0.0
         buckets: list[tuple[str, float]] = []
@@ -176,7 +170,7 @@ def read_send_histograms(client: redis.Redis) -> Iterator[tuple[str, str, list[t
 
 
 def read_retries(client: redis.Redis) -> dict[str, float]:
-    return {_text(k): float(_text(v)) for k, v in client.hgetall(RETRIES_KEY).items()}
+    return {_text(k): float(_text(v)) for k, v in client.hgetall(METRICS_RETRIES_KEY).items()}
 
 
 def _text(value: bytes | str) -> str:

@@ -1,4 +1,4 @@
-"""One owner for every shared name: Celery queues and task names, Redis keys."""
+"""One owner for every shared name: Celery queues and task names, Redis keys, the store's tables and collections."""
 
 from __future__ import annotations
 
@@ -23,6 +23,19 @@ FAKE_CONTROL_KEY = "waq:fake:control"
 # last run of each job is shared under the second key, so a beat that takes over keeps the holder's cadence.
 BEAT_LOCK_KEY = "waq:beat:lock"
 BEAT_LAST_RUN_KEY = "waq:beat:last-run"
+# Send metrics in the broker's Redis (metrics_sink.py writes and reads them): counters, so a broker that restarts
+# empty is an ordinary counter reset for Prometheus.
+METRICS_KEY_PREFIX = "waq:metrics:"
+METRICS_SEND_KEY_PREFIX = METRICS_KEY_PREFIX + "send:"
+METRICS_SERIES_KEY = METRICS_KEY_PREFIX + "send-series"
+METRICS_RETRIES_KEY = METRICS_KEY_PREFIX + "retries"
+
+# The store's tables (SQLite) and collections (MongoDB), the same names in both.
+MESSAGES = "messages"
+ARCHIVE = "messages_archive"
+SESSIONS = "sessions"
+NUMBER_CHECKS = "number_checks"
+STATUS_COUNTS = "status_counts"  # SQLite only: kept by triggers in the same transaction as every status change
 
 
 def session_queue(session: str) -> str:
@@ -32,6 +45,11 @@ def session_queue(session: str) -> str:
 def worker_owner(session: str, hostname: str, pid: int) -> str:
     """The lease owner of one worker process; the prefix up to the pid names the session on that host."""
     return f"{session}/{hostname}/{pid}"
+
+
+def metrics_send_key(session: str, outcome: str) -> str:
+    """The histogram hash of one session's sends with one outcome."""
+    return f"{METRICS_SEND_KEY_PREFIX}{session}:{outcome}"
 
 
 def session_qr_key(session: str) -> str:

@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 
 from wa_queue.models import HistoryEvent, Message, NewMessage, SessionStatus
+from wa_queue.names import MESSAGES, SESSIONS
 from wa_queue.sessions import is_available
 from wa_queue.settings import Settings
 from wa_queue.store.base import MessageStore
-from wa_queue.store.names import MESSAGES, SESSIONS
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 EVENT_VALUES = {"enqueued", "claimed", "sending", "sent", "retry", "released", "failed", "recovered", "requeued",

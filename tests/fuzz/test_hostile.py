@@ -29,8 +29,8 @@ from schemathesis.specs.openapi.checks import response_schema_conformance, statu
 from api.app import create_app
 from tests.conftest import ROOT, free_port, wait_for
 from wa_queue import runtime
+from wa_queue.names import ARCHIVE, MESSAGES
 from wa_queue.settings import reset_settings
-from wa_queue.store.names import ARCHIVE, MESSAGES
 
 PRODUCER_KEY = "fuzz-producer-key-0123456789"
 ADMIN_KEY = "fuzz-admin-key-0123456789ab"

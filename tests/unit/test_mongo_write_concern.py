@@ -11,9 +11,9 @@ from pymongo import MongoClient
 from pymongo.write_concern import WriteConcern
 
 from wa_queue.errors import StoreError
+from wa_queue.names import MESSAGES, SESSIONS
 from wa_queue.settings import Settings
 from wa_queue.store import mongo
-from wa_queue.store.names import MESSAGES, SESSIONS
 
 CLOSED = "mongodb://127.0.0.1:9"  # nothing is ever contacted
 

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from wa_queue.models import NewMessage
-from wa_queue.store.names import ARCHIVE, MESSAGES, SESSIONS
+from wa_queue.names import ARCHIVE, MESSAGES, SESSIONS
 from wa_queue.store.sqlite import SQLiteStore
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)

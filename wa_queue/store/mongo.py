@@ -43,6 +43,7 @@ from wa_queue.models import (
     parse_stored,
     plain,
 )
+from wa_queue.names import ARCHIVE, MESSAGES, NUMBER_CHECKS, SESSIONS
 from wa_queue.store.base import MessageStore, SessionRecord, status_keys
 from wa_queue.store.common import (
     DATETIME_FIELDS,
@@ -52,7 +53,6 @@ from wa_queue.store.common import (
     operator_sent_text,
     plan_inserts,
 )
-from wa_queue.store.names import ARCHIVE, MESSAGES, NUMBER_CHECKS, SESSIONS
 
 ARCHIVE_BATCH = 1_000
 CAS_RETRIES = 8  # re-reads when the row's session changed between the read and the write (very rare)

@@ -26,6 +26,7 @@ from typing import Any
 
 from wa_queue.errors import IdempotencyConflict, InvalidTransition, NotFound, StoreError, ValidationError
 from wa_queue.models import HistoryEvent, Message, MessageStatus, NewMessage, SessionStatus, parse_stored, plain
+from wa_queue.names import ARCHIVE, MESSAGES, NUMBER_CHECKS, SESSIONS, STATUS_COUNTS
 from wa_queue.store.base import MessageStore, SessionRecord, status_keys
 from wa_queue.store.common import (
     SESSION_DATETIME_FIELDS,
@@ -35,7 +36,6 @@ from wa_queue.store.common import (
     plan_inserts,
     utc,
 )
-from wa_queue.store.names import ARCHIVE, MESSAGES, NUMBER_CHECKS, SESSIONS, STATUS_COUNTS
 from wa_queue.store.shared_fsync import SharedFsync
 from wa_queue.store.sqlite_schema import (
     ADDED_COLUMNS,

@@ -11,8 +11,8 @@ import json
 from datetime import UTC, datetime, timedelta
 
 from wa_queue.models import HistoryEntry, Message, MessageStatus
+from wa_queue.names import ARCHIVE, MESSAGES, NUMBER_CHECKS, SESSIONS, STATUS_COUNTS
 from wa_queue.store.common import DATETIME_FIELDS, MESSAGE_FIELDS, utc
-from wa_queue.store.names import ARCHIVE, MESSAGES, NUMBER_CHECKS, SESSIONS, STATUS_COUNTS
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 COLS = ", ".join(MESSAGE_FIELDS)

@@ -45,8 +45,8 @@ class MessageSender(abc.ABC):
 
     @abc.abstractmethod
     def send(self, phone: str, text: str, *, ref: str) -> Receipt:
-        """Send text to phone (E.164 digits, no '+'). `ref` is the message id, for logs and fakes. Returns once
-        the message has left the clock state."""
+        """Send text to phone, as the store keeps it (E.164 with its '+'; a sender takes the digits its page needs).
+        `ref` is the message id, for logs and fakes. Returns once the message has left the clock state."""
 
     @abc.abstractmethod
     def find_sent(self, phone: str, text: str, *, ref: str, since: datetime | None = None) -> Receipt | None:

@@ -51,7 +51,7 @@ def worker(session: str, loglevel: str, check: bool) -> None:
         click.echo(line)
         sys.exit(0 if healthy else 1)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    _store_or_exit(settings, session)
+    _store_or_exit(settings, f"worker {session}")
     queues = f"{names.session_queue(session)},{names.DEFAULT_QUEUE}"
     _exec(
         [sys.executable, "-m", "celery", "-A", "wa_queue.celery_app:app", "worker", "-Q", queues,
@@ -61,20 +61,21 @@ def worker(session: str, loglevel: str, check: bool) -> None:
     )
 
 
-def _store_or_exit(settings: Settings, session: str) -> None:
-    """Celery is started only with a store that answers; otherwise exit 1 naming the setting."""
+def _store_or_exit(settings: Settings, what: str) -> None:
+    """Celery is started only with a store that answers; otherwise exit 1 naming the setting. A worker or beat
+    without its store would consume tasks it can only fail, while its Celery process looks healthy."""
     from wa_queue.cli_infra import redact
     from workers.runtime import wait_for_store
 
     def retrying(attempt: int, exc: Exception) -> None:
         if attempt == 1:  # one line, not one per second
-            click.echo(f"worker {session}: the store does not answer yet ({type(exc).__name__}: {exc}); retrying "
+            click.echo(f"{what}: the store does not answer yet ({type(exc).__name__}: {exc}); retrying "
                        f"for up to {settings.store_start_timeout_s:g} s (WAQ_STORE_START_TIMEOUT_S)", err=True)
 
     try:
         wait_for_store(settings, on_retry=retrying)
     except StoreError as exc:
-        click.echo(f"worker {session} not started: {exc}. Check WAQ_STORE_URL={redact(settings.store_url)}",
+        click.echo(f"{what} not started: {exc}. Check WAQ_STORE_URL={redact(settings.store_url)}",
                    err=True)
         sys.exit(1)
 
@@ -97,9 +98,11 @@ def _worker_health(settings: Settings, session: str) -> tuple[bool, str]:
 @click.option("--loglevel", default="INFO", show_default=True)
 def beat(loglevel: str) -> None:
     """Run beat (the periodic jobs) inside a worker for wa.maintenance and wa.callbacks. Start as many as you like:
-    one holds the beat lock and sends the jobs, the others wait for it (wa_queue/beat_lock.py)."""
+    one holds the beat lock and sends the jobs, the others wait for it (wa_queue/beat_lock.py). Like a session
+    worker, it starts only once the store answers (for up to WAQ_STORE_START_TIMEOUT_S), and exits 1 otherwise."""
     settings = _settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    _store_or_exit(settings, "beat")
     from wa_queue import recovery, runtime
     from wa_queue.models import utcnow
 

@@ -17,17 +17,20 @@ pytestmark = pytest.mark.timeout(300)
 START_TIMEOUT_S = 5
 
 
-def test_a_worker_whose_store_refuses_exits_naming_the_setting(waq_env: dict[str, str], procs) -> None:  # noqa: ANN001
+@pytest.mark.parametrize(("argv", "what"), [(["worker", "--session", "primary"], "worker primary"),
+                                            (["beat"], "beat")], ids=["worker", "beat"])
+def test_a_worker_whose_store_refuses_exits_naming_the_setting(waq_env: dict[str, str], procs, argv: list[str],  # noqa: ANN001
+                                                               what: str) -> None:
     refused = free_port()  # bound and released: nothing listens there
     env = {**waq_env, "WAQ_STORE_URL": f"mongodb://127.0.0.1:{refused}/waq",
            "WAQ_STORE_START_TIMEOUT_S": str(START_TIMEOUT_S)}
-    worker = procs(["worker", "--session", "primary"], env, "worker-refused")
+    worker = procs(argv, env, f"{argv[0]}-refused")
     # A guard against a hang, not a measurement: the worker gives up after START_TIMEOUT_S of attempts.
     code = worker.proc.wait(START_TIMEOUT_S + 60)
     worker.handle.flush()
     log = worker.log.read_text()
     assert code == 1, log
-    assert "worker primary not started" in log and "WAQ_STORE_URL" in log, log
+    assert f"{what} not started" in log and "WAQ_STORE_URL" in log, log
     assert f"127.0.0.1:{refused}" in log and "Connection refused" in log, log
     assert "retrying for up to 5 s (WAQ_STORE_START_TIMEOUT_S)" in log, log  # it did retry before giving up
     assert "celery@" not in log and "ready." not in log, "Celery started without its store"

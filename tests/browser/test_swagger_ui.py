@@ -9,20 +9,17 @@ from collections.abc import Iterator
 
 import pytest
 import requests
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 
 from tests.conftest import ROOT, RedisServer, wait_for
 from tests.helpers.openapi import ADMIN, ADMIN_KEY, start_api
+from tests.helpers.page_browser import page_browser
 
 pytestmark = pytest.mark.timeout(240)
 
 ARTIFACTS = ROOT / "tests" / "artifacts"
-CHROME_ARGS = ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--no-first-run",
-               "--disable-background-networking", "--disable-component-update", "--disable-sync")
 HEALTH = "operations-monitoring-get_health"
 ENQUEUE = "operations-messages-post_messages"
 
@@ -36,17 +33,8 @@ def api_url(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer)
 
 @pytest.fixture
 def browser() -> Iterator[WebDriver]:
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for arg in CHROME_ARGS:
-        options.add_argument(arg)
-    options.add_argument("--window-size=1280,2400")
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
-    driver.set_page_load_timeout(30)
-    try:
+    with page_browser("1280,2400") as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def open_docs(driver: WebDriver, api_url: str) -> None:

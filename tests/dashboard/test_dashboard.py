@@ -9,8 +9,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from werkzeug.serving import make_server
@@ -18,6 +16,7 @@ from werkzeug.serving import make_server
 from api.app import create_app
 from api.dashboard import PATH
 from tests.conftest import ROOT, wait_for
+from tests.helpers.page_browser import page_browser
 from wa_queue import errors, names, runtime, service
 from wa_queue.models import MessageStatus, NewMessage, utcnow
 from wa_queue.settings import reset_settings
@@ -27,8 +26,6 @@ pytestmark = pytest.mark.timeout(240)
 ADMIN_KEY = "dashboard-admin-key-0123456789"
 PRODUCER_KEY = "dashboard-producer-key-012345"
 ARTIFACTS = ROOT / "tests" / "artifacts"
-CHROME_ARGS = ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--no-first-run",
-               "--disable-background-networking", "--disable-component-update", "--disable-sync")
 
 
 @pytest.fixture
@@ -46,18 +43,8 @@ def server(waq_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator
 
 @pytest.fixture
 def browser() -> Iterator[WebDriver]:
-    options = webdriver.ChromeOptions()
-    options.binary_location = "/usr/bin/chromium"
-    for arg in CHROME_ARGS:
-        options.add_argument(arg)
-    options.add_argument("--window-size=1280,1600")
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
-    driver.set_page_load_timeout(30)
-    try:
+    with page_browser("1280,1600", console_log=True) as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 # ---- helpers ---------------------------------------------------------------------------------------------------

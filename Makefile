@@ -62,10 +62,10 @@ bench: deps
 	$(IN_VENV) $(VPY) bench/pipeline.py
 
 run: deps
-	$(IN_VENV) $(VPY) -m wa_queue.stack
+	$(IN_VENV) $(VPY) -m wa_queue.devstack.launcher
 
 demo: deps
-	$(IN_VENV) $(VPY) -m wa_queue.stack --demo
+	$(IN_VENV) $(VPY) -m wa_queue.devstack.launcher --demo
 
 # The lock files, from pyproject.toml: requirements-test.lock (everything, with the test extra; what make installs)
 # first, then requirements.lock (what the program needs; the Dockerfile's) held to the same versions. Run them with

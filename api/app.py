@@ -35,7 +35,7 @@ def create_app() -> Flask:
     from wa_queue.settings import get_settings
 
     settings = get_settings()
-    # Answer once committed, publish in the background (wa_queue/relay.py): bench/api.py measured the difference.
+    # Answer once committed, publish in the background (wa_queue/broker/relay.py): bench/api.py measured the difference.
     service.publish_in_background()
     app = Flask("wa_queue_api")
     app.url_map.converters["message_id"] = openapi.MessageIdConverter  # before the routes that use it

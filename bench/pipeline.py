@@ -92,7 +92,8 @@ def enqueue_rates(broker: str, n: int, tmp: Path) -> tuple[float, float]:
 def _waq_env(broker: str, tmp: Path) -> dict[str, str]:
     import os
 
-    from wa_queue import dispatch, runtime
+    from wa_queue import runtime
+    from wa_queue.broker import epoch
     from wa_queue.settings import reset_settings
 
     env = {"WAQ_DATA_DIR": str(tmp), "WAQ_STORE_URL": f"sqlite:///{tmp / 'waq.db'}", "WAQ_BROKER_URL": broker,
@@ -101,7 +102,7 @@ def _waq_env(broker: str, tmp: Path) -> dict[str, str]:
     os.environ.update(env)
     reset_settings()
     runtime.reset()
-    dispatch._epoch_cache[:] = [None, 0.0]
+    epoch._epoch_cache[:] = [None, 0.0]
     return env
 
 

@@ -149,12 +149,13 @@ def waq_env(tmp_path: Path, redis_server: RedisServer, monkeypatch: pytest.Monke
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    from wa_queue import dispatch, runtime, service
+    from wa_queue import runtime, service
+    from wa_queue.broker import epoch
     from wa_queue.settings import reset_settings
 
     reset_settings()
     runtime.reset()
-    dispatch._epoch_cache[:] = [None, 0.0]
+    epoch._epoch_cache[:] = [None, 0.0]
     service.publish_in_background(False)  # create_app() turns it on; each test starts with publishing inline
     yield env
     service.drain_publishes(10)  # nothing of this test published into the next one's broker

@@ -112,7 +112,7 @@ def on_status_change(message: Message, *, app: Any = None) -> None:
 
         app = runtime.celery()
     payload = build_payload(message)
-    # exchange='' with routing_key=queue: straight onto the queue's list, like dispatch.publish (survives FLUSHALL
+    # exchange='' with routing_key=queue: straight onto the queue's list, like publisher.publish (survives FLUSHALL
     # of the exchange bindings).
     app.send_task(names.TASK_CALLBACK, args=[message.callback_url, payload], queue=names.CALLBACK_QUEUE,
                   exchange="", routing_key=names.CALLBACK_QUEUE)

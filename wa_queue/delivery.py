@@ -10,7 +10,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from wa_queue import errors, sessions
-from wa_queue.dispatch import publish, queue_for
+from wa_queue.broker.publisher import publish, queue_for
 from wa_queue.models import HistoryEvent, Message, SessionStatus, utcnow
 from wa_queue.notify import notify_admin
 from wa_queue.retry import Decision, classify, next_local_midnight_utc, next_retry_delay

@@ -16,7 +16,7 @@ TASK_ARCHIVE = "wa.archive_failed"
 TASK_CALLBACK = "wa.status_callback"
 
 # Lives in the broker's Redis: when the broker loses its data this key goes with it, which is how the sweeper
-# learns that every task published before is gone (see dispatch.py).
+# learns that every task published before is gone (see broker/epoch.py).
 BROKER_EPOCH_KEY = "waq:broker-epoch"
 FAKE_CONTROL_KEY = "waq:fake:control"
 # One beat runs the jobs: the holder of this key (its owner token, with an expiry it renews; see beat_lock.py). The

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from wa_queue import names, sessions
-from wa_queue.dispatch import current_epoch, publish, queue_for, queue_length
+from wa_queue.broker.publisher import current_epoch, publish, queue_for, queue_length
 from wa_queue.models import Message
 from wa_queue.settings import Settings
 from wa_queue.store import MessageStore

@@ -6,7 +6,8 @@ import logging
 from datetime import datetime, timedelta
 from typing import Any
 
-from wa_queue import callbacks, dispatch, relay, runtime
+from wa_queue import callbacks, runtime
+from wa_queue.broker import publisher, relay
 from wa_queue.group_commit import GroupCommit
 from wa_queue.models import Message, NewMessage, plain, utcnow
 from wa_queue.retry import local_midnight_utc
@@ -87,7 +88,7 @@ def _finish_groups(results: list[list[tuple[Message, bool]] | Exception]) -> Non
         if _background:
             _background[0].put(queue, messages)
         else:
-            dispatch.publish(messages, queue, now=now)
+            publisher.publish(messages, queue, now=now)
 
 
 _group: GroupCommit[list[NewMessage], list[tuple[Message, bool]]] = GroupCommit(_commit_groups,
@@ -98,10 +99,10 @@ def _initial_queue(message: Message, available: dict[str, bool], now: datetime) 
     """The producer's session when it can send now; otherwise any session. `available` caches it per batch."""
     session = message.session
     if not session:
-        return dispatch.queue_for(None)
+        return publisher.queue_for(None)
     if session not in available:
         available[session] = is_available(runtime.store().get_session(session), get_settings(), now)
-    return dispatch.queue_for(session if available[session] else None)
+    return publisher.queue_for(session if available[session] else None)
 
 
 def enqueue(
@@ -126,7 +127,7 @@ def get_message(message_id: str) -> Message:
 
 def retry_failed(message_id: str) -> Message:
     message = runtime.store().retry_failed(message_id, now=utcnow())
-    dispatch.publish([message], dispatch.queue_for(None))
+    publisher.publish([message], publisher.queue_for(None))
     return message
 
 
@@ -146,7 +147,7 @@ def retry_all_failed(session: str | None = None) -> int:
     store = runtime.store()
     ids = store.retry_all_failed(now=utcnow(), session=session)
     for start in range(0, len(ids), 500):
-        dispatch.publish([store.get(i) for i in ids[start:start + 500]], dispatch.queue_for(None))
+        publisher.publish([store.get(i) for i in ids[start:start + 500]], publisher.queue_for(None))
     return len(ids)
 
 

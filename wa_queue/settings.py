@@ -18,7 +18,8 @@ _UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}
 _SESSION_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 _ROLES = ("producer", "admin")
 # WAQ_* variables read outside Settings, on purpose: `waq worker` tells its Celery process its session; the launcher
-# (stack.py) takes its ports; the tests take a real MongoDB. Anything else WAQ_* that is not a field is a mistake.
+# (wa_queue/devstack/launcher.py) takes its ports; the tests take a real MongoDB. Anything else WAQ_* that is not a
+# field is a mistake.
 READ_ELSEWHERE = frozenset({"WAQ_WORKER_SESSION", "WAQ_API_PORT", "WAQ_FLOWER_PORT", "WAQ_SIM_PORT",
                             "WAQ_TEST_MONGO_URL"})
 log = logging.getLogger(__name__)
@@ -92,7 +93,8 @@ class Settings:
     sim_markup: str = "2026-08"
     sim_strict: bool = True
     sim_boot_delay_s: float = 0.0
-    # `make run` / `make demo` (stack.py): how long a stop waits for the work in hand (pacing, number check, send).
+    # `make run` / `make demo` (wa_queue/devstack/launcher.py): how long a stop waits for the work in hand (pacing,
+    # number check, send).
     stop_grace_s: float = 120.0
 
     @property

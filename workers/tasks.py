@@ -9,8 +9,8 @@ import threading
 from celery import signals
 
 from wa_queue import names, recovery, runtime
+from wa_queue.broker.publisher import publish
 from wa_queue.celery_app import app
-from wa_queue.dispatch import publish
 from wa_queue.errors import StoreError
 from wa_queue.models import utcnow
 from wa_queue.settings import get_settings

@@ -400,12 +400,12 @@ def test_doctor_human_output(waq_env: dict[str, str]) -> None:
 # ---- flower, selectors, up, the process commands -----------------------------------------------------------------
 def test_flower_execs_flower_argv_with_the_auth_in_its_environment(waq_env: dict[str, str],
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    from wa_queue import cli_infra
-    from wa_queue.flower import flower_argv
+    from wa_queue.cli import processes
+    from wa_queue.devstack.flower import flower_argv
     from wa_queue.settings import get_settings, reset_settings
 
     execed: list[tuple[list[str], dict[str, str] | None]] = []
-    monkeypatch.setattr(cli_infra, "exec_argv", lambda argv, env=None: execed.append((argv, env)))
+    monkeypatch.setattr(processes, "exec_argv", lambda argv, env=None: execed.append((argv, env)))
     refused = waq("flower")
     assert refused.exit_code == 2 and "WAQ_FLOWER_AUTH" in refused.stderr  # an open Flower is refused
 

@@ -22,7 +22,7 @@ from redis.retry import Retry
 from tests.conftest import ROOT, Proc, free_port, wait_for
 from tests.deploy.compose_files import APP, DEPLOY, INFRA, SAMPLE_ENV, argv, environment, load, redis_server_args
 from wa_queue.celery_app import make_celery
-from wa_queue.flower import flower_argv, flower_env
+from wa_queue.devstack.flower import flower_argv, flower_env
 from wa_queue.settings import Settings
 
 PASSWORD = SAMPLE_ENV["REDIS_PASSWORD"]
@@ -218,7 +218,7 @@ def test_a_flower_that_routes_metrics_elsewhere_refuses_to_start() -> None:
 from flower import urls
 from flower.views import monitor
 from wa_queue.errors import ConfigError
-from wa_queue.flower import protect_metrics
+from wa_queue.devstack.flower import protect_metrics
 
 class OtherMetrics(monitor.Metrics):
     pass

@@ -16,8 +16,8 @@ import pytest
 
 from tests.conftest import Proc, RedisServer, free_port, wait_for
 from wa_queue import names
+from wa_queue.devstack.flower import AUTH_ENV, flower_argv, flower_env, parse_flower_auth
 from wa_queue.errors import ConfigError
-from wa_queue.flower import AUTH_ENV, flower_argv, flower_env, parse_flower_auth
 from wa_queue.settings import Settings
 
 AUTH = "ops:flower-password-1"
@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def test_argv_has_basic_auth_and_binds_localhost() -> None:
     argv = flower_argv(Settings(flower_auth=AUTH), 5566)
-    assert argv[:6] == [sys.executable, "-m", "wa_queue.flower", "-A", "wa_queue.celery_app:app", "flower"]
+    assert argv[:6] == [sys.executable, "-m", "wa_queue.devstack.flower", "-A", "wa_queue.celery_app:app", "flower"]
     assert "--port=5566" in argv and "--address=127.0.0.1" in argv
     assert f"--basic-auth={AUTH}" in argv
 

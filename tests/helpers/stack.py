@@ -13,7 +13,8 @@ from pathlib import Path
 import requests
 
 from tests.conftest import Proc, RedisServer, free_port, processes_of, wait_for
-from wa_queue import dispatch, runtime
+from wa_queue import runtime
+from wa_queue.broker import epoch
 from wa_queue.models import MessageStatus
 from wa_queue.settings import reset_settings
 from wa_queue.simulator.app import SimServer
@@ -44,7 +45,7 @@ class Stack:
         os.environ.update(self.env)
         reset_settings()
         runtime.reset()
-        dispatch._epoch_cache[:] = [None, 0.0]
+        epoch._epoch_cache[:] = [None, 0.0]
 
     # ---- processes -----------------------------------------------------------------------------------------
     def start_worker(self, session: str, scan: bool = True) -> None:

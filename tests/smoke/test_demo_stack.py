@@ -29,7 +29,8 @@ def test_demo_stack_runs_and_stops_clean(tmp_path: Path) -> None:
     for key in ("WAQ_STORE_URL", "WAQ_API_KEYS", "WAQ_FLOWER_AUTH", "WAQ_TRANSPORT", "WAQ_SESSIONS"):
         env.pop(key, None)
     log = open(tmp_path / "stack.log", "wb")  # noqa: SIM115
-    stack = subprocess.Popen([sys.executable, "-m", "wa_queue.stack", "--demo"], cwd=ROOT, env=env, stdout=log,
+    stack = subprocess.Popen([sys.executable, "-m", "wa_queue.devstack.launcher", "--demo"], cwd=ROOT, env=env,
+                             stdout=log,
                              stderr=subprocess.STDOUT, start_new_session=True)
     api, sim = f"http://127.0.0.1:{ports['api']}", f"http://127.0.0.1:{ports['sim']}"
     try:

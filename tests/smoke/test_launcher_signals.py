@@ -1,9 +1,9 @@
-"""A stop finishes the send in hand (issue 17): the real launcher (`python -m wa_queue.stack`, what `make run` runs)
-with its real processes (gunicorn, a Celery worker, beat, Flower, its own redis-server) on the scripted fake sender
-with a slow send. While a message is being sent, the stack is stopped by SIGTERM to the launcher, or by Ctrl-C typed
-into the terminal of `make run` (a pseudo-terminal, the real Makefile's run recipe). The message ends sent exactly
-once, after the stop began; no worker process was lost; the launcher (or make) exits 0 with no "make: ***" line; no
-process of the stack is left."""
+"""A stop finishes the send in hand (issue 17): the real launcher (`python -m wa_queue.devstack.launcher`, what `make
+run` runs) with its real processes (gunicorn, a Celery worker, beat, Flower, its own redis-server) on the scripted
+fake sender with a slow send. While a message is being sent, the stack is stopped by SIGTERM to the launcher, or by
+Ctrl-C typed into the terminal of `make run` (a pseudo-terminal, the real Makefile's run recipe). The message ends
+sent exactly once, after the stop began; no worker process was lost; the launcher (or make) exits 0 with no "make:
+***" line; no process of the stack is left."""
 
 from __future__ import annotations
 
@@ -26,9 +26,9 @@ import pytest
 import requests
 
 from tests.conftest import ROOT, free_port, processes_of, wait_for
+from wa_queue.devstack.launcher import Supervisor
 from wa_queue.errors import ConfigError
 from wa_queue.settings import Settings
-from wa_queue.stack import Supervisor
 from wa_queue.store import open_store
 
 pytestmark = pytest.mark.timeout(240)
@@ -111,7 +111,7 @@ def test_sigterm_to_the_launcher_finishes_the_send_in_hand(tmp_path: Path) -> No
     env = _stack_env(tmp_path)
     log_path = tmp_path / "stack.log"
     with open(log_path, "wb") as log:
-        stack = subprocess.Popen([sys.executable, "-m", "wa_queue.stack"], cwd=ROOT, env=env, stdout=log,
+        stack = subprocess.Popen([sys.executable, "-m", "wa_queue.devstack.launcher"], cwd=ROOT, env=env, stdout=log,
                                  stderr=subprocess.STDOUT, start_new_session=True)
         try:
             mid, next_id = _enqueue_and_wait_for_send(env, lambda: stack.poll() is None, queue_next=True)

@@ -1,4 +1,4 @@
-"""The kombu envelope that dispatch builds by hand (dispatch._push_redis) against the one Celery's own send_task
+"""The kombu envelope that the publisher builds by hand (envelope.push_redis) against the one Celery's own send_task
 writes for the same task to the same queue, both read back from a real redis-server. Every field must match except
 those that are random per message (task id, delivery tag) or depend on the moment (the ETA): a Celery or kombu
 upgrade that changes the format fails here before workers meet an envelope they cannot read."""
@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from wa_queue import dispatch, names, runtime
+from wa_queue import names, runtime
+from wa_queue.broker import envelope
 from wa_queue.models import Message, NewMessage, utcnow
 
 QUEUE = names.session_queue("primary")
@@ -27,7 +28,7 @@ def _pop(client: Any, queue: str) -> dict[str, Any]:
 
 
 def _by_hand(message: Message, countdown: float | None) -> dict[str, Any]:
-    dispatch._push_redis(runtime.celery(), [message], QUEUE, countdown)
+    envelope.push_redis(runtime.celery(), [message], QUEUE, countdown)
     return _pop(runtime.broker_redis(), QUEUE)
 
 

@@ -7,7 +7,8 @@ from datetime import timedelta
 
 import pytest
 
-from wa_queue import dispatch, names, recovery, runtime
+from wa_queue import names, recovery, runtime
+from wa_queue.broker import publisher
 from wa_queue.models import NewMessage, utcnow
 from wa_queue.settings import get_settings
 
@@ -96,12 +97,12 @@ def test_a_refusing_broker_stops_the_jobs_after_one_try(monkeypatch: pytest.Monk
 
 def test_publish_says_whether_the_broker_took_the_messages(monkeypatch: pytest.MonkeyPatch) -> None:
     message, _ = runtime.store().insert(NewMessage(phone="+14155550123", text="x"), utcnow())
-    assert dispatch.publish([message], names.DEFAULT_QUEUE) is True
+    assert publisher.publish([message], names.DEFAULT_QUEUE) is True
     assert runtime.store().get(message.id).dispatch_queue == names.DEFAULT_QUEUE
 
     def down() -> None:
         raise ConnectionError("broker down")
 
-    monkeypatch.setattr(dispatch, "current_epoch", down)
-    assert dispatch.publish([message], names.session_queue("primary")) is False
+    monkeypatch.setattr(publisher, "current_epoch", down)
+    assert publisher.publish([message], names.session_queue("primary")) is False
     assert runtime.store().get(message.id).dispatch_queue == names.DEFAULT_QUEUE

@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 from types import SimpleNamespace
 
-from wa_queue.relay import Relay
+from wa_queue.broker.relay import Relay
 
 
 class Recorder:

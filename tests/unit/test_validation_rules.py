@@ -140,7 +140,7 @@ def via_cli(fields: dict[str, Any]) -> Verdict:
     if result.exit_code == 0:
         return Verdict(None, json.loads(result.stdout)["id"])
     assert result.exit_code == 2, (result.exit_code, result.output)
-    # cli_common.handled: "Error: <message>", the field put first when the message does not start with it
+    # cli/output.handled: "Error: <message>", the field put first when the message does not start with it
     match = re.fullmatch(r"Error: (?:(\w+): )?(.*)\n", result.stderr, re.DOTALL)
     assert match, result.stderr
     message = match.group(2)

@@ -24,7 +24,7 @@ from wa_queue.models import Message, utcnow
 
 log = logging.getLogger(__name__)
 
-Publish = Callable[..., object]  # dispatch.publish(messages, queue, now=...); its result is not needed here
+Publish = Callable[..., object]  # publisher.publish(messages, queue, now=...); its result is not needed here
 
 
 class Relay:
@@ -87,11 +87,11 @@ _relay: list[Relay] = []
 
 
 def get() -> Relay:
-    """This process's relay, publishing with dispatch.publish (made on first use, flushed at exit)."""
+    """This process's relay, publishing with publisher.publish (made on first use, flushed at exit)."""
     if not _relay:
-        from wa_queue import dispatch
+        from wa_queue.broker import publisher
 
-        relay = Relay(dispatch.publish)
+        relay = Relay(publisher.publish)
         _relay.append(relay)
         atexit.register(relay.stop)
     return _relay[0]

@@ -1,4 +1,4 @@
-"""Helpers shared by the `waq` command modules: settings, error mapping to exit codes, output."""
+"""Helpers shared by the `waq` command modules (wa_queue/cli/): settings, error mapping to exit codes, output."""
 
 from __future__ import annotations
 

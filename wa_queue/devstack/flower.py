@@ -18,7 +18,7 @@ Decisions:
     and follows tasks through worker events. Workers start with task events off (a third of a session worker's
     throughput); Flower turns them on with the enable_events control command every 5 s while it runs.
   - Flower serves /metrics without its own auth (its Metrics handler is not @authenticated), and those metrics name
-    the workers, tasks and queues. So the argv runs `python -m wa_queue.flower` (main() below): Celery's own
+    the workers, tasks and queues. So the argv runs `python -m wa_queue.devstack.flower` (main() below): Celery's own
     command line after protect_metrics() has put /metrics behind the same check as every other page (Prometheus
     scrapes it with basic_auth). /healthcheck ("OK") stays open for the container probe. A Flower whose /metrics
     is routed elsewhere refuses to start rather than serve it open.
@@ -50,11 +50,13 @@ def parse_flower_auth(raw: str) -> tuple[str, str]:
 
 def flower_argv(settings: Settings, port: int, *, address: str = DEFAULT_ADDRESS, unauthenticated: bool = False,
                 auth_in_env: bool = False) -> list[str]:
-    """`python -m wa_queue.flower -A wa_queue.celery_app:app flower --port=N --address=A [--basic-auth=user:pass]`
+    """`python -m wa_queue.devstack.flower -A wa_queue.celery_app:app flower --port=N --address=A
+    [--basic-auth=user:pass]`
     (Celery's command line, with /metrics protected: see main())."""
     if not 0 < int(port) < 65536:
         raise ConfigError(f"flower port {port!r} is not a TCP port")
-    argv = [sys.executable, "-m", "wa_queue.flower", "-A", APP, "flower", f"--port={int(port)}", f"--address={address}",
+    argv = [sys.executable, "-m", "wa_queue.devstack.flower", "-A", APP, "flower", f"--port={int(port)}",
+            f"--address={address}",
             # Flower's default inspect timeout (1 s) is short for a worker busy driving Chrome.
             "--inspect_timeout=5000", "--purge_offline_workers=3600"]
     if settings.flower_auth:
@@ -91,7 +93,7 @@ def protect_metrics() -> None:
     if routed != [monitor.Metrics]:
         # Fail closed: a Flower that serves /metrics from another handler would serve it open.
         raise ConfigError(f"this Flower routes /metrics to {routed!r}, not flower.views.monitor.Metrics: "
-                          "wa_queue.flower.protect_metrics must be updated for it")
+                          "wa_queue.devstack.flower.protect_metrics must be updated for it")
     if getattr(monitor.Metrics.get, "_waq_protected", False):
         return
     protected = tornado.web.authenticated(monitor.Metrics.get)
@@ -100,7 +102,8 @@ def protect_metrics() -> None:
 
 
 def main() -> None:
-    """`python -m wa_queue.flower <celery arguments>`: Celery's command line, with Flower's /metrics protected."""
+    """`python -m wa_queue.devstack.flower <celery arguments>`: Celery's command line, with Flower's /metrics
+    protected."""
     protect_metrics()
     from celery.__main__ import main as celery_main
 

@@ -1,4 +1,4 @@
-"""Operator commands of `waq`: enqueue, status, failed, sessions. Registered on the group in wa_queue/cli.py."""
+"""`waq enqueue`, `waq status`, `waq failed` and `waq archive`: the messages, as an operator sees them."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ from typing import Any
 
 import click
 
-from wa_queue.cli_common import BadInput, echo_json, handled, settings, table, with_errors
+from wa_queue.cli.output import BadInput, echo_json, handled, settings, table, with_errors
+from wa_queue.cli.sessions import sessions_table
 from wa_queue.errors import ValidationError
-from wa_queue.models import Message, plain
+from wa_queue.models import Message
 
 BATCH_SIZE = 500  # one store transaction and one broker round trip per batch
 FAILED_PAGE_SIZE = 50
@@ -161,7 +162,7 @@ def status(message_id: str | None, as_json: bool) -> None:
         return
     click.echo(table([[k, v] for k, v in counts.items()], ["status", "messages"]))
     click.echo()
-    click.echo(_sessions_table(sessions))
+    click.echo(sessions_table(sessions))
 
 
 def echo_message(message: dict[str, Any], as_json: bool) -> None:
@@ -294,112 +295,35 @@ def failed_delete(message_id: str, yes: bool) -> None:
     click.echo(f"deleted {message_id}")
 
 
-# ---- sessions --------------------------------------------------------------------------------------------------
+# ---- archive ---------------------------------------------------------------------------------------------------
 @click.group()
-def sessions() -> None:
-    """WhatsApp sessions: list, restart, QR code."""
+def archive() -> None:
+    """Archived failed messages (read-only): list, show."""
 
 
-def _sessions_table(overview: dict[str, dict[str, Any]]) -> str:
-    rows = [[v["name"], v["status"], "yes" if v["connected"] else "no", "YES" if v["needs_operator"] else "no",
-             v["number"] or "-", f"{v['sends_today']}/{v['daily_cap']}", v["heartbeat_at"] or "never"]
-            for v in overview.values()]
-    lines = [table(rows, ["session", "status", "connected", "needs_operator", "number", "sent_today", "heartbeat"])]
-    # Why a session is down, under the table: the reason is too long for a column.
-    lines += [f"{v['name']}: {v['last_error']} (since {v['last_error_at'] or '?'}): {v['hint']}"
-              for v in overview.values() if v.get("last_error")]
-    return "\n".join(lines)
+@archive.command("list")
+@failed_page_options
+@with_errors
+def archive_list(session: str | None, error: str | None, page: int, page_size: int, as_json: bool) -> None:
+    """Archived messages, newest failure first (filtered like `waq failed list`)."""
+    from wa_queue import runtime
+
+    settings()
+    messages, total = runtime.store().list_archived(offset=(page - 1) * page_size, limit=page_size, session=session,
+                                                    error=error)
+    echo_failed_page(messages, total, page, page_size, as_json, "archived")
 
 
-@sessions.command("list")
+@archive.command("show")
+@click.argument("message_id")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @with_errors
-def sessions_list(as_json: bool) -> None:
-    """Every configured session with its state, today's sends and its last heartbeat."""
-    from wa_queue import service
+def archive_show(message_id: str, as_json: bool) -> None:
+    """One archived message and its history; exit 1 when the archive has no such id."""
+    from wa_queue import runtime
 
     settings()
-    overview = service.sessions_overview()
-    if as_json:
-        echo_json(overview)
-    else:
-        click.echo(_sessions_table(overview))
+    echo_message(runtime.store().get_archived(message_id).to_dict(), as_json)
 
 
-@sessions.command("restart")
-@click.argument("name")
-@with_errors
-def sessions_restart(name: str) -> None:
-    """Ask the session's worker to reconnect at its next health check, with a fresh reconnect counter."""
-    from wa_queue import service
-
-    settings()
-    view = service.restart_session(name)
-    click.echo(f"restart requested for {view['name']} (status {view['status']}); its worker reconnects at the next "
-               "health check")
-
-
-@sessions.command("qr")
-@click.argument("name")
-@click.option("--out", type=click.Path(dir_okay=False, writable=True, path_type=Path),
-              help="Write the PNG here instead of drawing it in the terminal.")
-@with_errors
-def sessions_qr(name: str, out: Path | None) -> None:
-    """The QR code a session waits to have scanned (WhatsApp > Linked devices). Exit 1 when it is not waiting."""
-    from wa_queue import names, runtime
-    from wa_queue.validation import validate_session
-
-    validate_session(name, settings().sessions)
-    png = runtime.broker_redis().get(names.session_qr_key(name))
-    if not png:
-        state = plain(runtime.store().get_session(name).status)
-        raise click.ClickException(f"session {name} is not waiting for a QR scan (status: {state})")
-    if out is not None:
-        out.write_bytes(png)
-        click.echo(f"wrote {out} ({len(png)} bytes); scan it in WhatsApp > Linked devices")
-        return
-    drawn = qr_text(png)
-    if drawn is None:
-        raise click.ClickException("the QR image cannot be drawn in a terminal: use --out qr.png")
-    click.echo(drawn)
-    click.echo(f"scan it in WhatsApp > Linked devices for session {name}")
-
-
-def qr_text(png: bytes) -> str | None:
-    """Redraw a QR PNG as terminal text (two characters a module), or None when its module grid is not found.
-
-    The finder pattern in the top-left corner is 7 modules wide: its first dark run gives the module size."""
-    import io
-
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        image = Image.open(io.BytesIO(png)).convert("L")
-    except (UnidentifiedImageError, OSError):
-        return None
-    bw = image.point(lambda p: 255 if p < 128 else 0)  # dark pixels -> set, for getbbox()
-    box = bw.getbbox()
-    if box is None:
-        return None
-    left, top, right, bottom = box
-    run = 0
-    while left + run < right and bw.getpixel((left + run, top)):
-        run += 1
-    module = run / 7
-    if module < 1:
-        return None
-    count = round((right - left) / module)
-    if count < 21 or abs(count * module - (right - left)) > module / 2 or abs((bottom - top) - (right - left)) > module:
-        return None
-    rows = []
-    for y in range(-2, count + 2):  # a two-module quiet zone so phones find the code
-        line = []
-        for x in range(-2, count + 2):
-            inside = 0 <= x < count and 0 <= y < count
-            dark = inside and bw.getpixel((int(left + (x + 0.5) * module), int(top + (y + 0.5) * module)))
-            line.append("  " if dark else "\u2588\u2588")  # light modules drawn solid: works on dark terminals
-        rows.append("".join(line))
-    return "\n".join(rows)
-
-
-COMMANDS = [enqueue, status, failed, sessions]
+COMMANDS = [enqueue, status, failed, archive]

@@ -1,4 +1,4 @@
-"""Infrastructure commands of `waq`: doctor, flower, selectors, selftest, up. Registered in wa_queue/cli.py."""
+"""`waq doctor`: check the store, the broker, Chromium, chromedriver and every session, and say what to fix."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import click
 
-from wa_queue.cli_common import echo_json, exec_argv, handled, settings, with_errors
+from wa_queue.cli.output import echo_json, settings
 from wa_queue.settings import Settings
 
 CHECKS = ("store", "broker", "chromium", "chromedriver", "sessions")
@@ -184,120 +184,4 @@ def doctor(only: tuple[str, ...], as_json: bool) -> None:
     sys.exit(0 if ok else 1)
 
 
-# ---- flower, selectors, up -------------------------------------------------------------------------------------
-@click.command()
-@click.option("--port", default=5555, show_default=True, type=click.IntRange(1, 65535))
-@click.option("--address", default="127.0.0.1", show_default=True,
-              help="Interface to listen on (0.0.0.0 in a container; put a TLS proxy in front).")
-@click.option("--unauthenticated", is_flag=True, help="Start without WAQ_FLOWER_AUTH (a laptop only).")
-def flower(port: int, address: str, unauthenticated: bool) -> None:
-    """Run Flower (the Celery monitoring UI) on the broker, with WAQ_FLOWER_AUTH (user:password) as basic auth."""
-    from wa_queue import flower as module
-
-    s = settings()
-    with handled():  # a missing or malformed WAQ_FLOWER_AUTH is a ConfigError: exit 2
-        # The credentials go in the environment, not argv: any local user can read a command line in `ps`.
-        argv = module.flower_argv(s, port, address=address, unauthenticated=unauthenticated, auth_in_env=True)
-        env = module.flower_env(s)
-    exec_argv(argv, env)
-
-
-@click.group()
-def selectors() -> None:
-    """WhatsApp Web page selectors."""
-
-
-def _idle_session_sender(session: str, s: Settings) -> Any:
-    """A SeleniumSender on the session's profile, refused while a browser holds it: starting one would kill it."""
-    from wa_queue.transport.selenium import SeleniumSender
-
-    sender = SeleniumSender(session, s)
-    holders = sender.browser_pids()
-    if holders:
-        raise click.ClickException(f"a browser already uses the profile of session {session} (pids "
-                                   f"{', '.join(map(str, holders))}): stop `waq worker --session {session}` first")
-    return sender
-
-
-@selectors.command("check")
-@click.option("--session", required=True, help="The session whose browser profile is used.")
-@click.option("--open-phone", help="Open the chat with this number first, to count the compose box and messages.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@with_errors
-def selectors_check(session: str, open_phone: str | None, as_json: bool) -> None:
-    """Open WhatsApp Web in the session's browser and count what each selector matches.
-
-    Which selectors should match depends on the page (the QR page, the chat list, a chat): "missing" is a hint,
-    not an error. Exit 1 when a selector is invalid CSS. Refuses to run while a browser holds the session's
-    profile (its worker is running): starting here would kill that browser."""
-    from wa_queue.validation import normalize_phone, validate_session
-
-    s = settings()
-    validate_session(session, s.sessions)
-    phone = normalize_phone(open_phone, s.default_region).lstrip("+") if open_phone else None
-    from wa_queue.transport.selectors_check import check_selectors, format_report
-
-    sender = _idle_session_sender(session, s)
-    try:
-        state = sender.connect()
-        counts = check_selectors(sender, open_phone=phone)
-    finally:
-        sender.close()  # never leave a Chromium behind holding the profile
-    invalid = [name for name, value in counts.items() if value is False and not name.startswith("text.")]
-    if as_json:
-        echo_json({"session": session, "state": getattr(state, "value", str(state)), "selectors": counts,
-                   "invalid": invalid})
-    else:
-        click.echo(f"session {session}: page state {getattr(state, 'value', state)}")
-        click.echo(format_report(counts))
-    if invalid:
-        sys.exit(1)
-
-
-@click.command()
-@click.option("--session", required=True, help="The session whose browser profile is used (logged in).")
-@click.option("--send", "do_send", is_flag=True,
-              help="Also send two canaries (short, 1,500 characters) to the account's own number and find them.")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@with_errors
-def selftest(session: str, do_send: bool, as_json: bool) -> None:
-    """Check a logged-in session against the page it gets, in the chat with its own number; exit 1 on a failure.
-
-    Reports the user agent, the page language, the account's number, the compose boxes, the form of the message
-    rows, and types, reads back and clears a canary without sending it. With --send, two canaries are sent to the
-    account itself and each must show up as one new recognised row that find_sent finds. A failed step names the
-    selectors to override in WAQ_SELECTORS_FILE. Refuses to run while the session's worker holds its profile."""
-    from wa_queue.validation import validate_session
-
-    s = settings()
-    validate_session(session, s.sessions)
-    from wa_queue.transport.selftest import format_step, format_summary, run_selftest
-
-    sender = _idle_session_sender(session, s)
-    try:
-        # Each step is printed as it ends: on a real session a step takes seconds.
-        report = run_selftest(sender, send=do_send,
-                                    echo=None if as_json else lambda step: click.echo(format_step(step)))
-    finally:
-        sender.close()  # never leave a Chromium behind holding the profile
-    if as_json:
-        echo_json(report.as_dict())
-    else:
-        click.echo(format_summary(report))
-    sys.exit(0 if report.ok else 1)
-
-
-@click.command()
-@click.option("--procfile", default="Procfile", show_default=True,
-              type=click.Path(dir_okay=False, path_type=Path), help="The Procfile to run.")
-def up(procfile: Path) -> None:
-    """Run every process of the Procfile (api, workers, beat, flower) through honcho; Ctrl-C stops them all."""
-    s = settings()
-    if not procfile.is_file():
-        raise click.UsageError(f"{procfile} not found: run `waq up` in the project folder or pass --procfile")
-    with handled():
-        s.data_dir.mkdir(parents=True, exist_ok=True)  # the SQLite store, Chrome profiles and beat's schedule
-    exec_argv([sys.executable, "-m", "honcho", "-f", str(procfile), "start"])
-
-
-COMMANDS = [doctor, flower, selectors, selftest, up]
+COMMANDS = [doctor]

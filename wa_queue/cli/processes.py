@@ -1,40 +1,21 @@
-"""The `waq` command line. Exit codes: 0 done, 1 failed, 2 bad usage.
-
-This module is the entry point (`waq`, `python -m wa_queue.cli`) and holds the process commands (worker, beat, api,
-simulator); the operator commands live in cli_ops.py and cli_infra.py and are registered at the bottom."""
+"""The process commands of `waq`: worker, beat, api, simulator, flower and up. Each replaces itself with the real
+program (exec), so signals (Ctrl-C, SIGTERM) reach it."""
 
 from __future__ import annotations
 
-import os
 import sys
+from pathlib import Path
 
 import click
 
 from wa_queue import names
-from wa_queue.errors import ConfigError, StoreError
-from wa_queue.settings import Settings, get_settings
+from wa_queue.cli.output import exec_argv, handled
+from wa_queue.cli.output import settings as load_settings
+from wa_queue.errors import StoreError
+from wa_queue.settings import Settings
 
 
-def _settings() -> Settings:
-    try:
-        return get_settings()
-    except ConfigError as exc:
-        raise click.UsageError(str(exc)) from None
-
-
-def _exec(argv: list[str], env: dict[str, str] | None = None) -> None:
-    """Replace this process, so signals (Ctrl-C, SIGTERM) reach the real program."""
-    sys.stdout.flush()
-    os.execvpe(argv[0], argv, {**os.environ, **(env or {})})
-
-
-@click.group()
-@click.version_option(package_name="wa-queue")
-def main() -> None:
-    """wa-queue: a WhatsApp message queue that does not lose messages."""
-
-
-@main.command()
+@click.command()
 @click.option("--session", "session", required=True, help="The WhatsApp session this worker drives.")
 @click.option("--loglevel", default="INFO", show_default=True)
 @click.option("--check", is_flag=True,
@@ -43,7 +24,7 @@ def main() -> None:
 def worker(session: str, loglevel: str, check: bool) -> None:
     """Run the Celery worker of one session: its own queue and wa.default, one message at a time. It starts only
     once the store answers (for up to WAQ_STORE_START_TIMEOUT_S), and exits 1 otherwise."""
-    settings = _settings()
+    settings = load_settings()
     if session not in settings.sessions:
         raise click.UsageError(f"unknown session {session!r}; WAQ_SESSIONS has: {', '.join(settings.sessions)}")
     if check:
@@ -53,7 +34,7 @@ def worker(session: str, loglevel: str, check: bool) -> None:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     _store_or_exit(settings, f"worker {session}")
     queues = f"{names.session_queue(session)},{names.DEFAULT_QUEUE}"
-    _exec(
+    exec_argv(
         [sys.executable, "-m", "celery", "-A", "wa_queue.celery_app:app", "worker", "-Q", queues,
          "-n", f"{session}@%h", "--concurrency", "1", "--pool", "prefork", "--loglevel", loglevel,
          "--without-gossip", "--without-mingle"],
@@ -64,7 +45,7 @@ def worker(session: str, loglevel: str, check: bool) -> None:
 def _store_or_exit(settings: Settings, what: str) -> None:
     """Celery is started only with a store that answers; otherwise exit 1 naming the setting. A worker or beat
     without its store would consume tasks it can only fail, while its Celery process looks healthy."""
-    from wa_queue.cli_infra import redact
+    from wa_queue.cli.doctor import redact
     from workers.runtime import wait_for_store
 
     def retrying(attempt: int, exc: Exception) -> None:
@@ -82,9 +63,9 @@ def _store_or_exit(settings: Settings, what: str) -> None:
 
 def _worker_health(settings: Settings, session: str) -> tuple[bool, str]:
     """The session as its worker last recorded it: heartbeat age (fresh within three health intervals) and the
-    browser's state. Judged by cli_infra.check_sessions, as `waq doctor` does; a Celery ping cannot tell this (the
+    browser's state. Judged by cli.doctor.check_sessions, as `waq doctor` does; a Celery ping cannot tell this (the
     parent process answers it while Chrome is dead)."""
-    from wa_queue.cli_infra import check_sessions
+    from wa_queue.cli.doctor import check_sessions
 
     found = [c for c in check_sessions(settings) if c.name in (f"session {session}", "sessions")]
     if not found:
@@ -94,13 +75,13 @@ def _worker_health(settings: Settings, session: str) -> tuple[bool, str]:
     return result.status == "ok", line
 
 
-@main.command()
+@click.command()
 @click.option("--loglevel", default="INFO", show_default=True)
 def beat(loglevel: str) -> None:
     """Run beat (the periodic jobs) inside a worker for wa.maintenance and wa.callbacks. Start as many as you like:
     one holds the beat lock and sends the jobs, the others wait for it (wa_queue/beat_lock.py). Like a session
     worker, it starts only once the store answers (for up to WAQ_STORE_START_TIMEOUT_S), and exits 1 otherwise."""
-    settings = _settings()
+    settings = load_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     _store_or_exit(settings, "beat")
     from wa_queue import recovery, runtime
@@ -112,7 +93,7 @@ def beat(loglevel: str) -> None:
     except Exception as exc:  # noqa: BLE001 - the scheduled job retries; beat must still start
         click.echo(f"start-up recovery failed: {exc}", err=True)
     runtime.reset()
-    _exec(
+    exec_argv(
         [sys.executable, "-m", "celery", "-A", "wa_queue.celery_app:app", "worker", "-B",
          "-Q", f"{names.MAINTENANCE_QUEUE},{names.CALLBACK_QUEUE}", "-n", "beat@%h", "--concurrency", "1",
          "-s", str(settings.data_dir / "celerybeat-schedule"), "--scheduler", "wa_queue.beat_lock:LockedScheduler",
@@ -121,18 +102,18 @@ def beat(loglevel: str) -> None:
     )
 
 
-@main.command()
+@click.command()
 @click.option("--port", default=8000, show_default=True)
 @click.option("--host", default="127.0.0.1", show_default=True)
 def api(port: int, host: str) -> None:
     """Run the REST API with Flask's development server (gunicorn in production: see the Procfile)."""
-    _settings()
+    load_settings()
     from api.app import create_app
 
     create_app().run(host=host, port=port, threaded=True)
 
 
-@main.command()
+@click.command()
 @click.option("--port", default=8090, show_default=True)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--auto-scan", is_flag=True, help="Log every browser in by itself (demos and tests).")
@@ -143,7 +124,7 @@ def simulator(port: int, host: str, auto_scan: bool, markup: str | None, lenient
     from wa_queue.simulator.app import serve
     from wa_queue.simulator.profiles import check_markup
 
-    settings = _settings()
+    settings = load_settings()
     try:
         markup = check_markup(markup or settings.sim_markup)
     except ValueError as exc:
@@ -152,15 +133,34 @@ def simulator(port: int, host: str, auto_scan: bool, markup: str | None, lenient
           config={"boot_delay_s": settings.sim_boot_delay_s})
 
 
-def _register() -> None:
-    from wa_queue import cli_archive, cli_infra, cli_ops
+@click.command()
+@click.option("--port", default=5555, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--address", default="127.0.0.1", show_default=True,
+              help="Interface to listen on (0.0.0.0 in a container; put a TLS proxy in front).")
+@click.option("--unauthenticated", is_flag=True, help="Start without WAQ_FLOWER_AUTH (a laptop only).")
+def flower(port: int, address: str, unauthenticated: bool) -> None:
+    """Run Flower (the Celery monitoring UI) on the broker, with WAQ_FLOWER_AUTH (user:password) as basic auth."""
+    from wa_queue.devstack import flower as module
 
-    for command in [*cli_ops.COMMANDS, *cli_archive.COMMANDS, *cli_infra.COMMANDS]:
-        main.add_command(command)
+    s = load_settings()
+    with handled():  # a missing or malformed WAQ_FLOWER_AUTH is a ConfigError: exit 2
+        # The credentials go in the environment, not argv: any local user can read a command line in `ps`.
+        argv = module.flower_argv(s, port, address=address, unauthenticated=unauthenticated, auth_in_env=True)
+        env = module.flower_env(s)
+    exec_argv(argv, env)
 
 
-_register()
+@click.command()
+@click.option("--procfile", default="Procfile", show_default=True,
+              type=click.Path(dir_okay=False, path_type=Path), help="The Procfile to run.")
+def up(procfile: Path) -> None:
+    """Run every process of the Procfile (api, workers, beat, flower) through honcho; Ctrl-C stops them all."""
+    s = load_settings()
+    if not procfile.is_file():
+        raise click.UsageError(f"{procfile} not found: run `waq up` in the project folder or pass --procfile")
+    with handled():
+        s.data_dir.mkdir(parents=True, exist_ok=True)  # the SQLite store, Chrome profiles and beat's schedule
+    exec_argv([sys.executable, "-m", "honcho", "-f", str(procfile), "start"])
 
 
-if __name__ == "__main__":
-    main()
+COMMANDS = [worker, beat, api, simulator, flower, up]

@@ -1,0 +1,21 @@
+"""The `waq` command line (`waq`, `python -m wa_queue.cli`). Exit codes: 0 done, 1 failed, 2 bad usage.
+
+The group is here; the commands live by kind: processes (worker, beat, api, simulator, flower, up), messages
+(enqueue, status, failed, archive), sessions (sessions, selectors, selftest) and doctor."""
+
+from __future__ import annotations
+
+import click
+
+from wa_queue.cli import doctor, messages, processes, sessions
+
+
+@click.group()
+@click.version_option(package_name="wa-queue")
+def main() -> None:
+    """wa-queue: a WhatsApp message queue that does not lose messages."""
+
+
+for _module in (processes, messages, sessions, doctor):
+    for _command in _module.COMMANDS:
+        main.add_command(_command)

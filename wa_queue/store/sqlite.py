@@ -25,8 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from wa_queue.errors import IdempotencyConflict, InvalidTransition, NotFound, StoreError, ValidationError
-from wa_queue.models import HistoryEvent, Message, MessageStatus, NewMessage, SessionStatus, parse_stored, plain
+from wa_queue.models import Message, MessageStatus, NewMessage, SessionStatus, parse_stored, plain
 from wa_queue.names import ARCHIVE, MESSAGES, NUMBER_CHECKS, SESSIONS, STATUS_COUNTS
+from wa_queue.store import lifecycle
 from wa_queue.store.base import MessageStore, SessionRecord, status_keys
 from wa_queue.store.common import (
     SESSION_DATETIME_FIELDS,
@@ -65,8 +66,83 @@ _HISTORY = (
     "history = json_insert(history, '$[#]', json_object('at', :at, 'event', :event, 'session', {session}, "
     "'error_class', :error_class, 'error_text', :error_text))"
 )
-_CLEAR_LEASE = "lease_owner = NULL, lease_expires_at = NULL"
-_HELD = "status = 'processing' AND lease_owner = :owner"
+
+
+def _literal(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, int):
+        return str(value)
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def _status_sql(statuses: tuple[MessageStatus, ...]) -> str:
+    """The guard on the status; one status as `status = '...'`, the form the partial indexes' WHERE is written in."""
+    if len(statuses) == 1:
+        return f"status = {_literal(statuses[0].value)}"
+    return f"status IN ({', '.join(_literal(s.value) for s in statuses)})"
+
+
+def _value_sql(source: lifecycle.Source) -> str:
+    """A lifecycle source as SQL: parameters by name, columns read the row as it was before the UPDATE."""
+    if source is lifecycle.NOW:
+        return ":now"
+    if isinstance(source, lifecycle.Arg):
+        return f":{source.name}"
+    if isinstance(source, lifecycle.Const):
+        return _literal(source.value)
+    if isinstance(source, lifecycle.Row):
+        return source.columns[0] if len(source.columns) == 1 else f"coalesce({', '.join(source.columns)})"
+    raise TypeError(f"no SQL for {source!r}")
+
+
+def _set_sql(write: lifecycle.Write) -> str:
+    """The SET list of a transition: its fields set and cleared, the attempt, updated_at and the history entry."""
+    transition = write.transition
+    parts = [f"{field} = coalesce({field}, :{source.name})" if isinstance(source, lifecycle.Once)
+             else f"{field} = {_value_sql(source)}" for field, source in write.sets]
+    parts += [f"{field} = NULL" for field in write.clears]
+    if transition.uses_attempt:
+        parts.append("attempts = attempts + :inc")
+    if transition.event is not None:
+        parts += ["updated_at = :now", _HISTORY.format(session=_value_sql(transition.history_session))]
+    return ", ".join(parts)
+
+
+def _guard_sql(write: lifecycle.Write) -> str:
+    """The compare-and-set: the table's from-statuses, the lease owner, and something new for Once fields."""
+    transition = write.transition
+    guards = [_status_sql(transition.from_statuses)]
+    if write.owner:
+        guards.append("lease_owner = :owner")
+    if transition.once:
+        sources = dict(write.sets)
+        guards.append("(" + " OR ".join(f"(:{sources[field].name} IS NOT NULL AND {field} IS NULL)"  # type: ignore
+                                         for field in transition.once) + ")")
+    return " AND ".join(guards)
+
+
+_CLAIM_DUE = "next_attempt_at <= :now"  # the claim's own guards beside the table's
+_CLAIM_AT = "attempts = :attempts"
+
+
+def _update_sql(write: lifecycle.Write, *extra: str) -> tuple[str, str]:
+    """The UPDATE of one transition by id, without and with RETURNING the row."""
+    sql = f"UPDATE {MESSAGES} SET {_set_sql(write)} WHERE id = :id AND {' AND '.join((_guard_sql(write), *extra))}"
+    return sql, f"{sql} RETURNING {COLS}"
+
+
+# Every transition's statements, built once: keyed by the Write (hashed by identity).
+_UPDATES: dict[lifecycle.Write, tuple[str, str]] = {
+    write: _update_sql(write, *((_CLAIM_DUE,) if transition is lifecycle.CLAIM else ()))
+    for transition in lifecycle.TRANSITIONS for write in transition.writes.values()
+}
+_CLAIM_WRITE = lifecycle.CLAIM.write()
+_CLAIM_AT_SQL = _update_sql(_CLAIM_WRITE, _CLAIM_DUE, _CLAIM_AT)
+_RETRY_ALL_SET = _set_sql(lifecycle.RETRY_FAILED.write())
+_DELETE_SQL = f"DELETE FROM {MESSAGES} WHERE id = ? AND {_status_sql(lifecycle.DELETE.from_statuses)}"
+_ARCHIVE_IDS_SQL = (f"SELECT id FROM {MESSAGES} WHERE {_status_sql(lifecycle.ARCHIVE.from_statuses)} "
+                    "AND failed_at < ? LIMIT ?")
 
 
 class SQLiteStore(MessageStore):
@@ -311,44 +387,39 @@ class SQLiteStore(MessageStore):
         return row_to_message(row)
 
     # ---- delivery side ---------------------------------------------------------------------------------------
-    def _transition(self, message_id: str, *, now: datetime, event: HistoryEvent, sets: str, where: str,
-                    session_sql: str = "claimed_by", row: bool = True, **params: Any) -> Message | bool | None:
-        """One atomic compare-and-set: change the row only if `where` holds, append history, return the new row
-        (or True when the caller needs no row: reading it back is a tenth of a delivery's store time)."""
-        values = {"id": message_id, "now": to_us(now), "at": utc(now).isoformat(), "event": event.value,
-                  "error_class": None, "error_text": None, **params}
-        sql = (f"UPDATE {MESSAGES} SET {sets}, updated_at = :now, {_HISTORY.format(session=session_sql)} "
-               f"WHERE id = :id AND {where}")
+    def _transition(self, write: lifecycle.Write, message_id: str, *, now: datetime, row: bool = True,
+                    sql: tuple[str, str] | None = None, **params: Any) -> Message | bool | None:
+        """One atomic compare-and-set, the table's UPDATE: change the row only if its guard holds, append history,
+        return the new row (or True when the caller needs no row: reading it back is a tenth of a delivery's store
+        time). `params` are the transition's arguments, encoded for SQLite."""
+        event = write.transition.event
+        values = {"id": message_id, "now": to_us(now), "at": utc(now).isoformat(),
+                  "event": event.value if event is not None else None, "error_class": None, "error_text": None,
+                  "inc": 1, **params}
+        plain_sql, returning_sql = sql or _UPDATES[write]
         if not row:
-            return True if self._conn().execute(sql, values).rowcount == 1 else None
-        rows = self._conn().execute(f"{sql} RETURNING {COLS}", values).fetchall()  # the autocommit ends with it
+            return True if self._conn().execute(plain_sql, values).rowcount == 1 else None
+        rows = self._conn().execute(returning_sql, values).fetchall()  # the autocommit ends with it
         return row_to_message(rows[0]) if rows else None
 
     def claim(
         self, message_id: str, *, owner: str, session: str, now: datetime, lease_s: float, attempts: int | None = None
     ) -> Message | None:
-        where = "status = 'pending' AND next_attempt_at <= :now" + (" AND attempts = :attempts" if attempts is not None
-                                                                    else "")
         # Unsynced: a claim lost in a power cut leaves the message pending with nothing sent (mark_sending, which
         # guards the send, is a FULL commit and syncs this one with it). Saves an fsync per delivered message.
         with self._unsynced():
-            return self._transition(
-                message_id, now=now, event=HistoryEvent.CLAIMED, session_sql=":session", where=where,
-                sets="status = 'processing', lease_owner = :owner, lease_expires_at = :exp, claimed_by = :session, "
-                     "last_attempt_at = :now",
-                owner=owner, session=session, exp=to_us(now + timedelta(seconds=lease_s)), attempts=attempts,
+            return self._transition(  # type: ignore[return-value]
+                _CLAIM_WRITE, message_id, now=now, sql=_CLAIM_AT_SQL if attempts is not None else None, owner=owner,
+                session=session, lease_expires_at=to_us(now + timedelta(seconds=lease_s)), attempts=attempts,
             )
 
     def extend_lease(self, message_id: str, *, owner: str, now: datetime, lease_s: float) -> bool:
-        cur = self._conn().execute(
-            f"UPDATE {MESSAGES} SET lease_expires_at = :exp WHERE id = :id AND {_HELD}",
-            {"id": message_id, "owner": owner, "exp": to_us(now + timedelta(seconds=lease_s))},
-        )
-        return cur.rowcount == 1
+        return self._transition(lifecycle.EXTEND_LEASE.write(), message_id, now=now, row=False, owner=owner,
+                                lease_expires_at=to_us(now + timedelta(seconds=lease_s))) is not None
 
     def mark_sending(self, message_id: str, *, owner: str, now: datetime) -> bool:
-        return self._transition(message_id, now=now, event=HistoryEvent.SENDING, where=_HELD, owner=owner, row=False,
-                                sets="sending_at = :now, sending_session = claimed_by") is not None
+        return self._transition(lifecycle.MARK_SENDING.write(), message_id, now=now, owner=owner,
+                                row=False) is not None
 
     def record_sent(
         self, message_id: str, *, owner: str, now: datetime, session: str, wa_id: str | None
@@ -358,50 +429,35 @@ class SQLiteStore(MessageStore):
         # sent without sending again (the path a SIGKILL between click and record takes). The next FULL commit
         # (the next send's mark_sending) syncs it anyway. Saves the second of a delivery's two fsyncs.
         with self._unsynced():
-            return self._transition(
-                message_id, now=now, event=HistoryEvent.SENT, where=_HELD, session_sql=":session", owner=owner,
-                session=session, wa_id=wa_id,
-                sets=f"status = 'sent', sent_at = :now, sent_by = :session, wa_id = :wa_id, {_CLEAR_LEASE}",
-            )
+            return self._transition(lifecycle.RECORD_SENT.write(), message_id, now=now, owner=owner,  # type: ignore
+                                    session=session, wa_id=wa_id)
 
     def record_retry(
         self, message_id: str, *, owner: str, now: datetime, next_attempt_at: datetime, error_class: str,
         error_text: str, keep_doubt: bool = False,
     ) -> Message | None:
-        doubt = "" if keep_doubt else "sending_at = NULL, sending_session = NULL, "
-        return self._transition(
-            message_id, now=now, event=HistoryEvent.RETRY, where=_HELD, owner=owner, next=to_us(next_attempt_at),
-            error_class=error_class, error_text=error_text,
-            sets=("status = 'pending', attempts = attempts + 1, next_attempt_at = :next, last_error_class = "
-                  f":error_class, last_error_text = :error_text, {doubt}{_CLEAR_LEASE}"),
+        return self._transition(  # type: ignore[return-value]
+            lifecycle.RECORD_RETRY.write(keep_doubt=keep_doubt), message_id, now=now, owner=owner,
+            next_attempt_at=to_us(next_attempt_at), error_class=error_class, error_text=error_text,
         )
 
     def record_failed(
         self, message_id: str, *, owner: str | None, now: datetime, error_class: str, error_text: str,
         count_attempt: bool = True,
     ) -> Message | None:
-        return self._transition(
-            message_id, now=now, event=HistoryEvent.FAILED,
-            where=_HELD if owner is not None else "status = 'processing'",
-            owner=owner, error_class=error_class, error_text=error_text, inc=1 if count_attempt else 0,
-            sets=("status = 'failed', failed_at = :now, attempts = attempts + :inc, last_error_class = :error_class, "
-                  f"last_error_text = :error_text, {_CLEAR_LEASE}"),
+        return self._transition(  # type: ignore[return-value]
+            lifecycle.RECORD_FAILED.write(owner=owner is not None), message_id, now=now, owner=owner,
+            error_class=error_class, error_text=error_text, inc=1 if count_attempt else 0,
         )
 
     def release(
         self, message_id: str, *, owner: str, now: datetime, reason: str, error_class: str | None = None,
         next_attempt_at: datetime | None = None, session: str | None = _SENTINEL, keep_doubt: bool = False,
     ) -> Message | None:
-        sets = f"status = 'pending', next_attempt_at = :next, {_CLEAR_LEASE}"
-        if not keep_doubt:
-            sets += ", sending_at = NULL, sending_session = NULL"
-        if session is not _SENTINEL:
-            sets += ", session = :new_session"
-        return self._transition(
-            message_id, now=now, event=HistoryEvent.RELEASED, where=_HELD, sets=sets, owner=owner,
-            error_class=error_class, error_text=reason,
-            next=to_us(next_attempt_at or now),
-            new_session=None if session is _SENTINEL else session,
+        return self._transition(  # type: ignore[return-value]
+            lifecycle.RELEASE.write(keep_doubt=keep_doubt, optional=session is not _SENTINEL), message_id, now=now,
+            owner=owner, error_class=error_class, error_text=reason, next_attempt_at=to_us(next_attempt_at or now),
+            session=None if session is _SENTINEL else session,
         )
 
     def mark_dispatched(self, message_ids: list[str], *, now: datetime, epoch: str | None, queue: str) -> None:
@@ -466,8 +522,8 @@ class SQLiteStore(MessageStore):
         )
 
     def recover(self, message_id: str, *, owner: str, now: datetime, reason: str) -> Message | None:
-        return self._transition(message_id, now=now, event=HistoryEvent.RECOVERED, where=_HELD, owner=owner,
-                                error_text=reason, sets=f"status = 'pending', {_CLEAR_LEASE}")
+        return self._transition(lifecycle.RECOVER.write(), message_id, now=now, owner=owner,  # type: ignore
+                                error_text=reason)
 
     def _select(self, where: str, params: tuple | dict, table: str = MESSAGES, indexed_by: str | None = None
                 ) -> list[Message]:
@@ -505,57 +561,46 @@ class SQLiteStore(MessageStore):
                             {**params, "limit": limit, "offset": offset}, table=table)
         return page, total
 
-    _REQUEUE = ("status = 'pending', attempts = 0, next_attempt_at = :now, failed_at = NULL, last_error_class = NULL, "
-                "last_error_text = NULL, dispatched_at = NULL, dispatch_epoch = NULL, dispatch_queue = NULL, "
-                f"sending_at = NULL, sending_session = NULL, {_CLEAR_LEASE}")  # the operator settled any doubt
-
     def retry_failed(self, message_id: str, *, now: datetime) -> Message:
-        return self._from_failed(message_id, now=now, event=HistoryEvent.REQUEUED, sets=self._REQUEUE)
-
-    _CLICKER = "coalesce(sending_session, claimed_by)"  # SET and the history both read the row's old values
+        return self._operator(lifecycle.RETRY_FAILED, message_id, now=now)
 
     def mark_sent_by_operator(self, message_id: str, *, now: datetime, actor: str, note: str | None = None) -> Message:
-        return self._from_failed(message_id, now=now, event=HistoryEvent.SENT, session_sql=self._CLICKER,
-                                 error_text=operator_sent_text(actor, note),
-                                 sets=f"status = 'sent', sent_at = :now, sent_by = {self._CLICKER}, wa_id = NULL")
+        return self._operator(lifecycle.MARK_SENT_BY_OPERATOR, message_id, now=now,
+                              error_text=operator_sent_text(actor, note))
 
-    def _from_failed(self, message_id: str, *, now: datetime, event: HistoryEvent, sets: str, **params: Any) -> Message:
-        """An operator's transition out of failed: one CAS on the status, NotFound / InvalidTransition otherwise."""
+    def _operator(self, transition: lifecycle.Transition, message_id: str, *, now: datetime, **params: Any) -> Message:
+        """An operator's transition: one CAS on the status, NotFound / InvalidTransition otherwise."""
         with self._tx():
-            message = self._transition(message_id, now=now, event=event, where="status = 'failed'", sets=sets,
-                                       **params)
+            message = self._transition(transition.write(), message_id, now=now, **params)
             if message is None:
-                self._raise_not_failed(message_id)
+                self._raise_not_from(transition.from_statuses, message_id)
         return message  # type: ignore[return-value]
 
-    def _raise_not_failed(self, message_id: str) -> None:
+    def _raise_not_from(self, statuses: tuple[MessageStatus, ...], message_id: str) -> None:
         row = self._conn().execute(f"SELECT status FROM {MESSAGES} WHERE id = ?", (message_id,)).fetchone()
         if row is None:
             raise NotFound(message_id)
-        raise InvalidTransition(f"message {message_id} is {row[0]}, not failed")
+        raise InvalidTransition(f"message {message_id} is {row[0]}, not {' or '.join(s.value for s in statuses)}")
 
     def retry_all_failed(self, *, now: datetime, session: str | None = None) -> list[str]:
         where, params = self._failed_filter(session)
-        values = {"now": to_us(now), "at": utc(now).isoformat(), "event": HistoryEvent.REQUEUED.value,
-                  "error_class": None, "error_text": None, **params}
-        sql = (f"UPDATE {MESSAGES} SET {self._REQUEUE}, updated_at = :now, {_HISTORY.format(session='claimed_by')} "
-               f"WHERE {where} RETURNING id")
+        values = {"now": to_us(now), "at": utc(now).isoformat(), "event": lifecycle.RETRY_FAILED.event.value,
+                  "error_class": None, "error_text": None, **params}  # type: ignore[union-attr]
+        sql = f"UPDATE {MESSAGES} SET {_RETRY_ALL_SET} WHERE {where} RETURNING id"
         with self._tx() as conn:
             return [row[0] for row in conn.execute(sql, values).fetchall()]
 
     def delete(self, message_id: str) -> None:
         with self._tx() as conn:
-            if conn.execute(f"DELETE FROM {MESSAGES} WHERE id = ? AND status = 'failed'", (message_id,)).rowcount:
+            if conn.execute(_DELETE_SQL, (message_id,)).rowcount:
                 return
-            self._raise_not_failed(message_id)
+            self._raise_not_from(lifecycle.DELETE.from_statuses, message_id)
 
     def archive_failed(self, *, older_than: datetime, now: datetime) -> int:
         moved = 0
         while True:
             with self._tx() as conn:
-                ids = [r[0] for r in conn.execute(
-                    f"SELECT id FROM {MESSAGES} WHERE status = 'failed' AND failed_at < ? LIMIT ?",
-                    (to_us(older_than), ARCHIVE_BATCH))]
+                ids = [r[0] for r in conn.execute(_ARCHIVE_IDS_SQL, (to_us(older_than), ARCHIVE_BATCH))]
                 if not ids:
                     return moved
                 marks = ", ".join("?" * len(ids))
@@ -602,13 +647,8 @@ class SQLiteStore(MessageStore):
     def record_receipt(
         self, message_id: str, *, now: datetime, delivered_at: datetime | None = None, read_at: datetime | None = None
     ) -> Message | None:
-        message = self._transition(
-            message_id, now=now, event=HistoryEvent.RECEIPT, session_sql="sent_by", d=to_us(delivered_at),
-            r=to_us(read_at),
-            where="status = 'sent' AND ((:d IS NOT NULL AND delivered_at IS NULL) "
-            "OR (:r IS NOT NULL AND read_at IS NULL))",
-            sets="delivered_at = coalesce(delivered_at, :d), read_at = coalesce(read_at, :r)",
-        )
+        message = self._transition(lifecycle.RECORD_RECEIPT.write(), message_id, now=now,
+                                   delivered_at=to_us(delivered_at), read_at=to_us(read_at))
         if message is not None:
             return message
         try:

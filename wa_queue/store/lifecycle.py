@@ -1,0 +1,196 @@
+"""The message lifecycle, written once: every store transition as data. Both adapters build their writes from it
+(SQLite its UPDATE statements at import, MongoDB its filters and update documents), so a field added to a
+transition is one edit here.
+
+A transition names the MessageStore method that performs it, the statuses it may start from, the status it moves
+to, the fields it sets (and where each value comes from) and clears, whether it uses an attempt, and the history
+event it appends with the session that entry names. What only one adapter needs (the JSON history append, the
+read-then-compare MongoDB does for values taken from the row, savepoints, index hints) stays in that adapter.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import itertools
+from typing import Any
+
+from wa_queue.models import HistoryEvent, MessageStatus
+
+
+# ---- where a value comes from --------------------------------------------------------------------------------------
+class Now:
+    """The transition's `now`."""
+
+    def __repr__(self) -> str:
+        return "NOW"
+
+
+NOW = Now()
+
+
+@dataclasses.dataclass(frozen=True)
+class Arg:
+    """The method's argument of this name (the adapter encodes it, datetimes included)."""
+
+    name: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Const:
+    value: Any
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    """The first of these columns that is not null, read from the row as it was before the write."""
+
+    columns: tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Once:
+    """The argument of this name, written only into a field still null and only when the argument is given: the
+    first value recorded wins. A transition with Once fields does nothing unless one of them would be written."""
+
+    name: str
+
+
+Source = Now | Arg | Const | Row | Once
+CLAIMED_BY = Row(("claimed_by",))
+LEASE = ("lease_owner", "lease_expires_at")
+DOUBT = ("sending_at", "sending_session")  # who clicked and when: kept while the click's outcome is unknown
+
+
+class Lease(enum.Enum):
+    """Whether the caller must hold the message's lease (lease_owner equal to its `owner` argument)."""
+
+    NONE = "none"
+    HELD = "held"
+    HELD_UNLESS_NO_OWNER = "held_unless_no_owner"  # owner=None skips the check (operator and recovery paths)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Write:
+    """One concrete form of a transition (a variant of its options): what an adapter turns into one statement.
+    Compared and hashed by identity, so adapters key their prebuilt statements on it cheaply."""
+
+    transition: Transition
+    key: str
+    sets: tuple[tuple[str, Source], ...]  # the status first, when the transition changes it
+    clears: tuple[str, ...]
+    owner: bool  # guard: the caller's owner holds the lease
+
+
+@dataclasses.dataclass(frozen=True)
+class Transition:
+    method: str  # the MessageStore method that performs it
+    from_statuses: tuple[MessageStatus, ...]
+    to: MessageStatus | None  # None: the status stays
+    event: HistoryEvent | None  # None: not a change of the message (no history entry, updated_at kept)
+    sets: tuple[tuple[str, Source], ...] = ()
+    clears: tuple[str, ...] = ()
+    uses_attempt: bool = False  # attempts + 1 (+ 0 when the caller says the attempt does not count)
+    history_session: Source = CLAIMED_BY
+    lease: Lease = Lease.NONE
+    doubt: tuple[str, ...] = ()  # cleared too, unless the caller keeps the doubt (keep_doubt=True)
+    optional: tuple[tuple[str, Source], ...] = ()  # set only when the caller passes the argument
+    writes: dict[tuple[bool, bool, bool], Write] = dataclasses.field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        writes = {}
+        for keep_doubt, optional, owner in itertools.product(
+            (False, True) if self.doubt else (False,),
+            (False, True) if self.optional else (False,),
+            (True, False) if self.lease is Lease.HELD_UNLESS_NO_OWNER else (self.lease is not Lease.NONE,),
+        ):
+            status = (("status", Const(self.to.value)),) if self.to is not None else ()
+            key = self.method + "".join(f"+{flag}" for flag, on in (("keep_doubt", keep_doubt),
+                                                                     ("optional", optional),
+                                                                     ("no_owner", not owner and self.lease
+                                                                      is Lease.HELD_UNLESS_NO_OWNER)) if on)
+            writes[(keep_doubt, optional, owner)] = Write(
+                self, key, status + self.sets + (self.optional if optional else ()),
+                self.clears + (() if keep_doubt else self.doubt), owner)
+        object.__setattr__(self, "writes", writes)
+
+    def write(self, *, keep_doubt: bool = False, optional: bool = False, owner: bool = True) -> Write:
+        """The variant for these options; a KeyError names an option this transition does not have."""
+        return self.writes[(keep_doubt, optional, owner and self.lease is not Lease.NONE)]
+
+    @property
+    def once(self) -> tuple[str, ...]:
+        """The fields written only while still null (see Once)."""
+        return tuple(field for field, source in self.sets if isinstance(source, Once))
+
+    @property
+    def set_fields(self) -> tuple[str, ...]:
+        """Every field a variant may set, the status included."""
+        return tuple(field for write in self.writes.values() for field, _ in write.sets)
+
+
+@dataclasses.dataclass(frozen=True)
+class Removal:
+    """A message leaving the messages table: deleted for good, or moved to the archive."""
+
+    method: str
+    from_statuses: tuple[MessageStatus, ...]
+    archived: bool
+
+
+PENDING, PROCESSING, SENT, FAILED = (MessageStatus.PENDING, MessageStatus.PROCESSING, MessageStatus.SENT,
+                                     MessageStatus.FAILED)
+
+CLAIM = Transition(
+    "claim", (PENDING,), PROCESSING, HistoryEvent.CLAIMED,
+    sets=(("lease_owner", Arg("owner")), ("lease_expires_at", Arg("lease_expires_at")), ("claimed_by", Arg("session")),
+          ("last_attempt_at", NOW)),
+    history_session=Arg("session"))
+EXTEND_LEASE = Transition("extend_lease", (PROCESSING,), None, None,
+                          sets=(("lease_expires_at", Arg("lease_expires_at")),), lease=Lease.HELD)
+MARK_SENDING = Transition("mark_sending", (PROCESSING,), None, HistoryEvent.SENDING,
+                          sets=(("sending_at", NOW), ("sending_session", CLAIMED_BY)), lease=Lease.HELD)
+RECORD_SENT = Transition(
+    "record_sent", (PROCESSING,), SENT, HistoryEvent.SENT,
+    sets=(("sent_at", NOW), ("sent_by", Arg("session")), ("wa_id", Arg("wa_id"))), clears=LEASE,
+    history_session=Arg("session"), lease=Lease.HELD)
+RECORD_RETRY = Transition(
+    "record_retry", (PROCESSING,), PENDING, HistoryEvent.RETRY,
+    sets=(("next_attempt_at", Arg("next_attempt_at")), ("last_error_class", Arg("error_class")),
+          ("last_error_text", Arg("error_text"))),
+    clears=LEASE, uses_attempt=True, lease=Lease.HELD, doubt=DOUBT)
+RECORD_FAILED = Transition(
+    "record_failed", (PROCESSING,), FAILED, HistoryEvent.FAILED,
+    sets=(("failed_at", NOW), ("last_error_class", Arg("error_class")), ("last_error_text", Arg("error_text"))),
+    clears=LEASE, uses_attempt=True, lease=Lease.HELD_UNLESS_NO_OWNER)
+RELEASE = Transition(
+    "release", (PROCESSING,), PENDING, HistoryEvent.RELEASED, sets=(("next_attempt_at", Arg("next_attempt_at")),),
+    clears=LEASE, lease=Lease.HELD, doubt=DOUBT, optional=(("session", Arg("session")),))
+# sending_at is kept: whether the click happened is unknown, and the next attempt checks the chat.
+RECOVER = Transition("recover", (PROCESSING,), PENDING, HistoryEvent.RECOVERED, clears=LEASE, lease=Lease.HELD)
+# The operator settled any doubt: everything of the earlier attempts goes but the history and the session.
+RETRY_FAILED = Transition(
+    "retry_failed", (FAILED,), PENDING, HistoryEvent.REQUEUED,
+    sets=(("attempts", Const(0)), ("next_attempt_at", NOW)),
+    clears=("failed_at", "last_error_class", "last_error_text", "dispatched_at", "dispatch_epoch", "dispatch_queue",
+            *DOUBT, *LEASE))
+# Credited to the session that clicked, else the one that claimed; the errors stay, the record of why.
+OPERATOR_SENT = Row(("sending_session", "claimed_by"))
+MARK_SENT_BY_OPERATOR = Transition(
+    "mark_sent_by_operator", (FAILED,), SENT, HistoryEvent.SENT,
+    sets=(("sent_at", NOW), ("sent_by", OPERATOR_SENT)), clears=("wa_id",), history_session=OPERATOR_SENT)
+RECORD_RECEIPT = Transition(
+    "record_receipt", (SENT,), None, HistoryEvent.RECEIPT,
+    sets=(("delivered_at", Once("delivered_at")), ("read_at", Once("read_at"))), history_session=Row(("sent_by",)))
+
+TRANSITIONS: tuple[Transition, ...] = (CLAIM, EXTEND_LEASE, MARK_SENDING, RECORD_SENT, RECORD_RETRY, RECORD_FAILED,
+                                       RELEASE, RECOVER, RETRY_FAILED, MARK_SENT_BY_OPERATOR, RECORD_RECEIPT)
+
+DELETE = Removal("delete", (FAILED,), archived=False)
+ARCHIVE = Removal("archive_failed", (FAILED,), archived=True)
+REMOVALS: tuple[Removal, ...] = (DELETE, ARCHIVE)
+
+# What the read queries select, named by the transition they feed, so a status moved in the table moves them too.
+DUE: tuple[MessageStatus, ...] = CLAIM.from_statuses  # what dispatch publishes and a claim may take
+LEASED: tuple[MessageStatus, ...] = RECOVER.from_statuses  # what a lease may hold and recovery frees
+OPERATOR_CASES: tuple[MessageStatus, ...] = RETRY_FAILED.from_statuses  # listed for an operator, and archived

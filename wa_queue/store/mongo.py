@@ -44,6 +44,7 @@ from wa_queue.models import (
     plain,
 )
 from wa_queue.names import ARCHIVE, MESSAGES, NUMBER_CHECKS, SESSIONS
+from wa_queue.store import lifecycle
 from wa_queue.store.base import MessageStore, SessionRecord, status_keys
 from wa_queue.store.common import (
     DATETIME_FIELDS,
@@ -77,8 +78,8 @@ INDEXES: list[tuple[list[tuple[str, int]], dict[str, Any]]] = [
     ([("status", ASCENDING), ("dispatch_queue", ASCENDING), ("dispatched_at", ASCENDING)], {}),
 ]
 ARCHIVE_FAILED_INDEX = [("status", ASCENDING), ("failed_at", DESCENDING), ("_id", DESCENDING)]
-_CLEAR_LEASE = {"lease_owner": None, "lease_expires_at": None}
 _MOCK_CLIENT: Any = None
+_NOTHING_NEW: Any = object()  # a transition with Once fields found every one of them already written
 
 
 def to_db(value: datetime | None) -> datetime | None:
@@ -150,6 +151,39 @@ def _history(now: datetime, event: HistoryEvent | str, session: str | None, erro
              error_text: str | None = None) -> dict[str, Any]:
     return {"at": to_db(now), "event": plain(event), "session": session, "error_class": error_class,
             "error_text": error_text}
+
+
+def _status_filter(statuses: tuple[MessageStatus, ...]) -> dict[str, Any]:
+    if len(statuses) == 1:
+        return {"status": statuses[0].value}
+    return {"status": {"$in": [status.value for status in statuses]}}
+
+
+def _row_columns(write: lifecycle.Write) -> tuple[str, ...]:
+    """The columns a transition reads before its write: those its values come from, and its Once fields."""
+    sources = [source for _, source in write.sets] + [write.transition.history_session]
+    columns = [column for source in sources if isinstance(source, lifecycle.Row) for column in source.columns]
+    return tuple(dict.fromkeys(columns + list(write.transition.once)))
+
+
+# Built once from the table: each transition's status filter, and what it reads first (empty: a single CAS).
+_FILTERS: dict[lifecycle.Write, dict[str, Any]] = {
+    write: _status_filter(transition.from_statuses)
+    for transition in lifecycle.TRANSITIONS for write in transition.writes.values()
+}
+_READS: dict[lifecycle.Write, tuple[str, ...]] = {write: _row_columns(write) for write in _FILTERS}
+
+
+def _value(source: lifecycle.Source, now: datetime, args: dict[str, Any], seen: dict[str, Any]) -> Any:
+    if source is lifecycle.NOW:
+        return to_db(now)
+    if isinstance(source, lifecycle.Arg):
+        return args[source.name]
+    if isinstance(source, lifecycle.Const):
+        return source.value
+    if isinstance(source, lifecycle.Row):
+        return next((seen[c] for c in source.columns if seen.get(c) is not None), None)
+    raise TypeError(f"no value for {source!r}")
 
 
 def _to_doc(message: Message) -> dict[str, Any]:
@@ -281,92 +315,94 @@ class MongoStore(MessageStore):
                                                 return_document=ReturnDocument.AFTER)
         return _from_doc(doc) if doc is not None else None
 
-    def _transition(self, message_id: str, where: dict, now: datetime, event: HistoryEvent, sets: dict,
-                    error_class: str | None = None, error_text: str | None = None, inc: dict | None = None,
-                    session_field: str = "claimed_by") -> Message | None:
-        """A CAS whose history entry names the row's own session: read it, then require it unchanged."""
-        for _ in range(CAS_RETRIES):
-            seen = self.messages.find_one({"_id": message_id, **where}, {session_field: 1})
-            if seen is None:
-                return None
-            session = seen.get(session_field)
-            entry = _history(now, event, session, error_class, error_text)
-            done = self._cas(message_id, {**where, session_field: session}, now, sets, entry, inc)
+    def _transition(self, write: lifecycle.Write, message_id: str, now: datetime, *,
+                    guard: dict[str, Any] | None = None, inc: int = 1, **args: Any) -> Message | None:
+        """The table's transition as one find_one_and_update whose filter is the compare-and-set. Values taken from
+        the row (and Once fields) are read first, and the filter then requires them unchanged: a lost race re-reads.
+        `args` are the transition's arguments, encoded for MongoDB."""
+        transition = write.transition
+        where = {**_FILTERS[write], **(guard or {})}
+        if write.owner:
+            where["lease_owner"] = args["owner"]
+        columns = _READS[write]
+        for _ in range(CAS_RETRIES if columns else 1):
+            seen: dict[str, Any] = {}
+            if columns:
+                found = self.messages.find_one({"_id": message_id, **where}, dict.fromkeys(columns, 1))
+                if found is None:
+                    return None
+                seen = {column: found.get(column) for column in columns}
+            sets: dict[str, Any] = {}
+            cas = dict(where)
+            for field, source in write.sets:
+                if isinstance(source, lifecycle.Once):
+                    if args[source.name] is not None and seen[field] is None:
+                        sets[field], cas[field] = args[source.name], None  # the filter: still unset
+                    continue
+                sets[field] = _value(source, now, args, seen)
+            if transition.once and not any(field in sets for field in transition.once):
+                return _NOTHING_NEW
+            sets.update(dict.fromkeys(write.clears))
+            cas.update((column, seen[column]) for column in columns if column not in transition.once)
+            session = _value(transition.history_session, now, args, seen)
+            entry = _history(now, transition.event, session, args.get("error_class"),  # type: ignore[arg-type]
+                             args.get("error_text"))
+            done = self._cas(message_id, cas, now, sets, entry,
+                             {"attempts": inc} if transition.uses_attempt and inc else None)
             if done is not None:
                 return done
         return None
 
-    @staticmethod
-    def _held(owner: str) -> dict[str, Any]:
-        return {"status": MessageStatus.PROCESSING.value, "lease_owner": owner}
-
     def claim(
         self, message_id: str, *, owner: str, session: str, now: datetime, lease_s: float, attempts: int | None = None
     ) -> Message | None:
-        where: dict[str, Any] = {"status": MessageStatus.PENDING.value, "next_attempt_at": {"$lte": to_db(now)}}
+        guard: dict[str, Any] = {"next_attempt_at": {"$lte": to_db(now)}}
         if attempts is not None:
-            where["attempts"] = attempts
-        sets = {"status": MessageStatus.PROCESSING.value, "lease_owner": owner, "claimed_by": session,
-                "lease_expires_at": to_db(now + timedelta(seconds=lease_s)), "last_attempt_at": to_db(now)}
-        return self._cas(message_id, where, now, sets, _history(now, HistoryEvent.CLAIMED, session))
+            guard["attempts"] = attempts
+        return self._transition(lifecycle.CLAIM.write(), message_id, now, owner=owner, guard=guard, session=session,
+                                lease_expires_at=to_db(now + timedelta(seconds=lease_s)))
 
     def extend_lease(self, message_id: str, *, owner: str, now: datetime, lease_s: float) -> bool:
-        result = self.messages.update_one({"_id": message_id, **self._held(owner)},
-                                          {"$set": {"lease_expires_at": to_db(now + timedelta(seconds=lease_s))}})
+        # Not a change of the message (no history, updated_at kept): a plain conditional update.
+        write = lifecycle.EXTEND_LEASE.write()
+        args = {"lease_expires_at": to_db(now + timedelta(seconds=lease_s))}
+        sets = {field: _value(source, now, args, {}) for field, source in write.sets}
+        result = self.messages.update_one({"_id": message_id, **_FILTERS[write], "lease_owner": owner},
+                                          {"$set": sets})
         return result.matched_count == 1
 
     def mark_sending(self, message_id: str, *, owner: str, now: datetime) -> bool:
-        for _ in range(CAS_RETRIES):
-            seen = self.messages.find_one({"_id": message_id, **self._held(owner)}, {"claimed_by": 1})
-            if seen is None:
-                return False
-            session = seen.get("claimed_by")
-            sets = {"sending_at": to_db(now), "sending_session": session}
-            where = {**self._held(owner), "claimed_by": session}
-            if self._cas(message_id, where, now, sets, _history(now, HistoryEvent.SENDING, session)) is not None:
-                return True
-        return False
+        return self._transition(lifecycle.MARK_SENDING.write(), message_id, now, owner=owner) is not None
 
     def record_sent(
         self, message_id: str, *, owner: str, now: datetime, session: str, wa_id: str | None
     ) -> Message | None:
-        sets = {"status": MessageStatus.SENT.value, "sent_at": to_db(now), "sent_by": session, "wa_id": wa_id,
-                **_CLEAR_LEASE}
-        return self._cas(message_id, self._held(owner), now, sets, _history(now, HistoryEvent.SENT, session))
+        return self._transition(lifecycle.RECORD_SENT.write(), message_id, now, owner=owner, session=session,
+                                wa_id=wa_id)
 
     def record_retry(
         self, message_id: str, *, owner: str, now: datetime, next_attempt_at: datetime, error_class: str,
         error_text: str, keep_doubt: bool = False,
     ) -> Message | None:
-        sets = {"status": MessageStatus.PENDING.value, "next_attempt_at": to_db(next_attempt_at),
-                "last_error_class": error_class, "last_error_text": error_text, **_CLEAR_LEASE}
-        if not keep_doubt:
-            sets |= {"sending_at": None, "sending_session": None}
-        return self._transition(message_id, self._held(owner), now, HistoryEvent.RETRY, sets, error_class, error_text,
-                                inc={"attempts": 1})
+        return self._transition(lifecycle.RECORD_RETRY.write(keep_doubt=keep_doubt), message_id, now, owner=owner,
+                                error_class=error_class, error_text=error_text,
+                                next_attempt_at=to_db(next_attempt_at))
 
     def record_failed(
         self, message_id: str, *, owner: str | None, now: datetime, error_class: str, error_text: str,
         count_attempt: bool = True,
     ) -> Message | None:
-        where = self._held(owner) if owner is not None else {"status": MessageStatus.PROCESSING.value}
-        sets = {"status": MessageStatus.FAILED.value, "failed_at": to_db(now), "last_error_class": error_class,
-                "last_error_text": error_text, **_CLEAR_LEASE}
-        return self._transition(message_id, where, now, HistoryEvent.FAILED, sets, error_class, error_text,
-                                inc={"attempts": 1} if count_attempt else None)
+        return self._transition(lifecycle.RECORD_FAILED.write(owner=owner is not None), message_id, now, owner=owner,
+                                error_class=error_class, error_text=error_text, inc=1 if count_attempt else 0)
 
     def release(
         self, message_id: str, *, owner: str, now: datetime, reason: str, error_class: str | None = None,
         next_attempt_at: datetime | None = None, session: str | None = ...,  # type: ignore[assignment]
         keep_doubt: bool = False,
     ) -> Message | None:
-        sets: dict[str, Any] = {"status": MessageStatus.PENDING.value, "next_attempt_at": to_db(next_attempt_at or now),
-                                **_CLEAR_LEASE}
-        if not keep_doubt:
-            sets.update(sending_at=None, sending_session=None)
-        if session is not ...:
-            sets["session"] = session
-        return self._transition(message_id, self._held(owner), now, HistoryEvent.RELEASED, sets, error_class, reason)
+        write = lifecycle.RELEASE.write(keep_doubt=keep_doubt, optional=session is not ...)
+        return self._transition(write, message_id, now, owner=owner, error_class=error_class, error_text=reason,
+                                next_attempt_at=to_db(next_attempt_at or now), session=session)
 
     def mark_dispatched(self, message_ids: list[str], *, now: datetime, epoch: str | None, queue: str) -> None:
         self.messages.update_many({"_id": {"$in": message_ids}}, {"$set": {
@@ -402,8 +438,7 @@ class MongoStore(MessageStore):
         return self._find(query)
 
     def recover(self, message_id: str, *, owner: str, now: datetime, reason: str) -> Message | None:
-        sets = {"status": MessageStatus.PENDING.value, **_CLEAR_LEASE}
-        return self._transition(message_id, self._held(owner), now, HistoryEvent.RECOVERED, sets, error_text=reason)
+        return self._transition(lifecycle.RECOVER.write(), message_id, now, owner=owner, error_text=reason)
 
     def _find(self, query: dict, sort: list | None = None, limit: int = 0, skip: int = 0,
               collection: Collection | None = None) -> list[Message]:
@@ -441,55 +476,40 @@ class MongoStore(MessageStore):
         page = self._find(query, [("failed_at", DESCENDING), ("_id", DESCENDING)], limit, offset, collection)
         return page, collection.count_documents(query)
 
-    def _requeue(self, message_id: str, now: datetime) -> Message | None:
-        sets = {"status": MessageStatus.PENDING.value, "attempts": 0, "next_attempt_at": to_db(now),
-                "failed_at": None, "last_error_class": None, "last_error_text": None, "dispatched_at": None,
-                "dispatch_epoch": None, "dispatch_queue": None, "sending_at": None, "sending_session": None,
-                **_CLEAR_LEASE}  # the operator settled any doubt
-        return self._transition(message_id, {"status": MessageStatus.FAILED.value}, now, HistoryEvent.REQUEUED, sets)
-
     def retry_failed(self, message_id: str, *, now: datetime) -> Message:
-        message = self._requeue(message_id, now)
-        if message is None:
-            self._raise_not_failed(message_id)
-        return message  # type: ignore[return-value]
+        return self._operator(lifecycle.RETRY_FAILED, message_id, now)
 
     def mark_sent_by_operator(self, message_id: str, *, now: datetime, actor: str, note: str | None = None) -> Message:
-        text = operator_sent_text(actor, note)
-        failed = {"status": MessageStatus.FAILED.value}
-        for _ in range(CAS_RETRIES):
-            # Like _transition, with two fields: the session that clicked, else the one that claimed it.
-            seen = self.messages.find_one({"_id": message_id, **failed}, {"sending_session": 1, "claimed_by": 1})
-            if seen is None:
-                break
-            clicked, claimed = seen.get("sending_session"), seen.get("claimed_by")
-            sets = {"status": MessageStatus.SENT.value, "sent_at": to_db(now), "sent_by": clicked or claimed,
-                    "wa_id": None}
-            where = {**failed, "sending_session": clicked, "claimed_by": claimed}
-            entry = _history(now, HistoryEvent.SENT, clicked or claimed, None, text)
-            done = self._cas(message_id, where, now, sets, entry)
-            if done is not None:
-                return done
-        self._raise_not_failed(message_id)
-        raise InvalidTransition(f"message {message_id} kept changing; try again")  # pragma: no cover - 8 lost races
+        return self._operator(lifecycle.MARK_SENT_BY_OPERATOR, message_id, now,
+                              error_text=operator_sent_text(actor, note))
 
-    def _raise_not_failed(self, message_id: str) -> None:
+    def _operator(self, transition: lifecycle.Transition, message_id: str, now: datetime, **params: Any) -> Message:
+        """An operator's transition: NotFound / InvalidTransition when the table does not allow it."""
+        message = self._transition(transition.write(), message_id, now, **params)
+        if message is None:
+            self._raise_not_from(transition.from_statuses, message_id)
+        return message
+
+    def _raise_not_from(self, statuses: tuple[MessageStatus, ...], message_id: str) -> NoReturn:
         doc = self.messages.find_one({"_id": message_id}, {"status": 1})
         if doc is None:
             raise NotFound(message_id)
-        raise InvalidTransition(f"message {message_id} is {doc['status']}, not failed")
+        allowed = " or ".join(status.value for status in statuses)
+        raise InvalidTransition(f"message {message_id} is {doc['status']}, not {allowed}")
 
     def retry_all_failed(self, *, now: datetime, session: str | None = None) -> list[str]:
         ids = [doc["_id"] for doc in self.messages.find(self._failed_filter(session), {"_id": 1})]
-        return [mid for mid in ids if self._requeue(mid, now) is not None]
+        write = lifecycle.RETRY_FAILED.write()
+        return [mid for mid in ids if self._transition(write, mid, now) is not None]
 
     def delete(self, message_id: str) -> None:
-        if self.messages.delete_one({"_id": message_id, "status": MessageStatus.FAILED.value}).deleted_count:
+        where = _status_filter(lifecycle.DELETE.from_statuses)
+        if self.messages.delete_one({"_id": message_id, **where}).deleted_count:
             return
-        self._raise_not_failed(message_id)
+        self._raise_not_from(lifecycle.DELETE.from_statuses, message_id)
 
     def archive_failed(self, *, older_than: datetime, now: datetime) -> int:
-        query = {"status": MessageStatus.FAILED.value, "failed_at": {"$lt": to_db(older_than)}}
+        query = {**_status_filter(lifecycle.ARCHIVE.from_statuses), "failed_at": {"$lt": to_db(older_than)}}
         moved = 0
         while True:
             docs = list(self.messages.find(query).limit(ARCHIVE_BATCH))
@@ -540,19 +560,15 @@ class MongoStore(MessageStore):
     def record_receipt(
         self, message_id: str, *, now: datetime, delivered_at: datetime | None = None, read_at: datetime | None = None
     ) -> Message | None:
-        for _ in range(CAS_RETRIES):
-            doc = self.messages.find_one({"_id": message_id, "status": MessageStatus.SENT.value})
-            if doc is None:
-                return None
-            sets = {name: to_db(value) for name, value in (("delivered_at", delivered_at), ("read_at", read_at))
-                    if value is not None and doc.get(name) is None}
-            if not sets:
-                return _from_doc(doc)  # nothing new to record
-            where = {"status": MessageStatus.SENT.value, **{name: None for name in sets}}
-            done = self._cas(message_id, where, now, sets, _history(now, HistoryEvent.RECEIPT, doc.get("sent_by")))
-            if done is not None:
-                return done
-        return None
+        message = self._transition(lifecycle.RECORD_RECEIPT.write(), message_id, now,
+                                   delivered_at=to_db(delivered_at), read_at=to_db(read_at))
+        if message is not _NOTHING_NEW:
+            return message
+        try:
+            current = self.get(message_id)
+        except NotFound:
+            return None
+        return current if current.status is MessageStatus.SENT else None  # nothing new to record
 
     # ---- sessions and number checks --------------------------------------------------------------------------
     def get_session(self, name: str) -> SessionRecord:

@@ -28,7 +28,7 @@ class _Slot(Generic[P, R]):
         self.result: R | None = None
         self.error: BaseException | None = None
         # Released when done, or when this slot is to lead the next batch. A bare lock, made only for a caller
-        # that has to wait: an Event (a Condition around a lock) was 2% of an API request's CPU.
+        # that has to wait: an Event (a Condition around a lock) costs more on every request.
         self.wake: threading.Lock | None = None
         self.lead = False
 
@@ -76,7 +76,7 @@ class GroupCommit(Generic[P, R]):
             if len(results) != len(batch):
                 raise RuntimeError(f"group commit: {len(results)} results for {len(batch)} requests")
             # The next batch may commit now: overlapping it with this one's fsync (finish) is what keeps the
-            # store busy when an fsync takes longer than a commit (two API processes: 2 ms against 0.5 ms).
+            # store busy when an fsync takes longer than a commit.
             self._hand_over()
             handed_over = True
             if self._finish is not None:

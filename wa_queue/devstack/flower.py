@@ -15,8 +15,8 @@ Decisions:
   - Flower binds 127.0.0.1 by default; put a TLS proxy in front to expose it (basic auth is cleartext).
   - Flower splits FLOWER_BASIC_AUTH/--basic-auth on commas, so a password may not contain one.
   - Flower lists workers from `inspect` replies, refreshed when it starts and on `GET /api/workers?refresh=1`,
-    and follows tasks through worker events. Workers start with task events off (a third of a session worker's
-    throughput); Flower turns them on with the enable_events control command every 5 s while it runs.
+    and follows tasks through worker events. Workers start with task events off (they are costly for a session
+    worker); Flower turns them on with the enable_events control command every 5 s while it runs.
   - Flower serves /metrics without its own auth (its Metrics handler is not @authenticated), and those metrics name
     the workers, tasks and queues. So the argv runs `python -m wa_queue.devstack.flower` (main() below): Celery's own
     command line after protect_metrics() has put /metrics behind the same check as every other page (Prometheus

@@ -829,8 +829,34 @@ def test_number_checks(store: MessageStore) -> None:
     assert store.get_number_check("+1555") is False
 
 
-def test_ping_and_reopen(store: MessageStore) -> None:
+def test_ping_and_reopen(store: MessageStore, request: pytest.FixtureRequest) -> None:
+    """What one store wrote, a store opened afresh on the same URL reads back once the first is closed. mongomock
+    keeps no data outside its process: the adapter gives every open of one mongomock URL the same in-memory server,
+    so there the new store is a new adapter on the same server (what a restarted worker would get in that process).
+    The fixture's store stays open: it drops the real MongoDB database at teardown, and a closed client cannot."""
+    from wa_queue.store import open_store
+
+    kind = request.node.callspec.params["store"]
+    if kind == "sqlite":
+        url = f"sqlite:///{store.path}"  # type: ignore[attr-defined]
+    elif kind == "mongomock":
+        url = f"mongomock://localhost/{store.db.name}"  # type: ignore[attr-defined]
+    else:
+        url = f"{os.environ['WAQ_TEST_MONGO_URL'].rstrip('/')}/{store.db.name}"  # type: ignore[attr-defined]
     store.ping()
+    first = open_store(url)
+    first.ping()
+    message = first.insert(new(1, session="s1", metadata={"k": "v"}), NOW)[0]
+    session = first.update_session("s1", status="connected", heartbeat_at=NOW, number="+4915112345678")
+    first.close()
+    second = open_store(url)
+    try:
+        second.ping()
+        assert second.get(message.id) == message
+        assert second.get_session("s1") == session
+        assert store.get(message.id) == message  # the same database the fixture opened
+    finally:
+        second.close()
 
 
 # ---- SQLite across real processes --------------------------------------------------------------------------------

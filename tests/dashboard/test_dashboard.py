@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import io
 import threading
+import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from selenium.webdriver.common.by import By
@@ -26,6 +26,7 @@ pytestmark = pytest.mark.timeout(240)
 ADMIN_KEY = "dashboard-admin-key-0123456789"
 PRODUCER_KEY = "dashboard-producer-key-012345"
 ARTIFACTS = ROOT / "tests" / "artifacts"
+IMPORTED_AT = time.time()  # at collection, before any test: a screenshot older than this is from an earlier run
 
 
 @pytest.fixture
@@ -300,9 +301,19 @@ def test_unverified_is_flagged_and_marked_as_sent(server: str, browser: WebDrive
     assert severe_console_errors(driver) == []
 
 
-def test_screenshots_exist_after_the_run() -> None:
-    # Runs after the end-to-end test in file order; a standalone run of this test alone is allowed to skip.
-    shots = [ARTIFACTS / "dashboard-desktop.png", ARTIFACTS / "dashboard-phone.png"]
-    if not all(Path(p).exists() for p in shots):
-        pytest.skip("the end-to-end test did not run in this session")
-    assert all(Path(p).stat().st_size > 1000 for p in shots)
+def test_screenshots_exist_after_the_run(request: pytest.FixtureRequest) -> None:
+    """The screenshots were written by this run's tests (they run before this one, in file order, on one xdist
+    worker with --dist loadfile): files left by an earlier run are older than this module's import."""
+    writers = {
+        "test_dashboard_end_to_end": ["dashboard-desktop.png", "dashboard-phone.png"],
+        "test_unverified_is_flagged_and_marked_as_sent": ["dashboard-unverified.png", "dashboard-unverified-phone.png"],
+    }
+    ran = {item.name for item in request.session.items} & set(writers)
+    if not ran:
+        pytest.skip("no test that takes the screenshots is in this run")
+    for name in sorted(ran):
+        for shot in writers[name]:
+            path = ARTIFACTS / shot
+            assert path.exists(), f"{name} wrote no {shot}"
+            assert path.stat().st_mtime >= IMPORTED_AT, f"{shot} is from an earlier run, not from {name}"
+            assert path.stat().st_size > 1000, shot

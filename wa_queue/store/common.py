@@ -6,8 +6,9 @@ import dataclasses
 from datetime import UTC, datetime
 
 from wa_queue.errors import IdempotencyConflict, StoreError, ValidationError
-from wa_queue.models import HistoryEntry, HistoryEvent, Message, MessageStatus, NewMessage, new_message_id
+from wa_queue.models import HistoryEntry, HistoryEvent, Message, NewMessage, new_message_id
 from wa_queue.store.base import SessionRecord
+from wa_queue.store.lifecycle import INSERT_EVENT, INSERT_STATUS
 
 MESSAGE_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Message))
 DATETIME_FIELDS: frozenset[str] = frozenset(f.name for f in dataclasses.fields(Message) if "datetime" in str(f.type))
@@ -30,12 +31,12 @@ def build_message(new: NewMessage, now: datetime) -> Message:
     if now.tzinfo is not UTC:
         now = utc(now)
     return Message(
-        id=new_message_id(), phone=new.phone, text=new.text, status=MessageStatus.PENDING, created_at=now,
+        id=new_message_id(), phone=new.phone, text=new.text, status=INSERT_STATUS, created_at=now,
         updated_at=now, next_attempt_at=now, session=new.session, idempotency_key=new.idempotency_key,
         # Only a replay with the same key compares it (replay_or_conflict); a message without a key never needs it.
         content_hash=new.content_hash() if new.idempotency_key is not None else None,
         callback_url=new.callback_url, metadata=new.metadata,
-        history=(HistoryEntry(at=now, event=HistoryEvent.ENQUEUED, session=new.session),),
+        history=(HistoryEntry(at=now, event=INSERT_EVENT, session=new.session),),
     )
 
 

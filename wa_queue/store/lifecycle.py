@@ -99,16 +99,15 @@ class Transition:
 
     def __post_init__(self) -> None:
         writes = {}
+        status = (("status", Const(self.to.value)),) if self.to is not None else ()
+        optional_name = "+".join(field for field, _ in self.optional)
         for keep_doubt, optional, owner in itertools.product(
             (False, True) if self.doubt else (False,),
             (False, True) if self.optional else (False,),
             (True, False) if self.lease is Lease.HELD_UNLESS_NO_OWNER else (self.lease is not Lease.NONE,),
         ):
-            status = (("status", Const(self.to.value)),) if self.to is not None else ()
-            key = self.method + "".join(f"+{flag}" for flag, on in (("keep_doubt", keep_doubt),
-                                                                     ("optional", optional),
-                                                                     ("no_owner", not owner and self.lease
-                                                                      is Lease.HELD_UNLESS_NO_OWNER)) if on)
+            key = "".join((self.method, "+keep_doubt" if keep_doubt else "", f"+{optional_name}" if optional else "",
+                           "+no_owner" if self.lease is Lease.HELD_UNLESS_NO_OWNER and not owner else ""))
             writes[(keep_doubt, optional, owner)] = Write(
                 self, key, status + self.sets + (self.optional if optional else ()),
                 self.clears + (() if keep_doubt else self.doubt), owner)
@@ -140,6 +139,10 @@ class Removal:
 
 PENDING, PROCESSING, SENT, FAILED = (MessageStatus.PENDING, MessageStatus.PROCESSING, MessageStatus.SENT,
                                      MessageStatus.FAILED)
+
+# insert(): a new message starts here, with this history entry.
+INSERT_STATUS: MessageStatus = PENDING
+INSERT_EVENT: HistoryEvent = HistoryEvent.ENQUEUED
 
 CLAIM = Transition(
     "claim", (PENDING,), PROCESSING, HistoryEvent.CLAIMED,

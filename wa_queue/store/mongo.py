@@ -172,6 +172,10 @@ _FILTERS: dict[lifecycle.Write, dict[str, Any]] = {
     for transition in lifecycle.TRANSITIONS for write in transition.writes.values()
 }
 _READS: dict[lifecycle.Write, tuple[str, ...]] = {write: _row_columns(write) for write in _FILTERS}
+# What the read queries select, from the table's status groups.
+_DUE = _status_filter(lifecycle.DUE)
+_LEASED = _status_filter(lifecycle.LEASED)
+_FAILED = _status_filter(lifecycle.OPERATOR_CASES)
 
 
 def _value(source: lifecycle.Source, now: datetime, args: dict[str, Any], seen: dict[str, Any]) -> Any:
@@ -412,29 +416,28 @@ class MongoStore(MessageStore):
         self.messages.update_many({"_id": {"$in": message_ids}}, {"$set": {"dispatch_epoch": None}})
 
     def list_undispatched(self, *, now: datetime, epoch: str, limit: int) -> list[Message]:
-        query = {"status": MessageStatus.PENDING.value, "next_attempt_at": {"$lte": to_db(now)},
+        query = {**_DUE, "next_attempt_at": {"$lte": to_db(now)},
                  "dispatch_epoch": {"$ne": epoch}}  # $ne also matches null
         return self._find(query, [("next_attempt_at", ASCENDING)], limit)
 
     def dispatch_queues(self) -> list[str]:
         # distinct() with the status prefix of the (status, dispatch_queue, dispatched_at) index, which MongoDB can
         # answer with a DISTINCT_SCAN (a seek per queue); not checked against a real mongod here.
-        pending = MessageStatus.PENDING.value
-        return sorted(q for q in self.messages.distinct("dispatch_queue", {"status": pending}) if q)
+        return sorted(q for q in self.messages.distinct("dispatch_queue", _DUE) if q)
 
     def list_dispatched_to(
         self, queue: str, *, now: datetime, dispatched_before: datetime, limit: int
     ) -> list[Message]:
-        query = {"status": MessageStatus.PENDING.value, "dispatch_queue": queue,
+        query = {**_DUE, "dispatch_queue": queue,
                  "dispatched_at": {"$lt": to_db(dispatched_before)}, "next_attempt_at": {"$lte": to_db(now)}}
         return self._find(query, [("dispatched_at", ASCENDING)], limit)
 
     def list_expired_leases(self, *, now: datetime, limit: int = 1000) -> list[Message]:
-        query = {"status": MessageStatus.PROCESSING.value, "lease_expires_at": {"$lte": to_db(now)}}
+        query = {**_LEASED, "lease_expires_at": {"$lte": to_db(now)}}
         return self._find(query, [("lease_expires_at", ASCENDING)], limit)
 
     def list_leases(self, *, owner_prefix: str) -> list[Message]:
-        query = {"lease_owner": {"$regex": "^" + re.escape(owner_prefix)}, "status": MessageStatus.PROCESSING.value}
+        query = {"lease_owner": {"$regex": "^" + re.escape(owner_prefix)}, **_LEASED}
         return self._find(query)
 
     def recover(self, message_id: str, *, owner: str, now: datetime, reason: str) -> Message | None:
@@ -456,7 +459,7 @@ class MongoStore(MessageStore):
 
     @staticmethod
     def _failed_filter(session: str | None, error: str | None = None) -> dict[str, Any]:
-        parts: list[dict[str, Any]] = [{"status": MessageStatus.FAILED.value}]
+        parts: list[dict[str, Any]] = [_FAILED]
         if session is not None:
             parts.append({"$or": [{"claimed_by": session}, {"sent_by": session}, {"session": session}]})
         if error is not None:
@@ -543,17 +546,17 @@ class MongoStore(MessageStore):
         return sorted(hours.items())
 
     def oldest_pending(self) -> Message | None:
-        found = self._find({"status": MessageStatus.PENDING.value}, [("created_at", ASCENDING)], 1)
+        found = self._find(_DUE, [("created_at", ASCENDING)], 1)
         return found[0] if found else None
 
     def count_failed_since(self, since: datetime) -> int:
         # Served by the (status, failed_at, _id) index.
-        query = {"status": MessageStatus.FAILED.value, "failed_at": {"$gte": to_db(since)}}
+        query = {**_FAILED, "failed_at": {"$gte": to_db(since)}}
         return self.messages.count_documents(query)
 
     def oldest_due(self, *, now: datetime) -> Message | None:
         # Served by the (status, next_attempt_at) index.
-        found = self._find({"status": MessageStatus.PENDING.value, "next_attempt_at": {"$lte": to_db(now)}},
+        found = self._find({**_DUE, "next_attempt_at": {"$lte": to_db(now)}},
                            [("next_attempt_at", ASCENDING)], 1)
         return found[0] if found else None
 
@@ -568,7 +571,7 @@ class MongoStore(MessageStore):
             current = self.get(message_id)
         except NotFound:
             return None
-        return current if current.status is MessageStatus.SENT else None  # nothing new to record
+        return current if current.status in lifecycle.RECORD_RECEIPT.from_statuses else None  # nothing new to record
 
     # ---- sessions and number checks --------------------------------------------------------------------------
     def get_session(self, name: str) -> SessionRecord:

@@ -122,6 +122,11 @@ def _guard_sql(write: lifecycle.Write) -> str:
     return " AND ".join(guards)
 
 
+# What the read queries select, from the table's status groups.
+_DUE = _status_sql(lifecycle.DUE)
+_LEASED = _status_sql(lifecycle.LEASED)
+_FAILED = _status_sql(lifecycle.OPERATOR_CASES)
+
 _CLAIM_DUE = "next_attempt_at <= :now"  # the claim's own guards beside the table's
 _CLAIM_AT = "attempts = :attempts"
 
@@ -482,7 +487,7 @@ class SQLiteStore(MessageStore):
         # `epoch IS NULL OR epoch <> ?` would walk every due message already dispatched in this epoch.
         part = (
             f"SELECT * FROM (SELECT {COLS} FROM {MESSAGES} INDEXED BY ix_msg_undispatched "
-            "WHERE status = 'pending' AND {cond} "
+            f"WHERE {_DUE} AND {{cond}} "
                 "AND next_attempt_at <= :now ORDER BY next_attempt_at LIMIT :limit)")
         conds = ("dispatch_epoch IS NULL", "dispatch_epoch < :epoch", "dispatch_epoch > :epoch")
         sql = " UNION ALL ".join(part.format(cond=c) for c in conds) + " ORDER BY next_attempt_at LIMIT :limit"
@@ -495,7 +500,7 @@ class SQLiteStore(MessageStore):
         conn = self._conn()
         while True:
             row = conn.execute(
-                f"SELECT dispatch_queue FROM {MESSAGES} INDEXED BY ix_msg_queue WHERE status = 'pending' "
+                f"SELECT dispatch_queue FROM {MESSAGES} INDEXED BY ix_msg_queue WHERE {_DUE} "
                 "AND dispatch_queue > ? ORDER BY dispatch_queue LIMIT 1", (queues[-1] if queues else "",)).fetchone()
             if row is None:
                 return queues
@@ -505,18 +510,18 @@ class SQLiteStore(MessageStore):
         self, queue: str, *, now: datetime, dispatched_before: datetime, limit: int
     ) -> list[Message]:
         return self._select(
-            "status = 'pending' AND dispatch_queue = ? AND dispatched_at < ? AND next_attempt_at <= ? "
+            f"{_DUE} AND dispatch_queue = ? AND dispatched_at < ? AND next_attempt_at <= ? "
             "ORDER BY dispatched_at LIMIT ?", (queue, to_us(dispatched_before), to_us(now), limit),
             indexed_by="ix_msg_queue")
 
     def list_expired_leases(self, *, now: datetime, limit: int = 1000) -> list[Message]:
-        return self._select("status = 'processing' AND lease_expires_at <= ? ORDER BY lease_expires_at LIMIT ?",
+        return self._select(f"{_LEASED} AND lease_expires_at <= ? ORDER BY lease_expires_at LIMIT ?",
                             (to_us(now), limit))
 
     def list_leases(self, *, owner_prefix: str) -> list[Message]:
         # A range on the owner index, then an exact prefix test (the range alone is enough for ordinary text).
         return self._select(
-            "lease_owner IS NOT NULL AND lease_owner >= ? AND lease_owner < ? AND status = 'processing' "
+            f"lease_owner IS NOT NULL AND lease_owner >= ? AND lease_owner < ? AND {_LEASED} "
             "AND substr(lease_owner, 1, ?) = ?",
             (owner_prefix, owner_prefix + "\U0010ffff", len(owner_prefix), owner_prefix),
         )
@@ -539,7 +544,7 @@ class SQLiteStore(MessageStore):
 
     @staticmethod
     def _failed_filter(session: str | None, error: str | None = None) -> tuple[str, dict[str, Any]]:
-        where = "status = 'failed'"
+        where = _FAILED
         if session is not None:
             where += " AND (claimed_by = :fs OR sent_by = :fs OR session = :fs)"
         if error is not None:
@@ -632,15 +637,15 @@ class SQLiteStore(MessageStore):
         return [(from_us(hour * HOUR_US), n) for hour, n in rows]  # type: ignore[misc]
 
     def oldest_pending(self) -> Message | None:
-        found = self._select("status = 'pending' ORDER BY created_at LIMIT 1", ())
+        found = self._select(f"{_DUE} ORDER BY created_at LIMIT 1", ())
         return found[0] if found else None
 
     def count_failed_since(self, since: datetime) -> int:
-        sql = f"SELECT count(*) FROM {MESSAGES} INDEXED BY ix_msg_failed WHERE status = 'failed' AND failed_at >= ?"
+        sql = f"SELECT count(*) FROM {MESSAGES} INDEXED BY ix_msg_failed WHERE {_FAILED} AND failed_at >= ?"
         return self._conn().execute(sql, (to_us(since),)).fetchone()[0]
 
     def oldest_due(self, *, now: datetime) -> Message | None:
-        found = self._select("status = 'pending' AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT 1",
+        found = self._select(f"{_DUE} AND next_attempt_at <= ? ORDER BY next_attempt_at LIMIT 1",
                              (to_us(now),), indexed_by="ix_msg_due")
         return found[0] if found else None
 
@@ -655,7 +660,7 @@ class SQLiteStore(MessageStore):
             current = self.get(message_id)
         except NotFound:
             return None
-        return current if current.status is MessageStatus.SENT else None  # nothing new to record
+        return current if current.status in lifecycle.RECORD_RECEIPT.from_statuses else None  # nothing new to record
 
     # ---- sessions and number checks --------------------------------------------------------------------------
     def get_session(self, name: str) -> SessionRecord:

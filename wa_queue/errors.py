@@ -73,3 +73,8 @@ class ValidationError(WaQueueError):
     def __init__(self, message: str, field: str | None = None) -> None:
         super().__init__(message)
         self.field = field
+
+
+class SendWindowNeverOpen(ValidationError):
+    """A message's send window is never open at once in every time zone of its number (within a week): refused when
+    it is enqueued, rather than left waiting forever."""

@@ -9,9 +9,13 @@ import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from wa_queue.errors import ConfigError
+
+if TYPE_CHECKING:
+    from wa_queue.send_window import SendWindow
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*$")
 _UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -53,6 +57,14 @@ class Settings:
     max_delay_s: float = 40.0
     max_daily_per_session: int = 300
     retry_delays: tuple[float, ...] = (300.0, 900.0, 1800.0, 3600.0, 7200.0)
+    # Keeping numbers alive (wa_queue/warmup.py, wa_queue/send_window.py): a new session's daily cap ramps up through
+    # warmup_caps, each held warmup_days_per_step days from its first send (empty: no ramp); at most
+    # max_per_recipient_per_day messages to one number per its local day (0: no limit); the default send window of
+    # messages that carry none (None, from an empty WAQ_SEND_WINDOW: any hour, so codes and alerts never wait).
+    warmup_caps: tuple[int, ...] = (20, 40, 80, 150, 300)
+    warmup_days_per_step: int = 3
+    max_per_recipient_per_day: int = 0
+    send_window: SendWindow | None = None
     lease_s: float = 180.0  # longer than the pacing pause plus one send
     archive_after_days: int = 30
     timezone: str = "UTC"
@@ -154,6 +166,12 @@ class Settings:
             raise bad("MAX_DELAY_S", "must be >= WAQ_MIN_DELAY_S >= 0")
         if self.max_daily_per_session < 1:
             raise bad("MAX_DAILY_PER_SESSION", "must be a whole number >= 1")
+        if any(cap < 1 for cap in self.warmup_caps):
+            raise bad("WARMUP_CAPS", "caps must be whole numbers >= 1 (an empty value turns warm-up off)")
+        if self.warmup_days_per_step < 1:
+            raise bad("WARMUP_DAYS_PER_STEP", "must be a whole number of days >= 1")
+        if self.max_per_recipient_per_day < 0:
+            raise bad("MAX_PER_RECIPIENT_PER_DAY", "must be a whole number >= 0 (0: no limit)")
         if any(d < 0 for d in self.retry_delays):
             raise bad("RETRY_DELAYS", "delays must be >= 0")
         if self.lease_s <= 0:
@@ -187,7 +205,7 @@ class Settings:
         return self
 
 
-_EMPTY_OK: frozenset[str] = frozenset()
+_EMPTY_OK: frozenset[str] = frozenset({"warmup_caps", "send_window"})  # empty turns them off
 
 
 def _parse_bool(raw: str) -> bool:
@@ -224,6 +242,19 @@ def _parse_delays(raw: str) -> tuple[float, ...]:
     return tuple(parse_duration(part) for part in _parse_list(raw))
 
 
+def _parse_caps(raw: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in _parse_list(raw))
+    except ValueError:
+        raise ValueError("accepts whole numbers separated by commas, e.g. 20,40,80,150,300") from None
+
+
+def _parse_send_window(raw: str) -> SendWindow | None:
+    from wa_queue.send_window import parse_window_setting  # phonenumbers' time zone data only for those who use it
+
+    return parse_window_setting(raw)
+
+
 def _parse_api_keys(raw: str) -> tuple[ApiKey, ...]:
     keys = []
     for item in _parse_list(raw):
@@ -249,6 +280,8 @@ _PARSERS = {
     "sessions": _parse_list,
     "retry_delays": _parse_delays,
     "api_keys": _parse_api_keys,
+    "warmup_caps": _parse_caps,
+    "send_window": _parse_send_window,
     "lease_s": lambda raw: parse_duration(raw),
 }
 

@@ -1,5 +1,5 @@
 """Input rules shared by the Python API (wa_queue.enqueue), the REST API and the CLI: the one place that says what
-a message's phone, text, session, idempotency key, callback URL and metadata may be.
+a message's phone, text, session, idempotency key, callback URL, metadata and send window may be.
 
 Each rule is a function that returns the accepted value or raises errors.ValidationError naming the field, with the
 same message whichever front door called it. The patterns and limits the REST API's OpenAPI document publishes are
@@ -12,12 +12,14 @@ from __future__ import annotations
 import json
 import math
 import re
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 import phonenumbers
 
 from wa_queue.errors import ValidationError
+from wa_queue.send_window import SendWindow, check_opens, parse_window
 
 MAX_TEXT_CHARS = 4096  # the WhatsApp Cloud API's limit, adopted for every message
 MAX_PHONE_CHARS = 32
@@ -140,6 +142,22 @@ def validate_callback_url(value: object) -> str | None:
             or any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in value)):
         raise ValidationError("callback_url must be an http:// or https:// URL", "callback_url")
     return value
+
+
+def validate_send_window(raw: object, phone: str | None = None, now: datetime | None = None) -> SendWindow | None:
+    """None (no window of its own) or {"start": "HH:MM", "end": "HH:MM"} (a CSV cell or the CLI: "HH:MM-HH:MM"),
+    24-hour times, start != end; a start after the end wraps past midnight (send_window.py). With the message's
+    E.164 `phone`, a window never open at once in all the number's time zones raises SendWindowNeverOpen (a
+    ValidationError), judged from `now` (default: the current time)."""
+    if raw is None:
+        return None
+    try:
+        window = parse_window(raw)
+    except ValueError as exc:
+        raise ValidationError(f"send_window {exc}", "send_window") from None
+    if phone is not None:
+        check_opens(window, phone, now if now is not None else datetime.now(UTC))
+    return window
 
 
 def validate_metadata(value: object) -> dict[str, Any] | None:

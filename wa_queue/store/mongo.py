@@ -4,7 +4,8 @@ Design notes:
 - Datetimes are BSON dates, which keep milliseconds: every time is cut to the millisecond before it is written or
   returned, so what a call returns equals what a later get() reads. They are sent naive-UTC (what BSON means) and
   turned back into tz-aware UTC on read, whatever the client's tz_aware setting.
-- Each transition is one find_one_and_update whose filter is the compare-and-set (status, lease_owner, attempts).
+- Each transition is one find_one_and_update whose filter is the compare-and-set (status, lease_owner, attempts),
+  its filter and update document built from the transition table (lifecycle.py).
   A history entry that names the row's own session (claimed_by) reads it first and adds `claimed_by == seen` to
   the filter, so the entry can never name the wrong session; a lost race re-reads, like any optimistic write.
 - count_by_status() runs one count per status on the (status, ...) indexes: index-only counts, always exact (a
@@ -79,7 +80,6 @@ INDEXES: list[tuple[list[tuple[str, int]], dict[str, Any]]] = [
 ]
 ARCHIVE_FAILED_INDEX = [("status", ASCENDING), ("failed_at", DESCENDING), ("_id", DESCENDING)]
 _MOCK_CLIENT: Any = None
-_NOTHING_NEW: Any = object()  # a transition with Once fields found every one of them already written
 
 
 def to_db(value: datetime | None) -> datetime | None:
@@ -332,7 +332,9 @@ class MongoStore(MessageStore):
         for _ in range(CAS_RETRIES if columns else 1):
             seen: dict[str, Any] = {}
             if columns:
-                found = self.messages.find_one({"_id": message_id, **where}, dict.fromkeys(columns, 1))
+                # With Once fields, the whole document: it is the answer when there is nothing new to write.
+                projection = None if transition.once else dict.fromkeys(columns, 1)
+                found = self.messages.find_one({"_id": message_id, **where}, projection)
                 if found is None:
                     return None
                 seen = {column: found.get(column) for column in columns}
@@ -345,7 +347,7 @@ class MongoStore(MessageStore):
                     continue
                 sets[field] = _value(source, now, args, seen)
             if transition.once and not any(field in sets for field in transition.once):
-                return _NOTHING_NEW
+                return _from_doc(found)  # nothing new to record
             sets.update(dict.fromkeys(write.clears))
             cas.update((column, seen[column]) for column in columns if column not in transition.once)
             session = _value(transition.history_session, now, args, seen)
@@ -459,7 +461,7 @@ class MongoStore(MessageStore):
 
     @staticmethod
     def _failed_filter(session: str | None, error: str | None = None) -> dict[str, Any]:
-        parts: list[dict[str, Any]] = [_FAILED]
+        parts: list[dict[str, Any]] = [dict(_FAILED)]  # a copy: the caller may extend it
         if session is not None:
             parts.append({"$or": [{"claimed_by": session}, {"sent_by": session}, {"session": session}]})
         if error is not None:
@@ -563,15 +565,8 @@ class MongoStore(MessageStore):
     def record_receipt(
         self, message_id: str, *, now: datetime, delivered_at: datetime | None = None, read_at: datetime | None = None
     ) -> Message | None:
-        message = self._transition(lifecycle.RECORD_RECEIPT.write(), message_id, now,
-                                   delivered_at=to_db(delivered_at), read_at=to_db(read_at))
-        if message is not _NOTHING_NEW:
-            return message
-        try:
-            current = self.get(message_id)
-        except NotFound:
-            return None
-        return current if current.status in lifecycle.RECORD_RECEIPT.from_statuses else None  # nothing new to record
+        return self._transition(lifecycle.RECORD_RECEIPT.write(), message_id, now, delivered_at=to_db(delivered_at),
+                                read_at=to_db(read_at))
 
     # ---- sessions and number checks --------------------------------------------------------------------------
     def get_session(self, name: str) -> SessionRecord:

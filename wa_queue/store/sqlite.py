@@ -2,8 +2,9 @@
 
 The schema, its indexes and the row codecs live in sqlite_schema.py; the shared WAL fsync in shared_fsync.py.
 History is a JSON array column, appended with json_insert() in the same UPDATE that changes the state, so every
-transition is one atomic statement (UPDATE ... WHERE <CAS> RETURNING). Status counts live in a tiny table kept by
-triggers, in the same transaction as the change: count_by_status() reads 4 rows.
+transition is one atomic statement (UPDATE ... WHERE <CAS> RETURNING), built at import from the transition table
+(lifecycle.py). Status counts live in a tiny table kept by triggers, in the same transaction as the change:
+count_by_status() reads 4 rows.
 
 Durability: connections run synchronous=FULL. Inserts are fsynced before they return, after the write lock is
 released (_tx_synced_after). The claim, number checks, dispatch records and record_sent commit unsynced: each is

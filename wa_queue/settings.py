@@ -92,6 +92,8 @@ class Settings:
     send_timeout_s: float = 30.0
     chrome_recycle_sends: int = 200
     chrome_recycle_hours: float = 6.0
+    # Chrome's memory options (names in transport/chrome_options.py), measured by bench/browser.py --options.
+    chrome_memory_options: tuple[str, ...] = ()
     receipt_follow_s: float = 0.0  # follow delivery ticks this long after a send; 0 = off
     # API.
     api_keys: tuple[ApiKey, ...] = ()
@@ -182,6 +184,11 @@ class Settings:
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError):
             raise bad("TIMEZONE", f"{self.timezone!r} is not an IANA time zone such as Europe/Paris") from None
+        from wa_queue.transport.chrome_options import MEMORY_OPTIONS, unknown_options  # no Selenium import
+
+        if unknown_options(self.chrome_memory_options):
+            raise bad("CHROME_MEMORY_OPTIONS", f"unknown {', '.join(unknown_options(self.chrome_memory_options))} "
+                      f"(known: {', '.join(MEMORY_OPTIONS)}; empty for none)")
         if self.transport not in ("selenium", "fake"):
             raise bad("TRANSPORT", "accepts selenium or fake")
         if self.chrome_sandbox not in ("auto", "on", "off"):
@@ -281,6 +288,7 @@ _PARSERS = {
     "retry_delays": _parse_delays,
     "api_keys": _parse_api_keys,
     "warmup_caps": _parse_caps,
+    "chrome_memory_options": _parse_list,
     "send_window": _parse_send_window,
     "lease_s": lambda raw: parse_duration(raw),
 }

@@ -35,6 +35,7 @@ from wa_queue.settings import Settings
 from wa_queue.transport import procs
 from wa_queue.transport.base import MessageSender, Receipt, SessionState
 from wa_queue.transport.chat import STATUS, row_matches, verdict
+from wa_queue.transport.chrome_options import apply_blocking, chrome_args
 from wa_queue.transport.sandbox import SandboxChoice, sandbox_choice, unusable_reason
 from wa_queue.transport.selectors import (
     JS_ACCOUNT,
@@ -67,13 +68,6 @@ BOX_MAX_WAIT_S = 3.0
 SEND_REUSE_S = 10.0
 _PROBE_KEYS = ("qr", "logged_in", "phone_alert", "computer_alert", "invalid", "starting", "use_here", "compose",
                "send_button", "popup", "update_browser", "loading", "post_logout")
-CHROME_ARGS = (
-    "--disable-dev-shm-usage", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--disable-quic", "--no-default-browser-check",
-    "--disable-extensions", "--disable-features=Translate,MediaRouter,OptimizationHints", "--mute-audio",
-    "--lang=en-US", "--window-size=1280,900", "--password-store=basic", "--hide-crash-restore-bubble",
-)
-
 _live: weakref.WeakSet[SeleniumSender] = weakref.WeakSet()
 
 
@@ -344,7 +338,8 @@ class SeleniumSender(MessageSender):
             self.sandbox = sandbox_choice(self.settings.chrome_sandbox)
             log.log(logging.WARNING if self.sandbox.fallback else logging.INFO, "session %s: %s", self.session,
                     self.sandbox.describe())
-        for arg in (*CHROME_ARGS, *self.sandbox.args, f"--user-data-dir={self.profile_dir}"):
+        memory = self.settings.chrome_memory_options
+        for arg in (*chrome_args(memory), *self.sandbox.args, f"--user-data-dir={self.profile_dir}"):
             options.add_argument(arg)
         if self.settings.headless:
             options.add_argument("--headless=new")
@@ -379,6 +374,7 @@ class SeleniumSender(MessageSender):
         # The flag covers the first request; the override covers workers and anything the flag misses.
         driver.execute_cdp_cmd("Network.setUserAgentOverride", {"userAgent": agent, "acceptLanguage": "en-US,en",
                                                                  "platform": "Linux x86_64"})
+        apply_blocking(driver, memory)  # before the first page load
         self._chat = None
         bad = driver.execute_script(JS_CHECK_CSS, self.selectors.as_js())
         if bad:

@@ -357,8 +357,11 @@ def test_retry_one_and_all(client) -> None:  # noqa: ANN001
     assert_error(client.post(f"{BASE}/failed/nope/retry", headers=ADMIN), 404)
     assert_error(client.post(f"{BASE}/failed/retry-all?session=nope", headers=ADMIN), 400)
     assert client.post(f"{BASE}/failed/retry-all?session=secondary", headers=ADMIN).get_json() == {"requeued": 1}
+    # The session's filter requeued its own failure, and only that one.
+    assert runtime.store().get(second).status is MessageStatus.PENDING
+    assert runtime.store().get(third).status is MessageStatus.FAILED
     assert client.post(f"{BASE}/failed/retry-all", headers=ADMIN).get_json() == {"requeued": 1}
-    assert runtime.store().get(third).status is MessageStatus.PENDING and second
+    assert runtime.store().get(third).status is MessageStatus.PENDING
 
 
 def test_mark_sent_records_who_and_tells_the_callback(client, redis_server) -> None:  # noqa: ANN001

@@ -68,17 +68,44 @@ def test_200_messages_over_two_sessions_each_sent_exactly_once(waq_env, procs) -
     assert set(by_session) == {"primary", "secondary"}, by_session
 
 
-def test_retry_schedule_is_observed_then_failure_notifies(waq_env, procs, monkeypatch) -> None:  # noqa: ANN001
+def test_retry_schedule_is_observed_then_failure_notifies(waq_env, procs, redis_server) -> None:  # noqa: ANN001
+    import base64
+    from datetime import datetime, timedelta
+
+    from wa_queue import names
+
     hook = _Webhook()
     waq_env["WAQ_NOTIFY_WEBHOOK_URL"] = hook.url
     control = FakeControl(Path(waq_env["WAQ_DATA_DIR"]) / "fake-control.json")
     flaky, dead = _phones(2)
     control.set_number_fault(flaky, "transient", count=2)
     control.set_number_fault(dead, "transient")
+    # Every send task in the broker, by (message id, attempts): the eta in its headers. A countdown task stays in
+    # Redis until it ran: in its queue, then in kombu's unacked hash once a worker holds it (acks_late), so reading
+    # both every 20 ms sees each one that waits a second or more.
+    etas: dict[tuple[str, int], set[str | None]] = collections.defaultdict(set)
+    broker, stop = redis_server.client(), threading.Event()
+    queues = [names.DEFAULT_QUEUE, *(names.session_queue(s) for s in ("primary", "secondary"))]
+
+    def watch() -> None:
+        while not stop.is_set():
+            envelopes = [json.loads(raw)[0] for raw in broker.hvals("unacked")]
+            for queue in queues:
+                envelopes += [json.loads(raw) for raw in broker.lrange(queue, 0, -1)]
+            for envelope in envelopes:
+                if envelope["headers"].get("task") == names.TASK_SEND:
+                    message_id, attempts = json.loads(base64.b64decode(envelope["body"]))[0]
+                    etas[(message_id, attempts)].add(envelope["headers"].get("eta"))
+            stop.wait(0.02)
+
+    watcher = threading.Thread(target=watch, name="broker-watch", daemon=True)
+    watcher.start()
     _start_stack(procs, waq_env)
     ok_id = service.enqueue(flaky, "comes through on the third attempt")
     dead_id = service.enqueue(dead, "never comes through")
     _wait_done([ok_id, dead_id], 120)
+    stop.set()
+    watcher.join(10)
     ok, failed = store().get(ok_id), store().get(dead_id)
     assert ok.status is MessageStatus.SENT and ok.attempts == 2
     assert failed.status is MessageStatus.FAILED and failed.attempts == 6
@@ -87,6 +114,14 @@ def test_retry_schedule_is_observed_then_failure_notifies(waq_env, procs, monkey
     gaps = [(claims[i + 1] - retries[i]).total_seconds() for i in range(5)]
     for gap, delay in zip(gaps, (1, 1, 2, 2, 3)):
         assert gap >= delay - 0.05, gaps
+    # The countdown reached the broker: the task of each retry carries an eta `delay` after the retry was recorded
+    # (Celery adds the countdown to its own clock, read just after), and the next attempt was claimed at it or later.
+    assert etas[(dead_id, 0)] <= {None}, etas  # the first publish has no countdown (if it was seen)
+    for i, delay in enumerate((1, 1, 2, 2, 3)):
+        published = {datetime.fromisoformat(eta) for eta in etas[(dead_id, i + 1)] if eta}
+        assert published, f"retry {i + 1}: no task with an eta in the broker: {etas[(dead_id, i + 1)]}"
+        assert any(retries[i] + timedelta(seconds=delay) <= eta <= claims[i + 1] + timedelta(seconds=0.05)
+                   for eta in published), (i, retries[i], claims[i + 1], published)
     wait_for(lambda: hook.events, 20, what="the admin webhook")
     assert hook.events[0]["event"] == "message_failed" and hook.events[0]["details"]["message_id"] == dead_id
     hook.close()

@@ -40,7 +40,7 @@ from wa_queue.retry import local_midnight_utc, next_local_midnight_utc
 
 HORIZON = timedelta(days=7)  # next_open looks this far ahead before it calls a window one that never opens
 _HH_MM = re.compile(r"^([01][0-9]|2[0-3]):([0-5][0-9])\Z")
-_SAMPLE = timedelta(hours=1)  # offsets are compared this far apart to find a zone's transitions (none are closer)
+_SAMPLE = timedelta(hours=6)  # offsets are compared this far apart to find a zone's transitions (none are closer)
 _UTC = ZoneInfo("UTC")
 
 

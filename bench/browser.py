@@ -1,12 +1,22 @@
 """Browser benchmark: one SeleniumSender against the in-process strict simulator, pacing off.
 
     python bench/browser.py [--sends 60] [--boot-delay 3] [--markup 2026-08]
+    python bench/browser.py --options [--sends 500] [--rows baseline,renderer-limit,...,kept] [--kept a,b]
 
-Each message is what Delivery does: a number check, then the send. Four rows side by side in one run: without and
-with a boot delay B on every full page load (the real app takes 7-8 s), each with the number check and the send
-sharing one /send?phone= load (today) and, as the baseline, loading the chat twice (before). Prints the median and
-p90 seconds per message, the send median, the goal (median per message <= B + 1.5 s), and Chrome's PSS (MiB, summed
-over chromedriver and every Chrome process) after 1, 100 and the last send.
+Each message is what Delivery does: a number check, then the send.
+
+Default form: four rows side by side in one run: without and with a boot delay B on every full page load (the real
+app takes 7-8 s), each with the number check and the send sharing one /send?phone= load (today) and, as the
+baseline, loading the chat twice (before). Prints the median and p90 seconds per message, the send median, the goal
+(median per message <= B + 1.5 s), and Chrome's PSS (MiB, summed over chromedriver and every Chrome process) after
+1, 100 and the last send.
+
+--options: Chrome's memory options (WAQ_CHROME_MEMORY_OPTIONS, wa_queue/transport/chrome_options.py) side by side in
+one run, B = 0: the baseline (none), each option on its own, and the kept combination (--kept, by default the
+setting's default). Prints, per row, PSS after 100 and the last send (chromedriver and every Chrome process), its
+ratio to the baseline, USS (private memory: unlike PSS it does not shrink when other Chromes run on the machine) and
+the number of processes, the send median, and how many other Chrome processes ran beside it. Then the Celery
+worker's own memory (a `waq worker` on the simulator: main process and prefork child, Chrome not counted).
 """
 
 from __future__ import annotations
@@ -26,10 +36,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import requests  # noqa: E402
 from werkzeug.serving import make_server  # noqa: E402
 
+from bench._services import spawn, start_redis, stop  # noqa: E402
 from wa_queue.settings import Settings  # noqa: E402
 from wa_queue.simulator.app import create_app  # noqa: E402
 from wa_queue.transport import procs  # noqa: E402
 from wa_queue.transport.base import SessionState  # noqa: E402
+from wa_queue.transport.chrome_options import MEMORY_OPTIONS  # noqa: E402
 from wa_queue.transport.selenium import SeleniumSender  # noqa: E402
 
 ACCOUNT = "15550000001"  # the simulated phone the browser is linked to
@@ -62,7 +74,25 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
-def run(args: argparse.Namespace, boot_delay_s: float, loads: str) -> dict[str, object]:
+def uss_kib(pids: list[int]) -> int:
+    """Private memory summed over pids, in KiB: what their exit would free, whoever else maps the same files."""
+    total = 0
+    for pid in pids:
+        try:
+            text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+        except OSError:
+            continue
+        total += sum(int(line.split()[1]) for line in text.splitlines() if line.startswith("Private_"))
+    return total
+
+
+def other_chromes(mine: list[int]) -> int:
+    """Chrome processes on the machine that are not this session's: they share Chrome's file pages, which lowers
+    this session's PSS."""
+    return len([p for p in procs.pids_with_arg("chromium") if p not in mine])
+
+
+def run(args: argparse.Namespace, boot_delay_s: float, loads: str, memory_options: str = "") -> dict[str, object]:
     """`loads`: "one" = the number check and the send share one /send?phone= load (what Delivery does); "two" = the
     send loads the chat again (the flow before: a check and a send each a full load), the baseline."""
     server, base = start_simulator(args.markup, boot_delay_s)
@@ -70,12 +100,15 @@ def run(args: argparse.Namespace, boot_delay_s: float, loads: str) -> dict[str, 
     settings = Settings.from_env({
         "WAQ_DATA_DIR": str(data_dir), "WAQ_WHATSAPP_URL": base, "WAQ_HEADLESS": str(not args.headful),
         "WAQ_MIN_DELAY_S": "0", "WAQ_MAX_DELAY_S": "0", "WAQ_SEND_TIMEOUT_S": str(20 + boot_delay_s),
-        "WAQ_CHROME_RECYCLE_SENDS": str(args.recycle_sends),
+        "WAQ_CHROME_RECYCLE_SENDS": str(args.recycle_sends), "WAQ_CHROME_MEMORY_OPTIONS": memory_options,
     })
     sender = SeleniumSender("bench", settings)
     per_message: list[float] = []
     send_only: list[float] = []
     memory: dict[int, float] = {}
+    private: dict[int, float] = {}
+    processes: dict[int, int] = {}
+    others: dict[int, int] = {}
     checkpoints = sorted({1, min(100, args.sends), args.sends})
     try:
         log_in(sender, base)
@@ -92,7 +125,11 @@ def run(args: argparse.Namespace, boot_delay_s: float, loads: str) -> dict[str, 
             per_message.append(done - started)
             send_only.append(done - sent_at)
             if i in checkpoints:
-                memory[i] = procs.pss_kib(sender.browser_pids()) / 1024
+                pids = [p for p in sender.browser_pids() if procs.alive(p)]
+                memory[i] = procs.pss_kib(pids) / 1024
+                private[i] = uss_kib(pids) / 1024
+                processes[i] = len(pids)
+                others[i] = other_chromes(pids)
         sent = requests.get(f"{base}/__sim__/sent", timeout=10).json()
     finally:
         sender.close()
@@ -100,7 +137,71 @@ def run(args: argparse.Namespace, boot_delay_s: float, loads: str) -> dict[str, 
         shutil.rmtree(data_dir, ignore_errors=True)
     leftover = len([p for p in sender.browser_pids() if procs.alive(p)])
     return {"boot": boot_delay_s, "loads": loads, "per_message": per_message, "send": send_only, "memory": memory,
-            "recorded": len(sent), "restarts": sender.restarts - 1, "leftover": leftover}
+            "private": private, "processes": processes, "others": others, "recorded": len(sent),
+            "restarts": sender.restarts - 1, "leftover": leftover}
+
+
+def worker_memory(args: argparse.Namespace) -> list[tuple[str, float]]:
+    """A real `waq worker` (Celery, prefork, concurrency 1) for one session on the simulator, its own Redis and a
+    SQLite store: PSS of its main process and its prefork child once the child is up and the session's Chrome has
+    started (Chrome and chromedriver not counted: they are the rows above)."""
+    server, base = start_simulator(args.markup, 0.0)
+    work = Path(tempfile.mkdtemp(prefix="waq-bench-worker-"))
+    redis_proc, broker = start_redis(work / "redis")
+    env = {"WAQ_DATA_DIR": str(work), "WAQ_BROKER_URL": broker, "WAQ_WHATSAPP_URL": base, "WAQ_SESSIONS": "bench",
+           "WAQ_MIN_DELAY_S": "0", "WAQ_MAX_DELAY_S": "0"}
+    worker = spawn([sys.executable, "-m", "wa_queue.cli", "worker", "--session", "bench"], env, work / "worker.log")
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            python = [p for p in [worker.pid, *procs.descendants(worker.pid)]
+                      if procs.alive(p) and "chrom" not in procs.cmdline(p)]
+            chrome = [p for p in procs.descendants(worker.pid) if "chromium" in procs.cmdline(p)]
+            if len(python) >= 2 and chrome:
+                break
+            time.sleep(0.5)
+        time.sleep(5)  # imports done, Chrome up
+        python = [p for p in [worker.pid, *procs.descendants(worker.pid)]
+                  if procs.alive(p) and "chrom" not in procs.cmdline(p)]
+        return [(procs.cmdline(p)[:60], procs.pss_kib([p]) / 1024) for p in python]
+    finally:
+        stop(worker)
+        stop(redis_proc)
+        server.shutdown()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def main_options(args: argparse.Namespace) -> None:
+    kept = args.kept if args.kept is not None else ",".join(Settings().chrome_memory_options)
+    names = args.rows.split(",") if args.rows else ["baseline", *MEMORY_OPTIONS, "kept"]
+    rows = []
+    for name in names:
+        options = "" if name == "baseline" else kept if name == "kept" else name
+        row = run(args, 0.0, "one", options)
+        row["name"] = f"kept ({kept or 'none'})" if name == "kept" else name
+        rows.append(row)
+        print(f"  done: {row['name']}", file=sys.stderr, flush=True)
+    last = args.sends
+    mid = min(100, last)
+    base = next((r for r in rows if r["name"] == "baseline"), None)
+    print(f"strict simulator, profile {args.markup}, B = 0; {last} messages per row (a number check and a send), "
+          f"{args.recipients} recipients, Chrome recycled every {args.recycle_sends} sends")
+    print(f"{'option':<28} {f'PSS@{mid}':>8} {f'PSS@{last}':>8} {'x base':>6} {f'USS@{last}':>8} {'procs':>5} "
+          f"{'send med':>8} {'msg med':>7} {'others':>6} {'recorded':>8}")
+    for row in rows:
+        mem, send = row["memory"], row["send"]
+        ratio = f"{mem[last] / base['memory'][last]:.2f}" if base else "-"
+        print(f"{row['name']:<28} {mem.get(mid, 0):>8.1f} {mem[last]:>8.1f} {ratio:>6} {row['private'][last]:>8.1f} "
+              f"{row['processes'][last]:>5} {statistics.median(send):>8.3f} "
+              f"{statistics.median(row['per_message']):>7.3f} "
+              f"{row['others'][last]:>6} {row['recorded']:>8}")
+    print("PSS and USS in MiB over chromedriver and every Chrome process of the session; x base: PSS at the last send "
+          "over the baseline's; others: Chrome processes of other programs running at that moment (they lower PSS)")
+    print(f"leftover browser processes after close(): {sum(r['leftover'] for r in rows)}")
+    if not args.no_worker:
+        parts = worker_memory(args)
+        print(f"Celery worker (waq worker, prefork, Chrome not counted): {sum(m for _, m in parts):.1f} MiB PSS: "
+              + "; ".join(f"{m:.1f} MiB {c!r}" for c, m in parts))
 
 
 def main() -> None:
@@ -111,9 +212,16 @@ def main() -> None:
     parser.add_argument("--markup", default="2026-08", help="the simulator's markup profile (strict mode)")
     parser.add_argument("--boot-delay", type=float, default=3.0, help="B: seconds every full page load takes to boot")
     parser.add_argument("--headful", action="store_true")
+    parser.add_argument("--options", action="store_true", help="Chrome's memory options side by side (see above)")
+    parser.add_argument("--rows", help="--options: the rows, comma-separated: baseline, option names, kept")
+    parser.add_argument("--kept", help="--options: the kept combination (default: WAQ_CHROME_MEMORY_OPTIONS' default)")
+    parser.add_argument("--no-worker", action="store_true", help="--options: skip the Celery worker's memory")
     args = parser.parse_args()
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one access-log line per request otherwise
+    if args.options:
+        main_options(args)
+        return
     print(f"strict simulator, profile {args.markup}; {args.sends} messages per row, each a number check and a send")
     rows = [run(args, boot, loads) for boot in (0.0, args.boot_delay) for loads in ("two", "one")]
     print(f"{'boot B s':>8} {'loads/msg':>9} {'msg median':>10} {'msg p90':>8} {'send median':>11} "

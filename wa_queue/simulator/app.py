@@ -8,6 +8,7 @@ rows (profiles.py) and `strict` the real page's habits (async editor, delays, ov
 
 from __future__ import annotations
 
+import functools
 import io
 import re
 import secrets
@@ -124,6 +125,16 @@ def _register_pages(app: Flask, state: SimState) -> None:
         resp.headers["Cache-Control"] = "no-store"
         return resp
 
+    # Pictures the real page shows and the sender never reads: profile pictures (an <img> in the chat list and the
+    # chat's header, from pps.whatsapp.net) and link-preview thumbnails, so that blocking them can be measured.
+    @app.get("/__sim__/pp/<int:phone>.jpg")
+    def avatar(phone: int) -> Response:
+        return Response(_picture(phone, 640, 640), mimetype="image/jpeg", headers={"Cache-Control": "max-age=86400"})
+
+    @app.get("/__sim__/preview/<int:seed>.jpg")
+    def preview(seed: int) -> Response:
+        return Response(_picture(seed, 600, 314), mimetype="image/jpeg", headers={"Cache-Control": "max-age=86400"})
+
     @app.get("/__sim__/qr/<path:ref>.png")
     def qr_png(ref: str) -> Response:
         import qrcode
@@ -131,6 +142,22 @@ def _register_pages(app: Flask, state: SimState) -> None:
         buf = io.BytesIO()
         qrcode.make(ref, border=2).save(buf, format="PNG")
         return Response(buf.getvalue(), mimetype="image/png", headers={"Cache-Control": "no-store"})
+
+
+@functools.lru_cache(maxsize=256)
+def _picture(seed: int, width: int, height: int) -> bytes:
+    """A JPEG photo-like enough (noise over a gradient) to weigh what a real one does once decoded."""
+    import random
+
+    from PIL import Image
+
+    rng = random.Random(seed)
+    img = Image.linear_gradient("L").resize((width, height)).convert("RGB")
+    tint = Image.new("RGB", (width, height), tuple(rng.randrange(256) for _ in range(3)))
+    noise = Image.effect_noise((width, height), 40).convert("RGB")
+    buf = io.BytesIO()
+    Image.blend(Image.blend(img, tint, 0.5), noise, 0.25).save(buf, format="JPEG", quality=80)
+    return buf.getvalue()
 
 
 def _linked_account(state: SimState) -> str:

@@ -175,6 +175,9 @@
       const tail = out ? 'tail-out' : 'tail-in';
       bubble.append(el('span', { 'data-icon': tail, class: 'tail' }, svg(tail, out ? 'M0 0h8v13z' : 'M8 0H0v13z')));
     }
+    const link = strict && URL.exec(m.text); // a link gets a preview thumbnail above the text, as on the real page
+    if (link) bubble.append(el('img', { class: 'link-preview', alt: '', draggable: 'false',
+      src: `/__sim__/preview/${[...link[0]].reduce((h, ch) => (h * 31 + ch.charCodeAt(0)) % 1000003, 7)}.jpg` }));
     bubble.append(copy, meta);
     const row = el('div', { role: 'row', class: '_amjv' }, bubble); // one class for both directions
     if (out) setStatus(row, m.status || 'Pending', markup);

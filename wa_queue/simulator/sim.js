@@ -149,12 +149,17 @@
       el('div', { class: 'title' }, title), el('div', { class: 'sub' }, sub)));
   }
 
+  // A profile picture, as the real page shows one (its own host there: pps.whatsapp.net).
+  function avatar(phone) {
+    return el('img', { class: 'avatar', alt: '', draggable: 'false', src: `/__sim__/pp/${phone}.jpg` });
+  }
+
   function renderChats(chats) {
     const json = JSON.stringify(chats);
     if (json === chatsJson) return;
     chatsJson = json;
     const items = chats.map((c) => {
-      const item = el('div', { role: 'listitem', class: 'chat-item', 'data-phone': c.phone },
+      const item = el('div', { role: 'listitem', class: 'chat-item', 'data-phone': c.phone }, avatar(c.phone),
         el('div', {}, el('span', { dir: 'auto', title: `+${c.phone}` }, `+${c.phone}`)),
         el('div', { class: 'last' }, c.text.split('\n')[0]));
       item.addEventListener('click', async () => {
@@ -178,7 +183,7 @@
     const slot = el('div', { class: 'send-slot' });
     const wrap = el('div', { class: 'compose-wrap' }, box);
     const main = el('div', { id: 'main', 'data-chat': phone },
-      el('header', {}, el('span', { dir: 'auto', title: `+${phone}` }, `+${phone}`)), list);
+      el('header', {}, avatar(phone), el('span', { dir: 'auto', title: `+${phone}` }, `+${phone}`)), list);
     if (S.strict) { // the real page may hold a second, hidden editor before the visible one
       wrap.append(el('div', { class: 'compose-placeholder', 'aria-hidden': 'true' }, 'Type a message'));
       main.append(el('div', { 'aria-hidden': 'true', class: 'offscreen' }, el('footer', {}, el('div', {

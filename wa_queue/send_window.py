@@ -156,7 +156,7 @@ def next_open(window: SendWindow | None, phone: str, now: datetime) -> datetime:
     for instant in sorted(candidates):
         if now < instant <= until and _open_in(window, zones, instant):
             return instant.astimezone(now.tzinfo)
-    names = ", ".join(str(zone) for zone in zones)
+    names = ", ".join(str(zone) for zone in zones[:6]) + (f" and {len(zones) - 6} more" if len(zones) > 6 else "")
     raise SendWindowNeverOpen(
         f"send_window {window} is never open at once in every time zone of {phone} ({names}) within the next "
         f"{HORIZON.days} days: widen it, or send without a window", "send_window")

@@ -18,6 +18,9 @@ message) and waits until the store has every one sent and the simulator has rece
   it), beside the worker's own send histogram (the send alone) from the broker's Redis;
 - how many sessions a machine of --machine-gib and --machine-cores would hold at that footprint, and how.
 
+WAQ_* settings set in the environment reach the workers (those above excepted), so a Chrome option can be compared:
+`WAQ_CHROME_RECYCLE_SENDS=1000 python bench/sessions.py`; the run prints the ones it passed on.
+
 Every process it started is killed with its tree, and any process left with this run's WAQ_DATA_DIR in its
 environment (Chrome's crash handler leaves the tree), also on Ctrl-C. The run's folder (logs, store, profiles) is
 removed unless --keep, or the run failed.
@@ -55,6 +58,8 @@ from wa_queue.transport import procs  # noqa: E402
 
 MIB = 1024
 GIB_KIB = 1024 * 1024
+P99_GOAL_S = 5.0  # issue 15's goals for many sessions at once
+BROWSER_GOAL_MIB = 250
 TEXT = "Order {i} of {session}: your *parcel* has shipped 📦\nTrack it at https://example.com/t/{session}/{i}"
 
 
@@ -287,12 +292,16 @@ class Run:
 # ---- the run ---------------------------------------------------------------------------------------------------
 def measure(run: Run, args: argparse.Namespace) -> None:
     total = len(run.names) * args.messages
+    passed = {k: v for k, v in os.environ.items() if k.startswith("WAQ_") and k not in run.env}
+    if passed:
+        print("settings from the environment: " + " ".join(f"{k}={v}" for k, v in sorted(passed.items())))
     print(f"{len(run.names)} sessions connected; queueing {args.messages} messages each ({total})", flush=True)
     tick = os.sysconf("SC_CLK_TCK")
     before, services_before, started = run.session_ticks(), run.service_ticks(), time.monotonic()
     queued = run.enqueue(args.messages)
     wait_until(lambda: run.finished(total), 120 + 10 * args.messages, "every message to be sent", 0.25)
     wall = time.monotonic() - started
+    load = os.getloadavg()[0]
     after, services_after = run.session_ticks(), run.service_ticks()
     footprints = {s.pid: s for s in headroom.measure().sessions}
     trees = run.trees()
@@ -344,7 +353,8 @@ def measure(run: Run, args: argparse.Namespace) -> None:
     print(f"PSS after the sends: total {sum(pss) / MIB:.0f} MiB, per session mean {mean_pss / MIB:.0f} MiB "
           f"(min {min(pss) / MIB:.0f}, max {max(pss) / MIB:.0f})")
     print(f"send phase: {wall:.1f} s from queueing to the last send seen; sessions' CPU {total_cpu:.1f} s = "
-          f"{total_cpu / wall:.2f} cores; {total_cpu / max(sent_total, 1):.3f} CPU-s per send")
+          f"{total_cpu / wall:.2f} cores; {total_cpu / max(sent_total, 1):.3f} CPU-s per send; load average "
+          f"{load:.2f} at its end")
     for name in services_after:
         used = (services_after[name] - services_before[name]) / tick
         print(f"  beside them: {name} {used:.1f} CPU-s = {used / wall:.2f} cores")
@@ -359,6 +369,13 @@ def measure(run: Run, args: argparse.Namespace) -> None:
                   f"p99 <= {histogram_quantile(buckets, 0.99)}")
     idle_mean = sum(idle.values()) / len(idle)
     print(f"idle: {idle_mean:.4f} cores per session over {idle_wall:.0f} quiet s")
+    browser_max = max(footprints[trees[name].pid].browser_pss_kib for name in run.names)
+    if all_times:
+        p99 = percentile(all_times, 0.99)
+        print(f"goals: p99 send < {P99_GOAL_S:g} s: {'met' if p99 < P99_GOAL_S else 'missed'} ({p99:.2f} s); "
+              f"Chrome and chromedriver <= {BROWSER_GOAL_MIB} MiB a session: "
+              f"{'met' if browser_max <= BROWSER_GOAL_MIB * MIB else 'missed'} (largest {browser_max / MIB:.0f} MiB, "
+              f"after {args.messages} sends; the goal is after 500)")
 
     defaults = Settings()
     projection = Projection(
@@ -397,6 +414,9 @@ def main() -> None:
     signal.signal(signal.SIGTERM, _interrupted)
     keep, code = True, 1  # a run that did not finish keeps its logs
     try:
+        memory = headroom.read_meminfo()
+        print(f"machine: {os.cpu_count()} cores, {memory['MemTotal'] / GIB_KIB:.1f} GiB, "
+              f"{memory['MemAvailable'] / GIB_KIB:.1f} GiB available; load average {os.getloadavg()[0]:.2f}")
         print(f"starting {args.sessions} sessions (folder {folder})", flush=True)
         run.start()
         measure(run, args)

@@ -53,7 +53,7 @@ from bench._services import PYTHON, ROOT, free_port, spawn, start_redis  # noqa:
 from wa_queue import headroom, metrics_sink  # noqa: E402
 from wa_queue.models import HistoryEvent, Message, MessageStatus  # noqa: E402
 from wa_queue.settings import Settings  # noqa: E402
-from wa_queue.store import open_store  # noqa: E402
+from wa_queue.store import MessageStore, open_store  # noqa: E402
 from wa_queue.transport import procs  # noqa: E402
 
 MIB = 1024
@@ -194,7 +194,7 @@ class Run:
         self.env: dict[str, str] = {}
         self.sim_url = ""
         self.broker: redis.Redis | None = None
-        self.store = None
+        self.store: MessageStore | None = None
 
     def start(self) -> None:
         redis_proc, broker_url = start_redis(self.folder / "redis")
@@ -238,7 +238,7 @@ class Run:
 
     def enqueue(self, messages: int) -> dict[str, tuple[str, str, str]]:
         """Queue `messages` for each session through `waq enqueue --file`; returns id -> (session, phone, text)."""
-        # A recipient per message (the number check is not cached); the texts name the session, so they differ.
+        # A new recipient for every message, so every number check opens a chat; the texts name the session.
         rows = [(name, f"+1415555{(s * messages + i) % 10000:04d}", TEXT.format(i=i, session=name))
                 for s, name in enumerate(self.names) for i in range(messages)]
         path = self.folder / "messages.csv"
@@ -281,7 +281,10 @@ class Run:
         for proc in reversed(self.procs.values()):  # the workers first, the broker last
             if proc.poll() is None:
                 procs.kill_tree(proc.pid)
-            proc.wait(10)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                print(f"pid {proc.pid} did not exit after SIGKILL", file=sys.stderr)
         left = processes_with_data_dir(self.data_dir)
         procs.kill_pids(left)
         if self.store is not None:

@@ -17,12 +17,16 @@ setting's default). Prints, per row, PSS after 100 and the last send (chromedriv
 ratio to the baseline, USS (private memory: unlike PSS it does not shrink when other Chromes run on the machine) and
 the number of processes, the send median, and how many other Chrome processes ran beside it. Then the Celery
 worker's own memory (a `waq worker` on the simulator: main process and prefork child, Chrome not counted).
+--private-chrome DIR runs a copy of Chrome's folder made in DIR: Chromes that others run on the machine map other
+files, so they no longer take a share of this one's pages (a share that lowers PSS).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
+import re
 import shutil
 import statistics
 import sys
@@ -92,6 +96,23 @@ def other_chromes(mine: list[int]) -> int:
     return len([p for p in procs.pids_with_arg("chromium") if p not in mine])
 
 
+def private_chrome(folder: Path, binary: str, driver: str) -> tuple[str, str]:
+    """A copy of Chrome's folder (and its launcher script, pointed at the copy) in folder, made once: processes that
+    map other files share no pages with the Chromes others run on this machine, whose share would lower PSS."""
+    lib = Path(os.path.realpath(driver)).parent  # /usr/lib/chromium: the browser, chromedriver and their data
+    copy = folder / lib.name
+    if not copy.exists():
+        shutil.copytree(lib, folder / "partial", symlinks=True)
+        (folder / "partial").rename(copy)
+    launcher = folder / "launcher"
+    text = Path(binary).read_text(errors="replace") if Path(binary).read_bytes()[:2] == b"#!" else None
+    if text is not None:  # Debian's /usr/bin/chromium: a script that adds flags and runs $LIBDIR/chromium
+        launcher.write_text(re.sub(r"(?m)^LIBDIR=.*$", f"LIBDIR={copy}", text))
+        launcher.chmod(0o755)
+        return str(launcher), str(copy / Path(os.path.realpath(driver)).name)
+    return str(copy / Path(os.path.realpath(binary)).name), str(copy / Path(os.path.realpath(driver)).name)
+
+
 def run(args: argparse.Namespace, boot_delay_s: float, loads: str, memory_options: str = "") -> dict[str, object]:
     """`loads`: "one" = the number check and the send share one /send?phone= load (what Delivery does); "two" = the
     send loads the chat again (the flow before: a check and a send each a full load), the baseline."""
@@ -101,6 +122,7 @@ def run(args: argparse.Namespace, boot_delay_s: float, loads: str, memory_option
         "WAQ_DATA_DIR": str(data_dir), "WAQ_WHATSAPP_URL": base, "WAQ_HEADLESS": str(not args.headful),
         "WAQ_MIN_DELAY_S": "0", "WAQ_MAX_DELAY_S": "0", "WAQ_SEND_TIMEOUT_S": str(20 + boot_delay_s),
         "WAQ_CHROME_RECYCLE_SENDS": str(args.recycle_sends), "WAQ_CHROME_MEMORY_OPTIONS": memory_options,
+        **({"WAQ_CHROME_BINARY": args.chrome[0], "WAQ_CHROMEDRIVER": args.chrome[1]} if args.chrome else {}),
     })
     sender = SeleniumSender("bench", settings)
     per_message: list[float] = []
@@ -216,7 +238,14 @@ def main() -> None:
     parser.add_argument("--rows", help="--options: the rows, comma-separated: baseline, option names, kept")
     parser.add_argument("--kept", help="--options: the kept combination (default: WAQ_CHROME_MEMORY_OPTIONS' default)")
     parser.add_argument("--no-worker", action="store_true", help="--options: skip the Celery worker's memory")
+    parser.add_argument("--private-chrome", type=Path, metavar="DIR",
+                        help="run a copy of Chrome made in DIR (once), so that other Chromes do not share its pages")
     args = parser.parse_args()
+    args.chrome = None
+    if args.private_chrome:
+        defaults = Settings()
+        args.private_chrome.mkdir(parents=True, exist_ok=True)
+        args.chrome = private_chrome(args.private_chrome.resolve(), defaults.chrome_binary, defaults.chromedriver)
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one access-log line per request otherwise
     if args.options:

@@ -92,8 +92,9 @@ class Settings:
     send_timeout_s: float = 30.0
     chrome_recycle_sends: int = 200
     chrome_recycle_hours: float = 6.0
-    # Chrome's memory options (names in transport/chrome_options.py), measured by bench/browser.py --options.
-    chrome_memory_options: tuple[str, ...] = ()
+    # Chrome's memory options (names in transport/chrome_options.py): those that paid in bench/browser.py --options.
+    chrome_memory_options: tuple[str, ...] = ("renderer-limit", "in-process-gpu", "network-in-process",
+                                              "no-site-isolation", "no-omnibox-webui", "block-media", "small-window")
     receipt_follow_s: float = 0.0  # follow delivery ticks this long after a send; 0 = off
     # API.
     api_keys: tuple[ApiKey, ...] = ()

@@ -15,8 +15,8 @@ from typing import Any
 from flask import Flask
 from flask_restx import Api
 
-from api import archive, auth, dashboard, errors, messages, metrics, monitoring, openapi, sessions
-from wa_queue import service
+from api import archive, auth, context, dashboard, errors, messages, metrics, monitoring, openapi, sessions
+from wa_queue.app import App
 
 
 class JsonApi(Api):
@@ -27,17 +27,20 @@ class JsonApi(Api):
 
     @cached_property
     def __schema__(self) -> dict[str, Any]:  # the document, with this app's session names (api/openapi.py)
-        return openapi.filled_schema(Api.__schema__.fget(self))
+        sessions = self.app.extensions[context.EXTENSION].settings.sessions
+        return openapi.filled_schema(Api.__schema__.fget(self), sessions)
 
 
-def create_app() -> Flask:
-    """Build the API app from the current settings (WAQ_* variables)."""
-    from wa_queue.settings import get_settings
-
-    settings = get_settings()
-    # Answer once committed, publish in the background (wa_queue/broker/relay.py): bench/api.py measured the difference.
-    service.publish_in_background()
+def create_app(waq: App | None = None) -> Flask:
+    """Build the API app over `waq` (default: an App of its own, from the WAQ_* variables), kept in
+    app.extensions["waq"] (api/context.py), where every request finds it."""
+    waq = waq or App.build()
+    settings = waq.settings
+    # Answer once committed and publish in the background (wa_queue/broker/relay.py): requests do not wait for the
+    # broker, and concurrent ones share a publish.
+    waq.publish_in_background()
     app = Flask("wa_queue_api")
+    app.extensions[context.EXTENSION] = waq
     app.url_map.converters["message_id"] = openapi.MessageIdConverter  # before the routes that use it
     app.config.update(
         MAX_CONTENT_LENGTH=settings.max_request_bytes,  # werkzeug answers 413 (JSON, see errors.py) past this
@@ -61,5 +64,5 @@ def create_app() -> Flask:
     app.view_functions[messages.Messages.endpoint] = messages.enqueue_view
     auth.protect_docs(app)
     dashboard.register(app)
-    metrics.register(app)
+    metrics.register(app, waq)
     return app

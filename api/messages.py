@@ -17,6 +17,7 @@ from flask import Response, current_app, g, request
 from flask_restx import Namespace, Resource, fields
 
 from api import auth
+from api.context import waq
 from api.errors import ApiError, bad_request, error_model, json_response
 from api.openapi import MESSAGE_ID_PATTERN, SessionNames
 from wa_queue import service
@@ -206,7 +207,7 @@ def build(item: dict[str, Any], idempotency_key: str | None) -> NewMessage:
     for required in ("phone", "text"):
         if required not in item:
             raise ValidationError(f"{required} is required", required)
-    new = service.build_message(item["phone"], item["text"], session=item.get("session"),
+    new = service.build_message(waq(), item["phone"], item["text"], session=item.get("session"),
                                 callback_url=item.get("callback_url"), metadata=item.get("metadata"))
     return dataclasses.replace(new, idempotency_key=idempotency_key)
 
@@ -249,7 +250,7 @@ def enqueue_one() -> tuple[dict[str, Any], int, dict[str, str]]:
     body = read_json_object()
     key = _idempotency_key()
     new = build(body, key)
-    message, created = service.submit([new])[0]
+    message, created = service.submit(waq(), [new])[0]
     return _accepted(message), 202 if created else 200, _location(message.id)
 
 
@@ -296,7 +297,7 @@ class BulkMessages(Resource):
         if problems:
             raise bad_request(f"{len(problems)} of {len(items)} messages are invalid; nothing was stored.",
                               items=problems)
-        results = service.submit(news)
+        results = service.submit(waq(), news)
         created = sum(1 for _, fresh in results if fresh)
         out = {"count": len(results), "created": created, "messages": [_accepted(m) for m, _ in results]}
         return out, 202 if created else 200
@@ -335,6 +336,6 @@ def load(message_id: str) -> Message:
     if len(message_id) > _MAX_ID:
         raise ApiError(404, f"No message has the id {message_id[:_MAX_ID]!r}...", {"id": message_id[:_MAX_ID]})
     try:
-        return service.get_message(message_id)
+        return service.get_message(waq(), message_id)
     except NotFound:
         raise ApiError(404, f"No message has the id {message_id!r}.", {"id": message_id}) from None

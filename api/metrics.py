@@ -30,9 +30,8 @@ from prometheus_client.registry import Collector
 
 from api import auth
 from api.errors import json_response
-from wa_queue import metrics_sink, runtime, service
-from wa_queue.models import utcnow
-from wa_queue.settings import get_settings
+from wa_queue import metrics_sink, service
+from wa_queue.app import App
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +43,9 @@ SCRAPE_REDIS_TIMEOUT_S = 2.0  # a hung broker must not make the scrape outlive P
 class WaqCollector(Collector):
     """Reads the store and the broker Redis on every collect(); holds no state between scrapes."""
 
-    def __init__(self, now: Callable[[], datetime] = utcnow) -> None:
-        self._now = now
+    def __init__(self, app: App, now: Callable[[], datetime] | None = None) -> None:
+        self._app = app
+        self._now = now or app.clock
 
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily("waq_up", "1 when this component could be read during the scrape", labels=["component"])
@@ -59,10 +59,9 @@ class WaqCollector(Collector):
 
     def _from_store(self, now: datetime) -> tuple[list[Metric], bool]:
         try:
-            store = runtime.store()
-            counts = store.count_by_status()
-            sessions = service.sessions_overview()
-            oldest = store.oldest_pending()
+            counts = service.queue_counts(self._app)
+            sessions = service.sessions_overview(self._app)
+            oldest = service.oldest_pending(self._app)
         except Exception as exc:  # noqa: BLE001 - reported as waq_up{component="store"} 0
             log.warning("metrics: store unreadable: %s: %s", type(exc).__name__, exc)
             return [], False
@@ -91,7 +90,7 @@ class WaqCollector(Collector):
         retries = CounterMetricFamily("waq_send_retries", "Send attempts that failed transiently and were retried",
                                       labels=["session"])
         try:
-            client = runtime.broker_redis_quick(SCRAPE_REDIS_TIMEOUT_S)
+            client = self._app.broker_quick(SCRAPE_REDIS_TIMEOUT_S)
             for session, outcome, buckets, total in metrics_sink.read_send_histograms(client):
                 duration.add_metric([session, outcome], buckets, total)
             for session, count in sorted(metrics_sink.read_retries(client).items()):
@@ -103,10 +102,10 @@ class WaqCollector(Collector):
 
 
 # ---- access ---------------------------------------------------------------------------------------------------
-def _denied() -> Response | None:
+def _denied(app: App) -> Response | None:
     """None when the caller may scrape; otherwise the JSON error response."""
     header = request.headers.get("Authorization", "")
-    token = get_settings().metrics_token
+    token = app.settings.metrics_token
     if header[:7].lower() == "bearer ":
         if token and hmac.compare_digest(header[7:].strip().encode("utf-8", "surrogateescape"), token.encode()):
             return None
@@ -123,19 +122,19 @@ def _denied() -> Response | None:
     return None
 
 
-def make_registry() -> CollectorRegistry:
+def make_registry(waq: App) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(WaqCollector())
+    registry.register(WaqCollector(waq))
     return registry
 
 
-def register(app: Flask) -> None:
+def register(app: Flask, waq: App) -> None:
     """Add GET /metrics to the app, with its own registry (nothing global, so many apps may coexist in tests)."""
-    registry = make_registry()
+    registry = make_registry(waq)
     app.extensions[REGISTRY_EXTENSION] = registry
 
     def metrics() -> Response:
-        denied = _denied()
+        denied = _denied(waq)
         if denied is not None:
             return denied
         encoder, content_type = choose_encoder(request.headers.get("Accept", ""))

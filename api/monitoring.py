@@ -13,12 +13,12 @@ from flask import g, request
 from flask_restx import Namespace, Resource, fields
 
 from api import auth
+from api.context import waq
 from api.errors import bad_request, error_model, json_response
 from api.messages import NFloat, NInteger, NString, load, message_out, message_view, read_json_object
 from api.openapi import MESSAGE_ID_PATTERN, SessionFilter
-from wa_queue import runtime, service
-from wa_queue.models import Message, MessageStatus, SessionStatus, utcnow
-from wa_queue.settings import get_settings
+from wa_queue import service
+from wa_queue.models import Message, MessageStatus, SessionStatus
 from wa_queue.store.common import MAX_OPERATOR_NOTE
 
 log = logging.getLogger(__name__)
@@ -137,20 +137,20 @@ def health() -> dict[str, Any]:
     recent_failed = 0
     if store_ok:
         try:
-            overview = service.sessions_overview()
+            overview = service.sessions_overview(waq())
             sessions = {name: {k: v[k] for k in _HEALTH_SESSION_KEYS} for name, v in overview.items()}
-            counts = dict(service.queue_counts())
+            counts = dict(service.queue_counts(waq()))
             due_age = _oldest_due_age_s()
             if counts.get("failed"):
-                window = timedelta(seconds=get_settings().health_failed_window_s)
-                recent_failed = runtime.store().count_failed_since(utcnow() - window)
+                window = timedelta(seconds=waq().settings.health_failed_window_s)
+                recent_failed = service.count_failed_since(waq(), waq().clock() - window)
         except Exception as exc:  # noqa: BLE001 - a store failing mid-way is the same as a store down
             log.warning("health: store failed: %s: %s", type(exc).__name__, exc)
             store_ok = False
     if not store_ok:
         sessions = {name: {"status": SessionStatus.UNKNOWN.value, "number": None, "connected": False,
                            "needs_operator": False, "last_error": None, "last_error_at": None, "hint": None}
-                    for name in get_settings().sessions}
+                    for name in waq().settings.sessions}
         counts = dict.fromkeys(STATUSES)
     overall, reasons = _grade(store_ok, broker_ok, sessions, counts, due_age, recent_failed)
     return {"overall": overall, "reasons": reasons, "sessions": sessions, "queue": counts,
@@ -173,7 +173,7 @@ def _grade(store_ok: bool, broker_ok: bool, sessions: dict[str, dict[str, Any]],
         reasons.append(f"{counts['failed']} failed message(s) wait for an operator")
     warn = False
     if recent_failed:
-        window_min = int(get_settings().health_failed_window_s // 60)
+        window_min = int(waq().settings.health_failed_window_s // 60)
         reasons.append(f"{recent_failed} message(s) failed in the last {window_min} minutes")
         warn = True
     if due_age is not None and due_age > STUCK_AFTER.total_seconds():
@@ -185,8 +185,8 @@ def _grade(store_ok: bool, broker_ok: bool, sessions: dict[str, dict[str, Any]],
 def _oldest_due_age_s() -> float | None:
     # The longest overdue pending message: a message parked until a later retry (however old) is not late, and
     # must not hide a newer one that is.
-    now = utcnow()
-    oldest = runtime.store().oldest_due(now=now)
+    now = waq().clock()
+    oldest = service.oldest_due(waq(), now)
     if oldest is None:
         return None
     return max(0.0, (now - oldest.next_attempt_at).total_seconds())
@@ -194,7 +194,7 @@ def _oldest_due_age_s() -> float | None:
 
 def _store_up() -> bool:
     try:
-        runtime.store().ping()
+        service.ping_store(waq())
         return True
     except Exception as exc:  # noqa: BLE001 - any failure means down; the reason goes to the log, not the client
         log.warning("store ping failed: %s: %s", type(exc).__name__, exc)
@@ -204,11 +204,11 @@ def _store_up() -> bool:
 
 
 def _broker_up() -> bool:
-    """PING the broker with a short timeout (runtime.broker_redis() waits up to 10 s, too long for a probe)."""
-    url = get_settings().broker_url
+    """PING the broker with a short timeout (the App's broker client waits up to 10 s, too long for a probe)."""
+    url = waq().settings.broker_url
     if url.startswith("memory://"):
         return True
-    client = runtime.broker_redis_quick(PROBE_TIMEOUT_S)
+    client = waq().broker_quick(PROBE_TIMEOUT_S)
     try:
         return bool(client.ping())
     except Exception as exc:  # noqa: BLE001
@@ -253,7 +253,7 @@ class Stats(Resource):
     @ns.response(503, "The store is unavailable", error_model)
     def get(self) -> dict[str, Any]:
         """Delivery statistics."""
-        return service.stats()
+        return service.stats(waq())
 
 
 # ---- failed messages --------------------------------------------------------------------------------------------
@@ -274,8 +274,9 @@ def _int_arg(name: str, default: int, low: int, high: int) -> int:
 
 def _session_arg() -> str | None:
     session = request.args.get("session") or None
-    if session is not None and session not in get_settings().sessions:
-        raise bad_request(f"session must be one of: {', '.join(get_settings().sessions)}.", field="session")
+    sessions = waq().settings.sessions
+    if session is not None and session not in sessions:
+        raise bad_request(f"session must be one of: {', '.join(sessions)}.", field="session")
     return session
 
 
@@ -319,7 +320,7 @@ class Failed(Resource):
     @ns.response(400, "Invalid query", error_model)
     def get(self) -> dict[str, Any]:
         """Failed messages, paged and filtered."""
-        return failed_query_page(runtime.store().list_failed)
+        return failed_query_page(lambda **query: service.list_failed(waq(), **query))
 
 
 @ns.route("/failed/retry-all")
@@ -332,7 +333,7 @@ class FailedRetryAll(Resource):
     @ns.response(503, STORE_DOWN, error_model)
     def post(self) -> dict[str, int]:
         """Retry every failed message (optionally of one session)."""
-        return {"requeued": service.retry_all_failed(_session_arg())}
+        return {"requeued": service.retry_all_failed(waq(), _session_arg())}
 
 
 @ns.route("/failed/<message_id:message_id>")
@@ -346,7 +347,7 @@ class FailedItem(Resource):
     def delete(self, message_id: str) -> tuple[str, int]:
         """Delete a failed message for good (only failed ones)."""
         load(message_id)  # 404 with a clear sentence before the store's own checks
-        service.delete_failed(message_id)
+        service.delete_failed(waq(), message_id)
         return "", 204
 
 
@@ -361,7 +362,7 @@ class FailedRetry(Resource):
     def post(self, message_id: str) -> dict[str, Any]:
         """Retry one failed message."""
         load(message_id)
-        message = service.retry_failed(message_id)
+        message = service.retry_failed(waq(), message_id)
         return {"message": QUEUED_FOR_RETRY, "data": message_view(message)}
 
 
@@ -384,7 +385,7 @@ class FailedMarkSent(Resource):
         """Mark one failed message as sent: the operator saw it in the phone's chat (see OutcomeUnverified)."""
         note = _note_arg()
         load(message_id)
-        message = service.mark_sent(message_id, actor=f"api:{g.api_key.name}", note=note)
+        message = service.mark_sent(waq(), message_id, actor=f"api:{g.api_key.name}", note=note)
         return {"message": MARKED_SENT, "data": message_view(message)}
 
 

@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import copy
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from werkzeug.routing import BaseConverter
-
-from wa_queue.settings import get_settings
 
 # What new_message_id() makes (a UUIDv7 in hex). Other ids are answered 404, like an id that is not stored.
 MESSAGE_ID_PATTERN = "^[0-9a-f]{32}$"
@@ -44,9 +43,9 @@ class MessageIdConverter(BaseConverter):
     regex = "(?!(?:" + "|".join(re.escape(word) for word in sorted(RESERVED_IDS)) + ")$)[^/]+"
 
 
-def filled_schema(schema: dict[str, Any]) -> dict[str, Any]:
+def filled_schema(schema: dict[str, Any], session_names: Sequence[str]) -> dict[str, Any]:
     """A copy of Flask-RESTX's document with every session marker replaced by this app's session names."""
-    sessions = list(get_settings().sessions)
+    sessions = list(session_names)
     filled = copy.deepcopy(schema)
     stack: list[Any] = [filled]
     while stack:

@@ -8,13 +8,12 @@ from typing import Any
 from flask import Response
 from flask_restx import Namespace, Resource, fields
 
+from api.context import waq
 from api.errors import ApiError, error_model
 from api.messages import NString
 from api.monitoring import STORE_DOWN, admin_only
 from api.openapi import SessionEnum
-from wa_queue import runtime, service
-from wa_queue.names import session_qr_key
-from wa_queue.settings import get_settings
+from wa_queue import service
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +46,7 @@ class PngFile(fields.Raw):
 
 
 def _known(name: str) -> str:
-    sessions = get_settings().sessions
+    sessions = waq().settings.sessions
     if name not in sessions:
         raise ApiError(404, f"There is no session named {name[:64]!r}; sessions: {', '.join(sessions)}.",
                        {"sessions": list(sessions)})
@@ -61,7 +60,7 @@ class Sessions(Resource):
     @ns.response(503, STORE_DOWN, error_model)
     def get(self) -> dict[str, Any]:
         """State, pacing and reconnection of every session."""
-        return {"sessions": list(service.sessions_overview().values())}
+        return {"sessions": list(service.sessions_overview(waq()).values())}
 
 
 @ns.route("/sessions/<string:name>/qr")
@@ -80,13 +79,13 @@ class SessionQr(Resource):
         no key means no scan is pending."""
         _known(name)
         try:
-            png = runtime.broker_redis().get(session_qr_key(name))
+            png = service.session_qr(waq(), name)
         except Exception as exc:  # noqa: BLE001 - redis errors of every kind mean the same to the caller
             log.warning("reading the QR of %s failed: %s: %s", name, type(exc).__name__, exc)
             raise ApiError(503, "The broker is unreachable, so the QR code cannot be read; retry later.",
                            {"component": "broker"}, {"Retry-After": "5"}) from None
         if not png or not bytes(png).startswith(PNG_MAGIC):
-            status = service.sessions_overview()[name]["status"]
+            status = service.sessions_overview(waq())[name]["status"]
             raise ApiError(409, f"Session {name} is not waiting for a QR scan (status: {status}).",
                            {"status": status})
         return Response(bytes(png), 200, mimetype="image/png", headers={"Cache-Control": "no-store"})
@@ -102,4 +101,4 @@ class SessionRestart(Resource):
     @ns.response(503, STORE_DOWN, error_model)
     def post(self, name: str) -> tuple[dict[str, Any], int]:
         """Restart a session (also clears 'needs operator')."""
-        return service.restart_session(_known(name)), 202
+        return service.restart_session(waq(), _known(name)), 202

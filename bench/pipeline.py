@@ -54,46 +54,49 @@ def bare_celery(broker: str, n: int, tmp: Path) -> float:
 
 
 def waq_pipeline(broker: str, n: int, tmp: Path) -> float:
-    env = _waq_env(broker, tmp)
-    from wa_queue import runtime, service
+    env, waq = _waq_env(broker, tmp)
+    from wa_queue import service
 
     worker = spawn([PYTHON, "-m", "wa_queue.cli", "worker", "--session", "primary", "--loglevel", "WARNING"],
                    env, tmp / "worker.log")
     try:
-        store = runtime.store()
+        store = waq.store
         _wait(lambda: store.get_session("primary").status == "connected", 60)
-        service.enqueue("+14155550000", "warm-up")
+        service.enqueue(waq, "+14155550000", "warm-up")
         _wait(lambda: store.count_by_status()["sent"] >= 1, 60)
         start = time.perf_counter()
         for chunk in range(0, n, 500):
-            service.enqueue_many([{"phone": f"+1415555{(i % 9000) + 1000:04d}", "text": f"bench {i}"}
-                                  for i in range(chunk, min(n, chunk + 500))])
+            service.enqueue_many(waq, [{"phone": f"+1415555{(i % 9000) + 1000:04d}", "text": f"bench {i}"}
+                                       for i in range(chunk, min(n, chunk + 500))])
         _wait(lambda: store.count_by_status()["sent"] >= n + 1, 900)
         return n / (time.perf_counter() - start)
     finally:
         stop(worker)
+        waq.close()
 
 
 def enqueue_rates(broker: str, n: int, tmp: Path) -> tuple[float, float]:
-    _waq_env(broker, tmp)
+    _, waq = _waq_env(broker, tmp)
     from wa_queue import service
 
-    start = time.perf_counter()
-    for i in range(n):
-        service.enqueue(f"+1415555{(i % 9000) + 1000:04d}", f"one {i}")
-    one = n / (time.perf_counter() - start)
-    start = time.perf_counter()
-    for chunk in range(0, n, 500):
-        service.enqueue_many([{"phone": f"+1415555{(i % 9000) + 1000:04d}", "text": f"batch {i}"}
-                              for i in range(chunk, min(n, chunk + 500))])
-    return one, n / (time.perf_counter() - start)
+    try:
+        start = time.perf_counter()
+        for i in range(n):
+            service.enqueue(waq, f"+1415555{(i % 9000) + 1000:04d}", f"one {i}")
+        one = n / (time.perf_counter() - start)
+        start = time.perf_counter()
+        for chunk in range(0, n, 500):
+            service.enqueue_many(waq, [{"phone": f"+1415555{(i % 9000) + 1000:04d}", "text": f"batch {i}"}
+                                       for i in range(chunk, min(n, chunk + 500))])
+        return one, n / (time.perf_counter() - start)
+    finally:
+        waq.close()
 
 
-def _waq_env(broker: str, tmp: Path) -> dict[str, str]:
+def _waq_env(broker: str, tmp: Path):  # noqa: ANN202 - (the environment, an App over it)
     import os
 
-    from wa_queue import runtime
-    from wa_queue.broker import epoch
+    from wa_queue.app import App
     from wa_queue.settings import reset_settings
 
     env = {"WAQ_DATA_DIR": str(tmp), "WAQ_STORE_URL": f"sqlite:///{tmp / 'waq.db'}", "WAQ_BROKER_URL": broker,
@@ -101,9 +104,7 @@ def _waq_env(broker: str, tmp: Path) -> dict[str, str]:
            "WAQ_MAX_DAILY_PER_SESSION": "10000000"}
     os.environ.update(env)
     reset_settings()
-    runtime.reset()
-    epoch._epoch_cache[:] = [None, 0.0]
-    return env
+    return env, App.build()
 
 
 def _wait(predicate, timeout: float) -> None:

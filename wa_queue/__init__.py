@@ -1,4 +1,7 @@
-"""wa-queue: a WhatsApp message queue that does not lose messages."""
+"""wa-queue: a WhatsApp message queue that does not lose messages.
+
+The Python API below works over the default App (wa_queue.app.default_app()), built from the WAQ_* settings on
+first use; it publishes before enqueue() returns."""
 
 from __future__ import annotations
 
@@ -12,14 +15,25 @@ def enqueue(phone: str, text: str, *, session: str | None = None, idempotency_ke
     """Queue one message; returns its id after it is committed to the store (then its task is published).
     Every argument is held to wa_queue/validation.py's rules, the REST API's and the CLI's: wa_queue.errors.
     ValidationError (its `field` names the argument) when one is broken, and nothing is stored."""
-    from wa_queue.service import enqueue as _enqueue
+    from wa_queue import service
+    from wa_queue.app import default_app
 
-    return _enqueue(phone, text, session=session, idempotency_key=idempotency_key, callback_url=callback_url,
-                    metadata=metadata)
+    return service.enqueue(default_app(), phone, text, session=session, idempotency_key=idempotency_key,
+                           callback_url=callback_url, metadata=metadata)
+
+
+def enqueue_many(items: list[dict[str, Any]]) -> list[str]:
+    """Queue many messages in one transaction (each item holds enqueue()'s arguments): all are validated first,
+    nothing is stored if one is bad. Returns their ids in order."""
+    from wa_queue import service
+    from wa_queue.app import default_app
+
+    return service.enqueue_many(default_app(), items)
 
 
 def get_message(message_id: str):  # noqa: ANN201 - returns wa_queue.models.Message
     """The message with its status, attempts, timestamps and history; raises wa_queue.errors.NotFound."""
-    from wa_queue.service import get_message as _get
+    from wa_queue import service
+    from wa_queue.app import default_app
 
-    return _get(message_id)
+    return service.get_message(default_app(), message_id)

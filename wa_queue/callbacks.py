@@ -36,11 +36,14 @@ import time
 import urllib.error
 import urllib.request
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from wa_queue import names
 from wa_queue.models import Message, MessageStatus, utcnow
+
+if TYPE_CHECKING:
+    from celery import Celery
 
 log = logging.getLogger(__name__)
 
@@ -100,22 +103,19 @@ def build_payload(message: Message, *, event_at: Any = None) -> dict[str, Any]:
     }
 
 
-def on_status_change(message: Message, *, app: Any = None) -> None:
-    """The Delivery.on_change hook: publish a callback task when the producer asked for one.
+def on_status_change(message: Message, celery: Celery) -> None:
+    """The Delivery.on_change hook: publish a callback task, with `celery` (the App's), when the producer asked for
+    one.
 
     The payload is a snapshot taken now, so each event reports the state it is about even if the message moves on
-    before the callback goes out. `app` is a Celery app (default: the process's one)."""
+    before the callback goes out."""
     if not message.callback_url or message.status is MessageStatus.PROCESSING:
         return
-    if app is None:
-        from wa_queue import runtime
-
-        app = runtime.celery()
     payload = build_payload(message)
     # exchange='' with routing_key=queue: straight onto the queue's list, like publisher.publish (survives FLUSHALL
     # of the exchange bindings).
-    app.send_task(names.TASK_CALLBACK, args=[message.callback_url, payload], queue=names.CALLBACK_QUEUE,
-                  exchange="", routing_key=names.CALLBACK_QUEUE)
+    celery.send_task(names.TASK_CALLBACK, args=[message.callback_url, payload], queue=names.CALLBACK_QUEUE,
+                     exchange="", routing_key=names.CALLBACK_QUEUE)
     log.debug("callback %s for %s queued", payload["event"], message.id)
 
 

@@ -10,9 +10,9 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from wa_queue import errors, sessions
-from wa_queue.broker.publisher import publish, queue_for
+from wa_queue.broker.publisher import Publisher, queue_for
 from wa_queue.models import HistoryEvent, Message, SessionStatus, utcnow
-from wa_queue.notify import notify_admin
+from wa_queue.notify import LOG_ONLY, Notifier
 from wa_queue.retry import Decision, classify, next_local_midnight_utc, next_retry_delay
 from wa_queue.settings import Settings
 from wa_queue.store import MessageStore
@@ -39,11 +39,12 @@ class Delivery:
     session: str
     owner: str
     sender: MessageSender
+    publisher: Publisher  # retries and releases go back to the broker through it (a recording one in unit tests)
     rng: random.Random = dataclasses.field(default_factory=random.Random)
     clock: Callable[[], datetime] = utcnow
     sleep: Callable[[float], None] = time.sleep
     on_change: Callable[[Message], None] | None = None  # status callbacks, metrics
-    publisher: Callable[..., None] = publish
+    notifier: Notifier = LOG_ONLY  # the App's, which posts to the admin webhook
     on_send: Callable[[str, float, str], None] | None = None  # (session, seconds of the send itself, outcome)
     _last_heartbeat: datetime | None = dataclasses.field(default=None, init=False)
     # Sent messages whose delivery ticks are followed: (message id, phone, WhatsApp id, give up at monotonic time).
@@ -268,7 +269,7 @@ class Delivery:
         if retried is None:
             return Outcome("skipped", detail="lease lost before recording a retry")
         # A message in doubt retries on the session that clicked, the only one whose chat can show whether it left.
-        self.publisher([retried], queue_for(retried.doubt_session), countdown=delay, now=now)
+        self.publisher.publish([retried], queue_for(retried.doubt_session), countdown=delay, now=now)
         return Outcome("retry", retried, f"attempt {failures} failed; next in {delay:g}s")
 
     def _fail(self, message: Message, exc: BaseException) -> Outcome:
@@ -277,7 +278,7 @@ class Delivery:
         )
         if failed is None:
             return Outcome("skipped", detail="lease lost before recording a failure")
-        notify_admin(
+        self.notifier.notify_admin(
             "message_failed", f"message {failed.id} to {failed.phone} failed: {type(exc).__name__}",
             message_id=failed.id, phone=failed.phone, attempts=failed.attempts, error=str(exc)[:500],
         )
@@ -309,7 +310,7 @@ class Delivery:
             # Past any broker visibility window: the sweeper publishes it when it is due.
             self.store.clear_dispatch([released.id])
             return Outcome("parked", released, f"{reason}; until {park_until.isoformat()}")
-        self.publisher([released], queue_for(target), countdown=countdown, now=now)
+        self.publisher.publish([released], queue_for(target), countdown=countdown, now=now)
         return Outcome("released", released, f"{reason}; to {target or 'any session'}")
 
     def _changed(self, message: Message) -> None:

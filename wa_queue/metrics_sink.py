@@ -95,9 +95,7 @@ class _Tally:
     def write(self, client: redis.Redis | None = None) -> bool:
         try:
             if client is None:
-                from wa_queue import runtime
-
-                client = runtime.broker_redis()
+                client = _client_from_settings()
             pipe = client.pipeline(transaction=False)
             for (key, field), count in self.counts.items():
                 pipe.hincrby(key, field, count)
@@ -111,6 +109,15 @@ class _Tally:
         except Exception as exc:  # noqa: BLE001 - metrics must never fail a send
             log.debug("metrics not recorded for %s: %s", sorted(self.sums), exc)
             return False
+
+
+def _client_from_settings() -> redis.Redis:
+    """For a caller that has no App (a one-off record_send): a client of its own."""
+    import redis as redis_lib
+
+    from wa_queue.settings import get_settings
+
+    return redis_lib.Redis.from_url(get_settings().broker_url, socket_timeout=10, socket_connect_timeout=5)
 
 
 class SendBuffer:

@@ -11,25 +11,44 @@ import urllib.request
 from typing import Any
 
 from wa_queue.models import utcnow
-from wa_queue.settings import get_settings
 
 log = logging.getLogger("wa_queue.notify")
 
 _BACKOFF_S = (1.0, 2.0, 4.0, 8.0, 16.0)
-_threads: list[threading.Thread] = []
 
 
-def notify_admin(event: str, summary: str, **details: Any) -> threading.Thread | None:
-    """Tell an operator: `event` is a short code (message_failed, session_needs_operator), `summary` a sentence."""
-    payload = {"event": event, "summary": summary, "at": utcnow().isoformat(), "details": details}
-    log.warning("ADMIN %s: %s %s", event, summary, json.dumps(details, default=str))
-    url = get_settings().notify_webhook_url
-    if not url:
-        return None
-    thread = threading.Thread(target=_post_with_retries, args=(url, payload), name="waq-notify", daemon=True)
-    thread.start()
-    _threads[:] = [t for t in _threads if t.is_alive()] + [thread]
-    return thread
+class Notifier:
+    """Tells an operator. One per App (wa_queue/app.py), which keeps the webhook threads it started so a worker
+    about to exit can wait for them (flush). Without a webhook URL it only logs."""
+
+    def __init__(self, webhook_url: str | None) -> None:
+        self.webhook_url = webhook_url
+        self._lock = threading.Lock()
+        self._threads: list[threading.Thread] = []
+
+    def notify_admin(self, event: str, summary: str, **details: Any) -> threading.Thread | None:
+        """`event` is a short code (message_failed, session_needs_operator), `summary` a sentence."""
+        payload = {"event": event, "summary": summary, "at": utcnow().isoformat(), "details": details}
+        log.warning("ADMIN %s: %s %s", event, summary, json.dumps(details, default=str))
+        if not self.webhook_url:
+            return None
+        thread = threading.Thread(target=_post_with_retries, args=(self.webhook_url, payload), name="waq-notify",
+                                  daemon=True)
+        thread.start()
+        with self._lock:
+            self._threads[:] = [t for t in self._threads if t.is_alive()] + [thread]
+        return thread
+
+    def flush(self, timeout: float = 5.0) -> None:
+        """Wait for notifications in flight (a worker about to exit)."""
+        deadline = time.monotonic() + timeout
+        with self._lock:
+            threads = list(self._threads)
+        for thread in threads:
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+
+LOG_ONLY = Notifier(None)  # for code given no notifier (unit tests): logs, starts no thread, keeps nothing
 
 
 def _post_with_retries(url: str, payload: dict[str, Any]) -> bool:
@@ -45,10 +64,3 @@ def _post_with_retries(url: str, payload: dict[str, Any]) -> bool:
             log.info("admin webhook attempt %d failed: %s", attempt + 1, exc)
     log.error("admin webhook gave up after %d attempts: %s", len(_BACKOFF_S) + 1, payload["event"])
     return False
-
-
-def flush(timeout: float = 5.0) -> None:
-    """Wait for notifications in flight (a worker about to exit)."""
-    deadline = time.monotonic() + timeout
-    for thread in list(_threads):
-        thread.join(max(0.0, deadline - time.monotonic()))

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from wa_queue import names, sessions
-from wa_queue.broker.publisher import current_epoch, publish, queue_for, queue_length
+from wa_queue.broker.publisher import Publisher, queue_for
 from wa_queue.models import Message
 from wa_queue.settings import Settings
 from wa_queue.store import MessageStore
@@ -27,22 +27,22 @@ class SweepReport:
     recovered: int = 0
 
 
-def dispatch_due(store: MessageStore, settings: Settings, now: datetime) -> SweepReport:
+def dispatch_due(store: MessageStore, settings: Settings, now: datetime, *, publisher: Publisher) -> SweepReport:
     """Publish every due pending message whose task the broker no longer holds (invariant 2)."""
     report = SweepReport()
-    epoch = current_epoch(fresh=True)
+    epoch = publisher.current_epoch(fresh=True)
     for _ in range(1000):  # bounded: a huge backlog is finished by the next sweeps
         batch = store.list_undispatched(now=now, epoch=epoch, limit=_BATCH)
         if not batch:
             break
-        published = _republish(store, settings, now, batch)
+        published = _republish(store, settings, now, batch, publisher)
         report.republished += published
         if published < len(batch):
             break  # the broker refused some: the next sweep tries again
-    report.republished += republish_overdue(store, settings, now)
-    report.rerouted = reroute_from_dead_sessions(store, settings, now)
+    report.republished += republish_overdue(store, settings, now, publisher=publisher)
+    report.rerouted = reroute_from_dead_sessions(store, settings, now, publisher=publisher)
     if report.republished:
-        log.info("dispatch sweep: republished %d message(s)", report.republished)  # current_epoch logs a new epoch
+        log.info("dispatch sweep: republished %d message(s)", report.republished)  # the epoch logs a new epoch
     return report
 
 
@@ -60,7 +60,7 @@ def _by_target_queue(
     return grouped
 
 
-def republish_overdue(store: MessageStore, settings: Settings, now: datetime) -> int:
+def republish_overdue(store: MessageStore, settings: Settings, now: datetime, *, publisher: Publisher) -> int:
     """A task can also vanish without the broker losing its data: a worker SIGKILLed while it held a task it had
     not yet claimed, or a countdown retry, leaves it unacked until the visibility timeout (hours). A message long
     overdue whose queue is empty cannot be waiting in that queue, so it is published again; if its task does turn
@@ -68,17 +68,18 @@ def republish_overdue(store: MessageStore, settings: Settings, now: datetime) ->
     grace = now - timedelta(seconds=settings.redispatch_after_s)
     again = 0
     for queue in store.dispatch_queues():
-        if queue_length(queue) != 0:
+        if publisher.queue_length(queue) != 0:
             continue
         moved = _drain(store, queue, now=grace, dispatched_before=grace,
-                       publish_batch=lambda batch: _republish(store, settings, now, batch))
+                       publish_batch=lambda batch: _republish(store, settings, now, batch, publisher))
         if moved:
             log.info("republished %d overdue message(s) whose queue %s is empty", moved, queue)
         again += moved
     return again
 
 
-def reroute_from_dead_sessions(store: MessageStore, settings: Settings, now: datetime) -> int:
+def reroute_from_dead_sessions(store: MessageStore, settings: Settings, now: datetime, *,
+                               publisher: Publisher) -> int:
     """Messages waiting in the queue of a session that cannot send (or is no longer configured) go to one that can."""
     moved = 0
     stale = now - timedelta(seconds=settings.health_interval_s)
@@ -90,25 +91,26 @@ def reroute_from_dead_sessions(store: MessageStore, settings: Settings, now: dat
             continue
         target = sessions.pick_session(store, settings, now, exclude=name)
         count = _drain(store, queue, now=now, dispatched_before=stale,
-                       publish_batch=_to_queue(queue_for(target), now))
+                       publish_batch=_to_queue(publisher, queue_for(target), now))
         if count:
             log.info("rerouted %d message(s) from unavailable session %s to %s", count, name, target or "any session")
         moved += count
     return moved
 
 
-def recover_stuck(store: MessageStore, settings: Settings, now: datetime) -> int:
+def recover_stuck(store: MessageStore, settings: Settings, now: datetime, *, publisher: Publisher) -> int:
     """processing with an expired lease -> pending, then published again (invariant 4)."""
     recovered = []
     for message in store.list_expired_leases(now=now):
         back = store.recover(message.id, owner=message.lease_owner or "", now=now, reason="lease expired")
         if back is not None:
             recovered.append(back)
-    _republish(store, settings, now, recovered)
+    _republish(store, settings, now, recovered, publisher)
     return len(recovered)
 
 
-def free_own_leases(store: MessageStore, settings: Settings, session: str, hostname: str, now: datetime) -> int:
+def free_own_leases(store: MessageStore, settings: Settings, session: str, hostname: str, now: datetime, *,
+                    publisher: Publisher) -> int:
     """A starting worker gives back the leases of dead worker processes of its session on this host; a live
     process's leases are never taken."""
     recovered = []
@@ -119,14 +121,15 @@ def free_own_leases(store: MessageStore, settings: Settings, session: str, hostn
         back = store.recover(message.id, owner=message.lease_owner or "", now=now, reason="worker restarted")
         if back is not None:
             recovered.append(back)
-    _republish(store, settings, now, recovered)
+    _republish(store, settings, now, recovered, publisher)
     return len(recovered)
 
 
-def republish_queue(store: MessageStore, settings: Settings, queue: str, now: datetime) -> int:
+def republish_queue(store: MessageStore, settings: Settings, queue: str, now: datetime, *,
+                    publisher: Publisher) -> int:
     """A worker that was SIGKILLed may have held a reserved task the broker will not give back before its
     visibility timeout: at start, publish due messages last sent to our queue again (duplicates are no-ops)."""
-    return _drain(store, queue, now=now, dispatched_before=now, publish_batch=_to_queue(queue, now))
+    return _drain(store, queue, now=now, dispatched_before=now, publish_batch=_to_queue(publisher, queue, now))
 
 
 def _drain(store: MessageStore, queue: str, *, now: datetime, dispatched_before: datetime,
@@ -151,15 +154,16 @@ def archive_failed(store: MessageStore, settings: Settings, now: datetime) -> in
     return moved
 
 
-def _to_queue(queue: str, now: datetime) -> Callable[[list[Message]], int]:
-    return lambda batch: len(batch) if publish(batch, queue, now=now) else 0
+def _to_queue(publisher: Publisher, queue: str, now: datetime) -> Callable[[list[Message]], int]:
+    return lambda batch: len(batch) if publisher.publish(batch, queue, now=now) else 0
 
 
-def _republish(store: MessageStore, settings: Settings, now: datetime, messages: list[Message]) -> int:
+def _republish(store: MessageStore, settings: Settings, now: datetime, messages: list[Message],
+               publisher: Publisher) -> int:
     """Publish each message to its preferred session's queue when that session can send, else to any; returns how
     many the broker took."""
     return sum(len(group) for queue, group in _by_target_queue(store, settings, now, messages).items()
-               if publish(group, queue, now=now))
+               if publisher.publish(group, queue, now=now))
 
 
 def _alive(pid: int) -> bool:

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 from wa_queue.models import SessionStatus
-from wa_queue.notify import notify_admin
+from wa_queue.notify import LOG_ONLY, Notifier
 from wa_queue.retry import local_midnight_utc
 from wa_queue.settings import Settings
 from wa_queue.store import MessageStore, SessionRecord
@@ -116,12 +116,13 @@ def account_fields(sender: MessageSender) -> dict[str, str]:
     return {"number": f"+{number}"} if number else {}
 
 
-def check_health(store: MessageStore, sender: MessageSender, settings: Settings, now: datetime) -> SessionRecord:
+def check_health(store: MessageStore, sender: MessageSender, settings: Settings, now: datetime, *,
+                 notifier: Notifier = LOG_ONLY) -> SessionRecord:
     """Read the session's state, record a heartbeat, and reconnect when the back-off says so."""
     name = sender.session
     record = store.get_session(name)
     if record.restart_requested:
-        return reconnect(store, sender, settings, now, reset=True)
+        return reconnect(store, sender, settings, now, reset=True, notifier=notifier)
     state = _safe_state(sender)
     if state is SessionState.CONNECTED:
         return store.update_session(
@@ -139,11 +140,12 @@ def check_health(store: MessageStore, sender: MessageSender, settings: Settings,
         )
     if now < record.next_reconnect_at:
         return store.update_session(name, status=state.value, heartbeat_at=now, **why)
-    return reconnect(store, sender, settings, now, reset=False)
+    return reconnect(store, sender, settings, now, reset=False, notifier=notifier)
 
 
 def reconnect(
-    store: MessageStore, sender: MessageSender, settings: Settings, now: datetime, *, reset: bool
+    store: MessageStore, sender: MessageSender, settings: Settings, now: datetime, *, reset: bool,
+    notifier: Notifier = LOG_ONLY,
 ) -> SessionRecord:
     name = sender.session
     record = store.get_session(name)
@@ -164,7 +166,7 @@ def reconnect(
     why = error_fields(sender, settings, now, state, raised)
     attempts += 1
     if attempts >= settings.reconnect_max_attempts:
-        notify_admin(
+        notifier.notify_admin(
             "session_needs_operator", f"session {name} failed {attempts} reconnections ({state.value})",
             session=name, state=state.value,
         )

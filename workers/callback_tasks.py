@@ -20,16 +20,26 @@ from wa_queue.callbacks import (
     deliver_callback,
 )
 from wa_queue.celery_app import app
-from wa_queue.settings import get_settings
+from workers.runtime import app_of
 
 log = logging.getLogger(__name__)
+
+
+def _secret(task: Task) -> str:
+    """The signing secret of this process's App (workers/tasks.py builds it when the process starts)."""
+    waq = app_of(task.app)
+    if waq is None:
+        from wa_queue.settings import get_settings
+
+        return get_settings().callback_secret
+    return waq.settings.callback_secret
 
 
 @app.task(name=names.TASK_CALLBACK, bind=True, acks_late=True, ignore_result=True, max_retries=MAX_RETRIES)
 def status_callback(self: Task, url: str, payload: dict[str, Any]) -> str:
     retries = int(self.request.retries or 0)
     try:
-        status = deliver_callback(url, payload, get_settings().callback_secret)
+        status = deliver_callback(url, payload, _secret(self))
     except InvalidCallbackUrl as exc:
         log.warning("callback for %s not sent: %s", payload.get("id"), exc)
         return "invalid url"

@@ -1,5 +1,6 @@
-"""The per-session state of one worker process: its sender (one Chrome) and its Delivery; and the start-up check
-that the store answers before the worker consumes anything (wait_for_store)."""
+"""The state of one worker process: its App and, in a session worker, the SessionWorker (its sender, one Chrome, and
+its Delivery), both kept on the Celery app the tasks run under (attach, app_of, session_worker_of); and the
+start-up check that the store answers before the worker consumes anything (wait_for_store)."""
 
 from __future__ import annotations
 
@@ -10,14 +11,19 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from wa_queue import metrics_sink, names, runtime
+from wa_queue import callbacks, metrics_sink, names
+from wa_queue.app import App
 from wa_queue.delivery import Delivery
 from wa_queue.errors import StoreError
-from wa_queue.models import Message, plain, utcnow
-from wa_queue.settings import Settings, get_settings
+from wa_queue.models import plain
+from wa_queue.settings import Settings
 from wa_queue.store import open_store
 from wa_queue.transport import MessageSender, SessionState, make_sender
+
+if TYPE_CHECKING:
+    from celery import Celery
 
 log = logging.getLogger(__name__)
 
@@ -69,17 +75,19 @@ class SessionWorker:
     """Everything a session worker owns. Celery runs tasks one at a time here (concurrency 1), but the lock
     keeps a health check and a send from ever driving the browser together."""
 
-    def __init__(self, session: str) -> None:
+    def __init__(self, app: App, session: str) -> None:
+        self.app = app
         self.session = session
-        self.settings = get_settings()
+        self.settings = app.settings
         self.owner = names.worker_owner(session, socket.gethostname(), os.getpid())
         self.lock = threading.RLock()
         self.ready = threading.Event()  # set once the first connect was tried
         self.sender: MessageSender = make_sender(session, self.settings)
-        self.metrics = metrics_sink.SendBuffer()
+        self.metrics = metrics_sink.SendBuffer(client=lambda: app.broker)
         self.delivery = Delivery(
-            store=runtime.store(), settings=self.settings, session=session, owner=self.owner, sender=self.sender,
-            rng=random.Random(), on_change=_on_change, on_send=self.metrics.record,
+            store=app.store, settings=self.settings, session=session, owner=self.owner, sender=self.sender,
+            publisher=app.publisher, rng=random.Random(), clock=app.clock, notifier=app.notifier,
+            on_change=lambda message: callbacks.on_status_change(message, app.celery), on_send=self.metrics.record,
         )
 
     def start(self) -> None:
@@ -92,14 +100,16 @@ class SessionWorker:
                 self.ready.set()
 
     def _start(self, recovery) -> None:  # noqa: ANN001 - the module, imported late to keep imports light
-        store = runtime.store()
-        now = utcnow()
-        freed = recovery.free_own_leases(store, self.settings, self.session, socket.gethostname(), now)
-        again = recovery.republish_queue(store, self.settings, names.session_queue(self.session), now)
+        store, publisher = self.app.store, self.app.publisher
+        now = self.app.clock()
+        freed = recovery.free_own_leases(store, self.settings, self.session, socket.gethostname(), now,
+                                         publisher=publisher)
+        again = recovery.republish_queue(store, self.settings, names.session_queue(self.session), now,
+                                         publisher=publisher)
         log.info("session %s: freed %d lease(s), republished %d message(s) of its queue", self.session, freed, again)
         from wa_queue import service
 
-        service.log_queue_summary(log, f"worker {self.session}")
+        service.log_queue_summary(self.app, log, f"worker {self.session}")
         raised: Exception | None = None
         try:
             state = self.sender.connect()
@@ -108,7 +118,7 @@ class SessionWorker:
             state, raised = SessionState.CLOSED, exc
         from wa_queue.sessions import account_fields, error_fields
 
-        now = utcnow()
+        now = self.app.clock()
         extra = account_fields(self.sender) if state is SessionState.CONNECTED else {}
         why = error_fields(self.sender, self.settings, now, state, raised)
         if why.get("last_error"):
@@ -120,7 +130,8 @@ class SessionWorker:
         from wa_queue.sessions import check_health
 
         with self.lock:
-            record = check_health(runtime.store(), self.sender, self.settings, utcnow())
+            record = check_health(self.app.store, self.sender, self.settings, self.app.clock(),
+                                  notifier=self.app.notifier)
             self.publish_qr()
         return plain(record.status)
 
@@ -130,9 +141,9 @@ class SessionWorker:
             png = self.sender.qr_png()
             key = names.session_qr_key(self.session)
             if png:
-                runtime.broker_redis().set(key, png, ex=_QR_TTL_S)
+                self.app.broker.set(key, png, ex=_QR_TTL_S)
             else:
-                runtime.broker_redis().delete(key)
+                self.app.broker.delete(key)
         except Exception as exc:  # noqa: BLE001 - the QR is a convenience for operators, never fatal
             log.debug("session %s: QR not published: %s", self.session, exc)
 
@@ -142,20 +153,21 @@ class SessionWorker:
         self.metrics.flush()
 
 
-def _on_change(message: Message) -> None:
-    from wa_queue import callbacks
-
-    callbacks.on_status_change(message)
-
-
-_current: list[SessionWorker] = []
+def attach(celery: Celery, app: App, worker: SessionWorker | None = None) -> None:
+    """Keep this process's App (and SessionWorker) on the Celery app its tasks run under, where they find them."""
+    celery.waq_app = app
+    celery.waq_session_worker = worker
 
 
-def current() -> SessionWorker | None:
-    return _current[0] if _current else None
+def detach(celery: Celery) -> tuple[App | None, SessionWorker | None]:
+    app, worker = app_of(celery), session_worker_of(celery)
+    celery.waq_app = celery.waq_session_worker = None
+    return app, worker
 
 
-def install(session: str) -> SessionWorker:
-    worker = SessionWorker(session)
-    _current[:] = [worker]
-    return worker
+def app_of(celery: Celery) -> App | None:
+    return getattr(celery, "waq_app", None)
+
+
+def session_worker_of(celery: Celery) -> SessionWorker | None:
+    return getattr(celery, "waq_session_worker", None)

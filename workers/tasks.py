@@ -1,4 +1,7 @@
-"""Celery tasks: each takes ids and calls into wa_queue. Nothing here decides anything."""
+"""Celery tasks: each takes ids and calls into wa_queue. Nothing here decides anything.
+
+Each pool process builds its App when it starts (worker_process_init) and keeps it on the Celery app, with the
+SessionWorker in a session worker (workers/runtime.py); the tasks find both there, through their own `self.app`."""
 
 from __future__ import annotations
 
@@ -6,14 +9,12 @@ import logging
 import os
 import threading
 
-from celery import signals
+from celery import Task, signals
 
-from wa_queue import names, recovery, runtime
-from wa_queue.broker.publisher import publish
+from wa_queue import names, recovery
+from wa_queue.app import App
 from wa_queue.celery_app import app
 from wa_queue.errors import StoreError
-from wa_queue.models import utcnow
-from wa_queue.settings import get_settings
 from workers import runtime as worker_runtime
 
 log = logging.getLogger(__name__)
@@ -23,21 +24,28 @@ SESSION_ENV = "WAQ_WORKER_SESSION"  # set by `waq worker --session NAME`; absent
 
 
 @signals.worker_process_init.connect
-def _start_session(**_: object) -> None:
-    """Runs in the pool's child process, where tasks (and so Chrome) live. Celery gives this hook only a few
-    seconds, so the browser starts in a thread; tasks wait for it on the worker's lock."""
+def _start_process(**_: object) -> None:
+    """Runs in the pool's child process, where tasks (and so Chrome) live: builds its App (handles inherited through
+    fork are never shared with the parent) and, in a session worker, its SessionWorker. Celery gives this hook only
+    a few seconds, so the browser starts in a thread; tasks wait for it on the worker's lock."""
+    if worker_runtime.app_of(app) is not None:
+        return
+    waq = App.build(celery=app)
     session = os.environ.get(SESSION_ENV)
-    if session and worker_runtime.current() is None:
-        runtime.reset()  # handles inherited through fork must not be shared with the parent
-        try:
-            worker = worker_runtime.install(session)
-        except Exception:
-            # `waq worker` checked the store before Celery started, so it went away since. Celery only logs this
-            # hook's errors; send_message refuses work here rather than forward it to a queue this worker consumes.
-            log.critical("session %s: the worker could not open its store (WAQ_STORE_URL); it takes no messages",
-                         session, exc_info=True)
-            raise
-        threading.Thread(target=worker.start, name="waq-session-start", daemon=True).start()
+    if not session:
+        worker_runtime.attach(app, waq)
+        return
+    try:
+        worker = worker_runtime.SessionWorker(waq, session)
+    except Exception:
+        # `waq worker` checked the store before Celery started, so it went away since. Celery only logs this
+        # hook's errors; send_message refuses work here rather than forward it to a queue this worker consumes.
+        log.critical("session %s: the worker could not open its store (WAQ_STORE_URL); it takes no messages",
+                     session, exc_info=True)
+        worker_runtime.attach(app, waq)
+        raise
+    worker_runtime.attach(app, waq, worker)
+    threading.Thread(target=worker.start, name="waq-session-start", daemon=True).start()
 
 
 @signals.beat_init.connect
@@ -45,27 +53,42 @@ def _beat_started(**_: object) -> None:
     """Beat's start: one line of queue statistics in its log (beat runs embedded, `waq beat` = worker -B)."""
     from wa_queue import service
 
-    service.log_queue_summary(log, "beat")
+    waq = App.build(celery=app)
+    try:
+        service.log_queue_summary(waq, log, "beat")
+    finally:
+        waq.close()
 
 
 @signals.worker_process_shutdown.connect
-def _stop_session(**_: object) -> None:
-    worker = worker_runtime.current()
+def _stop_process(**_: object) -> None:
+    waq, worker = worker_runtime.detach(app)
     if worker is not None:
         worker.stop()
+    if waq is not None:
+        waq.close()
 
 
-@app.task(name=names.TASK_SEND, acks_late=True, ignore_result=True)
-def send_message(message_id: str, attempts: int | None = None) -> str:
-    worker = worker_runtime.current()
+def _app(task: Task) -> App:
+    """The App of the process running `task` (a process whose init hook did not run builds one on first use)."""
+    waq = worker_runtime.app_of(task.app)
+    if waq is None:
+        waq = App.build(celery=task.app)
+        worker_runtime.attach(task.app, waq)
+    return waq
+
+
+@app.task(name=names.TASK_SEND, bind=True, acks_late=True, ignore_result=True)
+def send_message(self: Task, message_id: str, attempts: int | None = None) -> str:
+    worker = worker_runtime.session_worker_of(self.app)
     if worker is None:
         if os.environ.get(SESSION_ENV):
-            # This session's worker never started (see _start_session): forwarding would loop through wa.default,
+            # This session's worker never started (see _start_process): forwarding would loop through wa.default,
             # which this process consumes too. The message stays pending in the store; the sweepers republish it.
             raise StoreError(f"session {os.environ[SESSION_ENV]}: its worker did not start (WAQ_STORE_URL?)")
         # A message published to a queue a non-session worker consumes: hand it to any session.
-        message = runtime.store().get(message_id)
-        publish([message], names.DEFAULT_QUEUE)
+        waq = _app(self)
+        waq.publisher.publish([waq.store.get(message_id)], names.DEFAULT_QUEUE)
         return "forwarded"
     worker.ready.wait(_START_WAIT_S)
     with worker.lock:
@@ -74,31 +97,34 @@ def send_message(message_id: str, attempts: int | None = None) -> str:
     return outcome.kind
 
 
-@app.task(name=names.TASK_SESSION_HEALTH, ignore_result=True)
-def session_health() -> str:
-    worker = worker_runtime.current()
+@app.task(name=names.TASK_SESSION_HEALTH, bind=True, ignore_result=True)
+def session_health(self: Task) -> str:
+    worker = worker_runtime.session_worker_of(self.app)
     return worker.health() if worker else "no session here"
 
 
-@app.task(name=names.TASK_HEALTH_SWEEP, ignore_result=True)
-def health_sweep() -> None:
+@app.task(name=names.TASK_HEALTH_SWEEP, bind=True, ignore_result=True)
+def health_sweep(self: Task) -> None:
     """Ask every session worker to check itself (the browser lives there, not here)."""
-    interval = get_settings().health_interval_s
-    for session in get_settings().sessions:
+    settings = _app(self).settings
+    for session in settings.sessions:
         queue = names.session_queue(session)
-        session_health.apply_async(queue=queue, exchange="", routing_key=queue, expires=interval)
+        session_health.apply_async(queue=queue, exchange="", routing_key=queue, expires=settings.health_interval_s)
 
 
-@app.task(name=names.TASK_DISPATCH_DUE, ignore_result=True)
-def dispatch_due() -> int:
-    return recovery.dispatch_due(runtime.store(), get_settings(), utcnow()).republished
+@app.task(name=names.TASK_DISPATCH_DUE, bind=True, ignore_result=True)
+def dispatch_due(self: Task) -> int:
+    waq = _app(self)
+    return recovery.dispatch_due(waq.store, waq.settings, waq.clock(), publisher=waq.publisher).republished
 
 
-@app.task(name=names.TASK_RECOVER_STUCK, ignore_result=True)
-def recover_stuck() -> int:
-    return recovery.recover_stuck(runtime.store(), get_settings(), utcnow())
+@app.task(name=names.TASK_RECOVER_STUCK, bind=True, ignore_result=True)
+def recover_stuck(self: Task) -> int:
+    waq = _app(self)
+    return recovery.recover_stuck(waq.store, waq.settings, waq.clock(), publisher=waq.publisher)
 
 
-@app.task(name=names.TASK_ARCHIVE, ignore_result=True)
-def archive_failed() -> int:
-    return recovery.archive_failed(runtime.store(), get_settings(), utcnow())
+@app.task(name=names.TASK_ARCHIVE, bind=True, ignore_result=True)
+def archive_failed(self: Task) -> int:
+    waq = _app(self)
+    return recovery.archive_failed(waq.store, waq.settings, waq.clock())

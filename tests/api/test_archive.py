@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 
 from api.app import create_app
-from wa_queue import runtime
+from wa_queue.app import close_default_app, default_app
 from wa_queue.models import NewMessage, utcnow
 from wa_queue.settings import reset_settings
 
@@ -23,12 +23,12 @@ BASE = "/api/whatsapp"
 def client(waq_env, monkeypatch):  # noqa: ANN001, ANN201
     monkeypatch.setenv("WAQ_API_KEYS", f"ops:admin:{ADMIN_KEY},shop:producer:{PRODUCER_KEY}")
     reset_settings()
-    runtime.reset()
-    return create_app().test_client()
+    close_default_app()
+    return create_app(default_app()).test_client()
 
 
 def archived_message(session: str = "primary", error_class: str = "InvalidNumber", days_ago: int = 40) -> str:
-    store, now = runtime.store(), utcnow()
+    store, now = default_app().store, utcnow()
     failed_at = now - timedelta(days=days_ago)
     message, _ = store.insert(NewMessage(phone="+14155550123", text="boom"), failed_at)
     store.claim(message.id, owner="t", session=session, now=failed_at, lease_s=60)

@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from api.app import create_app
-from wa_queue import runtime
+from wa_queue.app import close_default_app, default_app
 from wa_queue.cli import main
 from wa_queue.models import HistoryEvent, NewMessage, SessionStatus, utcnow
 from wa_queue.settings import reset_settings
@@ -24,12 +24,12 @@ BASE = "/api/whatsapp"
 def client(waq_env, monkeypatch):  # noqa: ANN001, ANN201
     monkeypatch.setenv("WAQ_API_KEYS", f"ops:admin:{ADMIN_KEY}")
     reset_settings()
-    runtime.reset()
-    return create_app().test_client()
+    close_default_app()
+    return create_app(default_app()).test_client()
 
 
 def test_history_events_and_session_status_are_plain_strings(client) -> None:  # noqa: ANN001
-    store = runtime.store()
+    store = default_app().store
     message, _ = store.insert(NewMessage(phone="+14155550123", text="hi"), utcnow())
     store.claim(message.id, owner="w", session="primary", now=utcnow(), lease_s=60)
     store.mark_sending(message.id, owner="w", now=utcnow())

@@ -22,7 +22,7 @@ from tests.helpers.openapi import (
     counting,
     refused_only_for_what_the_schema_cannot_say,
 )
-from wa_queue import runtime
+from wa_queue.app import close_default_app, default_app
 from wa_queue.models import NewMessage, utcnow
 from wa_queue.settings import reset_settings
 
@@ -41,9 +41,10 @@ def api_schema(waq_env, monkeypatch, tally):  # noqa: ANN001, ANN201
     monkeypatch.setenv("WAQ_API_KEYS", f"ops:admin:{ADMIN_KEY}")
     monkeypatch.setenv("WAQ_MAX_REQUEST_BYTES", str(MAX_REQUEST_BYTES))
     reset_settings()
-    runtime.reset()
+    close_default_app()
     counting(tally)
-    return schemathesis.openapi.from_wsgi("/api/swagger.json", create_app(), headers=ADMIN, config=config())
+    return schemathesis.openapi.from_wsgi("/api/swagger.json", create_app(default_app()), headers=ADMIN,
+                                          config=config())
 
 
 schema = schemathesis.pytest.from_fixture("api_schema")
@@ -59,7 +60,7 @@ def test_every_operation(case) -> None:  # noqa: ANN001
 
 def test_success_bodies_match_the_spec(api_schema) -> None:  # noqa: ANN001
     """Random ids rarely hit a stored message; check the 200 shapes against real data once."""
-    store = runtime.store()
+    store = default_app().store
     message, _ = store.insert(NewMessage(phone="+14155550123", text="hi", metadata={"a": [1]}), utcnow())
     failed, _ = store.insert(NewMessage(phone="+14155550124", text="no"), utcnow())
     store.claim(failed.id, owner="t", session="primary", now=utcnow(), lease_s=60)
@@ -104,7 +105,8 @@ def test_each_app_documents_its_own_sessions(waq_env, monkeypatch) -> None:  # n
     for sessions in ("alpha,beta", "gamma"):
         monkeypatch.setenv("WAQ_SESSIONS", sessions)
         reset_settings()
-        documents.append(create_app().test_client().get("/api/swagger.json", headers=ADMIN).get_json())
+        close_default_app()
+        documents.append(create_app(default_app()).test_client().get("/api/swagger.json", headers=ADMIN).get_json())
     first, second = documents
     assert first["definitions"]["NewMessage"]["properties"]["session"]["enum"] == ["alpha", "beta", None]
     assert second["definitions"]["NewMessage"]["properties"]["session"]["enum"] == ["gamma", None]

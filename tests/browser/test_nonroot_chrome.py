@@ -26,7 +26,8 @@ from tests.helpers import nonroot
 from tests.helpers.browser import Sim, make_settings
 from tests.helpers.seccomp import without_comment
 from tests.helpers.stack import ACCOUNTS, Stack
-from wa_queue import runtime, service
+from wa_queue import service
+from wa_queue.app import default_app
 from wa_queue.models import MessageStatus
 from wa_queue.sessions import error_hint
 from wa_queue.transport import procs
@@ -120,9 +121,9 @@ def _chrome(profile_dir: Path) -> dict[int, dict[str, str]]:
 
 
 def _send_one(stack: Stack, text: str) -> None:
-    mid = service.enqueue("+14155550170", text)
+    mid = service.enqueue(default_app(), "+14155550170", text)
     stack.wait_done([mid], 90)
-    message = runtime.store().get(mid)
+    message = default_app().store.get(mid)
     assert message.status is MessageStatus.SENT, (message.status, message.last_error)
     stack.assert_exactly_once([("+14155550170", text)])
 

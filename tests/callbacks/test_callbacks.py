@@ -17,6 +17,7 @@ import pytest
 
 from tests.conftest import Proc, free_port, wait_for
 from wa_queue import callbacks, names
+from wa_queue.app import default_app
 from wa_queue.callbacks import RetryableCallbackError, backoff_delay, deliver_callback, verify_signature
 from wa_queue.models import Message, MessageStatus, utcnow
 from wa_queue.settings import get_settings, reset_settings
@@ -223,10 +224,11 @@ def test_payload_fields_and_events() -> None:
 
 def test_on_status_change_publishes_to_the_callback_queue(waq_env: dict[str, str], redis_server) -> None:  # noqa: ANN001
     client = redis_server.client()
-    callbacks.on_status_change(_message(callback_url=None))
-    callbacks.on_status_change(_message(status=MessageStatus.PROCESSING))
+    celery = default_app().celery
+    callbacks.on_status_change(_message(callback_url=None), celery)
+    callbacks.on_status_change(_message(status=MessageStatus.PROCESSING), celery)
     assert client.llen(names.CALLBACK_QUEUE) == 0
-    callbacks.on_status_change(_message())
+    callbacks.on_status_change(_message(), celery)
     assert client.llen(names.CALLBACK_QUEUE) == 1
     envelope = json.loads(client.lindex(names.CALLBACK_QUEUE, 0))
     assert envelope["headers"]["task"] == names.TASK_CALLBACK
@@ -247,7 +249,7 @@ def test_real_worker_delivers_with_a_retry(waq_env: dict[str, str], tmp_path) ->
     worker = Proc(argv, env, tmp_path / "callback-worker.log")
     try:
         with Receiver([500, 200]) as receiver:
-            callbacks.on_status_change(_message(callback_url=receiver.url))
+            callbacks.on_status_change(_message(callback_url=receiver.url), default_app().celery)
             wait_for(lambda: len(receiver.requests) >= 2, 60, 0.2, "the callback and its retry")
             assert [json.loads(body)["id"] for _, body in receiver.requests] == ["abc123", "abc123"]
             assert receiver.verified() == [True, True]

@@ -24,7 +24,7 @@ import requests
 
 from tests.conftest import RedisServer
 from tests.helpers.stack import ACCOUNTS, ADMIN_KEY, Stack
-from wa_queue import runtime
+from wa_queue.app import default_app
 from wa_queue.models import MessageStatus
 
 FAULTS = ("kill_worker", "kill_chrome", "restart_redis", "restart_beat", "restart_api", "drop_before_click",
@@ -136,7 +136,7 @@ def run_chaos(tmp: Path, seed: int, messages: int, rounds: int) -> None:
 
 
 def check(stack: Stack, producer: Producer, applied: list[str]) -> None:
-    store = runtime.store()
+    store = default_app().store
     counts = stack.sent_counts()
     statuses: collections.Counter = collections.Counter()
     for mid, (phone, text) in producer.accepted.items():

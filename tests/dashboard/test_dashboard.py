@@ -17,7 +17,8 @@ from api.app import create_app
 from api.dashboard import PATH
 from tests.conftest import ROOT, wait_for
 from tests.helpers.page_browser import page_browser
-from wa_queue import errors, names, runtime, service
+from wa_queue import errors, names, service
+from wa_queue.app import close_default_app, default_app
 from wa_queue.models import MessageStatus, NewMessage, utcnow
 from wa_queue.settings import reset_settings
 
@@ -33,8 +34,8 @@ IMPORTED_AT = time.time()  # at collection, before any test: a screenshot older 
 def server(waq_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     monkeypatch.setenv("WAQ_API_KEYS", f"ops:admin:{ADMIN_KEY},shop:producer:{PRODUCER_KEY}")
     reset_settings()
-    runtime.reset()
-    httpd = make_server("127.0.0.1", 0, create_app(), threaded=True)
+    close_default_app()
+    httpd = make_server("127.0.0.1", 0, create_app(default_app()), threaded=True)
     thread = threading.Thread(target=httpd.serve_forever, name="dashboard-server", daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{httpd.server_port}"
@@ -74,7 +75,7 @@ def log_in(driver: WebDriver, base: str) -> None:
 
 
 def failed_message(phone: str = "+14155550123", error_class: str = "InvalidNumber") -> str:
-    store = runtime.store()
+    store = default_app().store
     message, _ = store.insert(NewMessage(phone=phone, text="this one failed"), utcnow())
     store.claim(message.id, owner="test", session="primary", now=utcnow(), lease_s=60)
     store.record_failed(message.id, owner="test", now=utcnow(), error_class=error_class,
@@ -83,7 +84,7 @@ def failed_message(phone: str = "+14155550123", error_class: str = "InvalidNumbe
 
 
 def sent_message(phone: str = "+14155550124") -> str:
-    store = runtime.store()
+    store = default_app().store
     message, _ = store.insert(NewMessage(phone=phone, text="this one went out"), utcnow())
     store.claim(message.id, owner="test", session="primary", now=utcnow(), lease_s=60)
     store.record_sent(message.id, owner="test", now=utcnow(), session="primary", wa_id="wa-1")
@@ -92,7 +93,7 @@ def sent_message(phone: str = "+14155550124") -> str:
 
 def status_of(message_id: str) -> str | None:
     try:
-        return runtime.store().get(message_id).status.value
+        return default_app().store.get(message_id).status.value
     except errors.NotFound:
         return None
 
@@ -152,8 +153,8 @@ def test_dashboard_end_to_end(server: str, browser: WebDriver) -> None:
     assert (sends.get_attribute("data-sends"), sends.get_attribute("data-cap")) == ("0", "300")
 
     # Counts follow an enqueue through the 10 s auto-refresh, without a click.
-    service.enqueue("+14155550100", "hello one")
-    service.enqueue("+14155550101", "hello two")
+    service.enqueue(default_app(), "+14155550100", "hello one")
+    service.enqueue(default_app(), "+14155550101", "hello two")
     wait_for(lambda: text(driver, "count-pending") == "2", 25, 0.2, "auto-refresh to show 2 pending")
 
     # A reload keeps the key for this tab: no second prompt.
@@ -208,7 +209,7 @@ def test_dashboard_end_to_end(server: str, browser: WebDriver) -> None:
 
     # A session that is down says why under its status, only while it has an error.
     hint = "cannot reach web.whatsapp.com: check the network or WAQ_WHATSAPP_URL"
-    runtime.store().update_session("secondary", status="closed", last_error="net::ERR_NAME_NOT_RESOLVED",
+    default_app().store.update_session("secondary", status="closed", last_error="net::ERR_NAME_NOT_RESOLVED",
                                    last_error_at=utcnow(), last_error_hint=hint)
     refresh_now(driver)
     error = driver.find_element(By.CSS_SELECTOR, '[data-session="secondary"] .session-error')
@@ -216,8 +217,8 @@ def test_dashboard_end_to_end(server: str, browser: WebDriver) -> None:
     assert not driver.find_element(By.CSS_SELECTOR, '[data-session="primary"] .session-error').is_displayed()
 
     # A session waiting for a scan shows its QR, fetched with the key into a blob: URL.
-    runtime.store().update_session("primary", status="qr")
-    runtime.broker_redis().set(names.session_qr_key("primary"), qr_png(), ex=120)
+    default_app().store.update_session("primary", status="qr")
+    default_app().broker.set(names.session_qr_key("primary"), qr_png(), ex=120)
     refresh_now(driver)
     qr = driver.find_element(By.CSS_SELECTOR, '[data-session="primary"] img.session-qr')
     wait_for(lambda: qr.is_displayed() and driver.execute_script(
@@ -227,7 +228,7 @@ def test_dashboard_end_to_end(server: str, browser: WebDriver) -> None:
 
     # Restart asks the session to reconnect.
     driver.find_element(By.CSS_SELECTOR, 'button.session-restart[data-session="secondary"]').click()
-    wait_for(lambda: runtime.store().get_session("secondary").restart_requested, 15, 0.1, "the restart request")
+    wait_for(lambda: default_app().store.get_session("secondary").restart_requested, 15, 0.1, "the restart request")
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     refresh_now(driver)
@@ -294,7 +295,7 @@ def test_unverified_is_flagged_and_marked_as_sent(server: str, browser: WebDrive
     assert "marked as sent" in text(driver, "notice")
     wait_for(lambda: text(driver, "count-sent") == "1" and text(driver, "failed-total") == "1", 15, 0.1, "counts")
     assert not visible(driver, "unverified-hint")  # the one left is an ordinary failure
-    message = runtime.store().get(unverified)
+    message = default_app().store.get(unverified)
     assert message.sent_by == "primary"
     assert message.history[-1].error_text == "marked as sent by operator api:ops"
     assert status_of(ordinary) == "failed"

@@ -13,7 +13,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from api.app import create_app
 from tests.conftest import ROOT, free_port
-from wa_queue import metrics_sink, runtime, service
+from wa_queue import metrics_sink, service
+from wa_queue.app import close_default_app, default_app
 from wa_queue.models import NewMessage, utcnow
 from wa_queue.settings import get_settings, reset_settings
 
@@ -27,8 +28,8 @@ def client(waq_env: dict[str, str], monkeypatch: pytest.MonkeyPatch):  # noqa: A
     monkeypatch.setenv("WAQ_API_KEYS", f"ops:admin:{ADMIN_KEY},shop:producer:{PRODUCER_KEY}")
     monkeypatch.setenv("WAQ_METRICS_TOKEN", TOKEN)
     reset_settings()
-    runtime.reset()
-    return create_app().test_client()
+    close_default_app()
+    return create_app(default_app()).test_client()
 
 
 def scrape(client) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:  # noqa: ANN001
@@ -56,6 +57,8 @@ def test_access(client) -> None:  # noqa: ANN001
 
 def test_bearer_refused_when_no_token_is_configured(client) -> None:  # noqa: ANN001
     reset_settings(dataclasses.replace(get_settings(), metrics_token=""))
+    close_default_app()  # an App keeps the settings it was built with: the API of another one
+    client = create_app(default_app()).test_client()
     assert client.get("/metrics", headers={"Authorization": "Bearer "}).status_code == 401
     assert client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 401
     assert client.get("/metrics", headers={"X-API-Key": ADMIN_KEY}).status_code == 200
@@ -65,9 +68,9 @@ def test_store_values_at_scrape_time(client) -> None:  # noqa: ANN001
     samples = scrape(client)
     assert samples[("waq_messages", (("status", "pending"),))] == 0
     assert samples[("waq_oldest_pending_age_seconds", ())] == 0
-    service.enqueue("+14155550100", "one")
-    service.enqueue("+14155550101", "two")
-    store = runtime.store()
+    service.enqueue(default_app(), "+14155550100", "one")
+    service.enqueue(default_app(), "+14155550101", "two")
+    store = default_app().store
     message, _ = store.insert(NewMessage(phone="+14155550102", text="three"), utcnow())
     store.claim(message.id, owner="t", session="primary", now=utcnow(), lease_s=60)
     store.record_sent(message.id, owner="t", now=utcnow(), session="primary", wa_id="w")
@@ -106,6 +109,8 @@ def test_durations_and_retries_cross_processes(client) -> None:  # noqa: ANN001
 
 def test_a_broker_outage_is_reported_not_raised(client) -> None:  # noqa: ANN001
     reset_settings(dataclasses.replace(get_settings(), broker_url=f"redis://127.0.0.1:{free_port()}/0"))
+    close_default_app()
+    client = create_app(default_app()).test_client()
     samples = scrape(client)
     assert samples[("waq_up", (("component", "broker"),))] == 0
     assert samples[("waq_up", (("component", "store"),))] == 1
@@ -115,10 +120,10 @@ def test_a_broker_outage_is_reported_not_raised(client) -> None:  # noqa: ANN001
 
 
 def test_a_store_outage_is_reported_not_raised(client, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
-    def broken():  # noqa: ANN202
+    def broken(*_, **__):  # noqa: ANN002, ANN003, ANN202
         raise RuntimeError("store is down")
 
-    monkeypatch.setattr(runtime, "store", broken)
+    monkeypatch.setattr(default_app().store, "count_by_status", broken)
     samples = scrape(client)
     assert samples[("waq_up", (("component", "store"),))] == 0
     assert not any(name == "waq_messages" for name, _ in samples)
@@ -144,7 +149,7 @@ def test_a_workers_buffer_writes_sums_in_the_background_and_keeps_them_through_a
     held.record("primary", 0.4, "sent")
     held.record("primary", 9.0, "retry")
     assert held.flush() is False  # broker away: nothing lost, kept for the next write
-    target[0] = runtime.broker_redis()
+    target[0] = default_app().broker
     assert held.flush() is True
     assert held.flush() is True  # nothing left: written once, not twice
     buffer = metrics_sink.SendBuffer(interval_s=0.05)

@@ -13,8 +13,7 @@ from pathlib import Path
 import requests
 
 from tests.conftest import Proc, RedisServer, free_port, processes_of, wait_for
-from wa_queue import runtime
-from wa_queue.broker import epoch
+from wa_queue.app import close_default_app, default_app
 from wa_queue.models import MessageStatus
 from wa_queue.settings import reset_settings
 from wa_queue.simulator.app import SimServer
@@ -44,8 +43,7 @@ class Stack:
         self._old_env = {k: os.environ.get(k) for k in self.env}
         os.environ.update(self.env)
         reset_settings()
-        runtime.reset()
-        epoch._epoch_cache[:] = [None, 0.0]
+        close_default_app()
 
     # ---- processes -----------------------------------------------------------------------------------------
     def start_worker(self, session: str, scan: bool = True) -> None:
@@ -115,13 +113,13 @@ class Stack:
 
     # ---- checks --------------------------------------------------------------------------------------------
     def session(self, name: str):  # noqa: ANN201
-        return runtime.store().get_session(name)
+        return default_app().store.get_session(name)
 
     def wait_done(self, ids: list[str], timeout: float = 180) -> None:
         def done() -> bool:
-            return all(runtime.store().get(i).status in (MessageStatus.SENT, MessageStatus.FAILED) for i in ids)
+            return all(default_app().store.get(i).status in (MessageStatus.SENT, MessageStatus.FAILED) for i in ids)
 
-        wait_for(done, timeout, 0.5, f"{len(ids)} messages to finish: {runtime.store().count_by_status()}")
+        wait_for(done, timeout, 0.5, f"{len(ids)} messages to finish: {default_app().store.count_by_status()}")
 
     def sent_counts(self) -> collections.Counter:
         return collections.Counter((m["to"], m["text"]) for m in self.sent())
@@ -142,7 +140,7 @@ class Stack:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-        runtime.reset()
+        close_default_app()
         reset_settings()
         try:
             wait_for(lambda: not processes_of(self.tmp / "data"), 10, 0.25, "the stack's processes to exit")

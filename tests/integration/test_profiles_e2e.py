@@ -13,7 +13,8 @@ import requests
 
 from tests.conftest import RedisServer, wait_for
 from tests.helpers.stack import ACCOUNTS, ADMIN_KEY, Stack
-from wa_queue import runtime, service
+from wa_queue import service
+from wa_queue.app import default_app
 from wa_queue.models import MessageStatus
 
 pytestmark = pytest.mark.timeout(420)
@@ -73,13 +74,13 @@ def test_bare_ids_with_chrome_killed_after_two_clicks_send_each_message_once(sta
     stop = threading.Event()
     killed = kill_chrome_after_clicks(stack, targets, stop)
     try:
-        ids = service.enqueue_many([{"phone": p, "text": t} for p, t in items])
+        ids = service.enqueue_many(default_app(), [{"phone": p, "text": t} for p, t in items])
         stack.wait_done(ids, 300)
     finally:
         stop.set()
     assert sorted(killed) == sorted(targets)
     stack.assert_exactly_once(items)
-    store = runtime.store()
+    store = default_app().store
     assert all(store.get(i).status is MessageStatus.SENT for i in ids)
     crashed = [store.get(i) for i in ids if store.get(i).text in targets]
     assert all(m.wa_id for m in crashed)  # recorded from the row read in the chat, by its bare id
@@ -89,10 +90,10 @@ def test_bare_ids_with_chrome_killed_after_two_clicks_send_each_message_once(sta
 def test_unknown_markup_is_never_clicked_twice_and_an_operator_decides(stack_unknown: Stack) -> None:
     stack = stack_unknown
     headers = {"X-API-Key": ADMIN_KEY}
-    first = service.enqueue("+14155557101", "unknown form: mark me as sent")
-    second = service.enqueue("+14155557102", "unknown form: retry me")
+    first = service.enqueue(default_app(), "+14155557101", "unknown form: mark me as sent")
+    second = service.enqueue(default_app(), "+14155557102", "unknown form: retry me")
     stack.wait_done([first, second], 240)
-    store = runtime.store()
+    store = default_app().store
     for mid in (first, second):
         message = store.get(mid)
         assert message.status is MessageStatus.FAILED and message.last_error_class == "OutcomeUnverified"

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from wa_queue import errors
+from wa_queue.broker.recording import RecordingPublisher
 from wa_queue.delivery import Delivery
 from wa_queue.models import HistoryEvent, MessageStatus, NewMessage
 from wa_queue.settings import Settings
@@ -32,6 +33,25 @@ class Clock:
         self.now += timedelta(seconds=seconds)
 
 
+class Published:
+    """What the recording publisher took, as (ids, queue, countdown) tuples: indexable and comparable like a list."""
+
+    def __init__(self, recording: RecordingPublisher) -> None:
+        self._recording = recording
+
+    def _items(self) -> list[tuple[list[str], str, float | None]]:
+        return [(p.ids, p.queue, p.countdown) for p in self._recording.published]
+
+    def __getitem__(self, index: int) -> tuple[list[str], str, float | None]:
+        return self._items()[index]
+
+    def __eq__(self, other: object) -> bool:
+        return self._items() == other
+
+    def __len__(self) -> int:
+        return len(self._items())
+
+
 @pytest.fixture
 def env(tmp_path: Path):  # noqa: ANN201
     settings = Settings.from_env({
@@ -40,16 +60,14 @@ def env(tmp_path: Path):  # noqa: ANN201
     })
     store = SQLiteStore(str(tmp_path / "waq.db"))
     clock = Clock()
-    published: list[tuple[list[str], str, float | None]] = []
-
-    def publisher(messages, queue, *, countdown=None, now=None) -> None:  # noqa: ANN001
-        published.append(([m.id for m in messages], queue, countdown))
+    recording = RecordingPublisher(store, clock=clock)
+    published = Published(recording)
 
     def make(session: str = "primary") -> Delivery:
         sender = FakeSender(session, settings.fake_log, settings.fake_control)
         sender.connect()
         return Delivery(store=store, settings=settings, session=session, owner=f"{session}/test/1", sender=sender,
-                        rng=random.Random(7), clock=clock, sleep=clock.sleep, publisher=publisher)
+                        rng=random.Random(7), clock=clock, sleep=clock.sleep, publisher=recording)
 
     for name in settings.sessions:
         store.update_session(name, status="connected", heartbeat_at=T0)

@@ -16,7 +16,8 @@ from click.testing import CliRunner
 
 import wa_queue
 from api.app import create_app
-from wa_queue import runtime, validation
+from wa_queue import validation
+from wa_queue.app import close_default_app, default_app
 from wa_queue.cli import main
 from wa_queue.errors import ValidationError
 from wa_queue.settings import reset_settings
@@ -99,8 +100,8 @@ def client(waq_env, monkeypatch):  # noqa: ANN001, ANN201
     monkeypatch.setenv("WAQ_API_KEYS", f"ops:admin:{ADMIN_KEY},shop:producer:{PRODUCER_KEY}")
     monkeypatch.setenv("WAQ_MAX_REQUEST_BYTES", str(64 * 1024))
     reset_settings()
-    runtime.reset()
-    return create_app().test_client()
+    close_default_app()
+    return create_app(default_app()).test_client()
 
 
 @dataclass
@@ -148,7 +149,7 @@ def via_cli(fields: dict[str, Any]) -> Verdict:
 
 
 def stored(message_id: str) -> dict[str, Any]:
-    message = runtime.store().get(message_id)
+    message = default_app().store.get(message_id)
     return {"phone": message.phone, "text": message.text, "session": message.session,
             "callback_url": message.callback_url, "metadata": message.metadata}
 
@@ -161,10 +162,10 @@ def test_every_front_door_gives_the_same_verdict(client, case: Case) -> None:  #
     if case.field is None:
         # The same message stored, whichever door it came in by (the REST API scopes its idempotency key).
         assert stored(rest.message) == stored(python.message) == stored(cli.message)
-        assert runtime.store().get(python.message).idempotency_key == fields.get("idempotency_key")
+        assert default_app().store.get(python.message).idempotency_key == fields.get("idempotency_key")
     else:
         assert rest.message == python.message == cli.message
-        assert runtime.store().count_by_status()["pending"] == 0  # refused means nothing stored
+        assert default_app().store.count_by_status()["pending"] == 0  # refused means nothing stored
 
 
 @pytest.mark.parametrize("metadata", [
@@ -177,7 +178,7 @@ def test_the_python_api_refuses_metadata_json_cannot_carry(waq_env, metadata: di
     with pytest.raises(ValidationError) as caught:
         wa_queue.enqueue("+14155550123", "hello", metadata=metadata)
     assert caught.value.field == "metadata"
-    assert runtime.store().count_by_status()["pending"] == 0
+    assert default_app().store.count_by_status()["pending"] == 0
 
 
 def test_the_python_api_refuses_metadata_that_contains_itself(waq_env) -> None:  # noqa: ANN001

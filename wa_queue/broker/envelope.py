@@ -12,67 +12,74 @@ import re
 import uuid
 from typing import TYPE_CHECKING
 
-from wa_queue import names, runtime
+from wa_queue import names
 from wa_queue.models import Message
 
 if TYPE_CHECKING:
+    import redis
     from celery import Celery
 
-_templates: dict[tuple[int, str], str] = {}
 _FIELDS = ("@@TASK_ID@@", "@@ARGSREPR@@", "@@BODY@@", "@@TAG@@")
 _EMBED_JSON = json.dumps({"callbacks": None, "errbacks": None, "chain": None, "chord": None})
 
 
-def template(app: Celery, queue: str, countdown: float | None) -> str:
-    """The JSON of a whole kombu envelope for a send task to `queue`, as a str.format() template with the fields
-    that differ per message: {task_id}, {argsrepr}, {body} and {tag}. Celery makes the task message itself
-    (amqp.as_task_v2); without a countdown it never changes, so it is made once per app and queue; with one, the
-    ETA differs each time."""
-    key = (id(app), queue)
-    if countdown is None and key in _templates:
-        return _templates[key]
-    message = app.amqp.as_task_v2(uuid.uuid4().hex, names.TASK_SEND, args=["", 0], countdown=countdown)
-    task_id, argsrepr, body, tag = _FIELDS
-    headers = {**message.headers, "id": task_id, "root_id": task_id, "argsrepr": argsrepr}
-    envelope = {
-        "body": body, "content-encoding": "utf-8", "content-type": "application/json", "headers": headers,
-        "properties": {
-            "correlation_id": task_id, "reply_to": message.properties.get("reply_to"), "delivery_mode": 2,
-            "delivery_info": {"exchange": "", "routing_key": queue}, "priority": 0, "body_encoding": "base64",
-            "delivery_tag": tag,
-        },
-    }
-    names_of = dict(zip(_FIELDS, ("{task_id}", "{argsrepr}", "{body}", "{tag}"), strict=True))
-    parts = re.split("(" + "|".join(_FIELDS) + ")", json.dumps(envelope))
-    template = "".join(names_of[part] if i % 2 else part.replace("{", "{{").replace("}", "}}")
-                       for i, part in enumerate(parts))
-    if countdown is None:
-        _templates[key] = template
-    return template
+class Envelopes:
+    """The envelopes of one Celery app's send tasks. Keeps the template of each queue (made by Celery itself) for
+    the life of the publisher that owns it."""
 
+    def __init__(self, celery: Celery) -> None:
+        self.celery = celery
+        self._templates: dict[str, str] = {}
 
-def push_redis(app: Celery, messages: list[Message], queue: str, countdown: float | None) -> None:
-    """Tasks in one Redis round trip, in the exact envelope kombu's Redis transport writes.
+    def template(self, queue: str, countdown: float | None) -> str:
+        """The JSON of a whole kombu envelope for a send task to `queue`, as a str.format() template with the
+        fields that differ per message: {task_id}, {argsrepr}, {body} and {tag}. Celery makes the task message
+        itself (amqp.as_task_v2); without a countdown it never changes, so it is made once per queue; with one, the
+        ETA differs each time."""
+        if countdown is None:
+            cached = self._templates.get(queue)
+            if cached is not None:
+                return cached
+        message = self.celery.amqp.as_task_v2(uuid.uuid4().hex, names.TASK_SEND, args=["", 0], countdown=countdown)
+        task_id, argsrepr, body, tag = _FIELDS
+        headers = {**message.headers, "id": task_id, "root_id": task_id, "argsrepr": argsrepr}
+        envelope = {
+            "body": body, "content-encoding": "utf-8", "content-type": "application/json", "headers": headers,
+            "properties": {
+                "correlation_id": task_id, "reply_to": message.properties.get("reply_to"), "delivery_mode": 2,
+                "delivery_info": {"exchange": "", "routing_key": queue}, "priority": 0, "body_encoding": "base64",
+                "delivery_tag": tag,
+            },
+        }
+        names_of = dict(zip(_FIELDS, ("{task_id}", "{argsrepr}", "{body}", "{tag}"), strict=True))
+        parts = re.split("(" + "|".join(_FIELDS) + ")", json.dumps(envelope))
+        template = "".join(names_of[part] if i % 2 else part.replace("{", "{{").replace("}", "}}")
+                           for i, part in enumerate(parts))
+        if countdown is None:
+            self._templates[queue] = template
+        return template
 
-    Celery's send_task costs 0.6-1.4 ms a message (routing, entity declaration, a Redis client per call): it was
-    most of an API enqueue and capped batched enqueues at a third of their goal. The envelope is made once by
-    Celery itself and filled in with each message's task id, arguments and delivery tag (serialising the whole
-    envelope per message was a tenth of an API enqueue); workers cannot tell the difference, which the pipeline
-    tests check by consuming them."""
-    fill = template(app, queue, countdown).format
-    envelopes = []
-    for message in messages:
-        task_id, tag = _uuid4_pair()
-        args = [message.id, message.attempts]
-        body = f"[{json.dumps(args)}, {{}}, {_EMBED_JSON}]"
-        envelopes.append(fill(task_id=task_id, argsrepr=json.dumps(repr(args))[1:-1], tag=tag,
-                              body=base64.b64encode(body.encode()).decode()))
-    runtime.broker_redis().lpush(queue, *envelopes)
+    def push(self, client: redis.Redis, messages: list[Message], queue: str, countdown: float | None) -> None:
+        """Tasks in one Redis round trip, in the exact envelope kombu's Redis transport writes.
+
+        Celery's send_task pays routing, entity declaration and a Redis client per call, most of an API enqueue.
+        The envelope is made once by Celery itself and filled in with each message's task id, arguments and
+        delivery tag (serialising the whole envelope per message costs more than the fill); workers cannot tell
+        the difference, which the pipeline tests check by consuming them."""
+        fill = self.template(queue, countdown).format
+        envelopes = []
+        for message in messages:
+            task_id, tag = _uuid4_pair()
+            args = [message.id, message.attempts]
+            body = f"[{json.dumps(args)}, {{}}, {_EMBED_JSON}]"
+            envelopes.append(fill(task_id=task_id, argsrepr=json.dumps(repr(args))[1:-1], tag=tag,
+                                  body=base64.b64encode(body.encode()).decode()))
+        client.lpush(queue, *envelopes)
 
 
 def _uuid4_pair() -> tuple[str, str]:
-    """Two random (version 4) UUID strings, the task id and the delivery tag, from one urandom call: uuid.uuid4()
-    twice was a third of the cost of an envelope."""
+    """Two random (version 4) UUID strings, the task id and the delivery tag, from one urandom call (cheaper than
+    uuid.uuid4() twice, a large part of an envelope's cost)."""
     raw = bytearray(os.urandom(32))
     for offset in (0, 16):
         raw[offset + 6] = raw[offset + 6] & 0x0F | 0x40  # version 4

@@ -9,29 +9,47 @@ Backlogged messages still queued in a live broker keep their epoch and are not p
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from wa_queue import names, runtime
+from wa_queue import names
+
+if TYPE_CHECKING:
+    import redis
 
 log = logging.getLogger(__name__)
 
-_EPOCH_CACHE_S = 5.0
-_epoch_cache: list[object] = [None, 0.0]
+EPOCH_CACHE_S = 5.0
 
 
-def current_epoch(*, fresh: bool = False) -> str:
-    """The broker epoch, created when missing, cached a few seconds (a stale value only causes a harmless extra
-    publish). Anyone may create it: what matters is that tasks recorded under an older epoch are republished."""
-    cached, at = _epoch_cache
-    if cached and not fresh and time.monotonic() - float(at) < _EPOCH_CACHE_S:  # type: ignore[arg-type]
-        return str(cached)
-    client = runtime.broker_redis()
-    value = client.get(names.BROKER_EPOCH_KEY)
-    if value is None:
-        client.set(names.BROKER_EPOCH_KEY, uuid.uuid4().hex, nx=True)
-        value = client.get(names.BROKER_EPOCH_KEY)
-        log.warning("new broker epoch: the broker is new or lost its data; older tasks will be republished")
-    epoch = value.decode() if isinstance(value, bytes) else str(value)
-    _epoch_cache[0], _epoch_cache[1] = epoch, time.monotonic()
-    return epoch
+class BrokerEpoch:
+    """The epoch of one broker, read through `client` and cached a few seconds (a stale value only causes a harmless
+    extra publish). Anyone may create it: what matters is that tasks recorded under an older epoch are
+    republished."""
+
+    def __init__(self, client: redis.Redis, *, cache_s: float = EPOCH_CACHE_S,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
+        self._client = client
+        self._cache_s = cache_s
+        self._monotonic = monotonic
+        self._lock = threading.Lock()
+        self._value: str | None = None
+        self._at = 0.0
+
+    def current(self, *, fresh: bool = False) -> str:
+        """The epoch, created when missing; `fresh` reads the broker whatever the cache holds (the sweeper)."""
+        value, at = self._value, self._at
+        if value and not fresh and self._monotonic() - at < self._cache_s:
+            return value
+        raw = self._client.get(names.BROKER_EPOCH_KEY)
+        if raw is None:
+            self._client.set(names.BROKER_EPOCH_KEY, uuid.uuid4().hex, nx=True)
+            raw = self._client.get(names.BROKER_EPOCH_KEY)
+            log.warning("new broker epoch: the broker is new or lost its data; older tasks will be republished")
+        epoch = raw.decode() if isinstance(raw, bytes) else str(raw)
+        with self._lock:
+            self._value, self._at = epoch, self._monotonic()
+        return epoch

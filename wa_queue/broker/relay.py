@@ -7,12 +7,12 @@ of charging every request one, and a slow or absent broker no longer holds an an
 
 Nothing here can lose a message: a message the relay has not published yet (the process was killed, the broker is
 away) is committed and undispatched, so the sweeper publishes it (dispatch_due), as it would after a crash between
-commit and publish anywhere else. stop() publishes what is left; it runs at interpreter exit.
+commit and publish anywhere else. stop() publishes what is left; the App that owns the relay (wa_queue/app.py)
+calls it when it closes and at interpreter exit.
 """
 
 from __future__ import annotations
 
-import atexit
 import logging
 import os
 import threading
@@ -24,7 +24,7 @@ from wa_queue.models import Message, utcnow
 
 log = logging.getLogger(__name__)
 
-Publish = Callable[..., object]  # publisher.publish(messages, queue, now=...); its result is not needed here
+Publish = Callable[..., object]  # Publisher.publish(messages, queue, now=...); its result is not needed here
 
 
 class Relay:
@@ -81,17 +81,3 @@ class Relay:
         with self._lock:
             if not self._pending:
                 self._idle.set()
-
-
-_relay: list[Relay] = []
-
-
-def get() -> Relay:
-    """This process's relay, publishing with publisher.publish (made on first use, flushed at exit)."""
-    if not _relay:
-        from wa_queue.broker import publisher
-
-        relay = Relay(publisher.publish)
-        _relay.append(relay)
-        atexit.register(relay.stop)
-    return _relay[0]

@@ -8,13 +8,16 @@ import subprocess
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import click
 
-from wa_queue.cli.output import echo_json, settings
+from wa_queue.cli.output import app, echo_json, settings
 from wa_queue.settings import Settings
+
+if TYPE_CHECKING:
+    from wa_queue.app import App
 
 CHECKS = ("store", "broker", "chromium", "chromedriver", "sessions")
 VERSION_TIMEOUT_S = 30
@@ -38,14 +41,14 @@ def redact(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def check_store(s: Settings) -> Check:
-    from wa_queue import runtime
+def check_store(waq: App) -> Check:
+    from wa_queue import service
 
+    s = waq.settings
     url = redact(s.store_url)
     try:
-        store = runtime.store()
-        store.ping()
-        counts = store.count_by_status()
+        service.ping_store(waq)
+        counts = service.queue_counts(waq)
     except Exception as exc:  # noqa: BLE001 - any failure is the finding
         if s.store_url.startswith("sqlite:///"):
             folder = Path(s.store_url[len("sqlite:///"):]).parent
@@ -57,14 +60,13 @@ def check_store(s: Settings) -> Check:
     return Check("store", "ok", f"{url}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
 
 
-def check_broker(s: Settings) -> Check:
-    from wa_queue import runtime
-
+def check_broker(waq: App) -> Check:
+    s = waq.settings
     url = redact(s.broker_url)
     if s.broker_url.startswith("memory://"):
         return Check("broker", "skip", f"{url}: in-process broker, nothing to reach")
     try:
-        client = runtime.broker_redis()
+        client = waq.broker
         client.ping()
         version = client.info("server").get("redis_version", "?")
     except Exception as exc:  # noqa: BLE001
@@ -129,12 +131,13 @@ def _session_fix(name: str, view: dict[str, Any], age_s: float | None, stale_s: 
     return f"`waq sessions restart {name}`; if it persists, see the worker's log"
 
 
-def check_sessions(s: Settings) -> list[Check]:
+def check_sessions(waq: App) -> list[Check]:
     from wa_queue import service
     from wa_queue.models import utcnow
 
+    s = waq.settings
     try:
-        overview = service.sessions_overview()
+        overview = service.sessions_overview(waq)
     except Exception as exc:  # noqa: BLE001
         return [Check("sessions", "fail", f"cannot read the sessions: {type(exc).__name__}: {exc}",
                       "fix the store check first")]
@@ -165,13 +168,13 @@ def doctor(only: tuple[str, ...], as_json: bool) -> None:
     wanted = set(only or CHECKS)
     checks: list[Check] = []
     if "store" in wanted:
-        checks.append(check_store(s))
+        checks.append(check_store(app()))
     if "broker" in wanted:
-        checks.append(check_broker(s))
+        checks.append(check_broker(app()))
     if wanted & {"chromium", "chromedriver"}:
         checks += [c for c in check_browser(s) if c.name in wanted]
     if "sessions" in wanted:
-        checks += check_sessions(s)
+        checks += check_sessions(app())
     ok = all(c.status != "fail" for c in checks)
     if as_json:
         echo_json({"ok": ok, "checks": [dataclasses.asdict(c) for c in checks]})

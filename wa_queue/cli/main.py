@@ -8,12 +8,16 @@ from __future__ import annotations
 import click
 
 from wa_queue.cli import doctor, messages, processes, sessions
+from wa_queue.cli.output import LazyApp
 
 
 @click.group()
 @click.version_option(package_name="wa-queue")
-def main() -> None:
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """wa-queue: a WhatsApp message queue that does not lose messages."""
+    ctx.obj = LazyApp()  # the App of the command, built when it first needs it
+    ctx.call_on_close(ctx.obj.close)
 
 
 for _module in (processes, messages, sessions, doctor):

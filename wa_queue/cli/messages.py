@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from wa_queue.cli.output import BadInput, echo_json, handled, settings, table, with_errors
+from wa_queue.cli.output import BadInput, app, echo_json, handled, settings, table, with_errors
 from wa_queue.cli.sessions import sessions_table
 from wa_queue.errors import ValidationError
 from wa_queue.models import Message
@@ -57,9 +57,9 @@ def enqueue(phone: str | None, text: str | None, session: str | None, idempotenc
     from wa_queue import service
     from wa_queue.validation import metadata_from_json
 
-    new = service.build_message(phone, text, session=session, idempotency_key=idempotency_key,
+    new = service.build_message(app(), phone, text, session=session, idempotency_key=idempotency_key,
                                 callback_url=callback_url, metadata=metadata_from_json(metadata))
-    message, created = service.submit([new])[0]
+    message, created = service.submit(app(), [new])[0]
     if as_json:
         echo_json({"id": message.id, "status": message.status.value, "phone": message.phone, "created": created})
     else:
@@ -108,7 +108,7 @@ def _read_csv(path: Path, default_session: str | None) -> tuple[list[tuple[int, 
                 try:
                     # an empty cell is no metadata; the parsed object is what enqueue_many stores
                     item["metadata"] = metadata_from_json((record.get("metadata") or "").strip() or None)
-                    service.build_message(**item)
+                    service.build_message(app(), **item)
                 except ValidationError as exc:
                     rejected.append(_Rejected(row, exc.field, str(exc)))
                     continue
@@ -126,7 +126,7 @@ def _enqueue_csv(path: Path, session: str | None, as_json: bool) -> None:
             batch = good[start:start + BATCH_SIZE]
             try:
                 with handled():
-                    ids += service.enqueue_many([item for _, item in batch])
+                    ids += service.enqueue_many(app(), [item for _, item in batch])
             except click.ClickException as exc:
                 # Batches before this one are committed; say exactly where to resume.
                 exc.message = (f"{exc.message} (rows before row {batch[0][0]} were queued: {len(ids)} "
@@ -154,9 +154,9 @@ def status(message_id: str | None, as_json: bool) -> None:
 
     settings()
     if message_id:
-        echo_message(service.get_message(message_id).to_dict(), as_json)
+        echo_message(service.get_message(app(), message_id).to_dict(), as_json)
         return
-    counts, sessions = service.queue_counts(), service.sessions_overview()
+    counts, sessions = service.queue_counts(app()), service.sessions_overview(app())
     if as_json:
         echo_json({"counts": counts, "sessions": sessions})
         return
@@ -205,11 +205,10 @@ def failed_page_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 @with_errors
 def failed_list(session: str | None, error: str | None, page: int, page_size: int, as_json: bool) -> None:
     """Failed messages, newest first."""
-    from wa_queue import runtime
+    from wa_queue import service
 
-    settings()
-    messages, total = runtime.store().list_failed(offset=(page - 1) * page_size, limit=page_size, session=session,
-                                                  error=error)
+    messages, total = service.list_failed(app(), offset=(page - 1) * page_size, limit=page_size, session=session,
+                                          error=error)
     echo_failed_page(messages, total, page, page_size, as_json, "failed")
 
 
@@ -234,8 +233,7 @@ def failed_retry(message_id: str) -> None:
     """Put one failed message back to pending with its attempts reset."""
     from wa_queue import service
 
-    settings()
-    message = service.retry_failed(message_id)
+    message = service.retry_failed(app(), message_id)
     click.echo(f"requeued {message.id} ({message.status.value})")
 
 
@@ -249,8 +247,7 @@ def failed_mark_sent(message_id: str, note: str | None) -> None:
     It is never sent again, and its callback_url hears 'sent'. Not in the chat? Use `waq failed retry ID`."""
     from wa_queue import service
 
-    settings()
-    message = service.mark_sent(message_id, actor=f"cli:{_os_user()}", note=note)
+    message = service.mark_sent(app(), message_id, actor=f"cli:{_os_user()}", note=note)
     click.echo(f"marked {message.id} as sent (sent_by {message.sent_by or '-'})")
 
 
@@ -271,7 +268,7 @@ def failed_retry_all(session: str | None) -> None:
     from wa_queue.validation import validate_session
 
     validate_session(session, settings().sessions)
-    click.echo(f"requeued {service.retry_all_failed(session)} message(s)")
+    click.echo(f"requeued {service.retry_all_failed(app(), session)} message(s)")
 
 
 @failed.command("delete")
@@ -284,14 +281,13 @@ def failed_delete(message_id: str, yes: bool) -> None:
     from wa_queue.errors import InvalidTransition
     from wa_queue.models import MessageStatus
 
-    settings()
-    message = service.get_message(message_id)
+    message = service.get_message(app(), message_id)
     if message.status is not MessageStatus.FAILED:
         raise InvalidTransition(f"message {message_id} is {message.status.value}: only failed messages can be deleted")
     if not yes:
         click.confirm(f"Delete failed message {message_id} to {message.phone} ({message.last_error_class})?",
                       abort=True)
-    service.delete_failed(message_id)
+    service.delete_failed(app(), message_id)
     click.echo(f"deleted {message_id}")
 
 
@@ -306,10 +302,9 @@ def archive() -> None:
 @with_errors
 def archive_list(session: str | None, error: str | None, page: int, page_size: int, as_json: bool) -> None:
     """Archived messages, newest failure first (filtered like `waq failed list`)."""
-    from wa_queue import runtime
+    from wa_queue import service
 
-    settings()
-    messages, total = runtime.store().list_archived(offset=(page - 1) * page_size, limit=page_size, session=session,
+    messages, total = service.list_archived(app(), offset=(page - 1) * page_size, limit=page_size, session=session,
                                                     error=error)
     echo_failed_page(messages, total, page, page_size, as_json, "archived")
 
@@ -320,10 +315,9 @@ def archive_list(session: str | None, error: str | None, page: int, page_size: i
 @with_errors
 def archive_show(message_id: str, as_json: bool) -> None:
     """One archived message and its history; exit 1 when the archive has no such id."""
-    from wa_queue import runtime
+    from wa_queue import service
 
-    settings()
-    echo_message(runtime.store().get_archived(message_id).to_dict(), as_json)
+    echo_message(service.get_archived(app(), message_id).to_dict(), as_json)
 
 
 COMMANDS = [enqueue, status, failed, archive]

@@ -8,12 +8,15 @@ import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from wa_queue.errors import ConfigError, IdempotencyConflict, NotFound, StoreError, ValidationError, WaQueueError
 from wa_queue.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from wa_queue.app import App
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -29,6 +32,36 @@ def settings() -> Settings:
         return get_settings()
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
+
+
+class LazyApp:
+    """The click context's object: the command's App, built on first use (so `waq --help` and the commands that
+    need no store build none) and closed with the context."""
+
+    def __init__(self) -> None:
+        self._app: App | None = None
+
+    def get(self) -> App:
+        if self._app is None:
+            from wa_queue.app import App
+
+            self._app = App.build(settings())
+        return self._app
+
+    def close(self) -> None:
+        if self._app is not None:
+            self._app.close()
+            self._app = None
+
+
+def app() -> App:
+    """The App of the running command (wa_queue/cli/main.py puts a LazyApp on the root context)."""
+    ctx = click.get_current_context()
+    holder = ctx.find_object(LazyApp)
+    if holder is None:  # a command invoked without the `waq` group
+        holder = ctx.find_root().ensure_object(LazyApp)
+        ctx.find_root().call_on_close(holder.close)
+    return holder.get()
 
 
 def _connection_errors() -> tuple[type[BaseException], ...]:

@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from wa_queue import names
-from wa_queue.cli.output import exec_argv, handled
+from wa_queue.cli.output import app, exec_argv, handled
 from wa_queue.cli.output import settings as load_settings
 from wa_queue.errors import StoreError
 from wa_queue.settings import Settings
+
+if TYPE_CHECKING:
+    from wa_queue.app import App
 
 
 @click.command()
@@ -28,7 +32,7 @@ def worker(session: str, loglevel: str, check: bool) -> None:
     if session not in settings.sessions:
         raise click.UsageError(f"unknown session {session!r}; WAQ_SESSIONS has: {', '.join(settings.sessions)}")
     if check:
-        healthy, line = _worker_health(settings, session)
+        healthy, line = _worker_health(app(), session)
         click.echo(line)
         sys.exit(0 if healthy else 1)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -61,13 +65,13 @@ def _store_or_exit(settings: Settings, what: str) -> None:
         sys.exit(1)
 
 
-def _worker_health(settings: Settings, session: str) -> tuple[bool, str]:
+def _worker_health(waq: App, session: str) -> tuple[bool, str]:
     """The session as its worker last recorded it: heartbeat age (fresh within three health intervals) and the
     browser's state. Judged by cli.doctor.check_sessions, as `waq doctor` does; a Celery ping cannot tell this (the
     parent process answers it while Chrome is dead)."""
     from wa_queue.cli.doctor import check_sessions
 
-    found = [c for c in check_sessions(settings) if c.name in (f"session {session}", "sessions")]
+    found = [c for c in check_sessions(waq) if c.name in (f"session {session}", "sessions")]
     if not found:
         return False, f"session {session}: no record"
     result = found[0]
@@ -84,15 +88,14 @@ def beat(loglevel: str) -> None:
     settings = load_settings()
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     _store_or_exit(settings, "beat")
-    from wa_queue import recovery, runtime
-    from wa_queue.models import utcnow
+    from wa_queue import service
 
     # Stuck work comes back at start too, not only after the first interval.
     try:
-        recovery.recover_stuck(runtime.store(), settings, utcnow())
+        service.recover_stuck(app())
     except Exception as exc:  # noqa: BLE001 - the scheduled job retries; beat must still start
         click.echo(f"start-up recovery failed: {exc}", err=True)
-    runtime.reset()
+    click.get_current_context().find_root().close()  # this process becomes Celery: nothing of it may be inherited
     exec_argv(
         [sys.executable, "-m", "celery", "-A", "wa_queue.celery_app:app", "worker", "-B",
          "-Q", f"{names.MAINTENANCE_QUEUE},{names.CALLBACK_QUEUE}", "-n", "beat@%h", "--concurrency", "1",
@@ -110,7 +113,7 @@ def api(port: int, host: str) -> None:
     load_settings()
     from api.app import create_app
 
-    create_app().run(host=host, port=port, threaded=True)
+    create_app(app()).run(host=host, port=port, threaded=True)
 
 
 @click.command()

@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from wa_queue.cli.output import echo_json, settings, table, with_errors
+from wa_queue.cli.output import app, echo_json, settings, table, with_errors
 from wa_queue.models import plain
 from wa_queue.settings import Settings
 
@@ -38,7 +38,7 @@ def sessions_list(as_json: bool) -> None:
     from wa_queue import service
 
     settings()
-    overview = service.sessions_overview()
+    overview = service.sessions_overview(app())
     if as_json:
         echo_json(overview)
     else:
@@ -53,7 +53,7 @@ def sessions_restart(name: str) -> None:
     from wa_queue import service
 
     settings()
-    view = service.restart_session(name)
+    view = service.restart_session(app(), name)
     click.echo(f"restart requested for {view['name']} (status {view['status']}); its worker reconnects at the next "
                "health check")
 
@@ -65,13 +65,13 @@ def sessions_restart(name: str) -> None:
 @with_errors
 def sessions_qr(name: str, out: Path | None) -> None:
     """The QR code a session waits to have scanned (WhatsApp > Linked devices). Exit 1 when it is not waiting."""
-    from wa_queue import names, runtime
+    from wa_queue import service
     from wa_queue.validation import validate_session
 
     validate_session(name, settings().sessions)
-    png = runtime.broker_redis().get(names.session_qr_key(name))
+    png = service.session_qr(app(), name)
     if not png:
-        state = plain(runtime.store().get_session(name).status)
+        state = plain(service.get_session(app(), name).status)
         raise click.ClickException(f"session {name} is not waiting for a QR scan (status: {state})")
     if out is not None:
         out.write_bytes(png)

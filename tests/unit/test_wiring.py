@@ -1,0 +1,76 @@
+"""Rules of the wiring (issue 14), read from the source with ast: the REST API and the CLI reach the store only
+through the operations module (wa_queue/service.py); no module of wa_queue/ but the simulator imports Flask; and no
+module keeps process state in a global but the default App and the Selenium sender's registry of live browsers."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+from tests.helpers.mutable_globals import ROOT, mutable_globals
+
+OPERATIONS = "wa_queue.service"
+STORE_MODULES = ("wa_queue.store", "wa_queue.recovery", "wa_queue.sessions", "wa_queue.delivery")
+STORE_NAMES = {"store", "_store", "open_store", "MessageStore"}
+
+
+def _modules(*folders: str) -> Iterator[tuple[Path, ast.Module]]:
+    for folder in folders:
+        for path in sorted((ROOT / folder).rglob("*.py")):
+            yield path.relative_to(ROOT), ast.parse(path.read_text())
+
+
+def store_access(tree: ast.Module) -> list[str]:
+    """Every place `tree` could reach a store other than through the operations module: an import of a module that
+    hands out stores or works on one (its constants excepted), or a name or attribute that is a store. Building
+    the App (wa_queue/app.py) is allowed: an entry point does, then hands it to the operations."""
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            modules = [node.module] + [f"{node.module}.{alias.name}" for alias in node.names]
+            constants = all(alias.name.isupper() for alias in node.names)
+            if not constants and any(m == s or m.startswith(s + ".") for m in modules for s in STORE_MODULES):
+                found.append(f"line {node.lineno}: from {node.module} import "
+                             + ", ".join(alias.name for alias in node.names))
+        elif isinstance(node, ast.Import):
+            found += [f"line {node.lineno}: import {alias.name}" for alias in node.names
+                      if any(alias.name == s or alias.name.startswith(s + ".") for s in STORE_MODULES)]
+        elif isinstance(node, ast.Attribute) and node.attr in STORE_NAMES:
+            found.append(f"line {node.lineno}: .{node.attr}")
+        elif isinstance(node, ast.Name) and node.id in STORE_NAMES:
+            found.append(f"line {node.lineno}: {node.id}")
+    return found
+
+
+def test_api_and_cli_reach_the_store_only_through_the_operations_module() -> None:
+    offences = {str(path): found for path, tree in _modules("api", "wa_queue/cli") if (found := store_access(tree))}
+    assert offences == {}
+
+
+def test_the_store_rule_sees_an_offence() -> None:
+    tree = ast.parse("from wa_queue.store import open_store\n\ndef f(app):\n    return app.store.get('x')\n")
+    assert store_access(tree) == ["line 1: from wa_queue.store import open_store", "line 4: .store"]
+    assert store_access(ast.parse("from wa_queue import service\nservice.get_message(app, 'x')\n")) == []
+
+
+def _imports_flask(tree: ast.Module) -> bool:
+    for node in ast.walk(tree):
+        names = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
+                 else [node.module or ""] if isinstance(node, ast.ImportFrom) and node.level == 0 else [])
+        if any(name == "flask" or name.startswith(("flask.", "flask_")) for name in names):
+            return True
+    return False
+
+
+def test_no_module_of_wa_queue_imports_flask_but_the_simulator() -> None:
+    offenders = [str(path) for path, tree in _modules("wa_queue")
+                 if not path.parts[1] == "simulator" and _imports_flask(tree)]
+    assert offenders == []
+    assert _imports_flask(ast.parse("from flask import Flask")) and _imports_flask(ast.parse("import flask_restx"))
+    assert any(_imports_flask(tree) for path, tree in _modules("wa_queue/simulator"))
+
+
+def test_process_state_lives_in_the_app() -> None:
+    names = {entry.split(" ", 1)[1] for entry in mutable_globals()}
+    assert names <= {"_default", "_live"}, mutable_globals()

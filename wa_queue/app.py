@@ -1,0 +1,195 @@
+"""The App: everything a process shares, built once by its entry point and passed in.
+
+Each entry point builds one: api.create_app() (kept on the Flask app as app.extensions["waq"]), a worker process
+(workers/runtime.py, at worker_process_init; tasks reach it through the Celery app), beat's start, the CLI (the
+click context's object, built on first use) and the Python API (wa_queue.enqueue and friends, over the default App
+of default_app(), the one process-wide App). Tests build their own.
+
+The store, the broker client, the Celery app and the publisher are made on first use: `waq --help` and an API whose
+store is down still start, and a process pays only for what it uses. close() releases them.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+from collections.abc import Callable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from wa_queue.broker.relay import Relay
+from wa_queue.models import utcnow
+from wa_queue.notify import Notifier
+from wa_queue.settings import Settings, get_settings
+from wa_queue.store import MessageStore, open_store
+
+if TYPE_CHECKING:
+    import redis
+    from celery import Celery
+
+    from wa_queue.broker.publisher import Publisher
+
+log = logging.getLogger(__name__)
+
+BROKER_TIMEOUT_S = 10.0
+BROKER_CONNECT_TIMEOUT_S = 5.0
+
+
+class App:
+    """Settings, store, publisher, broker client, Celery app, clock, notifier, and the per-process machinery of
+    publishing (the group commit of service.py and, in the API, the background relay)."""
+
+    def __init__(self, settings: Settings, *, clock: Callable[[], datetime] = utcnow,
+                 store: MessageStore | None = None, publisher: Publisher | None = None,
+                 celery: Celery | None = None) -> None:
+        from wa_queue import service  # the group commit's steps are the operations module's
+
+        self.settings = settings
+        self.clock = clock
+        self.notifier = Notifier(settings.notify_webhook_url)
+        self._lock = threading.RLock()
+        self._store = store
+        self._publisher = publisher
+        self._celery = celery
+        self._broker: redis.Redis | None = None
+        self._quick: dict[float, redis.Redis] = {}
+        self.relay: Relay | None = None
+        self.group = service.group_commit(self)
+        self.closed = False
+
+    @classmethod
+    def build(cls, settings: Settings | None = None, **parts: Any) -> App:
+        """An App over `settings` (default: the process's, from the WAQ_* variables). `parts` (clock, store,
+        publisher, celery) replace what would be built."""
+        return cls(settings or get_settings(), **parts)
+
+    # ---- parts, made on first use -------------------------------------------------------------------------------
+    @property
+    def store(self) -> MessageStore:
+        store = self._store
+        if store is None:
+            with self._lock:
+                if self._store is None:
+                    self._store = open_store(self.settings.store_url)
+                store = self._store
+        return store
+
+    @property
+    def broker(self) -> redis.Redis:
+        """The broker's Redis (tasks, the epoch, the QR codes, the metrics)."""
+        client = self._broker
+        if client is None:
+            with self._lock:
+                if self._broker is None:
+                    self._broker = self._redis(BROKER_TIMEOUT_S, BROKER_CONNECT_TIMEOUT_S)
+                client = self._broker
+        return client
+
+    def broker_quick(self, timeout_s: float) -> redis.Redis:
+        """A broker client that gives up after timeout_s: for probes and scrapes, which must answer while the broker
+        hangs (`broker` waits up to BROKER_TIMEOUT_S). One per timeout."""
+        with self._lock:
+            if timeout_s not in self._quick:
+                self._quick[timeout_s] = self._redis(timeout_s, timeout_s)
+            return self._quick[timeout_s]
+
+    def _redis(self, timeout_s: float, connect_timeout_s: float) -> redis.Redis:
+        import redis as redis_lib
+
+        return redis_lib.Redis.from_url(self.settings.broker_url, socket_timeout=timeout_s,
+                                        socket_connect_timeout=connect_timeout_s)
+
+    @property
+    def celery(self) -> Celery:
+        app = self._celery
+        if app is None:
+            with self._lock:
+                if self._celery is None:
+                    from wa_queue import celery_app
+
+                    # The module's app is the one the task decorators registered with; another broker needs its own.
+                    same = celery_app.app.conf.broker_url == self.settings.broker_url
+                    self._celery = celery_app.app if same else celery_app.make_celery(self.settings)
+                app = self._celery
+        return app
+
+    @property
+    def publisher(self) -> Publisher:
+        publisher = self._publisher
+        if publisher is None:
+            with self._lock:
+                if self._publisher is None:
+                    from wa_queue.broker.publisher import CeleryPublisher
+
+                    self._publisher = CeleryPublisher(self.store, self.celery, self.broker, clock=self.clock)
+                publisher = self._publisher
+        return publisher
+
+    # ---- publishing in the background (the API) -----------------------------------------------------------------
+    def publish_in_background(self, enabled: bool = True) -> None:
+        """Answer producers once their messages are committed and publish them from a background thread
+        (broker/relay.py). The API turns it on; elsewhere enqueue() publishes before it returns."""
+        with self._lock:
+            if enabled and self.relay is None:
+                self.relay = Relay(lambda messages, queue, **kw: self.publisher.publish(messages, queue, **kw))
+                atexit.register(self.relay.stop)
+            elif not enabled and self.relay is not None:
+                self._stop_relay()
+
+    def drain_publishes(self, timeout: float | None = None) -> bool:
+        """Wait until the background publisher has handed everything to the broker (or to the sweeper)."""
+        relay = self.relay
+        return relay.drain(timeout) if relay is not None else True
+
+    def _stop_relay(self) -> None:
+        relay, self.relay = self.relay, None
+        if relay is not None:
+            atexit.unregister(relay.stop)
+            relay.drain(10)
+            relay.stop()
+
+    # ---- the end ------------------------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Publish what the relay holds, wait for admin notifications in flight, and close the store and the
+        broker clients. The App is not used afterwards."""
+        with self._lock:
+            if self.closed:
+                return
+            self.closed = True
+            self._stop_relay()
+            self.notifier.flush()
+            handles = [self._store, self._broker, *self._quick.values()]
+            self._store, self._broker, self._quick = None, None, {}
+        for handle in handles:
+            close = getattr(handle, "close", None)
+            if close is not None:
+                try:
+                    close()
+                except Exception as exc:  # noqa: BLE001 - closing must not fail the caller
+                    log.debug("closing %s failed: %s", type(handle).__name__, exc)
+
+
+_default: list[App] = []  # the default App of the Python API: the one process-wide App (see default_app)
+_default_lock = threading.Lock()
+
+
+def default_app() -> App:
+    """The App behind wa_queue.enqueue, enqueue_many and get_message, built from the WAQ_* settings on first use.
+    Entry points build their own; this one serves code that imports wa_queue and calls it."""
+    app = _default[0] if _default else None
+    if app is None or app.closed:
+        with _default_lock:
+            if not _default or _default[0].closed:
+                _default[:] = [App.build()]
+            app = _default[0]
+    return app
+
+
+def close_default_app() -> None:
+    """Close the default App; the next default_app() builds a new one from the current settings (a process whose
+    settings changed, tests)."""
+    with _default_lock:
+        app = _default.pop() if _default else None
+    if app is not None:
+        app.close()

@@ -213,7 +213,7 @@ class Settings:
         return self
 
 
-_EMPTY_OK: frozenset[str] = frozenset({"warmup_caps", "send_window"})  # empty turns them off
+_EMPTY_OK: frozenset[str] = frozenset({"warmup_caps", "send_window", "chrome_memory_options"})  # empty turns them off
 
 
 def _parse_bool(raw: str) -> bool:

@@ -2,6 +2,7 @@
 
 All datetimes are timezone-aware UTC. `now` is always passed in, so tests decide the time.
 Every state change appends a HistoryEntry and sets updated_at=now, in the same atomic write.
+Which statuses each transition starts from and which fields it sets and clears is data, in lifecycle.py.
 """
 
 from __future__ import annotations

@@ -13,6 +13,8 @@ from __future__ import annotations
 import dataclasses
 import enum
 import itertools
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any
 
 from wa_queue.models import HistoryEvent, MessageStatus
@@ -95,7 +97,8 @@ class Transition:
     lease: Lease = Lease.NONE
     doubt: tuple[str, ...] = ()  # cleared too, unless the caller keeps the doubt (keep_doubt=True)
     optional: tuple[tuple[str, Source], ...] = ()  # set only when the caller passes the argument
-    writes: dict[tuple[bool, bool, bool], Write] = dataclasses.field(init=False, repr=False, compare=False)
+    # (keep_doubt, optional, owner) -> Write, every variant made once, read-only
+    writes: Mapping[tuple[bool, bool, bool], Write] = dataclasses.field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         writes = {}
@@ -111,7 +114,7 @@ class Transition:
             writes[(keep_doubt, optional, owner)] = Write(
                 self, key, status + self.sets + (self.optional if optional else ()),
                 self.clears + (() if keep_doubt else self.doubt), owner)
-        object.__setattr__(self, "writes", writes)
+        object.__setattr__(self, "writes", MappingProxyType(writes))
 
     def write(self, *, keep_doubt: bool = False, optional: bool = False, owner: bool = True) -> Write:
         """The variant for these options; a KeyError names an option this transition does not have."""

@@ -22,7 +22,9 @@ from __future__ import annotations
 import contextlib
 import re
 from collections import Counter
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
 from typing import Any, NoReturn
 from urllib.parse import urlparse
 
@@ -167,15 +169,15 @@ def _row_columns(write: lifecycle.Write) -> tuple[str, ...]:
 
 
 # Built once from the table: each transition's status filter, and what it reads first (empty: a single CAS).
-_FILTERS: dict[lifecycle.Write, dict[str, Any]] = {
-    write: _status_filter(transition.from_statuses)
+_FILTERS: Mapping[lifecycle.Write, Mapping[str, Any]] = MappingProxyType({
+    write: MappingProxyType(_status_filter(transition.from_statuses))
     for transition in lifecycle.TRANSITIONS for write in transition.writes.values()
-}
-_READS: dict[lifecycle.Write, tuple[str, ...]] = {write: _row_columns(write) for write in _FILTERS}
-# What the read queries select, from the table's status groups.
-_DUE = _status_filter(lifecycle.DUE)
-_LEASED = _status_filter(lifecycle.LEASED)
-_FAILED = _status_filter(lifecycle.OPERATOR_CASES)
+})
+_READS: Mapping[lifecycle.Write, tuple[str, ...]] = MappingProxyType({w: _row_columns(w) for w in _FILTERS})
+# What the read queries select, from the table's status groups (spread into each query: read-only here).
+_DUE = MappingProxyType(_status_filter(lifecycle.DUE))
+_LEASED = MappingProxyType(_status_filter(lifecycle.LEASED))
+_FAILED = MappingProxyType(_status_filter(lifecycle.OPERATOR_CASES))
 
 
 def _value(source: lifecycle.Source, now: datetime, args: dict[str, Any], seen: dict[str, Any]) -> Any:
@@ -425,7 +427,7 @@ class MongoStore(MessageStore):
     def dispatch_queues(self) -> list[str]:
         # distinct() with the status prefix of the (status, dispatch_queue, dispatched_at) index, which MongoDB can
         # answer with a DISTINCT_SCAN (a seek per queue); not checked against a real mongod here.
-        return sorted(q for q in self.messages.distinct("dispatch_queue", _DUE) if q)
+        return sorted(q for q in self.messages.distinct("dispatch_queue", dict(_DUE)) if q)
 
     def list_dispatched_to(
         self, queue: str, *, now: datetime, dispatched_before: datetime, limit: int
@@ -461,7 +463,7 @@ class MongoStore(MessageStore):
 
     @staticmethod
     def _failed_filter(session: str | None, error: str | None = None) -> dict[str, Any]:
-        parts: list[dict[str, Any]] = [dict(_FAILED)]  # a copy: the caller may extend it
+        parts: list[dict[str, Any]] = [dict(_FAILED)]  # alone, it is the query: a dict of its own
         if session is not None:
             parts.append({"$or": [{"claimed_by": session}, {"sent_by": session}, {"session": session}]})
         if error is not None:
@@ -548,7 +550,7 @@ class MongoStore(MessageStore):
         return sorted(hours.items())
 
     def oldest_pending(self) -> Message | None:
-        found = self._find(_DUE, [("created_at", ASCENDING)], 1)
+        found = self._find(dict(_DUE), [("created_at", ASCENDING)], 1)
         return found[0] if found else None
 
     def count_failed_since(self, since: datetime) -> int:

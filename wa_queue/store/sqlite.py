@@ -20,9 +20,10 @@ import itertools
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from wa_queue.errors import IdempotencyConflict, InvalidTransition, NotFound, StoreError, ValidationError
@@ -139,10 +140,10 @@ def _update_sql(write: lifecycle.Write, *extra: str) -> tuple[str, str]:
 
 
 # Every transition's statements, built once: keyed by the Write (hashed by identity).
-_UPDATES: dict[lifecycle.Write, tuple[str, str]] = {
+_UPDATES: Mapping[lifecycle.Write, tuple[str, str]] = MappingProxyType({
     write: _update_sql(write, *((_CLAIM_DUE,) if transition is lifecycle.CLAIM else ()))
     for transition in lifecycle.TRANSITIONS for write in transition.writes.values()
-}
+})
 _CLAIM_WRITE = lifecycle.CLAIM.write()
 _CLAIM_AT_SQL = _update_sql(_CLAIM_WRITE, _CLAIM_DUE, _CLAIM_AT)
 _RETRY_ALL_SET = _set_sql(lifecycle.RETRY_FAILED.write())

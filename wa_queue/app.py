@@ -16,7 +16,7 @@ import logging
 import threading
 from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from wa_queue.broker.relay import Relay
 from wa_queue.models import utcnow
@@ -31,6 +31,8 @@ if TYPE_CHECKING:
     from wa_queue.broker.publisher import Publisher
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 BROKER_TIMEOUT_S = 10.0
 BROKER_CONNECT_TIMEOUT_S = 5.0
@@ -65,26 +67,27 @@ class App:
         return cls(settings or get_settings(), **parts)
 
     # ---- parts, made on first use -------------------------------------------------------------------------------
+    def _part(self, attribute: str, build: Callable[[], T]) -> T:
+        """The part kept in `attribute`, built under the lock by the first caller that finds it missing."""
+        with self._lock:
+            value = getattr(self, attribute)
+            if value is None:
+                value = build()
+                setattr(self, attribute, value)
+            return value
+
     @property
     def store(self) -> MessageStore:
-        store = self._store
-        if store is None:
-            with self._lock:
-                if self._store is None:
-                    self._store = open_store(self.settings.store_url)
-                store = self._store
-        return store
+        store = self._store  # the common case first: no lock once built (every request reads it)
+        return store if store is not None else self._part("_store", lambda: open_store(self.settings.store_url))
 
     @property
     def broker(self) -> redis.Redis:
         """The broker's Redis (tasks, the epoch, the QR codes, the metrics)."""
         client = self._broker
-        if client is None:
-            with self._lock:
-                if self._broker is None:
-                    self._broker = self._redis(BROKER_TIMEOUT_S, BROKER_CONNECT_TIMEOUT_S)
-                client = self._broker
-        return client
+        if client is not None:
+            return client
+        return self._part("_broker", lambda: self._redis(BROKER_TIMEOUT_S, BROKER_CONNECT_TIMEOUT_S))
 
     def broker_quick(self, timeout_s: float) -> redis.Redis:
         """A broker client that gives up after timeout_s: for probes and scrapes, which must answer while the broker
@@ -103,28 +106,24 @@ class App:
     @property
     def celery(self) -> Celery:
         app = self._celery
-        if app is None:
-            with self._lock:
-                if self._celery is None:
-                    from wa_queue import celery_app
+        return app if app is not None else self._part("_celery", self._build_celery)
 
-                    # The module's app is the one the task decorators registered with; another broker needs its own.
-                    same = celery_app.app.conf.broker_url == self.settings.broker_url
-                    self._celery = celery_app.app if same else celery_app.make_celery(self.settings)
-                app = self._celery
-        return app
+    def _build_celery(self) -> Celery:
+        from wa_queue import celery_app
+
+        # The module's app is the one the task decorators registered with; another broker needs its own.
+        same = celery_app.app.conf.broker_url == self.settings.broker_url
+        return celery_app.app if same else celery_app.make_celery(self.settings)
 
     @property
     def publisher(self) -> Publisher:
         publisher = self._publisher
-        if publisher is None:
-            with self._lock:
-                if self._publisher is None:
-                    from wa_queue.broker.publisher import CeleryPublisher
+        return publisher if publisher is not None else self._part("_publisher", self._build_publisher)
 
-                    self._publisher = CeleryPublisher(self.store, self.celery, self.broker, clock=self.clock)
-                publisher = self._publisher
-        return publisher
+    def _build_publisher(self) -> Publisher:
+        from wa_queue.broker.publisher import CeleryPublisher
+
+        return CeleryPublisher(self.store, self.celery, self.broker, clock=self.clock)
 
     # ---- publishing in the background (the API) -----------------------------------------------------------------
     def publish_in_background(self, enabled: bool = True) -> None:
@@ -151,14 +150,13 @@ class App:
 
     # ---- the end ------------------------------------------------------------------------------------------------
     def close(self) -> None:
-        """Publish what the relay holds, wait for admin notifications in flight, and close the store and the
-        broker clients. The App is not used afterwards."""
+        """Publish what the relay holds and close the store and the broker clients. The App is not used
+        afterwards. (Admin webhooks in flight are not waited for, as before: notifier.flush() does.)"""
         with self._lock:
             if self.closed:
                 return
             self.closed = True
             self._stop_relay()
-            self.notifier.flush()
             handles = [self._store, self._broker, *self._quick.values()]
             self._store, self._broker, self._quick = None, None, {}
         for handle in handles:

@@ -133,7 +133,6 @@ def _session_fix(name: str, view: dict[str, Any], age_s: float | None, stale_s: 
 
 def check_sessions(waq: App) -> list[Check]:
     from wa_queue import service
-    from wa_queue.models import utcnow
 
     s = waq.settings
     try:
@@ -141,7 +140,7 @@ def check_sessions(waq: App) -> list[Check]:
     except Exception as exc:  # noqa: BLE001
         return [Check("sessions", "fail", f"cannot read the sessions: {type(exc).__name__}: {exc}",
                       "fix the store check first")]
-    now = utcnow()
+    now = waq.clock()
     stale_s = 3 * s.health_interval_s + 5  # as sessions.heartbeat_fresh
     checks = []
     for name, view in overview.items():

@@ -27,6 +27,9 @@ class MessageSender(abc.ABC):
 
     Errors: send() raises TransientSendError, PermanentSendError (InvalidNumber) or SessionUnavailable
     (SessionLoggedOut) from wa_queue.errors; nothing else is expected to escape.
+
+    tests/contract/test_sender.py runs the fake and the Selenium sender (on the simulator) through the same tests of
+    what these docstrings promise.
     """
 
     session: str
@@ -46,15 +49,20 @@ class MessageSender(abc.ABC):
     @abc.abstractmethod
     def send(self, phone: str, text: str, *, ref: str) -> Receipt:
         """Send text to phone, as the store keeps it (E.164 with its '+'; a sender takes the digits its page needs).
-        `ref` is the message id, for logs and fakes. Returns once the message has left the clock state."""
+        `ref` is the message id, for logs and fakes. Returns once the message has left the clock state (a Receipt
+        whose status is sent, delivered or read). Raises TransientSendError when the page proves the message did not
+        leave, and its subclass SendOutcomeUnknown when it may have left (after the click): find_sent() must then
+        settle it before any new send."""
 
     @abc.abstractmethod
     def find_sent(self, phone: str, text: str, *, ref: str, since: datetime | None = None) -> Receipt | None:
         """Look for a message already sent to phone with this text (the unknown-outcome check after a crash);
-        `since` is when the click in doubt happened. None only from a chat positively read: it loaded, its rows
-        were recognised and their texts compared. Raises OutcomeUnverified when the chat cannot tell (rows of an
-        unknown form, a text that cannot be compared), SendOutcomeUnknown while a matching row is still Pending,
-        and TransientSendError when the chat could not be read now."""
+        `since` is when the click in doubt happened: a message with this text sent before it is another one (the
+        page's rows tell time to the minute, so there it allows a little slack). The fake also matches `ref`.
+        None only from a chat positively read: it loaded, its rows were recognised and their texts compared. Raises
+        OutcomeUnverified when the chat cannot tell (rows of an unknown form, a text that cannot be compared),
+        SendOutcomeUnknown while a matching row is still Pending, and TransientSendError when the chat could not be
+        read now."""
 
     def account_number(self) -> str | None:
         """The logged-in account's own number (digits), when the page tells it."""

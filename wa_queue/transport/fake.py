@@ -152,9 +152,10 @@ class FakeSender(MessageSender):
         entry = self.control.read().get("numbers", {}).get(phone) or {}
         if entry.get("fault") == "unreadable":  # a chat whose rows no known form matches (not used up)
             raise errors.OutcomeUnverified(f"scripted: the chat with {phone} cannot be read")
-        for entry in read_log(self.log_path):  # like a real chat: only what this session sent shows in it
+        for entry in reversed(read_log(self.log_path)):  # the newest first; like a real chat, only this session's
             if (entry.get("ref") == ref and entry.get("session") == self.session and entry.get("phone") == phone
-                    and entry.get("text") == text):
+                    and entry.get("text") == text
+                    and (since is None or datetime.fromisoformat(entry["at"]) >= since)):  # else an older message
                 return Receipt(wa_id=entry["wa_id"], status="sent")
         return None
 

@@ -38,7 +38,8 @@ class HistoryEvent(str, enum.Enum):
 
 class SessionStatus(str, enum.Enum):
     """A session record's status. The sender reports the browser states (transport.base.SessionState is this enum);
-    UNKNOWN is a record never written, NEEDS_OPERATOR one whose reconnections ran out."""
+    UNKNOWN is a record never written, NEEDS_OPERATOR one whose reconnections ran out. BANNED is both: a sender
+    reports it, and the record keeps it until an operator restarts the session."""
 
     UNKNOWN = "unknown"
     STARTING = "starting"
@@ -48,6 +49,7 @@ class SessionStatus(str, enum.Enum):
     LOGGED_OUT = "logged_out"
     CLOSED = "closed"
     NEEDS_OPERATOR = "needs_operator"
+    BANNED = "banned"  # the page shows a ban or restriction: no sending, no reconnection until an operator's restart
 
 
 E = TypeVar("E", bound=enum.Enum)

@@ -23,7 +23,7 @@ NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 EVENT_VALUES = {"enqueued", "claimed", "sending", "sent", "retry", "released", "failed", "recovered", "requeued",
                 "receipt"}
 STATUS_VALUES = {"unknown", "starting", "qr", "connected", "phone_disconnected", "logged_out", "closed",
-                 "needs_operator"}
+                 "needs_operator", "banned"}
 
 
 @pytest.fixture(params=["sqlite", "mongomock"])

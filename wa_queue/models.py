@@ -11,6 +11,8 @@ import time
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
+from wa_queue.send_window import SendWindow
+
 UNKNOWN_OUTCOME = "SendOutcomeUnknown"  # the error class name (errors.SendOutcomeUnknown), kept here to stay I/O free
 
 
@@ -34,6 +36,7 @@ class HistoryEvent(str, enum.Enum):
     RECOVERED = "recovered"
     REQUEUED = "requeued"
     RECEIPT = "receipt"
+    DEFERRED = "deferred"  # held back without an attempt (send window closed, recipient's daily limit), with why
 
 
 class SessionStatus(str, enum.Enum):
@@ -127,12 +130,14 @@ class NewMessage:
     idempotency_key: str | None = None
     callback_url: str | None = None
     metadata: dict[str, Any] | None = None
+    send_window: SendWindow | None = None  # quiet hours in the recipient's zones (None: WAQ_SEND_WINDOW applies)
 
     def content_hash(self) -> str:
         """Identifies the request's content, to tell a replay (same key, same body) from a conflict."""
-        body = json.dumps(
-            [self.phone, self.text, self.session, self.callback_url, self.metadata], sort_keys=True, default=str
-        )
+        parts: list[Any] = [self.phone, self.text, self.session, self.callback_url, self.metadata]
+        if self.send_window is not None:  # appended only when given: hashes stored before the field stay valid
+            parts.append(self.send_window.to_dict())
+        body = json.dumps(parts, sort_keys=True, default=str)
         return hashlib.sha256(body.encode()).hexdigest()
 
 
@@ -151,6 +156,7 @@ class Message:
     content_hash: str | None = None
     callback_url: str | None = None
     metadata: dict[str, Any] | None = None
+    send_window: SendWindow | None = None  # the message's own window; None: WAQ_SEND_WINDOW applies
     lease_owner: str | None = None
     lease_expires_at: datetime | None = None
     claimed_by: str | None = None  # session holding the current claim
@@ -213,5 +219,7 @@ class Message:
                 value = value.value
             elif field.name == "history":
                 value = [entry.to_dict() for entry in value]
+            elif isinstance(value, SendWindow):
+                value = value.to_dict()
             out[field.name] = value
         return out

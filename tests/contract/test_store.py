@@ -1023,3 +1023,36 @@ def test_sqlite_two_processes_claim_each_message_once(tmp_path: Path) -> None:
         assert all(sqlite_store.get(mid).lease_owner == f"p{n}" for mid in output)
     assert sqlite_store.count_by_status() == {"pending": 0, "processing": 200, "sent": 0, "failed": 0}
     sqlite_store.close()
+
+
+# ---- issue 16: warm-up fields, send windows ------------------------------------------------------------------------
+def test_session_warmup_fields_round_trip_and_operator_actions(store: MessageStore) -> None:
+    from datetime import date
+
+    from wa_queue import warmup
+
+    assert (store.get_session("s1").first_send_day, store.get_session("s1").warmup_skipped) == (None, False)
+    record = store.update_session("s1", first_send_day=date(2024, 4, 28))
+    assert record.first_send_day == date(2024, 4, 28) and store.get_session("s1").first_send_day == date(2024, 4, 28)
+    assert store.update_session("s1", **warmup.SKIP).warmup_skipped is True
+    assert store.get_session("s1").warmup_skipped is True
+    reset = store.update_session("s1", **warmup.RESET)
+    assert (reset.first_send_day, reset.warmup_skipped) == (None, False)
+    assert (store.get_session("s1").first_send_day, store.get_session("s1").warmup_skipped) == (None, False)
+
+
+def test_send_window_is_stored_and_read_back(store: MessageStore) -> None:
+    from wa_queue.send_window import parse_window
+
+    window = parse_window("22:00-06:00")
+    with_window = insert(store, 1, send_window=window)
+    without = insert(store, 2)
+    assert with_window.send_window == window and store.get(with_window.id).send_window == window
+    assert store.get(without.id).send_window is None
+    assert store.get(with_window.id).to_dict()["send_window"] == {"start": "22:00", "end": "06:00"}
+    # The window is part of the content: a replay with another window is a conflict.
+    keyed = NewMessage(phone="+15550000001", text="x", idempotency_key="k-window", send_window=window)
+    store.insert(keyed, NOW)
+    assert store.insert(keyed, NOW)[1] is False
+    with pytest.raises(IdempotencyConflict):
+        store.insert(dataclasses.replace(keyed, send_window=parse_window("08:00-21:00")), NOW)

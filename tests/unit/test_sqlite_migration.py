@@ -60,3 +60,33 @@ def test_an_earlier_file_gains_the_session_error_columns(tmp_path: Path) -> None
         assert (record.last_error, record.last_error_at, record.last_error_hint) == ("boom", NOW, "fix it")
     finally:
         store.close()
+
+
+def test_an_earlier_file_gains_the_warmup_and_window_columns(tmp_path: Path) -> None:
+    """Upgrading: a session that already sent starts its ramp on the (UTC) date of its earliest send, not on the
+    next one (its cap does not fall back to the first step); one that never sent has no first-send day."""
+    from datetime import date
+
+    path = tmp_path / "waq.db"
+    store = SQLiteStore(str(path))
+    message, _ = store.insert(NewMessage(phone="+14155550123", text="hi"), NOW)
+    store.claim(message.id, owner="w", session="primary", now=NOW, lease_s=60)
+    store.record_sent(message.id, owner="w", now=NOW - timedelta(days=9), session="primary", wa_id=None)
+    store.update_session("primary", status="connected")
+    store.update_session("idle", status="connected")
+    store.close()
+    with sqlite3.connect(path) as conn:  # an earlier version's file
+        for name in ("first_send_day", "warmup_skipped"):
+            conn.execute(f"ALTER TABLE {SESSIONS} DROP COLUMN {name}")
+        for table in (MESSAGES, ARCHIVE):
+            conn.execute(f"ALTER TABLE {table} DROP COLUMN send_window")
+    store = SQLiteStore(str(path))
+    try:
+        assert {"first_send_day", "warmup_skipped"} <= _columns(path, SESSIONS)
+        assert "send_window" in _columns(path, MESSAGES) & _columns(path, ARCHIVE)
+        assert store.get_session("primary").first_send_day == date(2024, 4, 22)
+        assert store.get_session("idle").first_send_day is None
+        assert store.get_session("primary").warmup_skipped is False
+        assert store.get(message.id).send_window is None
+    finally:
+        store.close()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from wa_queue.errors import IdempotencyConflict, ValidationError
@@ -34,6 +34,11 @@ class SessionRecord:
     last_error: str | None = None
     last_error_at: datetime | None = None
     last_error_hint: str | None = None
+    # The warm-up ramp (warmup.py): the local day (WAQ_TIMEZONE) of the session's first send, set by the store's
+    # mark_sending when empty; None when never sent or reset. warmup_skipped: an operator skipped the ramp. The
+    # operator's actions are update_session(name, **warmup.RESET) and update_session(name, **warmup.SKIP).
+    first_send_day: date | None = None
+    warmup_skipped: bool = False
 
 
 class MessageStore(abc.ABC):

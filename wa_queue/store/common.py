@@ -35,7 +35,7 @@ def build_message(new: NewMessage, now: datetime) -> Message:
         updated_at=now, next_attempt_at=now, session=new.session, idempotency_key=new.idempotency_key,
         # Only a replay with the same key compares it (replay_or_conflict); a message without a key never needs it.
         content_hash=new.content_hash() if new.idempotency_key is not None else None,
-        callback_url=new.callback_url, metadata=new.metadata,
+        callback_url=new.callback_url, metadata=new.metadata, send_window=new.send_window,
         history=(HistoryEntry(at=now, event=INSERT_EVENT, session=new.session),),
     )
 

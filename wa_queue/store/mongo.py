@@ -23,7 +23,7 @@ import contextlib
 import re
 from collections import Counter
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from types import MappingProxyType
 from typing import Any, NoReturn
 from urllib.parse import urlparse
@@ -47,6 +47,7 @@ from wa_queue.models import (
     plain,
 )
 from wa_queue.names import ARCHIVE, MESSAGES, NUMBER_CHECKS, SESSIONS
+from wa_queue.send_window import parse_window
 from wa_queue.store import lifecycle
 from wa_queue.store.base import MessageStore, SessionRecord, status_keys
 from wa_queue.store.common import (
@@ -198,6 +199,7 @@ def _to_doc(message: Message) -> dict[str, Any]:
         value = getattr(message, name)
         doc[name] = to_db(value) if name in DATETIME_FIELDS else value
     doc["status"] = message.status.value
+    doc["send_window"] = message.send_window.to_dict() if message.send_window is not None else None
     doc["history"] = [_history(e.at, e.event, e.session, e.error_class, e.error_text) for e in message.history]
     if message.idempotency_key is None:
         del doc["idempotency_key"]  # absent, not null: the sparse unique index skips it
@@ -210,6 +212,7 @@ def _from_doc(doc: dict[str, Any]) -> Message:
         data[name] = from_db(data[name])
     data["status"] = MessageStatus(data["status"])
     data["attempts"] = data["attempts"] or 0
+    data["send_window"] = parse_window(data["send_window"]) if data["send_window"] is not None else None
     data["history"] = tuple(
         HistoryEntry(from_db(e["at"]), e["event"], e.get("session"), e.get("error_class"), e.get("error_text"))
         for e in doc.get("history", [])
@@ -573,13 +576,29 @@ class MongoStore(MessageStore):
     # ---- sessions and number checks --------------------------------------------------------------------------
     def get_session(self, name: str) -> SessionRecord:
         doc = self.sessions.find_one({"_id": name})
+        if doc is not None and "first_send_day" not in doc:
+            doc = self._backfill_first_send_day(doc)
         return SessionRecord(name) if doc is None else self._session(doc)
+
+    def _backfill_first_send_day(self, doc: dict[str, Any]) -> dict[str, Any]:
+        """A session record written before the warm-up ramp (no first_send_day field, not even null): its ramp starts
+        on the UTC date of its earliest sent message (the store does not know WAQ_TIMEZONE; a day off at most), so a
+        number in use does not fall back to the ramp's first cap. Once per record, on its first read."""
+        first = self.messages.find_one({"sent_by": doc["_id"], "sent_at": {"$ne": None}}, {"sent_at": 1},
+                                       sort=[("sent_by", ASCENDING), ("sent_at", ASCENDING)])
+        day = from_db(first["sent_at"]).date().isoformat() if first else None  # type: ignore[union-attr]
+        found = self.sessions.find_one_and_update({"_id": doc["_id"], "first_send_day": {"$exists": False}},
+                                                  {"$set": {"first_send_day": day}},
+                                                  return_document=ReturnDocument.AFTER)
+        return found or self.sessions.find_one({"_id": doc["_id"]}) or doc
 
     @staticmethod
     def _session(doc: dict[str, Any]) -> SessionRecord:
         data = {key: value for key, value in doc.items() if key != "_id"}
         for name in SESSION_DATETIME_FIELDS:
             data[name] = from_db(data.get(name))
+        if data.get("first_send_day") is not None:
+            data["first_send_day"] = date.fromisoformat(data["first_send_day"])
         if "status" in data:
             data["status"] = parse_stored(SessionStatus, data["status"])
         return SessionRecord(name=doc["_id"], **data)
@@ -590,6 +609,8 @@ class MongoStore(MessageStore):
         if "status" in fields:
             fields["status"] = plain(fields["status"])
         sets = {k: to_db(v) if k in SESSION_DATETIME_FIELDS else v for k, v in fields.items()}
+        if isinstance(sets.get("first_send_day"), date):
+            sets["first_send_day"] = sets["first_send_day"].isoformat()  # BSON has no date without a time
         doc = self.sessions.find_one_and_update({"_id": name}, {"$set": sets}, upsert=True,
                                                 return_document=ReturnDocument.AFTER)
         return self._session(doc)

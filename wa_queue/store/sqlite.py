@@ -43,11 +43,14 @@ from wa_queue.store.shared_fsync import SharedFsync
 from wa_queue.store.sqlite_schema import (
     ADDED_COLUMNS,
     ADDED_SESSION_COLUMNS,
+    BACKFILL_FIRST_SEND_DAY,
     COLS,
     INDEXES,
     INSERT_CHUNK,
     SCHEMA,
     add_column_sql,
+    day_from_text,
+    day_to_text,
     from_us,
     insert_sql,
     new_row,
@@ -189,6 +192,8 @@ class SQLiteStore(MessageStore):
         for name, sql_type in ADDED_SESSION_COLUMNS.items():
             if name not in present:
                 conn.execute(f"ALTER TABLE {SESSIONS} ADD COLUMN {name} {sql_type}")
+                if name == "first_send_day":
+                    conn.execute(BACKFILL_FIRST_SEND_DAY)
 
     @staticmethod
     def _migrate_indexes(conn: sqlite3.Connection) -> None:
@@ -675,6 +680,8 @@ class SQLiteStore(MessageStore):
             data[field] = from_us(data[field])
         data["needs_operator"] = bool(data["needs_operator"])
         data["restart_requested"] = bool(data["restart_requested"])
+        data["warmup_skipped"] = bool(data["warmup_skipped"])
+        data["first_send_day"] = day_from_text(data["first_send_day"])
         data["status"] = parse_stored(SessionStatus, data["status"])
         return SessionRecord(**data)
 
@@ -684,6 +691,8 @@ class SQLiteStore(MessageStore):
         if "status" in fields:
             fields["status"] = plain(fields["status"])
         values = {k: to_us(v) if k in SESSION_DATETIME_FIELDS else v for k, v in fields.items()}
+        if "first_send_day" in values:
+            values["first_send_day"] = day_to_text(values["first_send_day"])
         cols = ", ".join(["name", *values])
         marks = ", ".join(f":{k}" for k in ["name", *values])
         updates = ", ".join(f"{k} = excluded.{k}" for k in values)

@@ -8,16 +8,18 @@ from __future__ import annotations
 
 import functools
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from wa_queue.models import HistoryEntry, Message, MessageStatus
 from wa_queue.names import ARCHIVE, MESSAGES, NUMBER_CHECKS, SESSIONS, STATUS_COUNTS
+from wa_queue.send_window import SendWindow, parse_window
 from wa_queue.store.common import DATETIME_FIELDS, MESSAGE_FIELDS, utc
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 COLS = ", ".join(MESSAGE_FIELDS)
+# What new_row fills:
 _NEW_COLUMNS = ("id", "phone", "text", "status", "created_at", "updated_at", "next_attempt_at", "attempts", "session",
-                "idempotency_key", "content_hash", "callback_url", "metadata", "history")  # what new_row fills
+                "idempotency_key", "content_hash", "callback_url", "metadata", "history", "send_window")
 _ROW_MARKS = f"({', '.join('?' * len(_NEW_COLUMNS))})"
 INSERT_CHUNK = 500  # rows per INSERT statement: 7,000 parameters, below SQLite's limit of 32,766
 
@@ -46,9 +48,16 @@ def _column_defs() -> str:
 
 # Columns added after the first release: a file made by an earlier version gains them when opened (nullable, so
 # ALTER TABLE ADD COLUMN needs no rewrite). Reads name their columns (COLS), so the column order does not matter.
-ADDED_COLUMNS = ("last_attempt_at",)
+ADDED_COLUMNS = ("last_attempt_at", "send_window")
 # The same for the sessions table: name -> column definition.
-ADDED_SESSION_COLUMNS = {"last_error": "TEXT", "last_error_at": "INTEGER", "last_error_hint": "TEXT"}
+ADDED_SESSION_COLUMNS = {"last_error": "TEXT", "last_error_at": "INTEGER", "last_error_hint": "TEXT",
+                         "first_send_day": "TEXT", "warmup_skipped": "INTEGER NOT NULL DEFAULT 0"}
+# When first_send_day is added to a file whose sessions already sent, each session's ramp starts on the UTC date of
+# its earliest sent message (the store does not know WAQ_TIMEZONE; a day off at most), so a number in use does not
+# fall back to the ramp's first cap on upgrade.
+BACKFILL_FIRST_SEND_DAY = (
+    f"UPDATE {SESSIONS} SET first_send_day = (SELECT date(min(sent_at) / 1000000, 'unixepoch') FROM {MESSAGES} "
+    f"WHERE sent_by = {SESSIONS}.name AND sent_at IS NOT NULL) WHERE first_send_day IS NULL")
 
 
 def add_column_sql(table: str, name: str) -> str:
@@ -111,7 +120,25 @@ def row_to_message(row: tuple) -> Message:
     data["status"] = MessageStatus(data["status"])
     data["metadata"] = json.loads(data["metadata"]) if data["metadata"] is not None else None
     data["history"] = tuple(HistoryEntry.from_dict(item) for item in json.loads(data["history"]))
+    data["send_window"] = window_from_text(data["send_window"])
     return Message(**data)
+
+
+def window_to_text(window: SendWindow | None) -> str | None:
+    """The stored form of a send window: JSON {"start": "HH:MM", "end": "HH:MM"}, or NULL."""
+    return None if window is None else json.dumps(window.to_dict())
+
+
+def window_from_text(text: str | None) -> SendWindow | None:
+    return None if text is None else parse_window(json.loads(text))
+
+
+def day_to_text(day: date | None) -> str | None:
+    return None if day is None else day.isoformat()
+
+
+def day_from_text(text: str | None) -> date | None:
+    return None if text is None else date.fromisoformat(text)
 
 
 def new_row(message: Message, now_us: int | None, histories: dict[str | None, str]) -> tuple:
@@ -123,4 +150,5 @@ def new_row(message: Message, now_us: int | None, histories: dict[str | None, st
         history = histories[message.session] = json.dumps([entry.to_dict() for entry in message.history])
     return (message.id, message.phone, message.text, message.status.value, now_us, now_us, now_us, 0, message.session,
             message.idempotency_key, message.content_hash, message.callback_url,
-            json.dumps(message.metadata) if message.metadata is not None else None, history)
+            json.dumps(message.metadata) if message.metadata is not None else None, history,
+            window_to_text(message.send_window))

@@ -21,6 +21,7 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*$")
 _UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}
 _SESSION_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 _ROLES = ("producer", "admin")
+WORKER_POOLS = ("threads", "solo", "prefork")
 # WAQ_* variables read outside Settings, on purpose: `waq worker` tells its Celery process its session; the launcher
 # (wa_queue/devstack/launcher.py) takes its ports; the tests take a real MongoDB. Anything else WAQ_* that is not a
 # field is a mistake.
@@ -92,6 +93,7 @@ class Settings:
     send_timeout_s: float = 30.0
     chrome_recycle_sends: int = 200
     chrome_recycle_hours: float = 6.0
+    chrome_max_pss_mb: int = 0  # recycle Chrome (on its profile, between two sends) past this tree PSS; 0 = off
     # Chrome's memory options (names in transport/chrome_options.py): those that paid in bench/browser.py --options.
     chrome_memory_options: tuple[str, ...] = ("renderer-limit", "in-process-gpu", "network-in-process",
                                               "no-site-isolation", "no-omnibox-webui", "block-media", "small-window")
@@ -111,6 +113,9 @@ class Settings:
     # `make run` / `make demo` (wa_queue/devstack/launcher.py): how long a stop waits for the work in hand (pacing,
     # number check, send).
     stop_grace_s: float = 120.0
+    # `waq worker`'s Celery pool: threads runs tasks in the worker's one process (no prefork child to pay for) and
+    # leaves its main thread free to answer Flower; solo and prefork are kept for comparison (bench/pipeline.py).
+    worker_pool: str = "threads"
 
     @property
     def zone(self) -> ZoneInfo:
@@ -192,6 +197,10 @@ class Settings:
                       f"(known: {', '.join(MEMORY_OPTIONS)}; empty for none)")
         if self.transport not in ("selenium", "fake"):
             raise bad("TRANSPORT", "accepts selenium or fake")
+        if self.worker_pool not in WORKER_POOLS:
+            raise bad("WORKER_POOL", f"accepts {', '.join(WORKER_POOLS)}")
+        if self.chrome_max_pss_mb < 0:
+            raise bad("CHROME_MAX_PSS_MB", "must be >= 0 MiB (0: no limit)")
         if self.chrome_sandbox not in ("auto", "on", "off"):
             raise bad("CHROME_SANDBOX", "accepts auto, on or off")
         if self.store_start_timeout_s <= 0:

@@ -153,6 +153,18 @@ class SessionWorker:
         self.metrics.flush()
 
 
+def forks(pool_cls: object) -> bool:
+    """Whether Celery's pool pool_cls (an alias such as "threads", or the class the CLI hands over) runs tasks in
+    child processes: only then is the App built there and not in the worker itself."""
+    from celery.concurrency import get_implementation
+    from celery.concurrency.prefork import TaskPool as Prefork
+
+    if pool_cls is None:
+        return True  # no worker (a test calling the hook): leave it to worker_process_init
+    cls = get_implementation(pool_cls) if isinstance(pool_cls, str) else pool_cls
+    return isinstance(cls, type) and issubclass(cls, Prefork)
+
+
 def attach(celery: Celery, app: App, worker: SessionWorker | None = None) -> None:
     """Keep this process's App (and SessionWorker) on the Celery app its tasks run under, where they find them."""
     celery.waq_app = app

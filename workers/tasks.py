@@ -1,7 +1,9 @@
 """Celery tasks: each takes ids and calls into wa_queue. Nothing here decides anything.
 
-Each pool process builds its App when it starts (worker_process_init) and keeps it on the Celery app, with the
-SessionWorker in a session worker (workers/runtime.py); the tasks find both there, through their own `self.app`."""
+The process that runs the tasks builds its App when it starts and keeps it on the Celery app, with the SessionWorker
+in a session worker (workers/runtime.py); the tasks find both there, through their own `self.app`. That process is
+the prefork pool's child (worker_process_init), or with the threads and solo pools the worker itself (worker_init;
+solo also sends worker_process_init, which then finds the App built)."""
 
 from __future__ import annotations
 
@@ -48,6 +50,14 @@ def _start_process(**_: object) -> None:
     threading.Thread(target=worker.start, name="waq-session-start", daemon=True).start()
 
 
+@signals.worker_init.connect
+def _start_worker(sender: object = None, **_: object) -> None:
+    """Without a prefork pool the tasks run in this process: build here what a prefork child builds for itself. The
+    App must not be built in a prefork parent: its child would inherit the parent's store and broker handles."""
+    if not worker_runtime.forks(getattr(sender, "pool_cls", None)):
+        _start_process()
+
+
 @signals.beat_init.connect
 def _beat_started(**_: object) -> None:
     """Beat's start: one line of queue statistics in its log (beat runs embedded, `waq beat` = worker -B)."""
@@ -60,7 +70,8 @@ def _beat_started(**_: object) -> None:
         waq.close()
 
 
-@signals.worker_process_shutdown.connect
+@signals.worker_process_shutdown.connect  # a prefork child
+@signals.worker_shutdown.connect  # the worker itself: with threads or solo the tasks ran here (a no-op otherwise)
 def _stop_process(**_: object) -> None:
     waq, worker = worker_runtime.detach(app)
     if worker is not None:

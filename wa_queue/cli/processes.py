@@ -26,8 +26,9 @@ if TYPE_CHECKING:
               help="Do not start: exit 0 if the session's worker is healthy (fresh heartbeat, browser connected), "
                    "1 if not, with one line saying why. For container health checks.")
 def worker(session: str, loglevel: str, check: bool) -> None:
-    """Run the Celery worker of one session: its own queue and wa.default, one message at a time. It starts only
-    once the store answers (for up to WAQ_STORE_START_TIMEOUT_S), and exits 1 otherwise."""
+    """Run the Celery worker of one session: its own queue and wa.default, one message at a time, in Celery's pool
+    WAQ_WORKER_POOL (threads: one process). It starts only once the store answers (for up to
+    WAQ_STORE_START_TIMEOUT_S), and exits 1 otherwise."""
     settings = load_settings()
     if session not in settings.sessions:
         raise click.UsageError(f"unknown session {session!r}; WAQ_SESSIONS has: {', '.join(settings.sessions)}")
@@ -40,7 +41,7 @@ def worker(session: str, loglevel: str, check: bool) -> None:
     queues = f"{names.session_queue(session)},{names.DEFAULT_QUEUE}"
     exec_argv(
         [sys.executable, "-m", "celery", "-A", "wa_queue.celery_app:app", "worker", "-Q", queues,
-         "-n", f"{session}@%h", "--concurrency", "1", "--pool", "prefork", "--loglevel", loglevel,
+         "-n", f"{session}@%h", "--concurrency", "1", "--pool", settings.worker_pool, "--loglevel", loglevel,
          "--without-gossip", "--without-mingle"],
         {"WAQ_WORKER_SESSION": session},
     )

@@ -104,8 +104,10 @@ class Delivery:
     def _session_blocker(self, message: Message) -> Outcome | None:
         """Hand the message on when this session cannot send it now; no attempt is used."""
         now = self.clock()
-        if not self._connected():
-            self.store.update_session(self.session, status=SessionStatus.CLOSED.value, heartbeat_at=now)
+        if not self._connected() or self.store.get_session(self.session).status == SessionStatus.BANNED:
+            record = sessions.note_unavailable(self.store, self.sender, self.settings, now, notifier=self.notifier)
+            if record.status == SessionStatus.BANNED:  # stays so, whatever the page shows now, until a restart
+                return self._release(message, f"session banned: {record.last_error}", errors.SessionBanned.__name__)
             return self._release(message, "session unavailable", errors.SessionUnavailable.__name__)
         if message.in_doubt and message.doubt_session != self.session:
             return self._doubt_elsewhere(message, now)
@@ -250,7 +252,11 @@ class Delivery:
         keep_doubt = not marked or isinstance(exc, errors.SendOutcomeUnknown)
         decision = classify(exc)
         if decision is Decision.RELEASE:
-            self.store.update_session(self.session, status=_state_for(exc), heartbeat_at=self.clock())
+            if isinstance(exc, errors.SessionBanned):
+                sessions.record_ban(self.store, self.session, self.sender.last_problem() or str(exc), self.settings,
+                                    self.clock(), notifier=self.notifier)
+            else:
+                self.store.update_session(self.session, status=_state_for(exc), heartbeat_at=self.clock())
             return self._release(message, f"session unavailable: {exc}", type(exc).__name__, keep_doubt=keep_doubt)
         if decision is Decision.FAIL:
             return self._fail(message, exc)

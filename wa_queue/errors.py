@@ -53,8 +53,24 @@ class DailyCapReached(SessionUnavailable):
     next local midnight when none can take it. Its name is stored as the release's error_class."""
 
 
+class RecipientLimitReached(SendError):
+    """The number had WAQ_MAX_PER_RECIPIENT_PER_DAY messages in its local day: the message waits, without using an
+    attempt, for the recipient's next day (deferred), and is checked again then. Refused by the store's mark."""
+
+
+class SendWindowClosed(SendError):
+    """The message's send window (its own, else WAQ_SEND_WINDOW) is closed in the recipient's time zone: the message
+    waits, without using an attempt, until the window opens (deferred)."""
+
+
 class SessionLoggedOut(SessionUnavailable):
     """The session lost its login and needs a QR scan by an operator."""
+
+
+class SessionBanned(SessionUnavailable):
+    """The page shows that WhatsApp banned or restricted the account (NOTICES["banned"], NOTICES["restricted"] in
+    transport/selectors.py); the text is the page's words. Raised before any click: the session becomes `banned`,
+    its messages go to the other sessions, and it stays so until an operator restarts it."""
 
 
 class SendOutcomeUnknown(TransientSendError):

@@ -1,4 +1,5 @@
-"""Session health: which sessions can take work now, and reconnection with back-off (attempt n waits n units)."""
+"""Session health: which sessions can take work now, reconnection with back-off (attempt n waits n units), and the
+ban detector's record (a banned session is never reconnected on its own: only an operator's restart clears it)."""
 
 from __future__ import annotations
 
@@ -28,13 +29,19 @@ _STATE_REASONS = {
     SessionState.PHONE_DISCONNECTED: "the phone is not connected",
     SessionState.STARTING: "WhatsApp Web did not finish loading",
     SessionState.CLOSED: "the browser is closed",
+    SessionState.BANNED: "WhatsApp shows the account banned or restricted",
 }
+BAN_HINT = ("WhatsApp banned or restricted this number: appeal from the phone (Settings > Help > Contact us); once "
+            "the ban is lifted or the restriction's end time has passed, restart the session (waq sessions restart "
+            "{session} or the dashboard)")
 
 
 def error_hint(reason: str, *, url: str, session: str = "NAME") -> str:
     """What an operator should do about a session's raw `reason` (pure: the reason's text decides)."""
     text = reason.lower()
     host = urlsplit(url).netloc or url
+    if "banned" in text or "restricted" in text:  # before "phone": "Your phone number is banned ..."
+        return BAN_HINT.format(session=session)
     if "sandbox is unusable" in text:  # transport/sandbox.UNUSABLE
         return ("Chrome cannot sandbox itself: run the worker as a non-root user (in Docker with "
                 "security_opt seccomp=deploy/chrome-seccomp.json), or set WAQ_CHROME_SANDBOX=auto or off")
@@ -116,14 +123,67 @@ def account_fields(sender: MessageSender) -> dict[str, str]:
     return {"number": f"+{number}"} if number else {}
 
 
+def record_ban(store: MessageStore, name: str, words: str | None, settings: Settings, now: datetime, *,
+               notifier: Notifier = LOG_ONLY) -> SessionRecord:
+    """The page shows the account banned or restricted: the session becomes `banned` with the page's words (a
+    restriction's include its end time) and needs an operator; the admin is told once, when the record turns banned.
+    A restriction does not lift itself here even after its end time: resuming at once is how a restricted number
+    gets banned for good, and the end time is in the page's own words and locale. The operator restarts it."""
+    before = store.get_session(name)
+    words = (words or _STATE_REASONS[SessionState.BANNED])[:500]
+    record = store.update_session(
+        name, status=SessionStatus.BANNED.value, heartbeat_at=now, needs_operator=True, reconnect_attempts=0,
+        next_reconnect_at=None, restart_requested=False, last_error=words, last_error_at=now,
+        last_error_hint=BAN_HINT.format(session=name),
+    )
+    if before.status != SessionStatus.BANNED:
+        log.error("session %s: banned: %s", name, words)
+        notifier.notify_admin("session_banned", f"session {name} is banned: {words}", session=name, words=words)
+    return record
+
+
+def note_unavailable(store: MessageStore, sender: MessageSender, settings: Settings, now: datetime, *,
+                     notifier: Notifier = LOG_ONLY) -> SessionRecord:
+    """A send found its session unable to send (Delivery): a ban (on the page, or already on the record) is recorded
+    as one; anything else as closed, for the health check to look into."""
+    record = store.get_session(sender.session)
+    if record.status == SessionStatus.BANNED:
+        return store.update_session(sender.session, heartbeat_at=now)
+    if _safe_state(sender) is SessionState.BANNED:
+        return record_ban(store, sender.session, _safe_problem(sender), settings, now, notifier=notifier)
+    return store.update_session(sender.session, status=SessionStatus.CLOSED.value, heartbeat_at=now)
+
+
+def record_started(store: MessageStore, sender: MessageSender, settings: Settings, now: datetime, state: SessionState,
+                   exc: BaseException | None = None, *, notifier: Notifier = LOG_ONLY) -> SessionRecord:
+    """A worker's first connect: its state as found, except that a banned record stays banned (a restarted worker
+    process is not an operator's restart)."""
+    name = sender.session
+    record = store.get_session(name)
+    if state is SessionState.BANNED:
+        return record_ban(store, name, _safe_problem(sender), settings, now, notifier=notifier)
+    if record.status == SessionStatus.BANNED and not record.restart_requested:
+        return store.update_session(name, heartbeat_at=now)
+    extra = account_fields(sender) if state is SessionState.CONNECTED else {}
+    why = error_fields(sender, settings, now, state, exc)
+    if why.get("last_error"):
+        log.warning("session %s: %s (%s)", name, why["last_error"], why["last_error_hint"])
+    return store.update_session(name, status=state.value, heartbeat_at=now, **extra, **why)
+
+
 def check_health(store: MessageStore, sender: MessageSender, settings: Settings, now: datetime, *,
                  notifier: Notifier = LOG_ONLY) -> SessionRecord:
-    """Read the session's state, record a heartbeat, and reconnect when the back-off says so."""
+    """Read the session's state, record a heartbeat, and reconnect when the back-off says so. A banned session is
+    left alone (a heartbeat only) until an operator's restart."""
     name = sender.session
     record = store.get_session(name)
     if record.restart_requested:
         return reconnect(store, sender, settings, now, reset=True, notifier=notifier)
+    if record.status == SessionStatus.BANNED:
+        return store.update_session(name, heartbeat_at=now)
     state = _safe_state(sender)
+    if state is SessionState.BANNED:
+        return record_ban(store, name, _safe_problem(sender), settings, now, notifier=notifier)
     if state is SessionState.CONNECTED:
         return store.update_session(
             name, status=state.value, heartbeat_at=now, reconnect_attempts=0, next_reconnect_at=None,
@@ -157,6 +217,8 @@ def reconnect(
     except Exception as exc:  # noqa: BLE001 - a failed reconnect is one failed attempt, not a crash
         log.warning("session %s: reconnect raised %s: %s", name, type(exc).__name__, exc)
         state, raised = SessionState.CLOSED, exc
+    if state is SessionState.BANNED:
+        return record_ban(store, name, _safe_problem(sender), settings, now, notifier=notifier)
     if state is SessionState.CONNECTED:
         log.info("session %s: connected", name)
         return store.update_session(
@@ -186,6 +248,13 @@ def request_restart(store: MessageStore, name: str) -> SessionRecord:
     """The admin's restart: the session's next health check reconnects at once with a fresh counter."""
     return store.update_session(name, restart_requested=True, needs_operator=False, reconnect_attempts=0,
                                 next_reconnect_at=None)
+
+
+def _safe_problem(sender: MessageSender) -> str | None:
+    try:
+        return sender.last_problem()
+    except Exception:  # noqa: BLE001 - the words are information; the ban is recorded without them
+        return None
 
 
 def _safe_state(sender: MessageSender) -> SessionState:

@@ -116,14 +116,9 @@ class SessionWorker:
         except Exception as exc:  # noqa: BLE001 - the health check reconnects with back-off
             log.error("session %s: first connect failed: %s", self.session, exc)
             state, raised = SessionState.CLOSED, exc
-        from wa_queue.sessions import account_fields, error_fields
+        from wa_queue.sessions import record_started
 
-        now = self.app.clock()
-        extra = account_fields(self.sender) if state is SessionState.CONNECTED else {}
-        why = error_fields(self.sender, self.settings, now, state, raised)
-        if why.get("last_error"):
-            log.warning("session %s: %s (%s)", self.session, why["last_error"], why["last_error_hint"])
-        store.update_session(self.session, status=state.value, heartbeat_at=now, **extra, **why)
+        record_started(store, self.sender, self.settings, self.app.clock(), state, raised, notifier=self.app.notifier)
         self.publish_qr()
 
     def health(self) -> str:

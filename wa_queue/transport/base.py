@@ -9,7 +9,7 @@ from datetime import datetime
 from wa_queue.models import SessionStatus
 
 # One enum for a session's state: what a sender reports (STARTING, QR, CONNECTED, PHONE_DISCONNECTED, LOGGED_OUT,
-# CLOSED) is what its store record keeps, which adds UNKNOWN and NEEDS_OPERATOR.
+# CLOSED, BANNED) is what its store record keeps, which adds UNKNOWN and NEEDS_OPERATOR.
 SessionState = SessionStatus
 
 
@@ -26,7 +26,12 @@ class MessageSender(abc.ABC):
     """A connection to one WhatsApp session.
 
     Errors: send() raises TransientSendError, PermanentSendError (InvalidNumber) or SessionUnavailable
-    (SessionLoggedOut) from wa_queue.errors; nothing else is expected to escape.
+    (SessionLoggedOut, SessionBanned) from wa_queue.errors; nothing else is expected to escape.
+
+    A ban: when the page shows that the account is banned or restricted (selectors.NOTICES), connect() and state()
+    report BANNED, last_problem() gives the page's words (a restriction's words include its end time), and send()
+    raises SessionBanned before any click. A notice that appears after the click leaves the outcome unknown, as any
+    other trouble after the click does.
 
     tests/contract/test_sender.py runs the fake and the Selenium sender (on the simulator) through the same tests of
     what these docstrings promise.
@@ -37,7 +42,7 @@ class MessageSender(abc.ABC):
     @abc.abstractmethod
     def connect(self) -> SessionState:
         """Open the session (start the browser, load the page) and return its state; never raises for a
-        logged-out or disconnected phone, it reports it."""
+        logged-out, disconnected or banned account, it reports it."""
 
     @abc.abstractmethod
     def state(self) -> SessionState:
@@ -78,7 +83,8 @@ class MessageSender(abc.ABC):
 
     def last_problem(self) -> str | None:
         """The last reason connect() or a state check could not reach a connected session (a failed page load's
-        error text, "Chrome did not start: ...", "logged out: scan the QR code"), None when unknown."""
+        error text, "Chrome did not start: ...", "logged out: scan the QR code", a ban notice's own words), None when
+        unknown."""
         return None
 
     def qr_png(self) -> bytes | None:

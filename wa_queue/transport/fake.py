@@ -1,12 +1,15 @@
 """The scripted fake sender (WAQ_TRANSPORT=fake): same interface and contract as the Selenium sender.
 
 Steered from another process through a JSON control file (WAQ_FAKE_CONTROL):
-    {"numbers": {"+15551234567": {"fault": "transient"|"permanent"|"unregistered"|"disconnect"|"unknown",
+    {"numbers": {"+15551234567": {"fault": "transient"|"permanent"|"unregistered"|"disconnect"|"unknown"|"ban",
                                   "count": 2}},
-     "sessions": {"primary": {"state": "phone_disconnected"|"logged_out"|"connected"}},
+     "sessions": {"primary": {"state": "phone_disconnected"|"logged_out"|"connected"|"banned", "words": "..."}},
      "send_delay_s": 0.0}
 `count` is how many sends the fault hits before it clears (absent: forever). The fault "unreadable" makes find_sent
-raise OutcomeUnverified for that number (a chat of unknown markup) without being used up. Every accepted send is
+raise OutcomeUnverified for that number (a chat of unknown markup) without being used up. The fault "ban" bans the
+session that meets it, as a page showing the ban screen when the chat opens: its state becomes "banned" in the
+control file and the send raises SessionBanned before anything is logged. A banned session's `words` are the page's
+(default BAN_WORDS), which last_problem() reports, like a restricted notice with its end time. Every accepted send is
 appended to the JSON-lines log WAQ_FAKE_LOG: {"ref", "session", "phone", "text", "at", "wa_id"}.
 """
 
@@ -26,6 +29,8 @@ from typing import Any
 from wa_queue import errors
 from wa_queue.models import utcnow
 from wa_queue.transport.base import MessageSender, Receipt, SessionState
+
+BAN_WORDS = "Your phone number is banned from using WhatsApp. Contact support for help."
 
 
 @contextlib.contextmanager
@@ -79,13 +84,15 @@ class FakeControl:
                 numbers[phone] = {"fault": fault, **({"count": count} if count is not None else {})}
             self._write(data)
 
-    def set_session_state(self, session: str, state: str | None) -> None:
+    def set_session_state(self, session: str, state: str | None, words: str | None = None) -> None:
+        """`words`: what the page says (a banned session's notice)."""
         with _locked(self.path):
+            self._cache = None
             data = self.read()
             if state is None:
                 data.setdefault("sessions", {}).pop(session, None)
             else:
-                data.setdefault("sessions", {})[session] = {"state": state}
+                data.setdefault("sessions", {})[session] = {"state": state, **({"words": words} if words else {})}
             self._write(data)
 
     def take_number_fault(self, phone: str) -> str | None:
@@ -123,8 +130,18 @@ class FakeSender(MessageSender):
         wanted = self.control.read().get("sessions", {}).get(self.session, {}).get("state")
         return SessionState(wanted) if wanted else SessionState.CONNECTED
 
+    def last_problem(self) -> str | None:
+        if self.state() is SessionState.BANNED:
+            return self._words()
+        return None
+
+    def _words(self) -> str:
+        return str(self.control.read().get("sessions", {}).get(self.session, {}).get("words") or BAN_WORDS)
+
     def send(self, phone: str, text: str, *, ref: str) -> Receipt:
         state = self.state()
+        if state is SessionState.BANNED:
+            raise errors.SessionBanned(f"session {self.session}: WhatsApp says: {self._words()}")
         if state is SessionState.LOGGED_OUT:
             raise errors.SessionLoggedOut(f"session {self.session} is logged out")
         if state is not SessionState.CONNECTED:
@@ -133,6 +150,9 @@ class FakeSender(MessageSender):
         if delay:
             time.sleep(delay)
         fault = self.control.take_number_fault(phone)
+        if fault == "ban":
+            self.control.set_session_state(self.session, SessionState.BANNED.value)
+            raise errors.SessionBanned(f"session {self.session}: WhatsApp says: {BAN_WORDS}")
         if fault == "transient":
             raise errors.TransientSendError(f"scripted transient failure for {phone}")
         if fault in ("permanent", "unregistered"):

@@ -4,7 +4,9 @@ The real page changes often (three forms of message rows in 2026 alone), so the 
 (see the WhatsApp Web DOM notes) and an operator can patch one name with a JSON file named by
 WAQ_SELECTORS_FILE: {"compose_box": "footer div[contenteditable='true']", "text.invalid_number": "..."}.
 CSS entries go in SELECTORS; the few things CSS cannot match (a dialog told apart by its wording) are text
-fragments in TEXTS, overridden under the same file with a "text." prefix. Unknown names are rejected.
+fragments in TEXTS, overridden under the same file with a "text." prefix. NOTICES are the account notices (ban,
+restriction) as lists of variants, matched case-insensitively; "text.banned" / "text.restricted" replace a list with
+a string or a list of strings. Unknown names are rejected.
 The in-page JavaScript that applies them (probe, paste, row reading) lives here too, next to the names it uses.
 """
 
@@ -69,6 +71,25 @@ TEXTS: dict[str, str] = {
     "loading": "Loading your chats",
 }
 
+# Account notices, each a list of variants (the page words them differently by build, platform and kind of ban). Any
+# variant shown outside the chat's rows, the chat list and the compose box makes the session `banned`.
+NOTICES: dict[str, tuple[str, ...]] = {
+    "banned": (
+        "Your phone number is banned from using WhatsApp",
+        "This account is not allowed to use WhatsApp",
+        "This account can no longer use WhatsApp",
+        "Your account has been banned",
+        "account is temporarily banned",
+    ),
+    "restricted": (
+        "Your account is restricted",
+        "Your account has been restricted",
+        "Account restricted",
+        "You can't send messages for now",
+        "Restriction ends",
+    ),
+}
+
 
 # ---- in-page helpers: how the sender applies the selectors (arguments[0] is Selectors.as_js()) ---------------------
 JS_LIB = r"""
@@ -82,6 +103,25 @@ const visible = (n, r) => all(n, r).find(shown) || null;
 const said = (el, t) => el.innerText.trim().toLowerCase() === t.toLowerCase();
 const dialogWith = (t) => all('dialog').some(d => shown(d) && d.innerText.includes(S.text[t]));
 const pageSays = (t) => !!document.body && document.body.innerText.includes(S.text[t]);
+// The words of the first account notice of kind `k` (NOTICES) on show, or null. Text a person wrote (message rows,
+// chat-list previews, the compose box) is not a notice. The cheap whole-page check runs first: notices are rare.
+const noticeOf = (k) => {
+  const vs = (S.notices[k] || []).map(v => v.toLowerCase());
+  if (!document.body || !vs.some(v => document.body.innerText.toLowerCase().includes(v))) return null;
+  const people = [S.css.chat_row, S.css.logged_in, S.css.compose_box].join(', ');
+  const walk = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let n = walk.nextNode(); n; n = walk.nextNode()) {
+    const t = n.nodeValue.toLowerCase();
+    let el = n.parentElement;
+    if (!el || !vs.some(v => t.includes(v)) || !shown(el)) continue;
+    try { if (el.closest(people)) continue; } catch (e) { /* a bad override: judge the text alone */ }
+    // The notice's whole wording (its end time may sit in a sibling element): up to a few short ancestors.
+    for (let i = 0; i < 4 && el.parentElement && el.parentElement !== document.body
+         && el.parentElement.innerText.length <= 400; i += 1) el = el.parentElement;
+    return el.innerText.replace(/\s+/g, ' ').trim().slice(0, 500);
+  }
+  return null;
+};
 // A message's or the compose box's text as the user typed it: emoji <img alt>, <br> and paragraphs as "\n".
 // Lexical's own trailing <br> (kept on the parent as __lexicalLineBreak) is not text.
 const plain = (root) => {
@@ -161,6 +201,7 @@ return {
   use_here: pageSays('open_elsewhere') && all('use_here').some(b => shown(b) && said(b, S.text.use_here)),
   compose: !!visible('compose_box'), send_button: !!visible('send_button'), popup,
   update_browser: pageSays('update_browser'), loading: pageSays('loading'),
+  banned: noticeOf('banned'), restricted: noticeOf('restricted'),
   post_logout: location.search.includes('post_logout=1'),
   chat: window.__waqChat || null,
 };
@@ -216,9 +257,11 @@ JS_CHECK_CSS = "const bad = []; for (const [n, c] of Object.entries(arguments[0]
 class Selectors:
     """The effective selectors: defaults with the operator's overrides applied."""
 
-    def __init__(self, css: Mapping[str, str] | None = None, texts: Mapping[str, str] | None = None) -> None:
+    def __init__(self, css: Mapping[str, str] | None = None, texts: Mapping[str, str] | None = None,
+                 notices: Mapping[str, tuple[str, ...]] | None = None) -> None:
         self.css_map = {**SELECTORS, **(css or {})}
         self.text_map = {**TEXTS, **(texts or {})}
+        self.notice_map = {**NOTICES, **(notices or {})}
 
     def __getitem__(self, name: str) -> str:
         return self.css_map[name]
@@ -227,8 +270,9 @@ class Selectors:
         return self.text_map[name]
 
     def as_js(self) -> dict[str, object]:
-        """What the in-page helpers receive: {"css": {...}, "text": {...}}."""
-        return {"css": dict(self.css_map), "text": dict(self.text_map)}
+        """What the in-page helpers receive: {"css": {...}, "text": {...}, "notices": {kind: [variant, ...]}}."""
+        return {"css": dict(self.css_map), "text": dict(self.text_map),
+                "notices": {k: list(v) for k, v in self.notice_map.items()}}
 
 
 def parse_overrides(data: object, source: str = "selectors file") -> Selectors:
@@ -237,8 +281,12 @@ def parse_overrides(data: object, source: str = "selectors file") -> Selectors:
         raise ConfigError(f"{source}: expected a JSON object of name -> CSS selector")
     css: dict[str, str] = {}
     texts: dict[str, str] = {}
+    notices: dict[str, tuple[str, ...]] = {}
     unknown = []
     for name, value in data.items():
+        if name.startswith("text.") and name[5:] in NOTICES:
+            notices[name[5:]] = _variants(name, value, source)
+            continue
         if not isinstance(value, str) or not value.strip():
             raise ConfigError(f"{source}: {name!r} must be a non-empty string")
         if name.startswith("text.") and name[5:] in TEXTS:
@@ -248,9 +296,17 @@ def parse_overrides(data: object, source: str = "selectors file") -> Selectors:
         else:
             unknown.append(name)
     if unknown:
-        known = ", ".join([*SELECTORS, *(f"text.{n}" for n in TEXTS)])
+        known = ", ".join([*SELECTORS, *(f"text.{n}" for n in (*TEXTS, *NOTICES))])
         raise ConfigError(f"{source}: unknown selector name(s) {', '.join(map(repr, unknown))}; known: {known}")
-    return Selectors(css, texts)
+    return Selectors(css, texts, notices)
+
+
+def _variants(name: str, value: object, source: str) -> tuple[str, ...]:
+    """A notice's variants: one string or a non-empty list of non-empty strings."""
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not items or not all(isinstance(v, str) and v.strip() for v in items):
+        raise ConfigError(f"{source}: {name!r} must be a non-empty string or a list of them")
+    return tuple(v.strip() for v in items)
 
 
 def load_selectors(path: str | Path | None = None) -> Selectors:

@@ -67,7 +67,7 @@ BOX_MAX_WAIT_S = 3.0
 # older page may not show yet what changed since (a banner that the page's next poll would bring).
 SEND_REUSE_S = 10.0
 _PROBE_KEYS = ("qr", "logged_in", "phone_alert", "computer_alert", "invalid", "starting", "use_here", "compose",
-               "send_button", "popup", "update_browser", "loading", "post_logout")
+               "send_button", "popup", "update_browser", "loading", "post_logout", "banned", "restricted")
 _live: weakref.WeakSet[SeleniumSender] = weakref.WeakSet()
 
 
@@ -176,6 +176,7 @@ class SeleniumSender(MessageSender):
                 page = self._open_chat(phone, reuse_s=SEND_REUSE_S if checked == digits_of(phone) else -1.0)
                 self._raise_if_unavailable(page)
                 self._type(text)
+                self._raise_if_banned(self._probe())  # a notice that came while typing: still before any click
                 before = {r for r in self._call(JS_CHAT)["ids"] if r}
                 clicked_ms = time.time() * 1000
                 self._click_send(clicked)
@@ -468,7 +469,8 @@ class SeleniumSender(MessageSender):
         deadline = time.monotonic() + max(self.timeout, CONNECT_TIMEOUT_S)
         while True:
             page = self._probe()
-            if page["qr"] or page["logged_in"] or time.monotonic() > deadline:
+            if page["qr"] or page["logged_in"] or page["banned"] or page["restricted"] or \
+                    time.monotonic() > deadline:
                 return self._state_of(page)
             if page["update_browser"]:
                 self._problem = "WhatsApp shows its 'update your browser' page: it refuses the user agent"
@@ -492,6 +494,10 @@ class SeleniumSender(MessageSender):
 
     def _state_of(self, page: dict[str, Any]) -> SessionState:
         marker = self.profile_dir / LOGIN_MARKER
+        words = _notice(page)
+        if words:  # before the QR: a banned account's page may also offer to link again, which would not help
+            self._problem = words
+            return SessionState.BANNED
         if page["qr"]:
             self._saw_qr = True
             return SessionState.LOGGED_OUT if marker.exists() or page["post_logout"] else SessionState.QR
@@ -518,12 +524,13 @@ class SeleniumSender(MessageSender):
             page = self._probe()
             if page["chat"] == digits and page["compose"] and not any(
                     page[k] for k in ("invalid", "starting", "use_here", "qr", "popup", "update_browser",
-                                      "phone_alert", "computer_alert")):
+                                      "phone_alert", "computer_alert", "banned", "restricted")):
                 return page
         self._navigate(f"{self.base_url}/send?phone={digits}")
         deadline = time.monotonic() + self.timeout
         while True:
             page = self._probe()
+            self._raise_if_banned(page)
             if page["use_here"]:
                 self._use_here()
             elif page["qr"]:
@@ -570,7 +577,14 @@ class SeleniumSender(MessageSender):
                     f"({snapshot['rows']} chat_row, {self.selectors['chat_row']})")
             time.sleep(POLL_S * 5)
 
+    def _raise_if_banned(self, page: dict[str, Any]) -> None:
+        words = _notice(page)
+        if words:
+            self._problem = words
+            raise errors.SessionBanned(f"session {self.session}: WhatsApp says: {words}")
+
     def _raise_if_unavailable(self, page: dict[str, Any]) -> None:
+        self._raise_if_banned(page)
         if page["invalid"]:
             self._dismiss_invalid()
             raise errors.InvalidNumber(f"WhatsApp says the number is invalid ({self.selectors.text('invalid_number')})")
@@ -728,6 +742,11 @@ def _page_level(exc: Exception) -> bool:
         return True
     # A script that ran while a navigation replaced the document.
     return any(mark in str(exc) for mark in ("context was destroyed", "Cannot find context", "document unloaded"))
+
+
+def _notice(page: dict[str, Any]) -> str | None:
+    """The page's words when it shows the account banned or restricted (selectors.NOTICES), else None."""
+    return page.get("banned") or page.get("restricted") or None
 
 
 def _first_line(exc: Exception) -> str:

@@ -83,7 +83,9 @@ def _boot(state: SimState, device_id: str, chat: str | None, text: str | None) -
     if dev.account is None:
         boot["ref"] = state.current_ref(device_id)
     else:
-        boot["screen"] = "conflict" if state.session_fault(dev.account) == "conflict" else "app"
+        fault = state.session_fault(dev.account)
+        boot["screen"] = fault if fault in ("conflict", "banned") else "app"
+        boot["notice"] = state.notice(dev.account)
         boot["whats_new"] = state.strict and state.whats_new_due(dev)
     return boot
 
@@ -182,6 +184,7 @@ def _register_page_api(app: Flask, state: SimState) -> None:
                                       "expired": state.qr_expired(dev)}
             if dev.account is not None:
                 out["fault"] = state.session_fault(dev.account)
+                out["notice"] = state.notice(dev.account)
                 out["chats"] = state.chats(dev.account)
                 chat = request.args.get("chat")
                 if chat:
@@ -241,6 +244,8 @@ def _send(state: SimState) -> tuple[Response, int]:
         return jsonify({"ack": False, "offline": offline}), 503
     if offline == "conflict":  # another window holds the session: this one is not heard
         return jsonify({"ack": False, "conflict": True}), 409
+    if offline in ("banned", "restricted"):  # the servers refuse the account: nothing is recorded
+        return jsonify({"ack": False, offline: True}), 403
     fault = state.take_fault(to, ("slow", "fail_send", "drop_after_click"))
     if fault is not None and fault.fault == "fail_send":
         return jsonify({"ack": False, "error": "fail_send"}), 503

@@ -136,12 +136,18 @@
       el('div', { class: 'popup-actions' }, ok));
   }
 
-  function renderBanners(fault) {
+  function renderBanners(fault, notice) {
     const box = $('#banners');
-    const want = fault === 'phone_disconnected' ? 'alert-phone' : fault === 'computer_disconnected' ? 'alert-computer' : '';
+    const want = fault === 'phone_disconnected' ? 'alert-phone' : fault === 'computer_disconnected' ? 'alert-computer'
+      : fault === 'restricted' ? 'alert-restricted' : '';
     const have = box.firstElementChild ? box.firstElementChild.getAttribute('data-testid') : '';
     if (want === have) return;
     if (!want) { box.replaceChildren(); return; }
+    if (want === 'alert-restricted') { // the account's restriction, its end time in its words
+      box.replaceChildren(el('div', { 'data-testid': want, role: 'alert', class: 'restricted' },
+        el('div', { class: 'title' }, notice || 'Your account is restricted')));
+      return;
+    }
     const title = want === 'alert-phone' ? 'Phone not connected' : 'Computer not connected';
     const sub = want === 'alert-phone' ? 'Make sure your phone has an active internet connection.'
       : 'Make sure your computer has an active Internet connection.';
@@ -312,6 +318,16 @@
       el('div', { class: 'conflict-actions' }, close, useHere))));
   }
 
+  // A full page: the account is banned. No app, no chats; nothing to click that would help.
+  function showBanned(words) {
+    conflicted = true;
+    chat = null;
+    closeModal();
+    $('#overlay-root').replaceChildren();
+    $('#app').replaceChildren(el('div', { class: 'conflict-page ban-page' }, el('div', { class: 'conflict-card' },
+      el('div', { class: 'conflict-text' }, words))));
+  }
+
   function showWhatsNew() {
     if (conflicted) return;
     const ok = el('div', { role: 'button', tabindex: '0' }, 'OK');
@@ -328,6 +344,7 @@
 
   function mainApp() {
     $('#app').replaceChildren($('#tpl-app').content.cloneNode(true));
+    if (S.notice) renderBanners('restricted', S.notice); // before any chat opens: the sender must see it first
     let timer = null;
     const tick = async () => {
       try {
@@ -336,7 +353,8 @@
         if (conflicted) return;
         if (!st.linked) { location.replace('/?post_logout=1'); return; } // logged out: back to the QR page
         if (st.fault === 'conflict') { clearInterval(timer); showConflict(); return; }
-        renderBanners(st.fault);
+        if (st.fault === 'banned') { clearInterval(timer); showBanned(st.notice); return; }
+        renderBanners(st.fault, st.notice);
         renderChats(st.chats || []);
         if (chat && q.endsWith(encodeURIComponent(chat.phone))) applyMessages(st.messages);
       } catch (e) { /* server restarting: try again next tick */ }
@@ -351,7 +369,8 @@
 
   function boot() {
     setWid();
-    const start = () => (S.screen === 'conflict' ? showConflict() : mainApp());
+    const start = () => (S.screen === 'conflict' ? showConflict() : S.screen === 'banned' ? showBanned(S.notice)
+      : mainApp());
     if (S.boot_delay_s > 0) {
       showLoading();
       setTimeout(start, S.boot_delay_s * 1000);

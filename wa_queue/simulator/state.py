@@ -20,7 +20,11 @@ from pathlib import Path
 from wa_queue.simulator.profiles import DEFAULT_MARKUP, check_markup
 
 NUMBER_FAULTS = ("unregistered", "slow", "fail_send", "drop_before_click", "drop_after_click")
-SESSION_FAULTS = ("phone_disconnected", "computer_disconnected", "logged_out", "conflict")
+SESSION_FAULTS = ("phone_disconnected", "computer_disconnected", "logged_out", "conflict", "banned", "restricted")
+# The wordings the real page uses (the defaults of wa_queue/transport/selectors.NOTICES recognise both).
+BAN_TEXT = "Your phone number is banned from using WhatsApp. Contact support for help."
+RESTRICTED_TEXT = "Your account is restricted until {until}. You can't send messages right now."
+RESTRICTED_DEFAULT_S = 24 * 3600.0  # a restriction with no `until` given lasts a day, as WhatsApp's first ones do
 STATUSES = ("Pending", "Sent", "Delivered", "Read")
 
 ConfigValue = float | bool | None
@@ -126,6 +130,7 @@ class SimState:
         self.by_id: dict[str, Message] = {}
         self.number_faults: dict[str, NumberFault] = {}
         self.session_faults: dict[str, str] = {}
+        self.restricted_until: dict[str, float] = {}  # account -> epoch seconds its `restricted` fault ends
         self._load()
 
     # ---- devices and linking -------------------------------------------------------------------------------
@@ -208,14 +213,14 @@ class SimState:
     # ---- faults --------------------------------------------------------------------------------------------
 
     def set_fault(self, body: dict[str, object]) -> dict[str, object]:
-        """Apply one control request: {"number", "fault", "delay_s"?, "count"?} or {"session", "fault"}."""
+        """Apply one control request: {"number", "fault", "delay_s"?, "count"?} or {"session", "fault", "until"?}."""
         fault = body.get("fault")
         if fault is not None and not isinstance(fault, str):
             raise SimError("fault must be a string or null")
         if "number" in body:
             return self._set_number_fault(str(body["number"]), fault, body)
         if "session" in body:
-            return self._set_session_fault(str(body["session"]), fault)
+            return self._set_session_fault(str(body["session"]), fault, body.get("until"))
         raise SimError('give "number" (a destination) or "session" (an account phone)')
 
     def _set_number_fault(self, number: str, fault: str | None, body: dict[str, object]) -> dict[str, object]:
@@ -235,12 +240,19 @@ class SimState:
                 self.number_faults[number] = NumberFault(fault, float(delay), count)
             return {"ok": True}
 
-    def _set_session_fault(self, phone: str, fault: str | None) -> dict[str, object]:
+    def _set_session_fault(self, phone: str, fault: str | None, until: object = None) -> dict[str, object]:
         if not phone.isdigit():
             raise SimError(f"session must be the account's digits, got {phone!r}")
         if fault is not None and fault not in SESSION_FAULTS:
             raise SimError(f"unknown session fault {fault!r}; known: {', '.join(SESSION_FAULTS)}")
+        if until is not None and (fault != "restricted" or not isinstance(until, int | float)
+                                  or isinstance(until, bool)):
+            raise SimError("until (epoch seconds) goes only with the fault restricted")
         with self.lock:
+            self.restricted_until.pop(phone, None)
+            if fault == "restricted":
+                self.restricted_until[phone] = float(until) if until is not None else \
+                    self.clock() + RESTRICTED_DEFAULT_S
             if fault == "logged_out":  # an event, not a state: the devices are unlinked now and must scan again
                 self.session_faults.pop(phone, None)
                 return {"ok": True, "unlinked": self.unlink_account(phone)}
@@ -253,7 +265,9 @@ class SimState:
     def faults_public(self) -> dict[str, object]:
         with self.lock:
             return {"numbers": {n: f.public() for n, f in self.number_faults.items()},
-                    "sessions": {p: {"fault": f} for p, f in self.session_faults.items()}}
+                    "sessions": {p: {"fault": f, **({"until": self.restricted_until[p]} if p in self.restricted_until
+                                                    else {})}
+                                 for p in list(self.session_faults) if (f := self.session_fault(p))}}
 
     def take_fault(self, number: str, kinds: tuple[str, ...]) -> NumberFault | None:
         """The number's fault if it is one of `kinds`, using up one of its `count`."""
@@ -268,8 +282,25 @@ class SimState:
             return NumberFault(nf.fault, nf.delay_s, nf.remaining)
 
     def session_fault(self, phone: str | None) -> str | None:
+        """The account's fault now; a restriction ends by itself at its `until`, as WhatsApp lifts it."""
         with self.lock:
-            return self.session_faults.get(phone or "")
+            fault = self.session_faults.get(phone or "")
+            if fault == "restricted" and self.clock() >= self.restricted_until.get(phone or "", 0.0):
+                del self.session_faults[phone or ""]
+                self.restricted_until.pop(phone or "", None)
+                return None
+            return fault
+
+    def notice(self, phone: str | None) -> str | None:
+        """The words the account's pages show for a `banned` or `restricted` fault, else None."""
+        with self.lock:
+            fault = self.session_fault(phone)
+            if fault == "banned":
+                return BAN_TEXT
+            if fault == "restricted":
+                until = time.strftime("%d %b %Y, %H:%M UTC", time.gmtime(self.restricted_until[phone or ""]))
+                return RESTRICTED_TEXT.format(until=until)
+            return None
 
     def use_here(self, phone: str) -> None:
         """A page's "Use here": this window takes the account back, which ends its `conflict`."""
@@ -392,6 +423,7 @@ class SimState:
             self.by_id.clear()
             self.number_faults.clear()
             self.session_faults.clear()
+            self.restricted_until.clear()
             self.config = dict(self.base_config)
             if not keep_links:
                 self.devices.clear()  # a known browser comes back as a new, unlinked device

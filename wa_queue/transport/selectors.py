@@ -109,15 +109,18 @@ const noticeOf = (k) => {
   const vs = (S.notices[k] || []).map(v => v.toLowerCase());
   if (!document.body || !vs.some(v => document.body.innerText.toLowerCase().includes(v))) return null;
   const people = [S.css.chat_row, S.css.logged_in, S.css.compose_box].join(', ');
+  const holds = (e) => { try { return !!e.querySelector(people); } catch (x) { return false; } };
   const walk = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
   for (let n = walk.nextNode(); n; n = walk.nextNode()) {
     const t = n.nodeValue.toLowerCase();
     let el = n.parentElement;
     if (!el || !vs.some(v => t.includes(v)) || !shown(el)) continue;
     try { if (el.closest(people)) continue; } catch (e) { /* a bad override: judge the text alone */ }
-    // The notice's whole wording (its end time may sit in a sibling element): up to a few short ancestors.
-    for (let i = 0; i < 4 && el.parentElement && el.parentElement !== document.body
-         && el.parentElement.innerText.length <= 400; i += 1) el = el.parentElement;
+    // The notice's whole wording (its end time may sit in a sibling element): up to a few short ancestors, never
+    // one that also holds people's text, and no further than the notice's own alert or dialog.
+    for (let i = 0; i < 4 && !el.matches('[role="alert"], [role="dialog"]') && el.parentElement
+         && el.parentElement !== document.body && el.parentElement.innerText.length <= 400
+         && !holds(el.parentElement); i += 1) el = el.parentElement;
     return el.innerText.replace(/\s+/g, ' ').trim().slice(0, 500);
   }
   return null;

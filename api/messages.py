@@ -25,6 +25,7 @@ from wa_queue.errors import NotFound, ValidationError
 from wa_queue.models import Message, NewMessage
 from wa_queue.validation import (
     CALLBACK_URL_PATTERN,
+    HH_MM_PATTERN,
     IDEMPOTENCY_KEY_PATTERN,
     MAX_CALLBACK_URL,
     MAX_IDEMPOTENCY_KEY,
@@ -45,7 +46,7 @@ MAX_BULK = 1000
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 IDEMPOTENCY_PARAM = {"in": "header", "type": "string", "pattern": IDEMPOTENCY_KEY_PATTERN, "minLength": 1,
                      "maxLength": MAX_IDEMPOTENCY_KEY}
-MESSAGE_FIELDS = frozenset({"phone", "text", "session", "callback_url", "metadata"})
+MESSAGE_FIELDS = frozenset({"phone", "text", "session", "callback_url", "metadata", "send_window"})
 _MAX_ID = 64
 
 
@@ -78,6 +79,10 @@ class NDateTime(Nullable, fields.DateTime):
     pass
 
 
+class NNested(Nullable, fields.Nested):
+    pass
+
+
 class SessionField(NString):
     """A session name or null; the document's enum is this app's WAQ_SESSIONS (filled in by api/openapi.py)."""
 
@@ -87,6 +92,13 @@ class SessionField(NString):
         return schema
 
 
+send_window_model = ns.model("SendWindow", {
+    "start": fields.String(required=True, pattern=HH_MM_PATTERN, min_length=5, max_length=5,
+                           description="Opens at this local time (24-hour HH:MM)", example="08:00"),
+    "end": fields.String(required=True, pattern=HH_MM_PATTERN, min_length=5, max_length=5,
+                         description="Closes at this local time (excluded); before start: the window runs past "
+                                     "midnight", example="21:00"),
+}, strict=True)
 message_in = ns.model("NewMessage", {
     "phone": fields.String(required=True, min_length=1, max_length=MAX_PHONE_CHARS, pattern=PHONE_PATTERN,
                            description="The number, with its country code (+44...) unless it is in WAQ_DEFAULT_REGION; "
@@ -101,6 +113,11 @@ message_in = ns.model("NewMessage", {
     "metadata": NRaw(description=f"Any JSON object, returned as is: at most {MAX_METADATA_BYTES} bytes as JSON, "
                                  f"nested at most {MAX_METADATA_DEPTH} levels, no key starting with '$' or holding a "
                                  "NUL character (400 naming metadata otherwise)", example={"order": 42}),
+    "send_window": NNested(send_window_model,
+                           description="Quiet hours in the recipient's time zone (from the number; where it has "
+                                       "several, the window must be open in all of them): outside it the message "
+                                       "waits, using no attempt. A window that never opens for the number is "
+                                       "answered 400 naming send_window. Null: WAQ_SEND_WINDOW, if set"),
 }, strict=True)
 bulk_in = ns.model("NewMessages", {
     "messages": fields.List(fields.Nested(message_in), required=True, min_items=1, max_items=MAX_BULK),
@@ -131,6 +148,7 @@ message_out = ns.model("Message", {
     "idempotency_key": NString(),
     "callback_url": NString(),
     "metadata": NRaw(),
+    "send_window": NNested(send_window_model, description="The message's own window (null: WAQ_SEND_WINDOW)"),
     "created_at": fields.DateTime(required=True),
     "updated_at": fields.DateTime(required=True),
     "next_attempt_at": fields.DateTime(required=True),
@@ -148,8 +166,8 @@ message_out = ns.model("Message", {
 })
 
 _PUBLIC = ("id", "phone", "text", "status", "session", "attempts", "idempotency_key", "callback_url", "metadata",
-           "created_at", "updated_at", "next_attempt_at", "last_attempt_at", "sent_at", "sent_by", "wa_id",
-           "delivered_at", "read_at", "failed_at", "last_error_class", "last_error_text", "history")
+           "send_window", "created_at", "updated_at", "next_attempt_at", "last_attempt_at", "sent_at", "sent_by",
+           "wa_id", "delivered_at", "read_at", "failed_at", "last_error_class", "last_error_text", "history")
 
 
 def message_view(message: Message) -> dict[str, Any]:
@@ -207,8 +225,13 @@ def build(item: dict[str, Any], idempotency_key: str | None) -> NewMessage:
     for required in ("phone", "text"):
         if required not in item:
             raise ValidationError(f"{required} is required", required)
+    window = item.get("send_window")
+    if window is not None and not isinstance(window, dict):  # the CLI's and the CSV's "HH:MM-HH:MM" is not JSON's
+        raise ValidationError(f'send_window must be an object {{"start": "HH:MM", "end": "HH:MM"}}, not '
+                              f"{json_type(window)}", "send_window")
     new = service.build_message(waq(), item["phone"], item["text"], session=item.get("session"),
-                                callback_url=item.get("callback_url"), metadata=item.get("metadata"))
+                                callback_url=item.get("callback_url"), metadata=item.get("metadata"),
+                                send_window=item.get("send_window"))
     return dataclasses.replace(new, idempotency_key=idempotency_key)
 
 

@@ -15,7 +15,7 @@ from flask_restx import Namespace, Resource, fields
 from api import auth
 from api.context import waq
 from api.errors import bad_request, error_model, json_response
-from api.messages import NFloat, NInteger, NString, load, message_out, message_view, read_json_object
+from api.messages import NFloat, NInteger, NNested, NString, load, message_out, message_view, read_json_object
 from api.openapi import MESSAGE_ID_PATTERN, SessionFilter
 from wa_queue import service
 from wa_queue.models import Message, MessageStatus, SessionStatus
@@ -31,7 +31,9 @@ for _ns in (ns, ops):
 STUCK_AFTER = timedelta(minutes=15)  # a pending message due this long ago with nobody taking it is "stuck"
 PROBE_TIMEOUT_S = 1.0  # /healthz must answer quickly even when the broker hangs
 MAX_PER_PAGE = 200
-_HEALTH_SESSION_KEYS = ("status", "number", "connected", "needs_operator", "last_error", "last_error_at", "hint")
+_HEALTH_SESSION_KEYS = ("status", "number", "connected", "needs_operator", "last_error", "last_error_at", "hint",
+                        "sends_today", "daily_cap", "warmup")
+BANNED = SessionStatus.BANNED.value
 DEFAULT_PER_PAGE = 50
 STATUSES = [s.value for s in MessageStatus]
 
@@ -43,9 +45,19 @@ class MapOf(fields.Wildcard):
         return {"type": "object", "additionalProperties": self.container.__schema__}
 
 
+warmup_model = ns.model("WarmupPosition", {
+    "cap": fields.Integer(required=True, description="Today's daily cap"),
+    "state": fields.String(required=True, enum=["off", "skipped", "new", "ramp", "done"]),
+    "step": NInteger(description="1-based step of the ramp (null outside it)"),
+    "steps": fields.Integer(required=True),
+    "day_in_step": NInteger(description="1-based day in the step (null outside it)"),
+    "days_per_step": fields.Integer(required=True),
+    "days_left": fields.Integer(required=True, description="Days of the ramp still to come, today included"),
+    "first_send_day": NString(description="Local day (WAQ_TIMEZONE) of the session's first send, ISO date"),
+})
 session_health = ns.model("SessionHealth", {
     "status": fields.String(required=True, description="starting, qr, connected, phone_disconnected, logged_out, "
-                                                        "closed, needs_operator or unknown"),
+                                                        "closed, needs_operator, banned or unknown"),
     "number": NString(),
     "connected": fields.Boolean(required=True, description="Connected with a fresh worker heartbeat"),
     "needs_operator": fields.Boolean(required=True),
@@ -53,6 +65,27 @@ session_health = ns.model("SessionHealth", {
                                       "it connects)"),
     "last_error_at": NString(description="ISO 8601 time the last error was seen"),
     "hint": NString(description="What to do about last_error"),
+    "sends_today": NInteger(description="Sends since local midnight (WAQ_TIMEZONE); null when the store is down"),
+    "daily_cap": NInteger(description="Today's cap: the warm-up's while the session ramps up"),
+    "warmup": NNested(warmup_model, description="Where the session stands in the warm-up ramp"),
+})
+memory_session = ns.model("SessionMemory", {
+    "name": fields.String(required=True),
+    "pid": fields.Integer(required=True, description="The worker's main process"),
+    "pss_kib": fields.Integer(required=True, description="Worker and browser processes, PSS"),
+    "worker_pss_kib": fields.Integer(required=True),
+    "browser_pss_kib": fields.Integer(required=True, description="chromedriver and every Chrome process"),
+})
+memory_model = ns.model("Memory", {
+    "mem_total_kib": fields.Integer(required=True),
+    "mem_available_kib": fields.Integer(required=True, description="MemAvailable of this machine"),
+    "reserve_kib": fields.Integer(description="Kept free when counting more_sessions (detail=1 only)"),
+    "sessions": fields.List(fields.Nested(memory_session),
+                            description="Session workers running on this machine (detail=1 only)"),
+    "mean_pss_kib": NInteger(description="detail=1 only"),
+    "more_sessions": NInteger(description="Sessions that still fit at the mean footprint (detail=1 only)"),
+    "stray_pids": fields.List(fields.Integer, description="Browser processes of a dead worker (detail=1 only)"),
+    "stray_pss_kib": fields.Integer(description="detail=1 only"),
 })
 queue_counts = ns.model("QueueCounts", {name: NInteger(required=True) for name in STATUSES})
 health_out = ns.model("Health", {
@@ -65,9 +98,12 @@ health_out = ns.model("Health", {
     "checks": fields.Nested(ns.model("Checks", {"store": fields.String(required=True, enum=["ok", "down"]),
                                                 "broker": fields.String(required=True, enum=["ok", "down"])}),
                             required=True),
+    "memory": NNested(memory_model, description="This machine's memory (the API's host; null where /proc cannot be "
+                                                "read)"),
 })
 session_stats = ns.model("SessionStats", {"sends_today": fields.Integer(required=True),
-                                          "daily_cap": fields.Integer(required=True)})
+                                          "daily_cap": fields.Integer(required=True, description="Today's cap"),
+                                          "warmup": fields.Nested(warmup_model, required=True)})
 stats_out = ns.model("Stats", {
     "counts": fields.Nested(ns.model("Counts", {name: fields.Integer(required=True) for name in STATUSES}),
                             required=True),
@@ -116,7 +152,7 @@ def admin_only(namespace: Namespace):  # noqa: ANN201 - decorator factory
 
 
 # ---- health -------------------------------------------------------------------------------------------------------
-def health() -> dict[str, Any]:
+def health(*, detail: bool = False) -> dict[str, Any]:
     """The system's health in one word, with the facts behind it.
 
     overall, from worst to best (the first rule that matches wins):
@@ -126,6 +162,9 @@ def health() -> dict[str, Any]:
       warning  - every session is connected, but a message failed within WAQ_HEALTH_FAILED_WINDOW_S (an hour by
                  default), or the oldest due pending message has been due for more than 15 minutes (work is stuck).
                  (A session that needs an operator is not connected, so it already makes the level degraded or worse.)
+                 A banned session also makes it warning, with the page's words in reasons: it is not a fault to
+                 reconnect (it stays banned until an operator's restart, its messages went to the others), so it
+                 does not count as a session down; it still leaves the level critical when no session is connected.
       healthy  - every session is connected, no recent failure, nothing due for more than 15 minutes. Older failed
                  messages are still counted in `queue` and named in `reasons`, without raising the level: kept for
                  an operator up to 30 days, they would otherwise hold the level at warning for a month.
@@ -149,29 +188,34 @@ def health() -> dict[str, Any]:
             store_ok = False
     if not store_ok:
         sessions = {name: {"status": SessionStatus.UNKNOWN.value, "number": None, "connected": False,
-                           "needs_operator": False, "last_error": None, "last_error_at": None, "hint": None}
+                           "needs_operator": False, "last_error": None, "last_error_at": None, "hint": None,
+                           "sends_today": None, "daily_cap": None, "warmup": None}
                     for name in waq().settings.sessions}
         counts = dict.fromkeys(STATUSES)
     overall, reasons = _grade(store_ok, broker_ok, sessions, counts, due_age, recent_failed)
     return {"overall": overall, "reasons": reasons, "sessions": sessions, "queue": counts,
             "oldest_due_pending_age_s": due_age,
-            "checks": {"store": "ok" if store_ok else "down", "broker": "ok" if broker_ok else "down"}}
+            "checks": {"store": "ok" if store_ok else "down", "broker": "ok" if broker_ok else "down"},
+            "memory": service.memory_headroom(detail=detail)}
 
 
 def _grade(store_ok: bool, broker_ok: bool, sessions: dict[str, dict[str, Any]], counts: dict[str, int | None],
            due_age: float | None, recent_failed: int = 0) -> tuple[str, list[str]]:
-    down = [name for name, view in sessions.items() if not view["connected"]]
-    if not store_ok or not broker_ok or len(down) == len(sessions):
+    banned = [f"session {name} is banned" + (f": {view['last_error']}" if view["last_error"] else "")
+              for name, view in sessions.items() if view["status"] == BANNED]
+    down = [name for name, view in sessions.items() if not view["connected"] and view["status"] != BANNED]
+    none_connected = not any(view["connected"] for view in sessions.values())
+    if not store_ok or not broker_ok or none_connected:
         reasons = [f"{part} unreachable" for part, ok in (("store", store_ok), ("broker", broker_ok)) if not ok]
-        if store_ok and len(down) == len(sessions):
+        if store_ok and none_connected:
             reasons.append("no session connected")
-        return "critical", reasons
+        return "critical", reasons + banned
     if down:
-        return "degraded", [f"session {name} not connected" for name in down]
-    reasons = []
+        return "degraded", [f"session {name} not connected" for name in down] + banned
+    reasons = list(banned)
     if counts.get("failed"):
         reasons.append(f"{counts['failed']} failed message(s) wait for an operator")
-    warn = False
+    warn = bool(banned)
     if recent_failed:
         window_min = int(waq().settings.health_failed_window_s // 60)
         reasons.append(f"{recent_failed} message(s) failed in the last {window_min} minutes")
@@ -234,16 +278,24 @@ class Healthz(Resource):
 @ns.route("/health")
 class Health(Resource):
     @admin_only(ns)
+    @ns.param("detail", "1: also the session workers running on the API's machine and each one's memory (PSS); "
+                        "this reads every process's memory map, so it is left out of the polled answer",
+              type=str, enum=["0", "1"])
     @ns.response(200, "The overall level and what it is based on (see the levels in the description)", health_out)
+    @ns.response(400, "Invalid query", error_model)
     def get(self) -> dict[str, Any]:
-        """Sessions, queue counts and one overall level.
+        """Sessions, queue counts, memory and one overall level.
 
         critical: store or broker unreachable, or no session connected. degraded: some but not all sessions
-        connected. warning: all connected, but a message failed in the last WAQ_HEALTH_FAILED_WINDOW_S (an hour) or
-        a pending message has been due for over 15 minutes. healthy: none of these (older failed messages are
-        still counted and named in reasons).
+        connected (a banned one aside). warning: all connected, but a session is banned, a message failed in the
+        last WAQ_HEALTH_FAILED_WINDOW_S (an hour) or a pending message has been due for over 15 minutes. healthy:
+        none of these (older failed messages are still counted and named in reasons). Each session shows today's
+        sends, today's cap and its place in the warm-up ramp.
         """
-        return health()
+        raw = request.args.get("detail", "0")
+        if raw not in ("0", "1"):
+            raise bad_request("detail must be 0 or 1.", field="detail")
+        return health(detail=raw == "1")
 
 
 @ns.route("/stats")

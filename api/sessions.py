@@ -1,4 +1,4 @@
-"""WhatsApp sessions (admin): overview, the login QR code, restart."""
+"""WhatsApp sessions (admin): overview, the login QR code, restart, the warm-up ramp."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from flask import Response
 from flask_restx import Namespace, Resource, fields
 
 from api.context import waq
-from api.errors import ApiError, error_model
-from api.messages import NString
+from api.errors import ApiError, bad_request, error_model
+from api.messages import NString, read_json_object
 from api.monitoring import STORE_DOWN, admin_only
 from api.openapi import SessionEnum
 from wa_queue import service
@@ -20,6 +20,19 @@ log = logging.getLogger(__name__)
 ns = Namespace("sessions", path="/api/whatsapp", description="WhatsApp sessions (admin)")
 ns.add_model(error_model.name, error_model)
 
+warmup_out = ns.model("Warmup", {
+    "cap": fields.Integer(required=True, description="Today's daily cap"),
+    "state": fields.String(required=True, enum=["off", "skipped", "new", "ramp", "done"],
+                           description="off: WAQ_WARMUP_CAPS is empty; skipped: an operator skipped the ramp; new: "
+                                       "never sent (or reset), the first step's cap; ramp: inside the ramp; done: "
+                                       "past it (the normal cap)"),
+    "step": fields.Integer(description="1-based step of the ramp (null outside it)"),
+    "steps": fields.Integer(required=True),
+    "day_in_step": fields.Integer(description="1-based day in the step (null outside it)"),
+    "days_per_step": fields.Integer(required=True),
+    "days_left": fields.Integer(required=True, description="Days of the ramp still to come, today included"),
+    "first_send_day": NString(description="Local day (WAQ_TIMEZONE) of the first send, ISO date"),
+})
 session_out = ns.model("Session", {
     "name": fields.String(required=True),
     "status": fields.String(required=True),
@@ -33,8 +46,15 @@ session_out = ns.model("Session", {
     "last_error_at": NString(description="ISO 8601 time the last error was seen"),
     "hint": NString(description="What to do about last_error"),
     "sends_today": fields.Integer(required=True),
-    "daily_cap": fields.Integer(required=True),
+    "daily_cap": fields.Integer(required=True, description="Today's cap: the warm-up's while it ramps"),
+    "warmup": fields.Nested(warmup_out, required=True),
 })
+warmup_in = ns.model("WarmupAction", {
+    "action": fields.String(required=True, enum=["reset", "skip"],
+                            description="reset: the ramp starts again from the session's next send (a number "
+                                        "re-registered or that lost its reputation); skip: the normal cap at once "
+                                        "(a number warmed up elsewhere)"),
+}, strict=True)
 sessions_out = ns.model("Sessions", {"sessions": fields.List(fields.Nested(session_out), required=True)})
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -102,3 +122,29 @@ class SessionRestart(Resource):
     def post(self, name: str) -> tuple[dict[str, Any], int]:
         """Restart a session (also clears 'needs operator')."""
         return service.restart_session(waq(), _known(name)), 202
+
+
+@ns.route("/sessions/<string:name>/warmup")
+@ns.param("name", "Session name (one of WAQ_SESSIONS; any other is 404)", enum=SessionEnum())
+class SessionWarmup(Resource):
+    @admin_only(ns)
+    @ns.expect(warmup_in, validate=False)
+    @ns.response(200, "Done: the session with its cap for today and its place in the ramp", session_out)
+    @ns.response(400, "Invalid body (an unknown field, an action other than reset or skip)", error_model)
+    @ns.response(404, "Unknown session", error_model)
+    @ns.response(413, "Body too large", error_model)
+    @ns.response(415, "Body is not JSON", error_model)
+    @ns.response(503, STORE_DOWN, error_model)
+    def post(self, name: str) -> dict[str, Any]:
+        """Reset or skip a session's warm-up ramp."""
+        _known(name)
+        body = read_json_object()
+        unknown = sorted(set(body) - {"action"})
+        if unknown:
+            raise bad_request(f"Unknown field(s): {', '.join(unknown)}.", field=unknown[0], unknown=unknown)
+        if "action" not in body:
+            raise bad_request('action is required: "reset" or "skip".', field="action")
+        action = body["action"]
+        if not isinstance(action, str):
+            raise bad_request('action must be "reset" or "skip".', field="action")
+        return service.warmup_action(waq(), name, action)

@@ -11,15 +11,19 @@ __version__ = "0.1.0"
 
 
 def enqueue(phone: str, text: str, *, session: str | None = None, idempotency_key: str | None = None,
-            callback_url: str | None = None, metadata: dict[str, Any] | None = None) -> str:
+            callback_url: str | None = None, metadata: dict[str, Any] | None = None,
+            send_window: Any = None) -> str:
     """Queue one message; returns its id after it is committed to the store (then its task is published).
     Every argument is held to wa_queue/validation.py's rules, the REST API's and the CLI's: wa_queue.errors.
-    ValidationError (its `field` names the argument) when one is broken, and nothing is stored."""
+    ValidationError (its `field` names the argument) when one is broken, and nothing is stored.
+
+    send_window: quiet hours in the recipient's time zone, {"start": "08:00", "end": "21:00"} (or "08:00-21:00", or
+    a wa_queue.send_window.SendWindow); outside it the message waits. None: WAQ_SEND_WINDOW's default, if any."""
     from wa_queue import service
     from wa_queue.app import default_app
 
     return service.enqueue(default_app(), phone, text, session=session, idempotency_key=idempotency_key,
-                           callback_url=callback_url, metadata=metadata)
+                           callback_url=callback_url, metadata=metadata, send_window=send_window)
 
 
 def enqueue_many(items: list[dict[str, Any]]) -> list[str]:

@@ -7,8 +7,9 @@ import logging
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from wa_queue import callbacks
+from wa_queue import callbacks, headroom, warmup
 from wa_queue.broker.publisher import queue_for
+from wa_queue.errors import ValidationError
 from wa_queue.group_commit import GroupCommit
 from wa_queue.models import Message, NewMessage, plain
 from wa_queue.names import session_qr_key
@@ -19,12 +20,14 @@ from wa_queue.validation import (
     validate_idempotency_key,
     validate_metadata,
     validate_phone,
+    validate_send_window,
     validate_session,
     validate_text,
 )
 
 if TYPE_CHECKING:
     from wa_queue.app import App
+    from wa_queue.send_window import SendWindow
     from wa_queue.store import SessionRecord
 
 log = logging.getLogger(__name__)
@@ -33,17 +36,21 @@ log = logging.getLogger(__name__)
 def build_message(
     app: App, phone: str, text: str, *, session: str | None = None, idempotency_key: str | None = None,
     callback_url: str | None = None, metadata: dict[str, Any] | None = None,
+    send_window: SendWindow | dict[str, Any] | str | None = None,
 ) -> NewMessage:
     """Validate and normalise one request by validation.py's rules (the same for the Python API, the CLI and the
-    REST API); raises ValidationError naming the field."""
+    REST API); raises ValidationError naming the field. A send window that never opens for the number is refused
+    (judged at the App's clock)."""
     settings = app.settings
+    e164 = validate_phone(phone, settings.default_region)
     return NewMessage(
-        phone=validate_phone(phone, settings.default_region),
+        phone=e164,
         text=validate_text(text),
         session=validate_session(session, settings.sessions),
         idempotency_key=validate_idempotency_key(idempotency_key),
         callback_url=validate_callback_url(callback_url),
         metadata=validate_metadata(metadata),
+        send_window=validate_send_window(send_window, e164, app.clock()),
     )
 
 
@@ -101,10 +108,11 @@ def _initial_queue(app: App, message: Message, available: dict[str, bool], now: 
 def enqueue(
     app: App, phone: str, text: str, *, session: str | None = None, idempotency_key: str | None = None,
     callback_url: str | None = None, metadata: dict[str, Any] | None = None,
+    send_window: SendWindow | dict[str, Any] | str | None = None,
 ) -> str:
     """Queue one message; returns its id once it is committed to the store."""
     new = build_message(app, phone, text, session=session, idempotency_key=idempotency_key,
-                        callback_url=callback_url, metadata=metadata)
+                        callback_url=callback_url, metadata=metadata, send_window=send_window)
     return submit(app, [new])[0][0].id
 
 
@@ -201,7 +209,23 @@ def restart_session(app: App, name: str) -> dict[str, Any]:
     return _session_view(app, request_restart(app.store, name).name)
 
 
+WARMUP_ACTIONS = {"reset": warmup.RESET, "skip": warmup.SKIP}
+
+
+def warmup_action(app: App, name: str, action: str) -> dict[str, Any]:
+    """An operator's warm-up action on a session: "reset" starts the ramp again from its next send, "skip" gives it
+    the normal cap at once (wa_queue/warmup.py). Returns the session's view, with its new cap for today."""
+    validate_session(name, app.settings.sessions)
+    if action not in WARMUP_ACTIONS:
+        raise ValidationError(f"action must be one of: {', '.join(WARMUP_ACTIONS)}", "action")
+    app.store.update_session(name, **WARMUP_ACTIONS[action])
+    log.info("warm-up of session %s: %s", name, action)
+    return _session_view(app, name)
+
+
 def sessions_overview(app: App) -> dict[str, dict[str, Any]]:
+    """Every configured session as the operator sees it (the REST API, /health, /stats, the dashboard, /metrics,
+    `waq sessions list`, `waq doctor`): state, why it is down, today's sends, today's cap and the warm-up ramp."""
     return {name: _session_view(app, name) for name in app.settings.sessions}
 
 
@@ -210,6 +234,7 @@ def _session_view(app: App, name: str) -> dict[str, Any]:
     store = app.store
     now = app.clock()
     record = store.get_session(name)
+    ramp = warmup.session_warmup(settings, record.first_send_day, now, skipped=record.warmup_skipped)
     return {
         "name": name,
         "status": plain(record.status),
@@ -223,7 +248,33 @@ def _session_view(app: App, name: str) -> dict[str, Any]:
         "last_error_at": record.last_error_at.isoformat() if record.last_error_at else None,
         "hint": record.last_error_hint,
         "sends_today": store.sends_since(name, local_midnight_utc(now, settings.zone)),
-        "daily_cap": settings.max_daily_per_session,
+        "daily_cap": ramp.cap,  # today's: the warm-up's cap while it ramps, else WAQ_MAX_DAILY_PER_SESSION
+        "warmup": ramp.to_dict(),
+    }
+
+
+def memory_headroom(*, detail: bool = False) -> dict[str, Any] | None:
+    """This machine's memory for /health: MemTotal and MemAvailable (one read of /proc/meminfo); with `detail`, also
+    the session workers running here and each one's PSS, which walks /proc and reads every process's smaps, too
+    slow for a probe polled every few seconds (wa_queue/headroom.py). None where /proc cannot be read."""
+    try:
+        if not detail:
+            info = headroom.read_meminfo()
+            return {"mem_total_kib": info.get("MemTotal", 0), "mem_available_kib": info.get("MemAvailable", 0)}
+        found = headroom.measure()
+    except OSError as exc:
+        log.warning("memory headroom unavailable: %s: %s", type(exc).__name__, exc)
+        return None
+    return {
+        "mem_total_kib": found.mem_total_kib,
+        "mem_available_kib": found.mem_available_kib,
+        "reserve_kib": found.reserve_kib,
+        "sessions": [{"name": s.name, "pid": s.pid, "pss_kib": s.pss_kib, "worker_pss_kib": s.worker_pss_kib,
+                      "browser_pss_kib": s.browser_pss_kib} for s in found.sessions],
+        "mean_pss_kib": found.mean_pss_kib,
+        "more_sessions": found.more_sessions,
+        "stray_pids": list(found.stray_pids),
+        "stray_pss_kib": found.stray_pss_kib,
     }
 
 
@@ -254,7 +305,7 @@ def stats(app: App) -> dict[str, Any]:
     hours = store.sends_per_hour(since=now - timedelta(hours=24))
     return {
         "counts": store.count_by_status(),
-        "sessions": {name: {k: v[k] for k in ("sends_today", "daily_cap")}
+        "sessions": {name: {k: v[k] for k in ("sends_today", "daily_cap", "warmup")}
                      for name, v in sessions_overview(app).items()},
         "sends_per_hour": [{"hour": hour.isoformat(), "sent": count} for hour, count in hours],
         "oldest_pending_age_s": (now - oldest.created_at).total_seconds() if oldest else None,

@@ -38,6 +38,8 @@ PHONE_PATTERN = r"^\+?[0-9 ().\-/]+$"
 # validate_text's rule: something besides whitespace, and no NUL character.
 TEXT_PATTERN = f"^[{_SPACE}]*[^\\u0000{_SPACE}][^\\u0000]*$"
 # http(s)://host[:port], then an optional path, query or fragment; no whitespace or control characters.
+# A send window's start and end: 24-hour HH:MM with two digits each (send_window.parse_hh_mm's rule).
+HH_MM_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
 CALLBACK_URL_PATTERN = (r"^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?(:[0-9]{1,5})?"
                         f"([/?#][^\\u0000-\\u001f\\u007f{_SPACE}]*)?$")
 

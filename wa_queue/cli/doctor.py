@@ -14,6 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 import click
 
 from wa_queue.cli.output import app, echo_json, settings
+from wa_queue.cli.sessions import warmup_text
 from wa_queue.settings import Settings
 
 if TYPE_CHECKING:
@@ -147,7 +148,7 @@ def check_sessions(waq: App) -> list[Check]:
         beat = view["heartbeat_at"]
         age_s = (now - datetime.fromisoformat(beat)).total_seconds() if beat else None
         detail = (f"{view['status']}, heartbeat " + (f"{age_s:.0f}s ago" if age_s is not None else "never")
-                  + f", sent today {view['sends_today']}/{view['daily_cap']}")
+                  + f", sent today {view['sends_today']}/{view['daily_cap']}, warm-up {warmup_text(view['warmup'])}")
         if view.get("last_error"):
             detail += f", last error: {view['last_error']}"
         if view["connected"]:

@@ -21,8 +21,8 @@ from wa_queue.models import Message
 BATCH_SIZE = 500  # one store transaction and one broker round trip per batch
 FAILED_PAGE_SIZE = 50
 CSV_REQUIRED = ("phone", "text")
-CSV_OPTIONAL = ("session", "idempotency_key", "callback_url", "metadata")
-CSV_HEADER = "phone,text[,session][,idempotency_key][,callback_url][,metadata]"
+CSV_OPTIONAL = ("session", "idempotency_key", "callback_url", "metadata", "send_window")
+CSV_HEADER = "phone,text[,session][,idempotency_key][,callback_url][,metadata][,send_window]"
 
 
 # ---- enqueue ---------------------------------------------------------------------------------------------------
@@ -33,12 +33,17 @@ CSV_HEADER = "phone,text[,session][,idempotency_key][,callback_url][,metadata]"
 @click.option("--idempotency-key", help="Enqueueing again with this key returns the first message.")
 @click.option("--callback-url", help="http(s) URL told about the message's status changes.")
 @click.option("--metadata", help="A JSON object stored with the message and returned as is.")
+@click.option("--send-window", metavar="HH:MM-HH:MM",
+              help="Quiet hours: send only between these local times of the recipient (08:00-21:00; 22:00-06:00 "
+                   "runs past midnight). Default: WAQ_SEND_WINDOW, if set.")
 @click.option("--file", "csv_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help=f"CSV with a header: {CSV_HEADER} (metadata as JSON).")
+              help=f"CSV with a header: {CSV_HEADER} (metadata as JSON, send_window as HH:MM-HH:MM; an empty "
+                   "cell is none).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @with_errors
 def enqueue(phone: str | None, text: str | None, session: str | None, idempotency_key: str | None,
-            callback_url: str | None, metadata: str | None, csv_file: Path | None, as_json: bool) -> None:
+            callback_url: str | None, metadata: str | None, send_window: str | None, csv_file: Path | None,
+            as_json: bool) -> None:
     """Queue one message (PHONE TEXT) or every row of a CSV file (--file).
 
     One message prints its id once it is committed to the store. With --file every row is validated first, the good
@@ -47,9 +52,10 @@ def enqueue(phone: str | None, text: str | None, session: str | None, idempotenc
     service failed; 2 bad usage or an invalid message.
     """
     if csv_file is not None:
-        if phone or text or idempotency_key or callback_url is not None or metadata is not None:
-            raise click.UsageError("give either PHONE TEXT or --file, not both (put idempotency keys, callback URLs "
-                                   "and metadata in the CSV)")
+        if (phone or text or idempotency_key or callback_url is not None or metadata is not None
+                or send_window is not None):
+            raise click.UsageError("give either PHONE TEXT or --file, not both (put idempotency keys, callback URLs, "
+                                   "metadata and send windows in the CSV)")
         _enqueue_csv(csv_file, session, as_json)
         return
     if phone is None or text is None:
@@ -58,7 +64,8 @@ def enqueue(phone: str | None, text: str | None, session: str | None, idempotenc
     from wa_queue.validation import metadata_from_json
 
     new = service.build_message(app(), phone, text, session=session, idempotency_key=idempotency_key,
-                                callback_url=callback_url, metadata=metadata_from_json(metadata))
+                                callback_url=callback_url, metadata=metadata_from_json(metadata),
+                                send_window=send_window)
     message, created = service.submit(app(), [new])[0]
     if as_json:
         echo_json({"id": message.id, "status": message.status.value, "phone": message.phone, "created": created})
@@ -104,6 +111,7 @@ def _read_csv(path: Path, default_session: str | None) -> tuple[list[tuple[int, 
                     "session": (record.get("session") or "").strip() or default_session,
                     "idempotency_key": (record.get("idempotency_key") or "").strip() or None,
                     "callback_url": (record.get("callback_url") or "").strip() or None,
+                    "send_window": (record.get("send_window") or "").strip() or None,
                 }
                 try:
                     # an empty cell is no metadata; the parsed object is what enqueue_many stores
@@ -170,8 +178,11 @@ def echo_message(message: dict[str, Any], as_json: bool) -> None:
     if as_json:
         echo_json(message)
         return
-    for key in ("id", "status", "phone", "session", "attempts", "created_at", "updated_at", "next_attempt_at",
-                "claimed_by", "sent_at", "sent_by", "wa_id", "delivered_at", "read_at", "failed_at",
+    window = message.get("send_window")
+    if window:
+        message = {**message, "send_window": f"{window['start']}-{window['end']}"}
+    for key in ("id", "status", "phone", "session", "send_window", "attempts", "created_at", "updated_at",
+                "next_attempt_at", "claimed_by", "sent_at", "sent_by", "wa_id", "delivered_at", "read_at", "failed_at",
                 "last_error_class", "last_error_text"):
         if message.get(key) not in (None, ""):
             click.echo(f"{key:17} {message[key]}")

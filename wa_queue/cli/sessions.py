@@ -16,14 +16,26 @@ from wa_queue.settings import Settings
 # ---- sessions --------------------------------------------------------------------------------------------------
 @click.group()
 def sessions() -> None:
-    """WhatsApp sessions: list, restart, QR code."""
+    """WhatsApp sessions: list, restart, QR code, warm-up."""
+
+
+def warmup_text(ramp: dict[str, Any]) -> str:
+    """Where a session stands in the warm-up ramp, in a few words ("step 2/5, day 1/3, 12 days left")."""
+    if ramp["state"] == "ramp":
+        return (f"step {ramp['step']}/{ramp['steps']}, day {ramp['day_in_step']}/{ramp['days_per_step']}, "
+                f"{ramp['days_left']} day{'s' if ramp['days_left'] != 1 else ''} left")
+    return {"off": "off", "skipped": "skipped", "done": "done",
+            "new": f"new: starts at the first send ({ramp['steps']} steps of {ramp['days_per_step']} days)"
+            }.get(ramp["state"], ramp["state"])
 
 
 def sessions_table(overview: dict[str, dict[str, Any]]) -> str:
     rows = [[v["name"], v["status"], "yes" if v["connected"] else "no", "YES" if v["needs_operator"] else "no",
-             v["number"] or "-", f"{v['sends_today']}/{v['daily_cap']}", v["heartbeat_at"] or "never"]
+             v["number"] or "-", f"{v['sends_today']}/{v['daily_cap']}", warmup_text(v["warmup"]),
+             v["heartbeat_at"] or "never"]
             for v in overview.values()]
-    lines = [table(rows, ["session", "status", "connected", "needs_operator", "number", "sent_today", "heartbeat"])]
+    lines = [table(rows, ["session", "status", "connected", "needs_operator", "number", "sent_today", "warmup",
+                          "heartbeat"])]
     # Why a session is down, under the table: the reason is too long for a column.
     lines += [f"{v['name']}: {v['last_error']} (since {v['last_error_at'] or '?'}): {v['hint']}"
               for v in overview.values() if v.get("last_error")]
@@ -34,7 +46,7 @@ def sessions_table(overview: dict[str, dict[str, Any]]) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @with_errors
 def sessions_list(as_json: bool) -> None:
-    """Every configured session with its state, today's sends and its last heartbeat."""
+    """Every configured session with its state, today's sends and cap, its warm-up ramp and its last heartbeat."""
     from wa_queue import service
 
     settings()
@@ -56,6 +68,29 @@ def sessions_restart(name: str) -> None:
     view = service.restart_session(app(), name)
     click.echo(f"restart requested for {view['name']} (status {view['status']}); its worker reconnects at the next "
                "health check")
+
+
+@sessions.command("warmup")
+@click.argument("name")
+@click.option("--reset", "action", flag_value="reset",
+              help="Start the ramp again from the session's next send (a re-registered number, or one that lost its "
+                   "reputation).")
+@click.option("--skip", "action", flag_value="skip",
+              help="The normal daily cap at once (a number warmed up elsewhere).")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@with_errors
+def sessions_warmup(name: str, action: str | None, as_json: bool) -> None:
+    """Reset or skip a session's warm-up ramp (WAQ_WARMUP_CAPS); prints its cap for today."""
+    from wa_queue import service
+
+    if action is None:
+        raise click.UsageError("give --reset or --skip")
+    settings()
+    view = service.warmup_action(app(), name, action)
+    if as_json:
+        echo_json(view)
+    else:
+        click.echo(f"warm-up of {name}: {action}; cap today {view['daily_cap']} ({warmup_text(view['warmup'])})")
 
 
 @sessions.command("qr")

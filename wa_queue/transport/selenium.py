@@ -66,6 +66,10 @@ BOX_MAX_WAIT_S = 3.0
 # A send uses a chat already open only when the number check opened it for this very message, moments before: an
 # older page may not show yet what changed since (a banner that the page's next poll would bring).
 SEND_REUSE_S = 10.0
+# WAQ_CHROME_MAX_PSS_MB is checked at most this often (sends, seconds): Chrome grows slowly, and one reading walks /proc
+# and every Chrome process's smaps.
+PSS_CHECK_SENDS = 10
+PSS_CHECK_S = 60.0
 _PROBE_KEYS = ("qr", "logged_in", "phone_alert", "computer_alert", "invalid", "starting", "use_here", "compose",
                "send_button", "popup", "update_browser", "loading", "post_logout", "banned", "restricted")
 _live: weakref.WeakSet[SeleniumSender] = weakref.WeakSet()
@@ -125,6 +129,7 @@ class SeleniumSender(MessageSender):
         self._driver_pid: int | None = None
         self._started_at = 0.0
         self._sends_since_start = 0
+        self._pss_checked = (0, 0.0)  # (sends since start, monotonic time) of the last WAQ_CHROME_MAX_PSS_MB reading
         self._crashed = False  # the browser died under us: state()/send() start it again
         self._saw_qr = False  # a scan is pending: the login it brings must be made durable
         self._chat: str | None = None  # the digits of the chat this document has open (see _open_chat)
@@ -320,7 +325,23 @@ class SeleniumSender(MessageSender):
         s = self.settings
         if s.chrome_recycle_sends > 0 and self._sends_since_start >= s.chrome_recycle_sends:
             return True
-        return s.chrome_recycle_hours > 0 and time.monotonic() - self._started_at >= s.chrome_recycle_hours * 3600
+        if s.chrome_recycle_hours > 0 and time.monotonic() - self._started_at >= s.chrome_recycle_hours * 3600:
+            return True
+        if s.chrome_max_pss_mb <= 0:
+            return False
+        sends, at = self._pss_checked
+        if self._sends_since_start < sends or at < self._started_at:  # Chrome restarted since: count from its start
+            sends, at = 0, self._started_at
+        now = time.monotonic()
+        if self._sends_since_start - sends < PSS_CHECK_SENDS and now - at < PSS_CHECK_S:
+            return False
+        self._pss_checked = (self._sends_since_start, now)
+        pss_mib = procs.pss_kib(self.browser_pids()) / 1024
+        if pss_mib <= s.chrome_max_pss_mb:
+            return False
+        log.info("session %s: Chrome's PSS %.0f MiB is over WAQ_CHROME_MAX_PSS_MB (%d)", self.session, pss_mib,
+                 s.chrome_max_pss_mb)
+        return True
 
     def _start_browser(self) -> None:
         from selenium import webdriver

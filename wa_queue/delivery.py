@@ -9,11 +9,11 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from wa_queue import errors, sessions
+from wa_queue import errors, send_window, sessions, warmup
 from wa_queue.broker.publisher import Publisher, queue_for
 from wa_queue.models import HistoryEvent, Message, SessionStatus, utcnow
 from wa_queue.notify import LOG_ONLY, Notifier
-from wa_queue.retry import Decision, classify, next_local_midnight_utc, next_retry_delay
+from wa_queue.retry import Decision, classify, local_midnight_utc, next_local_midnight_utc, next_retry_delay
 from wa_queue.settings import Settings
 from wa_queue.store import MessageStore
 from wa_queue.transport.base import MessageSender
@@ -25,7 +25,7 @@ _RECEIPT_POLL_S = 1.0
 
 @dataclasses.dataclass(frozen=True)
 class Outcome:
-    kind: str  # sent | retry | failed | released | parked | skipped
+    kind: str  # sent | retry | failed | released | parked | deferred | skipped
     message: Message | None = None
     detail: str = ""
 
@@ -74,13 +74,25 @@ class Delivery:
             found = self._already_sent(message)
             if found is not None:
                 return found
+        held = self._window_blocker(message)  # before the pacing slot: a closed window would waste it
+        if held is not None:
+            return held
         # Pace first: the pause may be spent reading other chats' ticks, and the number check opens this chat,
         # which the send then finds open (one page load for both).
         self._pace(message)
         registered = self._number_registered(message)
         if registered is False:
             return self._fail(message, errors.InvalidNumber(f"{message.phone} is not on WhatsApp"))
-        if not self.store.mark_sending(message.id, owner=self.owner, now=self.clock()):
+        held = self._window_blocker(message)  # again: the pause may have run past the window's end
+        if held is not None:
+            return held
+        try:
+            marked = self._mark_sending(message)
+        except errors.DailyCapReached as exc:
+            return self._release(message, f"daily cap reached: {exc}", errors.DailyCapReached.__name__)
+        except errors.RecipientLimitReached:
+            return self._defer_recipient(message)
+        if not marked:
             return Outcome("skipped", detail="lease lost before sending")
         started = time.monotonic()
         try:
@@ -93,6 +105,57 @@ class Delivery:
         outcome = self._record_sent(message, receipt.wa_id)
         self._measured(elapsed, outcome.kind)
         return outcome
+
+    def _mark_sending(self, message: Message) -> bool:
+        """The store's decision to click: the lease, the session's cap for today (warm-up included) and the
+        recipient's daily limit, counted and marked atomically (lifecycle.MARK_SENDING's gates); the first mark sets
+        the session's first-send day. Raises DailyCapReached or RecipientLimitReached."""
+        now = self.clock()
+        limit = self.settings.max_per_recipient_per_day
+        return self.store.mark_sending(
+            message.id, owner=self.owner, now=now,
+            session_cap=sessions.daily_cap(self.store.get_session(self.session), self.settings, now).cap,
+            session_day_start=local_midnight_utc(now, self.settings.zone),
+            recipient_limit=limit or None,
+            recipient_day_start=send_window.recipient_day_start(message.phone, now) if limit else None,
+            first_send_day=warmup.local_day(now, self.settings.zone),
+        )
+
+    def _window_blocker(self, message: Message) -> Outcome | None:
+        """Outside its send window (its own, else WAQ_SEND_WINDOW) in the recipient's zones, the message waits until
+        the window opens, with no attempt used. A window that no longer opens at all (a time-zone change since the
+        enqueue refused such windows) fails it for an operator: it would otherwise wait forever."""
+        window = message.send_window or self.settings.send_window
+        if window is None:
+            return None
+        now = self.clock()
+        try:
+            opens = send_window.next_open(window, message.phone, now)
+        except errors.SendWindowNeverOpen as exc:
+            return self._fail(message, exc)
+        if opens <= now:
+            return None
+        which = "its send window" if message.send_window is not None else "WAQ_SEND_WINDOW"
+        return self._defer(message, opens, f"outside {which} {window} in the recipient's time zone; opens at "
+                                           f"{opens.isoformat()}", errors.SendWindowClosed.__name__)
+
+    def _defer_recipient(self, message: Message) -> Outcome:
+        """Over the recipient's daily limit: wait for the recipient's next day, then be checked again."""
+        now = self.clock()
+        until = send_window.recipient_next_day_start(message.phone, now)
+        day = send_window.recipient_local_date(message.phone, now)
+        return self._defer(message, until, f"{message.phone} reached WAQ_MAX_PER_RECIPIENT_PER_DAY "
+                                           f"({self.settings.max_per_recipient_per_day}) for {day.isoformat()}; "
+                                           f"waits until {until.isoformat()}", errors.RecipientLimitReached.__name__)
+
+    def _defer(self, message: Message, until: datetime, reason: str, error_class: str) -> Outcome:
+        deferred = self.store.defer(message.id, owner=self.owner, now=self.clock(), next_attempt_at=until,
+                                    reason=reason, error_class=error_class)
+        if deferred is None:
+            return Outcome("skipped", detail="lease lost before deferring")
+        # Past any broker visibility window: the sweeper publishes it when it is due.
+        self.store.clear_dispatch([deferred.id])
+        return Outcome("deferred", deferred, reason)
 
     def _measured(self, seconds: float, outcome: str) -> None:
         if self.on_send is not None:

@@ -53,6 +53,16 @@ class DailyCapReached(SessionUnavailable):
     next local midnight when none can take it. Its name is stored as the release's error_class."""
 
 
+class RecipientLimitReached(SendError):
+    """The number had WAQ_MAX_PER_RECIPIENT_PER_DAY messages in its local day: the message waits, without using an
+    attempt, for the recipient's next day (deferred), and is checked again then. Refused by the store's mark."""
+
+
+class SendWindowClosed(SendError):
+    """The message's send window (its own, else WAQ_SEND_WINDOW) is closed in the recipient's time zone: the message
+    waits, without using an attempt, until the window opens (deferred)."""
+
+
 class SessionLoggedOut(SessionUnavailable):
     """The session lost its login and needs a QR scan by an operator."""
 

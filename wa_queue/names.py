@@ -35,6 +35,7 @@ MESSAGES = "messages"
 ARCHIVE = "messages_archive"
 SESSIONS = "sessions"
 NUMBER_CHECKS = "number_checks"
+SEND_COUNTS = "send_counts"  # MongoDB: the daily counters of the mark's gates (store/mongo.py)
 STATUS_COUNTS = "status_counts"  # SQLite only: kept by triggers in the same transaction as every status change
 
 

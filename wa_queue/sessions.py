@@ -13,6 +13,7 @@ from wa_queue.retry import local_midnight_utc
 from wa_queue.settings import Settings
 from wa_queue.store import MessageStore, SessionRecord
 from wa_queue.transport.base import MessageSender, SessionState
+from wa_queue.warmup import WarmupStatus, session_warmup
 
 log = logging.getLogger(__name__)
 
@@ -95,20 +96,29 @@ def is_available(record: SessionRecord, settings: Settings, now: datetime) -> bo
     )
 
 
+def daily_cap(record: SessionRecord, settings: Settings, now: datetime) -> WarmupStatus:
+    """The session's cap for today and where it stands in the warm-up ramp (WAQ_MAX_DAILY_PER_SESSION once the ramp
+    is done, skipped or off)."""
+    return session_warmup(settings, record.first_send_day, now, skipped=record.warmup_skipped)
+
+
 def under_cap(store: MessageStore, session: str, settings: Settings, now: datetime) -> bool:
-    return store.sends_since(session, local_midnight_utc(now, settings.zone)) < settings.max_daily_per_session
+    """A cheap check before the work of a send; the store's mark decides (mark_sending's session cap)."""
+    cap = daily_cap(store.get_session(session), settings, now).cap
+    return store.sends_since(session, local_midnight_utc(now, settings.zone)) < cap
 
 
 def pick_session(store: MessageStore, settings: Settings, now: datetime, *, exclude: str | None = None) -> str | None:
-    """The available session under its cap with the most headroom today, or None."""
+    """The available session under its cap (warm-up included) with the most headroom today, or None."""
     best: tuple[int, str] | None = None
     midnight = local_midnight_utc(now, settings.zone)
     for name in settings.sessions:
-        if name == exclude or not is_available(store.get_session(name), settings, now):
+        record = store.get_session(name)
+        if name == exclude or not is_available(record, settings, now):
             continue
-        used = store.sends_since(name, midnight)
-        if used < settings.max_daily_per_session and (best is None or used < best[0]):
-            best = (used, name)
+        headroom = daily_cap(record, settings, now).cap - store.sends_since(name, midnight)
+        if headroom > 0 and (best is None or headroom > best[0]):
+            best = (headroom, name)
     return best[1] if best else None
 
 

@@ -21,7 +21,7 @@ from wa_queue.store.base import MessageStore
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 EVENT_VALUES = {"enqueued", "claimed", "sending", "sent", "retry", "released", "failed", "recovered", "requeued",
-                "receipt"}
+                "receipt", "deferred"}
 STATUS_VALUES = {"unknown", "starting", "qr", "connected", "phone_disconnected", "logged_out", "closed",
                  "needs_operator", "banned"}
 
@@ -79,6 +79,9 @@ def every_event(store: MessageStore) -> list[str]:
                               error_text="t") is not None
     claimed(store, two, 3)
     assert store.release(two.id, owner="w", now=at(4), reason="cap", error_class="DailyCapReached") is not None
+    claimed(store, two, 5)
+    assert store.defer(two.id, owner="w", now=at(5), next_attempt_at=at(5), reason="window",
+                       error_class="SendWindowClosed") is not None
     claimed(store, two, 5)
     assert store.recover(two.id, owner="w", now=at(6), reason="lease expired") is not None
     claimed(store, two, 7)

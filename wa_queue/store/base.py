@@ -103,9 +103,28 @@ class MessageStore(abc.ABC):
         """Push the lease expiry to now+lease_s if `owner` still holds it."""
 
     @abc.abstractmethod
-    def mark_sending(self, message_id: str, *, owner: str, now: datetime) -> bool:
+    def mark_sending(
+        self, message_id: str, *, owner: str, now: datetime, session_cap: int | None = None,
+        session_day_start: datetime | None = None, recipient_limit: int | None = None,
+        recipient_day_start: datetime | None = None, first_send_day: date | None = None,
+    ) -> bool:
         """Record sending_at=now, sending_session=claimed_by just before the send is clicked (history 'sending').
-        False when owner no longer holds the lease (then the caller must not send)."""
+        False when owner no longer holds the lease (then the caller must not send).
+
+        The daily limits are decided in the same atomic write (lifecycle.MARK_SENDING's gates): with session_cap
+        given, the session's sends since session_day_start (sent, or marked and not known unsent; this message
+        excepted) must be below it, else DailyCapReached; with recipient_limit given (0: off), the same count for
+        the phone since recipient_day_start, across all sessions, else RecipientLimitReached. A refusal writes
+        nothing. `first_send_day` is written to the session's record when its first_send_day is null (the warm-up
+        ramp starts with the first click)."""
+
+    @abc.abstractmethod
+    def defer(
+        self, message_id: str, *, owner: str, now: datetime, next_attempt_at: datetime, reason: str, error_class: str,
+    ) -> Message | None:
+        """processing -> pending until next_attempt_at WITHOUT using an attempt, before any click (send window
+        closed, recipient's daily limit reached): lease cleared, an earlier attempt's doubt kept; history 'deferred'
+        with error_class and the reason. None if not held by owner."""
 
     @abc.abstractmethod
     def record_sent(

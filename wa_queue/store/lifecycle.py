@@ -85,6 +85,23 @@ class Write:
 
 
 @dataclasses.dataclass(frozen=True)
+class Gate:
+    """A daily limit a transition checks inside its own atomic write (issue 16): the sends of the day already counted
+    for a key (the row's session or phone) must be below `limit`, else the transition writes nothing and the store
+    raises the error class named `refusal` (wa_queue.errors). A send of the day is a message with `sent_key` = key
+    and sent_at >= since, or one not sent whose click was marked (`sending_key` = key, sending_at >= since: its
+    outcome may be a send), the message being marked excepted. A limit of None or 0 turns the gate off."""
+
+    name: str
+    key: Row  # what is counted: the row's session or its phone
+    sent_key: str
+    sending_key: str
+    limit: Arg
+    since: Arg
+    refusal: str
+
+
+@dataclasses.dataclass(frozen=True)
 class Transition:
     method: str  # the MessageStore method that performs it
     from_statuses: tuple[MessageStatus, ...]
@@ -97,6 +114,9 @@ class Transition:
     lease: Lease = Lease.NONE
     doubt: tuple[str, ...] = ()  # cleared too, unless the caller keeps the doubt (keep_doubt=True)
     optional: tuple[tuple[str, Source], ...] = ()  # set only when the caller passes the argument
+    gates: tuple[Gate, ...] = ()  # checked in the same atomic write (see Gate)
+    # Session record fields written with the transition, each only while still null (see Once): the row's session.
+    session_once: tuple[tuple[str, Once], ...] = ()
     # (keep_doubt, optional, owner) -> Write, every variant made once, read-only
     writes: Mapping[tuple[bool, bool, bool], Write] = dataclasses.field(init=False, repr=False, compare=False)
 
@@ -154,8 +174,18 @@ CLAIM = Transition(
     history_session=Arg("session"))
 EXTEND_LEASE = Transition("extend_lease", (PROCESSING,), None, None,
                           sets=(("lease_expires_at", Arg("lease_expires_at")),), lease=Lease.HELD)
+# The mark is where the daily limits are decided: counted and marked in one atomic store decision, so neither a second
+# worker (a failover, two sessions sending to one number) nor a restart can pass a limit. The mark counts as a send
+# from then on (the click may happen and the worker die before record_sent), which is also why the session's
+# first-send day (the warm-up ramp's start) is written here: with the first click, in the FULL commit that guards it.
+SESSION_CAP = Gate("session daily cap", CLAIMED_BY, "sent_by", "sending_session", Arg("session_cap"),
+                   Arg("session_day_start"), "DailyCapReached")
+RECIPIENT_LIMIT = Gate("recipient daily limit", Row(("phone",)), "phone", "phone", Arg("recipient_limit"),
+                       Arg("recipient_day_start"), "RecipientLimitReached")
 MARK_SENDING = Transition("mark_sending", (PROCESSING,), None, HistoryEvent.SENDING,
-                          sets=(("sending_at", NOW), ("sending_session", CLAIMED_BY)), lease=Lease.HELD)
+                          sets=(("sending_at", NOW), ("sending_session", CLAIMED_BY)), lease=Lease.HELD,
+                          gates=(SESSION_CAP, RECIPIENT_LIMIT),
+                          session_once=(("first_send_day", Once("first_send_day")),))
 RECORD_SENT = Transition(
     "record_sent", (PROCESSING,), SENT, HistoryEvent.SENT,
     sets=(("sent_at", NOW), ("sent_by", Arg("session")), ("wa_id", Arg("wa_id"))), clears=LEASE,
@@ -172,6 +202,12 @@ RECORD_FAILED = Transition(
 RELEASE = Transition(
     "release", (PROCESSING,), PENDING, HistoryEvent.RELEASED, sets=(("next_attempt_at", Arg("next_attempt_at")),),
     clears=LEASE, lease=Lease.HELD, doubt=DOUBT, optional=(("session", Arg("session")),))
+# Held back before the click, without an attempt (the send window is closed, the recipient's daily limit is reached):
+# pending until next_attempt_at, when it is checked again. An earlier attempt's doubt is kept (nothing was clicked in
+# this one), and the history entry says why.
+DEFER = Transition(
+    "defer", (PROCESSING,), PENDING, HistoryEvent.DEFERRED, sets=(("next_attempt_at", Arg("next_attempt_at")),),
+    clears=LEASE, lease=Lease.HELD)
 # sending_at is kept: whether the click happened is unknown, and the next attempt checks the chat.
 RECOVER = Transition("recover", (PROCESSING,), PENDING, HistoryEvent.RECOVERED, clears=LEASE, lease=Lease.HELD)
 # The operator settled any doubt: everything of the earlier attempts goes but the history and the session.
@@ -190,7 +226,7 @@ RECORD_RECEIPT = Transition(
     sets=(("delivered_at", Once("delivered_at")), ("read_at", Once("read_at"))), history_session=Row(("sent_by",)))
 
 TRANSITIONS: tuple[Transition, ...] = (CLAIM, EXTEND_LEASE, MARK_SENDING, RECORD_SENT, RECORD_RETRY, RECORD_FAILED,
-                                       RELEASE, RECOVER, RETRY_FAILED, MARK_SENT_BY_OPERATOR, RECORD_RECEIPT)
+                                       RELEASE, DEFER, RECOVER, RETRY_FAILED, MARK_SENT_BY_OPERATOR, RECORD_RECEIPT)
 
 DELETE = Removal("delete", (FAILED,), archived=False)
 ARCHIVE = Removal("archive_failed", (FAILED,), archived=True)

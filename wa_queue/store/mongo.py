@@ -35,6 +35,7 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
+from wa_queue import errors
 from wa_queue.errors import InvalidTransition, NotFound, StoreError
 from wa_queue.models import (
     HistoryEntry,
@@ -46,7 +47,7 @@ from wa_queue.models import (
     parse_stored,
     plain,
 )
-from wa_queue.names import ARCHIVE, MESSAGES, NUMBER_CHECKS, SESSIONS
+from wa_queue.names import ARCHIVE, MESSAGES, NUMBER_CHECKS, SEND_COUNTS, SESSIONS
 from wa_queue.send_window import parse_window
 from wa_queue.store import lifecycle
 from wa_queue.store.base import MessageStore, SessionRecord, status_keys
@@ -80,7 +81,12 @@ INDEXES: list[tuple[list[tuple[str, int]], dict[str, Any]]] = [
     ([("status", ASCENDING), ("failed_at", DESCENDING), ("_id", DESCENDING)], {}),
     ([("status", ASCENDING), ("created_at", ASCENDING)], {}),
     ([("status", ASCENDING), ("dispatch_queue", ASCENDING), ("dispatched_at", ASCENDING)], {}),
+    # The first count of a day for the mark's gates (lifecycle.MARK_SENDING): a recipient's sends, and marked clicks.
+    ([("phone", ASCENDING), ("sent_at", ASCENDING)], {}),
+    ([("sending_session", ASCENDING), ("sending_at", ASCENDING)], {}),
+    ([("phone", ASCENDING), ("sending_at", ASCENDING)], {}),
 ]
+COUNTER_KEEP = timedelta(days=3)  # a gate's daily counter outlives its day (a recipient's day can exceed 24 h)
 ARCHIVE_FAILED_INDEX = [("status", ASCENDING), ("failed_at", DESCENDING), ("_id", DESCENDING)]
 _MOCK_CLIENT: Any = None
 
@@ -193,6 +199,10 @@ def _value(source: lifecycle.Source, now: datetime, args: dict[str, Any], seen: 
     raise TypeError(f"no value for {source!r}")
 
 
+class _LostLease(Exception):
+    """The mark's CAS failed after its gates were taken (internal: they are given back)."""
+
+
 def _to_doc(message: Message) -> dict[str, Any]:
     doc: dict[str, Any] = {"_id": message.id}
     for name in MESSAGE_FIELDS[1:]:
@@ -227,6 +237,8 @@ class MongoStore(MessageStore):
         self.archive = db[ARCHIVE]
         self.sessions = db[SESSIONS]
         self.number_checks = db[NUMBER_CHECKS]
+        self.send_counts = db[SEND_COUNTS]
+        self.send_counts.create_index([("expires", ASCENDING)], expireAfterSeconds=0)
         for keys, options in INDEXES:
             self.messages.create_index(keys, **options)  # idempotent
         self.archive.create_index([("archived_at", ASCENDING)])
@@ -382,8 +394,77 @@ class MongoStore(MessageStore):
                                           {"$set": sets})
         return result.matched_count == 1
 
-    def mark_sending(self, message_id: str, *, owner: str, now: datetime) -> bool:
-        return self._transition(lifecycle.MARK_SENDING.write(), message_id, now, owner=owner) is not None
+    def mark_sending(
+        self, message_id: str, *, owner: str, now: datetime, session_cap: int | None = None,
+        session_day_start: datetime | None = None, recipient_limit: int | None = None,
+        recipient_day_start: datetime | None = None, first_send_day: date | None = None,
+    ) -> bool:
+        """Without multi-document transactions, each gate is a counter document per key and day, taken by a
+        conditional $inc (n below the limit) before the mark and given back when the gate after it or the mark
+        fails: two workers cannot both take the last unit. The counter starts at the day's count of the messages
+        (the first mark of the day seeds it), and then counts every mark of the day, also one whose attempt later
+        proved that nothing was clicked (a limit reached early, never passed)."""
+        write = lifecycle.MARK_SENDING.write()
+        args: dict[str, Any] = {"session_cap": session_cap, "session_day_start": session_day_start,
+                                "recipient_limit": recipient_limit, "recipient_day_start": recipient_day_start,
+                                "first_send_day": first_send_day}
+        gates = [gate for gate in write.transition.gates if args[gate.limit.name]]
+        once = {field: args[source.name] for field, source in write.transition.session_once
+                if args[source.name] is not None}
+        if not gates and not once:
+            return self._transition(write, message_id, now, owner=owner) is not None
+        doc = self.messages.find_one({"_id": message_id, **_FILTERS[write], "lease_owner": owner})
+        if doc is None:
+            return False
+        taken: list[str] = []
+        try:
+            for gate in gates:
+                since = args[gate.since.name]
+                if since is None:
+                    raise ValueError(f"{gate.limit.name} needs {gate.since.name}")
+                key, limit = doc.get(gate.key.columns[0]), args[gate.limit.name]
+                counter = self._gate_counter(gate, key, since, message_id)
+                if self.send_counts.find_one_and_update({"_id": counter, "n": {"$lt": limit}},
+                                                        {"$inc": {"n": 1}}) is None:
+                    raise getattr(errors, gate.refusal)(
+                        f"{gate.name} reached: {limit} for {key} since {from_db(to_db(since)).isoformat()}")
+                taken.append(counter)
+            if self._transition(write, message_id, now, owner=owner) is None:
+                raise _LostLease
+        except BaseException as exc:
+            for counter in taken:
+                self.send_counts.update_one({"_id": counter}, {"$inc": {"n": -1}})
+            if isinstance(exc, _LostLease):
+                return False
+            raise
+        session = doc.get("claimed_by")
+        if once and session is not None:
+            self.get_session(session)  # a record from before the ramp gets its first_send_day first
+            self.sessions.update_one({"_id": session}, {"$setOnInsert": {"status": SessionStatus.UNKNOWN.value}},
+                                     upsert=True)
+            for field, value in once.items():
+                self.sessions.update_one({"_id": session, field: None}, {"$set": {field: value.isoformat()}})
+        return True
+
+    def _gate_counter(self, gate: lifecycle.Gate, key: str, since: datetime, message_id: str) -> str:
+        """The counter document's id for the gate, key and day, made with the day's count when missing."""
+        since_db = to_db(since)
+        counter = f"{gate.name}|{key}|{since_db.isoformat()}"  # type: ignore[union-attr]
+        if self.send_counts.find_one({"_id": counter}, {"_id": 1}) is None:
+            sent = self.messages.count_documents({gate.sent_key: key, "sent_at": {"$gte": since_db}})
+            clicked = self.messages.count_documents({
+                gate.sending_key: key, "sending_at": {"$gte": since_db},
+                "status": {"$ne": lifecycle.RECORD_SENT.to.value}, "_id": {"$ne": message_id}})  # type: ignore
+            with contextlib.suppress(DuplicateKeyError):  # another worker seeded it first: theirs stands
+                self.send_counts.insert_one({"_id": counter, "n": sent + clicked,
+                                             "expires": since_db + COUNTER_KEEP})  # type: ignore[operator]
+        return counter
+
+    def defer(
+        self, message_id: str, *, owner: str, now: datetime, next_attempt_at: datetime, reason: str, error_class: str,
+    ) -> Message | None:
+        return self._transition(lifecycle.DEFER.write(), message_id, now, owner=owner, error_class=error_class,
+                                error_text=reason, next_attempt_at=to_db(next_attempt_at))
 
     def record_sent(
         self, message_id: str, *, owner: str, now: datetime, session: str, wa_id: str | None

@@ -21,11 +21,12 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from wa_queue import errors
 from wa_queue.errors import IdempotencyConflict, InvalidTransition, NotFound, StoreError, ValidationError
 from wa_queue.models import Message, MessageStatus, NewMessage, SessionStatus, parse_stored, plain
 from wa_queue.names import ARCHIVE, MESSAGES, NUMBER_CHECKS, SESSIONS, STATUS_COUNTS
@@ -150,6 +151,25 @@ _UPDATES: Mapping[lifecycle.Write, tuple[str, str]] = MappingProxyType({
 _CLAIM_WRITE = lifecycle.CLAIM.write()
 _CLAIM_AT_SQL = _update_sql(_CLAIM_WRITE, _CLAIM_DUE, _CLAIM_AT)
 _RETRY_ALL_SET = _set_sql(lifecycle.RETRY_FAILED.write())
+# The mark's gates (lifecycle.Gate): the row's keys read under the write lock, then each gate's count of the day.
+_MARK_WRITE = lifecycle.MARK_SENDING.write()
+_MARK_KEYS = tuple(dict.fromkeys(("claimed_by", *(gate.key.columns[0] for gate in lifecycle.MARK_SENDING.gates))))
+_MARK_KEYS_SQL = f"SELECT {', '.join(_MARK_KEYS)} FROM {MESSAGES} WHERE id = :id AND {_guard_sql(_MARK_WRITE)}"
+_NOT_SENT = f"status <> {_literal(lifecycle.RECORD_SENT.to.value)}"  # type: ignore[union-attr]
+
+
+def _gate_sql(gate: lifecycle.Gate) -> str:
+    # Each part is one range on a partial index (ix_msg_sent_by, ix_msg_phone_sent, ix_msg_doubt_*), whose WHERE the
+    # terms imply.
+    return (f"SELECT (SELECT count(*) FROM {MESSAGES} WHERE {gate.sent_key} = :key AND sent_at >= :since) + "
+            f"(SELECT count(*) FROM {MESSAGES} WHERE {gate.sending_key} = :key AND sending_at >= :since "
+            f"AND {_NOT_SENT} AND id <> :id)")
+
+
+_GATES: Mapping[lifecycle.Gate, str] = MappingProxyType({g: _gate_sql(g) for g in lifecycle.MARK_SENDING.gates})
+_SESSION_ONCE_SQL: Mapping[str, str] = MappingProxyType({
+    field: f"UPDATE {SESSIONS} SET {field} = coalesce({field}, ?) WHERE name = ?"
+    for field, _ in lifecycle.MARK_SENDING.session_once})
 _DELETE_SQL = f"DELETE FROM {MESSAGES} WHERE id = ? AND {_status_sql(lifecycle.DELETE.from_statuses)}"
 _ARCHIVE_IDS_SQL = (f"SELECT id FROM {MESSAGES} WHERE {_status_sql(lifecycle.ARCHIVE.from_statuses)} "
                     "AND failed_at < ? LIMIT ?")
@@ -429,9 +449,48 @@ class SQLiteStore(MessageStore):
         return self._transition(lifecycle.EXTEND_LEASE.write(), message_id, now=now, row=False, owner=owner,
                                 lease_expires_at=to_us(now + timedelta(seconds=lease_s))) is not None
 
-    def mark_sending(self, message_id: str, *, owner: str, now: datetime) -> bool:
-        return self._transition(lifecycle.MARK_SENDING.write(), message_id, now=now, owner=owner,
-                                row=False) is not None
+    def mark_sending(
+        self, message_id: str, *, owner: str, now: datetime, session_cap: int | None = None,
+        session_day_start: datetime | None = None, recipient_limit: int | None = None,
+        recipient_day_start: datetime | None = None, first_send_day: date | None = None,
+    ) -> bool:
+        args: dict[str, Any] = {"session_cap": session_cap, "session_day_start": session_day_start,
+                                "recipient_limit": recipient_limit, "recipient_day_start": recipient_day_start,
+                                "first_send_day": first_send_day}
+        gates = [gate for gate in lifecycle.MARK_SENDING.gates if args[gate.limit.name]]
+        once = {field: args[source.name] for field, source in lifecycle.MARK_SENDING.session_once
+                if args[source.name] is not None}
+        if not gates and not once:
+            return self._transition(_MARK_WRITE, message_id, now=now, owner=owner, row=False) is not None
+        # BEGIN IMMEDIATE: every other writer waits, so the counts cannot change between them and the mark.
+        with self._tx() as conn:
+            row = conn.execute(_MARK_KEYS_SQL, {"id": message_id, "owner": owner}).fetchone()
+            if row is None:
+                return False
+            keys = dict(zip(_MARK_KEYS, row, strict=True))
+            for gate in gates:
+                key, limit, since = keys[gate.key.columns[0]], args[gate.limit.name], args[gate.since.name]
+                if since is None:
+                    raise ValueError(f"{gate.limit.name} needs {gate.since.name}")
+                used = conn.execute(_GATES[gate], {"key": key, "since": to_us(since), "id": message_id}).fetchone()[0]
+                if used >= limit:
+                    raise getattr(errors, gate.refusal)(
+                        f"{gate.name} reached: {used} of {limit} for {key} since {utc(since).isoformat()}")
+            if self._transition(_MARK_WRITE, message_id, now=now, owner=owner, row=False) is None:
+                return False
+            if once and keys["claimed_by"] is not None:
+                conn.execute(f"INSERT OR IGNORE INTO {SESSIONS} (name) VALUES (?)", (keys["claimed_by"],))
+                for field, value in once.items():
+                    conn.execute(_SESSION_ONCE_SQL[field], (day_to_text(value), keys["claimed_by"]))
+        return True
+
+    def defer(
+        self, message_id: str, *, owner: str, now: datetime, next_attempt_at: datetime, reason: str, error_class: str,
+    ) -> Message | None:
+        return self._transition(  # type: ignore[return-value]
+            lifecycle.DEFER.write(), message_id, now=now, owner=owner, error_class=error_class, error_text=reason,
+            next_attempt_at=to_us(next_attempt_at),
+        )
 
     def record_sent(
         self, message_id: str, *, owner: str, now: datetime, session: str, wa_id: str | None

@@ -76,6 +76,13 @@ INDEXES = {
     "ix_msg_owner": f"CREATE INDEX ix_msg_owner ON {MESSAGES}(lease_owner) WHERE lease_owner IS NOT NULL",
     "ix_msg_sent_by": f"CREATE INDEX ix_msg_sent_by ON {MESSAGES}(sent_by, sent_at) WHERE sent_by IS NOT NULL",
     "ix_msg_sent_at": f"CREATE INDEX ix_msg_sent_at ON {MESSAGES}(sent_at) WHERE sent_at IS NOT NULL",
+    # The mark's daily counts (lifecycle.MARK_SENDING's gates): a recipient's sends, and the marked clicks not known
+    # sent of a session and of a recipient (few rows: sent messages leave them).
+    "ix_msg_phone_sent": f"CREATE INDEX ix_msg_phone_sent ON {MESSAGES}(phone, sent_at) WHERE sent_at IS NOT NULL",
+    "ix_msg_doubt_session": f"CREATE INDEX ix_msg_doubt_session ON {MESSAGES}(sending_session, sending_at) "
+                            "WHERE sending_at IS NOT NULL AND status <> 'sent'",
+    "ix_msg_doubt_phone": f"CREATE INDEX ix_msg_doubt_phone ON {MESSAGES}(phone, sending_at) "
+                          "WHERE sending_at IS NOT NULL AND status <> 'sent'",
     "ix_msg_failed": f"CREATE INDEX ix_msg_failed ON {MESSAGES}(status, failed_at, id) WHERE status = 'failed'",
     "ix_msg_created": f"CREATE INDEX ix_msg_created ON {MESSAGES}(status, created_at)",
     "ix_msg_queue": f"CREATE INDEX ix_msg_queue ON {MESSAGES}(dispatch_queue, dispatched_at) "

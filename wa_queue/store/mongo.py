@@ -456,8 +456,9 @@ class MongoStore(MessageStore):
                 gate.sending_key: key, "sending_at": {"$gte": since_db},
                 "status": {"$ne": lifecycle.RECORD_SENT.to.value}, "_id": {"$ne": message_id}})  # type: ignore
             with contextlib.suppress(DuplicateKeyError):  # another worker seeded it first: theirs stands
-                self.send_counts.insert_one({"_id": counter, "n": sent + clicked,
-                                             "expires": since_db + COUNTER_KEEP})  # type: ignore[operator]
+                # The TTL monitor reads the server's clock: kept from the later of the day's start and now.
+                keep_from = max(since_db, to_db(datetime.now(UTC)))  # type: ignore[type-var]
+                self.send_counts.insert_one({"_id": counter, "n": sent + clicked, "expires": keep_from + COUNTER_KEEP})
         return counter
 
     def defer(

@@ -5,7 +5,9 @@ not hold an admin key). Both compared in constant time. 401 without credentials,
 
 Where the numbers come from:
   - the store (the system of record) at scrape time, through one custom Collector: messages by status, sends per
-    session today and the daily cap, whether each session is connected, the age of the oldest pending message.
+    session today and the daily cap, whether each session is connected, each session's status (1 for the status it
+    is in, 0 for the others: alert on waq_session_status{status="banned"} == 1), the age of the oldest pending
+    message.
     Every API process answers the same numbers, so any gunicorn worker may answer a scrape.
   - the broker Redis for what only workers see (send durations, retries): workers are other processes, so they
     add to Redis hashes through wa_queue.metrics_sink.record_send(), and the Collector reads those hashes here.
@@ -32,6 +34,7 @@ from api import auth
 from api.errors import json_response
 from wa_queue import metrics_sink, service
 from wa_queue.app import App
+from wa_queue.models import SessionStatus
 
 log = logging.getLogger(__name__)
 
@@ -74,14 +77,20 @@ class WaqCollector(Collector):
         connected = GaugeMetricFamily("waq_session_connected",
                                       "1 when the session is connected with a fresh worker heartbeat",
                                       labels=["session"])
+        status = GaugeMetricFamily("waq_session_status",
+                                   "1 for the status the session's record is in, 0 for the others",
+                                   labels=["session", "status"])
         for name, view in sessions.items():
             sends.add_metric([name], float(view["sends_today"]))
             cap.add_metric([name], float(view["daily_cap"]))
             connected.add_metric([name], 1.0 if view["connected"] else 0.0)
+            # Every status, so one that ends reads 0 instead of vanishing (and one stored by newer code reads 1).
+            for value in dict.fromkeys([*(known.value for known in SessionStatus), view["status"]]):
+                status.add_metric([name, value], 1.0 if view["status"] == value else 0.0)
         age = GaugeMetricFamily("waq_oldest_pending_age_seconds",
                                 "Age of the oldest pending message since it was created; 0 when none is pending")
         age.add_metric([], max(0.0, (now - oldest.created_at).total_seconds()) if oldest else 0.0)
-        return [messages, sends, cap, connected, age], True
+        return [messages, sends, cap, connected, status, age], True
 
     def _from_broker(self) -> tuple[list[Metric], bool]:
         duration = HistogramMetricFamily("waq_send_duration_seconds",

@@ -27,7 +27,7 @@ class Notifier:
         self._threads: list[threading.Thread] = []
 
     def notify_admin(self, event: str, summary: str, **details: Any) -> threading.Thread | None:
-        """`event` is a short code (message_failed, session_needs_operator), `summary` a sentence."""
+        """`event` is a short code (message_failed, session_needs_operator, session_banned), `summary` a sentence."""
         payload = {"event": event, "summary": summary, "at": utcnow().isoformat(), "details": details}
         log.warning("ADMIN %s: %s %s", event, summary, json.dumps(details, default=str))
         if not self.webhook_url:

@@ -92,6 +92,20 @@ CASES = [
     Case("metadata NUL in a key", {"metadata": {"a\x00b": 1}}, "metadata"),
     Case("metadata too deep", {"metadata": nested(validation.MAX_METADATA_DEPTH + 1)}, "metadata"),
     Case("metadata too large", {"metadata": {"blob": "x" * validation.MAX_METADATA_BYTES}}, "metadata"),
+    Case("send window", {"send_window": {"start": "08:00", "end": "21:00"}}, None),
+    Case("send window past midnight", {"send_window": {"start": "22:00", "end": "06:00"}}, None),
+    Case("send window of one minute", {"send_window": {"start": "23:59", "end": "00:00"}}, None),
+    Case("send window start equals end", {"send_window": {"start": "08:00", "end": "08:00"}}, "send_window"),
+    Case("send window hour 24", {"send_window": {"start": "08:00", "end": "24:00"}}, "send_window"),
+    Case("send window one-digit hour", {"send_window": {"start": "8:00", "end": "21:00"}}, "send_window"),
+    Case("send window seconds", {"send_window": {"start": "08:00:00", "end": "21:00"}}, "send_window"),
+    Case("send window empty start", {"send_window": {"start": "", "end": "21:00"}}, "send_window"),
+    # A Russian mobile spans UTC+2 to UTC+12: nine hours of Moscow's day are never open in Kamchatka too.
+    Case("send window never open for the number", {"phone": "+79161234567",
+                                                   "send_window": {"start": "09:00", "end": "18:00"}}, "send_window"),
+    Case("send window open for the number", {"phone": "+79161234567",
+                                             "send_window": {"start": "09:00", "end": "08:00"}}, None),
+    Case("send window on a bad phone", {"phone": "12345", "send_window": {"start": "8", "end": "9"}}, "phone"),
 ]
 
 
@@ -135,8 +149,12 @@ def via_python(fields: dict[str, Any]) -> Verdict:
 def via_cli(fields: dict[str, Any]) -> Verdict:
     args = ["enqueue", fields["phone"], fields["text"], "--json"]
     for name, value in fields.items():
+        if name == "send_window":  # the CLI's form of the window
+            value = f"{value['start']}-{value['end']}"
+        elif name == "metadata":
+            value = json.dumps(value)
         if name not in ("phone", "text"):
-            args += [f"--{name.replace('_', '-')}", json.dumps(value) if name == "metadata" else value]
+            args += [f"--{name.replace('_', '-')}", value]
     result = CliRunner().invoke(main, args, catch_exceptions=False)
     if result.exit_code == 0:
         return Verdict(None, json.loads(result.stdout)["id"])
@@ -151,7 +169,7 @@ def via_cli(fields: dict[str, Any]) -> Verdict:
 def stored(message_id: str) -> dict[str, Any]:
     message = default_app().store.get(message_id)
     return {"phone": message.phone, "text": message.text, "session": message.session,
-            "callback_url": message.callback_url, "metadata": message.metadata}
+            "callback_url": message.callback_url, "metadata": message.metadata, "send_window": message.send_window}
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
@@ -162,6 +180,8 @@ def test_every_front_door_gives_the_same_verdict(client, case: Case) -> None:  #
     if case.field is None:
         # The same message stored, whichever door it came in by (the REST API scopes its idempotency key).
         assert stored(rest.message) == stored(python.message) == stored(cli.message)
+        if "send_window" in case.fields:
+            assert stored(rest.message)["send_window"].to_dict() == case.fields["send_window"]
         assert default_app().store.get(python.message).idempotency_key == fields.get("idempotency_key")
     else:
         assert rest.message == python.message == cli.message
@@ -224,7 +244,8 @@ def test_the_cli_csv_holds_rows_to_the_same_rules(waq_env, tmp_path) -> None:  #
     assert summary["rejected"][3]["reason"].startswith("metadata is not valid JSON")
     [message_id] = summary["ids"]
     assert stored(message_id) == {"phone": "+14155550101", "text": "good", "session": None,
-                                  "callback_url": "https://shop.example/hook", "metadata": {"order": 1}}
+                                  "callback_url": "https://shop.example/hook", "metadata": {"order": 1},
+                                  "send_window": None}
 
 
 def test_the_openapi_document_publishes_validation_constants(client) -> None:  # noqa: ANN001
@@ -246,14 +267,21 @@ def test_the_openapi_document_publishes_validation_constants(client) -> None:  #
     assert props["session"]["enum"] == ["primary", "secondary", None]  # validate_session's known names (waq_env)
     assert f"at most {validation.MAX_METADATA_BYTES} bytes" in props["metadata"]["description"]
     assert f"at most {validation.MAX_METADATA_DEPTH} levels" in props["metadata"]["description"]
+    window = document["definitions"]["SendWindow"]
+    assert props["send_window"]["allOf"] == [{"$ref": "#/definitions/SendWindow"}]
+    assert props["send_window"]["x-nullable"]
+    assert sorted(window["required"]) == ["end", "start"]
+    assert window["properties"]["start"]["pattern"] == window["properties"]["end"]["pattern"] == \
+        validation.HH_MM_PATTERN
+    assert window["additionalProperties"] is False
     for path in ("/api/whatsapp/messages", "/api/whatsapp/messages/bulk"):
         [header] = [p for p in document["paths"][path]["post"]["parameters"] if p["name"] == "Idempotency-Key"]
         assert (header["pattern"], header["maxLength"]) == (validation.IDEMPOTENCY_KEY_PATTERN,
                                                             validation.MAX_IDEMPOTENCY_KEY)
 
 
-@pytest.mark.parametrize("case", [c for c in CASES if {"phone", "callback_url", "idempotency_key"} & set(c.fields)],
-                         ids=lambda c: c.name)
+@pytest.mark.parametrize("case", [c for c in CASES if {"phone", "callback_url", "idempotency_key"} & set(c.fields)
+                                  and "send_window" not in c.fields], ids=lambda c: c.name)
 def test_the_published_patterns_agree_with_the_functions(case: Case) -> None:
     """A pattern a client checks must never accept what the function refuses for its form (phonenumbers may still
     refuse a well-formed number, which no pattern can say); the callback URL's and the key's patterns are the whole
@@ -277,3 +305,40 @@ def test_the_published_patterns_agree_with_the_functions(case: Case) -> None:
         assert matches or not accepted
     else:
         assert matches == accepted
+
+
+def test_the_hh_mm_pattern_is_parse_hh_mm_s_rule() -> None:
+    """The pattern the document publishes for a window's start and end accepts exactly what send_window takes."""
+    from wa_queue.send_window import parse_hh_mm
+
+    pattern = validation.whole(validation.HH_MM_PATTERN)
+    texts = [f"{h:02d}:{m:02d}" for h in range(0, 30) for m in range(0, 100, 7)]
+    texts += ["8:00", "08:0", "08-00", "0800", " 08:00", "08:00 ", "08:00\n", "\uff10\uff18:00", "", "24:00", "23:60"]
+    for text in texts:
+        try:
+            parse_hh_mm(text, "start")
+            accepted = True
+        except ValueError:
+            accepted = False
+        assert accepted == (pattern.match(text) is not None), text
+
+
+def test_the_cli_csv_takes_a_send_window_column(waq_env, tmp_path) -> None:  # noqa: ANN001
+    """`waq enqueue --file` with a send_window column: HH:MM-HH:MM, an empty cell is no window, a bad one is refused
+    with the rule's message."""
+    import csv
+
+    rows = [["+14155550101", "day", "08:00-21:00"], ["+14155550102", "none", ""],
+            ["+14155550103", "equal", "08:00-08:00"], ["+79161234567", "never open", "09:00-18:00"]]
+    path = tmp_path / "windows.csv"
+    with path.open("w", newline="") as handle:
+        csv.writer(handle).writerows([["phone", "text", "send_window"], *rows])
+    result = CliRunner().invoke(main, ["enqueue", "--file", str(path), "--json"], catch_exceptions=False)
+    assert result.exit_code == 1, result.output
+    summary = json.loads(result.stdout)
+    assert [(r["row"], r["field"]) for r in summary["rejected"]] == [(4, "send_window"), (5, "send_window")]
+    assert [r["reason"] for r in summary["rejected"]] == [
+        via_python({**GOOD, "send_window": {"start": "08:00", "end": "08:00"}}).message,
+        via_python({"phone": "+79161234567", "text": "x", "send_window": "09:00-18:00"}).message]
+    day, none = (stored(message_id) for message_id in summary["ids"])
+    assert day["send_window"].to_dict() == {"start": "08:00", "end": "21:00"} and none["send_window"] is None

@@ -1,4 +1,5 @@
-"""`waq doctor`: check the store, the broker, Chromium, chromedriver and every session, and say what to fix."""
+"""`waq doctor`: check the store, the broker, Chromium, chromedriver, every session and the machine's memory
+headroom, and say what to fix."""
 
 from __future__ import annotations
 
@@ -19,8 +20,9 @@ from wa_queue.settings import Settings
 
 if TYPE_CHECKING:
     from wa_queue.app import App
+    from wa_queue.headroom import Headroom
 
-CHECKS = ("store", "broker", "chromium", "chromedriver", "sessions")
+CHECKS = ("store", "broker", "chromium", "chromedriver", "sessions", "headroom")
 VERSION_TIMEOUT_S = 30
 
 
@@ -28,7 +30,7 @@ VERSION_TIMEOUT_S = 30
 @dataclasses.dataclass
 class Check:
     name: str
-    status: str  # ok | fail | skip
+    status: str  # ok | warn | fail | skip (only fail makes the exit code 1)
     detail: str
     fix: str = ""
 
@@ -158,12 +160,50 @@ def check_sessions(waq: App) -> list[Check]:
     return checks
 
 
+def check_headroom(measured: Headroom | None = None) -> Check:
+    """This machine's memory (wa_queue/headroom.py): the session workers running here, each one's PSS (its Python
+    process and its Chrome tree), MemAvailable and how many more sessions fit at their mean footprint. Fails when
+    MemAvailable is below one mean session (the next Chrome to grow meets the OOM killer); warns when no other session
+    fits with headroom.DEFAULT_RESERVE_KIB kept free, or when a dead worker's Chrome still holds memory."""
+    from wa_queue import headroom
+
+    try:
+        h = measured or headroom.measure()
+    except OSError as exc:  # no /proc (not Linux)
+        return Check("headroom", "skip", f"cannot read the machine's memory: {exc}")
+    mib = 1024
+    detail = f"MemAvailable {h.mem_available_kib // mib} of {h.mem_total_kib // mib} MiB"
+    fixes = []
+    status = "ok"
+    mean = h.mean_pss_kib
+    if mean is None:
+        detail = "no session worker runs here; " + detail
+    else:
+        each = ", ".join(f"{s.name} (pid {s.pid}) {s.pss_kib // mib} MiB" for s in h.sessions)
+        detail = (f"{len(h.sessions)} session(s) here, {h.total_pss_kib // mib} MiB PSS in all: {each}; {detail}; "
+                  f"about {h.more_sessions} more fit at {mean // mib} MiB each, "
+                  f"keeping {h.reserve_kib // mib} MiB free")
+        if h.mem_available_kib < mean:
+            status = "fail"
+            fixes.append("the machine is full: move a session to another host (or add memory), or set "
+                         "WAQ_CHROME_MAX_PSS_MB so a grown Chrome is recycled")
+        elif h.more_sessions == 0:
+            status = "warn"
+            fixes.append("no room for another session here: start the next one on another host")
+    if h.stray_pids:
+        status = "warn" if status == "ok" else status
+        detail += f"; {len(h.stray_pids)} browser process(es) of no running worker, {h.stray_pss_kib // mib} MiB"
+        fixes.append(f"a dead worker's Chrome: kill {' '.join(map(str, h.stray_pids))}")
+    return Check("headroom", status, detail, "; ".join(fixes))
+
+
 @click.command()
 @click.option("--check", "only", multiple=True, type=click.Choice(CHECKS),
               help="Run only these checks (repeatable); all by default.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def doctor(only: tuple[str, ...], as_json: bool) -> None:
-    """Check the store, the broker, Chromium, chromedriver and every session; say what to fix. Exit 1 on a failure."""
+    """Check the store, the broker, Chromium, chromedriver, every session and this machine's memory headroom; say what
+    to fix. Exit 1 on a failure."""
     s = settings()
     wanted = set(only or CHECKS)
     checks: list[Check] = []
@@ -175,6 +215,8 @@ def doctor(only: tuple[str, ...], as_json: bool) -> None:
         checks += [c for c in check_browser(s) if c.name in wanted]
     if "sessions" in wanted:
         checks += check_sessions(app())
+    if "headroom" in wanted:
+        checks.append(check_headroom())
     ok = all(c.status != "fail" for c in checks)
     if as_json:
         echo_json({"ok": ok, "checks": [dataclasses.asdict(c) for c in checks]})

@@ -1,6 +1,6 @@
 """Worker-side metrics, shared with the API process through the broker's Redis.
 
-Workers are separate processes (one per session, each with a prefork child), so prometheus-client's in-process
+Workers are separate processes (one per session), so prometheus-client's in-process
 metrics would only ever be seen by the process that recorded them. Instead every send outcome is added to Redis
 hashes in the broker Redis, and the API's /metrics collector (api/metrics.py) reads them at scrape time:
 
@@ -137,7 +137,7 @@ class SendBuffer:
         with self._lock:
             self._pending.add(session, seconds, outcome)
             if self._thread is None or not self._thread.is_alive():
-                # Started on first use, in the process that sends (a prefork child, after the fork).
+                # Started on first use, in the process that sends (a prefork child after the fork, if any).
                 self._thread = threading.Thread(target=self._run, name="waq-metrics", daemon=True)
                 self._thread.start()
 

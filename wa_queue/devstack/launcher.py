@@ -6,13 +6,13 @@ beat and Flower, and prints their output line by line with the process name in f
 simulator (every browser logged in by itself), short pacing, and a small producer that enqueues a handful of messages
 through the REST API, one of them to an unregistered number.
 
-A stop (Ctrl-C, SIGTERM to this launcher, or any process exiting by itself) finishes the work in hand: each process
-runs in its own session, so a signal reaches only the main process it is meant for. Celery's main process then does a
-warm shutdown: it takes no new message, lets the send in hand finish, and exits. A signal to the whole group would also
-hit Celery's prefork child and cut the send (WorkerLostError), leaving the message in doubt. Whatever is still alive
-after WAQ_STOP_GRACE_S is killed with its group. Started by make from a terminal, the launcher takes the terminal's
-foreground for itself, so Ctrl-C reaches it and not make (which would print "make: *** ... Interrupt" and exit 130),
-and gives the terminal back before it exits."""
+A stop (Ctrl-C, SIGTERM to this launcher, or any process exiting by itself) finishes the work in hand: each process runs
+in its own session, so a signal reaches only the main process it is meant for. Celery's main process then does a warm
+shutdown: it takes no new message, lets the send in hand finish, and exits. A signal to the whole group would also hit a
+prefork child (WAQ_WORKER_POOL=prefork) and cut the send (WorkerLostError), leaving the message in doubt. Whatever is
+still alive after WAQ_STOP_GRACE_S is killed with its group. Started by make from a terminal, the launcher takes the
+terminal's foreground for itself, so Ctrl-C reaches it and not make (which would print "make: *** ... Interrupt" and
+exit 130), and gives the terminal back before it exits."""
 
 from __future__ import annotations
 

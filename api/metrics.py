@@ -73,7 +73,8 @@ class WaqCollector(Collector):
             messages.add_metric([status], float(count))
         sends = GaugeMetricFamily("waq_session_sends_today", "Messages sent by the session since local midnight",
                                   labels=["session"])
-        cap = GaugeMetricFamily("waq_session_daily_cap", "Most sends a session may make per day", labels=["session"])
+        cap = GaugeMetricFamily("waq_session_daily_cap", "Most sends a session may make today (the warm-up's cap "
+                                "while it ramps up)", labels=["session"])
         connected = GaugeMetricFamily("waq_session_connected",
                                       "1 when the session is connected with a fresh worker heartbeat",
                                       labels=["session"])

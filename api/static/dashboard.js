@@ -157,7 +157,7 @@
     error.append(el("p", { className: "session-error-text" }), el("p", { className: "small session-error-hint" }));
     const details = el("dl");
     for (const [label, cls] of [["Number", "session-number"], ["Sends today", "session-sends"],
-      ["Heartbeat", "session-heartbeat"], ["Reconnects", "session-reconnects"]]) {
+      ["Warm-up", "session-warmup"], ["Heartbeat", "session-heartbeat"], ["Reconnects", "session-reconnects"]]) {
       details.append(el("dt", {}, label), el("dd", { className: cls }));
     }
     const meter = el("div", { className: "meter" });
@@ -173,7 +173,7 @@
   }
 
   function fillSessionCard(card, session) {
-    const status = session.needs_operator ? "needs_operator" : session.status;
+    const status = session.status !== "banned" && session.needs_operator ? "needs_operator" : session.status;
     const badge = card.querySelector(".session-status");
     badge.textContent = status.replace(/_/g, " ");
     badge.dataset.statusBadge = status;
@@ -189,12 +189,26 @@
     sends.textContent = session.sends_today + " / " + session.daily_cap;
     sends.dataset.sends = session.sends_today;
     sends.dataset.cap = session.daily_cap;
+    const warmup = card.querySelector(".session-warmup");
+    warmup.textContent = warmupText(session.warmup);
+    warmup.dataset.state = session.warmup ? session.warmup.state : "";
     const share = session.daily_cap ? Math.min(100, (100 * session.sends_today) / session.daily_cap) : 0;
     card.querySelector(".session-meter").style.width = share.toFixed(1) + "%";
     card.querySelector(".session-heartbeat").textContent = session.heartbeat_at ? ago(session.heartbeat_at) : "never";
     card.querySelector(".session-reconnects").textContent = String(session.reconnect_attempts) +
       (session.next_reconnect_at ? " (next " + new Date(session.next_reconnect_at).toLocaleTimeString() + ")" : "");
     if (session.status === "qr") loadQr(card, session.name); else hideQr(card, session.name);
+  }
+
+  // Where the session stands in the warm-up ramp (wa_queue/warmup.py); daily_cap is already today's cap.
+  function warmupText(w) {
+    if (!w) return "—";
+    if (w.state === "ramp") {
+      return "step " + w.step + " of " + w.steps + ", day " + w.day_in_step + " of " + w.days_per_step + " · " +
+        w.days_left + (w.days_left === 1 ? " day" : " days") + " left";
+    }
+    if (w.state === "new") return "starts at the first send (" + w.cap + " a day)";
+    return { off: "off", skipped: "skipped by an operator", done: "done" }[w.state] || w.state;
   }
 
   async function loadQr(card, name) {

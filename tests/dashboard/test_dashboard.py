@@ -7,6 +7,7 @@ import io
 import threading
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 from selenium.webdriver.common.by import By
@@ -150,7 +151,9 @@ def test_dashboard_end_to_end(server: str, browser: WebDriver) -> None:
     cards = driver.find_elements(By.CSS_SELECTOR, "#sessions .session-card")
     assert [card.get_attribute("data-session") for card in cards] == ["primary", "secondary"]
     sends = driver.find_element(By.CSS_SELECTOR, '[data-session="primary"] .session-sends')
-    assert (sends.get_attribute("data-sends"), sends.get_attribute("data-cap")) == ("0", "300")
+    assert (sends.get_attribute("data-sends"), sends.get_attribute("data-cap")) == ("0", "20")  # warm-up, step 1
+    warmup = driver.find_element(By.CSS_SELECTOR, '[data-session="primary"] .session-warmup')
+    assert (warmup.get_attribute("data-state"), warmup.text) == ("new", "starts at the first send (20 a day)")
 
     # Counts follow an enqueue through the 10 s auto-refresh, without a click.
     service.enqueue(default_app(), "+14155550100", "hello one")
@@ -170,7 +173,16 @@ def test_dashboard_end_to_end(server: str, browser: WebDriver) -> None:
     assert len(bars) == 24 and bars[-1].get_attribute("data-sent") == "1"
     assert text(driver, "sends-24h") == "1"
     sends = driver.find_element(By.CSS_SELECTOR, '[data-session="primary"] .session-sends')  # the reload replaced it
-    assert sends.get_attribute("data-sends") == "1" and sends.text == "1 / 300"
+    assert sends.get_attribute("data-sends") == "1" and sends.text == "1 / 20"
+
+    # Inside the warm-up ramp: today's cap and where the session stands.
+    first_send = default_app().clock().date() - timedelta(days=4)
+    default_app().store.update_session("primary", first_send_day=first_send)
+    refresh_now(driver)
+    sends = driver.find_element(By.CSS_SELECTOR, '[data-session="primary"] .session-sends')
+    assert sends.text == "1 / 40"
+    warmup = driver.find_element(By.CSS_SELECTOR, '[data-session="primary"] .session-warmup')
+    assert warmup.text == "step 2 of 5, day 2 of 3 · 11 days left"
 
     # A failed message is retried with a click and is pending again in the store.
     failed_id = failed_message()
@@ -215,6 +227,20 @@ def test_dashboard_end_to_end(server: str, browser: WebDriver) -> None:
     error = driver.find_element(By.CSS_SELECTOR, '[data-session="secondary"] .session-error')
     assert error.is_displayed() and "net::ERR_NAME_NOT_RESOLVED" in error.text and hint in error.text
     assert not driver.find_element(By.CSS_SELECTOR, '[data-session="primary"] .session-error').is_displayed()
+
+    # A banned session: its card in red with the page's words, and the words in the health reasons.
+    words = "Your phone number is banned from using WhatsApp. Contact support for help."
+    default_app().store.update_session("secondary", status="banned", last_error=words, last_error_at=utcnow(),
+                                       last_error_hint=None)
+    refresh_now(driver)
+    card = driver.find_element(By.CSS_SELECTOR, '#sessions [data-session="secondary"]')
+    badge = card.find_element(By.CSS_SELECTOR, ".session-status")
+    assert card.get_attribute("data-status") == "banned" and badge.text == "banned"
+    assert badge.value_of_css_property("background-color") == "rgba(197, 48, 48, 1)"  # --bad
+    assert card.value_of_css_property("border-top-color") == "rgba(197, 48, 48, 1)"
+    assert words in card.find_element(By.CSS_SELECTOR, ".session-error").text
+    assert f"session secondary is banned: {words}" in text(driver, "overall-reasons")
+    driver.save_screenshot(str(ARTIFACTS / "dashboard-banned.png"))
 
     # A session waiting for a scan shows its QR, fetched with the key into a blob: URL.
     default_app().store.update_session("primary", status="qr")
@@ -306,7 +332,7 @@ def test_screenshots_exist_after_the_run(request: pytest.FixtureRequest) -> None
     """The screenshots were written by this run's tests (they run before this one, in file order, on one xdist
     worker with --dist loadfile): files left by an earlier run are older than this module's import."""
     writers = {
-        "test_dashboard_end_to_end": ["dashboard-desktop.png", "dashboard-phone.png"],
+        "test_dashboard_end_to_end": ["dashboard-desktop.png", "dashboard-phone.png", "dashboard-banned.png"],
         "test_unverified_is_flagged_and_marked_as_sent": ["dashboard-unverified.png", "dashboard-unverified-phone.png"],
     }
     ran = {item.name for item in request.session.items} & set(writers)

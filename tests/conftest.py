@@ -146,6 +146,7 @@ def waq_env(tmp_path: Path, redis_server: RedisServer, monkeypatch: pytest.Monke
         "WAQ_REDISPATCH_AFTER_S": "5",
         "WAQ_HEALTH_INTERVAL_S": "2",
         "WAQ_RECONNECT_UNIT_S": "1",
+        "WAQ_WARMUP_CAPS": "",  # no warm-up ramp (a new session's 20 a day would park most of a test's messages)
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)

@@ -17,7 +17,9 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 import requests
@@ -26,6 +28,8 @@ from tests.conftest import RedisServer
 from tests.helpers.stack import ACCOUNTS, ADMIN_KEY, Stack
 from wa_queue.app import default_app
 from wa_queue.models import MessageStatus
+from wa_queue.send_window import recipient_day_start
+from wa_queue.sessions import daily_cap
 
 FAULTS = ("kill_worker", "kill_chrome", "restart_redis", "restart_beat", "restart_api", "drop_before_click",
           "drop_after_click", "phone_disconnected", "slow")
@@ -153,8 +157,29 @@ def check(stack: Stack, producer: Producer, applied: list[str]) -> None:
     strangers = [k for k in counts if k not in ours]
     assert not strangers, f"the simulator got messages nobody accepted: {strangers[:3]}"
     assert sum(counts.values()) == len(counts), "a message was sent twice"
+    # The daily cap (warm-up included) per session and day, and the recipient limit, by what the simulator received.
+    settings = default_app().settings
+    accounts = {number: name for name, number in ACCOUNTS.items()}
+    per_session = collections.Counter((accounts.get(m["from"], m["from"]), day(m["time"], settings.zone))
+                                      for m in stack.sent())
+    for (name, _), sent in per_session.items():
+        cap = daily_cap(store.get_session(name), settings, datetime.now(UTC)).cap
+        assert sent <= cap, f"{name} sent {sent} in a day, over its cap of {cap}"
+    if settings.max_per_recipient_per_day:
+        per_number = collections.Counter((m["to"], recipient_day_start(f"+{m['to']}", at(m["time"])))
+                                         for m in stack.sent())
+        assert max(per_number.values(), default=0) <= settings.max_per_recipient_per_day, per_number
+    print(f"  sends per session and day: {sorted(per_session.values())}")
     print(f"  faults applied: {len(applied)}; producer retries: {producer.errors}")
     print(f"  accepted {len(producer.accepted)}: {dict(statuses)}; simulator received {sum(counts.values())}")
+
+
+def at(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def day(seconds: float, zone: ZoneInfo) -> date:
+    return at(seconds).astimezone(zone).date()
 
 
 SHORT_SEED = 20261128  # make test replays one known sequence; --chaos-seed or the long form explore others

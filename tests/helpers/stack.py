@@ -37,6 +37,7 @@ class Stack:
             "WAQ_RETRY_DELAYS": "1s,1s,2s,2s,3s", "WAQ_LEASE_S": "45", "WAQ_DISPATCH_INTERVAL_S": "1",
             "WAQ_RECOVER_INTERVAL_S": "2", "WAQ_HEALTH_INTERVAL_S": "1", "WAQ_RECONNECT_UNIT_S": "1",
             "WAQ_REDISPATCH_AFTER_S": "10", "WAQ_SEND_TIMEOUT_S": "15",
+            "WAQ_WARMUP_CAPS": "",  # no warm-up ramp: a new session's 20 a day would park most messages till midnight
             "WAQ_API_KEYS": f"chaos:admin:{ADMIN_KEY}", **(extra_env or {}),
         }
         self.procs: dict[str, Proc] = {}

@@ -105,9 +105,11 @@ const dialogWith = (t) => all('dialog').some(d => shown(d) && d.innerText.includ
 const pageSays = (t) => !!document.body && document.body.innerText.includes(S.text[t]);
 // The words of the first account notice of kind `k` (NOTICES) on show, or null. Text a person wrote (message rows,
 // chat-list previews, the compose box) is not a notice. The cheap whole-page check runs first: notices are rare.
+let bodyLower = null;  // the page's text, read (a layout) at most once per script
 const noticeOf = (k) => {
   const vs = (S.notices[k] || []).map(v => v.toLowerCase());
-  if (!document.body || !vs.some(v => document.body.innerText.toLowerCase().includes(v))) return null;
+  if (bodyLower === null) bodyLower = document.body ? document.body.innerText.toLowerCase() : '';
+  if (!vs.some(v => bodyLower.includes(v))) return null;
   const people = [S.css.chat_row, S.css.logged_in, S.css.compose_box].join(', ');
   const holds = (e) => { try { return !!e.querySelector(people); } catch (x) { return false; } };
   const walk = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);

@@ -15,8 +15,10 @@ baseline, loading the chat twice (before). Prints the median and p90 seconds per
 one run, B = 0: the baseline (none), each option on its own, and the kept combination (--kept, by default the
 setting's default). Prints, per row, PSS after 100 and the last send (chromedriver and every Chrome process), its
 ratio to the baseline, USS (private memory: unlike PSS it does not shrink when other Chromes run on the machine) and
-the number of processes, the send median, and how many other Chrome processes ran beside it. Then the Celery
-worker's own memory (a `waq worker` on the simulator: main process and prefork child, Chrome not counted).
+the number of processes, the send median, how many other Chrome processes ran beside it, and each row's PSS per kind
+of process. Then the Celery worker's own memory (a `waq worker` on the simulator, its Python processes: one with the
+threads or solo pool, a main process and its child with prefork; Chrome not counted; bench/worker_memory.py compares
+the pools).
 --private-chrome DIR runs a copy of Chrome's folder made in DIR: Chromes that others run on the machine map other
 files, so they no longer take a share of this one's pages (a share that lowers PSS).
 """
@@ -90,6 +92,19 @@ def uss_kib(pids: list[int]) -> int:
     return total
 
 
+def by_kind(pids: list[int]) -> dict[str, float]:
+    """PSS in MiB per kind of process (chromedriver, browser, renderer, gpu-process, utility:<service>, ...)."""
+    kinds: dict[str, float] = {}
+    for pid in pids:
+        args = procs.cmdline(pid).split()
+        kind = next((a[len("--type="):] for a in args if a.startswith("--type=")), "")
+        kind = kind or ("chromedriver" if args and "chromedriver" in args[0] else "browser")
+        service = next((a.split("=", 1)[1].split(".")[0] for a in args if a.startswith("--utility-sub-type=")), "")
+        kind = f"{kind}:{service}" if service else "top-chrome-webui" if "--top-chrome-webui" in args else kind
+        kinds[kind] = kinds.get(kind, 0.0) + procs.pss_kib([pid]) / 1024
+    return kinds
+
+
 def other_chromes(mine: list[int]) -> int:
     """Chrome processes on the machine that are not this session's: they share Chrome's file pages, which lowers
     this session's PSS."""
@@ -131,6 +146,7 @@ def run(args: argparse.Namespace, boot_delay_s: float, loads: str, memory_option
     private: dict[int, float] = {}
     processes: dict[int, int] = {}
     others: dict[int, int] = {}
+    kinds: dict[int, dict[str, float]] = {}
     checkpoints = sorted({1, min(100, args.sends), args.sends})
     try:
         log_in(sender, base)
@@ -152,6 +168,7 @@ def run(args: argparse.Namespace, boot_delay_s: float, loads: str, memory_option
                 private[i] = uss_kib(pids) / 1024
                 processes[i] = len(pids)
                 others[i] = other_chromes(pids)
+                kinds[i] = by_kind(pids)
         sent = requests.get(f"{base}/__sim__/sent", timeout=10).json()
     finally:
         sender.close()
@@ -159,14 +176,14 @@ def run(args: argparse.Namespace, boot_delay_s: float, loads: str, memory_option
         shutil.rmtree(data_dir, ignore_errors=True)
     leftover = len([p for p in sender.browser_pids() if procs.alive(p)])
     return {"boot": boot_delay_s, "loads": loads, "per_message": per_message, "send": send_only, "memory": memory,
-            "private": private, "processes": processes, "others": others, "recorded": len(sent),
+            "private": private, "processes": processes, "others": others, "kinds": kinds, "recorded": len(sent),
             "restarts": sender.restarts - 1, "leftover": leftover}
 
 
 def worker_memory(args: argparse.Namespace) -> list[tuple[str, float]]:
-    """A real `waq worker` (Celery, prefork, concurrency 1) for one session on the simulator, its own Redis and a
-    SQLite store: PSS of its main process and its prefork child once the child is up and the session's Chrome has
-    started (Chrome and chromedriver not counted: they are the rows above)."""
+    """A real `waq worker` (WAQ_WORKER_POOL's pool, concurrency 1) for one session on the simulator, its own Redis
+    and a SQLite store: PSS of each of its Python processes once the session's Chrome has started (Chrome and
+    chromedriver not counted: they are the rows above)."""
     server, base = start_simulator(args.markup, 0.0)
     work = Path(tempfile.mkdtemp(prefix="waq-bench-worker-"))
     redis_proc, broker = start_redis(work / "redis")
@@ -179,7 +196,7 @@ def worker_memory(args: argparse.Namespace) -> list[tuple[str, float]]:
             python = [p for p in [worker.pid, *procs.descendants(worker.pid)]
                       if procs.alive(p) and "chrom" not in procs.cmdline(p)]
             chrome = [p for p in procs.descendants(worker.pid) if "chromium" in procs.cmdline(p)]
-            if len(python) >= 2 and chrome:
+            if chrome:
                 break
             time.sleep(0.5)
         time.sleep(5)  # imports done, Chrome up
@@ -217,12 +234,16 @@ def main_options(args: argparse.Namespace) -> None:
               f"{row['processes'][last]:>5} {statistics.median(send):>8.3f} "
               f"{statistics.median(row['per_message']):>7.3f} "
               f"{row['others'][last]:>6} {row['recorded']:>8}")
+    for row in rows:
+        print(f"  {row['name']}: " + ", ".join(f"{k} {v:.0f}" for k, v in sorted(
+            row["kinds"][last].items(), key=lambda kv: -kv[1])))
     print("PSS and USS in MiB over chromedriver and every Chrome process of the session; x base: PSS at the last send "
           "over the baseline's; others: Chrome processes of other programs running at that moment (they lower PSS)")
     print(f"leftover browser processes after close(): {sum(r['leftover'] for r in rows)}")
     if not args.no_worker:
         parts = worker_memory(args)
-        print(f"Celery worker (waq worker, prefork, Chrome not counted): {sum(m for _, m in parts):.1f} MiB PSS: "
+        print(f"Celery worker (waq worker, pool {Settings().worker_pool}, Chrome not counted): "
+              f"{sum(m for _, m in parts):.1f} MiB PSS: "
               + "; ".join(f"{m:.1f} MiB {c!r}" for c, m in parts))
 
 

@@ -52,6 +52,8 @@ MEMORY_OPTIONS: dict[str, MemoryOption] = {o.name: o for o in (
                  args=("--disable-site-isolation-trials",), disable=("IsolateOrigins", "site-per-process")),
     MemoryOption("no-omnibox-webui", "no hidden renderer for the address bar's popup (a headless window shows none)",
                  disable=("WebUIOmniboxPopup", "WebUIOmniboxAimPopup", "OmniboxAimPopup")),
+    MemoryOption("no-bfcache", "no back/forward cache: a page left for the next /send?phone= is not kept alive",
+                 disable=("BackForwardCache",)),
     MemoryOption("small-v8-heap", "V8's old space capped at 128 MiB and a 1 MiB young generation",
                  args=("--js-flags=--max-old-space-size=128 --max-semi-space-size=1",)),
     MemoryOption("block-media", "pictures, media and web fonts the sender never reads are not loaded (DevTools)",

@@ -14,7 +14,7 @@ from wa_queue.group_commit import GroupCommit
 from wa_queue.models import Message, NewMessage, plain
 from wa_queue.names import session_qr_key
 from wa_queue.retry import local_midnight_utc
-from wa_queue.sessions import is_available, request_restart
+from wa_queue.sessions import daily_cap, is_available, request_restart
 from wa_queue.validation import (
     validate_callback_url,
     validate_idempotency_key,
@@ -234,7 +234,7 @@ def _session_view(app: App, name: str) -> dict[str, Any]:
     store = app.store
     now = app.clock()
     record = store.get_session(name)
-    ramp = warmup.session_warmup(settings, record.first_send_day, now, skipped=record.warmup_skipped)
+    ramp = daily_cap(record, settings, now)  # the cap the delivery's mark_sending enforces
     return {
         "name": name,
         "status": plain(record.status),

@@ -20,12 +20,14 @@ PRODUCER_KEY = "alive-producer-key-0123456789"
 ADMIN = {"X-API-Key": ADMIN_KEY}
 PRODUCER = {"X-API-Key": PRODUCER_KEY}
 BASE = "/api/whatsapp"
+RAMP = "20,40,80,150,300"  # the default
 BAN_WORDS = "Your phone number is banned from using WhatsApp. Contact support for help."
 
 
 @pytest.fixture
 def client(waq_env, monkeypatch):  # noqa: ANN001, ANN201
     monkeypatch.setenv("WAQ_API_KEYS", f"ops:admin:{ADMIN_KEY},shop:producer:{PRODUCER_KEY}")
+    monkeypatch.setenv("WAQ_WARMUP_CAPS", RAMP)  # waq_env turns the ramp off
     reset_settings()
     close_default_app()
     return create_app(default_app()).test_client()

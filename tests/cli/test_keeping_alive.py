@@ -7,13 +7,23 @@ import json
 import re
 from datetime import timedelta
 
+import pytest
 from click.testing import CliRunner, Result
 
-from wa_queue.app import default_app
+from wa_queue.app import close_default_app, default_app
 from wa_queue.cli import main
 from wa_queue.models import utcnow
+from wa_queue.settings import reset_settings
 
 PHONE = "+14155550123"
+
+
+@pytest.fixture(autouse=True)
+def ramp(waq_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The default warm-up ramp, which waq_env turns off."""
+    monkeypatch.setenv("WAQ_WARMUP_CAPS", "20,40,80,150,300")
+    reset_settings()
+    close_default_app()
 
 
 def waq(*args: str) -> Result:

@@ -34,6 +34,7 @@ IMPORTED_AT = time.time()  # at collection, before any test: a screenshot older 
 @pytest.fixture
 def server(waq_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     monkeypatch.setenv("WAQ_API_KEYS", f"ops:admin:{ADMIN_KEY},shop:producer:{PRODUCER_KEY}")
+    monkeypatch.setenv("WAQ_WARMUP_CAPS", "20,40,80,150,300")  # the default ramp (waq_env turns it off), on the cards
     reset_settings()
     close_default_app()
     httpd = make_server("127.0.0.1", 0, create_app(default_app()), threaded=True)

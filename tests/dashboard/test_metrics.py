@@ -80,7 +80,7 @@ def test_store_values_at_scrape_time(client) -> None:  # noqa: ANN001
     assert samples[("waq_messages", (("status", "failed"),))] == 0
     assert samples[("waq_session_sends_today", (("session", "primary"),))] == 1
     assert samples[("waq_session_sends_today", (("session", "secondary"),))] == 0
-    assert samples[("waq_session_daily_cap", (("session", "primary"),))] == 20  # today's: the warm-up's first step
+    assert samples[("waq_session_daily_cap", (("session", "primary"),))] == 300  # waq_env: no warm-up ramp
     assert samples[("waq_session_connected", (("session", "primary"),))] == 0
     assert samples[("waq_oldest_pending_age_seconds", ())] >= 0
     assert samples[("waq_up", (("component", "store"),))] == 1

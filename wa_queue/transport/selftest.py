@@ -187,6 +187,9 @@ def _session(sender: SeleniumSender, state: SessionState) -> Step:
         SessionState.LOGGED_OUT: f"logged out: `waq sessions qr {sender.session} --out qr.png` and scan it",
         SessionState.PHONE_DISCONNECTED: "the phone is offline: connect it and keep WhatsApp open",
     }
+    if state is SessionState.BANNED:
+        return Step("session", FAIL, f"{value}: WhatsApp says: {sender.last_problem()}",
+                    fix="appeal from the phone (Settings > Help > Contact us); nothing can be sent until it is lifted")
     if state in fixes:
         return Step("session", FAIL, value, fix=fixes[state])
     if sender.driver is not None and sender._probe()["update_browser"]:

@@ -20,8 +20,9 @@ import pytest
 from tests.conftest import wait_for
 from tests.helpers.browser import ACCOUNT, FRIEND, UNREGISTERED, Sim, log_in, make_settings
 from wa_queue import errors
+from wa_queue.simulator.state import BAN_TEXT
 from wa_queue.transport.base import MessageSender, SessionState
-from wa_queue.transport.fake import FakeControl, FakeSender, read_log
+from wa_queue.transport.fake import BAN_WORDS, FakeControl, FakeSender, read_log
 from wa_queue.transport.selenium import SeleniumSender
 
 TICKS = ("sent", "delivered", "read")
@@ -31,7 +32,8 @@ PNG = b"\x89PNG"
 class World(abc.ABC):
     """A sender and the means to script what its WhatsApp does. Faults: "unregistered" (not on WhatsApp),
     "refused" (the server refuses the message: it never leaves), "no_ack" (it leaves, and the acknowledgement is lost
-    on the way back). Session states: "phone_disconnected", "logged_out", or None for a linked, online phone."""
+    on the way back). Session states: "phone_disconnected", "logged_out", "banned" (the ban screen), or None for a
+    linked, online phone."""
 
     sender: MessageSender
     account: str | None  # what account_number() says once connected
@@ -243,6 +245,18 @@ class TestSenderContract:
         world.session_state(None)
         assert sender.send(FRIEND, "phone back", ref="on").wa_id
         assert sender.state() is SessionState.CONNECTED
+
+    def test_a_banned_account_is_reported_with_the_pages_words_and_refuses_sends(self, world: World,
+                                                                                 sender: MessageSender) -> None:
+        world.session_state("banned")
+        with pytest.raises(errors.SessionBanned, match="is banned from using WhatsApp"):
+            sender.send(FRIEND, "after the ban", ref="banned")
+        assert sender.state() is SessionState.BANNED and not sender.is_connected()
+        assert sender.connect() is SessionState.BANNED  # reported, not raised
+        assert sender.last_problem() == BAN_WORDS == BAN_TEXT  # the page's words, the same in both worlds
+        assert world.sent(FRIEND) == []
+        world.session_state(None)
+        assert sender.connect() is SessionState.CONNECTED and sender.last_problem() is None
 
     def test_a_logged_out_session_is_reported_and_refuses_sends(self, world: World, sender: MessageSender) -> None:
         world.session_state("logged_out")

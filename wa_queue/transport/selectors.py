@@ -25,6 +25,8 @@ SELECTORS: dict[str, str] = {
     "qr_reload": "div[data-ref] button",  # shown when the code expired
     "logged_in": "#pane-side",
     "search_box": '[aria-label="Search or start a new chat"]',
+    # One chat in the chat list (its preview is a person's text, never an account notice).
+    "chat_list_item": '#pane-side [role="listitem"], #pane-side [role="row"]',
     # Dialogs: "Starting chat", the invalid-number popup and "what's new" share one container.
     "dialog": 'div[role="dialog"]',
     "starting_chat": 'div[role="dialog"]',  # told apart by TEXTS["starting_chat"]
@@ -72,7 +74,7 @@ TEXTS: dict[str, str] = {
 }
 
 # Account notices, each a list of variants (the page words them differently by build, platform and kind of ban). Any
-# variant shown outside the chat's rows, the chat list and the compose box makes the session `banned`.
+# variant shown outside the chat's rows, the chat list's items and the compose box makes the session `banned`.
 NOTICES: dict[str, tuple[str, ...]] = {
     "banned": (
         "Your phone number is banned from using WhatsApp",
@@ -104,13 +106,14 @@ const said = (el, t) => el.innerText.trim().toLowerCase() === t.toLowerCase();
 const dialogWith = (t) => all('dialog').some(d => shown(d) && d.innerText.includes(S.text[t]));
 const pageSays = (t) => !!document.body && document.body.innerText.includes(S.text[t]);
 // The words of the first account notice of kind `k` (NOTICES) on show, or null. Text a person wrote (message rows,
-// chat-list previews, the compose box) is not a notice. The cheap whole-page check runs first: notices are rare.
+// chat-list previews, the compose box) is not a notice; a banner above the chat list may be. The cheap whole-page
+// check runs first: notices are rare.
 let bodyLower = null;  // the page's text, read (a layout) at most once per script
 const noticeOf = (k) => {
   const vs = (S.notices[k] || []).map(v => v.toLowerCase());
   if (bodyLower === null) bodyLower = document.body ? document.body.innerText.toLowerCase() : '';
   if (!vs.some(v => bodyLower.includes(v))) return null;
-  const people = [S.css.chat_row, S.css.logged_in, S.css.compose_box].join(', ');
+  const people = [S.css.chat_row, S.css.chat_list_item, S.css.compose_box].join(', ');
   const holds = (e) => { try { return !!e.querySelector(people); } catch (x) { return false; } };
   const walk = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
   for (let n = walk.nextNode(); n; n = walk.nextNode()) {

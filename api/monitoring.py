@@ -47,7 +47,10 @@ class MapOf(fields.Wildcard):
 
 warmup_model = ns.model("WarmupPosition", {
     "cap": fields.Integer(required=True, description="Today's daily cap"),
-    "state": fields.String(required=True, enum=["off", "skipped", "new", "ramp", "done"]),
+    "state": fields.String(required=True, enum=["off", "skipped", "new", "ramp", "done"],
+                           description="off: WAQ_WARMUP_CAPS is empty; skipped: an operator skipped the ramp; new: "
+                                       "never sent (or reset), the first step's cap; ramp: inside the ramp; done: "
+                                       "past it (the normal cap)"),
     "step": NInteger(description="1-based step of the ramp (null outside it)"),
     "steps": fields.Integer(required=True),
     "day_in_step": NInteger(description="1-based day in the step (null outside it)"),

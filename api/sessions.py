@@ -11,7 +11,7 @@ from flask_restx import Namespace, Resource, fields
 from api.context import waq
 from api.errors import ApiError, bad_request, error_model
 from api.messages import NString, read_json_object
-from api.monitoring import STORE_DOWN, admin_only
+from api.monitoring import STORE_DOWN, admin_only, warmup_model
 from api.openapi import SessionEnum
 from wa_queue import service
 
@@ -19,20 +19,8 @@ log = logging.getLogger(__name__)
 
 ns = Namespace("sessions", path="/api/whatsapp", description="WhatsApp sessions (admin)")
 ns.add_model(error_model.name, error_model)
+ns.add_model(warmup_model.name, warmup_model)
 
-warmup_out = ns.model("Warmup", {
-    "cap": fields.Integer(required=True, description="Today's daily cap"),
-    "state": fields.String(required=True, enum=["off", "skipped", "new", "ramp", "done"],
-                           description="off: WAQ_WARMUP_CAPS is empty; skipped: an operator skipped the ramp; new: "
-                                       "never sent (or reset), the first step's cap; ramp: inside the ramp; done: "
-                                       "past it (the normal cap)"),
-    "step": fields.Integer(description="1-based step of the ramp (null outside it)"),
-    "steps": fields.Integer(required=True),
-    "day_in_step": fields.Integer(description="1-based day in the step (null outside it)"),
-    "days_per_step": fields.Integer(required=True),
-    "days_left": fields.Integer(required=True, description="Days of the ramp still to come, today included"),
-    "first_send_day": NString(description="Local day (WAQ_TIMEZONE) of the first send, ISO date"),
-})
 session_out = ns.model("Session", {
     "name": fields.String(required=True),
     "status": fields.String(required=True),
@@ -47,7 +35,7 @@ session_out = ns.model("Session", {
     "hint": NString(description="What to do about last_error"),
     "sends_today": fields.Integer(required=True),
     "daily_cap": fields.Integer(required=True, description="Today's cap: the warm-up's while it ramps"),
-    "warmup": fields.Nested(warmup_out, required=True),
+    "warmup": fields.Nested(warmup_model, required=True, description="Where the session stands in the warm-up ramp"),
 })
 warmup_in = ns.model("WarmupAction", {
     "action": fields.String(required=True, enum=["reset", "skip"],

@@ -96,7 +96,8 @@ class Settings:
     chrome_max_pss_mb: int = 0  # recycle Chrome (on its profile, between two sends) past this tree PSS; 0 = off
     # Chrome's memory options (names in transport/chrome_options.py): those that paid in bench/browser.py --options.
     chrome_memory_options: tuple[str, ...] = ("renderer-limit", "in-process-gpu", "network-in-process",
-                                              "no-site-isolation", "no-omnibox-webui", "block-media", "small-window")
+                                              "no-site-isolation", "no-omnibox-webui", "no-bfcache", "block-media",
+                                              "small-window")
     receipt_follow_s: float = 0.0  # follow delivery ticks this long after a send; 0 = off
     # API.
     api_keys: tuple[ApiKey, ...] = ()

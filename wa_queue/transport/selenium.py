@@ -56,6 +56,7 @@ log = logging.getLogger(__name__)
 
 POLL_S = 0.02  # one probe is a ~3 ms round trip; 20 ms keeps the send fast without spinning the CPU
 CONNECT_TIMEOUT_S = 60.0  # the real app takes 10-30 s to boot on a slow machine
+CONNECT_SETTLE_S = 1.0  # how long a chat list must show without a banner before the session counts as connected
 LOGIN_MARKER = ".waq-logged-in"  # in the profile: this session has been logged in before (QR now = logged out)
 CLICK_TAKEN_S = 2.0  # the page empties the compose box and adds a Pending row at once when it takes the click
 # Lexical applies input after the script that sent it, up to about half a second later: a box whose content differs
@@ -488,11 +489,17 @@ class SeleniumSender(MessageSender):
         """Open the app's home page and wait until it shows the QR or the chat list."""
         self._navigate(self.base_url + "/")
         deadline = time.monotonic() + max(self.timeout, CONNECT_TIMEOUT_S)
+        settled_at: float | None = None
         while True:
             page = self._probe()
-            if page["qr"] or page["logged_in"] or page["banned"] or page["restricted"] or \
-                    time.monotonic() > deadline:
+            if page["qr"] or page["banned"] or page["restricted"] or time.monotonic() > deadline:
                 return self._state_of(page)
+            if page["logged_in"]:
+                # The page draws its banners (phone offline, a restriction) after its first exchange with the
+                # servers: a chat list alone is not yet a connected session, so it must hold for a moment first.
+                settled_at = settled_at or time.monotonic() + CONNECT_SETTLE_S
+                if page["phone_alert"] or page["computer_alert"] or time.monotonic() >= settled_at:
+                    return self._state_of(page)
             if page["update_browser"]:
                 self._problem = "WhatsApp shows its 'update your browser' page: it refuses the user agent"
                 log.error("session %s: WhatsApp shows its 'update your browser' page: it refuses the user agent "

@@ -218,6 +218,7 @@ def main_options(args: argparse.Namespace) -> None:
         options = "" if name == "baseline" else kept if name == "kept" else name
         row = run(args, 0.0, "one", options)
         row["name"] = f"kept ({kept or 'none'})" if name == "kept" else name
+        row["options"] = [n for n in options.split(",") if n]
         rows.append(row)
         print(f"  done: {row['name']}", file=sys.stderr, flush=True)
     last = args.sends
@@ -237,6 +238,8 @@ def main_options(args: argparse.Namespace) -> None:
     for row in rows:
         print(f"  {row['name']}: " + ", ".join(f"{k} {v:.0f}" for k, v in sorted(
             row["kinds"][last].items(), key=lambda kv: -kv[1])))
+    for name in dict.fromkeys(n for row in rows for n in row["options"]):
+        print(f"  {name}: {MEMORY_OPTIONS[name].what}")
     print("PSS and USS in MiB over chromedriver and every Chrome process of the session; x base: PSS at the last send "
           "over the baseline's; others: Chrome processes of other programs running at that moment (they lower PSS)")
     print(f"leftover browser processes after close(): {sum(r['leftover'] for r in rows)}")

@@ -1,8 +1,8 @@
 """Chrome's command line for a session, and the memory options (WAQ_CHROME_MEMORY_OPTIONS) that trim it.
 
 Each memory option is named so that bench/browser.py can measure it on its own against the baseline; the default
-list is what paid there (BENCHMARKS.md, "Browser memory"). Chrome honours only the last --enable-features and the last
---disable-features switch, so the features of every option are merged into one of each.
+list is what paid there (BENCHMARKS.md, "Browser memory, option by option"). Chrome honours only the last
+--enable-features and the last --disable-features switch, so the features of every option are merged into one of each.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ BASE_ARGS = (
 )
 BASE_DISABLED_FEATURES = ("Translate", "MediaRouter", "OptimizationHints")
 WINDOW_SIZE = (1280, 900)
-SMALL_WINDOW_SIZE = (1024, 700)  # still the two-pane desktop layout: narrower, the real page hides the chat list
+SMALL_WINDOW_SIZE = (1024, 700)  # a desktop width: the simulator keeps its two panes (not yet tried on the real page)
 
 # What the sender never reads and the real page loads: profile pictures (pps.whatsapp.net), photos, stickers, media
 # and web fonts. Not PNG: emoji and the simulator's QR are PNG, and the QR is what a person scans. Patterns are

@@ -101,7 +101,7 @@ def _waq_env(broker: str, tmp: Path):  # noqa: ANN202 - (the environment, an App
 
     env = {"WAQ_DATA_DIR": str(tmp), "WAQ_STORE_URL": f"sqlite:///{tmp / 'waq.db'}", "WAQ_BROKER_URL": broker,
            "WAQ_SESSIONS": "primary", "WAQ_TRANSPORT": "fake", "WAQ_MIN_DELAY_S": "0", "WAQ_MAX_DELAY_S": "0",
-           "WAQ_MAX_DAILY_PER_SESSION": "10000000"}
+           "WAQ_MAX_DAILY_PER_SESSION": "10000000", "WAQ_WARMUP_CAPS": ""}
     os.environ.update(env)
     reset_settings()
     return env, App.build()

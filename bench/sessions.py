@@ -206,7 +206,7 @@ class Run:
             "WAQ_DATA_DIR": str(self.data_dir), "WAQ_STORE_URL": f"sqlite:///{self.data_dir / 'waq.db'}",
             "WAQ_BROKER_URL": broker_url, "WAQ_SESSIONS": ",".join(self.names), "WAQ_TRANSPORT": "selenium",
             "WAQ_WHATSAPP_URL": self.sim_url, "WAQ_MIN_DELAY_S": "0", "WAQ_MAX_DELAY_S": "0",
-            "WAQ_MAX_DAILY_PER_SESSION": "1000000", "WAQ_RECONNECT_UNIT_S": "5",
+            "WAQ_MAX_DAILY_PER_SESSION": "1000000", "WAQ_WARMUP_CAPS": "", "WAQ_RECONNECT_UNIT_S": "5",
         }
         self.data_dir.mkdir(parents=True)
         self.store = open_store(self.env["WAQ_STORE_URL"])

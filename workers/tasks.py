@@ -27,9 +27,10 @@ SESSION_ENV = "WAQ_WORKER_SESSION"  # set by `waq worker --session NAME`; absent
 
 @signals.worker_process_init.connect
 def _start_process(**_: object) -> None:
-    """Runs in the pool's child process, where tasks (and so Chrome) live: builds its App (handles inherited through
-    fork are never shared with the parent) and, in a session worker, its SessionWorker. Celery gives this hook only
-    a few seconds, so the browser starts in a thread; tasks wait for it on the worker's lock."""
+    """Runs in the process where tasks (and so Chrome) live: a prefork pool's child, or the worker itself (see
+    _start_worker). Builds its App (in a child, handles inherited through fork are never shared with the parent) and,
+    in a session worker, its SessionWorker. Celery gives a child's hook only a few seconds, so the browser starts in a
+    thread; tasks wait for it on the worker's lock."""
     if worker_runtime.app_of(app) is not None:
         return
     waq = App.build(celery=app)

@@ -182,7 +182,8 @@ class Delivery:
         """Only the session that clicked can read its own chat and settle an unknown outcome. While it may still come
         back (restarting, reconnecting), the message waits for it; once it is gone for good (it needs an operator,
         or its reconnection window has passed), the message fails as unverified for an operator, who holds the
-        phone. Another session never sends it on a guess: the chaos runs caught exactly that sending twice."""
+        phone. Another session never sends it on a guess: its own chat cannot show the first send, so it would send
+        twice."""
         doubt = message.doubt_session
         if doubt and doubt in self.settings.sessions:
             record = self.store.get_session(doubt)

@@ -12,8 +12,8 @@ class SharedFsync:
 
     Commits are counted as they complete. A thread that needs durability waits for an fsync that began after its
     commits; if none is running it runs one, for every commit completed so far. Under load one fsync covers the
-    commits of several batches, and the next batch commits while it runs instead of waiting for it (bench/api.py:
-    an fsync took 2 ms with two API processes writing)."""
+    commits of several batches, and the next batch commits while it runs instead of waiting for it (an fsync can take
+    longer than a commit)."""
 
     def __init__(self, fsync: Callable[[], None]) -> None:
         self._fsync = fsync

@@ -422,8 +422,8 @@ class SQLiteStore(MessageStore):
     def _transition(self, write: lifecycle.Write, message_id: str, *, now: datetime, row: bool = True,
                     sql: tuple[str, str] | None = None, **params: Any) -> Message | bool | None:
         """One atomic compare-and-set, the table's UPDATE: change the row only if its guard holds, append history,
-        return the new row (or True when the caller needs no row: reading it back is a tenth of a delivery's store
-        time). `params` are the transition's arguments, encoded for SQLite."""
+        return the new row (or True when the caller needs no row: reading it back is a large part of a delivery's
+        store time). `params` are the transition's arguments, encoded for SQLite."""
         event = write.transition.event
         values = {"id": message_id, "now": to_us(now), "at": utc(now).isoformat(),
                   "event": event.value if event is not None else None, "error_class": None, "error_text": None,

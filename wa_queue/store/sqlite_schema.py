@@ -65,7 +65,7 @@ def add_column_sql(table: str, name: str) -> str:
 
 
 _STATUS_ROWS = ", ".join(f"('{s.value}', 0)" for s in MessageStatus)
-# Every index costs each insert (a third of an insert's time was index upkeep). An index that only finds rows past
+# Every index costs each insert (index upkeep is a large part of an insert). An index that only finds rows past
 # some state is partial, so a new (pending) message skips it; each query that uses one states its condition.
 INDEXES = {
     "ix_msg_idem": f"CREATE UNIQUE INDEX ix_msg_idem ON {MESSAGES}(idempotency_key) WHERE idempotency_key IS NOT NULL",

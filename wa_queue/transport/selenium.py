@@ -702,8 +702,7 @@ class SeleniumSender(MessageSender):
             try:
                 button = self._driver_call(lambda d: d.find_element(By.CSS_SELECTOR, css))
                 # A browser that dies from here on leaves the outcome unknown: the click can reach the page and
-                # send before its reply is lost (the chaos run saw a message sent twice when Chrome was killed
-                # during the click and the error was taken for one before it).
+                # send before its reply is lost; taking that error for one before the click would send it twice.
                 clicked[0] = True
                 self._driver_call(lambda d, b=button: b.click())
                 return

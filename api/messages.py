@@ -116,8 +116,9 @@ message_in = ns.model("NewMessage", {
     "send_window": NNested(send_window_model,
                            description="Quiet hours in the recipient's time zone (from the number; where it has "
                                        "several, the window must be open in all of them): outside it the message "
-                                       "waits, using no attempt. A window that never opens for the number is "
-                                       "answered 400 naming send_window. Null: WAQ_SEND_WINDOW, if set"),
+                                       "waits, using no attempt. A start equal to its end, or a window that "
+                                       "never opens for the number, is answered 400 naming send_window. Null: "
+                                       "WAQ_SEND_WINDOW, if set"),
 }, strict=True)
 bulk_in = ns.model("NewMessages", {
     "messages": fields.List(fields.Nested(message_in), required=True, min_items=1, max_items=MAX_BULK),

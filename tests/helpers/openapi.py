@@ -3,7 +3,8 @@ a tally of cases, checks and failures, and a real gunicorn serving the API.
 
 Why positive data may be refused on the two enqueue operations, and only there: JSON Schema cannot say which phone
 numbers exist (phonenumbers decides), nor the metadata rules the document states in words (16 KiB as JSON, 32
-levels, no '$' or NUL in keys), nor the request size cap (WAQ_MAX_REQUEST_BYTES, 413). So positive_data_acceptance
+levels, no '$' or NUL in keys), nor the send window's (a start equal to its end, a window never open in all the
+number's time zones), nor the request size cap (WAQ_MAX_REQUEST_BYTES, 413). So positive_data_acceptance
 also expects 400 and 413 there, and `refused_only_for_what_the_schema_cannot_say` (run with the defaults) fails
 unless each such refusal names those fields and the value really breaks the rule. And a body over that cap is
 refused with 413, which negative_data_rejection also accepts where a body is read (see CONFIG).
@@ -75,7 +76,7 @@ class RefusedForAnotherReason(Failure):
 
 
 def _breaks_an_unwritable_rule(field_name: str | None, item: Any) -> bool:
-    from wa_queue.validation import validate_metadata  # the API's own rule: re-running it is the point
+    from wa_queue.validation import validate_metadata, validate_send_window  # re-running the API's rules is the point
 
     if not isinstance(item, dict):
         return False
@@ -84,6 +85,8 @@ def _breaks_an_unwritable_rule(field_name: str | None, item: Any) -> bool:
             normalize_phone(item.get("phone"))
         elif field_name == "metadata":
             validate_metadata(item.get("metadata"))
+        elif field_name == "send_window":
+            validate_send_window(item.get("send_window"), phone=normalize_phone(item.get("phone")))
         else:
             return False
     except ValidationError:

@@ -133,24 +133,16 @@ def is_browser(comm: str) -> bool:
 
 def _scan() -> dict[int, _Proc]:
     found: dict[int, _Proc] = {}
-    for entry in _PROC.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue  # gone meanwhile
-        fields = stat[stat.rfind(")") + 2:].split()
+    for pid, comm, fields in procs.stats():
         if len(fields) < 2 or fields[0] in ("Z", "X"):
             continue
-        comm = stat[stat.find("(") + 1:stat.rfind(")")]
         try:
-            environ: dict[str, str] | None = parse_environ((entry / "environ").read_bytes())
+            environ: dict[str, str] | None = parse_environ((_PROC / str(pid) / "environ").read_bytes())
         except OSError:
-            environ = None  # another user's process: its command line still names a worker
-        name = session_of(environ, procs.cmdline(int(entry.name)))
+            environ = None  # another user's process (or gone): its command line still names a worker
+        name = session_of(environ, procs.cmdline(pid))
         key = (name, environ.get(DATA_DIR_ENV) if environ else None) if name else None
-        found[int(entry.name)] = _Proc(int(entry.name), int(fields[1]), comm, key)
+        found[pid] = _Proc(pid, int(fields[1]), comm, key)
     return found
 
 

@@ -5,47 +5,35 @@ from __future__ import annotations
 import os
 import signal
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 _PROC = Path("/proc")
 
 
-def _ppid_of(stat: str) -> int | None:
-    # The command name sits in parentheses and may hold spaces or ')': split after the last ')'.
-    fields = stat[stat.rfind(")") + 2:].split()
-    return int(fields[1]) if len(fields) > 1 else None
-
-
-def parent_map() -> dict[int, int]:
-    """pid -> ppid for every live process."""
-    parents: dict[int, int] = {}
-    for entry in _PROC.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            ppid = _ppid_of((entry / "stat").read_text())
-        except (OSError, ValueError):
-            continue  # gone meanwhile
-        if ppid is not None:
-            parents[int(entry.name)] = ppid
-    return parents
-
-
-def group_members(pgid: int) -> list[int]:
-    """Live processes in process group pgid: unlike descendants, this still finds children whose parent died
-    (they are re-parented to init but keep their group)."""
-    found = []
+def stats() -> Iterator[tuple[int, str, list[str]]]:
+    """(pid, command name, the stat fields after it: state, ppid, pgrp, ...) for every process still listed."""
     for entry in _PROC.iterdir():
         if not entry.name.isdigit():
             continue
         try:
             stat = (entry / "stat").read_text()
         except OSError:
-            continue
-        fields = stat[stat.rfind(")") + 2:].split()
-        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] not in ("Z", "X"):
-            found.append(int(entry.name))
-    return found
+            continue  # gone meanwhile
+        # The command name sits in parentheses and may hold spaces or ')': split after the last ')'.
+        yield int(entry.name), stat[stat.find("(") + 1:stat.rfind(")")], stat[stat.rfind(")") + 2:].split()
+
+
+def parent_map() -> dict[int, int]:
+    """pid -> ppid for every live process."""
+    return {pid: int(fields[1]) for pid, _comm, fields in stats() if len(fields) > 1}
+
+
+def group_members(pgid: int) -> list[int]:
+    """Live processes in process group pgid: unlike descendants, this still finds children whose parent died
+    (they are re-parented to init but keep their group)."""
+    return [pid for pid, _comm, fields in stats()
+            if len(fields) > 2 and fields[2] == str(pgid) and fields[0] not in ("Z", "X")]
 
 
 def pgid_of(pid: int) -> int | None:

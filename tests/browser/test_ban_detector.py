@@ -21,13 +21,6 @@ pytestmark = pytest.mark.timeout(120)
 
 
 @pytest.fixture(scope="module")
-def sim() -> Iterator[Sim]:
-    server = Sim()
-    yield server
-    server.server.shutdown()
-
-
-@pytest.fixture(scope="module")
 def sender(sim: Sim, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeleniumSender]:
     """One logged-in Chromium for the module."""
     snd = SeleniumSender("ban", make_settings(tmp_path_factory.mktemp("ban"), sim))

@@ -4,7 +4,6 @@ the sender still has what it needs on the strict simulator (the QR canvas, the t
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,13 +28,6 @@ for (let i = 0; i < d.length; i += 4) if (d[i + 3] > 0 && d[i] < 80) dark++;
 return dark;
 """
 JS_PICTURES = "return [...document.images].filter(i => i.matches('.avatar, .link-preview')).map(i => i.naturalWidth)"
-
-
-@pytest.fixture(scope="module")
-def sim() -> Iterator[Sim]:
-    server = Sim()
-    yield server
-    server.server.shutdown()
 
 
 def _kinds(sender: SeleniumSender) -> list[str]:

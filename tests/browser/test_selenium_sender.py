@@ -21,13 +21,6 @@ from wa_queue.transport.selenium import SeleniumSender
 
 
 @pytest.fixture(scope="module")
-def sim() -> Iterator[Sim]:
-    server = Sim()
-    yield server
-    server.server.shutdown()
-
-
-@pytest.fixture(scope="module")
 def profile_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("browser")
 

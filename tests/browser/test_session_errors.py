@@ -4,7 +4,6 @@ the page's own state (the QR) reads as one too."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,13 +16,6 @@ from wa_queue.transport.base import SessionState
 from wa_queue.transport.selenium import SeleniumSender
 
 pytestmark = pytest.mark.timeout(60)
-
-
-@pytest.fixture
-def sim() -> Iterator[Sim]:
-    server = Sim()
-    yield server
-    server.server.shutdown()
 
 
 def test_an_unreachable_url_reports_connection_refused(tmp_path: Path) -> None:
@@ -45,8 +37,8 @@ def test_an_unreachable_url_reports_connection_refused(tmp_path: Path) -> None:
     assert time.monotonic() - started < 20
 
 
-def test_the_qr_reads_as_logged_out(sim: Sim, tmp_path: Path) -> None:
-    sender = SeleniumSender("qr", make_settings(tmp_path, sim))
+def test_the_qr_reads_as_logged_out(fresh_sim: Sim, tmp_path: Path) -> None:
+    sender = SeleniumSender("qr", make_settings(tmp_path, fresh_sim))
     try:
         assert sender.connect() is SessionState.QR
         assert sender.last_problem() == "logged out: scan the QR code"

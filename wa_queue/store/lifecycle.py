@@ -140,6 +140,13 @@ class Transition:
         """The variant for these options; a KeyError names an option this transition does not have."""
         return self.writes[(keep_doubt, optional, owner and self.lease is not Lease.NONE)]
 
+    def gated(self, args: Mapping[str, Any]) -> tuple[list[Gate], dict[str, Any]]:
+        """For the caller's arguments: the gates turned on (a limit given), and the session fields to write once
+        with their values (a value given)."""
+        gates = [gate for gate in self.gates if args[gate.limit.name]]
+        once = {field: args[source.name] for field, source in self.session_once if args[source.name] is not None}
+        return gates, once
+
     @property
     def once(self) -> tuple[str, ...]:
         """The fields written only while still null (see Once)."""

@@ -408,9 +408,7 @@ class MongoStore(MessageStore):
         args: dict[str, Any] = {"session_cap": session_cap, "session_day_start": session_day_start,
                                 "recipient_limit": recipient_limit, "recipient_day_start": recipient_day_start,
                                 "first_send_day": first_send_day}
-        gates = [gate for gate in write.transition.gates if args[gate.limit.name]]
-        once = {field: args[source.name] for field, source in write.transition.session_once
-                if args[source.name] is not None}
+        gates, once = write.transition.gated(args)
         if not gates and not once:
             return self._transition(write, message_id, now, owner=owner) is not None
         doc = self.messages.find_one({"_id": message_id, **_FILTERS[write], "lease_owner": owner})

@@ -457,9 +457,7 @@ class SQLiteStore(MessageStore):
         args: dict[str, Any] = {"session_cap": session_cap, "session_day_start": session_day_start,
                                 "recipient_limit": recipient_limit, "recipient_day_start": recipient_day_start,
                                 "first_send_day": first_send_day}
-        gates = [gate for gate in lifecycle.MARK_SENDING.gates if args[gate.limit.name]]
-        once = {field: args[source.name] for field, source in lifecycle.MARK_SENDING.session_once
-                if args[source.name] is not None}
+        gates, once = lifecycle.MARK_SENDING.gated(args)
         if not gates and not once:
             return self._transition(_MARK_WRITE, message_id, now=now, owner=owner, row=False) is not None
         # BEGIN IMMEDIATE: every other writer waits, so the counts cannot change between them and the mark.

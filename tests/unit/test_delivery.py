@@ -2,35 +2,20 @@
 
 from __future__ import annotations
 
-import random
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
+from tests.helpers.delivery import delivery_world
 from wa_queue import errors
 from wa_queue.broker.recording import RecordingPublisher
-from wa_queue.delivery import Delivery
 from wa_queue.models import HistoryEvent, MessageStatus, NewMessage
-from wa_queue.settings import Settings
 from wa_queue.store.sqlite import SQLiteStore
-from wa_queue.transport.fake import FakeControl, FakeSender, read_log
+from wa_queue.transport.fake import FakeControl, read_log
 
 T0 = datetime(2026, 11, 28, 9, 0, tzinfo=timezone.utc)
 PHONE = "+14155550123"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-        self.slept: list[float] = []
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now += timedelta(seconds=seconds)
 
 
 class Published:
@@ -54,25 +39,11 @@ class Published:
 
 @pytest.fixture
 def env(tmp_path: Path):  # noqa: ANN201
-    settings = Settings.from_env({
-        "WAQ_DATA_DIR": str(tmp_path), "WAQ_TRANSPORT": "fake", "WAQ_MIN_DELAY_S": "25", "WAQ_MAX_DELAY_S": "40",
-        "WAQ_MAX_DAILY_PER_SESSION": "3", "WAQ_SESSIONS": "primary,secondary",
-    })
-    store = SQLiteStore(str(tmp_path / "waq.db"))
-    clock = Clock()
-    recording = RecordingPublisher(store, clock=clock)
-    published = Published(recording)
-
-    def make(session: str = "primary") -> Delivery:
-        sender = FakeSender(session, settings.fake_log, settings.fake_control)
-        sender.connect()
-        return Delivery(store=store, settings=settings, session=session, owner=f"{session}/test/1", sender=sender,
-                        rng=random.Random(7), clock=clock, sleep=clock.sleep, publisher=recording)
-
-    for name in settings.sessions:
-        store.update_session(name, status="connected", heartbeat_at=T0)
-    yield settings, store, clock, published, make, FakeControl(settings.fake_control)
-    store.close()
+    with delivery_world(tmp_path, T0, {
+        "WAQ_MIN_DELAY_S": "25", "WAQ_MAX_DELAY_S": "40", "WAQ_MAX_DAILY_PER_SESSION": "3",
+        "WAQ_SESSIONS": "primary,secondary",
+    }) as (settings, store, clock, recording, make):
+        yield settings, store, clock, Published(recording), make, FakeControl(settings.fake_control)
 
 
 def _new(store: SQLiteStore, text: str = "hello", phone: str = PHONE, session: str | None = None) -> str:

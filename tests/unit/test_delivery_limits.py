@@ -3,61 +3,36 @@ gates at the mark, and the send window (deferral without an attempt, with why in
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable, Iterator
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
+from tests.helpers.delivery import Clock, delivery_world
 from wa_queue import errors, send_window, warmup
-from wa_queue.broker.recording import RecordingPublisher
 from wa_queue.delivery import Delivery
 from wa_queue.models import HistoryEvent, MessageStatus, NewMessage
 from wa_queue.send_window import parse_window
 from wa_queue.sessions import daily_cap, pick_session
 from wa_queue.settings import Settings
 from wa_queue.store.sqlite import SQLiteStore
-from wa_queue.transport.fake import FakeSender, read_log
+from wa_queue.transport.fake import read_log
 
 T0 = datetime(2026, 11, 28, 9, 0, tzinfo=timezone.utc)  # 01:00 in Los Angeles (PST, UTC-8)
 PHONE = "+14155550123"  # San Francisco: America/Los_Angeles
 OTHER = "+14155550124"
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-
 Env = tuple[Settings, SQLiteStore, Clock, Callable[..., Delivery]]
 
 
 def make_env(tmp_path: Path, **env: str) -> Iterator[Env]:
-    settings = Settings.from_env({
-        "WAQ_DATA_DIR": str(tmp_path), "WAQ_TRANSPORT": "fake", "WAQ_MIN_DELAY_S": "0", "WAQ_MAX_DELAY_S": "0",
-        "WAQ_MAX_DAILY_PER_SESSION": "10", "WAQ_SESSIONS": "primary,secondary", "WAQ_TIMEZONE": "UTC", **env,
-    })
-    store = SQLiteStore(str(tmp_path / "waq.db"))
-    clock = Clock()
-    publisher = RecordingPublisher(store, clock=clock)
-
-    def make(session: str = "primary") -> Delivery:
-        sender = FakeSender(session, settings.fake_log, settings.fake_control)
-        sender.connect()
-        return Delivery(store=store, settings=settings, session=session, owner=f"{session}/test/1", sender=sender,
-                        rng=random.Random(7), clock=clock, sleep=clock.sleep, publisher=publisher)
-
-    for name in settings.sessions:
-        store.update_session(name, status="connected", heartbeat_at=T0)
-    yield settings, store, clock, make
-    store.close()
+    with delivery_world(tmp_path, T0, {
+        "WAQ_MIN_DELAY_S": "0", "WAQ_MAX_DELAY_S": "0", "WAQ_MAX_DAILY_PER_SESSION": "10",
+        "WAQ_SESSIONS": "primary,secondary", "WAQ_TIMEZONE": "UTC", **env,
+    }) as (settings, store, clock, _recording, make):
+        yield settings, store, clock, make
 
 
 @pytest.fixture

@@ -161,17 +161,7 @@ def tree_ticks(pids: Iterable[int]) -> int:
 def processes_with_data_dir(data_dir: Path) -> list[int]:
     """Every live process with this run's WAQ_DATA_DIR in its environment (Chrome and its detached crash handler
     inherit the worker's)."""
-    marker = f"{headroom.DATA_DIR_ENV}={data_dir}".encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            if marker in (entry / "environ").read_bytes().split(b"\0") and procs.alive(int(entry.name)):
-                found.append(int(entry.name))
-        except OSError:
-            continue
-    return found
+    return procs.with_environment(headroom.DATA_DIR_ENV, str(data_dir))
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, what: str, interval: float = 0.25) -> None:

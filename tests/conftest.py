@@ -50,20 +50,10 @@ def wait_for(predicate, timeout: float = 30.0, interval: float = 0.1, what: str 
 
 def processes_of(data_dir: Path) -> list[int]:
     """Every live process whose environment names this data folder: what a test's stack started, Chrome and
-    chromedriver included (they inherit the worker's environment), whatever process group they moved to."""
-    marker = f"WAQ_DATA_DIR={data_dir}".encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            if marker in (entry / "environ").read_bytes().split(b"\0"):
-                status = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-                if status != "Z":
-                    found.append(int(entry.name))
-        except (OSError, IndexError):
-            continue
-    return found
+    chromedriver included, whatever process group they moved to."""
+    from wa_queue.transport import procs
+
+    return procs.with_environment("WAQ_DATA_DIR", str(data_dir))
 
 
 class RedisServer:

@@ -24,6 +24,22 @@ def stats() -> Iterator[tuple[int, str, list[str]]]:
         yield int(entry.name), stat[stat.find("(") + 1:stat.rfind(")")], stat[stat.rfind(")") + 2:].split()
 
 
+def with_environment(key: str, value: str) -> list[int]:
+    """Every live process (not a zombie, not this one) with key=value in its environment: what a worker started,
+    Chrome and chromedriver included (they inherit its environment), whatever group or parent they moved to."""
+    marker = f"{key}={value}".encode()
+    found = []
+    for pid, _comm, fields in stats():
+        if pid == os.getpid() or not fields or fields[0] in ("Z", "X"):
+            continue
+        try:
+            if marker in (_PROC / str(pid) / "environ").read_bytes().split(b"\0"):
+                found.append(pid)
+        except OSError:
+            continue  # gone meanwhile, or another user's
+    return found
+
+
 def parent_map() -> dict[int, int]:
     """pid -> ppid for every live process."""
     return {pid: int(fields[1]) for pid, _comm, fields in stats() if len(fields) > 1}

@@ -218,9 +218,14 @@ def failed_list(session: str | None, error: str | None, page: int, page_size: in
     """Failed messages, newest first."""
     from wa_queue import service
 
-    messages, total = service.list_failed(app(), offset=(page - 1) * page_size, limit=page_size, session=session,
-                                          error=error)
-    echo_failed_page(messages, total, page, page_size, as_json, "failed")
+    echo_page(service.list_failed, "failed", session, error, page, page_size, as_json)
+
+
+def echo_page(fetch: Callable[..., tuple[list[Message], int]], noun: str, session: str | None, error: str | None,
+              page: int, page_size: int, as_json: bool) -> None:
+    """One page of `fetch` (service.list_failed or list_archived), filtered and shown as `waq failed list` does."""
+    messages, total = fetch(app(), offset=(page - 1) * page_size, limit=page_size, session=session, error=error)
+    echo_failed_page(messages, total, page, page_size, as_json, noun)
 
 
 def echo_failed_page(messages: list[Message], total: int, page: int, page_size: int, as_json: bool, noun: str
@@ -315,9 +320,7 @@ def archive_list(session: str | None, error: str | None, page: int, page_size: i
     """Archived messages, newest failure first (filtered like `waq failed list`)."""
     from wa_queue import service
 
-    messages, total = service.list_archived(app(), offset=(page - 1) * page_size, limit=page_size, session=session,
-                                                    error=error)
-    echo_failed_page(messages, total, page, page_size, as_json, "archived")
+    echo_page(service.list_archived, "archived", session, error, page, page_size, as_json)
 
 
 @archive.command("show")

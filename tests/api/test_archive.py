@@ -7,10 +7,9 @@ from datetime import timedelta
 
 import pytest
 
-from api.app import create_app
-from wa_queue.app import close_default_app, default_app
+from tests.helpers.api import api_client
+from wa_queue.app import default_app
 from wa_queue.models import NewMessage, utcnow
-from wa_queue.settings import reset_settings
 
 ADMIN_KEY = "admin-key-0123456789abcdef"
 PRODUCER_KEY = "producer-key-0123456789abcdef"
@@ -21,10 +20,7 @@ BASE = "/api/whatsapp"
 
 @pytest.fixture
 def client(waq_env, monkeypatch):  # noqa: ANN001, ANN201
-    monkeypatch.setenv("WAQ_API_KEYS", f"ops:admin:{ADMIN_KEY},shop:producer:{PRODUCER_KEY}")
-    reset_settings()
-    close_default_app()
-    return create_app(default_app()).test_client()
+    return api_client(monkeypatch, WAQ_API_KEYS=f"ops:admin:{ADMIN_KEY},shop:producer:{PRODUCER_KEY}")
 
 
 def archived_message(session: str = "primary", error_class: str = "InvalidNumber", days_ago: int = 40) -> str:

@@ -9,11 +9,10 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from api.app import create_app
-from wa_queue.app import close_default_app, default_app
+from tests.helpers.api import api_client
+from wa_queue.app import default_app
 from wa_queue.cli import main
 from wa_queue.models import HistoryEvent, NewMessage, SessionStatus, utcnow
-from wa_queue.settings import reset_settings
 
 ADMIN_KEY = "admin-key-0123456789abcdef"
 ADMIN = {"X-API-Key": ADMIN_KEY}
@@ -22,10 +21,7 @@ BASE = "/api/whatsapp"
 
 @pytest.fixture
 def client(waq_env, monkeypatch):  # noqa: ANN001, ANN201
-    monkeypatch.setenv("WAQ_API_KEYS", f"ops:admin:{ADMIN_KEY}")
-    reset_settings()
-    close_default_app()
-    return create_app(default_app()).test_client()
+    return api_client(monkeypatch, WAQ_API_KEYS=f"ops:admin:{ADMIN_KEY}")
 
 
 def test_history_events_and_session_status_are_plain_strings(client) -> None:  # noqa: ANN001

@@ -11,6 +11,7 @@ from datetime import timedelta
 import pytest
 
 from api.app import create_app
+from tests.helpers.api import api_client
 from wa_queue.app import close_default_app, default_app
 from wa_queue.models import utcnow
 from wa_queue.settings import reset_settings
@@ -26,11 +27,8 @@ BAN_WORDS = "Your phone number is banned from using WhatsApp. Contact support fo
 
 @pytest.fixture
 def client(waq_env, monkeypatch):  # noqa: ANN001, ANN201
-    monkeypatch.setenv("WAQ_API_KEYS", f"ops:admin:{ADMIN_KEY},shop:producer:{PRODUCER_KEY}")
-    monkeypatch.setenv("WAQ_WARMUP_CAPS", RAMP)  # waq_env turns the ramp off
-    reset_settings()
-    close_default_app()
-    return create_app(default_app()).test_client()
+    return api_client(monkeypatch, WAQ_API_KEYS=f"ops:admin:{ADMIN_KEY},shop:producer:{PRODUCER_KEY}",
+                      WAQ_WARMUP_CAPS=RAMP)  # waq_env turns the ramp off
 
 
 def post(client, path: str, body, headers=PRODUCER):  # noqa: ANN001, ANN201

@@ -13,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from api.app import create_app
 from tests.conftest import ROOT, free_port
+from tests.helpers.api import api_client
 from wa_queue import metrics_sink, service
 from wa_queue.app import close_default_app, default_app
 from wa_queue.models import NewMessage, utcnow
@@ -25,11 +26,8 @@ TOKEN = "metrics-bearer-token-0123456789"  # noqa: S105 - a test value
 
 @pytest.fixture
 def client(waq_env: dict[str, str], monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
-    monkeypatch.setenv("WAQ_API_KEYS", f"ops:admin:{ADMIN_KEY},shop:producer:{PRODUCER_KEY}")
-    monkeypatch.setenv("WAQ_METRICS_TOKEN", TOKEN)
-    reset_settings()
-    close_default_app()
-    return create_app(default_app()).test_client()
+    return api_client(monkeypatch, WAQ_API_KEYS=f"ops:admin:{ADMIN_KEY},shop:producer:{PRODUCER_KEY}",
+                      WAQ_METRICS_TOKEN=TOKEN)
 
 
 def scrape(client) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:  # noqa: ANN001

@@ -28,6 +28,7 @@ from schemathesis.specs.openapi.checks import response_schema_conformance, statu
 
 from api.app import create_app
 from tests.conftest import ROOT, free_port, wait_for
+from tests.helpers.api import api_client
 from wa_queue.app import close_default_app, default_app
 from wa_queue.names import ARCHIVE, MESSAGES
 from wa_queue.settings import reset_settings
@@ -80,11 +81,7 @@ def nested(depth: int, leaf: str = "1") -> str:
 # ---- in-process: Flask test client ------------------------------------------------------------------------------
 @pytest.fixture
 def client(waq_env, monkeypatch):  # noqa: ANN001, ANN201
-    monkeypatch.setenv("WAQ_API_KEYS", KEYS)
-    monkeypatch.setenv("WAQ_MAX_REQUEST_BYTES", str(CAP))
-    reset_settings()
-    close_default_app()
-    return create_app(default_app()).test_client()
+    return api_client(monkeypatch, WAQ_API_KEYS=KEYS, WAQ_MAX_REQUEST_BYTES=str(CAP))
 
 
 @pytest.fixture

@@ -15,12 +15,11 @@ import pytest
 from click.testing import CliRunner
 
 import wa_queue
-from api.app import create_app
+from tests.helpers.api import api_client
 from wa_queue import validation
-from wa_queue.app import close_default_app, default_app
+from wa_queue.app import default_app
 from wa_queue.cli import main
 from wa_queue.errors import ValidationError
-from wa_queue.settings import reset_settings
 
 ADMIN_KEY = "rules-admin-key-0123456789abc"
 PRODUCER_KEY = "rules-producer-key-0123456789"
@@ -111,11 +110,8 @@ CASES = [
 
 @pytest.fixture
 def client(waq_env, monkeypatch):  # noqa: ANN001, ANN201
-    monkeypatch.setenv("WAQ_API_KEYS", f"ops:admin:{ADMIN_KEY},shop:producer:{PRODUCER_KEY}")
-    monkeypatch.setenv("WAQ_MAX_REQUEST_BYTES", str(64 * 1024))
-    reset_settings()
-    close_default_app()
-    return create_app(default_app()).test_client()
+    return api_client(monkeypatch, WAQ_API_KEYS=f"ops:admin:{ADMIN_KEY},shop:producer:{PRODUCER_KEY}",
+                      WAQ_MAX_REQUEST_BYTES=str(64 * 1024))
 
 
 @dataclass

@@ -38,6 +38,13 @@ def bad_request(message: str, **details: Any) -> ApiError:
     return ApiError(400, message, details)
 
 
+def refuse_unknown_fields(body: dict[str, Any], allowed: set[str] | frozenset[str]) -> None:
+    """400 naming the first field of a JSON body that the operation does not take."""
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise bad_request(f"Unknown field(s): {', '.join(unknown)}.", field=unknown[0], unknown=unknown)
+
+
 def json_response(body: Any, status: int, headers: dict[str, str] | None = None) -> Response:
     response = Response(json.dumps(body), status=status, mimetype="application/json")
     for name, value in (headers or {}).items():

@@ -18,7 +18,7 @@ from flask_restx import Namespace, Resource, fields
 
 from api import auth
 from api.context import waq
-from api.errors import ApiError, bad_request, error_model, json_response
+from api.errors import ApiError, bad_request, error_model, json_response, refuse_unknown_fields
 from api.openapi import MESSAGE_ID_PATTERN, SessionNames
 from wa_queue import service
 from wa_queue.errors import NotFound, ValidationError
@@ -328,9 +328,7 @@ class BulkMessages(Resource):
 
 
 def _bulk_items(body: dict[str, Any]) -> list[Any]:
-    unknown = sorted(set(body) - {"messages"})
-    if unknown:
-        raise bad_request(f"Unknown field(s): {', '.join(unknown)}.", field=unknown[0], unknown=unknown)
+    refuse_unknown_fields(body, {"messages"})
     items = body.get("messages")
     if not isinstance(items, list):
         raise bad_request("messages must be an array of message objects.", field="messages")

@@ -14,7 +14,7 @@ from flask_restx import Namespace, Resource, fields
 
 from api import auth
 from api.context import waq
-from api.errors import bad_request, error_model, json_response
+from api.errors import bad_request, error_model, json_response, refuse_unknown_fields
 from api.messages import NFloat, NInteger, NNested, NString, load, message_out, message_view, read_json_object
 from api.openapi import MESSAGE_ID_PATTERN, SessionFilter
 from wa_queue import service
@@ -449,9 +449,7 @@ def _note_arg() -> str | None:
     if not request.get_data(cache=True):
         return None
     body = read_json_object()
-    unknown = sorted(set(body) - {"note"})
-    if unknown:
-        raise bad_request(f"Unknown field(s): {', '.join(unknown)}.", field=unknown[0], unknown=unknown)
+    refuse_unknown_fields(body, {"note"})
     note = body.get("note")
     if note is not None and (not isinstance(note, str) or len(note) > MAX_OPERATOR_NOTE):
         raise bad_request(f"note must be a string of at most {MAX_OPERATOR_NOTE} characters.", field="note")

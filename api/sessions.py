@@ -9,7 +9,7 @@ from flask import Response
 from flask_restx import Namespace, Resource, fields
 
 from api.context import waq
-from api.errors import ApiError, bad_request, error_model
+from api.errors import ApiError, bad_request, error_model, refuse_unknown_fields
 from api.messages import NString, read_json_object
 from api.monitoring import STORE_DOWN, admin_only, warmup_model
 from api.openapi import SessionEnum
@@ -127,9 +127,7 @@ class SessionWarmup(Resource):
         """Reset or skip a session's warm-up ramp."""
         _known(name)
         body = read_json_object()
-        unknown = sorted(set(body) - {"action"})
-        if unknown:
-            raise bad_request(f"Unknown field(s): {', '.join(unknown)}.", field=unknown[0], unknown=unknown)
+        refuse_unknown_fields(body, {"action"})
         if "action" not in body:
             raise bad_request('action is required: "reset" or "skip".', field="action")
         action = body["action"]

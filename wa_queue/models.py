@@ -163,6 +163,9 @@ class Message:
     last_attempt_at: datetime | None = None  # when a worker last claimed it for an attempt
     sending_at: datetime | None = None  # set just before the send click: outcome unknown if the worker dies
     sending_session: str | None = None
+    # The ids of the chat's last rows seen just before that click (JSON list, transport.chat.picture_of): a row that
+    # carries the text and is not among them appeared after the click.
+    sending_picture: str | None = None
     dispatched_at: datetime | None = None
     dispatch_epoch: str | None = None
     dispatch_queue: str | None = None
@@ -203,6 +206,17 @@ class Message:
             return self.sending_at
         retry = self._unknown_outcome_retry()
         return retry.at if retry else None
+
+    @property
+    def doubt_picture(self) -> tuple[str, ...] | None:
+        """The ids of the chat's rows seen just before the click in doubt; None when none was recorded."""
+        if not self.in_doubt or self.sending_picture is None:
+            return None
+        try:
+            ids = json.loads(self.sending_picture)
+        except ValueError:
+            return None  # unreadable: as if none was recorded (the rules then trust no row's absence from it)
+        return tuple(str(i) for i in ids) if isinstance(ids, list) else None
 
     def _unknown_outcome_retry(self) -> HistoryEntry | None:
         """The latest retry an unknown outcome caused (the doubt when no send is marked)."""

@@ -23,6 +23,7 @@ from wa_queue.errors import IdempotencyConflict, InvalidTransition, NotFound, Va
 from wa_queue.models import Message, MessageStatus, NewMessage
 from wa_queue.store import lifecycle
 from wa_queue.store.base import MessageStore, SessionRecord
+from wa_queue.store.common import picture_text
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 ROOT = Path(__file__).resolve().parents[2]
@@ -710,6 +711,22 @@ def test_sends_since_and_per_hour(store: MessageStore) -> None:
     assert all(h.tzinfo is not None for h, _ in hours)
 
 
+def test_wa_ids_sent_names_the_rows_other_messages_own(store: MessageStore) -> None:
+    phone = "+15550009999"
+    sends = [("s1", at(-600), "true_1@c.us_OLD"), ("s1", at(-10), "true_1@c.us_A"), ("s2", at(-5), "true_1@c.us_B"),
+             ("s1", at(-1), None)]
+    for i, (session, when, wa_id) in enumerate(sends):
+        message = store.insert(NewMessage(phone=phone, text="same text"), NOW)[0]
+        assert store.claim(message.id, owner="w", session=session, now=NOW, lease_s=60) is not None
+        store.record_sent(message.id, owner="w", now=when, session=session, wa_id=wa_id)
+    other = claimed(store, 7, owner="w", session="s1")
+    store.record_sent(other.id, owner="w", now=at(-1), session="s1", wa_id="true_2@c.us_OTHERPHONE")
+    assert store.wa_ids_sent(phone, session="s1", since=at(-60)) == {"true_1@c.us_A"}
+    assert store.wa_ids_sent(phone, session="s1", since=at(-600)) == {"true_1@c.us_OLD", "true_1@c.us_A"}
+    assert store.wa_ids_sent(phone, session="s2", since=at(-60)) == {"true_1@c.us_B"}
+    assert store.wa_ids_sent(phone, session="s3", since=at(-600)) == set()
+
+
 def test_oldest_pending(store: MessageStore) -> None:
     assert store.oldest_pending() is None
     insert(store, 1, now=at(10))
@@ -789,8 +806,10 @@ TABLE_AT = at(600)  # when the transition runs: after everything the set-up wrot
 TABLE_ARGS: dict[str, object] = {
     "owner": TABLE_OWNER, "session": "s2", "wa_id": "wa-2", "lease_s": 90, "next_attempt_at": at(900),
     "error_class": "TransientSendError", "error_text": "try later", "reason": "moved", "actor": "op", "note": "seen",
-    "delivered_at": at(700), "read_at": at(800), "older_than": at(601),
+    "delivered_at": at(700), "read_at": at(800), "older_than": at(601), "picture": ("row-a", "true_1@c.us_row-b"),
 }
+# Arguments the store keeps in another form than it takes them: the field holds this of the argument.
+TABLE_STORED: dict[str, Callable[[object], object]] = {"picture": picture_text}  # type: ignore[dict-item]
 TABLE_DERIVED: dict[str, Callable[[dict[str, object]], object]] = {
     "lease_expires_at": lambda kwargs: TABLE_AT + timedelta(seconds=kwargs["lease_s"]),  # type: ignore[arg-type]
 }
@@ -804,7 +823,7 @@ def in_status(store: MessageStore, status: MessageStatus, i: int) -> Message:
     if status is MessageStatus.PENDING:
         return store.get(message.id)
     assert store.claim(message.id, owner=TABLE_OWNER, session="s1", now=at(2), lease_s=60) is not None
-    assert store.mark_sending(message.id, owner=TABLE_OWNER, now=at(3))
+    assert store.mark_sending(message.id, owner=TABLE_OWNER, now=at(3), picture=("row-0",))
     if status is MessageStatus.SENT:
         assert store.record_sent(message.id, owner=TABLE_OWNER, now=at(4), session="s1", wa_id="wa-1") is not None
     elif status is MessageStatus.FAILED:
@@ -841,6 +860,8 @@ def table_value(source: lifecycle.Source, field: str, before: Message, kwargs: d
     if isinstance(source, lifecycle.Once):
         return getattr(before, field) if getattr(before, field) is not None else kwargs[source.name]
     assert isinstance(source, lifecycle.Arg)
+    if source.name in TABLE_STORED:
+        return TABLE_STORED[source.name](kwargs[source.name])
     return kwargs[source.name] if source.name in kwargs else TABLE_DERIVED[source.name](kwargs)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -107,6 +108,7 @@ class MessageStore(abc.ABC):
         self, message_id: str, *, owner: str, now: datetime, session_cap: int | None = None,
         session_day_start: datetime | None = None, recipient_limit: int | None = None,
         recipient_day_start: datetime | None = None, first_send_day: date | None = None,
+        picture: Sequence[str] | None = None,
     ) -> bool:
         """Record sending_at=now, sending_session=claimed_by just before the send is clicked (history 'sending').
         False when owner no longer holds the lease (then the caller must not send).
@@ -116,7 +118,8 @@ class MessageStore(abc.ABC):
         excepted) must be below it, else DailyCapReached; with recipient_limit given (0: off), the same count for
         the phone since recipient_day_start, across all sessions, else RecipientLimitReached. A refusal writes
         nothing. `first_send_day` is written to the session's record when its first_send_day is null (the warm-up
-        ramp starts with the first click)."""
+        ramp starts with the first click). `picture`: the ids of the chat's last rows the sender saw before the click
+        (kept as sending_picture, a JSON list, with the doubt; None when not known)."""
 
     @abc.abstractmethod
     def defer(
@@ -251,6 +254,12 @@ class MessageStore(abc.ABC):
     @abc.abstractmethod
     def sends_since(self, session: str, since: datetime) -> int:
         """Messages sent by `session` with sent_at >= since (the daily cap). Index-fast."""
+
+    @abc.abstractmethod
+    def wa_ids_sent(self, phone: str, *, session: str, since: datetime) -> set[str]:
+        """The WhatsApp ids recorded for messages to `phone` sent by `session` with sent_at >= since: rows of that
+        chat that other messages own, which a click in doubt since then cannot have made. Index-fast (phone,
+        sent_at)."""
 
     @abc.abstractmethod
     def sends_per_hour(self, *, since: datetime) -> list[tuple[datetime, int]]:

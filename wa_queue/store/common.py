@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from wa_queue.errors import IdempotencyConflict, StoreError, ValidationError
@@ -18,6 +20,12 @@ SESSION_DATETIME_FIELDS: frozenset[str] = frozenset(
 )
 MAX_OPERATOR_NOTE = 500  # characters; the note is kept in the message's history
 MAX_ACTOR = 200
+
+
+def picture_text(picture: Sequence[str] | None) -> str | None:
+    """A chat's picture (mark_sending's `picture`) as the sending_picture field keeps it: a JSON list, in both
+    adapters (one encoding, decoded by Message.picture)."""
+    return None if picture is None else json.dumps([str(i) for i in picture])
 
 
 def utc(value: datetime) -> datetime:

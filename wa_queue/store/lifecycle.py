@@ -61,7 +61,8 @@ class Once:
 Source = Now | Arg | Const | Row | Once
 CLAIMED_BY = Row(("claimed_by",))
 LEASE = ("lease_owner", "lease_expires_at")
-DOUBT = ("sending_at", "sending_session")  # who clicked and when: kept while the click's outcome is unknown
+DOUBT = ("sending_at", "sending_session", "sending_picture")  # who clicked, when, and what the chat showed: kept
+# while the click's outcome is unknown
 
 
 class Lease(enum.Enum):
@@ -190,7 +191,8 @@ SESSION_CAP = Gate("session daily cap", CLAIMED_BY, "sent_by", "sending_session"
 RECIPIENT_LIMIT = Gate("recipient daily limit", Row(("phone",)), "phone", "phone", Arg("recipient_limit"),
                        Arg("recipient_day_start"), "RecipientLimitReached")
 MARK_SENDING = Transition("mark_sending", (PROCESSING,), None, HistoryEvent.SENDING,
-                          sets=(("sending_at", NOW), ("sending_session", CLAIMED_BY)), lease=Lease.HELD,
+                          sets=(("sending_at", NOW), ("sending_session", CLAIMED_BY),
+                                ("sending_picture", Arg("picture"))), lease=Lease.HELD,
                           gates=(SESSION_CAP, RECIPIENT_LIMIT),
                           session_once=(("first_send_day", Once("first_send_day")),))
 RECORD_SENT = Transition(

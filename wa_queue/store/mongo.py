@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import re
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from types import MappingProxyType
 from typing import Any, NoReturn
@@ -57,6 +57,7 @@ from wa_queue.store.common import (
     SESSION_DATETIME_FIELDS,
     check_session_fields,
     operator_sent_text,
+    picture_text,
     plan_inserts,
 )
 
@@ -398,6 +399,7 @@ class MongoStore(MessageStore):
         self, message_id: str, *, owner: str, now: datetime, session_cap: int | None = None,
         session_day_start: datetime | None = None, recipient_limit: int | None = None,
         recipient_day_start: datetime | None = None, first_send_day: date | None = None,
+        picture: Sequence[str] | None = None,
     ) -> bool:
         """Without multi-document transactions, each gate is a counter document per key and day, taken by a
         conditional $inc (n below the limit) before the mark and given back when the gate after it or the mark
@@ -410,7 +412,7 @@ class MongoStore(MessageStore):
                                 "first_send_day": first_send_day}
         gates, once = write.transition.gated(args)
         if not gates and not once:
-            return self._transition(write, message_id, now, owner=owner) is not None
+            return self._transition(write, message_id, now, owner=owner, picture=picture_text(picture)) is not None
         doc = self.messages.find_one({"_id": message_id, **_FILTERS[write], "lease_owner": owner})
         if doc is None:
             return False
@@ -427,7 +429,7 @@ class MongoStore(MessageStore):
                     raise getattr(errors, gate.refusal)(
                         f"{gate.name} reached: {limit} for {key} since {from_db(to_db(since)).isoformat()}")
                 taken.append(counter)
-            if self._transition(write, message_id, now, owner=owner) is None:
+            if self._transition(write, message_id, now, owner=owner, picture=picture_text(picture)) is None:
                 raise _LostLease
         except BaseException as exc:
             for counter in taken:
@@ -624,6 +626,10 @@ class MongoStore(MessageStore):
 
     def sends_since(self, session: str, since: datetime) -> int:
         return self.messages.count_documents({"sent_by": session, "sent_at": {"$gte": to_db(since)}})
+
+    def wa_ids_sent(self, phone: str, *, session: str, since: datetime) -> set[str]:
+        query = {"phone": phone, "sent_at": {"$gte": to_db(since)}, "sent_by": session, "wa_id": {"$ne": None}}
+        return {doc["wa_id"] for doc in self.messages.find(query, {"wa_id": 1, "_id": 0})}
 
     def sends_per_hour(self, *, since: datetime) -> list[tuple[datetime, int]]:
         # Grouped here rather than by $dateTrunc (MongoDB 5+, not in mongomock): a day of sends is small.

@@ -20,7 +20,7 @@ import itertools
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from types import MappingProxyType
@@ -37,6 +37,7 @@ from wa_queue.store.common import (
     SESSION_FIELDS,
     check_session_fields,
     operator_sent_text,
+    picture_text,
     plan_inserts,
     utc,
 )
@@ -453,13 +454,15 @@ class SQLiteStore(MessageStore):
         self, message_id: str, *, owner: str, now: datetime, session_cap: int | None = None,
         session_day_start: datetime | None = None, recipient_limit: int | None = None,
         recipient_day_start: datetime | None = None, first_send_day: date | None = None,
+        picture: Sequence[str] | None = None,
     ) -> bool:
         args: dict[str, Any] = {"session_cap": session_cap, "session_day_start": session_day_start,
                                 "recipient_limit": recipient_limit, "recipient_day_start": recipient_day_start,
                                 "first_send_day": first_send_day}
         gates, once = lifecycle.MARK_SENDING.gated(args)
         if not gates and not once:
-            return self._transition(_MARK_WRITE, message_id, now=now, owner=owner, row=False) is not None
+            return self._transition(_MARK_WRITE, message_id, now=now, owner=owner, row=False,
+                                    picture=picture_text(picture)) is not None
         # BEGIN IMMEDIATE: every other writer waits, so the counts cannot change between them and the mark.
         with self._tx() as conn:
             row = conn.execute(_MARK_KEYS_SQL, {"id": message_id, "owner": owner}).fetchone()
@@ -474,7 +477,8 @@ class SQLiteStore(MessageStore):
                 if used >= limit:
                     raise getattr(errors, gate.refusal)(
                         f"{gate.name} reached: {used} of {limit} for {key} since {utc(since).isoformat()}")
-            if self._transition(_MARK_WRITE, message_id, now=now, owner=owner, row=False) is None:
+            if self._transition(_MARK_WRITE, message_id, now=now, owner=owner, row=False,
+                                picture=picture_text(picture)) is None:
                 return False
             if once and keys["claimed_by"] is not None:
                 conn.execute(f"INSERT OR IGNORE INTO {SESSIONS} (name) VALUES (?)", (keys["claimed_by"],))
@@ -693,6 +697,11 @@ class SQLiteStore(MessageStore):
     def sends_since(self, session: str, since: datetime) -> int:
         sql = f"SELECT count(*) FROM {MESSAGES} WHERE sent_by = ? AND sent_at >= ?"
         return self._conn().execute(sql, (session, to_us(since))).fetchone()[0]
+
+    def wa_ids_sent(self, phone: str, *, session: str, since: datetime) -> set[str]:
+        sql = (f"SELECT wa_id FROM {MESSAGES} INDEXED BY ix_msg_phone_sent WHERE phone = ? AND sent_at >= ? "
+               "AND sent_at IS NOT NULL AND sent_by = ? AND wa_id IS NOT NULL")
+        return {row[0] for row in self._conn().execute(sql, (phone, to_us(since), session))}
 
     def sends_per_hour(self, *, since: datetime) -> list[tuple[datetime, int]]:
         sql = (f"SELECT sent_at / {HOUR_US} AS hour, count(*) FROM {MESSAGES} "

@@ -48,7 +48,7 @@ def _column_defs() -> str:
 
 # Columns added after the first release: a file made by an earlier version gains them when opened (nullable, so
 # ALTER TABLE ADD COLUMN needs no rewrite). Reads name their columns (COLS), so the column order does not matter.
-ADDED_COLUMNS = ("last_attempt_at", "send_window")
+ADDED_COLUMNS = ("last_attempt_at", "send_window", "sending_picture")
 # The same for the sessions table: name -> column definition.
 ADDED_SESSION_COLUMNS = {"last_error": "TEXT", "last_error_at": "INTEGER", "last_error_hint": "TEXT",
                          "first_send_day": "TEXT", "warmup_skipped": "INTEGER NOT NULL DEFAULT 0"}

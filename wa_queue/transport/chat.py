@@ -1,22 +1,92 @@
-"""What a chat's rows say: the rows the page script JS_CHAT reads (selectors.py) compared with a message's text.
+"""What a chat's rows say about one click: the rows the page script JS_CHAT reads (selectors.py), compared with the
+message's text and with the picture of the chat taken just before the click.
 
-Browser-free, so every rule of the fail-closed reading is tested without Chromium: a row matches only by its compared
-text and its time; a chat with rows of no known form, or a text that cannot be compared, is never read as "not
-there".
+Browser-free, so every rule of the fail-closed reading is tested without Chromium (tests/unit/test_chat.py, and a
+property test in tests/unit/test_chat_properties.py). Identity comes before time (DESIGN.md, invariant 5): a row
+whose id was not in the chat before the click and which carries the text is the message, whatever time it shows; a
+row's time can make a row "ours" or a result unverified, and never proves that a row with the text is another message.
+
+The cases, each with a test named after it (Case.*), for an outgoing row whose text is the message's ("a match"):
+
+- UNKNOWN_FORM: some message rows have no known direction: unverified (whose rows are they?).
+- NO_ID: a match without an id cannot be placed: unverified.
+- IN_PICTURE: a match whose id is in the picture was there before the click: an older message, skipped.
+- ABOVE_PICTURE: a match above the oldest pictured row still shown: older (the chat's own order proves it), skipped.
+- INSERTED: a match not in the picture but between pictured rows: the page inserted it; cannot tell: unverified.
+- NEW: a match below every pictured row and not in the picture: it appeared after the click. The oldest such row
+  that no other message of this session owns (`taken`) is the message: one click is settled before the next, so a
+  later row with the same text is a later message's.
+- TAKEN: a new match already recorded as another message's WhatsApp id is that message's, skipped.
+- REFUSED: a match the servers refused (failed icon) never left, skipped.
+- PENDING: the message's row still shows the clock: SendOutcomeUnknown (WhatsApp will send it when it can).
+- NO_ANCHOR: none of the pictured rows is shown any more (a virtualised list scrolled, ids of a form that changed):
+  the page shows too little to tell: unverified, whether or not a match is shown.
+- NO_PICTURE: no picture was recorded (a doubt from before pictures, an empty chat): a match whose time is after the
+  click (with the page clock's offset and a minute's resolution) is the message; any other match is unverified.
+- UNCOMPARABLE: a row whose text cannot be compared (no text element; a "Read more" cut with nothing else to go by)
+  where a match could be: unverified when nothing else is found.
+- ABSENT: no match in a positively read chat anchored to its picture (or with no picture): the message is not there.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import enum
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from wa_queue import errors
 from wa_queue.transport.base import Receipt
+from wa_queue.transport.rowtime import row_instants
 from wa_queue.transport.selectors import Selectors
 
 STATUS = {"pending": "pending", "sent": "sent", "delivered": "delivered", "read": "read", "failed": "failed",
-          "msg-time": "pending", "msg-check": "sent", "msg-dblcheck": "delivered"}  # pre-2026-06 icons
-ROW_TIME_SLACK_MS = 120_000  # a row's time has minute resolution, and the phone's clock may differ a little
+          "msg-time": "pending", "msg-check": "sent", "msg-dblcheck": "delivered",  # pre-2026-06 icons
+          # the ticks' SVG <title> names (2026-06 on), where no aria-label is left
+          "wds-ic-pending": "pending", "wds-ic-msg-time": "pending", "wds-ic-clock": "pending",
+          "wds-ic-sent": "sent", "wds-ic-check": "sent", "wds-ic-delivered": "delivered",
+          "wds-ic-dblcheck": "delivered", "wds-ic-read": "read", "wds-ic-error": "failed"}
+PICTURE_MAX = 60  # rows of the picture kept in the store: the last ones shown, where a new row appears
+ROW_TIME_SLACK_MS = 120_000  # a row's time is cut to the minute, and the offset estimate is within 30 s
+PAGE_CLOCK_WARN_S = 60.0  # an estimated page clock further off than this is a warning in health and doctor
+
+
+class Case(enum.Enum):
+    UNKNOWN_FORM = "unknown_form"
+    NO_ID = "no_id"
+    IN_PICTURE = "in_picture"
+    ABOVE_PICTURE = "above_picture"
+    INSERTED = "inserted"
+    NEW = "new"
+    TAKEN = "taken"
+    REFUSED = "refused"
+    PENDING = "pending"
+    NO_ANCHOR = "no_anchor"
+    NO_PICTURE = "no_picture"
+    UNCOMPARABLE = "uncomparable"
+    ABSENT = "absent"
+
+
+@dataclasses.dataclass(frozen=True)
+class Click:
+    """What is known of the click a chat is read for: when it happened by the worker's clock (ms), the picture of the
+    chat's row ids just before it (None: none recorded), the WhatsApp ids other messages of this session own, and the
+    estimated offset of the page's clock from the worker's (ms; None: no estimate yet)."""
+
+    since_ms: float | None = None
+    picture: tuple[str, ...] | None = None
+    taken: frozenset[str] = frozenset()
+    offset_ms: float | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Reading:
+    """The rule's answer: the case that decided, and the matching row when it is the message."""
+
+    case: Case
+    row: dict[str, Any] | None = None
+    detail: str = ""
 
 
 def normalise(text: str) -> str:
@@ -25,51 +95,131 @@ def normalise(text: str) -> str:
     return re.sub(r"\s+", " ", re.sub(r"[*_~`\u200e\u200f]", "", text)).strip()
 
 
-def row_matches(row: dict[str, Any], text: str, since_ms: float | None) -> bool | None:
-    """Whether an outgoing row read by JS_CHAT is this text, sent at or after since_ms: True, False, or None when it
-    cannot be told (no text element, a cut text with no time). A row cut behind "Read more" matches by its prefix
-    together with its time."""
+def id_key(wa_id: str | None) -> str:
+    """One message's id in every form the page used: packed `true_<chat>@c.us_<id>` and bare `<id>` compare equal."""
+    return (wa_id or "").rsplit("_", 1)[-1]
+
+
+def picture_of(ids: Sequence[str | None]) -> tuple[str, ...]:
+    """The bounded picture of a chat: the ids of its last PICTURE_MAX rows that have one."""
+    return tuple(i for i in ids if i)[-PICTURE_MAX:]
+
+
+def text_matches(row: dict[str, Any], text: str) -> bool | None:
+    """Whether a row's text is this text: True, False, or None when it cannot be told (no text element). A row cut
+    behind "Read more" matches by its prefix."""
     if row.get("text") is None:
         return None
     got, want = normalise(row["text"]).rstrip("…").rstrip(), normalise(text)
     if row.get("more"):
-        same = bool(got) and want.startswith(got)
-    else:
-        same = got == want
-    if not same:
+        return bool(got) and want.startswith(got)
+    return got == want
+
+
+def row_after(row: dict[str, Any], click: Click, zone: str | None) -> bool:
+    """Whether the row's time shows it was sent at or after the click (the page clock's offset removed, a minute's
+    resolution allowed). False also when the time cannot be read: a time makes a row ours, never another's."""
+    if click.since_ms is None:
         return False
-    times = row.get("times") or []
-    if since_ms is None:
-        return True if not row.get("more") or times else None
-    if not times:
-        return None
-    return any(t >= since_ms - ROW_TIME_SLACK_MS for t in times)  # else an older message with the same text
+    offset = click.offset_ms or 0.0
+    return any(t.timestamp() * 1000 - offset >= click.since_ms - ROW_TIME_SLACK_MS
+               for t in row_instants(row.get("pre"), zone))
 
 
-def verdict(snapshot: dict[str, Any], text: str, since_ms: float | None, phone: str,
-            selectors: Selectors) -> Receipt | None:
-    """What a settled chat (JS_CHAT) says of this text: the matching row's receipt, None when it positively is not
-    there, SendOutcomeUnknown while the match is still Pending, OutcomeUnverified when it cannot tell."""
-    if snapshot["unknown"]:
-        raise errors.OutcomeUnverified(
-            f"sent? could not be verified in the chat with {phone}: {snapshot['unknown']} of "
-            f"{snapshot['messages']} message rows match no known form (their direction is unknown); check "
-            "out_id, out_class, in_id, in_class and status_icon in WAQ_SELECTORS_FILE")
-    unsure = False
-    for row in reversed(snapshot["out"]):
-        match = row_matches(row, text, since_ms)
-        if match is None:
-            unsure = True
-        if not match:
+def read(snapshot: dict[str, Any], text: str, click: Click) -> Reading:
+    """Apply the cases (module docstring) to a settled chat read by JS_CHAT."""
+    if snapshot.get("unknown"):
+        return Reading(Case.UNKNOWN_FORM, detail=f"{snapshot['unknown']} of {snapshot['messages']} message rows")
+    zone = snapshot.get("zone")
+    order = {id_key(i): n for n, i in enumerate(snapshot.get("ids") or []) if i}
+    picture = {id_key(i) for i in click.picture or ()}
+    anchors = sorted(order[k] for k in picture if k in order)
+    taken = {id_key(i) for i in click.taken}
+    if click.picture and not anchors:
+        return Reading(Case.NO_ANCHOR, detail=f"none of the {len(picture)} rows seen before the click is shown")
+    unsure: Case | None = None
+    for row in snapshot["out"]:  # oldest first: the first new match is the click's
+        match = text_matches(row, text)
+        if match is False:
             continue
-        status = STATUS.get(row["status"] or "", row["status"])
+        key = id_key(row.get("id"))
+        if not key:
+            return Reading(Case.NO_ID)
+        if key in picture:
+            continue  # IN_PICTURE
+        place = order.get(key)
+        if anchors and place is not None and place < anchors[0]:
+            continue  # ABOVE_PICTURE
+        if anchors and (place is None or place < anchors[-1]):
+            return Reading(Case.INSERTED, detail=str(row.get("id")))
+        if key in taken:
+            continue  # TAKEN
+        if not anchors and not row_after(row, click, zone):
+            unsure = unsure or Case.NO_PICTURE  # no picture, and its time does not show it came after the click
+            continue
+        if match is None:
+            unsure = Case.UNCOMPARABLE
+            continue
+        status = STATUS.get(row.get("status") or "", row.get("status"))
         if status == "failed":
-            continue  # refused by the server: it never left
+            continue  # REFUSED: it never left
         if status == "pending":
-            raise errors.SendOutcomeUnknown(f"a message to {phone} with this text is still Pending ({row['id']})")
+            return Reading(Case.PENDING, row)
+        return Reading(Case.NEW, row)
+    if unsure is not None:
+        return Reading(unsure)
+    return Reading(Case.ABSENT)
+
+
+def verdict(snapshot: dict[str, Any], text: str, click: Click, phone: str, selectors: Selectors) -> Receipt | None:
+    """What a settled chat says of this click: the message's receipt, None when it positively is not there,
+    SendOutcomeUnknown while its row is still Pending, OutcomeUnverified when the chat cannot tell."""
+    reading = read(snapshot, text, click)
+    where = f"sent? could not be verified in the chat with {phone}"
+    if reading.case is Case.NEW:
+        row = reading.row or {}
+        status = STATUS.get(row.get("status") or "", row.get("status"))
         return Receipt(wa_id=row["id"], status=status or "sent")
-    if unsure:
-        raise errors.OutcomeUnverified(
-            f"sent? could not be verified in the chat with {phone}: an outgoing row's text could not be "
-            f"compared (check message_text, {selectors['message_text']}, in WAQ_SELECTORS_FILE)")
-    return None
+    if reading.case is Case.ABSENT:
+        return None
+    if reading.case is Case.PENDING:
+        raise errors.SendOutcomeUnknown(f"a message to {phone} with this text is still Pending "
+                                        f"({(reading.row or {}).get('id')})")
+    why = {
+        Case.UNKNOWN_FORM: f"{reading.detail} match no known form (their direction is unknown); check out_id, "
+                           "out_class, in_id, in_class, tail_out, tail_in and status_icon in WAQ_SELECTORS_FILE",
+        Case.NO_ID: "a row with this text has no id (check message_id in WAQ_SELECTORS_FILE)",
+        Case.INSERTED: f"a row with this text ({reading.detail}) stands between rows seen before the click",
+        Case.NO_ANCHOR: f"{reading.detail} (a scrolled list, or ids of another form)",
+        Case.NO_PICTURE: "a row with this text is there, no picture of the chat before the click was recorded, and "
+                         "its time does not show that it came after the click",
+        Case.UNCOMPARABLE: f"an outgoing row's text could not be compared (check message_text, "
+                           f"{selectors['message_text']}, in WAQ_SELECTORS_FILE)",
+    }[reading.case]
+    raise errors.OutcomeUnverified(f"{where}: {why}")
+
+
+def new_row(snapshot: dict[str, Any], text: str, click: Click) -> dict[str, Any] | None:
+    """Right after the click, in the same page: the row the click made (the first new match), or None while none is
+    shown. Every fail-closed case is None here: the caller waits, then leaves the outcome unknown."""
+    reading = read(snapshot, text, click)
+    return reading.row if reading.case in (Case.NEW, Case.PENDING) else None
+
+
+def clock_offset_ms(row: dict[str, Any], zone: str | None, clicked_ms: float, acked_ms: float) -> float | None:
+    """One sample of the page clock's offset from the worker's: the new row's shown time against the click. The row
+    shows the minute it was sent, so the offset lies within a minute above the difference; the middle of the
+    interval is the sample. None when the time cannot be read as one instant."""
+    instants = row_instants(row.get("pre"), zone)
+    if len(instants) != 1:
+        # Two readings (day and month both possible): the one nearer the worker's clock is the page's, as long as
+        # the two lie a day or more apart, which they do (a day-month swap moves the date by days or months).
+        if not instants:
+            return None
+        nearest = min(instants, key=lambda t: abs(t.timestamp() * 1000 - clicked_ms))
+        if sum(abs(t.timestamp() * 1000 - clicked_ms) < 86_400_000 for t in instants) != 1:
+            return None
+        instants = [nearest]
+    shown = instants[0].timestamp() * 1000
+    middle = (clicked_ms + acked_ms) / 2
+    return shown + 30_000 - middle

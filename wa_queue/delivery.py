@@ -86,19 +86,23 @@ class Delivery:
         held = self._window_blocker(message)  # again: the pause may have run past the window's end
         if held is not None:
             return held
+        marked = [False]
+
+        def mark(picture: tuple[str, ...]) -> bool:
+            marked[0] = self._mark_sending(message, picture)
+            return marked[0]
+
+        started = time.monotonic()
         try:
-            marked = self._mark_sending(message)
-        except errors.DailyCapReached as exc:
+            receipt = self.sender.send(message.phone, message.text, ref=message.id, before_click=mark)
+        except errors.DailyCapReached as exc:  # the mark refused it: nothing was clicked
             return self._release(message, f"daily cap reached: {exc}", errors.DailyCapReached.__name__)
         except errors.RecipientLimitReached:
             return self._defer_recipient(message)
-        if not marked:
+        except errors.SendAborted:
             return Outcome("skipped", detail="lease lost before sending")
-        started = time.monotonic()
-        try:
-            receipt = self.sender.send(message.phone, message.text, ref=message.id)
         except Exception as exc:  # noqa: BLE001 - every error is classified by its class below
-            outcome = self._after_error(message, exc, marked=True)
+            outcome = self._after_error(message, exc, marked=marked[0])
             self._measured(time.monotonic() - started, outcome.kind)
             return outcome
         elapsed = time.monotonic() - started
@@ -106,10 +110,12 @@ class Delivery:
         self._measured(elapsed, outcome.kind)
         return outcome
 
-    def _mark_sending(self, message: Message) -> bool:
-        """The store's decision to click: the lease, the session's cap for today (warm-up included) and the
-        recipient's daily limit, counted and marked atomically (lifecycle.MARK_SENDING's gates); the first mark sets
-        the session's first-send day. Raises DailyCapReached or RecipientLimitReached."""
+    def _mark_sending(self, message: Message, picture: tuple[str, ...]) -> bool:
+        """The store's decision to click, the last write before it (the sender calls it with the chat open and the
+        text typed): the lease, the session's cap for today (warm-up included) and the recipient's daily limit,
+        counted and marked atomically (lifecycle.MARK_SENDING's gates), with the picture of the chat that a later
+        reading compares against; the first mark sets the session's first-send day. Raises DailyCapReached or
+        RecipientLimitReached."""
         now = self.clock()
         limit = self.settings.max_per_recipient_per_day
         return self.store.mark_sending(
@@ -119,6 +125,7 @@ class Delivery:
             recipient_limit=limit or None,
             recipient_day_start=send_window.recipient_day_start(message.phone, now) if limit else None,
             first_send_day=warmup.local_day(now, self.settings.zone),
+            picture=picture,
         )
 
     def _window_blocker(self, message: Message) -> Outcome | None:
@@ -208,8 +215,13 @@ class Delivery:
             return False
 
     def _already_sent(self, message: Message) -> Outcome | None:
+        """Settle the doubt in the chat of the session that clicked: the picture recorded with the mark, and the
+        rows that other messages of this session own since the click (a later message with the same text)."""
+        since = message.doubt_since
         try:
-            receipt = self.sender.find_sent(message.phone, message.text, ref=message.id, since=message.doubt_since)
+            taken = self.store.wa_ids_sent(message.phone, session=self.session, since=since) if since else set()
+            receipt = self.sender.find_sent(message.phone, message.text, ref=message.id, since=since,
+                                            picture=message.doubt_picture, taken=taken)
         except errors.OutcomeUnverified as exc:  # the chat was read and cannot tell: an operator decides
             return self._fail(message, exc)
         except Exception as exc:  # noqa: BLE001 - cannot read the chat now: do not guess, try again later
@@ -292,8 +304,10 @@ class Delivery:
         sent = self.store.record_sent(message.id, owner=self.owner, now=now, session=self.session, wa_id=wa_id)
         if self.settings.max_delay_s > 0 or self._heartbeat_due(now):
             # The pause counts from the end of this send, not from its start.
+            offset = self.sender.page_clock_offset_s()
             self.store.update_session(self.session, next_send_at=now + self._pause(), heartbeat_at=now,
-                                      status=SessionStatus.CONNECTED.value)
+                                      status=SessionStatus.CONNECTED.value,
+                                      **({"page_clock_offset_s": offset} if offset is not None else {}))
         if sent is None:
             log.error("message %s was sent but its lease had moved on; recorded by nobody", message.id)
             return Outcome("skipped", detail="sent, but the lease was lost")

@@ -77,6 +77,11 @@ class SendOutcomeUnknown(TransientSendError):
     """The send was clicked but its acknowledgement never came: before sending again, the chat must be read."""
 
 
+class SendAborted(SendError):
+    """The send was stopped before its click because the store refused the mark (the lease moved on): nothing was
+    clicked, and this worker no longer owns the message."""
+
+
 class OutcomeUnverified(SendError):
     """Sent? It could not be verified in the chat (rows of an unknown form, a text that cannot be compared, or the
     session that clicked is gone). The message fails for an operator, who holds the phone: retry, or mark as sent.

@@ -40,6 +40,9 @@ class SessionRecord:
     # operator's actions are update_session(name, **warmup.RESET) and update_session(name, **warmup.SKIP).
     first_send_day: date | None = None
     warmup_skipped: bool = False
+    # The page's clock minus this worker's, in seconds, as the sender estimates it from its sends' rows (None: no
+    # estimate yet). Far off, it is a warning: one of the two clocks is wrong (chat.PAGE_CLOCK_WARN_S).
+    page_clock_offset_s: float | None = None
 
 
 class MessageStore(abc.ABC):

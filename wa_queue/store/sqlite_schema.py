@@ -51,7 +51,8 @@ def _column_defs() -> str:
 ADDED_COLUMNS = ("last_attempt_at", "send_window", "sending_picture")
 # The same for the sessions table: name -> column definition.
 ADDED_SESSION_COLUMNS = {"last_error": "TEXT", "last_error_at": "INTEGER", "last_error_hint": "TEXT",
-                         "first_send_day": "TEXT", "warmup_skipped": "INTEGER NOT NULL DEFAULT 0"}
+                         "first_send_day": "TEXT", "warmup_skipped": "INTEGER NOT NULL DEFAULT 0",
+                         "page_clock_offset_s": "REAL"}
 # When first_send_day is added to a file whose sessions already sent, each session's ramp starts on the UTC date of
 # its earliest sent message (the store does not know WAQ_TIMEZONE; a day off at most), so a number in use does not
 # fall back to the ramp's first cap on upgrade.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+from collections.abc import Callable, Collection
 from datetime import datetime
 
 from wa_queue.models import SessionStatus
@@ -20,6 +21,9 @@ class Receipt:
     wa_id: str
     status: str = "sent"  # pending | sent | delivered | read
     sent_at: datetime | None = None
+
+
+BeforeClick = Callable[[tuple[str, ...]], bool]
 
 
 class MessageSender(abc.ABC):
@@ -52,22 +56,36 @@ class MessageSender(abc.ABC):
         return self.state() is SessionState.CONNECTED
 
     @abc.abstractmethod
-    def send(self, phone: str, text: str, *, ref: str) -> Receipt:
+    def send(self, phone: str, text: str, *, ref: str, before_click: BeforeClick | None = None) -> Receipt:
         """Send text to phone, as the store keeps it (E.164 with its '+'; a sender takes the digits its page needs).
         `ref` is the message id, for logs and fakes. Returns once the message has left the clock state (a Receipt
         whose status is sent, delivered or read). Raises TransientSendError when the page proves the message did not
         leave, and its subclass SendOutcomeUnknown when it may have left (after the click): find_sent() must then
-        settle it before any new send."""
+        settle it before any new send.
+
+        `before_click(picture)` is called once everything is ready, as the very last step before the click, with the
+        picture of the chat: the ids of its last rows (chat.picture_of), oldest first. It records the decision to
+        click (the store's mark); when it returns False the sender does not click and raises SendAborted, and an
+        exception it raises (a daily limit reached) leaves send() as it is, nothing clicked."""
 
     @abc.abstractmethod
-    def find_sent(self, phone: str, text: str, *, ref: str, since: datetime | None = None) -> Receipt | None:
-        """Look for a message already sent to phone with this text (the unknown-outcome check after a crash);
-        `since` is when the click in doubt happened: a message with this text sent before it is another one (the
-        page's rows tell time to the minute, so there it allows a little slack). The fake also matches `ref`.
-        None only from a chat positively read: it loaded, its rows were recognised and their texts compared. Raises
-        OutcomeUnverified when the chat cannot tell (rows of an unknown form, a text that cannot be compared),
-        SendOutcomeUnknown while a matching row is still Pending, and TransientSendError when the chat could not be
-        read now."""
+    def find_sent(self, phone: str, text: str, *, ref: str, since: datetime | None = None,
+                  picture: Collection[str] | None = None, taken: Collection[str] = ()) -> Receipt | None:
+        """Settle a click in doubt (after a crash, or an acknowledgement that never came) by reading the chat:
+        the row it made, when there is one (transport/chat.py's cases). `picture` is what before_click was given
+        for that click (None: none was recorded), `since` when the click happened by this machine's clock, `taken`
+        the WhatsApp ids of this chat's rows that other messages own. A row with the text and an id not in the
+        picture is the message, whatever time it shows; one in the picture is an older message. The fake also
+        matches `ref`. None only from a chat positively read: it loaded, its rows were recognised, their texts
+        compared, and the picture's rows found again. Raises OutcomeUnverified when the chat cannot tell (rows of
+        an unknown form, a text that cannot be compared, a page that shows too little to place the rows),
+        SendOutcomeUnknown while the message's row is still Pending, and TransientSendError when the chat could not
+        be read now."""
+
+    def page_clock_offset_s(self) -> float | None:
+        """The page's clock minus this machine's, in seconds, as estimated from the rows of recent sends; None when
+        not known."""
+        return None
 
     def account_number(self) -> str | None:
         """The logged-in account's own number (digits), when the page tells it."""

@@ -21,14 +21,15 @@ import json
 import os
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from wa_queue import errors
 from wa_queue.models import utcnow
-from wa_queue.transport.base import MessageSender, Receipt, SessionState
+from wa_queue.transport.base import BeforeClick, MessageSender, Receipt, SessionState
+from wa_queue.transport.chat import picture_of
 
 BAN_WORDS = "Your phone number is banned from using WhatsApp. Contact support for help."
 
@@ -138,7 +139,7 @@ class FakeSender(MessageSender):
     def _words(self) -> str:
         return str(self.control.read().get("sessions", {}).get(self.session, {}).get("words") or BAN_WORDS)
 
-    def send(self, phone: str, text: str, *, ref: str) -> Receipt:
+    def send(self, phone: str, text: str, *, ref: str, before_click: BeforeClick | None = None) -> Receipt:
         state = self.state()
         if state is SessionState.BANNED:
             raise errors.SessionBanned(f"session {self.session}: WhatsApp says: {self._words()}")
@@ -159,6 +160,8 @@ class FakeSender(MessageSender):
             raise errors.InvalidNumber(f"scripted: {phone} is not on WhatsApp")
         if fault == "disconnect":
             raise errors.SessionUnavailable(f"scripted disconnection of {self.session}")
+        if before_click is not None and not before_click(self._picture(phone)):
+            raise errors.SendAborted(f"send {ref}: the store refused the mark; nothing was clicked")
         receipt = Receipt(wa_id=f"true_{phone.lstrip('+')}@c.us_{uuid.uuid4().hex[:20]}", status="sent",
                           sent_at=utcnow())
         self._append({"ref": ref, "session": self.session, "phone": phone, "text": text,
@@ -168,15 +171,27 @@ class FakeSender(MessageSender):
             raise errors.SendOutcomeUnknown(f"scripted: no acknowledgement for {phone}")
         return receipt
 
-    def find_sent(self, phone: str, text: str, *, ref: str, since: datetime | None = None) -> Receipt | None:
+    def _chat(self, phone: str) -> list[dict[str, Any]]:
+        """This session's chat with phone, oldest first: the log's entries (like a real chat, only its own)."""
+        return [e for e in read_log(self.log_path) if e.get("session") == self.session and e.get("phone") == phone]
+
+    def _picture(self, phone: str) -> tuple[str, ...]:
+        return picture_of([e["wa_id"] for e in self._chat(phone)])
+
+    def find_sent(self, phone: str, text: str, *, ref: str, since: datetime | None = None,
+                  picture: Collection[str] | None = None, taken: Collection[str] = ()) -> Receipt | None:
+        """The oldest row with this text and ref that is not in the picture nor taken (chat.py's NEW case); without a
+        picture, one at or after `since`."""
         entry = self.control.read().get("numbers", {}).get(phone) or {}
         if entry.get("fault") == "unreadable":  # a chat whose rows no known form matches (not used up)
             raise errors.OutcomeUnverified(f"scripted: the chat with {phone} cannot be read")
-        for entry in reversed(read_log(self.log_path)):  # the newest first; like a real chat, only this session's
-            if (entry.get("ref") == ref and entry.get("session") == self.session and entry.get("phone") == phone
-                    and entry.get("text") == text
-                    and (since is None or datetime.fromisoformat(entry["at"]) >= since)):  # else an older message
-                return Receipt(wa_id=entry["wa_id"], status="sent")
+        seen, others = set(picture or ()), set(taken)
+        for entry in self._chat(phone):
+            if entry.get("ref") != ref or entry.get("text") != text or entry["wa_id"] in seen | others:
+                continue
+            if picture is None and since is not None and datetime.fromisoformat(entry["at"]) < since:
+                continue  # no picture: a row from before the click is another message
+            return Receipt(wa_id=entry["wa_id"], status="sent")
         return None
 
     def is_registered(self, phone: str) -> bool | None:

@@ -185,15 +185,16 @@ const readRow = (r) => {
   else if (status) dir = 'out';  // only outgoing messages carry ticks
   const textEl = one('message_text', r);
   const more = all('read_more', r).find(b => shown(b) && said(b, S.text.read_more)) || null;
-  return {id, dir, status, text: textEl ? plain(textEl) : null, more: !!more,
-          times: timesOf(bubble.getAttribute('data-pre-plain-text'))};
+  const pre = bubble.getAttribute('data-pre-plain-text');
+  return {id, dir, status, text: textEl ? plain(textEl) : null, more: !!more, pre, times: timesOf(pre)};
 };
 const chat = () => {
   const rows = all('chat_row');
   const msgs = rows.map(readRow).filter(x => x);
   const idOf = (r) => { const e = one('message_id', r); return e ? e.getAttribute('data-id') : ''; };
   return {rows: rows.length, ids: rows.map(idOf),
-          out: msgs.filter(m => m.dir === 'out'), unknown: msgs.filter(m => !m.dir).length, messages: msgs.length};
+          out: msgs.filter(m => m.dir === 'out'), unknown: msgs.filter(m => !m.dir).length, messages: msgs.length,
+          zone: Intl.DateTimeFormat().resolvedOptions().timeZone || null, now_ms: Date.now()};
 };
 """
 

@@ -19,11 +19,13 @@ import functools
 import logging
 import os
 import re
+import statistics
 import subprocess
 import threading
 import time
 import weakref
-from collections.abc import Callable, Iterator
+from collections import deque
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -33,8 +35,17 @@ from wa_queue import errors
 from wa_queue.models import utcnow
 from wa_queue.settings import Settings
 from wa_queue.transport import procs
-from wa_queue.transport.base import MessageSender, Receipt, SessionState
-from wa_queue.transport.chat import STATUS, row_matches, verdict
+from wa_queue.transport.base import BeforeClick, MessageSender, Receipt, SessionState
+from wa_queue.transport.chat import (
+    PAGE_CLOCK_WARN_S,
+    STATUS,
+    Click,
+    clock_offset_ms,
+    new_row,
+    normalise,
+    picture_of,
+    verdict,
+)
 from wa_queue.transport.chrome_options import apply_blocking, chrome_args
 from wa_queue.transport.sandbox import SandboxChoice, sandbox_choice, unusable_reason
 from wa_queue.transport.selectors import (
@@ -71,6 +82,11 @@ SEND_REUSE_S = 10.0
 # and every Chrome process's smaps.
 PSS_CHECK_SENDS = 10
 PSS_CHECK_S = 60.0
+# The page clock's offset is the median of this many recent sends' samples: one misread row cannot move it.
+OFFSET_SAMPLES = 15
+# Enter in WhatsApp's editor sends, unless the user turned "Enter is send" off: then it adds a line. The key events
+# are real ones (CDP), as the editor wants.
+_ENTER = {"key": "Enter", "code": "Enter", "windowsVirtualKeyCode": 13, "nativeVirtualKeyCode": 13}
 _PROBE_KEYS = ("qr", "logged_in", "phone_alert", "computer_alert", "invalid", "starting", "use_here", "compose",
                "send_button", "popup", "update_browser", "loading", "post_logout", "banned", "restricted")
 _live: weakref.WeakSet[SeleniumSender] = weakref.WeakSet()
@@ -136,6 +152,8 @@ class SeleniumSender(MessageSender):
         self._chat: str | None = None  # the digits of the chat this document has open (see _open_chat)
         self._chat_opened = 0.0  # when it was opened (monotonic)
         self._checked: str | None = None  # the digits is_registered just opened, for the send that follows
+        self._opened_ids: list[str] | None = None  # the open chat's row ids when it was opened (see _picture)
+        self._offsets: deque[float] = deque(maxlen=OFFSET_SAMPLES)  # page clock minus ours, ms, per send
         self._problem: str | None = None  # why the session is not connected (last_problem), None when it is
         self.sandbox: SandboxChoice | None = None  # decided at the first Chrome start (WAQ_CHROME_SANDBOX)
         self._lock = threading.RLock()  # one command stream per browser; health checks may come from a thread
@@ -171,7 +189,7 @@ class SeleniumSender(MessageSender):
                 self._problem = str(exc)
                 return SessionState.CLOSED
 
-    def send(self, phone: str, text: str, *, ref: str) -> Receipt:
+    def send(self, phone: str, text: str, *, ref: str, before_click: BeforeClick | None = None) -> Receipt:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
         with self._lock:
             clicked = [False]
@@ -183,18 +201,26 @@ class SeleniumSender(MessageSender):
                 self._raise_if_unavailable(page)
                 self._type(text)
                 self._raise_if_banned(self._probe())  # a notice that came while typing: still before any click
-                before = {r for r in self._call(JS_CHAT)["ids"] if r}
+                before = self._picture(ref)
+                if before_click is not None and not before_click(picture_of(before)):
+                    self._clear_box()
+                    raise errors.SendAborted(f"send {ref}: the store refused the mark (the lease moved on); "
+                                             "nothing was clicked")
                 clicked_ms = time.time() * 1000
-                self._click_send(clicked)
-                receipt = self._await_new_row(before, text, ref, clicked_ms)
+                self._click_send(clicked, text)
+                receipt = self._await_new_row(tuple(i for i in before if i), text, ref, clicked_ms)
             self.sent_count += 1
             return receipt
 
-    def find_sent(self, phone: str, text: str, *, ref: str, since: datetime | None = None) -> Receipt | None:
-        """The newest outgoing row in the chat with this text (sent at or after `since`), if it left the clock state.
-        None only from a chat positively read (see MessageSender.find_sent); a matching row still Pending raises
+    def find_sent(self, phone: str, text: str, *, ref: str, since: datetime | None = None,
+                  picture: Collection[str] | None = None, taken: Collection[str] = ()) -> Receipt | None:
+        """The row the click in doubt made, if it left the clock state (transport/chat.py's cases). None only from a
+        chat positively read (see MessageSender.find_sent); the message's row still Pending raises
         SendOutcomeUnknown: WhatsApp will send it when it can, so it must not be sent again, nor recorded yet."""
         text = text.replace("\r\n", "\n").replace("\r", "\n")
+        click = Click(since_ms=since.timestamp() * 1000 if since else None,
+                      picture=tuple(picture) if picture is not None else None, taken=frozenset(taken),
+                      offset_ms=self._offset_ms())
         with self._lock, self._guard(f"find_sent {ref}"):
             self._ensure_browser()
             reused = self._chat == digits_of(phone)
@@ -203,16 +229,21 @@ class SeleniumSender(MessageSender):
                 self._dismiss_invalid()
                 return None
             try:
-                return verdict(self._settled_chat(ref), text, since.timestamp() * 1000 if since else None, phone,
-                               self.selectors)
+                return verdict(self._settled_chat(ref), text, click, phone, self.selectors)
             except errors.SendOutcomeUnknown:
                 if not reused:
                     raise
             # Still Pending in a page open since the click: a fresh load shows what the servers have now.
             self._chat = None
             self._open_chat(phone)
-            return verdict(self._settled_chat(ref), text, since.timestamp() * 1000 if since else None, phone,
-                               self.selectors)
+            return verdict(self._settled_chat(ref), text, click, phone, self.selectors)
+
+    def page_clock_offset_s(self) -> float | None:
+        offset = self._offset_ms()
+        return None if offset is None else round(offset / 1000, 1)
+
+    def _offset_ms(self) -> float | None:
+        return statistics.median(self._offsets) if self._offsets else None
 
     def is_registered(self, phone: str) -> bool | None:
         """Opens the chat as the send will: a send right after finds it open and loads nothing."""
@@ -573,12 +604,34 @@ class SeleniumSender(MessageSender):
                     self._call(JS_MARK_CHAT, digits)
                     self._chat = page["chat"] = digits
                     self._chat_opened = time.monotonic()
+                    self._opened_ids = list(self._call(JS_CHAT)["ids"])  # what _picture's stillness counts from
                 return page
             if time.monotonic() > deadline:
                 raise errors.TransientSendError(
                     f"timed out after {self.timeout:g}s on /send?phone={digits} waiting for compose_box "
                     f"({self.selectors['compose_box']}) or invalid_dialog; page: {_brief(page)}")
             time.sleep(POLL_S)
+
+    def _picture(self, ref: str) -> list[str]:
+        """The open chat's row ids once they have held still for chat_settle_s, counted from the chat's opening when
+        nothing changed since (typing usually covers it). The history renders after the compose box: a row of it
+        missing from the picture would later look new, and an older message with the same text would pass for the
+        one just clicked. Before the click, so a chat that never settles is a plain transient error."""
+        settle = self.settings.chat_settle_s
+        deadline = time.monotonic() + self.timeout
+        last, still_since = self._opened_ids, self._chat_opened
+        while True:
+            ids = list(self._call(JS_CHAT)["ids"])
+            now = time.monotonic()
+            if last is None or ids != last:
+                last, still_since = ids, now
+            elif now - still_since >= settle:
+                return ids
+            if now > deadline:
+                raise errors.TransientSendError(
+                    f"send {ref}: the chat's rows did not hold still within {self.timeout:g}s before the click "
+                    f"({len(ids)} chat_row, {self.selectors['chat_row']}); not sent")
+            time.sleep(POLL_S * 5)
 
     def _settled_chat(self, ref: str) -> dict[str, Any]:
         """The open chat's rows once they have held still for chat_settle_s (history renders after the compose box,
@@ -691,21 +744,29 @@ class SeleniumSender(MessageSender):
             if line:
                 self._driver_call(lambda d, t=line: d.execute_cdp_cmd("Input.insertText", {"text": t}))
 
-    def _click_send(self, clicked: list[bool]) -> None:
-        """Click the send button; `clicked[0]` is True from the moment the click command goes out."""
-        from selenium.common.exceptions import WebDriverException
+    def _click_send(self, clicked: list[bool], text: str) -> None:
+        """Click the send control; `clicked[0]` is True from the moment the click command goes out. When no control
+        any selector knows appears and the settled box holds exactly the text, press Enter instead, which sends in
+        WhatsApp's editor (a changed button must not stop every send; the new row still decides what happened)."""
+        from selenium.common.exceptions import NoSuchElementException, WebDriverException
         from selenium.webdriver.common.by import By
 
         css = self.selectors["send_button"]
         deadline = time.monotonic() + min(self.timeout, 10.0)
         while True:
             try:
+                if time.monotonic() > deadline - min(self.timeout, 10.0) / 2 and self._enter_instead(css, text,
+                                                                                                     clicked):
+                    return
                 button = self._driver_call(lambda d: d.find_element(By.CSS_SELECTOR, css))
                 # A browser that dies from here on leaves the outcome unknown: the click can reach the page and
                 # send before its reply is lost; taking that error for one before the click would send it twice.
                 clicked[0] = True
                 self._driver_call(lambda d, b=button: b.click())
                 return
+            except NoSuchElementException as exc:  # no control yet (it appears once there is text)
+                if time.monotonic() > deadline:
+                    raise errors.TransientSendError(f"send_button ({css}) not clickable: {_first_line(exc)}") from exc
             except WebDriverException as exc:  # not there yet (it appears once there is text), or re-rendered
                 clicked[0] = False  # refused by the page (_driver_call re-raises only those): nothing was clicked
                 if "intercepted" in type(exc).__name__.lower() or "intercepted" in str(exc):
@@ -714,7 +775,22 @@ class SeleniumSender(MessageSender):
                     raise errors.TransientSendError(f"send_button ({css}) not clickable: {_first_line(exc)}") from exc
             time.sleep(POLL_S)
 
-    def _await_new_row(self, before: set[str], text: str, ref: str, clicked_ms: float) -> Receipt:
+    def _enter_instead(self, css: str, text: str, clicked: list[bool]) -> bool:
+        """Half the wait for a send control has passed: when there is still none and the box holds exactly the text,
+        press Enter (True). False while a control shows, or when the box holds anything else (nothing is pressed)."""
+        page = self._probe()
+        if page["send_button"] or self._settled_box(text) != text:
+            return False
+        log.warning("session %s: no send control matches send_button (%s); pressing Enter in the compose box",
+                    self.session, css)
+        self._problem = f"no send control matches send_button ({css}): Enter pressed instead"
+        clicked[0] = True
+        for kind in ("rawKeyDown", "char", "keyUp"):
+            event = {**_ENTER, "type": kind, **({"text": "\r", "unmodifiedText": "\r"} if kind == "char" else {})}
+            self._driver_call(lambda d, e=event: d.execute_cdp_cmd("Input.dispatchKeyEvent", e))
+        return True
+
+    def _await_new_row(self, before: tuple[str, ...], text: str, ref: str, clicked_ms: float) -> Receipt:
         """Wait until the row the click created (a new outgoing row with this text) leaves Pending, then follow it
         receipt_follow_s towards Read. Raises TransientSendError only when the page proves nothing left; otherwise
         SendOutcomeUnknown, and the next attempt reads the chat."""
@@ -722,26 +798,30 @@ class SeleniumSender(MessageSender):
         deadline = clicked_at + self.timeout
         left: Receipt | None = None
         follow_until = 0.0
+        click = Click(since_ms=clicked_ms, picture=before, offset_ms=self._offset_ms())
         while True:
             page = self._call(JS_AFTER_CLICK)
-            mine = [r for r in page["chat"]["out"]
-                    if r["id"] not in before and row_matches(r, text, clicked_ms) is True]
-            if mine:
-                wa_id, raw = mine[-1]["id"], mine[-1]["status"]
+            mine = new_row(page["chat"], text, click)
+            if mine is not None:
+                wa_id, raw = mine["id"], mine["status"]
                 status = STATUS.get(raw or "", raw or "")
                 if status == "failed":
                     raise errors.TransientSendError(f"message {ref}: WhatsApp refused it (failed_icon on {wa_id})")
                 if status and status != "pending":
                     if left is None:
                         follow_until = time.monotonic() + self.settings.receipt_follow_s
+                        self._note_offset(mine, page["chat"], clicked_ms)
                     left = Receipt(wa_id=wa_id, status=status, sent_at=left.sent_at if left else utcnow())
                     if status == "read" or time.monotonic() >= follow_until:
                         return left
-            elif page["box"] == text and time.monotonic() - clicked_at > CLICK_TAKEN_S:
-                # Taking the click empties the box and adds a row in the same handler: this one was not taken.
+            elif page["box"] is not None and normalise(page["box"]) == normalise(text) and \
+                    time.monotonic() - clicked_at > CLICK_TAKEN_S:
+                # Taking the click (or the Enter) empties the box and adds a row in the same handler: this one was
+                # not taken (an Enter that only added a line leaves the text with a line break: the same, folded).
+                self._clear_box()
                 raise errors.TransientSendError(
-                    f"message {ref}: the click on send_button was not taken (compose_box still holds the text, "
-                    "no new outgoing row)")
+                    f"message {ref}: the send was not taken (compose_box still holds the text, no new outgoing row); "
+                    f"check send_button ({self.selectors['send_button']})")
             if time.monotonic() > deadline:
                 if left is not None:
                     return left
@@ -749,6 +829,18 @@ class SeleniumSender(MessageSender):
                     f"no new outgoing row with this text was recognised ({self.selectors['chat_row']})"
                 raise errors.SendOutcomeUnknown(f"message {ref}: {where} within {self.timeout:g}s after the click")
             time.sleep(POLL_S)
+
+
+    def _note_offset(self, row: dict[str, Any], chat: dict[str, Any], clicked_ms: float) -> None:
+        """One sample of the page clock's offset, from the time the click's own row shows (chat.clock_offset_ms)."""
+        sample = clock_offset_ms(row, chat.get("zone"), clicked_ms, time.time() * 1000)
+        if sample is None:
+            return
+        self._offsets.append(sample)
+        offset = self._offset_ms() or 0.0
+        if abs(offset) > PAGE_CLOCK_WARN_S * 1000 and len(self._offsets) in (3, OFFSET_SAMPLES):
+            log.warning("session %s: the page's clock is %.0f s %s this machine's: check this machine's clock (NTP)",
+                        self.session, abs(offset) / 1000, "ahead of" if offset > 0 else "behind")
 
 
 def _page_level(exc: Exception) -> bool:

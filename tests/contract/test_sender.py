@@ -155,6 +155,10 @@ def sender(world: World) -> Iterator[MessageSender]:
     world.reset()
 
 
+def _cap_reached(ids: tuple[str, ...]) -> bool:
+    raise errors.DailyCapReached("session daily cap reached: 3 of 3")
+
+
 def since_before() -> datetime:
     return datetime.now(UTC) - timedelta(seconds=1)
 
@@ -189,14 +193,33 @@ class TestSenderContract:
         assert sender.receipt_status(FRIEND, "true_15551234567@c.us_NOTSENT") is None
         assert sender.find_sent(FRIEND, text[:-1], ref="long") is None  # another text: a chat positively read
 
-    def test_find_sent_skips_a_message_older_than_the_click_in_doubt(self, sender: MessageSender) -> None:
+    def test_find_sent_tells_the_click_from_an_older_message_by_the_picture(self, sender: MessageSender) -> None:
         text = "a reminder, sent before the click in doubt"
         before = since_before()
-        receipt = sender.send(FRIEND, text, ref="reminder")
-        found = sender.find_sent(FRIEND, text, ref="reminder", since=before)
+        pictures: list[tuple[str, ...]] = []
+        receipt = sender.send(FRIEND, text, ref="reminder", before_click=lambda ids: pictures.append(ids) or True)
+        assert len(pictures) == 1 and receipt.wa_id not in pictures[0]  # what the chat showed before the click
+        found = sender.find_sent(FRIEND, text, ref="reminder", since=before, picture=pictures[0])
         assert found is not None and found.wa_id == receipt.wa_id and found.status in TICKS
+        # A later click's picture holds this row: it is an older message with the same text, not that click's.
+        assert sender.find_sent(FRIEND, text, ref="reminder", since=before, picture=(*pictures[0], receipt.wa_id)) \
+            is None
+        # Another message owns it: not this click's either.
+        assert sender.find_sent(FRIEND, text, ref="reminder", since=before, picture=pictures[0],
+                                taken={receipt.wa_id}) is None
+        # No picture, and a time from before the click: a time never proves another message, so it cannot tell.
         later = datetime.now(UTC) + timedelta(minutes=10)
-        assert sender.find_sent(FRIEND, text, ref="reminder", since=later) is None
+        with pytest.raises(errors.OutcomeUnverified, match="no picture"):
+            sender.find_sent(FRIEND, text, ref="reminder", since=later)
+
+    def test_a_mark_refused_before_the_click_sends_nothing(self, world: World, sender: MessageSender) -> None:
+        with pytest.raises(errors.SendAborted):
+            sender.send(FRIEND, "the lease moved on", ref="aborted", before_click=lambda ids: False)
+        with pytest.raises(errors.DailyCapReached):
+            sender.send(FRIEND, "the cap was reached", ref="capped", before_click=_cap_reached)
+        assert world.sent(FRIEND) == []
+        assert sender.send(FRIEND, "then sent", ref="then").wa_id  # the box was left clean
+        assert [m["text"] for m in world.sent(FRIEND)] == ["then sent"]
 
     def test_unregistered_number_is_invalid(self, world: World, sender: MessageSender) -> None:
         world.number_fault(UNREGISTERED, "unregistered")

@@ -72,7 +72,8 @@ class Case(enum.Enum):
 class Click:
     """What is known of the click a chat is read for: when it happened by the worker's clock (ms), the picture of the
     chat's row ids just before it (None: none recorded), the WhatsApp ids other messages of this session own, and the
-    estimated offset of the page's clock from the worker's (ms; None: no estimate yet)."""
+    estimated offset of the page's clock from the worker's (ms; None: no estimate yet). Click() knows nothing of a
+    click: any row with the text is taken (a question about the chat, not about a click in doubt)."""
 
     since_ms: float | None = None
     picture: tuple[str, ...] | None = None
@@ -138,6 +139,7 @@ def read(snapshot: dict[str, Any], text: str, click: Click) -> Reading:
     if click.picture and not anchors:
         return Reading(Case.NO_ANCHOR, detail=f"none of the {len(picture)} rows seen before the click is shown")
     unsure: Case | None = None
+    refused: dict[str, Any] | None = None
     for row in snapshot["out"]:  # oldest first: the first new match is the click's
         match = text_matches(row, text)
         if match is False:
@@ -154,7 +156,7 @@ def read(snapshot: dict[str, Any], text: str, click: Click) -> Reading:
             return Reading(Case.INSERTED, detail=str(row.get("id")))
         if key in taken:
             continue  # TAKEN
-        if not anchors and not row_after(row, click, zone):
+        if not anchors and click.since_ms is not None and not row_after(row, click, zone):
             unsure = unsure or Case.NO_PICTURE  # no picture, and its time does not show it came after the click
             continue
         if match is None:
@@ -162,13 +164,14 @@ def read(snapshot: dict[str, Any], text: str, click: Click) -> Reading:
             continue
         status = STATUS.get(row.get("status") or "", row.get("status"))
         if status == "failed":
-            continue  # REFUSED: it never left
+            refused = refused or row  # REFUSED: it never left
+            continue
         if status == "pending":
             return Reading(Case.PENDING, row)
         return Reading(Case.NEW, row)
     if unsure is not None:
         return Reading(unsure)
-    return Reading(Case.ABSENT)
+    return Reading(Case.REFUSED, refused) if refused is not None else Reading(Case.ABSENT)
 
 
 def verdict(snapshot: dict[str, Any], text: str, click: Click, phone: str, selectors: Selectors) -> Receipt | None:
@@ -180,7 +183,7 @@ def verdict(snapshot: dict[str, Any], text: str, click: Click, phone: str, selec
         row = reading.row or {}
         status = STATUS.get(row.get("status") or "", row.get("status"))
         return Receipt(wa_id=row["id"], status=status or "sent")
-    if reading.case is Case.ABSENT:
+    if reading.case in (Case.ABSENT, Case.REFUSED):
         return None
     if reading.case is Case.PENDING:
         raise errors.SendOutcomeUnknown(f"a message to {phone} with this text is still Pending "
@@ -201,9 +204,10 @@ def verdict(snapshot: dict[str, Any], text: str, click: Click, phone: str, selec
 
 def new_row(snapshot: dict[str, Any], text: str, click: Click) -> dict[str, Any] | None:
     """Right after the click, in the same page: the row the click made (the first new match), or None while none is
-    shown. Every fail-closed case is None here: the caller waits, then leaves the outcome unknown."""
+    shown (a refused row too: its failed status says so). Every fail-closed case is None here: the caller waits,
+    then leaves the outcome unknown."""
     reading = read(snapshot, text, click)
-    return reading.row if reading.case in (Case.NEW, Case.PENDING) else None
+    return reading.row if reading.case in (Case.NEW, Case.PENDING, Case.REFUSED) else None
 
 
 def clock_offset_ms(row: dict[str, Any], zone: str | None, clicked_ms: float, acked_ms: float) -> float | None:

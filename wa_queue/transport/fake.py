@@ -181,7 +181,7 @@ class FakeSender(MessageSender):
     def find_sent(self, phone: str, text: str, *, ref: str, since: datetime | None = None,
                   picture: Collection[str] | None = None, taken: Collection[str] = ()) -> Receipt | None:
         """The oldest row with this text and ref that is not in the picture nor taken (chat.py's NEW case); without a
-        picture, one at or after `since`."""
+        picture, one at or after `since` (an older one: unverified, as chat.py's NO_PICTURE)."""
         entry = self.control.read().get("numbers", {}).get(phone) or {}
         if entry.get("fault") == "unreadable":  # a chat whose rows no known form matches (not used up)
             raise errors.OutcomeUnverified(f"scripted: the chat with {phone} cannot be read")
@@ -190,7 +190,10 @@ class FakeSender(MessageSender):
             if entry.get("ref") != ref or entry.get("text") != text or entry["wa_id"] in seen | others:
                 continue
             if picture is None and since is not None and datetime.fromisoformat(entry["at"]) < since:
-                continue  # no picture: a row from before the click is another message
+                # chat.py's NO_PICTURE: a time can make a row ours, never another message's
+                raise errors.OutcomeUnverified(f"sent? could not be verified in the chat with {phone}: a row with "
+                                               "this text is there, no picture of the chat before the click was "
+                                               "recorded, and its time does not show that it came after the click")
             return Receipt(wa_id=entry["wa_id"], status="sent")
         return None
 

@@ -88,7 +88,7 @@ class Delivery:
             return held
         marked = [False]
 
-        def mark(picture: tuple[str, ...]) -> bool:
+        def mark(picture: tuple[str, ...] | None) -> bool:
             marked[0] = self._mark_sending(message, picture)
             return marked[0]
 
@@ -110,7 +110,7 @@ class Delivery:
         self._measured(elapsed, outcome.kind)
         return outcome
 
-    def _mark_sending(self, message: Message, picture: tuple[str, ...]) -> bool:
+    def _mark_sending(self, message: Message, picture: tuple[str, ...] | None) -> bool:
         """The store's decision to click, the last write before it (the sender calls it with the chat open and the
         text typed): the lease, the session's cap for today (warm-up included) and the recipient's daily limit,
         counted and marked atomically (lifecycle.MARK_SENDING's gates), with the picture of the chat that a later

@@ -18,6 +18,7 @@ from wa_queue.transport.chat import (
     normalise,
     picture_of,
     read,
+    snapshot_picture,
     text_matches,
     verdict,
 )
@@ -131,7 +132,17 @@ def test_case_no_picture_a_time_can_make_a_row_ours_never_anothers() -> None:
     behind = Click(since_ms=CLICK_MS, picture=None, offset_ms=-240_000)
     assert read(chat(row("NEW", at="10:15")), TEXT, behind).case is Case.NEW
     assert read(chat(row("OTHER", "other text")), TEXT, none).case is Case.ABSENT
-    assert read(chat(row("NEW", at="10:19")), TEXT, Click(since_ms=CLICK_MS, picture=())).case is Case.NEW
+
+
+def test_an_empty_picture_of_a_loaded_chat_makes_every_match_new() -> None:
+    # The chat showed its system row and no message before the click; a reload gave the system row another id.
+    for at in ("10:09", "10:29", None):
+        snapshot = chat(row("NEW", at=at), system="E2Eafterreload")
+        assert read(snapshot, TEXT, Click(since_ms=CLICK_MS, picture=())).case is Case.NEW
+    loaded = {"rows": 1, "ids": ["E2E"], "msg_ids": [], "out": []}
+    assert snapshot_picture(loaded) == ()
+    assert snapshot_picture({**loaded, "rows": 0, "ids": []}) is None  # nothing shown yet: no picture
+    assert snapshot_picture({**loaded, "rows": 3, "msg_ids": ["A", "B"]}) == ("A", "B")
 
 
 def test_case_no_id_a_matching_row_without_id_cannot_be_placed() -> None:

@@ -23,7 +23,7 @@ class Receipt:
     sent_at: datetime | None = None
 
 
-BeforeClick = Callable[[tuple[str, ...]], bool]
+BeforeClick = Callable[[tuple[str, ...] | None], bool]
 
 
 class MessageSender(abc.ABC):
@@ -64,7 +64,8 @@ class MessageSender(abc.ABC):
         settle it before any new send.
 
         `before_click(picture)` is called once everything is ready, as the very last step before the click, with the
-        picture of the chat: the ids of its last rows (chat.picture_of), oldest first. It records the decision to
+        picture of the chat: the ids of its last message rows (chat.snapshot_picture), oldest first, or None when the
+        chat showed no row at all. It records the decision to
         click (the store's mark); when it returns False the sender does not click and raises SendAborted, and an
         exception it raises (a daily limit reached) leaves send() as it is, nothing clicked."""
 

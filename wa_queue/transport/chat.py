@@ -21,8 +21,13 @@ The cases, each with a test named after it (Case.*), for an outgoing row whose t
 - PENDING: the message's row still shows the clock: SendOutcomeUnknown (WhatsApp will send it when it can).
 - NO_ANCHOR: none of the pictured rows is shown any more (a virtualised list scrolled, ids of a form that changed):
   the page shows too little to tell: unverified, whether or not a match is shown.
-- NO_PICTURE: no picture was recorded (a doubt from before pictures, an empty chat): a match whose time is after the
-  click (with the page clock's offset and a minute's resolution) is the message; any other match is unverified.
+- NO_PICTURE: no picture was recorded (a doubt from before pictures, a chat that showed no row at all): a match
+  whose time is after the click (with the page clock's offset and a minute's resolution) is the message; any other
+  match is unverified.
+
+The picture holds the ids of the chat's message rows (those with a data-pre-plain-text bubble), not of its system
+rows, whose ids a reload may change: an empty picture of a loaded chat (one that showed its system row) is a chat
+without messages, where every match is new.
 - UNCOMPARABLE: a row whose text cannot be compared (no text element; a "Read more" cut with nothing else to go by)
   where a match could be: unverified when nothing else is found.
 - ABSENT: no match in a positively read chat anchored to its picture (or with no picture): the message is not there.
@@ -102,8 +107,16 @@ def id_key(wa_id: str | None) -> str:
 
 
 def picture_of(ids: Sequence[str | None]) -> tuple[str, ...]:
-    """The bounded picture of a chat: the ids of its last PICTURE_MAX rows that have one."""
+    """The bounded picture of a chat: the ids of its last PICTURE_MAX message rows that have one."""
     return tuple(i for i in ids if i)[-PICTURE_MAX:]
+
+
+def snapshot_picture(snapshot: dict[str, Any]) -> tuple[str, ...] | None:
+    """The picture of a settled chat read by JS_CHAT: its message rows' ids, or None when it showed no row at all
+    (an empty list says nothing of what is yet to render)."""
+    if not snapshot.get("rows"):
+        return None
+    return picture_of(snapshot.get("msg_ids") or [])
 
 
 def text_matches(row: dict[str, Any], text: str) -> bool | None:
@@ -156,7 +169,7 @@ def read(snapshot: dict[str, Any], text: str, click: Click) -> Reading:
             return Reading(Case.INSERTED, detail=str(row.get("id")))
         if key in taken:
             continue  # TAKEN
-        if not anchors and click.since_ms is not None and not row_after(row, click, zone):
+        if click.picture is None and click.since_ms is not None and not row_after(row, click, zone):
             unsure = unsure or Case.NO_PICTURE  # no picture, and its time does not show it came after the click
             continue
         if match is None:

@@ -192,7 +192,7 @@ const chat = () => {
   const rows = all('chat_row');
   const msgs = rows.map(readRow).filter(x => x);
   const idOf = (r) => { const e = one('message_id', r); return e ? e.getAttribute('data-id') : ''; };
-  return {rows: rows.length, ids: rows.map(idOf),
+  return {rows: rows.length, ids: rows.map(idOf), msg_ids: msgs.map(m => m.id).filter(x => x),
           out: msgs.filter(m => m.dir === 'out'), unknown: msgs.filter(m => !m.dir).length, messages: msgs.length,
           zone: Intl.DateTimeFormat().resolvedOptions().timeZone || null, now_ms: Date.now()};
 };

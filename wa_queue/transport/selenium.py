@@ -43,7 +43,7 @@ from wa_queue.transport.chat import (
     clock_offset_ms,
     new_row,
     normalise,
-    picture_of,
+    snapshot_picture,
     verdict,
 )
 from wa_queue.transport.chrome_options import apply_blocking, chrome_args
@@ -152,7 +152,7 @@ class SeleniumSender(MessageSender):
         self._chat: str | None = None  # the digits of the chat this document has open (see _open_chat)
         self._chat_opened = 0.0  # when it was opened (monotonic)
         self._checked: str | None = None  # the digits is_registered just opened, for the send that follows
-        self._opened_ids: list[str] | None = None  # the open chat's row ids when it was opened (see _picture)
+        self._opened_ids: list[str] | None = None  # the open chat's row ids when it was opened (_settled_rows)
         self._offsets: deque[float] = deque(maxlen=OFFSET_SAMPLES)  # page clock minus ours, ms, per send
         self._problem: str | None = None  # why the session is not connected (last_problem), None when it is
         self.sandbox: SandboxChoice | None = None  # decided at the first Chrome start (WAQ_CHROME_SANDBOX)
@@ -201,14 +201,14 @@ class SeleniumSender(MessageSender):
                 self._raise_if_unavailable(page)
                 self._type(text)
                 self._raise_if_banned(self._probe())  # a notice that came while typing: still before any click
-                before = self._picture(ref)
-                if before_click is not None and not before_click(picture_of(before)):
+                picture = snapshot_picture(self._settled_rows(ref))
+                if before_click is not None and not before_click(picture):
                     self._clear_box()
                     raise errors.SendAborted(f"send {ref}: the store refused the mark (the lease moved on); "
                                              "nothing was clicked")
                 clicked_ms = time.time() * 1000
                 self._click_send(clicked, text)
-                receipt = self._await_new_row(tuple(i for i in before if i), text, ref, clicked_ms)
+                receipt = self._await_new_row(picture, text, ref, clicked_ms)
             self.sent_count += 1
             return receipt
 
@@ -604,7 +604,7 @@ class SeleniumSender(MessageSender):
                     self._call(JS_MARK_CHAT, digits)
                     self._chat = page["chat"] = digits
                     self._chat_opened = time.monotonic()
-                    self._opened_ids = list(self._call(JS_CHAT)["ids"])  # what _picture's stillness counts from
+                    self._opened_ids = list(self._call(JS_CHAT)["ids"])  # what _settled_rows counts from
                 return page
             if time.monotonic() > deadline:
                 raise errors.TransientSendError(
@@ -612,7 +612,7 @@ class SeleniumSender(MessageSender):
                     f"({self.selectors['compose_box']}) or invalid_dialog; page: {_brief(page)}")
             time.sleep(POLL_S)
 
-    def _picture(self, ref: str) -> list[str]:
+    def _settled_rows(self, ref: str) -> dict[str, Any]:
         """The open chat's row ids once they have held still for chat_settle_s, counted from the chat's opening when
         nothing changed since (typing usually covers it). The history renders after the compose box: a row of it
         missing from the picture would later look new, and an older message with the same text would pass for the
@@ -621,12 +621,13 @@ class SeleniumSender(MessageSender):
         deadline = time.monotonic() + self.timeout
         last, still_since = self._opened_ids, self._chat_opened
         while True:
-            ids = list(self._call(JS_CHAT)["ids"])
+            snapshot = self._call(JS_CHAT)
+            ids = list(snapshot["ids"])
             now = time.monotonic()
             if last is None or ids != last:
                 last, still_since = ids, now
             elif now - still_since >= settle:
-                return ids
+                return snapshot
             if now > deadline:
                 raise errors.TransientSendError(
                     f"send {ref}: the chat's rows did not hold still within {self.timeout:g}s before the click "
@@ -790,7 +791,7 @@ class SeleniumSender(MessageSender):
             self._driver_call(lambda d, e=event: d.execute_cdp_cmd("Input.dispatchKeyEvent", e))
         return True
 
-    def _await_new_row(self, before: tuple[str, ...], text: str, ref: str, clicked_ms: float) -> Receipt:
+    def _await_new_row(self, before: tuple[str, ...] | None, text: str, ref: str, clicked_ms: float) -> Receipt:
         """Wait until the row the click created (a new outgoing row with this text) leaves Pending, then follow it
         receipt_follow_s towards Read. Raises TransientSendError only when the page proves nothing left; otherwise
         SendOutcomeUnknown, and the next attempt reads the chat."""

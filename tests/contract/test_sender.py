@@ -195,10 +195,14 @@ class TestSenderContract:
 
     def test_find_sent_tells_the_click_from_an_older_message_by_the_picture(self, sender: MessageSender) -> None:
         text = "a reminder, sent before the click in doubt"
+        earlier = sender.send(FRIEND, "an earlier message in this chat", ref="earlier")
         before = since_before()
-        pictures: list[tuple[str, ...]] = []
+        pictures: list[tuple[str, ...] | None] = []
         receipt = sender.send(FRIEND, text, ref="reminder", before_click=lambda ids: pictures.append(ids) or True)
-        assert len(pictures) == 1 and receipt.wa_id not in pictures[0]  # what the chat showed before the click
+        # What the chat showed before the click: its message rows (a row shown before the click, not the new one).
+        assert len(pictures) == 1 and pictures[0] is not None
+        assert [i.rsplit("_", 1)[-1] for i in pictures[0]][-1:] == [earlier.wa_id.rsplit("_", 1)[-1]]
+        assert receipt.wa_id not in pictures[0]
         found = sender.find_sent(FRIEND, text, ref="reminder", since=before, picture=pictures[0])
         assert found is not None and found.wa_id == receipt.wa_id and found.status in TICKS
         # A later click's picture holds this row: it is an older message with the same text, not that click's.

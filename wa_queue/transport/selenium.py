@@ -82,6 +82,10 @@ SEND_REUSE_S = 10.0
 # and every Chrome process's smaps.
 PSS_CHECK_SENDS = 10
 PSS_CHECK_S = 60.0
+# A chat showing no row at all (not even its system row) has to hold still this many times longer, and at least
+# EMPTY_CHAT_MIN_S, before its picture is taken as empty (then None: no picture, chat.snapshot_picture).
+EMPTY_CHAT_SETTLES = 4
+EMPTY_CHAT_MIN_S = 3.0
 # The page clock's offset is the median of this many recent sends' samples: one misread row cannot move it.
 OFFSET_SAMPLES = 15
 # Enter in WhatsApp's editor sends, unless the user turned "Enter is send" off: then it adds a line. The key events
@@ -626,8 +630,8 @@ class SeleniumSender(MessageSender):
             now = time.monotonic()
             if last is None or ids != last:
                 last, still_since = ids, now
-            elif now - still_since >= settle:
-                return snapshot
+            elif now - still_since >= (settle if ids else max(EMPTY_CHAT_SETTLES * settle, EMPTY_CHAT_MIN_S)):
+                return snapshot  # an empty list is waited on longer: it says nothing until the history renders
             if now > deadline:
                 raise errors.TransientSendError(
                     f"send {ref}: the chat's rows did not hold still within {self.timeout:g}s before the click "

@@ -19,6 +19,7 @@ from api.messages import NFloat, NInteger, NNested, NString, load, message_out, 
 from api.openapi import MESSAGE_ID_PATTERN, SessionFilter
 from wa_queue import service
 from wa_queue.models import Message, MessageStatus, SessionStatus
+from wa_queue.sessions import clock_warning
 from wa_queue.store.common import MAX_OPERATOR_NOTE
 
 log = logging.getLogger(__name__)
@@ -32,7 +33,7 @@ STUCK_AFTER = timedelta(minutes=15)  # a pending message due this long ago with 
 PROBE_TIMEOUT_S = 1.0  # /healthz must answer quickly even when the broker hangs
 MAX_PER_PAGE = 200
 _HEALTH_SESSION_KEYS = ("status", "number", "connected", "needs_operator", "last_error", "last_error_at", "hint",
-                        "sends_today", "daily_cap", "warmup")
+                        "sends_today", "daily_cap", "warmup", "page_clock_offset_s")
 BANNED = SessionStatus.BANNED.value
 DEFAULT_PER_PAGE = 50
 STATUSES = [s.value for s in MessageStatus]
@@ -71,6 +72,9 @@ session_health = ns.model("SessionHealth", {
     "sends_today": NInteger(description="Sends since local midnight (WAQ_TIMEZONE); null when the store is down"),
     "daily_cap": NInteger(description="Today's cap: the warm-up's while the session ramps up"),
     "warmup": NNested(warmup_model, description="Where the session stands in the warm-up ramp"),
+    "page_clock_offset_s": NFloat(description="The page's clock minus the worker's, in seconds, estimated from the "
+                                              "times its sent rows show (null: no estimate yet); over 60 s either "
+                                              "way makes the level warning"),
 })
 memory_session = ns.model("SessionMemory", {
     "name": fields.String(required=True),
@@ -192,7 +196,7 @@ def health(*, detail: bool = False) -> dict[str, Any]:
     if not store_ok:
         sessions = {name: {"status": SessionStatus.UNKNOWN.value, "number": None, "connected": False,
                            "needs_operator": False, "last_error": None, "last_error_at": None, "hint": None,
-                           "sends_today": None, "daily_cap": None, "warmup": None}
+                           "sends_today": None, "daily_cap": None, "warmup": None, "page_clock_offset_s": None}
                     for name in waq().settings.sessions}
         counts = dict.fromkeys(STATUSES)
     overall, reasons = _grade(store_ok, broker_ok, sessions, counts, due_age, recent_failed)
@@ -215,10 +219,11 @@ def _grade(store_ok: bool, broker_ok: bool, sessions: dict[str, dict[str, Any]],
         return "critical", reasons + banned
     if down:
         return "degraded", [f"session {name} not connected" for name in down] + banned
-    reasons = list(banned)
+    clocks = [w for name, view in sessions.items() if (w := clock_warning(name, view["page_clock_offset_s"]))]
+    reasons = list(banned) + clocks
     if counts.get("failed"):
         reasons.append(f"{counts['failed']} failed message(s) wait for an operator")
-    warn = bool(banned)
+    warn = bool(banned) or bool(clocks)
     if recent_failed:
         window_min = int(waq().settings.health_failed_window_s // 60)
         reasons.append(f"{recent_failed} message(s) failed in the last {window_min} minutes")

@@ -10,7 +10,7 @@ from flask_restx import Namespace, Resource, fields
 
 from api.context import waq
 from api.errors import ApiError, bad_request, error_model, refuse_unknown_fields
-from api.messages import NString, read_json_object
+from api.messages import NFloat, NString, read_json_object
 from api.monitoring import STORE_DOWN, admin_only, warmup_model
 from api.openapi import SessionEnum
 from wa_queue import service
@@ -36,6 +36,8 @@ session_out = ns.model("Session", {
     "sends_today": fields.Integer(required=True),
     "daily_cap": fields.Integer(required=True, description="Today's cap: the warm-up's while it ramps"),
     "warmup": fields.Nested(warmup_model, required=True, description="Where the session stands in the warm-up ramp"),
+    "page_clock_offset_s": NFloat(description="The page's clock minus the worker's, in seconds (null: no estimate "
+                                              "yet)"),
 })
 warmup_in = ns.model("WarmupAction", {
     "action": fields.String(required=True, enum=["reset", "skip"],

@@ -250,6 +250,7 @@ def _session_view(app: App, name: str) -> dict[str, Any]:
         "sends_today": store.sends_since(name, local_midnight_utc(now, settings.zone)),
         "daily_cap": ramp.cap,  # today's: the warm-up's cap while it ramps, else WAQ_MAX_DAILY_PER_SESSION
         "warmup": ramp.to_dict(),
+        "page_clock_offset_s": record.page_clock_offset_s,
     }
 
 

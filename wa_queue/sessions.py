@@ -13,6 +13,7 @@ from wa_queue.retry import local_midnight_utc
 from wa_queue.settings import Settings
 from wa_queue.store import MessageStore, SessionRecord
 from wa_queue.transport.base import MessageSender, SessionState
+from wa_queue.transport.chat import PAGE_CLOCK_WARN_S
 from wa_queue.warmup import WarmupStatus, session_warmup
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,16 @@ _STATE_REASONS = {
 BAN_HINT = ("WhatsApp banned or restricted this number: appeal from the phone (Settings > Help > Contact us); once "
             "the ban is lifted or the restriction's end time has passed, restart the session (waq sessions restart "
             "{session} or the dashboard)")
+
+
+def clock_warning(name: str, offset_s: float | None) -> str | None:
+    """The warning a session's page clock gives (health, doctor) when it is further off this machine's clock than
+    PAGE_CLOCK_WARN_S, else None. The chat rules never trust a time alone, so this is a warning, not a fault."""
+    if offset_s is None or abs(offset_s) <= PAGE_CLOCK_WARN_S:
+        return None
+    side = "ahead of" if offset_s > 0 else "behind"
+    return (f"session {name}: the page's clock is {abs(offset_s):.0f} s {side} this machine's: check this machine's "
+            "clock (NTP)")
 
 
 def error_hint(reason: str, *, url: str, session: str = "NAME") -> str:

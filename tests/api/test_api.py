@@ -264,6 +264,22 @@ def test_health_levels(client) -> None:  # noqa: ANN001
     assert overall() == "warning"
 
 
+def test_health_warns_of_a_page_clock_far_off_the_workers(client) -> None:  # noqa: ANN001
+    connect("primary")
+    connect("secondary")
+    default_app().store.update_session("primary", page_clock_offset_s=-240.4)
+    default_app().store.update_session("secondary", page_clock_offset_s=12.0)  # within a minute: nothing to say
+    body = client.get(f"{BASE}/health", headers=ADMIN).get_json()
+    assert body["overall"] == "warning"
+    assert body["reasons"] == ["session primary: the page's clock is 240 s behind this machine's: check this "
+                               "machine's clock (NTP)"]
+    assert body["sessions"]["primary"]["page_clock_offset_s"] == -240.4
+    listed = {s["name"]: s for s in client.get(f"{BASE}/sessions", headers=ADMIN).get_json()["sessions"]}
+    assert listed["secondary"]["page_clock_offset_s"] == 12.0
+    default_app().store.update_session("primary", page_clock_offset_s=3.0)
+    assert client.get(f"{BASE}/health", headers=ADMIN).get_json()["overall"] == "healthy"
+
+
 def test_health_and_sessions_say_why_a_session_is_down(client) -> None:  # noqa: ANN001
     at = utcnow()
     default_app().store.update_session(

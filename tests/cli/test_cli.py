@@ -361,6 +361,19 @@ def test_doctor_gives_the_sessions_hint(waq_env: dict[str, str]) -> None:
     assert checks["session primary"]["fix"] == UNREACHABLE
 
 
+def test_doctor_warns_of_a_page_clock_far_off(waq_env: dict[str, str]) -> None:
+    store, now = default_app().store, utcnow()
+    for name in ("primary", "secondary"):
+        store.update_session(name, status="connected", heartbeat_at=now)
+    store.update_session("primary", page_clock_offset_s=605.0)
+    code, checks = _doctor(waq_env, "--check", "sessions")
+    assert code == 0  # a warning: the chat rules never trust a time alone
+    assert checks["session primary"]["status"] == "warn" and "page clock +605s" in checks["session primary"]["detail"]
+    assert checks["session primary"]["fix"] == "the page's clock is 605 s ahead of this machine's: check this " \
+        "machine's clock (NTP)"
+    assert checks["session secondary"]["status"] == "ok"
+
+
 def test_doctor_says_what_to_fix(waq_env: dict[str, str], tmp_path: Path) -> None:
     env = {**waq_env, "WAQ_BROKER_URL": f"redis://127.0.0.1:{free_port()}/0"}
     code, checks = _doctor(env, "--check", "broker", "--check", "store")

@@ -16,6 +16,7 @@ import click
 
 from wa_queue.cli.output import app, echo_json, settings
 from wa_queue.cli.sessions import warmup_text
+from wa_queue.sessions import clock_warning
 from wa_queue.settings import Settings
 
 if TYPE_CHECKING:
@@ -153,7 +154,13 @@ def check_sessions(waq: App) -> list[Check]:
                   + f", sent today {view['sends_today']}/{view['daily_cap']}, warm-up {warmup_text(view['warmup'])}")
         if view.get("last_error"):
             detail += f", last error: {view['last_error']}"
-        if view["connected"]:
+        offset = view.get("page_clock_offset_s")
+        if offset is not None:
+            detail += f", page clock {offset:+.0f}s"
+        clock = clock_warning(name, offset)
+        if view["connected"] and clock:
+            checks.append(Check(f"session {name}", "warn", detail, clock.split(": ", 1)[1]))
+        elif view["connected"]:
             checks.append(Check(f"session {name}", "ok", detail))
         else:
             checks.append(Check(f"session {name}", "fail", detail, _session_fix(name, view, age_s, stale_s)))

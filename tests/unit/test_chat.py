@@ -122,9 +122,11 @@ def test_case_no_anchor_a_page_that_shows_none_of_the_pictured_rows_cannot_tell(
 
 
 def test_case_no_picture_a_time_can_make_a_row_ours_never_anothers() -> None:
-    none = Click(since_ms=CLICK_MS, picture=None)
+    none = Click(since_ms=CLICK_MS, picture=None, offset_ms=0.0)
     assert read(chat(row("NEW", at="10:19")), TEXT, none).case is Case.NEW
-    for at in ("09:19", "10:15", None, "13 PM"):  # older, skewed, absent, unreadable: never "another message"
+    unknown_skew = Click(since_ms=CLICK_MS, picture=None)
+    assert read(chat(row("NEW", at="10:19")), TEXT, unknown_skew).case is Case.NO_PICTURE  # no estimate: no proof
+    for at in ("09:19", "10:15", "10:17", None, "13 PM"):  # older, skewed, absent, unreadable: never "another one"
         assert read(chat(row("NEW", at=at)), TEXT, none).case is Case.NO_PICTURE
         with pytest.raises(errors.OutcomeUnverified, match="no picture"):
             verdict(chat(row("NEW", at=at)), TEXT, none, "+1", Selectors())

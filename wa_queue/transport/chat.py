@@ -22,8 +22,8 @@ The cases, each with a test named after it (Case.*), for an outgoing row whose t
 - NO_ANCHOR: none of the pictured rows is shown any more (a virtualised list scrolled, ids of a form that changed):
   the page shows too little to tell: unverified, whether or not a match is shown.
 - NO_PICTURE: no picture was recorded (a doubt from before pictures, a chat that showed no row at all): a match
-  whose time is after the click (with the page clock's offset and a minute's resolution) is the message; any other
-  match is unverified.
+  whose time, corrected by the page clock's estimated offset, is after the click is the message (row_after); any
+  other match (no estimate yet, a time not understood, an earlier time) is unverified.
 
 The picture holds the ids of the chat's message rows (those with a data-pre-plain-text bubble), not of its system
 rows, whose ids a reload may change: an empty picture of a loaded chat (one that showed its system row) is a chat
@@ -53,7 +53,9 @@ STATUS = {"pending": "pending", "sent": "sent", "delivered": "delivered", "read"
           "wds-ic-sent": "sent", "wds-ic-check": "sent", "wds-ic-delivered": "delivered",
           "wds-ic-dblcheck": "delivered", "wds-ic-read": "read", "wds-ic-error": "failed"}
 PICTURE_MAX = 60  # rows of the picture kept in the store: the last ones shown, where a new row appears
-ROW_TIME_SLACK_MS = 120_000  # a row's time is cut to the minute, and the offset estimate is within 30 s
+# A row shows the minute it was sent (up to 60 s early) and the offset estimate is within 30 s of the truth (the middle
+# of each sample's minute): a row sent at or after the click shows, corrected, a time later than the click minus this.
+ROW_TIME_SLACK_MS = 90_000
 PAGE_CLOCK_WARN_S = 60.0  # an estimated page clock further off than this is a warning in health and doctor
 
 
@@ -131,13 +133,24 @@ def text_matches(row: dict[str, Any], text: str) -> bool | None:
 
 
 def row_after(row: dict[str, Any], click: Click, zone: str | None) -> bool:
-    """Whether the row's time shows it was sent at or after the click (the page clock's offset removed, a minute's
-    resolution allowed). False also when the time cannot be read: a time makes a row ours, never another's."""
-    if click.since_ms is None:
+    """Whether the row's time shows it was sent at or after the click, once the page clock's estimated offset is
+    removed (ROW_TIME_SLACK_MS allows for the minute's resolution and the estimate's error). False when the time
+    cannot be read, or no offset is known yet (a clock of unknown skew proves nothing): a time can make a row ours,
+    never another message's."""
+    if click.since_ms is None or click.offset_ms is None:
         return False
-    offset = click.offset_ms or 0.0
-    return any(t.timestamp() * 1000 - offset >= click.since_ms - ROW_TIME_SLACK_MS
-               for t in row_instants(row.get("pre"), zone))
+    shown = shown_ms(row, zone, click.since_ms)
+    return shown is not None and shown - click.offset_ms > click.since_ms - ROW_TIME_SLACK_MS
+
+
+def shown_ms(row: dict[str, Any], zone: str | None, near_ms: float) -> float | None:
+    """The instant (ms) a row's time shows, read near `near_ms`: of the readings of an ambiguous date (day and month
+    both possible), the only one within 12 hours of it; None when none is, or the time cannot be read. A day-month
+    swap moves a date by a day or more, so at most one reading is that near; a skewed clock, or a page that writes
+    its times in another zone, is hours off at most."""
+    near = [t.timestamp() * 1000 for t in row_instants(row.get("pre"), zone)
+            if abs(t.timestamp() * 1000 - near_ms) < 43_200_000]
+    return near[0] if len(near) == 1 else None
 
 
 def read(snapshot: dict[str, Any], text: str, click: Click) -> Reading:
@@ -227,16 +240,8 @@ def clock_offset_ms(row: dict[str, Any], zone: str | None, clicked_ms: float, ac
     """One sample of the page clock's offset from the worker's: the new row's shown time against the click. The row
     shows the minute it was sent, so the offset lies within a minute above the difference; the middle of the
     interval is the sample. None when the time cannot be read as one instant."""
-    instants = row_instants(row.get("pre"), zone)
-    if len(instants) != 1:
-        # Two readings (day and month both possible): the one nearer the worker's clock is the page's, as long as
-        # the two lie a day or more apart, which they do (a day-month swap moves the date by days or months).
-        if not instants:
-            return None
-        nearest = min(instants, key=lambda t: abs(t.timestamp() * 1000 - clicked_ms))
-        if sum(abs(t.timestamp() * 1000 - clicked_ms) < 86_400_000 for t in instants) != 1:
-            return None
-        instants = [nearest]
-    shown = instants[0].timestamp() * 1000
+    shown = shown_ms(row, zone, clicked_ms)
+    if shown is None:
+        return None
     middle = (clicked_ms + acked_ms) / 2
     return shown + 30_000 - middle

@@ -42,8 +42,8 @@ def row(wa_id: str | None, text: str | None = SHOWN, *, status: str | None = "se
 
 def chat(*rows: dict, system: str | None = "E2E0000", unknown: int = 0) -> dict:
     ids = ([system] if system else []) + [r["id"] or "" for r in rows]
-    return {"rows": len(ids) + unknown, "ids": ids, "out": list(rows), "unknown": unknown,
-            "messages": len(rows) + unknown, "zone": "UTC"}
+    return {"rows": len(ids) + unknown, "ids": ids, "msg_ids": [r["id"] for r in rows if r["id"]], "out": list(rows),
+            "unknown": unknown, "messages": len(rows) + unknown, "zone": "UTC"}
 
 
 def click(*picture: str, taken: tuple[str, ...] = (), since: float | None = CLICK_MS,
@@ -141,6 +141,8 @@ def test_an_empty_picture_of_a_loaded_chat_makes_every_match_new() -> None:
     for at in ("10:09", "10:29", None):
         snapshot = chat(row("NEW", at=at), system="E2Eafterreload")
         assert read(snapshot, TEXT, Click(since_ms=CLICK_MS, picture=())).case is Case.NEW
+    scrolled = chat(row("NEW"), system=None)  # the chat's start is not shown: a virtualised list past it
+    assert read(scrolled, TEXT, Click(since_ms=CLICK_MS, picture=())).case is Case.NO_ANCHOR
     loaded = {"rows": 1, "ids": ["E2E"], "msg_ids": [], "out": []}
     assert snapshot_picture(loaded) == ()
     assert snapshot_picture({**loaded, "rows": 0, "ids": []}) is None  # nothing shown yet: no picture

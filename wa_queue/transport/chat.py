@@ -20,7 +20,8 @@ The cases, each with a test named after it (Case.*), for an outgoing row whose t
 - REFUSED: a match the servers refused (failed icon) never left, skipped.
 - PENDING: the message's row still shows the clock: SendOutcomeUnknown (WhatsApp will send it when it can).
 - NO_ANCHOR: none of the pictured rows is shown any more (a virtualised list scrolled, ids of a form that changed):
-  the page shows too little to tell: unverified, whether or not a match is shown.
+  the page shows too little to tell: unverified, whether or not a match is shown. Without a picture (or with an
+  empty one), the chat's start (its system row) must be in view: else the click's row may be out of it.
 - NO_PICTURE: no picture was recorded (a doubt from before pictures, a chat that showed no row at all): a match
   whose time, corrected by the page clock's estimated offset, is after the click is the message (row_after); any
   other match (no estimate yet, a time not understood, an earlier time) is unverified.
@@ -28,8 +29,8 @@ The cases, each with a test named after it (Case.*), for an outgoing row whose t
 The picture holds the ids of the chat's message rows (those with a data-pre-plain-text bubble), not of its system
 rows, whose ids a reload may change: an empty picture of a loaded chat (one that showed its system row) is a chat
 without messages, where every match is new.
-- UNCOMPARABLE: a row whose text cannot be compared (no text element; a "Read more" cut with nothing else to go by)
-  where a match could be: unverified when nothing else is found.
+- UNCOMPARABLE: a new row whose text cannot be compared (no text element): unverified. The first new row that may
+  be the click's decides (this, NO_PICTURE and NEW alike): a later row taken instead could be a later message's.
 - ABSENT: no match in a positively read chat anchored to its picture (or with no picture): the message is not there.
 """
 
@@ -121,6 +122,13 @@ def snapshot_picture(snapshot: dict[str, Any]) -> tuple[str, ...] | None:
     return picture_of(snapshot.get("msg_ids") or [])
 
 
+def _starts_at_top(snapshot: dict[str, Any]) -> bool:
+    """Whether the rows shown begin with the chat's start: a row that is no message (its system row) comes first. A
+    chat scrolled or virtualised past its start would show only its latest rows, all messages."""
+    ids, messages = snapshot.get("ids") or [], {id_key(i) for i in snapshot.get("msg_ids") or []}
+    return bool(ids) and id_key(ids[0]) not in messages
+
+
 def text_matches(row: dict[str, Any], text: str) -> bool | None:
     """Whether a row's text is this text: True, False, or None when it cannot be told (no text element). A row cut
     behind "Read more" matches by its prefix."""
@@ -164,7 +172,11 @@ def read(snapshot: dict[str, Any], text: str, click: Click) -> Reading:
     taken = {id_key(i) for i in click.taken}
     if click.picture and not anchors:
         return Reading(Case.NO_ANCHOR, detail=f"none of the {len(picture)} rows seen before the click is shown")
-    unsure: Case | None = None
+    if not anchors and click.since_ms is not None and not _starts_at_top(snapshot):
+        # Nothing seen before the click is shown, nor the chat's start: the click's row may be out of view, and a
+        # later row with the text taken for it.
+        return Reading(Case.NO_ANCHOR, detail="the rows shown reach back neither to a row seen before the click nor "
+                                              "to the chat's start")
     refused: dict[str, Any] | None = None
     for row in snapshot["out"]:  # oldest first: the first new match is the click's
         match = text_matches(row, text)
@@ -182,12 +194,12 @@ def read(snapshot: dict[str, Any], text: str, click: Click) -> Reading:
             return Reading(Case.INSERTED, detail=str(row.get("id")))
         if key in taken:
             continue  # TAKEN
+        # The first new row that may be the click's decides: a later one taken instead could be a later message's,
+        # whose own reading would then find nothing of its own and send it again.
         if click.picture is None and click.since_ms is not None and not row_after(row, click, zone):
-            unsure = unsure or Case.NO_PICTURE  # no picture, and its time does not show it came after the click
-            continue
+            return Reading(Case.NO_PICTURE)  # no picture, and its time does not show it came after the click
         if match is None:
-            unsure = Case.UNCOMPARABLE
-            continue
+            return Reading(Case.UNCOMPARABLE)
         status = STATUS.get(row.get("status") or "", row.get("status"))
         if status == "failed":
             refused = refused or row  # REFUSED: it never left
@@ -195,9 +207,9 @@ def read(snapshot: dict[str, Any], text: str, click: Click) -> Reading:
         if status == "pending":
             return Reading(Case.PENDING, row)
         return Reading(Case.NEW, row)
-    if unsure is not None:
-        return Reading(unsure)
-    return Reading(Case.REFUSED, refused) if refused is not None else Reading(Case.ABSENT)
+    if refused is not None:
+        return Reading(Case.REFUSED, refused)
+    return Reading(Case.ABSENT)
 
 
 def verdict(snapshot: dict[str, Any], text: str, click: Click, phone: str, selectors: Selectors) -> Receipt | None:

@@ -303,3 +303,62 @@ def test_an_unknown_outcome_that_never_settles_ends_unverified(env) -> None:  # 
         outcome = primary.process(mid, attempt)
     assert outcome.kind == "failed" and store.get(mid).last_error_class == "OutcomeUnverified"
     assert len(read_log(settings.fake_log)) == 1
+
+
+# ---- the mark before the click (issue 22): the picture, and a mark refused inside the send ----------------------
+def test_the_mark_records_the_chats_picture_and_a_doubt_keeps_it(env) -> None:  # noqa: ANN001
+    settings, store, clock, _, make, control = env
+    first = _new(store, "same text")
+    assert make().process(first, 0).kind == "sent"
+    earlier = store.get(first).wa_id
+    control.set_number_fault(PHONE, "unknown", count=1)  # clicked; the acknowledgement never came
+    second = _new(store, "same text")
+    assert make().process(second, 0).kind == "retry"
+    doubt = store.get(second)
+    assert doubt.in_doubt and doubt.doubt_picture == (earlier,)  # what the chat showed just before the click
+    clock.now = doubt.next_attempt_at
+    settled = make().process(second, 1)
+    assert settled.kind == "sent" and store.get(second).wa_id not in (None, earlier)
+    assert [e["text"] for e in read_log(settings.fake_log)] == ["same text", "same text"]  # once each
+
+
+def test_a_row_another_message_owns_does_not_settle_a_doubt(env) -> None:  # noqa: ANN001
+    """A message whose click never happened (the worker died between the mark and the click) and a later one with
+    the same text, sent and recorded: the later one's row is not the first one's."""
+    settings, store, clock, _, make, _ = env
+    first = _new(store, "reminder")
+    delivery = make()
+    assert store.claim(first, owner=delivery.owner, session="primary", now=T0, lease_s=60) is not None
+    assert store.mark_sending(first, owner=delivery.owner, now=T0, picture=())  # then died: no click
+    assert store.recover(first, owner=delivery.owner, now=T0, reason="worker restarted") is not None
+    clock.now = T0 + timedelta(seconds=1)
+    second = _new(store, "reminder")
+    assert make().process(second, 0).kind == "sent"
+    clock.now += timedelta(seconds=60)
+    settling = make()
+    asked: list[dict] = []
+    real = settling.sender.find_sent
+    settling.sender.find_sent = lambda *a, **k: asked.append(k) or real(*a, **k)  # type: ignore[method-assign]
+    assert settling.process(first, 0).kind == "sent"
+    # The reading was told which row the later message owns, and what the chat showed before the mark.
+    assert asked and asked[0]["taken"] == {store.get(second).wa_id} and asked[0]["picture"] == ()
+    log = read_log(settings.fake_log)
+    assert len(log) == 2 and store.get(first).wa_id != store.get(second).wa_id  # sent once, not taken as sent
+
+
+def test_a_mark_refused_at_the_click_sends_nothing(env, monkeypatch) -> None:  # noqa: ANN001
+    settings, store, _, _, make, _ = env
+    mid = _new(store)
+    delivery = make()
+    monkeypatch.setattr(delivery.store, "mark_sending", lambda *a, **k: False)  # the lease moved on
+    assert delivery.process(mid, 0).kind == "skipped"
+    assert read_log(settings.fake_log) == []
+
+    def capped(*args: object, **kwargs: object) -> bool:
+        raise errors.DailyCapReached("session daily cap reached: 20 of 20")
+
+    other = _new(store, "capped")
+    monkeypatch.setattr(delivery.store, "mark_sending", capped)
+    outcome = delivery.process(other, 0)
+    assert outcome.kind in ("released", "parked") and store.get(other).attempts == 0
+    assert read_log(settings.fake_log) == []

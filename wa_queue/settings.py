@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import logging
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -107,10 +108,12 @@ class Settings:
     flower_auth: str = ""
     callback_secret: str = ""
     health_failed_window_s: float = 3600.0  # a failure this recent makes the health level 'warning'
-    # The WhatsApp Web simulator (`waq simulator`): markup profile, strict page, boot delay of every full page load.
+    # The WhatsApp Web simulator (`waq simulator`): markup profile, strict page, boot delay of every full page load,
+    # and how far the times the page shows are from the real clock (negative: behind).
     sim_markup: str = "2026-08"
     sim_strict: bool = True
     sim_boot_delay_s: float = 0.0
+    sim_clock_skew_s: float = 0.0
     # `make run` / `make demo` (wa_queue/devstack/launcher.py): how long a stop waits for the work in hand (pacing,
     # number check, send).
     stop_grace_s: float = 120.0
@@ -212,12 +215,15 @@ class Settings:
             raise bad("RECONNECT_MAX_ATTEMPTS", "must be >= 1")
         if self.beat_lock_ttl_s < 1:
             raise bad("BEAT_LOCK_TTL_S", "must be >= 1 second")
-        from wa_queue.simulator.profiles import MARKUPS  # Flask-free
+        from wa_queue.simulator.profiles import MARKUPS, MAX_CLOCK_SKEW_S  # Flask-free
 
         if self.sim_markup not in MARKUPS:
             raise bad("SIM_MARKUP", f"accepts {', '.join(MARKUPS)}")
         if self.sim_boot_delay_s < 0:
             raise bad("SIM_BOOT_DELAY_S", "must be >= 0 seconds")
+        if not math.isfinite(self.sim_clock_skew_s) or abs(self.sim_clock_skew_s) > MAX_CLOCK_SKEW_S:
+            raise bad("SIM_CLOCK_SKEW_S", f"must be a number of seconds within +-{MAX_CLOCK_SKEW_S:.0f} (negative: the "
+                      "page's clock is behind)")
         if self.stop_grace_s <= self.send_timeout_s:
             raise bad("STOP_GRACE_S", "must be longer than WAQ_SEND_TIMEOUT_S: a stop lets the send in hand finish")
         return self

@@ -41,7 +41,8 @@ class Stand:
 
 @pytest.fixture
 def stand(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stand]:
-    sim = Sim(request.param, config=FAST_TICKS)
+    markup, config = request.param if isinstance(request.param, tuple) else (request.param, {})
+    sim = Sim(markup, config={**FAST_TICKS, **config})
     settings = Settings.from_env({"WAQ_DATA_DIR": str(tmp_path), "WAQ_WHATSAPP_URL": sim.url,
                                   "WAQ_SESSIONS": f"{SESSION},secondary", "WAQ_SEND_TIMEOUT_S": "6"})
     sender = SeleniumSender(SESSION, settings)
@@ -64,13 +65,16 @@ def steps_of(result: Result) -> dict[str, dict]:
 
 
 # The forms each profile's outgoing rows are recognised by (simulator README, "Markup profiles").
-FORMS = {"2026-03": "out by out_id+out_class+status_icon", "2026-05": "out by out_class+status_icon",
-         "2026-08": "out by out_id+status_icon"}
+FORMS = {"2026-03": "out by out_id+out_class+out_tail+status_icon+status_title",
+         "2026-05": "out by out_class+status_icon+status_title",
+         "2026-08": "out by out_id+out_tail+status_icon+status_title",
+         "2026-11": "out by out_id+out_tail+status_icon+status_title"}
+FAST = ("2026-08", "2026-11")  # in make test; the others with --long
 
 
 # The newest profile in make test; the older two (each ~25 s of Chromium) with --long. tests/browser/test_profiles.py
 # and tests/integration/test_profiles_e2e.py send on every profile in make test.
-@pytest.mark.parametrize("stand", [pytest.param(markup, marks=[] if markup == "2026-08" else [pytest.mark.long])
+@pytest.mark.parametrize("stand", [pytest.param(markup, marks=[] if markup in FAST else [pytest.mark.long])
                                    for markup in FORMS], indirect=True)
 def test_selftest_with_send_passes_and_sends_each_canary_once(stand: Stand) -> None:
     markup = stand.sim.markup
@@ -84,7 +88,8 @@ def test_selftest_with_send_passes_and_sends_each_canary_once(stand: Stand) -> N
     report = json.loads(result.stdout)
     assert report["ok"] is True and report["override"] == [] and report["sent_chars"][1] == 1500
     steps = steps_of(result)
-    assert [s["status"] for s in steps.values()] == ["ok"] * 4 + ["ok" if history else "skip"] + ["ok"] * 3
+    assert [s["status"] for s in steps.values()] == ["ok"] * 4 + ["ok" if history else "skip"] + ["ok"] * 4
+    assert steps["send_button"]["detail"].startswith("a send control appeared")
     assert "Headless" not in steps["browser"]["data"]["ua"] and steps["browser"]["data"]["language"] == "en-US"
     assert steps["account"]["data"]["number"] == ACCOUNT
     assert steps["compose_box"]["data"] == {"total": 2, "visible": 1, "no_rects": 0, "aria_hidden": 1}
@@ -116,11 +121,12 @@ def test_selftest_fails_naming_the_selectors_to_override_and_sends_nothing(stand
     result = waq("selftest", "--session", SESSION, "--send")
     assert result.exit_code == 1, result.output
     lines = result.stdout.splitlines()
-    assert [line.split()[0] for line in lines if line[:1] != " "][:7] == [
-        "ok", "ok", "ok", "ok", "FAIL", "ok", "skip"]  # browser .. compose_box, rows, typing, send
+    assert [line.split()[0] for line in lines if line[:1] != " "][:8] == [
+        "ok", "ok", "ok", "ok", "FAIL", "ok", "ok", "skip"]  # browser .. compose_box, rows, typing, send_button, send
     rows = next(line for line in lines if line.startswith("FAIL  rows"))
     assert "1 message rows of no known form" in rows and 'data-status="' in rows  # with a sketch of its markup
-    assert "override: out_id, out_class, in_id, in_class, status_icon, message_text" in result.stdout
+    assert ("override: out_id, out_class, in_id, in_class, out_tail, in_tail, status_icon, status_title, "
+            "message_text") in result.stdout
     assert lines[-1].startswith(f"selftest of session {SESSION} FAILED: override out_id, out_class, in_id")
     assert "WAQ_SELECTORS_FILE" in lines[-1]
     assert sent_texts(stand.sim, ACCOUNT) == ["a note to self"]  # not sent again, no canary
@@ -136,6 +142,25 @@ def test_selftest_fails_naming_the_selectors_to_override_and_sends_nothing(stand
     assert [(s["name"], s["status"]) for s in report["steps"]][-2:] == [("account", "ok"), ("compose_box", "fail")]
     assert "0 visible" in report["steps"][-1]["detail"]
     assert sent_texts(stand.sim, ACCOUNT) == ["a note to self"]
+
+
+@pytest.mark.parametrize("stand", [("2026-11", {"send_control": "unknown"})], indirect=True)
+def test_selftest_fails_naming_send_button_when_no_send_control_is_known(stand: Stand) -> None:
+    """The send control changed (late July 2026) into a form no selector knows: without --send the check types the
+    canary, finds no send control, clears the box and fails naming send_button; nothing is clicked or sent."""
+    stand.sender.close()
+    result = waq("selftest", "--session", SESSION, "--json")
+    assert result.exit_code == 1, result.output
+    report = json.loads(result.stdout)
+    assert report["ok"] is False and report["override"] == ["send_button"]
+    steps = steps_of(result)
+    assert steps["typing"]["status"] == "ok"  # typed, read back and cleared
+    assert steps["send_button"]["status"] == "fail" and steps["send_button"]["selectors"] == ["send_button"]
+    assert "no visible send control" in steps["send_button"]["detail"]
+    assert sent_texts(stand.sim, ACCOUNT) == []
+    with_send = waq("selftest", "--session", SESSION, "--send")  # --send stops before any canary
+    assert with_send.exit_code == 1 and "FAIL  send_button" in with_send.stdout
+    assert "skip  send" in with_send.stdout and sent_texts(stand.sim, ACCOUNT) == []
 
 
 class _BrokenSender:

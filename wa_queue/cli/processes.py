@@ -123,18 +123,26 @@ def api(port: int, host: str) -> None:
 @click.option("--auto-scan", is_flag=True, help="Log every browser in by itself (demos and tests).")
 @click.option("--markup", default=None, help="Markup profile of the message rows (default: WAQ_SIM_MARKUP).")
 @click.option("--lenient", is_flag=True, help="The old immediate page instead of the strict one (WAQ_SIM_STRICT).")
-def simulator(port: int, host: str, auto_scan: bool, markup: str | None, lenient: bool) -> None:
+@click.option("--clock-skew-s", type=float, default=None,
+              help="Shift every time the page shows, in seconds, negative: behind (default: WAQ_SIM_CLOCK_SKEW_S).")
+def simulator(port: int, host: str, auto_scan: bool, markup: str | None, lenient: bool,
+              clock_skew_s: float | None) -> None:
     """Run the local WhatsApp Web simulator."""
     from wa_queue.simulator.app import serve
     from wa_queue.simulator.profiles import check_markup
+    from wa_queue.simulator.state import SimError, check_clock_skew
 
     settings = load_settings()
     try:
         markup = check_markup(markup or settings.sim_markup)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--markup") from None
+    try:
+        skew = check_clock_skew(settings.sim_clock_skew_s if clock_skew_s is None else clock_skew_s)
+    except SimError as exc:
+        raise click.BadParameter(str(exc), param_hint="--clock-skew-s") from None
     serve(port, host=host, auto_scan=auto_scan, markup=markup, strict=settings.sim_strict and not lenient,
-          config={"boot_delay_s": settings.sim_boot_delay_s})
+          config={"boot_delay_s": settings.sim_boot_delay_s}, clock_skew_s=skew)
 
 
 @click.command()

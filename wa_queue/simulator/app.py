@@ -33,12 +33,15 @@ STATIC_FILES = {"sim.js", "sim-render.js", "sim-editor.js", "sim.css"}
 
 def create_app(auto_scan: bool = False, state_file: str | None = None,
                config: dict[str, ConfigValue] | None = None, markup: str = DEFAULT_MARKUP,
-               strict: bool = True) -> Flask:
+               strict: bool = True, clock_skew_s: float | None = None) -> Flask:
     """The simulator app; its state is `app.extensions["wa_sim"]` (a SimState).
 
-    `markup` is one of profiles.MARKUPS (ValueError otherwise); `strict=False` keeps the old immediate page.
+    `markup` is one of profiles.MARKUPS (ValueError otherwise); `strict=False` keeps the old immediate page;
+    `clock_skew_s` (the config key of that name) shifts every time the page shows.
     """
     app = Flask(__name__, template_folder=str(HERE), static_folder=None)
+    if clock_skew_s is not None:
+        config = {**(config or {}), "clock_skew_s": clock_skew_s}
     state = SimState(auto_scan=auto_scan, state_file=state_file, config=config, markup=markup, strict=strict)
     app.extensions["wa_sim"] = state
 
@@ -78,7 +81,8 @@ def _boot(state: SimState, device_id: str, chat: str | None, text: str | None) -
     boot: dict[str, object] = {
         "device": device_id, "linked": dev.account is not None, "account": dev.account, "chat": chat, "text": text,
         "markup": state.markup, "strict": state.strict, "device_no": device_number(device_id), "screen": "qr",
-        **{k: cfg[k] for k in ("poll_ms", "starting_chat_s", "boot_delay_s", "history_delay_ms", "input_delay_ms")},
+        **{k: cfg[k] for k in ("poll_ms", "starting_chat_s", "boot_delay_s", "history_delay_ms", "input_delay_ms",
+                               "clock_skew_s", "send_control", "row_ids", "ticks")},
     }
     if dev.account is None:
         boot["ref"] = state.current_ref(device_id)
@@ -359,13 +363,16 @@ class SimServer:
 
 
 def serve(port: int, host: str = "127.0.0.1", auto_scan: bool = False, state_file: str | None = None,
-          markup: str = DEFAULT_MARKUP, strict: bool = True, config: dict[str, ConfigValue] | None = None) -> None:
+          markup: str = DEFAULT_MARKUP, strict: bool = True, config: dict[str, ConfigValue] | None = None,
+          clock_skew_s: float | None = None) -> None:
     """Run the simulator in the foreground until interrupted."""
-    app = create_app(auto_scan=auto_scan, state_file=state_file, markup=markup, strict=strict, config=config)
+    app = create_app(auto_scan=auto_scan, state_file=state_file, markup=markup, strict=strict, config=config,
+                     clock_skew_s=clock_skew_s)
     server = make_server(host, port, app, threaded=True, request_handler=_QuietHandler)
     mode = "strict" if strict else "lenient"
+    skew = app.extensions["wa_sim"].config["clock_skew_s"]
     print(f"WhatsApp Web simulator on http://{host}:{server.server_port} (markup {markup}, {mode}, "
-          f"auto-scan: {auto_scan})", flush=True)
+          f"auto-scan: {auto_scan}" + (f", page clock {skew:+g} s" if skew else "") + ")", flush=True)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -30,15 +30,29 @@
   }
 
   // packed: data-id true_/false_<chat>@c.us_<hex> (else the bare <hex>); dirClass: .message-out/.message-in;
-  // tails: [data-icon="tail-out"/"tail-in"]; text: the text span's attributes; status: how the ticks are marked.
+  // tails: [data-icon="tail-out"/"tail-in"] on every bubble (true) or on the first of a run only ('run');
+  // testid: data-testid="conv-msg-<id>" on the row's first child; text: the text span's attributes; status: how the
+  // ticks are marked; send: the send control's form (sim.js).
   const SELECTABLE = { class: 'selectable-text copyable-text', 'data-testid': 'selectable-text' };
   const PROFILES = {
-    '2026-03': { packed: true, dirClass: true, tails: true, text: SELECTABLE, status: 'icon' },
+    '2026-03': { packed: true, dirClass: true, tails: true, text: SELECTABLE, status: 'icon', send: 'button' },
     '2026-05': { packed: false, dirClass: true, tails: false,
-      text: { class: '_ao3e _aupe copyable-text', 'data-testid': 'selectable-text' }, status: 'icon' },
-    '2026-08': { packed: true, dirClass: false, tails: true, text: SELECTABLE, status: 'aria' },
-    unknown: { packed: false, dirClass: false, tails: false, text: { class: 'x9f619' }, status: 'data' },
+      text: { class: '_ao3e _aupe copyable-text', 'data-testid': 'selectable-text' }, status: 'icon', send: 'button' },
+    '2026-08': { packed: true, dirClass: false, tails: true, text: SELECTABLE, status: 'aria', send: 'button' },
+    '2026-11': { packed: true, dirClass: false, tails: 'run', testid: true, text: SELECTABLE, status: 'wds',
+      send: 'div' },
+    unknown: { packed: false, dirClass: false, tails: false, text: { class: 'x9f619' }, status: 'data',
+      send: 'button' },
   };
+
+  // The page's options (window.SIM): markup, strict, clock_skew_s, row_ids, ticks; set once by sim.js at boot.
+  let P = { markup: '2026-08', strict: true, skew: 0, rowIds: 'profile', ticks: 'profile' };
+  function configure(S) {
+    P = { markup: S.markup, strict: S.strict, skew: Number(S.clock_skew_s || 0), rowIds: S.row_ids || 'profile',
+      ticks: S.ticks || 'profile' };
+  }
+  const prof = () => PROFILES[P.markup];
+  const packed = () => (P.rowIds === 'profile' ? prof().packed : P.rowIds === 'packed');
 
   const CLOCK = 'M12 3a9 9 0 1 0 0 18 9 9 0 0 0 0-18zm1 9.4 3 1.8-.8 1.3-3.7-2.2V7h1.5z';
   const CHECK = 'M9 16.2 4.8 12l-1.4 1.4L9 19 21 7l-1.4-1.4z';
@@ -49,13 +63,18 @@
     Delivered: ['msg-dblcheck', 'wds-ic-double-check', DOUBLE, 2],
     Read: ['msg-dblcheck', 'wds-ic-double-check', DOUBLE, 3],
   };
+  // 2026-11: the tick's SVG <title> names it (the 2026-07 notes give wds-ic-read); no data-icon on the tick.
+  const WDS = { Pending: 'wds-ic-clock', Sent: 'wds-ic-check', Delivered: 'wds-ic-double-check', Read: 'wds-ic-read' };
 
-  function statusIcon(prof, status) {
+  function statusIcon(status) {
     const [old, wds, path, code] = ICONS[status];
+    const label = P.ticks === 'title' ? null : ` ${status} `; // ticks=title: the SVG <title> alone tells it
     let icon;
-    if (prof.status === 'aria') { // since 2026-06: the aria-label, padded with spaces, names the status
-      icon = el('span', { 'aria-label': ` ${status} `, 'data-icon': wds, role: 'img' }, svg(wds, path));
-    } else if (prof.status === 'icon') { // before: the data-icon; only a read message has an aria-label
+    if (prof().status === 'wds') { // 2026-11: no msg-* icon, no data-icon: an aria-label and the SVG <title>
+      icon = el('span', { 'aria-label': label, role: 'img' }, svg(WDS[status], path));
+    } else if (prof().status === 'aria') { // since 2026-06: the aria-label, padded with spaces, names the status
+      icon = el('span', { 'aria-label': label, 'data-icon': wds, role: 'img' }, svg(wds, path));
+    } else if (prof().status === 'icon') { // before: the data-icon; only a read message has an aria-label
       icon = el('span', { 'data-icon': old, 'aria-label': status === 'Read' ? ' Read ' : null }, svg(old, path));
     } else { // a form no driver knows: a bare code, no label, no named icon
       icon = el('span', { 'data-status': String(code) }, svg('', path));
@@ -64,9 +83,11 @@
     return icon;
   }
 
-  function failedMark(prof) {
-    if (prof.status === 'data') return el('span', { 'data-status': '-1', class: 'failed' }, '!');
-    return el('span', { 'data-icon': 'msg-error', 'aria-label': prof.status === 'aria' ? ' Failed ' : 'Failed',
+  function failedMark() {
+    const form = prof().status;
+    if (form === 'data') return el('span', { 'data-status': '-1', class: 'failed' }, '!');
+    if (form === 'wds') return el('span', { 'aria-label': ' Failed ', class: 'failed', role: 'img' }, '!');
+    return el('span', { 'data-icon': 'msg-error', 'aria-label': form === 'aria' ? ' Failed ' : 'Failed',
       class: 'failed', role: 'img' }, '!');
   }
 
@@ -138,7 +159,7 @@
 
   function bareId(id) { return id.slice(id.lastIndexOf('_') + 1); }
 
-  function domId(markup, id) { return PROFILES[markup].packed ? id : bareId(id); }
+  function domId(id) { return packed() ? id : bareId(id); }
 
   // A long text shows its first READ_MORE_AT characters and a "Read more" button outside the text span.
   function fillText(span, text, strict) {
@@ -156,46 +177,69 @@
     return more;
   }
 
-  // m: {id (packed, from the server's point of view), direction: 'out'|'in', from, text, time, status}
-  function messageRow(m, markup, strict) {
-    const prof = PROFILES[markup];
+  function tailIcon(out) {
+    const tail = out ? 'tail-out' : 'tail-in';
+    return el('span', { 'data-icon': tail, class: 'tail' }, svg(tail, out ? 'M0 0h8v13z' : 'M8 0H0v13z'));
+  }
+
+  // m: {id (packed, from the server's point of view), direction: 'out'|'in', from, text, time, status}; every time
+  // shown is the message's time shifted by clock_skew_s.
+  function messageRow(m) {
+    const p = prof();
     const out = m.direction !== 'in';
-    const d = new Date(m.time * 1000);
+    const shown = m.time + P.skew;
+    const d = new Date(shown * 1000);
     const who = out ? 'Me' : `+${m.from}`;
-    const pre = `[${hhmm(m.time)}, ${d.getMonth() + 1}/${d.getDate()}/${d.getFullYear()}] ${who}: `;
-    const span = el('span', { ...prof.text, dir: 'ltr' });
-    const more = fillText(span, m.text, strict);
+    const pre = `[${hhmm(shown)}, ${d.getMonth() + 1}/${d.getDate()}/${d.getFullYear()}] ${who}: `;
+    const span = el('span', { ...p.text, dir: 'ltr' });
+    const more = fillText(span, m.text, P.strict);
     const copy = el('div', { class: 'copyable-text', 'data-pre-plain-text': pre }, span);
     if (more) copy.append(more);
-    const meta = el('div', { class: 'meta' }, el('span', { class: 'time' }, hhmm(m.time)));
+    const meta = el('div', { class: 'meta' }, el('span', { class: 'time' }, hhmm(shown)));
     const classes = [out ? '_amk4' : '_amk6', 'focusable-list-item'];
-    if (prof.dirClass) classes.unshift(out ? 'message-out' : 'message-in');
-    const bubble = el('div', { 'data-id': domId(markup, m.id), class: classes.join(' ') });
-    if (prof.tails) {
-      const tail = out ? 'tail-out' : 'tail-in';
-      bubble.append(el('span', { 'data-icon': tail, class: 'tail' }, svg(tail, out ? 'M0 0h8v13z' : 'M8 0H0v13z')));
-    }
-    const link = strict && URL.exec(m.text); // a link gets a preview thumbnail above the text, as on the real page
+    if (p.dirClass) classes.unshift(out ? 'message-out' : 'message-in');
+    const id = domId(m.id);
+    const bubble = el('div', { 'data-id': id, 'data-testid': p.testid ? `conv-msg-${id}` : null,
+      class: classes.join(' ') });
+    if (p.tails === true) bubble.append(tailIcon(out)); // 'run': retail() draws them once the row is in the list
+    const link = P.strict && URL.exec(m.text); // a link gets a preview thumbnail above the text, as on the real page
     if (link) bubble.append(el('img', { class: 'link-preview', alt: '', draggable: 'false',
       src: `/__sim__/preview/${[...link[0]].reduce((h, ch) => (h * 31 + ch.charCodeAt(0)) % 1000003, 7)}.jpg` }));
     bubble.append(copy, meta);
     const row = el('div', { role: 'row', class: '_amjv' }, bubble); // one class for both directions
-    if (out) setStatus(row, m.status || 'Pending', markup);
+    row.__dir = out ? 'out' : 'in';
+    if (out) setStatus(row, m.status || 'Pending');
     return row;
   }
 
-  function setStatus(row, status, markup) {
+  // Tails drawn on a run's first bubble only (profile tails: 'run'): a run is the consecutive message rows of one
+  // direction; a system row ends it. Called after every change of the list.
+  function retail(list) {
+    if (prof().tails !== 'run') return;
+    let prev = null;
+    for (const row of list.children) {
+      const dir = row.__dir || null;
+      const bubble = row.firstElementChild;
+      const tail = bubble ? bubble.querySelector(':scope > .tail') : null;
+      const want = dir !== null && dir !== prev;
+      if (want && !tail) bubble.prepend(tailIcon(dir === 'out'));
+      else if (!want && tail) tail.remove();
+      prev = dir;
+    }
+  }
+
+  function setStatus(row, status) {
     if (row.__status === status) return;
     row.__status = status;
     const meta = row.querySelector('.meta');
     const old = meta.querySelector('.tick');
-    const icon = statusIcon(PROFILES[markup], status);
+    const icon = statusIcon(status);
     if (old) old.replaceWith(icon);
     else meta.append(icon);
   }
 
-  function markFailed(row, markup, error) {
-    row.querySelector('.meta').append(failedMark(PROFILES[markup]));
+  function markFailed(row, error) {
+    row.querySelector('.meta').append(failedMark());
     row.firstElementChild.setAttribute('data-error', error);
   }
 
@@ -208,5 +252,6 @@
       el('div', { 'data-id': hex.join('').toUpperCase(), class: 'system-msg' }, el('span', {}, text)));
   }
 
-  window.SimRender = { el, svg, PROFILES, messageRow, setStatus, markFailed, systemRow, domId, bareId };
+  window.SimRender = { el, svg, PROFILES, configure, packed, messageRow, retail, setStatus, markFailed, systemRow,
+    domId, bareId };
 })();

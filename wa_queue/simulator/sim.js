@@ -6,6 +6,7 @@
   const S = window.SIM;
   if (S.screen === 'update') return;
   const R = window.SimRender;
+  R.configure(S);
   const { el, svg } = R;
   const KEY = 'wa_sim_device';
   const $ = (sel, root = document) => root.querySelector(sel);
@@ -202,9 +203,6 @@
     chat = c;
     const opts = { delayMs: S.input_delay_ms, onChange: () => updateSlot(c), onSubmit: () => send(c) };
     c.editor = S.strict ? window.SimEditor.lexical(box, opts) : window.SimEditor.plain(box, opts);
-    slot.addEventListener('click', (e) => {
-      if (e.target.closest('button[aria-label="Send"]')) send(c);
-    });
     if (prefill) c.editor.set(prefill); // pre-filling does not send
     updateSlot(c);
     box.focus();
@@ -218,26 +216,42 @@
     const rows = [];
     if (S.strict) rows.push(R.systemRow());
     for (const m of messages) {
-      if (c.list.querySelector(`[data-id="${CSS.escape(R.domId(S.markup, m.id))}"]`)) continue;
+      if (c.list.querySelector(`[data-id="${CSS.escape(R.domId(m.id))}"]`)) continue;
       if (m.direction !== 'in') c.acked.add(m.id);
-      rows.push(R.messageRow(m, S.markup, S.strict));
+      rows.push(R.messageRow(m));
     }
     c.list.prepend(...rows); // before anything sent while the history was loading
+    R.retail(c.list);
     c.ready = true;
     c.list.scrollTop = c.list.scrollHeight;
   }
 
-  // Selector: footer button[aria-label="Send"] > span[data-icon="wds-ic-send-filled"], only while there is text.
+  // The send control, only while there is text (its slot holds the voice-note control otherwise), in the form
+  // send_control names ('profile': the profile's own): 'button' is footer button[aria-label="Send"] >
+  // span[data-icon="wds-ic-send-filled"]; 'div' the same as a div[role="button"]; 'unknown' a form no selector knows
+  // (no role, no aria-label, another icon), which a person still clicks.
+  function sendControl(form, send, hasText) {
+    const icon = hasText ? (form === 'unknown' ? 'wds-ic-send-v2' : 'wds-ic-send-filled') : 'wds-ic-mic-filled';
+    const path = hasText ? 'M3 20.5v-17L22 12zM5 17.4 16.8 12 5 6.6V10l6 2-6 2z' : 'M12 15a3 3 0 0 0 3-3V6a3 3 0 0 0-6 0v6a3 3 0 0 0 3 3zm5-3a5 5 0 0 1-10 0H5a7 7 0 0 0 6 6.9V21h2v-2.1a7 7 0 0 0 6-6.9z';
+    const label = hasText ? 'Send' : 'Voice message';
+    const kid = el('span', { 'data-icon': icon, 'aria-hidden': 'true' }, svg(icon, path));
+    let node;
+    if (form === 'div') node = el('div', { role: 'button', tabindex: '0', 'aria-label': label, 'data-tab': '11' }, kid);
+    else if (form === 'unknown') node = el('div', { tabindex: '0', class: 'x1c4vz4f x2lah0s' }, kid);
+    else node = el('button', { 'aria-label': label, 'data-tab': '11', type: 'button' }, kid);
+    if (hasText) node.addEventListener('click', send);
+    return node;
+  }
+
   function updateSlot(c) {
     const hasText = c.editor ? c.editor.text().length > 0 : false;
     c.wrap.classList.toggle('has-text', hasText);
     const current = c.slot.firstElementChild;
-    const want = hasText ? 'Send' : 'Voice message';
-    if (current && current.getAttribute('aria-label') === want) return;
-    const icon = hasText ? 'wds-ic-send-filled' : 'wds-ic-mic-filled';
-    const path = hasText ? 'M3 20.5v-17L22 12zM5 17.4 16.8 12 5 6.6V10l6 2-6 2z' : 'M12 15a3 3 0 0 0 3-3V6a3 3 0 0 0-6 0v6a3 3 0 0 0 3 3zm5-3a5 5 0 0 1-10 0H5a7 7 0 0 0 6 6.9V21h2v-2.1a7 7 0 0 0 6-6.9z';
-    c.slot.replaceChildren(el('button', { 'aria-label': want, 'data-tab': '11', type: 'button' },
-      el('span', { 'data-icon': icon, 'aria-hidden': 'true' }, svg(icon, path))));
+    if (current && current.__hasText === hasText) return;
+    const form = S.send_control && S.send_control !== 'profile' ? S.send_control : R.PROFILES[S.markup].send;
+    const node = sendControl(form, () => send(c), hasText);
+    node.__hasText = hasText;
+    c.slot.replaceChildren(node);
   }
 
   function newBareId() {
@@ -253,26 +267,27 @@
     const bare = newBareId();
     const id = `true_${c.phone}@c.us_${bare}`;
     c.editor.clear();
-    const row = R.messageRow({ id, direction: 'out', text, time: Date.now() / 1000, status: 'Pending' },
-      S.markup, S.strict);
+    const row = R.messageRow({ id, direction: 'out', text, time: Date.now() / 1000, status: 'Pending' });
     c.list.append(row);
+    R.retail(c.list);
     c.list.scrollTop = c.list.scrollHeight;
-    const sentId = R.PROFILES[S.markup].packed ? id : bare; // the server takes either form
+    const sentId = R.packed() ? id : bare; // the server takes either form
     api('/__sim__/api/send', { id: sentId, to: c.phone, text }).then((r) => {
-      if (r.ack) { c.acked.add(id); R.setStatus(row, r.status, S.markup); }
-      else if (r.error) R.markFailed(row, S.markup, r.error); // rejected: the clock stays, plus a failed mark
+      if (r.ack) { c.acked.add(id); R.setStatus(row, r.status); }
+      else if (r.error) R.markFailed(row, r.error); // rejected: the clock stays, plus a failed mark
     }).catch(() => { /* connection lost: stays Pending, as on the real page */ });
   }
 
   function applyMessages(messages) {
     if (!chat || !chat.ready || !messages) return;
     for (const m of messages) {
-      const bubble = chat.list.querySelector(`[data-id="${CSS.escape(R.domId(S.markup, m.id))}"]`);
+      const bubble = chat.list.querySelector(`[data-id="${CSS.escape(R.domId(m.id))}"]`);
       if (!bubble) { // incoming, or sent from another device of this account
         if (m.direction !== 'in') chat.acked.add(m.id);
-        chat.list.append(R.messageRow(m, S.markup, S.strict));
+        chat.list.append(R.messageRow(m));
+        R.retail(chat.list);
         chat.list.scrollTop = chat.list.scrollHeight;
-      } else if (m.direction !== 'in' && chat.acked.has(m.id)) R.setStatus(bubble.parentElement, m.status, S.markup);
+      } else if (m.direction !== 'in' && chat.acked.has(m.id)) R.setStatus(bubble.parentElement, m.status);
     }
   }
 

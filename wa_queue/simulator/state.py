@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 import secrets
@@ -17,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from wa_queue.simulator.profiles import DEFAULT_MARKUP, check_markup
+from wa_queue.simulator.profiles import DEFAULT_MARKUP, MAX_CLOCK_SKEW_S, check_markup
 
 NUMBER_FAULTS = ("unregistered", "slow", "fail_send", "drop_before_click", "drop_after_click")
 SESSION_FAULTS = ("phone_disconnected", "computer_disconnected", "logged_out", "conflict", "banned", "restricted")
@@ -27,7 +28,7 @@ RESTRICTED_TEXT = "Your account is restricted until {until}. You can't send mess
 RESTRICTED_DEFAULT_S = 24 * 3600.0  # a restriction with no `until` given lasts a day, as WhatsApp's first ones do
 STATUSES = ("Pending", "Sent", "Delivered", "Read")
 
-ConfigValue = float | bool | None
+ConfigValue = float | bool | str | None
 # Timings; None means "never" (a receipt that never arrives, a QR that never expires). Strict defaults.
 DEFAULT_CONFIG: dict[str, ConfigValue] = {
     "starting_chat_s": 0.5,  # how long the "Starting chat" modal stays up
@@ -40,12 +41,27 @@ DEFAULT_CONFIG: dict[str, ConfigValue] = {
     "input_delay_ms": 150.0,  # the editor applies a paste or inserted text this much later (+ up to 100 ms)
     "boot_delay_s": 0.0,  # every full page load shows "Loading your chats" this long before the app
     "whats_new": True,  # a device's first app load shows the "What's new" overlay until its OK is clicked
+    # Page-side variants of the profile (README.md, "Variants"): every time the page shows is shifted by
+    # clock_skew_s (a page whose clock is not the worker's); the other three swap one part of the profile's form.
+    "clock_skew_s": 0.0,
+    "send_control": "profile",
+    "row_ids": "profile",
+    "ticks": "profile",
 }
 # strict=False: today's immediate page (synchronous editor, no history delay, no overlay) for old tests and demos.
 LENIENT_CONFIG: dict[str, ConfigValue] = {"ack_delay_s": 0.0, "history_delay_ms": 0.0, "input_delay_ms": 0.0,
                                           "whats_new": False}
 _NEVER_OK = ("delivered_after_s", "read_after_s", "qr_ttl_s")
 _BOOL_KEYS = ("whats_new",)
+_SIGNED_KEYS = ("clock_skew_s",)
+# Named variants: "profile" keeps the profile's own form. send_control: the send button as a <button>, a
+# div[role="button"] or a form no selector knows; row_ids: data-id packed (true_/false_) or bare; ticks: "title"
+# drops the status aria-label, leaving only the tick's SVG <title>.
+CHOICE_KEYS: dict[str, tuple[str, ...]] = {
+    "send_control": ("profile", "button", "div", "unknown"),
+    "row_ids": ("profile", "packed", "bare"),
+    "ticks": ("profile", "title"),
+}
 AUTO_SCAN_PREFIX = "1555000"
 _DIGITS = re.compile(r"^\d{7,15}$")
 
@@ -97,6 +113,14 @@ class NumberFault:
 
     def public(self) -> dict[str, object]:
         return {"fault": self.fault, "delay_s": self.delay_s, "count": self.remaining}
+
+
+def check_clock_skew(value: object) -> float:
+    """A clock skew in seconds (negative: the page is behind), else SimError."""
+    if (not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value)
+            or abs(value) > MAX_CLOCK_SKEW_S):
+        raise SimError(f"clock_skew_s must be a number of seconds within +-{MAX_CLOCK_SKEW_S:.0f}")
+    return float(value)
 
 
 def auto_account(device_id: str) -> str:
@@ -298,7 +322,9 @@ class SimState:
             if fault == "banned":
                 return BAN_TEXT
             if fault == "restricted":
-                until = time.strftime("%d %b %Y, %H:%M UTC", time.gmtime(self.restricted_until[phone or ""]))
+                skew = self.config["clock_skew_s"]
+                shown_at = self.restricted_until[phone or ""] + (skew if isinstance(skew, float) else 0.0)
+                until = time.strftime("%d %b %Y, %H:%M UTC", time.gmtime(shown_at))
                 return RESTRICTED_TEXT.format(until=until)
             return None
 
@@ -404,6 +430,13 @@ class SimState:
         if unknown:
             raise SimError(f"unknown config key(s) {sorted(unknown)}; known: {sorted(DEFAULT_CONFIG)}")
         for key, value in body.items():
+            if key in CHOICE_KEYS:
+                if value not in CHOICE_KEYS[key]:
+                    raise SimError(f"{key} accepts {', '.join(CHOICE_KEYS[key])}")
+                continue
+            if key in _SIGNED_KEYS:
+                check_clock_skew(value)
+                continue
             if key in _BOOL_KEYS:
                 if not isinstance(value, bool):
                     raise SimError(f"{key} must be true or false")
@@ -413,7 +446,7 @@ class SimState:
             if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
                 raise SimError(f"{key} must be a non-negative number" + (" or null" if key in _NEVER_OK else ""))
         with self.lock:
-            self.config.update({k: v if v is None or isinstance(v, bool) else float(v)  # type: ignore[arg-type]
+            self.config.update({k: v if v is None or isinstance(v, bool | str) else float(v)  # type: ignore[arg-type]
                                 for k, v in body.items()})
             return self.public_config()
 

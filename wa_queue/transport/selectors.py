@@ -37,16 +37,29 @@ SELECTORS: dict[str, str] = {
     "use_here": 'div[role="button"], button',  # the one reading TEXTS["use_here"]
     # Chat. The compose box is the visible match not under an aria-hidden ancestor (the page may hold two).
     "compose_box": 'footer div[contenteditable="true"][role="textbox"]',
-    "send_button": 'footer button[aria-label="Send"]',
-    # Message rows: three forms in 2026 (shared DOM notes). A row is a message only when it holds a bubble with
-    # data-pre-plain-text; its direction comes from a packed id, a message-out/-in class or a status icon.
-    "chat_row": '#main div[role="row"]',
+    # The send control: a <button> (2025) or a div[role="button"] (the media preview's; the compose box's since
+    # late July 2026, form not public), known by aria-label="Send" or by the send icon; it appears once there is text.
+    "send_button": ", ".join(f"footer {tag}{mark}" for tag in ("button", 'div[role="button"]') for mark in (
+        '[aria-label="Send"]', ':has(span[data-icon="wds-ic-send-filled"])', ':has(span[data-icon="send"])')),
+    # The media preview is a full-pane editor outside the chat's footer; a page-wide "Send" could be the footer's.
+    "media_send_button": ", ".join(f"{tag}{mark}:not(footer *)" for tag in ("button", 'div[role="button"]')
+                                   for mark in ('[aria-label="Send"]', ':has(span[data-icon="wds-ic-send-filled"])',
+                                                ':has(span[data-icon="send"])')),
+    # Message rows: four forms in 2026 (shared DOM notes). A row is a message only when it holds a bubble with
+    # data-pre-plain-text; its direction comes from a packed id, a message-out/-in class, a tail, a status icon or
+    # its run (JS_LIB's readRows says when). Since 2026-06 a row's first child carries data-testid="conv-msg-<id>";
+    # where both forms match, the outermost element is the row.
+    "chat_row": '#main div[role="row"], #main [data-testid^="conv-msg"]',
     "message_bubble": "[data-pre-plain-text]",
     "message_id": "[data-id]",  # the raw data-id is the WhatsApp id, whatever its format
+    "message_testid": '[data-testid^="conv-msg-"]',  # the id after "conv-msg-", for rows with no data-id
     "out_id": '[data-id^="true_"]',
     "in_id": '[data-id^="false_"]',
     "out_class": ".message-out",
     "in_class": ".message-in",
+    # Drawn on the first bubble of a run of one direction only (2026-11 notes), on every bubble before.
+    "out_tail": '[data-icon="tail-out"]',
+    "in_tail": '[data-icon="tail-in"]',
     "message_text": '[data-testid="selectable-text"], .selectable-text',  # emoji <img alt>, <br>, links <a>
     "read_more": 'div[role="button"], button',  # inside a row, the one reading TEXTS["read_more"]
     # Exact labels (" Read " had spaces before 2026-06): a looser match would catch a long message's "Read more".
@@ -55,8 +68,11 @@ SELECTORS: dict[str, str] = {
         '[aria-label=" Pending "], [aria-label=" Sent "], [aria-label=" Delivered "], [aria-label=" Read "], '
         '[data-icon="msg-time"], [data-icon="msg-check"], [data-icon="msg-dblcheck"]'
     ),
+    # Where no status_icon matches: an SVG <title> naming the tick (TICK_TITLES), the only status left in some 2026-06+
+    # builds.
+    "status_title": "svg title",
     # Not in the DOM notes: the red mark of a message the server refused (ACK_ERROR); it keeps the clock icon.
-    "failed_icon": '[data-icon="msg-error"], [aria-label="Failed"]',
+    "failed_icon": '[data-icon="msg-error"], [aria-label="Failed"], [aria-label=" Failed "]',
     # Connection banners.
     "phone_alert": '[data-testid="alert-phone"]',
     "computer_alert": '[data-testid="alert-computer"]',
@@ -72,6 +88,18 @@ TEXTS: dict[str, str] = {
     "update_browser": "WhatsApp works with Google Chrome",
     "loading": "Loading your chats",
 }
+
+# A tick's SVG <title> -> its status, where no status_icon matches (2026-06+ builds name their icons wds-ic-…; the notes
+# give wds-ic-read, the rest are the names the 2026-08 builds use beside their aria-label). Exact names only: a
+# title read as "failed" would send a message again, so none maps to it (a refused row keeps its clock: unknown).
+# Overridden as "tick.<title>": "pending" | "sent" | "delivered" | "read".
+TICK_TITLES: dict[str, str] = {
+    "wds-ic-clock": "pending",
+    "wds-ic-check": "sent",
+    "wds-ic-double-check": "delivered",
+    "wds-ic-read": "read",
+}
+TICK_STATUSES = ("pending", "sent", "delivered", "read")
 
 # Account notices, each a list of variants (the page words them differently by build, platform and kind of ban). Any
 # variant shown outside the chat's rows, the chat list's items and the compose box makes the session `banned`.
@@ -151,13 +179,34 @@ const plain = (root) => {
 };
 // Rendering drops WhatsApp's formatting markers and folds whitespace: compare what survives it.
 const norm = (t) => t.replace(/[*_~`\u200e\u200f]/g, '').replace(/\s+/g, ' ').trim();
+const has = (row, n) => { try { return row.matches(S.css[n]) || !!one(n, row); } catch (e) { return false; } };
+// The element itself or its first descendant matching n.
+const mine = (n, r) => { try { return r.matches(S.css[n]) ? r : one(n, r); } catch (e) { return null; } };
 const statusOf = (row) => {
   if (one('failed_icon', row)) return 'failed';
   const icon = one('status_icon', row);
-  if (!icon) return null;
-  return (icon.getAttribute('aria-label') || icon.getAttribute('data-icon') || '').trim().toLowerCase();
+  if (icon) return (icon.getAttribute('aria-label') || icon.getAttribute('data-icon') || '').trim().toLowerCase();
+  for (const t of all('status_title', row)) {
+    const v = S.ticks[(t.textContent || '').trim()];
+    if (v) return v;
+  }
+  return null;
 };
-const has = (row, n) => { try { return row.matches(S.css[n]) || !!one(n, row); } catch (e) { return false; } };
+// The open chat's rows, outermost matches only: chat_row may match a row and, inside it, its first child.
+const rowsOf = () => {
+  const rs = all('chat_row');
+  const set = new Set(rs);
+  return rs.filter(r => { for (let p = r.parentElement; p; p = p.parentElement) if (set.has(p)) return false;
+                          return true; });
+};
+// A row's WhatsApp id: its data-id (raw, whatever its format), else what follows "conv-msg-" in its data-testid.
+const idOf = (r) => {
+  const e = mine('message_id', r);
+  if (e) return e.getAttribute('data-id');
+  const t = mine('message_testid', r);
+  const v = t ? (t.getAttribute('data-testid') || '') : '';
+  return v ? v.replace(/^conv-msg-/, '') : null;
+};
 // The time a bubble's data-pre-plain-text gives ("[12:19, 10/05/2026] Name: "), as epoch ms in the browser's zone;
 // day and month are read both ways (the order follows the locale), so a list of candidates.
 const timesOf = (pre) => {
@@ -171,30 +220,59 @@ const timesOf = (pre) => {
   return [[a, b], [b, a]].filter(([mo, d]) => mo >= 1 && mo <= 12 && d >= 1 && d <= 31)
     .map(([mo, d]) => new Date(c, mo - 1, d, h, +m[2]).getTime());
 };
-// Every row of the open chat: null for rows that are not messages (system rows, contact cards), else
-// {id, dir: 'out' | 'in' | null (no known form), status, text (null when no text element), more, times}.
+// One row by its own marks: null for rows that are not messages (system rows, contact cards), else
+// {id, dir: 'out' | 'in' | null, dir_by: 'id' | 'class' | 'tail' | 'status' | null, tail: 'out' | 'in' | null,
+//  status, text (null when no text element), more, pre (the raw data-pre-plain-text), times}.
+// Direction, first mark that says: a packed id or a direction class (out before in), a tail, a status (only
+// outgoing messages carry ticks).
 const readRow = (r) => {
   const bubble = one('message_bubble', r);
   if (!bubble) return null;
-  const idEl = one('message_id', r);
-  const id = idEl ? idEl.getAttribute('data-id') : null;
   const status = statusOf(r);
-  let dir = null;
-  if (has(r, 'out_id') || has(r, 'out_class')) dir = 'out';
-  else if (has(r, 'in_id') || has(r, 'in_class')) dir = 'in';
-  else if (status) dir = 'out';  // only outgoing messages carry ticks
+  const tailOut = has(r, 'out_tail'), tailIn = has(r, 'in_tail');
+  const tail = tailOut && !tailIn ? 'out' : tailIn && !tailOut ? 'in' : null;
+  let dir = null, by = null;
+  if (has(r, 'out_id')) [dir, by] = ['out', 'id'];
+  else if (has(r, 'out_class')) [dir, by] = ['out', 'class'];
+  else if (has(r, 'in_id')) [dir, by] = ['in', 'id'];
+  else if (has(r, 'in_class')) [dir, by] = ['in', 'class'];
+  else if (tail) [dir, by] = [tail, 'tail'];
+  else if (status) [dir, by] = ['out', 'status'];
   const textEl = one('message_text', r);
   const more = all('read_more', r).find(b => shown(b) && said(b, S.text.read_more)) || null;
   const pre = bubble.getAttribute('data-pre-plain-text');
-  return {id, dir, status, text: textEl ? plain(textEl) : null, more: !!more, pre, times: timesOf(pre)};
+  return {id: idOf(r), dir, dir_by: by, tail, status, text: textEl ? plain(textEl) : null, more: !!more, pre,
+          times: timesOf(pre)};
 };
+// Rows in page order, with the direction of a run's later bubbles, which carry no tail (2026-11 notes: tails only
+// on a run's first bubble). A row with no mark of its own (no packed id, class, tail or status) takes its run's
+// direction, dir_by 'run', only when:
+//  - the nearest earlier row with a mark carries a tail (the run's head), agrees with it, and shows no status,
+//    and every row between them is a message row with no mark of its own (a system or date row ends a run);
+//  - the chat shows the other tail somewhere: the page draws it, so a change of direction would have shown one.
+// An outgoing head with a status and a row without one disagree on ticks: the row stays null. Otherwise dir stays
+// null (unknown: the chat is unverified), never guessed.
+const readRows = (rows) => {
+  const got = rows.map(readRow);
+  const drawn = new Set(got.filter(m => m && m.tail).map(m => m.tail));
+  let head = null;
+  for (const m of got) {
+    if (!m) { head = null; continue; }
+    if (m.dir) { head = m.tail && m.dir === m.tail && !m.status ? m : null; continue; }
+    if (head && drawn.has(head.tail === 'out' ? 'in' : 'out')) [m.dir, m.dir_by] = [head.tail, 'run'];
+  }
+  return got;
+};
+// The open chat: {rows, ids (per row, '' when none), msg_ids (the message rows' ids), out (outgoing message rows),
+// unknown (message rows of no known direction), messages, zone (the browser's IANA time zone), now_ms (its clock)}.
 const chat = () => {
-  const rows = all('chat_row');
-  const msgs = rows.map(readRow).filter(x => x);
-  const idOf = (r) => { const e = one('message_id', r); return e ? e.getAttribute('data-id') : ''; };
-  return {rows: rows.length, ids: rows.map(idOf), msg_ids: msgs.map(m => m.id).filter(x => x),
+  const rows = rowsOf();
+  const msgs = readRows(rows).filter(x => x);
+  let zone = null;
+  try { zone = Intl.DateTimeFormat().resolvedOptions().timeZone || null; } catch (e) { /* no Intl */ }
+  return {rows: rows.length, ids: rows.map(r => idOf(r) || ''), msg_ids: msgs.map(m => m.id).filter(x => x),
           out: msgs.filter(m => m.dir === 'out'), unknown: msgs.filter(m => !m.dir).length, messages: msgs.length,
-          zone: Intl.DateTimeFormat().resolvedOptions().timeZone || null, now_ms: Date.now()};
+          zone, now_ms: Date.now()};
 };
 """
 
@@ -235,7 +313,7 @@ JS_AFTER_CLICK = JS_LIB + "const box = visible('compose_box'); return {chat: cha
 # Expands rows cut behind "Read more" (their full text is not in the DOM until then); returns how many it clicked.
 JS_EXPAND = JS_LIB + r"""
 let n = 0;
-for (const r of all('chat_row')) {
+for (const r of rowsOf()) {
   const b = all('read_more', r).find(x => shown(x) && said(x, S.text.read_more));
   if (b) { b.click(); n += 1; }
 }
@@ -267,10 +345,11 @@ class Selectors:
     """The effective selectors: defaults with the operator's overrides applied."""
 
     def __init__(self, css: Mapping[str, str] | None = None, texts: Mapping[str, str] | None = None,
-                 notices: Mapping[str, tuple[str, ...]] | None = None) -> None:
+                 notices: Mapping[str, tuple[str, ...]] | None = None, ticks: Mapping[str, str] | None = None) -> None:
         self.css_map = {**SELECTORS, **(css or {})}
         self.text_map = {**TEXTS, **(texts or {})}
         self.notice_map = {**NOTICES, **(notices or {})}
+        self.tick_map = {**TICK_TITLES, **(ticks or {})}
 
     def __getitem__(self, name: str) -> str:
         return self.css_map[name]
@@ -279,9 +358,10 @@ class Selectors:
         return self.text_map[name]
 
     def as_js(self) -> dict[str, object]:
-        """What the in-page helpers receive: {"css": {...}, "text": {...}, "notices": {kind: [variant, ...]}}."""
+        """What the in-page helpers receive: {"css": {...}, "text": {...}, "notices": {kind: [variant, ...]},
+        "ticks": {svg title: status}}."""
         return {"css": dict(self.css_map), "text": dict(self.text_map),
-                "notices": {k: list(v) for k, v in self.notice_map.items()}}
+                "notices": {k: list(v) for k, v in self.notice_map.items()}, "ticks": dict(self.tick_map)}
 
 
 def parse_overrides(data: object, source: str = "selectors file") -> Selectors:
@@ -291,10 +371,16 @@ def parse_overrides(data: object, source: str = "selectors file") -> Selectors:
     css: dict[str, str] = {}
     texts: dict[str, str] = {}
     notices: dict[str, tuple[str, ...]] = {}
+    ticks: dict[str, str] = {}
     unknown = []
     for name, value in data.items():
         if name.startswith("text.") and name[5:] in NOTICES:
             notices[name[5:]] = _variants(name, value, source)
+            continue
+        if name.startswith("tick.") and name[5:].strip():
+            if value not in TICK_STATUSES:
+                raise ConfigError(f"{source}: {name!r} must be one of {', '.join(TICK_STATUSES)}")
+            ticks[name[5:]] = str(value)
             continue
         if not isinstance(value, str) or not value.strip():
             raise ConfigError(f"{source}: {name!r} must be a non-empty string")
@@ -305,9 +391,9 @@ def parse_overrides(data: object, source: str = "selectors file") -> Selectors:
         else:
             unknown.append(name)
     if unknown:
-        known = ", ".join([*SELECTORS, *(f"text.{n}" for n in (*TEXTS, *NOTICES))])
+        known = ", ".join([*SELECTORS, *(f"text.{n}" for n in (*TEXTS, *NOTICES)), "tick.<svg title>"])
         raise ConfigError(f"{source}: unknown selector name(s) {', '.join(map(repr, unknown))}; known: {known}")
-    return Selectors(css, texts, notices)
+    return Selectors(css, texts, notices, ticks)
 
 
 def _variants(name: str, value: object, source: str) -> tuple[str, ...]:

@@ -3,14 +3,16 @@
 The defaults in selectors.py follow what public sources say about WhatsApp Web; an account may get another build (a
 redesign rolls out gradually). This runs what the sender relies on, in the account's chat with itself: the browser
 identity, the account's number, the compose box (one visible), the form of the message rows, typing (paste, read
-back, clear) and, with send=True, two real sends that must each show up as exactly one new recognised outgoing row
-and be found again by find_sent. A failed step names the selectors to override in WAQ_SELECTORS_FILE.
+back, a send control appearing, which is never clicked, clear) and, with send=True, two real sends that must each
+show up as exactly one new recognised outgoing row and be found again by find_sent. A failed step names the
+selectors to override in WAQ_SELECTORS_FILE.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import secrets
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -26,11 +28,13 @@ if TYPE_CHECKING:
 OK, FAIL, SKIP = "ok", "fail", "skip"
 REF = "selftest"
 LONG_CHARS = 1500  # past the 700 shown before "Read more": the send must expand the row to find it
-ROW_FORMS = ("out_id", "out_class", "in_id", "in_class", "status_icon")
+ROW_FORMS = ("out_id", "out_class", "in_id", "in_class", "out_tail", "in_tail", "status_icon", "status_title")
+SEND_CONTROL_S = 5.0  # the page shows its send control once the box has text: this long at most
 
 _JS_BROWSER = r"""
 return {ua: navigator.userAgent, lang: document.documentElement.lang || '', language: navigator.language || ''};
 """
+_JS_SEND_CONTROL = JS_LIB + "return !!visible('send_button');"
 _JS_COMPOSE = JS_LIB + r"""
 const boxes = all('compose_box');
 return {total: boxes.length, visible: boxes.filter(shown).length,
@@ -49,15 +53,15 @@ const sketch = (row) => [row, ...row.querySelectorAll('*')].map(el => {
   }
   return s;
 }).join(' ').slice(0, arguments[2]);
-const rows = all('chat_row');
+const rows = rowsOf();
 const forms = arguments[1];
 const msgs = [];
-for (const r of rows) {
-  const m = readRow(r);
-  if (!m) continue;
-  msgs.push({id: m.id, dir: m.dir, status: m.status, has_text: m.text !== null, by: forms.filter(n => has(r, n)),
-             sketch: m.dir ? null : sketch(r)});
-}
+readRows(rows).forEach((m, i) => {
+  if (!m) return;
+  const by = forms.filter(n => has(rows[i], n));
+  msgs.push({id: m.id, dir: m.dir, status: m.status, has_text: m.text !== null,
+             by: m.dir_by === 'run' ? [...by, 'run'] : by, sketch: m.dir ? null : sketch(rows[i])});
+});
 return {rows: rows.length, messages: msgs};
 """
 SKETCH_CHARS = 400
@@ -145,10 +149,12 @@ def _run(sender: SeleniumSender, add: Callable[[Step], Step], report: Report, se
     rows, seen = _rows(sender, send)
     add(rows)
     typed_text, short, long = canaries(secrets.token_hex(3))  # one token a run: the operator finds its canaries
-    typed = add(_typing(sender, typed_text))
+    typed, control = _typing(sender, typed_text)
+    add(typed)
+    add(control)
     if not send:
         return
-    if rows.status == FAIL or typed.status == FAIL:
+    if FAIL in (rows.status, typed.status, control.status):
         add(Step("send", SKIP, "not sent: fix the failures above first (a send that cannot be verified in the chat "
                                "could be sent twice)"))
         return
@@ -269,15 +275,17 @@ def _judge_rows(found: dict[str, Any]) -> Step:
     return Step("rows", OK, detail, data=found)
 
 
-def _typing(sender: SeleniumSender, text: str) -> Step:
-    """Paste a canary the way the sender does, read it back once the editor settled, clear it; never send it."""
+def _typing(sender: SeleniumSender, text: str) -> tuple[Step, Step]:
+    """Paste a canary the way the sender does, read it back once the editor settled, look for the send control the
+    text brings (never clicked), clear it; never send it. The typing step and the send_button step."""
     draft = sender._settled_box("")
     note = ""
     if draft:  # as the sender does before typing: a draft in the own chat would be replaced by the next send too
         sender._clear_box()
         note = f"; cleared a draft of {len(draft)} characters first"
     if not sender._call(JS_PASTE, text):
-        return Step("typing", FAIL, "no visible compose_box to paste into", selectors=["compose_box"])
+        return (Step("typing", FAIL, "no visible compose_box to paste into", selectors=["compose_box"]),
+                Step("send_button", SKIP, "not checked: nothing was typed"))
     typed = sender._settled_box(text)
     how = "pasted"
     if typed != text:
@@ -287,17 +295,30 @@ def _typing(sender: SeleniumSender, text: str) -> Step:
         if sender._settled_box("") == "":
             sender._type_lines(text)
             typed, how = sender._settled_box(text), "typed"
+    control = _send_control(sender) if typed == text else Step("send_button", SKIP,
+                                                                "not checked: the box did not hold the canary")
     sender._clear_box()
     left = sender._settled_box("")
     clear_fix = "" if left == "" else "clear the compose box of your own chat by hand (do not press Enter)"
     if typed != text:
         return Step("typing", FAIL, f"the box read back {typed!r} for {text!r}{note}", selectors=["compose_box"],
-                    fix=clear_fix)
+                    fix=clear_fix), control
     if left != "":
         return Step("typing", FAIL, f"{how} exactly, but clearing left {left!r}", selectors=["compose_box"],
-                    fix=clear_fix)
+                    fix=clear_fix), control
     return Step("typing", OK, f"{len(text)} characters (newline, emoji, *bold*) {how}, read back exactly and "
-                              f"cleared without sending{note}")
+                              f"cleared without sending{note}"), control
+
+
+def _send_control(sender: SeleniumSender) -> Step:
+    """With the canary in the box, a visible send_button must appear within SEND_CONTROL_S; it is not clicked."""
+    deadline = time.monotonic() + SEND_CONTROL_S
+    while not sender._call(_JS_SEND_CONTROL):
+        if time.monotonic() > deadline:
+            return Step("send_button", FAIL, f"no visible send control within {SEND_CONTROL_S:g}s of typing "
+                        f"(send_button: {sender.selectors['send_button']})", selectors=["send_button"])
+        time.sleep(0.1)
+    return Step("send_button", OK, "a send control appeared once the box held text (not clicked)")
 
 
 def _send(sender: SeleniumSender, phone: str, text: str, name: str, report: Report,

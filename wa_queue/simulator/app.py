@@ -82,7 +82,7 @@ def _boot(state: SimState, device_id: str, chat: str | None, text: str | None) -
         "device": device_id, "linked": dev.account is not None, "account": dev.account, "chat": chat, "text": text,
         "markup": state.markup, "strict": state.strict, "device_no": device_number(device_id), "screen": "qr",
         **{k: cfg[k] for k in ("poll_ms", "starting_chat_s", "boot_delay_s", "history_delay_ms", "input_delay_ms",
-                               "clock_skew_s", "send_control", "row_ids", "ticks")},
+                               "clock_skew_s", "send_control", "row_ids", "ticks", "enter_sends")},
     }
     if dev.account is None:
         boot["ref"] = state.current_ref(device_id)

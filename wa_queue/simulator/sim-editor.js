@@ -126,7 +126,7 @@
         inTurn(() => { allSelected = true; if (document.activeElement === box) selectAllIn(box); });
       } else if (key === 'Enter') {
         e.preventDefault();
-        inTurn(e.shiftKey ? () => insert('\n') : () => opts.onSubmit());
+        inTurn(e.shiftKey || !opts.enterSends ? () => insert('\n') : () => opts.onSubmit());
       } else if (key === 'Backspace') {
         e.preventDefault();
         inTurn(backspace);
@@ -190,7 +190,7 @@
     box.addEventListener('keydown', (e) => {
       if (e.key !== 'Enter' || e.isComposing) return;
       e.preventDefault();
-      if (e.shiftKey) { insertPlain(box, '\n'); changed(); } else opts.onSubmit();
+      if (e.shiftKey || !opts.enterSends) { insertPlain(box, '\n'); changed(); } else opts.onSubmit();
     });
     box.addEventListener('beforeinput', (e) => {
       const t = e.inputType;

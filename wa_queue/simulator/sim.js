@@ -201,7 +201,8 @@
     $('#main-slot').replaceChildren(main);
     const c = { phone, acked: new Set(), list, slot, wrap, ready: false };
     chat = c;
-    const opts = { delayMs: S.input_delay_ms, onChange: () => updateSlot(c), onSubmit: () => send(c) };
+    const opts = { delayMs: S.input_delay_ms, onChange: () => updateSlot(c), onSubmit: () => send(c),
+                   enterSends: S.enter_sends !== false };
     c.editor = S.strict ? window.SimEditor.lexical(box, opts) : window.SimEditor.plain(box, opts);
     if (prefill) c.editor.set(prefill); // pre-filling does not send
     updateSlot(c);

@@ -47,12 +47,14 @@ DEFAULT_CONFIG: dict[str, ConfigValue] = {
     "send_control": "profile",
     "row_ids": "profile",
     "ticks": "profile",
+    # False: Enter adds a line instead of sending, as with WhatsApp's "Enter is send" setting off.
+    "enter_sends": True,
 }
 # strict=False: today's immediate page (synchronous editor, no history delay, no overlay) for old tests and demos.
 LENIENT_CONFIG: dict[str, ConfigValue] = {"ack_delay_s": 0.0, "history_delay_ms": 0.0, "input_delay_ms": 0.0,
                                           "whats_new": False}
 _NEVER_OK = ("delivered_after_s", "read_after_s", "qr_ttl_s")
-_BOOL_KEYS = ("whats_new",)
+_BOOL_KEYS = ("whats_new", "enter_sends")
 _SIGNED_KEYS = ("clock_skew_s",)
 # Named variants: "profile" keeps the profile's own form. send_control: the send button as a <button>, a
 # div[role="button"] or a form no selector knows; row_ids: data-id packed (true_/false_) or bare; ticks: "title"

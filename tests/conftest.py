@@ -20,6 +20,9 @@ ROOT = Path(__file__).resolve().parent.parent
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--long", action="store_true", default=False, help="also run the long forms (chaos, scale)")
     parser.addoption("--chaos-seed", type=int, default=None, help="seed of the chaos suite (default: random)")
+    parser.addoption("--chaos-clock-skew-s", type=float, default=None,
+                     help="shift every time the simulator's page shows in the chaos suite (default: 0 for the short "
+                          "form, -240 for the long one)")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

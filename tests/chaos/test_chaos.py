@@ -6,8 +6,8 @@ same Idempotency-Key when the API is down. At the end every accepted message mus
 to the simulator, or `failed` with its reason: none lost, none sent twice.
 
 The short form runs in `make test` with a fixed seed: each kind of fault once, in a seeded order. `make test-long`
-(pytest --long) runs the long one with a random seed. Any seed replays with
-`pytest tests/chaos --chaos-seed N` (it is printed)."""
+(pytest --long) runs the long one with a random seed and the page's clock 4 minutes behind the workers'. Any seed
+replays with `pytest tests/chaos --chaos-seed N` (it is printed); `--chaos-clock-skew-s S` sets the page's clock."""
 
 from __future__ import annotations
 
@@ -101,12 +101,13 @@ def apply_fault(stack: Stack, redis: RedisServer, fault: str, rng: random.Random
     return f"{fault} on {number} x{body['count']}"
 
 
-def run_chaos(tmp: Path, seed: int, messages: int, rounds: int) -> None:
+def run_chaos(tmp: Path, seed: int, messages: int, rounds: int, clock_skew_s: float = 0.0) -> None:
     rng = random.Random(seed)
-    print(f"\nchaos seed {seed}: {messages} messages, {rounds} rounds of faults")
+    print(f"\nchaos seed {seed}: {messages} messages, {rounds} rounds of faults, page clock {clock_skew_s:+g}s")
     redis = RedisServer(tmp / "redis")
     redis.start()
     stack = Stack(tmp, redis)
+    stack.sim.state.set_config({"clock_skew_s": clock_skew_s})  # every time the page shows is off by this
     phones = [f"+1415555{6000 + i:04d}" for i in range(25)]
     leftover: list[str] = []
     try:
@@ -185,18 +186,27 @@ def day(seconds: float, zone: ZoneInfo) -> date:
 SHORT_SEED = 20261128  # make test replays one known sequence; --chaos-seed or the long form explore others
 
 
+LONG_CLOCK_SKEW_S = -240.0  # the long form's page shows its times 4 minutes behind the workers' clock
+
+
 @pytest.fixture
 def seed(request: pytest.FixtureRequest) -> int | None:
     return request.config.getoption("--chaos-seed")
 
 
+@pytest.fixture
+def clock_skew_s(request: pytest.FixtureRequest) -> float | None:
+    return request.config.getoption("--chaos-clock-skew-s")
+
+
 @pytest.mark.timeout(900)
-def test_chaos_short(tmp_path: Path, seed: int | None) -> None:
-    run_chaos(tmp_path, SHORT_SEED if seed is None else seed, messages=60, rounds=len(FAULTS))
+def test_chaos_short(tmp_path: Path, seed: int | None, clock_skew_s: float | None) -> None:
+    run_chaos(tmp_path, SHORT_SEED if seed is None else seed, messages=60, rounds=len(FAULTS),
+              clock_skew_s=clock_skew_s or 0.0)
 
 
 @pytest.mark.long
 @pytest.mark.timeout(3600)
-def test_chaos_long(tmp_path: Path, seed: int | None) -> None:
+def test_chaos_long(tmp_path: Path, seed: int | None, clock_skew_s: float | None) -> None:
     run_chaos(tmp_path, random.SystemRandom().randrange(1, 10**6) if seed is None else seed, messages=400,
-              rounds=40)
+              rounds=40, clock_skew_s=LONG_CLOCK_SKEW_S if clock_skew_s is None else clock_skew_s)

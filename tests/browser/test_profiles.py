@@ -1,6 +1,7 @@
-"""The Selenium sender on every markup profile of the strict simulator: the three row forms WhatsApp Web used in 2026
-and one it has never used. On a known form a message is sent, found and never sent twice, even when Chrome dies
-right after the click; on the unknown form the sender stops (outcome unknown, then unverified) instead of guessing."""
+"""The Selenium sender on every markup profile of the strict simulator: the four row forms WhatsApp Web used in 2026
+(2026-11 also with bare ids, where only tails and runs tell a row's direction) and one it has never used. On a known
+form a message is sent, found and never sent twice, even when Chrome dies right after the click; on the unknown form
+the sender stops (outcome unknown, then unverified) instead of guessing."""
 
 from __future__ import annotations
 
@@ -17,7 +18,10 @@ from tests.helpers.browser import ACCOUNT, FRIEND, Sim, log_in, make_settings, s
 from wa_queue import errors
 from wa_queue.transport.selenium import SeleniumSender
 
-KNOWN = ("2026-03", "2026-05", "2026-08")
+KNOWN = ("2026-03", "2026-05", "2026-08", "2026-11", "2026-11-bare")
+# name -> (profile, simulator config): 2026-11-bare drops the true_/false_ prefix, so direction comes from the tails
+# on a run's first bubble, the ticks and the runs (selectors.JS_LIB readRows).
+VARIANTS = {"2026-11-bare": ("2026-11", {"row_ids": "bare"})}
 MARKUPS = (*KNOWN, "unknown")
 LONG = ("A reminder that is longer than the page shows at once. " * 30).strip()  # past "Read more" (700)
 FORMATTED = "Your *order* is _ready_ 🎉\nsee https://example.com/o/42 ~today~"
@@ -25,14 +29,16 @@ FORMATTED = "Your *order* is _ready_ 🎉\nsee https://example.com/o/42 ~today~"
 
 @pytest.fixture(scope="module", params=MARKUPS)
 def sim(request: pytest.FixtureRequest) -> Iterator[Sim]:
-    server = Sim(markup=request.param)
+    markup, config = VARIANTS.get(request.param, (request.param, {}))
+    server = Sim(markup=markup, config=config)
+    server.variant = request.param
     yield server
     server.server.shutdown()
 
 
 @pytest.fixture(scope="module")
 def sender(sim: Sim, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeleniumSender]:
-    snd = SeleniumSender("profile", make_settings(tmp_path_factory.mktemp(f"profile-{sim.markup}"), sim))
+    snd = SeleniumSender("profile", make_settings(tmp_path_factory.mktemp(f"profile-{sim.variant}"), sim))
     log_in(snd, sim)
     yield snd
     snd.close()
@@ -45,7 +51,7 @@ def _clean(sim: Sim) -> Iterator[None]:
 
 
 def known(sim: Sim) -> bool:
-    return sim.markup in KNOWN
+    return sim.variant in KNOWN
 
 
 def test_a_person_like_browser_gets_in_and_reads_its_own_number(sim: Sim, sender: SeleniumSender) -> None:
@@ -89,7 +95,7 @@ def test_chrome_killed_right_after_the_click_is_never_sent_twice(sim: Sim, sende
     from selenium.webdriver.remote.webelement import WebElement
 
     real_click = WebElement.click
-    text = f"killed after the click on {sim.markup}"
+    text = f"killed after the click on {sim.variant}"
 
     def click_then_die(element: WebElement) -> None:
         real_click(element)
@@ -139,7 +145,7 @@ def test_the_number_check_and_the_send_share_one_page_load(sim: Sim, sender: Sel
 
 
 def test_conflict_page_and_whats_new_do_not_stop_a_send(sim: Sim, sender: SeleniumSender, tmp_path: Path) -> None:
-    if sim.markup != "2026-08":
+    if sim.variant != "2026-08":
         pytest.skip("screens do not depend on the row form")
     sim.session_fault("conflict")
     sender._chat = None
@@ -151,3 +157,41 @@ def test_conflict_page_and_whats_new_do_not_stop_a_send(sim: Sim, sender: Seleni
     finally:
         fresh.close()
     assert sent_texts(sim, FRIEND) == ["after Use here", "past What's new"]
+
+
+def test_a_customers_replies_read_as_incoming_and_never_as_the_message(sim: Sim, sender: SeleniumSender) -> None:
+    """Replies in a run (on 2026-11 only the first bubble has a tail) are incoming, even when one repeats our text."""
+    if not known(sim):
+        pytest.skip("the unknown form tells no direction")
+    text = "see you at 10"
+    friend = FRIEND.lstrip("+")
+    before = datetime.now(timezone.utc)
+    mine = sender.send(FRIEND, text, ref="mine")
+    for reply in ("ok", text, "thanks"):  # one run of three incoming bubbles, the second one our words
+        sim.post("/__sim__/incoming", {"account": ACCOUNT, "from": friend, "text": reply})
+    sender._chat = None  # read it from a fresh load, as after a restart
+    found = sender.find_sent(FRIEND, text, ref="mine", since=before)
+    assert found is not None and found.wa_id == mine.wa_id  # ours, not the customer's echo
+    chat = sender._settled_chat("mine")
+    assert chat["unknown"] == 0 and chat["messages"] == 4
+    assert [r["id"] for r in chat["out"]] == [mine.wa_id]
+    assert chat["zone"] and chat["now_ms"] > 0 and chat["out"][0]["pre"].endswith("] Me: ")
+    if sim.variant == "2026-11-bare":
+        assert not mine.wa_id.startswith("true_")  # no prefix: the tails and the run told it
+    assert sent_texts(sim, FRIEND) == [text]
+
+
+def test_a_send_control_no_selector_knows_is_never_clicked_twice(sim: Sim, sender: SeleniumSender) -> None:
+    """The send control changed (late July 2026): the sender never sends twice, and a failure names send_button."""
+    if sim.variant != "2026-11":
+        pytest.skip("the send control does not depend on the row form")
+    sim.post("/__sim__/config", {"send_control": "unknown"})
+    sender._chat = None  # the page takes the new form at its next load
+    try:
+        sender.send(FRIEND, "no known send control", ref="unknown-control")
+    except errors.WaQueueError as exc:  # nothing could be clicked: the error names the selector to override
+        assert "send_button" in str(exc)
+        assert sent_texts(sim, FRIEND) == []
+    else:  # the sender's own fallback (Enter in the editor) sent it: once
+        assert sent_texts(sim, FRIEND) == ["no known send control"]
+    sender._chat = None

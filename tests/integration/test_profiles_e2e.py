@@ -1,6 +1,7 @@
-"""End to end on two markup profiles, through real `waq worker` processes driving Chromium: the bare-id form of
-April-May 2026 with Chrome SIGKILLed right after two clicks (every message once, all `sent`), and a form no driver
-knows (nothing clicked twice: the message fails as unverified, and an operator's mark-sent and retry work)."""
+"""End to end on the markup profiles, through real `waq worker` processes driving Chromium: the bare-id form of
+April-May 2026, the 2026-11 form (tails on a run's first bubble, ticks by aria-label, a div send control) and that
+form with bare ids, each with Chrome SIGKILLed right after two clicks (every message once, all `sent`), and a form no
+driver knows (nothing clicked twice: the message fails as unverified, and an operator's mark-sent and retry work)."""
 
 from __future__ import annotations
 
@@ -20,18 +21,27 @@ from wa_queue.models import MessageStatus
 pytestmark = pytest.mark.timeout(420)
 
 
-def make_stack(tmp_path_factory: pytest.TempPathFactory, redis: RedisServer, markup: str, **env: str) -> Stack:
+def make_stack(tmp_path_factory: pytest.TempPathFactory, redis: RedisServer, markup: str,
+               sim_config: dict | None = None, **env: str) -> Stack:
     redis.client().flushall()
     stack = Stack(tmp_path_factory.mktemp(f"e2e-{markup}"), redis, sessions=("primary",), markup=markup,
                   extra_env=env)
+    stack.sim.state.set_config(sim_config or {})  # before the worker's first page load
     stack.start_beat()
     stack.start_worker("primary")
     return stack
 
 
-@pytest.fixture
-def stack_2026_05(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer) -> Iterator[Stack]:
-    stack = make_stack(tmp_path_factory, redis_server, "2026-05")
+# name -> (profile, simulator config): direction by class (2026-05), by packed id (2026-11), by tails and runs only.
+KNOWN_FORMS = {"2026-05": ("2026-05", {}), "2026-11": ("2026-11", {}), "2026-11-bare": ("2026-11", {"row_ids": "bare"})}
+
+
+@pytest.fixture(params=list(KNOWN_FORMS))
+def stack_known(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+                redis_server: RedisServer) -> Iterator[Stack]:
+    markup, config = KNOWN_FORMS[request.param]
+    stack = make_stack(tmp_path_factory, redis_server, markup, config)
+    stack.form = request.param
     try:
         yield stack
     finally:
@@ -67,9 +77,9 @@ def kill_chrome_after_clicks(stack: Stack, texts: set[str], stop: threading.Even
     return killed
 
 
-def test_bare_ids_with_chrome_killed_after_two_clicks_send_each_message_once(stack_2026_05: Stack) -> None:
-    stack = stack_2026_05
-    items = [(f"+1415555{7000 + i:04d}", f"2026-05 message {i} *bold* 😀") for i in range(8)]
+def test_known_forms_with_chrome_killed_after_two_clicks_send_each_message_once(stack_known: Stack) -> None:
+    stack = stack_known
+    items = [(f"+1415555{7000 + i:04d}", f"{stack.form} message {i} *bold* 😀") for i in range(8)]
     targets = {items[2][1], items[5][1]}
     stop = threading.Event()
     killed = kill_chrome_after_clicks(stack, targets, stop)
@@ -83,7 +93,7 @@ def test_bare_ids_with_chrome_killed_after_two_clicks_send_each_message_once(sta
     store = default_app().store
     assert all(store.get(i).status is MessageStatus.SENT for i in ids)
     crashed = [store.get(i) for i in ids if store.get(i).text in targets]
-    assert all(m.wa_id for m in crashed)  # recorded from the row read in the chat, by its bare id
+    assert all(m.wa_id for m in crashed)  # recorded from the row read in the chat, by its id (bare or packed)
     assert stack.session("primary").number == "+" + ACCOUNTS["primary"]  # read from the page (last-wid-md)
 
 

@@ -48,6 +48,12 @@ PROFILES: dict[str, dict[str, Any]] = {
                 "text": 'span.selectable-text.copyable-text[data-testid="selectable-text"]',
                 "pending": 'span[aria-label=" Pending "] svg title', "read": 'span[aria-label=" Read "] svg title',
                 "wid": ("last-wid-md", "{account}:{n}@c.us")},
+    "2026-11": {"packed": True, "dir_class": False, "tails": "run", "testid": True,
+                "text": 'span.selectable-text.copyable-text[data-testid="selectable-text"]',
+                "pending": 'span[aria-label=" Pending "][role="img"]:not([data-icon]) svg title',
+                "read": 'span[aria-label=" Read "][role="img"]:not([data-icon]) svg title',
+                "send": 'footer div[role="button"][aria-label="Send"] span[data-icon="wds-ic-send-filled"]',
+                "wid": ("last-wid-md", "{account}:{n}@c.us")},
     "unknown": {"packed": False, "dir_class": False, "tails": False, "text": "span.x9f619",
                 "pending": 'span[data-status="0"]', "read": 'span[data-status="3"]',
                 "wid": ("last-wid-md", "{account}:{n}@c.us")},
@@ -71,7 +77,7 @@ def test_rows_follow_the_markup_profile(browser: Any, markup: str) -> None:
         browser.get(send_url(sim, DEST, "first *one*"))
         compose = box(browser)
         wait_editor(browser, compose, "first *one*")
-        wait(browser, lambda d: css(d, SEND), "the send button")[0].click()  # a trusted click
+        wait(browser, lambda d: css(d, spec.get("send", SEND)), "the send button")[0].click()  # a trusted click
         wait(browser, lambda d: css(d, f"{ROWS} {spec['pending']}"), "the Pending tick")
         compose.click()  # the click left the focus on the send button
         insert_text(browser, "second")
@@ -100,8 +106,18 @@ def test_rows_follow_the_markup_profile(browser: Any, markup: str) -> None:
             assert "message-out" in out_class[0] and "message-out" in out_class[1] and "message-in" in out_class[2]
         else:
             assert not css(browser, ".message-out, .message-in")
-        assert bool(css(browser, f'{ROWS} [data-icon="tail-out"]')) == spec["tails"]
-        assert bool(css(browser, f'{ROWS} [data-icon="tail-in"]')) == spec["tails"]
+        tails = [[t.get_attribute("data-icon") for t in b.find_elements("css selector", '[data-icon^="tail-"]')]
+                 for b in bubbles[1:]]
+        if spec["tails"] == "run":  # on a run's first bubble only: out, (out), in
+            assert tails == [["tail-out"], [], ["tail-in"]]
+        else:
+            assert tails == ([["tail-out"], ["tail-out"], ["tail-in"]] if spec["tails"] else [[], [], []])
+        testids = [b.get_attribute("data-testid") for b in bubbles[1:]]
+        assert testids == ([f"conv-msg-{i}" for i in ids[1:]] if spec.get("testid") else [None] * 3)
+        if markup == "2026-11":  # no msg-* icons: the ticks are an aria-label and the SVG <title>
+            assert not css(browser, f'{ROWS} [data-icon^="msg-"]') and not css(browser, "footer button")
+            titles = [t.get_attribute("textContent") for t in css(browser, f"{ROWS} {spec['read']}")]
+            assert titles == ["wds-ic-read", "wds-ic-read"]
 
         pres = [b.find_element("css selector", "div.copyable-text[data-pre-plain-text]") for b in bubbles[1:]]
         assert [bool(PRE_OUT.match(p.get_attribute("data-pre-plain-text"))) for p in pres] == [True, True, False]
@@ -302,5 +318,90 @@ def test_boot_shows_loading_your_chats_before_the_app(browser: Any) -> None:
         assert css(browser, "#pane-side") and not css(browser, "progress")
         wait_editor(browser, box(browser), "after boot")
         assert time.monotonic() - started > 0.2
+    finally:
+        sim.stop()
+
+
+# The time and date a data-pre-plain-text shows, as epoch ms in the browser's own zone (where the page formatted it).
+PRE_MS = """
+const m = /^\\[(\\d\\d):(\\d\\d), (\\d{1,2})\\/(\\d{1,2})\\/(\\d{4})\\]/.exec(arguments[0]);
+return new Date(+m[5], +m[3] - 1, +m[4], +m[1], +m[2]).getTime();
+"""
+
+
+@pytest.mark.parametrize("skew", [-240.0, 600.0])
+def test_clock_skew_shifts_every_time_the_page_shows(browser: Any, skew: float) -> None:
+    sim = sim_server(markup="2026-11", clock_skew_s=skew)
+    try:
+        account = account_of(sim, browser)
+        requests.post(f"{sim.url}/__sim__/incoming", json={"account": account, "from": DEST, "text": "earlier"},
+                      timeout=5).raise_for_status()
+        browser.get(send_url(sim, DEST, "skewed"))
+        compose = box(browser)
+        wait_editor(browser, compose, "skewed")
+        wait(browser, lambda d: len(rows(d)) == 2, "the history")
+        css(browser, PROFILES["2026-11"]["send"])[0].click()
+        wait(browser, lambda d: len(rows(d)) == 3, "the sent row")
+        recorded = [m["time"] for m in requests.get(f"{sim.url}/__sim__/incoming", timeout=5).json()]
+        recorded += [m["time"] for m in requests.get(f"{sim.url}/__sim__/sent", timeout=5).json()]
+        for row, at in zip(rows(browser)[1:], recorded, strict=True):
+            pre = row.find_element("css selector", "[data-pre-plain-text]").get_attribute("data-pre-plain-text")
+            shown_ms = browser.execute_script(PRE_MS, pre)
+            assert abs(shown_ms - (at + skew) * 1000) < 60_000, (pre, at, skew)  # minute resolution
+            meta = row.find_element("css selector", ".meta .time").text
+            assert pre.startswith(f"[{meta}, ")  # the time under the bubble is shifted the same way
+        assert requests.get(f"{sim.url}/__sim__/config", timeout=5).json()["clock_skew_s"] == skew
+    finally:
+        sim.stop()
+
+
+@pytest.mark.parametrize(("config", "control"), [
+    ({}, 'footer div[role="button"][aria-label="Send"] > span[data-icon="wds-ic-send-filled"]'),
+    ({"send_control": "button"}, 'footer button[aria-label="Send"] > span[data-icon="wds-ic-send-filled"]'),
+    ({"send_control": "unknown"},
+     'footer div[tabindex="0"]:not([role]):not([aria-label]) > span[data-icon="wds-ic-send-v2"]'),
+])
+def test_2026_11_send_control_forms(browser: Any, config: dict, control: str) -> None:
+    from wa_queue.transport.selectors import JS_PROBE, Selectors
+
+    sim = sim_server(markup="2026-11", config=config)
+    try:
+        browser.get(send_url(sim, DEST, "via the control"))
+        compose = box(browser)
+        wait_editor(browser, compose, "via the control")
+        button = wait(browser, lambda d: css(d, control), "the send control")[0]
+        known = browser.execute_script(JS_PROBE, Selectors().as_js())["send_button"]
+        assert known is (config.get("send_control") != "unknown")  # the defaults know the div and the button
+        button.click()  # a person can click any of them
+        wait(browser, lambda d: len(rows(d)) == 2, "the sent row")
+        assert [m["text"] for m in requests.get(f"{sim.url}/__sim__/sent", timeout=5).json()] == ["via the control"]
+        wait(browser, lambda d: not css(d, control), "the voice-note control back")
+    finally:
+        sim.stop()
+
+
+def test_2026_11_bare_ids_and_title_only_ticks(browser: Any) -> None:
+    """The variants that leave only tails, runs and SVG titles: what JS_CHAT reads from them."""
+    from wa_queue.transport.selectors import JS_CHAT, Selectors
+
+    sim = sim_server(markup="2026-11", config={"row_ids": "bare", "ticks": "title"})
+    try:
+        account = account_of(sim, browser)
+        for text in ("one", "two"):
+            requests.post(f"{sim.url}/__sim__/incoming", json={"account": account, "from": DEST, "text": text},
+                          timeout=5).raise_for_status()
+        browser.get(send_url(sim, DEST, "mine"))
+        wait_editor(browser, box(browser), "mine")
+        wait(browser, lambda d: len(rows(d)) == 3, "the history")
+        css(browser, PROFILES["2026-11"]["send"])[0].click()
+        requests.post(f"{sim.url}/__sim__/incoming", json={"account": account, "from": DEST, "text": "three"},
+                      timeout=5).raise_for_status()
+        wait(browser, lambda d: len(rows(d)) == 5, "the sent row and the reply")
+        assert not css(browser, f'{ROWS} [aria-label], {ROWS} [data-id^="true_"], {ROWS} [data-id^="false_"]')
+        chat = wait(browser, lambda d: (c := d.execute_script(JS_CHAT, Selectors().as_js()))["out"]
+                    and c["out"][0]["status"] == "read" and c, "the sent row Read, by its SVG title")
+        sent = requests.get(f"{sim.url}/__sim__/sent", timeout=5).json()
+        assert [r["id"] for r in chat["out"]] == [sent[0]["bare_id"]]
+        assert chat["out"][0]["dir_by"] == "tail" and chat["unknown"] == 0 and chat["messages"] == 4
     finally:
         sim.stop()

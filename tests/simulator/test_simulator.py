@@ -13,7 +13,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from wa_queue.simulator import create_app
-from wa_queue.simulator.state import SimState, auto_account
+from wa_queue.simulator.state import SimError, SimState, auto_account
 
 ACCOUNT = "15551230000"
 DEST = "4915112345678"
@@ -249,7 +249,8 @@ def boot(html: str) -> dict:
 
 
 def test_markup_profiles_and_strictness_are_chosen_at_start_and_shown_in_config() -> None:
-    with pytest.raises(ValueError, match="unknown markup profile 'nope'; known: 2026-03, 2026-05, 2026-08, unknown"):
+    with pytest.raises(ValueError,
+                       match="unknown markup profile 'nope'; known: 2026-03, 2026-05, 2026-08, 2026-11, unknown"):
         create_app(markup="nope")
     client = create_app(markup="2026-05").test_client()
     config = client.get("/__sim__/config").json
@@ -265,6 +266,36 @@ def test_markup_profiles_and_strictness_are_chosen_at_start_and_shown_in_config(
     assert lenient["strict"] is False and lenient["ack_delay_s"] == 0 and lenient["whats_new"] is False
     assert lenient["boot_delay_s"] == 1.0
     assert create_app().test_client().get("/__sim__/healthz").json["markup"] == "2026-08"
+
+
+def test_clock_skew_and_the_2026_11_variants_are_config_the_page_boots_with() -> None:
+    client = linked_client({"markup": "2026-11", "clock_skew_s": -240})
+    config = client.get("/__sim__/config").json
+    assert config["clock_skew_s"] == -240.0
+    assert (config["send_control"], config["row_ids"], config["ticks"]) == ("profile", "profile", "profile")
+    page = boot(client.get(f"/send?phone={DEST}").get_data(as_text=True))
+    assert page["clock_skew_s"] == -240.0 and page["send_control"] == "profile" and page["markup"] == "2026-11"
+    changed = client.post("/__sim__/config", json={"clock_skew_s": 600.5, "send_control": "unknown",
+                                                   "row_ids": "bare", "ticks": "title"}).json
+    assert (changed["clock_skew_s"], changed["send_control"], changed["row_ids"], changed["ticks"]) == (
+        600.5, "unknown", "bare", "title")
+    page = boot(client.get("/").get_data(as_text=True))
+    assert (page["clock_skew_s"], page["send_control"], page["row_ids"], page["ticks"]) == (
+        600.5, "unknown", "bare", "title")
+    for bad in ({"clock_skew_s": "60"}, {"clock_skew_s": True}, {"clock_skew_s": 400 * 86400},
+                {"send_control": "link"}, {"row_ids": 1}, {"ticks": None}):
+        assert client.post("/__sim__/config", json=bad).status_code == 400, bad
+    client.post("/__sim__/reset", json={"keep_links": True})
+    assert client.get("/__sim__/config").json["clock_skew_s"] == -240.0  # back to what it started with
+    with pytest.raises(SimError):
+        create_app(clock_skew_s=float("nan"))
+
+
+def test_clock_skew_shifts_the_restriction_notice() -> None:
+    clock = FakeClock()
+    state = SimState(clock=clock, config={"clock_skew_s": -3600.0})
+    state.set_fault({"session": ACCOUNT, "fault": "restricted", "until": 1_000_000.0 + 7200})
+    assert "until 12 Jan 1970, 14:46 UTC" in state.notice(ACCOUNT)  # 13:46 + 2 h, shown an hour behind
 
 
 def test_the_page_boots_with_its_profile_device_number_and_whats_new() -> None:
@@ -353,3 +384,24 @@ def test_new_state_survives_a_restart(tmp_path: Path) -> None:
     restarted.set_cookie("wa_sim_device", client.get_cookie("wa_sim_device").value)
     assert boot(restarted.get("/").get_data(as_text=True))["whats_new"] is False
     assert [m["direction"] for m in restarted.get(f"/__sim__/api/state?chat={DEST}").json["messages"]] == ["in"]
+
+
+def test_clock_skew_setting_and_flags_are_validated(monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    from click.testing import CliRunner
+
+    from wa_queue.cli import main as waq
+    from wa_queue.errors import ConfigError
+    from wa_queue.settings import Settings
+    from wa_queue.simulator.__main__ import main
+
+    assert Settings.from_env({"WAQ_SIM_CLOCK_SKEW_S": "-240"}).sim_clock_skew_s == -240.0
+    assert Settings.from_env({}).sim_clock_skew_s == 0.0
+    for bad in ("nan", "inf", "four minutes", str(400 * 86400)):
+        with pytest.raises(ConfigError, match="WAQ_SIM_CLOCK_SKEW_S"):
+            Settings.from_env({"WAQ_SIM_CLOCK_SKEW_S": bad})
+    with pytest.raises(SystemExit):
+        main(["--clock-skew-s", "1e12"])
+    assert "clock_skew_s must be a number of seconds" in capsys.readouterr().err
+    result = CliRunner().invoke(waq, ["simulator", "--clock-skew-s", "-1e12"])
+    assert result.exit_code == 2 and "Invalid value for --clock-skew-s" in result.output

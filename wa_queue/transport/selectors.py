@@ -1,12 +1,13 @@
 """Every WhatsApp Web selector in one place, overridable without a release.
 
-The real page changes often (three forms of message rows in 2026 alone), so the defaults recognise every known form
+The real page changes often (four forms of message rows in 2026 alone), so the defaults recognise every known form
 (see the WhatsApp Web DOM notes) and an operator can patch one name with a JSON file named by
 WAQ_SELECTORS_FILE: {"compose_box": "footer div[contenteditable='true']", "text.invalid_number": "..."}.
 CSS entries go in SELECTORS; the few things CSS cannot match (a dialog told apart by its wording) are text
 fragments in TEXTS, overridden under the same file with a "text." prefix. NOTICES are the account notices (ban,
 restriction) as lists of variants, matched case-insensitively; "text.banned" / "text.restricted" replace a list with
-a string or a list of strings. Unknown names are rejected.
+a string or a list of strings; "tick.<svg title>" maps a tick's SVG title to a status (TICK_TITLES). Unknown names
+are rejected.
 The in-page JavaScript that applies them (probe, paste, row reading) lives here too, next to the names it uses.
 """
 

@@ -143,6 +143,10 @@ def test_an_empty_picture_of_a_loaded_chat_makes_every_match_new() -> None:
         assert read(snapshot, TEXT, Click(since_ms=CLICK_MS, picture=())).case is Case.NEW
     scrolled = chat(row("NEW"), system=None)  # the chat's start is not shown: a virtualised list past it
     assert read(scrolled, TEXT, Click(since_ms=CLICK_MS, picture=())).case is Case.NO_ANCHOR
+    # Right after the click in the same document, a chat that showed no row at all was empty: its first row is new.
+    empty_then = chat(row("NEW", at="10:09"), system=None)
+    assert new_row(empty_then, TEXT, Click(since_ms=CLICK_MS, picture=None))["id"] == "NEW"
+    assert read(empty_then, TEXT, Click(since_ms=CLICK_MS, picture=None)).case is Case.NO_ANCHOR  # after a reload
     loaded = {"rows": 1, "ids": ["E2E"], "msg_ids": [], "out": []}
     assert snapshot_picture(loaded) == ()
     assert snapshot_picture({**loaded, "rows": 0, "ids": []}) is None  # nothing shown yet: no picture

@@ -161,8 +161,12 @@ def shown_ms(row: dict[str, Any], zone: str | None, near_ms: float) -> float | N
     return near[0] if len(near) == 1 else None
 
 
-def read(snapshot: dict[str, Any], text: str, click: Click) -> Reading:
-    """Apply the cases (module docstring) to a settled chat read by JS_CHAT."""
+def read(snapshot: dict[str, Any], text: str, click: Click, *, same_page: bool = False) -> Reading:
+    """Apply the cases (module docstring) to a settled chat read by JS_CHAT. `same_page`: read in the document that
+    took the picture, right after its click (new_row): nothing was reloaded or scrolled away in between, so a chat
+    that showed no row at all is a picture of an empty chat, and its start need not be in view."""
+    if same_page and click.picture is None:
+        click = dataclasses.replace(click, picture=())
     if snapshot.get("unknown"):
         return Reading(Case.UNKNOWN_FORM, detail=f"{snapshot['unknown']} of {snapshot['messages']} message rows")
     zone = snapshot.get("zone")
@@ -172,7 +176,7 @@ def read(snapshot: dict[str, Any], text: str, click: Click) -> Reading:
     taken = {id_key(i) for i in click.taken}
     if click.picture and not anchors:
         return Reading(Case.NO_ANCHOR, detail=f"none of the {len(picture)} rows seen before the click is shown")
-    if not anchors and click.since_ms is not None and not _starts_at_top(snapshot):
+    if not anchors and click.since_ms is not None and not same_page and not _starts_at_top(snapshot):
         # Nothing seen before the click is shown, nor the chat's start: the click's row may be out of view, and a
         # later row with the text taken for it.
         return Reading(Case.NO_ANCHOR, detail="the rows shown reach back neither to a row seen before the click nor "
@@ -244,7 +248,7 @@ def new_row(snapshot: dict[str, Any], text: str, click: Click) -> dict[str, Any]
     """Right after the click, in the same page: the row the click made (the first new match), or None while none is
     shown (a refused row too: its failed status says so). Every fail-closed case is None here: the caller waits,
     then leaves the outcome unknown."""
-    reading = read(snapshot, text, click)
+    reading = read(snapshot, text, click, same_page=True)
     return reading.row if reading.case in (Case.NEW, Case.PENDING, Case.REFUSED) else None
 
 

@@ -19,7 +19,6 @@ from api.messages import NFloat, NInteger, NNested, NString, load, message_out, 
 from api.openapi import MESSAGE_ID_PATTERN, SessionFilter
 from wa_queue import service
 from wa_queue.models import Message, MessageStatus, SessionStatus
-from wa_queue.sessions import clock_warning
 from wa_queue.store.common import MAX_OPERATOR_NOTE
 
 log = logging.getLogger(__name__)
@@ -33,7 +32,7 @@ STUCK_AFTER = timedelta(minutes=15)  # a pending message due this long ago with 
 PROBE_TIMEOUT_S = 1.0  # /healthz must answer quickly even when the broker hangs
 MAX_PER_PAGE = 200
 _HEALTH_SESSION_KEYS = ("status", "number", "connected", "needs_operator", "last_error", "last_error_at", "hint",
-                        "sends_today", "daily_cap", "warmup", "page_clock_offset_s")
+                        "sends_today", "daily_cap", "warmup", "page_clock_offset_s", "clock_warning")
 BANNED = SessionStatus.BANNED.value
 DEFAULT_PER_PAGE = 50
 STATUSES = [s.value for s in MessageStatus]
@@ -75,6 +74,7 @@ session_health = ns.model("SessionHealth", {
     "page_clock_offset_s": NFloat(description="The page's clock minus the worker's, in seconds, estimated from the "
                                               "times its sent rows show (null: no estimate yet); over 60 s either "
                                               "way makes the level warning"),
+    "clock_warning": NString(description="Why the page's clock needs a look (null: it agrees with this machine's)"),
 })
 memory_session = ns.model("SessionMemory", {
     "name": fields.String(required=True),
@@ -196,7 +196,8 @@ def health(*, detail: bool = False) -> dict[str, Any]:
     if not store_ok:
         sessions = {name: {"status": SessionStatus.UNKNOWN.value, "number": None, "connected": False,
                            "needs_operator": False, "last_error": None, "last_error_at": None, "hint": None,
-                           "sends_today": None, "daily_cap": None, "warmup": None, "page_clock_offset_s": None}
+                           "sends_today": None, "daily_cap": None, "warmup": None, "page_clock_offset_s": None,
+                           "clock_warning": None}
                     for name in waq().settings.sessions}
         counts = dict.fromkeys(STATUSES)
     overall, reasons = _grade(store_ok, broker_ok, sessions, counts, due_age, recent_failed)
@@ -219,7 +220,7 @@ def _grade(store_ok: bool, broker_ok: bool, sessions: dict[str, dict[str, Any]],
         return "critical", reasons + banned
     if down:
         return "degraded", [f"session {name} not connected" for name in down] + banned
-    clocks = [w for name, view in sessions.items() if (w := clock_warning(name, view["page_clock_offset_s"]))]
+    clocks = [view["clock_warning"] for view in sessions.values() if view["clock_warning"]]
     reasons = list(banned) + clocks
     if counts.get("failed"):
         reasons.append(f"{counts['failed']} failed message(s) wait for an operator")

@@ -45,6 +45,7 @@ from werkzeug.serving import make_server  # noqa: E402
 from bench._services import spawn, start_redis, stop  # noqa: E402
 from wa_queue.settings import Settings  # noqa: E402
 from wa_queue.simulator.app import create_app  # noqa: E402
+from wa_queue.simulator.profiles import DEFAULT_MARKUP  # noqa: E402
 from wa_queue.transport import procs  # noqa: E402
 from wa_queue.transport.base import SessionState  # noqa: E402
 from wa_queue.transport.chrome_options import MEMORY_OPTIONS  # noqa: E402
@@ -255,7 +256,7 @@ def main() -> None:
     parser.add_argument("--sends", type=int, default=60, help="sends per configuration")
     parser.add_argument("--recipients", type=int, default=50, help="distinct numbers the sends rotate over")
     parser.add_argument("--recycle-sends", type=int, default=200, help="WAQ_CHROME_RECYCLE_SENDS")
-    parser.add_argument("--markup", default="2026-08", help="the simulator's markup profile (strict mode)")
+    parser.add_argument("--markup", default=DEFAULT_MARKUP, help="the simulator's markup profile (strict mode)")
     parser.add_argument("--boot-delay", type=float, default=3.0, help="B: seconds every full page load takes to boot")
     parser.add_argument("--headful", action="store_true")
     parser.add_argument("--options", action="store_true", help="Chrome's memory options side by side (see above)")

@@ -14,7 +14,7 @@ from wa_queue.group_commit import GroupCommit
 from wa_queue.models import Message, NewMessage, plain
 from wa_queue.names import session_qr_key
 from wa_queue.retry import local_midnight_utc
-from wa_queue.sessions import daily_cap, is_available, request_restart
+from wa_queue.sessions import clock_warning, daily_cap, is_available, request_restart
 from wa_queue.validation import (
     validate_callback_url,
     validate_idempotency_key,
@@ -251,6 +251,7 @@ def _session_view(app: App, name: str) -> dict[str, Any]:
         "daily_cap": ramp.cap,  # today's: the warm-up's cap while it ramps, else WAQ_MAX_DAILY_PER_SESSION
         "warmup": ramp.to_dict(),
         "page_clock_offset_s": record.page_clock_offset_s,
+        "clock_warning": clock_warning(name, record.page_clock_offset_s),  # over 60 s either way: check NTP
     }
 
 

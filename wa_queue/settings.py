@@ -110,7 +110,7 @@ class Settings:
     health_failed_window_s: float = 3600.0  # a failure this recent makes the health level 'warning'
     # The WhatsApp Web simulator (`waq simulator`): markup profile, strict page, boot delay of every full page load,
     # and how far the times the page shows are from the real clock (negative: behind).
-    sim_markup: str = "2026-08"
+    sim_markup: str = "2026-11"
     sim_strict: bool = True
     sim_boot_delay_s: float = 0.0
     sim_clock_skew_s: float = 0.0

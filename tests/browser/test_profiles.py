@@ -78,15 +78,20 @@ def test_formatted_and_long_texts_are_sent_once_and_found(sim: Sim, sender: Sele
 
 
 def test_not_in_the_chat_only_from_a_chat_positively_read(sim: Sim, sender: SeleniumSender) -> None:
-    sender.send(FRIEND, "an earlier reminder", ref="earlier") if known(sim) else None
     if not known(sim):
+        with pytest.raises(errors.SendOutcomeUnknown):  # a row of a form it cannot read, whatever came before
+            sender.send(FRIEND, "an earlier reminder", ref="earlier")
         with pytest.raises(errors.OutcomeUnverified):  # rows it cannot read: never "not there"
             sender.find_sent(FRIEND, "never sent", ref="never")
         return
+    earlier = sender.send(FRIEND, "an earlier reminder", ref="earlier")
     assert sender.find_sent(FRIEND, "never sent", ref="never") is None
-    # The same text sent before the click in doubt is another message, not this one.
     later = datetime.now(timezone.utc) + timedelta(minutes=10)
-    assert sender.find_sent(FRIEND, "an earlier reminder", ref="again", since=later) is None
+    # A time alone never proves that a row with the text is another message: without a picture, unverified.
+    with pytest.raises(errors.OutcomeUnverified, match="no picture"):
+        sender.find_sent(FRIEND, "an earlier reminder", ref="again", since=later)
+    # The picture before the click holds that row's id: it was there before, so it is another message.
+    assert sender.find_sent(FRIEND, "an earlier reminder", ref="again", since=later, picture=[earlier.wa_id]) is None
     assert sender.find_sent(FRIEND, "an earlier reminder", ref="again", since=later - timedelta(minutes=10))
 
 

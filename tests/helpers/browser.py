@@ -11,6 +11,7 @@ from werkzeug.serving import make_server
 
 from wa_queue.settings import Settings
 from wa_queue.simulator.app import create_app
+from wa_queue.simulator.profiles import DEFAULT_MARKUP
 from wa_queue.transport.base import SessionState
 from wa_queue.transport.selenium import SeleniumSender
 
@@ -23,7 +24,7 @@ UNREGISTERED = "+15557654321"
 class Sim:
     """The simulator on a free port, in a thread, with its control API."""
 
-    def __init__(self, markup: str = "2026-08", strict: bool = True, config: dict | None = None) -> None:
+    def __init__(self, markup: str = DEFAULT_MARKUP, strict: bool = True, config: dict | None = None) -> None:
         self.markup = markup
         self.server = make_server("127.0.0.1", 0, create_app(markup=markup, strict=strict, config=config),
                                   threaded=True)

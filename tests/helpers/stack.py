@@ -17,6 +17,7 @@ from wa_queue.app import close_default_app, default_app
 from wa_queue.models import MessageStatus
 from wa_queue.settings import reset_settings
 from wa_queue.simulator.app import SimServer
+from wa_queue.simulator.profiles import DEFAULT_MARKUP
 
 ACCOUNTS = {"primary": "15550000001", "secondary": "15550000002", "third": "15550000003"}
 ADMIN_KEY = "chaos-admin-key-0123456789abcdef"
@@ -24,7 +25,7 @@ ADMIN_KEY = "chaos-admin-key-0123456789abcdef"
 
 class Stack:
     def __init__(self, tmp: Path, redis: RedisServer, *, sessions: tuple[str, ...] = ("primary", "secondary"),
-                 extra_env: dict[str, str] | None = None, markup: str = "2026-08") -> None:
+                 extra_env: dict[str, str] | None = None, markup: str = DEFAULT_MARKUP) -> None:
         self.tmp = tmp
         self.redis = redis
         self.sessions = sessions

@@ -16,7 +16,6 @@ import click
 
 from wa_queue.cli.output import app, echo_json, settings
 from wa_queue.cli.sessions import warmup_text
-from wa_queue.sessions import clock_warning
 from wa_queue.settings import Settings
 
 if TYPE_CHECKING:
@@ -157,7 +156,7 @@ def check_sessions(waq: App) -> list[Check]:
         offset = view.get("page_clock_offset_s")
         if offset is not None:
             detail += f", page clock {offset:+.0f}s"
-        clock = clock_warning(name, offset)
+        clock = view.get("clock_warning")
         if view["connected"] and clock:
             checks.append(Check(f"session {name}", "warn", detail, clock.split(": ", 1)[1]))
         elif view["connected"]:

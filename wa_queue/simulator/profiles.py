@@ -7,7 +7,7 @@ what each profile looks like; README.md next to this file documents it.
 from __future__ import annotations
 
 MARKUPS = ("2026-03", "2026-05", "2026-08", "2026-11", "unknown")
-DEFAULT_MARKUP = "2026-08"
+DEFAULT_MARKUP = "2026-11"
 MAX_CLOCK_SKEW_S = 366 * 24 * 3600.0  # WAQ_SIM_CLOCK_SKEW_S: a year either way; past that it is a typo, not a drift
 
 

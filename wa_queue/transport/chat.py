@@ -232,7 +232,8 @@ def verdict(snapshot: dict[str, Any], text: str, click: Click, phone: str, selec
                                         f"({(reading.row or {}).get('id')})")
     why = {
         Case.UNKNOWN_FORM: f"{reading.detail} match no known form (their direction is unknown); check out_id, "
-                           "out_class, in_id, in_class, tail_out, tail_in and status_icon in WAQ_SELECTORS_FILE",
+                           "out_class, in_id, in_class, out_tail, in_tail, status_icon and status_title in "
+                           "WAQ_SELECTORS_FILE",
         Case.NO_ID: "a row with this text has no id (check message_id in WAQ_SELECTORS_FILE)",
         Case.INSERTED: f"a row with this text ({reading.detail}) stands between rows seen before the click",
         Case.NO_ANCHOR: f"{reading.detail} (a scrolled list, or ids of another form)",

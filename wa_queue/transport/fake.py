@@ -9,7 +9,8 @@ Steered from another process through a JSON control file (WAQ_FAKE_CONTROL):
 raise OutcomeUnverified for that number (a chat of unknown markup) without being used up. The fault "ban" bans the
 session that meets it, as a page showing the ban screen when the chat opens: its state becomes "banned" in the
 control file and the send raises SessionBanned before anything is logged. A banned session's `words` are the page's
-(default BAN_WORDS), which last_problem() reports, like a restricted notice with its end time. Every accepted send is
+(default BAN_WORDS), which last_problem() reports, like a restricted notice with its end time. `send_delay_s` is
+how long a send takes from its mark before the click to its row. Every accepted send is
 appended to the JSON-lines log WAQ_FAKE_LOG: {"ref", "session", "phone", "text", "at", "wa_id"}.
 """
 
@@ -147,9 +148,6 @@ class FakeSender(MessageSender):
             raise errors.SessionLoggedOut(f"session {self.session} is logged out")
         if state is not SessionState.CONNECTED:
             raise errors.SessionUnavailable(f"session {self.session} is {state.value}")
-        delay = float(self.control.read().get("send_delay_s", 0) or 0)
-        if delay:
-            time.sleep(delay)
         fault = self.control.take_number_fault(phone)
         if fault == "ban":
             self.control.set_session_state(self.session, SessionState.BANNED.value)
@@ -162,6 +160,10 @@ class FakeSender(MessageSender):
             raise errors.SessionUnavailable(f"scripted disconnection of {self.session}")
         if before_click is not None and not before_click(self._picture(phone)):
             raise errors.SendAborted(f"send {ref}: the store refused the mark; nothing was clicked")
+        # The time from the click to its row, after the mark: a stop or a kill in it lands on a message in doubt.
+        delay = float(self.control.read().get("send_delay_s", 0) or 0)
+        if delay:
+            time.sleep(delay)
         receipt = Receipt(wa_id=f"true_{phone.lstrip('+')}@c.us_{uuid.uuid4().hex[:20]}", status="sent",
                           sent_at=utcnow())
         self._append({"ref": ref, "session": self.session, "phone": phone, "text": text,

@@ -14,7 +14,8 @@ CHROMIUM = "/usr/bin/chromium"
 # A desktop Chrome's user agent: the strict page turns away the default headless one ("HeadlessChrome").
 DESKTOP_UA = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/124.0.0.0 Safari/537.36"
 COMPOSE = 'footer div[contenteditable="true"][role="textbox"][data-tab="10"]'
-SEND = 'footer button[aria-label="Send"] span[data-icon="wds-ic-send-filled"]'
+# The send control of any profile: a button (to 2026-08) or a div[role="button"] (2026-11, the default).
+SEND = 'footer [aria-label="Send"] span[data-icon="wds-ic-send-filled"]'
 QR = 'div[data-ref] > canvas[aria-label="Scan this QR code to link a device!"]'
 ROWS = '#main div[role="row"]'
 # Fast timings for tests that are not about timing; the strict behaviours stay on.

@@ -93,7 +93,7 @@ def test_real_browser_links_survives_restart_and_sends_exact_text(sim: SimServer
         assert len(driver.execute_script(READ_ROW_TEXT, span)) < len(text)  # shown in part, until "Read more"
         row.find_element("css selector", 'div[role="button"]').click()
         wait(driver, lambda d: d.execute_script(READ_ROW_TEXT, span) == text, "the full text")
-        assert not css(driver, 'footer button[aria-label="Send"]')  # the box is empty again: voice-note button
+        assert not css(driver, 'footer [aria-label="Send"]')  # the box is empty again: voice-note button
         sent = [m for m in requests.get(f"{sim.url}/__sim__/sent", timeout=5).json() if m["to"] == DEST]
         assert len(sent) == 1 and sent[0]["text"] == text and sent[0]["id"] == row.get_attribute("data-id")
 

@@ -148,7 +148,7 @@ def test_the_editor_takes_only_the_users_input(browser: Any) -> None:
         assert compose.get_attribute("data-lexical-editor") == "true"
         assert compose.get_attribute("aria-placeholder") == "Type a message"
         assert browser.execute_script("return arguments[0].innerHTML", compose).endswith("<br></p>")
-        assert not css(browser, SEND) and css(browser, 'footer button[aria-label="Voice message"]')
+        assert not css(browser, SEND) and css(browser, 'footer [aria-label="Voice message"]')
 
         # Untrusted input events and script edits of the DOM do not reach the model.
         browser.execute_script("""

@@ -13,6 +13,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from wa_queue.simulator import create_app
+from wa_queue.simulator.profiles import DEFAULT_MARKUP
 from wa_queue.simulator.state import SimError, SimState, auto_account
 
 ACCOUNT = "15551230000"
@@ -265,7 +266,7 @@ def test_markup_profiles_and_strictness_are_chosen_at_start_and_shown_in_config(
     lenient = create_app(strict=False, config={"boot_delay_s": 1}).test_client().get("/__sim__/config").json
     assert lenient["strict"] is False and lenient["ack_delay_s"] == 0 and lenient["whats_new"] is False
     assert lenient["boot_delay_s"] == 1.0
-    assert create_app().test_client().get("/__sim__/healthz").json["markup"] == "2026-08"
+    assert create_app().test_client().get("/__sim__/healthz").json["markup"] == DEFAULT_MARKUP == "2026-11"
 
 
 def test_clock_skew_and_the_2026_11_variants_are_config_the_page_boots_with() -> None:

@@ -241,7 +241,8 @@ def test_dashboard_end_to_end(server: str, browser: WebDriver) -> None:
     assert card.value_of_css_property("border-top-color") == "rgba(197, 48, 48, 1)"
     assert words in card.find_element(By.CSS_SELECTOR, ".session-error").text
     assert f"session secondary is banned: {words}" in text(driver, "overall-reasons")
-    driver.save_screenshot(str(ARTIFACTS / "dashboard-banned.png"))
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)  # save_screenshot writes nothing, and says only False, without it
+    assert driver.save_screenshot(str(ARTIFACTS / "dashboard-banned.png"))
 
     # A session waiting for a scan shows its QR, fetched with the key into a blob: URL.
     default_app().store.update_session("primary", status="qr")

@@ -18,6 +18,7 @@ import dataclasses
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
@@ -92,9 +93,7 @@ def snapshot(rows: list[Row], case: dict) -> dict:
             "messages": len(shown), "zone": case["zone"]}
 
 
-@settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(scenarios())
-def test_the_rules_never_click_twice_and_never_take_an_older_message(case: dict) -> None:
+def check(case: dict) -> None:
     history, ours, later = case["history"], case["ours"], case["later"]
     picture = None if case["no_picture"] else picture_of([r.wa_id for r in history])
     error = case["estimate_error"]
@@ -115,3 +114,17 @@ def test_the_rules_never_click_twice_and_never_take_an_older_message(case: dict)
             # Only a later message's row with the same text, itself not recorded (in doubt): messages with one text
             # are alike, and that one's own reading then finds no row of its own, so the count of sends holds.
             assert found in {r.wa_id for r, taken in later if not taken and r.out and r.text == TEXT}, reading
+
+
+# make test draws 300 chats; the long form (--long) draws 5,000.
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenarios())
+def test_the_rules_never_click_twice_and_never_take_an_older_message(case: dict) -> None:
+    check(case)
+
+
+@pytest.mark.long
+@settings(max_examples=5000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenarios())
+def test_the_rules_never_click_twice_and_never_take_an_older_message_long(case: dict) -> None:
+    check(case)

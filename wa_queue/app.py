@@ -133,8 +133,9 @@ class App:
             if enabled and self.relay is None:
                 self.relay = Relay(lambda messages, queue, **kw: self.publisher.publish(messages, queue, **kw))
                 atexit.register(self.relay.stop)
-            elif not enabled and self.relay is not None:
-                self._stop_relay()
+                return
+        if not enabled:
+            self._stop_relay()
 
     def drain_publishes(self, timeout: float | None = None) -> bool:
         """Wait until the background publisher has handed everything to the broker (or to the sweeper)."""
@@ -142,7 +143,10 @@ class App:
         return relay.drain(timeout) if relay is not None else True
 
     def _stop_relay(self) -> None:
-        relay, self.relay = self.relay, None
+        """Drain and stop the relay without holding the App's lock: its thread takes that lock to build the publisher
+        on first use, and a drain under it would wait its whole time-out for nothing."""
+        with self._lock:
+            relay, self.relay = self.relay, None
         if relay is not None:
             atexit.unregister(relay.stop)
             relay.drain(10)
@@ -156,7 +160,8 @@ class App:
             if self.closed:
                 return
             self.closed = True
-            self._stop_relay()
+        self._stop_relay()
+        with self._lock:
             handles = [self._store, self._broker, *self._quick.values()]
             self._store, self._broker, self._quick = None, None, {}
         for handle in handles:

@@ -9,6 +9,7 @@ import pytest
 
 from wa_queue.app import App, close_default_app, default_app
 from wa_queue.broker.recording import RecordingPublisher
+from wa_queue.broker.relay import Relay
 from wa_queue.models import NewMessage, utcnow
 from wa_queue.settings import Settings, reset_settings
 from wa_queue.store.sqlite import SQLiteStore
@@ -41,6 +42,26 @@ def test_close_publishes_what_the_relay_holds(tmp_path: Path) -> None:
     app.close()
     assert [(p.ids, p.queue) for p in recording.published] == [([message.id], "wa.default")]
     assert app.closed and app.relay is None
+
+
+def test_close_lets_the_relay_build_the_publisher_it_waits_for(tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """The relay's thread builds the publisher on first use, under the App's lock: close() drains it without holding
+    that lock, so the drain ends when the publish does, not at its time-out."""
+    store = SQLiteStore(str(tmp_path / "waq.db"))
+    recording = RecordingPublisher(store)
+    monkeypatch.setattr(App, "_build_publisher", lambda self: recording)
+    drained: list[bool] = []
+    real_drain = Relay.drain
+    monkeypatch.setattr(Relay, "drain", lambda self, timeout=None: drained.append(real_drain(self, timeout)) or True)
+    app = App.build(_settings(tmp_path), store=store)
+    app.publish_in_background()
+    message, _ = store.insert(NewMessage(phone="+14155550123", text="hi"), utcnow())
+    assert app.relay is not None and app._publisher is None
+    app.relay.put("wa.default", [message])
+    app.close()
+    assert drained == [True]  # published by the relay's own thread, not left to the time-out
+    assert [(p.ids, p.queue) for p in recording.published] == [([message.id], "wa.default")]
 
 
 def test_the_default_app_is_one_until_closed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

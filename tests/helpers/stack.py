@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import requests
@@ -117,11 +118,23 @@ class Stack:
     def session(self, name: str):  # noqa: ANN201
         return default_app().store.get_session(name)
 
-    def wait_done(self, ids: list[str], timeout: float = 180) -> None:
-        def done() -> bool:
-            return all(default_app().store.get(i).status in (MessageStatus.SENT, MessageStatus.FAILED) for i in ids)
-
-        wait_for(done, timeout, 0.5, f"{len(ids)} messages to finish: {default_app().store.count_by_status()}")
+    def wait_done(self, ids: list[str], timeout: float = 180, stall_s: float | None = None) -> None:
+        """Wait until every message is sent or failed, for `timeout` seconds; with `stall_s`, for as long as one
+        finishes at least every stall_s seconds (a long run's pace depends on the machine, a stall does not)."""
+        final = (MessageStatus.SENT, MessageStatus.FAILED)
+        if stall_s is None:
+            wait_for(lambda: all(default_app().store.get(i).status in final for i in ids), timeout, 0.5,
+                     f"{len(ids)} messages to finish: {default_app().store.count_by_status()}")
+            return
+        left, last_progress = set(ids), time.monotonic()
+        while left:
+            finished = {i for i in left if default_app().store.get(i).status in final}
+            left -= finished
+            now = time.monotonic()
+            last_progress = now if finished else last_progress
+            assert now - last_progress < stall_s, (f"no message of {len(ids)} finished in {stall_s:g}s: "
+                                                   f"{default_app().store.count_by_status()}")
+            time.sleep(0.5 if left else 0)
 
     def sent_counts(self) -> collections.Counter:
         return collections.Counter((m["to"], m["text"]) for m in self.sent())

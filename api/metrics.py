@@ -99,16 +99,29 @@ class WaqCollector(Collector):
                                          labels=["session", "outcome"])
         retries = CounterMetricFamily("waq_send_retries", "Send attempts that failed transiently and were retried",
                                       labels=["session"])
+        outcomes = CounterMetricFamily("waq_callbacks", "Status callbacks by how they ended: delivered, rejected "
+                                       "(a 4xx), retried, gave_up, refused (the outbound rule, or a redirect), "
+                                       "deferred (the host's circuit was open)", labels=["outcome"])
+        circuit_open = GaugeMetricFamily("waq_callback_circuit_open", "1 while the callback circuit of a host is "
+                                         "open (its deliveries wait), 0 while closed or half-open", labels=["host"])
+        circuit_failures = GaugeMetricFamily("waq_callback_host_failures",
+                                             "Consecutive failed callback deliveries to a host", labels=["host"])
         try:
             client = self._app.broker_quick(SCRAPE_REDIS_TIMEOUT_S)
             for session, outcome, buckets, total in metrics_sink.read_send_histograms(client):
                 duration.add_metric([session, outcome], buckets, total)
             for session, count in sorted(metrics_sink.read_retries(client).items()):
                 retries.add_metric([session], count)
+            counted = service.callback_outcomes(self._app, timeout_s=SCRAPE_REDIS_TIMEOUT_S)
+            for outcome, count in sorted(counted.items()):
+                outcomes.add_metric([outcome], float(count))
+            for circuit in service.callback_circuits(self._app, timeout_s=SCRAPE_REDIS_TIMEOUT_S):
+                circuit_open.add_metric([circuit["host"]], 1.0 if circuit["state"] == "open" else 0.0)
+                circuit_failures.add_metric([circuit["host"]], float(circuit["failures"]))
         except Exception as exc:  # noqa: BLE001 - reported as waq_up{component="broker"} 0
             log.warning("metrics: broker unreadable: %s: %s", type(exc).__name__, exc)
             return [], False
-        return [duration, retries], True
+        return [duration, retries, outcomes, circuit_open, circuit_failures], True
 
 
 # ---- access ---------------------------------------------------------------------------------------------------

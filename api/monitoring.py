@@ -107,6 +107,16 @@ health_out = ns.model("Health", {
                             required=True),
     "memory": NNested(memory_model, description="This machine's memory (the API's host; null where /proc cannot be "
                                                 "read)"),
+    "callback_circuits": fields.List(fields.Nested(ns.model("CallbackCircuit", {
+        "host": fields.String(required=True),
+        "state": fields.String(required=True, enum=["closed", "open", "half_open"],
+                               description="open: deliveries to the host wait without a call; half_open: the next "
+                                           "failure re-opens, a success closes"),
+        "failures": fields.Integer(required=True, description="Consecutive failed deliveries"),
+        "open_until": NString(description="ISO 8601 time an open circuit closes again"),
+    })), required=True, description="Status callback receivers that failed lately (circuit breaker, per host); an "
+                                    "open one is named in reasons without raising the level: it is the receiver's "
+                                    "fault, not the system's"),
 })
 session_stats = ns.model("SessionStats", {"sends_today": fields.Integer(required=True),
                                           "daily_cap": fields.Integer(required=True, description="Today's cap"),
@@ -201,10 +211,23 @@ def health(*, detail: bool = False) -> dict[str, Any]:
                     for name in waq().settings.sessions}
         counts = dict.fromkeys(STATUSES)
     overall, reasons = _grade(store_ok, broker_ok, sessions, counts, due_age, recent_failed)
+    circuits = _callback_circuits() if broker_ok else []
+    reasons += [f"callbacks to {c['host']} wait: {c['failures']} failures in a row (circuit open)"
+                for c in circuits if c["state"] == "open"]
     return {"overall": overall, "reasons": reasons, "sessions": sessions, "queue": counts,
             "oldest_due_pending_age_s": due_age,
             "checks": {"store": "ok" if store_ok else "down", "broker": "ok" if broker_ok else "down"},
-            "memory": service.memory_headroom(detail=detail)}
+            "memory": service.memory_headroom(detail=detail), "callback_circuits": circuits}
+
+
+def _callback_circuits() -> list[dict[str, Any]]:
+    if waq().settings.broker_url.startswith("memory://"):
+        return []
+    try:
+        return service.callback_circuits(waq(), timeout_s=PROBE_TIMEOUT_S)
+    except Exception as exc:  # noqa: BLE001 - the broker check above reports a broker down
+        log.warning("health: callback circuits unreadable: %s: %s", type(exc).__name__, exc)
+        return []
 
 
 def _grade(store_ok: bool, broker_ok: bool, sessions: dict[str, dict[str, Any]], counts: dict[str, int | None],

@@ -1,7 +1,7 @@
 """Status callbacks: tell the producer's `callback_url` when its message was sent, failed, delivered or read.
 
 Flow: Delivery.on_change (in the session worker) -> on_status_change() publishes a `wa.status_callback` task to
-the `wa.callbacks` queue (consumed by the beat process's worker, see `waq beat`) -> the task calls
+the `wa.callbacks` queue (consumed by its own worker, `waq callbacks`, apart from beat's jobs) -> the task calls
 deliver_callback(), retried with exponential back-off and full jitter, at most MAX_RETRIES times.
 
 Payload (JSON object):
@@ -19,7 +19,10 @@ Signature scheme (when WAQ_CALLBACK_SECRET is set; without it the two headers ar
   verify_signature() below is the reference implementation. Each retry is signed afresh with a new timestamp.
 
 What is retried: connection errors, timeouts, 5xx, 408 and 429 (Retry-After is honoured as a minimum wait).
-Any other 4xx (and 3xx: redirects are not followed, the body would be lost) is final: the receiver said no.
+Any other 4xx is final: the receiver said no. A URL the outbound rule refuses (wa_queue/outbound.py: an internal
+address WAQ_OUTBOUND_ALLOW does not name) and a 3xx (redirects are never followed: a redirect could point inward) are
+final too, and recorded in the message's history (`callback_refused`). Each delivery has a wall-clock deadline
+(DEADLINE_S) over the whole call, and a host that keeps failing is slowed by a circuit breaker (wa_queue/circuit.py).
 
 Limit: callbacks travel through the broker, which may lose its data (invariant 2). The store keeps the message
 and its status, which a producer can always read back; a callback is a notification, not the record.
@@ -29,18 +32,19 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import http.client
 import json
 import logging
 import random
 import time
-import urllib.error
-import urllib.request
 from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from wa_queue import names
+from wa_queue import names, outbound
+from wa_queue.errors import OutboundRefused
 from wa_queue.models import Message, MessageStatus, utcnow
+from wa_queue.outbound import NOTHING_ALLOWED, AllowList
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -54,7 +58,11 @@ SIGNATURE_PREFIX = "sha256="
 MAX_RETRIES = 10
 BACKOFF_BASE_S = 5.0  # retry n waits uniform(0, min(cap, base * 2**n)): 5 s, 10 s, ... capped at an hour
 BACKOFF_CAP_S = 3600.0  # below the broker's visibility_timeout (celery_app.py), so a countdown is not redelivered
-TIMEOUT_S = 10.0
+DEADLINE_S = 10.0  # one delivery in all, however slowly the receiver drips its answer
+# The task's Celery limits, above the deadline: a backstop should the deadline itself fail (the soft limit raises in
+# the task, which retries; the hard one ends the pool process).
+SOFT_TIME_LIMIT_S = 30
+TIME_LIMIT_S = 45
 SIGNATURE_TOLERANCE_S = 300
 RETRYABLE_4XX = frozenset({408, 429})
 USER_AGENT = "wa-queue-callbacks/1"
@@ -141,45 +149,50 @@ class InvalidCallbackUrl(ValueError):
     """The URL is not http(s): no retry can help."""
 
 
-def _http_only_opener() -> urllib.request.OpenerDirector:
-    # Only HTTP(S): no file:, ftp: or data: handlers for a URL a producer chose, and no redirect handler (a
-    # redirected POST would turn into a body-less GET; a 3xx is returned as the final status instead).
-    opener = urllib.request.OpenerDirector()
-    for handler in (urllib.request.HTTPHandler(), urllib.request.HTTPSHandler(),
-                    urllib.request.HTTPDefaultErrorHandler(), urllib.request.HTTPErrorProcessor()):
-        opener.add_handler(handler)
-    return opener
-
-
-_opener = _http_only_opener()
-
-
-def deliver_callback(url: str, payload: dict[str, Any], secret: str, *, timeout: float = TIMEOUT_S,
-                     now: float | None = None) -> int:
+def deliver_callback(url: str, payload: dict[str, Any], secret: str, *, allow: AllowList = NOTHING_ALLOWED,
+                     deadline_s: float = DEADLINE_S, now: float | None = None,
+                     resolve: outbound.Resolver | None = None) -> int:
     """POST the payload as signed JSON; return the HTTP status when the outcome is final (2xx accepted, or a
-    refusal that retrying cannot change). Raise RetryableCallbackError when trying again later may succeed."""
+    refusal that retrying cannot change). Raise RetryableCallbackError when trying again later may succeed, and
+    OutboundRefused when the outbound rule refuses the URL or the receiver redirects (final, recorded on the
+    message by the task). The whole call is bounded by `deadline_s`, resolution included (outbound.request)."""
     if urlsplit(url).scheme not in ("http", "https") or any(ord(c) < 33 or ord(c) == 127 for c in url):
         raise InvalidCallbackUrl(f"callback URL {url[:100]!r} is not http or https")
+    started = time.monotonic()
     body = json.dumps(payload, separators=(",", ":"), sort_keys=True).encode()
     headers = {"Content-Type": "application/json", "User-Agent": USER_AGENT, EVENT_HEADER: str(payload.get("event"))}
     if secret:
         timestamp = int(time.time() if now is None else now)
         headers[TIMESTAMP_HEADER] = str(timestamp)
         headers[SIGNATURE_HEADER] = sign(body, secret, timestamp)
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
+    shown = redact_url(url)
     try:
-        with _opener.open(request, timeout=timeout) as response:  # noqa: S310 - http(s) only, checked above
-            return int(response.status)
-    except urllib.error.HTTPError as exc:
-        status = int(exc.code)
-        exc.close()
-        if status >= 500 or status in RETRYABLE_4XX:
-            raise RetryableCallbackError(f"{url} answered {status}", status,
-                                         _retry_after(exc.headers.get("Retry-After"))) from None
-        return status
-    except (urllib.error.URLError, OSError, ValueError) as exc:
+        target = outbound.check_url(url, allow, resolve=resolve, deadline_s=deadline_s)
+        left = deadline_s - (time.monotonic() - started)
+        answer = outbound.request(target, "POST", body, headers, deadline_s=max(0.1, left))
+    except OutboundRefused:
+        raise
+    except (OSError, http.client.HTTPException, ValueError) as exc:
         # ValueError: http.client's errors on a malformed answer (e.g. a bad status line) are ValueErrors too.
-        raise RetryableCallbackError(f"{url} unreachable: {type(exc).__name__}: {exc}") from None
+        raise RetryableCallbackError(f"{shown} unreachable: {type(exc).__name__}: {exc}") from None
+    status = answer.status
+    if outbound.is_redirect(status):
+        # Not followed: a redirect is how a public receiver would point the worker inward, past the rule.
+        raise OutboundRefused(f"{shown} answered {status} (a redirect to {answer.headers.get('location', '?')[:100]}"
+                              "); redirects are not followed")
+    if status >= 500 or status in RETRYABLE_4XX:
+        raise RetryableCallbackError(f"{shown} answered {status}", status,
+                                     _retry_after(answer.headers.get("retry-after")))
+    return status
+
+
+def redact_url(url: str) -> str:
+    """The URL without its query and fragment, which may carry a receiver's token: what logs and history show."""
+    try:
+        parts = urlsplit(url)
+        return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"[:200]
+    except ValueError:
+        return url[:40]
 
 
 def _retry_after(raw: str | None) -> float | None:

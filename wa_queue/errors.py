@@ -99,3 +99,9 @@ class ValidationError(WaQueueError):
 class SendWindowNeverOpen(ValidationError):
     """A message's send window is never open at once in every time zone of its number (within a week): refused when
     it is enqueued, rather than left waiting forever."""
+
+
+class OutboundRefused(WaQueueError):
+    """The outbound rule (wa_queue/outbound.py) refused a URL: its host is written in a refused form, cannot be
+    encoded, resolves to an internal address (loopback, private, link-local, ...) that WAQ_OUTBOUND_ALLOW does not
+    name, or the receiver answered with a redirect. Final: the same URL will be refused again."""

@@ -37,6 +37,7 @@ class HistoryEvent(str, enum.Enum):
     REQUEUED = "requeued"
     RECEIPT = "receipt"
     DEFERRED = "deferred"  # held back without an attempt (send window closed, recipient's daily limit), with why
+    CALLBACK_REFUSED = "callback_refused"  # the outbound rule refused the callback URL, or it redirected (final)
 
 
 class SessionStatus(str, enum.Enum):

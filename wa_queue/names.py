@@ -63,3 +63,13 @@ def beat_lock_owner(hostname: str, pid: int, pid_namespace: str, nonce: str) -> 
     host and namespace can tell that the holder died) and a nonce, so that a restarted container with the same
     hostname and pid is never mistaken for the beat that held the lock before it."""
     return f"{hostname}/{pid}/{pid_namespace}/{nonce}"
+
+
+# The callback circuit breaker (wa_queue/circuit.py): one hash per receiving host, shared by every callbacks worker.
+CIRCUIT_KEY_PREFIX = "waq:circuit:"
+# Callback outcomes (delivered, rejected, retried, gave_up, refused, deferred), counted by the callbacks workers.
+METRICS_CALLBACKS_KEY = METRICS_KEY_PREFIX + "callbacks"
+
+
+def circuit_key(host: str) -> str:
+    return CIRCUIT_KEY_PREFIX + host

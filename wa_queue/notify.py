@@ -1,5 +1,6 @@
 """Admin notifications: always logged; POSTed to WAQ_NOTIFY_WEBHOOK_URL when set, in the background, retried with
-back-off, never blocking a send."""
+back-off, never blocking a send. The POST goes through the outbound rule (wa_queue/outbound.py) like every URL the
+system posts to: an operator whose webhook receiver is internal names it in WAQ_OUTBOUND_ALLOW."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ import json
 import logging
 import threading
 import time
-import urllib.request
 from typing import Any
 
+from wa_queue import outbound
+from wa_queue.errors import OutboundRefused
 from wa_queue.models import utcnow
+from wa_queue.outbound import NOTHING_ALLOWED, AllowList
 
 log = logging.getLogger("wa_queue.notify")
 
@@ -21,8 +24,9 @@ class Notifier:
     """Tells an operator. One per App (wa_queue/app.py), which keeps the webhook threads it started so a worker
     about to exit can wait for them (flush). Without a webhook URL it only logs."""
 
-    def __init__(self, webhook_url: str | None) -> None:
+    def __init__(self, webhook_url: str | None, allow: AllowList = NOTHING_ALLOWED) -> None:
         self.webhook_url = webhook_url
+        self.allow = allow
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
 
@@ -32,8 +36,8 @@ class Notifier:
         log.warning("ADMIN %s: %s %s", event, summary, json.dumps(details, default=str))
         if not self.webhook_url:
             return None
-        thread = threading.Thread(target=_post_with_retries, args=(self.webhook_url, payload), name="waq-notify",
-                                  daemon=True)
+        thread = threading.Thread(target=_post_with_retries, args=(self.webhook_url, payload, self.allow),
+                                  name="waq-notify", daemon=True)
         thread.start()
         with self._lock:
             self._threads[:] = [t for t in self._threads if t.is_alive()] + [thread]
@@ -51,15 +55,19 @@ class Notifier:
 LOG_ONLY = Notifier(None)  # for code given no notifier (unit tests): logs, starts no thread, keeps nothing
 
 
-def _post_with_retries(url: str, payload: dict[str, Any]) -> bool:
+def _post_with_retries(url: str, payload: dict[str, Any], allow: AllowList = NOTHING_ALLOWED) -> bool:
     body = json.dumps(payload, default=str).encode()
     for attempt, pause in enumerate((0.0, *_BACKOFF_S)):
         time.sleep(pause)
-        request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"}, method="POST")
         try:
-            with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - operator-configured URL
-                if response.status < 300:
-                    return True
+            target = outbound.check_url(url, allow)
+            answer = outbound.request(target, "POST", body, {"Content-Type": "application/json"})
+            if answer.status < 300:
+                return True
+            log.info("admin webhook attempt %d answered %d", attempt + 1, answer.status)
+        except OutboundRefused as exc:
+            log.error("admin webhook refused by the outbound rule, not retried: %s", exc)
+            return False
         except Exception as exc:  # noqa: BLE001 - the webhook's failure must never reach the sender
             log.info("admin webhook attempt %d failed: %s", attempt + 1, exc)
     log.error("admin webhook gave up after %d attempts: %s", len(_BACKOFF_S) + 1, payload["event"])

@@ -4,10 +4,10 @@ store (tests/unit/test_wiring.py checks it). Each takes the App of its caller fi
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from wa_queue import callbacks, headroom, warmup
+from wa_queue import callbacks, headroom, names, warmup
 from wa_queue.broker.publisher import queue_for
 from wa_queue.errors import ValidationError
 from wa_queue.group_commit import GroupCommit
@@ -315,3 +315,23 @@ def stats(app: App) -> dict[str, Any]:
 
 
 __all__ = ["enqueue", "enqueue_many", "get_message", "submit"]
+
+
+def callback_circuits(app: App, *, timeout_s: float = 2.0) -> list[dict[str, Any]]:
+    """The callback circuit breaker's hosts (wa_queue/circuit.py) as /health and /metrics show them: host, state
+    (closed, open, half_open), consecutive failures, and until when an open circuit holds deliveries."""
+    import time
+
+    from wa_queue.circuit import Breaker
+
+    now = time.time()
+    return [{"host": c.host, "state": c.state(now), "failures": c.failures,
+             "open_until": datetime.fromtimestamp(c.open_until, UTC).isoformat() if c.is_open(now) else None}
+            for c in Breaker(app.broker_quick(timeout_s)).all()]
+
+
+def callback_outcomes(app: App, *, timeout_s: float = 2.0) -> dict[str, int]:
+    """How many status callbacks ended each way (delivered, rejected, retried, gave_up, refused, deferred), counted
+    by the callbacks workers in the broker's Redis."""
+    raw = app.broker_quick(timeout_s).hgetall(names.METRICS_CALLBACKS_KEY)
+    return {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in raw.items()}

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from wa_queue.errors import ConfigError
+from wa_queue.outbound import NOTHING_ALLOWED, AllowList, parse_allow
 
 if TYPE_CHECKING:
     from wa_queue.send_window import SendWindow
@@ -107,6 +108,11 @@ class Settings:
     metrics_token: str = ""
     flower_auth: str = ""
     callback_secret: str = ""
+    # The outbound rule (wa_queue/outbound.py): hosts and CIDR networks that callbacks and the admin webhook may reach
+    # although they are internal (loopback, private, link-local, ...). Empty: only public addresses.
+    outbound_allow: AllowList = NOTHING_ALLOWED
+    # `waq callbacks`: processes of its Celery pool (prefork, so that a task's time limit can end a stuck delivery).
+    callback_concurrency: int = 4
     health_failed_window_s: float = 3600.0  # a failure this recent makes the health level 'warning'
     # The WhatsApp Web simulator (`waq simulator`): markup profile, strict page, boot delay of every full page load,
     # and how far the times the page shows are from the real clock (negative: behind).
@@ -213,6 +219,8 @@ class Settings:
             raise bad("HEALTH_FAILED_WINDOW_S", "must be > 0 seconds")
         if self.reconnect_max_attempts < 1:
             raise bad("RECONNECT_MAX_ATTEMPTS", "must be >= 1")
+        if self.callback_concurrency < 2:
+            raise bad("CALLBACK_CONCURRENCY", "must be >= 2: one slow receiver must not hold every callback")
         if self.beat_lock_ttl_s < 1:
             raise bad("BEAT_LOCK_TTL_S", "must be >= 1 second")
         from wa_queue.simulator.profiles import MARKUPS, MAX_CLOCK_SKEW_S  # Flask-free
@@ -308,6 +316,7 @@ _PARSERS = {
     "chrome_memory_options": _parse_list,
     "send_window": _parse_send_window,
     "lease_s": lambda raw: parse_duration(raw),
+    "outbound_allow": lambda raw: parse_allow(_parse_list(raw)),
 }
 
 _cached: Settings | None = None

@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import phonenumbers
 
 from wa_queue.errors import ValidationError
+from wa_queue.outbound import host_form_problem
 from wa_queue.send_window import SendWindow, check_opens, parse_window
 
 MAX_TEXT_CHARS = 4096  # the WhatsApp Cloud API's limit, adopted for every message
@@ -127,7 +128,10 @@ def validate_idempotency_key(key: object, field: str = "idempotency_key") -> str
 
 
 def validate_callback_url(value: object) -> str | None:
-    """None or an http(s) URL with a host name or IPv4 address (CALLBACK_URL_PATTERN, at most MAX_CALLBACK_URL)."""
+    """None or an http(s) URL with a host name or IPv4 address (CALLBACK_URL_PATTERN, at most MAX_CALLBACK_URL). An
+    IPv4 address only as a dotted quad (2130706433, 0x7f000001, 127.1, 0177.0.0.1 are refused: they reach loopback
+    past any form check) and a host that encodes to IDNA (outbound.host_form_problem). Where the host resolves to is
+    decided when the callback is delivered (outbound.check_url), with WAQ_OUTBOUND_ALLOW."""
     if value is None:
         return None
     if not isinstance(value, str) or len(value) > MAX_CALLBACK_URL:
@@ -143,6 +147,9 @@ def validate_callback_url(value: object) -> str | None:
     if (parts is None or parts.scheme not in ("http", "https") or not parts.hostname
             or any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in value)):
         raise ValidationError("callback_url must be an http:// or https:// URL", "callback_url")
+    problem = host_form_problem(parts.hostname)
+    if problem:
+        raise ValidationError(f"callback_url: {problem}", "callback_url")
     return value
 
 

@@ -1,61 +1,113 @@
 """The status-callback task: a thin wrapper that retries wa_queue.callbacks.deliver_callback with back-off.
 
-Consumed from `wa.callbacks` (the beat process's worker). Needs "workers.callback_tasks" in the Celery app's
-`include`, so the worker knows the task name.
+Consumed from `wa.callbacks` by its own worker (`waq callbacks`: a prefork pool of WAQ_CALLBACK_CONCURRENCY
+processes), never by beat's, so a slow receiver cannot delay the maintenance jobs. Needs "workers.callback_tasks" in
+the Celery app's `include`, so the worker knows the task name.
+
+Bounded three ways: each delivery's wall-clock deadline (callbacks.DEADLINE_S, outbound.request), the task's
+soft_time_limit / time_limit as a backstop, and the per-host circuit breaker (wa_queue/circuit.py) that holds
+deliveries to a host that keeps failing without calling it.
 """
 
 from __future__ import annotations
 
 import logging
+import random
+import time
 from typing import Any
+from urllib.parse import urlsplit
 
 from celery import Task
+from celery.exceptions import SoftTimeLimitExceeded
 
-from wa_queue import names
+from wa_queue import callbacks, names
+from wa_queue.app import App
 from wa_queue.callbacks import (
     MAX_RETRIES,
+    SOFT_TIME_LIMIT_S,
+    TIME_LIMIT_S,
     InvalidCallbackUrl,
     RetryableCallbackError,
     backoff_delay,
     deliver_callback,
 )
 from wa_queue.celery_app import app
+from wa_queue.circuit import Breaker
+from wa_queue.errors import OutboundRefused
 from workers.runtime import app_of
 
 log = logging.getLogger(__name__)
+_ROUTE = {"queue": names.CALLBACK_QUEUE, "exchange": "", "routing_key": names.CALLBACK_QUEUE}
 
 
-def _secret(task: Task) -> str:
-    """The signing secret of this process's App (workers/tasks.py builds it when the process starts)."""
+def _waq(task: Task) -> App:
+    """This process's App (workers/tasks.py builds it when the process starts); the default App outside a worker."""
     waq = app_of(task.app)
     if waq is None:
-        from wa_queue.settings import get_settings
+        from wa_queue.app import default_app
 
-        return get_settings().callback_secret
-    return waq.settings.callback_secret
+        return default_app()
+    return waq
 
 
-@app.task(name=names.TASK_CALLBACK, bind=True, acks_late=True, ignore_result=True, max_retries=MAX_RETRIES)
+@app.task(name=names.TASK_CALLBACK, bind=True, acks_late=True, ignore_result=True, max_retries=MAX_RETRIES,
+          soft_time_limit=SOFT_TIME_LIMIT_S, time_limit=TIME_LIMIT_S)
 def status_callback(self: Task, url: str, payload: dict[str, Any]) -> str:
+    waq = _waq(self)
     retries = int(self.request.retries or 0)
+    host = (urlsplit(url).hostname or "?").lower() if isinstance(url, str) else "?"
+    breaker = Breaker(waq.broker)
+    wait = breaker.wait_s(host, time.time())
+    if wait > 0:
+        # The host's circuit is open: hold this delivery till the cool-down ends, without a call and without using
+        # one of its retries (the same retry count goes back on the queue).
+        self.apply_async(args=[url, payload], countdown=wait + random.uniform(0.0, 5.0), retries=retries, **_ROUTE)
+        return _counted(waq, "deferred")
     try:
-        status = deliver_callback(url, payload, _secret(self))
+        status = deliver_callback(url, payload, waq.settings.callback_secret, allow=waq.settings.outbound_allow)
     except InvalidCallbackUrl as exc:
         log.warning("callback for %s not sent: %s", payload.get("id"), exc)
-        return "invalid url"
-    except RetryableCallbackError as exc:
+        return _counted(waq, "invalid url", "refused")
+    except OutboundRefused as exc:
+        log.warning("callback %s for %s refused, not retried: %s", payload.get("event"), payload.get("id"), exc)
+        _record_refusal(waq, payload, exc)
+        return _counted(waq, "outbound refused", "refused")
+    except (RetryableCallbackError, SoftTimeLimitExceeded) as exc:
+        breaker.failed(host, time.time())
         if retries >= MAX_RETRIES:
             log.error("callback %s for %s to %s: gave up after %d retries: %s", payload.get("event"),
-                      payload.get("id"), url, retries, exc)
-            return "gave up"
-        countdown = backoff_delay(retries, retry_after=exc.retry_after)
+                      payload.get("id"), callbacks.redact_url(url), retries, exc)
+            return _counted(waq, "gave up", "gave_up")
+        countdown = backoff_delay(retries, retry_after=getattr(exc, "retry_after", None))
         log.info("callback %s for %s: %s; retry %d in %.0fs", payload.get("event"), payload.get("id"), exc,
                  retries + 1, countdown)
+        _counted(waq, "", "retried")
         # Back onto wa.callbacks itself (exchange '' + routing key), not the default queue.
-        raise self.retry(exc=exc, countdown=countdown, queue=names.CALLBACK_QUEUE, exchange="",
-                         routing_key=names.CALLBACK_QUEUE) from None
+        raise self.retry(exc=exc, countdown=countdown, **_ROUTE) from None
+    breaker.succeeded(host)
     if 200 <= status < 300:
-        return "delivered"
+        return _counted(waq, "delivered")
     log.warning("callback %s for %s refused by %s with %d; not retried", payload.get("event"), payload.get("id"),
-                url, status)
-    return f"refused {status}"
+                callbacks.redact_url(url), status)
+    return _counted(waq, f"refused {status}", "rejected")
+
+
+def _record_refusal(waq: App, payload: dict[str, Any], exc: OutboundRefused) -> None:
+    """The message's history says why its producer heard nothing (invariant 7)."""
+    message_id = payload.get("id")
+    if not isinstance(message_id, str):
+        return
+    try:
+        waq.store.record_callback_refused(message_id, now=waq.clock(), error_class=type(exc).__name__,
+                                          error_text=f"{payload.get('event')} callback: {exc}"[:1000])
+    except Exception as exc2:  # noqa: BLE001 - the refusal is logged and counted; the record is best effort
+        log.warning("callback refusal of %s not recorded: %s: %s", message_id, type(exc2).__name__, exc2)
+
+
+def _counted(waq: App, result: str, outcome: str | None = None) -> str:
+    """Count the outcome in the broker's Redis for /metrics (waq_callbacks_total); return the task's result."""
+    try:
+        waq.broker.hincrby(names.METRICS_CALLBACKS_KEY, outcome or result, 1)
+    except Exception as exc:  # noqa: BLE001 - metrics never decide a delivery
+        log.debug("callback metrics not written: %s", exc)
+    return result

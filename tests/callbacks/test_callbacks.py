@@ -8,6 +8,7 @@ import json
 import random
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -19,11 +20,15 @@ from tests.conftest import Proc, free_port, wait_for
 from wa_queue import callbacks, names
 from wa_queue.app import default_app
 from wa_queue.callbacks import RetryableCallbackError, backoff_delay, deliver_callback, verify_signature
+from wa_queue.errors import OutboundRefused
 from wa_queue.models import Message, MessageStatus, utcnow
+from wa_queue.outbound import parse_allow
 from wa_queue.settings import get_settings, reset_settings
 
 SECRET = "callback-secret-for-tests"  # noqa: S105 - a test value
 PAYLOAD = {"id": "m1", "event": "sent", "status": "sent", "phone": "+14155550123", "attempts": 0}
+# The receivers below listen on loopback, which the outbound rule refuses unless allowed (tests/security shows that).
+ALLOW = parse_allow(["127.0.0.1"])
 
 
 class Receiver:
@@ -70,8 +75,10 @@ class Receiver:
 
 
 @pytest.fixture
-def secret(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
-    reset_settings(dataclasses.replace(get_settings(), callback_secret=SECRET))
+def secret(waq_env: dict[str, str]) -> Iterator[str]:
+    """The task's settings: the secret, and the loopback receivers allowed. waq_env: the breaker and the outcome
+    counters live in the test's own Redis."""
+    reset_settings(dataclasses.replace(get_settings(), callback_secret=SECRET, outbound_allow=ALLOW))
     yield SECRET
     reset_settings()
 
@@ -79,7 +86,7 @@ def secret(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
 # ---- the pure function ---------------------------------------------------------------------------------------
 def test_signed_post_verifies_and_tampering_does_not() -> None:
     with Receiver([200]) as receiver:
-        assert deliver_callback(receiver.url, PAYLOAD, SECRET) == 200
+        assert deliver_callback(receiver.url, PAYLOAD, SECRET, allow=ALLOW) == 200
     headers, body = receiver.requests[0]
     assert json.loads(body) == PAYLOAD
     assert headers["Content-Type"] == "application/json"
@@ -103,28 +110,36 @@ def test_signature_is_hmac_of_timestamp_dot_body() -> None:
 
 def test_no_secret_sends_no_signature() -> None:
     with Receiver([204]) as receiver:
-        assert deliver_callback(receiver.url, PAYLOAD, "") == 204
+        assert deliver_callback(receiver.url, PAYLOAD, "", allow=ALLOW) == 204
     assert receiver.requests[0][0].get(callbacks.SIGNATURE_HEADER) is None
 
 
 @pytest.mark.parametrize("status", [500, 502, 503, 408, 429])
 def test_retryable_statuses_raise(status: int) -> None:
     with Receiver([status], {"Retry-After": "7"}) as receiver, pytest.raises(RetryableCallbackError) as caught:
-        deliver_callback(receiver.url, PAYLOAD, SECRET)
+        deliver_callback(receiver.url, PAYLOAD, SECRET, allow=ALLOW)
     assert caught.value.status == status
     assert caught.value.retry_after == 7.0
 
 
-@pytest.mark.parametrize("status", [400, 401, 403, 404, 410, 422, 301])
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 410, 422])
 def test_final_refusals_return_their_status(status: int) -> None:
-    with Receiver([status], {"Location": "http://127.0.0.1:1/elsewhere"}) as receiver:
-        assert deliver_callback(receiver.url, PAYLOAD, SECRET) == status
+    with Receiver([status]) as receiver:
+        assert deliver_callback(receiver.url, PAYLOAD, SECRET, allow=ALLOW) == status
+    assert len(receiver.requests) == 1
+
+
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+def test_a_redirect_is_refused_and_not_followed(status: int) -> None:
+    with Receiver([status], {"Location": "http://127.0.0.1:1/elsewhere"}) as receiver, \
+            pytest.raises(OutboundRefused, match="redirects are not followed"):
+        deliver_callback(receiver.url, PAYLOAD, SECRET, allow=ALLOW)
     assert len(receiver.requests) == 1
 
 
 def test_unreachable_receiver_is_retryable() -> None:
     with pytest.raises(RetryableCallbackError) as caught:
-        deliver_callback(f"http://127.0.0.1:{free_port()}/hook", PAYLOAD, SECRET, timeout=5)
+        deliver_callback(f"http://127.0.0.1:{free_port()}/hook", PAYLOAD, SECRET, allow=ALLOW, deadline_s=5)
     assert caught.value.status is None
 
 
@@ -143,7 +158,7 @@ def test_retry_loop_over_the_pure_function_500_then_200() -> None:
         while True:
             attempts += 1
             try:
-                status = deliver_callback(receiver.url, PAYLOAD, SECRET)
+                status = deliver_callback(receiver.url, PAYLOAD, SECRET, allow=ALLOW)
                 break
             except RetryableCallbackError:
                 assert attempts < 5
@@ -189,12 +204,40 @@ def test_task_retries_a_429(secret: str) -> None:
     assert len(receiver.requests) == 2
 
 
-def test_task_gives_up_after_ten_retries(secret: str) -> None:
+def test_task_gives_up_after_ten_retries(secret: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from wa_queue import circuit
     from workers.callback_tasks import status_callback
 
+    monkeypatch.setattr(circuit, "FAILURES_TO_OPEN", 100)  # the breaker would hold it first (next test)
     with Receiver([503]) as receiver:
         assert status_callback.apply(args=[receiver.url, PAYLOAD]).get() == "gave up"
     assert len(receiver.requests) == 1 + callbacks.MAX_RETRIES
+
+
+def test_a_failing_host_opens_its_circuit_and_later_deliveries_wait_without_a_call(secret: str,
+                                                                                  redis_server) -> None:  # noqa: ANN001
+    """FAILURES_TO_OPEN failures in a row open the host's circuit (shared in Redis): the next delivery is put back on
+    wa.callbacks with its cool-down as countdown, its retry count unchanged, and the receiver sees no call."""
+    from wa_queue import circuit
+    from wa_queue.circuit import Breaker
+    from workers.callback_tasks import status_callback
+
+    client = redis_server.client()
+    with Receiver([503]) as receiver:
+        assert status_callback.apply(args=[receiver.url, PAYLOAD]).get() == "deferred"
+        assert len(receiver.requests) == circuit.FAILURES_TO_OPEN
+        state = Breaker(client).get("127.0.0.1")
+        assert state is not None and state.is_open(time.time()) and state.opened == 1
+        assert client.llen(names.CALLBACK_QUEUE) == 1  # the deferred delivery, not a retry
+        envelope = json.loads(client.lindex(names.CALLBACK_QUEUE, 0))
+        assert envelope["headers"]["retries"] == circuit.FAILURES_TO_OPEN  # as the deferred run had it
+        assert status_callback.apply(args=[receiver.url, PAYLOAD]).get() == "deferred"
+        assert len(receiver.requests) == circuit.FAILURES_TO_OPEN  # no call while open
+    counts = {k.decode(): int(v) for k, v in client.hgetall(names.METRICS_CALLBACKS_KEY).items()}
+    assert counts["retried"] == circuit.FAILURES_TO_OPEN and counts["deferred"] == 2
+    Breaker(client).succeeded("127.0.0.1")
+    with Receiver([200]) as receiver:
+        assert status_callback.apply(args=[receiver.url, PAYLOAD]).get() == "delivered"
 
 
 # ---- payload and publishing ------------------------------------------------------------------------------------
@@ -241,11 +284,9 @@ def test_on_status_change_publishes_to_the_callback_queue(waq_env: dict[str, str
 
 @pytest.mark.timeout(120)
 def test_real_worker_delivers_with_a_retry(waq_env: dict[str, str], tmp_path) -> None:  # noqa: ANN001
-    """A real Celery worker consuming wa.callbacks: a 500 then a 200 reach the receiver, both signed."""
-    env = {**waq_env, "WAQ_CALLBACK_SECRET": SECRET}
-    argv = [sys.executable, "-m", "celery", "-A", "wa_queue.celery_app:app", "worker", "-Q", names.CALLBACK_QUEUE,
-            "-n", "callbacks@%h", "--concurrency", "1", "--include", "workers.callback_tasks", "--without-gossip",
-            "--without-mingle", "--loglevel", "INFO"]
+    """A real `waq callbacks` worker consuming wa.callbacks: a 500 then a 200 reach the receiver, both signed."""
+    env = {**waq_env, "WAQ_CALLBACK_SECRET": SECRET, "WAQ_OUTBOUND_ALLOW": "127.0.0.1", "WAQ_CALLBACK_CONCURRENCY": "2"}
+    argv = [sys.executable, "-m", "wa_queue.cli", "callbacks"]
     worker = Proc(argv, env, tmp_path / "callback-worker.log")
     try:
         with Receiver([500, 200]) as receiver:

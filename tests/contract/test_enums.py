@@ -21,7 +21,7 @@ from wa_queue.store.base import MessageStore
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 EVENT_VALUES = {"enqueued", "claimed", "sending", "sent", "retry", "released", "failed", "recovered", "requeued",
-                "receipt", "deferred"}
+                "receipt", "deferred", "callback_refused"}
 STATUS_VALUES = {"unknown", "starting", "qr", "connected", "phone_disconnected", "logged_out", "closed",
                  "needs_operator", "banned"}
 
@@ -72,6 +72,7 @@ def every_event(store: MessageStore) -> list[str]:
     assert store.mark_sending(one.id, owner="w", now=at(2))
     assert store.record_sent(one.id, owner="w", now=at(3), session="primary", wa_id="x") is not None
     assert store.record_receipt(one.id, now=at(4), delivered_at=at(4)) is not None
+    assert store.record_callback_refused(one.id, now=at(5), error_class="OutboundRefused", error_text="loopback")
 
     two, _ = store.insert(NewMessage(phone="+15550000002", text="b"), at(0))
     claimed(store, two, 1)

@@ -119,8 +119,9 @@ def check_command(args: list[str]) -> None:
 
 def test_every_command_of_our_image_exists_in_the_package(services: dict[str, dict[str, Any]]) -> None:
     commands = {name: argv(svc["command"]) for name, svc in ours(services).items()}
-    assert {"api", "beat", "flower", "worker-primary", "worker-secondary"} <= set(commands)
+    assert {"api", "beat", "callbacks", "flower", "worker-primary", "worker-secondary"} <= set(commands)
     assert commands["beat"] == ["waq", "beat"]
+    assert commands["callbacks"] == ["waq", "callbacks"]
     assert commands["flower"] == ["waq", "flower", "--port", "5555", "--address", "0.0.0.0"]
     for args in commands.values():
         check_command(args)
@@ -162,6 +163,8 @@ def test_worker_probe_checks_its_own_session_and_beat_pings_its_node(services: d
         assert svc["healthcheck"]["test"] == ["CMD", "waq", "worker", "--check", "--session", session]
     probe = argv(services["beat"]["healthcheck"]["test"][1])
     assert probe[probe.index("--destination") + 1] == "beat@$HOSTNAME"  # cli.beat names it beat@%h; $$ in the file
+    probe = argv(services["callbacks"]["healthcheck"]["test"][1])
+    assert probe[probe.index("--destination") + 1] == "callbacks@$HOSTNAME"  # cli.callbacks: callbacks@%h
 
 
 def test_mongo_members_are_a_keyfile_replica_set_on_their_own_ports(services: dict[str, dict[str, Any]]) -> None:
@@ -221,7 +224,7 @@ def test_every_waq_variable_is_a_setting_and_parses(services: dict[str, dict[str
 def test_the_app_and_worker_hosts_share_one_configuration(services: dict[str, dict[str, Any]]) -> None:
     """Settings that must be the same on every host (the sessions, the store, the broker, the time zone)."""
     shared = ("WAQ_SESSIONS", "WAQ_STORE_URL", "WAQ_BROKER_URL", "WAQ_TIMEZONE", "WAQ_DATA_DIR",
-              "WAQ_DEFAULT_REGION", "WAQ_CALLBACK_SECRET", "WAQ_NOTIFY_WEBHOOK_URL")
+              "WAQ_DEFAULT_REGION", "WAQ_CALLBACK_SECRET", "WAQ_NOTIFY_WEBHOOK_URL", "WAQ_OUTBOUND_ALLOW")
     seen = {key: {environment(svc).get(key) for svc in ours(services).values()} for key in shared}
     for key, values in seen.items():
         assert len(values) == 1, f"services disagree on {key}: {values}"

@@ -69,6 +69,11 @@ class Stack:
     def start_beat(self) -> None:
         self.procs["beat"] = Proc([sys.executable, "-m", "wa_queue.cli", "beat"], self.env, self.tmp / "beat.log")
 
+    def start_callbacks(self) -> None:
+        """The status callbacks' own worker (`waq callbacks`): beat no longer consumes wa.callbacks."""
+        self.procs["callbacks"] = Proc([sys.executable, "-m", "wa_queue.cli", "callbacks"], self.env,
+                                       self.tmp / "callbacks.log")
+
     def start_api(self) -> None:
         self.procs["api"] = Proc(
             [sys.executable, "-m", "gunicorn", "--workers", "1", "--threads", "4", "--bind",

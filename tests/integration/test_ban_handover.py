@@ -23,6 +23,7 @@ pytestmark = pytest.mark.timeout(240)
 def test_a_session_banned_midway_hands_its_queue_over_and_stays_banned(waq_env, procs) -> None:  # noqa: ANN001
     hook = _Webhook()
     waq_env["WAQ_NOTIFY_WEBHOOK_URL"] = hook.url
+    waq_env["WAQ_OUTBOUND_ALLOW"] = "127.0.0.1"  # the webhook receiver is on loopback
     data = Path(waq_env["WAQ_DATA_DIR"])
     data.mkdir(parents=True, exist_ok=True)
     control = FakeControl(data / "fake-control.json")

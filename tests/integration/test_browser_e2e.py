@@ -22,7 +22,9 @@ pytestmark = pytest.mark.timeout(300)
 def stack(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer):  # noqa: ANN201
     redis_server.client().flushall()
     hook = _Webhook()
-    stack = Stack(tmp_path_factory.mktemp("e2e"), redis_server, extra_env={"WAQ_NOTIFY_WEBHOOK_URL": hook.url})
+    # The webhook receiver is on loopback: the outbound rule lets the admin webhook reach it only when allowed.
+    env = {"WAQ_NOTIFY_WEBHOOK_URL": hook.url, "WAQ_OUTBOUND_ALLOW": "127.0.0.1"}
+    stack = Stack(tmp_path_factory.mktemp("e2e"), redis_server, extra_env=env)
     stack.hook = hook
     try:
         stack.start_beat()  # its health checks are what notice a scanned QR

@@ -76,6 +76,7 @@ def test_retry_schedule_is_observed_then_failure_notifies(waq_env, procs, redis_
 
     hook = _Webhook()
     waq_env["WAQ_NOTIFY_WEBHOOK_URL"] = hook.url
+    waq_env["WAQ_OUTBOUND_ALLOW"] = "127.0.0.1"  # the webhook receiver is on loopback
     control = FakeControl(Path(waq_env["WAQ_DATA_DIR"]) / "fake-control.json")
     flaky, dead = _phones(2)
     control.set_number_fault(flaky, "transient", count=2)

@@ -1,6 +1,6 @@
 """The `waq` command line (`waq`, `python -m wa_queue.cli`). Exit codes: 0 done, 1 failed, 2 bad usage.
 
-The group is here; the commands live by kind: processes (worker, beat, api, simulator, flower, up), messages
+The group is here; the commands live by kind: processes (worker, beat, callbacks, api, simulator, flower, up), messages
 (enqueue, status, failed, archive), sessions (sessions, selectors, selftest) and doctor."""
 
 from __future__ import annotations

@@ -83,7 +83,8 @@ def _worker_health(waq: App, session: str) -> tuple[bool, str]:
 @click.command()
 @click.option("--loglevel", default="INFO", show_default=True)
 def beat(loglevel: str) -> None:
-    """Run beat (the periodic jobs) inside a worker for wa.maintenance and wa.callbacks. Start as many as you like:
+    """Run beat (the periodic jobs) inside a worker for wa.maintenance (status callbacks: `waq callbacks`). Start as
+    many as you like:
     one holds the beat lock and sends the jobs, the others wait for it (wa_queue/beat_lock.py). Like a session
     worker, it starts only once the store answers (for up to WAQ_STORE_START_TIMEOUT_S), and exits 1 otherwise."""
     settings = load_settings()
@@ -99,10 +100,27 @@ def beat(loglevel: str) -> None:
     click.get_current_context().find_root().close()  # this process becomes Celery: nothing of it may be inherited
     exec_argv(
         [sys.executable, "-m", "celery", "-A", "wa_queue.celery_app:app", "worker", "-B",
-         "-Q", f"{names.MAINTENANCE_QUEUE},{names.CALLBACK_QUEUE}", "-n", "beat@%h", "--concurrency", "1",
+         "-Q", names.MAINTENANCE_QUEUE, "-n", "beat@%h", "--concurrency", "1",
          "-s", str(settings.data_dir / "celerybeat-schedule"), "--scheduler", "wa_queue.beat_lock:LockedScheduler",
          "--loglevel", loglevel,
          "--without-gossip", "--without-mingle"],
+    )
+
+
+@click.command()
+@click.option("--loglevel", default="INFO", show_default=True)
+def callbacks(loglevel: str) -> None:
+    """Deliver status callbacks: a worker for wa.callbacks alone, WAQ_CALLBACK_CONCURRENCY processes (prefork, so
+    that the task's time limit can end a stuck delivery). Apart from beat, whose jobs must never wait behind a slow
+    receiver. Start as many as you like (one per app host)."""
+    settings = load_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    _store_or_exit(settings, "callbacks")  # a refused callback is recorded on its message
+    click.get_current_context().find_root().close()
+    exec_argv(
+        [sys.executable, "-m", "celery", "-A", "wa_queue.celery_app:app", "worker", "-Q", names.CALLBACK_QUEUE,
+         "-n", "callbacks@%h", "--concurrency", str(settings.callback_concurrency), "--pool", "prefork",
+         "--loglevel", loglevel, "--without-gossip", "--without-mingle"],
     )
 
 
@@ -175,4 +193,4 @@ def up(procfile: Path) -> None:
     exec_argv([sys.executable, "-m", "honcho", "-f", str(procfile), "start"])
 
 
-COMMANDS = [worker, beat, api, simulator, flower, up]
+COMMANDS = [worker, beat, callbacks, api, simulator, flower, up]

@@ -89,6 +89,7 @@ def commands(settings: Settings, api_port: int, flower_port: int, sim_port: int 
     for name in settings.sessions:
         found[f"worker_{name}"] = [python, "-m", "wa_queue.cli", "worker", "--session", name]
     found["beat"] = [python, "-m", "wa_queue.cli", "beat"]
+    found["callbacks"] = [python, "-m", "wa_queue.cli", "callbacks"]
     found["flower"] = [python, "-m", "wa_queue.cli", "flower", "--port", str(flower_port)]
     if sim_port is not None:
         found["simulator"] = [python, "-m", "wa_queue.cli", "simulator", "--port", str(sim_port), "--auto-scan"]
@@ -266,6 +267,8 @@ def demo_env(sim_port: int) -> dict[str, str]:
         "WAQ_MAX_DELAY_S": os.environ.get("WAQ_MAX_DELAY_S", "4"),
         "WAQ_HEALTH_INTERVAL_S": os.environ.get("WAQ_HEALTH_INTERVAL_S", "5"),
         "WAQ_DISPATCH_INTERVAL_S": os.environ.get("WAQ_DISPATCH_INTERVAL_S", "5"),
+        # A demo's callback receivers run on this machine, which the outbound rule refuses unless allowed.
+        "WAQ_OUTBOUND_ALLOW": os.environ.get("WAQ_OUTBOUND_ALLOW", "127.0.0.1,::1,localhost"),
     }
 
 

@@ -287,6 +287,12 @@ class MessageStore(abc.ABC):
     ) -> Message | None:
         """Set delivered_at / read_at on a sent message (only fields given and still empty); history 'receipt'."""
 
+    @abc.abstractmethod
+    def record_callback_refused(self, message_id: str, *, now: datetime, error_class: str,
+                                error_text: str) -> Message | None:
+        """History 'callback_refused' with why (the outbound rule refused the callback URL, or it redirected); the
+        status and every other field stay. None if the message is gone."""
+
     # ---- sessions and number checks --------------------------------------------------------------------------
     @abc.abstractmethod
     def get_session(self, name: str) -> SessionRecord:

@@ -233,9 +233,14 @@ MARK_SENT_BY_OPERATOR = Transition(
 RECORD_RECEIPT = Transition(
     "record_receipt", (SENT,), None, HistoryEvent.RECEIPT,
     sets=(("delivered_at", Once("delivered_at")), ("read_at", Once("read_at"))), history_session=Row(("sent_by",)))
+# A status callback the outbound rule refused (wa_queue/outbound.py): only a history entry with why, whatever the
+# status; the callback is a notification, and the message's own errors stay those of its sends.
+RECORD_CALLBACK_REFUSED = Transition("record_callback_refused", (SENT, FAILED, PENDING, PROCESSING), None,
+                                     HistoryEvent.CALLBACK_REFUSED)
 
 TRANSITIONS: tuple[Transition, ...] = (CLAIM, EXTEND_LEASE, MARK_SENDING, RECORD_SENT, RECORD_RETRY, RECORD_FAILED,
-                                       RELEASE, DEFER, RECOVER, RETRY_FAILED, MARK_SENT_BY_OPERATOR, RECORD_RECEIPT)
+                                       RELEASE, DEFER, RECOVER, RETRY_FAILED, MARK_SENT_BY_OPERATOR, RECORD_RECEIPT,
+                                       RECORD_CALLBACK_REFUSED)
 
 DELETE = Removal("delete", (FAILED,), archived=False)
 ARCHIVE = Removal("archive_failed", (FAILED,), archived=True)

@@ -659,6 +659,11 @@ class MongoStore(MessageStore):
         return self._transition(lifecycle.RECORD_RECEIPT.write(), message_id, now, delivered_at=to_db(delivered_at),
                                 read_at=to_db(read_at))
 
+    def record_callback_refused(self, message_id: str, *, now: datetime, error_class: str,
+                                error_text: str) -> Message | None:
+        return self._transition(lifecycle.RECORD_CALLBACK_REFUSED.write(), message_id, now, error_class=error_class,
+                                error_text=error_text)
+
     # ---- sessions and number checks --------------------------------------------------------------------------
     def get_session(self, name: str) -> SessionRecord:
         doc = self.sessions.find_one({"_id": name})

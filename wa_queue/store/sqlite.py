@@ -735,6 +735,11 @@ class SQLiteStore(MessageStore):
             return None
         return current if current.status in lifecycle.RECORD_RECEIPT.from_statuses else None  # nothing new to record
 
+    def record_callback_refused(self, message_id: str, *, now: datetime, error_class: str,
+                                error_text: str) -> Message | None:
+        return self._transition(lifecycle.RECORD_CALLBACK_REFUSED.write(), message_id, now=now,  # type: ignore[return-value]
+                                error_class=error_class, error_text=error_text)
+
     # ---- sessions and number checks --------------------------------------------------------------------------
     def get_session(self, name: str) -> SessionRecord:
         cols = ", ".join(SESSION_FIELDS)

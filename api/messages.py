@@ -108,7 +108,11 @@ message_in = ns.model("NewMessage", {
     "text": fields.String(required=True, min_length=1, max_length=MAX_TEXT_CHARS, pattern=TEXT_PATTERN,
                           description="Not only whitespace; no NUL character", example="Your code is 1234"),
     "session": SessionField(description="Preferred WhatsApp session (any available one when null)"),
-    "callback_url": NString(description="http(s) URL told about status changes", max_length=MAX_CALLBACK_URL,
+    "callback_url": NString(description="http(s) URL told about status changes; an IPv4 host only as four decimal "
+                                        "numbers and a name that encodes to IDNA (400 naming callback_url otherwise); "
+                                        "an internal address is refused at delivery unless WAQ_OUTBOUND_ALLOW "
+                                        "allows it",
+                            max_length=MAX_CALLBACK_URL,
                             pattern=CALLBACK_URL_PATTERN, example="https://shop.example/hooks/whatsapp"),
     "metadata": NRaw(description=f"Any JSON object, returned as is: at most {MAX_METADATA_BYTES} bytes as JSON, "
                                  f"nested at most {MAX_METADATA_DEPTH} levels, no key starting with '$' or holding a "

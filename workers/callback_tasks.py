@@ -61,7 +61,10 @@ def status_callback(self: Task, url: str, payload: dict[str, Any]) -> str:
     if wait > 0:
         # The host's circuit is open: hold this delivery till the cool-down ends, without a call and without using
         # one of its retries (the same retry count goes back on the queue).
-        self.apply_async(args=[url, payload], countdown=wait + random.uniform(0.0, 5.0), retries=retries, **_ROUTE)
+        # Published through this process's App, whose broker is the settings' (not whatever the module's Celery app
+        # was built with at import).
+        waq.celery.send_task(names.TASK_CALLBACK, args=[url, payload], countdown=wait + random.uniform(0.0, 5.0),
+                             retries=retries, **_ROUTE)
         return _counted(waq, "deferred")
     try:
         status = deliver_callback(url, payload, waq.settings.callback_secret, allow=waq.settings.outbound_allow)

@@ -4,10 +4,11 @@ a tally of cases, checks and failures, and a real gunicorn serving the API.
 Why positive data may be refused on the two enqueue operations, and only there: JSON Schema cannot say which phone
 numbers exist (phonenumbers decides), nor the metadata rules the document states in words (16 KiB as JSON, 32
 levels, no '$' or NUL in keys), nor the send window's (a start equal to its end, a window never open in all the
-number's time zones), nor the request size cap (WAQ_MAX_REQUEST_BYTES, 413). So positive_data_acceptance
-also expects 400 and 413 there, and `refused_only_for_what_the_schema_cannot_say` (run with the defaults) fails
-unless each such refusal names those fields and the value really breaks the rule. And a body over that cap is
-refused with 413, which negative_data_rejection also accepts where a body is read (see CONFIG).
+number's time zones), nor the callback URL's host forms (IPv4 only as dotted quads, IDNA), nor the request size cap
+(WAQ_MAX_REQUEST_BYTES, 413). So positive_data_acceptance also expects 400 and 413 there, and
+`refused_only_for_what_the_schema_cannot_say` (run with the defaults) fails unless each such refusal names those
+fields and the value really breaks the rule. And a body over that cap is refused with 413, which
+negative_data_rejection also accepts where a body is read (see CONFIG).
 """
 
 from __future__ import annotations
@@ -76,7 +77,11 @@ class RefusedForAnotherReason(Failure):
 
 
 def _breaks_an_unwritable_rule(field_name: str | None, item: Any) -> bool:
-    from wa_queue.validation import validate_metadata, validate_send_window  # re-running the API's rules is the point
+    from wa_queue.validation import (  # re-running the API's rules is the point
+        validate_callback_url,
+        validate_metadata,
+        validate_send_window,
+    )
 
     if not isinstance(item, dict):
         return False
@@ -87,6 +92,8 @@ def _breaks_an_unwritable_rule(field_name: str | None, item: Any) -> bool:
             validate_metadata(item.get("metadata"))
         elif field_name == "send_window":
             validate_send_window(item.get("send_window"), phone=normalize_phone(item.get("phone")))
+        elif field_name == "callback_url":  # the host's form: IPv4 only as dotted quads, a name that encodes to IDNA
+            validate_callback_url(item.get("callback_url"))
         else:
             return False
     except ValidationError:

@@ -36,6 +36,7 @@ from wa_queue.store.common import (
     SESSION_DATETIME_FIELDS,
     SESSION_FIELDS,
     check_session_fields,
+    lookup_keys,
     operator_sent_text,
     picture_text,
     plan_inserts,
@@ -389,7 +390,7 @@ class SQLiteStore(MessageStore):
         return results
 
     def _insert(self, conn: sqlite3.Connection, news: list[NewMessage], now: datetime) -> list[tuple[Message, bool]]:
-        known = self._by_keys(conn, [n.idempotency_key for n in news if n.idempotency_key])
+        known = self._by_keys(conn, lookup_keys(news))
         results, made = plan_inserts(news, known, now)
         now_us, histories = to_us(now), {}
         self._write_rows(conn, [new_row(message, now_us, histories) for message in made])

@@ -33,6 +33,7 @@ from typing import Any
 
 from wa_queue import errors
 from wa_queue.models import utcnow
+from wa_queue.private import private_dir
 from wa_queue.settings import Settings
 from wa_queue.transport import procs
 from wa_queue.transport.base import BeforeClick, MessageSender, Receipt, SessionState
@@ -384,7 +385,7 @@ class SeleniumSender(MessageSender):
         from selenium.webdriver.chrome.service import Service
 
         self._kill_profile_holders()  # a crashed worker's Chrome would lock the profile
-        self.profile_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.profile_dir)  # the WhatsApp login: 0700, with the profiles folder
         for name in ("SingletonLock", "SingletonSocket", "SingletonCookie"):
             try:
                 (self.profile_dir / name).unlink()

@@ -1,7 +1,8 @@
 """Files only this system's user may read: the data folder, the SQLite files (db, -wal, -shm) and the Chrome profiles
-(the WhatsApp logins). Created 0700 (folders) and 0600 (files) whatever the umask: mkdir and open apply the umask to
-the mode they are given, so each path this module creates is chmod'ed afterwards. Paths that exist already keep
-their mode (an operator may have chosen it); README, Security, says how to tighten an older data folder.
+(the WhatsApp logins). Created 0700 (folders) and 0600 (files) whatever the umask: the mode is given to mkdir and
+open themselves (a umask only takes bits away), never left to their defaults (0777, 0666 less the umask), and never
+chmod'ed after the fact, which would leave a moment in which another user could open the file. Paths that exist
+already keep their mode (an operator may have chosen it); README, Security, says how to tighten an older data folder.
 """
 
 from __future__ import annotations
@@ -16,14 +17,13 @@ FILE_MODE = 0o600
 def private_dir(path: Path | str) -> Path:
     """`path` and its missing parents, each created 0700."""
     path = Path(path)
-    missing = []
+    missing: list[Path] = []
     walk = path
     while not walk.exists() and walk != walk.parent:
         missing.append(walk)
         walk = walk.parent
-    path.mkdir(parents=True, exist_ok=True, mode=DIR_MODE)
-    for created in missing:
-        os.chmod(created, DIR_MODE)
+    for created in reversed(missing):  # Path.mkdir(parents=True) gives the parents it makes the default mode
+        created.mkdir(mode=DIR_MODE, exist_ok=True)
     return path
 
 
@@ -33,11 +33,7 @@ def private_file(path: Path | str) -> Path:
     path = Path(path)
     private_dir(path.parent)
     try:
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, FILE_MODE)
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, FILE_MODE))
     except FileExistsError:
-        return path
-    try:
-        os.fchmod(fd, FILE_MODE)
-    finally:
-        os.close(fd)
+        pass
     return path

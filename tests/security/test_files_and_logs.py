@@ -131,13 +131,17 @@ def test_the_launcher_prints_urls_without_passwords(tmp_path: Path, monkeypatch:
 
 
 # ---- the simulator ---------------------------------------------------------------------------------------------------
-def test_the_simulator_refuses_a_non_loopback_host() -> None:
+def test_the_simulator_refuses_a_non_loopback_host(monkeypatch: pytest.MonkeyPatch) -> None:
     from wa_queue.cli import main as waq
+    from wa_queue.simulator import app as sim_app
     from wa_queue.simulator.app import SimServer
     from wa_queue.simulator.listen import UnsafeListen
 
+    served: list[str] = []
+    monkeypatch.setattr(sim_app, "make_server", lambda host, *a, **k: served.append(host) or pytest.fail("served"))
     result = CliRunner().invoke(waq, ["simulator", "--host", "0.0.0.0", "--port", "0"])
-    assert result.exit_code == 2 and "--unsafe-listen" in result.output
+    assert result.exit_code == 2 and "--unsafe-listen" in result.output and not served
+    monkeypatch.undo()
     with pytest.raises(UnsafeListen):
         SimServer(host="0.0.0.0")
     server = SimServer(host="0.0.0.0", unsafe_listen=True)  # an explicit choice (a network-namespace test)

@@ -20,7 +20,7 @@ from api import auth
 from api.context import waq
 from api.errors import ApiError, bad_request, error_model, json_response, refuse_unknown_fields
 from api.openapi import MESSAGE_ID_PATTERN, SessionNames
-from wa_queue import service
+from wa_queue import owners, service
 from wa_queue.errors import NotFound, ValidationError
 from wa_queue.models import Message, NewMessage
 from wa_queue.validation import (
@@ -150,7 +150,11 @@ message_out = ns.model("Message", {
     "status": fields.String(required=True, enum=["pending", "processing", "sent", "failed"]),
     "session": NString(description="The session the producer asked for"),
     "attempts": fields.Integer(required=True, description="Attempts that ended in an error"),
-    "idempotency_key": NString(),
+    "idempotency_key": NString(description="As stored: '<key name> <Idempotency-Key>', and '<key name> "
+                                           "<Idempotency-Key> <i>' for item i of a bulk request"),
+    "enqueued_by": NString(description="The owner: the name (never the value) of the API key that queued it; "
+                                       "null when queued by the Python API or the CLI. Only admin keys see "
+                                       "messages of other owners"),
     "callback_url": NString(),
     "metadata": NRaw(),
     "send_window": NNested(send_window_model, description="The message's own window (null: WAQ_SEND_WINDOW)"),
@@ -172,7 +176,8 @@ message_out = ns.model("Message", {
 
 _PUBLIC = ("id", "phone", "text", "status", "session", "attempts", "idempotency_key", "callback_url", "metadata",
            "send_window", "created_at", "updated_at", "next_attempt_at", "last_attempt_at", "sent_at", "sent_by",
-           "wa_id", "delivered_at", "read_at", "failed_at", "last_error_class", "last_error_text", "history")
+           "wa_id", "delivered_at", "read_at", "failed_at", "last_error_class", "last_error_text", "history",
+           "enqueued_by")
 
 
 def message_view(message: Message) -> dict[str, Any]:
@@ -216,14 +221,15 @@ def _short(exc: BaseException) -> str:
 
 
 def _idempotency_key() -> str | None:
-    """The header, scoped by the caller's key name so one producer can never replay (and read) another's."""
-    raw = validate_idempotency_key(request.headers.get(IDEMPOTENCY_HEADER), IDEMPOTENCY_HEADER)
-    return None if raw is None else f"{g.api_key.name}:{raw}"
+    """The Idempotency-Key header as given (checked); build() scopes it by the caller's key name, so one producer
+    can never replay (and read) another's (wa_queue/owners.py)."""
+    return validate_idempotency_key(request.headers.get(IDEMPOTENCY_HEADER), IDEMPOTENCY_HEADER)
 
 
-def build(item: dict[str, Any], idempotency_key: str | None) -> NewMessage:
-    """One item of a request -> NewMessage; ValidationError naming the field (unknown fields included).
-    `idempotency_key` is already checked and scoped (_idempotency_key), so it is set after the item's rules ran."""
+def build(item: dict[str, Any], idempotency_key: str | None, index: int | None = None) -> NewMessage:
+    """One item of a request -> NewMessage owned by the caller's key; ValidationError naming the field (unknown
+    fields included). `idempotency_key` is the checked header; `index` the item's place in a bulk request. Both are
+    scoped here, after the item's rules ran."""
     unknown = sorted(set(item) - MESSAGE_FIELDS)
     if unknown:
         raise ValidationError(f"unknown field(s): {', '.join(unknown)}", unknown[0])
@@ -237,7 +243,12 @@ def build(item: dict[str, Any], idempotency_key: str | None) -> NewMessage:
     new = service.build_message(waq(), item["phone"], item["text"], session=item.get("session"),
                                 callback_url=item.get("callback_url"), metadata=item.get("metadata"),
                                 send_window=item.get("send_window"))
-    return dataclasses.replace(new, idempotency_key=idempotency_key)
+    name = g.api_key.name
+    if idempotency_key is None:
+        return dataclasses.replace(new, enqueued_by=name)
+    return dataclasses.replace(new, enqueued_by=name,
+                               idempotency_key=owners.scoped_idempotency_key(name, idempotency_key, index),
+                               legacy_idempotency_key=owners.legacy_idempotency_key(name, idempotency_key, index))
 
 
 def _accepted(message: Message) -> dict[str, str]:
@@ -296,8 +307,10 @@ enqueue_view.view_class = Messages  # type: ignore[attr-defined] - what RESTX ch
 @ns.route("/messages/bulk")
 class BulkMessages(Resource):
     @ns.doc(security=auth.SCHEME, params={IDEMPOTENCY_HEADER: {
-        **IDEMPOTENCY_PARAM, "description": "Item i is stored under '<key>#<i>': resending the same "
-                                                          "request replays every item"}})
+        **IDEMPOTENCY_PARAM, "description": "Item i is stored under its own key (the message's "
+                                                          "idempotency_key: '<key name> <key> <i>'): resending the "
+                                                          "same request replays every item, and no single request's "
+                                                          "key can meet a bulk item's"}})
     @ns.expect(bulk_in, validate=False)
     @ns.response(202, "All committed in one transaction", bulk_accepted)
     @ns.response(200, "Every item was an idempotent replay", bulk_accepted)
@@ -319,7 +332,7 @@ class BulkMessages(Resource):
             try:
                 if not isinstance(item, dict):
                     raise ValidationError(f"each message must be a JSON object, not {json_type(item)}", None)
-                news.append(build(item, f"{key}#{index}" if key else None))
+                news.append(build(item, key, index))
             except ValidationError as exc:
                 problems.append({"index": index, "field": exc.field, "message": str(exc)})
         if problems:
@@ -349,19 +362,26 @@ class MessageItem(Resource):
     @ns.response(200, "The message, its attempts, timestamps and history", message_out)
     @ns.response(401, "No or unknown API key", error_model)
     @ns.response(403, "The key's role may not do this", error_model)
-    @ns.response(404, "No such message", error_model)
+    @ns.response(404, "No such message, or one another key queued (a producer key sees only its own: the answer "
+                      "is the same, so ids of others cannot be probed)", error_model)
     @ns.response(503, "The store is unavailable; retry later", error_model)
     @auth.requires(auth.PRODUCER)
     def get(self, message_id: str) -> dict[str, Any]:
-        """Status, attempts, timestamps and history of one message."""
+        """Status, attempts, timestamps and history of one message (a producer key: only of its own)."""
         return message_view(load(message_id))
 
 
 def load(message_id: str) -> Message:
-    """The message, or ApiError 404 (ids longer than any real one are not looked up)."""
+    """The message, when the caller's key may see it (owners.visible_to); ApiError 404 otherwise, the same answer as
+    for an unknown id, so a producer cannot tell another's message from none (ids longer than any real one are not
+    looked up)."""
     if len(message_id) > _MAX_ID:
         raise ApiError(404, f"No message has the id {message_id[:_MAX_ID]!r}...", {"id": message_id[:_MAX_ID]})
     try:
-        return service.get_message(waq(), message_id)
+        message = service.get_message(waq(), message_id)
     except NotFound:
-        raise ApiError(404, f"No message has the id {message_id!r}.", {"id": message_id}) from None
+        message = None
+    key = g.api_key
+    if message is None or not owners.visible_to(message, key.name, admin=key.role == auth.ADMIN):
+        raise ApiError(404, f"No message has the id {message_id!r}.", {"id": message_id})
+    return message

@@ -49,7 +49,7 @@ class App:
 
         self.settings = settings
         self.clock = clock
-        self.notifier = Notifier(settings.notify_webhook_url, settings.outbound_allow)
+        self.notifier = Notifier(settings.notify_webhook_url, settings.outbound_allow, log_phones=settings.log_phones)
         self._lock = threading.RLock()
         self._store = store
         self._publisher = publisher

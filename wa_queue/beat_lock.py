@@ -27,7 +27,7 @@ import redis
 from celery.beat import PersistentScheduler
 from celery.utils.time import maybe_make_aware
 
-from wa_queue import names
+from wa_queue import names, redact
 from wa_queue.settings import get_settings
 from wa_queue.transport import procs
 
@@ -96,7 +96,7 @@ class LockedScheduler(PersistentScheduler):
             self.lock: BeatLock | None = BeatLock(client, owner, self.lock_ttl_s)
         except ValueError as exc:  # not a Redis broker (memory://): no lock can be shared, so no jobs run
             log.error("beat lock: cannot use the broker %s for the beat lock (%s); this beat runs no jobs",
-                      settings.broker_url, exc)
+                      redact.without_password(settings.broker_url), exc)
             self.lock = None
         self.holding = False
         self._next_check = 0.0  # monotonic time of the next take/renew

@@ -6,12 +6,16 @@ deliver_callback(), retried with exponential back-off and full jitter, at most M
 
 Payload (JSON object):
     {"id", "event", "status", "phone", "attempts", "sent_at", "delivered_at", "read_at", "failed_at",
-     "error", "error_class", "event_at"}
+     "error", "error_class", "event_at", "key"}
+  `key` is the name (never the value) of the API key that enqueued the message, null for the Python API and the CLI:
+  it says which secret signed the request.
   `status` is the message's status in the store (pending, processing, sent, failed); `event` says what happened:
   sent, failed, delivered or read (a receipt leaves the status at `sent`). Times are ISO 8601 UTC, null when not
   yet. Delivery is at least once: a receiver should treat (id, event) as an idempotency key.
 
-Signature scheme (when WAQ_CALLBACK_SECRET is set; without it the two headers are absent):
+Signature scheme (when a secret is set; without one the two headers are absent). The secret is the enqueuing key's own
+(WAQ_API_KEYS name:role:key:secret), else WAQ_CALLBACK_SECRET (Settings.callback_secret_for), so a producer that
+holds its own secret cannot sign an event of another producer's message:
     X-WAQ-Timestamp: <unix seconds when this attempt was signed>
     X-WAQ-Signature: sha256=<hex HMAC-SHA256(key=secret, msg=timestamp + "." + raw body bytes)>
   The receiver recomputes the HMAC over the raw body it received (before parsing), compares in constant time, and
@@ -108,6 +112,7 @@ def build_payload(message: Message, *, event_at: Any = None) -> dict[str, Any]:
         "error": error,
         "error_class": message.last_error_class if message.status is MessageStatus.FAILED else None,
         "event_at": iso(event_at or utcnow()),
+        "key": message.enqueued_by,
     }
 
 

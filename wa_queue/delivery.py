@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from wa_queue import errors, send_window, sessions, warmup
+from wa_queue import errors, redact, send_window, sessions, warmup
 from wa_queue.broker.publisher import Publisher, queue_for
 from wa_queue.models import HistoryEvent, Message, SessionStatus, utcnow
 from wa_queue.notify import LOG_ONLY, Notifier
@@ -240,7 +240,8 @@ class Delivery:
         try:
             registered = self.sender.is_registered(message.phone)
         except Exception as exc:  # noqa: BLE001 - unknown: the send itself will tell
-            log.info("number check of %s failed: %s", message.phone, exc)
+            show = self.settings.log_phones
+            log.info("number check of %s failed: %s", redact.phone(message.phone, show), redact.phones_in(exc, show))
             return None
         if registered is not None:
             self.store.set_number_check(message.phone, registered, now=self.clock())

@@ -132,6 +132,11 @@ class NewMessage:
     callback_url: str | None = None
     metadata: dict[str, Any] | None = None
     send_window: SendWindow | None = None  # quiet hours in the recipient's zones (None: WAQ_SEND_WINDOW applies)
+    # The name of the API key that enqueues it (wa_queue/owners.py); None from the Python API and the CLI.
+    enqueued_by: str | None = None
+    # An idempotency key in the form older versions stored: a row under it without an owner counts as this
+    # message's (owners.legacy_idempotency_key). Not stored.
+    legacy_idempotency_key: str | None = None
 
     def content_hash(self) -> str:
         """Identifies the request's content, to tell a replay (same key, same body) from a conflict."""
@@ -179,6 +184,7 @@ class Message:
     last_error_class: str | None = None
     last_error_text: str | None = None
     history: tuple[HistoryEntry, ...] = ()
+    enqueued_by: str | None = None  # the API key's name (never its value); None: Python API, CLI, older versions
 
     @property
     def in_doubt(self) -> bool:

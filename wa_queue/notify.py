@@ -10,7 +10,7 @@ import threading
 import time
 from typing import Any
 
-from wa_queue import outbound
+from wa_queue import outbound, redact
 from wa_queue.errors import OutboundRefused
 from wa_queue.models import utcnow
 from wa_queue.outbound import NOTHING_ALLOWED, AllowList
@@ -24,16 +24,19 @@ class Notifier:
     """Tells an operator. One per App (wa_queue/app.py), which keeps the webhook threads it started so a worker
     about to exit can wait for them (flush). Without a webhook URL it only logs."""
 
-    def __init__(self, webhook_url: str | None, allow: AllowList = NOTHING_ALLOWED) -> None:
+    def __init__(self, webhook_url: str | None, allow: AllowList = NOTHING_ALLOWED, *,
+                 log_phones: bool = False) -> None:
         self.webhook_url = webhook_url
         self.allow = allow
+        self.log_phones = log_phones  # WAQ_LOG_PHONES: the log line masks numbers; the webhook gets them whole
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
 
     def notify_admin(self, event: str, summary: str, **details: Any) -> threading.Thread | None:
         """`event` is a short code (message_failed, session_needs_operator, session_banned), `summary` a sentence."""
         payload = {"event": event, "summary": summary, "at": utcnow().isoformat(), "details": details}
-        log.warning("ADMIN %s: %s %s", event, summary, json.dumps(details, default=str))
+        log.warning("ADMIN %s: %s %s", event, redact.phones_in(summary, self.log_phones),
+                    redact.phones_in(json.dumps(details, default=str), self.log_phones))
         if not self.webhook_url:
             return None
         thread = threading.Thread(target=_post_with_retries, args=(self.webhook_url, payload, self.allow),

@@ -8,7 +8,7 @@ import logging
 import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -23,6 +23,11 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smh]?)\s*$")
 _UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "h": 3600.0}
 _SESSION_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 _ROLES = ("producer", "admin")
+# A key's name is stored with each message it enqueues and scopes its idempotency keys ("<name> <key>"): printable
+# ASCII without spaces, so the space that separates the scope can never be part of a name (wa_queue/owners.py).
+_KEY_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
+MIN_API_KEY_CHARS = 16
+MIN_SECRET_CHARS = 32  # an HMAC key a receiver can trust: 32 characters of a random secret are at least 128 bits
 WORKER_POOLS = ("threads", "solo", "prefork")
 # WAQ_* variables read outside Settings, on purpose: `waq worker` tells its Celery process its session; the launcher
 # (wa_queue/devstack/launcher.py) takes its ports; the tests take a real MongoDB. Anything else WAQ_* that is not a
@@ -45,6 +50,12 @@ class ApiKey:
     name: str
     role: str
     key: str
+    # Signs the status callbacks of the messages this key enqueued; empty: WAQ_CALLBACK_SECRET. Never shown: repr
+    # would print it in a traceback or a log line.
+    callback_secret: str = dataclasses.field(default="", repr=False)
+
+    def __repr__(self) -> str:
+        return f"ApiKey(name={self.name!r}, role={self.role!r})"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,7 +118,8 @@ class Settings:
     max_request_bytes: int = 2 * 1024 * 1024
     metrics_token: str = ""
     flower_auth: str = ""
-    callback_secret: str = ""
+    callback_secret: str = ""  # the default signing secret; a key of WAQ_API_KEYS may carry its own
+    log_phones: bool = False  # log phone numbers in full (otherwise masked: +9198•••••210, wa_queue/redact.py)
     # The outbound rule (wa_queue/outbound.py): hosts and CIDR networks that callbacks and the admin webhook may reach
     # although they are internal (loopback, private, link-local, ...). Empty: only public addresses.
     outbound_allow: AllowList = NOTHING_ALLOWED
@@ -135,6 +147,16 @@ class Settings:
     def longest_retry_s(self) -> float:
         return max(self.retry_delays, default=0.0)
 
+    def key_named(self, name: str | None) -> ApiKey | None:
+        """The configured key of this name (names are unique: _validated)."""
+        return next((key for key in self.api_keys if key.name == name), None) if name else None
+
+    def callback_secret_for(self, key_name: str | None) -> str:
+        """The secret that signs a callback of a message enqueued by `key_name`: the key's own, else the global
+        WAQ_CALLBACK_SECRET (also for a key removed since the message was enqueued)."""
+        key = self.key_named(key_name)
+        return key.callback_secret if key is not None and key.callback_secret else self.callback_secret
+
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Build settings from WAQ_* variables (os.environ by default); raise ConfigError naming the variable."""
@@ -149,7 +171,8 @@ class Settings:
                 parser = _PARSERS[field.name] if field.name in _PARSERS else _parser_for(field.type)
                 values[field.name] = parser(raw)
             except (ValueError, TypeError) as exc:
-                raise ConfigError(f"{var}={raw!r}: {exc}") from None
+                shown = "<hidden>" if field.name in _SECRET_FIELDS else repr(raw)  # start-up errors reach logs
+                raise ConfigError(f"{var}={shown}: {exc}") from None
         settings = cls(**values)  # type: ignore[arg-type]
         return settings._with_derived()._validated()
 
@@ -232,11 +255,31 @@ class Settings:
         if not math.isfinite(self.sim_clock_skew_s) or abs(self.sim_clock_skew_s) > MAX_CLOCK_SKEW_S:
             raise bad("SIM_CLOCK_SKEW_S", f"must be a number of seconds within +-{MAX_CLOCK_SKEW_S:.0f} (negative: the "
                       "page's clock is behind)")
+        self._validate_keys(bad)
         if self.stop_grace_s <= self.send_timeout_s:
             raise bad("STOP_GRACE_S", "must be longer than WAQ_SEND_TIMEOUT_S: a stop lets the send in hand finish")
         return self
 
 
+    def _validate_keys(self, bad: Callable[[str, str], ConfigError]) -> None:
+        """Names unique (they own messages and scope idempotency keys), secrets long enough to be one."""
+        names = [key.name for key in self.api_keys]
+        twice = sorted({name for name in names if names.count(name) > 1})
+        if twice:
+            raise bad("API_KEYS", f"key names must be unique; {', '.join(twice)} appear(s) more than once")
+        values = [key.key for key in self.api_keys]
+        if len(set(values)) != len(values):
+            raise bad("API_KEYS", "two entries have the same key; each needs its own")
+        if self.callback_secret and len(self.callback_secret) < MIN_SECRET_CHARS:
+            raise bad("CALLBACK_SECRET", f"is {len(self.callback_secret)} characters; a signing secret needs at "
+                      f"least {MIN_SECRET_CHARS} (empty: callbacks are not signed)")
+        for key in self.api_keys:
+            if key.callback_secret and len(key.callback_secret) < MIN_SECRET_CHARS:
+                raise bad("API_KEYS", f"the callback secret of {key.name!r} is {len(key.callback_secret)} "
+                          f"characters; a signing secret needs at least {MIN_SECRET_CHARS}")
+
+
+_SECRET_FIELDS = frozenset({"api_keys", "callback_secret", "metrics_token", "flower_auth"})
 _EMPTY_OK: frozenset[str] = frozenset({"warmup_caps", "send_window", "chrome_memory_options"})  # empty turns them off
 
 
@@ -288,17 +331,23 @@ def _parse_send_window(raw: str) -> SendWindow | None:
 
 
 def _parse_api_keys(raw: str) -> tuple[ApiKey, ...]:
+    """name:role:key[:callback-secret],... Neither a key nor a secret can hold ':' or ','. The error never quotes
+    the value (ConfigError prints the variable's raw text otherwise; see _SECRET_FIELDS)."""
     keys = []
     for item in _parse_list(raw):
-        parts = item.split(":", 2)
-        if len(parts) != 3 or not all(parts):
-            raise ValueError("accepts name:role:key entries separated by commas")
-        name, role, key = parts
+        parts = item.split(":")
+        if len(parts) not in (3, 4) or not all(parts):
+            raise ValueError("accepts name:role:key or name:role:key:callback-secret entries separated by commas "
+                             "(no ':' inside a key or a secret)")
+        name, role, key = parts[:3]
+        if not _KEY_NAME.match(name):
+            raise ValueError(f"key name {name[:64]!r} must be 1-64 letters, digits and _ . @ - (starting with a "
+                             "letter or digit)")
         if role not in _ROLES:
             raise ValueError(f"role {role!r} of {name!r} is not one of {', '.join(_ROLES)}")
-        if len(key) < 16:
-            raise ValueError(f"the key of {name!r} is shorter than 16 characters")
-        keys.append(ApiKey(name, role, key))
+        if len(key) < MIN_API_KEY_CHARS:
+            raise ValueError(f"the key of {name!r} is shorter than {MIN_API_KEY_CHARS} characters")
+        keys.append(ApiKey(name, role, key, parts[3] if len(parts) == 4 else ""))  # its length: _validate_keys
     return tuple(keys)
 
 

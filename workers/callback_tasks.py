@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 from celery import Task
 from celery.exceptions import SoftTimeLimitExceeded
 
-from wa_queue import callbacks, names
+from wa_queue import names, redact
 from wa_queue.app import App
 from wa_queue.callbacks import (
     MAX_RETRIES,
@@ -67,23 +67,26 @@ def status_callback(self: Task, url: str, payload: dict[str, Any]) -> str:
                              retries=retries, **_ROUTE)
         return _counted(waq, "deferred")
     try:
-        status = deliver_callback(url, payload, waq.settings.callback_secret, allow=waq.settings.outbound_allow)
+        # Signed with the secret of the key that enqueued the message (the payload names it), else the global one.
+        status = deliver_callback(url, payload, waq.settings.callback_secret_for(payload.get("key")),
+                                  allow=waq.settings.outbound_allow)
     except InvalidCallbackUrl as exc:
-        log.warning("callback for %s not sent: %s", payload.get("id"), exc)
+        log.warning("callback for %s not sent: %s", payload.get("id"), redact.in_text(exc, url))
         return _counted(waq, "invalid url", "refused")
     except OutboundRefused as exc:
-        log.warning("callback %s for %s refused, not retried: %s", payload.get("event"), payload.get("id"), exc)
+        log.warning("callback %s for %s refused, not retried: %s", payload.get("event"), payload.get("id"),
+                    redact.in_text(exc, url))
         _record_refusal(waq, payload, exc)
         return _counted(waq, "outbound refused", "refused")
     except (RetryableCallbackError, SoftTimeLimitExceeded) as exc:
         breaker.failed(host, time.time())
         if retries >= MAX_RETRIES:
             log.error("callback %s for %s to %s: gave up after %d retries: %s", payload.get("event"),
-                      payload.get("id"), callbacks.redact_url(url), retries, exc)
+                      payload.get("id"), redact.url(url), retries, redact.in_text(exc, url))
             return _counted(waq, "gave up", "gave_up")
         countdown = backoff_delay(retries, retry_after=getattr(exc, "retry_after", None))
-        log.info("callback %s for %s: %s; retry %d in %.0fs", payload.get("event"), payload.get("id"), exc,
-                 retries + 1, countdown)
+        log.info("callback %s for %s: %s; retry %d in %.0fs", payload.get("event"), payload.get("id"),
+                 redact.in_text(exc, url), retries + 1, countdown)
         _counted(waq, "", "retried")
         # Back onto wa.callbacks itself (exchange '' + routing key), not the default queue.
         raise self.retry(exc=exc, countdown=countdown, **_ROUTE) from None
@@ -91,7 +94,7 @@ def status_callback(self: Task, url: str, payload: dict[str, Any]) -> str:
     if 200 <= status < 300:
         return _counted(waq, "delivered")
     log.warning("callback %s for %s refused by %s with %d; not retried", payload.get("event"), payload.get("id"),
-                callbacks.redact_url(url), status)
+                redact.url(url), status)
     return _counted(waq, f"refused {status}", "rejected")
 
 

@@ -13,7 +13,7 @@ import threading
 
 from celery import Task, signals
 
-from wa_queue import names, recovery
+from wa_queue import names, recovery, redact
 from wa_queue.app import App
 from wa_queue.celery_app import app
 from wa_queue.errors import StoreError
@@ -105,7 +105,8 @@ def send_message(self: Task, message_id: str, attempts: int | None = None) -> st
     worker.ready.wait(_START_WAIT_S)
     with worker.lock:
         outcome = worker.delivery.process(message_id, attempts)
-    log.info("message %s: %s %s", message_id, outcome.kind, outcome.detail)
+    log.info("message %s: %s %s", message_id, outcome.kind,
+             redact.phones_in(outcome.detail, worker.delivery.settings.log_phones))
     return outcome.kind
 
 

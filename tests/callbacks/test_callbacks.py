@@ -25,7 +25,7 @@ from wa_queue.models import Message, MessageStatus, utcnow
 from wa_queue.outbound import parse_allow
 from wa_queue.settings import get_settings, reset_settings
 
-SECRET = "callback-secret-for-tests"  # noqa: S105 - a test value
+SECRET = "callback-secret-for-tests-0123456789"  # noqa: S105 - a test value
 PAYLOAD = {"id": "m1", "event": "sent", "status": "sent", "phone": "+14155550123", "attempts": 0}
 # The receivers below listen on loopback, which the outbound rule refuses unless allowed (tests/security shows that).
 ALLOW = parse_allow(["127.0.0.1"])
@@ -252,7 +252,7 @@ def test_payload_fields_and_events() -> None:
     sent = _message()
     payload = callbacks.build_payload(sent)
     assert set(payload) == {"id", "event", "status", "phone", "attempts", "sent_at", "delivered_at", "read_at",
-                            "failed_at", "error", "error_class", "event_at"}
+                            "failed_at", "error", "error_class", "event_at", "key"}
     assert (payload["event"], payload["status"], payload["error"]) == ("sent", "sent", None)
     later = sent.sent_at + timedelta(seconds=5)
     assert callbacks.build_payload(dataclasses.replace(sent, delivered_at=later))["event"] == "delivered"

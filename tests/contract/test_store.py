@@ -148,6 +148,29 @@ def test_idempotency_conflict_on_other_content(store: MessageStore) -> None:
     assert store.count_by_status()["pending"] == 1
 
 
+def test_the_owner_is_stored_and_read_back(store: MessageStore) -> None:
+    # wa_queue/owners.py: the API key's name that enqueued it, in both inserts (with and without idempotency keys)
+    owned = store.insert(new(1, enqueued_by="shop"), NOW)[0]
+    keyed = store.insert(new(2, enqueued_by="shop", idempotency_key="shop k"), NOW)[0]
+    bulk = store.insert_many([new(3, enqueued_by="crm"), new(4)], NOW)
+    owners = [store.get(m.id).enqueued_by for m in (owned, keyed, bulk[0][0], bulk[1][0])]
+    assert owners == ["shop", "shop", "crm", None]
+    assert store.get(owned.id) == owned
+
+
+def test_an_old_form_key_is_a_replay_only_of_an_ownerless_row(store: MessageStore) -> None:
+    # A row of a version before owners (no owner, key "shop:k#0") is found by the new form's retry ...
+    old = store.insert(new(1, idempotency_key="shop:k#0"), NOW)[0]
+    retry = new(1, enqueued_by="shop", idempotency_key="shop k 0", legacy_idempotency_key="shop:k#0")
+    again, created = store.insert(retry, at(5))
+    assert again.id == old.id and not created
+    # ... but a row written since, with an owner, is never taken for an old one.
+    mine = store.insert(new(2, enqueued_by="shop", idempotency_key="shop:x#0"), NOW)[0]
+    other, created = store.insert(new(2, enqueued_by="shop", idempotency_key="shop x 0",
+                                      legacy_idempotency_key="shop:x#0"), NOW)
+    assert created and other.id != mine.id
+
+
 def test_concurrent_inserts_with_one_key_store_one(store: MessageStore) -> None:
     results = run_threads(8, lambda i: store.insert(new(1, idempotency_key="same"), NOW))
     assert all(isinstance(r, tuple) for r in results), results

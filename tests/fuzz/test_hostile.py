@@ -326,7 +326,7 @@ def race(port: int, path: str, bodies: list[bytes], headers: dict[str, str]) -> 
 def stored_with_key(db: str, key: str) -> list[tuple[str, str]]:
     conn = sqlite3.connect(db)
     try:
-        return conn.execute(f"SELECT id, text FROM {MESSAGES} WHERE idempotency_key LIKE ?", (f"shop:{key}%",)
+        return conn.execute(f"SELECT id, text FROM {MESSAGES} WHERE idempotency_key LIKE ?", (f"shop {key}%",)
                             ).fetchall()
     finally:
         conn.close()

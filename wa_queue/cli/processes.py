@@ -13,6 +13,7 @@ from wa_queue import names
 from wa_queue.cli.output import app, exec_argv, handled
 from wa_queue.cli.output import settings as load_settings
 from wa_queue.errors import StoreError
+from wa_queue.private import private_dir
 from wa_queue.settings import Settings
 
 if TYPE_CHECKING:
@@ -36,7 +37,7 @@ def worker(session: str, loglevel: str, check: bool) -> None:
         healthy, line = _worker_health(app(), session)
         click.echo(line)
         sys.exit(0 if healthy else 1)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)
     _store_or_exit(settings, f"worker {session}")
     queues = f"{names.session_queue(session)},{names.DEFAULT_QUEUE}"
     exec_argv(
@@ -88,7 +89,7 @@ def beat(loglevel: str) -> None:
     one holds the beat lock and sends the jobs, the others wait for it (wa_queue/beat_lock.py). Like a session
     worker, it starts only once the store answers (for up to WAQ_STORE_START_TIMEOUT_S), and exits 1 otherwise."""
     settings = load_settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)
     _store_or_exit(settings, "beat")
     from wa_queue import service
 
@@ -143,9 +144,17 @@ def api(port: int, host: str) -> None:
 @click.option("--lenient", is_flag=True, help="The old immediate page instead of the strict one (WAQ_SIM_STRICT).")
 @click.option("--clock-skew-s", type=float, default=None,
               help="Shift every time the page shows, in seconds, negative: behind (default: WAQ_SIM_CLOCK_SKEW_S).")
+@click.option("--unsafe-listen", is_flag=True,
+              help="Allow a --host that is not loopback: the control API has no authentication.")
 def simulator(port: int, host: str, auto_scan: bool, markup: str | None, lenient: bool,
-              clock_skew_s: float | None) -> None:
-    """Run the local WhatsApp Web simulator."""
+              clock_skew_s: float | None, unsafe_listen: bool) -> None:
+    """Run the local WhatsApp Web simulator (on loopback unless --unsafe-listen)."""
+    from wa_queue.simulator.listen import UnsafeListen, check_listen_host
+
+    try:
+        check_listen_host(host, unsafe_listen)  # before Flask is imported: a refusal is quick
+    except UnsafeListen as exc:
+        raise click.BadParameter(str(exc), param_hint="--host") from None
     from wa_queue.simulator.app import serve
     from wa_queue.simulator.profiles import check_markup
     from wa_queue.simulator.state import SimError, check_clock_skew
@@ -160,7 +169,7 @@ def simulator(port: int, host: str, auto_scan: bool, markup: str | None, lenient
     except SimError as exc:
         raise click.BadParameter(str(exc), param_hint="--clock-skew-s") from None
     serve(port, host=host, auto_scan=auto_scan, markup=markup, strict=settings.sim_strict and not lenient,
-          config={"boot_delay_s": settings.sim_boot_delay_s}, clock_skew_s=skew)
+          config={"boot_delay_s": settings.sim_boot_delay_s}, clock_skew_s=skew, unsafe_listen=unsafe_listen)
 
 
 @click.command()
@@ -189,7 +198,7 @@ def up(procfile: Path) -> None:
     if not procfile.is_file():
         raise click.UsageError(f"{procfile} not found: run `waq up` in the project folder or pass --procfile")
     with handled():
-        s.data_dir.mkdir(parents=True, exist_ok=True)  # the SQLite store, Chrome profiles and beat's schedule
+        private_dir(s.data_dir)  # the SQLite store, Chrome profiles and beat's schedule
     exec_argv([sys.executable, "-m", "honcho", "-f", str(procfile), "start"])
 
 

@@ -31,6 +31,8 @@ from pathlib import Path
 from typing import IO
 from urllib.parse import urlparse
 
+from wa_queue import redact
+from wa_queue.private import private_dir
 from wa_queue.settings import Settings, reset_settings
 
 DEMO_PHONES = ["+14155550101", "+14155550102", "+14155550103", "+447911123456", "+14155550104"]
@@ -64,7 +66,8 @@ def broker_answers(url: str) -> bool:
 def start_local_redis(url: str, data_dir: Path) -> subprocess.Popen:
     parsed = urlparse(url)
     if parsed.hostname not in ("127.0.0.1", "localhost", "::1"):
-        raise SystemExit(f"nothing answers at WAQ_BROKER_URL={url} and it is not local: start that Redis first")
+        raise SystemExit(f"nothing answers at WAQ_BROKER_URL={redact.without_password(url)} and it is not local: "
+                         "start that Redis first")
     binary = shutil.which("redis-server")
     if binary is None:
         raise SystemExit("redis-server is missing: `make run` installs it (apt-get install redis-server)")
@@ -78,7 +81,7 @@ def start_local_redis(url: str, data_dir: Path) -> subprocess.Popen:
         if broker_answers(url):
             return proc
         time.sleep(0.1)
-    raise SystemExit(f"the local redis-server did not answer at {url}")
+    raise SystemExit(f"the local redis-server did not answer at {redact.without_password(url)}")
 
 
 def commands(settings: Settings, api_port: int, flower_port: int, sim_port: int | None) -> dict[str, list[str]]:
@@ -308,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.update(env)
     reset_settings()
     settings = Settings.from_env(env)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)
     admin_key = secret_file(settings.data_dir / "admin.key", lambda: secrets.token_urlsafe(32))
     flower_auth = secret_file(settings.data_dir / "flower.auth", lambda: "admin:" + secrets.token_urlsafe(18))
     env.setdefault("WAQ_API_KEYS", f"admin:admin:{admin_key}")
@@ -331,8 +334,8 @@ wa-queue is starting ({'demo, WhatsApp Web simulator' if args.demo else 'WhatsAp
   swagger    {api_url}/api/docs
   flower     http://127.0.0.1:{args.flower_port}   (user:password in {settings.data_dir / 'flower.auth'})
   admin key  {admin_key}   (kept in {settings.data_dir / 'admin.key'})
-  broker     {settings.broker_url}{' (started here)' if redis_proc else ''}
-  store      {settings.store_url}
+  broker     {redact.without_password(settings.broker_url)}{' (started here)' if redis_proc else ''}
+  store      {redact.without_password(settings.store_url)}
 """, flush=True)
             if not supervisor.stop_requested:
                 supervisor.start()

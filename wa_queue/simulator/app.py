@@ -19,6 +19,7 @@ from pathlib import Path
 from flask import Flask, Response, abort, jsonify, render_template, request, send_from_directory
 from werkzeug.serving import WSGIRequestHandler, make_server
 
+from wa_queue.simulator.listen import check_listen_host
 from wa_queue.simulator.profiles import DEFAULT_MARKUP
 from wa_queue.simulator.state import ConfigValue, SimError, SimState, device_number, valid_number
 
@@ -335,9 +336,12 @@ class _SilentHandler(WSGIRequestHandler):
 
 
 class SimServer:
-    """The simulator on a background thread (threaded werkzeug server); for tests and embedding."""
+    """The simulator on a background thread (threaded werkzeug server); for tests and embedding. A host that is not
+    loopback needs `unsafe_listen=True` (listen.py)."""
 
-    def __init__(self, port: int = 0, host: str = "127.0.0.1", **app_kwargs: object) -> None:
+    def __init__(self, port: int = 0, host: str = "127.0.0.1", *, unsafe_listen: bool = False,
+                 **app_kwargs: object) -> None:
+        check_listen_host(host, unsafe_listen)
         self.app = create_app(**app_kwargs)  # type: ignore[arg-type]
         self.server = make_server(host, port, self.app, threaded=True, request_handler=_SilentHandler)
         self.host, self.port = host, self.server.server_port
@@ -364,8 +368,9 @@ class SimServer:
 
 def serve(port: int, host: str = "127.0.0.1", auto_scan: bool = False, state_file: str | None = None,
           markup: str = DEFAULT_MARKUP, strict: bool = True, config: dict[str, ConfigValue] | None = None,
-          clock_skew_s: float | None = None) -> None:
-    """Run the simulator in the foreground until interrupted."""
+          clock_skew_s: float | None = None, unsafe_listen: bool = False) -> None:
+    """Run the simulator in the foreground until interrupted (a non-loopback host only with `unsafe_listen`)."""
+    check_listen_host(host, unsafe_listen)
     app = create_app(auto_scan=auto_scan, state_file=state_file, markup=markup, strict=strict, config=config,
                      clock_skew_s=clock_skew_s)
     server = make_server(host, port, app, threaded=True, request_handler=_QuietHandler)

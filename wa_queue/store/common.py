@@ -43,9 +43,15 @@ def build_message(new: NewMessage, now: datetime) -> Message:
         updated_at=now, next_attempt_at=now, session=new.session, idempotency_key=new.idempotency_key,
         # Only a replay with the same key compares it (replay_or_conflict); a message without a key never needs it.
         content_hash=new.content_hash() if new.idempotency_key is not None else None,
-        callback_url=new.callback_url, metadata=new.metadata, send_window=new.send_window,
+        callback_url=new.callback_url, metadata=new.metadata, send_window=new.send_window, enqueued_by=new.enqueued_by,
         history=(HistoryEntry(at=now, event=INSERT_EVENT, session=new.session),),
     )
+
+
+def lookup_keys(news: list[NewMessage]) -> list[str]:
+    """The idempotency keys an insert of `news` looks up: each one's, and its older form (owners.py)."""
+    keys = [n.idempotency_key for n in news if n.idempotency_key]
+    return keys + [n.legacy_idempotency_key for n in news if n.idempotency_key and n.legacy_idempotency_key]
 
 
 def plan_inserts(
@@ -58,8 +64,12 @@ def plan_inserts(
     made: list[Message] = []
     for new in news:
         key = new.idempotency_key
-        if key is not None and key in known:
-            results.append(replay_or_conflict(known[key], new))
+        existing = known.get(key) if key is not None else None
+        if existing is None and new.legacy_idempotency_key is not None:
+            older = known.get(new.legacy_idempotency_key)
+            existing = older if older is not None and older.enqueued_by is None else None  # owners.py: old rows only
+        if existing is not None:
+            results.append(replay_or_conflict(existing, new))
             continue
         message = build_message(new, now)
         if key is not None:

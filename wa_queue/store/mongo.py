@@ -56,6 +56,7 @@ from wa_queue.store.common import (
     MESSAGE_FIELDS,
     SESSION_DATETIME_FIELDS,
     check_session_fields,
+    lookup_keys,
     operator_sent_text,
     picture_text,
     plan_inserts,
@@ -315,8 +316,7 @@ class MongoStore(MessageStore):
 
     def _plan_inserts(self, news: list[NewMessage], now: datetime) -> tuple[list[tuple[Message, bool]], list[dict]]:
         """Validate everything before writing anything: replays, conflicts (raised here), and the documents."""
-        keys = [n.idempotency_key for n in news if n.idempotency_key]
-        found = self.messages.find({"idempotency_key": {"$in": keys}})
+        found = self.messages.find({"idempotency_key": {"$in": lookup_keys(news)}})
         known = {doc["idempotency_key"]: _from_doc(doc) for doc in found}
         results, made = plan_inserts(news, known, now)
         return results, [_to_doc(message) for message in made]

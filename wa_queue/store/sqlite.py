@@ -22,7 +22,6 @@ import sqlite3
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
@@ -30,12 +29,14 @@ from wa_queue import errors
 from wa_queue.errors import IdempotencyConflict, InvalidTransition, NotFound, StoreError, ValidationError
 from wa_queue.models import Message, MessageStatus, NewMessage, SessionStatus, parse_stored, plain
 from wa_queue.names import ARCHIVE, MESSAGES, NUMBER_CHECKS, SESSIONS, STATUS_COUNTS
+from wa_queue.private import private_file
 from wa_queue.store import lifecycle
 from wa_queue.store.base import MessageStore, SessionRecord, status_keys
 from wa_queue.store.common import (
     SESSION_DATETIME_FIELDS,
     SESSION_FIELDS,
     check_session_fields,
+    lookup_keys,
     operator_sent_text,
     picture_text,
     plan_inserts,
@@ -179,7 +180,7 @@ _ARCHIVE_IDS_SQL = (f"SELECT id FROM {MESSAGES} WHERE {_status_sql(lifecycle.ARC
 class SQLiteStore(MessageStore):
     def __init__(self, path: str) -> None:
         self.path = path
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        private_file(path)  # 0600, and so its -wal and -shm (private.py)
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._fds: list[int] = []
@@ -389,7 +390,7 @@ class SQLiteStore(MessageStore):
         return results
 
     def _insert(self, conn: sqlite3.Connection, news: list[NewMessage], now: datetime) -> list[tuple[Message, bool]]:
-        known = self._by_keys(conn, [n.idempotency_key for n in news if n.idempotency_key])
+        known = self._by_keys(conn, lookup_keys(news))
         results, made = plan_inserts(news, known, now)
         now_us, histories = to_us(now), {}
         self._write_rows(conn, [new_row(message, now_us, histories) for message in made])

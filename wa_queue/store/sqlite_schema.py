@@ -19,7 +19,7 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 COLS = ", ".join(MESSAGE_FIELDS)
 # What new_row fills:
 _NEW_COLUMNS = ("id", "phone", "text", "status", "created_at", "updated_at", "next_attempt_at", "attempts", "session",
-                "idempotency_key", "content_hash", "callback_url", "metadata", "history", "send_window")
+                "idempotency_key", "content_hash", "callback_url", "metadata", "history", "send_window", "enqueued_by")
 _ROW_MARKS = f"({', '.join('?' * len(_NEW_COLUMNS))})"
 INSERT_CHUNK = 500  # rows per INSERT statement: 7,000 parameters, below SQLite's limit of 32,766
 
@@ -48,7 +48,7 @@ def _column_defs() -> str:
 
 # Columns added after the first release: a file made by an earlier version gains them when opened (nullable, so
 # ALTER TABLE ADD COLUMN needs no rewrite). Reads name their columns (COLS), so the column order does not matter.
-ADDED_COLUMNS = ("last_attempt_at", "send_window", "sending_picture")
+ADDED_COLUMNS = ("last_attempt_at", "send_window", "sending_picture", "enqueued_by")
 # The same for the sessions table: name -> column definition.
 ADDED_SESSION_COLUMNS = {"last_error": "TEXT", "last_error_at": "INTEGER", "last_error_hint": "TEXT",
                          "first_send_day": "TEXT", "warmup_skipped": "INTEGER NOT NULL DEFAULT 0",
@@ -159,4 +159,4 @@ def new_row(message: Message, now_us: int | None, histories: dict[str | None, st
     return (message.id, message.phone, message.text, message.status.value, now_us, now_us, now_us, 0, message.session,
             message.idempotency_key, message.content_hash, message.callback_url,
             json.dumps(message.metadata) if message.metadata is not None else None, history,
-            window_to_text(message.send_window))
+            window_to_text(message.send_window), message.enqueued_by)

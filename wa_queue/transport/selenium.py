@@ -33,6 +33,7 @@ from typing import Any
 
 from wa_queue import errors
 from wa_queue.models import utcnow
+from wa_queue.private import private_dir
 from wa_queue.settings import Settings
 from wa_queue.transport import procs
 from wa_queue.transport.base import BeforeClick, MessageSender, Receipt, SessionState
@@ -379,17 +380,23 @@ class SeleniumSender(MessageSender):
                  s.chrome_max_pss_mb)
         return True
 
-    def _start_browser(self) -> None:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-
-        self._kill_profile_holders()  # a crashed worker's Chrome would lock the profile
-        self.profile_dir.mkdir(parents=True, exist_ok=True)
+    def prepare_profile(self) -> Path:
+        """The profile folder, created 0700 with the profiles folder (it holds the WhatsApp login), without the
+        locks a dead Chrome left."""
+        private_dir(self.profile_dir)
         for name in ("SingletonLock", "SingletonSocket", "SingletonCookie"):
             try:
                 (self.profile_dir / name).unlink()
             except FileNotFoundError:
                 pass
+        return self.profile_dir
+
+    def _start_browser(self) -> None:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+
+        self._kill_profile_holders()  # a crashed worker's Chrome would lock the profile
+        self.prepare_profile()
         options = webdriver.ChromeOptions()
         options.binary_location = self.settings.chrome_binary
         if self.sandbox is None:

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,6 +33,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "long" in item.keywords:
             item.add_marker(skip)
+
+
+def pytest_terminal_summary(terminalreporter) -> None:  # noqa: ANN001
+    """One line when the FerretDB tests were skipped for want of Go (the only reason they may skip)."""
+    from tests.helpers import ferretdb
+
+    problem = ferretdb.go_problem()
+    if problem and any(problem in str(report.longrepr) for report in terminalreporter.stats.get("skipped", [])):
+        terminalreporter.write_line(problem)
 
 
 def free_port() -> int:
@@ -117,6 +127,34 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def mongo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """A MongoDB server for the whole session: WAQ_TEST_MONGO_URL's when set, else FerretDB built and started here
+    (tests/helpers/ferretdb.py); skipped, with one line at the end, only where no Go toolchain can build it."""
+    from tests.helpers import ferretdb
+
+    external = os.environ.get(ferretdb.MONGO_URL_VARIABLE)
+    if external:
+        yield ferretdb.ExternalMongo(external)
+        return
+    problem = ferretdb.go_problem()
+    if problem:
+        pytest.skip(problem)
+    server = ferretdb.FerretDB(tmp_path_factory.mktemp("ferretdb")).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def mongo_store_url(mongo_server) -> Iterator[str]:  # noqa: ANN001
+    """A fresh database on the session's server, dropped afterwards: a test's own store."""
+    from tests.helpers import ferretdb
+
+    url = f"{mongo_server.url}/waq_test_{uuid.uuid4().hex[:12]}"
+    yield url
+    ferretdb.drop_database(url)
 
 
 @pytest.fixture

@@ -106,7 +106,8 @@ def run_chaos(tmp: Path, seed: int, messages: int, rounds: int, clock_skew_s: fl
               store_url: str | None = None) -> None:
     rng = random.Random(seed)
     store = "SQLite" if store_url is None else f"MongoDB at {store_url}"
-    print(f"\nchaos seed {seed}: {messages} messages, {rounds} rounds of faults, page clock {clock_skew_s:+g}s; {store}")
+    print(f"\nchaos seed {seed}: {messages} messages, {rounds} rounds of faults, page clock {clock_skew_s:+g}s, "
+          f"store {store}")
     redis = RedisServer(tmp / "redis")
     redis.start()
     stack = Stack(tmp, redis, store_url=store_url)

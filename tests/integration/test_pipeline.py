@@ -168,11 +168,13 @@ def test_sigkilled_worker_holding_leases_loses_nothing(waq_env, procs) -> None: 
 
 
 @pytest.mark.parametrize("store_backend", STORES, indirect=True)
-def test_broker_flushed_mid_run_loses_nothing(waq_env, procs, redis_server) -> None:  # noqa: ANN001
+def test_broker_flushed_mid_run_loses_nothing(waq_env, procs, redis_server, store_backend) -> None:  # noqa: ANN001
     Path(waq_env["WAQ_DATA_DIR"]).mkdir(parents=True, exist_ok=True)
     FakeControl(Path(waq_env["WAQ_DATA_DIR"]) / "fake-control.json").write({"send_delay_s": 0.03})
     _start_stack(procs, waq_env)
-    ids = service.enqueue_many(default_app(), [{"phone": p, "text": "survive a flush"} for p in _phones(150)])
+    # FerretDB is several times slower than SQLite here (BENCHMARKS.md): fewer messages, the flush still mid-run.
+    total = 150 if store_backend == "sqlite" else 60
+    ids = service.enqueue_many(default_app(), [{"phone": p, "text": "survive a flush"} for p in _phones(total)])
     wait_for(lambda: default_app().store.count_by_status()["sent"] >= 15, 60, what="some sends")
     redis_server.client().flushall()
     assert default_app().store.count_by_status()["sent"] < len(ids)

@@ -332,7 +332,8 @@ class MongoStore(MessageStore):
     def _plan_inserts(self, news: list[NewMessage], now: datetime) -> tuple[list[tuple[Message, bool]], list[dict]]:
         """Validate everything before writing anything: replays, conflicts (raised here), and the documents."""
         keys = [n.idempotency_key for n in news if n.idempotency_key]
-        found = self.messages.find({"idempotency_key": {"$in": keys}})
+        # No keys, no look-up: a round trip saved, and on FerretDB a scan of the whole collection (README, differences).
+        found = self.messages.find({"idempotency_key": {"$in": keys}}) if keys else ()
         known = {doc["idempotency_key"]: _from_doc(doc) for doc in found}
         results, made = plan_inserts(news, known, now)
         return results, [_to_doc(message) for message in made]

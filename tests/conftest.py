@@ -27,12 +27,37 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if config.getoption("--long"):
+    if not config.getoption("--long"):
+        skip = pytest.mark.skip(reason="long form: run with --long (make test-long)")
+        for item in items:
+            if "long" in item.keywords:
+                item.add_marker(skip)
+    _build_ferretdb_if_needed(config, items)
+
+
+def _needs_mongo_server(item: pytest.Item) -> bool:
+    if "long" in item.keywords and not item.config.getoption("--long"):
+        return False
+    callspec = getattr(item, "callspec", None)
+    return ({"mongo_server", "mongo_store_url"} & set(getattr(item, "fixturenames", ()))
+            or (callspec is not None and "ferretdb" in callspec.params.values()))
+
+
+def _build_ferretdb_if_needed(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Build FerretDB once collection shows a test needs it, outside any test: a first build (a few minutes on a
+    cold Go cache) is not charged to one test's timeout. A failure is kept and raised by mongo_server."""
+    from tests.helpers import ferretdb
+
+    if config.getoption("collectonly") or ferretdb.go_problem() or os.environ.get(ferretdb.MONGO_URL_VARIABLE):
         return
-    skip = pytest.mark.skip(reason="long form: run with --long (make test-long)")
-    for item in items:
-        if "long" in item.keywords:
-            item.add_marker(skip)
+    if any(_needs_mongo_server(item) for item in items):
+        try:
+            ferretdb.ensure_binary()
+        except (ferretdb.BuildFailed, OSError, subprocess.SubprocessError) as exc:
+            config.stash[FERRETDB_BUILD_ERROR] = exc
+
+
+FERRETDB_BUILD_ERROR = pytest.StashKey[Exception]()
 
 
 def pytest_terminal_summary(terminalreporter) -> None:  # noqa: ANN001
@@ -130,7 +155,7 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 
 
 @pytest.fixture(scope="session")
-def mongo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+def mongo_server(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[object]:
     """A MongoDB server for the whole session: WAQ_TEST_MONGO_URL's when set, else FerretDB built and started here
     (tests/helpers/ferretdb.py); skipped, with one line at the end, only where no Go toolchain can build it."""
     from tests.helpers import ferretdb
@@ -142,6 +167,9 @@ def mongo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
     problem = ferretdb.go_problem()
     if problem:
         pytest.skip(problem)
+    failed = request.config.stash.get(FERRETDB_BUILD_ERROR, None)
+    if failed is not None:
+        raise failed  # Go is there and the build failed: every test that needs the server fails with why
     server = ferretdb.FerretDB(tmp_path_factory.mktemp("ferretdb")).start()
     yield server
     server.stop()

@@ -1,9 +1,9 @@
 """A real MongoDB-protocol server for the tests: FerretDB 1.24 on its SQLite backend, built here with Go.
 
-The suite builds `ferretdb` once per machine (under build/, never in the repository) when a Go toolchain new enough
-for FerretDB's go.mod is on the PATH; without one, the tests that need a server are skipped and the run says so in
-one line (tests/conftest.py). A build that fails with Go present fails those tests. WAQ_TEST_MONGO_URL points them at
-a real MongoDB instead, and nothing is built.
+The suite builds `ferretdb` once per machine (under build/, never in the repository), after collection when a selected
+test needs it (tests/conftest.py), when a Go toolchain new enough for FerretDB's go.mod is on the PATH; without one,
+the tests that need a server are skipped and the run says so in one line. A build that fails with Go present fails
+those tests. WAQ_TEST_MONGO_URL points them at a real MongoDB instead, and nothing is built.
 
 The build is FerretDB's module source copied to build/ferretdb-src with one patch, ferretdb-serial-writes.patch:
 FerretDB 1.x does not make a single-document write atomic across connections (two clients' findAndModify on one

@@ -108,7 +108,10 @@ def _build() -> None:
         path.chmod(path.stat().st_mode | 0o200)  # the module cache is read-only
     # FerretDB refuses to start without its version file, which `go install module@version` leaves empty.
     (SOURCE / "build" / "version" / "version.txt").write_text(VERSION + "\n")
-    _run(["git", "apply", "-p1", str(PATCH)], cwd=SOURCE)
+    # Outside any repository (the ceiling stops git finding ours around build/): paths are then taken from SOURCE.
+    _run(["git", "apply", "-p1", str(PATCH)], cwd=SOURCE, GIT_CEILING_DIRECTORIES=str(SOURCE.parent))
+    if "serialWrites" not in (SOURCE / "internal" / "handler" / "commands.go").read_text():
+        raise BuildFailed(f"{PATCH.name} did not apply to {SOURCE}")
     STAMP.unlink(missing_ok=True)
     _run(["go", "install", "./cmd/ferretdb"], cwd=SOURCE, GOBIN=str(BINARY.parent))
     STAMP.write_text(_stamp())

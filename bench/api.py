@@ -1,11 +1,13 @@
 """REST API throughput against a bare Flask app, and monitoring latency over a large store.
 
-    python bench/api.py [--seconds 10] [--clients 8] [--messages 1000000] [--repeat 3]
+    python bench/api.py [--seconds 10] [--clients 8] [--messages 1000000] [--repeat 3] [--store mongodb://…]
 
 1. Enqueue: gunicorn (2 workers) serving api.app:create_app() on a SQLite store and a real redis-server, beside a
    bare Flask app whose POST answers 202 doing nothing, under the same gunicorn settings. --clients threads keep one
    HTTP/1.1 connection each and POST for --seconds, --repeat times for each app, alternating. Prints req/s of both
-   and the median ratio (goal >= 0.4).
+   and the median ratio (goal >= 0.4). With --store (a MongoDB server's URL), a third gunicorn serves the same API on
+   a fresh database of that server, in the same alternation: its req/s and its ratio to SQLite's are printed
+   (figures, not goals; the database is dropped at the end).
 2. Monitoring: fills a fresh SQLite store with --messages messages (insert_many in batches of 10,000), serves it and
    prints the median latency of GET /api/whatsapp/health and /api/whatsapp/stats (goal < 50 ms).
 
@@ -154,6 +156,8 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=1_000_000, help="messages in the store for the latency run")
     parser.add_argument("--runs", type=int, default=51, help="requests per latency median")
     parser.add_argument("--repeat", type=int, default=3, help="enqueue/bare pairs; the ratio quoted is their median")
+    parser.add_argument("--store", default=None, help="a MongoDB server's URL: the enqueue run on it too")
+    parser.add_argument("--skip-monitoring", action="store_true", help="only the enqueue runs")
     args = parser.parse_args()
 
     from bench._services import free_port, start_redis, stop
@@ -170,20 +174,43 @@ def main() -> None:
         procs.append(gunicorn("bench.api:bare_app()", bare_port, env, tmp / "bare.log"))
         hammer(api_port, 1.0, args.clients, 202)  # warm up: imports, SQLite schema, broker connections
         hammer(bare_port, 1.0, args.clients, 202)
-        ratios, enqueues, bares = [], [], []
+        store_url = store_port = None
+        if args.store:
+            from bench.pipeline import fresh_database
+
+            store_url, store_port = fresh_database(args.store, f"waq_bench_api_{time.time_ns() % 10**9}"), free_port()
+            procs.append(gunicorn("api.app:create_app()", store_port, {**env, "WAQ_STORE_URL": store_url},
+                                  tmp / "api-store.log"))
+            hammer(store_port, 1.0, args.clients, 202)
+        ratios, enqueues, bares, stored, store_ratios = [], [], [], [], []
         for run in range(args.repeat):  # alternated, so a busy spell on the machine hits both
             enqueues.append(hammer(api_port, args.seconds, args.clients, 202))
             bares.append(hammer(bare_port, args.seconds, args.clients, 202))
             ratios.append(enqueues[-1] / bares[-1])
-            print(f"run {run + 1}: enqueue {enqueues[-1]:7,.0f} req/s, bare {bares[-1]:7,.0f} req/s, "
-                  f"ratio {ratios[-1]:.2f}", flush=True)
+            line = (f"run {run + 1}: enqueue {enqueues[-1]:7,.0f} req/s, bare {bares[-1]:7,.0f} req/s, "
+                    f"ratio {ratios[-1]:.2f}")
+            if store_port:
+                stored.append(hammer(store_port, args.seconds, args.clients, 202))
+                store_ratios.append(stored[-1] / enqueues[-1])
+                line += f"; on --store {stored[-1]:7,.0f} req/s, {store_ratios[-1]:.2f} of SQLite's"
+            print(line, flush=True)
         print(f"enqueue (api, SQLite + Redis publish): {statistics.median(enqueues):8,.0f} req/s (median)")
         print(f"bare Flask 202:                        {statistics.median(bares):8,.0f} req/s (median)")
         print(f"ratio: {statistics.median(ratios):.2f} median of {args.repeat} (goal >= 0.4); {args.clients} client "
               f"threads, {args.seconds:.0f} s each, {os.cpu_count()} CPUs shared by clients, servers and Redis")
+        if store_port:
+            print(f"enqueue (api, --store + Redis publish): {statistics.median(stored):7,.0f} req/s (median); "
+                  f"ratio to SQLite {statistics.median(store_ratios):.2f}, to bare "
+                  f"{statistics.median(stored) / statistics.median(bares):.2f} (figures, not goals)")
         for proc in procs[1:]:
             stop(proc)
         del procs[1:]
+        if store_url:
+            from bench.pipeline import drop_database
+
+            drop_database(store_url)
+        if args.skip_monitoring:
+            return
 
         big = tmp / "big" / "waq.db"
         fill(big, args.messages)

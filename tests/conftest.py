@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,12 +27,46 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if config.getoption("--long"):
+    if not config.getoption("--long"):
+        skip = pytest.mark.skip(reason="long form: run with --long (make test-long)")
+        for item in items:
+            if "long" in item.keywords:
+                item.add_marker(skip)
+    _build_ferretdb_if_needed(config, items)
+
+
+def _needs_mongo_server(item: pytest.Item) -> bool:
+    if "long" in item.keywords and not item.config.getoption("--long"):
+        return False
+    callspec = getattr(item, "callspec", None)
+    return ({"mongo_server", "mongo_store_url"} & set(getattr(item, "fixturenames", ()))
+            or (callspec is not None and "ferretdb" in callspec.params.values()))
+
+
+def _build_ferretdb_if_needed(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Build FerretDB once collection shows a test needs it, outside any test: a first build (a few minutes on a
+    cold Go cache) is not charged to one test's timeout. A failure is kept and raised by mongo_server."""
+    from tests.helpers import ferretdb
+
+    if config.getoption("collectonly") or ferretdb.go_problem() or os.environ.get(ferretdb.MONGO_URL_VARIABLE):
         return
-    skip = pytest.mark.skip(reason="long form: run with --long (make test-long)")
-    for item in items:
-        if "long" in item.keywords:
-            item.add_marker(skip)
+    if any(_needs_mongo_server(item) for item in items):
+        try:
+            ferretdb.ensure_binary()
+        except (ferretdb.BuildFailed, OSError, subprocess.SubprocessError) as exc:
+            config.stash[FERRETDB_BUILD_ERROR] = exc
+
+
+FERRETDB_BUILD_ERROR = pytest.StashKey[Exception]()
+
+
+def pytest_terminal_summary(terminalreporter) -> None:  # noqa: ANN001
+    """One line when the FerretDB tests were skipped for want of Go (the only reason they may skip)."""
+    from tests.helpers import ferretdb
+
+    problem = ferretdb.go_problem()
+    if problem and any(problem in str(report.longrepr) for report in terminalreporter.stats.get("skipped", [])):
+        terminalreporter.write_line(problem)
 
 
 def free_port() -> int:
@@ -119,14 +154,66 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     server.stop()
 
 
+@pytest.fixture(scope="session")
+def mongo_server(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest) -> Iterator[object]:
+    """A MongoDB server for the whole session: WAQ_TEST_MONGO_URL's when set, else FerretDB built and started here
+    (tests/helpers/ferretdb.py); skipped, with one line at the end, only where no Go toolchain can build it."""
+    from tests.helpers import ferretdb
+
+    external = os.environ.get(ferretdb.MONGO_URL_VARIABLE)
+    if external:
+        yield ferretdb.ExternalMongo(external)
+        return
+    problem = ferretdb.go_problem()
+    if problem:
+        pytest.skip(problem)
+    failed = request.config.stash.get(FERRETDB_BUILD_ERROR, None)
+    if failed is not None:
+        raise failed  # Go is there and the build failed: every test that needs the server fails with why
+    server = ferretdb.FerretDB(tmp_path_factory.mktemp("ferretdb")).start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture
-def waq_env(tmp_path: Path, redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
-    """In-process settings pointing at a fresh SQLite store and a clean broker DB; the same dict serves as the
-    environment of worker subprocesses."""
+def mongo_store_url(mongo_server) -> Iterator[str]:  # noqa: ANN001
+    """A fresh database on the session's server, dropped afterwards: a test's own store."""
+    from tests.helpers import ferretdb
+
+    url = f"{mongo_server.url}/waq_test_{uuid.uuid4().hex[:12]}"
+    yield url
+    ferretdb.drop_database(url)
+
+
+STORES = ("sqlite", "ferretdb")  # the stores a multi-process test runs on: parametrize("store_backend", ..., indirect)
+# The same, its MongoDB form only with --long (what issue 23 does not ask `make test` to run twice).
+STORES_MONGO_LONG = ("sqlite", pytest.param("ferretdb", marks=pytest.mark.long))
+
+
+@pytest.fixture
+def store_backend(request: pytest.FixtureRequest) -> str:
+    """Which store a test's processes share: "sqlite" unless the test parametrises it (indirect) with "ferretdb",
+    a MongoDB server (FerretDB, or WAQ_TEST_MONGO_URL's MongoDB)."""
+    return getattr(request, "param", "sqlite")
+
+
+@pytest.fixture
+def store_url(store_backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """WAQ_STORE_URL of the test's store: a fresh SQLite file, or a fresh database on the session's MongoDB server."""
+    if store_backend == "ferretdb":
+        return request.getfixturevalue("mongo_store_url")
+    return f"sqlite:///{tmp_path / 'data' / 'waq.db'}"
+
+
+@pytest.fixture
+def waq_env(tmp_path: Path, redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch,
+            store_url: str) -> Iterator[dict[str, str]]:
+    """In-process settings pointing at a fresh store (SQLite unless `store_backend` says otherwise) and a clean broker
+    DB; the same dict serves as the environment of worker subprocesses."""
     redis_server.client().flushall()
     env = {
         "WAQ_DATA_DIR": str(tmp_path / "data"),
-        "WAQ_STORE_URL": f"sqlite:///{tmp_path / 'data' / 'waq.db'}",
+        "WAQ_STORE_URL": store_url,
         "WAQ_BROKER_URL": redis_server.url,
         "WAQ_SESSIONS": "primary,secondary",
         "WAQ_TRANSPORT": "fake",

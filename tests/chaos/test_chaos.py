@@ -7,7 +7,8 @@ to the simulator, or `failed` with its reason: none lost, none sent twice.
 
 The short form runs in `make test` with a fixed seed: each kind of fault once, in a seeded order. `make test-long`
 (pytest --long) runs the long one with a random seed and the page's clock 4 minutes behind the workers'. Any seed
-replays with `pytest tests/chaos --chaos-seed N` (it is printed); `--chaos-clock-skew-s S` sets the page's clock."""
+replays with `pytest tests/chaos --chaos-seed N` (it is printed); `--chaos-clock-skew-s S` sets the page's clock.
+Both forms run twice: on a SQLite store and on a MongoDB one (FerretDB built by the suite, or WAQ_TEST_MONGO_URL)."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import requests
 
-from tests.conftest import RedisServer
+from tests.conftest import STORES, RedisServer
 from tests.helpers.stack import ACCOUNTS, ADMIN_KEY, Stack
 from wa_queue.app import default_app
 from wa_queue.models import MessageStatus
@@ -101,12 +102,15 @@ def apply_fault(stack: Stack, redis: RedisServer, fault: str, rng: random.Random
     return f"{fault} on {number} x{body['count']}"
 
 
-def run_chaos(tmp: Path, seed: int, messages: int, rounds: int, clock_skew_s: float = 0.0) -> None:
+def run_chaos(tmp: Path, seed: int, messages: int, rounds: int, clock_skew_s: float = 0.0,
+              store_url: str | None = None) -> None:
     rng = random.Random(seed)
-    print(f"\nchaos seed {seed}: {messages} messages, {rounds} rounds of faults, page clock {clock_skew_s:+g}s")
+    store = "SQLite" if store_url is None else f"MongoDB at {store_url}"
+    print(f"\nchaos seed {seed}: {messages} messages, {rounds} rounds of faults, page clock {clock_skew_s:+g}s, "
+          f"store {store}")
     redis = RedisServer(tmp / "redis")
     redis.start()
-    stack = Stack(tmp, redis)
+    stack = Stack(tmp, redis, store_url=store_url)
     stack.sim.state.set_config({"clock_skew_s": clock_skew_s})  # every time the page shows is off by this
     phones = [f"+1415555{6000 + i:04d}" for i in range(25)]
     leftover: list[str] = []
@@ -132,8 +136,9 @@ def run_chaos(tmp: Path, seed: int, messages: int, rounds: int, clock_skew_s: fl
             if not stack.procs[name].alive():
                 stack.restart_worker(name)
         ids = list(producer.accepted)
-        # Sent at the pace the machine allows (the long form's 400 take 10-15 min on 2 busy cores); a stall fails.
-        stack.wait_done(ids, stall_s=300)
+        # Sent at the pace the machine allows (the long form's 400 take 10-15 min on 2 busy cores, far longer on
+        # FerretDB, which reads a whole collection for most queries: README, differences); a stall fails.
+        stack.wait_done(ids, stall_s=300 if store_url is None else 600)
         check(stack, producer, applied)
     finally:
         leftover = stack.stop()
@@ -200,14 +205,23 @@ def clock_skew_s(request: pytest.FixtureRequest) -> float | None:
     return request.config.getoption("--chaos-clock-skew-s")
 
 
+@pytest.fixture
+def chaos_store(store_backend: str, request: pytest.FixtureRequest) -> str | None:
+    """The stack's store: None (a SQLite file of the stack's own) or a fresh database on the MongoDB server."""
+    return request.getfixturevalue("mongo_store_url") if store_backend == "ferretdb" else None
+
+
 @pytest.mark.timeout(900)
-def test_chaos_short(tmp_path: Path, seed: int | None, clock_skew_s: float | None) -> None:
+@pytest.mark.parametrize("store_backend", STORES, indirect=True)
+def test_chaos_short(tmp_path: Path, seed: int | None, clock_skew_s: float | None, chaos_store: str | None) -> None:
     run_chaos(tmp_path, SHORT_SEED if seed is None else seed, messages=60, rounds=len(FAULTS),
-              clock_skew_s=clock_skew_s or 0.0)
+              clock_skew_s=clock_skew_s or 0.0, store_url=chaos_store)
 
 
 @pytest.mark.long
 @pytest.mark.timeout(3600)
-def test_chaos_long(tmp_path: Path, seed: int | None, clock_skew_s: float | None) -> None:
+@pytest.mark.parametrize("store_backend", STORES, indirect=True)
+def test_chaos_long(tmp_path: Path, seed: int | None, clock_skew_s: float | None, chaos_store: str | None) -> None:
     run_chaos(tmp_path, random.SystemRandom().randrange(1, 10**6) if seed is None else seed, messages=400,
-              rounds=40, clock_skew_s=LONG_CLOCK_SKEW_S if clock_skew_s is None else clock_skew_s)
+              rounds=40, clock_skew_s=LONG_CLOCK_SKEW_S if clock_skew_s is None else clock_skew_s,
+              store_url=chaos_store)

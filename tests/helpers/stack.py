@@ -1,5 +1,6 @@
 """The whole system as real processes, for end-to-end and chaos tests: the WhatsApp Web simulator, a redis-server,
-session workers driving Chromium, beat, and the API, all sharing one SQLite store."""
+session workers driving Chromium, beat, and the API, all sharing one store: a SQLite file, or `store_url` (a database on
+a MongoDB server: FerretDB or WAQ_TEST_MONGO_URL's, tests/conftest.py's mongo_store_url)."""
 
 from __future__ import annotations
 
@@ -26,14 +27,15 @@ ADMIN_KEY = "chaos-admin-key-0123456789abcdef"
 
 class Stack:
     def __init__(self, tmp: Path, redis: RedisServer, *, sessions: tuple[str, ...] = ("primary", "secondary"),
-                 extra_env: dict[str, str] | None = None, markup: str = DEFAULT_MARKUP) -> None:
+                 extra_env: dict[str, str] | None = None, markup: str = DEFAULT_MARKUP,
+                 store_url: str | None = None) -> None:
         self.tmp = tmp
         self.redis = redis
         self.sessions = sessions
         self.sim = SimServer(markup=markup).start()
         self.api_port = free_port()
         self.env = {
-            "WAQ_DATA_DIR": str(tmp / "data"), "WAQ_STORE_URL": f"sqlite:///{tmp / 'data' / 'waq.db'}",
+            "WAQ_DATA_DIR": str(tmp / "data"), "WAQ_STORE_URL": store_url or f"sqlite:///{tmp / 'data' / 'waq.db'}",
             "WAQ_BROKER_URL": redis.url, "WAQ_SESSIONS": ",".join(sessions), "WAQ_TRANSPORT": "selenium",
             "WAQ_WHATSAPP_URL": self.sim.url, "WAQ_MIN_DELAY_S": "0", "WAQ_MAX_DELAY_S": "0",
             "WAQ_RETRY_DELAYS": "1s,1s,2s,2s,3s", "WAQ_LEASE_S": "45", "WAQ_DISPATCH_INTERVAL_S": "1",
@@ -43,6 +45,7 @@ class Stack:
             "WAQ_API_KEYS": f"chaos:admin:{ADMIN_KEY}", **(extra_env or {}),
         }
         self.procs: dict[str, Proc] = {}
+        self.api_ports: dict[str, int] = {}
         self._old_env = {k: os.environ.get(k) for k in self.env}
         os.environ.update(self.env)
         reset_settings()
@@ -74,21 +77,26 @@ class Stack:
         self.procs["callbacks"] = Proc([sys.executable, "-m", "wa_queue.cli", "callbacks"], self.env,
                                        self.tmp / "callbacks.log")
 
-    def start_api(self) -> None:
-        self.procs["api"] = Proc(
+    def start_api(self, name: str = "api") -> None:
+        """An API process (gunicorn); another `name` starts another one, on its own port (api_url_of)."""
+        port = self.api_ports.setdefault(name, self.api_port if name == "api" else free_port())
+        self.procs[name] = Proc(
             [sys.executable, "-m", "gunicorn", "--workers", "1", "--threads", "4", "--bind",
-             f"127.0.0.1:{self.api_port}", "api.app:create_app()"], self.env, self.tmp / "api.log")
-        wait_for(self.api_up, 30, 0.2, "the API")
+             f"127.0.0.1:{port}", "api.app:create_app()"], self.env, self.tmp / f"{name}.log")
+        wait_for(lambda: self.api_up(name), 30, 0.2, f"the API {name}")
 
-    def api_up(self) -> bool:
+    def api_up(self, name: str = "api") -> bool:
         try:
-            return requests.get(f"{self.api_url}/healthz", timeout=2).status_code in (200, 503)
+            return requests.get(f"{self.api_url_of(name)}/healthz", timeout=2).status_code in (200, 503)
         except requests.RequestException:
             return False
 
     @property
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.api_port}"
+
+    def api_url_of(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.api_ports.get(name, self.api_port)}"
 
     def kill(self, name: str) -> None:
         proc = self.procs[name]

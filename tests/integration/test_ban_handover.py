@@ -1,7 +1,8 @@
 """The ban detector with real parts (issue 16.2): redis-server, two `waq worker` processes, `waq beat`, SQLite and
 the scripted fake sender. The primary session is banned midway through its queue: every message is sent exactly
 once, each one after the ban by the secondary session; the admin webhook gets one session_banned with the page's
-words; and the primary session stays banned through later health checks, even once its page no longer shows it."""
+words; and the primary session stays banned through later health checks, even once its page no longer shows it.
+With --long, also on a MongoDB store (FerretDB, or WAQ_TEST_MONGO_URL's server)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import wait_for
+from tests.conftest import STORES_MONGO_LONG, wait_for
 from tests.integration.test_pipeline import _assert_exactly_once, _phones, _start_stack, _wait_done, _Webhook
 from wa_queue import service
 from wa_queue.app import default_app
@@ -20,6 +21,7 @@ from wa_queue.transport.fake import BAN_WORDS, FakeControl, read_log
 pytestmark = pytest.mark.timeout(240)
 
 
+@pytest.mark.parametrize("store_backend", STORES_MONGO_LONG, indirect=True)
 def test_a_session_banned_midway_hands_its_queue_over_and_stays_banned(waq_env, procs) -> None:  # noqa: ANN001
     hook = _Webhook()
     waq_env["WAQ_NOTIFY_WEBHOOK_URL"] = hook.url

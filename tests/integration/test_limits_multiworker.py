@@ -5,7 +5,8 @@ file; a warm-up of one step of 5 (each session's cap today), at most 2 messages 
 6 recipients, more than both limits allow. The primary worker is SIGKILLed midway (often inside a send) and
 restarted. The fake sender's log, shared by the processes, then shows no session over 5 a day, no recipient over 2
 a day, nothing sent outside its send window and nothing sent twice; what is over the limits or outside its window
-waits, pending, with why in its history, and nothing failed.
+waits, pending, with why in its history, and nothing failed. It runs on SQLite and on a MongoDB store (FerretDB, or
+WAQ_TEST_MONGO_URL's server): two store clients in two processes racing for one counter.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.conftest import wait_for
+from tests.conftest import STORES, wait_for
 from wa_queue import service
 from wa_queue.app import close_default_app, default_app
 from wa_queue.models import HistoryEvent, MessageStatus
@@ -50,6 +51,7 @@ def _noonest_zone() -> str:
     return min(ZONED_NUMBERS, key=from_noon)
 
 
+@pytest.mark.parametrize("store_backend", STORES, indirect=True)
 def test_caps_and_recipient_limits_hold_across_two_workers_and_a_sigkill(waq_env, procs, monkeypatch) -> None:  # noqa: ANN001
     zone = _noonest_zone()
     waq_env.update({"WAQ_WARMUP_CAPS": str(CAP), "WAQ_MAX_PER_RECIPIENT_PER_DAY": str(PER_RECIPIENT),

@@ -33,7 +33,7 @@ from bson.errors import InvalidDocument
 from pymongo import ASCENDING, DESCENDING, ReturnDocument, uri_parser
 from pymongo.collection import Collection
 from pymongo.database import Database
-from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure, PyMongoError
 
 from wa_queue import errors
 from wa_queue.errors import InvalidTransition, NotFound, StoreError
@@ -89,6 +89,8 @@ INDEXES: list[tuple[list[tuple[str, int]], dict[str, Any]]] = [
     ([("phone", ASCENDING), ("sending_at", ASCENDING)], {}),
 ]
 COUNTER_KEEP = timedelta(days=3)  # a gate's daily counter outlives its day (a recipient's day can exceed 24 h)
+GATE_COUNTERS = "gate_counters"  # a message's field: the send_counts documents its marks took a unit of
+NOT_IMPLEMENTED = 238  # the server's error code for an option or command it lacks
 ARCHIVE_FAILED_INDEX = [("status", ASCENDING), ("failed_at", DESCENDING), ("_id", DESCENDING)]
 _MOCK_CLIENT: Any = None
 
@@ -240,11 +242,25 @@ class MongoStore(MessageStore):
         self.sessions = db[SESSIONS]
         self.number_checks = db[NUMBER_CHECKS]
         self.send_counts = db[SEND_COUNTS]
-        self.send_counts.create_index([("expires", ASCENDING)], expireAfterSeconds=0)
+        self._sweep_counters = not self._ttl_index(self.send_counts, "expires")
         for keys, options in INDEXES:
             self.messages.create_index(keys, **options)  # idempotent
         self.archive.create_index([("archived_at", ASCENDING)])
         self.archive.create_index(ARCHIVE_FAILED_INDEX)  # list_archived(), like list_failed() on messages
+
+    @staticmethod
+    def _ttl_index(collection: Collection, field: str) -> bool:
+        """A TTL index on `field` (expire at its date), or a plain one where the server has no TTL indexes: False then,
+        and the caller sweeps expired documents itself. FerretDB 1.x answers NotImplemented (238) for
+        expireAfterSeconds (README, differences from MongoDB); MongoDB has had TTL indexes since 2.2."""
+        try:
+            collection.create_index([(field, ASCENDING)], expireAfterSeconds=0)
+            return True
+        except OperationFailure as exc:
+            if exc.code != NOT_IMPLEMENTED:
+                raise
+        collection.create_index([(field, ASCENDING)])
+        return False
 
     @classmethod
     def from_url(cls, url: str) -> MongoStore:
@@ -316,7 +332,9 @@ class MongoStore(MessageStore):
 
     def _plan_inserts(self, news: list[NewMessage], now: datetime) -> tuple[list[tuple[Message, bool]], list[dict]]:
         """Validate everything before writing anything: replays, conflicts (raised here), and the documents."""
-        found = self.messages.find({"idempotency_key": {"$in": lookup_keys(news)}})
+        keys = lookup_keys(news)
+        # No keys, no look-up: a round trip saved, and on FerretDB a scan of the whole collection (README, differences).
+        found = self.messages.find({"idempotency_key": {"$in": keys}}) if keys else ()
         known = {doc["idempotency_key"]: _from_doc(doc) for doc in found}
         results, made = plan_inserts(news, known, now)
         return results, [_to_doc(message) for message in made]
@@ -329,8 +347,9 @@ class MongoStore(MessageStore):
 
     # ---- delivery side ---------------------------------------------------------------------------------------
     def _cas(self, message_id: str, where: dict, now: datetime, sets: dict, entry: dict,
-             inc: dict | None = None) -> Message | None:
-        update: dict[str, Any] = {"$set": {**sets, "updated_at": to_db(now)}, "$push": {"history": entry}}
+             inc: dict | None = None, also: dict | None = None) -> Message | None:
+        update: dict[str, Any] = {"$set": {**sets, "updated_at": to_db(now)}, "$push": {"history": entry},
+                                  **(also or {})}
         if inc:
             update["$inc"] = inc
         doc = self.messages.find_one_and_update({"_id": message_id, **where}, update,
@@ -338,10 +357,12 @@ class MongoStore(MessageStore):
         return _from_doc(doc) if doc is not None else None
 
     def _transition(self, write: lifecycle.Write, message_id: str, now: datetime, *,
-                    guard: dict[str, Any] | None = None, inc: int = 1, **args: Any) -> Message | None:
+                    guard: dict[str, Any] | None = None, inc: int = 1, also: dict[str, Any] | None = None,
+                    **args: Any) -> Message | None:
         """The table's transition as one find_one_and_update whose filter is the compare-and-set. Values taken from
         the row (and Once fields) are read first, and the filter then requires them unchanged: a lost race re-reads.
-        `args` are the transition's arguments, encoded for MongoDB."""
+        `args` are the transition's arguments, encoded for MongoDB; `also`, update operators of this adapter's own
+        fields, outside the table."""
         transition = write.transition
         where = {**_FILTERS[write], **(guard or {})}
         if write.owner:
@@ -372,7 +393,7 @@ class MongoStore(MessageStore):
             entry = _history(now, transition.event, session, args.get("error_class"),  # type: ignore[arg-type]
                              args.get("error_text"))
             done = self._cas(message_id, cas, now, sets, entry,
-                             {"attempts": inc} if transition.uses_attempt and inc else None)
+                             {"attempts": inc} if transition.uses_attempt and inc else None, also)
             if done is not None:
                 return done
         return None
@@ -405,7 +426,9 @@ class MongoStore(MessageStore):
         conditional $inc (n below the limit) before the mark and given back when the gate after it or the mark
         fails: two workers cannot both take the last unit. The counter starts at the day's count of the messages
         (the first mark of the day seeds it), and then counts every mark of the day, also one whose attempt later
-        proved that nothing was clicked (a limit reached early, never passed)."""
+        proved that nothing was clicked (a limit reached early, never passed). The message keeps the counters it took
+        a unit of (GATE_COUNTERS, written by the mark itself), so marking it again (a doubt its session could not
+        settle) takes no second unit: one message, one send of the day, as SQLite's count has it."""
         write = lifecycle.MARK_SENDING.write()
         args: dict[str, Any] = {"session_cap": session_cap, "session_day_start": session_day_start,
                                 "recipient_limit": recipient_limit, "recipient_day_start": recipient_day_start,
@@ -417,6 +440,7 @@ class MongoStore(MessageStore):
         if doc is None:
             return False
         taken: list[str] = []
+        held = set(doc.get(GATE_COUNTERS) or ())
         try:
             for gate in gates:
                 since = args[gate.since.name]
@@ -424,12 +448,15 @@ class MongoStore(MessageStore):
                     raise ValueError(f"{gate.limit.name} needs {gate.since.name}")
                 key, limit = doc.get(gate.key.columns[0]), args[gate.limit.name]
                 counter = self._gate_counter(gate, key, since, message_id)
+                if counter in held:
+                    continue  # an earlier mark of this message took its unit of this day
                 if self.send_counts.find_one_and_update({"_id": counter, "n": {"$lt": limit}},
                                                         {"$inc": {"n": 1}}) is None:
                     raise getattr(errors, gate.refusal)(
                         f"{gate.name} reached: {limit} for {key} since {from_db(to_db(since)).isoformat()}")
                 taken.append(counter)
-            if self._transition(write, message_id, now, owner=owner, picture=picture_text(picture)) is None:
+            also = {"$addToSet": {GATE_COUNTERS: {"$each": taken}}} if taken else None
+            if self._transition(write, message_id, now, owner=owner, picture=picture_text(picture), also=also) is None:
                 raise _LostLease
         except BaseException as exc:
             for counter in taken:
@@ -455,10 +482,13 @@ class MongoStore(MessageStore):
             clicked = self.messages.count_documents({
                 gate.sending_key: key, "sending_at": {"$gte": since_db},
                 "status": {"$ne": lifecycle.RECORD_SENT.to.value}, "_id": {"$ne": message_id}})  # type: ignore
+            # The TTL monitor reads the server's clock: kept from the later of the day's start and now.
+            wall = to_db(datetime.now(UTC))
             with contextlib.suppress(DuplicateKeyError):  # another worker seeded it first: theirs stands
-                # The TTL monitor reads the server's clock: kept from the later of the day's start and now.
-                keep_from = max(since_db, to_db(datetime.now(UTC)))  # type: ignore[type-var]
+                keep_from = max(since_db, wall)  # type: ignore[type-var]
                 self.send_counts.insert_one({"_id": counter, "n": sent + clicked, "expires": keep_from + COUNTER_KEEP})
+            if self._sweep_counters:  # no TTL monitor (FerretDB): each new day's counter removes the expired ones
+                self.send_counts.delete_many({"expires": {"$lt": wall}})
         return counter
 
     def defer(

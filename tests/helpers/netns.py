@@ -57,8 +57,10 @@ class Host:
     port_link: str  # the veth end on the bridge, in the test's namespace
 
     def argv(self, argv: list[str]) -> list[str]:
-        """`argv` run inside this host (ip netns exec execs it: same pid)."""
-        return ["ip", "netns", "exec", self.ns, *argv]
+        """`argv` run inside this host, under the host's own name (a UTS namespace: lease owners and the beat lock
+        name the host). ip netns exec, unshare and sh each exec the next: the pid the caller gets is the program's."""
+        return ["ip", "netns", "exec", self.ns, "unshare", "--uts", "sh", "-c", 'hostname "$0" && exec "$@"',
+                self.ns, *argv]
 
 
 @dataclass
@@ -125,8 +127,8 @@ class Network:
     def reachable(self, src: str, address: str, port: int, timeout_s: float = 1.0) -> bool:
         """Can host `src` open a TCP connection to address:port (bash's /dev/tcp, bounded by timeout)?"""
         probe = f"exec 3<>/dev/tcp/{address}/{port}"
-        done = subprocess.run(self.hosts[src].argv(["timeout", str(timeout_s), "bash", "-c", probe]),
-                              capture_output=True, timeout=timeout_s + 10, check=False)
+        argv = ["ip", "netns", "exec", self.hosts[src].ns, "timeout", str(timeout_s), "bash", "-c", probe]
+        done = subprocess.run(argv, capture_output=True, timeout=timeout_s + 10, check=False)
         return done.returncode == 0
 
     # ---- teardown --------------------------------------------------------------------------------------------

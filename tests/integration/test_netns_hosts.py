@@ -83,7 +83,7 @@ class Producer:
 
     def run(self, pause_s: float = 0.4) -> None:
         for item in self.items:
-            self.post(item, f"netns-{item[1]}")
+            self.post(item, "netns-" + item[1].replace(" ", "-"))
             time.sleep(pause_s)
 
     def start(self) -> threading.Thread:

@@ -47,7 +47,7 @@ REDIS_PORT, MONGO_PORT, API_PORT = 6379, 27017, 8000  # each host has its own po
 LEASE_S = 8.0
 CUT_S = 2.5 * LEASE_S  # longer than a lease, plus beat's recovery interval: the lease runs out while cut
 RECONNECT_UNIT_S = 4.0  # reconnection window 15 units = 60 s: a message in doubt waits for its session past the cut
-DOUBT_ACK_DELAY_S = 4.0  # the simulator acks the doubt message this late: its record_sent meets the cut
+DOUBT_ACK_DELAY_S = 8.0  # the simulator acks the doubt message this late: its record_sent meets the cut
 PHASE_MESSAGES = 14
 
 

@@ -107,7 +107,8 @@ class Hosts:
         self.procs: dict[str, Proc] = {}
         infra = net.hosts["infra"].address
         self.store_url = f"mongodb://{infra}:{MONGO_PORT}/waq"
-        self.sim = SimServer(host=net.gateway).start()
+        # On the bridge this test made, reachable only from its own namespaces: it may listen off loopback.
+        self.sim = SimServer(host=net.gateway, unsafe_listen=True).start()
         self.env = {
             "WAQ_STORE_URL": self.store_url, "WAQ_BROKER_URL": f"redis://{infra}:{REDIS_PORT}/0",
             "WAQ_SESSIONS": ",".join(SESSIONS.values()), "WAQ_TRANSPORT": "selenium", "WAQ_WHATSAPP_URL": self.sim.url,

@@ -55,6 +55,11 @@ def test_one_url_option_keeps_the_other_defaults(clients: list[MongoClient]) -> 
     assert client.options.server_selection_timeout == mongo.SERVER_TIMEOUT_MS / 1000
 
 
+def test_a_silent_server_ends_a_call_after_the_socket_timeout_unless_the_url_says(clients: list[MongoClient]) -> None:
+    assert build(f"{CLOSED}/waq", clients).options.pool_options.socket_timeout == mongo.SOCKET_TIMEOUT_MS / 1000
+    assert build(f"{CLOSED}/waq?socketTimeoutMS=5000", clients).options.pool_options.socket_timeout == 5.0
+
+
 def test_the_start_probe_bounds_server_selection_whatever_the_url_says(clients: list[MongoClient]) -> None:
     client = build(f"{CLOSED}/waq?serverSelectionTimeoutMS=60000&w=1", clients, server_timeout_ms=700)
     assert client.options.server_selection_timeout == 0.7

@@ -68,11 +68,15 @@ SERVER_TIMEOUT_MS = 20_000  # covers a replica set's election (typically 10-12 s
 # A majority write waits this long for the secondaries, then fails (the caller answers 5xx and the producer's retry
 # with its idempotency key finds the row if the primary kept it) instead of hanging while the majority is lost.
 WRITE_TIMEOUT_MS = 10_000
+# A call on an open connection that hears nothing for this long fails (the caller fails closed: a mark or a record
+# left undone is a doubt the chat settles) instead of waiting, through a silent partition, until TCP gives up: the
+# network-namespace test saw a worker's record_sent and the API's requests hang for a whole cut without it.
+SOCKET_TIMEOUT_MS = 30_000
 PING_TIMEOUT_S = 2.0  # a health probe answers "down" quickly instead of waiting out a whole server selection
 # The durable defaults, each passed only when WAQ_STORE_URL does not set the option (pymongo lets keyword arguments
 # win over the URL's options, and the URL must win here).
 DURABLE_DEFAULTS: dict[str, Any] = {"w": "majority", "journal": True, "wTimeoutMS": WRITE_TIMEOUT_MS,
-                                    "serverSelectionTimeoutMS": SERVER_TIMEOUT_MS}
+                                    "serverSelectionTimeoutMS": SERVER_TIMEOUT_MS, "socketTimeoutMS": SOCKET_TIMEOUT_MS}
 INDEXES: list[tuple[list[tuple[str, int]], dict[str, Any]]] = [
     ([("idempotency_key", ASCENDING)], {"unique": True, "sparse": True}),  # the key is left out when None
     ([("status", ASCENDING), ("next_attempt_at", ASCENDING)], {}),

@@ -5,10 +5,13 @@ test needs it (tests/conftest.py), when a Go toolchain new enough for FerretDB's
 the tests that need a server are skipped and the run says so in one line. A build that fails with Go present fails
 those tests. WAQ_TEST_MONGO_URL points them at a real MongoDB instead, and nothing is built.
 
-The build is FerretDB's module source copied to build/ferretdb-src with one patch, ferretdb-serial-writes.patch:
-FerretDB 1.x does not make a single-document write atomic across connections (two clients' findAndModify on one
-document can both match), which MongoDB guarantees; the patch holds one lock around every write command, so the
-compare-and-sets of the store are tested against the guarantee the store relies on (README, differences).
+The build is FerretDB's module source copied to build/ferretdb-src with one patch, ferretdb.patch, of two parts:
+- FerretDB 1.x does not make a single-document write atomic across connections (two clients' findAndModify on one
+  document can both match), which MongoDB guarantees; the patch holds one lock around every write command, so the
+  compare-and-sets of the store are tested against the guarantee the store relies on (README, differences);
+- its SQLite backend looks a document up by _id only when _id is the filter's one key, and reads the whole collection
+  otherwise; the patch uses the _id whatever else the filter holds (the handlers filter every row again), so a
+  compare-and-set reads one row. Speed only: the answers are the same.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 MODULE = "github.com/FerretDB/FerretDB"
 VERSION = "v1.24.2"
-PATCH = Path(__file__).with_name("ferretdb-serial-writes.patch")
+PATCH = Path(__file__).with_name("ferretdb.patch")
 BUILD = ROOT / "build"
 SOURCE = BUILD / "ferretdb-src"
 BINARY = BUILD / "bin" / "ferretdb"

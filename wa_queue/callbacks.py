@@ -45,7 +45,7 @@ from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from wa_queue import names, outbound
+from wa_queue import names, outbound, redact
 from wa_queue.errors import OutboundRefused
 from wa_queue.models import Message, MessageStatus, utcnow
 from wa_queue.outbound import NOTHING_ALLOWED, AllowList
@@ -170,7 +170,7 @@ def deliver_callback(url: str, payload: dict[str, Any], secret: str, *, allow: A
         timestamp = int(time.time() if now is None else now)
         headers[TIMESTAMP_HEADER] = str(timestamp)
         headers[SIGNATURE_HEADER] = sign(body, secret, timestamp)
-    shown = redact_url(url)
+    shown = redact.url(url)  # without its query, which may carry the receiver's token
     try:
         target = outbound.check_url(url, allow, resolve=resolve, deadline_s=deadline_s)
         left = deadline_s - (time.monotonic() - started)
@@ -190,14 +190,6 @@ def deliver_callback(url: str, payload: dict[str, Any], secret: str, *, allow: A
                                      _retry_after(answer.headers.get("retry-after")))
     return status
 
-
-def redact_url(url: str) -> str:
-    """The URL without its query and fragment, which may carry a receiver's token: what logs and history show."""
-    try:
-        parts = urlsplit(url)
-        return f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"[:200]
-    except ValueError:
-        return url[:40]
 
 
 def _retry_after(raw: str | None) -> float | None:

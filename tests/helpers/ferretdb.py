@@ -120,6 +120,14 @@ def _build() -> None:
     STAMP.write_text(_stamp())
 
 
+def command(workdir: Path, listen_addr: str) -> list[str]:
+    """The ferretdb command line: SQLite files under workdir/data (made here), listening on `listen_addr`."""
+    data = workdir / "data"
+    data.mkdir(parents=True, exist_ok=True)
+    return [str(ensure_binary()), "--handler=sqlite", f"--sqlite-url=file:{data}/", f"--listen-addr={listen_addr}",
+            "--telemetry=disable", f"--state-dir={workdir}", "--debug-addr=-", "--log-level=warn"]
+
+
 class FerretDB:
     """One ferretdb process on a free port, its data (SQLite files) in `workdir`."""
 
@@ -136,14 +144,10 @@ class FerretDB:
         return f"mongodb://127.0.0.1:{self.port}"
 
     def start(self) -> FerretDB:
-        binary = ensure_binary()
-        data = self.workdir / "data"
-        data.mkdir(parents=True, exist_ok=True)
+        argv = command(self.workdir, f"127.0.0.1:{self.port}")
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(
-                [str(binary), "--handler=sqlite", f"--sqlite-url=file:{data}/", f"--listen-addr=127.0.0.1:{self.port}",
-                 "--telemetry=disable", f"--state-dir={self.workdir}", "--debug-addr=-", "--log-level=warn"],
-                stdout=log, stderr=subprocess.STDOUT,
+                argv, stdout=log, stderr=subprocess.STDOUT,
                 env={k: v for k, v in os.environ.items() if not k.startswith(("WAQ_", "FERRETDB_"))},
             )
         self._wait_ready()

@@ -138,12 +138,8 @@ class Hosts:
         self.start("redis", "infra", [shutil.which("redis-server") or "redis-server", "--port", str(REDIS_PORT),
                                       "--bind", infra.address, "--protected-mode", "no", "--save", "",
                                       "--appendonly", "no", "--dir", str(redis_dir)], plain)
-        mongo_dir = self.tmp / "infra" / "ferretdb"
-        (mongo_dir / "data").mkdir(parents=True)
-        self.start("ferretdb", "infra", [str(ferretdb.ensure_binary()), "--handler=sqlite",
-                                         f"--sqlite-url=file:{mongo_dir / 'data'}/",
-                                         f"--listen-addr={infra.address}:{MONGO_PORT}", "--telemetry=disable",
-                                         f"--state-dir={mongo_dir}", "--debug-addr=-", "--log-level=warn"], plain)
+        mongo = ferretdb.command(self.tmp / "infra" / "ferretdb", f"{infra.address}:{MONGO_PORT}")
+        self.start("ferretdb", "infra", mongo, plain)
         for port in (REDIS_PORT, MONGO_PORT):
             wait_for(lambda p=port: self.net.reachable("app", infra.address, p), 30, 0.2, f"infra port {port}")
 

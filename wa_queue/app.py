@@ -19,6 +19,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from wa_queue.broker.relay import Relay
+from wa_queue.group_commit import message_commit
 from wa_queue.models import utcnow
 from wa_queue.notify import Notifier
 from wa_queue.settings import Settings, get_settings
@@ -40,13 +41,11 @@ BROKER_CONNECT_TIMEOUT_S = 5.0
 
 class App:
     """Settings, store, publisher, broker client, Celery app, clock, notifier, and the per-process machinery of
-    publishing (the group commit of service.py and, in the API, the background relay)."""
+    publishing (the group commit of service.submit and, in the API, the background relay)."""
 
     def __init__(self, settings: Settings, *, clock: Callable[[], datetime] = utcnow,
                  store: MessageStore | None = None, publisher: Publisher | None = None,
                  celery: Celery | None = None) -> None:
-        from wa_queue import service  # the group commit's steps are the operations module's
-
         self.settings = settings
         self.clock = clock
         self.notifier = Notifier(settings.notify_webhook_url, settings.outbound_allow, log_phones=settings.log_phones)
@@ -57,7 +56,7 @@ class App:
         self._broker: redis.Redis | None = None
         self._quick: dict[float, redis.Redis] = {}
         self.relay: Relay | None = None
-        self.group = service.group_commit(self)
+        self.group = message_commit(self)
         self.closed = False
 
     @classmethod

@@ -4,7 +4,7 @@ An API worker serves several requests at once (gunicorn threads). Each used to p
 own broker round trip, and the threads queued for SQLite's single write lock, whose busy handler sleeps a
 millisecond or more before it looks again. Here the first caller becomes the leader: it takes every request queued
 so far, runs them as one batch, hands each caller its own result, and wakes the rest; whoever arrived meanwhile
-forms the next batch. A caller alone pays one lock round and nothing else. With a `finish` step (service.py: the
+forms the next batch. A caller alone pays one lock round and nothing else. With a `finish` step (message_commit: the
 fsync, then the hand-over to the publisher) the next batch starts as soon as this one has committed, while this
 one's finish runs. Nobody answers before the batch that holds its request has committed and finished (invariant 1
 is unchanged).
@@ -14,7 +14,15 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from datetime import datetime
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+from wa_queue.broker.publisher import queue_for
+from wa_queue.models import Message, NewMessage
+from wa_queue.sessions import is_available
+
+if TYPE_CHECKING:
+    from wa_queue.app import App
 
 P = TypeVar("P")
 R = TypeVar("R")
@@ -104,3 +112,44 @@ class GroupCommit(Generic[P, R]):
                 successor.wake.release()  # type: ignore[union-attr]
             else:
                 self._busy = False
+
+
+def message_commit(app: App) -> GroupCommit[list[NewMessage], list[tuple[Message, bool]]]:
+    """The App's group commit of messages (service.submit): concurrent calls share a commit and a publish."""
+    return GroupCommit(lambda groups: _commit_groups(app, groups), finish=lambda results: _finish_groups(app, results))
+
+
+def _commit_groups(app: App, groups: list[list[NewMessage]]) -> list[list[tuple[Message, bool]] | Exception]:
+    """The group commit's batch: one transaction for every caller's messages. Not yet durable: _finish_groups."""
+    return app.store.insert_groups(groups, app.clock(), durable=False)
+
+
+def _finish_groups(app: App, results: list[list[tuple[Message, bool]] | Exception]) -> None:
+    """While the next batch commits: make this one durable (an fsync shared with other batches), then publish
+    what it created, one publish per queue (replays were published before), here or by the background publisher."""
+    app.store.make_durable()
+    now = app.clock()
+    by_queue: dict[str, list[Message]] = {}
+    available: dict[str, bool] = {}
+    for result in results:
+        if isinstance(result, Exception):
+            continue
+        for message, created in result:
+            if created:
+                by_queue.setdefault(_initial_queue(app, message, available, now), []).append(message)
+    relay = app.relay
+    for queue, messages in by_queue.items():
+        if relay is not None:
+            relay.put(queue, messages)
+        else:
+            app.publisher.publish(messages, queue, now=now)
+
+
+def _initial_queue(app: App, message: Message, available: dict[str, bool], now: datetime) -> str:
+    """The producer's session when it can send now; otherwise any session. `available` caches it per batch."""
+    session = message.session
+    if not session:
+        return queue_for(None)
+    if session not in available:
+        available[session] = is_available(app.store.get_session(session), app.settings, now)
+    return queue_for(session if available[session] else None)

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 from wa_queue import callbacks, headroom, names, warmup
 from wa_queue.broker.publisher import queue_for
 from wa_queue.errors import ValidationError
-from wa_queue.group_commit import GroupCommit
 from wa_queue.models import Message, NewMessage, plain
 from wa_queue.names import session_qr_key
 from wa_queue.retry import local_midnight_utc
@@ -58,51 +57,10 @@ def submit(app: App, news: list[NewMessage]) -> list[tuple[Message, bool]]:
     """Commit, then publish (invariant 1). Returns (message, created) per item; replays are not republished.
 
     All of `news` is stored or none is. Concurrent callers in this process share a commit and a publish
-    (group_commit.py); each still gets its own result or its own error (an IdempotencyConflict, say)."""
+    (group_commit.message_commit); each still gets its own result or its own error (an IdempotencyConflict, say)."""
     if not news:
         return []
     return app.group.run(news)
-
-
-def group_commit(app: App) -> GroupCommit[list[NewMessage], list[tuple[Message, bool]]]:
-    """The App's group commit: concurrent submit() calls of its process share a commit and a publish."""
-    return GroupCommit(lambda groups: _commit_groups(app, groups), finish=lambda results: _finish_groups(app, results))
-
-
-def _commit_groups(app: App, groups: list[list[NewMessage]]) -> list[list[tuple[Message, bool]] | Exception]:
-    """The group commit's batch: one transaction for every caller's messages. Not yet durable: _finish_groups."""
-    return app.store.insert_groups(groups, app.clock(), durable=False)
-
-
-def _finish_groups(app: App, results: list[list[tuple[Message, bool]] | Exception]) -> None:
-    """While the next batch commits: make this one durable (an fsync shared with other batches), then publish
-    what it created, one publish per queue (replays were published before), here or by the background publisher."""
-    app.store.make_durable()
-    now = app.clock()
-    by_queue: dict[str, list[Message]] = {}
-    available: dict[str, bool] = {}
-    for result in results:
-        if isinstance(result, Exception):
-            continue
-        for message, created in result:
-            if created:
-                by_queue.setdefault(_initial_queue(app, message, available, now), []).append(message)
-    relay = app.relay
-    for queue, messages in by_queue.items():
-        if relay is not None:
-            relay.put(queue, messages)
-        else:
-            app.publisher.publish(messages, queue, now=now)
-
-
-def _initial_queue(app: App, message: Message, available: dict[str, bool], now: datetime) -> str:
-    """The producer's session when it can send now; otherwise any session. `available` caches it per batch."""
-    session = message.session
-    if not session:
-        return queue_for(None)
-    if session not in available:
-        available[session] = is_available(app.store.get_session(session), app.settings, now)
-    return queue_for(session if available[session] else None)
 
 
 def enqueue(

@@ -102,14 +102,12 @@ def _waq_env(broker: str, tmp: Path, store_url: str | None = None):  # noqa: ANN
     import os
 
     from wa_queue.app import App
-    from wa_queue.settings import reset_settings
 
     store = store_url or f"sqlite:///{tmp / 'waq.db'}"
     env = {"WAQ_DATA_DIR": str(tmp), "WAQ_STORE_URL": store, "WAQ_BROKER_URL": broker,
            "WAQ_SESSIONS": "primary", "WAQ_TRANSPORT": "fake", "WAQ_MIN_DELAY_S": "0", "WAQ_MAX_DELAY_S": "0",
            "WAQ_MAX_DAILY_PER_SESSION": "10000000", "WAQ_WARMUP_CAPS": ""}
     os.environ.update(env)
-    reset_settings()
     return env, App.build()
 
 

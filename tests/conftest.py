@@ -231,15 +231,12 @@ def waq_env(tmp_path: Path, redis_server: RedisServer, monkeypatch: pytest.Monke
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     from wa_queue.app import close_default_app
-    from wa_queue.settings import reset_settings
 
     # The test's App is the default one (wa_queue.app.default_app()), built on first use from these settings; a
     # test that changes the settings closes it (close_default_app) and the next use builds another.
-    reset_settings()
     close_default_app()
     yield env
     close_default_app()  # publishes what its relay holds: nothing of this test reaches the next one's broker
-    reset_settings()
 
 
 class Proc:

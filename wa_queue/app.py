@@ -22,14 +22,14 @@ from wa_queue.broker.relay import Relay
 from wa_queue.group_commit import message_commit
 from wa_queue.models import utcnow
 from wa_queue.notify import Notifier
-from wa_queue.settings import Settings, get_settings
+from wa_queue.settings import Settings, read_settings
 from wa_queue.store import MessageStore, open_store
 
 if TYPE_CHECKING:
     import redis
-    from celery import Celery
 
     from wa_queue.broker.publisher import Publisher
+    from wa_queue.celery_app import WaqCelery
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ class App:
 
     def __init__(self, settings: Settings, *, clock: Callable[[], datetime] = utcnow,
                  store: MessageStore | None = None, publisher: Publisher | None = None,
-                 celery: Celery | None = None) -> None:
+                 celery: WaqCelery | None = None) -> None:
         self.settings = settings
         self.clock = clock
         self.notifier = Notifier(settings.notify_webhook_url, settings.outbound_allow, log_phones=settings.log_phones)
@@ -61,9 +61,9 @@ class App:
 
     @classmethod
     def build(cls, settings: Settings | None = None, **parts: Any) -> App:
-        """An App over `settings` (default: the process's, from the WAQ_* variables). `parts` (clock, store,
-        publisher, celery) replace what would be built."""
-        return cls(settings or get_settings(), **parts)
+        """An App over `settings` (default: read now from the WAQ_* variables, settings.read_settings). `parts` (clock,
+        store, publisher, celery) replace what would be built."""
+        return cls(settings or read_settings(), **parts)
 
     # ---- parts, made on first use -------------------------------------------------------------------------------
     def _part(self, attribute: str, build: Callable[[], T]) -> T:
@@ -103,16 +103,14 @@ class App:
                                         socket_connect_timeout=connect_timeout_s)
 
     @property
-    def celery(self) -> Celery:
+    def celery(self) -> WaqCelery:
         app = self._celery
         return app if app is not None else self._part("_celery", self._build_celery)
 
-    def _build_celery(self) -> Celery:
-        from wa_queue import celery_app
+    def _build_celery(self) -> WaqCelery:
+        from wa_queue.celery_app import make_celery
 
-        # The module's app is the one the task decorators registered with; another broker needs its own.
-        same = celery_app.app.conf.broker_url == self.settings.broker_url
-        return celery_app.app if same else celery_app.make_celery(self.settings)
+        return make_celery(self.settings)  # the shared tasks join it when it is finalized (wa_queue/celery_app.py)
 
     @property
     def publisher(self) -> Publisher:
@@ -188,10 +186,12 @@ def default_app() -> App:
     return app
 
 
-def close_default_app() -> None:
-    """Close the default App; the next default_app() builds a new one from the current settings (a process whose
-    settings changed, tests)."""
+def close_default_app(settings: Settings | None = None) -> None:
+    """Close the default App; the next default_app() builds a new one, over `settings` when given, else from the
+    WAQ_* variables as they are then (a process whose settings changed, tests)."""
     with _default_lock:
         app = _default.pop() if _default else None
+        if settings is not None:
+            _default.append(App(settings))
     if app is not None:
         app.close()

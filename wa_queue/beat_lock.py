@@ -28,7 +28,7 @@ from celery.beat import PersistentScheduler
 from celery.utils.time import maybe_make_aware
 
 from wa_queue import names, redact
-from wa_queue.settings import get_settings
+from wa_queue.settings import Settings, read_settings
 from wa_queue.transport import procs
 
 log = logging.getLogger(__name__)
@@ -84,7 +84,7 @@ class LockedScheduler(PersistentScheduler):
     """Celery's PersistentScheduler that sends jobs only while it holds the beat lock (see the module's docstring)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        settings = get_settings()
+        settings = _settings_of(kwargs.get("app"))
         self.lock_ttl_s = settings.beat_lock_ttl_s
         self.lock_period_s = settings.beat_lock_ttl_s / 3  # renew (or try to take) this often
         self._hostname, self._pid_namespace = socket.gethostname(), _pid_namespace()
@@ -259,3 +259,9 @@ def _pid_namespace() -> str:
         return os.readlink("/proc/self/ns/pid").partition("[")[2].rstrip("]")
     except OSError:
         return ""
+
+
+def _settings_of(celery: object) -> Settings:
+    """The settings the beat's Celery app was made from (an App's, wa_queue/celery_app.py), else the environment's."""
+    settings = getattr(celery, "settings", None)
+    return settings if isinstance(settings, Settings) else read_settings()

@@ -1,17 +1,42 @@
-"""The Celery app: queues, routing and the reliability settings, each chosen on purpose."""
+"""The Celery app: queues, routing and the reliability settings, each chosen on purpose.
+
+Each App builds its own (App.celery, over its settings); nothing is built at import. The tasks are shared tasks
+(workers/tasks.py, workers/callback_tasks.py): every Celery app takes them when it is finalized, and a worker imports
+them through `include`. `celery -A wa_queue.celery_app:app` (waq worker, beat and callbacks, Flower, the compose health
+checks) reaches the Celery app of the process's default App through this module's __getattr__.
+"""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from celery import Celery
 from kombu import Exchange, Queue
 
 from wa_queue import names
-from wa_queue.settings import Settings, get_settings
+from wa_queue.settings import Settings
+
+if TYPE_CHECKING:
+    from wa_queue.app import App
+    from workers.runtime import SessionWorker
+
+TASK_MODULES = ["workers.tasks", "workers.callback_tasks"]
 
 
-def make_celery(settings: Settings | None = None) -> Celery:
-    settings = settings or get_settings()
-    app = Celery("wa_queue", broker=settings.broker_url, include=["workers.tasks", "workers.callback_tasks"])
+class WaqCelery(Celery):
+    """A Celery app that knows the settings it was made from, with typed slots for what its tasks need in a worker
+    process: the process's App and, in a session worker, its SessionWorker (workers/runtime.attach), empty until a
+    worker's start hook fills them. The hook builds that App over the same settings."""
+
+    def __init__(self, *args: object, settings: Settings | None = None, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.settings = settings
+        self.waq: App | None = None
+        self.session_worker: SessionWorker | None = None
+
+
+def make_celery(settings: Settings) -> WaqCelery:
+    app = WaqCelery("wa_queue", broker=settings.broker_url, include=TASK_MODULES, settings=settings)
     names_ = [names.DEFAULT_QUEUE, names.MAINTENANCE_QUEUE, names.CALLBACK_QUEUE]
     names_ += [names.session_queue(name) for name in settings.sessions]
     # Each queue its own exchange and key: a bare Queue(name) would be bound to the default exchange with the
@@ -55,4 +80,11 @@ def make_celery(settings: Settings | None = None) -> Celery:
     return app
 
 
-app = make_celery()
+def __getattr__(name: str) -> Celery:
+    """`wa_queue.celery_app:app`, the name Celery's `-A` looks up: the Celery app of this process's default App
+    (wa_queue.app.default_app), built from the WAQ_* settings when Celery first asks. Nothing is kept here."""
+    if name == "app":
+        from wa_queue.app import default_app
+
+        return default_app().celery
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -115,9 +115,9 @@ def _client_from_settings() -> redis.Redis:
     """For a caller that has no App (a one-off record_send): a client of its own."""
     import redis as redis_lib
 
-    from wa_queue.settings import get_settings
+    from wa_queue.settings import read_settings
 
-    return redis_lib.Redis.from_url(get_settings().broker_url, socket_timeout=10, socket_connect_timeout=5)
+    return redis_lib.Redis.from_url(read_settings().broker_url, socket_timeout=10, socket_connect_timeout=5)
 
 
 class SendBuffer:

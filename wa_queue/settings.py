@@ -368,9 +368,6 @@ _PARSERS = {
     "outbound_allow": lambda raw: parse_allow(_parse_list(raw)),
 }
 
-_cached: Settings | None = None
-
-
 def setting_variables() -> frozenset[str]:
     """Every variable Settings reads."""
     return frozenset("WAQ_" + field.name.upper() for field in dataclasses.fields(Settings))
@@ -406,17 +403,8 @@ def warn_unknown_variables(env: Mapping[str, str] | None = None) -> list[str]:
     return [name for name, _ in unknown]
 
 
-def get_settings() -> Settings:
-    """The process-wide settings, read from the environment on first use. Every process (API, worker, beat, CLI)
-    reads them here when it starts, so this is where unknown WAQ_* variables are reported."""
-    global _cached
-    if _cached is None:
-        warn_unknown_variables()
-        _cached = Settings.from_env()
-    return _cached
-
-
-def reset_settings(settings: Settings | None = None) -> None:
-    """Replace (or forget) the process-wide settings; for tests and the CLI."""
-    global _cached
-    _cached = settings
+def read_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """The settings of `env` (default: the process's environment), with one warning per unknown WAQ_* variable. The
+    App reads them here when it is built (wa_queue/app.py); nothing is cached: each App holds its own."""
+    warn_unknown_variables(env)
+    return Settings.from_env(env)

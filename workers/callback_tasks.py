@@ -17,7 +17,7 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
-from celery import Task
+from celery import Task, shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 
 from wa_queue import names, redact
@@ -31,7 +31,6 @@ from wa_queue.callbacks import (
     backoff_delay,
     deliver_callback,
 )
-from wa_queue.celery_app import app
 from wa_queue.circuit import Breaker
 from wa_queue.errors import OutboundRefused
 from workers.runtime import app_of
@@ -50,7 +49,7 @@ def _waq(task: Task) -> App:
     return waq
 
 
-@app.task(name=names.TASK_CALLBACK, bind=True, acks_late=True, ignore_result=True, max_retries=MAX_RETRIES,
+@shared_task(name=names.TASK_CALLBACK, bind=True, acks_late=True, ignore_result=True, max_retries=MAX_RETRIES,
           soft_time_limit=SOFT_TIME_LIMIT_S, time_limit=TIME_LIMIT_S)
 def status_callback(self: Task, url: str, payload: dict[str, Any]) -> str:
     waq = _waq(self)
@@ -61,8 +60,7 @@ def status_callback(self: Task, url: str, payload: dict[str, Any]) -> str:
     if wait > 0:
         # The host's circuit is open: hold this delivery till the cool-down ends, without a call and without using
         # one of its retries (the same retry count goes back on the queue).
-        # Published through this process's App, whose broker is the settings' (not whatever the module's Celery app
-        # was built with at import).
+        # Published through this process's App, whose broker is the settings'.
         waq.celery.send_task(names.TASK_CALLBACK, args=[url, payload], countdown=wait + random.uniform(0.0, 5.0),
                              retries=retries, **_ROUTE)
         return _counted(waq, "deferred")

@@ -1,5 +1,6 @@
 """The state of one worker process: its App and, in a session worker, the SessionWorker (its sender, one Chrome, and
-its Delivery), both kept on the Celery app the tasks run under (attach, app_of, session_worker_of); and the
+its Delivery), both kept in the typed slots of the Celery app the tasks run under (celery_app.WaqCelery: attach,
+app_of, session_worker_of); and the
 start-up check that the store answers before the worker consumes anything (wait_for_store)."""
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from wa_queue.transport import MessageSender, SessionState, make_sender
 
 if TYPE_CHECKING:
     from celery import Celery
+
+    from wa_queue.celery_app import WaqCelery
 
 log = logging.getLogger(__name__)
 
@@ -160,21 +163,30 @@ def forks(pool_cls: object) -> bool:
     return isinstance(cls, type) and issubclass(cls, Prefork)
 
 
-def attach(celery: Celery, app: App, worker: SessionWorker | None = None) -> None:
+def attach(celery: WaqCelery, app: App, worker: SessionWorker | None = None) -> None:
     """Keep this process's App (and SessionWorker) on the Celery app its tasks run under, where they find them."""
-    celery.waq_app = app
-    celery.waq_session_worker = worker
+    celery.waq = app
+    celery.session_worker = worker
 
 
 def detach(celery: Celery) -> tuple[App | None, SessionWorker | None]:
     app, worker = app_of(celery), session_worker_of(celery)
-    celery.waq_app = celery.waq_session_worker = None
+    if _is_ours(celery):
+        celery.waq = celery.session_worker = None
     return app, worker
 
 
 def app_of(celery: Celery) -> App | None:
-    return getattr(celery, "waq_app", None)
+    """The App attached to `celery`; None before a worker's start hook ran, or for a Celery app not built by an App
+    (Celery's own default app, which a task called outside any worker may run under)."""
+    return celery.waq if _is_ours(celery) else None
 
 
 def session_worker_of(celery: Celery) -> SessionWorker | None:
-    return getattr(celery, "waq_session_worker", None)
+    return celery.session_worker if _is_ours(celery) else None
+
+
+def _is_ours(celery: Celery) -> bool:
+    from wa_queue.celery_app import WaqCelery
+
+    return isinstance(celery, WaqCelery)

@@ -1,7 +1,9 @@
 """Celery tasks: each takes ids and calls into wa_queue. Nothing here decides anything.
 
-The process that runs the tasks builds its App when it starts and keeps it on the Celery app, with the SessionWorker
-in a session worker (workers/runtime.py); the tasks find both there, through their own `self.app`. That process is
+The tasks are shared tasks: no Celery app exists at import; each Celery app an App builds (wa_queue/celery_app.py)
+takes them when it is finalized. The process that runs the tasks builds its App when it starts and keeps it on the
+Celery app, with the SessionWorker in a session worker (workers/runtime.py); the tasks find both there, through their
+own `self.app`. That process is
 the prefork pool's child (worker_process_init), or with the threads and solo pools the worker itself (worker_init;
 solo also sends worker_process_init, which then finds the App built)."""
 
@@ -11,11 +13,11 @@ import logging
 import os
 import threading
 
-from celery import Task, signals
+from celery import Celery, Task, current_app, shared_task, signals
 
 from wa_queue import names, recovery, redact
-from wa_queue.app import App
-from wa_queue.celery_app import app
+from wa_queue.app import App, default_app
+from wa_queue.celery_app import WaqCelery
 from wa_queue.errors import StoreError
 from workers import runtime as worker_runtime
 
@@ -28,12 +30,19 @@ SESSION_ENV = "WAQ_WORKER_SESSION"  # set by `waq worker --session NAME`; absent
 @signals.worker_process_init.connect
 def _start_process(**_: object) -> None:
     """Runs in the process where tasks (and so Chrome) live: a prefork pool's child, or the worker itself (see
-    _start_worker). Builds its App (in a child, handles inherited through fork are never shared with the parent) and,
-    in a session worker, its SessionWorker. Celery gives a child's hook only a few seconds, so the browser starts in a
-    thread; tasks wait for it on the worker's lock."""
+    _start_worker). A prefork child has made its worker's Celery app the current one before this hook runs."""
+    _start_in(current_app._get_current_object())
+
+
+def _start_in(app: Celery) -> None:
+    """Builds the process's App over the settings of its Celery app (in a prefork child, handles inherited through
+    fork are never shared with the parent) and, in a session worker, its SessionWorker. Celery gives a child's hook
+    only a few seconds, so the browser starts in a thread; tasks wait for it on the worker's lock."""
+    if not isinstance(app, WaqCelery):
+        raise TypeError(f"the worker's Celery app {app!r} was not built by an App (celery -A wa_queue.celery_app:app)")
     if worker_runtime.app_of(app) is not None:
         return
-    waq = App.build(celery=app)
+    waq = App.build(app.settings, celery=app)
     session = os.environ.get(SESSION_ENV)
     if not session:
         worker_runtime.attach(app, waq)
@@ -56,15 +65,16 @@ def _start_worker(sender: object = None, **_: object) -> None:
     """Without a prefork pool the tasks run in this process: build here what a prefork child builds for itself. The
     App must not be built in a prefork parent: its child would inherit the parent's store and broker handles."""
     if not worker_runtime.forks(getattr(sender, "pool_cls", None)):
-        _start_process()
+        _start_in(sender.app if sender is not None else current_app._get_current_object())
 
 
 @signals.beat_init.connect
-def _beat_started(**_: object) -> None:
+def _beat_started(sender: object = None, **_: object) -> None:
     """Beat's start: one line of queue statistics in its log (beat runs embedded, `waq beat` = worker -B)."""
     from wa_queue import service
 
-    waq = App.build(celery=app)
+    celery = getattr(sender, "app", None)
+    waq = App.build(celery.settings, celery=celery) if isinstance(celery, WaqCelery) else App.build()
     try:
         service.log_queue_summary(waq, log, "beat")
     finally:
@@ -73,8 +83,9 @@ def _beat_started(**_: object) -> None:
 
 @signals.worker_process_shutdown.connect  # a prefork child
 @signals.worker_shutdown.connect  # the worker itself: with threads or solo the tasks ran here (a no-op otherwise)
-def _stop_process(**_: object) -> None:
-    waq, worker = worker_runtime.detach(app)
+def _stop_process(sender: object = None, **_: object) -> None:
+    celery = getattr(sender, "app", None) or current_app._get_current_object()
+    waq, worker = worker_runtime.detach(celery)
     if worker is not None:
         worker.stop()
     if waq is not None:
@@ -82,15 +93,19 @@ def _stop_process(**_: object) -> None:
 
 
 def _app(task: Task) -> App:
-    """The App of the process running `task` (a process whose init hook did not run builds one on first use)."""
-    waq = worker_runtime.app_of(task.app)
+    """The App of the process running `task` (a process whose init hook did not run builds one on first use; a task
+    run under a Celery app no App built, outside any worker, uses the default App)."""
+    celery = task.app
+    if not isinstance(celery, WaqCelery):
+        return default_app()
+    waq = worker_runtime.app_of(celery)
     if waq is None:
-        waq = App.build(celery=task.app)
-        worker_runtime.attach(task.app, waq)
+        waq = App.build(celery.settings, celery=celery)
+        worker_runtime.attach(celery, waq)
     return waq
 
 
-@app.task(name=names.TASK_SEND, bind=True, acks_late=True, ignore_result=True)
+@shared_task(name=names.TASK_SEND, bind=True, acks_late=True, ignore_result=True)
 def send_message(self: Task, message_id: str, attempts: int | None = None) -> str:
     worker = worker_runtime.session_worker_of(self.app)
     if worker is None:
@@ -110,34 +125,35 @@ def send_message(self: Task, message_id: str, attempts: int | None = None) -> st
     return outcome.kind
 
 
-@app.task(name=names.TASK_SESSION_HEALTH, bind=True, ignore_result=True)
+@shared_task(name=names.TASK_SESSION_HEALTH, bind=True, ignore_result=True)
 def session_health(self: Task) -> str:
     worker = worker_runtime.session_worker_of(self.app)
     return worker.health() if worker else "no session here"
 
 
-@app.task(name=names.TASK_HEALTH_SWEEP, bind=True, ignore_result=True)
+@shared_task(name=names.TASK_HEALTH_SWEEP, bind=True, ignore_result=True)
 def health_sweep(self: Task) -> None:
     """Ask every session worker to check itself (the browser lives there, not here)."""
     settings = _app(self).settings
     for session in settings.sessions:
         queue = names.session_queue(session)
-        session_health.apply_async(queue=queue, exchange="", routing_key=queue, expires=settings.health_interval_s)
+        self.app.tasks[names.TASK_SESSION_HEALTH].apply_async(queue=queue, exchange="", routing_key=queue,
+                                                              expires=settings.health_interval_s)
 
 
-@app.task(name=names.TASK_DISPATCH_DUE, bind=True, ignore_result=True)
+@shared_task(name=names.TASK_DISPATCH_DUE, bind=True, ignore_result=True)
 def dispatch_due(self: Task) -> int:
     waq = _app(self)
     return recovery.dispatch_due(waq.store, waq.settings, waq.clock(), publisher=waq.publisher).republished
 
 
-@app.task(name=names.TASK_RECOVER_STUCK, bind=True, ignore_result=True)
+@shared_task(name=names.TASK_RECOVER_STUCK, bind=True, ignore_result=True)
 def recover_stuck(self: Task) -> int:
     waq = _app(self)
     return recovery.recover_stuck(waq.store, waq.settings, waq.clock(), publisher=waq.publisher)
 
 
-@app.task(name=names.TASK_ARCHIVE, bind=True, ignore_result=True)
+@shared_task(name=names.TASK_ARCHIVE, bind=True, ignore_result=True)
 def archive_failed(self: Task) -> int:
     waq = _app(self)
     return recovery.archive_failed(waq.store, waq.settings, waq.clock())

@@ -12,7 +12,6 @@ from api.app import create_app
 from wa_queue import names, service
 from wa_queue.app import close_default_app, default_app
 from wa_queue.models import MessageStatus, NewMessage, utcnow
-from wa_queue.settings import reset_settings
 
 ADMIN_KEY = "admin-key-0123456789abcdef"
 PRODUCER_KEY = "producer-key-0123456789abcdef"
@@ -28,7 +27,6 @@ def app(waq_env, monkeypatch):  # noqa: ANN001, ANN201
     monkeypatch.setenv("WAQ_API_KEYS", f"ops:admin:{ADMIN_KEY},shop:producer:{PRODUCER_KEY},"
                                        f"crm:producer:{OTHER_PRODUCER_KEY}")
     monkeypatch.setenv("WAQ_MAX_REQUEST_BYTES", str(64 * 1024))
-    reset_settings()
     close_default_app()
     return create_app(default_app())
 
@@ -224,7 +222,6 @@ def test_healthz_needs_no_key_and_names_what_is_down(client, monkeypatch) -> Non
     response = client.get("/healthz")
     assert response.status_code == 200 and response.get_json() == {"status": "ok"}
     monkeypatch.setenv("WAQ_BROKER_URL", "redis://127.0.0.1:1/0")  # nothing listens on port 1
-    reset_settings()
     close_default_app()  # an App keeps the settings it was built with: the API of another one
     body = assert_error(create_app(default_app()).test_client().get("/healthz"), 503)
     assert "broker" in body["error"] and body["details"] == {"store": "ok", "broker": "down"}
@@ -323,7 +320,6 @@ def test_health_failed_window_is_a_setting(client, monkeypatch) -> None:  # noqa
     store.record_failed(old.id, owner="t", now=now - timedelta(hours=2), error_class="E", error_text="x")
     assert client.get(f"{BASE}/health", headers=ADMIN).get_json()["overall"] == "healthy"
     monkeypatch.setenv("WAQ_HEALTH_FAILED_WINDOW_S", str(3 * 3600))
-    reset_settings()
     close_default_app()  # an App keeps the settings it was built with: the API of another one
     client = create_app(default_app()).test_client()
     assert client.get(f"{BASE}/health", headers=ADMIN).get_json()["overall"] == "warning"
@@ -471,7 +467,6 @@ def test_sessions_qr_and_restart(client, redis_server) -> None:  # noqa: ANN001
 
 def test_qr_with_broker_down_is_503(client, monkeypatch) -> None:  # noqa: ANN001
     monkeypatch.setenv("WAQ_BROKER_URL", "redis://127.0.0.1:1/0")
-    reset_settings()
     close_default_app()
     assert_error(create_app(default_app()).test_client().get(f"{BASE}/sessions/primary/qr", headers=ADMIN), 503)
 

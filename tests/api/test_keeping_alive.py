@@ -14,7 +14,6 @@ from api.app import create_app
 from tests.helpers.api import api_client
 from wa_queue.app import close_default_app, default_app
 from wa_queue.models import utcnow
-from wa_queue.settings import reset_settings
 
 ADMIN_KEY = "alive-admin-key-0123456789abc"
 PRODUCER_KEY = "alive-producer-key-0123456789"
@@ -139,7 +138,6 @@ def test_warmup_is_for_admins_and_known_sessions(client) -> None:  # noqa: ANN00
 def test_warmup_off_shows_the_normal_cap(client, monkeypatch) -> None:  # noqa: ANN001
     monkeypatch.setenv("WAQ_WARMUP_CAPS", "")
     monkeypatch.setenv("WAQ_MAX_DAILY_PER_SESSION", "120")
-    reset_settings()
     close_default_app()
     client = create_app(default_app()).test_client()
     stats = client.get(f"{BASE}/stats", headers=ADMIN).get_json()

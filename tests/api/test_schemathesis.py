@@ -24,7 +24,6 @@ from tests.helpers.openapi import (
 )
 from wa_queue.app import close_default_app, default_app
 from wa_queue.models import NewMessage, utcnow
-from wa_queue.settings import reset_settings
 
 EXTRA = [refused_only_for_what_the_schema_cannot_say]
 
@@ -40,7 +39,6 @@ def tally() -> Tally:
 def api_schema(waq_env, monkeypatch, tally):  # noqa: ANN001, ANN201
     monkeypatch.setenv("WAQ_API_KEYS", f"ops:admin:{ADMIN_KEY}")
     monkeypatch.setenv("WAQ_MAX_REQUEST_BYTES", str(MAX_REQUEST_BYTES))
-    reset_settings()
     close_default_app()
     counting(tally)
     return schemathesis.openapi.from_wsgi("/api/swagger.json", create_app(default_app()), headers=ADMIN,
@@ -104,7 +102,6 @@ def test_each_app_documents_its_own_sessions(waq_env, monkeypatch) -> None:  # n
     documents = []
     for sessions in ("alpha,beta", "gamma"):
         monkeypatch.setenv("WAQ_SESSIONS", sessions)
-        reset_settings()
         close_default_app()
         documents.append(create_app(default_app()).test_client().get("/api/swagger.json", headers=ADMIN).get_json())
     first, second = documents

@@ -18,12 +18,11 @@ import pytest
 
 from tests.conftest import Proc, free_port, wait_for
 from wa_queue import callbacks, names
-from wa_queue.app import default_app
+from wa_queue.app import close_default_app, default_app
 from wa_queue.callbacks import RetryableCallbackError, backoff_delay, deliver_callback, verify_signature
 from wa_queue.errors import OutboundRefused
 from wa_queue.models import Message, MessageStatus, utcnow
 from wa_queue.outbound import parse_allow
-from wa_queue.settings import get_settings, reset_settings
 
 SECRET = "callback-secret-for-tests-0123456789"  # noqa: S105 - a test value
 PAYLOAD = {"id": "m1", "event": "sent", "status": "sent", "phone": "+14155550123", "attempts": 0}
@@ -78,9 +77,8 @@ class Receiver:
 def secret(waq_env: dict[str, str]) -> Iterator[str]:
     """The task's settings: the secret, and the loopback receivers allowed. waq_env: the breaker and the outcome
     counters live in the test's own Redis."""
-    reset_settings(dataclasses.replace(get_settings(), callback_secret=SECRET, outbound_allow=ALLOW))
+    close_default_app(dataclasses.replace(default_app().settings, callback_secret=SECRET, outbound_allow=ALLOW))
     yield SECRET
-    reset_settings()
 
 
 # ---- the pure function ---------------------------------------------------------------------------------------

@@ -416,7 +416,7 @@ def test_flower_execs_flower_argv_with_the_auth_in_its_environment(waq_env: dict
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     from wa_queue.cli import processes
     from wa_queue.devstack.flower import flower_argv
-    from wa_queue.settings import get_settings, reset_settings
+    from wa_queue.settings import read_settings
 
     execed: list[tuple[list[str], dict[str, str] | None]] = []
     monkeypatch.setattr(processes, "exec_argv", lambda argv, env=None: execed.append((argv, env)))
@@ -424,10 +424,9 @@ def test_flower_execs_flower_argv_with_the_auth_in_its_environment(waq_env: dict
     assert refused.exit_code == 2 and "WAQ_FLOWER_AUTH" in refused.stderr  # an open Flower is refused
 
     monkeypatch.setenv("WAQ_FLOWER_AUTH", "admin:correct-horse-battery")
-    reset_settings()
     assert waq("flower", "--port", "5566", "--address", "0.0.0.0").exit_code == 0
     argv, env = execed[-1]
-    assert argv == flower_argv(get_settings(), 5566, address="0.0.0.0", auth_in_env=True)
+    assert argv == flower_argv(read_settings(), 5566, address="0.0.0.0", auth_in_env=True)
     assert "correct-horse-battery" not in " ".join(argv)  # not visible in `ps`
     assert env == {"FLOWER_BASIC_AUTH": "admin:correct-horse-battery"}
 

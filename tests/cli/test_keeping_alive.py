@@ -13,7 +13,6 @@ from click.testing import CliRunner, Result
 from wa_queue.app import close_default_app, default_app
 from wa_queue.cli import main
 from wa_queue.models import utcnow
-from wa_queue.settings import reset_settings
 
 PHONE = "+14155550123"
 
@@ -22,7 +21,6 @@ PHONE = "+14155550123"
 def ramp(waq_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
     """The default warm-up ramp, which waq_env turns off."""
     monkeypatch.setenv("WAQ_WARMUP_CAPS", "20,40,80,150,300")
-    reset_settings()
     close_default_app()
 
 

@@ -21,7 +21,6 @@ from tests.helpers.page_browser import page_browser
 from wa_queue import errors, names, service
 from wa_queue.app import close_default_app, default_app
 from wa_queue.models import MessageStatus, NewMessage, utcnow
-from wa_queue.settings import reset_settings
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -35,7 +34,6 @@ IMPORTED_AT = time.time()  # at collection, before any test: a screenshot older 
 def server(waq_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     monkeypatch.setenv("WAQ_API_KEYS", f"ops:admin:{ADMIN_KEY},shop:producer:{PRODUCER_KEY}")
     monkeypatch.setenv("WAQ_WARMUP_CAPS", "20,40,80,150,300")  # the default ramp (waq_env turns it off), on the cards
-    reset_settings()
     close_default_app()
     httpd = make_server("127.0.0.1", 0, create_app(default_app()), threaded=True)
     thread = threading.Thread(target=httpd.serve_forever, name="dashboard-server", daemon=True)

@@ -17,7 +17,6 @@ from tests.helpers.api import api_client
 from wa_queue import metrics_sink, service
 from wa_queue.app import close_default_app, default_app
 from wa_queue.models import NewMessage, utcnow
-from wa_queue.settings import get_settings, reset_settings
 
 ADMIN_KEY = "metrics-admin-key-0123456789"
 PRODUCER_KEY = "metrics-producer-key-0123456"
@@ -54,8 +53,8 @@ def test_access(client) -> None:  # noqa: ANN001
 
 
 def test_bearer_refused_when_no_token_is_configured(client) -> None:  # noqa: ANN001
-    reset_settings(dataclasses.replace(get_settings(), metrics_token=""))
-    close_default_app()  # an App keeps the settings it was built with: the API of another one
+    # an App keeps the settings it was built with: the API of another one
+    close_default_app(dataclasses.replace(default_app().settings, metrics_token=""))
     client = create_app(default_app()).test_client()
     assert client.get("/metrics", headers={"Authorization": "Bearer "}).status_code == 401
     assert client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 401
@@ -106,8 +105,7 @@ def test_durations_and_retries_cross_processes(client) -> None:  # noqa: ANN001
 
 
 def test_a_broker_outage_is_reported_not_raised(client) -> None:  # noqa: ANN001
-    reset_settings(dataclasses.replace(get_settings(), broker_url=f"redis://127.0.0.1:{free_port()}/0"))
-    close_default_app()
+    close_default_app(dataclasses.replace(default_app().settings, broker_url=f"redis://127.0.0.1:{free_port()}/0"))
     client = create_app(default_app()).test_client()
     samples = scrape(client)
     assert samples[("waq_up", (("component", "broker"),))] == 0

@@ -31,7 +31,6 @@ from tests.conftest import ROOT, free_port, wait_for
 from tests.helpers.api import api_client
 from wa_queue.app import close_default_app, default_app
 from wa_queue.names import ARCHIVE, MESSAGES
-from wa_queue.settings import reset_settings
 
 PRODUCER_KEY = "fuzz-producer-key-0123456789"
 ADMIN_KEY = "fuzz-admin-key-0123456789ab"
@@ -393,7 +392,6 @@ PRODUCER_PATHS = ("/api/whatsapp/messages", "/healthz")
 @pytest.fixture
 def producer_schema(waq_env, monkeypatch):  # noqa: ANN001, ANN201
     monkeypatch.setenv("WAQ_API_KEYS", KEYS)
-    reset_settings()
     close_default_app()
     return schemathesis.openapi.from_wsgi("/api/swagger.json", create_app(default_app()), headers=PRODUCER)
 

@@ -8,7 +8,6 @@ import pytest
 
 from api.app import create_app
 from wa_queue.app import close_default_app, default_app
-from wa_queue.settings import reset_settings
 
 
 def api_client(monkeypatch: pytest.MonkeyPatch, **env: str) -> Any:
@@ -16,6 +15,5 @@ def api_client(monkeypatch: pytest.MonkeyPatch, **env: str) -> Any:
     and return its test client."""
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    reset_settings()
     close_default_app()
     return create_app(default_app()).test_client()

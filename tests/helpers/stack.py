@@ -17,7 +17,6 @@ import requests
 from tests.conftest import Proc, RedisServer, free_port, processes_of, wait_for
 from wa_queue.app import close_default_app, default_app
 from wa_queue.models import MessageStatus
-from wa_queue.settings import reset_settings
 from wa_queue.simulator.app import SimServer
 from wa_queue.simulator.profiles import DEFAULT_MARKUP
 
@@ -48,7 +47,6 @@ class Stack:
         self.api_ports: dict[str, int] = {}
         self._old_env = {k: os.environ.get(k) for k in self.env}
         os.environ.update(self.env)
-        reset_settings()
         close_default_app()
 
     # ---- processes -----------------------------------------------------------------------------------------
@@ -169,7 +167,6 @@ class Stack:
             else:
                 os.environ[key] = value
         close_default_app()
-        reset_settings()
         try:
             wait_for(lambda: not processes_of(self.tmp / "data"), 10, 0.25, "the stack's processes to exit")
         except AssertionError:

@@ -25,7 +25,6 @@ from wa_queue import service
 from wa_queue.app import close_default_app, default_app
 from wa_queue.models import HistoryEvent, MessageStatus
 from wa_queue.send_window import is_open, recipient_day_start
-from wa_queue.settings import reset_settings
 from wa_queue.transport.fake import FakeControl, read_log
 
 pytestmark = pytest.mark.timeout(180)
@@ -58,7 +57,6 @@ def test_caps_and_recipient_limits_hold_across_two_workers_and_a_sigkill(waq_env
                     "WAQ_TIMEZONE": zone, "WAQ_LEASE_S": "10"})
     for key in ("WAQ_WARMUP_CAPS", "WAQ_MAX_PER_RECIPIENT_PER_DAY", "WAQ_TIMEZONE", "WAQ_LEASE_S"):
         monkeypatch.setenv(key, waq_env[key])
-    reset_settings()
     close_default_app()
     data = Path(waq_env["WAQ_DATA_DIR"])
     data.mkdir(parents=True, exist_ok=True)

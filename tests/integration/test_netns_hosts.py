@@ -36,7 +36,6 @@ from tests.helpers.netns import NetnsUnavailable, Network
 from tests.helpers.stack import ACCOUNTS
 from wa_queue.app import close_default_app, default_app
 from wa_queue.models import HistoryEvent, MessageStatus
-from wa_queue.settings import reset_settings
 from wa_queue.simulator.app import SimServer
 
 pytestmark = pytest.mark.timeout(420)
@@ -206,13 +205,11 @@ def hosts(network: Network, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     stack = Hosts(network, tmp_path)
     for key, value in {**stack.env, "WAQ_DATA_DIR": str(tmp_path / "test" / "data")}.items():
         monkeypatch.setenv(key, value)  # the test's own App reads the store on the infra host, as an operator would
-    reset_settings()
     close_default_app()
     try:
         yield stack
     finally:
         close_default_app()
-        reset_settings()
         stack.stop()
 
 

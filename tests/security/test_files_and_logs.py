@@ -93,11 +93,9 @@ def test_an_admin_notice_logs_masked_phones(caplog: pytest.LogCaptureFixture) ->
 def test_a_callback_url_is_logged_without_its_query(caplog: pytest.LogCaptureFixture, waq_env: dict[str, str],
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     from wa_queue.app import close_default_app
-    from wa_queue.settings import reset_settings
     from workers.callback_tasks import status_callback
 
     monkeypatch.setenv("WAQ_OUTBOUND_ALLOW", "127.0.0.1")  # the loopback receiver below
-    reset_settings()
     close_default_app()
 
     with Receiver([404]) as receiver:

@@ -21,7 +21,6 @@ from wa_queue.callbacks import deliver_callback
 from wa_queue.errors import OutboundRefused, ValidationError
 from wa_queue.models import HistoryEvent, NewMessage, utcnow
 from wa_queue.outbound import NOTHING_ALLOWED, parse_allow
-from wa_queue.settings import reset_settings
 
 PAYLOAD = {"id": "m1", "event": "sent", "status": "sent"}
 ADMIN_KEY = "admin-key-0123456789abcdef"
@@ -186,7 +185,6 @@ def test_enqueue_refuses_non_dotted_ipv4_and_unencodable_hosts(url: str, waq_env
         service.build_message(default_app(), phone="+14155550123", text="hi", callback_url=url)
     assert caught.value.field == "callback_url"
     monkeypatch.setenv("WAQ_API_KEYS", f"ops:admin:{ADMIN_KEY}")
-    reset_settings()
     close_default_app()
     client = create_app(default_app()).test_client()  # the REST API
     response = client.post("/api/whatsapp/messages", data=json.dumps({"phone": "+14155550123", "text": "hi",

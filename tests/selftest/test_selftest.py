@@ -23,7 +23,8 @@ from click.testing import CliRunner, Result
 from tests.helpers.browser import ACCOUNT, Sim, log_in, sent_texts
 from wa_queue import errors
 from wa_queue.cli import main
-from wa_queue.settings import Settings, reset_settings
+from wa_queue.cli.output import LazyApp
+from wa_queue.settings import Settings
 from wa_queue.transport.base import SessionState
 from wa_queue.transport.selenium import SeleniumSender
 
@@ -46,18 +47,17 @@ def stand(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stand]:
     settings = Settings.from_env({"WAQ_DATA_DIR": str(tmp_path), "WAQ_WHATSAPP_URL": sim.url,
                                   "WAQ_SESSIONS": f"{SESSION},secondary", "WAQ_SEND_TIMEOUT_S": "6"})
     sender = SeleniumSender(SESSION, settings)
-    reset_settings(settings)  # what the in-process `waq` reads
     try:
         log_in(sender, sim)
         yield Stand(sim, settings, sender)
     finally:
         sender.close()
-        reset_settings()
         sim.server.shutdown()
 
 
-def waq(*args: str) -> Result:
-    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+def waq(*args: str, settings: Settings) -> Result:
+    """`waq ARGS` in this process, over `settings` (in place of the WAQ_* variables)."""
+    return CliRunner().invoke(main, list(args), obj=LazyApp(settings), catch_exceptions=False)
 
 
 def steps_of(result: Result) -> dict[str, dict]:
@@ -83,7 +83,7 @@ def test_selftest_with_send_passes_and_sends_each_canary_once(stand: Stand) -> N
         stand.sender.send("+" + ACCOUNT, "a note to self", ref="history")
     stand.sender.close()
 
-    result = waq("selftest", "--session", SESSION, "--send", "--json")
+    result = waq("selftest", "--session", SESSION, "--send", "--json", settings=stand.settings)
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["ok"] is True and report["override"] == [] and report["sent_chars"][1] == 1500
@@ -103,7 +103,7 @@ def test_selftest_with_send_passes_and_sends_each_canary_once(stand: Stand) -> N
     assert "🙂" in canaries[0] and "*" in canaries[0]
 
     if not history:  # again without --send: the rows the canaries left are recognised; nothing is sent
-        again = waq("selftest", "--session", SESSION)
+        again = waq("selftest", "--session", SESSION, settings=stand.settings)
         assert again.exit_code == 0, again.output
         assert f"2 {FORMS[markup]}" in again.stdout and "passed" in again.stdout
         assert sent_texts(stand.sim, ACCOUNT) == sent
@@ -114,11 +114,12 @@ def test_selftest_fails_naming_the_selectors_to_override_and_sends_nothing(stand
     stand.sender.timeout = 2.0  # how long it looks for a row it cannot recognise
     with pytest.raises(errors.SendOutcomeUnknown):  # it leaves, but the sender cannot recognise its row
         stand.sender.send("+" + ACCOUNT, "a note to self", ref="history")
-    busy = waq("selftest", "--session", SESSION, "--send")  # the worker's browser holds the profile
+    # the worker's browser holds the profile
+    busy = waq("selftest", "--session", SESSION, "--send", settings=stand.settings)
     assert busy.exit_code == 1 and f"stop `waq worker --session {SESSION}` first" in busy.stderr
     stand.sender.close()
 
-    result = waq("selftest", "--session", SESSION, "--send")
+    result = waq("selftest", "--session", SESSION, "--send", settings=stand.settings)
     assert result.exit_code == 1, result.output
     lines = result.stdout.splitlines()
     assert [line.split()[0] for line in lines if line[:1] != " "][:8] == [
@@ -134,8 +135,8 @@ def test_selftest_fails_naming_the_selectors_to_override_and_sends_nothing(stand
     # An override that matches no compose box: the chat cannot be opened, and the report says which name to fix.
     overrides = tmp_path / "selectors.json"
     overrides.write_text(json.dumps({"compose_box": "footer div.no-such-editor"}))
-    reset_settings(dataclasses.replace(stand.settings, selectors_file=str(overrides), send_timeout_s=3.0))
-    broken = waq("selftest", "--session", SESSION, "--send", "--json")
+    broken_settings = dataclasses.replace(stand.settings, selectors_file=str(overrides), send_timeout_s=3.0)
+    broken = waq("selftest", "--session", SESSION, "--send", "--json", settings=broken_settings)
     assert broken.exit_code == 1, broken.output
     report = json.loads(broken.stdout)
     assert report["ok"] is False and report["override"] == ["compose_box"]
@@ -149,7 +150,7 @@ def test_selftest_fails_naming_send_button_when_no_send_control_is_known(stand: 
     """The send control changed (late July 2026) into a form no selector knows: without --send the check types the
     canary, finds no send control, clears the box and fails naming send_button; nothing is clicked or sent."""
     stand.sender.close()
-    result = waq("selftest", "--session", SESSION, "--json")
+    result = waq("selftest", "--session", SESSION, "--json", settings=stand.settings)
     assert result.exit_code == 1, result.output
     report = json.loads(result.stdout)
     assert report["ok"] is False and report["override"] == ["send_button"]
@@ -158,7 +159,8 @@ def test_selftest_fails_naming_send_button_when_no_send_control_is_known(stand: 
     assert steps["send_button"]["status"] == "fail" and steps["send_button"]["selectors"] == ["send_button"]
     assert "no visible send control" in steps["send_button"]["detail"]
     assert sent_texts(stand.sim, ACCOUNT) == []
-    with_send = waq("selftest", "--session", SESSION, "--send")  # --send stops before any canary
+    # --send stops before any canary
+    with_send = waq("selftest", "--session", SESSION, "--send", settings=stand.settings)
     assert with_send.exit_code == 1 and "FAIL  send_button" in with_send.stdout
     assert "skip  send" in with_send.stdout and sent_texts(stand.sim, ACCOUNT) == []
 
@@ -191,12 +193,9 @@ def test_selftest_cli_closes_the_browser_whatever_fails(error: Exception, code: 
     monkeypatch.setitem(sys.modules, "wa_queue.transport.selenium", types.SimpleNamespace(SeleniumSender=_BrokenSender))
     monkeypatch.setattr(_BrokenSender, "error", error, raising=False)
     _BrokenSender.instances.clear()
-    reset_settings(Settings.from_env({"WAQ_DATA_DIR": str(tmp_path)}))
-    try:
-        result = waq("selftest", "--session", SESSION, "--json")
-        assert waq("selftest", "--session", "nosuch").exit_code == 2
-    finally:
-        reset_settings()
+    settings = Settings.from_env({"WAQ_DATA_DIR": str(tmp_path)})
+    result = waq("selftest", "--session", SESSION, "--json", settings=settings)
+    assert waq("selftest", "--session", "nosuch", settings=settings).exit_code == 2
     assert result.exit_code == code, result.output
     assert _BrokenSender.instances[0].calls == ["close"]
     if code == 1:  # a failure under the check is reported as a step, not a traceback

@@ -11,7 +11,7 @@ from wa_queue.app import App, close_default_app, default_app
 from wa_queue.broker.recording import RecordingPublisher
 from wa_queue.broker.relay import Relay
 from wa_queue.models import NewMessage, utcnow
-from wa_queue.settings import Settings, reset_settings
+from wa_queue.settings import Settings
 from wa_queue.store.sqlite import SQLiteStore
 
 
@@ -67,7 +67,6 @@ def test_close_lets_the_relay_build_the_publisher_it_waits_for(tmp_path: Path,
 def test_the_default_app_is_one_until_closed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WAQ_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("WAQ_STORE_URL", f"sqlite:///{tmp_path / 'waq.db'}")
-    reset_settings()
     close_default_app()
     try:
         first = default_app()
@@ -76,4 +75,3 @@ def test_the_default_app_is_one_until_closed(tmp_path: Path, monkeypatch: pytest
         assert first.closed and default_app() is not first
     finally:
         close_default_app()
-        reset_settings()

@@ -15,7 +15,6 @@ import pytest
 from tests.conftest import RedisServer
 from wa_queue import names
 from wa_queue.beat_lock import BeatLock, LockedScheduler
-from wa_queue.settings import reset_settings
 
 
 def test_one_owner_at_a_time_and_only_the_owner_frees_it(waq_env: dict[str, str], redis_server: RedisServer) -> None:
@@ -45,10 +44,10 @@ def scheduler_factory(waq_env: dict[str, str], tmp_path: Path, monkeypatch: pyte
     monkeypatch.setenv("WAQ_DISPATCH_INTERVAL_S", "60")
     monkeypatch.setenv("WAQ_RECOVER_INTERVAL_S", "60")
     monkeypatch.setenv("WAQ_HEALTH_INTERVAL_S", "60")
-    reset_settings()
     from wa_queue.celery_app import make_celery
+    from wa_queue.settings import Settings
 
-    app = make_celery()
+    app = make_celery(Settings.from_env())
     made: list[LockedScheduler] = []
 
     def make(name: str = "a") -> tuple[LockedScheduler, list[str]]:

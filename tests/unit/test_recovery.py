@@ -11,7 +11,6 @@ from wa_queue import names, recovery
 from wa_queue.app import default_app
 from wa_queue.broker.recording import RecordingPublisher
 from wa_queue.models import NewMessage, utcnow
-from wa_queue.settings import get_settings
 
 pytestmark = pytest.mark.usefixtures("waq_env")
 
@@ -60,7 +59,7 @@ def test_reroute_moves_every_stranded_message_past_one_batch_and_those_of_a_reti
 def test_republish_overdue_only_from_empty_queues() -> None:
     _connect("primary")
     _connect("secondary")
-    settings = get_settings()
+    settings = default_app().settings
     overdue = _stored(700, queue=names.session_queue("primary"), dispatched_ago_s=settings.redispatch_after_s + 60,
                       session="primary")  # back to the session the producer asked for: it can send
     backlogged = _stored(5, queue=names.session_queue("secondary"), dispatched_ago_s=settings.redispatch_after_s + 60)
@@ -94,7 +93,7 @@ def test_a_refusing_broker_stops_the_jobs_after_one_try() -> None:
     calls = []
     publish = refusing.publish
     refusing.publish = lambda messages, queue, **kw: calls.append(len(messages)) or publish(messages, queue, **kw)
-    store, settings = default_app().store, get_settings()
+    store, settings = default_app().store, default_app().settings
     assert recovery.reroute_from_dead_sessions(store, settings, utcnow(), publisher=refusing) == 0
     assert recovery.republish_queue(store, settings, queue, utcnow(), publisher=refusing) == 0
     assert calls == [500, 500]  # one batch each, not the same batch again and again

@@ -13,8 +13,7 @@ import pytest
 from wa_queue import settings as settings_module
 from wa_queue.settings import (
     READ_ELSEWHERE,
-    get_settings,
-    reset_settings,
+    read_settings,
     setting_variables,
     unknown_variables,
     warn_unknown_variables,
@@ -49,16 +48,12 @@ def test_the_warning_names_the_variable_and_its_likely_meaning(caplog: pytest.Lo
     ]
 
 
-def test_get_settings_warns_when_a_process_reads_its_settings(
+def test_reading_the_settings_warns_when_a_process_reads_its_settings(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setenv("WAQ_MIN_DELAY", "0")
-    reset_settings()
-    try:
-        with caplog.at_level(logging.WARNING, logger="wa_queue.settings"):
-            get_settings()
-    finally:
-        reset_settings()
+    with caplog.at_level(logging.WARNING, logger="wa_queue.settings"):
+        read_settings()
     assert any("WAQ_MIN_DELAY is not a wa-queue setting" in r.getMessage() and "WAQ_MIN_DELAY_S" in r.getMessage()
                for r in caplog.records)
 

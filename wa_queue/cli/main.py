@@ -16,7 +16,7 @@ from wa_queue.cli.output import LazyApp
 @click.pass_context
 def main(ctx: click.Context) -> None:
     """wa-queue: a WhatsApp message queue that does not lose messages."""
-    ctx.obj = LazyApp()  # the App of the command, built when it first needs it
+    ctx.ensure_object(LazyApp)  # the App of the command, built when it first needs it (a caller may pass its own)
     ctx.call_on_close(ctx.obj.close)
 
 

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from wa_queue.errors import ConfigError, IdempotencyConflict, NotFound, StoreError, ValidationError, WaQueueError
-from wa_queue.settings import Settings, get_settings
+from wa_queue.settings import Settings, read_settings
 
 if TYPE_CHECKING:
     from wa_queue.app import App
@@ -28,18 +28,28 @@ class BadInput(click.ClickException):
 
 
 def settings() -> Settings:
+    """The running command's settings: its LazyApp's (read once per command), or the environment's outside one."""
+    ctx = click.get_current_context(silent=True)
+    holder = ctx.find_object(LazyApp) if ctx is not None else None
     try:
-        return get_settings()
+        return holder.settings() if holder is not None else read_settings()
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
 
 
 class LazyApp:
-    """The click context's object: the command's App, built on first use (so `waq --help` and the commands that
-    need no store build none) and closed with the context."""
+    """The click context's object: the command's settings and App, both made on first use (so `waq --help` and the
+    commands that need no store build none) and closed with the context. `settings` replaces the WAQ_* variables
+    (a test invoking the command in its own process)."""
 
-    def __init__(self) -> None:
+    def __init__(self, settings: Settings | None = None) -> None:
+        self._settings = settings
         self._app: App | None = None
+
+    def settings(self) -> Settings:
+        if self._settings is None:
+            self._settings = read_settings()
+        return self._settings
 
     def get(self) -> App:
         if self._app is None:

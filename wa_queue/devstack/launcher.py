@@ -33,7 +33,7 @@ from urllib.parse import urlparse
 
 from wa_queue import redact
 from wa_queue.private import private_dir
-from wa_queue.settings import Settings, reset_settings
+from wa_queue.settings import Settings
 
 DEMO_PHONES = ["+14155550101", "+14155550102", "+14155550103", "+447911123456", "+14155550104"]
 DEMO_UNREGISTERED = "+14155550199"
@@ -309,7 +309,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.demo:
         env.update(demo_env(args.sim_port))
     os.environ.update(env)
-    reset_settings()
     settings = Settings.from_env(env)
     private_dir(settings.data_dir)
     admin_key = secret_file(settings.data_dir / "admin.key", lambda: secrets.token_urlsafe(32))

@@ -3,7 +3,10 @@
 A global is a module-level name bound to a list, dict or set (literal or comprehension) or to an object built by a
 call, which its module then changes: an item or attribute assignment, an augmented assignment, a mutating method
 (append, update, ...), a `global` rebinding, or any method call on an object of a capitalised class that is not
-known to be immutable. Constants (ALL_CAPS names) and Final annotations are not counted.
+known to be immutable. Constants (ALL_CAPS names) and Final annotations are not counted, with two exceptions that
+are process state whatever they are bound to: a name a function rebinds through `global` (`_cached = None` filled
+in on first use, ALL_CAPS or not), and a name bound at module level to a factory of process handles (a Celery or
+Flask app, a Redis or Mongo client, an App, settings read from the environment: `app = make_celery()`).
 
     python -m tests.helpers.mutable_globals     # prints them and their number
 """
@@ -17,7 +20,10 @@ ROOT = Path(__file__).resolve().parents[2]
 FOLDERS = ("wa_queue", "api", "workers")
 _MUTATORS = {"append", "extend", "insert", "pop", "remove", "clear", "update", "setdefault", "add", "discard",
              "popitem", "appendleft", "sort", "reverse"}
-_IMMUTABLE = {"TypeVar", "Path", "Final", "Exchange", "Queue", "Namespace", "Blueprint", "Flask", "Celery"}
+_IMMUTABLE = {"TypeVar", "Path", "Final", "Exchange", "Queue", "Namespace", "Blueprint"}
+_FACTORIES = {"Celery", "Flask", "Redis", "StrictRedis", "MongoClient", "App", "build", "default_app", "from_env",
+              "from_url", "read_settings", "get_settings", "open_store", "make_client"}
+_FACTORY_PREFIXES = ("make_", "create_", "build_", "open_", "connect")
 _CONTAINERS = (ast.List, ast.Dict, ast.Set, ast.ListComp, ast.DictComp, ast.SetComp, ast.Call)
 
 
@@ -42,6 +48,45 @@ def _candidates(tree: ast.Module) -> tuple[dict[str, int], set[str]]:
             if isinstance(value, _CONTAINERS):
                 found[target.id] = node.lineno
     return found, objects
+
+
+def _callee(call: ast.Call) -> str:
+    func = call.func
+    return func.id if isinstance(func, ast.Name) else func.attr if isinstance(func, ast.Attribute) else ""
+
+
+def _factory_bound(tree: ast.Module) -> dict[str, int]:
+    """Module-level names bound to a call of a handle factory (see the module's docstring)."""
+    found: dict[str, int] = {}
+    for node in tree.body:
+        if isinstance(node, (ast.Assign, ast.AnnAssign)) and isinstance(node.value, ast.Call):
+            callee = _callee(node.value)
+            if callee in _FACTORIES or callee.startswith(_FACTORY_PREFIXES):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                found.update({t.id: node.lineno for t in targets if isinstance(t, ast.Name)})
+    return found
+
+
+def _rebound_by_global(tree: ast.Module) -> dict[str, int]:
+    """Names some function rebinds through `global`, with the line of their module-level binding (else of the
+    `global` statement)."""
+    declared = {name: node.lineno for node in ast.walk(tree) if isinstance(node, ast.Global) for name in node.names}
+    for node in tree.body:
+        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) \
+            else []
+        for target in targets:
+            if isinstance(target, ast.Name) and target.id in declared:
+                declared[target.id] = min(declared[target.id], node.lineno)
+    return declared
+
+
+def module_state(tree: ast.Module) -> dict[str, int]:
+    """name -> line of every module-level mutable global of one module."""
+    found, objects = _candidates(tree)
+    state = {name: line for name, line in found.items() if _mutated(tree, name, name in objects)}
+    state.update(_factory_bound(tree))
+    state.update(_rebound_by_global(tree))
+    return state
 
 
 def _is(node: ast.AST, name: str) -> bool:
@@ -71,10 +116,9 @@ def mutable_globals(root: Path = ROOT) -> list[str]:
     out = []
     for folder in FOLDERS:
         for path in sorted((root / folder).rglob("*.py")):
-            tree = ast.parse(path.read_text())
-            found, objects = _candidates(tree)
-            out += [f"{path.relative_to(root)}:{line} {name}" for name, line in found.items()
-                    if _mutated(tree, name, name in objects)]
+            state = module_state(ast.parse(path.read_text()))
+            out += [f"{path.relative_to(root)}:{line} {name}"
+                    for name, line in sorted(state.items(), key=lambda item: item[1])]
     return out
 
 

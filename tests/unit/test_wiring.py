@@ -1,6 +1,7 @@
 """Rules of the wiring (issue 14), read from the source with ast: the REST API and the CLI reach the store only
-through the operations module (wa_queue/service.py); no module of wa_queue/ but the simulator imports Flask; and no
-module keeps process state in a global but the default App and the Selenium sender's registry of live browsers."""
+through the operations module (wa_queue/service.py); no module of wa_queue/ but the simulator imports Flask; app.py
+does not import the operations module; and no module keeps process state in a global but the default App, the
+Selenium sender's registry of live browsers and the in-memory MongoDB of mongomock:// URLs."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import ast
 from collections.abc import Iterator
 from pathlib import Path
 
-from tests.helpers.mutable_globals import ROOT, mutable_globals
+from tests.helpers.mutable_globals import ROOT, module_state, mutable_globals
 
 OPERATIONS = "wa_queue.service"
 STORE_MODULES = ("wa_queue.store", "wa_queue.recovery", "wa_queue.sessions", "wa_queue.delivery")
@@ -72,5 +73,49 @@ def test_no_module_of_wa_queue_imports_flask_but_the_simulator() -> None:
 
 
 def test_process_state_lives_in_the_app() -> None:
+    # _MOCK_CLIENT stands in for a MongoDB server (store/mongo.py, mongomock:// URLs in tests): like a server, it
+    # outlives the Apps that open it, so two opens of one URL see the same data.
     names = {entry.split(" ", 1)[1] for entry in mutable_globals()}
-    assert names <= {"_default", "_live"}, mutable_globals()
+    assert names <= {"_default", "_live", "_MOCK_CLIENT"}, mutable_globals()
+
+
+def _state(source: str) -> dict[str, int]:
+    return module_state(ast.parse(source))
+
+
+def test_the_detector_sees_a_handle_built_at_import() -> None:
+    # wa_queue/celery_app.py built its Celery app at import, from the environment
+    assert _state("def make_celery(settings=None):\n    return Celery('x')\n\napp = make_celery()\n") == {"app": 4}
+    assert _state("from celery import Celery\ncelery = Celery('wa_queue', broker='redis://')\n") == {"celery": 2}
+    assert _state("import redis\nBROKER = redis.Redis.from_url('redis://')\n") == {"BROKER": 2}
+    assert _state("settings = Settings.from_env()\nwaq = App.build()\n") == {"settings": 1, "waq": 2}
+    # declarations and values are not handles
+    assert _state("ns = Namespace('x')\nlog = logging.getLogger(__name__)\nHORIZON = timedelta(days=7)\n") == {}
+
+
+def test_the_detector_sees_a_cache_filled_through_global() -> None:
+    # wa_queue/settings.py cached the settings in `_cached`, bound to None and filled on first use
+    settings_cache = ("_cached: Settings | None = None\n\ndef get_settings():\n    global _cached\n"
+                      "    if _cached is None:\n        _cached = Settings.from_env()\n    return _cached\n")
+    assert _state(settings_cache) == {"_cached": 1}
+    # an ALL_CAPS name is no constant when a function rebinds it (store/mongo.py's _MOCK_CLIENT)
+    assert _state("_CLIENT = None\n\ndef client():\n    global _CLIENT\n    _CLIENT = _CLIENT or make()\n") \
+        == {"_CLIENT": 1}
+    assert _state("LIMIT = None\n\ndef limit():\n    return LIMIT\n") == {}
+
+
+def _imports(tree: ast.Module, module: str) -> bool:
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            if node.module == module or any(f"{node.module}.{alias.name}" == module for alias in node.names):
+                return True
+        elif isinstance(node, ast.Import) and any(alias.name == module for alias in node.names):
+            return True
+    return False
+
+
+def test_the_app_does_not_import_the_operations_module() -> None:
+    """service.py takes an App; app.py builds the group commit from group_commit.py, not from service.py."""
+    assert not _imports(ast.parse((ROOT / "wa_queue" / "app.py").read_text()), OPERATIONS)
+    assert _imports(ast.parse("def f():\n    from wa_queue import service\n"), OPERATIONS)
+    assert _imports(ast.parse("import wa_queue.service\n"), OPERATIONS)

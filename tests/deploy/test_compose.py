@@ -511,5 +511,7 @@ def test_the_dockerignore_matcher_follows_docker_rules() -> None:
 
 
 def test_no_compose_file_left_at_the_root() -> None:
-    """The README's commands name the files in deploy/; a root docker-compose.yml would be a second, unchecked one."""
-    assert not [p.name for p in ROOT.glob("*compose*.y*ml")]
+    """The one compose file at the root is docker-compose.yml (one host), checked by tests/deploy/test_one_host.py;
+    any other would be a second, unchecked one."""
+    assert [p.name for p in ROOT.glob("*compose*.y*ml")] == ["docker-compose.yml"]
+    assert (ROOT / "tests" / "deploy" / "test_one_host.py").is_file()

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from wa_queue.errors import ConfigError
 from wa_queue.outbound import NOTHING_ALLOWED, AllowList, parse_allow
+from wa_queue.rate_limit import Rate
 
 if TYPE_CHECKING:
     from wa_queue.send_window import SendWindow
@@ -56,6 +57,16 @@ class ApiKey:
 
     def __repr__(self) -> str:
         return f"ApiKey(name={self.name!r}, role={self.role!r})"
+
+
+@dataclasses.dataclass(frozen=True)
+class KeyLimits:
+    """WAQ_KEY_LIMITS's entry for one key: the enqueue limits that replace the defaults for it (None: the default)."""
+
+    name: str
+    requests_per_s: float | None = None
+    messages_per_s: float | None = None
+    daily_quota: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -119,6 +130,15 @@ class Settings:
     metrics_token: str = ""
     flower_auth: str = ""
     callback_secret: str = ""  # the default signing secret; a key of WAQ_API_KEYS may carry its own
+    # Enqueue limits per API key: a token bucket of requests and one of messages a second, shared by every API
+    # process through the broker's Redis (wa_queue/rate_limit.py), each holding rate_burst_s seconds of its rate
+    # (0: that bucket is off); and a quota of messages per UTC day, counted in the store's transaction (0: none).
+    # key_limits (WAQ_KEY_LIMITS=name:requests=20:messages=200:daily=5000,...) replaces any of them for one key.
+    rate_requests_per_s: float = 100.0
+    rate_messages_per_s: float = 1000.0
+    rate_burst_s: float = 2.0
+    daily_quota: int = 0
+    key_limits: tuple[KeyLimits, ...] = ()
     log_phones: bool = False  # log phone numbers in full (otherwise masked: +9198•••••210, wa_queue/redact.py)
     # The outbound rule (wa_queue/outbound.py): hosts and CIDR networks that callbacks and the admin webhook may reach
     # although they are internal (loopback, private, link-local, ...). Empty: only public addresses.
@@ -156,6 +176,25 @@ class Settings:
         WAQ_CALLBACK_SECRET (also for a key removed since the message was enqueued)."""
         key = self.key_named(key_name)
         return key.callback_secret if key is not None and key.callback_secret else self.callback_secret
+
+    def _key_limits(self, name: str | None) -> KeyLimits | None:
+        return next((limits for limits in self.key_limits if limits.name == name), None) if name else None
+
+    def rate_for(self, key_name: str | None) -> Rate:
+        """The enqueue rate limits of this key: its WAQ_KEY_LIMITS entry where it sets one, else the defaults."""
+        own = self._key_limits(key_name)
+        requests = own.requests_per_s if own is not None and own.requests_per_s is not None else None
+        messages = own.messages_per_s if own is not None and own.messages_per_s is not None else None
+        return Rate(self.rate_requests_per_s if requests is None else requests,
+                    self.rate_messages_per_s if messages is None else messages, self.rate_burst_s)
+
+    def quota_for(self, key_name: str | None) -> int:
+        """Messages this key may enqueue in a UTC day (0: no quota). Messages of no key (the Python API, the CLI)
+        have none: who runs them runs the system."""
+        if not key_name:
+            return 0
+        own = self._key_limits(key_name)
+        return own.daily_quota if own is not None and own.daily_quota is not None else self.daily_quota
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -256,6 +295,7 @@ class Settings:
             raise bad("SIM_CLOCK_SKEW_S", f"must be a number of seconds within +-{MAX_CLOCK_SKEW_S:.0f} (negative: the "
                       "page's clock is behind)")
         self._validate_keys(bad)
+        self._validate_limits()
         if self.stop_grace_s <= self.send_timeout_s:
             raise bad("STOP_GRACE_S", "must be longer than WAQ_SEND_TIMEOUT_S: a stop lets the send in hand finish")
         return self
@@ -277,6 +317,31 @@ class Settings:
             if key.callback_secret and len(key.callback_secret) < MIN_SECRET_CHARS:
                 raise bad("API_KEYS", f"the callback secret of {key.name!r} is {len(key.callback_secret)} "
                           f"characters; a signing secret needs at least {MIN_SECRET_CHARS}")
+
+
+    def _validate_limits(self) -> None:
+        from wa_queue.validation import MAX_BULK  # validation loads phonenumbers: not at import (see send_window)
+
+        bad = ConfigError
+        names = {key.name for key in self.api_keys}
+        seen: set[str] = set()
+        for limits in self.key_limits:
+            if limits.name not in names:
+                raise bad(f"WAQ_KEY_LIMITS: {limits.name!r} is not the name of a key of WAQ_API_KEYS")
+            if limits.name in seen:
+                raise bad(f"WAQ_KEY_LIMITS: {limits.name!r} is given twice")
+            seen.add(limits.name)
+        if self.rate_burst_s <= 0:
+            raise bad("WAQ_RATE_BURST_S: must be more than 0 (the buckets hold this many seconds of their rate)")
+        for name in [None, *sorted(names)]:
+            rate = self.rate_for(name)
+            where = f"the limits of {name!r} (WAQ_KEY_LIMITS)" if self._key_limits(name) else "WAQ_RATE_MESSAGES_PER_S"
+            if rate.requests_per_s < 0 or rate.messages_per_s < 0 or self.quota_for(name) < 0:
+                raise bad(f"{where}: a rate or quota cannot be negative (0 turns it off)")
+            if 0 < rate.message_capacity < MAX_BULK:
+                raise bad(f"{where}: {rate.messages_per_s:g} messages/s x WAQ_RATE_BURST_S {rate.burst_s:g} s holds "
+                          f"{rate.message_capacity:g} messages, fewer than a bulk request may carry ({MAX_BULK}): "
+                          "such a request could never pass")
 
 
 _SECRET_FIELDS = frozenset({"api_keys", "callback_secret", "metrics_token", "flower_auth"})
@@ -351,6 +416,27 @@ def _parse_api_keys(raw: str) -> tuple[ApiKey, ...]:
     return tuple(keys)
 
 
+_LIMIT_NAMES = {"requests": "requests_per_s", "messages": "messages_per_s", "daily": "daily_quota"}
+
+
+def _parse_key_limits(raw: str) -> tuple[KeyLimits, ...]:
+    """name:requests=R:messages=M:daily=D,... (any of the three, each at most once): R and M a second, D a day."""
+    entries = []
+    for item in _parse_list(raw):
+        name, *parts = item.split(":")
+        if not parts:
+            raise ValueError(f"{item!r}: accepts name:requests=R:messages=M:daily=D (any of them)")
+        values: dict[str, float | int] = {}
+        for part in parts:
+            label, _, number = part.partition("=")
+            field = _LIMIT_NAMES.get(label.strip())
+            if field is None or field in values:
+                raise ValueError(f"{item!r}: {label!r} is not one of requests, messages, daily, or is given twice")
+            values[field] = _parse_int(number) if field == "daily_quota" else _parse_float(number)
+        entries.append(KeyLimits(name.strip(), **values))  # type: ignore[arg-type]
+    return tuple(entries)
+
+
 def _parser_for(annotation: object):  # noqa: ANN202 - internal table lookup
     return {"bool": _parse_bool, "int": _parse_int, "float": _parse_float, "Path": Path, "str": str}[
         str(annotation)
@@ -366,6 +452,7 @@ _PARSERS = {
     "send_window": _parse_send_window,
     "lease_s": lambda raw: parse_duration(raw),
     "outbound_allow": lambda raw: parse_allow(_parse_list(raw)),
+    "key_limits": lambda raw: _parse_key_limits(raw),
 }
 
 _cached: Settings | None = None

@@ -205,14 +205,16 @@ def after_validate(context: Any, case: Any, response: Any, results: list[Any]) -
             tally.failed[result.name] += 1
 
 
-def start_api(tmp: Path, redis: RedisServer, keys: str = f"openapi:admin:{ADMIN_KEY}") -> tuple[Proc, str]:
-    """The API under a real gunicorn (one worker, four threads, as tests/helpers/stack.py starts it) on a SQLite store
-    and a real redis-server; returns the process and its base URL once /healthz answers."""
+def start_api(tmp: Path, redis: RedisServer, keys: str = f"openapi:admin:{ADMIN_KEY}", *, workers: int = 1,
+              env: dict[str, str] | None = None) -> tuple[Proc, str]:
+    """The API under a real gunicorn (by default one worker, four threads, as tests/helpers/stack.py starts it) on a
+    SQLite store and a real redis-server, with these WAQ_* variables besides; returns the process and its base URL
+    once /healthz answers."""
     port = free_port()
     env = {"WAQ_DATA_DIR": str(tmp / "data"), "WAQ_STORE_URL": f"sqlite:///{tmp / 'data' / 'waq.db'}",
            "WAQ_BROKER_URL": redis.url, "WAQ_SESSIONS": "primary,secondary", "WAQ_TRANSPORT": "fake",
-           "WAQ_API_KEYS": keys, "WAQ_MAX_REQUEST_BYTES": str(MAX_REQUEST_BYTES)}
-    proc = Proc([sys.executable, "-m", "gunicorn", "--workers", "1", "--threads", "4", "--bind", f"127.0.0.1:{port}",
+           "WAQ_API_KEYS": keys, "WAQ_MAX_REQUEST_BYTES": str(MAX_REQUEST_BYTES), **(env or {})}
+    proc = Proc([sys.executable, "-m", "gunicorn", "--workers", str(workers), "--threads", "4", "--bind", f"127.0.0.1:{port}",
                  "api.app:create_app()"], env, tmp / "api.log")
     url = f"http://127.0.0.1:{port}"
 

@@ -214,8 +214,8 @@ def start_api(tmp: Path, redis: RedisServer, keys: str = f"openapi:admin:{ADMIN_
     env = {"WAQ_DATA_DIR": str(tmp / "data"), "WAQ_STORE_URL": f"sqlite:///{tmp / 'data' / 'waq.db'}",
            "WAQ_BROKER_URL": redis.url, "WAQ_SESSIONS": "primary,secondary", "WAQ_TRANSPORT": "fake",
            "WAQ_API_KEYS": keys, "WAQ_MAX_REQUEST_BYTES": str(MAX_REQUEST_BYTES), **(env or {})}
-    proc = Proc([sys.executable, "-m", "gunicorn", "--workers", str(workers), "--threads", "4", "--bind", f"127.0.0.1:{port}",
-                 "api.app:create_app()"], env, tmp / "api.log")
+    proc = Proc([sys.executable, "-m", "gunicorn", "--workers", str(workers), "--threads", "4",
+                 "--bind", f"127.0.0.1:{port}", "api.app:create_app()"], env, tmp / "api.log")
     url = f"http://127.0.0.1:{port}"
 
     def up() -> bool:

@@ -49,8 +49,8 @@ def parse_duration(text: str) -> float:
 def setting(default: Any, doc: str, *, shown: str | None = None) -> Any:
     """A Settings field and its documentation, which docs/hooks/settings_page.py turns into the docs' settings
     table (a field without one fails the docs build). `doc` is Markdown (links relative to docs/settings.md);
-    `shown` is the default as the table writes it, for a default that is derived or empty, or whose Python form
-    is not the variable's (otherwise the table shows the default in the variable's own form)."""
+    `shown` is the default as the table writes it (Markdown), for a default that is derived or empty, or whose
+    Python form is not the variable's; otherwise the table shows the default in the variable's own form."""
     return dataclasses.field(default=default, metadata={DOC: doc, SHOWN: shown})
 
 
@@ -72,13 +72,13 @@ class Settings:
     """Typed settings. Every field has a WAQ_<FIELD_NAME_UPPER> variable and is declared with setting(), which
     carries its description: the settings page of the docs is generated from these fields."""
 
-    data_dir: Path = setting(Path("var"), "data folder: SQLite file, Chrome profiles, generated keys", shown="./var")
+    data_dir: Path = setting(Path("var"), "data folder: SQLite file, Chrome profiles, generated keys", shown="`./var`")
     store_url: str = setting(
         "", "the store; `mongodb://host:27017/waq` selects MongoDB, written with `w=majority`, `journal=true`, a 10 s "
         "`wtimeoutMS`, a 20 s `serverSelectionTimeoutMS` and a 30 s `socketTimeoutMS` (a silent server or a cut "
         "network ends the call, which fails closed) unless the URL sets them "
         "(`?w=1&journal=false&serverSelectionTimeoutMS=5000`); `w=0` is refused "
-        "([durability](concepts.md#how-nothing-is-lost))", shown="sqlite:///<data dir>/waq.db")
+        "([durability](concepts.md#how-nothing-is-lost))", shown="`sqlite:///<data dir>/waq.db`")
     store_start_timeout_s: float = setting(
         30.0, "`waq worker` and `waq beat` retry their store this long before Celery starts, then exit 1 naming "
         "`WAQ_STORE_URL`")
@@ -90,15 +90,15 @@ class Settings:
                                  "allowed); at least `WAQ_MIN_DELAY_S`")
     max_daily_per_session: int = setting(300, "sends per session per local day")
     retry_delays: tuple[float, ...] = setting((300.0, 900.0, 1800.0, 3600.0, 7200.0),
-                                              "retry schedule (units s, m, h)", shown="5m,15m,30m,1h,2h")
+                                              "retry schedule (units s, m, h)", shown="`5m,15m,30m,1h,2h`")
     warmup_caps: tuple[int, ...] = setting(
         (20, 40, 80, 150, 300), "a new session's daily cap, step by step from the day of its first send, each step "
         "held `WAQ_WARMUP_DAYS_PER_STEP` days; then `WAQ_MAX_DAILY_PER_SESSION` (which also bounds every step). "
-        "Empty: no warm-up ([keeping numbers alive](operations/numbers.md))")
+        "Empty: no warm-up ([keeping numbers alive](keeping-numbers-alive.md#warm-up-of-a-new-number))")
     warmup_days_per_step: int = setting(3, "days each warm-up cap holds (at least 1)")
     max_per_recipient_per_day: int = setting(
         0, "messages to one number per the recipient's local day, across all sessions; the rest wait for the next "
-        "day", shown="0 (off)")
+        "day", shown="`0` (off)")
     send_window: SendWindow | None = setting(
         None, "`HH:MM-HH:MM`: the send window of every message that has none of its own, in the recipient's time "
         "zone; a start after the end runs past midnight (`22:00-06:00`). Off by default: one-time codes and alerts "
@@ -109,8 +109,8 @@ class Settings:
     timezone: str = setting("UTC", "the daily cap resets at this zone's midnight, and the warm-up counts its days")
     notify_webhook_url: str = setting("", "admin notifications are POSTed here (always logged)")
     transport: str = setting("selenium", "`fake` selects the scripted fake sender (tests, benchmarks)")
-    fake_log: Path = setting(Path(""), "the fake sender's log", shown="<data dir>/fake-sent.jsonl")
-    fake_control: Path = setting(Path(""), "the fake sender's control file", shown="<data dir>/fake-control.json")
+    fake_log: Path = setting(Path(""), "the fake sender's log", shown="`<data dir>/fake-sent.jsonl`")
+    fake_control: Path = setting(Path(""), "the fake sender's control file", shown="`<data dir>/fake-control.json`")
     # Beat and recovery.
     dispatch_interval_s: float = setting(15.0, "beat: republish due messages the broker lost")
     recover_interval_s: float = setting(60.0, "beat: expired leases back to pending")
@@ -148,7 +148,7 @@ class Settings:
         0, "restart Chrome on the same profile, between two sends, once its tree (with chromedriver) is over this "
         "many MiB of PSS; read at most every 10 sends or 60 s. Off by default: the recycling by sends already "
         "bounds the growth measured on the simulator, and the real page's footprint differs; set it from what "
-        "`waq doctor` shows per session", shown="0 (off)")
+        "`waq doctor` shows per session", shown="`0` (off)")
     chrome_memory_options: tuple[str, ...] = setting(
         ("renderer-limit", "in-process-gpu", "network-in-process", "no-site-isolation", "no-omnibox-webui",
          "no-bfcache", "block-media", "small-window"),

@@ -15,7 +15,7 @@ PIP_COMPILE := CUSTOM_COMPILE_COMMAND="make lock" $(LOCK_VENV)/bin/python -m pip
 # What runs inside the environment finds its commands first, as if it were activated (tests look for ruff on the PATH).
 IN_VENV := PATH="$(CURDIR)/$(VENV)/bin:$$PATH"
 
-.PHONY: deps system-deps test test-long lint audit run demo bench lock lock-upgrade
+.PHONY: deps system-deps test test-long lint docs audit run demo bench lock lock-upgrade
 
 system-deps:
 	@missing=""; \
@@ -63,6 +63,12 @@ lint: deps
 # AUDIT_FLAGS="--unreachable warn" (CI's: one line then).
 audit:
 	$(PYTHON) tools/audit.py $(AUDIT_FLAGS)
+
+# The docs site (mkdocs.yml, docs/) into build/site. --strict: any warning fails it (a broken link or anchor, a page
+# out of the nav, a setting without a description). NO_MKDOCS_2_WARNING silences a notice Material prints on every
+# build, which is no warning about these docs.
+docs: deps
+	NO_MKDOCS_2_WARNING=1 $(IN_VENV) $(VPY) -m mkdocs build --strict
 
 bench: deps
 	$(IN_VENV) $(VPY) bench/pipeline.py

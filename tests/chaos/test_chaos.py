@@ -137,7 +137,7 @@ def run_chaos(tmp: Path, seed: int, messages: int, rounds: int, clock_skew_s: fl
                 stack.restart_worker(name)
         ids = list(producer.accepted)
         # Sent at the pace the machine allows (the long form's 400 take 10-15 min on 2 busy cores, far longer on
-        # FerretDB, which reads a whole collection for most queries: README, differences); a stall fails.
+        # FerretDB, which reads a whole collection for most queries: docs/testing.md); a stall fails.
         stack.wait_done(ids, stall_s=300 if store_url is None else 600)
         check(stack, producer, applied)
     finally:

@@ -1,6 +1,6 @@
 """The parts of the deployment that run here for real: Redis started with the infra file's own arguments and probed
 with its healthcheck, the app's password-carrying WAQ_BROKER_URL through `waq doctor` and Celery, Flower's
-/metrics behind its basic auth, and the MongoDB helper scripts (no mongod runs here: see README, Deployment)."""
+/metrics behind its basic auth, and the MongoDB helper scripts (no mongod runs here: see docs/deployment.md)."""
 
 from __future__ import annotations
 

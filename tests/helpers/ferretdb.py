@@ -8,7 +8,7 @@ those tests. WAQ_TEST_MONGO_URL points them at a real MongoDB instead, and nothi
 The build is FerretDB's module source copied to build/ferretdb-src with one patch, ferretdb.patch, of two parts:
 - FerretDB 1.x does not make a single-document write atomic across connections (two clients' findAndModify on one
   document can both match), which MongoDB guarantees; the patch holds one lock around every write command, so the
-  compare-and-sets of the store are tested against the guarantee the store relies on (README, differences);
+  compare-and-sets of the store are tested against the guarantee the store relies on (docs/testing.md);
 - its SQLite backend looks a document up by _id only when _id is the filter's one key, and reads the whole collection
   otherwise; the patch uses the _id whatever else the filter holds (the handlers filter every row again), so a
   compare-and-set reads one row. Speed only: the answers are the same.

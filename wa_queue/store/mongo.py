@@ -256,7 +256,7 @@ class MongoStore(MessageStore):
     def _ttl_index(collection: Collection, field: str) -> bool:
         """A TTL index on `field` (expire at its date), or a plain one where the server has no TTL indexes: False then,
         and the caller sweeps expired documents itself. FerretDB 1.x answers NotImplemented (238) for
-        expireAfterSeconds (README, differences from MongoDB); MongoDB has had TTL indexes since 2.2."""
+        expireAfterSeconds (docs/testing.md, the MongoDB store in the tests); MongoDB has had TTL indexes since 2.2."""
         try:
             collection.create_index([(field, ASCENDING)], expireAfterSeconds=0)
             return True
@@ -337,7 +337,7 @@ class MongoStore(MessageStore):
     def _plan_inserts(self, news: list[NewMessage], now: datetime) -> tuple[list[tuple[Message, bool]], list[dict]]:
         """Validate everything before writing anything: replays, conflicts (raised here), and the documents."""
         keys = lookup_keys(news)
-        # No keys, no look-up: a round trip saved, and on FerretDB a scan of the whole collection (README, differences).
+        # No keys, no look-up: a round trip saved, and on FerretDB a scan of the whole collection (docs/testing.md).
         found = self.messages.find({"idempotency_key": {"$in": keys}}) if keys else ()
         known = {doc["idempotency_key"]: _from_doc(doc) for doc in found}
         results, made = plan_inserts(news, known, now)

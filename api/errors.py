@@ -88,7 +88,7 @@ def _error_response(exc: BaseException) -> Response:
         return json_response({"error": str(exc) or "Not found.", "details": {}}, 404)
     if isinstance(exc, core.IdempotencyConflict | core.InvalidTransition):
         return json_response({"error": str(exc), "details": {}}, 409)
-    if isinstance(exc, core.RateLimited | core.QuotaExceeded):
+    if isinstance(exc, core.RateLimited):
         return limited_response(exc)
     if isinstance(exc, core.StoreError):
         # Nothing was committed (the store failed before answering): the client may safely retry.
@@ -103,22 +103,17 @@ def _error_response(exc: BaseException) -> Response:
     return json_response({"error": "Internal server error; it was logged.", "details": {}}, 500)
 
 
-def limited_response(exc: core.RateLimited | core.QuotaExceeded) -> Response:
-    """429 for a key over its rate limit or daily quota, with Retry-After in whole seconds (rounded up: a client
+def limited_response(exc: core.RateLimited) -> Response:
+    """429 for a key over its rate limit, with Retry-After in whole seconds (rounded up: a client
     that waits that long passes)."""
     wait = exc.retry_after_s
-    if isinstance(exc, core.QuotaExceeded):
-        message = (f"The key {exc.key_name!r} has enqueued {exc.used} of its {exc.quota} messages for today (UTC); "
-                   f"{exc.asked} more would pass its daily quota. Nothing was stored.")
-        details = {"limit": "daily_quota", "quota": exc.quota, "used": exc.used, "asked": exc.asked}
-    elif wait is None:
+    if wait is None:
         message = (f"The key {exc.key_name!r} may never enqueue this many messages in one request: its message rate "
                    "limit holds fewer. Split the request. Nothing was stored.")
         return json_response({"error": message, "details": {"limit": "rate"}}, 429)
-    else:
-        message = (f"The key {exc.key_name!r} is enqueuing faster than its rate limit; retry after "
-                   f"{math.ceil(wait)} s. Nothing was stored.")
-        details = {"limit": "rate"}
+    message = (f"The key {exc.key_name!r} is enqueuing faster than its rate limit; retry after "
+               f"{math.ceil(wait)} s. Nothing was stored.")
+    details = {"limit": "rate"}
     retry = max(1, math.ceil(wait))
     return json_response({"error": message, "details": {**details, "retry_after_s": retry}}, 429,
                          {"Retry-After": str(retry)})

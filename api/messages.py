@@ -260,8 +260,7 @@ LOCATION = {"Location": {"type": "string", "description": "/api/whatsapp/message
 
 RETRY_AFTER = {"Retry-After": {"type": "integer", "description": "Seconds until the same request would pass"}}
 RATE_LIMITED = ("The key is over its enqueue rate limit (WAQ_RATE_REQUESTS_PER_S, WAQ_RATE_MESSAGES_PER_S, per key "
-                "WAQ_KEY_LIMITS) or its daily quota (WAQ_DAILY_QUOTA: messages a UTC day, counted in the store's "
-                "transaction); details.limit says which. Nothing was stored")
+                "WAQ_KEY_LIMITS; details.limit is 'rate'). Nothing was stored")
 
 
 def _location(message_id: str) -> dict[str, str]:

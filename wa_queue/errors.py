@@ -116,16 +116,3 @@ class RateLimited(WaQueueError):
         self.retry_after_s = retry_after_s
         super().__init__(f"the key {key_name!r} is over its enqueue rate limit")
 
-
-class QuotaExceeded(WaQueueError):
-    """The messages would take an API key past its daily quota (WAQ_DAILY_QUOTA, WAQ_KEY_LIMITS): nothing of the
-    request is stored. used: what the key enqueued in this UTC day; retry_after_s: until the next UTC day."""
-
-    def __init__(self, key_name: str, quota: int, used: int, asked: int, retry_after_s: float) -> None:
-        self.key_name = key_name
-        self.quota = quota
-        self.used = used
-        self.asked = asked
-        self.retry_after_s = retry_after_s
-        super().__init__(f"the key {key_name!r} enqueued {used} of its {quota} messages today (UTC); {asked} more "
-                         "would pass its daily quota")

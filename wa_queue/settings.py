@@ -70,12 +70,11 @@ class ApiKey:
 
 @dataclasses.dataclass(frozen=True)
 class KeyLimits:
-    """WAQ_KEY_LIMITS's entry for one key: the enqueue limits that replace the defaults for it (None: the default)."""
+    """WAQ_KEY_LIMITS's entry for one key: the enqueue rates that replace the defaults for it (None: the default)."""
 
     name: str
     requests_per_s: float | None = None
     messages_per_s: float | None = None
-    daily_quota: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -194,12 +193,9 @@ class Settings:
         "bucket (this times `WAQ_RATE_BURST_S`) must hold a whole bulk request (1,000)")
     rate_burst_s: float = setting(2.0, "how many seconds of their rate the buckets hold: the burst a key may send "
                                   "at once after a quiet while")
-    daily_quota: int = setting(0, "messages each API key may enqueue in a UTC day, counted in the store's "
-                               "transaction with the messages (so every API process agrees); past it the answer is "
-                               "429 and nothing of the request is stored; shown in stats; 0: no quota")
     key_limits: tuple[KeyLimits, ...] = setting(
-        (), "per-key limits replacing the three above for that key: `name:requests=R:messages=M:daily=D,...` (any "
-        "of the three; names of `WAQ_API_KEYS`)", shown="(none)")
+        (), "per-key rate limits replacing the two rates above for that key: `name:requests=R:messages=M,...` "
+        "(either or both; names of `WAQ_API_KEYS`)", shown="(none)")
     log_phones: bool = setting(False, "log phone numbers in full; otherwise every log line masks them "
                                "(`+9198•••••210`: the first 5 and the last 3 characters, `wa_queue/redact.py`)")
     outbound_allow: AllowList = setting(
@@ -254,14 +250,6 @@ class Settings:
         messages = own.messages_per_s if own is not None and own.messages_per_s is not None else None
         return Rate(self.rate_requests_per_s if requests is None else requests,
                     self.rate_messages_per_s if messages is None else messages, self.rate_burst_s)
-
-    def quota_for(self, key_name: str | None) -> int:
-        """Messages this key may enqueue in a UTC day (0: no quota). Messages of no key (the Python API, the CLI)
-        have none: who runs them runs the system."""
-        if not key_name:
-            return 0
-        own = self._key_limits(key_name)
-        return own.daily_quota if own is not None and own.daily_quota is not None else self.daily_quota
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -403,8 +391,8 @@ class Settings:
         for name in [None, *sorted(names)]:
             rate = self.rate_for(name)
             where = f"the limits of {name!r} (WAQ_KEY_LIMITS)" if self._key_limits(name) else "WAQ_RATE_MESSAGES_PER_S"
-            if rate.requests_per_s < 0 or rate.messages_per_s < 0 or self.quota_for(name) < 0:
-                raise bad(f"{where}: a rate or quota cannot be negative (0 turns it off)")
+            if rate.requests_per_s < 0 or rate.messages_per_s < 0:
+                raise bad(f"{where}: a rate cannot be negative (0 turns it off)")
             if 0 < rate.message_capacity < MAX_BULK:
                 raise bad(f"{where}: {rate.messages_per_s:g} messages/s x WAQ_RATE_BURST_S {rate.burst_s:g} s holds "
                           f"{rate.message_capacity:g} messages, fewer than a bulk request may carry ({MAX_BULK}): "
@@ -483,23 +471,23 @@ def _parse_api_keys(raw: str) -> tuple[ApiKey, ...]:
     return tuple(keys)
 
 
-_LIMIT_NAMES = {"requests": "requests_per_s", "messages": "messages_per_s", "daily": "daily_quota"}
+_LIMIT_NAMES = {"requests": "requests_per_s", "messages": "messages_per_s"}
 
 
 def _parse_key_limits(raw: str) -> tuple[KeyLimits, ...]:
-    """name:requests=R:messages=M:daily=D,... (any of the three, each at most once): R and M a second, D a day."""
+    """name:requests=R:messages=M,... (either or both, each at most once), a second."""
     entries = []
     for item in _parse_list(raw):
         name, *parts = item.split(":")
         if not parts:
-            raise ValueError(f"{item!r}: accepts name:requests=R:messages=M:daily=D (any of them)")
+            raise ValueError(f"{item!r}: accepts name:requests=R:messages=M (either or both)")
         values: dict[str, float | int] = {}
         for part in parts:
             label, _, number = part.partition("=")
             field = _LIMIT_NAMES.get(label.strip())
             if field is None or field in values:
-                raise ValueError(f"{item!r}: {label!r} is not one of requests, messages, daily, or is given twice")
-            values[field] = _parse_int(number) if field == "daily_quota" else _parse_float(number)
+                raise ValueError(f"{item!r}: {label!r} is not one of requests, messages, or is given twice")
+            values[field] = _parse_float(number)
         entries.append(KeyLimits(name.strip(), **values))  # type: ignore[arg-type]
     return tuple(entries)
 

@@ -110,20 +110,19 @@ def test_without_redis_each_process_still_limits_then_shares_again(redis_server)
 
 
 def test_settings_per_key_limits() -> None:
-    settings = Settings.from_env({"WAQ_API_KEYS": KEYS, "WAQ_KEY_LIMITS": "shop:requests=5:daily=10",
-                                  "WAQ_DAILY_QUOTA": "1000"})
-    assert settings.rate_for("shop") == Rate(5.0, 1000.0, 2.0)
-    assert settings.rate_for("crm") == Rate(100.0, 1000.0, 2.0)
-    assert (settings.quota_for("shop"), settings.quota_for("crm"), settings.quota_for(None)) == (10, 1000, 0)
+    settings = Settings.from_env({"WAQ_API_KEYS": KEYS, "WAQ_KEY_LIMITS": "shop:requests=5",
+                                  "WAQ_RATE_MESSAGES_PER_S": "2000"})
+    assert settings.rate_for("shop") == Rate(5.0, 2000.0, 2.0)
+    assert settings.rate_for("crm") == Rate(100.0, 2000.0, 2.0)
 
 
 @pytest.mark.parametrize(("env", "says"), [
     ({"WAQ_KEY_LIMITS": "nobody:requests=5"}, "is not the name of a key"),
-    ({"WAQ_KEY_LIMITS": "shop:requests=5,shop:daily=3"}, "given twice"),
-    ({"WAQ_KEY_LIMITS": "shop:speed=5"}, "not one of requests, messages, daily"),
+    ({"WAQ_KEY_LIMITS": "shop:requests=5,shop:messages=3000"}, "given twice"),
+    ({"WAQ_KEY_LIMITS": "shop:speed=5"}, "not one of requests, messages"),
     ({"WAQ_KEY_LIMITS": "shop:requests=5:requests=6"}, "given twice"),
     ({"WAQ_KEY_LIMITS": "shop"}, "accepts name:requests=R"),
-    ({"WAQ_KEY_LIMITS": "shop:daily=-1"}, "cannot be negative"),
+    ({"WAQ_KEY_LIMITS": "shop:requests=-1"}, "cannot be negative"),
     ({"WAQ_RATE_MESSAGES_PER_S": "100"}, "fewer than a bulk request may carry (1000)"),
     ({"WAQ_KEY_LIMITS": "crm:messages=10"}, "the limits of 'crm'"),
     ({"WAQ_RATE_BURST_S": "0"}, "WAQ_RATE_BURST_S"),

@@ -82,6 +82,13 @@ class Rate:
     def message_capacity(self) -> float:
         return self.messages_per_s * self.burst_s
 
+    @property
+    def refill_s(self) -> float:
+        """How long an empty bucket takes to fill: after that a bucket that was forgotten reads the same (full)."""
+        return max((capacity / per_s for capacity, per_s in ((self.request_capacity, self.requests_per_s),
+                                                              (self.message_capacity, self.messages_per_s))
+                    if per_s > 0), default=0.0)
+
 
 class _LocalBuckets:
     """The same buckets in this process, for when Redis cannot be asked (and for a memory:// broker)."""
@@ -152,8 +159,7 @@ class RateLimiter:
             client = self._redis()
             if self._script is None:
                 self._script = client.register_script(_SCRIPT)
-            # A bucket left alone refills in capacity / rate seconds: after that it is full, as a missing one is.
-            ttl_ms = int(1000 * max(rate.burst_s, 1.0)) + 1000
+            ttl_ms = int(1000 * rate.refill_s) + 1000
             wait = self._script(keys=[names.rate_limit_key(key_name)],
                                 args=[rate.requests_per_s, rate.request_capacity, rate.messages_per_s,
                                       rate.message_capacity, messages, ttl_ms], client=client)

@@ -131,3 +131,14 @@ def test_settings_refuse_limits_that_cannot_work(env: dict[str, str], says: str)
     with pytest.raises(ConfigError, match="LIMITS|RATE|limits") as refused:
         Settings.from_env({"WAQ_API_KEYS": KEYS, **env})
     assert says in str(refused.value)
+
+
+def test_a_slow_bucket_outlives_its_refill_in_redis(redis_server) -> None:  # noqa: ANN001
+    # One request every 10 s, bucket of one (0.1/s x 2 s rounds up to one request): the empty bucket must live until
+    # it has refilled, 10 s, not burst_s; an expired key would read as a full bucket and let the next request in.
+    client = redis.Redis.from_url(redis_server.url)
+    client.delete("waq:rate:slow")
+    limiter = RateLimiter(lambda: client)
+    rate = Rate(requests_per_s=0.1, messages_per_s=0, burst_s=2)
+    limiter.admit("slow", 1, rate)
+    assert client.pttl("waq:rate:slow") >= 10_000

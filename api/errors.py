@@ -104,18 +104,16 @@ def _error_response(exc: BaseException) -> Response:
 
 
 def limited_response(exc: core.RateLimited) -> Response:
-    """429 for a key over its rate limit, with Retry-After in whole seconds (rounded up: a client
-    that waits that long passes)."""
-    wait = exc.retry_after_s
-    if wait is None:
+    """429 for a key over its rate limit, with Retry-After in whole seconds (rounded up: a client that waits that
+    long passes); none when waiting cannot help (more messages than the key's bucket holds)."""
+    if exc.retry_after_s is None:
         message = (f"The key {exc.key_name!r} may never enqueue this many messages in one request: its message rate "
                    "limit holds fewer. Split the request. Nothing was stored.")
         return json_response({"error": message, "details": {"limit": "rate"}}, 429)
-    message = (f"The key {exc.key_name!r} is enqueuing faster than its rate limit; retry after "
-               f"{math.ceil(wait)} s. Nothing was stored.")
-    details = {"limit": "rate"}
-    retry = max(1, math.ceil(wait))
-    return json_response({"error": message, "details": {**details, "retry_after_s": retry}}, 429,
+    retry = max(1, math.ceil(exc.retry_after_s))
+    message = (f"The key {exc.key_name!r} is enqueuing faster than its rate limit; retry after {retry} s. "
+               "Nothing was stored.")
+    return json_response({"error": message, "details": {"limit": "rate", "retry_after_s": retry}}, 429,
                          {"Retry-After": str(retry)})
 
 

@@ -48,14 +48,14 @@ def raw_history(store: MessageStore, message_id: str) -> list[dict[str, Any]]:
     """The history as the adapter stored it, read past the adapter's own decoding."""
     if hasattr(store, "messages"):
         return store.messages.find_one({"_id": message_id})["history"]  # type: ignore[attr-defined]
-    conn = store._conn()  # type: ignore[attr-defined]
+    conn = store.db.get()  # type: ignore[attr-defined]
     return json.loads(conn.execute(f"SELECT history FROM {MESSAGES} WHERE id = ?", (message_id,)).fetchone()[0])
 
 
 def raw_status(store: MessageStore, name: str) -> Any:
     if hasattr(store, "sessions"):
         return store.sessions.find_one({"_id": name})["status"]  # type: ignore[attr-defined]
-    conn = store._conn()  # type: ignore[attr-defined]
+    conn = store.db.get()  # type: ignore[attr-defined]
     return conn.execute(f"SELECT status FROM {SESSIONS} WHERE name = ?", (name,)).fetchone()[0]
 
 
@@ -130,7 +130,7 @@ def test_unknown_stored_strings_read_back_as_plain_strings(store: MessageStore, 
             "at": at(1), "event": "teleported", "session": None, "error_class": None, "error_text": None}}})
         store.sessions.update_one({"_id": "primary"}, {"$set": {"status": "hibernating"}})  # type: ignore[attr-defined]
     else:
-        conn = store._conn()  # type: ignore[attr-defined]
+        conn = store.db.get()  # type: ignore[attr-defined]
         with conn:
             conn.execute(f"UPDATE {MESSAGES} SET history = json_insert(history, '$[#]', json_object('at', ?, "
                          "'event', 'teleported')) WHERE id = ?", (at(1).isoformat(), message.id))

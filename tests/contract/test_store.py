@@ -1215,7 +1215,7 @@ def test_expired_gate_counters_are_swept_where_the_server_has_no_ttl_index(store
     time it makes a new day's counter. Forced here on every MongoDB backend, so mongomock and MongoDB test it too."""
     if request.node.callspec.params["store"] == "sqlite":
         pytest.skip("SQLite counts in the mark's transaction: it keeps no counters")
-    from wa_queue.store.mongo import to_db
+    from wa_queue.store.mongo_codec import to_db
 
     if request.node.callspec.params["store"] == "ferretdb":
         assert store._sweep_counters  # type: ignore[attr-defined] - what the server answered at open

@@ -73,11 +73,12 @@ def test_a_message_quoting_the_notices_is_not_one(sim: Sim, sender: SeleniumSend
 def test_the_notice_wordings_are_overridable(sim: Sim, sender: SeleniumSender) -> None:
     sim.session_fault("banned")
     wait_for(lambda: BAN_TEXT in sender.page.call("return document.body.innerText"), timeout=10, what="the ban page")
-    saved = sender.selectors
+    saved = sender.page.selectors
     try:
-        sender.selectors = parse_overrides({"text.banned": ["no such words"], "text.restricted": "nor these"})
+        sender.page.selectors = parse_overrides({"text.banned": ["no such words"], "text.restricted": "nor these"})
         assert sender.state() is SessionState.STARTING  # a page it cannot place: neither the app nor a notice
-        sender.selectors = parse_overrides({"text.banned": "nor these", "text.restricted": ["x", "BANNED FROM USING"]})
+        sender.page.selectors = parse_overrides({"text.banned": "nor these",
+                                                 "text.restricted": ["x", "BANNED FROM USING"]})
         assert sender.state() is SessionState.BANNED and sender.last_problem() == BAN_TEXT  # any case, any kind
     finally:
-        sender.selectors = saved
+        sender.page.selectors = saved

@@ -48,7 +48,7 @@ def _kinds(sender: SeleniumSender) -> list[str]:
 def _qr_dark_pixels(sender: SeleniumSender) -> int:
     deadline = time.monotonic() + 10
     while True:
-        dark = sender.chrome.driver.execute_script(JS_QR_DARK, sender.selectors["qr_canvas"])
+        dark = sender.chrome.driver.execute_script(JS_QR_DARK, sender.page.selectors["qr_canvas"])
         if dark > 0 or time.monotonic() > deadline:
             return dark
         time.sleep(0.1)

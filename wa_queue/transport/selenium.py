@@ -25,7 +25,7 @@ from wa_queue.settings import Settings
 from wa_queue.transport.base import BeforeClick, MessageSender, Receipt, SessionState
 from wa_queue.transport.chat import Click, snapshot_picture, verdict
 from wa_queue.transport.chrome import BrowserDied, Chrome, first_line
-from wa_queue.transport.selectors import Selectors, load_selectors
+from wa_queue.transport.selectors import load_selectors
 from wa_queue.transport.whatsapp_page import WhatsAppPage, digits_of
 
 log = logging.getLogger(__name__)
@@ -47,9 +47,8 @@ class SeleniumSender(MessageSender):
     def __init__(self, session: str, settings: Settings) -> None:
         self.session = session
         self.settings = settings
-        self.selectors: Selectors = load_selectors(settings.selectors_file)
         self.chrome = Chrome(session, settings)
-        self.page = WhatsAppPage(session, settings, self.selectors, self.chrome)
+        self.page = WhatsAppPage(session, settings, load_selectors(settings.selectors_file), self.chrome)
         self.chrome.on_start = self.page.started  # a new browser has no chat open, and checks the selectors
         self._checked: str | None = None  # the digits is_registered just opened, for the send that follows
         self._lock = threading.RLock()  # one command stream per browser; health checks may come from a thread
@@ -125,14 +124,14 @@ class SeleniumSender(MessageSender):
                 self.page.dismiss_invalid()
                 return None
             try:
-                return verdict(self.page.settled_chat(ref), text, click, phone, self.selectors)
+                return verdict(self.page.settled_chat(ref), text, click, phone, self.page.selectors)
             except errors.SendOutcomeUnknown:
                 if not reused:
                     raise
             # Still Pending in a page open since the click: a fresh load shows what the servers have now.
             self.page.forget_chat()
             self.page.open_chat(phone)
-            return verdict(self.page.settled_chat(ref), text, click, phone, self.selectors)
+            return verdict(self.page.settled_chat(ref), text, click, phone, self.page.selectors)
 
     def page_clock_offset_s(self) -> float | None:
         offset = self.page.clock.offset_ms()

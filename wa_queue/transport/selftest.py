@@ -316,7 +316,7 @@ def _send_control(sender: SeleniumSender) -> Step:
     while not sender.page.call(_JS_SEND_CONTROL):
         if time.monotonic() > deadline:
             return Step("send_button", FAIL, f"no visible send control within {SEND_CONTROL_S:g}s of typing "
-                        f"(send_button: {sender.selectors['send_button']})", selectors=["send_button"])
+                        f"(send_button: {sender.page.selectors['send_button']})", selectors=["send_button"])
         time.sleep(0.1)
     return Step("send_button", OK, "a send control appeared once the box held text (not clicked)")
 

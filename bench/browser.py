@@ -157,14 +157,14 @@ def run(args: argparse.Namespace, boot_delay_s: float, loads: str, memory_option
             started = time.perf_counter()
             sender.is_registered(phone)
             if loads == "two":
-                sender._chat = None  # forget the open chat: the send loads it again
+                sender.page.forget_chat()  # forget the open chat: the send loads it again
             sent_at = time.perf_counter()
             sender.send(phone, text.format(i=i), ref=f"bench-{i}")
             done = time.perf_counter()
             per_message.append(done - started)
             send_only.append(done - sent_at)
             if i in checkpoints:
-                pids = [p for p in sender.browser_pids() if procs.alive(p)]
+                pids = [p for p in sender.chrome.browser_pids() if procs.alive(p)]
                 memory[i] = procs.pss_kib(pids) / 1024
                 private[i] = uss_kib(pids) / 1024
                 processes[i] = len(pids)
@@ -175,10 +175,10 @@ def run(args: argparse.Namespace, boot_delay_s: float, loads: str, memory_option
         sender.close()
         server.shutdown()
         shutil.rmtree(data_dir, ignore_errors=True)
-    leftover = len([p for p in sender.browser_pids() if procs.alive(p)])
+    leftover = len([p for p in sender.chrome.browser_pids() if procs.alive(p)])
     return {"boot": boot_delay_s, "loads": loads, "per_message": per_message, "send": send_only, "memory": memory,
             "private": private, "processes": processes, "others": others, "kinds": kinds, "recorded": len(sent),
-            "restarts": sender.restarts - 1, "leftover": leftover}
+            "restarts": sender.chrome.restarts - 1, "leftover": leftover}
 
 
 def worker_memory(args: argparse.Namespace) -> list[tuple[str, float]]:

@@ -207,7 +207,7 @@ def test_root_with_sandbox_on_does_not_start_chrome(tmp_path: Path) -> None:
             problem = sender.last_problem() or ""
             assert problem.startswith(f"Chrome did not start: {UNUSABLE}: running as root"), problem
             assert "WAQ_CHROME_SANDBOX" in error_hint(problem, url=sim.url)
-            assert not procs.pids_with_arg(f"--user-data-dir={sender.profile_dir}")
+            assert not procs.pids_with_arg(f"--user-data-dir={sender.chrome.profile_dir}")
         finally:
             sender.close()
     finally:

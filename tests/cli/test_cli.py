@@ -438,10 +438,8 @@ class _FakeSender:
 
     def __init__(self, session: str, settings: object) -> None:
         self.session, self.calls = session, ["init"]
+        self.chrome = types.SimpleNamespace(browser_pids=lambda: list(_FakeSender.holders))
         _FakeSender.instances.append(self)
-
-    def browser_pids(self) -> list[int]:
-        return list(_FakeSender.holders)
 
     def connect(self) -> str:
         self.calls.append("connect")

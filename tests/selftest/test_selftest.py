@@ -111,7 +111,7 @@ def test_selftest_with_send_passes_and_sends_each_canary_once(stand: Stand) -> N
 
 @pytest.mark.parametrize("stand", ["unknown"], indirect=True)
 def test_selftest_fails_naming_the_selectors_to_override_and_sends_nothing(stand: Stand, tmp_path: Path) -> None:
-    stand.sender.timeout = 2.0  # how long it looks for a row it cannot recognise
+    stand.sender.page.timeout = 2.0  # how long it looks for a row it cannot recognise
     with pytest.raises(errors.SendOutcomeUnknown):  # it leaves, but the sender cannot recognise its row
         stand.sender.send("+" + ACCOUNT, "a note to self", ref="history")
     busy = waq("selftest", "--session", SESSION, "--send")  # the worker's browser holds the profile
@@ -169,11 +169,9 @@ class _BrokenSender:
     instances: list[_BrokenSender] = []
 
     def __init__(self, session: str, settings: Settings) -> None:
-        self.session, self.driver, self._lock, self.calls = session, None, threading.RLock(), []
+        self.session, self._lock, self.calls = session, threading.RLock(), []
+        self.chrome = types.SimpleNamespace(driver=None, browser_pids=lambda: [])  # no browser yet, none on the profile
         _BrokenSender.instances.append(self)
-
-    def browser_pids(self) -> list[int]:
-        return []
 
     def connect(self) -> SessionState:
         raise self.error

@@ -208,7 +208,8 @@ def verify(accepted: dict[str, str], lookup: Callable[[str], str | None], worker
 
 def start_stack(tmp: Path) -> tuple[list, str, str]:
     """redis-server + gunicorn on a fresh SQLite store; returns (processes, base URL, database path)."""
-    from bench._services import PYTHON, free_port, spawn, start_redis
+    from bench._services import PYTHON, spawn, start_redis
+    from wa_queue.devstack.ports import free_port
 
     redis_proc, broker = start_redis(tmp / "redis")
     db = tmp / "data" / "waq.db"

@@ -49,8 +49,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import redis  # noqa: E402
 import requests  # noqa: E402
 
-from bench._services import PYTHON, ROOT, free_port, spawn, start_redis  # noqa: E402
+from bench._services import PYTHON, ROOT, spawn, start_redis  # noqa: E402
 from wa_queue import headroom, metrics_sink  # noqa: E402
+from wa_queue.devstack.ports import free_port  # noqa: E402
 from wa_queue.models import HistoryEvent, Message, MessageStatus  # noqa: E402
 from wa_queue.settings import Settings  # noqa: E402
 from wa_queue.store import MessageStore, open_store  # noqa: E402

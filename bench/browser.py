@@ -43,6 +43,7 @@ import requests  # noqa: E402
 from werkzeug.serving import make_server  # noqa: E402
 
 from bench._services import spawn, start_redis, stop  # noqa: E402
+from bench._stats import percentile  # noqa: E402
 from wa_queue.settings import Settings  # noqa: E402
 from wa_queue.simulator.app import create_app  # noqa: E402
 from wa_queue.simulator.profiles import DEFAULT_MARKUP  # noqa: E402
@@ -74,11 +75,6 @@ def log_in(sender: SeleniumSender, base: str) -> None:
             raise SystemExit(f"login failed: state {state}")
         time.sleep(0.3)
         state = sender.state()
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
 def uss_kib(pids: list[int]) -> int:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from bench._stats import percentile
 from wa_queue.errors import NotFound
 from wa_queue.models import MessageStatus, NewMessage
 from wa_queue.store.base import MessageStore
@@ -80,7 +81,7 @@ class Timer:
             results.append(op())
             times.append((time.perf_counter() - began) * 1000)
         self.lines.append(f"{what:<34} median {statistics.median(times):6.2f} ms, p99 "
-                          f"{sorted(times)[int(0.99 * (len(times) - 1))]:6.2f} ms over {len(times)}")
+                          f"{percentile(times, 0.99):6.2f} ms over {len(times)}")
         return results
 
     def print(self) -> None:

@@ -17,8 +17,8 @@ import requests
 import schemathesis
 from hypothesis import HealthCheck, settings
 
-from tests.conftest import RedisServer
 from tests.helpers.openapi import ADMIN, Tally, call_and_check, config, counting, start_api
+from wa_queue.devstack.redis_server import RedisServer
 
 LONG_CASES = 10_000
 LONG_EXAMPLES = 800  # per operation; operations with few distinct inputs run out sooner, hence the count below

@@ -13,9 +13,11 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 
-from tests.conftest import ROOT, RedisServer, wait_for
+from tests.helpers.constants import ROOT
 from tests.helpers.openapi import ADMIN, ADMIN_KEY, start_api
 from tests.helpers.page_browser import page_browser
+from tests.helpers.waiting import wait_for
+from wa_queue.devstack.redis_server import RedisServer
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -16,10 +16,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from tests.conftest import ROOT, free_port
+from tests.helpers.constants import ROOT
 from wa_queue import names
 from wa_queue.app import default_app
 from wa_queue.cli import main
+from wa_queue.devstack.ports import free_port
 from wa_queue.models import MessageStatus, NewMessage, utcnow
 
 PHONE = "+14155550123"

@@ -19,10 +19,13 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from tests.conftest import ROOT, Proc, free_port, wait_for
 from tests.deploy.compose_files import APP, DEPLOY, INFRA, SAMPLE_ENV, argv, environment, load, redis_server_args
+from tests.helpers.constants import ROOT
+from tests.helpers.processes import Proc
+from tests.helpers.waiting import wait_for
 from wa_queue.celery_app import make_celery
 from wa_queue.devstack.flower import flower_argv, flower_env
+from wa_queue.devstack.ports import free_port
 from wa_queue.settings import Settings
 
 PASSWORD = SAMPLE_ENV["REDIS_PASSWORD"]

@@ -27,6 +27,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from wa_queue.devstack.ports import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 MODULE = "github.com/FerretDB/FerretDB"
 VERSION = "v1.24.2"
@@ -132,8 +134,6 @@ class FerretDB:
     """One ferretdb process on a free port, its data (SQLite files) in `workdir`."""
 
     def __init__(self, workdir: Path, port: int | None = None) -> None:
-        from tests.conftest import free_port
-
         self.workdir = workdir
         self.port = port or free_port()
         self.proc: subprocess.Popen | None = None

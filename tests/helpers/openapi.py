@@ -25,7 +25,11 @@ import requests
 import schemathesis
 from schemathesis.core.failures import Failure
 
-from tests.conftest import ROOT, Proc, RedisServer, free_port, wait_for
+from tests.helpers.constants import ROOT
+from tests.helpers.processes import Proc
+from tests.helpers.waiting import wait_for
+from wa_queue.devstack.ports import free_port
+from wa_queue.devstack.redis_server import RedisServer
 from wa_queue.errors import ValidationError
 from wa_queue.validation import normalize_phone
 

@@ -9,11 +9,12 @@ import subprocess
 
 import pytest
 
-from tests.conftest import RedisServer, wait_for
 from tests.helpers.stack import ACCOUNTS, Stack
+from tests.helpers.waiting import wait_for
 from tests.integration.test_pipeline import _Webhook
 from wa_queue import service
 from wa_queue.app import default_app
+from wa_queue.devstack.redis_server import RedisServer
 from wa_queue.models import MessageStatus
 
 pytestmark = pytest.mark.timeout(300)

@@ -17,10 +17,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import RedisServer
 from tests.helpers.stack import ACCOUNTS, Stack
 from wa_queue import service
 from wa_queue.app import default_app
+from wa_queue.devstack.redis_server import RedisServer
 from wa_queue.models import MessageStatus
 from wa_queue.simulator.state import Message
 

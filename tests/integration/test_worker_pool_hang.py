@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import RedisServer
 from tests.helpers.stack import Stack
 from wa_queue import service
 from wa_queue.app import default_app
+from wa_queue.devstack.redis_server import RedisServer
 from wa_queue.models import MessageStatus
 from wa_queue.transport import procs
 

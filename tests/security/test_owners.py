@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import RedisServer
 from tests.helpers.api import api_client
 from tests.helpers.openapi import start_api
+from wa_queue.devstack.redis_server import RedisServer
 
 SHOP_KEY = "shop-key-0123456789abcdef"
 CRM_KEY = "crm-key-0123456789abcdefgh"

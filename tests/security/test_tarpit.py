@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import wait_for
+from tests.helpers.waiting import wait_for
 from wa_queue import callbacks, service
 from wa_queue.app import default_app
 from wa_queue.models import MessageStatus, NewMessage, utcnow

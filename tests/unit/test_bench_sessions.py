@@ -13,7 +13,7 @@ import pytest
 
 from bench import _stats as stats
 from bench import sessions as bench
-from tests.conftest import wait_for
+from tests.helpers.waiting import wait_for
 from wa_queue.models import HistoryEntry, HistoryEvent, Message, MessageStatus
 from wa_queue.transport import procs
 

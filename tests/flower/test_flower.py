@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.constants import ROOT
 from tests.helpers.processes import Proc
 from tests.helpers.services import isolated_redis
 from tests.helpers.waiting import wait_for
@@ -24,7 +25,6 @@ from wa_queue.errors import ConfigError
 from wa_queue.settings import Settings
 
 AUTH = "ops:flower-password-1"
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_argv_has_basic_auth_and_binds_localhost() -> None:

@@ -28,7 +28,7 @@ from schemathesis.specs.openapi.checks import response_schema_conformance, statu
 
 from api.app import create_app
 from tests.helpers.api import api_client
-from tests.helpers.constants import ROOT
+from tests.helpers.constants import BASE, PHONE, ROOT
 from tests.helpers.waiting import wait_for
 from wa_queue.app import close_default_app, default_app
 from wa_queue.devstack.ports import free_port
@@ -40,8 +40,6 @@ ADMIN_KEY = "fuzz-admin-key-0123456789ab"
 PRODUCER = {"X-API-Key": PRODUCER_KEY}
 KEYS = f"shop:producer:{PRODUCER_KEY},ops:admin:{ADMIN_KEY}"
 CAP = 64 * 1024
-BASE = "/api/whatsapp"
-PHONE = "+14155550123"
 JSON_CT = {"Content-Type": "application/json"}
 
 

@@ -27,9 +27,9 @@ import subprocess
 import time
 from pathlib import Path
 
+from tests.helpers.constants import ROOT
 from wa_queue.devstack.ports import free_port
 
-ROOT = Path(__file__).resolve().parents[2]
 MODULE = "github.com/FerretDB/FerretDB"
 VERSION = "v1.24.2"
 PATCH = Path(__file__).with_name("ferretdb.patch")

@@ -25,7 +25,7 @@ import requests
 import schemathesis
 from schemathesis.core.failures import Failure
 
-from tests.helpers.constants import ROOT
+from tests.helpers.constants import ARTIFACTS
 from tests.helpers.processes import Proc
 from tests.helpers.waiting import wait_for
 from wa_queue.devstack.ports import free_port
@@ -38,7 +38,6 @@ ADMIN = {"X-API-Key": ADMIN_KEY}
 ENQUEUE = ("POST /api/whatsapp/messages", "POST /api/whatsapp/messages/bulk")
 MARK_SENT = "POST /api/whatsapp/failed/{message_id}/mark-sent"
 MAX_REQUEST_BYTES = 64 * 1024  # WAQ_MAX_REQUEST_BYTES of the API under test: a full bulk can pass it
-ARTIFACTS = ROOT / "tests" / "artifacts"
 
 CONFIG = f"""
 # The key as schemathesis's own auth (not a fixed header), so its negative cases can leave it out.

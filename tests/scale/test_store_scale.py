@@ -15,19 +15,19 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
 from bench._stats import percentile
+from tests.helpers.constants import NOW
 from wa_queue.errors import NotFound
 from wa_queue.models import MessageStatus, NewMessage
 from wa_queue.store.base import MessageStore
 from wa_queue.store.mongo import MongoStore
 from wa_queue.store.sqlite import SQLiteStore
 
-NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 BATCH = 10_000
 SESSIONS = ("s1", "s2", "s3")
 

@@ -11,6 +11,7 @@ import pytest
 import requests
 
 from tests.helpers.api import api_client
+from tests.helpers.constants import BASE
 from tests.helpers.openapi import start_api
 from wa_queue.devstack.redis_server import RedisServer
 
@@ -19,7 +20,6 @@ CRM_KEY = "crm-key-0123456789abcdefgh"
 ADMIN_KEY = "ops-key-0123456789abcdefgh"
 KEYS = f"ops:admin:{ADMIN_KEY},shop:producer:{SHOP_KEY},crm:producer:{CRM_KEY}"
 SHOP, CRM, ADMIN = ({"X-API-Key": k} for k in (SHOP_KEY, CRM_KEY, ADMIN_KEY))
-BASE = "/api/whatsapp"
 MESSAGE = {"phone": "+14155550123", "text": "hello"}
 
 

@@ -13,6 +13,8 @@ import pytest
 import requests
 from selenium.webdriver.common.keys import Keys
 
+from tests.helpers.constants import SIM_ACCOUNT as ACCOUNT
+from tests.helpers.constants import SIM_DEST as DEST
 from tests.simulator.chrome import (
     FAST,
     PASTE,
@@ -29,9 +31,6 @@ from tests.simulator.chrome import (
     wait_editor,
 )
 from wa_queue.simulator import SimServer
-
-ACCOUNT = "15551230000"
-DEST = "4915112345678"
 
 
 def long_text() -> str:

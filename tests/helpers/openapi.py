@@ -138,7 +138,7 @@ def call_and_check(case: Any) -> None:
 
     gunicorn answers a request line over 4,094 bytes itself: 414, as text/html, before the API runs. Only data the
     document forbids gets there (the longest valid query, `error` of 200 characters of 4-byte UTF-8, percent-encoded,
-    is about 2,500 bytes), and the document cannot list that 414 (tests/api/test_archive.py pins /failed's and
+    is about 2,500 bytes), and the document cannot list that 414 (tests/api/test_archive_endpoints.py pins /failed's and
     /archive's statuses). So for such a 414 only, and only when the request line really is that long and the case is
     a negative one, status_code_conformance and content_type_conformance are skipped; every other check still runs.
     """

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from tests.helpers import markers
 from tests.helpers.processes import Proc
 from tests.helpers.services import isolated_redis
 from tests.helpers.stores import ADAPTERS, open_adapter
@@ -31,12 +32,25 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    _mark_needs(items)
     if not config.getoption("--long"):
         skip = pytest.mark.skip(reason="long form: run with --long (make test-long)")
         for item in items:
             if "long" in item.keywords:
                 item.add_marker(skip)
     _build_ferretdb_if_needed(config, items)
+
+
+def _mark_needs(items: list[pytest.Item]) -> None:
+    """browser / services / slow from the folder, fixtures and parameters (tests/helpers/markers.py)."""
+    tests_dir = Path(__file__).parent
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        params = callspec.params.values() if callspec is not None else ()
+        relpath = item.path.relative_to(tests_dir).as_posix()
+        for name in sorted(markers.marks_for(relpath, getattr(item, "fixturenames", ()), params) - set(
+                m.name for m in item.iter_markers())):
+            item.add_marker(name)
 
 
 def _needs_mongo_server(item: pytest.Item) -> bool:

@@ -17,7 +17,7 @@ from wa_queue.app import default_app
 from wa_queue.devstack.redis_server import RedisServer
 from wa_queue.models import MessageStatus
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]  # the workers drive Chromium
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer):  # noqa: ANN201

@@ -24,7 +24,7 @@ from wa_queue.devstack.redis_server import RedisServer
 from wa_queue.models import MessageStatus
 from wa_queue.simulator.state import Message
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(600)]  # the workers drive Chromium
 
 SHORT = [("2026-11", -240), ("2026-05", 600)]
 LONG = [(m, s) for m in ("2026-05", "2026-11") for s in (-600, -240, 240, 600) if (m, s) not in SHORT]

@@ -40,7 +40,7 @@ from wa_queue.models import HistoryEvent, MessageStatus
 from wa_queue.settings import reset_settings
 from wa_queue.simulator.app import SimServer
 
-pytestmark = pytest.mark.timeout(420)
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(420)]  # the workers drive Chromium
 
 KEY = "netns-admin-key-0123456789abcdef"
 SESSIONS = {"w1": "primary", "w2": "secondary"}

@@ -19,7 +19,7 @@ from wa_queue.app import default_app
 from wa_queue.devstack.redis_server import RedisServer
 from wa_queue.models import MessageStatus
 
-pytestmark = pytest.mark.timeout(420)
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(420)]  # the workers drive Chromium
 
 
 def make_stack(tmp_path_factory: pytest.TempPathFactory, redis: RedisServer, markup: str,

@@ -18,7 +18,7 @@ from wa_queue.devstack.redis_server import RedisServer
 from wa_queue.models import MessageStatus
 from wa_queue.transport import procs
 
-pytestmark = [pytest.mark.long, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.long, pytest.mark.browser, pytest.mark.timeout(300)]
 
 
 def test_a_hung_chrome_is_killed_with_its_tree_and_the_worker_sends(tmp_path: Path, redis_server: RedisServer) -> None:

@@ -15,7 +15,7 @@ from tests.helpers.waiting import wait_for
 from wa_queue.devstack.ports import free_port
 from wa_queue.devstack.redis_server import RedisServer
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]  # the workers drive Chromium
 
 START_TIMEOUT_S = 5
 

@@ -64,7 +64,8 @@ class Listener:
         self.v6 = _v6_server(self.port, Handler)
         for server in (self.server, self.v6):
             if server is not None:
-                threading.Thread(target=server.serve_forever, daemon=True).start()
+                # A short poll: shutdown() waits for the loop's next poll, at teardown of every test.
+                threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
 
     def close(self) -> None:
         for server in (self.server, self.v6):

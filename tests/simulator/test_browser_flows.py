@@ -41,6 +41,9 @@ def long_text() -> str:
     return (text + "z" * 4096)[:4095] + "🎉"
 
 
+pytestmark = pytest.mark.browser  # real Chromium against the simulator
+
+
 @pytest.fixture(scope="module")
 def sim() -> Iterator[SimServer]:
     server = SimServer(config={**FAST, "starting_chat_s": 0.3, "delivered_after_s": 0.3, "read_after_s": 0.6,

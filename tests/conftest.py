@@ -31,6 +31,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                           "form, -240 for the long one)")
 
 
+@pytest.hookimpl(tryfirst=True)  # before -m deselects: the markers it reads are set here
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     _mark_needs(items)
     if not config.getoption("--long"):
@@ -47,7 +48,7 @@ def _mark_needs(items: list[pytest.Item]) -> None:
     for item in items:
         callspec = getattr(item, "callspec", None)
         params = callspec.params.values() if callspec is not None else ()
-        relpath = item.path.relative_to(tests_dir).as_posix()
+        relpath = item.path.relative_to(tests_dir).as_posix() if item.path.is_relative_to(tests_dir) else ""
         for name in sorted(markers.marks_for(relpath, getattr(item, "fixturenames", ()), params) - set(
                 m.name for m in item.iter_markers())):
             item.add_marker(name)

@@ -15,7 +15,7 @@ PIP_COMPILE := CUSTOM_COMPILE_COMMAND="make lock" $(LOCK_VENV)/bin/python -m pip
 # What runs inside the environment finds its commands first, as if it were activated (tests look for ruff on the PATH).
 IN_VENV := PATH="$(CURDIR)/$(VENV)/bin:$$PATH"
 
-.PHONY: deps system-deps test test-long lint docs audit run demo bench lock lock-upgrade
+.PHONY: deps system-deps test test-fast test-long lint docs audit run demo bench lock lock-upgrade
 
 system-deps:
 	@missing=""; \
@@ -51,6 +51,11 @@ PYTEST := $(VPY) -m pytest -q -p no:cacheprovider -n 2 --dist loadfile
 
 test: deps
 	$(IN_VENV) $(PYTEST)
+
+# The tests that need no Chromium, no service process and no waiting (markers: tests/helpers/markers.py); for a
+# change to pure logic. make test before a merge.
+test-fast: deps
+	$(IN_VENV) $(PYTEST) -m "not browser and not services and not slow"
 
 test-long: deps
 	$(IN_VENV) $(PYTEST) --long

@@ -43,11 +43,12 @@ import requests  # noqa: E402
 from werkzeug.serving import make_server  # noqa: E402
 
 from bench._services import spawn, start_redis, stop  # noqa: E402
+from bench._stats import percentile  # noqa: E402
 from wa_queue.settings import Settings  # noqa: E402
+from wa_queue.simulator import pairing  # noqa: E402
 from wa_queue.simulator.app import create_app  # noqa: E402
 from wa_queue.simulator.profiles import DEFAULT_MARKUP  # noqa: E402
 from wa_queue.transport import procs  # noqa: E402
-from wa_queue.transport.base import SessionState  # noqa: E402
 from wa_queue.transport.chrome_options import MEMORY_OPTIONS  # noqa: E402
 from wa_queue.transport.selenium import SeleniumSender  # noqa: E402
 
@@ -59,26 +60,6 @@ def start_simulator(markup: str, boot_delay_s: float) -> tuple[object, str]:
     server = make_server("127.0.0.1", 0, app, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://127.0.0.1:{server.server_port}"
-
-
-def log_in(sender: SeleniumSender, base: str) -> None:
-    state = sender.connect()
-    deadline = time.monotonic() + 30
-    scanned = None
-    while state is not SessionState.CONNECTED:
-        ref = sender.qr_ref()
-        if ref and ref != scanned:  # the page shows the old code until its next poll reloads it
-            requests.post(f"{base}/__sim__/sessions/{ACCOUNT}/scan", json={"ref": ref}, timeout=5).raise_for_status()
-            scanned = ref
-        if time.monotonic() > deadline:
-            raise SystemExit(f"login failed: state {state}")
-        time.sleep(0.3)
-        state = sender.state()
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
 def uss_kib(pids: list[int]) -> int:
@@ -150,7 +131,7 @@ def run(args: argparse.Namespace, boot_delay_s: float, loads: str, memory_option
     kinds: dict[int, dict[str, float]] = {}
     checkpoints = sorted({1, min(100, args.sends), args.sends})
     try:
-        log_in(sender, base)
+        pairing.log_in(sender, base, ACCOUNT, interval_s=0.3)
         text = "Benchmark message {i}: your *order* has shipped 📦\nTrack it at https://example.com/t/{i}"
         for i in range(1, args.sends + 1):
             phone = f"+1555100{i % args.recipients:04d}"

@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import wait_for
 from tests.helpers.browser import ACCOUNT, FRIEND, Sim, log_in, make_settings, sent_texts
+from tests.helpers.waiting import wait_for
 from wa_queue import errors
 from wa_queue.simulator.state import BAN_TEXT
 from wa_queue.transport.base import SessionState

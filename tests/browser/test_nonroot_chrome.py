@@ -21,13 +21,16 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import ROOT, Proc, RedisServer, wait_for
 from tests.helpers import nonroot
 from tests.helpers.browser import Sim, make_settings
+from tests.helpers.constants import ROOT
+from tests.helpers.processes import Proc
 from tests.helpers.seccomp import without_comment
 from tests.helpers.stack import ACCOUNTS, Stack
+from tests.helpers.waiting import wait_for
 from wa_queue import service
 from wa_queue.app import default_app
+from wa_queue.devstack.redis_server import RedisServer
 from wa_queue.models import MessageStatus
 from wa_queue.sessions import error_hint
 from wa_queue.transport import procs

@@ -16,13 +16,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from tests.conftest import ROOT, free_port
+from tests.helpers.constants import PHONE, ROOT, UNREACHABLE
 from wa_queue import names
 from wa_queue.app import default_app
 from wa_queue.cli import main
+from wa_queue.devstack.ports import free_port
 from wa_queue.models import MessageStatus, NewMessage, utcnow
 
-PHONE = "+14155550123"
 ID = re.compile(r"^[0-9a-f]{32}$")
 
 
@@ -332,9 +332,6 @@ def test_doctor_store_and_broker_ok_sessions_need_workers(waq_env: dict[str, str
     code, checks = _doctor(waq_env, "--check", "sessions")
     assert code == 1 and set(checks) == {"session primary", "session secondary"}
     assert "stopped reporting" in checks["session secondary"]["fix"]
-
-
-UNREACHABLE = "cannot reach web.whatsapp.com: check the network or WAQ_WHATSAPP_URL"
 
 
 def _session_down(name: str = "primary") -> None:

@@ -5,39 +5,27 @@ string instead of failing the read (models.parse_stored)."""
 from __future__ import annotations
 
 import json
-import uuid
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.helpers.constants import NOW
 from wa_queue.models import HistoryEvent, Message, NewMessage, SessionStatus
 from wa_queue.names import MESSAGES, SESSIONS
 from wa_queue.sessions import is_available
 from wa_queue.settings import Settings
 from wa_queue.store.base import MessageStore
 
-NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 EVENT_VALUES = {"enqueued", "claimed", "sending", "sent", "retry", "released", "failed", "recovered", "requeued",
                 "receipt", "deferred", "callback_refused"}
 STATUS_VALUES = {"unknown", "starting", "qr", "connected", "phone_disconnected", "logged_out", "closed",
                  "needs_operator", "banned"}
 
 
-@pytest.fixture(params=["sqlite", "mongomock"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MessageStore]:
-    if request.param == "sqlite":
-        from wa_queue.store.sqlite import SQLiteStore
-
-        adapter: MessageStore = SQLiteStore(str(tmp_path / "waq.db"))
-    else:
-        from wa_queue.store.mongo import MongoStore
-
-        adapter = MongoStore.from_url(f"mongomock://localhost/waq_enums_{uuid.uuid4().hex[:12]}")
-    yield adapter
-    adapter.close()
+# The conftest's store fixture, on the adapters that need no server: the values are the same code on every adapter.
+pytestmark = pytest.mark.parametrize("store", ["sqlite", "mongomock"], indirect=True)
 
 
 def at(seconds: float) -> datetime:

@@ -20,7 +20,6 @@ import pytest
 import redis
 from pymongo import uri_parser
 
-from tests.conftest import ROOT
 from tests.deploy.compose_files import (
     COMPOSE_FILES,
     DEPLOY,
@@ -40,6 +39,7 @@ from tests.deploy.compose_files import (
     size_bytes,
     variables,
 )
+from tests.helpers.constants import ROOT
 from wa_queue.cli import main
 from wa_queue.settings import Settings
 

@@ -27,7 +27,9 @@ import subprocess
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers.constants import ROOT
+from wa_queue.devstack.ports import free_port
+
 MODULE = "github.com/FerretDB/FerretDB"
 VERSION = "v1.24.2"
 PATCH = Path(__file__).with_name("ferretdb.patch")
@@ -132,8 +134,6 @@ class FerretDB:
     """One ferretdb process on a free port, its data (SQLite files) in `workdir`."""
 
     def __init__(self, workdir: Path, port: int | None = None) -> None:
-        from tests.conftest import free_port
-
         self.workdir = workdir
         self.port = port or free_port()
         self.proc: subprocess.Popen | None = None

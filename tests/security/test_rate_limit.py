@@ -14,16 +14,13 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import RedisServer
+from tests.helpers.constants import BASE, CRM, CRM_KEY, MESSAGE, SHOP, SHOP_KEY
 from tests.helpers.openapi import start_api
+from wa_queue.devstack.redis_server import RedisServer
 
-SHOP_KEY = "shop-key-0123456789abcdef"
-CRM_KEY = "crm-key-0123456789abcdefgh"
 BULK_KEY = "bulk-key-0123456789abcdefgh"
 KEYS = f"shop:producer:{SHOP_KEY},crm:producer:{CRM_KEY},bulk:producer:{BULK_KEY}"
-SHOP, CRM, BULK = ({"X-API-Key": k} for k in (SHOP_KEY, CRM_KEY, BULK_KEY))
-BASE = "/api/whatsapp"
-MESSAGE = {"phone": "+14155550123", "text": "hello"}
+BULK = {"X-API-Key": BULK_KEY}
 # shop: a request every 10 s, 10 in its bucket: the rate adds hardly anything while the flood runs, so the bound
 # below tells one shared bucket (10) from one per process (20). bulk: 10 messages a second, 1,000 in its bucket.
 RATE, BURST_S, BULK_RATE = 0.1, 100.0, 10.0

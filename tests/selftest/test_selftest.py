@@ -74,6 +74,7 @@ FAST = ("2026-08", "2026-11")  # in make test; the others with --long
 
 # The newest profile in make test; the older two (each ~25 s of Chromium) with --long. tests/browser/test_profiles.py
 # and tests/integration/test_profiles_e2e.py send on every profile in make test.
+@pytest.mark.browser  # the stand logs a Selenium sender in
 @pytest.mark.parametrize("stand", [pytest.param(markup, marks=[] if markup in FAST else [pytest.mark.long])
                                    for markup in FORMS], indirect=True)
 def test_selftest_with_send_passes_and_sends_each_canary_once(stand: Stand) -> None:
@@ -109,6 +110,7 @@ def test_selftest_with_send_passes_and_sends_each_canary_once(stand: Stand) -> N
         assert sent_texts(stand.sim, ACCOUNT) == sent
 
 
+@pytest.mark.browser  # the stand logs a Selenium sender in
 @pytest.mark.parametrize("stand", ["unknown"], indirect=True)
 def test_selftest_fails_naming_the_selectors_to_override_and_sends_nothing(stand: Stand, tmp_path: Path) -> None:
     stand.sender.page.timeout = 2.0  # how long it looks for a row it cannot recognise
@@ -144,6 +146,7 @@ def test_selftest_fails_naming_the_selectors_to_override_and_sends_nothing(stand
     assert sent_texts(stand.sim, ACCOUNT) == ["a note to self"]
 
 
+@pytest.mark.browser  # the stand logs a Selenium sender in
 @pytest.mark.parametrize("stand", [("2026-11", {"send_control": "unknown"})], indirect=True)
 def test_selftest_fails_naming_send_button_when_no_send_control_is_known(stand: Stand) -> None:
     """The send control changed (late July 2026) into a form no selector knows: without --send the check types the

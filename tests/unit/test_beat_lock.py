@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import RedisServer
 from wa_queue import names
 from wa_queue.beat_lock import BeatLock, LockedScheduler
+from wa_queue.devstack.redis_server import RedisServer
 from wa_queue.settings import reset_settings
 
 

@@ -8,6 +8,7 @@ Flask-level handlers cover routes outside Flask-RESTX (unknown paths, the dashbo
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from flask import Flask, Response, json, request
@@ -87,6 +88,8 @@ def _error_response(exc: BaseException) -> Response:
         return json_response({"error": str(exc) or "Not found.", "details": {}}, 404)
     if isinstance(exc, core.IdempotencyConflict | core.InvalidTransition):
         return json_response({"error": str(exc), "details": {}}, 409)
+    if isinstance(exc, core.RateLimited):
+        return limited_response(exc)
     if isinstance(exc, core.StoreError):
         # Nothing was committed (the store failed before answering): the client may safely retry.
         log.error("store error: %s: %s", type(exc).__name__, exc)
@@ -98,6 +101,20 @@ def _error_response(exc: BaseException) -> Response:
         return json_response({"error": message, "details": details}, exc.code or 500, headers)
     log.error("unhandled error on %s %s", request.method, request.path, exc_info=exc)
     return json_response({"error": "Internal server error; it was logged.", "details": {}}, 500)
+
+
+def limited_response(exc: core.RateLimited) -> Response:
+    """429 for a key over its rate limit, with Retry-After in whole seconds (rounded up: a client that waits that
+    long passes); none when waiting cannot help (more messages than the key's bucket holds)."""
+    if exc.retry_after_s is None:
+        message = (f"The key {exc.key_name!r} may never enqueue this many messages in one request: its message rate "
+                   "limit holds fewer. Split the request. Nothing was stored.")
+        return json_response({"error": message, "details": {"limit": "rate"}}, 429)
+    retry = max(1, math.ceil(exc.retry_after_s))
+    message = (f"The key {exc.key_name!r} is enqueuing faster than its rate limit; retry after {retry} s. "
+               "Nothing was stored.")
+    return json_response({"error": message, "details": {"limit": "rate", "retry_after_s": retry}}, 429,
+                         {"Retry-After": str(retry)})
 
 
 def register(app: Flask) -> None:

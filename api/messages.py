@@ -27,6 +27,7 @@ from wa_queue.validation import (
     CALLBACK_URL_PATTERN,
     HH_MM_PATTERN,
     IDEMPOTENCY_KEY_PATTERN,
+    MAX_BULK,
     MAX_CALLBACK_URL,
     MAX_IDEMPOTENCY_KEY,
     MAX_METADATA_BYTES,
@@ -42,7 +43,6 @@ from wa_queue.validation import (
 ns = Namespace("messages", path="/api/whatsapp", description="Enqueue WhatsApp messages and follow them")
 ns.add_model(error_model.name, error_model)
 
-MAX_BULK = 1000
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 IDEMPOTENCY_PARAM = {"in": "header", "type": "string", "pattern": IDEMPOTENCY_KEY_PATTERN, "minLength": 1,
                      "maxLength": MAX_IDEMPOTENCY_KEY}
@@ -258,6 +258,11 @@ def _accepted(message: Message) -> dict[str, str]:
 LOCATION = {"Location": {"type": "string", "description": "/api/whatsapp/messages/<id>: where to follow it"}}
 
 
+RETRY_AFTER = {"Retry-After": {"type": "integer", "description": "Seconds until the same request would pass"}}
+RATE_LIMITED = ("The key is over its enqueue rate limit (WAQ_RATE_REQUESTS_PER_S, WAQ_RATE_MESSAGES_PER_S, per key "
+                "WAQ_KEY_LIMITS; details.limit is 'rate'). Nothing was stored")
+
+
 def _location(message_id: str) -> dict[str, str]:
     return {"Location": f"/api/whatsapp/messages/{message_id}"}
 
@@ -277,6 +282,7 @@ class Messages(Resource):
     @ns.response(409, "The Idempotency-Key is used with another body", error_model)
     @ns.response(413, "Body too large", error_model)
     @ns.response(415, "Body is not JSON", error_model)
+    @ns.response(429, RATE_LIMITED, error_model, headers=RETRY_AFTER)
     @ns.response(503, "The store is unavailable; nothing was stored", error_model)
     @auth.requires(auth.PRODUCER)
     def post(self) -> tuple[dict[str, Any], int, dict[str, str]]:
@@ -284,9 +290,17 @@ class Messages(Resource):
         return enqueue_one()
 
 
+def admit(count: int) -> None:
+    """The caller's key may enqueue `count` messages now (its rate limits, wa_queue/rate_limit.py), or RateLimited,
+    answered 429 with Retry-After. Checked before any validation or store work, so a flood costs little."""
+    app, name = waq(), g.api_key.name
+    app.rate_limiter.admit(name, count, app.settings.rate_for(name))
+
+
 def enqueue_one() -> tuple[dict[str, Any], int, dict[str, str]]:
     """POST /messages once the caller is authenticated: (body, status, headers)."""
     body = read_json_object()
+    admit(1)
     key = _idempotency_key()
     new = build(body, key)
     message, created = service.submit(waq(), [new])[0]
@@ -320,6 +334,8 @@ class BulkMessages(Resource):
     @ns.response(409, "An Idempotency-Key is used with another body; nothing was stored", error_model)
     @ns.response(413, "Body too large", error_model)
     @ns.response(415, "Body is not JSON", error_model)
+    @ns.response(429, RATE_LIMITED + " (a bulk request takes one message token per item)", error_model,
+                 headers=RETRY_AFTER)
     @ns.response(503, "The store is unavailable; nothing was stored", error_model)
     @auth.requires(auth.PRODUCER)
     def post(self) -> tuple[dict[str, Any], int]:
@@ -327,6 +343,7 @@ class BulkMessages(Resource):
         body = read_json_object()
         key = _idempotency_key()
         items = _bulk_items(body)
+        admit(len(items))
         news, problems = [], []
         for index, item in enumerate(items):
             try:

@@ -160,7 +160,8 @@ def main() -> None:
     parser.add_argument("--skip-monitoring", action="store_true", help="only the enqueue runs")
     args = parser.parse_args()
 
-    from bench._services import free_port, start_redis, stop
+    from bench._services import start_redis, stop
+    from wa_queue.devstack.ports import free_port
 
     tmp = Path(tempfile.mkdtemp(prefix="waq-bench-api-"))
     redis_proc, broker = start_redis(tmp / "redis")

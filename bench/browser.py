@@ -43,11 +43,12 @@ import requests  # noqa: E402
 from werkzeug.serving import make_server  # noqa: E402
 
 from bench._services import spawn, start_redis, stop  # noqa: E402
+from bench._stats import percentile  # noqa: E402
 from wa_queue.settings import Settings  # noqa: E402
+from wa_queue.simulator import pairing  # noqa: E402
 from wa_queue.simulator.app import create_app  # noqa: E402
 from wa_queue.simulator.profiles import DEFAULT_MARKUP  # noqa: E402
 from wa_queue.transport import procs  # noqa: E402
-from wa_queue.transport.base import SessionState  # noqa: E402
 from wa_queue.transport.chrome_options import MEMORY_OPTIONS  # noqa: E402
 from wa_queue.transport.selenium import SeleniumSender  # noqa: E402
 
@@ -59,26 +60,6 @@ def start_simulator(markup: str, boot_delay_s: float) -> tuple[object, str]:
     server = make_server("127.0.0.1", 0, app, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://127.0.0.1:{server.server_port}"
-
-
-def log_in(sender: SeleniumSender, base: str) -> None:
-    state = sender.connect()
-    deadline = time.monotonic() + 30
-    scanned = None
-    while state is not SessionState.CONNECTED:
-        ref = sender.qr_ref()
-        if ref and ref != scanned:  # the page shows the old code until its next poll reloads it
-            requests.post(f"{base}/__sim__/sessions/{ACCOUNT}/scan", json={"ref": ref}, timeout=5).raise_for_status()
-            scanned = ref
-        if time.monotonic() > deadline:
-            raise SystemExit(f"login failed: state {state}")
-        time.sleep(0.3)
-        state = sender.state()
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
 def uss_kib(pids: list[int]) -> int:
@@ -150,21 +131,21 @@ def run(args: argparse.Namespace, boot_delay_s: float, loads: str, memory_option
     kinds: dict[int, dict[str, float]] = {}
     checkpoints = sorted({1, min(100, args.sends), args.sends})
     try:
-        log_in(sender, base)
+        pairing.log_in(sender, base, ACCOUNT, interval_s=0.3)
         text = "Benchmark message {i}: your *order* has shipped 📦\nTrack it at https://example.com/t/{i}"
         for i in range(1, args.sends + 1):
             phone = f"+1555100{i % args.recipients:04d}"
             started = time.perf_counter()
             sender.is_registered(phone)
             if loads == "two":
-                sender._chat = None  # forget the open chat: the send loads it again
+                sender.page.forget_chat()  # forget the open chat: the send loads it again
             sent_at = time.perf_counter()
             sender.send(phone, text.format(i=i), ref=f"bench-{i}")
             done = time.perf_counter()
             per_message.append(done - started)
             send_only.append(done - sent_at)
             if i in checkpoints:
-                pids = [p for p in sender.browser_pids() if procs.alive(p)]
+                pids = [p for p in sender.chrome.browser_pids() if procs.alive(p)]
                 memory[i] = procs.pss_kib(pids) / 1024
                 private[i] = uss_kib(pids) / 1024
                 processes[i] = len(pids)
@@ -175,10 +156,10 @@ def run(args: argparse.Namespace, boot_delay_s: float, loads: str, memory_option
         sender.close()
         server.shutdown()
         shutil.rmtree(data_dir, ignore_errors=True)
-    leftover = len([p for p in sender.browser_pids() if procs.alive(p)])
+    leftover = len([p for p in sender.chrome.browser_pids() if procs.alive(p)])
     return {"boot": boot_delay_s, "loads": loads, "per_message": per_message, "send": send_only, "memory": memory,
             "private": private, "processes": processes, "others": others, "kinds": kinds, "recorded": len(sent),
-            "restarts": sender.restarts - 1, "leftover": leftover}
+            "restarts": sender.chrome.restarts - 1, "leftover": leftover}
 
 
 def worker_memory(args: argparse.Namespace) -> list[tuple[str, float]]:

@@ -15,7 +15,8 @@ import time
 from datetime import UTC, datetime
 
 from wa_queue.models import NewMessage
-from wa_queue.store.sqlite import INDEXES, SQLiteStore
+from wa_queue.store.sqlite import SQLiteStore
+from wa_queue.store.sqlite_schema import INDEXES
 
 NOW = datetime(2026, 11, 29, tzinfo=UTC)
 
@@ -24,7 +25,7 @@ def one_run(index: str | None, messages: int, work: int) -> float:
     """Microseconds a message for mark_dispatched + claim of the newest `work` of `messages` pending ones."""
     store = SQLiteStore(tempfile.mkdtemp() + "/waq.db")
     if index:
-        store._conn().execute(f"DROP INDEX {index}")
+        store.db.get().execute(f"DROP INDEX {index}")
     news = [NewMessage(phone=f"+1415555{i % 10_000:04d}", text=f"message {i}") for i in range(messages)]
     ids = [m.id for m, _ in store.insert_many(news, NOW)][-work:]
     began = time.perf_counter()

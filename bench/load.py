@@ -35,6 +35,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # for bench._services when run as a script
 
+from bench._stats import percentile  # noqa: E402
+
 PRODUCER_KEY = "load-producer-key-0123456789"
 ADMIN_KEY = "load-admin-key-0123456789ab"
 PATH = "/api/whatsapp/messages"
@@ -116,12 +118,6 @@ def run_load(target: Target, key: str, producers: int, seconds: float) -> tuple[
     return results, time.monotonic() - began
 
 
-def percentile(sorted_values: list[float], q: float) -> float:
-    if not sorted_values:
-        return float("nan")
-    return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
-
-
 def report(results: list[ProducerResult], elapsed: float) -> dict[str, str]:
     """Print the throughput figures; return every accepted id with its text."""
     accepted: dict[str, str] = {}
@@ -139,7 +135,8 @@ def report(results: list[ProducerResult], elapsed: float) -> dict[str, str]:
     print(f"requests {requests:,} in {elapsed:.1f} s: {requests / elapsed:,.0f} req/s, "
           f"accepted {len(accepted) / elapsed:,.0f}/s")
     worst = latencies[-1] if latencies else float("nan")
-    print(f"latency p50 {percentile(latencies, 0.50):.1f} ms, p99 {percentile(latencies, 0.99):.1f} ms, "
+    p50, p99 = (percentile(latencies, q) if latencies else float("nan") for q in (0.50, 0.99))
+    print(f"latency p50 {p50:.1f} ms, p99 {p99:.1f} ms, "
           f"max {worst:.1f} ms, mean {statistics.fmean(latencies or [0]):.1f} ms")
     print(f"errors {sum(errors.values())}" + (f": {dict(errors)}" if errors else ""))
     if duplicates:
@@ -208,7 +205,8 @@ def verify(accepted: dict[str, str], lookup: Callable[[str], str | None], worker
 
 def start_stack(tmp: Path) -> tuple[list, str, str]:
     """redis-server + gunicorn on a fresh SQLite store; returns (processes, base URL, database path)."""
-    from bench._services import PYTHON, free_port, spawn, start_redis
+    from bench._services import PYTHON, spawn, start_redis
+    from wa_queue.devstack.ports import free_port
 
     redis_proc, broker = start_redis(tmp / "redis")
     db = tmp / "data" / "waq.db"

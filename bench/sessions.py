@@ -32,7 +32,6 @@ import argparse
 import csv
 import dataclasses
 import json
-import math
 import os
 import shutil
 import signal
@@ -49,8 +48,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import redis  # noqa: E402
 import requests  # noqa: E402
 
-from bench._services import PYTHON, ROOT, free_port, spawn, start_redis  # noqa: E402
+from bench._services import PYTHON, ROOT, spawn, start_redis  # noqa: E402
+from bench._stats import percentile  # noqa: E402
 from wa_queue import headroom, metrics_sink  # noqa: E402
+from wa_queue.devstack.ports import free_port  # noqa: E402
 from wa_queue.models import HistoryEvent, Message, MessageStatus  # noqa: E402
 from wa_queue.settings import Settings  # noqa: E402
 from wa_queue.store import MessageStore, open_store  # noqa: E402
@@ -68,14 +69,6 @@ class BenchError(Exception):
 
 
 # ---- pure parts ------------------------------------------------------------------------------------------------
-def percentile(values: Iterable[float], q: float) -> float:
-    """Nearest-rank percentile: the smallest value with at least q of the values at or below it."""
-    ordered = sorted(values)
-    if not ordered:
-        raise ValueError("no values")
-    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
-
-
 def send_seconds(message: Message) -> float | None:
     """Seconds from the last claim to the send in the message's history; None when it was not sent."""
     claimed: datetime | None = None

@@ -23,8 +23,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._services import PYTHON, free_port, spawn, start_redis, stop  # noqa: E402
+from bench._services import PYTHON, spawn, start_redis, stop  # noqa: E402
 from wa_queue import headroom  # noqa: E402
+from wa_queue.devstack.ports import free_port  # noqa: E402
 from wa_queue.transport import procs  # noqa: E402
 
 

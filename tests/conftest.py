@@ -1,21 +1,26 @@
-"""Shared fixtures: real services started by the tests themselves, on free ports."""
+"""The suite's hooks (options, markers, FerretDB's build) and shared fixtures: real services started by the tests
+themselves, on free ports. Helpers live in tests/helpers/."""
 
 from __future__ import annotations
 
 import os
-import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import markers
+from tests.helpers.processes import Proc
+from tests.helpers.services import isolated_redis
+from tests.helpers.stores import ADAPTERS, open_adapter
+
+if TYPE_CHECKING:
+    from wa_queue.devstack.redis_server import RedisServer
+    from wa_queue.store.base import MessageStore
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -26,13 +31,27 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                           "form, -240 for the long one)")
 
 
+@pytest.hookimpl(tryfirst=True)  # before -m deselects: the markers it reads are set here
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    _mark_needs(items)
     if not config.getoption("--long"):
         skip = pytest.mark.skip(reason="long form: run with --long (make test-long)")
         for item in items:
             if "long" in item.keywords:
                 item.add_marker(skip)
     _build_ferretdb_if_needed(config, items)
+
+
+def _mark_needs(items: list[pytest.Item]) -> None:
+    """browser / services / slow from the folder, fixtures and parameters (tests/helpers/markers.py)."""
+    tests_dir = Path(__file__).parent
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        params = callspec.params.values() if callspec is not None else ()
+        relpath = item.path.relative_to(tests_dir).as_posix() if item.path.is_relative_to(tests_dir) else ""
+        for name in sorted(markers.marks_for(relpath, getattr(item, "fixturenames", ()), params) - set(
+                m.name for m in item.iter_markers())):
+            item.add_marker(name)
 
 
 def _needs_mongo_server(item: pytest.Item) -> bool:
@@ -69,87 +88,9 @@ def pytest_terminal_summary(terminalreporter) -> None:  # noqa: ANN001
         terminalreporter.write_line(problem)
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for(predicate, timeout: float = 30.0, interval: float = 0.1, what: str = "condition"):  # noqa: ANN001, ANN201
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
-
-
-def processes_of(data_dir: Path) -> list[int]:
-    """Every live process whose environment names this data folder: what a test's stack started, Chrome and
-    chromedriver included, whatever process group they moved to."""
-    from wa_queue.transport import procs
-
-    return procs.with_environment("WAQ_DATA_DIR", str(data_dir))
-
-
-class RedisServer:
-    """A real redis-server on a free port, with nothing on disk."""
-
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            raise RuntimeError("redis-server is not installed: run `make test` (it installs it) or apt-get install")
-        self.binary = binary
-        self.workdir = workdir
-        self.port = port or free_port()
-        self.proc: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self.proc = subprocess.Popen(
-            [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.workdir)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            env={k: v for k, v in os.environ.items() if not k.startswith("WAQ_")},  # not part of any stack
-        )
-        import redis
-
-        client = redis.Redis(port=self.port)
-        wait_for(lambda: _pings(client), 10, what="redis-server to answer")
-
-    def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-
-    def restart_empty(self) -> None:
-        """Kill it and start a new one on the same port with nothing in it (a crash of a cache-only Redis)."""
-        self.stop()
-        self.start()
-
-    def client(self):  # noqa: ANN201
-        import redis
-
-        return redis.Redis(port=self.port)
-
-
-def _pings(client) -> bool:  # noqa: ANN001
-    try:
-        return bool(client.ping())
-    except Exception:  # noqa: BLE001
-        return False
-
-
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path_factory.mktemp("redis"))
-    server.start()
+    server = isolated_redis(tmp_path_factory.mktemp("redis")).start()
     yield server
     server.stop()
 
@@ -185,9 +126,13 @@ def mongo_store_url(mongo_server) -> Iterator[str]:  # noqa: ANN001
     ferretdb.drop_database(url)
 
 
-STORES = ("sqlite", "ferretdb")  # the stores a multi-process test runs on: parametrize("store_backend", ..., indirect)
-# The same, its MongoDB form only with --long (what issue 23 does not ask `make test` to run twice).
-STORES_MONGO_LONG = ("sqlite", pytest.param("ferretdb", marks=pytest.mark.long))
+@pytest.fixture(params=ADAPTERS)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MessageStore]:
+    """A fresh store of each adapter (SQLite, mongomock, a real server); a module narrows the kinds with
+    parametrize("store", [...], indirect=True)."""
+    adapter = open_adapter(request.param, tmp_path, lambda: request.getfixturevalue("mongo_store_url"))
+    yield adapter
+    adapter.close()
 
 
 @pytest.fixture
@@ -237,42 +182,6 @@ def waq_env(tmp_path: Path, redis_server: RedisServer, monkeypatch: pytest.Monke
     close_default_app()
     yield env
     close_default_app()  # publishes what its relay holds: nothing of this test reaches the next one's broker
-
-
-class Proc:
-    """A child process in its own process group, so a test can SIGKILL it with everything it started."""
-
-    def __init__(self, argv: list[str], env: dict[str, str], log: Path) -> None:
-        self.argv = argv
-        self.log = log
-        self.handle = open(log, "ab")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            argv, env={**os.environ, **env}, stdout=self.handle, stderr=subprocess.STDOUT, cwd=ROOT,
-            start_new_session=True,
-        )
-
-    def kill(self, sig: int = signal.SIGKILL) -> None:
-        try:
-            os.killpg(self.proc.pid, sig)
-        except ProcessLookupError:
-            pass
-
-    def stop(self, timeout: float = 15.0) -> None:
-        if self.proc.poll() is None:
-            self.kill(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                pass
-        self.kill(signal.SIGKILL)
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            pass
-        self.handle.close()
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ import shutil
 import subprocess
 import sys
 
-from tests.conftest import ROOT
+from tests.helpers.constants import ROOT
 
 
 def test_ruff_is_clean() -> None:

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 
     from wa_queue.broker.publisher import Publisher
     from wa_queue.celery_app import WaqCelery
+    from wa_queue.rate_limit import RateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +38,9 @@ T = TypeVar("T")
 
 BROKER_TIMEOUT_S = 10.0
 BROKER_CONNECT_TIMEOUT_S = 5.0
+# A rate-limit check is on every enqueue's path: a broker that hangs costs this much once, then the limiter uses its
+# own buckets for a while (rate_limit.FALLBACK_S).
+RATE_LIMIT_TIMEOUT_S = 0.5
 
 
 class App:
@@ -56,6 +60,7 @@ class App:
         self._broker: redis.Redis | None = None
         self._quick: dict[float, redis.Redis] = {}
         self.relay: Relay | None = None
+        self._rate_limiter: RateLimiter | None = None
         self.group = message_commit(self)
         self.closed = False
 
@@ -101,6 +106,18 @@ class App:
 
         return redis_lib.Redis.from_url(self.settings.broker_url, socket_timeout=timeout_s,
                                         socket_connect_timeout=connect_timeout_s)
+
+    @property
+    def rate_limiter(self) -> RateLimiter:
+        """Enqueue rate limits per API key, shared through the broker's Redis (a memory:// broker: this process's)."""
+        limiter = self._rate_limiter
+        return limiter if limiter is not None else self._part("_rate_limiter", self._build_rate_limiter)
+
+    def _build_rate_limiter(self) -> RateLimiter:
+        from wa_queue.rate_limit import RateLimiter
+
+        shared = self.settings.broker_url.startswith(("redis://", "rediss://"))
+        return RateLimiter((lambda: self.broker_quick(RATE_LIMIT_TIMEOUT_S)) if shared else None)
 
     @property
     def celery(self) -> WaqCelery:

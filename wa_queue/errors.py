@@ -105,3 +105,14 @@ class OutboundRefused(WaQueueError):
     """The outbound rule (wa_queue/outbound.py) refused a URL: its host is written in a refused form, cannot be
     encoded, resolves to an internal address (loopback, private, link-local, ...) that WAQ_OUTBOUND_ALLOW does not
     name, or the receiver answered with a redirect. Final: the same URL will be refused again."""
+
+
+class RateLimited(WaQueueError):
+    """An API key enqueued faster than its rate limit (wa_queue/rate_limit.py). retry_after_s: when the same request
+    would pass; None when it never can (more messages than the key's bucket holds)."""
+
+    def __init__(self, key_name: str, retry_after_s: float | None) -> None:
+        self.key_name = key_name
+        self.retry_after_s = retry_after_s
+        super().__init__(f"the key {key_name!r} is over its enqueue rate limit")
+

@@ -134,7 +134,7 @@ def is_browser(comm: str) -> bool:
 def _scan() -> dict[int, _Proc]:
     found: dict[int, _Proc] = {}
     for pid, comm, fields in procs.stats():
-        if len(fields) < 2 or fields[0] in ("Z", "X"):
+        if len(fields) < 2 or not procs.is_alive(fields):
             continue
         try:
             environ: dict[str, str] | None = parse_environ((_PROC / str(pid) / "environ").read_bytes())

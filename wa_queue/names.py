@@ -73,3 +73,11 @@ METRICS_CALLBACKS_KEY = METRICS_KEY_PREFIX + "callbacks"
 
 def circuit_key(host: str) -> str:
     return CIRCUIT_KEY_PREFIX + host
+
+
+# The enqueue rate limits (wa_queue/rate_limit.py): one hash per API key name, shared by every API process.
+RATE_LIMIT_KEY_PREFIX = "waq:rate:"
+
+
+def rate_limit_key(key_name: str) -> str:
+    return RATE_LIMIT_KEY_PREFIX + key_name

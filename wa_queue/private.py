@@ -2,7 +2,7 @@
 (the WhatsApp logins). Created 0700 (folders) and 0600 (files) whatever the umask: the mode is given to mkdir and
 open themselves (a umask only takes bits away), never left to their defaults (0777, 0666 less the umask), and never
 chmod'ed after the fact, which would leave a moment in which another user could open the file. Paths that exist
-already keep their mode (an operator may have chosen it); README, Security, says how to tighten an older data folder.
+already keep their mode (an operator may have chosen it); docs/security.md says how to tighten an older data folder.
 """
 
 from __future__ import annotations

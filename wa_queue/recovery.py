@@ -13,6 +13,7 @@ from wa_queue.broker.publisher import Publisher, queue_for
 from wa_queue.models import Message
 from wa_queue.settings import Settings
 from wa_queue.store import MessageStore
+from wa_queue.transport import procs
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +117,7 @@ def free_own_leases(store: MessageStore, settings: Settings, session: str, hostn
     recovered = []
     for message in store.list_leases(owner_prefix=f"{session}/{hostname}/"):
         pid = int((message.lease_owner or "0").rsplit("/", 1)[-1] or 0)
-        if pid and _alive(pid) and pid != os.getpid():
+        if pid and procs.alive(pid) and pid != os.getpid():  # a zombie's leases are free
             continue
         back = store.recover(message.id, owner=message.lease_owner or "", now=now, reason="worker restarted")
         if back is not None:
@@ -164,13 +165,3 @@ def _republish(store: MessageStore, settings: Settings, now: datetime, messages:
     many the broker took."""
     return sum(len(group) for queue, group in _by_target_queue(store, settings, now, messages).items()
                if publisher.publish(group, queue, now=now))
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -10,11 +10,12 @@ import os
 import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from wa_queue.errors import ConfigError
 from wa_queue.outbound import NOTHING_ALLOWED, AllowList, parse_allow
+from wa_queue.rate_limit import Rate
 
 if TYPE_CHECKING:
     from wa_queue.send_window import SendWindow
@@ -35,6 +36,7 @@ WORKER_POOLS = ("threads", "solo", "prefork")
 READ_ELSEWHERE = frozenset({"WAQ_WORKER_SESSION", "WAQ_API_PORT", "WAQ_FLOWER_PORT", "WAQ_SIM_PORT",
                             "WAQ_TEST_MONGO_URL"})
 log = logging.getLogger(__name__)
+DOC, SHOWN = "doc", "shown"  # the metadata keys of setting()
 
 
 def parse_duration(text: str) -> float:
@@ -43,6 +45,14 @@ def parse_duration(text: str) -> float:
     if not match:
         raise ValueError(f"{text!r} is not a duration (a number with an optional unit s, m or h)")
     return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def setting(default: Any, doc: str, *, shown: str | None = None) -> Any:
+    """A Settings field and its documentation, which docs/hooks/settings_page.py turns into the docs' settings
+    table (a field without one fails the docs build). `doc` is Markdown (links relative to docs/settings.md);
+    `shown` is the default as the table writes it (Markdown), for a default that is derived or empty, or whose
+    Python form is not the variable's; otherwise the table shows the default in the variable's own form."""
+    return dataclasses.field(default=default, metadata={DOC: doc, SHOWN: shown})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,85 +69,158 @@ class ApiKey:
 
 
 @dataclasses.dataclass(frozen=True)
-class Settings:
-    """Typed settings. Every field has a WAQ_<FIELD_NAME_UPPER> variable; defaults are the documented values."""
+class KeyLimits:
+    """WAQ_KEY_LIMITS's entry for one key: the enqueue rates that replace the defaults for it (None: the default)."""
 
-    data_dir: Path = Path("var")
-    store_url: str = ""  # default: sqlite:///<data_dir>/waq.db
-    store_start_timeout_s: float = 30.0  # a starting worker retries the store this long, then exits non-zero
-    broker_url: str = "redis://127.0.0.1:6379/0"
-    sessions: tuple[str, ...] = ("primary", "secondary")
-    min_delay_s: float = 25.0
-    max_delay_s: float = 40.0
-    max_daily_per_session: int = 300
-    retry_delays: tuple[float, ...] = (300.0, 900.0, 1800.0, 3600.0, 7200.0)
-    # Keeping numbers alive (wa_queue/warmup.py, wa_queue/send_window.py): a new session's daily cap ramps up through
-    # warmup_caps, each held warmup_days_per_step days from its first send (empty: no ramp); at most
-    # max_per_recipient_per_day messages to one number per its local day (0: no limit); the default send window of
-    # messages that carry none (None, from an empty WAQ_SEND_WINDOW: any hour, so codes and alerts never wait).
-    warmup_caps: tuple[int, ...] = (20, 40, 80, 150, 300)
-    warmup_days_per_step: int = 3
-    max_per_recipient_per_day: int = 0
-    send_window: SendWindow | None = None
-    lease_s: float = 180.0  # longer than the pacing pause plus one send
-    archive_after_days: int = 30
-    timezone: str = "UTC"
-    notify_webhook_url: str = ""
-    transport: str = "selenium"  # selenium | fake
-    fake_log: Path = Path("")  # default: <data_dir>/fake-sent.jsonl
-    fake_control: Path = Path("")  # default: <data_dir>/fake-control.json
+    name: str
+    requests_per_s: float | None = None
+    messages_per_s: float | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Typed settings. Every field has a WAQ_<FIELD_NAME_UPPER> variable and is declared with setting(), which
+    carries its description: the settings page of the docs is generated from these fields."""
+
+    data_dir: Path = setting(Path("var"), "data folder: SQLite file, Chrome profiles, generated keys", shown="`./var`")
+    store_url: str = setting(
+        "", "the store; `mongodb://host:27017/waq` selects MongoDB, written with `w=majority`, `journal=true`, a 10 s "
+        "`wtimeoutMS`, a 20 s `serverSelectionTimeoutMS` and a 30 s `socketTimeoutMS` (a silent server or a cut "
+        "network ends the call, which fails closed) unless the URL sets them "
+        "(`?w=1&journal=false&serverSelectionTimeoutMS=5000`); `w=0` is refused "
+        "([durability](concepts.md#how-nothing-is-lost))", shown="`sqlite:///<data dir>/waq.db`")
+    store_start_timeout_s: float = setting(
+        30.0, "`waq worker` and `waq beat` retry their store this long before Celery starts, then exit 1 naming "
+        "`WAQ_STORE_URL`")
+    broker_url: str = setting("redis://127.0.0.1:6379/0", "the Celery broker")
+    sessions: tuple[str, ...] = setting(("primary", "secondary"), "session names (one worker each)")
+    min_delay_s: float = setting(25.0, "the shortest random pause between two sends of one session (fractions "
+                                 "allowed)")
+    max_delay_s: float = setting(40.0, "the longest random pause between two sends of one session (fractions "
+                                 "allowed); at least `WAQ_MIN_DELAY_S`")
+    max_daily_per_session: int = setting(300, "sends per session per local day")
+    retry_delays: tuple[float, ...] = setting((300.0, 900.0, 1800.0, 3600.0, 7200.0),
+                                              "retry schedule (units s, m, h)", shown="`5m,15m,30m,1h,2h`")
+    warmup_caps: tuple[int, ...] = setting(
+        (20, 40, 80, 150, 300), "a new session's daily cap, step by step from the day of its first send, each step "
+        "held `WAQ_WARMUP_DAYS_PER_STEP` days; then `WAQ_MAX_DAILY_PER_SESSION` (which also bounds every step). "
+        "Empty: no warm-up ([keeping numbers alive](keeping-numbers-alive.md#warm-up-of-a-new-number))")
+    warmup_days_per_step: int = setting(3, "days each warm-up cap holds (at least 1)")
+    max_per_recipient_per_day: int = setting(
+        0, "messages to one number per the recipient's local day, across all sessions; the rest wait for the next "
+        "day", shown="`0` (off)")
+    send_window: SendWindow | None = setting(
+        None, "`HH:MM-HH:MM`: the send window of every message that has none of its own, in the recipient's time "
+        "zone; a start after the end runs past midnight (`22:00-06:00`). Off by default: one-time codes and alerts "
+        "must not wait", shown="(empty: off)")
+    lease_s: float = setting(180.0, "how long a claim holds a message before beat may take it back; longer than the "
+                             "pacing pause plus one send")
+    archive_after_days: int = setting(30, "failed messages older than this move to the archive")
+    timezone: str = setting("UTC", "the daily cap resets at this zone's midnight, and the warm-up counts its days")
+    notify_webhook_url: str = setting("", "admin notifications are POSTed here (always logged)")
+    transport: str = setting("selenium", "`fake` selects the scripted fake sender (tests, benchmarks)")
+    fake_log: Path = setting(Path(""), "the fake sender's log", shown="`<data dir>/fake-sent.jsonl`")
+    fake_control: Path = setting(Path(""), "the fake sender's control file", shown="`<data dir>/fake-control.json`")
     # Beat and recovery.
-    dispatch_interval_s: float = 15.0
-    recover_interval_s: float = 60.0
-    redispatch_after_s: float = 120.0  # a due message this overdue, its queue empty, is published again
-    health_interval_s: float = 30.0
-    reconnect_unit_s: float = 60.0  # attempt n waits n units (1..5 minutes)
-    reconnect_max_attempts: int = 5
-    beat_lock_ttl_s: float = 30.0  # the beat lock's expiry; its holder renews it every third (beat_lock.py)
+    dispatch_interval_s: float = setting(15.0, "beat: republish due messages the broker lost")
+    recover_interval_s: float = setting(60.0, "beat: expired leases back to pending")
+    redispatch_after_s: float = setting(120.0, "beat: a due message this overdue whose queue is empty is published "
+                                        "again")
+    health_interval_s: float = setting(30.0, "beat: session health checks")
+    reconnect_unit_s: float = setting(60.0, "reconnect attempt n waits n units; after the last "
+                                      "(`WAQ_RECONNECT_MAX_ATTEMPTS`), an operator is needed")
+    reconnect_max_attempts: int = setting(5, "reconnect attempts before a session needs an operator")
+    beat_lock_ttl_s: float = setting(
+        30.0, "beat: expiry of the beat lock in the broker's Redis, renewed every third by its holder "
+        "(`wa_queue/beat_lock.py`); a standby beat takes over within about this long (plus a third) after the holder "
+        "dies, within a third of it after a clean stop (which frees the lock) or when it runs on the same host and "
+        "sees the holder's process gone; at least 1")
     # WhatsApp Web through Selenium.
-    whatsapp_url: str = "https://web.whatsapp.com"
-    headless: bool = True
-    chrome_binary: str = "/usr/bin/chromium"
-    chromedriver: str = "/usr/bin/chromedriver"
-    chrome_user_agent: str = ""  # empty: a normal desktop Chrome agent of the installed version (never "Headless")
-    chrome_sandbox: str = "auto"  # auto | on | off: Chrome's own sandbox (see transport/sandbox.py)
-    chat_settle_s: float = 1.5  # a chat's rows must hold still this long before "not in the chat" can be concluded
-    selectors_file: str = ""
-    send_timeout_s: float = 30.0
-    chrome_recycle_sends: int = 200
-    chrome_recycle_hours: float = 6.0
-    chrome_max_pss_mb: int = 0  # recycle Chrome (on its profile, between two sends) past this tree PSS; 0 = off
-    # Chrome's memory options (names in transport/chrome_options.py): those that paid in bench/browser.py --options.
-    chrome_memory_options: tuple[str, ...] = ("renderer-limit", "in-process-gpu", "network-in-process",
-                                              "no-site-isolation", "no-omnibox-webui", "no-bfcache", "block-media",
-                                              "small-window")
-    receipt_follow_s: float = 0.0  # follow delivery ticks this long after a send; 0 = off
+    whatsapp_url: str = setting("https://web.whatsapp.com", "WhatsApp Web (the simulator's address in demos and "
+                                "tests)")
+    headless: bool = setting(True, "run Chromium headless")
+    chrome_binary: str = setting("/usr/bin/chromium", "the browser")
+    chromedriver: str = setting("/usr/bin/chromedriver", "the browser's driver")
+    chrome_user_agent: str = setting("", "the user agent Chrome gives (never `HeadlessChrome`)",
+                                     shown="(a desktop Chrome of the installed version)")
+    chrome_sandbox: str = setting(
+        "auto", "Chrome's sandbox (`wa_queue/transport/sandbox.py`): `on` never passes `--no-sandbox` (Chrome does "
+        "not start without a usable sandbox; the session's last error says why); `off` always does (a container "
+        "without `deploy/chrome-seccomp.json`); `auto` sandboxes unless running as root or user namespaces are "
+        "refused, and logs which and why")
+    chat_settle_s: float = setting(1.5, "a chat's rows must hold still this long before the sender concludes a "
+                                   "message is not in it")
+    selectors_file: str = setting("", "JSON file overriding WhatsApp Web selectors")
+    send_timeout_s: float = setting(30.0, "how long one send may wait for the page")
+    chrome_recycle_sends: int = setting(200, "restart Chrome on the same profile after this many sends")
+    chrome_recycle_hours: float = setting(6.0, "restart Chrome on the same profile after this many hours")
+    chrome_max_pss_mb: int = setting(
+        0, "restart Chrome on the same profile, between two sends, once its tree (with chromedriver) is over this "
+        "many MiB of PSS; read at most every 10 sends or 60 s. Off by default: the recycling by sends already "
+        "bounds the growth measured on the simulator, and the real page's footprint differs; set it from what "
+        "`waq doctor` shows per session", shown="`0` (off)")
+    chrome_memory_options: tuple[str, ...] = setting(
+        ("renderer-limit", "in-process-gpu", "network-in-process", "no-site-isolation", "no-omnibox-webui",
+         "no-bfcache", "block-media", "small-window"),
+        "ways to trim a session's Chrome (`wa_queue/transport/chrome_options.py`): at most one renderer; no GPU "
+        "process; the network service inside the browser process; no process per site (the page is one origin); no "
+        "hidden renderer for the address bar's popup; no back/forward cache (each `/send?phone=` is a full load, and "
+        "the cache kept the pages left behind alive); pictures, media and web fonts the sender never reads (profile "
+        "pictures, photos, link previews) blocked through DevTools (not PNG: the QR); a 1024x700 window. "
+        "`small-v8-heap` (V8's old space capped at 128 MiB) is off: the real page's heap is larger. Empty: none. "
+        "The default is what paid in `bench/browser.py --options` "
+        "([benchmarks](benchmarks.md#browser-memory-option-by-option))")
+    receipt_follow_s: float = setting(0.0, "follow the delivery ticks this long after a send to record delivered/read "
+                                      "(0: off)")
     # API.
-    api_keys: tuple[ApiKey, ...] = ()
-    default_region: str = "US"
-    max_request_bytes: int = 2 * 1024 * 1024
-    metrics_token: str = ""
-    flower_auth: str = ""
-    callback_secret: str = ""  # the default signing secret; a key of WAQ_API_KEYS may carry its own
-    log_phones: bool = False  # log phone numbers in full (otherwise masked: +9198•••••210, wa_queue/redact.py)
-    # The outbound rule (wa_queue/outbound.py): hosts and CIDR networks that callbacks and the admin webhook may reach
-    # although they are internal (loopback, private, link-local, ...). Empty: only public addresses.
-    outbound_allow: AllowList = NOTHING_ALLOWED
-    # `waq callbacks`: processes of its Celery pool (prefork, so that a task's time limit can end a stuck delivery).
-    callback_concurrency: int = 4
-    health_failed_window_s: float = 3600.0  # a failure this recent makes the health level 'warning'
-    # The WhatsApp Web simulator (`waq simulator`): markup profile, strict page, boot delay of every full page load,
-    # and how far the times the page shows are from the real clock (negative: behind).
-    sim_markup: str = "2026-11"
-    sim_strict: bool = True
-    sim_boot_delay_s: float = 0.0
-    sim_clock_skew_s: float = 0.0
-    # `make run` / `make demo` (wa_queue/devstack/launcher.py): how long a stop waits for the work in hand (pacing,
-    # number check, send).
-    stop_grace_s: float = 120.0
-    # `waq worker`'s Celery pool: threads runs tasks in the worker's one process (no prefork child to pay for) and
-    # leaves its main thread free to answer Flower; solo and prefork are kept for comparison (bench/pipeline.py).
-    worker_pool: str = "threads"
+    api_keys: tuple[ApiKey, ...] = setting(
+        (), "`name:role:key[:callback-secret],...`; roles `producer`, `admin`; names 1-64 letters, digits and "
+        "`_ . @ -`, unique; keys of 16 characters or more; a callback secret (32 characters or more) signs the "
+        "callbacks of that key's messages instead of `WAQ_CALLBACK_SECRET`; no `:` or `,` inside a key or a secret")
+    default_region: str = setting("US", "region for phone numbers written without a country code")
+    max_request_bytes: int = setting(2 * 1024 * 1024, "request size cap of the API")
+    metrics_token: str = setting("", "bearer token for `/metrics` (besides the admin key)")
+    flower_auth: str = setting("", "`user:password` for Flower")
+    callback_secret: str = setting(
+        "", "HMAC secret signing status callbacks of keys without their own (and of messages of the Python API and "
+        "the CLI); 32 characters or more; empty: unsigned")
+    rate_requests_per_s: float = setting(
+        100.0, "enqueue requests a second each API key may make (one token bucket per key, shared by every API "
+        "process through the broker's Redis: `wa_queue/rate_limit.py`); over it the answer is 429 with "
+        "`Retry-After`; 0: no limit. `WAQ_KEY_LIMITS` sets it per key")
+    rate_messages_per_s: float = setting(
+        1000.0, "messages a second each API key may enqueue (a bulk request takes one per item); 0: no limit. The "
+        "bucket (this times `WAQ_RATE_BURST_S`) must hold a whole bulk request (1,000)")
+    rate_burst_s: float = setting(2.0, "how many seconds of their rate the buckets hold: the burst a key may send "
+                                  "at once after a quiet while")
+    key_limits: tuple[KeyLimits, ...] = setting(
+        (), "per-key rate limits replacing the two rates above for that key: `name:requests=R:messages=M,...` "
+        "(either or both; names of `WAQ_API_KEYS`)", shown="(none)")
+    log_phones: bool = setting(False, "log phone numbers in full; otherwise every log line masks them "
+                               "(`+9198•••••210`: the first 5 and the last 3 characters, `wa_queue/redact.py`)")
+    outbound_allow: AllowList = setting(
+        NOTHING_ALLOWED, "comma-separated hosts, IP addresses and CIDR networks that callbacks and the admin webhook "
+        "may reach although internal (loopback, private, link-local, ...; the rule: `wa_queue/outbound.py`); a bad "
+        "entry stops the process at start. Empty: only public addresses", shown="(none)")
+    callback_concurrency: int = setting(4, "processes of `waq callbacks`' pool (at least 2; prefork, so that a "
+                                        "task's time limit can end a stuck delivery)")
+    health_failed_window_s: float = setting(3600.0, "a failure this recent makes `/api/whatsapp/health` say "
+                                            "`warning` (older ones are only counted)")
+    # The WhatsApp Web simulator (`waq simulator`).
+    sim_markup: str = setting("2026-11", "the simulator's markup profile ([simulator](simulator.md))")
+    sim_strict: bool = setting(True, "the simulator's strict page, which behaves like the real one")
+    sim_boot_delay_s: float = setting(0.0, "the simulator's boot delay of every full page load")
+    sim_clock_skew_s: float = setting(0.0, "the seconds every time the simulator's page shows is shifted by "
+                                      "(negative: behind)")
+    stop_grace_s: float = setting(
+        120.0, "`make run` / `make demo`: how long a stop waits for each worker to finish the message in hand "
+        "(pacing, number check, send) before it is killed; longer than `WAQ_SEND_TIMEOUT_S`")
+    worker_pool: str = setting(
+        "threads", "Celery's pool for `waq worker` (always one task at a time): `threads` runs the session in one "
+        "Python process whose main thread still answers Flower and `celery inspect` during a send; `solo` is one "
+        "process too, but answers nothing while a task (pacing included) runs, so Flower loses the worker; "
+        "`prefork` is the former main process plus a child; solo and prefork are kept for comparison "
+        "(`bench/pipeline.py`, [benchmarks](benchmarks.md))")
 
     @property
     def zone(self) -> ZoneInfo:
@@ -156,6 +239,17 @@ class Settings:
         WAQ_CALLBACK_SECRET (also for a key removed since the message was enqueued)."""
         key = self.key_named(key_name)
         return key.callback_secret if key is not None and key.callback_secret else self.callback_secret
+
+    def _key_limits(self, name: str | None) -> KeyLimits | None:
+        return next((limits for limits in self.key_limits if limits.name == name), None) if name else None
+
+    def rate_for(self, key_name: str | None) -> Rate:
+        """The enqueue rate limits of this key: its WAQ_KEY_LIMITS entry where it sets one, else the defaults."""
+        own = self._key_limits(key_name)
+        requests = own.requests_per_s if own is not None and own.requests_per_s is not None else None
+        messages = own.messages_per_s if own is not None and own.messages_per_s is not None else None
+        return Rate(self.rate_requests_per_s if requests is None else requests,
+                    self.rate_messages_per_s if messages is None else messages, self.rate_burst_s)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -256,6 +350,7 @@ class Settings:
             raise bad("SIM_CLOCK_SKEW_S", f"must be a number of seconds within +-{MAX_CLOCK_SKEW_S:.0f} (negative: the "
                       "page's clock is behind)")
         self._validate_keys(bad)
+        self._validate_limits()
         if self.stop_grace_s <= self.send_timeout_s:
             raise bad("STOP_GRACE_S", "must be longer than WAQ_SEND_TIMEOUT_S: a stop lets the send in hand finish")
         return self
@@ -277,6 +372,31 @@ class Settings:
             if key.callback_secret and len(key.callback_secret) < MIN_SECRET_CHARS:
                 raise bad("API_KEYS", f"the callback secret of {key.name!r} is {len(key.callback_secret)} "
                           f"characters; a signing secret needs at least {MIN_SECRET_CHARS}")
+
+
+    def _validate_limits(self) -> None:
+        from wa_queue.validation import MAX_BULK  # validation loads phonenumbers: not at import (see send_window)
+
+        bad = ConfigError
+        names = {key.name for key in self.api_keys}
+        seen: set[str] = set()
+        for limits in self.key_limits:
+            if limits.name not in names:
+                raise bad(f"WAQ_KEY_LIMITS: {limits.name!r} is not the name of a key of WAQ_API_KEYS")
+            if limits.name in seen:
+                raise bad(f"WAQ_KEY_LIMITS: {limits.name!r} is given twice")
+            seen.add(limits.name)
+        if self.rate_burst_s <= 0:
+            raise bad("WAQ_RATE_BURST_S: must be more than 0 (the buckets hold this many seconds of their rate)")
+        for name in [None, *sorted(names)]:
+            rate = self.rate_for(name)
+            where = f"the limits of {name!r} (WAQ_KEY_LIMITS)" if self._key_limits(name) else "WAQ_RATE_MESSAGES_PER_S"
+            if rate.requests_per_s < 0 or rate.messages_per_s < 0:
+                raise bad(f"{where}: a rate cannot be negative (0 turns it off)")
+            if 0 < rate.message_capacity < MAX_BULK:
+                raise bad(f"{where}: {rate.messages_per_s:g} messages/s x WAQ_RATE_BURST_S {rate.burst_s:g} s holds "
+                          f"{rate.message_capacity:g} messages, fewer than a bulk request may carry ({MAX_BULK}): "
+                          "such a request could never pass")
 
 
 _SECRET_FIELDS = frozenset({"api_keys", "callback_secret", "metrics_token", "flower_auth"})
@@ -351,6 +471,27 @@ def _parse_api_keys(raw: str) -> tuple[ApiKey, ...]:
     return tuple(keys)
 
 
+_LIMIT_NAMES = {"requests": "requests_per_s", "messages": "messages_per_s"}
+
+
+def _parse_key_limits(raw: str) -> tuple[KeyLimits, ...]:
+    """name:requests=R:messages=M,... (either or both, each at most once), a second."""
+    entries = []
+    for item in _parse_list(raw):
+        name, *parts = item.split(":")
+        if not parts:
+            raise ValueError(f"{item!r}: accepts name:requests=R:messages=M (either or both)")
+        values: dict[str, float | int] = {}
+        for part in parts:
+            label, _, number = part.partition("=")
+            field = _LIMIT_NAMES.get(label.strip())
+            if field is None or field in values:
+                raise ValueError(f"{item!r}: {label!r} is not one of requests, messages, or is given twice")
+            values[field] = _parse_float(number)
+        entries.append(KeyLimits(name.strip(), **values))  # type: ignore[arg-type]
+    return tuple(entries)
+
+
 def _parser_for(annotation: object):  # noqa: ANN202 - internal table lookup
     return {"bool": _parse_bool, "int": _parse_int, "float": _parse_float, "Path": Path, "str": str}[
         str(annotation)
@@ -366,6 +507,7 @@ _PARSERS = {
     "send_window": _parse_send_window,
     "lease_s": lambda raw: parse_duration(raw),
     "outbound_allow": lambda raw: parse_allow(_parse_list(raw)),
+    "key_limits": lambda raw: _parse_key_limits(raw),
 }
 
 def setting_variables() -> frozenset[str]:

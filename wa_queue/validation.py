@@ -22,6 +22,8 @@ from wa_queue.errors import ValidationError
 from wa_queue.outbound import host_form_problem
 from wa_queue.send_window import SendWindow, check_opens, parse_window
 
+MAX_BULK = 1000  # messages in one bulk request (REST's /messages/bulk): stored all or none
+
 MAX_TEXT_CHARS = 4096  # the WhatsApp Cloud API's limit, adopted for every message
 MAX_PHONE_CHARS = 32
 MAX_CALLBACK_URL = 2048

@@ -64,9 +64,9 @@ def wait_for_store(settings: Settings, *, clock: Callable[[], float] = time.mono
 
 def _probe_store(url: str, timeout_s: float) -> None:
     if url.startswith(("mongodb://", "mongodb+srv://")):
-        from wa_queue.store.mongo import MongoStore
+        from wa_queue.store import mongo_client
 
-        MongoStore.probe(url, timeout_s)  # bounded: opening the store would wait the client's full server timeout
+        mongo_client.probe(url, timeout_s)  # bounded: opening the store would wait the client's full server timeout
     store = open_store(url)  # the adapter's own checks (SQLite: the file and its schema; MongoDB: its indexes)
     try:
         store.ping()

@@ -9,17 +9,12 @@ from datetime import timedelta
 import pytest
 
 from api.app import create_app
+from tests.helpers.constants import ADMIN, ADMIN_KEY, BASE, PHONE, PRODUCER, PRODUCER_KEY
 from wa_queue import names, service
 from wa_queue.app import close_default_app, default_app
 from wa_queue.models import MessageStatus, NewMessage, utcnow
 
-ADMIN_KEY = "admin-key-0123456789abcdef"
-PRODUCER_KEY = "producer-key-0123456789abcdef"
 OTHER_PRODUCER_KEY = "other-producer-0123456789ab"
-ADMIN = {"X-API-Key": ADMIN_KEY}
-PRODUCER = {"X-API-Key": PRODUCER_KEY}
-PHONE = "+14155550123"
-BASE = "/api/whatsapp"
 
 
 @pytest.fixture

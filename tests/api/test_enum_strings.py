@@ -10,13 +10,10 @@ import pytest
 from click.testing import CliRunner
 
 from tests.helpers.api import api_client
+from tests.helpers.constants import ADMIN, ADMIN_KEY, BASE
 from wa_queue.app import default_app
 from wa_queue.cli import main
 from wa_queue.models import HistoryEvent, NewMessage, SessionStatus, utcnow
-
-ADMIN_KEY = "admin-key-0123456789abcdef"
-ADMIN = {"X-API-Key": ADMIN_KEY}
-BASE = "/api/whatsapp"
 
 
 @pytest.fixture

@@ -17,8 +17,11 @@ import requests
 import schemathesis
 from hypothesis import HealthCheck, settings
 
-from tests.conftest import RedisServer
 from tests.helpers.openapi import ADMIN, Tally, call_and_check, config, counting, start_api
+from wa_queue.devstack.redis_server import RedisServer
+
+# Every test reads the one gunicorn's run (the last checks the tally of the others): all need the services.
+pytestmark = pytest.mark.services
 
 LONG_CASES = 10_000
 LONG_EXAMPLES = 800  # per operation; operations with few distinct inputs run out sooner, hence the count below

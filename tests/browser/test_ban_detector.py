@@ -9,8 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import wait_for
 from tests.helpers.browser import ACCOUNT, FRIEND, Sim, log_in, make_settings, sent_texts
+from tests.helpers.waiting import wait_for
 from wa_queue import errors
 from wa_queue.simulator.state import BAN_TEXT
 from wa_queue.transport.base import SessionState
@@ -65,19 +65,20 @@ def test_a_message_quoting_the_notices_is_not_one(sim: Sim, sender: SeleniumSend
     quote = f"They told me: {BAN_TEXT} Your account is restricted, they said."
     sender.send(FRIEND, quote, ref="q1")
     sim.post("/__sim__/incoming", {"account": ACCOUNT, "from": FRIEND.lstrip("+"), "text": quote})
-    wait_for(lambda: quote in sender._call("return document.body.innerText"), timeout=10, what="the rows")
+    wait_for(lambda: quote in sender.page.call("return document.body.innerText"), timeout=10, what="the rows")
     assert sender.state() is SessionState.CONNECTED and sender.last_problem() is None
     assert sent_texts(sim, FRIEND) == [quote]
 
 
 def test_the_notice_wordings_are_overridable(sim: Sim, sender: SeleniumSender) -> None:
     sim.session_fault("banned")
-    wait_for(lambda: BAN_TEXT in sender._call("return document.body.innerText"), timeout=10, what="the ban page")
-    saved = sender.selectors
+    wait_for(lambda: BAN_TEXT in sender.page.call("return document.body.innerText"), timeout=10, what="the ban page")
+    saved = sender.page.selectors
     try:
-        sender.selectors = parse_overrides({"text.banned": ["no such words"], "text.restricted": "nor these"})
+        sender.page.selectors = parse_overrides({"text.banned": ["no such words"], "text.restricted": "nor these"})
         assert sender.state() is SessionState.STARTING  # a page it cannot place: neither the app nor a notice
-        sender.selectors = parse_overrides({"text.banned": "nor these", "text.restricted": ["x", "BANNED FROM USING"]})
+        sender.page.selectors = parse_overrides({"text.banned": "nor these",
+                                                 "text.restricted": ["x", "BANNED FROM USING"]})
         assert sender.state() is SessionState.BANNED and sender.last_problem() == BAN_TEXT  # any case, any kind
     finally:
-        sender.selectors = saved
+        sender.page.selectors = saved

@@ -33,7 +33,7 @@ JS_PICTURES = "return [...document.images].filter(i => i.matches('.avatar, .link
 def _kinds(sender: SeleniumSender) -> list[str]:
     """Each Chrome process's kind: browser, renderer, top-chrome-webui, gpu-process, utility:<service>..."""
     kinds = []
-    for pid in sender.browser_pids():
+    for pid in sender.chrome.browser_pids():
         args = procs.cmdline(pid).split()
         if not args or "chromedriver" in args[0]:
             continue
@@ -48,7 +48,7 @@ def _kinds(sender: SeleniumSender) -> list[str]:
 def _qr_dark_pixels(sender: SeleniumSender) -> int:
     deadline = time.monotonic() + 10
     while True:
-        dark = sender.driver.execute_script(JS_QR_DARK, sender.selectors["qr_canvas"])
+        dark = sender.chrome.driver.execute_script(JS_QR_DARK, sender.page.selectors["qr_canvas"])
         if dark > 0 or time.monotonic() > deadline:
             return dark
         time.sleep(0.1)
@@ -88,14 +88,14 @@ def test_all_options_take_effect_and_the_sender_keeps_what_it_reads(sim: Sim, tm
         assert "utility:network.mojom.NetworkService" not in kinds  # network-in-process
         assert "top-chrome-webui" not in kinds  # no-omnibox-webui
         assert kinds.count("renderer") == 1  # renderer-limit, no spare renderer without site isolation
-        assert sender.driver.execute_script("return [innerWidth, innerHeight]")[0] <= 1024  # small-window
+        assert sender.chrome.driver.execute_script("return [innerWidth, innerHeight]")[0] <= 1024  # small-window
 
         text = "Order 42 shipped 📦\nTrack it at https://example.com/t/42"
         receipt = sender.send(FRIEND, text, ref="lean-1")
         assert receipt.status in ("sent", "delivered", "read")  # the ticks were read
         assert sent_texts(sim, FRIEND) == [text]
         assert sender.receipt_status(FRIEND, receipt.wa_id) in ("sent", "delivered", "read")
-        pictures = sender.driver.execute_script(JS_PICTURES)
+        pictures = sender.chrome.driver.execute_script(JS_PICTURES)
         assert len(pictures) >= 2 and set(pictures) == {0}  # avatars and the link preview, none loaded
 
         sim.number_fault(UNREGISTERED, "unregistered")
@@ -115,7 +115,7 @@ def test_without_options_the_pictures_load(sim: Sim, tmp_path: Path) -> None:
         log_in(sender, sim)
         sender.send(FRIEND, "see https://example.com/x", ref="full-1")
         deadline = time.monotonic() + 10
-        while 0 in (pictures := sender.driver.execute_script(JS_PICTURES)) and time.monotonic() < deadline:
+        while 0 in (pictures := sender.chrome.driver.execute_script(JS_PICTURES)) and time.monotonic() < deadline:
             time.sleep(0.1)
         assert len(pictures) >= 2 and 0 not in pictures
     finally:

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT
 from tests.helpers import nonroot
+from tests.helpers.constants import ROOT
 from tests.helpers.seccomp import without_comment
 
 PROFILE = ROOT / "deploy" / "chrome-seccomp.json"

@@ -21,13 +21,16 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import ROOT, Proc, RedisServer, wait_for
 from tests.helpers import nonroot
 from tests.helpers.browser import Sim, make_settings
+from tests.helpers.constants import ROOT
+from tests.helpers.processes import Proc
 from tests.helpers.seccomp import without_comment
 from tests.helpers.stack import ACCOUNTS, Stack
+from tests.helpers.waiting import wait_for
 from wa_queue import service
 from wa_queue.app import default_app
+from wa_queue.devstack.redis_server import RedisServer
 from wa_queue.models import MessageStatus
 from wa_queue.sessions import error_hint
 from wa_queue.transport import procs
@@ -207,7 +210,7 @@ def test_root_with_sandbox_on_does_not_start_chrome(tmp_path: Path) -> None:
             problem = sender.last_problem() or ""
             assert problem.startswith(f"Chrome did not start: {UNUSABLE}: running as root"), problem
             assert "WAQ_CHROME_SANDBOX" in error_hint(problem, url=sim.url)
-            assert not procs.pids_with_arg(f"--user-data-dir={sender.profile_dir}")
+            assert not procs.pids_with_arg(f"--user-data-dir={sender.chrome.profile_dir}")
         finally:
             sender.close()
     finally:

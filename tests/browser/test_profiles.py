@@ -55,7 +55,7 @@ def known(sim: Sim) -> bool:
 
 
 def test_a_person_like_browser_gets_in_and_reads_its_own_number(sim: Sim, sender: SeleniumSender) -> None:
-    agent, automated = sender.driver.execute_script("return [navigator.userAgent, navigator.webdriver]")
+    agent, automated = sender.chrome.driver.execute_script("return [navigator.userAgent, navigator.webdriver]")
     assert "Headless" not in agent and "Chrome/" in agent and not automated  # the strict page refuses HeadlessChrome
     assert sender.account_number() == ACCOUNT  # last-wid-md, or last-wid on the 2026-03 build
 
@@ -107,7 +107,7 @@ def test_chrome_killed_right_after_the_click_is_never_sent_twice(sim: Sim, sende
         deadline = time.monotonic() + 10
         while not sent_texts(sim, FRIEND) and time.monotonic() < deadline:
             time.sleep(0.02)  # the servers have it
-        os.kill(sender.chrome_pid(), signal.SIGKILL)
+        os.kill(sender.chrome.chrome_pid(), signal.SIGKILL)
         time.sleep(0.3)
         element.is_displayed()  # the reply meets a browser that is gone
 
@@ -129,7 +129,7 @@ def test_a_slow_editor_gets_the_text_once(sim: Sim, sender: SeleniumSender) -> N
     if not known(sim):
         pytest.skip("sending is covered above on the unknown form")
     sim.post("/__sim__/config", {"input_delay_ms": 450})
-    sender._chat = None  # the new delay reaches a page at its next load
+    sender.page.forget_chat()  # the new delay reaches a page at its next load
     text = "hello plain"
     sender.send(FRIEND, text, ref="slow-editor")
     assert sent_texts(sim, FRIEND) == [text]  # not "hello plainhello plain"
@@ -140,8 +140,8 @@ def test_the_number_check_and_the_send_share_one_page_load(sim: Sim, sender: Sel
     if not known(sim):
         pytest.skip("one profile is enough for the count; a known one sends")
     loads: list[str] = []
-    real = sender._navigate
-    monkeypatch.setattr(sender, "_navigate", lambda url: (loads.append(url), real(url))[1])
+    real = sender.page.navigate
+    monkeypatch.setattr(sender.page, "navigate", lambda url: (loads.append(url), real(url))[1])
     phone = "+15551230000"
     assert sender.is_registered(phone) is True
     receipt = sender.send(phone, "one load", ref="one-load")
@@ -153,7 +153,7 @@ def test_conflict_page_and_whats_new_do_not_stop_a_send(sim: Sim, sender: Seleni
     if sim.variant != "2026-08":
         pytest.skip("screens do not depend on the row form")
     sim.session_fault("conflict")
-    sender._chat = None
+    sender.page.forget_chat()
     assert sender.send(FRIEND, "after Use here", ref="conflict").wa_id
     fresh = SeleniumSender("whats-new", make_settings(tmp_path, sim))  # a new device: "What's new" shows once
     try:
@@ -174,10 +174,10 @@ def test_a_customers_replies_read_as_incoming_and_never_as_the_message(sim: Sim,
     mine = sender.send(FRIEND, text, ref="mine")
     for reply in ("ok", text, "thanks"):  # one run of three incoming bubbles, the second one our words
         sim.post("/__sim__/incoming", {"account": ACCOUNT, "from": friend, "text": reply})
-    sender._chat = None  # read it from a fresh load, as after a restart
+    sender.page.forget_chat()  # read it from a fresh load, as after a restart
     found = sender.find_sent(FRIEND, text, ref="mine", since=before)
     assert found is not None and found.wa_id == mine.wa_id  # ours, not the customer's echo
-    chat = sender._settled_chat("mine")
+    chat = sender.page.settled_chat("mine")
     assert chat["unknown"] == 0 and chat["messages"] == 4
     assert [r["id"] for r in chat["out"]] == [mine.wa_id]
     assert chat["zone"] and chat["now_ms"] > 0 and chat["out"][0]["pre"].endswith("] Me: ")
@@ -191,7 +191,7 @@ def test_a_send_control_no_selector_knows_is_never_clicked_twice(sim: Sim, sende
     if sim.variant != "2026-11":
         pytest.skip("the send control does not depend on the row form")
     sim.post("/__sim__/config", {"send_control": "unknown"})
-    sender._chat = None  # the page takes the new form at its next load
+    sender.page.forget_chat()  # the page takes the new form at its next load
     try:
         sender.send(FRIEND, "no known send control", ref="unknown-control")
     except errors.WaQueueError as exc:  # nothing could be clicked: the error names the selector to override
@@ -199,4 +199,4 @@ def test_a_send_control_no_selector_knows_is_never_clicked_twice(sim: Sim, sende
         assert sent_texts(sim, FRIEND) == []
     else:  # the sender's own fallback (Enter in the editor) sent it: once
         assert sent_texts(sim, FRIEND) == ["no known send control"]
-    sender._chat = None
+    sender.page.forget_chat()

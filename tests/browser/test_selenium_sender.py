@@ -82,14 +82,14 @@ def test_a_click_the_page_ignores_is_transient(sim: Sim, sender: SeleniumSender)
 
 def test_chrome_killed_mid_send_then_next_send_restarts_it(sim: Sim, sender: SeleniumSender,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
-    original = sender._type
-    old_pids = sender.browser_pids()
+    original = sender.page.type
+    old_pids = sender.chrome.browser_pids()
 
     def killing_type(text: str) -> list[str]:
-        os.kill(sender.chrome_pid(), signal.SIGKILL)  # the browser dies with the chat open, before the click
+        os.kill(sender.chrome.chrome_pid(), signal.SIGKILL)  # the browser dies with the chat open, before the click
         return original(text)
 
-    monkeypatch.setattr(sender, "_type", killing_type)
+    monkeypatch.setattr(sender.page, "type", killing_type)
     with pytest.raises(errors.TransientSendError):
         sender.send(FRIEND, "never sent", ref="killed")
     monkeypatch.undo()
@@ -111,7 +111,7 @@ def test_chrome_killed_during_the_click_leaves_the_outcome_unknown(sim: Sim, sen
         deadline = time.monotonic() + 10
         while not sent_texts(sim, FRIEND) and time.monotonic() < deadline:
             time.sleep(0.05)  # the page has sent it
-        os.kill(sender.chrome_pid(), signal.SIGKILL)
+        os.kill(sender.chrome.chrome_pid(), signal.SIGKILL)
         time.sleep(0.5)
         element.is_displayed()  # what the reply would have met: a browser that is gone (raises)
 
@@ -127,28 +127,29 @@ def test_chrome_killed_during_the_click_leaves_the_outcome_unknown(sim: Sim, sen
 
 def test_hung_browser_is_killed_with_its_tree(sim: Sim, sender: SeleniumSender) -> None:
     sender.send(FRIEND, "warm", ref="warm")  # a live browser
-    old_pids = sender.browser_pids()
-    saved, sender.command_timeout_s = sender.command_timeout_s, 5.0  # a page load on a loaded machine fits
+    old_pids = sender.chrome.browser_pids()
+    browser = sender.chrome
+    saved, browser.command_timeout_s = browser.command_timeout_s, 5.0  # a page load on a loaded machine fits
     try:
         sender.close()
         sender.send(FRIEND, "fresh", ref="fresh")  # started with the short command time-out
-        old_pids = sender.browser_pids()
-        os.kill(sender.chrome_pid(), signal.SIGSTOP)  # hung, not dead: commands just never answer
+        old_pids = sender.chrome.browser_pids()
+        os.kill(sender.chrome.chrome_pid(), signal.SIGSTOP)  # hung, not dead: commands just never answer
         with pytest.raises(errors.TransientSendError):
             sender.send(FRIEND, "into a hung browser", ref="hung")
         assert not [p for p in old_pids if procs.alive(p)]
     finally:
-        sender.command_timeout_s = saved
+        browser.command_timeout_s = saved
     assert sender.send(FRIEND, "after the hang", ref="after-hang").wa_id
 
 
 def test_a_draft_left_in_the_compose_box_is_replaced(sim: Sim, sender: SeleniumSender) -> None:
-    sender._open_chat(FRIEND)
-    sender._call(JS_BOX)  # focuses the visible box
-    sender.driver.execute_cdp_cmd("Input.insertText", {"text": "old draft 😀"})  # typed as a person would
-    assert sender._settled_box("old draft 😀") == "old draft 😀"
-    sender._type("the real text 👍\nline 2")
-    assert sender._call(JS_BOX) == "the real text 👍\nline 2"
+    sender.page.open_chat(FRIEND)
+    sender.page.call(JS_BOX)  # focuses the visible box
+    sender.chrome.driver.execute_cdp_cmd("Input.insertText", {"text": "old draft 😀"})  # typed as a person would
+    assert sender.page.settled_box("old draft 😀") == "old draft 😀"
+    sender.page.type("the real text 👍\nline 2")
+    assert sender.page.call(JS_BOX) == "the real text 👍\nline 2"
 
 
 # ---- hygiene -----------------------------------------------------------------------------------------------------
@@ -156,17 +157,17 @@ def test_recycle_and_close_leave_no_browser_process(sim: Sim, tmp_path: Path) ->
     snd = SeleniumSender("recycled", make_settings(tmp_path, sim, WAQ_CHROME_RECYCLE_SENDS="2"))
     try:
         log_in(snd, sim)
-        first_pids, starts = snd.browser_pids(), snd.restarts
+        first_pids, starts = snd.chrome.browser_pids(), snd.chrome.restarts
         for i in range(3):
             snd.send(FRIEND, f"recycle {i}", ref=f"r{i}")
-        assert snd.restarts == starts + 1  # recycled on the same profile after 2 sends, still logged in
+        assert snd.chrome.restarts == starts + 1  # recycled on the same profile after 2 sends, still logged in
         assert not [p for p in first_pids if procs.alive(p)]
-        pids = snd.browser_pids()
+        pids = snd.chrome.browser_pids()
         assert len(pids) >= 3 and procs.pss_kib(pids) > 0
     finally:
         snd.close()
     assert not [p for p in pids if procs.alive(p)]
-    assert snd.browser_pids() == []
+    assert snd.chrome.browser_pids() == []
     assert sent_texts(sim, FRIEND) == ["recycle 0", "recycle 1", "recycle 2"]
 
 
@@ -174,8 +175,8 @@ def test_a_dead_workers_browser_is_cleared_from_the_profile(sim: Sim, tmp_path: 
     settings = make_settings(tmp_path, sim)
     dead = SeleniumSender("orphan", settings)
     dead.connect()
-    orphans = dead.browser_pids()
-    dead.driver, dead._driver_pid = None, None  # its worker was SIGKILLed: nobody will close this browser
+    orphans = dead.chrome.browser_pids()
+    dead.chrome.driver, dead.chrome.pid = None, None  # its worker was SIGKILLed: nobody will close this browser
     heir = SeleniumSender("orphan", settings)
     try:
         assert heir.connect() is SessionState.QR  # the profile was free to start on

@@ -63,7 +63,7 @@ def test_where_enter_does_not_send_the_send_stops_naming_send_button(sender: Sel
         with pytest.raises(errors.TransientSendError, match="send_button") as raised:
             sender.send(FRIEND, "never sent", ref=f"stuck-{attempt}")
         assert not isinstance(raised.value, errors.SendOutcomeUnknown)  # the box still held it: nothing left
-        assert sender._call(JS_BOX) == ""  # the text (and Enter's line break) cleared for the next try
+        assert sender.page.call(JS_BOX) == ""  # the text (and Enter's line break) cleared for the next try
     assert texts(sim_2026_11) == []
     sim_2026_11.post("/__sim__/config", {"send_control": "profile", "enter_sends": True})
     assert sender.send(FRIEND, "never sent", ref="stuck-2").wa_id

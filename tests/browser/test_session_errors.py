@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import free_port
 from tests.helpers.browser import Sim, make_settings
+from wa_queue.devstack.ports import free_port
 from wa_queue.sessions import error_hint
 from wa_queue.settings import Settings
 from wa_queue.transport.base import SessionState

@@ -13,13 +13,14 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 
-from tests.conftest import ROOT, RedisServer, wait_for
+from tests.helpers.constants import ARTIFACTS
 from tests.helpers.openapi import ADMIN, ADMIN_KEY, start_api
 from tests.helpers.page_browser import page_browser
+from tests.helpers.waiting import wait_for
+from wa_queue.devstack.redis_server import RedisServer
 
 pytestmark = pytest.mark.timeout(240)
 
-ARTIFACTS = ROOT / "tests" / "artifacts"
 HEALTH = "operations-monitoring-get_health"
 ENQUEUE = "operations-messages-post_messages"
 

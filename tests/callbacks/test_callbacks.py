@@ -16,10 +16,12 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Proc, free_port, wait_for
+from tests.helpers.processes import Proc
+from tests.helpers.waiting import wait_for
 from wa_queue import callbacks, names
 from wa_queue.app import close_default_app, default_app
 from wa_queue.callbacks import RetryableCallbackError, backoff_delay, deliver_callback, verify_signature
+from wa_queue.devstack.ports import free_port
 from wa_queue.errors import OutboundRefused
 from wa_queue.models import Message, MessageStatus, utcnow
 from wa_queue.outbound import parse_allow
@@ -54,7 +56,8 @@ class Receiver:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        # A short poll: shutdown() waits for the loop's next one.
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
 
     @property
     def url(self) -> str:

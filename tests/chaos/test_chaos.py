@@ -25,9 +25,11 @@ from zoneinfo import ZoneInfo
 import pytest
 import requests
 
-from tests.conftest import STORES, RedisServer
+from tests.helpers.services import isolated_redis
 from tests.helpers.stack import ACCOUNTS, ADMIN_KEY, Stack
+from tests.helpers.stores import STORES
 from wa_queue.app import default_app
+from wa_queue.devstack.redis_server import RedisServer
 from wa_queue.models import MessageStatus
 from wa_queue.send_window import recipient_day_start
 from wa_queue.sessions import daily_cap
@@ -108,7 +110,7 @@ def run_chaos(tmp: Path, seed: int, messages: int, rounds: int, clock_skew_s: fl
     store = "SQLite" if store_url is None else f"MongoDB at {store_url}"
     print(f"\nchaos seed {seed}: {messages} messages, {rounds} rounds of faults, page clock {clock_skew_s:+g}s, "
           f"store {store}")
-    redis = RedisServer(tmp / "redis")
+    redis = isolated_redis(tmp / "redis")
     redis.start()
     stack = Stack(tmp, redis, store_url=store_url)
     stack.sim.state.set_config({"clock_skew_s": clock_skew_s})  # every time the page shows is off by this
@@ -137,7 +139,7 @@ def run_chaos(tmp: Path, seed: int, messages: int, rounds: int, clock_skew_s: fl
                 stack.restart_worker(name)
         ids = list(producer.accepted)
         # Sent at the pace the machine allows (the long form's 400 take 10-15 min on 2 busy cores, far longer on
-        # FerretDB, which reads a whole collection for most queries: README, differences); a stall fails.
+        # FerretDB, which reads a whole collection for most queries: docs/testing.md); a stall fails.
         stack.wait_done(ids, stall_s=300 if store_url is None else 600)
         check(stack, producer, applied)
     finally:

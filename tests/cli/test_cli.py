@@ -16,13 +16,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from tests.conftest import ROOT, free_port
+from tests.helpers.constants import PHONE, ROOT, UNREACHABLE
 from wa_queue import names
 from wa_queue.app import default_app
 from wa_queue.cli import main
+from wa_queue.devstack.ports import free_port
 from wa_queue.models import MessageStatus, NewMessage, utcnow
 
-PHONE = "+14155550123"
 ID = re.compile(r"^[0-9a-f]{32}$")
 
 
@@ -334,9 +334,6 @@ def test_doctor_store_and_broker_ok_sessions_need_workers(waq_env: dict[str, str
     assert "stopped reporting" in checks["session secondary"]["fix"]
 
 
-UNREACHABLE = "cannot reach web.whatsapp.com: check the network or WAQ_WHATSAPP_URL"
-
-
 def _session_down(name: str = "primary") -> None:
     now = utcnow()
     default_app().store.update_session(name, status="closed", heartbeat_at=now, last_error="net::ERR_NAME_NOT_RESOLVED",
@@ -437,10 +434,8 @@ class _FakeSender:
 
     def __init__(self, session: str, settings: object) -> None:
         self.session, self.calls = session, ["init"]
+        self.chrome = types.SimpleNamespace(browser_pids=lambda: list(_FakeSender.holders))
         _FakeSender.instances.append(self)
-
-    def browser_pids(self) -> list[int]:
-        return list(_FakeSender.holders)
 
     def connect(self) -> str:
         self.calls.append("connect")

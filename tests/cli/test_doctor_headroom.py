@@ -8,7 +8,8 @@ import os
 import subprocess
 import sys
 
-from tests.conftest import ROOT, wait_for
+from tests.helpers.constants import ROOT
+from tests.helpers.waiting import wait_for
 from wa_queue.cli.doctor import check_headroom
 from wa_queue.headroom import Headroom, SessionFootprint
 

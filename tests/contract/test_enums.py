@@ -5,39 +5,27 @@ string instead of failing the read (models.parse_stored)."""
 from __future__ import annotations
 
 import json
-import uuid
-from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.helpers.constants import NOW
 from wa_queue.models import HistoryEvent, Message, NewMessage, SessionStatus
 from wa_queue.names import MESSAGES, SESSIONS
 from wa_queue.sessions import is_available
 from wa_queue.settings import Settings
 from wa_queue.store.base import MessageStore
 
-NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 EVENT_VALUES = {"enqueued", "claimed", "sending", "sent", "retry", "released", "failed", "recovered", "requeued",
                 "receipt", "deferred", "callback_refused"}
 STATUS_VALUES = {"unknown", "starting", "qr", "connected", "phone_disconnected", "logged_out", "closed",
                  "needs_operator", "banned"}
 
 
-@pytest.fixture(params=["sqlite", "mongomock"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MessageStore]:
-    if request.param == "sqlite":
-        from wa_queue.store.sqlite import SQLiteStore
-
-        adapter: MessageStore = SQLiteStore(str(tmp_path / "waq.db"))
-    else:
-        from wa_queue.store.mongo import MongoStore
-
-        adapter = MongoStore.from_url(f"mongomock://localhost/waq_enums_{uuid.uuid4().hex[:12]}")
-    yield adapter
-    adapter.close()
+# The conftest's store fixture, on the adapters that need no server: the values are the same code on every adapter.
+pytestmark = pytest.mark.parametrize("store", ["sqlite", "mongomock"], indirect=True)
 
 
 def at(seconds: float) -> datetime:
@@ -48,14 +36,14 @@ def raw_history(store: MessageStore, message_id: str) -> list[dict[str, Any]]:
     """The history as the adapter stored it, read past the adapter's own decoding."""
     if hasattr(store, "messages"):
         return store.messages.find_one({"_id": message_id})["history"]  # type: ignore[attr-defined]
-    conn = store._conn()  # type: ignore[attr-defined]
+    conn = store.db.get()  # type: ignore[attr-defined]
     return json.loads(conn.execute(f"SELECT history FROM {MESSAGES} WHERE id = ?", (message_id,)).fetchone()[0])
 
 
 def raw_status(store: MessageStore, name: str) -> Any:
     if hasattr(store, "sessions"):
         return store.sessions.find_one({"_id": name})["status"]  # type: ignore[attr-defined]
-    conn = store._conn()  # type: ignore[attr-defined]
+    conn = store.db.get()  # type: ignore[attr-defined]
     return conn.execute(f"SELECT status FROM {SESSIONS} WHERE name = ?", (name,)).fetchone()[0]
 
 
@@ -130,7 +118,7 @@ def test_unknown_stored_strings_read_back_as_plain_strings(store: MessageStore, 
             "at": at(1), "event": "teleported", "session": None, "error_class": None, "error_text": None}}})
         store.sessions.update_one({"_id": "primary"}, {"$set": {"status": "hibernating"}})  # type: ignore[attr-defined]
     else:
-        conn = store._conn()  # type: ignore[attr-defined]
+        conn = store.db.get()  # type: ignore[attr-defined]
         with conn:
             conn.execute(f"UPDATE {MESSAGES} SET history = json_insert(history, '$[#]', json_object('at', ?, "
                          "'event', 'teleported')) WHERE id = ?", (at(1).isoformat(), message.id))

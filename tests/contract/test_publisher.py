@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import RedisServer, free_port
 from wa_queue.app import App
 from wa_queue.broker.publisher import CeleryPublisher, Publisher
 from wa_queue.broker.recording import RecordingPublisher
+from wa_queue.devstack.ports import free_port
+from wa_queue.devstack.redis_server import RedisServer
 from wa_queue.models import Message, NewMessage
 from wa_queue.settings import Settings
 from wa_queue.store import MessageStore

@@ -13,23 +13,18 @@ import os
 import subprocess
 import sys
 import threading
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from tests.helpers.constants import NOW, ROOT
 from wa_queue.errors import IdempotencyConflict, InvalidTransition, NotFound, ValidationError
 from wa_queue.models import Message, MessageStatus, NewMessage
 from wa_queue.store import lifecycle
 from wa_queue.store.base import MessageStore, SessionRecord
 from wa_queue.store.common import picture_text
-
-NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
-ROOT = Path(__file__).resolve().parents[2]
-SERVER = "mongo" if os.environ.get("WAQ_TEST_MONGO_URL") else "ferretdb"  # a server reached over TCP
-BACKENDS = ["sqlite", "mongomock", SERVER]
 
 
 def at(seconds: float) -> datetime:
@@ -38,29 +33,6 @@ def at(seconds: float) -> datetime:
 
 def new(i: int = 0, **kwargs: object) -> NewMessage:
     return NewMessage(phone=f"+155500{i:05d}", text=f"hello {i}", **kwargs)  # type: ignore[arg-type]
-
-
-@pytest.fixture(params=BACKENDS)
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[MessageStore]:
-    kind = request.param
-    if kind == "sqlite":
-        from wa_queue.store.sqlite import SQLiteStore
-
-        adapter: MessageStore = SQLiteStore(str(tmp_path / "data" / "waq.db"))
-        yield adapter
-        adapter.close()
-        return
-    from wa_queue.store.mongo import MongoStore
-
-    db_name = f"waq_test_{uuid.uuid4().hex[:12]}"
-    if kind == "mongomock":
-        adapter = MongoStore.from_url(f"mongomock://localhost/{db_name}")
-        yield adapter
-        adapter.close()
-        return
-    adapter = MongoStore.from_url(request.getfixturevalue("mongo_store_url"))  # dropped by the fixture
-    yield adapter
-    adapter.close()
 
 
 def insert(store: MessageStore, i: int = 0, now: datetime = NOW, **kwargs: object) -> Message:
@@ -1215,7 +1187,7 @@ def test_expired_gate_counters_are_swept_where_the_server_has_no_ttl_index(store
     time it makes a new day's counter. Forced here on every MongoDB backend, so mongomock and MongoDB test it too."""
     if request.node.callspec.params["store"] == "sqlite":
         pytest.skip("SQLite counts in the mark's transaction: it keeps no counters")
-    from wa_queue.store.mongo import to_db
+    from wa_queue.store.mongo_codec import to_db
 
     if request.node.callspec.params["store"] == "ferretdb":
         assert store._sweep_counters  # type: ignore[attr-defined] - what the server answered at open

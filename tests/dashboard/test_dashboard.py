@@ -16,8 +16,9 @@ from werkzeug.serving import make_server
 
 from api.app import create_app
 from api.dashboard import PATH
-from tests.conftest import ROOT, wait_for
+from tests.helpers.constants import ARTIFACTS
 from tests.helpers.page_browser import page_browser
+from tests.helpers.waiting import wait_for
 from wa_queue import errors, names, service
 from wa_queue.app import close_default_app, default_app
 from wa_queue.models import MessageStatus, NewMessage, utcnow
@@ -26,7 +27,6 @@ pytestmark = pytest.mark.timeout(240)
 
 ADMIN_KEY = "dashboard-admin-key-0123456789"
 PRODUCER_KEY = "dashboard-producer-key-012345"
-ARTIFACTS = ROOT / "tests" / "artifacts"
 IMPORTED_AT = time.time()  # at collection, before any test: a screenshot older than this is from an earlier run
 
 

@@ -12,10 +12,11 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from api.app import create_app
-from tests.conftest import ROOT, free_port
 from tests.helpers.api import api_client
+from tests.helpers.constants import ROOT
 from wa_queue import metrics_sink, service
 from wa_queue.app import close_default_app, default_app
+from wa_queue.devstack.ports import free_port
 from wa_queue.models import NewMessage, utcnow
 
 ADMIN_KEY = "metrics-admin-key-0123456789"
@@ -136,7 +137,7 @@ def test_bucket_boundaries() -> None:
 def test_a_workers_buffer_writes_sums_in_the_background_and_keeps_them_through_an_outage(client) -> None:  # noqa: ANN001
     import redis as redis_lib
 
-    from tests.conftest import wait_for
+    from tests.helpers.waiting import wait_for
 
     down = redis_lib.Redis(port=free_port(), socket_connect_timeout=0.5)
     target = [down]

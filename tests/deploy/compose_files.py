@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from tests.conftest import ROOT
+from tests.helpers.constants import ROOT
 
 DEPLOY = ROOT / "deploy"
 INFRA = DEPLOY / "compose.infra.yml"

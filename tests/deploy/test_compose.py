@@ -20,7 +20,6 @@ import pytest
 import redis
 from pymongo import uri_parser
 
-from tests.conftest import ROOT
 from tests.deploy.compose_files import (
     COMPOSE_FILES,
     DEPLOY,
@@ -40,6 +39,7 @@ from tests.deploy.compose_files import (
     size_bytes,
     variables,
 )
+from tests.helpers.constants import ROOT
 from wa_queue.cli import main
 from wa_queue.settings import Settings
 
@@ -259,7 +259,7 @@ def test_workers_run_chrome_under_the_seccomp_profile(services: dict[str, dict[s
 
 
 def test_store_url_names_the_replica_set_the_infra_host_runs(services: dict[str, dict[str, Any]]) -> None:
-    from wa_queue.store.mongo import _db_name
+    from wa_queue.store.mongo_client import db_name
 
     url = environment(services["api"])["WAQ_STORE_URL"]
     parsed = uri_parser.parse_uri(url)
@@ -269,7 +269,7 @@ def test_store_url_names_the_replica_set_the_infra_host_runs(services: dict[str,
     assert parsed["options"]["authSource"] == "admin"  # where mongo-init creates the user
     assert parsed["username"] == environment(services["mongo-init"])["MONGO_APP_USER"]
     assert parsed["password"] == SAMPLE_ENV["MONGO_APP_PASSWORD"]
-    assert _db_name(url) == parsed["database"] == environment(services["mongo-init"])["MONGO_APP_DB"]
+    assert db_name(url) == parsed["database"] == environment(services["mongo-init"])["MONGO_APP_DB"]
     for host, port in members:  # each member publishes the port its name says
         assert services[host]["ports"] == [f"{SAMPLE_ENV['INFRA_HOST']}:{port}:{port}"]
 

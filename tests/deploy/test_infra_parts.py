@@ -1,6 +1,6 @@
 """The parts of the deployment that run here for real: Redis started with the infra file's own arguments and probed
 with its healthcheck, the app's password-carrying WAQ_BROKER_URL through `waq doctor` and Celery, Flower's
-/metrics behind its basic auth, and the MongoDB helper scripts (no mongod runs here: see README, Deployment)."""
+/metrics behind its basic auth, and the MongoDB helper scripts (no mongod runs here: see docs/deployment.md)."""
 
 from __future__ import annotations
 
@@ -19,10 +19,13 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from tests.conftest import ROOT, Proc, free_port, wait_for
 from tests.deploy.compose_files import APP, DEPLOY, INFRA, SAMPLE_ENV, argv, environment, load, redis_server_args
+from tests.helpers.constants import ROOT
+from tests.helpers.processes import Proc
+from tests.helpers.waiting import wait_for
 from wa_queue.celery_app import make_celery
 from wa_queue.devstack.flower import flower_argv, flower_env
+from wa_queue.devstack.ports import free_port
 from wa_queue.settings import Settings
 
 PASSWORD = SAMPLE_ENV["REDIS_PASSWORD"]
@@ -64,6 +67,7 @@ def broker_url(port: int, password: str = PASSWORD) -> str:
     return url.replace("@redis:6379", f"@127.0.0.1:{port}").replace(PASSWORD, password)
 
 
+@pytest.mark.services  # the infra file's redis-server (infra_redis)
 def test_redis_refuses_clients_without_the_password(infra_redis: int) -> None:
     once = Retry(NoBackoff(), 0)  # redis-py retries a refused login with back-off by default: seconds for nothing
     with pytest.raises(redis.AuthenticationError):
@@ -72,6 +76,7 @@ def test_redis_refuses_clients_without_the_password(infra_redis: int) -> None:
         redis.Redis(port=infra_redis, password="not-the-password", retry=once).ping()
 
 
+@pytest.mark.services  # the infra file's redis-server (infra_redis)
 def test_redis_hides_its_password_from_the_process_list(infra_redis: int) -> None:
     """The password is on redis-server's command line (from its shell): Redis rewrites its process title."""
     cmdline = Path(f"/proc/{PIDS['redis']}/cmdline").read_bytes()
@@ -79,6 +84,7 @@ def test_redis_hides_its_password_from_the_process_list(infra_redis: int) -> Non
     assert PASSWORD.encode() not in cmdline
 
 
+@pytest.mark.services  # the infra file's redis-server (infra_redis)
 def test_redis_keeps_an_aof_and_never_evicts(infra_redis: int) -> None:
     config = redis.Redis(port=infra_redis, password=PASSWORD, decode_responses=True).config_get("*")
     assert config["appendonly"] == "yes"
@@ -87,6 +93,7 @@ def test_redis_keeps_an_aof_and_never_evicts(infra_redis: int) -> None:
     assert int(config["maxmemory"]) == 512 << 20
 
 
+@pytest.mark.services  # the infra file's redis-server (infra_redis)
 def test_redis_healthcheck_needs_the_working_password(infra_redis: int) -> None:
     test = load(INFRA)["services"]["redis"]["healthcheck"]["test"]
     assert test[0] == "CMD-SHELL" and test[1].startswith("redis-cli ")
@@ -108,6 +115,7 @@ def _waq_doctor_broker(url: str, tmp_path: Path) -> subprocess.CompletedProcess[
                           capture_output=True, text=True, timeout=120)
 
 
+@pytest.mark.services  # the infra file's redis-server (infra_redis)
 def test_the_app_reaches_redis_with_the_password_in_its_url(infra_redis: int, tmp_path: Path) -> None:
     """The Dockerfile's probe path (`waq doctor`) and Celery's own connection both take the password from the URL."""
     url = broker_url(infra_redis)
@@ -138,6 +146,7 @@ def _get(url: str, auth: str | None) -> int:
         return 0
 
 
+@pytest.mark.services  # the infra file's redis-server (infra_redis) and a real Flower
 @pytest.mark.timeout(120)
 def test_flower_metrics_need_the_basic_auth(infra_redis: int, tmp_path: Path) -> None:
     """As the app file starts it: Flower with WAQ_FLOWER_AUTH, on the password-protected broker."""

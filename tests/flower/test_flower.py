@@ -14,14 +14,17 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import Proc, RedisServer, free_port, wait_for
+from tests.helpers.constants import ROOT
+from tests.helpers.processes import Proc
+from tests.helpers.services import isolated_redis
+from tests.helpers.waiting import wait_for
 from wa_queue import names
 from wa_queue.devstack.flower import AUTH_ENV, flower_argv, flower_env, parse_flower_auth
+from wa_queue.devstack.ports import free_port
 from wa_queue.errors import ConfigError
 from wa_queue.settings import Settings
 
 AUTH = "ops:flower-password-1"
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_argv_has_basic_auth_and_binds_localhost() -> None:
@@ -74,7 +77,7 @@ def _get(url: str, auth: str | None) -> tuple[int, bytes]:
 
 @pytest.mark.timeout(180)
 def test_real_flower_lists_the_real_worker(tmp_path: Path) -> None:
-    redis = RedisServer(tmp_path / "redis")
+    redis = isolated_redis(tmp_path / "redis")
     redis.start()
     env = {
         "WAQ_BROKER_URL": redis.url,

@@ -27,9 +27,11 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
 
 from api.app import create_app
-from tests.conftest import ROOT, free_port, wait_for
 from tests.helpers.api import api_client
+from tests.helpers.constants import BASE, PHONE, ROOT
+from tests.helpers.waiting import wait_for
 from wa_queue.app import close_default_app, default_app
+from wa_queue.devstack.ports import free_port
 from wa_queue.names import ARCHIVE, MESSAGES
 
 PRODUCER_KEY = "fuzz-producer-key-0123456789"
@@ -37,8 +39,6 @@ ADMIN_KEY = "fuzz-admin-key-0123456789ab"
 PRODUCER = {"X-API-Key": PRODUCER_KEY}
 KEYS = f"shop:producer:{PRODUCER_KEY},ops:admin:{ADMIN_KEY}"
 CAP = 64 * 1024
-BASE = "/api/whatsapp"
-PHONE = "+14155550123"
 JSON_CT = {"Content-Type": "application/json"}
 
 

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import threading
-import time
 from pathlib import Path
 
 import requests
 from werkzeug.serving import make_server
 
 from wa_queue.settings import Settings
+from wa_queue.simulator import pairing
 from wa_queue.simulator.app import create_app
 from wa_queue.simulator.profiles import DEFAULT_MARKUP
-from wa_queue.transport.base import SessionState
 from wa_queue.transport.selenium import SeleniumSender
 
 ACCOUNT = "15550000001"  # the simulated phone the shared browser is linked to (the control API takes digits)
@@ -40,7 +39,7 @@ class Sim:
         return requests.get(self.url + "/__sim__/sent", timeout=5).json()
 
     def scan(self, ref: str, account: str = ACCOUNT) -> None:
-        self.post(f"/__sim__/sessions/{account}/scan", {"ref": ref})
+        pairing.scan(self.url, account, ref)
 
     def number_fault(self, phone: str, fault: str, count: int | None = None) -> None:
         self.post("/__sim__/faults", {"number": phone.lstrip("+"), "fault": fault, "count": count})
@@ -58,17 +57,7 @@ def make_settings(data_dir: Path, sim: Sim, **extra: str) -> Settings:
 
 def log_in(sender: SeleniumSender, sim: Sim, account: str = ACCOUNT) -> None:
     """Scan the QR the page shows (its data-ref) through the control API, as the phone would."""
-    state = sender.connect()
-    deadline = time.monotonic() + 20
-    scanned = None
-    while state is not SessionState.CONNECTED:
-        assert time.monotonic() < deadline, f"never logged in: {state}"
-        ref = sender.qr_ref()
-        if ref and ref != scanned:  # the page shows the old code until its next poll reloads it
-            sim.scan(ref, account)
-            scanned = ref
-        time.sleep(0.1)
-        state = sender.state()
+    pairing.log_in(sender, sim.url, account, timeout_s=20)
 
 
 def sent_texts(sim: Sim, phone: str) -> list[str]:

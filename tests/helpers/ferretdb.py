@@ -8,7 +8,7 @@ those tests. WAQ_TEST_MONGO_URL points them at a real MongoDB instead, and nothi
 The build is FerretDB's module source copied to build/ferretdb-src with one patch, ferretdb.patch, of two parts:
 - FerretDB 1.x does not make a single-document write atomic across connections (two clients' findAndModify on one
   document can both match), which MongoDB guarantees; the patch holds one lock around every write command, so the
-  compare-and-sets of the store are tested against the guarantee the store relies on (README, differences);
+  compare-and-sets of the store are tested against the guarantee the store relies on (docs/testing.md);
 - its SQLite backend looks a document up by _id only when _id is the filter's one key, and reads the whole collection
   otherwise; the patch uses the _id whatever else the filter holds (the handlers filter every row again), so a
   compare-and-set reads one row. Speed only: the answers are the same.
@@ -27,7 +27,9 @@ import subprocess
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.helpers.constants import ROOT
+from wa_queue.devstack.ports import free_port
+
 MODULE = "github.com/FerretDB/FerretDB"
 VERSION = "v1.24.2"
 PATCH = Path(__file__).with_name("ferretdb.patch")
@@ -132,8 +134,6 @@ class FerretDB:
     """One ferretdb process on a free port, its data (SQLite files) in `workdir`."""
 
     def __init__(self, workdir: Path, port: int | None = None) -> None:
-        from tests.conftest import free_port
-
         self.workdir = workdir
         self.port = port or free_port()
         self.proc: subprocess.Popen | None = None

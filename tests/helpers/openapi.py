@@ -25,7 +25,11 @@ import requests
 import schemathesis
 from schemathesis.core.failures import Failure
 
-from tests.conftest import ROOT, Proc, RedisServer, free_port, wait_for
+from tests.helpers.constants import ARTIFACTS
+from tests.helpers.processes import Proc
+from tests.helpers.waiting import wait_for
+from wa_queue.devstack.ports import free_port
+from wa_queue.devstack.redis_server import RedisServer
 from wa_queue.errors import ValidationError
 from wa_queue.validation import normalize_phone
 
@@ -34,7 +38,6 @@ ADMIN = {"X-API-Key": ADMIN_KEY}
 ENQUEUE = ("POST /api/whatsapp/messages", "POST /api/whatsapp/messages/bulk")
 MARK_SENT = "POST /api/whatsapp/failed/{message_id}/mark-sent"
 MAX_REQUEST_BYTES = 64 * 1024  # WAQ_MAX_REQUEST_BYTES of the API under test: a full bulk can pass it
-ARTIFACTS = ROOT / "tests" / "artifacts"
 
 CONFIG = f"""
 # The key as schemathesis's own auth (not a fixed header), so its negative cases can leave it out.
@@ -135,7 +138,7 @@ def call_and_check(case: Any) -> None:
 
     gunicorn answers a request line over 4,094 bytes itself: 414, as text/html, before the API runs. Only data the
     document forbids gets there (the longest valid query, `error` of 200 characters of 4-byte UTF-8, percent-encoded,
-    is about 2,500 bytes), and the document cannot list that 414 (tests/api/test_archive.py pins /failed's and
+    is about 2,500 bytes), and the document cannot list that 414 (tests/api/test_archive_endpoints.py pins /failed's and
     /archive's statuses). So for such a 414 only, and only when the request line really is that long and the case is
     a negative one, status_code_conformance and content_type_conformance are skipped; every other check still runs.
     """
@@ -205,15 +208,17 @@ def after_validate(context: Any, case: Any, response: Any, results: list[Any]) -
             tally.failed[result.name] += 1
 
 
-def start_api(tmp: Path, redis: RedisServer, keys: str = f"openapi:admin:{ADMIN_KEY}") -> tuple[Proc, str]:
-    """The API under a real gunicorn (one worker, four threads, as tests/helpers/stack.py starts it) on a SQLite store
-    and a real redis-server; returns the process and its base URL once /healthz answers."""
+def start_api(tmp: Path, redis: RedisServer, keys: str = f"openapi:admin:{ADMIN_KEY}", *, workers: int = 1,
+              env: dict[str, str] | None = None) -> tuple[Proc, str]:
+    """The API under a real gunicorn (by default one worker, four threads, as tests/helpers/stack.py starts it) on a
+    SQLite store and a real redis-server, with these WAQ_* variables besides; returns the process and its base URL
+    once /healthz answers."""
     port = free_port()
     env = {"WAQ_DATA_DIR": str(tmp / "data"), "WAQ_STORE_URL": f"sqlite:///{tmp / 'data' / 'waq.db'}",
            "WAQ_BROKER_URL": redis.url, "WAQ_SESSIONS": "primary,secondary", "WAQ_TRANSPORT": "fake",
-           "WAQ_API_KEYS": keys, "WAQ_MAX_REQUEST_BYTES": str(MAX_REQUEST_BYTES)}
-    proc = Proc([sys.executable, "-m", "gunicorn", "--workers", "1", "--threads", "4", "--bind", f"127.0.0.1:{port}",
-                 "api.app:create_app()"], env, tmp / "api.log")
+           "WAQ_API_KEYS": keys, "WAQ_MAX_REQUEST_BYTES": str(MAX_REQUEST_BYTES), **(env or {})}
+    proc = Proc([sys.executable, "-m", "gunicorn", "--workers", str(workers), "--threads", "4",
+                 "--bind", f"127.0.0.1:{port}", "api.app:create_app()"], env, tmp / "api.log")
     url = f"http://127.0.0.1:{port}"
 
     def up() -> bool:

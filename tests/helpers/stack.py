@@ -14,8 +14,11 @@ from pathlib import Path
 
 import requests
 
-from tests.conftest import Proc, RedisServer, free_port, processes_of, wait_for
+from tests.helpers.processes import Proc, processes_of
+from tests.helpers.waiting import wait_for
 from wa_queue.app import close_default_app, default_app
+from wa_queue.devstack.ports import free_port
+from wa_queue.devstack.redis_server import RedisServer
 from wa_queue.models import MessageStatus
 from wa_queue.simulator.app import SimServer
 from wa_queue.simulator.profiles import DEFAULT_MARKUP

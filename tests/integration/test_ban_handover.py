@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import STORES_MONGO_LONG, wait_for
+from tests.helpers.stores import STORES_MONGO_LONG
+from tests.helpers.waiting import wait_for
 from tests.integration.test_pipeline import _assert_exactly_once, _phones, _start_stack, _wait_done, _Webhook
 from wa_queue import service
 from wa_queue.app import default_app

@@ -9,14 +9,15 @@ import subprocess
 
 import pytest
 
-from tests.conftest import RedisServer, wait_for
 from tests.helpers.stack import ACCOUNTS, Stack
+from tests.helpers.waiting import wait_for
 from tests.integration.test_pipeline import _Webhook
 from wa_queue import service
 from wa_queue.app import default_app
+from wa_queue.devstack.redis_server import RedisServer
 from wa_queue.models import MessageStatus
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]  # the workers drive Chromium
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory, redis_server: RedisServer):  # noqa: ANN201

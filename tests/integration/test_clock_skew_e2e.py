@@ -17,14 +17,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import RedisServer
 from tests.helpers.stack import ACCOUNTS, Stack
 from wa_queue import service
 from wa_queue.app import default_app
+from wa_queue.devstack.redis_server import RedisServer
 from wa_queue.models import MessageStatus
 from wa_queue.simulator.state import Message
 
-pytestmark = pytest.mark.timeout(600)
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(600)]  # the workers drive Chromium
 
 SHORT = [("2026-11", -240), ("2026-05", 600)]
 LONG = [(m, s) for m in ("2026-05", "2026-11") for s in (-600, -240, 240, 600) if (m, s) not in SHORT]

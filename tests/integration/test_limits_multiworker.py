@@ -20,7 +20,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.conftest import STORES, wait_for
+from tests.helpers.stores import STORES
+from tests.helpers.waiting import wait_for
 from wa_queue import service
 from wa_queue.app import close_default_app, default_app
 from wa_queue.models import HistoryEvent, MessageStatus

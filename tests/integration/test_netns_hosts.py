@@ -30,15 +30,16 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import Proc, wait_for
 from tests.helpers import ferretdb
 from tests.helpers.netns import NetnsUnavailable, Network
+from tests.helpers.processes import Proc
 from tests.helpers.stack import ACCOUNTS
+from tests.helpers.waiting import wait_for
 from wa_queue.app import close_default_app, default_app
 from wa_queue.models import HistoryEvent, MessageStatus
 from wa_queue.simulator.app import SimServer
 
-pytestmark = pytest.mark.timeout(420)
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(420)]  # the workers drive Chromium
 
 KEY = "netns-admin-key-0123456789abcdef"
 SESSIONS = {"w1": "primary", "w2": "secondary"}

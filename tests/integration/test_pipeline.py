@@ -14,9 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import STORES, STORES_MONGO_LONG, free_port, wait_for
+from tests.helpers.stores import STORES, STORES_MONGO_LONG
+from tests.helpers.waiting import wait_for
 from wa_queue import service
 from wa_queue.app import default_app
+from wa_queue.devstack.ports import free_port
 from wa_queue.models import MessageStatus
 from wa_queue.transport.fake import FakeControl, read_log
 

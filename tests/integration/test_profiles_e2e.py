@@ -12,13 +12,14 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from tests.conftest import RedisServer, wait_for
 from tests.helpers.stack import ACCOUNTS, ADMIN_KEY, Stack
+from tests.helpers.waiting import wait_for
 from wa_queue import service
 from wa_queue.app import default_app
+from wa_queue.devstack.redis_server import RedisServer
 from wa_queue.models import MessageStatus
 
-pytestmark = pytest.mark.timeout(420)
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(420)]  # the workers drive Chromium
 
 
 def make_stack(tmp_path_factory: pytest.TempPathFactory, redis: RedisServer, markup: str,

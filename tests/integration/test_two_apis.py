@@ -20,9 +20,11 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import Proc, free_port, wait_for
+from tests.helpers.processes import Proc
+from tests.helpers.waiting import wait_for
 from tests.integration.test_pipeline import _phones, _wait_done
 from wa_queue.app import default_app
+from wa_queue.devstack.ports import free_port
 from wa_queue.models import MessageStatus
 from wa_queue.transport.fake import FakeControl, read_log
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import wait_for
+from tests.helpers.waiting import wait_for
 from wa_queue import service
 from wa_queue.app import default_app
 from wa_queue.models import MessageStatus

@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import RedisServer
 from tests.helpers.stack import Stack
 from wa_queue import service
 from wa_queue.app import default_app
+from wa_queue.devstack.redis_server import RedisServer
 from wa_queue.models import MessageStatus
 from wa_queue.transport import procs
 
-pytestmark = [pytest.mark.long, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.long, pytest.mark.browser, pytest.mark.timeout(300)]
 
 
 def test_a_hung_chrome_is_killed_with_its_tree_and_the_worker_sends(tmp_path: Path, redis_server: RedisServer) -> None:

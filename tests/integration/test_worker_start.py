@@ -9,10 +9,13 @@ import sys
 
 import pytest
 
-from tests.conftest import ROOT, RedisServer, free_port, wait_for
+from tests.helpers.constants import ROOT
 from tests.helpers.stack import ACCOUNTS, Stack
+from tests.helpers.waiting import wait_for
+from wa_queue.devstack.ports import free_port
+from wa_queue.devstack.redis_server import RedisServer
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]  # the workers drive Chromium
 
 START_TIMEOUT_S = 5
 

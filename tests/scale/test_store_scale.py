@@ -15,18 +15,19 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
+from bench._stats import percentile
+from tests.helpers.constants import NOW
 from wa_queue.errors import NotFound
 from wa_queue.models import MessageStatus, NewMessage
 from wa_queue.store.base import MessageStore
 from wa_queue.store.mongo import MongoStore
 from wa_queue.store.sqlite import SQLiteStore
 
-NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 BATCH = 10_000
 SESSIONS = ("s1", "s2", "s3")
 
@@ -80,7 +81,7 @@ class Timer:
             results.append(op())
             times.append((time.perf_counter() - began) * 1000)
         self.lines.append(f"{what:<34} median {statistics.median(times):6.2f} ms, p99 "
-                          f"{sorted(times)[int(0.99 * (len(times) - 1))]:6.2f} ms over {len(times)}")
+                          f"{percentile(times, 0.99):6.2f} ms over {len(times)}")
         return results
 
     def print(self) -> None:

@@ -53,7 +53,7 @@ def test_the_data_folder_and_sqlite_files_are_private(tmp_path: Path, open_umask
 
 def test_the_chrome_profiles_are_private(tmp_path: Path, open_umask: None) -> None:  # noqa: ARG001
     settings = Settings.from_env({"WAQ_DATA_DIR": str(tmp_path / "data")})
-    profile = SeleniumSender("primary", settings).prepare_profile()
+    profile = SeleniumSender("primary", settings).chrome.prepare_profile()
     assert (mode(profile.parent), mode(profile)) == (0o700, 0o700)
 
 

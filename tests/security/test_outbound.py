@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from api.app import create_app
+from tests.helpers.constants import ADMIN_KEY
 from wa_queue import names, outbound, service
 from wa_queue.app import close_default_app, default_app
 from wa_queue.callbacks import deliver_callback
@@ -23,7 +24,6 @@ from wa_queue.models import HistoryEvent, NewMessage, utcnow
 from wa_queue.outbound import NOTHING_ALLOWED, parse_allow
 
 PAYLOAD = {"id": "m1", "event": "sent", "status": "sent"}
-ADMIN_KEY = "admin-key-0123456789abcdef"
 # Each reaches 127.0.0.1 through inet_aton or the resolver; {port} is the listener's.
 SSRF_FORMS = ["http://2130706433:{port}/cb", "http://0x7f000001:{port}/", "http://127.1:{port}/", "http://0:{port}/",
               "http://0177.0.0.1:{port}/", "http://127.0.0.1:{port}/", "http://localhost:{port}/",
@@ -63,7 +63,8 @@ class Listener:
         self.v6 = _v6_server(self.port, Handler)
         for server in (self.server, self.v6):
             if server is not None:
-                threading.Thread(target=server.serve_forever, daemon=True).start()
+                # A short poll: shutdown() waits for the loop's next poll, at teardown of every test.
+                threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
 
     def close(self) -> None:
         for server in (self.server, self.v6):

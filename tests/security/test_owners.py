@@ -10,17 +10,13 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import RedisServer
 from tests.helpers.api import api_client
+from tests.helpers.constants import BASE, CRM, CRM_KEY, MESSAGE, OPS, OPS_KEY, SHOP, SHOP_KEY
 from tests.helpers.openapi import start_api
+from wa_queue.devstack.redis_server import RedisServer
 
-SHOP_KEY = "shop-key-0123456789abcdef"
-CRM_KEY = "crm-key-0123456789abcdefgh"
-ADMIN_KEY = "ops-key-0123456789abcdefgh"
-KEYS = f"ops:admin:{ADMIN_KEY},shop:producer:{SHOP_KEY},crm:producer:{CRM_KEY}"
-SHOP, CRM, ADMIN = ({"X-API-Key": k} for k in (SHOP_KEY, CRM_KEY, ADMIN_KEY))
-BASE = "/api/whatsapp"
-MESSAGE = {"phone": "+14155550123", "text": "hello"}
+KEYS = f"ops:admin:{OPS_KEY},shop:producer:{SHOP_KEY},crm:producer:{CRM_KEY}"
+ADMIN = OPS
 
 
 @pytest.fixture

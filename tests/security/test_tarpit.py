@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import wait_for
+from tests.helpers.waiting import wait_for
 from wa_queue import callbacks, service
 from wa_queue.app import default_app
 from wa_queue.models import MessageStatus, NewMessage, utcnow
@@ -57,7 +57,7 @@ class Tarpit:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/cb"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True).start()  # shutdown() waits a poll
 
     def close(self) -> None:
         self.server.shutdown()

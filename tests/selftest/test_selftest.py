@@ -74,6 +74,7 @@ FAST = ("2026-08", "2026-11")  # in make test; the others with --long
 
 # The newest profile in make test; the older two (each ~25 s of Chromium) with --long. tests/browser/test_profiles.py
 # and tests/integration/test_profiles_e2e.py send on every profile in make test.
+@pytest.mark.browser  # the stand logs a Selenium sender in
 @pytest.mark.parametrize("stand", [pytest.param(markup, marks=[] if markup in FAST else [pytest.mark.long])
                                    for markup in FORMS], indirect=True)
 def test_selftest_with_send_passes_and_sends_each_canary_once(stand: Stand) -> None:
@@ -109,9 +110,10 @@ def test_selftest_with_send_passes_and_sends_each_canary_once(stand: Stand) -> N
         assert sent_texts(stand.sim, ACCOUNT) == sent
 
 
+@pytest.mark.browser  # the stand logs a Selenium sender in
 @pytest.mark.parametrize("stand", ["unknown"], indirect=True)
 def test_selftest_fails_naming_the_selectors_to_override_and_sends_nothing(stand: Stand, tmp_path: Path) -> None:
-    stand.sender.timeout = 2.0  # how long it looks for a row it cannot recognise
+    stand.sender.page.timeout = 2.0  # how long it looks for a row it cannot recognise
     with pytest.raises(errors.SendOutcomeUnknown):  # it leaves, but the sender cannot recognise its row
         stand.sender.send("+" + ACCOUNT, "a note to self", ref="history")
     # the worker's browser holds the profile
@@ -145,6 +147,7 @@ def test_selftest_fails_naming_the_selectors_to_override_and_sends_nothing(stand
     assert sent_texts(stand.sim, ACCOUNT) == ["a note to self"]
 
 
+@pytest.mark.browser  # the stand logs a Selenium sender in
 @pytest.mark.parametrize("stand", [("2026-11", {"send_control": "unknown"})], indirect=True)
 def test_selftest_fails_naming_send_button_when_no_send_control_is_known(stand: Stand) -> None:
     """The send control changed (late July 2026) into a form no selector knows: without --send the check types the
@@ -171,11 +174,9 @@ class _BrokenSender:
     instances: list[_BrokenSender] = []
 
     def __init__(self, session: str, settings: Settings) -> None:
-        self.session, self.driver, self._lock, self.calls = session, None, threading.RLock(), []
+        self.session, self._lock, self.calls = session, threading.RLock(), []
+        self.chrome = types.SimpleNamespace(driver=None, browser_pids=lambda: [])  # no browser yet, none on the profile
         _BrokenSender.instances.append(self)
-
-    def browser_pids(self) -> list[int]:
-        return []
 
     def connect(self) -> SessionState:
         raise self.error

@@ -10,11 +10,11 @@ import re
 import pytest
 from flask.testing import FlaskClient
 
+from tests.helpers.constants import SIM_ACCOUNT as ACCOUNT
+from tests.helpers.constants import SIM_DEST as DEST
 from wa_queue.simulator import create_app
 from wa_queue.simulator.state import BAN_TEXT
 
-ACCOUNT = "15551230000"
-DEST = "4915112345678"
 T0 = 1_800_000_000.0  # 2027-01-15 08:00 UTC
 
 

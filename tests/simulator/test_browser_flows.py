@@ -13,6 +13,8 @@ import pytest
 import requests
 from selenium.webdriver.common.keys import Keys
 
+from tests.helpers.constants import SIM_ACCOUNT as ACCOUNT
+from tests.helpers.constants import SIM_DEST as DEST
 from tests.simulator.chrome import (
     FAST,
     PASTE,
@@ -30,9 +32,6 @@ from tests.simulator.chrome import (
 )
 from wa_queue.simulator import SimServer
 
-ACCOUNT = "15551230000"
-DEST = "4915112345678"
-
 
 def long_text() -> str:
     """4,096 code points with newlines, blank lines, runs of spaces and non-BMP emoji (incl. ZWJ and flags)."""
@@ -40,6 +39,9 @@ def long_text() -> str:
     body = "".join(f"row {i} ✓ 🚀\n" for i in range(300))
     text = head + body
     return (text + "z" * 4096)[:4095] + "🎉"
+
+
+pytestmark = pytest.mark.browser  # real Chromium against the simulator
 
 
 @pytest.fixture(scope="module")

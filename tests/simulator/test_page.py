@@ -11,6 +11,7 @@ import pytest
 import requests
 from selenium.webdriver.common.keys import Keys
 
+from tests.helpers.constants import SIM_DEST as DEST
 from tests.simulator.chrome import (
     COMPOSE,
     PASTE,
@@ -28,7 +29,6 @@ from tests.simulator.chrome import (
     wait_editor,
 )
 
-DEST = "4915112345678"
 PRE_OUT = re.compile(r"^\[\d\d:\d\d, \d{1,2}/\d{1,2}/\d{4}\] Me: $")
 PRE_IN = re.compile(rf"^\[\d\d:\d\d, \d{{1,2}}/\d{{1,2}}/\d{{4}}\] \+{DEST}: $")
 SYSTEM_TEXT = ("Messages and calls are end-to-end encrypted. No one outside of this chat, not even WhatsApp, can read "

@@ -12,12 +12,11 @@ from pathlib import Path
 import pytest
 from flask.testing import FlaskClient
 
+from tests.helpers.constants import SIM_ACCOUNT as ACCOUNT
+from tests.helpers.constants import SIM_DEST as DEST
 from wa_queue.simulator import create_app
 from wa_queue.simulator.profiles import DEFAULT_MARKUP
 from wa_queue.simulator.state import SimError, SimState, auto_account
-
-ACCOUNT = "15551230000"
-DEST = "4915112345678"
 
 
 class FakeClock:

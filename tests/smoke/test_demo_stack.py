@@ -13,7 +13,10 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import ROOT, free_port, processes_of, wait_for
+from tests.helpers.constants import ROOT
+from tests.helpers.processes import processes_of
+from tests.helpers.waiting import wait_for
+from wa_queue.devstack.ports import free_port
 
 pytestmark = pytest.mark.timeout(400)
 

@@ -25,8 +25,11 @@ from pathlib import Path
 import pytest
 import requests
 
-from tests.conftest import ROOT, free_port, processes_of, wait_for
+from tests.helpers.constants import ROOT
+from tests.helpers.processes import processes_of
+from tests.helpers.waiting import wait_for
 from wa_queue.devstack.launcher import Supervisor
+from wa_queue.devstack.ports import free_port
 from wa_queue.errors import ConfigError
 from wa_queue.settings import Settings
 from wa_queue.store import open_store

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from tests.helpers.constants import PHONE
 from wa_queue import errors, sessions
 from wa_queue.broker.recording import RecordingPublisher
 from wa_queue.delivery import Delivery
@@ -23,7 +24,6 @@ from wa_queue.transport.base import SessionState
 from wa_queue.transport.fake import BAN_WORDS, FakeControl, FakeSender, read_log
 
 T0 = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
-PHONE = "+14155550123"
 RESTRICTED = "Your account is restricted until 29 Nov 2026, 09:00 UTC. You can't send messages right now."
 
 

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import RedisServer
 from wa_queue import names
 from wa_queue.beat_lock import BeatLock, LockedScheduler
+from wa_queue.devstack.redis_server import RedisServer
 
 
 def test_one_owner_at_a_time_and_only_the_owner_frees_it(waq_env: dict[str, str], redis_server: RedisServer) -> None:

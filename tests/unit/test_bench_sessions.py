@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from bench import _stats as stats
 from bench import sessions as bench
-from tests.conftest import wait_for
+from tests.helpers.waiting import wait_for
 from wa_queue.models import HistoryEntry, HistoryEvent, Message, MessageStatus
 from wa_queue.transport import procs
 
@@ -64,12 +65,12 @@ def test_send_time_runs_from_the_last_claim_to_the_send() -> None:
 
 def test_percentile_is_the_nearest_rank() -> None:
     values = [float(v) for v in range(100, 0, -1)]
-    assert bench.percentile(values, 0.5) == 50
-    assert bench.percentile(values, 0.99) == 99
-    assert bench.percentile(values[:10], 0.99) == 100  # the largest of ten
-    assert bench.percentile([3.0], 0.5) == 3.0
+    assert stats.percentile(values, 0.5) == 50
+    assert stats.percentile(values, 0.99) == 99
+    assert stats.percentile(values[:10], 0.99) == 100  # the largest of ten
+    assert stats.percentile([3.0], 0.5) == 3.0
     with pytest.raises(ValueError):
-        bench.percentile([], 0.5)
+        stats.percentile([], 0.5)
 
 
 def test_histogram_quantile() -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.constants import PHONE
 from tests.helpers.delivery import delivery_world
 from wa_queue import errors
 from wa_queue.broker.recording import RecordingPublisher
@@ -15,7 +16,6 @@ from wa_queue.store.sqlite import SQLiteStore
 from wa_queue.transport.fake import FakeControl, read_log
 
 T0 = datetime(2026, 11, 28, 9, 0, tzinfo=timezone.utc)
-PHONE = "+14155550123"
 
 
 class Published:

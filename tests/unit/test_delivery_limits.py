@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.constants import PHONE
 from tests.helpers.delivery import Clock, delivery_world
 from wa_queue import errors, send_window, warmup
 from wa_queue.delivery import Delivery
@@ -20,7 +21,6 @@ from wa_queue.store.sqlite import SQLiteStore
 from wa_queue.transport.fake import read_log
 
 T0 = datetime(2026, 11, 28, 9, 0, tzinfo=timezone.utc)  # 01:00 in Los Angeles (PST, UTC-8)
-PHONE = "+14155550123"  # San Francisco: America/Los_Angeles
 OTHER = "+14155550124"
 
 

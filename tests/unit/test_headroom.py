@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import wait_for
+from tests.helpers.waiting import wait_for
 from wa_queue import headroom
 from wa_queue.transport import procs
 

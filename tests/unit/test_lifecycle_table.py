@@ -7,15 +7,14 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import re
-from pathlib import Path
 
 import pytest
 
+from tests.helpers.constants import ROOT
 from wa_queue.models import Message, MessageStatus
 from wa_queue.store import lifecycle
 from wa_queue.store.base import MessageStore
 
-ROOT = Path(__file__).resolve().parents[2]
 FIELDS = {field.name for field in dataclasses.fields(Message)}
 COMPUTED_ARGS = {"lease_expires_at"}  # now + lease_s, computed by the adapter from the method's lease_s
 WRITES = [write for transition in lifecycle.TRANSITIONS for write in transition.writes.values()]

@@ -5,13 +5,12 @@ one that never sent gets none, and a null written since (an operator's reset) is
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 
+from tests.helpers.constants import NOW
 from wa_queue import warmup
 from wa_queue.models import NewMessage
 from wa_queue.store.mongo import MongoStore
-
-NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
 
 def test_a_record_from_before_the_ramp_starts_it_on_its_earliest_send() -> None:

@@ -1,6 +1,6 @@
 """The MongoDB client that WAQ_STORE_URL builds is durable by default (w=majority, journal) and waits long enough for
-an election, while options written in the URL win. Built through the adapter's own factory, without a server
-(pymongo connects lazily); the write concern read back is the client's and the collections' effective one."""
+an election, while options written in the URL win. Built through the store's own factory (mongo_client), without a
+server (pymongo connects lazily); the write concern read back is the client's and the collections' effective one."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from pymongo.write_concern import WriteConcern
 from wa_queue.errors import StoreError
 from wa_queue.names import MESSAGES, SESSIONS
 from wa_queue.settings import Settings
-from wa_queue.store import mongo
+from wa_queue.store import mongo, mongo_client
 
 CLOSED = "mongodb://127.0.0.1:9"  # nothing is ever contacted
 
@@ -27,7 +27,7 @@ def clients() -> Iterator[list[MongoClient]]:
 
 
 def build(url: str, made: list[MongoClient], **kwargs: int) -> MongoClient:
-    client = mongo.make_client(url, **kwargs)
+    client = mongo_client.make_client(url, **kwargs)
     made.append(client)
     return client
 
@@ -35,10 +35,10 @@ def build(url: str, made: list[MongoClient], **kwargs: int) -> MongoClient:
 def test_the_settings_url_builds_a_majority_journaled_client(clients: list[MongoClient]) -> None:
     url = Settings.from_env({"WAQ_STORE_URL": f"{CLOSED}/waq"}).store_url
     client = build(url, clients)
-    assert client.write_concern == WriteConcern(w="majority", j=True, wtimeout=mongo.WRITE_TIMEOUT_MS)
+    assert client.write_concern == WriteConcern(w="majority", j=True, wtimeout=mongo_client.WRITE_TIMEOUT_MS)
     for collection in (MESSAGES, SESSIONS):
         assert client["waq"][collection].write_concern.document == {"w": "majority", "j": True,
-                                                                     "wtimeout": mongo.WRITE_TIMEOUT_MS}
+                                                                     "wtimeout": mongo_client.WRITE_TIMEOUT_MS}
     assert client.write_concern.acknowledged
     assert 15 <= client.options.server_selection_timeout <= 30
 
@@ -52,28 +52,28 @@ def test_url_options_override_the_defaults(clients: list[MongoClient]) -> None:
 def test_one_url_option_keeps_the_other_defaults(clients: list[MongoClient]) -> None:
     client = build(f"{CLOSED}/waq?replicaSet=rs0&W=2&wtimeoutMS=5000", clients)  # option names are case-insensitive
     assert client.write_concern.document == {"w": 2, "j": True, "wtimeout": 5000}
-    assert client.options.server_selection_timeout == mongo.SERVER_TIMEOUT_MS / 1000
+    assert client.options.server_selection_timeout == mongo_client.SERVER_TIMEOUT_MS / 1000
 
 
 def test_a_silent_server_ends_a_call_after_the_socket_timeout_unless_the_url_says(clients: list[MongoClient]) -> None:
-    assert build(f"{CLOSED}/waq", clients).options.pool_options.socket_timeout == mongo.SOCKET_TIMEOUT_MS / 1000
+    assert build(f"{CLOSED}/waq", clients).options.pool_options.socket_timeout == mongo_client.SOCKET_TIMEOUT_MS / 1000
     assert build(f"{CLOSED}/waq?socketTimeoutMS=5000", clients).options.pool_options.socket_timeout == 5.0
 
 
 def test_the_start_probe_bounds_server_selection_whatever_the_url_says(clients: list[MongoClient]) -> None:
     client = build(f"{CLOSED}/waq?serverSelectionTimeoutMS=60000&w=1", clients, server_timeout_ms=700)
     assert client.options.server_selection_timeout == 0.7
-    assert client.write_concern.document == {"w": 1, "j": True, "wtimeout": mongo.WRITE_TIMEOUT_MS}
+    assert client.write_concern.document == {"w": 1, "j": True, "wtimeout": mongo_client.WRITE_TIMEOUT_MS}
 
 
 def test_unacknowledged_writes_are_refused() -> None:
     with pytest.raises(StoreError, match="WAQ_STORE_URL.*w=0"):
-        mongo.make_client(f"{CLOSED}/waq?w=0")
+        mongo_client.make_client(f"{CLOSED}/waq?w=0")
 
 
 def test_srv_urls_are_read_without_a_dns_lookup() -> None:
     # split_options only: a full parse of mongodb+srv:// would resolve the (here non-existent) host.
-    options = mongo.client_options("mongodb+srv://cluster.invalid/waq?w=1")
+    options = mongo_client.client_options("mongodb+srv://cluster.invalid/waq?w=1")
     assert options["journal"] is True and "w" not in options
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.constants import UNREACHABLE
 from wa_queue.sessions import check_health, error_hint, reconnect
 from wa_queue.settings import Settings
 from wa_queue.store.sqlite import SQLiteStore
@@ -16,7 +17,6 @@ from wa_queue.transport.fake import FakeControl, FakeSender
 
 T0 = datetime(2026, 11, 28, 9, 0, tzinfo=UTC)
 URL = "https://web.whatsapp.com"
-UNREACHABLE = "cannot reach web.whatsapp.com: check the network or WAQ_WHATSAPP_URL"
 
 
 @pytest.mark.parametrize("reason, hint", [

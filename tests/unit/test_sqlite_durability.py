@@ -1,4 +1,4 @@
-"""SQLite durability rules (store/sqlite.py): what is fsynced, when, and under which lock."""
+"""SQLite durability rules (store/sqlite.py, sqlite_connection.py): what is fsynced, when, and under which lock."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from wa_queue.models import NewMessage
-from wa_queue.store import sqlite as sqlite_store
+from wa_queue.store import sqlite_connection
 from wa_queue.store.shared_fsync import SharedFsync
 from wa_queue.store.sqlite import SQLiteStore
+from wa_queue.store.sqlite_schema import INDEXES
 
 NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 
@@ -20,23 +21,23 @@ NOW = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
 def traced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[SQLiteStore, list[str]]:
     store = SQLiteStore(str(tmp_path / "waq.db"))
     events: list[str] = []
-    real_flock, real_fsync = sqlite_store.fcntl.flock, os.fsync
+    real_flock, real_fsync = sqlite_connection.fcntl.flock, os.fsync
 
     def flock(fd: int, op: int) -> None:
-        events.append("lock" if op == sqlite_store.fcntl.LOCK_EX else "unlock")
+        events.append("lock" if op == sqlite_connection.fcntl.LOCK_EX else "unlock")
         real_flock(fd, op)
 
     def fsync(fd: int) -> None:
         events.append("fsync " + os.path.basename(os.readlink(f"/proc/self/fd/{fd}")))
         real_fsync(fd)
 
-    monkeypatch.setattr(sqlite_store.fcntl, "flock", flock)
-    monkeypatch.setattr(sqlite_store.os, "fsync", fsync)
+    monkeypatch.setattr(sqlite_connection.fcntl, "flock", flock)
+    monkeypatch.setattr(sqlite_connection.os, "fsync", fsync)
     return store, events
 
 
 def _synchronous(store: SQLiteStore) -> int:
-    return store._conn().execute("PRAGMA synchronous").fetchone()[0]
+    return store.db.get().execute("PRAGMA synchronous").fetchone()[0]
 
 
 def test_an_insert_is_fsynced_after_the_write_lock_is_released(traced: tuple[SQLiteStore, list[str]]) -> None:
@@ -179,7 +180,7 @@ def test_indexes_of_an_older_version_are_rebuilt_on_open(tmp_path: Path) -> None
     conn.commit()
     conn.close()
     store = SQLiteStore(str(path))
-    found = dict(store._conn().execute("SELECT name, sql FROM sqlite_master WHERE type = 'index'").fetchall())
-    assert found["ix_msg_failed"] == sqlite_store.INDEXES["ix_msg_failed"]
-    assert found["ix_msg_due"] == sqlite_store.INDEXES["ix_msg_due"]
+    found = dict(store.db.get().execute("SELECT name, sql FROM sqlite_master WHERE type = 'index'").fetchall())
+    assert found["ix_msg_failed"] == INDEXES["ix_msg_failed"]
+    assert found["ix_msg_due"] == INDEXES["ix_msg_due"]
     assert "WHERE status = 'failed'" in found["ix_msg_failed"]

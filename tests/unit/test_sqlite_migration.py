@@ -4,14 +4,13 @@ messages, and records the claim time in it from then on."""
 from __future__ import annotations
 
 import sqlite3
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
+from tests.helpers.constants import NOW
 from wa_queue.models import NewMessage
 from wa_queue.names import ARCHIVE, MESSAGES, SESSIONS
 from wa_queue.store.sqlite import SQLiteStore
-
-NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
 
 
 def _columns(path: Path, table: str) -> set[str]:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers.constants import ROOT
 from wa_queue import settings as settings_module
 from wa_queue.settings import (
     READ_ELSEWHERE,
@@ -18,8 +19,6 @@ from wa_queue.settings import (
     unknown_variables,
     warn_unknown_variables,
 )
-
-ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_unknown_variables_name_the_closest_setting() -> None:

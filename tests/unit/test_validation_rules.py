@@ -16,6 +16,7 @@ from click.testing import CliRunner
 
 import wa_queue
 from tests.helpers.api import api_client
+from tests.helpers.constants import BASE
 from wa_queue import validation
 from wa_queue.app import default_app
 from wa_queue.cli import main
@@ -23,7 +24,6 @@ from wa_queue.errors import ValidationError
 
 ADMIN_KEY = "rules-admin-key-0123456789abc"
 PRODUCER_KEY = "rules-producer-key-0123456789"
-BASE = "/api/whatsapp"
 GOOD = {"phone": "+14155550123", "text": "hello"}
 # The REST API reads the idempotency key from a header; the Python API and the CLI call it idempotency_key.
 REST_FIELD = {"idempotency_key": "Idempotency-Key"}

@@ -167,7 +167,7 @@ def _idle_session_sender(session: str, s: Settings) -> Any:
     from wa_queue.transport.selenium import SeleniumSender
 
     sender = SeleniumSender(session, s)
-    holders = sender.browser_pids()
+    holders = sender.chrome.browser_pids()
     if holders:
         raise click.ClickException(f"a browser already uses the profile of session {session} (pids "
                                    f"{', '.join(map(str, holders))}): stop `waq worker --session {session}` first")

@@ -20,7 +20,6 @@ import argparse
 import contextlib
 import os
 import secrets
-import shutil
 import signal
 import subprocess
 import sys
@@ -32,6 +31,7 @@ from typing import IO
 from urllib.parse import urlparse
 
 from wa_queue import redact
+from wa_queue.devstack.redis_server import RedisDidNotStart, RedisMissing, RedisServer
 from wa_queue.private import private_dir
 from wa_queue.settings import Settings
 
@@ -63,25 +63,25 @@ def broker_answers(url: str) -> bool:
         return False
 
 
-def start_local_redis(url: str, data_dir: Path) -> subprocess.Popen:
+def start_local_redis(url: str, data_dir: Path) -> RedisServer:
+    """The broker of WAQ_BROKER_URL when it is local and nothing answers there: append-only under the data folder, in
+    its own session (the launcher stops it last)."""
     parsed = urlparse(url)
     if parsed.hostname not in ("127.0.0.1", "localhost", "::1"):
         raise SystemExit(f"nothing answers at WAQ_BROKER_URL={redact.without_password(url)} and it is not local: "
                          "start that Redis first")
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise SystemExit("redis-server is missing: `make run` installs it (apt-get install redis-server)")
-    (data_dir / "redis").mkdir(parents=True, exist_ok=True)
-    proc = subprocess.Popen(
-        [binary, "--port", str(parsed.port or 6379), "--bind", "127.0.0.1", "--dir", str(data_dir / "redis"),
-         "--appendonly", "yes", "--save", ""],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )
-    for _ in range(50):
-        if broker_answers(url):
-            return proc
-        time.sleep(0.1)
-    raise SystemExit(f"the local redis-server did not answer at {redact.without_password(url)}")
+    silent = f"the local redis-server did not answer at {redact.without_password(url)}"
+    try:
+        server = RedisServer(data_dir / "redis", parsed.port or 6379, append_only=True, own_session=True,
+                             start_timeout_s=5).start()
+    except RedisMissing:
+        raise SystemExit("redis-server is missing: `make run` installs it (apt-get install redis-server)") from None
+    except RedisDidNotStart:
+        raise SystemExit(silent) from None
+    if not broker_answers(url):  # it answers on its port, but not to the URL (a password it was not given)
+        server.kill()
+        raise SystemExit(silent)
+    return server
 
 
 def commands(settings: Settings, api_port: int, flower_port: int, sim_port: int | None) -> dict[str, list[str]]:
@@ -323,8 +323,8 @@ def main(argv: list[str] | None = None) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # SIGHUP: the terminal closed
         signal.signal(signum, supervisor.request_stop)
     with terminal_foreground():
-        redis_proc = None if broker_answers(settings.broker_url) else start_local_redis(settings.broker_url,
-                                                                                         settings.data_dir)
+        redis_server = None if broker_answers(settings.broker_url) else start_local_redis(settings.broker_url,
+                                                                                           settings.data_dir)
         try:
             api_url = f"http://127.0.0.1:{args.api_port}"
             print(f"""
@@ -333,7 +333,7 @@ wa-queue is starting ({'demo, WhatsApp Web simulator' if args.demo else 'WhatsAp
   swagger    {api_url}/api/docs
   flower     http://127.0.0.1:{args.flower_port}   (user:password in {settings.data_dir / 'flower.auth'})
   admin key  {admin_key}   (kept in {settings.data_dir / 'admin.key'})
-  broker     {redact.without_password(settings.broker_url)}{' (started here)' if redis_proc else ''}
+  broker     {redact.without_password(settings.broker_url)}{' (started here)' if redis_server else ''}
   store      {redact.without_password(settings.store_url)}
 """, flush=True)
             if not supervisor.stop_requested:
@@ -344,12 +344,8 @@ wa-queue is starting ({'demo, WhatsApp Web simulator' if args.demo else 'WhatsAp
             code = supervisor.run()
         finally:
             # The broker goes last: the workers needed it to acknowledge the message they finished.
-            if redis_proc is not None and redis_proc.poll() is None:
-                redis_proc.terminate()
-                try:
-                    redis_proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    redis_proc.kill()
+            if redis_server is not None:
+                redis_server.stop()
         # Still in the foreground: a background write to a terminal set to `stty tostop` would stop this process.
         print(f"wa-queue stopped{'' if code == 0 else ' (not cleanly: see above)'}", flush=True)
     return code

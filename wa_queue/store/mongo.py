@@ -1,20 +1,14 @@
 """MongoDB message store (pymongo; mongomock in tests). For many machines sharing one store.
 
-Design notes:
-- Datetimes are BSON dates, which keep milliseconds: every time is cut to the millisecond before it is written or
-  returned, so what a call returns equals what a later get() reads. They are sent naive-UTC (what BSON means) and
-  turned back into tz-aware UTC on read, whatever the client's tz_aware setting.
-- Each transition is one find_one_and_update whose filter is the compare-and-set (status, lease_owner, attempts),
-  its filter and update document built from the transition table (lifecycle.py).
-  A history entry that names the row's own session (claimed_by) reads it first and adds `claimed_by == seen` to
-  the filter, so the entry can never name the wrong session; a lost race re-reads, like any optimistic write.
+This module is the adapter: each MessageStore call as the operations it needs. The client and its durable options
+are mongo_client.py's; documents, filters and the transitions' updates, mongo_codec.py's; indexes, mongo_schema.py's.
+
+- Each transition is one find_one_and_update whose filter is the compare-and-set (mongo_codec.py); a write whose
+  values come from the row reads it first, and a lost race re-reads, like any optimistic write.
 - count_by_status() runs one count per status on the (status, ...) indexes: index-only counts, always exact (a
   separate counters collection could drift, as Mongo cannot update two documents atomically without a replica set).
 - insert_many() cannot be a transaction without a replica set: it validates every item first, then inserts, and
   deletes what it inserted when the insert fails, so nothing stays behind.
-- Durability is the client's write concern (make_client): w=majority and journal=true unless WAQ_STORE_URL sets w or
-  journal itself, so a write acknowledged to the API is in the journal (of a majority, on a replica set). Server
-  selection waits 20 s, long enough for a replica set's election; the URL may set its own.
 """
 
 from __future__ import annotations
@@ -22,133 +16,47 @@ from __future__ import annotations
 import contextlib
 import re
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
-from types import MappingProxyType
 from typing import Any, NoReturn
-from urllib.parse import urlparse
 
-import pymongo
 from bson.errors import InvalidDocument
-from pymongo import ASCENDING, DESCENDING, ReturnDocument, uri_parser
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.collection import Collection
 from pymongo.database import Database
-from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure, PyMongoError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 from wa_queue import errors
 from wa_queue.errors import InvalidTransition, NotFound, StoreError
-from wa_queue.models import (
-    HistoryEntry,
-    HistoryEvent,
-    Message,
-    MessageStatus,
-    NewMessage,
-    SessionStatus,
-    parse_stored,
-    plain,
-)
+from wa_queue.models import Message, MessageStatus, NewMessage, SessionStatus
 from wa_queue.names import ARCHIVE, MESSAGES, NUMBER_CHECKS, SEND_COUNTS, SESSIONS
-from wa_queue.send_window import parse_window
-from wa_queue.store import lifecycle
+from wa_queue.store import lifecycle, mongo_client
 from wa_queue.store.base import MessageStore, SessionRecord, status_keys
-from wa_queue.store.common import (
-    DATETIME_FIELDS,
-    MESSAGE_FIELDS,
-    SESSION_DATETIME_FIELDS,
-    check_session_fields,
-    lookup_keys,
-    operator_sent_text,
-    picture_text,
-    plan_inserts,
+from wa_queue.store.common import check_session_fields, lookup_keys, operator_sent_text, picture_text, plan_inserts
+from wa_queue.store.mongo_codec import (
+    DUE,
+    FAILED,
+    FILTERS,
+    LEASED,
+    READS,
+    failed_filter,
+    from_db,
+    from_doc,
+    session_from_doc,
+    session_sets,
+    status_filter,
+    to_db,
+    to_doc,
+    transition_update,
+    value_of,
 )
+from wa_queue.store.mongo_schema import backfill_first_send_day, create_indexes
 
 ARCHIVE_BATCH = 1_000
 CAS_RETRIES = 8  # re-reads when the row's session changed between the read and the write (very rare)
-SERVER_TIMEOUT_MS = 20_000  # covers a replica set's election (typically 10-12 s) before a call fails
-# A majority write waits this long for the secondaries, then fails (the caller answers 5xx and the producer's retry
-# with its idempotency key finds the row if the primary kept it) instead of hanging while the majority is lost.
-WRITE_TIMEOUT_MS = 10_000
-# A call on an open connection that hears nothing for this long fails (the caller fails closed: a mark or a record
-# left undone is a doubt the chat settles) instead of waiting, through a silent partition, until TCP gives up: the
-# network-namespace test saw a worker's record_sent and the API's requests hang for a whole cut without it.
-SOCKET_TIMEOUT_MS = 30_000
-PING_TIMEOUT_S = 2.0  # a health probe answers "down" quickly instead of waiting out a whole server selection
-# The durable defaults, each passed only when WAQ_STORE_URL does not set the option (pymongo lets keyword arguments
-# win over the URL's options, and the URL must win here).
-DURABLE_DEFAULTS: dict[str, Any] = {"w": "majority", "journal": True, "wTimeoutMS": WRITE_TIMEOUT_MS,
-                                    "serverSelectionTimeoutMS": SERVER_TIMEOUT_MS, "socketTimeoutMS": SOCKET_TIMEOUT_MS}
-INDEXES: list[tuple[list[tuple[str, int]], dict[str, Any]]] = [
-    ([("idempotency_key", ASCENDING)], {"unique": True, "sparse": True}),  # the key is left out when None
-    ([("status", ASCENDING), ("next_attempt_at", ASCENDING)], {}),
-    ([("status", ASCENDING), ("lease_expires_at", ASCENDING)], {}),
-    ([("lease_owner", ASCENDING)], {"sparse": True}),
-    ([("sent_by", ASCENDING), ("sent_at", ASCENDING)], {}),
-    ([("sent_at", ASCENDING)], {"sparse": True}),
-    ([("status", ASCENDING), ("failed_at", DESCENDING), ("_id", DESCENDING)], {}),
-    ([("status", ASCENDING), ("created_at", ASCENDING)], {}),
-    ([("status", ASCENDING), ("dispatch_queue", ASCENDING), ("dispatched_at", ASCENDING)], {}),
-    # The first count of a day for the mark's gates (lifecycle.MARK_SENDING): a recipient's sends, and marked clicks.
-    ([("phone", ASCENDING), ("sent_at", ASCENDING)], {}),
-    ([("sending_session", ASCENDING), ("sending_at", ASCENDING)], {}),
-    ([("phone", ASCENDING), ("sending_at", ASCENDING)], {}),
-]
 COUNTER_KEEP = timedelta(days=3)  # a gate's daily counter outlives its day (a recipient's day can exceed 24 h)
 GATE_COUNTERS = "gate_counters"  # a message's field: the send_counts documents its marks took a unit of
-NOT_IMPLEMENTED = 238  # the server's error code for an option or command it lacks
-ARCHIVE_FAILED_INDEX = [("status", ASCENDING), ("failed_at", DESCENDING), ("_id", DESCENDING)]
 _MOCK_CLIENT: Any = None
-
-
-def to_db(value: datetime | None) -> datetime | None:
-    """tz-aware (or naive UTC) -> naive UTC cut to the millisecond, as BSON keeps it."""
-    if value is None:
-        return None
-    if value.tzinfo is not None:
-        value = value.astimezone(UTC).replace(tzinfo=None)
-    return value.replace(microsecond=value.microsecond // 1000 * 1000)
-
-
-def from_db(value: datetime | None) -> datetime | None:
-    if value is None:
-        return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def url_options(url: str) -> dict[str, Any]:
-    """The options a mongodb:// URL sets itself (normalised names, case-insensitive keys), read without the DNS
-    look-up that parsing a mongodb+srv:// URL in full would do."""
-    query = url.partition("?")[2]
-    return uri_parser.split_options(query) if query else {}
-
-
-def client_options(url: str) -> dict[str, Any]:
-    """The keyword arguments make_client() passes: the durable defaults the URL leaves unset, and tz_aware."""
-    given = url_options(url)
-    options: dict[str, Any] = {"tz_aware": True}
-    for key, value in DURABLE_DEFAULTS.items():
-        if key not in given:
-            options[key] = value
-    if given.get("w") == 0:
-        # An unacknowledged write can never be durable, and the API answers 202 only after a durable commit.
-        raise StoreError("WAQ_STORE_URL: w=0 (unacknowledged writes) cannot make a message durable; use w=1 or more")
-    return options
-
-
-def make_client(url: str, *, server_timeout_ms: int | None = None) -> pymongo.MongoClient:
-    """The client behind every MongoStore: WAQ_STORE_URL with client_options() (durable unless the URL says
-    otherwise). It connects lazily, so building it needs no server. server_timeout_ms overrides both the default and
-    the URL's serverSelectionTimeoutMS (for a bounded start-up probe)."""
-    options = client_options(url)
-    if server_timeout_ms is not None:
-        options["serverSelectionTimeoutMS"] = server_timeout_ms
-        url = _without_option(url, "serverSelectionTimeoutMS")
-    return pymongo.MongoClient(url, **options)
-
-
-def _without_option(url: str, option: str) -> str:
-    base, sep, query = url.partition("?")
-    kept = [part for part in re.split("[&;]", query) if part and part.split("=", 1)[0].lower() != option.lower()]
-    return base + (sep + "&".join(kept) if kept else "")
 
 
 def _key_taken(exc: PyMongoError) -> bool:
@@ -160,82 +68,8 @@ def _key_taken(exc: PyMongoError) -> bool:
     return bool(errors) and all(e.get("code") == 11000 for e in errors) and not details.get("writeConcernErrors")
 
 
-def _db_name(url: str) -> str:
-    return urlparse(url).path.lstrip("/").split("?")[0] or "waq"
-
-
-def _history(now: datetime, event: HistoryEvent | str, session: str | None, error_class: str | None = None,
-             error_text: str | None = None) -> dict[str, Any]:
-    return {"at": to_db(now), "event": plain(event), "session": session, "error_class": error_class,
-            "error_text": error_text}
-
-
-def _status_filter(statuses: tuple[MessageStatus, ...]) -> dict[str, Any]:
-    if len(statuses) == 1:
-        return {"status": statuses[0].value}
-    return {"status": {"$in": [status.value for status in statuses]}}
-
-
-def _row_columns(write: lifecycle.Write) -> tuple[str, ...]:
-    """The columns a transition reads before its write: those its values come from, and its Once fields."""
-    sources = [source for _, source in write.sets] + [write.transition.history_session]
-    columns = [column for source in sources if isinstance(source, lifecycle.Row) for column in source.columns]
-    return tuple(dict.fromkeys(columns + list(write.transition.once)))
-
-
-# Built once from the table: each transition's status filter, and what it reads first (empty: a single CAS).
-_FILTERS: Mapping[lifecycle.Write, Mapping[str, Any]] = MappingProxyType({
-    write: MappingProxyType(_status_filter(transition.from_statuses))
-    for transition in lifecycle.TRANSITIONS for write in transition.writes.values()
-})
-_READS: Mapping[lifecycle.Write, tuple[str, ...]] = MappingProxyType({w: _row_columns(w) for w in _FILTERS})
-# What the read queries select, from the table's status groups (spread into each query: read-only here).
-_DUE = MappingProxyType(_status_filter(lifecycle.DUE))
-_LEASED = MappingProxyType(_status_filter(lifecycle.LEASED))
-_FAILED = MappingProxyType(_status_filter(lifecycle.OPERATOR_CASES))
-
-
-def _value(source: lifecycle.Source, now: datetime, args: dict[str, Any], seen: dict[str, Any]) -> Any:
-    if source is lifecycle.NOW:
-        return to_db(now)
-    if isinstance(source, lifecycle.Arg):
-        return args[source.name]
-    if isinstance(source, lifecycle.Const):
-        return source.value
-    if isinstance(source, lifecycle.Row):
-        return next((seen[c] for c in source.columns if seen.get(c) is not None), None)
-    raise TypeError(f"no value for {source!r}")
-
-
 class _LostLease(Exception):
     """The mark's CAS failed after its gates were taken (internal: they are given back)."""
-
-
-def _to_doc(message: Message) -> dict[str, Any]:
-    doc: dict[str, Any] = {"_id": message.id}
-    for name in MESSAGE_FIELDS[1:]:
-        value = getattr(message, name)
-        doc[name] = to_db(value) if name in DATETIME_FIELDS else value
-    doc["status"] = message.status.value
-    doc["send_window"] = message.send_window.to_dict() if message.send_window is not None else None
-    doc["history"] = [_history(e.at, e.event, e.session, e.error_class, e.error_text) for e in message.history]
-    if message.idempotency_key is None:
-        del doc["idempotency_key"]  # absent, not null: the sparse unique index skips it
-    return doc
-
-
-def _from_doc(doc: dict[str, Any]) -> Message:
-    data = {name: doc.get(name) for name in MESSAGE_FIELDS[1:]}
-    for name in DATETIME_FIELDS:
-        data[name] = from_db(data[name])
-    data["status"] = MessageStatus(data["status"])
-    data["attempts"] = data["attempts"] or 0
-    data["send_window"] = parse_window(data["send_window"]) if data["send_window"] is not None else None
-    data["history"] = tuple(
-        HistoryEntry(from_db(e["at"]), e["event"], e.get("session"), e.get("error_class"), e.get("error_text"))
-        for e in doc.get("history", [])
-    )
-    return Message(id=doc["_id"], **data)
 
 
 class MongoStore(MessageStore):
@@ -246,30 +80,12 @@ class MongoStore(MessageStore):
         self.sessions = db[SESSIONS]
         self.number_checks = db[NUMBER_CHECKS]
         self.send_counts = db[SEND_COUNTS]
-        self._sweep_counters = not self._ttl_index(self.send_counts, "expires")
-        for keys, options in INDEXES:
-            self.messages.create_index(keys, **options)  # idempotent
-        self.archive.create_index([("archived_at", ASCENDING)])
-        self.archive.create_index(ARCHIVE_FAILED_INDEX)  # list_archived(), like list_failed() on messages
-
-    @staticmethod
-    def _ttl_index(collection: Collection, field: str) -> bool:
-        """A TTL index on `field` (expire at its date), or a plain one where the server has no TTL indexes: False then,
-        and the caller sweeps expired documents itself. FerretDB 1.x answers NotImplemented (238) for
-        expireAfterSeconds (README, differences from MongoDB); MongoDB has had TTL indexes since 2.2."""
-        try:
-            collection.create_index([(field, ASCENDING)], expireAfterSeconds=0)
-            return True
-        except OperationFailure as exc:
-            if exc.code != NOT_IMPLEMENTED:
-                raise
-        collection.create_index([(field, ASCENDING)])
-        return False
+        self._sweep_counters = not create_indexes(self.messages, self.archive, self.send_counts)
 
     @classmethod
     def from_url(cls, url: str) -> MongoStore:
         """mongodb://host:port/dbname (pymongo) or mongomock://anything/dbname (in-memory, for tests)."""
-        name = _db_name(url)
+        name = mongo_client.db_name(url)
         if url.startswith("mongomock://"):
             import mongomock
 
@@ -277,32 +93,14 @@ class MongoStore(MessageStore):
             global _MOCK_CLIENT
             _MOCK_CLIENT = _MOCK_CLIENT or mongomock.MongoClient(tz_aware=True)
             return cls(_MOCK_CLIENT[name])
-        return cls(make_client(url)[name])
-
-    @classmethod
-    def probe(cls, url: str, timeout_s: float) -> None:
-        """Raise StoreError unless the server of `url` answers a ping within about timeout_s (a start-up check)."""
-        if url.startswith("mongomock://"):
-            return
-        client = make_client(url, server_timeout_ms=max(100, int(timeout_s * 1000)))
-        try:
-            client[_db_name(url)].command("ping")
-        except PyMongoError as exc:
-            # Server selection appends the whole topology description: the first part says what went wrong.
-            raise StoreError(f"MongoDB store unreachable: {str(exc).split(', Timeout:')[0]}") from exc
-        finally:
-            client.close()
+        return cls(mongo_client.make_client(url)[name])
 
     def close(self) -> None:
         if self.db.client is not _MOCK_CLIENT:  # the shared in-memory server outlives one store
             self.db.client.close()
 
     def ping(self) -> None:
-        try:
-            with pymongo.timeout(PING_TIMEOUT_S):
-                self.db.command("ping")
-        except PyMongoError as exc:
-            raise StoreError(f"MongoDB store unreachable: {exc}") from exc
+        mongo_client.ping(self.db)
 
     # ---- producer side ---------------------------------------------------------------------------------------
     def insert(self, new: NewMessage, now: datetime) -> tuple[Message, bool]:
@@ -337,29 +135,19 @@ class MongoStore(MessageStore):
     def _plan_inserts(self, news: list[NewMessage], now: datetime) -> tuple[list[tuple[Message, bool]], list[dict]]:
         """Validate everything before writing anything: replays, conflicts (raised here), and the documents."""
         keys = lookup_keys(news)
-        # No keys, no look-up: a round trip saved, and on FerretDB a scan of the whole collection (README, differences).
+        # No keys, no look-up: a round trip saved, and on FerretDB a scan of the whole collection (docs/testing.md).
         found = self.messages.find({"idempotency_key": {"$in": keys}}) if keys else ()
-        known = {doc["idempotency_key"]: _from_doc(doc) for doc in found}
+        known = {doc["idempotency_key"]: from_doc(doc) for doc in found}
         results, made = plan_inserts(news, known, now)
-        return results, [_to_doc(message) for message in made]
+        return results, [to_doc(message) for message in made]
 
     def get(self, message_id: str) -> Message:
         doc = self.messages.find_one({"_id": message_id})
         if doc is None:
             raise NotFound(message_id)
-        return _from_doc(doc)
+        return from_doc(doc)
 
     # ---- delivery side ---------------------------------------------------------------------------------------
-    def _cas(self, message_id: str, where: dict, now: datetime, sets: dict, entry: dict,
-             inc: dict | None = None, also: dict | None = None) -> Message | None:
-        update: dict[str, Any] = {"$set": {**sets, "updated_at": to_db(now)}, "$push": {"history": entry},
-                                  **(also or {})}
-        if inc:
-            update["$inc"] = inc
-        doc = self.messages.find_one_and_update({"_id": message_id, **where}, update,
-                                                return_document=ReturnDocument.AFTER)
-        return _from_doc(doc) if doc is not None else None
-
     def _transition(self, write: lifecycle.Write, message_id: str, now: datetime, *,
                     guard: dict[str, Any] | None = None, inc: int = 1, also: dict[str, Any] | None = None,
                     **args: Any) -> Message | None:
@@ -367,39 +155,27 @@ class MongoStore(MessageStore):
         the row (and Once fields) are read first, and the filter then requires them unchanged: a lost race re-reads.
         `args` are the transition's arguments, encoded for MongoDB; `also`, update operators of this adapter's own
         fields, outside the table."""
-        transition = write.transition
-        where = {**_FILTERS[write], **(guard or {})}
+        where = {**FILTERS[write], **(guard or {})}
         if write.owner:
             where["lease_owner"] = args["owner"]
-        columns = _READS[write]
+        columns = READS[write]
         for _ in range(CAS_RETRIES if columns else 1):
             seen: dict[str, Any] = {}
             if columns:
                 # With Once fields, the whole document: it is the answer when there is nothing new to write.
-                projection = None if transition.once else dict.fromkeys(columns, 1)
+                projection = None if write.transition.once else dict.fromkeys(columns, 1)
                 found = self.messages.find_one({"_id": message_id, **where}, projection)
                 if found is None:
                     return None
                 seen = {column: found.get(column) for column in columns}
-            sets: dict[str, Any] = {}
-            cas = dict(where)
-            for field, source in write.sets:
-                if isinstance(source, lifecycle.Once):
-                    if args[source.name] is not None and seen[field] is None:
-                        sets[field], cas[field] = args[source.name], None  # the filter: still unset
-                    continue
-                sets[field] = _value(source, now, args, seen)
-            if transition.once and not any(field in sets for field in transition.once):
-                return _from_doc(found)  # nothing new to record
-            sets.update(dict.fromkeys(write.clears))
-            cas.update((column, seen[column]) for column in columns if column not in transition.once)
-            session = _value(transition.history_session, now, args, seen)
-            entry = _history(now, transition.event, session, args.get("error_class"),  # type: ignore[arg-type]
-                             args.get("error_text"))
-            done = self._cas(message_id, cas, now, sets, entry,
-                             {"attempts": inc} if transition.uses_attempt and inc else None, also)
-            if done is not None:
-                return done
+            planned = transition_update(write, where, now, args, seen, inc=inc, also=also)
+            if planned is None:
+                return from_doc(found)  # nothing new to record
+            cas, update = planned
+            doc = self.messages.find_one_and_update({"_id": message_id, **cas}, update,
+                                                    return_document=ReturnDocument.AFTER)
+            if doc is not None:
+                return from_doc(doc)
         return None
 
     def claim(
@@ -415,8 +191,8 @@ class MongoStore(MessageStore):
         # Not a change of the message (no history, updated_at kept): a plain conditional update.
         write = lifecycle.EXTEND_LEASE.write()
         args = {"lease_expires_at": to_db(now + timedelta(seconds=lease_s))}
-        sets = {field: _value(source, now, args, {}) for field, source in write.sets}
-        result = self.messages.update_one({"_id": message_id, **_FILTERS[write], "lease_owner": owner},
+        sets = {field: value_of(source, now, args, {}) for field, source in write.sets}
+        result = self.messages.update_one({"_id": message_id, **FILTERS[write], "lease_owner": owner},
                                           {"$set": sets})
         return result.matched_count == 1
 
@@ -440,7 +216,7 @@ class MongoStore(MessageStore):
         gates, once = write.transition.gated(args)
         if not gates and not once:
             return self._transition(write, message_id, now, owner=owner, picture=picture_text(picture)) is not None
-        doc = self.messages.find_one({"_id": message_id, **_FILTERS[write], "lease_owner": owner})
+        doc = self.messages.find_one({"_id": message_id, **FILTERS[write], "lease_owner": owner})
         if doc is None:
             return False
         taken: list[str] = []
@@ -539,28 +315,28 @@ class MongoStore(MessageStore):
         self.messages.update_many({"_id": {"$in": message_ids}}, {"$set": {"dispatch_epoch": None}})
 
     def list_undispatched(self, *, now: datetime, epoch: str, limit: int) -> list[Message]:
-        query = {**_DUE, "next_attempt_at": {"$lte": to_db(now)},
+        query = {**DUE, "next_attempt_at": {"$lte": to_db(now)},
                  "dispatch_epoch": {"$ne": epoch}}  # $ne also matches null
         return self._find(query, [("next_attempt_at", ASCENDING)], limit)
 
     def dispatch_queues(self) -> list[str]:
         # distinct() with the status prefix of the (status, dispatch_queue, dispatched_at) index, which MongoDB can
         # answer with a DISTINCT_SCAN (a seek per queue); not checked against a real mongod here.
-        return sorted(q for q in self.messages.distinct("dispatch_queue", dict(_DUE)) if q)
+        return sorted(q for q in self.messages.distinct("dispatch_queue", dict(DUE)) if q)
 
     def list_dispatched_to(
         self, queue: str, *, now: datetime, dispatched_before: datetime, limit: int
     ) -> list[Message]:
-        query = {**_DUE, "dispatch_queue": queue,
+        query = {**DUE, "dispatch_queue": queue,
                  "dispatched_at": {"$lt": to_db(dispatched_before)}, "next_attempt_at": {"$lte": to_db(now)}}
         return self._find(query, [("dispatched_at", ASCENDING)], limit)
 
     def list_expired_leases(self, *, now: datetime, limit: int = 1000) -> list[Message]:
-        query = {**_LEASED, "lease_expires_at": {"$lte": to_db(now)}}
+        query = {**LEASED, "lease_expires_at": {"$lte": to_db(now)}}
         return self._find(query, [("lease_expires_at", ASCENDING)], limit)
 
     def list_leases(self, *, owner_prefix: str) -> list[Message]:
-        query = {"lease_owner": {"$regex": "^" + re.escape(owner_prefix)}, **_LEASED}
+        query = {"lease_owner": {"$regex": "^" + re.escape(owner_prefix)}, **LEASED}
         return self._find(query)
 
     def recover(self, message_id: str, *, owner: str, now: datetime, reason: str) -> Message | None:
@@ -571,7 +347,7 @@ class MongoStore(MessageStore):
         cursor = (self.messages if collection is None else collection).find(query)
         if sort:
             cursor = cursor.sort(sort)
-        return [_from_doc(doc) for doc in cursor.skip(skip).limit(limit)]
+        return [from_doc(doc) for doc in cursor.skip(skip).limit(limit)]
 
     # ---- operator side ---------------------------------------------------------------------------------------
     def count_by_status(self) -> dict[str, int]:
@@ -579,16 +355,6 @@ class MongoStore(MessageStore):
         for status in counts:
             counts[status] = self.messages.count_documents({"status": status})
         return counts
-
-    @staticmethod
-    def _failed_filter(session: str | None, error: str | None = None) -> dict[str, Any]:
-        parts: list[dict[str, Any]] = [dict(_FAILED)]  # alone, it is the query: a dict of its own
-        if session is not None:
-            parts.append({"$or": [{"claimed_by": session}, {"sent_by": session}, {"session": session}]})
-        if error is not None:
-            pattern = re.escape(error)
-            parts.append({"$or": [{"last_error_class": {"$regex": pattern}}, {"last_error_text": {"$regex": pattern}}]})
-        return parts[0] if len(parts) == 1 else {"$and": parts}
 
     def list_failed(
         self, *, offset: int = 0, limit: int = 50, session: str | None = None, error: str | None = None
@@ -598,7 +364,7 @@ class MongoStore(MessageStore):
     def _failed_page(self, collection: Collection, *, offset: int, limit: int, session: str | None,
                      error: str | None) -> tuple[list[Message], int]:
         """list_failed() and list_archived(): one filter, newest failed first, on the (status, failed_at, _id) index."""
-        query = self._failed_filter(session, error)
+        query = failed_filter(session, error)
         page = self._find(query, [("failed_at", DESCENDING), ("_id", DESCENDING)], limit, offset, collection)
         return page, collection.count_documents(query)
 
@@ -624,18 +390,18 @@ class MongoStore(MessageStore):
         raise InvalidTransition(f"message {message_id} is {doc['status']}, not {allowed}")
 
     def retry_all_failed(self, *, now: datetime, session: str | None = None) -> list[str]:
-        ids = [doc["_id"] for doc in self.messages.find(self._failed_filter(session), {"_id": 1})]
+        ids = [doc["_id"] for doc in self.messages.find(failed_filter(session), {"_id": 1})]
         write = lifecycle.RETRY_FAILED.write()
         return [mid for mid in ids if self._transition(write, mid, now) is not None]
 
     def delete(self, message_id: str) -> None:
-        where = _status_filter(lifecycle.DELETE.from_statuses)
+        where = status_filter(lifecycle.DELETE.from_statuses)
         if self.messages.delete_one({"_id": message_id, **where}).deleted_count:
             return
         self._raise_not_from(lifecycle.DELETE.from_statuses, message_id)
 
     def archive_failed(self, *, older_than: datetime, now: datetime) -> int:
-        query = {**_status_filter(lifecycle.ARCHIVE.from_statuses), "failed_at": {"$lt": to_db(older_than)}}
+        query = {**status_filter(lifecycle.ARCHIVE.from_statuses), "failed_at": {"$lt": to_db(older_than)}}
         moved = 0
         while True:
             docs = list(self.messages.find(query).limit(ARCHIVE_BATCH))
@@ -651,7 +417,7 @@ class MongoStore(MessageStore):
         doc = self.archive.find_one({"_id": message_id})
         if doc is None:
             raise NotFound(message_id)
-        return _from_doc(doc)
+        return from_doc(doc)
 
     def list_archived(
         self, *, offset: int = 0, limit: int = 50, session: str | None = None, error: str | None = None
@@ -673,17 +439,17 @@ class MongoStore(MessageStore):
         return sorted(hours.items())
 
     def oldest_pending(self) -> Message | None:
-        found = self._find(dict(_DUE), [("created_at", ASCENDING)], 1)
+        found = self._find(dict(DUE), [("created_at", ASCENDING)], 1)
         return found[0] if found else None
 
     def count_failed_since(self, since: datetime) -> int:
         # Served by the (status, failed_at, _id) index.
-        query = {**_FAILED, "failed_at": {"$gte": to_db(since)}}
+        query = {**FAILED, "failed_at": {"$gte": to_db(since)}}
         return self.messages.count_documents(query)
 
     def oldest_due(self, *, now: datetime) -> Message | None:
         # Served by the (status, next_attempt_at) index.
-        found = self._find({**_DUE, "next_attempt_at": {"$lte": to_db(now)}},
+        found = self._find({**DUE, "next_attempt_at": {"$lte": to_db(now)}},
                            [("next_attempt_at", ASCENDING)], 1)
         return found[0] if found else None
 
@@ -702,43 +468,15 @@ class MongoStore(MessageStore):
     def get_session(self, name: str) -> SessionRecord:
         doc = self.sessions.find_one({"_id": name})
         if doc is not None and "first_send_day" not in doc:
-            doc = self._backfill_first_send_day(doc)
-        return SessionRecord(name) if doc is None else self._session(doc)
-
-    def _backfill_first_send_day(self, doc: dict[str, Any]) -> dict[str, Any]:
-        """A session record written before the warm-up ramp (no first_send_day field, not even null): its ramp starts
-        on the UTC date of its earliest sent message (the store does not know WAQ_TIMEZONE; a day off at most), so a
-        number in use does not fall back to the ramp's first cap. Once per record, on its first read."""
-        first = self.messages.find_one({"sent_by": doc["_id"], "sent_at": {"$ne": None}}, {"sent_at": 1},
-                                       sort=[("sent_by", ASCENDING), ("sent_at", ASCENDING)])
-        day = from_db(first["sent_at"]).date().isoformat() if first else None  # type: ignore[union-attr]
-        found = self.sessions.find_one_and_update({"_id": doc["_id"], "first_send_day": {"$exists": False}},
-                                                  {"$set": {"first_send_day": day}},
-                                                  return_document=ReturnDocument.AFTER)
-        return found or self.sessions.find_one({"_id": doc["_id"]}) or doc
-
-    @staticmethod
-    def _session(doc: dict[str, Any]) -> SessionRecord:
-        data = {key: value for key, value in doc.items() if key != "_id"}
-        for name in SESSION_DATETIME_FIELDS:
-            data[name] = from_db(data.get(name))
-        if data.get("first_send_day") is not None:
-            data["first_send_day"] = date.fromisoformat(data["first_send_day"])
-        if "status" in data:
-            data["status"] = parse_stored(SessionStatus, data["status"])
-        return SessionRecord(name=doc["_id"], **data)
+            doc = backfill_first_send_day(self.messages, self.sessions, doc)
+        return SessionRecord(name) if doc is None else session_from_doc(doc)
 
     def update_session(self, name: str, **fields: Any) -> SessionRecord:
         check_session_fields(fields)
         fields.setdefault("updated_at", datetime.now(UTC))
-        if "status" in fields:
-            fields["status"] = plain(fields["status"])
-        sets = {k: to_db(v) if k in SESSION_DATETIME_FIELDS else v for k, v in fields.items()}
-        if isinstance(sets.get("first_send_day"), date):
-            sets["first_send_day"] = sets["first_send_day"].isoformat()  # BSON has no date without a time
-        doc = self.sessions.find_one_and_update({"_id": name}, {"$set": sets}, upsert=True,
+        doc = self.sessions.find_one_and_update({"_id": name}, {"$set": session_sets(fields)}, upsert=True,
                                                 return_document=ReturnDocument.AFTER)
-        return self._session(doc)
+        return session_from_doc(doc)
 
     def reserve_send_slot(self, name: str, *, now: datetime, next_send_at: datetime) -> datetime | None:
         self.sessions.update_one({"_id": name}, {"$setOnInsert": {"next_send_at": None}}, upsert=True)

@@ -1,4 +1,4 @@
-"""Group fsync: the threads of a process that need their commits on disk share one fsync (store/sqlite.py)."""
+"""Group fsync: the threads of a process that need their commits on disk share one fsync (sqlite_connection.py)."""
 
 from __future__ import annotations
 

@@ -1,27 +1,33 @@
-"""The SQLite store's schema and its row codecs: tables, indexes, triggers, and Message <-> row.
+"""The SQLite store's schema and its row codecs: tables, indexes, triggers, migrations, and Message <-> row.
 
-Datetimes are INTEGER microseconds since the Unix epoch (UTC): sortable, compact, exact round trip. store/sqlite.py
-owns the connections and the transitions; this module owns what the file looks like.
+Datetimes are INTEGER microseconds since the Unix epoch (UTC): sortable, compact, exact round trip. History is a JSON
+array column. Status counts live in a tiny table kept by triggers, in the same transaction as the change, so
+count_by_status() reads a few rows. This module owns what the file looks like; sqlite_connection.py the connections,
+sqlite_statements.py the transitions' SQL, sqlite.py the adapter.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import sqlite3
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
-from wa_queue.models import HistoryEntry, Message, MessageStatus
+from wa_queue.models import HistoryEntry, Message, MessageStatus, SessionStatus, parse_stored, plain
 from wa_queue.names import ARCHIVE, MESSAGES, NUMBER_CHECKS, SESSIONS, STATUS_COUNTS
 from wa_queue.send_window import SendWindow, parse_window
-from wa_queue.store.common import DATETIME_FIELDS, MESSAGE_FIELDS, utc
+from wa_queue.store.base import SessionRecord
+from wa_queue.store.common import DATETIME_FIELDS, MESSAGE_FIELDS, SESSION_DATETIME_FIELDS, SESSION_FIELDS, utc
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 COLS = ", ".join(MESSAGE_FIELDS)
+SESSION_COLS = ", ".join(SESSION_FIELDS)
 # What new_row fills:
 _NEW_COLUMNS = ("id", "phone", "text", "status", "created_at", "updated_at", "next_attempt_at", "attempts", "session",
                 "idempotency_key", "content_hash", "callback_url", "metadata", "history", "send_window", "enqueued_by")
 _ROW_MARKS = f"({', '.join('?' * len(_NEW_COLUMNS))})"
-INSERT_CHUNK = 500  # rows per INSERT statement: 7,000 parameters, below SQLite's limit of 32,766
+INSERT_CHUNK = 500  # rows per INSERT statement: its parameters, one per column of each row, stay below SQLite's limit
 
 
 @functools.lru_cache(maxsize=64)
@@ -110,6 +116,48 @@ CREATE TABLE IF NOT EXISTS {SESSIONS} (
 CREATE TABLE IF NOT EXISTS {NUMBER_CHECKS} (phone TEXT PRIMARY KEY, registered INTEGER NOT NULL, checked_at INTEGER);
 """
 
+
+def create_schema(conn: sqlite3.Connection) -> None:
+    """Create or upgrade the file's tables and indexes. Idempotent; under SQLite's write lock (BEGIN IMMEDIATE), so
+    processes opening the file together do not race."""
+    try:
+        conn.executescript(f"BEGIN IMMEDIATE; {SCHEMA}")
+        _migrate_columns(conn)
+        _migrate_indexes(conn)
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+
+
+def _migrate_columns(conn: sqlite3.Connection) -> None:
+    """Add the columns a file made by an earlier version lacks: ADDED_COLUMNS to the messages and archive,
+    ADDED_SESSION_COLUMNS to the sessions."""
+    for table in (MESSAGES, ARCHIVE):
+        present = {row[1] for row in conn.execute(f"PRAGMA table_info({table})")}
+        for name in ADDED_COLUMNS:
+            if name not in present:
+                conn.execute(add_column_sql(table, name))
+    present = {row[1] for row in conn.execute(f"PRAGMA table_info({SESSIONS})")}
+    for name, sql_type in ADDED_SESSION_COLUMNS.items():
+        if name not in present:
+            conn.execute(f"ALTER TABLE {SESSIONS} ADD COLUMN {name} {sql_type}")
+            if name == "first_send_day":
+                conn.execute(BACKFILL_FIRST_SEND_DAY)
+
+
+def _migrate_indexes(conn: sqlite3.Connection) -> None:
+    """Create missing indexes and rebuild those defined differently by an earlier version (once per file)."""
+    existing = dict(conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ?",
+                                 (MESSAGES,)).fetchall())
+    for name, sql in INDEXES.items():
+        if name in existing and " ".join((existing[name] or "").split()) == sql:
+            continue
+        conn.execute(f"DROP INDEX IF EXISTS {name}")
+        conn.execute(sql)
+
+
 def to_us(value: datetime | None) -> int | None:
     """tz-aware datetime -> integer microseconds since the epoch (UTC)."""
     if value is None:
@@ -150,9 +198,9 @@ def day_from_text(text: str | None) -> date | None:
 
 
 def new_row(message: Message, now_us: int | None, histories: dict[str | None, str]) -> tuple:
-    """Hot path of inserts: the values of _NEW_COLUMNS (the rest of a new row is NULL; binding them all cost a
-    fifth of an insert). `histories` caches the one-entry history JSON per session: within a batch it differs
-    only by session."""
+    """Hot path of inserts: the values of _NEW_COLUMNS only. The rest of a new row is NULL, and binding those too
+    would slow every insert (BENCHMARKS.md, the store's choices). `histories` caches the one-entry history JSON
+    per session: within a batch it differs only by session."""
     history = histories.get(message.session)
     if history is None:
         history = histories[message.session] = json.dumps([entry.to_dict() for entry in message.history])
@@ -160,3 +208,26 @@ def new_row(message: Message, now_us: int | None, histories: dict[str | None, st
             message.idempotency_key, message.content_hash, message.callback_url,
             json.dumps(message.metadata) if message.metadata is not None else None, history,
             window_to_text(message.send_window), message.enqueued_by)
+
+
+def row_to_session(row: tuple) -> SessionRecord:
+    """A sessions row, its columns SESSION_COLS, as a SessionRecord."""
+    data = dict(zip(SESSION_FIELDS, row, strict=True))
+    for field in SESSION_DATETIME_FIELDS:
+        data[field] = from_us(data[field])
+    data["needs_operator"] = bool(data["needs_operator"])
+    data["restart_requested"] = bool(data["restart_requested"])
+    data["warmup_skipped"] = bool(data["warmup_skipped"])
+    data["first_send_day"] = day_from_text(data["first_send_day"])
+    data["status"] = parse_stored(SessionStatus, data["status"])
+    return SessionRecord(**data)
+
+
+def session_values(fields: dict[str, Any]) -> dict[str, Any]:
+    """update_session's fields as the sessions table stores them."""
+    if "status" in fields:
+        fields = {**fields, "status": plain(fields["status"])}
+    values = {k: to_us(v) if k in SESSION_DATETIME_FIELDS else v for k, v in fields.items()}
+    if "first_send_day" in values:
+        values["first_send_day"] = day_to_text(values["first_send_day"])
+    return values

@@ -1,4 +1,5 @@
-"""Senders: the interface in base.py; fake.py for tests and demos; selenium.py drives WhatsApp Web."""
+"""Senders: the interface in base.py; fake.py for tests and demos; selenium.py drives WhatsApp Web (the browser in
+chrome.py, the page's steps in whatsapp_page.py)."""
 
 from __future__ import annotations
 

@@ -9,6 +9,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 _PROC = Path("/proc")
+# A zombie (Z) or dead (X) process has exited and only waits to be reaped: it is not alive, and holds nothing.
+_EXITED = ("Z", "X")
 
 
 def stats() -> Iterator[tuple[int, str, list[str]]]:
@@ -24,13 +26,19 @@ def stats() -> Iterator[tuple[int, str, list[str]]]:
         yield int(entry.name), stat[stat.find("(") + 1:stat.rfind(")")], stat[stat.rfind(")") + 2:].split()
 
 
+def is_alive(fields: list[str]) -> bool:
+    """Whether the stat fields after the command name (stats()'s third item) are a live process's: the one rule of
+    what alive means, for this module, recovery and headroom."""
+    return bool(fields) and fields[0] not in _EXITED
+
+
 def with_environment(key: str, value: str) -> list[int]:
     """Every live process (not a zombie, not this one) with key=value in its environment: what a worker started,
     Chrome and chromedriver included (they inherit its environment), whatever group or parent they moved to."""
     marker = f"{key}={value}".encode()
     found = []
     for pid, _comm, fields in stats():
-        if pid == os.getpid() or not fields or fields[0] in ("Z", "X"):
+        if pid == os.getpid() or not is_alive(fields):
             continue
         try:
             if marker in (_PROC / str(pid) / "environ").read_bytes().split(b"\0"):
@@ -41,7 +49,7 @@ def with_environment(key: str, value: str) -> list[int]:
 
 
 def parent_map() -> dict[int, int]:
-    """pid -> ppid for every live process."""
+    """pid -> ppid for every process listed, zombies included (a zombie's children are its own until it is reaped)."""
     return {pid: int(fields[1]) for pid, _comm, fields in stats() if len(fields) > 1}
 
 
@@ -49,7 +57,7 @@ def group_members(pgid: int) -> list[int]:
     """Live processes in process group pgid: unlike descendants, this still finds children whose parent died
     (they are re-parented to init but keep their group)."""
     return [pid for pid, _comm, fields in stats()
-            if len(fields) > 2 and fields[2] == str(pgid) and fields[0] not in ("Z", "X")]
+            if len(fields) > 2 and fields[2] == str(pgid) and is_alive(fields)]
 
 
 def pgid_of(pid: int) -> int | None:
@@ -82,12 +90,12 @@ def descendants(pid: int) -> list[int]:
 
 
 def alive(pid: int) -> bool:
-    """True while pid exists and is not a zombie."""
+    """True while pid exists and is not a zombie (another user's process counts: its stat is readable)."""
     try:
         stat = (_PROC / str(pid) / "stat").read_text()
     except OSError:
         return False
-    return stat[stat.rfind(")") + 2:][:1] not in ("Z", "X")
+    return is_alive(stat[stat.rfind(")") + 2:].split())
 
 
 def pids_with_arg(fragment: str) -> list[int]:

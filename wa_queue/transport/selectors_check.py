@@ -28,11 +28,11 @@ def check_selectors(sender: SeleniumSender, *, open_phone: str | None = None) ->
     """name -> number of matches (False for CSS the browser rejects; bool for text entries). With open_phone, the
     chat with that number is opened first so the compose box and the message rows can be counted too."""
     with sender._lock:
-        if sender.driver is None:
+        if sender.chrome.driver is None:
             sender.connect()
         if open_phone:
-            sender._open_chat(open_phone)
-        return sender._call(_JS_COUNT)
+            sender.page.open_chat(open_phone)
+        return sender.page.call(_JS_COUNT)
 
 
 def format_report(counts: dict[str, bool | int]) -> str:

@@ -137,7 +137,7 @@ def run_selftest(sender: SeleniumSender, *, send: bool = False, echo: Callable[[
 
 
 def _run(sender: SeleniumSender, add: Callable[[Step], Step], report: Report, send: bool) -> None:
-    state = sender.connect() if sender.driver is None else sender.state()
+    state = sender.connect() if sender.chrome.driver is None else sender.state()
     _need(add(_browser(sender)))
     _need(add(_session(sender, state)))
     own = sender.account_number()
@@ -169,10 +169,10 @@ def _need(step: Step) -> None:
 
 
 def _browser(sender: SeleniumSender) -> Step:
-    if sender.driver is None:
+    if sender.chrome.driver is None:
         return Step("browser", FAIL, "Chrome did not start (or died on the first page)",
                     fix="run `waq doctor --check chromium --check chromedriver`")
-    info = sender._call(_JS_BROWSER)
+    info = sender.page.call(_JS_BROWSER)
     detail = f"{info['ua']}; page lang {info['lang'] or '(none)'}, navigator.language {info['language']}"
     data = dict(info)
     if "headless" in info["ua"].lower():
@@ -198,7 +198,7 @@ def _session(sender: SeleniumSender, state: SessionState) -> Step:
                     fix="appeal from the phone (Settings > Help > Contact us); nothing can be sent until it is lifted")
     if state in fixes:
         return Step("session", FAIL, value, fix=fixes[state])
-    if sender.driver is not None and sender._probe()["update_browser"]:
+    if sender.chrome.driver is not None and sender.page.probe()["update_browser"]:
         return Step("session", FAIL, f"{value}: WhatsApp shows its 'update your browser' page",
                     fix="it refuses the user agent: set WAQ_CHROME_USER_AGENT to a current desktop Chrome's")
     # Neither the QR nor the chat list was recognised in time: either selector may be out of date.
@@ -208,14 +208,14 @@ def _session(sender: SeleniumSender, state: SessionState) -> Step:
 
 def _compose(sender: SeleniumSender, phone: str) -> Step:
     try:
-        page = sender._open_chat(phone)
+        page = sender.page.open_chat(phone)
         opened = ""
     except errors.WaQueueError as exc:
         page, opened = {"invalid": False}, f"; opening the chat failed: {exc}"
     if page["invalid"]:
         return Step("compose_box", FAIL, f"WhatsApp calls the own number {phone} invalid",
                     fix=f"check that {phone} is this account's number (localStorage last-wid-md)")
-    counts = sender._call(_JS_COMPOSE)
+    counts = sender.page.call(_JS_COMPOSE)
     hidden = counts["total"] - counts["visible"]
     detail = (f"chat with {phone}: {counts['total']} compose_box match, {counts['visible']} visible, {hidden} hidden "
               f"({counts['aria_hidden']} under aria-hidden, {counts['no_rects']} without client rects){opened}")
@@ -231,10 +231,10 @@ def _compose(sender: SeleniumSender, phone: str) -> Step:
 def _rows(sender: SeleniumSender, send: bool) -> tuple[Step, set[str] | None]:
     """The row-form step, and the ids of the settled chat's rows (what a send's new row is told apart from)."""
     try:
-        settled = sender._settled_chat(REF)  # JS_CHAT, as the sender reads a chat
+        settled = sender.page.settled_chat(REF)  # JS_CHAT, as the sender reads a chat
     except errors.WaQueueError as exc:
         return Step("rows", FAIL, str(exc), selectors=["chat_row"]), None
-    found = sender._call(_JS_ROWS, list(ROW_FORMS), SKETCH_CHARS) | {"unknown": settled["unknown"]}
+    found = sender.page.call(_JS_ROWS, list(ROW_FORMS), SKETCH_CHARS) | {"unknown": settled["unknown"]}
     ids = {i for i in settled["ids"] if i}
     if not found["messages"]:
         later = "the sends below check it" if send else "send yourself a message (or use --send), then run it again"
@@ -278,27 +278,27 @@ def _judge_rows(found: dict[str, Any]) -> Step:
 def _typing(sender: SeleniumSender, text: str) -> tuple[Step, Step]:
     """Paste a canary the way the sender does, read it back once the editor settled, look for the send control the
     text brings (never clicked), clear it; never send it. The typing step and the send_button step."""
-    draft = sender._settled_box("")
+    draft = sender.page.settled_box("")
     note = ""
     if draft:  # as the sender does before typing: a draft in the own chat would be replaced by the next send too
-        sender._clear_box()
+        sender.page.clear_box()
         note = f"; cleared a draft of {len(draft)} characters first"
-    if not sender._call(JS_PASTE, text):
+    if not sender.page.call(JS_PASTE, text):
         return (Step("typing", FAIL, "no visible compose_box to paste into", selectors=["compose_box"]),
                 Step("send_button", SKIP, "not checked: nothing was typed"))
-    typed = sender._settled_box(text)
+    typed = sender.page.settled_box(text)
     how = "pasted"
     if typed != text:
         # The sender's fallback when a build does not take the paste as is: CDP typing, line by line.
         note += f"; the paste read back {typed!r}, so typed line by line (the sender's slower fallback)"
-        sender._clear_box()
-        if sender._settled_box("") == "":
-            sender._type_lines(text)
-            typed, how = sender._settled_box(text), "typed"
+        sender.page.clear_box()
+        if sender.page.settled_box("") == "":
+            sender.page.type_lines(text)
+            typed, how = sender.page.settled_box(text), "typed"
     control = _send_control(sender) if typed == text else Step("send_button", SKIP,
                                                                 "not checked: the box did not hold the canary")
-    sender._clear_box()
-    left = sender._settled_box("")
+    sender.page.clear_box()
+    left = sender.page.settled_box("")
     clear_fix = "" if left == "" else "clear the compose box of your own chat by hand (do not press Enter)"
     if typed != text:
         return Step("typing", FAIL, f"the box read back {typed!r} for {text!r}{note}", selectors=["compose_box"],
@@ -313,10 +313,10 @@ def _typing(sender: SeleniumSender, text: str) -> tuple[Step, Step]:
 def _send_control(sender: SeleniumSender) -> Step:
     """With the canary in the box, a visible send_button must appear within SEND_CONTROL_S; it is not clicked."""
     deadline = time.monotonic() + SEND_CONTROL_S
-    while not sender._call(_JS_SEND_CONTROL):
+    while not sender.page.call(_JS_SEND_CONTROL):
         if time.monotonic() > deadline:
             return Step("send_button", FAIL, f"no visible send control within {SEND_CONTROL_S:g}s of typing "
-                        f"(send_button: {sender.selectors['send_button']})", selectors=["send_button"])
+                        f"(send_button: {sender.page.selectors['send_button']})", selectors=["send_button"])
         time.sleep(0.1)
     return Step("send_button", OK, "a send control appeared once the box held text (not clicked)")
 
@@ -327,7 +327,7 @@ def _send(sender: SeleniumSender, phone: str, text: str, name: str, report: Repo
     afterwards, the next send's `before`."""
     try:
         if before is None:
-            before = {i for i in sender._settled_chat(REF)["ids"] if i}
+            before = {i for i in sender.page.settled_chat(REF)["ids"] if i}
         since = utcnow()
         report.sent.append(text)
         receipt = sender.send(phone, text, ref=REF)
@@ -341,7 +341,7 @@ def _send(sender: SeleniumSender, phone: str, text: str, name: str, report: Repo
         hit, why, suspects = None, f"{type(exc).__name__}: {exc}", ["status_icon"]
     except errors.WaQueueError as exc:
         hit, why = None, f"{type(exc).__name__}: {exc}"
-    after = sender._call(JS_CHAT)  # find_sent just read the chat settled, "Read more" expanded
+    after = sender.page.call(JS_CHAT)  # find_sent just read the chat settled, "Read more" expanded
     new = [r for r in after["out"] if r["id"] not in before]
     if len(new) != 1 or after["unknown"]:
         return _send_failed(sender, name, f"{len(text)} characters sent ({receipt.wa_id}), then {len(new)} new "
@@ -358,7 +358,7 @@ def _send(sender: SeleniumSender, phone: str, text: str, name: str, report: Repo
 def _send_failed(sender: SeleniumSender, name: str, detail: str) -> Step:
     """A send step failed: name the row selectors when the chat's rows say which."""
     try:
-        found = sender._call(_JS_ROWS, list(ROW_FORMS), SKETCH_CHARS)
+        found = sender.page.call(_JS_ROWS, list(ROW_FORMS), SKETCH_CHARS)
         judged = _judge_rows(found) if found["messages"] else None
     except Exception:  # noqa: BLE001 - the browser may be gone; the failure is reported either way
         judged = None

@@ -10,11 +10,10 @@ from datetime import timedelta
 import pytest
 from click.testing import CliRunner, Result
 
+from tests.helpers.constants import PHONE
 from wa_queue.app import close_default_app, default_app
 from wa_queue.cli import main
 from wa_queue.models import utcnow
-
-PHONE = "+14155550123"
 
 
 @pytest.fixture(autouse=True)

@@ -13,8 +13,9 @@ import signal
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from tests.conftest import RedisServer, wait_for
+from tests.helpers.waiting import wait_for
 from wa_queue import names
+from wa_queue.devstack.redis_server import RedisServer
 
 TTL_S = 3.0
 TRY_S = TTL_S / 3  # the holder renews, and a standby beat tries to take the lock, this often

@@ -8,14 +8,9 @@ from datetime import timedelta
 import pytest
 
 from tests.helpers.api import api_client
+from tests.helpers.constants import ADMIN, ADMIN_KEY, BASE, PRODUCER, PRODUCER_KEY
 from wa_queue.app import default_app
 from wa_queue.models import NewMessage, utcnow
-
-ADMIN_KEY = "admin-key-0123456789abcdef"
-PRODUCER_KEY = "producer-key-0123456789abcdef"
-ADMIN = {"X-API-Key": ADMIN_KEY}
-PRODUCER = {"X-API-Key": PRODUCER_KEY}
-BASE = "/api/whatsapp"
 
 
 @pytest.fixture

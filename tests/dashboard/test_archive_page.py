@@ -9,8 +9,8 @@ import pytest
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
-from tests.conftest import wait_for
 from tests.dashboard.test_dashboard import browser, log_in, server, severe_console_errors, text, visible
+from tests.helpers.waiting import wait_for
 from wa_queue.app import default_app
 from wa_queue.models import NewMessage, utcnow
 

@@ -12,6 +12,7 @@ import pytest
 
 from api.app import create_app
 from tests.helpers.api import api_client
+from tests.helpers.constants import BASE
 from wa_queue.app import close_default_app, default_app
 from wa_queue.models import utcnow
 
@@ -19,7 +20,6 @@ ADMIN_KEY = "alive-admin-key-0123456789abc"
 PRODUCER_KEY = "alive-producer-key-0123456789"
 ADMIN = {"X-API-Key": ADMIN_KEY}
 PRODUCER = {"X-API-Key": PRODUCER_KEY}
-BASE = "/api/whatsapp"
 RAMP = "20,40,80,150,300"  # the default
 BAN_WORDS = "Your phone number is banned from using WhatsApp. Contact support for help."
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT
 from tests.deploy.compose_files import APP, DEPLOY, INFRA, SAMPLE_ENV, WORKER, environment, load, ours, raw, variables
+from tests.helpers.constants import ROOT
 
 ONE_HOST = ROOT / "docker-compose.yml"
 SECRETS = ("MONGO_ROOT_PASSWORD", "MONGO_APP_PASSWORD", "MONGO_REPLICA_KEY", "REDIS_PASSWORD", "WAQ_API_KEYS",

@@ -510,6 +510,7 @@ _PARSERS = {
     "key_limits": lambda raw: _parse_key_limits(raw),
 }
 
+
 def setting_variables() -> frozenset[str]:
     """Every variable Settings reads."""
     return frozenset("WAQ_" + field.name.upper() for field in dataclasses.fields(Settings))

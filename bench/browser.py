@@ -6,10 +6,10 @@
 Each message is what Delivery does: a number check, then the send.
 
 Default form: four rows side by side in one run: without and with a boot delay B on every full page load (the real
-app takes 7-8 s), each with the number check and the send sharing one /send?phone= load (today) and, as the
-baseline, loading the chat twice (before). Prints the median and p90 seconds per message, the send median, the goal
-(median per message <= B + 1.5 s), and Chrome's PSS (MiB, summed over chromedriver and every Chrome process) after
-1, 100 and the last send.
+app boots on each, BENCHMARKS.md), each with the number check and the send sharing one /send?phone= load (what
+Delivery does) and, as the baseline, loading the chat twice (a check and a send each a full load). Prints the median
+and p90 seconds per message, the send median, the goal (median per message <= B + 1.5 s), and Chrome's PSS (MiB,
+summed over chromedriver and every Chrome process) after 1, 100 and the last send.
 
 --options: Chrome's memory options (WAQ_CHROME_MEMORY_OPTIONS, wa_queue/transport/chrome_options.py) side by side in
 one run, B = 0: the baseline (none), each option on its own, and the kept combination (--kept, by default the
@@ -20,7 +20,7 @@ of process. Then the Celery worker's own memory (a `waq worker` on the simulator
 threads or solo pool, a main process and its child with prefork; Chrome not counted; bench/worker_memory.py compares
 the pools).
 --private-chrome DIR runs a copy of Chrome's folder made in DIR: Chromes that others run on the machine map other
-files, so they no longer take a share of this one's pages (a share that lowers PSS).
+files, so they take no share of this one's pages (a share that lowers PSS).
 """
 
 from __future__ import annotations
@@ -112,7 +112,7 @@ def private_chrome(folder: Path, binary: str, driver: str) -> tuple[str, str]:
 
 def run(args: argparse.Namespace, boot_delay_s: float, loads: str, memory_options: str = "") -> dict[str, object]:
     """`loads`: "one" = the number check and the send share one /send?phone= load (what Delivery does); "two" = the
-    send loads the chat again (the flow before: a check and a send each a full load), the baseline."""
+    send loads the chat again (a check and a send each a full load), the baseline."""
     server, base = start_simulator(args.markup, boot_delay_s)
     data_dir = Path(tempfile.mkdtemp(prefix="waq-bench-browser-"))
     settings = Settings.from_env({

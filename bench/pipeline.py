@@ -71,8 +71,8 @@ def waq_pipeline(broker: str, n: int, tmp: Path, store_url: str | None = None) -
         for chunk in range(0, n, 500):
             service.enqueue_many(waq, [{"phone": f"+1415555{(i % 9000) + 1000:04d}", "text": f"bench {i}"}
                                        for i in range(chunk, min(n, chunk + 500))])
-        # A count of every status 50 times a second costs SQLite nothing, but a slow server (FerretDB) spends its CPU
-        # on it: there a run lasts minutes, and half a second between looks changes its figure by well under 1%.
+        # A count of every status 50 times a second costs SQLite nothing, but a slow server (FerretDB) spends on it
+        # the CPU the worker needs; there a run is long, and half a second between looks barely moves its figure.
         _wait(lambda: store.count_by_status()["sent"] >= n + 1, 3600, 0.02 if store_url is None else 0.5)
         return n / (time.perf_counter() - start)
     finally:

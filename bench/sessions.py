@@ -59,7 +59,7 @@ from wa_queue.transport import procs  # noqa: E402
 
 MIB = 1024
 GIB_KIB = 1024 * 1024
-P99_GOAL_S = 5.0  # issue 15's goals for many sessions at once
+P99_GOAL_S = 5.0  # the goals for many sessions at once (BENCHMARKS.md, current figures)
 BROWSER_GOAL_MIB = 250
 TEXT = "Order {i} of {session}: your *parcel* has shipped 📦\nTrack it at https://example.com/t/{session}/{i}"
 

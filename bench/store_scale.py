@@ -83,7 +83,7 @@ def main() -> None:
     median_ms("dispatch_queues", store.dispatch_queues)
     median_ms("list_dispatched_to 500", lambda: store.list_dispatched_to(
         "wa.session.s1", now=NOW, dispatched_before=NOW, limit=500))
-    # What recovery did before list_dispatched_to: every due pending message (up to 100,000), filtered by queue.
+    # The baseline list_dispatched_to spares recovery: every due pending message (up to 100,000), filtered by queue.
     median_ms("baseline: scan 100k, filter", lambda: [m for m in store.list_undispatched(
         now=NOW, epoch="", limit=100_000) if m.dispatch_queue == "wa.session.s1"], runs=5)
     pending = iter(ids[len(ids) // 2:])

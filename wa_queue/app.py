@@ -169,7 +169,8 @@ class App:
     # ---- the end ------------------------------------------------------------------------------------------------
     def close(self) -> None:
         """Publish what the relay holds and close the store and the broker clients. The App is not used
-        afterwards. (Admin webhooks in flight are not waited for, as before: notifier.flush() does.)"""
+        afterwards. Admin webhooks in flight are not waited for (a slow receiver would hold the close up):
+        notifier.flush() does that."""
         with self._lock:
             if self.closed:
                 return

@@ -66,8 +66,8 @@ def make_celery(settings: Settings) -> WaqCelery:
         broker_connection_max_retries=None,
         # Task events only while someone watches: Flower sends the enable_events control command every 5 s, and
         # workers answer it (remote control and heartbeats stay on, so their event dispatcher exists). Always on,
-        # they cost a session worker much of its throughput without pacing (BENCHMARKS.md). No "task-sent" events:
-        # each would cost publishers a second broker write per message.
+        # every task would pay for events nobody reads (BENCHMARKS.md, figures behind other choices). No
+        # "task-sent" events: each would cost publishers a second broker write per message.
         worker_send_task_events=False,
         task_send_sent_event=False,
         worker_hijack_root_logger=False,

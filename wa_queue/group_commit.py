@@ -1,13 +1,12 @@
 """Group commit: requests from concurrent threads share one store commit and one broker round trip.
 
-An API worker serves several requests at once (gunicorn threads). Each used to pay its own durable commit and its
-own broker round trip, and the threads queued for SQLite's single write lock, whose busy handler sleeps a
-millisecond or more before it looks again. Here the first caller becomes the leader: it takes every request queued
-so far, runs them as one batch, hands each caller its own result, and wakes the rest; whoever arrived meanwhile
-forms the next batch. A caller alone pays one lock round and nothing else. With a `finish` step (message_commit: the
-fsync, then the hand-over to the publisher) the next batch starts as soon as this one has committed, while this
-one's finish runs. Nobody answers before the batch that holds its request has committed and finished (invariant 1
-is unchanged).
+An API worker serves several requests at once (gunicorn threads). Alone, each would pay its own durable commit and its
+own broker round trip, and the threads would queue one by one for the store's single writer. Here the first caller
+becomes the leader: it takes every request queued so far, runs them as one batch, hands each caller its own result, and
+wakes the rest; whoever arrived meanwhile forms the next batch. A caller alone pays one lock round and nothing else.
+With a `finish` step (message_commit: the fsync, then the hand-over to the publisher) the next batch starts as soon as
+this one has committed, while this one's finish runs. Nobody answers before the batch that holds its request has
+committed and finished (invariant 1 holds).
 """
 
 from __future__ import annotations

@@ -13,8 +13,9 @@ hashes in the broker Redis, and the API's /metrics collector (api/metrics.py) re
 
 One record is one pipelined round trip (HINCRBY / HINCRBYFLOAT, atomic per field), so any number of workers can
 write concurrently and nothing is lost between scrapes. Session workers record through a SendBuffer instead: counts
-add up in memory and a daemon thread writes them in one round trip a second. Without pacing, a round trip per send was
-a fifth of a delivery's cost; a SIGKILLed worker loses at most its last second of counts (metrics, not messages).
+add up in memory and a daemon thread writes them in one round trip a second, so a send never waits for Redis
+(BENCHMARKS.md, figures behind other choices); a SIGKILLed worker loses at most its last second of counts (metrics,
+not messages).
 
 The values are counters: when the broker restarts empty (which it may, invariant 2) they start again from zero, and
 Prometheus' rate()/increase() treat that as an ordinary counter reset. Recording never raises: a metric is never

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-from tests.cli.test_cli import make_failed, waq, waq_proc
+from tests.cli.helpers import make_failed, waq, waq_proc
 from wa_queue.app import default_app
 from wa_queue.models import utcnow
 

@@ -1,12 +1,11 @@
-"""The deployment files (deploy/compose.*.yml, Dockerfile, .dockerignore) checked against the package and against
-each other, as compose would read them (no Docker engine runs here): every command and probe exists, every WAQ_*
-variable is a setting that parses, every session has one worker, the hosts agree on names, ports and secrets, and
-nothing is published on every interface or without authentication."""
+"""The compose files (deploy/compose.*.yml) checked against the package and against each other, as compose would
+read them (no Docker engine runs here): every command and probe exists, every WAQ_* variable is a setting that
+parses, every session has one worker, the hosts agree on names, ports and secrets, and nothing is published on every
+interface or without authentication. The image's own files are checked in test_dockerfile.py."""
 
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import json
 import os
 import re
@@ -15,11 +14,11 @@ import subprocess
 from typing import Any
 from urllib.parse import urlsplit
 
-import click
 import pytest
 import redis
 from pymongo import uri_parser
 
+from tests.deploy.commands import check_command
 from tests.deploy.compose_files import (
     COMPOSE_FILES,
     DEPLOY,
@@ -28,7 +27,6 @@ from tests.deploy.compose_files import (
     WORKER,
     MissingVariable,
     argv,
-    dockerignore_excludes,
     duration_s,
     environment,
     interpolate,
@@ -40,10 +38,8 @@ from tests.deploy.compose_files import (
     variables,
 )
 from tests.helpers.constants import ROOT
-from wa_queue.cli import main
 from wa_queue.settings import Settings
 
-DOCKERFILE = ROOT / "Dockerfile"
 SETTING_VARS = {"WAQ_" + field.name.upper() for field in dataclasses.fields(Settings)}
 SECRET_NAME = re.compile(r"KEY|SECRET|TOKEN|AUTH|PASSWORD|PASSWD", re.I)
 PINNED_IMAGE = re.compile(r"^[\w./-]+(?::\d+\.\d+\.\d+[\w.-]*)?(?:@sha256:[0-9a-f]{64})?$")
@@ -83,40 +79,6 @@ def workers_by_session(services: dict[str, dict[str, Any]]) -> dict[str, dict[st
 
 
 # ---- commands ----------------------------------------------------------------------------------------------------
-def check_waq(args: list[str]) -> None:
-    """Parse `waq ...` arguments with the real click commands, without running them: unknown commands or options
-    fail here as they would in the container."""
-    command: click.Command = main
-    ctx = main.make_context("waq", list(args), resilient_parsing=False)
-    while isinstance(command, click.Group):
-        name, command, rest = command.resolve_command(ctx, ctx.protected_args + ctx.args)
-        assert command is not None, f"waq has no command {name!r}"
-        ctx = command.make_context(name, rest, parent=ctx)
-
-
-def check_app_spec(spec: str) -> None:
-    """'module:callable()' or 'module:attr' (gunicorn and celery -A) must import."""
-    module_name, _, attr = spec.partition(":")
-    target = getattr(importlib.import_module(module_name), attr.removesuffix("()"))
-    if attr.endswith("()"):
-        assert callable(target), f"{spec}: {attr} is not callable"
-
-
-def check_command(args: list[str]) -> None:
-    program = args[0].rsplit("/", 1)[-1]
-    if program == "waq":
-        check_waq(args[1:])
-    elif program == "gunicorn":
-        check_app_spec(args[-1])  # gunicorn takes the app as its last argument
-    elif program == "celery":
-        check_app_spec(args[args.index("-A") + 1])
-        assert args[args.index("-A") + 2:][:2] == ["inspect", "ping"], args
-    elif program == "python":
-        compile(args[args.index("-c") + 1], "<healthcheck>", "exec")
-    else:
-        raise AssertionError(f"unexpected program {program!r} in {args}")
-
-
 def test_every_command_of_our_image_exists_in_the_package(services: dict[str, dict[str, Any]]) -> None:
     commands = {name: argv(svc["command"]) for name, svc in ours(services).items()}
     assert {"api", "beat", "callbacks", "flower", "worker-primary", "worker-secondary"} <= set(commands)
@@ -435,79 +397,6 @@ def test_docker_compose_reads_every_file() -> None:
     done = subprocess.run([*COMPOSE_V2, "-f", str(INFRA), "config", "--quiet"], capture_output=True, text=True,
                           env=missing, timeout=60)
     assert done.returncode != 0 and "REDIS_PASSWORD" in done.stderr
-
-
-# ---- Dockerfile and .dockerignore --------------------------------------------------------------------------------
-def dockerfile_instructions() -> list[tuple[str, str]]:
-    text = re.sub(r"\\\n", " ", DOCKERFILE.read_text())
-    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
-    return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1] if " " in line else "") for line in lines]
-
-
-def test_dockerfile_base_is_pinned_by_digest() -> None:
-    op, image = dockerfile_instructions()[0]
-    assert op == "FROM"
-    assert re.fullmatch(r"python:3\.11\.\d+-slim-bookworm@sha256:[0-9a-f]{64}", image), image
-
-
-def test_dockerfile_installs_the_locked_dependencies_then_the_package_alone() -> None:
-    instructions = dockerfile_instructions()
-    packages = set(" ".join(args for op, args in instructions if op == "RUN" and "apt-get install" in args).split())
-    assert {"chromium", "chromium-driver", "tini"} <= packages
-    runs = [args for op, args in instructions if op == "RUN"]
-    locked = next(i for i, args in enumerate(runs) if "pip install -r requirements.lock" in args)
-    package = next(i for i, args in enumerate(runs) if "pip install --no-deps ." in args)
-    assert locked < package
-    assert not [args for args in runs if re.search(r"pip install (?!-r requirements\.lock|--no-deps \.)", args)]
-
-
-def test_the_lock_file_stands_alone_and_pins_every_package() -> None:
-    """The image copies requirements.lock alone: a -r/-c line or an unpinned package would break or loosen it."""
-    lines = [line.split("#", 1)[0].strip() for line in (ROOT / "requirements.lock").read_text().splitlines()]
-    requirements = [line.rstrip("\\").strip() for line in lines if line and not line.startswith("--hash")]
-    assert requirements, "requirements.lock is empty"
-    for line in requirements:
-        assert re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*(\[[\w,-]+\])?==[\w.+!-]+( *;.*)?( *\\)?", line), line
-    names = {re.split(r"[\[=]", line, maxsplit=1)[0].lower().replace("_", "-") for line in requirements}
-    assert {"celery", "flower", "gunicorn", "pymongo", "redis", "selenium"} <= names
-
-
-def test_dockerfile_runs_as_a_user_with_data_in_data() -> None:
-    instructions = dockerfile_instructions()
-    users = [args for op, args in instructions if op == "USER"]
-    assert users and users[-1] not in ("root", "0"), "the processes must not run as root"
-    assert "--uid 10001" in " ".join(args for op, args in instructions if op == "RUN")
-    assert "WAQ_DATA_DIR=/data" in " ".join(args for op, args in instructions if op == "ENV")
-    health = [args for op, args in instructions if op == "HEALTHCHECK"]
-    assert health, "the image needs a HEALTHCHECK"
-    check_command(json.loads(health[0].split("CMD", 1)[1].strip()))
-
-
-def test_dockerfile_copies_what_exists_and_the_context_keeps() -> None:
-    ignore = (ROOT / ".dockerignore").read_text()
-    for op, args in dockerfile_instructions():
-        if op == "COPY":
-            *sources, _ = args.split()
-            for source in sources:
-                assert (ROOT / source).exists(), f"COPY {source}: not in the repository"
-                assert not dockerignore_excludes(ignore, source), f"COPY {source}: .dockerignore leaves it out"
-
-
-@pytest.mark.parametrize("path", ["var/admin.key", "var/flower.auth", "var/profiles/primary/Default/Cookies",
-                                  ".venv/bin/python", ".git/config", ".env", "deploy/.env", "tests/deploy/x.py"])
-def test_dockerignore_keeps_secrets_and_local_state_out(path: str) -> None:
-    assert dockerignore_excludes((ROOT / ".dockerignore").read_text(), path)
-
-
-def test_the_dockerignore_matcher_follows_docker_rules() -> None:
-    """The matcher the two tests above rely on: parents, ** and the last rule winning."""
-    rules = "var/\n**/secret\n*.log\n!keep.log\n"
-    assert dockerignore_excludes(rules, "var/a/b")
-    assert dockerignore_excludes(rules, "x/y/secret")
-    assert dockerignore_excludes(rules, "debug.log")
-    assert not dockerignore_excludes(rules, "keep.log")
-    assert not dockerignore_excludes(rules, "variable.py")
-    assert not dockerignore_excludes(rules, "sub/debug.log")
 
 
 def test_no_compose_file_left_at_the_root() -> None:

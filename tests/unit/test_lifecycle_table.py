@@ -1,6 +1,6 @@
 """The transition table (wa_queue/store/lifecycle.py) is consistent in itself, with the MessageStore interface and
 with the lifecycle table of docs/architecture.md. What each adapter does with it is checked in
-tests/contract/test_store.py (test_every_transition_does_what_the_table_says), on every adapter."""
+tests/contract/store/test_transition_table.py (test_every_transition_does_what_the_table_says), on every adapter."""
 
 from __future__ import annotations
 

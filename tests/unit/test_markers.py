@@ -23,8 +23,8 @@ def test_folders_fixtures_and_parameters_give_the_markers() -> None:
     assert markers.marks_for("integration/test_pipeline.py", ()) == {"services", "slow"}
     assert markers.marks_for("unit/test_delivery.py", ("tmp_path",)) == set()
     assert markers.marks_for("unit/test_recovery.py", ("waq_env", "redis_server", "tmp_path")) == {"services"}
-    assert markers.marks_for("contract/test_store.py", ("store",), ["ferretdb"]) == {"services"}
-    assert markers.marks_for("contract/test_store.py", ("store",), ["mongomock"]) == set()
+    assert markers.marks_for("contract/store/test_enqueue.py", ("store",), ["ferretdb"]) == {"services"}
+    assert markers.marks_for("contract/store/test_enqueue.py", ("store",), ["mongomock"]) == set()
     assert markers.marks_for("contract/test_sender.py", ("sender",), ["selenium"]) == {"browser"}
     assert markers.marks_for("simulator/test_page.py", ("browser",)) == {"browser"}
     assert markers.marks_for("test_lint.py", ()) == set()  # a file at the top: no folder

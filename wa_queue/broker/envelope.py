@@ -62,10 +62,11 @@ class Envelopes:
     def push(self, client: redis.Redis, messages: list[Message], queue: str, countdown: float | None) -> None:
         """Tasks in one Redis round trip, in the exact envelope kombu's Redis transport writes.
 
-        Celery's send_task pays routing, entity declaration and a Redis client per call, most of an API enqueue.
-        The envelope is made once by Celery itself and filled in with each message's task id, arguments and
-        delivery tag (serialising the whole envelope per message costs more than the fill); workers cannot tell
-        the difference, which the pipeline tests check by consuming them."""
+        Celery's send_task pays routing, entity declaration and a Redis client per call, work that is the same for every
+        message of a queue (BENCHMARKS.md, figures behind other choices). The envelope is made once by Celery itself and
+        filled in with each message's task id, arguments and delivery tag (serialising the whole envelope per message
+        costs more than the fill); workers cannot tell the difference, which the pipeline tests check by consuming
+        them."""
         fill = self.template(queue, countdown).format
         envelopes = []
         for message in messages:
@@ -78,8 +79,8 @@ class Envelopes:
 
 
 def _uuid4_pair() -> tuple[str, str]:
-    """Two random (version 4) UUID strings, the task id and the delivery tag, from one urandom call (cheaper than
-    uuid.uuid4() twice, a large part of an envelope's cost)."""
+    """Two random (version 4) UUID strings, the task id and the delivery tag, from one urandom call: a system call
+    per envelope rather than two, on the path of every enqueue (BENCHMARKS.md, figures behind other choices)."""
     raw = bytearray(os.urandom(32))
     for offset in (0, 16):
         raw[offset + 6] = raw[offset + 6] & 0x0F | 0x40  # version 4

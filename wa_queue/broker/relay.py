@@ -3,7 +3,7 @@
 service.submit() answers once the messages are committed (invariant 1 needs nothing more), and hands what it
 created to this relay, which publishes in the background: everything handed over while it was busy goes out in one
 broker round trip and one dispatch record per queue. Under load that spreads a publish over many requests instead
-of charging every request one, and a slow or absent broker no longer holds an answer up.
+of charging every request one, and a slow or absent broker never holds an answer up.
 
 Nothing here can lose a message: a message the relay has not published yet (the process was killed, the broker is
 away) is committed and undispatched, so the sweeper publishes it (dispatch_due), as it would after a crash between

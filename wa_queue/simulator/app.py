@@ -37,8 +37,8 @@ def create_app(auto_scan: bool = False, state_file: str | None = None,
                strict: bool = True, clock_skew_s: float | None = None) -> Flask:
     """The simulator app; its state is `app.extensions["wa_sim"]` (a SimState).
 
-    `markup` is one of profiles.MARKUPS (ValueError otherwise); `strict=False` keeps the old immediate page;
-    `clock_skew_s` (the config key of that name) shifts every time the page shows.
+    `markup` is one of profiles.MARKUPS (ValueError otherwise); `strict=False` gives an immediate page
+    (state.LENIENT_CONFIG); `clock_skew_s` (the config key of that name) shifts every time the page shows.
     """
     app = Flask(__name__, template_folder=str(HERE), static_folder=None)
     if clock_skew_s is not None:

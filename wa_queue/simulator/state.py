@@ -50,7 +50,8 @@ DEFAULT_CONFIG: dict[str, ConfigValue] = {
     # False: Enter adds a line instead of sending, as with WhatsApp's "Enter is send" setting off.
     "enter_sends": True,
 }
-# strict=False: today's immediate page (synchronous editor, no history delay, no overlay) for old tests and demos.
+# strict=False: an immediate page (synchronous editor, no history delay, no overlay), for tests and demos that do not
+# exercise the real page's timing.
 LENIENT_CONFIG: dict[str, ConfigValue] = {"ack_delay_s": 0.0, "history_delay_ms": 0.0, "input_delay_ms": 0.0,
                                           "whats_new": False}
 _NEVER_OK = ("delivered_after_s", "read_after_s", "qr_ttl_s")

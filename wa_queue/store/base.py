@@ -1,4 +1,4 @@
-"""The message store interface: the system of record. Every adapter passes tests/contract/test_store.py.
+"""The message store interface: the system of record. Every adapter passes tests/contract/store/.
 
 All datetimes are timezone-aware UTC. `now` is always passed in, so tests decide the time.
 Every state change appends a HistoryEntry and sets updated_at=now, in the same atomic write.

@@ -87,11 +87,11 @@ class Write:
 
 @dataclasses.dataclass(frozen=True)
 class Gate:
-    """A daily limit a transition checks inside its own atomic write (issue 16): the sends of the day already counted
-    for a key (the row's session or phone) must be below `limit`, else the transition writes nothing and the store
-    raises the error class named `refusal` (wa_queue.errors). A send of the day is a message with `sent_key` = key
-    and sent_at >= since, or one not sent whose click was marked (`sending_key` = key, sending_at >= since: its
-    outcome may be a send), the message being marked excepted. A limit of None or 0 turns the gate off."""
+    """A daily limit a transition checks inside its own atomic write, so that no two workers can both pass it: the sends
+    of the day already counted for a key (the row's session or phone) must be below `limit`, else the transition writes
+    nothing and the store raises the error class named `refusal` (wa_queue.errors). A send of the day is a message with
+    `sent_key` = key and sent_at >= since, or one not sent whose click was marked (`sending_key` = key, sending_at >=
+    since: its outcome may be a send), the message being marked excepted. A limit of None or 0 turns the gate off."""
 
     name: str
     key: Row  # what is counted: the row's session or its phone

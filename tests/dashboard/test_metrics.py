@@ -113,7 +113,7 @@ def test_a_broker_outage_is_reported_not_raised(client) -> None:  # noqa: ANN001
     assert samples[("waq_up", (("component", "store"),))] == 1
     assert not any(name.startswith("waq_send_duration") for name, _ in samples)
     # And a worker's record_send never raises when the broker is away.
-    assert metrics_sink.record_send("primary", 1.0, "sent") is False
+    assert metrics_sink.record_send("primary", 1.0, "sent", client=default_app().broker_quick(0.5)) is False
 
 
 def test_a_store_outage_is_reported_not_raised(client, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001

@@ -9,6 +9,7 @@ import collections
 import json
 import signal
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
@@ -155,15 +156,21 @@ def test_disconnected_session_hands_its_messages_over(waq_env, procs) -> None:  
 def test_sigkilled_worker_holding_leases_loses_nothing(waq_env, procs) -> None:  # noqa: ANN001
     Path(waq_env["WAQ_DATA_DIR"]).mkdir(parents=True, exist_ok=True)
     # Slow sends, so that the kill lands while a message is claimed (most of each task is the send).
-    FakeControl(Path(waq_env["WAQ_DATA_DIR"]) / "fake-control.json").write({"send_delay_s": 0.2})
+    control = FakeControl(Path(waq_env["WAQ_DATA_DIR"]) / "fake-control.json")
+    control.write({"send_delay_s": 0.2})
     stack = _start_stack(procs, waq_env, sessions=("primary",), beat=True)
     ids = service.enqueue_many(default_app(), [{"phone": p, "text": "survive a crash"} for p in _phones(60)])
     wait_for(lambda: default_app().store.count_by_status()["sent"] >= 10, 60, what="some sends")
+    # The next send holds its lease far longer than the kill takes to land, on however loaded a machine: a kill
+    # that fell between two messages would test nothing.
+    control.write({"send_delay_s": 60})
+    time.sleep(1)
     wait_for(lambda: default_app().store.count_by_status()["processing"] >= 1, 30, 0.005, what="a lease in hand")
     stack["primary"].kill(signal.SIGKILL)
     stack["primary"].proc.wait(10)
     held = [i for i in ids if default_app().store.get(i).status is MessageStatus.PROCESSING]
     assert held and default_app().store.count_by_status()["sent"] < len(ids)
+    control.write({"send_delay_s": 0.2})
     procs(["worker", "--session", "primary"], waq_env, "worker-primary-2")
     _wait_done(ids, 150)
     _assert_exactly_once(waq_env, ids)

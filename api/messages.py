@@ -1,6 +1,6 @@
 """Producer endpoints: enqueue one or many messages, look one up.
 
-A 202 is answered only after service.submit() returned, i.e. after the store committed (invariant 1); a failing
+A 202 is answered only after operations.submit() returned, i.e. after the store committed (invariant 1); a failing
 store answers 503 and nothing is stored. Validation happens before anything is written: a bulk request with one bad
 item stores nothing and names every bad item. The rules, and the patterns and limits this document publishes, are
 wa_queue/validation.py's, shared with the Python API and the CLI; this module adds only the request's shape
@@ -20,7 +20,7 @@ from api import auth
 from api.context import waq
 from api.errors import ApiError, bad_request, error_model, json_response, refuse_unknown_fields
 from api.openapi import MESSAGE_ID_PATTERN, SessionNames
-from wa_queue import owners, service
+from wa_queue import operations, owners
 from wa_queue.errors import NotFound, ValidationError
 from wa_queue.models import Message, NewMessage
 from wa_queue.validation import (
@@ -240,7 +240,7 @@ def build(item: dict[str, Any], idempotency_key: str | None, index: int | None =
     if window is not None and not isinstance(window, dict):  # the CLI's and the CSV's "HH:MM-HH:MM" is not JSON's
         raise ValidationError(f'send_window must be an object {{"start": "HH:MM", "end": "HH:MM"}}, not '
                               f"{json_type(window)}", "send_window")
-    new = service.build_message(waq(), item["phone"], item["text"], session=item.get("session"),
+    new = operations.build_message(waq(), item["phone"], item["text"], session=item.get("session"),
                                 callback_url=item.get("callback_url"), metadata=item.get("metadata"),
                                 send_window=item.get("send_window"))
     name = g.api_key.name
@@ -303,7 +303,7 @@ def enqueue_one() -> tuple[dict[str, Any], int, dict[str, str]]:
     admit(1)
     key = _idempotency_key()
     new = build(body, key)
-    message, created = service.submit(waq(), [new])[0]
+    message, created = operations.submit(waq(), [new])[0]
     return _accepted(message), 202 if created else 200, _location(message.id)
 
 
@@ -355,7 +355,7 @@ class BulkMessages(Resource):
         if problems:
             raise bad_request(f"{len(problems)} of {len(items)} messages are invalid; nothing was stored.",
                               items=problems)
-        results = service.submit(waq(), news)
+        results = operations.submit(waq(), news)
         created = sum(1 for _, fresh in results if fresh)
         out = {"count": len(results), "created": created, "messages": [_accepted(m) for m, _ in results]}
         return out, 202 if created else 200
@@ -395,7 +395,7 @@ def load(message_id: str) -> Message:
     if len(message_id) > _MAX_ID:
         raise ApiError(404, f"No message has the id {message_id[:_MAX_ID]!r}...", {"id": message_id[:_MAX_ID]})
     try:
-        message = service.get_message(waq(), message_id)
+        message = operations.get_message(waq(), message_id)
     except NotFound:
         message = None
     key = g.api_key

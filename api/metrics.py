@@ -32,7 +32,7 @@ from prometheus_client.registry import Collector
 
 from api import auth
 from api.errors import json_response
-from wa_queue import metrics_sink, service
+from wa_queue import metrics_sink, operations
 from wa_queue.app import App
 from wa_queue.models import SessionStatus
 
@@ -62,9 +62,9 @@ class WaqCollector(Collector):
 
     def _from_store(self, now: datetime) -> tuple[list[Metric], bool]:
         try:
-            counts = service.queue_counts(self._app)
-            sessions = service.sessions_overview(self._app)
-            oldest = service.oldest_pending(self._app)
+            counts = operations.queue_counts(self._app)
+            sessions = operations.sessions_overview(self._app)
+            oldest = operations.oldest_pending(self._app)
         except Exception as exc:  # noqa: BLE001 - reported as waq_up{component="store"} 0
             log.warning("metrics: store unreadable: %s: %s", type(exc).__name__, exc)
             return [], False
@@ -112,10 +112,10 @@ class WaqCollector(Collector):
                 duration.add_metric([session, outcome], buckets, total)
             for session, count in sorted(metrics_sink.read_retries(client).items()):
                 retries.add_metric([session], count)
-            counted = service.callback_outcomes(self._app, timeout_s=SCRAPE_REDIS_TIMEOUT_S)
+            counted = operations.callback_outcomes(self._app, timeout_s=SCRAPE_REDIS_TIMEOUT_S)
             for outcome, count in sorted(counted.items()):
                 outcomes.add_metric([outcome], float(count))
-            for circuit in service.callback_circuits(self._app, timeout_s=SCRAPE_REDIS_TIMEOUT_S):
+            for circuit in operations.callback_circuits(self._app, timeout_s=SCRAPE_REDIS_TIMEOUT_S):
                 circuit_open.add_metric([circuit["host"]], 1.0 if circuit["state"] == "open" else 0.0)
                 circuit_failures.add_metric([circuit["host"]], float(circuit["failures"]))
         except Exception as exc:  # noqa: BLE001 - reported as waq_up{component="broker"} 0

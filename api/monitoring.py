@@ -17,7 +17,7 @@ from api.context import waq
 from api.errors import bad_request, error_model, json_response, refuse_unknown_fields
 from api.messages import NFloat, NInteger, NNested, NString, load, message_out, message_view, read_json_object
 from api.openapi import MESSAGE_ID_PATTERN, SessionFilter
-from wa_queue import service
+from wa_queue import operations
 from wa_queue.models import Message, MessageStatus, SessionStatus
 from wa_queue.store.common import MAX_OPERATOR_NOTE
 
@@ -193,13 +193,13 @@ def health(*, detail: bool = False) -> dict[str, Any]:
     recent_failed = 0
     if store_ok:
         try:
-            overview = service.sessions_overview(waq())
+            overview = operations.sessions_overview(waq())
             sessions = {name: {k: v[k] for k in _HEALTH_SESSION_KEYS} for name, v in overview.items()}
-            counts = dict(service.queue_counts(waq()))
+            counts = dict(operations.queue_counts(waq()))
             due_age = _oldest_due_age_s()
             if counts.get("failed"):
                 window = timedelta(seconds=waq().settings.health_failed_window_s)
-                recent_failed = service.count_failed_since(waq(), waq().clock() - window)
+                recent_failed = operations.count_failed_since(waq(), waq().clock() - window)
         except Exception as exc:  # noqa: BLE001 - a store failing mid-way is the same as a store down
             log.warning("health: store failed: %s: %s", type(exc).__name__, exc)
             store_ok = False
@@ -217,14 +217,14 @@ def health(*, detail: bool = False) -> dict[str, Any]:
     return {"overall": overall, "reasons": reasons, "sessions": sessions, "queue": counts,
             "oldest_due_pending_age_s": due_age,
             "checks": {"store": "ok" if store_ok else "down", "broker": "ok" if broker_ok else "down"},
-            "memory": service.memory_headroom(detail=detail), "callback_circuits": circuits}
+            "memory": operations.memory_headroom(detail=detail), "callback_circuits": circuits}
 
 
 def _callback_circuits() -> list[dict[str, Any]]:
     if waq().settings.broker_url.startswith("memory://"):
         return []
     try:
-        return service.callback_circuits(waq(), timeout_s=PROBE_TIMEOUT_S)
+        return operations.callback_circuits(waq(), timeout_s=PROBE_TIMEOUT_S)
     except Exception as exc:  # noqa: BLE001 - the broker check above reports a broker down
         log.warning("health: callback circuits unreadable: %s: %s", type(exc).__name__, exc)
         return []
@@ -262,7 +262,7 @@ def _oldest_due_age_s() -> float | None:
     # The longest overdue pending message: a message parked until a later retry (however old) is not late, and
     # must not hide a newer one that is.
     now = waq().clock()
-    oldest = service.oldest_due(waq(), now)
+    oldest = operations.oldest_due(waq(), now)
     if oldest is None:
         return None
     return max(0.0, (now - oldest.next_attempt_at).total_seconds())
@@ -270,7 +270,7 @@ def _oldest_due_age_s() -> float | None:
 
 def _store_up() -> bool:
     try:
-        service.ping_store(waq())
+        operations.ping_store(waq())
         return True
     except Exception as exc:  # noqa: BLE001 - any failure means down; the reason goes to the log, not the client
         log.warning("store ping failed: %s: %s", type(exc).__name__, exc)
@@ -337,7 +337,7 @@ class Stats(Resource):
     @ns.response(503, "The store is unavailable", error_model)
     def get(self) -> dict[str, Any]:
         """Delivery statistics."""
-        return service.stats(waq())
+        return operations.stats(waq())
 
 
 # ---- failed messages --------------------------------------------------------------------------------------------
@@ -404,7 +404,7 @@ class Failed(Resource):
     @ns.response(400, "Invalid query", error_model)
     def get(self) -> dict[str, Any]:
         """Failed messages, paged and filtered."""
-        return failed_query_page(lambda **query: service.list_failed(waq(), **query))
+        return failed_query_page(lambda **query: operations.list_failed(waq(), **query))
 
 
 @ns.route("/failed/retry-all")
@@ -417,7 +417,7 @@ class FailedRetryAll(Resource):
     @ns.response(503, STORE_DOWN, error_model)
     def post(self) -> dict[str, int]:
         """Retry every failed message (optionally of one session)."""
-        return {"requeued": service.retry_all_failed(waq(), _session_arg())}
+        return {"requeued": operations.retry_all_failed(waq(), _session_arg())}
 
 
 @ns.route("/failed/<message_id:message_id>")
@@ -431,7 +431,7 @@ class FailedItem(Resource):
     def delete(self, message_id: str) -> tuple[str, int]:
         """Delete a failed message for good (only failed ones)."""
         load(message_id)  # 404 with a clear sentence before the store's own checks
-        service.delete_failed(waq(), message_id)
+        operations.delete_failed(waq(), message_id)
         return "", 204
 
 
@@ -446,7 +446,7 @@ class FailedRetry(Resource):
     def post(self, message_id: str) -> dict[str, Any]:
         """Retry one failed message."""
         load(message_id)
-        message = service.retry_failed(waq(), message_id)
+        message = operations.retry_failed(waq(), message_id)
         return {"message": QUEUED_FOR_RETRY, "data": message_view(message)}
 
 
@@ -469,7 +469,7 @@ class FailedMarkSent(Resource):
         """Mark one failed message as sent: the operator saw it in the phone's chat (see OutcomeUnverified)."""
         note = _note_arg()
         load(message_id)
-        message = service.mark_sent(waq(), message_id, actor=f"api:{g.api_key.name}", note=note)
+        message = operations.mark_sent(waq(), message_id, actor=f"api:{g.api_key.name}", note=note)
         return {"message": MARKED_SENT, "data": message_view(message)}
 
 

@@ -58,18 +58,18 @@ def bare_celery(broker: str, n: int, tmp: Path) -> float:
 
 def waq_pipeline(broker: str, n: int, tmp: Path, store_url: str | None = None) -> float:
     env, waq = _waq_env(broker, tmp, store_url)
-    from wa_queue import service
+    from wa_queue import operations
 
     worker = spawn([PYTHON, "-m", "wa_queue.cli", "worker", "--session", "primary", "--loglevel", "WARNING"],
                    env, tmp / "worker.log")
     try:
         store = waq.store
         _wait(lambda: store.get_session("primary").status == "connected", 60)
-        service.enqueue(waq, "+14155550000", "warm-up")
+        operations.enqueue(waq, "+14155550000", "warm-up")
         _wait(lambda: store.count_by_status()["sent"] >= 1, 60)
         start = time.perf_counter()
         for chunk in range(0, n, 500):
-            service.enqueue_many(waq, [{"phone": f"+1415555{(i % 9000) + 1000:04d}", "text": f"bench {i}"}
+            operations.enqueue_many(waq, [{"phone": f"+1415555{(i % 9000) + 1000:04d}", "text": f"bench {i}"}
                                        for i in range(chunk, min(n, chunk + 500))])
         # A count of every status 50 times a second costs SQLite nothing, but a slow server (FerretDB) spends its CPU
         # on it: there a run lasts minutes, and half a second between looks changes its figure by well under 1%.
@@ -82,16 +82,16 @@ def waq_pipeline(broker: str, n: int, tmp: Path, store_url: str | None = None) -
 
 def enqueue_rates(broker: str, n: int, tmp: Path, store_url: str | None = None) -> tuple[float, float]:
     _, waq = _waq_env(broker, tmp, store_url)
-    from wa_queue import service
+    from wa_queue import operations
 
     try:
         start = time.perf_counter()
         for i in range(n):
-            service.enqueue(waq, f"+1415555{(i % 9000) + 1000:04d}", f"one {i}")
+            operations.enqueue(waq, f"+1415555{(i % 9000) + 1000:04d}", f"one {i}")
         one = n / (time.perf_counter() - start)
         start = time.perf_counter()
         for chunk in range(0, n, 500):
-            service.enqueue_many(waq, [{"phone": f"+1415555{(i % 9000) + 1000:04d}", "text": f"batch {i}"}
+            operations.enqueue_many(waq, [{"phone": f"+1415555{(i % 9000) + 1000:04d}", "text": f"batch {i}"}
                                        for i in range(chunk, min(n, chunk + 500))])
         return one, n / (time.perf_counter() - start)
     finally:

@@ -65,9 +65,9 @@ def one_run(pool: str, transport: str, sends: int, root: Path) -> tuple[float, f
             store = waq.store
             _wait(lambda: (r := store.get_session(session)) is not None and r.status == "connected", 120,
                   "the session to connect")
-            from wa_queue import service
+            from wa_queue import operations
 
-            service.enqueue_many(waq, [{"phone": f"+1415555{1000 + i:04d}", "text": f"memory {i}"}
+            operations.enqueue_many(waq, [{"phone": f"+1415555{1000 + i:04d}", "text": f"memory {i}"}
                                        for i in range(sends)])
             _wait(lambda: store.count_by_status()["sent"] >= sends, 60 + 10 * sends, f"{sends} sends")
             time.sleep(2)

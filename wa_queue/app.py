@@ -45,7 +45,7 @@ RATE_LIMIT_TIMEOUT_S = 0.5
 
 class App:
     """Settings, store, publisher, broker client, Celery app, clock, notifier, and the per-process machinery of
-    publishing (the group commit of service.submit and, in the API, the background relay)."""
+    publishing (the group commit of operations.submit and, in the API, the background relay)."""
 
     def __init__(self, settings: Settings, *, clock: Callable[[], datetime] = utcnow,
                  store: MessageStore | None = None, publisher: Publisher | None = None,

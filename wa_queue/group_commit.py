@@ -115,7 +115,7 @@ class GroupCommit(Generic[P, R]):
 
 
 def message_commit(app: App) -> GroupCommit[list[NewMessage], list[tuple[Message, bool]]]:
-    """The App's group commit of messages (service.submit): concurrent calls share a commit and a publish."""
+    """The App's group commit of messages (operations.submit): concurrent calls share a commit and a publish."""
     return GroupCommit(lambda groups: _commit_groups(app, groups), finish=lambda results: _finish_groups(app, results))
 
 

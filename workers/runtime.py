@@ -110,9 +110,9 @@ class SessionWorker:
         again = recovery.republish_queue(store, self.settings, names.session_queue(self.session), now,
                                          publisher=publisher)
         log.info("session %s: freed %d lease(s), republished %d message(s) of its queue", self.session, freed, again)
-        from wa_queue import service
+        from wa_queue import operations
 
-        service.log_queue_summary(self.app, log, f"worker {self.session}")
+        operations.log_queue_summary(self.app, log, f"worker {self.session}")
         raised: Exception | None = None
         try:
             state = self.sender.connect()

@@ -71,12 +71,12 @@ def _start_worker(sender: object = None, **_: object) -> None:
 @signals.beat_init.connect
 def _beat_started(sender: object = None, **_: object) -> None:
     """Beat's start: one line of queue statistics in its log (beat runs embedded, `waq beat` = worker -B)."""
-    from wa_queue import service
+    from wa_queue import operations
 
     celery = getattr(sender, "app", None)
     waq = App.build(celery.settings, celery=celery) if isinstance(celery, WaqCelery) else App.build()
     try:
-        service.log_queue_summary(waq, log, "beat")
+        operations.log_queue_summary(waq, log, "beat")
     finally:
         waq.close()
 

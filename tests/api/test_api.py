@@ -10,7 +10,7 @@ import pytest
 
 from api.app import create_app
 from tests.helpers.constants import ADMIN, ADMIN_KEY, BASE, PHONE, PRODUCER, PRODUCER_KEY
-from wa_queue import names, service
+from wa_queue import names, operations
 from wa_queue.app import close_default_app, default_app
 from wa_queue.models import MessageStatus, NewMessage, utcnow
 
@@ -481,13 +481,13 @@ def test_store_failure_on_enqueue_is_503_and_unexpected_errors_500_json(client, 
     def locked(app, news):  # noqa: ANN001, ANN202
         raise StoreError("database is locked")
 
-    monkeypatch.setattr(service, "submit", locked)
+    monkeypatch.setattr(operations, "submit", locked)
     assert_error(post(client, "/messages", {"phone": PHONE, "text": "hi"}), 503)
 
     def bug(app, news):  # noqa: ANN001, ANN202
         raise RuntimeError("bug")
 
-    monkeypatch.setattr(service, "submit", bug)
+    monkeypatch.setattr(operations, "submit", bug)
     body = assert_error(post(client, "/messages", {"phone": PHONE, "text": "hi"}), 500)
     assert "bug" not in body["error"]  # internals stay in the log
 

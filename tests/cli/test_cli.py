@@ -101,13 +101,13 @@ def test_enqueue_csv_reports_rejected_rows_and_queues_the_good_ones(waq_env: dic
 
 def test_enqueue_csv_all_good_is_exit_0_in_batches_of_500(waq_env: dict[str, str], tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    from wa_queue import service
+    from wa_queue import operations
 
     csv_file = tmp_path / "many.csv"
     csv_file.write_text("phone,text\n" + "".join(f"+1415555{i:04d},message {i}\n" for i in range(1201)))
     batches: list[int] = []
-    real = service.enqueue_many
-    monkeypatch.setattr(service, "enqueue_many", lambda app, items: batches.append(len(items)) or real(app, items))
+    real = operations.enqueue_many
+    monkeypatch.setattr(operations, "enqueue_many", lambda app, items: batches.append(len(items)) or real(app, items))
     result = waq("enqueue", "--file", str(csv_file), "--json")
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)

@@ -19,7 +19,7 @@ from api.dashboard import PATH
 from tests.helpers.constants import ARTIFACTS
 from tests.helpers.page_browser import page_browser
 from tests.helpers.waiting import wait_for
-from wa_queue import errors, names, service
+from wa_queue import errors, names, operations
 from wa_queue.app import close_default_app, default_app
 from wa_queue.models import MessageStatus, NewMessage, utcnow
 
@@ -155,8 +155,8 @@ def test_dashboard_end_to_end(server: str, browser: WebDriver) -> None:
     assert (warmup.get_attribute("data-state"), warmup.text) == ("new", "starts at the first send (20 a day)")
 
     # Counts follow an enqueue through the 10 s auto-refresh, without a click.
-    service.enqueue(default_app(), "+14155550100", "hello one")
-    service.enqueue(default_app(), "+14155550101", "hello two")
+    operations.enqueue(default_app(), "+14155550100", "hello one")
+    operations.enqueue(default_app(), "+14155550101", "hello two")
     wait_for(lambda: text(driver, "count-pending") == "2", 25, 0.2, "auto-refresh to show 2 pending")
 
     # A reload keeps the key for this tab: no second prompt.

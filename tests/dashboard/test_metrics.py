@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from api.app import create_app
 from tests.helpers.api import api_client
 from tests.helpers.constants import ROOT
-from wa_queue import metrics_sink, service
+from wa_queue import metrics_sink, operations
 from wa_queue.app import close_default_app, default_app
 from wa_queue.devstack.ports import free_port
 from wa_queue.models import NewMessage, utcnow
@@ -66,8 +66,8 @@ def test_store_values_at_scrape_time(client) -> None:  # noqa: ANN001
     samples = scrape(client)
     assert samples[("waq_messages", (("status", "pending"),))] == 0
     assert samples[("waq_oldest_pending_age_seconds", ())] == 0
-    service.enqueue(default_app(), "+14155550100", "one")
-    service.enqueue(default_app(), "+14155550101", "two")
+    operations.enqueue(default_app(), "+14155550100", "one")
+    operations.enqueue(default_app(), "+14155550101", "two")
     store = default_app().store
     message, _ = store.insert(NewMessage(phone="+14155550102", text="three"), utcnow())
     store.claim(message.id, owner="t", session="primary", now=utcnow(), lease_s=60)

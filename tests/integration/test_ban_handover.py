@@ -14,7 +14,7 @@ import pytest
 from tests.helpers.stores import STORES_MONGO_LONG
 from tests.helpers.waiting import wait_for
 from tests.integration.test_pipeline import _assert_exactly_once, _phones, _start_stack, _wait_done, _Webhook
-from wa_queue import service
+from wa_queue import operations
 from wa_queue.app import default_app
 from wa_queue.models import SessionStatus
 from wa_queue.transport.fake import BAN_WORDS, FakeControl, read_log
@@ -34,7 +34,7 @@ def test_a_session_banned_midway_hands_its_queue_over_and_stays_banned(waq_env, 
     control.write({"send_delay_s": 0.05})
     control.set_number_fault(phones[10], "ban", count=1)  # the ban screen shows when primary opens this chat
     _start_stack(procs, waq_env, beat=True)
-    ids = [service.enqueue(default_app(), p, f"to {p}", session="primary") for p in phones]
+    ids = [operations.enqueue(default_app(), p, f"to {p}", session="primary") for p in phones]
     _wait_done(ids, 120)
     _assert_exactly_once(waq_env, ids)
 
@@ -64,5 +64,5 @@ def test_a_session_banned_midway_hands_its_queue_over_and_stays_banned(waq_env, 
     assert len(banned_events) == 1, hook.events
     assert banned_events[0]["details"] == {"session": "primary", "words": BAN_WORDS}
     assert BAN_WORDS in banned_events[0]["summary"]
-    assert service.sessions_overview(default_app())["primary"]["status"] == "banned"
+    assert operations.sessions_overview(default_app())["primary"]["status"] == "banned"
     hook.close()

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.helpers.stack import ACCOUNTS, Stack
-from wa_queue import service
+from wa_queue import operations
 from wa_queue.app import default_app
 from wa_queue.devstack.redis_server import RedisServer
 from wa_queue.models import MessageStatus
@@ -86,7 +86,7 @@ def run(stack: Stack, markup: str, skew: int) -> None:
     stop = threading.Event()
     killed = kill_chrome_after_clicks(stack, targets, 2, stop)
     try:
-        ids = service.enqueue_many(default_app(), [{"phone": p, "text": t} for p, t in items])
+        ids = operations.enqueue_many(default_app(), [{"phone": p, "text": t} for p, t in items])
         stack.wait_done(ids, 400)
     finally:
         stop.set()

@@ -22,7 +22,7 @@ import pytest
 
 from tests.helpers.stores import STORES
 from tests.helpers.waiting import wait_for
-from wa_queue import service
+from wa_queue import operations
 from wa_queue.app import close_default_app, default_app
 from wa_queue.models import HistoryEvent, MessageStatus
 from wa_queue.send_window import is_open, recipient_day_start
@@ -73,10 +73,10 @@ def test_caps_and_recipient_limits_hold_across_two_workers_and_a_sigkill(waq_env
     # sessions still have room, and once both sessions reached their cap the rest waits for theirs.
     # Two messages first, to a seventh number, with a window closed now (the zone's local time is 08:30-15:30): they
     # wait for it and are never sent in this run. Then the 20, the first few with a window open now.
-    closed = service.enqueue_many(default_app(), [{"phone": ZONED_NUMBERS[zone].format(RECIPIENTS),
+    closed = operations.enqueue_many(default_app(), [{"phone": ZONED_NUMBERS[zone].format(RECIPIENTS),
                                                     "text": f"at night {i}", "send_window": CLOSED_NOW}
                                                    for i in range(2)])
-    ids = closed + service.enqueue_many(default_app(), [
+    ids = closed + operations.enqueue_many(default_app(), [
         {"phone": phones[min(i // 3, RECIPIENTS - 1)], "text": f"hello {i}",
          **({"send_window": OPEN_NOW} if i < 4 else {})} for i in range(MESSAGES)])
     log_path = data / "fake-sent.jsonl"

@@ -16,7 +16,7 @@ import pytest
 
 from tests.helpers.stores import STORES, STORES_MONGO_LONG
 from tests.helpers.waiting import wait_for
-from wa_queue import service
+from wa_queue import operations
 from wa_queue.app import default_app
 from wa_queue.devstack.ports import free_port
 from wa_queue.models import MessageStatus
@@ -65,7 +65,7 @@ def _assert_exactly_once(env: dict[str, str], ids: list[str]) -> None:
 @pytest.mark.parametrize("store_backend", STORES_MONGO_LONG, indirect=True)
 def test_200_messages_over_two_sessions_each_sent_exactly_once(waq_env, procs) -> None:  # noqa: ANN001
     _start_stack(procs, waq_env, beat=False)
-    ids = service.enqueue_many(default_app(), [{"phone": p, "text": f"hello {p}"} for p in _phones(200)])
+    ids = operations.enqueue_many(default_app(), [{"phone": p, "text": f"hello {p}"} for p in _phones(200)])
     _wait_done(ids)
     _assert_exactly_once(waq_env, ids)
     by_session = collections.Counter(default_app().store.get(i).sent_by for i in ids)
@@ -106,8 +106,8 @@ def test_retry_schedule_is_observed_then_failure_notifies(waq_env, procs, redis_
     watcher = threading.Thread(target=watch, name="broker-watch", daemon=True)
     watcher.start()
     _start_stack(procs, waq_env)
-    ok_id = service.enqueue(default_app(), flaky, "comes through on the third attempt")
-    dead_id = service.enqueue(default_app(), dead, "never comes through")
+    ok_id = operations.enqueue(default_app(), flaky, "comes through on the third attempt")
+    dead_id = operations.enqueue(default_app(), dead, "never comes through")
     _wait_done([ok_id, dead_id], 120)
     stop.set()
     watcher.join(10)
@@ -135,7 +135,7 @@ def test_retry_schedule_is_observed_then_failure_notifies(waq_env, procs, redis_
 def test_session_at_its_cap_hands_over(waq_env, procs) -> None:  # noqa: ANN001
     waq_env["WAQ_MAX_DAILY_PER_SESSION"] = "5"
     _start_stack(procs, waq_env, beat=False)
-    ids = [service.enqueue(default_app(), p, "capped", session="primary") for p in _phones(10)]
+    ids = [operations.enqueue(default_app(), p, "capped", session="primary") for p in _phones(10)]
     _wait_done(ids)
     _assert_exactly_once(waq_env, ids)
     assert collections.Counter(default_app().store.get(i).sent_by for i in ids) == {"primary": 5, "secondary": 5}
@@ -145,7 +145,7 @@ def test_disconnected_session_hands_its_messages_over(waq_env, procs) -> None:  
     _start_stack(procs, waq_env, beat=True)
     FakeControl(Path(waq_env["WAQ_DATA_DIR"]) / "fake-control.json").set_session_state("primary",
                                                                                        "phone_disconnected")
-    ids = [service.enqueue(default_app(), p, "to primary", session="primary") for p in _phones(20)]
+    ids = [operations.enqueue(default_app(), p, "to primary", session="primary") for p in _phones(20)]
     _wait_done(ids, 90)
     _assert_exactly_once(waq_env, ids)
     assert {default_app().store.get(i).sent_by for i in ids} == {"secondary"}
@@ -157,7 +157,7 @@ def test_sigkilled_worker_holding_leases_loses_nothing(waq_env, procs) -> None: 
     # Slow sends, so that the kill lands while a message is claimed (most of each task is the send).
     FakeControl(Path(waq_env["WAQ_DATA_DIR"]) / "fake-control.json").write({"send_delay_s": 0.2})
     stack = _start_stack(procs, waq_env, sessions=("primary",), beat=True)
-    ids = service.enqueue_many(default_app(), [{"phone": p, "text": "survive a crash"} for p in _phones(60)])
+    ids = operations.enqueue_many(default_app(), [{"phone": p, "text": "survive a crash"} for p in _phones(60)])
     wait_for(lambda: default_app().store.count_by_status()["sent"] >= 10, 60, what="some sends")
     wait_for(lambda: default_app().store.count_by_status()["processing"] >= 1, 30, 0.005, what="a lease in hand")
     stack["primary"].kill(signal.SIGKILL)
@@ -177,7 +177,7 @@ def test_broker_flushed_mid_run_loses_nothing(waq_env, procs, redis_server, stor
     _start_stack(procs, waq_env)
     # FerretDB is several times slower than SQLite here (BENCHMARKS.md): fewer messages, the flush still mid-run.
     total = 150 if store_backend == "sqlite" else 60
-    ids = service.enqueue_many(default_app(), [{"phone": p, "text": "survive a flush"} for p in _phones(total)])
+    ids = operations.enqueue_many(default_app(), [{"phone": p, "text": "survive a flush"} for p in _phones(total)])
     wait_for(lambda: default_app().store.count_by_status()["sent"] >= 15, 60, what="some sends")
     redis_server.client().flushall()
     assert default_app().store.count_by_status()["sent"] < len(ids)
@@ -215,7 +215,7 @@ def test_sigterm_finishes_the_message_in_hand_and_exits(waq_env, procs) -> None:
     Path(waq_env["WAQ_DATA_DIR"]).mkdir(parents=True, exist_ok=True)
     FakeControl(Path(waq_env["WAQ_DATA_DIR"]) / "fake-control.json").write({"send_delay_s": 1.5})
     stack = _start_stack(procs, waq_env, sessions=("primary",), beat=False)
-    ids = service.enqueue_many(default_app(), [{"phone": p, "text": "graceful"} for p in _phones(5)])
+    ids = operations.enqueue_many(default_app(), [{"phone": p, "text": "graceful"} for p in _phones(5)])
     wait_for(lambda: default_app().store.count_by_status()["processing"] == 1, 30, 0.02, what="a message in hand")
     in_hand = next(i for i in ids if default_app().store.get(i).status is MessageStatus.PROCESSING)
     stack["primary"].proc.send_signal(signal.SIGTERM)  # to the main process, as docker stop and honcho do

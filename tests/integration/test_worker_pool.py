@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.waiting import wait_for
-from wa_queue import service
+from wa_queue import operations
 from wa_queue.app import default_app
 from wa_queue.models import MessageStatus
 from wa_queue.settings import Settings
@@ -43,7 +43,7 @@ def test_default_pool_is_one_process_answering_flower_and_finishing_its_send_on_
     worker = procs(["worker", "--session", "primary"], waq_env, "worker-primary")
     wait_for(lambda: default_app().store.get_session("primary").status == "connected", 60, 0.2, "the worker")
     assert proc_tree.descendants(worker.proc.pid) == [], "a pool child: not one process"
-    ids = service.enqueue_many(default_app(), [{"phone": f"+1415555700{i}", "text": "in hand"} for i in range(3)])
+    ids = operations.enqueue_many(default_app(), [{"phone": f"+1415555700{i}", "text": "in hand"} for i in range(3)])
     wait_for(lambda: default_app().store.count_by_status()["processing"] == 1, 30, 0.02, "a message in hand")
     in_hand = next(i for i in ids if default_app().store.get(i).status is MessageStatus.PROCESSING)
 

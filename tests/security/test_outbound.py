@@ -16,7 +16,7 @@ import pytest
 
 from api.app import create_app
 from tests.helpers.constants import ADMIN_KEY
-from wa_queue import names, outbound, service
+from wa_queue import names, operations, outbound
 from wa_queue.app import close_default_app, default_app
 from wa_queue.callbacks import deliver_callback
 from wa_queue.errors import OutboundRefused, ValidationError
@@ -183,7 +183,7 @@ def test_a_refused_callback_is_final_recorded_on_the_message_and_counted(waq_env
 def test_enqueue_refuses_non_dotted_ipv4_and_unencodable_hosts(url: str, waq_env: dict[str, str],
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ValidationError) as caught:  # the Python API
-        service.build_message(default_app(), phone="+14155550123", text="hi", callback_url=url)
+        operations.build_message(default_app(), phone="+14155550123", text="hi", callback_url=url)
     assert caught.value.field == "callback_url"
     monkeypatch.setenv("WAQ_API_KEYS", f"ops:admin:{ADMIN_KEY}")
     close_default_app()
@@ -203,4 +203,4 @@ def test_enqueue_refuses_non_dotted_ipv4_and_unencodable_hosts(url: str, waq_env
 
 def test_dotted_quads_and_names_are_still_accepted_at_enqueue(waq_env: dict[str, str]) -> None:
     for url in ("http://192.0.2.10:8080/cb", "https://hooks.example.com/x?y=1", "http://127.0.0.1/cb"):
-        assert service.build_message(default_app(), phone="+14155550123", text="hi", callback_url=url).callback_url
+        assert operations.build_message(default_app(), phone="+14155550123", text="hi", callback_url=url).callback_url

@@ -1,5 +1,5 @@
 """Rules of the wiring (issue 14), read from the source with ast: the REST API and the CLI reach the store only
-through the operations module (wa_queue/service.py); no module of wa_queue/ but the simulator imports Flask; app.py
+through the operations module (wa_queue/operations.py); no module of wa_queue/ but the simulator imports Flask; app.py
 does not import the operations module; and no module keeps process state in a global but the default App, the
 Selenium sender's registry of live browsers and the in-memory MongoDB of mongomock:// URLs."""
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tests.helpers.mutable_globals import ROOT, module_state, mutable_globals
 
-OPERATIONS = "wa_queue.service"
+OPERATIONS = "wa_queue.operations"
 STORE_MODULES = ("wa_queue.store", "wa_queue.recovery", "wa_queue.sessions", "wa_queue.delivery")
 STORE_NAMES = {"store", "_store", "open_store", "MessageStore"}
 
@@ -52,7 +52,7 @@ def test_api_and_cli_reach_the_store_only_through_the_operations_module() -> Non
 def test_the_store_rule_sees_an_offence() -> None:
     tree = ast.parse("from wa_queue.store import open_store\n\ndef f(app):\n    return app.store.get('x')\n")
     assert store_access(tree) == ["line 1: from wa_queue.store import open_store", "line 4: .store"]
-    assert store_access(ast.parse("from wa_queue import service\nservice.get_message(app, 'x')\n")) == []
+    assert store_access(ast.parse("from wa_queue import operations\noperations.get_message(app, 'x')\n")) == []
 
 
 def _imports_flask(tree: ast.Module) -> bool:
@@ -115,7 +115,7 @@ def _imports(tree: ast.Module, module: str) -> bool:
 
 
 def test_the_app_does_not_import_the_operations_module() -> None:
-    """service.py takes an App; app.py builds the group commit from group_commit.py, not from service.py."""
+    """operations.py takes an App; app.py builds the group commit from group_commit.py, not from operations.py."""
     assert not _imports(ast.parse((ROOT / "wa_queue" / "app.py").read_text()), OPERATIONS)
-    assert _imports(ast.parse("def f():\n    from wa_queue import service\n"), OPERATIONS)
-    assert _imports(ast.parse("import wa_queue.service\n"), OPERATIONS)
+    assert _imports(ast.parse("def f():\n    from wa_queue import operations\n"), OPERATIONS)
+    assert _imports(ast.parse("import wa_queue.operations\n"), OPERATIONS)

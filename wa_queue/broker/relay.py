@@ -1,6 +1,6 @@
 """Publishing from a background thread, for a process that answers producers (the API).
 
-service.submit() answers once the messages are committed (invariant 1 needs nothing more), and hands what it
+operations.submit() answers once the messages are committed (invariant 1 needs nothing more), and hands what it
 created to this relay, which publishes in the background: everything handed over while it was busy goes out in one
 broker round trip and one dispatch record per queue. Under load that spreads a publish over many requests instead
 of charging every request one, and a slow or absent broker no longer holds an answer up.

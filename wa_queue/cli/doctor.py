@@ -45,13 +45,13 @@ def redact(url: str) -> str:
 
 
 def check_store(waq: App) -> Check:
-    from wa_queue import service
+    from wa_queue import operations
 
     s = waq.settings
     url = redact(s.store_url)
     try:
-        service.ping_store(waq)
-        counts = service.queue_counts(waq)
+        operations.ping_store(waq)
+        counts = operations.queue_counts(waq)
     except Exception as exc:  # noqa: BLE001 - any failure is the finding
         if s.store_url.startswith("sqlite:///"):
             folder = Path(s.store_url[len("sqlite:///"):]).parent
@@ -135,11 +135,11 @@ def _session_fix(name: str, view: dict[str, Any], age_s: float | None, stale_s: 
 
 
 def check_sessions(waq: App) -> list[Check]:
-    from wa_queue import service
+    from wa_queue import operations
 
     s = waq.settings
     try:
-        overview = service.sessions_overview(waq)
+        overview = operations.sessions_overview(waq)
     except Exception as exc:  # noqa: BLE001
         return [Check("sessions", "fail", f"cannot read the sessions: {type(exc).__name__}: {exc}",
                       "fix the store check first")]

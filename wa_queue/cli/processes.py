@@ -91,11 +91,11 @@ def beat(loglevel: str) -> None:
     settings = load_settings()
     private_dir(settings.data_dir)
     _store_or_exit(settings, "beat")
-    from wa_queue import service
+    from wa_queue import operations
 
     # Stuck work comes back at start too, not only after the first interval.
     try:
-        service.recover_stuck(app())
+        operations.recover_stuck(app())
     except Exception as exc:  # noqa: BLE001 - the scheduled job retries; beat must still start
         click.echo(f"start-up recovery failed: {exc}", err=True)
     click.get_current_context().find_root().close()  # this process becomes Celery: nothing of it may be inherited

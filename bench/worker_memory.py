@@ -24,9 +24,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._services import PYTHON, spawn, start_redis, stop  # noqa: E402
-from wa_queue import headroom  # noqa: E402
+from wa_queue import headroom, procs  # noqa: E402
 from wa_queue.devstack.ports import free_port  # noqa: E402
-from wa_queue.transport import procs  # noqa: E402
 
 
 def _wait(predicate, timeout: float, what: str) -> None:  # noqa: ANN001

@@ -27,9 +27,8 @@ import redis
 from celery.beat import PersistentScheduler
 from celery.utils.time import maybe_make_aware
 
-from wa_queue import names, redact
+from wa_queue import names, procs, redact
 from wa_queue.settings import Settings, read_settings
-from wa_queue.transport import procs
 
 log = logging.getLogger(__name__)
 

@@ -28,12 +28,11 @@ from tests.helpers.processes import Proc
 from tests.helpers.seccomp import without_comment
 from tests.helpers.stack import ACCOUNTS, Stack
 from tests.helpers.waiting import wait_for
-from wa_queue import operations
+from wa_queue import operations, procs
 from wa_queue.app import default_app
 from wa_queue.devstack.redis_server import RedisServer
 from wa_queue.models import MessageStatus
 from wa_queue.sessions import error_hint
-from wa_queue.transport import procs
 from wa_queue.transport.base import SessionState
 from wa_queue.transport.sandbox import UNUSABLE
 from wa_queue.transport.selenium import SeleniumSender

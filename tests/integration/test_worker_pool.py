@@ -13,10 +13,10 @@ import pytest
 
 from tests.helpers.waiting import wait_for
 from wa_queue import operations
+from wa_queue import procs as proc_tree
 from wa_queue.app import default_app
 from wa_queue.models import MessageStatus
 from wa_queue.settings import Settings
-from wa_queue.transport import procs as proc_tree
 from wa_queue.transport.fake import FakeControl, read_log
 
 pytestmark = pytest.mark.timeout(120)

@@ -12,11 +12,10 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.stack import Stack
-from wa_queue import operations
+from wa_queue import operations, procs
 from wa_queue.app import default_app
 from wa_queue.devstack.redis_server import RedisServer
 from wa_queue.models import MessageStatus
-from wa_queue.transport import procs
 
 pytestmark = [pytest.mark.long, pytest.mark.browser, pytest.mark.timeout(300)]
 

@@ -16,7 +16,7 @@ from flask import Flask
 from flask_restx import Api
 
 from api import archive, auth, context, dashboard, errors, messages, metrics, monitoring, openapi, sessions
-from wa_queue.app import App
+from wa_queue.hub import Hub
 
 
 class JsonApi(Api):
@@ -31,16 +31,16 @@ class JsonApi(Api):
         return openapi.filled_schema(Api.__schema__.fget(self), sessions)
 
 
-def create_app(waq: App | None = None) -> Flask:
-    """Build the API app over `waq` (default: an App of its own, from the WAQ_* variables), kept in
+def create_app(hub: Hub | None = None) -> Flask:
+    """Build the API app over `hub` (default: a Hub of its own, from the WAQ_* variables), kept in
     app.extensions["waq"] (api/context.py), where every request finds it."""
-    waq = waq or App.build()
-    settings = waq.settings
+    hub = hub or Hub.build()
+    settings = hub.settings
     # Answer once committed and publish in the background (wa_queue/broker/relay.py): requests do not wait for the
     # broker, and concurrent ones share a publish.
-    waq.publish_in_background()
+    hub.publish_in_background()
     app = Flask("wa_queue_api")
-    app.extensions[context.EXTENSION] = waq
+    app.extensions[context.EXTENSION] = hub
     app.url_map.converters["message_id"] = openapi.MessageIdConverter  # before the routes that use it
     app.config.update(
         MAX_CONTENT_LENGTH=settings.max_request_bytes,  # werkzeug answers 413 (JSON, see errors.py) past this
@@ -64,5 +64,5 @@ def create_app(waq: App | None = None) -> Flask:
     app.view_functions[messages.Messages.endpoint] = messages.enqueue_view
     auth.protect_docs(app)
     dashboard.register(app)
-    metrics.register(app, waq)
+    metrics.register(app, hub)
     return app

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask_restx import Namespace, Resource, fields
 
-from api.context import waq
+from api.context import current_hub
 from api.errors import ApiError, error_model
 from api.messages import message_out, message_view
 from api.monitoring import admin_only, failed_query_page, failed_query_params
@@ -37,7 +37,7 @@ class Archive(Resource):
     @ns.response(400, "Invalid query", error_model)
     def get(self) -> dict[str, Any]:
         """Archived messages, paged and filtered like the failed ones."""
-        return failed_query_page(lambda **query: operations.list_archived(waq(), **query))
+        return failed_query_page(lambda **query: operations.list_archived(current_hub(), **query))
 
 
 @ns.route("/archive/<message_id:message_id>")
@@ -56,6 +56,6 @@ def load_archived(message_id: str) -> Message:
     if len(message_id) > MAX_ID:
         raise ApiError(404, f"No archived message has the id {message_id[:MAX_ID]!r}...", {"id": message_id[:MAX_ID]})
     try:
-        return operations.get_archived(waq(), message_id)
+        return operations.get_archived(current_hub(), message_id)
     except NotFound:
         raise ApiError(404, f"No archived message has the id {message_id!r}.", {"id": message_id}) from None

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from flask import Flask, g, request
 
-from api.context import waq
+from api.context import current_hub
 from api.errors import ApiError
 from wa_queue.settings import ApiKey
 
@@ -36,7 +36,7 @@ def identify(presented: str | None) -> ApiKey | None:
         return None
     given = presented.encode("utf-8", "surrogateescape")
     found: ApiKey | None = None
-    for key in waq().settings.api_keys:
+    for key in current_hub().settings.api_keys:
         if hmac.compare_digest(given, key.key.encode("utf-8")) and found is None:
             found = key
     return found

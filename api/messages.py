@@ -17,7 +17,7 @@ from flask import Response, current_app, g, request
 from flask_restx import Namespace, Resource, fields
 
 from api import auth
-from api.context import waq
+from api.context import current_hub
 from api.errors import ApiError, bad_request, error_model, json_response, refuse_unknown_fields
 from api.openapi import MESSAGE_ID_PATTERN, SessionNames
 from wa_queue import operations, owners
@@ -240,7 +240,7 @@ def build(item: dict[str, Any], idempotency_key: str | None, index: int | None =
     if window is not None and not isinstance(window, dict):  # the CLI's and the CSV's "HH:MM-HH:MM" is not JSON's
         raise ValidationError(f'send_window must be an object {{"start": "HH:MM", "end": "HH:MM"}}, not '
                               f"{json_type(window)}", "send_window")
-    new = operations.build_message(waq(), item["phone"], item["text"], session=item.get("session"),
+    new = operations.build_message(current_hub(), item["phone"], item["text"], session=item.get("session"),
                                 callback_url=item.get("callback_url"), metadata=item.get("metadata"),
                                 send_window=item.get("send_window"))
     name = g.api_key.name
@@ -293,8 +293,8 @@ class Messages(Resource):
 def admit(count: int) -> None:
     """The caller's key may enqueue `count` messages now (its rate limits, wa_queue/rate_limit.py), or RateLimited,
     answered 429 with Retry-After. Checked before any validation or store work, so a flood costs little."""
-    app, name = waq(), g.api_key.name
-    app.rate_limiter.admit(name, count, app.settings.rate_for(name))
+    hub, name = current_hub(), g.api_key.name
+    hub.rate_limiter.admit(name, count, hub.settings.rate_for(name))
 
 
 def enqueue_one() -> tuple[dict[str, Any], int, dict[str, str]]:
@@ -303,7 +303,7 @@ def enqueue_one() -> tuple[dict[str, Any], int, dict[str, str]]:
     admit(1)
     key = _idempotency_key()
     new = build(body, key)
-    message, created = operations.submit(waq(), [new])[0]
+    message, created = operations.submit(current_hub(), [new])[0]
     return _accepted(message), 202 if created else 200, _location(message.id)
 
 
@@ -355,7 +355,7 @@ class BulkMessages(Resource):
         if problems:
             raise bad_request(f"{len(problems)} of {len(items)} messages are invalid; nothing was stored.",
                               items=problems)
-        results = operations.submit(waq(), news)
+        results = operations.submit(current_hub(), news)
         created = sum(1 for _, fresh in results if fresh)
         out = {"count": len(results), "created": created, "messages": [_accepted(m) for m, _ in results]}
         return out, 202 if created else 200
@@ -395,7 +395,7 @@ def load(message_id: str) -> Message:
     if len(message_id) > _MAX_ID:
         raise ApiError(404, f"No message has the id {message_id[:_MAX_ID]!r}...", {"id": message_id[:_MAX_ID]})
     try:
-        message = operations.get_message(waq(), message_id)
+        message = operations.get_message(current_hub(), message_id)
     except NotFound:
         message = None
     key = g.api_key

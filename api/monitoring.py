@@ -13,7 +13,7 @@ from flask import g, request
 from flask_restx import Namespace, Resource, fields
 
 from api import auth
-from api.context import waq
+from api.context import current_hub
 from api.errors import bad_request, error_model, json_response, refuse_unknown_fields
 from api.messages import NFloat, NInteger, NNested, NString, load, message_out, message_view, read_json_object
 from api.openapi import MESSAGE_ID_PATTERN, SessionFilter
@@ -193,13 +193,13 @@ def health(*, detail: bool = False) -> dict[str, Any]:
     recent_failed = 0
     if store_ok:
         try:
-            overview = operations.sessions_overview(waq())
+            overview = operations.sessions_overview(current_hub())
             sessions = {name: {k: v[k] for k in _HEALTH_SESSION_KEYS} for name, v in overview.items()}
-            counts = dict(operations.queue_counts(waq()))
+            counts = dict(operations.queue_counts(current_hub()))
             due_age = _oldest_due_age_s()
             if counts.get("failed"):
-                window = timedelta(seconds=waq().settings.health_failed_window_s)
-                recent_failed = operations.count_failed_since(waq(), waq().clock() - window)
+                window = timedelta(seconds=current_hub().settings.health_failed_window_s)
+                recent_failed = operations.count_failed_since(current_hub(), current_hub().clock() - window)
         except Exception as exc:  # noqa: BLE001 - a store failing mid-way is the same as a store down
             log.warning("health: store failed: %s: %s", type(exc).__name__, exc)
             store_ok = False
@@ -208,7 +208,7 @@ def health(*, detail: bool = False) -> dict[str, Any]:
                            "needs_operator": False, "last_error": None, "last_error_at": None, "hint": None,
                            "sends_today": None, "daily_cap": None, "warmup": None, "page_clock_offset_s": None,
                            "clock_warning": None}
-                    for name in waq().settings.sessions}
+                    for name in current_hub().settings.sessions}
         counts = dict.fromkeys(STATUSES)
     overall, reasons = _grade(store_ok, broker_ok, sessions, counts, due_age, recent_failed)
     circuits = _callback_circuits() if broker_ok else []
@@ -221,10 +221,10 @@ def health(*, detail: bool = False) -> dict[str, Any]:
 
 
 def _callback_circuits() -> list[dict[str, Any]]:
-    if waq().settings.broker_url.startswith("memory://"):
+    if current_hub().settings.broker_url.startswith("memory://"):
         return []
     try:
-        return operations.callback_circuits(waq(), timeout_s=PROBE_TIMEOUT_S)
+        return operations.callback_circuits(current_hub(), timeout_s=PROBE_TIMEOUT_S)
     except Exception as exc:  # noqa: BLE001 - the broker check above reports a broker down
         log.warning("health: callback circuits unreadable: %s: %s", type(exc).__name__, exc)
         return []
@@ -249,7 +249,7 @@ def _grade(store_ok: bool, broker_ok: bool, sessions: dict[str, dict[str, Any]],
         reasons.append(f"{counts['failed']} failed message(s) wait for an operator")
     warn = bool(banned) or bool(clocks)
     if recent_failed:
-        window_min = int(waq().settings.health_failed_window_s // 60)
+        window_min = int(current_hub().settings.health_failed_window_s // 60)
         reasons.append(f"{recent_failed} message(s) failed in the last {window_min} minutes")
         warn = True
     if due_age is not None and due_age > STUCK_AFTER.total_seconds():
@@ -261,8 +261,8 @@ def _grade(store_ok: bool, broker_ok: bool, sessions: dict[str, dict[str, Any]],
 def _oldest_due_age_s() -> float | None:
     # The longest overdue pending message: a message parked until a later retry (however old) is not late, and
     # must not hide a newer one that is.
-    now = waq().clock()
-    oldest = operations.oldest_due(waq(), now)
+    now = current_hub().clock()
+    oldest = operations.oldest_due(current_hub(), now)
     if oldest is None:
         return None
     return max(0.0, (now - oldest.next_attempt_at).total_seconds())
@@ -270,7 +270,7 @@ def _oldest_due_age_s() -> float | None:
 
 def _store_up() -> bool:
     try:
-        operations.ping_store(waq())
+        operations.ping_store(current_hub())
         return True
     except Exception as exc:  # noqa: BLE001 - any failure means down; the reason goes to the log, not the client
         log.warning("store ping failed: %s: %s", type(exc).__name__, exc)
@@ -280,11 +280,11 @@ def _store_up() -> bool:
 
 
 def _broker_up() -> bool:
-    """PING the broker with a short timeout (the App's broker client waits up to 10 s, too long for a probe)."""
-    url = waq().settings.broker_url
+    """PING the broker with a short timeout (the Hub's broker client waits up to 10 s, too long for a probe)."""
+    url = current_hub().settings.broker_url
     if url.startswith("memory://"):
         return True
-    client = waq().broker_quick(PROBE_TIMEOUT_S)
+    client = current_hub().broker_quick(PROBE_TIMEOUT_S)
     try:
         return bool(client.ping())
     except Exception as exc:  # noqa: BLE001
@@ -337,7 +337,7 @@ class Stats(Resource):
     @ns.response(503, "The store is unavailable", error_model)
     def get(self) -> dict[str, Any]:
         """Delivery statistics."""
-        return operations.stats(waq())
+        return operations.stats(current_hub())
 
 
 # ---- failed messages --------------------------------------------------------------------------------------------
@@ -358,7 +358,7 @@ def _int_arg(name: str, default: int, low: int, high: int) -> int:
 
 def _session_arg() -> str | None:
     session = request.args.get("session") or None
-    sessions = waq().settings.sessions
+    sessions = current_hub().settings.sessions
     if session is not None and session not in sessions:
         raise bad_request(f"session must be one of: {', '.join(sessions)}.", field="session")
     return session
@@ -404,7 +404,7 @@ class Failed(Resource):
     @ns.response(400, "Invalid query", error_model)
     def get(self) -> dict[str, Any]:
         """Failed messages, paged and filtered."""
-        return failed_query_page(lambda **query: operations.list_failed(waq(), **query))
+        return failed_query_page(lambda **query: operations.list_failed(current_hub(), **query))
 
 
 @ns.route("/failed/retry-all")
@@ -417,7 +417,7 @@ class FailedRetryAll(Resource):
     @ns.response(503, STORE_DOWN, error_model)
     def post(self) -> dict[str, int]:
         """Retry every failed message (optionally of one session)."""
-        return {"requeued": operations.retry_all_failed(waq(), _session_arg())}
+        return {"requeued": operations.retry_all_failed(current_hub(), _session_arg())}
 
 
 @ns.route("/failed/<message_id:message_id>")
@@ -431,7 +431,7 @@ class FailedItem(Resource):
     def delete(self, message_id: str) -> tuple[str, int]:
         """Delete a failed message for good (only failed ones)."""
         load(message_id)  # 404 with a clear sentence before the store's own checks
-        operations.delete_failed(waq(), message_id)
+        operations.delete_failed(current_hub(), message_id)
         return "", 204
 
 
@@ -446,7 +446,7 @@ class FailedRetry(Resource):
     def post(self, message_id: str) -> dict[str, Any]:
         """Retry one failed message."""
         load(message_id)
-        message = operations.retry_failed(waq(), message_id)
+        message = operations.retry_failed(current_hub(), message_id)
         return {"message": QUEUED_FOR_RETRY, "data": message_view(message)}
 
 
@@ -469,7 +469,7 @@ class FailedMarkSent(Resource):
         """Mark one failed message as sent: the operator saw it in the phone's chat (see OutcomeUnverified)."""
         note = _note_arg()
         load(message_id)
-        message = operations.mark_sent(waq(), message_id, actor=f"api:{g.api_key.name}", note=note)
+        message = operations.mark_sent(current_hub(), message_id, actor=f"api:{g.api_key.name}", note=note)
         return {"message": MARKED_SENT, "data": message_view(message)}
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from flask import Response
 from flask_restx import Namespace, Resource, fields
 
-from api.context import waq
+from api.context import current_hub
 from api.errors import ApiError, bad_request, error_model, refuse_unknown_fields
 from api.messages import NFloat, NString, read_json_object
 from api.monitoring import STORE_DOWN, admin_only, warmup_model
@@ -56,7 +56,7 @@ class PngFile(fields.Raw):
 
 
 def _known(name: str) -> str:
-    sessions = waq().settings.sessions
+    sessions = current_hub().settings.sessions
     if name not in sessions:
         raise ApiError(404, f"There is no session named {name[:64]!r}; sessions: {', '.join(sessions)}.",
                        {"sessions": list(sessions)})
@@ -70,7 +70,7 @@ class Sessions(Resource):
     @ns.response(503, STORE_DOWN, error_model)
     def get(self) -> dict[str, Any]:
         """State, pacing and reconnection of every session."""
-        return {"sessions": list(operations.sessions_overview(waq()).values())}
+        return {"sessions": list(operations.sessions_overview(current_hub()).values())}
 
 
 @ns.route("/sessions/<string:name>/qr")
@@ -89,13 +89,13 @@ class SessionQr(Resource):
         no key means no scan is pending."""
         _known(name)
         try:
-            png = operations.session_qr(waq(), name)
+            png = operations.session_qr(current_hub(), name)
         except Exception as exc:  # noqa: BLE001 - redis errors of every kind mean the same to the caller
             log.warning("reading the QR of %s failed: %s: %s", name, type(exc).__name__, exc)
             raise ApiError(503, "The broker is unreachable, so the QR code cannot be read; retry later.",
                            {"component": "broker"}, {"Retry-After": "5"}) from None
         if not png or not bytes(png).startswith(PNG_MAGIC):
-            status = operations.sessions_overview(waq())[name]["status"]
+            status = operations.sessions_overview(current_hub())[name]["status"]
             raise ApiError(409, f"Session {name} is not waiting for a QR scan (status: {status}).",
                            {"status": status})
         return Response(bytes(png), 200, mimetype="image/png", headers={"Cache-Control": "no-store"})
@@ -111,7 +111,7 @@ class SessionRestart(Resource):
     @ns.response(503, STORE_DOWN, error_model)
     def post(self, name: str) -> tuple[dict[str, Any], int]:
         """Restart a session (also clears 'needs operator')."""
-        return operations.restart_session(waq(), _known(name)), 202
+        return operations.restart_session(current_hub(), _known(name)), 202
 
 
 @ns.route("/sessions/<string:name>/warmup")
@@ -135,4 +135,4 @@ class SessionWarmup(Resource):
         action = body["action"]
         if not isinstance(action, str):
             raise bad_request('action must be "reset" or "skip".', field="action")
-        return operations.warmup_action(waq(), name, action)
+        return operations.warmup_action(current_hub(), name, action)

@@ -7,7 +7,7 @@ of charging every request one, and a slow or absent broker no longer holds an an
 
 Nothing here can lose a message: a message the relay has not published yet (the process was killed, the broker is
 away) is committed and undispatched, so the sweeper publishes it (dispatch_due), as it would after a crash between
-commit and publish anywhere else. stop() publishes what is left; the App that owns the relay (wa_queue/app.py)
+commit and publish anywhere else. stop() publishes what is left; the Hub that owns the relay (wa_queue/hub.py)
 calls it when it closes and at interpreter exit.
 """
 

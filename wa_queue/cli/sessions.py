@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from wa_queue.cli.output import app, echo_json, settings, table, with_errors
+from wa_queue.cli.output import current_hub, echo_json, settings, table, with_errors
 from wa_queue.models import plain
 from wa_queue.settings import Settings
 
@@ -50,7 +50,7 @@ def sessions_list(as_json: bool) -> None:
     from wa_queue import operations
 
     settings()
-    overview = operations.sessions_overview(app())
+    overview = operations.sessions_overview(current_hub())
     if as_json:
         echo_json(overview)
     else:
@@ -65,7 +65,7 @@ def sessions_restart(name: str) -> None:
     from wa_queue import operations
 
     settings()
-    view = operations.restart_session(app(), name)
+    view = operations.restart_session(current_hub(), name)
     click.echo(f"restart requested for {view['name']} (status {view['status']}); its worker reconnects at the next "
                "health check")
 
@@ -86,7 +86,7 @@ def sessions_warmup(name: str, action: str | None, as_json: bool) -> None:
     if action is None:
         raise click.UsageError("give --reset or --skip")
     settings()
-    view = operations.warmup_action(app(), name, action)
+    view = operations.warmup_action(current_hub(), name, action)
     if as_json:
         echo_json(view)
     else:
@@ -104,9 +104,9 @@ def sessions_qr(name: str, out: Path | None) -> None:
     from wa_queue.validation import validate_session
 
     validate_session(name, settings().sessions)
-    png = operations.session_qr(app(), name)
+    png = operations.session_qr(current_hub(), name)
     if not png:
-        state = plain(operations.get_session(app(), name).status)
+        state = plain(operations.get_session(current_hub(), name).status)
         raise click.ClickException(f"session {name} is not waiting for a QR scan (status: {state})")
     if out is not None:
         out.write_bytes(png)

@@ -19,6 +19,7 @@ from flask_restx import Namespace, Resource, fields
 from api import auth
 from api.context import current_hub
 from api.errors import ApiError, bad_request, error_model, json_response, refuse_unknown_fields
+from api.fields import NullableDateTime, NullableNested, NullableRaw, NullableString
 from api.openapi import MESSAGE_ID_PATTERN, SessionNames
 from wa_queue import operations, owners
 from wa_queue.errors import NotFound, ValidationError
@@ -50,40 +51,7 @@ MESSAGE_FIELDS = frozenset({"phone", "text", "session", "callback_url", "metadat
 _MAX_ID = 64
 
 
-class Nullable:
-    """Mixin: mark a field `x-nullable` (Swagger 2.0's way to say the value may be null)."""
-
-    def schema(self) -> dict[str, Any]:
-        schema = super().schema()  # type: ignore[misc]
-        schema["x-nullable"] = True
-        return schema
-
-
-class NString(Nullable, fields.String):
-    pass
-
-
-class NInteger(Nullable, fields.Integer):
-    pass
-
-
-class NFloat(Nullable, fields.Float):
-    pass
-
-
-class NRaw(Nullable, fields.Raw):
-    pass
-
-
-class NDateTime(Nullable, fields.DateTime):
-    pass
-
-
-class NNested(Nullable, fields.Nested):
-    pass
-
-
-class SessionField(NString):
+class SessionField(NullableString):
     """A session name or null; the document's enum is this app's WAQ_SESSIONS (filled in by api/openapi.py)."""
 
     def schema(self) -> dict[str, Any]:
@@ -108,21 +76,22 @@ message_in = ns.model("NewMessage", {
     "text": fields.String(required=True, min_length=1, max_length=MAX_TEXT_CHARS, pattern=TEXT_PATTERN,
                           description="Not only whitespace; no NUL character", example="Your code is 1234"),
     "session": SessionField(description="Preferred WhatsApp session (any available one when null)"),
-    "callback_url": NString(description="http(s) URL told about status changes; an IPv4 host only as four decimal "
-                                        "numbers and a name that encodes to IDNA (400 naming callback_url otherwise); "
-                                        "an internal address is refused at delivery unless WAQ_OUTBOUND_ALLOW "
-                                        "allows it",
-                            max_length=MAX_CALLBACK_URL,
-                            pattern=CALLBACK_URL_PATTERN, example="https://shop.example/hooks/whatsapp"),
-    "metadata": NRaw(description=f"Any JSON object, returned as is: at most {MAX_METADATA_BYTES} bytes as JSON, "
-                                 f"nested at most {MAX_METADATA_DEPTH} levels, no key starting with '$' or holding a "
-                                 "NUL character (400 naming metadata otherwise)", example={"order": 42}),
-    "send_window": NNested(send_window_model,
-                           description="Quiet hours in the recipient's time zone (from the number; where it has "
-                                       "several, the window must be open in all of them): outside it the message "
-                                       "waits, using no attempt. A start equal to its end, or a window that "
-                                       "never opens for the number, is answered 400 naming send_window. Null: "
-                                       "WAQ_SEND_WINDOW, if set"),
+    "callback_url": NullableString(description="http(s) URL told about status changes; an IPv4 host only as four "
+                                               "decimal numbers and a name that encodes to IDNA (400 naming "
+                                               "callback_url otherwise); an internal address is refused at delivery "
+                                               "unless WAQ_OUTBOUND_ALLOW allows it",
+                                   max_length=MAX_CALLBACK_URL,
+                                   pattern=CALLBACK_URL_PATTERN, example="https://shop.example/hooks/whatsapp"),
+    "metadata": NullableRaw(description=f"Any JSON object, returned as is: at most {MAX_METADATA_BYTES} bytes as "
+                                        f"JSON, nested at most {MAX_METADATA_DEPTH} levels, no key starting with '$' "
+                                        "or holding a NUL character (400 naming metadata otherwise)",
+                            example={"order": 42}),
+    "send_window": NullableNested(send_window_model,
+                                  description="Quiet hours in the recipient's time zone (from the number; where it "
+                                              "has several, the window must be open in all of them): outside it the "
+                                              "message waits, using no attempt. A start equal to its end, or a window "
+                                              "that never opens for the number, is answered 400 naming send_window. "
+                                              "Null: WAQ_SEND_WINDOW, if set"),
 }, strict=True)
 bulk_in = ns.model("NewMessages", {
     "messages": fields.List(fields.Nested(message_in), required=True, min_items=1, max_items=MAX_BULK),
@@ -139,37 +108,37 @@ bulk_accepted = ns.model("BulkAccepted", {
 history_entry = ns.model("HistoryEntry", {
     "at": fields.DateTime(required=True),
     "event": fields.String(required=True),
-    "session": NString(),
-    "error_class": NString(),
-    "error_text": NString(),
+    "session": NullableString(),
+    "error_class": NullableString(),
+    "error_text": NullableString(),
 })
 message_out = ns.model("Message", {
     "id": fields.String(required=True),
     "phone": fields.String(required=True),
     "text": fields.String(required=True),
     "status": fields.String(required=True, enum=["pending", "processing", "sent", "failed"]),
-    "session": NString(description="The session the producer asked for"),
+    "session": NullableString(description="The session the producer asked for"),
     "attempts": fields.Integer(required=True, description="Attempts that ended in an error"),
-    "idempotency_key": NString(description="As stored: '<key name> <Idempotency-Key>', and '<key name> "
-                                           "<Idempotency-Key> <i>' for item i of a bulk request"),
-    "enqueued_by": NString(description="The owner: the name (never the value) of the API key that queued it; "
-                                       "null when queued by the Python API or the CLI. Only admin keys see "
-                                       "messages of other owners"),
-    "callback_url": NString(),
-    "metadata": NRaw(),
-    "send_window": NNested(send_window_model, description="The message's own window (null: WAQ_SEND_WINDOW)"),
+    "idempotency_key": NullableString(description="As stored: '<key name> <Idempotency-Key>', and '<key name> "
+                                                  "<Idempotency-Key> <i>' for item i of a bulk request"),
+    "enqueued_by": NullableString(description="The owner: the name (never the value) of the API key that queued it; "
+                                              "null when queued by the Python API or the CLI. Only admin keys see "
+                                              "messages of other owners"),
+    "callback_url": NullableString(),
+    "metadata": NullableRaw(),
+    "send_window": NullableNested(send_window_model, description="The message's own window (null: WAQ_SEND_WINDOW)"),
     "created_at": fields.DateTime(required=True),
     "updated_at": fields.DateTime(required=True),
     "next_attempt_at": fields.DateTime(required=True),
-    "last_attempt_at": NDateTime(description="When a worker last claimed it for an attempt"),
-    "sent_at": NDateTime(),
-    "sent_by": NString(),
-    "wa_id": NString(),
-    "delivered_at": NDateTime(),
-    "read_at": NDateTime(),
-    "failed_at": NDateTime(),
-    "last_error_class": NString(),
-    "last_error_text": NString(),
+    "last_attempt_at": NullableDateTime(description="When a worker last claimed it for an attempt"),
+    "sent_at": NullableDateTime(),
+    "sent_by": NullableString(),
+    "wa_id": NullableString(),
+    "delivered_at": NullableDateTime(),
+    "read_at": NullableDateTime(),
+    "failed_at": NullableDateTime(),
+    "last_error_class": NullableString(),
+    "last_error_text": NullableString(),
     "in_doubt": fields.Boolean(required=True, description="A send started and its outcome is not known yet"),
     "history": fields.List(fields.Nested(history_entry), required=True),
 })

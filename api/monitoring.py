@@ -15,7 +15,8 @@ from flask_restx import Namespace, Resource, fields
 from api import auth
 from api.context import current_hub
 from api.errors import bad_request, error_model, json_response, refuse_unknown_fields
-from api.messages import NFloat, NInteger, NNested, NString, load, message_out, message_view, read_json_object
+from api.fields import NullableFloat, NullableInteger, NullableNested, NullableString
+from api.messages import load, message_out, message_view, read_json_object
 from api.openapi import MESSAGE_ID_PATTERN, SessionFilter
 from wa_queue import operations
 from wa_queue.models import Message, MessageStatus, SessionStatus
@@ -51,30 +52,32 @@ warmup_model = ns.model("WarmupPosition", {
                            description="off: WAQ_WARMUP_CAPS is empty; skipped: an operator skipped the ramp; new: "
                                        "never sent (or reset), the first step's cap; ramp: inside the ramp; done: "
                                        "past it (the normal cap)"),
-    "step": NInteger(description="1-based step of the ramp (null outside it)"),
+    "step": NullableInteger(description="1-based step of the ramp (null outside it)"),
     "steps": fields.Integer(required=True),
-    "day_in_step": NInteger(description="1-based day in the step (null outside it)"),
+    "day_in_step": NullableInteger(description="1-based day in the step (null outside it)"),
     "days_per_step": fields.Integer(required=True),
     "days_left": fields.Integer(required=True, description="Days of the ramp still to come, today included"),
-    "first_send_day": NString(description="Local day (WAQ_TIMEZONE) of the session's first send, ISO date"),
+    "first_send_day": NullableString(description="Local day (WAQ_TIMEZONE) of the session's first send, ISO date"),
 })
 session_health = ns.model("SessionHealth", {
     "status": fields.String(required=True, description="starting, qr, connected, phone_disconnected, logged_out, "
                                                         "closed, needs_operator, banned or unknown"),
-    "number": NString(),
+    "number": NullableString(),
     "connected": fields.Boolean(required=True, description="Connected with a fresh worker heartbeat"),
     "needs_operator": fields.Boolean(required=True),
-    "last_error": NString(description="Why the session is not connected, e.g. net::ERR_NAME_NOT_RESOLVED (null once "
-                                      "it connects)"),
-    "last_error_at": NString(description="ISO 8601 time the last error was seen"),
-    "hint": NString(description="What to do about last_error"),
-    "sends_today": NInteger(description="Sends since local midnight (WAQ_TIMEZONE); null when the store is down"),
-    "daily_cap": NInteger(description="Today's cap: the warm-up's while the session ramps up"),
-    "warmup": NNested(warmup_model, description="Where the session stands in the warm-up ramp"),
-    "page_clock_offset_s": NFloat(description="The page's clock minus the worker's, in seconds, estimated from the "
-                                              "times its sent rows show (null: no estimate yet); over 60 s either "
-                                              "way makes the level warning"),
-    "clock_warning": NString(description="Why the page's clock needs a look (null: it agrees with this machine's)"),
+    "last_error": NullableString(description="Why the session is not connected, e.g. net::ERR_NAME_NOT_RESOLVED "
+                                             "(null once it connects)"),
+    "last_error_at": NullableString(description="ISO 8601 time the last error was seen"),
+    "hint": NullableString(description="What to do about last_error"),
+    "sends_today": NullableInteger(description="Sends since local midnight (WAQ_TIMEZONE); null when the store is "
+                                               "down"),
+    "daily_cap": NullableInteger(description="Today's cap: the warm-up's while the session ramps up"),
+    "warmup": NullableNested(warmup_model, description="Where the session stands in the warm-up ramp"),
+    "page_clock_offset_s": NullableFloat(description="The page's clock minus the worker's, in seconds, estimated from "
+                                                     "the times its sent rows show (null: no estimate yet); over 60 s "
+                                                     "either way makes the level warning"),
+    "clock_warning": NullableString(description="Why the page's clock needs a look (null: it agrees with this "
+                                                "machine's)"),
 })
 memory_session = ns.model("SessionMemory", {
     "name": fields.String(required=True),
@@ -89,31 +92,31 @@ memory_model = ns.model("Memory", {
     "reserve_kib": fields.Integer(description="Kept free when counting more_sessions (detail=1 only)"),
     "sessions": fields.List(fields.Nested(memory_session),
                             description="Session workers running on this machine (detail=1 only)"),
-    "mean_pss_kib": NInteger(description="detail=1 only"),
-    "more_sessions": NInteger(description="Sessions that still fit at the mean footprint (detail=1 only)"),
+    "mean_pss_kib": NullableInteger(description="detail=1 only"),
+    "more_sessions": NullableInteger(description="Sessions that still fit at the mean footprint (detail=1 only)"),
     "stray_pids": fields.List(fields.Integer, description="Browser processes of a dead worker (detail=1 only)"),
     "stray_pss_kib": fields.Integer(description="detail=1 only"),
 })
-queue_counts = ns.model("QueueCounts", {name: NInteger(required=True) for name in STATUSES})
+queue_counts = ns.model("QueueCounts", {name: NullableInteger(required=True) for name in STATUSES})
 health_out = ns.model("Health", {
     "overall": fields.String(required=True, enum=["healthy", "degraded", "warning", "critical"]),
     "reasons": fields.List(fields.String, required=True,
                            description="Why overall is not healthy; also how many failed messages wait, at any level"),
     "sessions": MapOf(fields.Nested(session_health), required=True),
     "queue": fields.Nested(queue_counts, required=True, description="Counts are null when the store is down"),
-    "oldest_due_pending_age_s": NFloat(description="Seconds the oldest pending message has been due"),
+    "oldest_due_pending_age_s": NullableFloat(description="Seconds the oldest pending message has been due"),
     "checks": fields.Nested(ns.model("Checks", {"store": fields.String(required=True, enum=["ok", "down"]),
                                                 "broker": fields.String(required=True, enum=["ok", "down"])}),
                             required=True),
-    "memory": NNested(memory_model, description="This machine's memory (the API's host; null where /proc cannot be "
-                                                "read)"),
+    "memory": NullableNested(memory_model, description="This machine's memory (the API's host; null where /proc "
+                                                       "cannot be read)"),
     "callback_circuits": fields.List(fields.Nested(ns.model("CallbackCircuit", {
         "host": fields.String(required=True),
         "state": fields.String(required=True, enum=["closed", "open", "half_open"],
                                description="open: deliveries to the host wait without a call; half_open: the next "
                                            "failure re-opens, a success closes"),
         "failures": fields.Integer(required=True, description="Consecutive failed deliveries"),
-        "open_until": NString(description="ISO 8601 time an open circuit closes again"),
+        "open_until": NullableString(description="ISO 8601 time an open circuit closes again"),
     })), required=True, description="Status callback receivers that failed lately (circuit breaker, per host); an "
                                     "open one is named in reasons without raising the level: it is the receiver's "
                                     "fault, not the system's"),
@@ -127,7 +130,7 @@ stats_out = ns.model("Stats", {
     "sessions": MapOf(fields.Nested(session_stats), required=True),
     "sends_per_hour": fields.List(fields.Nested(ns.model("HourSends", {
         "hour": fields.DateTime(required=True), "sent": fields.Integer(required=True)})), required=True),
-    "oldest_pending_age_s": NFloat(),
+    "oldest_pending_age_s": NullableFloat(),
 })
 failed_page = ns.model("FailedPage", {
     "items": fields.List(fields.Nested(message_out), required=True),
@@ -144,7 +147,8 @@ retried = ns.model("Retried", {
                           description="The message, now pending with its attempts reset (as GET /messages/<id>)"),
 })
 mark_sent_in = ns.model("MarkSent", {
-    "note": NString(max_length=MAX_OPERATOR_NOTE, description="Why, for the history (e.g. 'seen in the chat 14:02')"),
+    "note": NullableString(max_length=MAX_OPERATOR_NOTE,
+                           description="Why, for the history (e.g. 'seen in the chat 14:02')"),
 }, strict=True)
 MARKED_SENT = "Message marked as sent"
 marked_sent = ns.model("MarkedSent", {

@@ -10,7 +10,8 @@ from flask_restx import Namespace, Resource, fields
 
 from api.context import current_hub
 from api.errors import ApiError, bad_request, error_model, refuse_unknown_fields
-from api.messages import NFloat, NString, read_json_object
+from api.fields import NullableFloat, NullableString
+from api.messages import read_json_object
 from api.monitoring import STORE_DOWN, admin_only, warmup_model
 from api.openapi import SessionEnum
 from wa_queue import operations
@@ -24,20 +25,20 @@ ns.add_model(warmup_model.name, warmup_model)
 session_out = ns.model("Session", {
     "name": fields.String(required=True),
     "status": fields.String(required=True),
-    "number": NString(),
+    "number": NullableString(),
     "connected": fields.Boolean(required=True),
     "needs_operator": fields.Boolean(required=True),
     "reconnect_attempts": fields.Integer(required=True),
-    "next_reconnect_at": NString(description="ISO 8601 time"),
-    "heartbeat_at": NString(description="ISO 8601 time"),
-    "last_error": NString(description="Why the session is not connected (null once it connects)"),
-    "last_error_at": NString(description="ISO 8601 time the last error was seen"),
-    "hint": NString(description="What to do about last_error"),
+    "next_reconnect_at": NullableString(description="ISO 8601 time"),
+    "heartbeat_at": NullableString(description="ISO 8601 time"),
+    "last_error": NullableString(description="Why the session is not connected (null once it connects)"),
+    "last_error_at": NullableString(description="ISO 8601 time the last error was seen"),
+    "hint": NullableString(description="What to do about last_error"),
     "sends_today": fields.Integer(required=True),
     "daily_cap": fields.Integer(required=True, description="Today's cap: the warm-up's while it ramps"),
     "warmup": fields.Nested(warmup_model, required=True, description="Where the session stands in the warm-up ramp"),
-    "page_clock_offset_s": NFloat(description="The page's clock minus the worker's, in seconds (null: no estimate "
-                                              "yet)"),
+    "page_clock_offset_s": NullableFloat(description="The page's clock minus the worker's, in seconds (null: no "
+                                                     "estimate yet)"),
 })
 warmup_in = ns.model("WarmupAction", {
     "action": fields.String(required=True, enum=["reset", "skip"],

@@ -15,7 +15,19 @@ from typing import Any
 from flask import Flask
 from flask_restx import Api
 
-from api import archive, auth, context, dashboard, errors, messages, metrics, monitoring, openapi, sessions
+from api import (
+    archive,
+    auth,
+    context,
+    dashboard,
+    errors,
+    failed,  # noqa: F401 - adds the failed-message routes to health.ns (the "monitoring" namespace)
+    health,
+    messages,
+    metrics,
+    openapi,
+    sessions,
+)
 from wa_queue.hub import Hub
 
 
@@ -58,7 +70,7 @@ def create_app(hub: Hub | None = None) -> Flask:
         doc="/api/docs", default_swagger_filename="api/swagger.json",
         authorizations=auth.AUTHORIZATIONS, security=auth.SCHEME,
     )
-    for namespace in (messages.ns, monitoring.ns, archive.ns, sessions.ns, monitoring.ops):
+    for namespace in (messages.ns, health.ns, archive.ns, sessions.ns, health.ops):
         api.add_namespace(namespace)
     # The hot path: enqueue without RESTX's per-request layers (the resource stays for the OpenAPI document).
     app.view_functions[messages.Messages.endpoint] = messages.enqueue_view

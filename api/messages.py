@@ -18,11 +18,20 @@ from flask_restx import Namespace, Resource, fields
 
 from api import auth
 from api.context import current_hub
-from api.errors import ApiError, bad_request, error_model, json_response, refuse_unknown_fields
+from api.errors import (
+    RATE_LIMITED,
+    ApiError,
+    bad_request,
+    error_model,
+    json_response,
+    load_or_404,
+    refuse_unknown_fields,
+    responses,
+)
 from api.fields import NullableDateTime, NullableNested, NullableRaw, NullableString
 from api.openapi import MESSAGE_ID_PATTERN, SessionNames
 from wa_queue import operations, owners
-from wa_queue.errors import NotFound, ValidationError
+from wa_queue.errors import ValidationError
 from wa_queue.models import Message, NewMessage
 from wa_queue.validation import (
     CALLBACK_URL_PATTERN,
@@ -48,7 +57,6 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 IDEMPOTENCY_PARAM = {"in": "header", "type": "string", "pattern": IDEMPOTENCY_KEY_PATTERN, "minLength": 1,
                      "maxLength": MAX_IDEMPOTENCY_KEY}
 MESSAGE_FIELDS = frozenset({"phone", "text", "session", "callback_url", "metadata", "send_window"})
-_MAX_ID = 64
 
 
 class SessionField(NullableString):
@@ -227,11 +235,6 @@ def _accepted(message: Message) -> dict[str, str]:
 LOCATION = {"Location": {"type": "string", "description": "/api/whatsapp/messages/<id>: where to follow it"}}
 
 
-RETRY_AFTER = {"Retry-After": {"type": "integer", "description": "Seconds until the same request would pass"}}
-RATE_LIMITED = ("The key is over its enqueue rate limit (WAQ_RATE_REQUESTS_PER_S, WAQ_RATE_MESSAGES_PER_S, per key "
-                "WAQ_KEY_LIMITS; details.limit is 'rate'). Nothing was stored")
-
-
 def _location(message_id: str) -> dict[str, str]:
     return {"Location": f"/api/whatsapp/messages/{message_id}"}
 
@@ -245,14 +248,8 @@ class Messages(Resource):
     @ns.response(202, "Committed to the store; delivery is queued", accepted, headers=LOCATION)
     @ns.response(200, "Idempotent replay: the message stored earlier with this key and body", accepted,
                  headers=LOCATION)
-    @ns.response(400, "Invalid input", error_model)
-    @ns.response(401, "No or unknown API key", error_model)
-    @ns.response(403, "The key's role may not do this", error_model)
-    @ns.response(409, "The Idempotency-Key is used with another body", error_model)
-    @ns.response(413, "Body too large", error_model)
-    @ns.response(415, "Body is not JSON", error_model)
-    @ns.response(429, RATE_LIMITED, error_model, headers=RETRY_AFTER)
-    @ns.response(503, "The store is unavailable; nothing was stored", error_model)
+    @responses(ns, 400, 401, 403, (409, "The Idempotency-Key is used with another body"), 413, 415, 429,
+                   (503, "The store is unavailable; nothing was stored"))
     @auth.requires(auth.PRODUCER)
     def post(self) -> tuple[dict[str, Any], int, dict[str, str]]:
         """Queue one message."""
@@ -297,15 +294,10 @@ class BulkMessages(Resource):
     @ns.expect(bulk_in, validate=False)
     @ns.response(202, "All committed in one transaction", bulk_accepted)
     @ns.response(200, "Every item was an idempotent replay", bulk_accepted)
-    @ns.response(400, "Invalid input; details.items lists every bad item; nothing was stored", error_model)
-    @ns.response(401, "No or unknown API key", error_model)
-    @ns.response(403, "The key's role may not do this", error_model)
-    @ns.response(409, "An Idempotency-Key is used with another body; nothing was stored", error_model)
-    @ns.response(413, "Body too large", error_model)
-    @ns.response(415, "Body is not JSON", error_model)
-    @ns.response(429, RATE_LIMITED + " (a bulk request takes one message token per item)", error_model,
-                 headers=RETRY_AFTER)
-    @ns.response(503, "The store is unavailable; nothing was stored", error_model)
+    @responses(ns, (400, "Invalid input; details.items lists every bad item; nothing was stored"), 401, 403,
+                   (409, "An Idempotency-Key is used with another body; nothing was stored"), 413, 415,
+                   (429, RATE_LIMITED + " (a bulk request takes one message token per item)"),
+                   (503, "The store is unavailable; nothing was stored"))
     @auth.requires(auth.PRODUCER)
     def post(self) -> tuple[dict[str, Any], int]:
         """Queue up to 1,000 messages: all or nothing."""
@@ -346,11 +338,10 @@ def _bulk_items(body: dict[str, Any]) -> list[Any]:
 class MessageItem(Resource):
     @ns.doc(security=auth.SCHEME)
     @ns.response(200, "The message, its attempts, timestamps and history", message_out)
-    @ns.response(401, "No or unknown API key", error_model)
-    @ns.response(403, "The key's role may not do this", error_model)
-    @ns.response(404, "No such message, or one another key queued (a producer key sees only its own: the answer "
-                      "is the same, so ids of others cannot be probed)", error_model)
-    @ns.response(503, "The store is unavailable; retry later", error_model)
+    @responses(ns, 401, 403,
+                   (404, "No such message, or one another key queued (a producer key sees only its own: the "
+                         "answer is the same, so ids of others cannot be probed)"),
+                   (503, "The store is unavailable; retry later"))
     @auth.requires(auth.PRODUCER)
     def get(self, message_id: str) -> dict[str, Any]:
         """Status, attempts, timestamps and history of one message (a producer key: only of its own)."""
@@ -359,15 +350,7 @@ class MessageItem(Resource):
 
 def load(message_id: str) -> Message:
     """The message, when the caller's key may see it (owners.visible_to); ApiError 404 otherwise, the same answer as
-    for an unknown id, so a producer cannot tell another's message from none (ids longer than any real one are not
-    looked up)."""
-    if len(message_id) > _MAX_ID:
-        raise ApiError(404, f"No message has the id {message_id[:_MAX_ID]!r}...", {"id": message_id[:_MAX_ID]})
-    try:
-        message = operations.get_message(current_hub(), message_id)
-    except NotFound:
-        message = None
+    for an unknown id, so a producer cannot tell another's message from none."""
     key = g.api_key
-    if message is None or not owners.visible_to(message, key.name, admin=key.role == auth.ADMIN):
-        raise ApiError(404, f"No message has the id {message_id!r}.", {"id": message_id})
-    return message
+    return load_or_404(lambda found: operations.get_message(current_hub(), found), message_id,
+                       visible=lambda message: owners.visible_to(message, key.name, admin=key.role == auth.ADMIN))

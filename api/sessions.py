@@ -8,11 +8,12 @@ from typing import Any
 from flask import Response
 from flask_restx import Namespace, Resource, fields
 
+from api.auth import admin_only
 from api.context import current_hub
-from api.errors import ApiError, bad_request, error_model, refuse_unknown_fields
+from api.errors import ApiError, bad_request, error_model, refuse_unknown_fields, responses
 from api.fields import NullableFloat, NullableString
+from api.health import warmup_model
 from api.messages import read_json_object
-from api.monitoring import STORE_DOWN, admin_only, warmup_model
 from api.openapi import SessionEnum
 from wa_queue import operations
 
@@ -68,7 +69,7 @@ def _known(name: str) -> str:
 class Sessions(Resource):
     @admin_only(ns)
     @ns.response(200, "Every configured session", sessions_out)
-    @ns.response(503, STORE_DOWN, error_model)
+    @responses(ns, 503)
     def get(self) -> dict[str, Any]:
         """State, pacing and reconnection of every session."""
         return {"sessions": list(operations.sessions_overview(current_hub()).values())}
@@ -80,9 +81,8 @@ class SessionQr(Resource):
     @admin_only(ns)
     @ns.produces(["image/png", "application/json"])  # the PNG, or the JSON error shape
     @ns.response(200, "The QR code to scan with the phone (image/png)", PngFile())
-    @ns.response(404, "Unknown session", error_model)
-    @ns.response(409, "The session is not waiting for a scan", error_model)
-    @ns.response(503, "The broker (which holds the QR image) or the store is unreachable", error_model)
+    @responses(ns, (404, "Unknown session"), (409, "The session is not waiting for a scan"),
+                   (503, "The broker (which holds the QR image) or the store is unreachable"))
     def get(self, name: str) -> Response:
         """The login QR code while the session waits for a scan.
 
@@ -108,8 +108,7 @@ class SessionRestart(Resource):
     @admin_only(ns)
     @ns.response(202, "Restart requested: the session's next health check reconnects with a fresh counter",
                  session_out)
-    @ns.response(404, "Unknown session", error_model)
-    @ns.response(503, STORE_DOWN, error_model)
+    @responses(ns, (404, "Unknown session"), 503)
     def post(self, name: str) -> tuple[dict[str, Any], int]:
         """Restart a session (also clears 'needs operator')."""
         return operations.restart_session(current_hub(), _known(name)), 202
@@ -121,11 +120,8 @@ class SessionWarmup(Resource):
     @admin_only(ns)
     @ns.expect(warmup_in, validate=False)
     @ns.response(200, "Done: the session with its cap for today and its place in the ramp", session_out)
-    @ns.response(400, "Invalid body (an unknown field, an action other than reset or skip)", error_model)
-    @ns.response(404, "Unknown session", error_model)
-    @ns.response(413, "Body too large", error_model)
-    @ns.response(415, "Body is not JSON", error_model)
-    @ns.response(503, STORE_DOWN, error_model)
+    @responses(ns, (400, "Invalid body (an unknown field, an action other than reset or skip)"),
+                   (404, "Unknown session"), 413, 415, 503)
     def post(self, name: str) -> dict[str, Any]:
         """Reset or skip a session's warm-up ramp."""
         _known(name)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 
-def create_app(waq=None):  # noqa: ANN001, ANN201 - lazy import keeps `import api` cheap
+def create_app(hub=None):  # noqa: ANN001, ANN201 - lazy import keeps `import api` cheap
     from api.app import create_app as build
 
-    return build(waq)
+    return build(hub)
 
 
 __all__ = ["create_app"]

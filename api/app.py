@@ -15,8 +15,20 @@ from typing import Any
 from flask import Flask
 from flask_restx import Api
 
-from api import archive, auth, context, dashboard, errors, messages, metrics, monitoring, openapi, sessions
-from wa_queue.app import App
+from api import (
+    archive,
+    auth,
+    context,
+    dashboard,
+    errors,
+    failed,  # noqa: F401 - adds the failed-message routes to health.ns (the "monitoring" namespace)
+    health,
+    messages,
+    metrics,
+    openapi,
+    sessions,
+)
+from wa_queue.hub import Hub
 
 
 class JsonApi(Api):
@@ -31,16 +43,16 @@ class JsonApi(Api):
         return openapi.filled_schema(Api.__schema__.fget(self), sessions)
 
 
-def create_app(waq: App | None = None) -> Flask:
-    """Build the API app over `waq` (default: an App of its own, from the WAQ_* variables), kept in
+def create_app(hub: Hub | None = None) -> Flask:
+    """Build the API app over `hub` (default: a Hub of its own, from the WAQ_* variables), kept in
     app.extensions["waq"] (api/context.py), where every request finds it."""
-    waq = waq or App.build()
-    settings = waq.settings
+    hub = hub or Hub.build()
+    settings = hub.settings
     # Answer once committed and publish in the background (wa_queue/broker/relay.py): requests do not wait for the
     # broker, and concurrent ones share a publish.
-    waq.publish_in_background()
+    hub.publish_in_background()
     app = Flask("wa_queue_api")
-    app.extensions[context.EXTENSION] = waq
+    app.extensions[context.EXTENSION] = hub
     app.url_map.converters["message_id"] = openapi.MessageIdConverter  # before the routes that use it
     app.config.update(
         MAX_CONTENT_LENGTH=settings.max_request_bytes,  # werkzeug answers 413 (JSON, see errors.py) past this
@@ -58,11 +70,11 @@ def create_app(waq: App | None = None) -> Flask:
         doc="/api/docs", default_swagger_filename="api/swagger.json",
         authorizations=auth.AUTHORIZATIONS, security=auth.SCHEME,
     )
-    for namespace in (messages.ns, monitoring.ns, archive.ns, sessions.ns, monitoring.ops):
+    for namespace in (messages.ns, health.ns, archive.ns, sessions.ns, health.ops):
         api.add_namespace(namespace)
     # The hot path: enqueue without RESTX's per-request layers (the resource stays for the OpenAPI document).
     app.view_functions[messages.Messages.endpoint] = messages.enqueue_view
     auth.protect_docs(app)
     dashboard.register(app)
-    metrics.register(app, waq)
+    metrics.register(app, hub)
     return app

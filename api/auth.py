@@ -13,9 +13,10 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from flask import Flask, g, request
+from flask_restx import Namespace
 
-from api.context import waq
-from api.errors import ApiError
+from api.context import current_hub
+from api.errors import ApiError, responses
 from wa_queue.settings import ApiKey
 
 HEADER = "X-API-Key"
@@ -36,7 +37,7 @@ def identify(presented: str | None) -> ApiKey | None:
         return None
     given = presented.encode("utf-8", "surrogateescape")
     found: ApiKey | None = None
-    for key in waq().settings.api_keys:
+    for key in current_hub().settings.api_keys:
         if hmac.compare_digest(given, key.key.encode("utf-8")) and found is None:
             found = key
     return found
@@ -65,6 +66,15 @@ def requires(*roles: str) -> Callable[[F], F]:
             return func(*args, **kwargs)
 
         return wrapper  # type: ignore[return-value]
+
+    return decorate
+
+
+def admin_only(namespace: Namespace) -> Callable[[F], F]:
+    """Enforce the admin role and document it (security scheme, 401, 403)."""
+    def decorate(func: F) -> F:
+        func = responses(namespace, 403, 401)(requires(ADMIN)(func))  # 401 first in the document, as it always was
+        return namespace.doc(security=SCHEME)(func)
 
     return decorate
 

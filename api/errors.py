@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import logging
 import math
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from flask import Flask, Response, json, request
-from flask_restx import Model, fields
+from flask_restx import Model, Namespace, fields
 from werkzeug.exceptions import HTTPException
 
 from wa_queue import errors as core
@@ -21,6 +22,10 @@ log = logging.getLogger(__name__)
 
 # Headers of an HTTPException worth keeping (405 must say which methods are allowed).
 _KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate")
+MAX_ID = 64  # longer than any id new_message_id() makes: such ids are answered 404 without a look-up
+
+T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 
 
 class ApiError(Exception):
@@ -128,3 +133,52 @@ error_model = Model("Error", {
     "details": fields.Raw(required=True, description="Machine-readable context (an object, maybe empty)",
                           example={}),
 })
+
+
+# ---- the standard error answers, documented once ------------------------------------------------------------------
+STORE_DOWN = "The store is unavailable; nothing was changed, retry later"
+RETRY_AFTER = {"Retry-After": {"type": "integer", "description": "Seconds until the same request would pass"}}
+RATE_LIMITED = ("The key is over its enqueue rate limit (WAQ_RATE_REQUESTS_PER_S, WAQ_RATE_MESSAGES_PER_S, per key "
+                "WAQ_KEY_LIMITS; details.limit is 'rate'). Nothing was stored")
+# code -> (the sentence an operation's document gives unless it says more, extra arguments of Namespace.response)
+ERROR_RESPONSES: dict[int, tuple[str, dict[str, Any]]] = {
+    400: ("Invalid input", {}),
+    401: ("No or unknown API key", {}),
+    403: ("The key's role may not do this", {}),
+    404: ("No such message", {}),
+    413: ("Body too large", {}),
+    415: ("Body is not JSON", {}),
+    429: (RATE_LIMITED, {"headers": RETRY_AFTER}),
+    503: (STORE_DOWN, {}),
+}
+
+
+def responses(namespace: Namespace, *answers: int | tuple[int, str]) -> Callable[[F], F]:
+    """Document error answers of an operation, each with the error shape: a code alone with ERROR_RESPONSES'
+    sentence, (code, sentence) with its own (a code the table lacks needs one). Listed in the order of the
+    @namespace.response lines they stand for, so the document keeps its order."""
+    def decorate(func: F) -> F:
+        for answer in reversed(answers):  # stacked decorators apply bottom-up
+            code, text = answer if isinstance(answer, tuple) else (answer, ERROR_RESPONSES[answer][0])
+            extra = ERROR_RESPONSES.get(code, ("", {}))[1]
+            func = namespace.response(code, text, error_model, **extra)(func)
+        return func
+
+    return decorate
+
+
+# ---- look-ups ----------------------------------------------------------------------------------------------------
+def load_or_404(get: Callable[[str], T], message_id: str, *, what: str = "message",
+                visible: Callable[[T], bool] | None = None) -> T:
+    """`get(message_id)`, or ApiError 404 "No <what> has the id ...": for an id longer than any real one (not looked
+    up), one `get` does not find (wa_queue.errors.NotFound) and one `visible` says the caller may not see (the same
+    answer as for an unknown id, so a producer cannot tell another's message from none)."""
+    if len(message_id) > MAX_ID:
+        raise ApiError(404, f"No {what} has the id {message_id[:MAX_ID]!r}...", {"id": message_id[:MAX_ID]})
+    try:
+        found: T | None = get(message_id)
+    except core.NotFound:
+        found = None
+    if found is None or (visible is not None and not visible(found)):
+        raise ApiError(404, f"No {what} has the id {message_id!r}.", {"id": message_id})
+    return found

@@ -1,6 +1,6 @@
 """Producer endpoints: enqueue one or many messages, look one up.
 
-A 202 is answered only after service.submit() returned, i.e. after the store committed (invariant 1); a failing
+A 202 is answered only after operations.submit() returned, i.e. after the store committed (invariant 1); a failing
 store answers 503 and nothing is stored. Validation happens before anything is written: a bulk request with one bad
 item stores nothing and names every bad item. The rules, and the patterns and limits this document publishes, are
 wa_queue/validation.py's, shared with the Python API and the CLI; this module adds only the request's shape
@@ -17,11 +17,21 @@ from flask import Response, current_app, g, request
 from flask_restx import Namespace, Resource, fields
 
 from api import auth
-from api.context import waq
-from api.errors import ApiError, bad_request, error_model, json_response, refuse_unknown_fields
+from api.context import current_hub
+from api.errors import (
+    RATE_LIMITED,
+    ApiError,
+    bad_request,
+    error_model,
+    json_response,
+    load_or_404,
+    refuse_unknown_fields,
+    responses,
+)
+from api.fields import NullableDateTime, NullableNested, NullableRaw, NullableString
 from api.openapi import MESSAGE_ID_PATTERN, SessionNames
-from wa_queue import owners, service
-from wa_queue.errors import NotFound, ValidationError
+from wa_queue import operations, owners
+from wa_queue.errors import ValidationError
 from wa_queue.models import Message, NewMessage
 from wa_queue.validation import (
     CALLBACK_URL_PATTERN,
@@ -47,43 +57,9 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 IDEMPOTENCY_PARAM = {"in": "header", "type": "string", "pattern": IDEMPOTENCY_KEY_PATTERN, "minLength": 1,
                      "maxLength": MAX_IDEMPOTENCY_KEY}
 MESSAGE_FIELDS = frozenset({"phone", "text", "session", "callback_url", "metadata", "send_window"})
-_MAX_ID = 64
 
 
-class Nullable:
-    """Mixin: mark a field `x-nullable` (Swagger 2.0's way to say the value may be null)."""
-
-    def schema(self) -> dict[str, Any]:
-        schema = super().schema()  # type: ignore[misc]
-        schema["x-nullable"] = True
-        return schema
-
-
-class NString(Nullable, fields.String):
-    pass
-
-
-class NInteger(Nullable, fields.Integer):
-    pass
-
-
-class NFloat(Nullable, fields.Float):
-    pass
-
-
-class NRaw(Nullable, fields.Raw):
-    pass
-
-
-class NDateTime(Nullable, fields.DateTime):
-    pass
-
-
-class NNested(Nullable, fields.Nested):
-    pass
-
-
-class SessionField(NString):
+class SessionField(NullableString):
     """A session name or null; the document's enum is this app's WAQ_SESSIONS (filled in by api/openapi.py)."""
 
     def schema(self) -> dict[str, Any]:
@@ -108,21 +84,22 @@ message_in = ns.model("NewMessage", {
     "text": fields.String(required=True, min_length=1, max_length=MAX_TEXT_CHARS, pattern=TEXT_PATTERN,
                           description="Not only whitespace; no NUL character", example="Your code is 1234"),
     "session": SessionField(description="Preferred WhatsApp session (any available one when null)"),
-    "callback_url": NString(description="http(s) URL told about status changes; an IPv4 host only as four decimal "
-                                        "numbers and a name that encodes to IDNA (400 naming callback_url otherwise); "
-                                        "an internal address is refused at delivery unless WAQ_OUTBOUND_ALLOW "
-                                        "allows it",
-                            max_length=MAX_CALLBACK_URL,
-                            pattern=CALLBACK_URL_PATTERN, example="https://shop.example/hooks/whatsapp"),
-    "metadata": NRaw(description=f"Any JSON object, returned as is: at most {MAX_METADATA_BYTES} bytes as JSON, "
-                                 f"nested at most {MAX_METADATA_DEPTH} levels, no key starting with '$' or holding a "
-                                 "NUL character (400 naming metadata otherwise)", example={"order": 42}),
-    "send_window": NNested(send_window_model,
-                           description="Quiet hours in the recipient's time zone (from the number; where it has "
-                                       "several, the window must be open in all of them): outside it the message "
-                                       "waits, using no attempt. A start equal to its end, or a window that "
-                                       "never opens for the number, is answered 400 naming send_window. Null: "
-                                       "WAQ_SEND_WINDOW, if set"),
+    "callback_url": NullableString(description="http(s) URL told about status changes; an IPv4 host only as four "
+                                               "decimal numbers and a name that encodes to IDNA (400 naming "
+                                               "callback_url otherwise); an internal address is refused at delivery "
+                                               "unless WAQ_OUTBOUND_ALLOW allows it",
+                                   max_length=MAX_CALLBACK_URL,
+                                   pattern=CALLBACK_URL_PATTERN, example="https://shop.example/hooks/whatsapp"),
+    "metadata": NullableRaw(description=f"Any JSON object, returned as is: at most {MAX_METADATA_BYTES} bytes as "
+                                        f"JSON, nested at most {MAX_METADATA_DEPTH} levels, no key starting with '$' "
+                                        "or holding a NUL character (400 naming metadata otherwise)",
+                            example={"order": 42}),
+    "send_window": NullableNested(send_window_model,
+                                  description="Quiet hours in the recipient's time zone (from the number; where it "
+                                              "has several, the window must be open in all of them): outside it the "
+                                              "message waits, using no attempt. A start equal to its end, or a window "
+                                              "that never opens for the number, is answered 400 naming send_window. "
+                                              "Null: WAQ_SEND_WINDOW, if set"),
 }, strict=True)
 bulk_in = ns.model("NewMessages", {
     "messages": fields.List(fields.Nested(message_in), required=True, min_items=1, max_items=MAX_BULK),
@@ -139,37 +116,37 @@ bulk_accepted = ns.model("BulkAccepted", {
 history_entry = ns.model("HistoryEntry", {
     "at": fields.DateTime(required=True),
     "event": fields.String(required=True),
-    "session": NString(),
-    "error_class": NString(),
-    "error_text": NString(),
+    "session": NullableString(),
+    "error_class": NullableString(),
+    "error_text": NullableString(),
 })
 message_out = ns.model("Message", {
     "id": fields.String(required=True),
     "phone": fields.String(required=True),
     "text": fields.String(required=True),
     "status": fields.String(required=True, enum=["pending", "processing", "sent", "failed"]),
-    "session": NString(description="The session the producer asked for"),
+    "session": NullableString(description="The session the producer asked for"),
     "attempts": fields.Integer(required=True, description="Attempts that ended in an error"),
-    "idempotency_key": NString(description="As stored: '<key name> <Idempotency-Key>', and '<key name> "
-                                           "<Idempotency-Key> <i>' for item i of a bulk request"),
-    "enqueued_by": NString(description="The owner: the name (never the value) of the API key that queued it; "
-                                       "null when queued by the Python API or the CLI. Only admin keys see "
-                                       "messages of other owners"),
-    "callback_url": NString(),
-    "metadata": NRaw(),
-    "send_window": NNested(send_window_model, description="The message's own window (null: WAQ_SEND_WINDOW)"),
+    "idempotency_key": NullableString(description="As stored: '<key name> <Idempotency-Key>', and '<key name> "
+                                                  "<Idempotency-Key> <i>' for item i of a bulk request"),
+    "enqueued_by": NullableString(description="The owner: the name (never the value) of the API key that queued it; "
+                                              "null when queued by the Python API or the CLI. Only admin keys see "
+                                              "messages of other owners"),
+    "callback_url": NullableString(),
+    "metadata": NullableRaw(),
+    "send_window": NullableNested(send_window_model, description="The message's own window (null: WAQ_SEND_WINDOW)"),
     "created_at": fields.DateTime(required=True),
     "updated_at": fields.DateTime(required=True),
     "next_attempt_at": fields.DateTime(required=True),
-    "last_attempt_at": NDateTime(description="When a worker last claimed it for an attempt"),
-    "sent_at": NDateTime(),
-    "sent_by": NString(),
-    "wa_id": NString(),
-    "delivered_at": NDateTime(),
-    "read_at": NDateTime(),
-    "failed_at": NDateTime(),
-    "last_error_class": NString(),
-    "last_error_text": NString(),
+    "last_attempt_at": NullableDateTime(description="When a worker last claimed it for an attempt"),
+    "sent_at": NullableDateTime(),
+    "sent_by": NullableString(),
+    "wa_id": NullableString(),
+    "delivered_at": NullableDateTime(),
+    "read_at": NullableDateTime(),
+    "failed_at": NullableDateTime(),
+    "last_error_class": NullableString(),
+    "last_error_text": NullableString(),
     "in_doubt": fields.Boolean(required=True, description="A send started and its outcome is not known yet"),
     "history": fields.List(fields.Nested(history_entry), required=True),
 })
@@ -240,7 +217,7 @@ def build(item: dict[str, Any], idempotency_key: str | None, index: int | None =
     if window is not None and not isinstance(window, dict):  # the CLI's and the CSV's "HH:MM-HH:MM" is not JSON's
         raise ValidationError(f'send_window must be an object {{"start": "HH:MM", "end": "HH:MM"}}, not '
                               f"{json_type(window)}", "send_window")
-    new = service.build_message(waq(), item["phone"], item["text"], session=item.get("session"),
+    new = operations.build_message(current_hub(), item["phone"], item["text"], session=item.get("session"),
                                 callback_url=item.get("callback_url"), metadata=item.get("metadata"),
                                 send_window=item.get("send_window"))
     name = g.api_key.name
@@ -258,11 +235,6 @@ def _accepted(message: Message) -> dict[str, str]:
 LOCATION = {"Location": {"type": "string", "description": "/api/whatsapp/messages/<id>: where to follow it"}}
 
 
-RETRY_AFTER = {"Retry-After": {"type": "integer", "description": "Seconds until the same request would pass"}}
-RATE_LIMITED = ("The key is over its enqueue rate limit (WAQ_RATE_REQUESTS_PER_S, WAQ_RATE_MESSAGES_PER_S, per key "
-                "WAQ_KEY_LIMITS; details.limit is 'rate'). Nothing was stored")
-
-
 def _location(message_id: str) -> dict[str, str]:
     return {"Location": f"/api/whatsapp/messages/{message_id}"}
 
@@ -276,14 +248,8 @@ class Messages(Resource):
     @ns.response(202, "Committed to the store; delivery is queued", accepted, headers=LOCATION)
     @ns.response(200, "Idempotent replay: the message stored earlier with this key and body", accepted,
                  headers=LOCATION)
-    @ns.response(400, "Invalid input", error_model)
-    @ns.response(401, "No or unknown API key", error_model)
-    @ns.response(403, "The key's role may not do this", error_model)
-    @ns.response(409, "The Idempotency-Key is used with another body", error_model)
-    @ns.response(413, "Body too large", error_model)
-    @ns.response(415, "Body is not JSON", error_model)
-    @ns.response(429, RATE_LIMITED, error_model, headers=RETRY_AFTER)
-    @ns.response(503, "The store is unavailable; nothing was stored", error_model)
+    @responses(ns, 400, 401, 403, (409, "The Idempotency-Key is used with another body"), 413, 415, 429,
+                   (503, "The store is unavailable; nothing was stored"))
     @auth.requires(auth.PRODUCER)
     def post(self) -> tuple[dict[str, Any], int, dict[str, str]]:
         """Queue one message."""
@@ -293,8 +259,8 @@ class Messages(Resource):
 def admit(count: int) -> None:
     """The caller's key may enqueue `count` messages now (its rate limits, wa_queue/rate_limit.py), or RateLimited,
     answered 429 with Retry-After. Checked before any validation or store work, so a flood costs little."""
-    app, name = waq(), g.api_key.name
-    app.rate_limiter.admit(name, count, app.settings.rate_for(name))
+    hub, name = current_hub(), g.api_key.name
+    hub.rate_limiter.admit(name, count, hub.settings.rate_for(name))
 
 
 def enqueue_one() -> tuple[dict[str, Any], int, dict[str, str]]:
@@ -303,7 +269,7 @@ def enqueue_one() -> tuple[dict[str, Any], int, dict[str, str]]:
     admit(1)
     key = _idempotency_key()
     new = build(body, key)
-    message, created = service.submit(waq(), [new])[0]
+    message, created = operations.submit(current_hub(), [new])[0]
     return _accepted(message), 202 if created else 200, _location(message.id)
 
 
@@ -328,15 +294,10 @@ class BulkMessages(Resource):
     @ns.expect(bulk_in, validate=False)
     @ns.response(202, "All committed in one transaction", bulk_accepted)
     @ns.response(200, "Every item was an idempotent replay", bulk_accepted)
-    @ns.response(400, "Invalid input; details.items lists every bad item; nothing was stored", error_model)
-    @ns.response(401, "No or unknown API key", error_model)
-    @ns.response(403, "The key's role may not do this", error_model)
-    @ns.response(409, "An Idempotency-Key is used with another body; nothing was stored", error_model)
-    @ns.response(413, "Body too large", error_model)
-    @ns.response(415, "Body is not JSON", error_model)
-    @ns.response(429, RATE_LIMITED + " (a bulk request takes one message token per item)", error_model,
-                 headers=RETRY_AFTER)
-    @ns.response(503, "The store is unavailable; nothing was stored", error_model)
+    @responses(ns, (400, "Invalid input; details.items lists every bad item; nothing was stored"), 401, 403,
+                   (409, "An Idempotency-Key is used with another body; nothing was stored"), 413, 415,
+                   (429, RATE_LIMITED + " (a bulk request takes one message token per item)"),
+                   (503, "The store is unavailable; nothing was stored"))
     @auth.requires(auth.PRODUCER)
     def post(self) -> tuple[dict[str, Any], int]:
         """Queue up to 1,000 messages: all or nothing."""
@@ -355,7 +316,7 @@ class BulkMessages(Resource):
         if problems:
             raise bad_request(f"{len(problems)} of {len(items)} messages are invalid; nothing was stored.",
                               items=problems)
-        results = service.submit(waq(), news)
+        results = operations.submit(current_hub(), news)
         created = sum(1 for _, fresh in results if fresh)
         out = {"count": len(results), "created": created, "messages": [_accepted(m) for m, _ in results]}
         return out, 202 if created else 200
@@ -377,11 +338,10 @@ def _bulk_items(body: dict[str, Any]) -> list[Any]:
 class MessageItem(Resource):
     @ns.doc(security=auth.SCHEME)
     @ns.response(200, "The message, its attempts, timestamps and history", message_out)
-    @ns.response(401, "No or unknown API key", error_model)
-    @ns.response(403, "The key's role may not do this", error_model)
-    @ns.response(404, "No such message, or one another key queued (a producer key sees only its own: the answer "
-                      "is the same, so ids of others cannot be probed)", error_model)
-    @ns.response(503, "The store is unavailable; retry later", error_model)
+    @responses(ns, 401, 403,
+                   (404, "No such message, or one another key queued (a producer key sees only its own: the "
+                         "answer is the same, so ids of others cannot be probed)"),
+                   (503, "The store is unavailable; retry later"))
     @auth.requires(auth.PRODUCER)
     def get(self, message_id: str) -> dict[str, Any]:
         """Status, attempts, timestamps and history of one message (a producer key: only of its own)."""
@@ -390,15 +350,7 @@ class MessageItem(Resource):
 
 def load(message_id: str) -> Message:
     """The message, when the caller's key may see it (owners.visible_to); ApiError 404 otherwise, the same answer as
-    for an unknown id, so a producer cannot tell another's message from none (ids longer than any real one are not
-    looked up)."""
-    if len(message_id) > _MAX_ID:
-        raise ApiError(404, f"No message has the id {message_id[:_MAX_ID]!r}...", {"id": message_id[:_MAX_ID]})
-    try:
-        message = service.get_message(waq(), message_id)
-    except NotFound:
-        message = None
+    for an unknown id, so a producer cannot tell another's message from none."""
     key = g.api_key
-    if message is None or not owners.visible_to(message, key.name, admin=key.role == auth.ADMIN):
-        raise ApiError(404, f"No message has the id {message_id!r}.", {"id": message_id})
-    return message
+    return load_or_404(lambda found: operations.get_message(current_hub(), found), message_id,
+                       visible=lambda message: owners.visible_to(message, key.name, admin=key.role == auth.ADMIN))

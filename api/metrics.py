@@ -32,8 +32,8 @@ from prometheus_client.registry import Collector
 
 from api import auth
 from api.errors import json_response
-from wa_queue import metrics_sink, service
-from wa_queue.app import App
+from wa_queue import metrics_sink, operations
+from wa_queue.hub import Hub
 from wa_queue.models import SessionStatus
 
 log = logging.getLogger(__name__)
@@ -46,9 +46,9 @@ SCRAPE_REDIS_TIMEOUT_S = 2.0  # a hung broker must not make the scrape outlive P
 class WaqCollector(Collector):
     """Reads the store and the broker Redis on every collect(); holds no state between scrapes."""
 
-    def __init__(self, app: App, now: Callable[[], datetime] | None = None) -> None:
-        self._app = app
-        self._now = now or app.clock
+    def __init__(self, hub: Hub, now: Callable[[], datetime] | None = None) -> None:
+        self._hub = hub
+        self._now = now or hub.clock
 
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily("waq_up", "1 when this component could be read during the scrape", labels=["component"])
@@ -62,9 +62,9 @@ class WaqCollector(Collector):
 
     def _from_store(self, now: datetime) -> tuple[list[Metric], bool]:
         try:
-            counts = service.queue_counts(self._app)
-            sessions = service.sessions_overview(self._app)
-            oldest = service.oldest_pending(self._app)
+            counts = operations.queue_counts(self._hub)
+            sessions = operations.sessions_overview(self._hub)
+            oldest = operations.oldest_pending(self._hub)
         except Exception as exc:  # noqa: BLE001 - reported as waq_up{component="store"} 0
             log.warning("metrics: store unreadable: %s: %s", type(exc).__name__, exc)
             return [], False
@@ -107,15 +107,15 @@ class WaqCollector(Collector):
         circuit_failures = GaugeMetricFamily("waq_callback_host_failures",
                                              "Consecutive failed callback deliveries to a host", labels=["host"])
         try:
-            client = self._app.broker_quick(SCRAPE_REDIS_TIMEOUT_S)
+            client = self._hub.broker_quick(SCRAPE_REDIS_TIMEOUT_S)
             for session, outcome, buckets, total in metrics_sink.read_send_histograms(client):
                 duration.add_metric([session, outcome], buckets, total)
             for session, count in sorted(metrics_sink.read_retries(client).items()):
                 retries.add_metric([session], count)
-            counted = service.callback_outcomes(self._app, timeout_s=SCRAPE_REDIS_TIMEOUT_S)
+            counted = operations.callback_outcomes(self._hub, timeout_s=SCRAPE_REDIS_TIMEOUT_S)
             for outcome, count in sorted(counted.items()):
                 outcomes.add_metric([outcome], float(count))
-            for circuit in service.callback_circuits(self._app, timeout_s=SCRAPE_REDIS_TIMEOUT_S):
+            for circuit in operations.callback_circuits(self._hub, timeout_s=SCRAPE_REDIS_TIMEOUT_S):
                 circuit_open.add_metric([circuit["host"]], 1.0 if circuit["state"] == "open" else 0.0)
                 circuit_failures.add_metric([circuit["host"]], float(circuit["failures"]))
         except Exception as exc:  # noqa: BLE001 - reported as waq_up{component="broker"} 0
@@ -125,10 +125,10 @@ class WaqCollector(Collector):
 
 
 # ---- access ---------------------------------------------------------------------------------------------------
-def _denied(app: App) -> Response | None:
+def _denied(hub: Hub) -> Response | None:
     """None when the caller may scrape; otherwise the JSON error response."""
     header = request.headers.get("Authorization", "")
-    token = app.settings.metrics_token
+    token = hub.settings.metrics_token
     if header[:7].lower() == "bearer ":
         if token and hmac.compare_digest(header[7:].strip().encode("utf-8", "surrogateescape"), token.encode()):
             return None
@@ -145,19 +145,19 @@ def _denied(app: App) -> Response | None:
     return None
 
 
-def make_registry(waq: App) -> CollectorRegistry:
+def make_registry(hub: Hub) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(WaqCollector(waq))
+    registry.register(WaqCollector(hub))
     return registry
 
 
-def register(app: Flask, waq: App) -> None:
+def register(app: Flask, hub: Hub) -> None:
     """Add GET /metrics to the app, with its own registry (nothing global, so many apps may coexist in tests)."""
-    registry = make_registry(waq)
+    registry = make_registry(hub)
     app.extensions[REGISTRY_EXTENSION] = registry
 
     def metrics() -> Response:
-        denied = _denied(waq)
+        denied = _denied(hub)
         if denied is not None:
             return denied
         encoder, content_type = choose_encoder(request.headers.get("Accept", ""))

@@ -8,12 +8,14 @@ from typing import Any
 from flask import Response
 from flask_restx import Namespace, Resource, fields
 
-from api.context import waq
-from api.errors import ApiError, bad_request, error_model, refuse_unknown_fields
-from api.messages import NFloat, NString, read_json_object
-from api.monitoring import STORE_DOWN, admin_only, warmup_model
+from api.auth import admin_only
+from api.context import current_hub
+from api.errors import ApiError, bad_request, error_model, refuse_unknown_fields, responses
+from api.fields import NullableFloat, NullableString
+from api.health import warmup_model
+from api.messages import read_json_object
 from api.openapi import SessionEnum
-from wa_queue import service
+from wa_queue import operations
 
 log = logging.getLogger(__name__)
 
@@ -24,20 +26,20 @@ ns.add_model(warmup_model.name, warmup_model)
 session_out = ns.model("Session", {
     "name": fields.String(required=True),
     "status": fields.String(required=True),
-    "number": NString(),
+    "number": NullableString(),
     "connected": fields.Boolean(required=True),
     "needs_operator": fields.Boolean(required=True),
     "reconnect_attempts": fields.Integer(required=True),
-    "next_reconnect_at": NString(description="ISO 8601 time"),
-    "heartbeat_at": NString(description="ISO 8601 time"),
-    "last_error": NString(description="Why the session is not connected (null once it connects)"),
-    "last_error_at": NString(description="ISO 8601 time the last error was seen"),
-    "hint": NString(description="What to do about last_error"),
+    "next_reconnect_at": NullableString(description="ISO 8601 time"),
+    "heartbeat_at": NullableString(description="ISO 8601 time"),
+    "last_error": NullableString(description="Why the session is not connected (null once it connects)"),
+    "last_error_at": NullableString(description="ISO 8601 time the last error was seen"),
+    "hint": NullableString(description="What to do about last_error"),
     "sends_today": fields.Integer(required=True),
     "daily_cap": fields.Integer(required=True, description="Today's cap: the warm-up's while it ramps"),
     "warmup": fields.Nested(warmup_model, required=True, description="Where the session stands in the warm-up ramp"),
-    "page_clock_offset_s": NFloat(description="The page's clock minus the worker's, in seconds (null: no estimate "
-                                              "yet)"),
+    "page_clock_offset_s": NullableFloat(description="The page's clock minus the worker's, in seconds (null: no "
+                                                     "estimate yet)"),
 })
 warmup_in = ns.model("WarmupAction", {
     "action": fields.String(required=True, enum=["reset", "skip"],
@@ -56,7 +58,7 @@ class PngFile(fields.Raw):
 
 
 def _known(name: str) -> str:
-    sessions = waq().settings.sessions
+    sessions = current_hub().settings.sessions
     if name not in sessions:
         raise ApiError(404, f"There is no session named {name[:64]!r}; sessions: {', '.join(sessions)}.",
                        {"sessions": list(sessions)})
@@ -67,10 +69,10 @@ def _known(name: str) -> str:
 class Sessions(Resource):
     @admin_only(ns)
     @ns.response(200, "Every configured session", sessions_out)
-    @ns.response(503, STORE_DOWN, error_model)
+    @responses(ns, 503)
     def get(self) -> dict[str, Any]:
         """State, pacing and reconnection of every session."""
-        return {"sessions": list(service.sessions_overview(waq()).values())}
+        return {"sessions": list(operations.sessions_overview(current_hub()).values())}
 
 
 @ns.route("/sessions/<string:name>/qr")
@@ -79,9 +81,8 @@ class SessionQr(Resource):
     @admin_only(ns)
     @ns.produces(["image/png", "application/json"])  # the PNG, or the JSON error shape
     @ns.response(200, "The QR code to scan with the phone (image/png)", PngFile())
-    @ns.response(404, "Unknown session", error_model)
-    @ns.response(409, "The session is not waiting for a scan", error_model)
-    @ns.response(503, "The broker (which holds the QR image) or the store is unreachable", error_model)
+    @responses(ns, (404, "Unknown session"), (409, "The session is not waiting for a scan"),
+                   (503, "The broker (which holds the QR image) or the store is unreachable"))
     def get(self, name: str) -> Response:
         """The login QR code while the session waits for a scan.
 
@@ -89,13 +90,13 @@ class SessionQr(Resource):
         no key means no scan is pending."""
         _known(name)
         try:
-            png = service.session_qr(waq(), name)
+            png = operations.session_qr(current_hub(), name)
         except Exception as exc:  # noqa: BLE001 - redis errors of every kind mean the same to the caller
             log.warning("reading the QR of %s failed: %s: %s", name, type(exc).__name__, exc)
             raise ApiError(503, "The broker is unreachable, so the QR code cannot be read; retry later.",
                            {"component": "broker"}, {"Retry-After": "5"}) from None
         if not png or not bytes(png).startswith(PNG_MAGIC):
-            status = service.sessions_overview(waq())[name]["status"]
+            status = operations.sessions_overview(current_hub())[name]["status"]
             raise ApiError(409, f"Session {name} is not waiting for a QR scan (status: {status}).",
                            {"status": status})
         return Response(bytes(png), 200, mimetype="image/png", headers={"Cache-Control": "no-store"})
@@ -107,11 +108,10 @@ class SessionRestart(Resource):
     @admin_only(ns)
     @ns.response(202, "Restart requested: the session's next health check reconnects with a fresh counter",
                  session_out)
-    @ns.response(404, "Unknown session", error_model)
-    @ns.response(503, STORE_DOWN, error_model)
+    @responses(ns, (404, "Unknown session"), 503)
     def post(self, name: str) -> tuple[dict[str, Any], int]:
         """Restart a session (also clears 'needs operator')."""
-        return service.restart_session(waq(), _known(name)), 202
+        return operations.restart_session(current_hub(), _known(name)), 202
 
 
 @ns.route("/sessions/<string:name>/warmup")
@@ -120,11 +120,8 @@ class SessionWarmup(Resource):
     @admin_only(ns)
     @ns.expect(warmup_in, validate=False)
     @ns.response(200, "Done: the session with its cap for today and its place in the ramp", session_out)
-    @ns.response(400, "Invalid body (an unknown field, an action other than reset or skip)", error_model)
-    @ns.response(404, "Unknown session", error_model)
-    @ns.response(413, "Body too large", error_model)
-    @ns.response(415, "Body is not JSON", error_model)
-    @ns.response(503, STORE_DOWN, error_model)
+    @responses(ns, (400, "Invalid body (an unknown field, an action other than reset or skip)"),
+                   (404, "Unknown session"), 413, 415, 503)
     def post(self, name: str) -> dict[str, Any]:
         """Reset or skip a session's warm-up ramp."""
         _known(name)
@@ -135,4 +132,4 @@ class SessionWarmup(Resource):
         action = body["action"]
         if not isinstance(action, str):
             raise bad_request('action must be "reset" or "skip".', field="action")
-        return service.warmup_action(waq(), name, action)
+        return operations.warmup_action(current_hub(), name, action)

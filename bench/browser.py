@@ -44,11 +44,11 @@ from werkzeug.serving import make_server  # noqa: E402
 
 from bench._services import spawn, start_redis, stop  # noqa: E402
 from bench._stats import percentile  # noqa: E402
+from wa_queue import procs  # noqa: E402
 from wa_queue.settings import Settings  # noqa: E402
 from wa_queue.simulator import pairing  # noqa: E402
 from wa_queue.simulator.app import create_app  # noqa: E402
 from wa_queue.simulator.profiles import DEFAULT_MARKUP  # noqa: E402
-from wa_queue.transport import procs  # noqa: E402
 from wa_queue.transport.chrome_options import MEMORY_OPTIONS  # noqa: E402
 from wa_queue.transport.selenium import SeleniumSender  # noqa: E402
 

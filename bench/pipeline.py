@@ -57,19 +57,19 @@ def bare_celery(broker: str, n: int, tmp: Path) -> float:
 
 
 def waq_pipeline(broker: str, n: int, tmp: Path, store_url: str | None = None) -> float:
-    env, waq = _waq_env(broker, tmp, store_url)
-    from wa_queue import service
+    env, hub = _waq_env(broker, tmp, store_url)
+    from wa_queue import operations
 
     worker = spawn([PYTHON, "-m", "wa_queue.cli", "worker", "--session", "primary", "--loglevel", "WARNING"],
                    env, tmp / "worker.log")
     try:
-        store = waq.store
+        store = hub.store
         _wait(lambda: store.get_session("primary").status == "connected", 60)
-        service.enqueue(waq, "+14155550000", "warm-up")
+        operations.enqueue(hub, "+14155550000", "warm-up")
         _wait(lambda: store.count_by_status()["sent"] >= 1, 60)
         start = time.perf_counter()
         for chunk in range(0, n, 500):
-            service.enqueue_many(waq, [{"phone": f"+1415555{(i % 9000) + 1000:04d}", "text": f"bench {i}"}
+            operations.enqueue_many(hub, [{"phone": f"+1415555{(i % 9000) + 1000:04d}", "text": f"bench {i}"}
                                        for i in range(chunk, min(n, chunk + 500))])
         # A count of every status 50 times a second costs SQLite nothing, but a slow server (FerretDB) spends on it
         # the CPU the worker needs; there a run is long, and half a second between looks barely moves its figure.
@@ -77,38 +77,38 @@ def waq_pipeline(broker: str, n: int, tmp: Path, store_url: str | None = None) -
         return n / (time.perf_counter() - start)
     finally:
         stop(worker)
-        waq.close()
+        hub.close()
 
 
 def enqueue_rates(broker: str, n: int, tmp: Path, store_url: str | None = None) -> tuple[float, float]:
-    _, waq = _waq_env(broker, tmp, store_url)
-    from wa_queue import service
+    _, hub = _waq_env(broker, tmp, store_url)
+    from wa_queue import operations
 
     try:
         start = time.perf_counter()
         for i in range(n):
-            service.enqueue(waq, f"+1415555{(i % 9000) + 1000:04d}", f"one {i}")
+            operations.enqueue(hub, f"+1415555{(i % 9000) + 1000:04d}", f"one {i}")
         one = n / (time.perf_counter() - start)
         start = time.perf_counter()
         for chunk in range(0, n, 500):
-            service.enqueue_many(waq, [{"phone": f"+1415555{(i % 9000) + 1000:04d}", "text": f"batch {i}"}
+            operations.enqueue_many(hub, [{"phone": f"+1415555{(i % 9000) + 1000:04d}", "text": f"batch {i}"}
                                        for i in range(chunk, min(n, chunk + 500))])
         return one, n / (time.perf_counter() - start)
     finally:
-        waq.close()
+        hub.close()
 
 
-def _waq_env(broker: str, tmp: Path, store_url: str | None = None):  # noqa: ANN202 - (the environment, an App)
+def _waq_env(broker: str, tmp: Path, store_url: str | None = None):  # noqa: ANN202 - (the environment, a Hub)
     import os
 
-    from wa_queue.app import App
+    from wa_queue.hub import Hub
 
     store = store_url or f"sqlite:///{tmp / 'waq.db'}"
     env = {"WAQ_DATA_DIR": str(tmp), "WAQ_STORE_URL": store, "WAQ_BROKER_URL": broker,
            "WAQ_SESSIONS": "primary", "WAQ_TRANSPORT": "fake", "WAQ_MIN_DELAY_S": "0", "WAQ_MAX_DELAY_S": "0",
            "WAQ_MAX_DAILY_PER_SESSION": "10000000", "WAQ_WARMUP_CAPS": ""}
     os.environ.update(env)
-    return env, App.build()
+    return env, Hub.build()
 
 
 def fresh_database(url: str, name: str) -> str:

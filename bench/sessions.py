@@ -50,12 +50,11 @@ import requests  # noqa: E402
 
 from bench._services import PYTHON, ROOT, spawn, start_redis  # noqa: E402
 from bench._stats import percentile  # noqa: E402
-from wa_queue import headroom, metrics_sink  # noqa: E402
+from wa_queue import headroom, metrics_sink, procs  # noqa: E402
 from wa_queue.devstack.ports import free_port  # noqa: E402
 from wa_queue.models import HistoryEvent, Message, MessageStatus  # noqa: E402
 from wa_queue.settings import Settings  # noqa: E402
 from wa_queue.store import MessageStore, open_store  # noqa: E402
-from wa_queue.transport import procs  # noqa: E402
 
 MIB = 1024
 GIB_KIB = 1024 * 1024

@@ -24,9 +24,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench._services import PYTHON, spawn, start_redis, stop  # noqa: E402
-from wa_queue import headroom  # noqa: E402
+from wa_queue import headroom, procs  # noqa: E402
 from wa_queue.devstack.ports import free_port  # noqa: E402
-from wa_queue.transport import procs  # noqa: E402
 
 
 def _wait(predicate, timeout: float, what: str) -> None:  # noqa: ANN001
@@ -57,17 +56,17 @@ def one_run(pool: str, transport: str, sends: int, root: Path) -> tuple[float, f
                        work / "worker.log")
         started.append(worker)
         os.environ.update(env)
-        from wa_queue.app import App
+        from wa_queue.hub import Hub
         from wa_queue.settings import Settings
 
-        waq = App.build(settings=Settings.from_env(env))
+        hub = Hub.build(settings=Settings.from_env(env))
         try:
-            store = waq.store
+            store = hub.store
             _wait(lambda: (r := store.get_session(session)) is not None and r.status == "connected", 120,
                   "the session to connect")
-            from wa_queue import service
+            from wa_queue import operations
 
-            service.enqueue_many(waq, [{"phone": f"+1415555{1000 + i:04d}", "text": f"memory {i}"}
+            operations.enqueue_many(hub, [{"phone": f"+1415555{1000 + i:04d}", "text": f"memory {i}"}
                                        for i in range(sends)])
             _wait(lambda: store.count_by_status()["sent"] >= sends, 60 + 10 * sends, f"{sends} sends")
             time.sleep(2)
@@ -78,7 +77,7 @@ def one_run(pool: str, transport: str, sends: int, root: Path) -> tuple[float, f
             return (procs.pss_kib(list(tree.worker_pids)) / 1024, procs.pss_kib(list(tree.browser_pids)) / 1024,
                     len(tree.worker_pids))
         finally:
-            waq.close()
+            hub.close()
     finally:
         for proc in reversed(started):
             stop(proc)

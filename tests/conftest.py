@@ -175,13 +175,13 @@ def waq_env(tmp_path: Path, redis_server: RedisServer, monkeypatch: pytest.Monke
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    from wa_queue.app import close_default_app
+    from wa_queue.hub import close_default_hub
 
-    # The test's App is the default one (wa_queue.app.default_app()), built on first use from these settings; a
-    # test that changes the settings closes it (close_default_app) and the next use builds another.
-    close_default_app()
+    # The test's Hub is the default one (wa_queue.hub.default_hub()), built on first use from these settings; a
+    # test that changes the settings closes it (close_default_hub) and the next use builds another.
+    close_default_hub()
     yield env
-    close_default_app()  # publishes what its relay holds: nothing of this test reaches the next one's broker
+    close_default_hub()  # publishes what its relay holds: nothing of this test reaches the next one's broker
 
 
 @pytest.fixture

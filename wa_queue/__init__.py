@@ -1,6 +1,6 @@
 """wa-queue: a WhatsApp message queue that does not lose messages.
 
-The Python API below works over the default App (wa_queue.app.default_app()), built from the WAQ_* settings on
+The Python API below works over the default Hub (wa_queue.hub.default_hub()), built from the WAQ_* settings on
 first use; it publishes before enqueue() returns."""
 
 from __future__ import annotations
@@ -19,25 +19,25 @@ def enqueue(phone: str, text: str, *, session: str | None = None, idempotency_ke
 
     send_window: quiet hours in the recipient's time zone, {"start": "08:00", "end": "21:00"} (or "08:00-21:00", or
     a wa_queue.send_window.SendWindow); outside it the message waits. None: WAQ_SEND_WINDOW's default, if any."""
-    from wa_queue import service
-    from wa_queue.app import default_app
+    from wa_queue import operations
+    from wa_queue.hub import default_hub
 
-    return service.enqueue(default_app(), phone, text, session=session, idempotency_key=idempotency_key,
+    return operations.enqueue(default_hub(), phone, text, session=session, idempotency_key=idempotency_key,
                            callback_url=callback_url, metadata=metadata, send_window=send_window)
 
 
 def enqueue_many(items: list[dict[str, Any]]) -> list[str]:
     """Queue many messages in one transaction (each item holds enqueue()'s arguments): all are validated first,
     nothing is stored if one is bad. Returns their ids in order."""
-    from wa_queue import service
-    from wa_queue.app import default_app
+    from wa_queue import operations
+    from wa_queue.hub import default_hub
 
-    return service.enqueue_many(default_app(), items)
+    return operations.enqueue_many(default_hub(), items)
 
 
 def get_message(message_id: str):  # noqa: ANN201 - returns wa_queue.models.Message
     """The message with its status, attempts, timestamps and history; raises wa_queue.errors.NotFound."""
-    from wa_queue import service
-    from wa_queue.app import default_app
+    from wa_queue import operations
+    from wa_queue.hub import default_hub
 
-    return service.get_message(default_app(), message_id)
+    return operations.get_message(default_hub(), message_id)

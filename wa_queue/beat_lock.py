@@ -27,9 +27,8 @@ import redis
 from celery.beat import PersistentScheduler
 from celery.utils.time import maybe_make_aware
 
-from wa_queue import names, redact
+from wa_queue import names, procs, redact
 from wa_queue.settings import Settings, read_settings
-from wa_queue.transport import procs
 
 log = logging.getLogger(__name__)
 
@@ -262,6 +261,6 @@ def _pid_namespace() -> str:
 
 
 def _settings_of(celery: object) -> Settings:
-    """The settings the beat's Celery app was made from (an App's, wa_queue/celery_app.py), else the environment's."""
+    """The settings the beat's Celery app was made from (a Hub's, wa_queue/celery_app.py), else the environment's."""
     settings = getattr(celery, "settings", None)
     return settings if isinstance(settings, Settings) else read_settings()

@@ -117,7 +117,7 @@ def build_payload(message: Message, *, event_at: Any = None) -> dict[str, Any]:
 
 
 def on_status_change(message: Message, celery: Celery) -> None:
-    """The Delivery.on_change hook: publish a callback task, with `celery` (the App's), when the producer asked for
+    """The Delivery.on_change hook: publish a callback task, with `celery` (the Hub's), when the producer asked for
     one.
 
     The payload is a snapshot taken now, so each event reports the state it is about even if the message moves on

@@ -1,9 +1,9 @@
 """The Celery app: queues, routing and the reliability settings, each chosen on purpose.
 
-Each App builds its own (App.celery, over its settings); nothing is built at import. The tasks are shared tasks
+Each Hub builds its own (Hub.celery, over its settings); nothing is built at import. The tasks are shared tasks
 (workers/tasks.py, workers/callback_tasks.py): every Celery app takes them when it is finalized, and a worker imports
 them through `include`. `celery -A wa_queue.celery_app:app` (waq worker, beat and callbacks, Flower, the compose health
-checks) reaches the Celery app of the process's default App through this module's __getattr__.
+checks) reaches the Celery app of the process's default Hub through this module's __getattr__.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from wa_queue import names
 from wa_queue.settings import Settings
 
 if TYPE_CHECKING:
-    from wa_queue.app import App
+    from wa_queue.hub import Hub
     from workers.runtime import SessionWorker
 
 TASK_MODULES = ["workers.tasks", "workers.callback_tasks"]
@@ -25,13 +25,13 @@ TASK_MODULES = ["workers.tasks", "workers.callback_tasks"]
 
 class WaqCelery(Celery):
     """A Celery app that knows the settings it was made from, with typed slots for what its tasks need in a worker
-    process: the process's App and, in a session worker, its SessionWorker (workers/runtime.attach), empty until a
-    worker's start hook fills them. The hook builds that App over the same settings."""
+    process: the process's Hub and, in a session worker, its SessionWorker (workers/runtime.attach), empty until a
+    worker's start hook fills them. The hook builds that Hub over the same settings."""
 
     def __init__(self, *args: object, settings: Settings | None = None, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)
         self.settings = settings
-        self.waq: App | None = None
+        self.hub: Hub | None = None
         self.session_worker: SessionWorker | None = None
 
 
@@ -81,10 +81,10 @@ def make_celery(settings: Settings) -> WaqCelery:
 
 
 def __getattr__(name: str) -> Celery:
-    """`wa_queue.celery_app:app`, the name Celery's `-A` looks up: the Celery app of this process's default App
-    (wa_queue.app.default_app), built from the WAQ_* settings when Celery first asks. Nothing is kept here."""
+    """`wa_queue.celery_app:app`, the name Celery's `-A` looks up: the Celery app of this process's default Hub
+    (wa_queue.hub.default_hub), built from the WAQ_* settings when Celery first asks. Nothing is kept here."""
     if name == "app":
-        from wa_queue.app import default_app
+        from wa_queue.hub import default_hub
 
-        return default_app().celery
+        return default_hub().celery
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

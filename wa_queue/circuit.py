@@ -53,7 +53,7 @@ class HostCircuit:
 
 
 class Breaker:
-    """The breaker over one Redis client (the App's broker client)."""
+    """The breaker over one Redis client (the Hub's broker client)."""
 
     def __init__(self, client: redis.Redis) -> None:
         self._redis = client

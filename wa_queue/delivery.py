@@ -44,7 +44,7 @@ class Delivery:
     clock: Callable[[], datetime] = utcnow
     sleep: Callable[[float], None] = time.sleep
     on_change: Callable[[Message], None] | None = None  # status callbacks, metrics
-    notifier: Notifier = LOG_ONLY  # the App's, which posts to the admin webhook
+    notifier: Notifier = LOG_ONLY  # the Hub's, which posts to the admin webhook
     on_send: Callable[[str, float, str], None] | None = None  # (session, seconds of the send itself, outcome)
     _last_heartbeat: datetime | None = dataclasses.field(default=None, init=False)
     # Sent messages whose delivery ticks are followed: (message id, phone, WhatsApp id, give up at monotonic time).

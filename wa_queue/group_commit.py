@@ -21,7 +21,7 @@ from wa_queue.models import Message, NewMessage
 from wa_queue.sessions import is_available
 
 if TYPE_CHECKING:
-    from wa_queue.app import App
+    from wa_queue.hub import Hub
 
 P = TypeVar("P")
 R = TypeVar("R")
@@ -113,21 +113,21 @@ class GroupCommit(Generic[P, R]):
                 self._busy = False
 
 
-def message_commit(app: App) -> GroupCommit[list[NewMessage], list[tuple[Message, bool]]]:
-    """The App's group commit of messages (service.submit): concurrent calls share a commit and a publish."""
-    return GroupCommit(lambda groups: _commit_groups(app, groups), finish=lambda results: _finish_groups(app, results))
+def message_commit(hub: Hub) -> GroupCommit[list[NewMessage], list[tuple[Message, bool]]]:
+    """The Hub's group commit of messages (operations.submit): concurrent calls share a commit and a publish."""
+    return GroupCommit(lambda groups: _commit_groups(hub, groups), finish=lambda results: _finish_groups(hub, results))
 
 
-def _commit_groups(app: App, groups: list[list[NewMessage]]) -> list[list[tuple[Message, bool]] | Exception]:
+def _commit_groups(hub: Hub, groups: list[list[NewMessage]]) -> list[list[tuple[Message, bool]] | Exception]:
     """The group commit's batch: one transaction for every caller's messages. Not yet durable: _finish_groups."""
-    return app.store.insert_groups(groups, app.clock(), durable=False)
+    return hub.store.insert_groups(groups, hub.clock(), durable=False)
 
 
-def _finish_groups(app: App, results: list[list[tuple[Message, bool]] | Exception]) -> None:
+def _finish_groups(hub: Hub, results: list[list[tuple[Message, bool]] | Exception]) -> None:
     """While the next batch commits: make this one durable (an fsync shared with other batches), then publish
     what it created, one publish per queue (replays were published before), here or by the background publisher."""
-    app.store.make_durable()
-    now = app.clock()
+    hub.store.make_durable()
+    now = hub.clock()
     by_queue: dict[str, list[Message]] = {}
     available: dict[str, bool] = {}
     for result in results:
@@ -135,20 +135,20 @@ def _finish_groups(app: App, results: list[list[tuple[Message, bool]] | Exceptio
             continue
         for message, created in result:
             if created:
-                by_queue.setdefault(_initial_queue(app, message, available, now), []).append(message)
-    relay = app.relay
+                by_queue.setdefault(_initial_queue(hub, message, available, now), []).append(message)
+    relay = hub.relay
     for queue, messages in by_queue.items():
         if relay is not None:
             relay.put(queue, messages)
         else:
-            app.publisher.publish(messages, queue, now=now)
+            hub.publisher.publish(messages, queue, now=now)
 
 
-def _initial_queue(app: App, message: Message, available: dict[str, bool], now: datetime) -> str:
+def _initial_queue(hub: Hub, message: Message, available: dict[str, bool], now: datetime) -> str:
     """The producer's session when it can send now; otherwise any session. `available` caches it per batch."""
     session = message.session
     if not session:
         return queue_for(None)
     if session not in available:
-        available[session] = is_available(app.store.get_session(session), app.settings, now)
+        available[session] = is_available(hub.store.get_session(session), hub.settings, now)
     return queue_for(session if available[session] else None)

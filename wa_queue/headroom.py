@@ -17,8 +17,8 @@ import dataclasses
 import re
 from pathlib import Path
 
+from wa_queue import procs
 from wa_queue.names import SESSION_QUEUE_PREFIX
-from wa_queue.transport import procs
 
 SESSION_ENV = "WAQ_WORKER_SESSION"
 DATA_DIR_ENV = "WAQ_DATA_DIR"

@@ -113,7 +113,7 @@ class _Tally:
 
 
 def _client_from_settings() -> redis.Redis:
-    """For a caller that has no App (a one-off record_send): a client of its own."""
+    """For a caller that has no Hub (a one-off record_send): a client of its own."""
     import redis as redis_lib
 
     from wa_queue.settings import read_settings

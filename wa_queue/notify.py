@@ -21,7 +21,7 @@ _BACKOFF_S = (1.0, 2.0, 4.0, 8.0, 16.0)
 
 
 class Notifier:
-    """Tells an operator. One per App (wa_queue/app.py), which keeps the webhook threads it started so a worker
+    """Tells an operator. One per Hub (wa_queue/hub.py), which keeps the webhook threads it started so a worker
     about to exit can wait for them (flush). Without a webhook URL it only logs."""
 
     def __init__(self, webhook_url: str | None, allow: AllowList = NOTHING_ALLOWED, *,

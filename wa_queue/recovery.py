@@ -8,12 +8,11 @@ import os
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from wa_queue import names, sessions
+from wa_queue import names, procs, sessions
 from wa_queue.broker.publisher import Publisher, queue_for
 from wa_queue.models import Message
 from wa_queue.settings import Settings
 from wa_queue.store import MessageStore
-from wa_queue.transport import procs
 
 log = logging.getLogger(__name__)
 

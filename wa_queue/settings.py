@@ -548,6 +548,6 @@ def warn_unknown_variables(env: Mapping[str, str] | None = None) -> list[str]:
 
 def read_settings(env: Mapping[str, str] | None = None) -> Settings:
     """The settings of `env` (default: the process's environment), with one warning per unknown WAQ_* variable. The
-    App reads them here when it is built (wa_queue/app.py); nothing is cached: each App holds its own."""
+    Hub reads them here when it is built (wa_queue/hub.py); nothing is cached: each Hub holds its own."""
     warn_unknown_variables(env)
     return Settings.from_env(env)

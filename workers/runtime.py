@@ -1,6 +1,6 @@
-"""The state of one worker process: its App and, in a session worker, the SessionWorker (its sender, one Chrome, and
+"""The state of one worker process: its Hub and, in a session worker, the SessionWorker (its sender, one Chrome, and
 its Delivery), both kept in the typed slots of the Celery app the tasks run under (celery_app.WaqCelery: attach,
-app_of, session_worker_of); and the
+hub_of, session_worker_of); and the
 start-up check that the store answers before the worker consumes anything (wait_for_store)."""
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from wa_queue import callbacks, metrics_sink, names
-from wa_queue.app import App
 from wa_queue.delivery import Delivery
 from wa_queue.errors import StoreError
+from wa_queue.hub import Hub
 from wa_queue.models import plain
 from wa_queue.settings import Settings
 from wa_queue.store import open_store
@@ -78,19 +78,19 @@ class SessionWorker:
     """Everything a session worker owns. Celery runs tasks one at a time here (concurrency 1), but the lock
     keeps a health check and a send from ever driving the browser together."""
 
-    def __init__(self, app: App, session: str) -> None:
-        self.app = app
+    def __init__(self, hub: Hub, session: str) -> None:
+        self.hub = hub
         self.session = session
-        self.settings = app.settings
+        self.settings = hub.settings
         self.owner = names.worker_owner(session, socket.gethostname(), os.getpid())
         self.lock = threading.RLock()
         self.ready = threading.Event()  # set once the first connect was tried
         self.sender: MessageSender = make_sender(session, self.settings)
-        self.metrics = metrics_sink.SendBuffer(client=lambda: app.broker)
+        self.metrics = metrics_sink.SendBuffer(client=lambda: hub.broker)
         self.delivery = Delivery(
-            store=app.store, settings=self.settings, session=session, owner=self.owner, sender=self.sender,
-            publisher=app.publisher, rng=random.Random(), clock=app.clock, notifier=app.notifier,
-            on_change=lambda message: callbacks.on_status_change(message, app.celery), on_send=self.metrics.record,
+            store=hub.store, settings=self.settings, session=session, owner=self.owner, sender=self.sender,
+            publisher=hub.publisher, rng=random.Random(), clock=hub.clock, notifier=hub.notifier,
+            on_change=lambda message: callbacks.on_status_change(message, hub.celery), on_send=self.metrics.record,
         )
 
     def start(self) -> None:
@@ -103,16 +103,16 @@ class SessionWorker:
                 self.ready.set()
 
     def _start(self, recovery) -> None:  # noqa: ANN001 - the module, imported late to keep imports light
-        store, publisher = self.app.store, self.app.publisher
-        now = self.app.clock()
+        store, publisher = self.hub.store, self.hub.publisher
+        now = self.hub.clock()
         freed = recovery.free_own_leases(store, self.settings, self.session, socket.gethostname(), now,
                                          publisher=publisher)
         again = recovery.republish_queue(store, self.settings, names.session_queue(self.session), now,
                                          publisher=publisher)
         log.info("session %s: freed %d lease(s), republished %d message(s) of its queue", self.session, freed, again)
-        from wa_queue import service
+        from wa_queue import operations
 
-        service.log_queue_summary(self.app, log, f"worker {self.session}")
+        operations.log_queue_summary(self.hub, log, f"worker {self.session}")
         raised: Exception | None = None
         try:
             state = self.sender.connect()
@@ -121,15 +121,15 @@ class SessionWorker:
             state, raised = SessionState.CLOSED, exc
         from wa_queue.sessions import record_started
 
-        record_started(store, self.sender, self.settings, self.app.clock(), state, raised, notifier=self.app.notifier)
+        record_started(store, self.sender, self.settings, self.hub.clock(), state, raised, notifier=self.hub.notifier)
         self.publish_qr()
 
     def health(self) -> str:
         from wa_queue.sessions import check_health
 
         with self.lock:
-            record = check_health(self.app.store, self.sender, self.settings, self.app.clock(),
-                                  notifier=self.app.notifier)
+            record = check_health(self.hub.store, self.sender, self.settings, self.hub.clock(),
+                                  notifier=self.hub.notifier)
             self.publish_qr()
         return plain(record.status)
 
@@ -139,9 +139,9 @@ class SessionWorker:
             png = self.sender.qr_png()
             key = names.session_qr_key(self.session)
             if png:
-                self.app.broker.set(key, png, ex=_QR_TTL_S)
+                self.hub.broker.set(key, png, ex=_QR_TTL_S)
             else:
-                self.app.broker.delete(key)
+                self.hub.broker.delete(key)
         except Exception as exc:  # noqa: BLE001 - the QR is a convenience for operators, never fatal
             log.debug("session %s: QR not published: %s", self.session, exc)
 
@@ -153,7 +153,7 @@ class SessionWorker:
 
 def forks(pool_cls: object) -> bool:
     """Whether Celery's pool pool_cls (an alias such as "threads", or the class the CLI hands over) runs tasks in
-    child processes: only then is the App built there and not in the worker itself."""
+    child processes: only then is the Hub built there and not in the worker itself."""
     from celery.concurrency import get_implementation
     from celery.concurrency.prefork import TaskPool as Prefork
 
@@ -163,23 +163,23 @@ def forks(pool_cls: object) -> bool:
     return isinstance(cls, type) and issubclass(cls, Prefork)
 
 
-def attach(celery: WaqCelery, app: App, worker: SessionWorker | None = None) -> None:
-    """Keep this process's App (and SessionWorker) on the Celery app its tasks run under, where they find them."""
-    celery.waq = app
+def attach(celery: WaqCelery, hub: Hub, worker: SessionWorker | None = None) -> None:
+    """Keep this process's Hub (and SessionWorker) on the Celery app its tasks run under, where they find them."""
+    celery.hub = hub
     celery.session_worker = worker
 
 
-def detach(celery: Celery) -> tuple[App | None, SessionWorker | None]:
-    app, worker = app_of(celery), session_worker_of(celery)
+def detach(celery: Celery) -> tuple[Hub | None, SessionWorker | None]:
+    hub, worker = hub_of(celery), session_worker_of(celery)
     if _is_ours(celery):
-        celery.waq = celery.session_worker = None
-    return app, worker
+        celery.hub = celery.session_worker = None
+    return hub, worker
 
 
-def app_of(celery: Celery) -> App | None:
-    """The App attached to `celery`; None before a worker's start hook ran, or for a Celery app not built by an App
+def hub_of(celery: Celery) -> Hub | None:
+    """The Hub attached to `celery`; None before a worker's start hook ran, or for a Celery app not built by a Hub
     (Celery's own default app, which a task called outside any worker may run under)."""
-    return celery.waq if _is_ours(celery) else None
+    return celery.hub if _is_ours(celery) else None
 
 
 def session_worker_of(celery: Celery) -> SessionWorker | None:

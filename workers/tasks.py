@@ -1,11 +1,11 @@
 """Celery tasks: each takes ids and calls into wa_queue. Nothing here decides anything.
 
-The tasks are shared tasks: no Celery app exists at import; each Celery app an App builds (wa_queue/celery_app.py)
-takes them when it is finalized. The process that runs the tasks builds its App when it starts and keeps it on the
+The tasks are shared tasks: no Celery app exists at import; each Celery app a Hub builds (wa_queue/celery_app.py)
+takes them when it is finalized. The process that runs the tasks builds its Hub when it starts and keeps it on the
 Celery app, with the SessionWorker in a session worker (workers/runtime.py); the tasks find both there, through their
 own `self.app`. That process is
 the prefork pool's child (worker_process_init), or with the threads and solo pools the worker itself (worker_init;
-solo also sends worker_process_init, which then finds the App built)."""
+solo also sends worker_process_init, which then finds the Hub built)."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ import threading
 from celery import Celery, Task, current_app, shared_task, signals
 
 from wa_queue import names, recovery, redact
-from wa_queue.app import App, default_app
 from wa_queue.celery_app import WaqCelery
 from wa_queue.errors import StoreError
+from wa_queue.hub import Hub, default_hub
 from workers import runtime as worker_runtime
 
 log = logging.getLogger(__name__)
@@ -35,35 +35,35 @@ def _start_process(**_: object) -> None:
 
 
 def _start_in(app: Celery) -> None:
-    """Builds the process's App over the settings of its Celery app (in a prefork child, handles inherited through
+    """Builds the process's Hub over the settings of its Celery app (in a prefork child, handles inherited through
     fork are never shared with the parent) and, in a session worker, its SessionWorker. Celery gives a child's hook
     only a few seconds, so the browser starts in a thread; tasks wait for it on the worker's lock."""
     if not isinstance(app, WaqCelery):
-        raise TypeError(f"the worker's Celery app {app!r} was not built by an App (celery -A wa_queue.celery_app:app)")
-    if worker_runtime.app_of(app) is not None:
+        raise TypeError(f"the worker's Celery app {app!r} was not built by a Hub (celery -A wa_queue.celery_app:app)")
+    if worker_runtime.hub_of(app) is not None:
         return
-    waq = App.build(app.settings, celery=app)
+    hub = Hub.build(app.settings, celery=app)
     session = os.environ.get(SESSION_ENV)
     if not session:
-        worker_runtime.attach(app, waq)
+        worker_runtime.attach(app, hub)
         return
     try:
-        worker = worker_runtime.SessionWorker(waq, session)
+        worker = worker_runtime.SessionWorker(hub, session)
     except Exception:
         # `waq worker` checked the store before Celery started, so it went away since. Celery only logs this
         # hook's errors; send_message refuses work here rather than forward it to a queue this worker consumes.
         log.critical("session %s: the worker could not open its store (WAQ_STORE_URL); it takes no messages",
                      session, exc_info=True)
-        worker_runtime.attach(app, waq)
+        worker_runtime.attach(app, hub)
         raise
-    worker_runtime.attach(app, waq, worker)
+    worker_runtime.attach(app, hub, worker)
     threading.Thread(target=worker.start, name="waq-session-start", daemon=True).start()
 
 
 @signals.worker_init.connect
 def _start_worker(sender: object = None, **_: object) -> None:
     """Without a prefork pool the tasks run in this process: build here what a prefork child builds for itself. The
-    App must not be built in a prefork parent: its child would inherit the parent's store and broker handles."""
+    Hub must not be built in a prefork parent: its child would inherit the parent's store and broker handles."""
     if not worker_runtime.forks(getattr(sender, "pool_cls", None)):
         _start_in(sender.app if sender is not None else current_app._get_current_object())
 
@@ -71,38 +71,38 @@ def _start_worker(sender: object = None, **_: object) -> None:
 @signals.beat_init.connect
 def _beat_started(sender: object = None, **_: object) -> None:
     """Beat's start: one line of queue statistics in its log (beat runs embedded, `waq beat` = worker -B)."""
-    from wa_queue import service
+    from wa_queue import operations
 
     celery = getattr(sender, "app", None)
-    waq = App.build(celery.settings, celery=celery) if isinstance(celery, WaqCelery) else App.build()
+    hub = Hub.build(celery.settings, celery=celery) if isinstance(celery, WaqCelery) else Hub.build()
     try:
-        service.log_queue_summary(waq, log, "beat")
+        operations.log_queue_summary(hub, log, "beat")
     finally:
-        waq.close()
+        hub.close()
 
 
 @signals.worker_process_shutdown.connect  # a prefork child
 @signals.worker_shutdown.connect  # the worker itself: with threads or solo the tasks ran here (a no-op otherwise)
 def _stop_process(sender: object = None, **_: object) -> None:
     celery = getattr(sender, "app", None) or current_app._get_current_object()
-    waq, worker = worker_runtime.detach(celery)
+    hub, worker = worker_runtime.detach(celery)
     if worker is not None:
         worker.stop()
-    if waq is not None:
-        waq.close()
+    if hub is not None:
+        hub.close()
 
 
-def _app(task: Task) -> App:
-    """The App of the process running `task` (a process whose init hook did not run builds one on first use; a task
-    run under a Celery app no App built, outside any worker, uses the default App)."""
+def _hub(task: Task) -> Hub:
+    """The Hub of the process running `task` (a process whose init hook did not run builds one on first use; a task
+    run under a Celery app no Hub built, outside any worker, uses the default Hub)."""
     celery = task.app
     if not isinstance(celery, WaqCelery):
-        return default_app()
-    waq = worker_runtime.app_of(celery)
-    if waq is None:
-        waq = App.build(celery.settings, celery=celery)
-        worker_runtime.attach(celery, waq)
-    return waq
+        return default_hub()
+    hub = worker_runtime.hub_of(celery)
+    if hub is None:
+        hub = Hub.build(celery.settings, celery=celery)
+        worker_runtime.attach(celery, hub)
+    return hub
 
 
 @shared_task(name=names.TASK_SEND, bind=True, acks_late=True, ignore_result=True)
@@ -114,8 +114,8 @@ def send_message(self: Task, message_id: str, attempts: int | None = None) -> st
             # which this process consumes too. The message stays pending in the store; the sweepers republish it.
             raise StoreError(f"session {os.environ[SESSION_ENV]}: its worker did not start (WAQ_STORE_URL?)")
         # A message published to a queue a non-session worker consumes: hand it to any session.
-        waq = _app(self)
-        waq.publisher.publish([waq.store.get(message_id)], names.DEFAULT_QUEUE)
+        hub = _hub(self)
+        hub.publisher.publish([hub.store.get(message_id)], names.DEFAULT_QUEUE)
         return "forwarded"
     worker.ready.wait(_START_WAIT_S)
     with worker.lock:
@@ -134,7 +134,7 @@ def session_health(self: Task) -> str:
 @shared_task(name=names.TASK_HEALTH_SWEEP, bind=True, ignore_result=True)
 def health_sweep(self: Task) -> None:
     """Ask every session worker to check itself (the browser lives there, not here)."""
-    settings = _app(self).settings
+    settings = _hub(self).settings
     for session in settings.sessions:
         queue = names.session_queue(session)
         self.app.tasks[names.TASK_SESSION_HEALTH].apply_async(queue=queue, exchange="", routing_key=queue,
@@ -143,17 +143,17 @@ def health_sweep(self: Task) -> None:
 
 @shared_task(name=names.TASK_DISPATCH_DUE, bind=True, ignore_result=True)
 def dispatch_due(self: Task) -> int:
-    waq = _app(self)
-    return recovery.dispatch_due(waq.store, waq.settings, waq.clock(), publisher=waq.publisher).republished
+    hub = _hub(self)
+    return recovery.dispatch_due(hub.store, hub.settings, hub.clock(), publisher=hub.publisher).republished
 
 
 @shared_task(name=names.TASK_RECOVER_STUCK, bind=True, ignore_result=True)
 def recover_stuck(self: Task) -> int:
-    waq = _app(self)
-    return recovery.recover_stuck(waq.store, waq.settings, waq.clock(), publisher=waq.publisher)
+    hub = _hub(self)
+    return recovery.recover_stuck(hub.store, hub.settings, hub.clock(), publisher=hub.publisher)
 
 
 @shared_task(name=names.TASK_ARCHIVE, bind=True, ignore_result=True)
 def archive_failed(self: Task) -> int:
-    waq = _app(self)
-    return recovery.archive_failed(waq.store, waq.settings, waq.clock())
+    hub = _hub(self)
+    return recovery.archive_failed(hub.store, hub.settings, hub.clock())

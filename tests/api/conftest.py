@@ -7,7 +7,7 @@ import pytest
 from api.app import create_app
 from tests.api.helpers import OTHER_PRODUCER_KEY
 from tests.helpers.constants import ADMIN_KEY, PRODUCER_KEY
-from wa_queue.app import close_default_app, default_app
+from wa_queue.hub import close_default_hub, default_hub
 
 
 @pytest.fixture
@@ -15,8 +15,8 @@ def app(waq_env, monkeypatch):  # noqa: ANN001, ANN201
     monkeypatch.setenv("WAQ_API_KEYS", f"ops:admin:{ADMIN_KEY},shop:producer:{PRODUCER_KEY},"
                                        f"crm:producer:{OTHER_PRODUCER_KEY}")
     monkeypatch.setenv("WAQ_MAX_REQUEST_BYTES", str(64 * 1024))
-    close_default_app()
-    return create_app(default_app())
+    close_default_hub()
+    return create_app(default_hub())
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 from tests.helpers.constants import BASE, PHONE, PRODUCER
-from wa_queue.app import default_app
+from wa_queue.hub import default_hub
 from wa_queue.models import NewMessage, utcnow
 
 # the app fixture's second producer (tests/api/conftest.py)
@@ -29,7 +29,7 @@ def assert_error(response, status: int) -> dict:  # noqa: ANN001
 
 def failed_message(phone: str = PHONE, session: str = "primary", error_class: str = "InvalidNumber",
                    callback_url: str | None = None) -> str:
-    store = default_app().store
+    store = default_hub().store
     message, _ = store.insert(NewMessage(phone=phone, text="boom", callback_url=callback_url), utcnow())
     store.claim(message.id, owner="t", session=session, now=utcnow(), lease_s=60)
     store.record_failed(message.id, owner="t", now=utcnow(), error_class=error_class, error_text="not on WA")
@@ -38,4 +38,4 @@ def failed_message(phone: str = PHONE, session: str = "primary", error_class: st
 
 def connect(*sessions: str) -> None:
     for name in sessions:
-        default_app().store.update_session(name, status="connected", heartbeat_at=utcnow(), number="+4915112345678")
+        default_hub().store.update_session(name, status="connected", heartbeat_at=utcnow(), number="+4915112345678")

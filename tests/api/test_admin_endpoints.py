@@ -11,7 +11,7 @@ from api.app import create_app
 from tests.api.helpers import assert_error, connect, failed_message, post
 from tests.helpers.constants import ADMIN, BASE, PHONE
 from wa_queue import names
-from wa_queue.app import close_default_app, default_app
+from wa_queue.hub import close_default_hub, default_hub
 from wa_queue.models import MessageStatus, NewMessage, utcnow
 
 
@@ -32,15 +32,15 @@ def test_health_levels(client) -> None:  # noqa: ANN001
     assert overall() == "warning"
     client.delete(f"{BASE}/failed/{message_id}", headers=ADMIN)
     assert overall() == "healthy"
-    default_app().store.insert(NewMessage(phone=PHONE, text="old"), utcnow() - timedelta(minutes=20))
+    default_hub().store.insert(NewMessage(phone=PHONE, text="old"), utcnow() - timedelta(minutes=20))
     assert overall() == "warning"
 
 
 def test_health_warns_of_a_page_clock_far_off_the_workers(client) -> None:  # noqa: ANN001
     connect("primary")
     connect("secondary")
-    default_app().store.update_session("primary", page_clock_offset_s=-240.4)
-    default_app().store.update_session("secondary", page_clock_offset_s=12.0)  # within a minute: nothing to say
+    default_hub().store.update_session("primary", page_clock_offset_s=-240.4)
+    default_hub().store.update_session("secondary", page_clock_offset_s=12.0)  # within a minute: nothing to say
     body = client.get(f"{BASE}/health", headers=ADMIN).get_json()
     assert body["overall"] == "warning"
     assert body["reasons"] == ["session primary: the page's clock is 240 s behind this machine's: check this "
@@ -48,13 +48,13 @@ def test_health_warns_of_a_page_clock_far_off_the_workers(client) -> None:  # no
     assert body["sessions"]["primary"]["page_clock_offset_s"] == -240.4
     listed = {s["name"]: s for s in client.get(f"{BASE}/sessions", headers=ADMIN).get_json()["sessions"]}
     assert listed["secondary"]["page_clock_offset_s"] == 12.0
-    default_app().store.update_session("primary", page_clock_offset_s=3.0)
+    default_hub().store.update_session("primary", page_clock_offset_s=3.0)
     assert client.get(f"{BASE}/health", headers=ADMIN).get_json()["overall"] == "healthy"
 
 
 def test_health_and_sessions_say_why_a_session_is_down(client) -> None:  # noqa: ANN001
     at = utcnow()
-    default_app().store.update_session(
+    default_hub().store.update_session(
         "primary", status="closed", heartbeat_at=at, last_error="net::ERR_NAME_NOT_RESOLVED", last_error_at=at,
         last_error_hint="cannot reach web.whatsapp.com: check the network or WAQ_WHATSAPP_URL")
     connect("secondary")
@@ -65,14 +65,14 @@ def test_health_and_sessions_say_why_a_session_is_down(client) -> None:  # noqa:
     assert (sessions["secondary"]["last_error"], sessions["secondary"]["hint"]) == (None, None)
     listed = {s["name"]: s for s in client.get(f"{BASE}/sessions", headers=ADMIN).get_json()["sessions"]}
     assert listed["primary"]["last_error"] == "net::ERR_NAME_NOT_RESOLVED" and listed["primary"]["hint"]
-    default_app().store.update_session("primary", status="connected", last_error=None, last_error_at=None,
+    default_hub().store.update_session("primary", status="connected", last_error=None, last_error_at=None,
                                    last_error_hint=None)
     assert client.get(f"{BASE}/health", headers=ADMIN).get_json()["sessions"]["primary"]["last_error"] is None
 
 
 def test_health_old_failures_are_counted_but_only_recent_ones_warn(client) -> None:  # noqa: ANN001
     connect("primary", "secondary")
-    store, now = default_app().store, utcnow()
+    store, now = default_hub().store, utcnow()
     for days in (1, 20):
         old, _ = store.insert(NewMessage(phone=PHONE, text="old"), now - timedelta(days=days))
         store.claim(old.id, owner="t", session="primary", now=now - timedelta(days=days), lease_s=60)
@@ -89,20 +89,20 @@ def test_health_old_failures_are_counted_but_only_recent_ones_warn(client) -> No
 
 def test_health_failed_window_is_a_setting(client, monkeypatch) -> None:  # noqa: ANN001
     connect("primary", "secondary")
-    store, now = default_app().store, utcnow()
+    store, now = default_hub().store, utcnow()
     old, _ = store.insert(NewMessage(phone=PHONE, text="old"), now - timedelta(hours=3))
     store.claim(old.id, owner="t", session="primary", now=now - timedelta(hours=3), lease_s=60)
     store.record_failed(old.id, owner="t", now=now - timedelta(hours=2), error_class="E", error_text="x")
     assert client.get(f"{BASE}/health", headers=ADMIN).get_json()["overall"] == "healthy"
     monkeypatch.setenv("WAQ_HEALTH_FAILED_WINDOW_S", str(3 * 3600))
-    close_default_app()  # an App keeps the settings it was built with: the API of another one
-    client = create_app(default_app()).test_client()
+    close_default_hub()  # a Hub keeps the settings it was built with: the API of another one
+    client = create_app(default_hub()).test_client()
     assert client.get(f"{BASE}/health", headers=ADMIN).get_json()["overall"] == "warning"
 
 
 def test_health_sees_an_overdue_message_behind_a_parked_older_one(client) -> None:  # noqa: ANN001
     connect("primary", "secondary")
-    store, now = default_app().store, utcnow()
+    store, now = default_hub().store, utcnow()
     parked, _ = store.insert(NewMessage(phone=PHONE, text="parked"), now - timedelta(hours=2))
     store.claim(parked.id, owner="t", session="primary", now=now - timedelta(hours=2), lease_s=60)
     store.record_retry(parked.id, owner="t", now=now - timedelta(hours=2), next_attempt_at=now + timedelta(hours=1),
@@ -143,16 +143,16 @@ def test_retry_one_and_all(client) -> None:  # noqa: ANN001
     assert response.status_code == 200 and body["message"] == "Message queued for retry"
     assert body["data"]["id"] == first and body["data"]["status"] == "pending" and body["data"]["attempts"] == 0
     assert body["data"] == client.get(f"{BASE}/messages/{first}", headers=ADMIN).get_json()  # the full document
-    assert default_app().store.get(first).attempts == 0
+    assert default_hub().store.get(first).attempts == 0
     assert_error(client.post(f"{BASE}/failed/{first}/retry", headers=ADMIN), 409)  # no longer failed
     assert_error(client.post(f"{BASE}/failed/nope/retry", headers=ADMIN), 404)
     assert_error(client.post(f"{BASE}/failed/retry-all?session=nope", headers=ADMIN), 400)
     assert client.post(f"{BASE}/failed/retry-all?session=secondary", headers=ADMIN).get_json() == {"requeued": 1}
     # The session's filter requeued its own failure, and only that one.
-    assert default_app().store.get(second).status is MessageStatus.PENDING
-    assert default_app().store.get(third).status is MessageStatus.FAILED
+    assert default_hub().store.get(second).status is MessageStatus.PENDING
+    assert default_hub().store.get(third).status is MessageStatus.FAILED
     assert client.post(f"{BASE}/failed/retry-all", headers=ADMIN).get_json() == {"requeued": 1}
-    assert default_app().store.get(third).status is MessageStatus.PENDING
+    assert default_hub().store.get(third).status is MessageStatus.PENDING
 
 
 def test_mark_sent_records_who_and_tells_the_callback(client, redis_server) -> None:  # noqa: ANN001
@@ -171,7 +171,7 @@ def test_mark_sent_records_who_and_tells_the_callback(client, redis_server) -> N
     assert data["history"][-1]["event"] == "sent"
     assert data["history"][-1]["error_text"] == "marked as sent by operator api:ops"
     assert data == client.get(f"{BASE}/messages/{message_id}", headers=ADMIN).get_json()
-    assert default_app().store.count_by_status()["sent"] == 1
+    assert default_hub().store.count_by_status()["sent"] == 1
     assert client.get(f"{BASE}/failed?error=OutcomeUnverified", headers=ADMIN).get_json()["total"] == 0
 
     # The producer hears 'sent', as from a worker; a message without a callback_url queues nothing.
@@ -206,11 +206,11 @@ def test_mark_sent_refuses_what_is_not_failed_and_bad_bodies(client) -> None:  #
         "Content-Type": "application/json"}), 400)
     assert_error(client.post(f"{BASE}/failed/{message_id}/mark-sent", data="note=x", headers=ADMIN | {
         "Content-Type": "application/x-www-form-urlencoded"}), 415)
-    assert default_app().store.get(message_id).status is MessageStatus.FAILED  # nothing was changed by a bad request
+    assert default_hub().store.get(message_id).status is MessageStatus.FAILED  # nothing was changed by a bad request
     assert post(client, f"/failed/{message_id}/mark-sent", {"note": None}, ADMIN).status_code == 200
     assert post(client, f"/failed/{message_id}/mark-sent", {"note": "x" * 500}, ADMIN).status_code == 409
     assert_error(client.post(f"{BASE}/failed/{message_id}/retry", headers=ADMIN), 409)  # sent: no retry either
-    assert default_app().store.get(pending_id).status is MessageStatus.PENDING
+    assert default_hub().store.get(pending_id).status is MessageStatus.PENDING
 
 
 def test_delete_only_failed(client) -> None:  # noqa: ANN001
@@ -219,7 +219,7 @@ def test_delete_only_failed(client) -> None:  # noqa: ANN001
     assert_error(client.delete(f"{BASE}/failed/{pending_id}", headers=ADMIN), 409)
     assert client.delete(f"{BASE}/failed/{message_id}", headers=ADMIN).status_code == 204
     assert_error(client.delete(f"{BASE}/failed/{message_id}", headers=ADMIN), 404)
-    assert default_app().store.get(pending_id).status is MessageStatus.PENDING
+    assert default_hub().store.get(pending_id).status is MessageStatus.PENDING
 
 
 # ---- sessions ---------------------------------------------------------------------------------------------------
@@ -236,11 +236,11 @@ def test_sessions_qr_and_restart(client, redis_server) -> None:  # noqa: ANN001
     assert_error(client.get(f"{BASE}/sessions/nope/qr", headers=ADMIN), 404)
     restarted = client.post(f"{BASE}/sessions/secondary/restart", headers=ADMIN)
     assert restarted.status_code == 202 and restarted.get_json()["name"] == "secondary"
-    assert default_app().store.get_session("secondary").restart_requested is True
+    assert default_hub().store.get_session("secondary").restart_requested is True
     assert_error(client.post(f"{BASE}/sessions/nope/restart", headers=ADMIN), 404)
 
 
 def test_qr_with_broker_down_is_503(client, monkeypatch) -> None:  # noqa: ANN001
     monkeypatch.setenv("WAQ_BROKER_URL", "redis://127.0.0.1:1/0")
-    close_default_app()
-    assert_error(create_app(default_app()).test_client().get(f"{BASE}/sessions/primary/qr", headers=ADMIN), 503)
+    close_default_hub()
+    assert_error(create_app(default_hub()).test_client().get(f"{BASE}/sessions/primary/qr", headers=ADMIN), 503)

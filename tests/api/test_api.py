@@ -9,8 +9,8 @@ import pytest
 from api.app import create_app
 from tests.api.helpers import OTHER_PRODUCER_KEY, assert_error, post
 from tests.helpers.constants import ADMIN, BASE, PHONE, PRODUCER
-from wa_queue import names, service
-from wa_queue.app import close_default_app, default_app
+from wa_queue import names, operations
+from wa_queue.hub import close_default_hub, default_hub
 
 
 # ---- enqueue ---------------------------------------------------------------------------------------------------
@@ -19,11 +19,11 @@ def test_enqueue_commits_then_answers_202(client, redis_server) -> None:  # noqa
     assert response.status_code == 202
     body = response.get_json()
     assert body["status"] == "pending" and response.headers["Location"].endswith(body["id"])
-    stored = default_app().store.get(body["id"])
+    stored = default_hub().store.get(body["id"])
     assert stored.phone == PHONE and stored.metadata == {"order": 7}
     # Published after the commit, by the API's background publisher (it may still be on its way after the 202).
-    assert default_app().drain_publishes(10)
-    assert default_app().store.get(body["id"]).dispatched_at is not None
+    assert default_hub().drain_publishes(10)
+    assert default_hub().store.get(body["id"]).dispatched_at is not None
     assert redis_server.client().llen(names.DEFAULT_QUEUE) == 1
 
 
@@ -71,7 +71,7 @@ def test_idempotency_replay_and_conflict(client) -> None:  # noqa: ANN001
 def test_bad_fields_are_400_naming_the_field(client, body, field) -> None:  # noqa: ANN001
     error = assert_error(post(client, "/messages", body), 400)
     assert error["details"]["field"] == field
-    assert default_app().store.count_by_status()["pending"] == 0
+    assert default_hub().store.count_by_status()["pending"] == 0
 
 
 def test_text_of_4096_chars_is_accepted(client) -> None:  # noqa: ANN001
@@ -107,7 +107,7 @@ def test_bulk_all_or_nothing_with_per_item_errors(client) -> None:  # noqa: ANN0
     assert [(i["index"], i["field"]) for i in error["details"]["items"]] == [
         (1, "phone"), (2, "text"), (3, None), (4, "extra")]
     assert all(i["message"] for i in error["details"]["items"])
-    assert default_app().store.count_by_status()["pending"] == 0
+    assert default_hub().store.count_by_status()["pending"] == 0
 
 
 def test_bulk_stores_all_and_replays(client) -> None:  # noqa: ANN001
@@ -117,7 +117,7 @@ def test_bulk_stores_all_and_replays(client) -> None:  # noqa: ANN001
     assert first.status_code == 202 and first.get_json()["count"] == 3 and first.get_json()["created"] == 3
     again = post(client, "/messages/bulk", body, headers)
     assert again.status_code == 200 and again.get_json()["messages"] == first.get_json()["messages"]
-    assert default_app().store.count_by_status()["pending"] == 3
+    assert default_hub().store.count_by_status()["pending"] == 3
     body["messages"][2]["text"] = "changed"
     assert_error(post(client, "/messages/bulk", body, headers), 409)
 
@@ -171,8 +171,8 @@ def test_healthz_needs_no_key_and_names_what_is_down(client, monkeypatch) -> Non
     response = client.get("/healthz")
     assert response.status_code == 200 and response.get_json() == {"status": "ok"}
     monkeypatch.setenv("WAQ_BROKER_URL", "redis://127.0.0.1:1/0")  # nothing listens on port 1
-    close_default_app()  # an App keeps the settings it was built with: the API of another one
-    body = assert_error(create_app(default_app()).test_client().get("/healthz"), 503)
+    close_default_hub()  # a Hub keeps the settings it was built with: the API of another one
+    body = assert_error(create_app(default_hub()).test_client().get("/healthz"), 503)
     assert "broker" in body["error"] and body["details"] == {"store": "ok", "broker": "down"}
 
 
@@ -182,7 +182,7 @@ def test_healthz_store_down(client, monkeypatch) -> None:  # noqa: ANN001
     def broken() -> None:
         raise StoreError("disk gone")
 
-    monkeypatch.setattr(default_app().store, "ping", broken)
+    monkeypatch.setattr(default_hub().store, "ping", broken)
     body = assert_error(client.get("/healthz"), 503)
     assert "store" in body["error"] and body["details"]["store"] == "down"
     health = client.get(f"{BASE}/health", headers=ADMIN).get_json()
@@ -204,19 +204,19 @@ def test_store_failure_on_enqueue_is_503_and_unexpected_errors_500_json(client, 
     def locked(app, news):  # noqa: ANN001, ANN202
         raise StoreError("database is locked")
 
-    monkeypatch.setattr(service, "submit", locked)
+    monkeypatch.setattr(operations, "submit", locked)
     assert_error(post(client, "/messages", {"phone": PHONE, "text": "hi"}), 503)
 
     def bug(app, news):  # noqa: ANN001, ANN202
         raise RuntimeError("bug")
 
-    monkeypatch.setattr(service, "submit", bug)
+    monkeypatch.setattr(operations, "submit", bug)
     body = assert_error(post(client, "/messages", {"phone": PHONE, "text": "hi"}), 500)
     assert "bug" not in body["error"]  # internals stay in the log
 
 
 def test_two_apps_in_one_process(waq_env, app) -> None:  # noqa: ANN001
-    second = create_app(default_app()).test_client()
+    second = create_app(default_hub()).test_client()
     assert second.get("/healthz").status_code == 200
 
 
@@ -241,8 +241,8 @@ def test_concurrent_enqueues_share_commits_and_each_is_published_once(client, re
     for thread in threads:
         thread.join(60)
     assert len(set(ids)) == 80
-    assert default_app().drain_publishes(10)
-    texts = {default_app().store.get(i).text for i in ids}
+    assert default_hub().drain_publishes(10)
+    texts = {default_hub().store.get(i).text for i in ids}
     assert texts == {f"t{n}-{i}" for n in range(8) for i in range(10)}
     assert redis_server.client().llen(names.DEFAULT_QUEUE) == 80
-    assert all(default_app().store.get(i).dispatched_at is not None for i in ids)
+    assert all(default_hub().store.get(i).dispatched_at is not None for i in ids)

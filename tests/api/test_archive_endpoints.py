@@ -9,7 +9,7 @@ import pytest
 
 from tests.helpers.api import api_client
 from tests.helpers.constants import ADMIN, ADMIN_KEY, BASE, PRODUCER, PRODUCER_KEY
-from wa_queue.app import default_app
+from wa_queue.hub import default_hub
 from wa_queue.models import NewMessage, utcnow
 
 
@@ -19,7 +19,7 @@ def client(waq_env, monkeypatch):  # noqa: ANN001, ANN201
 
 
 def archived_message(session: str = "primary", error_class: str = "InvalidNumber", days_ago: int = 40) -> str:
-    store, now = default_app().store, utcnow()
+    store, now = default_hub().store, utcnow()
     failed_at = now - timedelta(days=days_ago)
     message, _ = store.insert(NewMessage(phone="+14155550123", text="boom"), failed_at)
     store.claim(message.id, owner="t", session=session, now=failed_at, lease_s=60)

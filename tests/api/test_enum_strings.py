@@ -11,8 +11,8 @@ from click.testing import CliRunner
 
 from tests.helpers.api import api_client
 from tests.helpers.constants import ADMIN, ADMIN_KEY, BASE
-from wa_queue.app import default_app
 from wa_queue.cli import main
+from wa_queue.hub import default_hub
 from wa_queue.models import HistoryEvent, NewMessage, SessionStatus, utcnow
 
 
@@ -22,7 +22,7 @@ def client(waq_env, monkeypatch):  # noqa: ANN001, ANN201
 
 
 def test_history_events_and_session_status_are_plain_strings(client) -> None:  # noqa: ANN001
-    store = default_app().store
+    store = default_hub().store
     message, _ = store.insert(NewMessage(phone="+14155550123", text="hi"), utcnow())
     store.claim(message.id, owner="w", session="primary", now=utcnow(), lease_s=60)
     store.mark_sending(message.id, owner="w", now=utcnow())

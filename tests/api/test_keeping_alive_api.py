@@ -13,7 +13,7 @@ import pytest
 from api.app import create_app
 from tests.helpers.api import api_client
 from tests.helpers.constants import BASE
-from wa_queue.app import close_default_app, default_app
+from wa_queue.hub import close_default_hub, default_hub
 from wa_queue.models import utcnow
 
 ADMIN_KEY = "alive-admin-key-0123456789abc"
@@ -36,11 +36,11 @@ def post(client, path: str, body, headers=PRODUCER):  # noqa: ANN001, ANN201
 
 def connect(*sessions: str) -> None:
     for name in sessions:
-        default_app().store.update_session(name, status="connected", heartbeat_at=utcnow())
+        default_hub().store.update_session(name, status="connected", heartbeat_at=utcnow())
 
 
-def today():  # noqa: ANN201 - the App's local day (WAQ_TIMEZONE is UTC in waq_env)
-    return default_app().clock().date()
+def today():  # noqa: ANN201 - the Hub's local day (WAQ_TIMEZONE is UTC in waq_env)
+    return default_hub().clock().date()
 
 
 # ---- send_window -------------------------------------------------------------------------------------------------
@@ -57,7 +57,7 @@ def test_send_window_is_stored_and_shown(client) -> None:  # noqa: ANN001
              for message_id in [one.get_json()["id"], plain.get_json()["id"],
                                 *(m["id"] for m in bulk.get_json()["messages"])]]
     assert shown == [day, None, {"start": "22:00", "end": "06:00"}, None]
-    assert str(default_app().store.get(one.get_json()["id"]).send_window) == "08:00-21:00"
+    assert str(default_hub().store.get(one.get_json()["id"]).send_window) == "08:00-21:00"
 
 
 @pytest.mark.parametrize(("window", "words"), [
@@ -77,7 +77,7 @@ def test_a_bad_send_window_is_400_naming_it(client, window, words: str) -> None:
     bulk = post(client, "/messages/bulk", {"messages": items})
     assert bulk.status_code == 400
     assert [(i["index"], i["field"]) for i in bulk.get_json()["details"]["items"]] == [(1, "send_window")]
-    assert default_app().store.count_by_status()["pending"] == 0
+    assert default_hub().store.count_by_status()["pending"] == 0
 
 
 def test_a_window_that_never_opens_for_the_number_is_refused(client) -> None:  # noqa: ANN001
@@ -94,7 +94,7 @@ def test_a_window_that_never_opens_for_the_number_is_refused(client) -> None:  #
 
 # ---- warm-up -----------------------------------------------------------------------------------------------------
 def test_warmup_reset_and_skip(client) -> None:  # noqa: ANN001
-    store = default_app().store
+    store = default_hub().store
     store.update_session("primary", first_send_day=today() - timedelta(days=4))
     view = client.get(f"{BASE}/sessions", headers=ADMIN).get_json()["sessions"][0]
     assert view["name"] == "primary" and view["daily_cap"] == 40
@@ -123,7 +123,7 @@ def test_warmup_refuses_bad_bodies(client, body, status: int, field: str) -> Non
     response = post(client, "/sessions/primary/warmup", body, ADMIN)
     assert response.status_code == status, response.get_data(as_text=True)
     assert response.get_json()["details"]["field"] == field
-    assert default_app().store.get_session("primary").warmup_skipped is False
+    assert default_hub().store.get_session("primary").warmup_skipped is False
 
 
 def test_warmup_is_for_admins_and_known_sessions(client) -> None:  # noqa: ANN001
@@ -132,14 +132,14 @@ def test_warmup_is_for_admins_and_known_sessions(client) -> None:  # noqa: ANN00
     assert post(client, "/sessions/nosuch/warmup", {"action": "skip"}, ADMIN).status_code == 404
     response = client.post(f"{BASE}/sessions/primary/warmup", data="action=skip", headers=ADMIN)
     assert response.status_code == 415
-    assert default_app().store.get_session("primary").warmup_skipped is False
+    assert default_hub().store.get_session("primary").warmup_skipped is False
 
 
 def test_warmup_off_shows_the_normal_cap(client, monkeypatch) -> None:  # noqa: ANN001
     monkeypatch.setenv("WAQ_WARMUP_CAPS", "")
     monkeypatch.setenv("WAQ_MAX_DAILY_PER_SESSION", "120")
-    close_default_app()
-    client = create_app(default_app()).test_client()
+    close_default_hub()
+    client = create_app(default_hub()).test_client()
     stats = client.get(f"{BASE}/stats", headers=ADMIN).get_json()
     assert stats["sessions"]["primary"]["daily_cap"] == 120
     assert stats["sessions"]["primary"]["warmup"]["state"] == "off"
@@ -148,7 +148,7 @@ def test_warmup_off_shows_the_normal_cap(client, monkeypatch) -> None:  # noqa: 
 # ---- health and stats --------------------------------------------------------------------------------------------
 def test_health_and_stats_show_the_cap_of_today_and_the_ramp(client) -> None:  # noqa: ANN001
     connect("primary", "secondary")
-    default_app().store.update_session("secondary", first_send_day=today() - timedelta(days=20))
+    default_hub().store.update_session("secondary", first_send_day=today() - timedelta(days=20))
     health = client.get(f"{BASE}/health", headers=ADMIN).get_json()
     assert health["overall"] == "healthy"
     primary, secondary = health["sessions"]["primary"], health["sessions"]["secondary"]
@@ -160,18 +160,18 @@ def test_health_and_stats_show_the_cap_of_today_and_the_ramp(client) -> None:  #
 
 def test_a_banned_session_warns_with_the_page_s_words(client) -> None:  # noqa: ANN001
     connect("primary", "secondary")
-    default_app().store.update_session("primary", status="banned", last_error=BAN_WORDS, last_error_at=utcnow())
+    default_hub().store.update_session("primary", status="banned", last_error=BAN_WORDS, last_error_at=utcnow())
     health = client.get(f"{BASE}/health", headers=ADMIN).get_json()
     assert health["overall"] == "warning"
     assert f"session primary is banned: {BAN_WORDS}" in health["reasons"]
     assert (health["sessions"]["primary"]["status"], health["sessions"]["primary"]["last_error"]) == ("banned",
                                                                                                        BAN_WORDS)
     # No session left connected is critical, the ban still named.
-    default_app().store.update_session("secondary", status="phone_disconnected")
+    default_hub().store.update_session("secondary", status="phone_disconnected")
     health = client.get(f"{BASE}/health", headers=ADMIN).get_json()
     assert health["overall"] == "critical"
     assert health["reasons"] == ["no session connected", f"session primary is banned: {BAN_WORDS}"]
-    default_app().store.update_session("secondary", status="banned", last_error=None)
+    default_hub().store.update_session("secondary", status="banned", last_error=None)
     health = client.get(f"{BASE}/health", headers=ADMIN).get_json()
     assert health["overall"] == "critical"
     assert health["reasons"] == ["no session connected", f"session primary is banned: {BAN_WORDS}",

@@ -22,7 +22,7 @@ from tests.helpers.openapi import (
     counting,
     refused_only_for_what_the_schema_cannot_say,
 )
-from wa_queue.app import close_default_app, default_app
+from wa_queue.hub import close_default_hub, default_hub
 from wa_queue.models import NewMessage, utcnow
 
 EXTRA = [refused_only_for_what_the_schema_cannot_say]
@@ -39,9 +39,9 @@ def tally() -> Tally:
 def api_schema(waq_env, monkeypatch, tally):  # noqa: ANN001, ANN201
     monkeypatch.setenv("WAQ_API_KEYS", f"ops:admin:{ADMIN_KEY}")
     monkeypatch.setenv("WAQ_MAX_REQUEST_BYTES", str(MAX_REQUEST_BYTES))
-    close_default_app()
+    close_default_hub()
     counting(tally)
-    return schemathesis.openapi.from_wsgi("/api/swagger.json", create_app(default_app()), headers=ADMIN,
+    return schemathesis.openapi.from_wsgi("/api/swagger.json", create_app(default_hub()), headers=ADMIN,
                                           config=config())
 
 
@@ -58,7 +58,7 @@ def test_every_operation(case) -> None:  # noqa: ANN001
 
 def test_success_bodies_match_the_spec(api_schema) -> None:  # noqa: ANN001
     """Random ids rarely hit a stored message; check the 200 shapes against real data once."""
-    store = default_app().store
+    store = default_hub().store
     message, _ = store.insert(NewMessage(phone="+14155550123", text="hi", metadata={"a": [1]}), utcnow())
     failed, _ = store.insert(NewMessage(phone="+14155550124", text="no"), utcnow())
     store.claim(failed.id, owner="t", session="primary", now=utcnow(), lease_s=60)
@@ -102,8 +102,8 @@ def test_each_app_documents_its_own_sessions(waq_env, monkeypatch) -> None:  # n
     documents = []
     for sessions in ("alpha,beta", "gamma"):
         monkeypatch.setenv("WAQ_SESSIONS", sessions)
-        close_default_app()
-        documents.append(create_app(default_app()).test_client().get("/api/swagger.json", headers=ADMIN).get_json())
+        close_default_hub()
+        documents.append(create_app(default_hub()).test_client().get("/api/swagger.json", headers=ADMIN).get_json())
     first, second = documents
     assert first["definitions"]["NewMessage"]["properties"]["session"]["enum"] == ["alpha", "beta", None]
     assert second["definitions"]["NewMessage"]["properties"]["session"]["enum"] == ["gamma", None]

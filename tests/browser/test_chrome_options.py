@@ -9,10 +9,9 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.browser import FRIEND, UNREGISTERED, Sim, log_in, make_settings, sent_texts
-from wa_queue import errors
+from wa_queue import errors, procs
 from wa_queue.errors import ConfigError
 from wa_queue.settings import Settings
-from wa_queue.transport import procs
 from wa_queue.transport.base import SessionState
 from wa_queue.transport.chrome_options import BASE_DISABLED_FEATURES, MEMORY_OPTIONS, blocked_urls, chrome_args
 from wa_queue.transport.selenium import SeleniumSender

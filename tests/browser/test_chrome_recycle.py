@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.browser import FRIEND, Sim, log_in, make_settings, sent_texts
-from wa_queue.transport import chrome, procs
+from wa_queue import procs
+from wa_queue.transport import chrome
 from wa_queue.transport.base import SessionState
 from wa_queue.transport.selenium import SeleniumSender
 

@@ -67,7 +67,7 @@ def _chromium(base: Path, profile: dict, what: str) -> subprocess.Popen:
 
 
 def _renderers(profile_dir: Path) -> list[int]:
-    from wa_queue.transport import procs
+    from wa_queue import procs
 
     return [p for p in procs.pids_with_arg(f"--user-data-dir={profile_dir}") if "--type=renderer" in procs.cmdline(p)]
 

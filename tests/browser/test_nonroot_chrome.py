@@ -28,12 +28,11 @@ from tests.helpers.processes import Proc
 from tests.helpers.seccomp import without_comment
 from tests.helpers.stack import ACCOUNTS, Stack
 from tests.helpers.waiting import wait_for
-from wa_queue import service
-from wa_queue.app import default_app
+from wa_queue import operations, procs
 from wa_queue.devstack.redis_server import RedisServer
+from wa_queue.hub import default_hub
 from wa_queue.models import MessageStatus
 from wa_queue.sessions import error_hint
-from wa_queue.transport import procs
 from wa_queue.transport.base import SessionState
 from wa_queue.transport.sandbox import UNUSABLE
 from wa_queue.transport.selenium import SeleniumSender
@@ -124,9 +123,9 @@ def _chrome(profile_dir: Path) -> dict[int, dict[str, str]]:
 
 
 def _send_one(stack: Stack, text: str) -> None:
-    mid = service.enqueue(default_app(), "+14155550170", text)
+    mid = operations.enqueue(default_hub(), "+14155550170", text)
     stack.wait_done([mid], 90)
-    message = default_app().store.get(mid)
+    message = default_hub().store.get(mid)
     assert message.status is MessageStatus.SENT, (message.status, message.last_error)
     stack.assert_exactly_once([("+14155550170", text)])
 

@@ -11,9 +11,8 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.browser import FRIEND, OTHER_ACCOUNT, Sim, log_in, make_settings, sent_texts
-from wa_queue import errors
+from wa_queue import errors, procs
 from wa_queue.errors import ConfigError
-from wa_queue.transport import procs
 from wa_queue.transport.base import SessionState
 from wa_queue.transport.selectors import JS_BOX, SELECTORS, load_selectors
 from wa_queue.transport.selectors_check import check_selectors

@@ -19,10 +19,10 @@ import pytest
 from tests.helpers.processes import Proc
 from tests.helpers.waiting import wait_for
 from wa_queue import callbacks, names
-from wa_queue.app import close_default_app, default_app
 from wa_queue.callbacks import RetryableCallbackError, backoff_delay, deliver_callback, verify_signature
 from wa_queue.devstack.ports import free_port
 from wa_queue.errors import OutboundRefused
+from wa_queue.hub import close_default_hub, default_hub
 from wa_queue.models import Message, MessageStatus, utcnow
 from wa_queue.outbound import parse_allow
 
@@ -80,7 +80,7 @@ class Receiver:
 def secret(waq_env: dict[str, str]) -> Iterator[str]:
     """The task's settings: the secret, and the loopback receivers allowed. waq_env: the breaker and the outcome
     counters live in the test's own Redis."""
-    close_default_app(dataclasses.replace(default_app().settings, callback_secret=SECRET, outbound_allow=ALLOW))
+    close_default_hub(dataclasses.replace(default_hub().settings, callback_secret=SECRET, outbound_allow=ALLOW))
     yield SECRET
 
 
@@ -268,7 +268,7 @@ def test_payload_fields_and_events() -> None:
 
 def test_on_status_change_publishes_to_the_callback_queue(waq_env: dict[str, str], redis_server) -> None:  # noqa: ANN001
     client = redis_server.client()
-    celery = default_app().celery
+    celery = default_hub().celery
     callbacks.on_status_change(_message(callback_url=None), celery)
     callbacks.on_status_change(_message(status=MessageStatus.PROCESSING), celery)
     assert client.llen(names.CALLBACK_QUEUE) == 0
@@ -291,7 +291,7 @@ def test_real_worker_delivers_with_a_retry(waq_env: dict[str, str], tmp_path) ->
     worker = Proc(argv, env, tmp_path / "callback-worker.log")
     try:
         with Receiver([500, 200]) as receiver:
-            callbacks.on_status_change(_message(callback_url=receiver.url), default_app().celery)
+            callbacks.on_status_change(_message(callback_url=receiver.url), default_hub().celery)
             wait_for(lambda: len(receiver.requests) >= 2, 60, 0.2, "the callback and its retry")
             assert [json.loads(body)["id"] for _, body in receiver.requests] == ["abc123", "abc123"]
             assert receiver.verified() == [True, True]

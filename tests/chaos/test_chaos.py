@@ -28,8 +28,8 @@ import requests
 from tests.helpers.services import isolated_redis
 from tests.helpers.stack import ACCOUNTS, ADMIN_KEY, Stack
 from tests.helpers.stores import STORES
-from wa_queue.app import default_app
 from wa_queue.devstack.redis_server import RedisServer
+from wa_queue.hub import default_hub
 from wa_queue.models import MessageStatus
 from wa_queue.send_window import recipient_day_start
 from wa_queue.sessions import daily_cap
@@ -149,7 +149,7 @@ def run_chaos(tmp: Path, seed: int, messages: int, rounds: int, clock_skew_s: fl
 
 
 def check(stack: Stack, producer: Producer, applied: list[str]) -> None:
-    store = default_app().store
+    store = default_hub().store
     counts = stack.sent_counts()
     statuses: collections.Counter = collections.Counter()
     for mid, (phone, text) in producer.accepted.items():
@@ -167,7 +167,7 @@ def check(stack: Stack, producer: Producer, applied: list[str]) -> None:
     assert not strangers, f"the simulator got messages nobody accepted: {strangers[:3]}"
     assert sum(counts.values()) == len(counts), "a message was sent twice"
     # The daily cap (warm-up included) per session and day, and the recipient limit, by what the simulator received.
-    settings = default_app().settings
+    settings = default_hub().settings
     accounts = {number: name for name, number in ACCOUNTS.items()}
     per_session = collections.Counter((accounts.get(m["from"], m["from"]), day(m["time"], settings.zone))
                                       for m in stack.sent())

@@ -11,8 +11,8 @@ import sys
 from click.testing import CliRunner, Result
 
 from tests.helpers.constants import PHONE, ROOT
-from wa_queue.app import default_app
 from wa_queue.cli import main
+from wa_queue.hub import default_hub
 from wa_queue.models import NewMessage, utcnow
 
 ID = re.compile(r"^[0-9a-f]{32}$")
@@ -29,7 +29,7 @@ def waq_proc(env: dict[str, str], *args: str, timeout: float = 60) -> subprocess
 
 def make_failed(session: str = "primary", error_class: str = "InvalidNumber", phone: str = PHONE) -> str:
     """A failed message made the way a worker makes one: insert, claim, record_failed."""
-    store, now = default_app().store, utcnow()
+    store, now = default_hub().store, utcnow()
     message, _ = store.insert(NewMessage(phone=phone, text="hello"), now)
     assert store.claim(message.id, owner="test/1", session=session, now=now, lease_s=60)
     assert store.record_failed(message.id, owner="test/1", now=now, error_class=error_class,

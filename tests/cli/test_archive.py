@@ -7,14 +7,14 @@ import json
 from datetime import timedelta
 
 from tests.cli.helpers import make_failed, waq, waq_proc
-from wa_queue.app import default_app
+from wa_queue.hub import default_hub
 from wa_queue.models import utcnow
 
 
 def archive_all() -> None:
     """beat's archive job, run as if 31 days had passed."""
     now = utcnow() + timedelta(days=31)
-    default_app().store.archive_failed(older_than=now - timedelta(days=30), now=now)
+    default_hub().store.archive_failed(older_than=now - timedelta(days=30), now=now)
 
 
 def test_archive_list_filters_and_pages(waq_env: dict[str, str]) -> None:

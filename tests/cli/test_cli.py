@@ -12,7 +12,7 @@ import pytest
 
 from tests.cli.helpers import ID, make_failed, waq, waq_proc
 from tests.helpers.constants import PHONE
-from wa_queue.app import default_app
+from wa_queue.hub import default_hub
 from wa_queue.models import MessageStatus, utcnow
 
 
@@ -22,7 +22,7 @@ def test_enqueue_prints_the_id_of_the_committed_message(waq_env: dict[str, str])
     assert done.returncode == 0, done.stderr
     message_id = done.stdout.strip()
     assert ID.match(message_id)
-    message = default_app().store.get(message_id)
+    message = default_hub().store.get(message_id)
     assert (message.phone, message.text, message.session, message.status) == (PHONE, "hello", "primary",
                                                                                 MessageStatus.PENDING)
 
@@ -32,7 +32,7 @@ def test_enqueue_invalid_phone_is_exit_2_with_the_reason(waq_env: dict[str, str]
     assert done.returncode == 2
     assert "phone '12345' is not a valid number" in done.stderr
     assert done.stdout == ""
-    assert default_app().store.count_by_status()["pending"] == 0
+    assert default_hub().store.count_by_status()["pending"] == 0
 
 
 def test_enqueue_json_and_idempotency(waq_env: dict[str, str]) -> None:
@@ -49,7 +49,7 @@ def test_enqueue_json_and_idempotency(waq_env: dict[str, str]) -> None:
 def test_enqueue_bad_usage_is_exit_2(waq_env: dict[str, str], args: list[str]) -> None:
     result = waq("enqueue", *args)
     assert result.exit_code == 2, result.output
-    assert default_app().store.count_by_status()["pending"] == 0
+    assert default_hub().store.count_by_status()["pending"] == 0
 
 
 def test_enqueue_csv_reports_rejected_rows_and_queues_the_good_ones(waq_env: dict[str, str], tmp_path: Path) -> None:
@@ -72,19 +72,19 @@ def test_enqueue_csv_reports_rejected_rows_and_queues_the_good_ones(waq_env: dic
 
 def test_enqueue_csv_all_good_is_exit_0_in_batches_of_500(waq_env: dict[str, str], tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    from wa_queue import service
+    from wa_queue import operations
 
     csv_file = tmp_path / "many.csv"
     csv_file.write_text("phone,text\n" + "".join(f"+1415555{i:04d},message {i}\n" for i in range(1201)))
     batches: list[int] = []
-    real = service.enqueue_many
-    monkeypatch.setattr(service, "enqueue_many", lambda app, items: batches.append(len(items)) or real(app, items))
+    real = operations.enqueue_many
+    monkeypatch.setattr(operations, "enqueue_many", lambda app, items: batches.append(len(items)) or real(app, items))
     result = waq("enqueue", "--file", str(csv_file), "--json")
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)
     assert summary["enqueued"] == 1201 and summary["rejected"] == [] and len(set(summary["ids"])) == 1201
     assert batches == [500, 500, 201]
-    assert default_app().store.count_by_status()["pending"] == 1201
+    assert default_hub().store.count_by_status()["pending"] == 1201
 
 
 @pytest.mark.parametrize("header", ["phone,body\n", "phone,text,sesion\n", ""])
@@ -140,7 +140,7 @@ def test_failed_retry_puts_it_back_to_pending(waq_env: dict[str, str]) -> None:
     done = waq_proc(waq_env, "failed", "retry", message_id)
     assert done.returncode == 0, done.stderr
     assert f"requeued {message_id}" in done.stdout
-    message = default_app().store.get(message_id)
+    message = default_hub().store.get(message_id)
     assert message.status is MessageStatus.PENDING and message.attempts == 0
     again = waq_proc(waq_env, "failed", "retry", message_id)  # not failed any more
     assert again.returncode == 1 and "not failed" in again.stderr
@@ -153,7 +153,7 @@ def test_failed_mark_sent_records_the_os_user(waq_env: dict[str, str]) -> None:
                     "--note", "seen in the chat")
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == f"marked {message_id} as sent (sent_by primary)"
-    message = default_app().store.get(message_id)
+    message = default_hub().store.get(message_id)
     assert message.status is MessageStatus.SENT and message.sent_by == "primary" and message.wa_id is None
     assert message.history[-1].event == "sent"
     assert message.history[-1].error_text == "marked as sent by operator cli:alice: seen in the chat"
@@ -167,11 +167,11 @@ def test_failed_mark_sent_without_a_note_and_with_a_bad_one(waq_env: dict[str, s
     message_id = make_failed()
     too_long = waq("failed", "mark-sent", message_id, "--note", "x" * 501)
     assert too_long.exit_code == 2 and "note" in too_long.stderr
-    assert default_app().store.get(message_id).status is MessageStatus.FAILED
+    assert default_hub().store.get(message_id).status is MessageStatus.FAILED
     assert waq("failed", "mark-sent").exit_code == 2  # the id is required
     result = waq("failed", "mark-sent", message_id)
     assert result.exit_code == 0 and f"marked {message_id} as sent" in result.stdout
-    assert default_app().store.get(message_id).history[-1].error_text.startswith("marked as sent by operator cli:")
+    assert default_hub().store.get(message_id).history[-1].error_text.startswith("marked as sent by operator cli:")
     assert "mark-sent" in waq("failed", "--help").stdout
 
 
@@ -179,12 +179,12 @@ def test_failed_retry_all_by_session(waq_env: dict[str, str]) -> None:
     primary = make_failed("primary")
     secondary = make_failed("secondary", phone="+14155550124")
     assert "requeued 1 message(s)" in waq("failed", "retry-all", "--session", "primary").stdout
-    assert default_app().store.get(primary).status is MessageStatus.PENDING
-    assert default_app().store.get(secondary).status is MessageStatus.FAILED
+    assert default_hub().store.get(primary).status is MessageStatus.PENDING
+    assert default_hub().store.get(secondary).status is MessageStatus.FAILED
     assert waq("failed", "retry-all", "--session", "nosuch").exit_code == 2
     done = waq_proc(waq_env, "failed", "retry-all")
     assert done.returncode == 0 and "requeued 1 message(s)" in done.stdout
-    assert default_app().store.count_by_status()["failed"] == 0
+    assert default_hub().store.count_by_status()["failed"] == 0
 
 
 def test_failed_delete_asks_first(waq_env: dict[str, str]) -> None:
@@ -193,17 +193,17 @@ def test_failed_delete_asks_first(waq_env: dict[str, str]) -> None:
     message_id = make_failed()
     declined = waq("failed", "delete", message_id, input="n\n")
     assert declined.exit_code == 1 and "Aborted" in declined.output
-    assert default_app().store.get(message_id).status is MessageStatus.FAILED
+    assert default_hub().store.get(message_id).status is MessageStatus.FAILED
     accepted = waq("failed", "delete", message_id, input="y\n")
     assert accepted.exit_code == 0 and f"deleted {message_id}" in accepted.stdout
     with pytest.raises(NotFound):
-        default_app().store.get(message_id)
+        default_hub().store.get(message_id)
 
     other = make_failed()
     done = waq_proc(waq_env, "failed", "delete", other, "--yes")
     assert done.returncode == 0, done.stderr
     with pytest.raises(NotFound):
-        default_app().store.get(other)
+        default_hub().store.get(other)
     assert waq_proc(waq_env, "failed", "delete", other, "--yes").returncode == 1
 
 
@@ -211,10 +211,10 @@ def test_failed_delete_refuses_a_message_that_is_not_failed(waq_env: dict[str, s
     message_id = waq("enqueue", PHONE, "hello").stdout.strip()
     result = waq("failed", "delete", message_id, "--yes")
     assert result.exit_code == 1 and "only failed messages" in result.stderr
-    assert default_app().store.get(message_id).status is MessageStatus.PENDING
+    assert default_hub().store.get(message_id).status is MessageStatus.PENDING
 
 
 def _pending() -> list:
-    store = default_app().store
+    store = default_hub().store
     messages = store.list_undispatched(now=utcnow() + timedelta(days=1), epoch="none", limit=10_000)
     return [m for m in messages if m.status is MessageStatus.PENDING]

@@ -17,8 +17,8 @@ import pytest
 from tests.cli.helpers import waq, waq_proc
 from tests.helpers.constants import UNREACHABLE
 from wa_queue import names
-from wa_queue.app import default_app
 from wa_queue.devstack.ports import free_port
+from wa_queue.hub import default_hub
 from wa_queue.models import utcnow
 
 
@@ -30,7 +30,7 @@ def test_sessions_list_and_restart(waq_env: dict[str, str]) -> None:
     done = waq_proc(waq_env, "sessions", "restart", "primary")
     assert done.returncode == 0, done.stderr
     assert "restart requested for primary" in done.stdout
-    assert default_app().store.get_session("primary").restart_requested is True
+    assert default_hub().store.get_session("primary").restart_requested is True
     unknown = waq_proc(waq_env, "sessions", "restart", "nosuch")
     assert unknown.returncode == 2 and "session must be one of" in unknown.stderr
 
@@ -101,7 +101,7 @@ def test_doctor_store_and_broker_ok_sessions_need_workers(waq_env: dict[str, str
     assert "waq worker --session primary" in checks["session primary"]["fix"]
     assert code == 1
 
-    store, now = default_app().store, utcnow()
+    store, now = default_hub().store, utcnow()
     for name in ("primary", "secondary"):
         store.update_session(name, status="connected", heartbeat_at=now)
     code, checks = _doctor(waq_env)
@@ -115,7 +115,7 @@ def test_doctor_store_and_broker_ok_sessions_need_workers(waq_env: dict[str, str
 
 def _session_down(name: str = "primary") -> None:
     now = utcnow()
-    default_app().store.update_session(name, status="closed", heartbeat_at=now, last_error="net::ERR_NAME_NOT_RESOLVED",
+    default_hub().store.update_session(name, status="closed", heartbeat_at=now, last_error="net::ERR_NAME_NOT_RESOLVED",
                                    last_error_at=now, last_error_hint=UNREACHABLE)
 
 
@@ -138,7 +138,7 @@ def test_doctor_gives_the_sessions_hint(waq_env: dict[str, str]) -> None:
 
 
 def test_doctor_warns_of_a_page_clock_far_off(waq_env: dict[str, str]) -> None:
-    store, now = default_app().store, utcnow()
+    store, now = default_hub().store, utcnow()
     for name in ("primary", "secondary"):
         store.update_session(name, status="connected", heartbeat_at=now)
     store.update_session("primary", page_clock_offset_s=605.0)

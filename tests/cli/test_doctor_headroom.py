@@ -53,10 +53,10 @@ def test_no_session_running_and_strays() -> None:
 
 
 def test_doctor_reports_a_running_worker(waq_env: dict[str, str], procs) -> None:  # noqa: ANN001
-    from wa_queue.app import default_app
+    from wa_queue.hub import default_hub
 
     worker = procs(["worker", "--session", "primary"], waq_env, "worker-primary")
-    wait_for(lambda: default_app().store.get_session("primary").status == "connected", 60, 0.2, "the worker")
+    wait_for(lambda: default_hub().store.get_session("primary").status == "connected", 60, 0.2, "the worker")
     done = subprocess.run([sys.executable, "-m", "wa_queue.cli", "doctor", "--check", "headroom", "--json"],
                           env={**os.environ, **waq_env}, cwd=ROOT, capture_output=True, text=True, timeout=60,
                           check=False)

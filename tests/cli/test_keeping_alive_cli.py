@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from tests.helpers.constants import PHONE
-from wa_queue.app import close_default_app, default_app
 from wa_queue.cli import main
+from wa_queue.hub import close_default_hub, default_hub
 from wa_queue.models import utcnow
 
 
@@ -20,22 +20,22 @@ from wa_queue.models import utcnow
 def ramp(waq_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
     """The default warm-up ramp, which waq_env turns off."""
     monkeypatch.setenv("WAQ_WARMUP_CAPS", "20,40,80,150,300")
-    close_default_app()
+    close_default_hub()
 
 
 def waq(*args: str) -> Result:
     return CliRunner().invoke(main, list(args), catch_exceptions=False)
 
 
-def today():  # noqa: ANN201 - the App's local day (WAQ_TIMEZONE is UTC in waq_env)
-    return default_app().clock().date()
+def today():  # noqa: ANN201 - the Hub's local day (WAQ_TIMEZONE is UTC in waq_env)
+    return default_hub().clock().date()
 
 
 def test_enqueue_with_a_send_window_and_status_shows_it(waq_env: dict[str, str]) -> None:
     done = waq("enqueue", PHONE, "hello", "--send-window", "22:00-06:00", "--json")
     assert done.exit_code == 0, done.output
     message_id = json.loads(done.stdout)["id"]
-    assert str(default_app().store.get(message_id).send_window) == "22:00-06:00"
+    assert str(default_hub().store.get(message_id).send_window) == "22:00-06:00"
     shown = waq("status", message_id)
     assert re.search(r"^send_window +22:00-06:00$", shown.stdout, re.MULTILINE), shown.stdout
     assert json.loads(waq("status", message_id, "--json").stdout)["send_window"] == {"start": "22:00",
@@ -52,11 +52,11 @@ def test_enqueue_refuses_a_bad_send_window(waq_env: dict[str, str]) -> None:
     assert never.exit_code == 2 and "never open" in never.stderr
     both = CliRunner().invoke(main, ["enqueue", "--file", __file__, "--send-window", "08:00-21:00"])
     assert both.exit_code == 2 and "not both" in both.stderr
-    assert default_app().store.count_by_status()["pending"] == 0
+    assert default_hub().store.count_by_status()["pending"] == 0
 
 
 def test_sessions_warmup_skip_and_reset(waq_env: dict[str, str]) -> None:
-    store = default_app().store
+    store = default_hub().store
     store.update_session("primary", first_send_day=today() - timedelta(days=7))
     listing = waq("sessions", "list")
     [line] = [row for row in listing.stdout.splitlines() if row.startswith("primary ")]
@@ -80,11 +80,11 @@ def test_sessions_warmup_needs_an_action_and_a_known_session(waq_env: dict[str, 
     assert none.exit_code == 2 and "--reset or --skip" in none.stderr
     unknown = CliRunner().invoke(main, ["sessions", "warmup", "nosuch", "--skip"])
     assert unknown.exit_code == 2 and "session must be one of" in unknown.stderr
-    assert default_app().store.get_session("primary").warmup_skipped is False
+    assert default_hub().store.get_session("primary").warmup_skipped is False
 
 
 def test_doctor_shows_the_cap_of_today_and_the_ramp(waq_env: dict[str, str]) -> None:
-    store, now = default_app().store, utcnow()
+    store, now = default_hub().store, utcnow()
     store.update_session("primary", status="connected", heartbeat_at=now, first_send_day=today())
     store.update_session("secondary", status="banned", heartbeat_at=now, warmup_skipped=True,
                          last_error="Your account is restricted until 14:00")

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from wa_queue.app import App
 from wa_queue.broker.publisher import CeleryPublisher, Publisher
 from wa_queue.broker.recording import RecordingPublisher
 from wa_queue.devstack.ports import free_port
 from wa_queue.devstack.redis_server import RedisServer
+from wa_queue.hub import Hub
 from wa_queue.models import Message, NewMessage
 from wa_queue.settings import Settings
 from wa_queue.store import MessageStore
@@ -34,16 +34,16 @@ class Subject:
 def _celery(tmp_path: Path, redis_server: RedisServer) -> Iterator[Subject]:
     redis_server.client().flushall()
 
-    def app_on(broker_url: str) -> App:
+    def hub_on(broker_url: str) -> Hub:
         settings = Settings.from_env({"WAQ_DATA_DIR": str(tmp_path), "WAQ_BROKER_URL": broker_url,
                                       "WAQ_SESSIONS": "primary,secondary"})
-        return App.build(settings)
+        return Hub.build(settings)
 
-    app, nowhere = app_on(redis_server.url), app_on(f"redis://127.0.0.1:{free_port()}/0")
-    refusing = CeleryPublisher(app.store, nowhere.celery, nowhere.broker_quick(1.0))
-    yield Subject(app.publisher, refusing, app.store)
+    hub, nowhere = hub_on(redis_server.url), hub_on(f"redis://127.0.0.1:{free_port()}/0")
+    refusing = CeleryPublisher(hub.store, nowhere.celery, nowhere.broker_quick(1.0))
+    yield Subject(hub.publisher, refusing, hub.store)
     nowhere.close()
-    app.close()
+    hub.close()
 
 
 def _recording(tmp_path: Path, _: RedisServer) -> Iterator[Subject]:

@@ -11,7 +11,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 
 from tests.dashboard.test_dashboard import browser, log_in, server, severe_console_errors, text, visible
 from tests.helpers.waiting import wait_for
-from wa_queue.app import default_app
+from wa_queue.hub import default_hub
 from wa_queue.models import NewMessage, utcnow
 
 pytestmark = pytest.mark.timeout(240)
@@ -20,7 +20,7 @@ __all__ = ["browser", "server"]  # fixtures used by name below
 
 def archived_messages(count: int) -> list[str]:
     """`count` messages failed 40 days ago and moved to the archive; newest failure last."""
-    store, now = default_app().store, utcnow()
+    store, now = default_hub().store, utcnow()
     ids = []
     for i in range(count):
         at = now - timedelta(days=40) + timedelta(minutes=i)

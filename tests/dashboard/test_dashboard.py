@@ -19,8 +19,8 @@ from api.dashboard import PATH
 from tests.helpers.constants import ARTIFACTS
 from tests.helpers.page_browser import page_browser
 from tests.helpers.waiting import wait_for
-from wa_queue import errors, names, service
-from wa_queue.app import close_default_app, default_app
+from wa_queue import errors, names, operations
+from wa_queue.hub import close_default_hub, default_hub
 from wa_queue.models import MessageStatus, NewMessage, utcnow
 
 pytestmark = pytest.mark.timeout(240)
@@ -34,8 +34,8 @@ IMPORTED_AT = time.time()  # at collection, before any test: a screenshot older 
 def server(waq_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     monkeypatch.setenv("WAQ_API_KEYS", f"ops:admin:{ADMIN_KEY},shop:producer:{PRODUCER_KEY}")
     monkeypatch.setenv("WAQ_WARMUP_CAPS", "20,40,80,150,300")  # the default ramp (waq_env turns it off), on the cards
-    close_default_app()
-    httpd = make_server("127.0.0.1", 0, create_app(default_app()), threaded=True)
+    close_default_hub()
+    httpd = make_server("127.0.0.1", 0, create_app(default_hub()), threaded=True)
     thread = threading.Thread(target=httpd.serve_forever, name="dashboard-server", daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{httpd.server_port}"
@@ -75,7 +75,7 @@ def log_in(driver: WebDriver, base: str) -> None:
 
 
 def failed_message(phone: str = "+14155550123", error_class: str = "InvalidNumber") -> str:
-    store = default_app().store
+    store = default_hub().store
     message, _ = store.insert(NewMessage(phone=phone, text="this one failed"), utcnow())
     store.claim(message.id, owner="test", session="primary", now=utcnow(), lease_s=60)
     store.record_failed(message.id, owner="test", now=utcnow(), error_class=error_class,
@@ -84,7 +84,7 @@ def failed_message(phone: str = "+14155550123", error_class: str = "InvalidNumbe
 
 
 def sent_message(phone: str = "+14155550124") -> str:
-    store = default_app().store
+    store = default_hub().store
     message, _ = store.insert(NewMessage(phone=phone, text="this one went out"), utcnow())
     store.claim(message.id, owner="test", session="primary", now=utcnow(), lease_s=60)
     store.record_sent(message.id, owner="test", now=utcnow(), session="primary", wa_id="wa-1")
@@ -93,7 +93,7 @@ def sent_message(phone: str = "+14155550124") -> str:
 
 def status_of(message_id: str) -> str | None:
     try:
-        return default_app().store.get(message_id).status.value
+        return default_hub().store.get(message_id).status.value
     except errors.NotFound:
         return None
 
@@ -155,8 +155,8 @@ def test_dashboard_end_to_end(server: str, browser: WebDriver) -> None:
     assert (warmup.get_attribute("data-state"), warmup.text) == ("new", "starts at the first send (20 a day)")
 
     # Counts follow an enqueue through the 10 s auto-refresh, without a click.
-    service.enqueue(default_app(), "+14155550100", "hello one")
-    service.enqueue(default_app(), "+14155550101", "hello two")
+    operations.enqueue(default_hub(), "+14155550100", "hello one")
+    operations.enqueue(default_hub(), "+14155550101", "hello two")
     wait_for(lambda: text(driver, "count-pending") == "2", 25, 0.2, "auto-refresh to show 2 pending")
 
     # A reload keeps the key for this tab: no second prompt.
@@ -175,8 +175,8 @@ def test_dashboard_end_to_end(server: str, browser: WebDriver) -> None:
     assert sends.get_attribute("data-sends") == "1" and sends.text == "1 / 20"
 
     # Inside the warm-up ramp: today's cap and where the session stands.
-    first_send = default_app().clock().date() - timedelta(days=4)
-    default_app().store.update_session("primary", first_send_day=first_send)
+    first_send = default_hub().clock().date() - timedelta(days=4)
+    default_hub().store.update_session("primary", first_send_day=first_send)
     refresh_now(driver)
     sends = driver.find_element(By.CSS_SELECTOR, '[data-session="primary"] .session-sends')
     assert sends.text == "1 / 40"
@@ -221,7 +221,7 @@ def test_dashboard_end_to_end(server: str, browser: WebDriver) -> None:
 
     # A session that is down says why under its status, only while it has an error.
     hint = "cannot reach web.whatsapp.com: check the network or WAQ_WHATSAPP_URL"
-    default_app().store.update_session("secondary", status="closed", last_error="net::ERR_NAME_NOT_RESOLVED",
+    default_hub().store.update_session("secondary", status="closed", last_error="net::ERR_NAME_NOT_RESOLVED",
                                    last_error_at=utcnow(), last_error_hint=hint)
     refresh_now(driver)
     error = driver.find_element(By.CSS_SELECTOR, '[data-session="secondary"] .session-error')
@@ -230,7 +230,7 @@ def test_dashboard_end_to_end(server: str, browser: WebDriver) -> None:
 
     # A banned session: its card in red with the page's words, and the words in the health reasons.
     words = "Your phone number is banned from using WhatsApp. Contact support for help."
-    default_app().store.update_session("secondary", status="banned", last_error=words, last_error_at=utcnow(),
+    default_hub().store.update_session("secondary", status="banned", last_error=words, last_error_at=utcnow(),
                                        last_error_hint=None)
     refresh_now(driver)
     card = driver.find_element(By.CSS_SELECTOR, '#sessions [data-session="secondary"]')
@@ -244,8 +244,8 @@ def test_dashboard_end_to_end(server: str, browser: WebDriver) -> None:
     assert driver.save_screenshot(str(ARTIFACTS / "dashboard-banned.png"))
 
     # A session waiting for a scan shows its QR, fetched with the key into a blob: URL.
-    default_app().store.update_session("primary", status="qr")
-    default_app().broker.set(names.session_qr_key("primary"), qr_png(), ex=120)
+    default_hub().store.update_session("primary", status="qr")
+    default_hub().broker.set(names.session_qr_key("primary"), qr_png(), ex=120)
     refresh_now(driver)
     qr = driver.find_element(By.CSS_SELECTOR, '[data-session="primary"] img.session-qr')
     wait_for(lambda: qr.is_displayed() and driver.execute_script(
@@ -255,7 +255,7 @@ def test_dashboard_end_to_end(server: str, browser: WebDriver) -> None:
 
     # Restart asks the session to reconnect.
     driver.find_element(By.CSS_SELECTOR, 'button.session-restart[data-session="secondary"]').click()
-    wait_for(lambda: default_app().store.get_session("secondary").restart_requested, 15, 0.1, "the restart request")
+    wait_for(lambda: default_hub().store.get_session("secondary").restart_requested, 15, 0.1, "the restart request")
 
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     refresh_now(driver)
@@ -322,7 +322,7 @@ def test_unverified_is_flagged_and_marked_as_sent(server: str, browser: WebDrive
     assert "marked as sent" in text(driver, "notice")
     wait_for(lambda: text(driver, "count-sent") == "1" and text(driver, "failed-total") == "1", 15, 0.1, "counts")
     assert not visible(driver, "unverified-hint")  # the one left is an ordinary failure
-    message = default_app().store.get(unverified)
+    message = default_hub().store.get(unverified)
     assert message.sent_by == "primary"
     assert message.history[-1].error_text == "marked as sent by operator api:ops"
     assert status_of(ordinary) == "failed"

@@ -14,9 +14,9 @@ from prometheus_client.parser import text_string_to_metric_families
 from api.app import create_app
 from tests.helpers.api import api_client
 from tests.helpers.constants import ROOT
-from wa_queue import metrics_sink, service
-from wa_queue.app import close_default_app, default_app
+from wa_queue import metrics_sink, operations
 from wa_queue.devstack.ports import free_port
+from wa_queue.hub import close_default_hub, default_hub
 from wa_queue.models import NewMessage, utcnow
 
 ADMIN_KEY = "metrics-admin-key-0123456789"
@@ -54,9 +54,9 @@ def test_access(client) -> None:  # noqa: ANN001
 
 
 def test_bearer_refused_when_no_token_is_configured(client) -> None:  # noqa: ANN001
-    # an App keeps the settings it was built with: the API of another one
-    close_default_app(dataclasses.replace(default_app().settings, metrics_token=""))
-    client = create_app(default_app()).test_client()
+    # a Hub keeps the settings it was built with: the API of another one
+    close_default_hub(dataclasses.replace(default_hub().settings, metrics_token=""))
+    client = create_app(default_hub()).test_client()
     assert client.get("/metrics", headers={"Authorization": "Bearer "}).status_code == 401
     assert client.get("/metrics", headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 401
     assert client.get("/metrics", headers={"X-API-Key": ADMIN_KEY}).status_code == 200
@@ -66,9 +66,9 @@ def test_store_values_at_scrape_time(client) -> None:  # noqa: ANN001
     samples = scrape(client)
     assert samples[("waq_messages", (("status", "pending"),))] == 0
     assert samples[("waq_oldest_pending_age_seconds", ())] == 0
-    service.enqueue(default_app(), "+14155550100", "one")
-    service.enqueue(default_app(), "+14155550101", "two")
-    store = default_app().store
+    operations.enqueue(default_hub(), "+14155550100", "one")
+    operations.enqueue(default_hub(), "+14155550101", "two")
+    store = default_hub().store
     message, _ = store.insert(NewMessage(phone="+14155550102", text="three"), utcnow())
     store.claim(message.id, owner="t", session="primary", now=utcnow(), lease_s=60)
     store.record_sent(message.id, owner="t", now=utcnow(), session="primary", wa_id="w")
@@ -106,21 +106,21 @@ def test_durations_and_retries_cross_processes(client) -> None:  # noqa: ANN001
 
 
 def test_a_broker_outage_is_reported_not_raised(client) -> None:  # noqa: ANN001
-    close_default_app(dataclasses.replace(default_app().settings, broker_url=f"redis://127.0.0.1:{free_port()}/0"))
-    client = create_app(default_app()).test_client()
+    close_default_hub(dataclasses.replace(default_hub().settings, broker_url=f"redis://127.0.0.1:{free_port()}/0"))
+    client = create_app(default_hub()).test_client()
     samples = scrape(client)
     assert samples[("waq_up", (("component", "broker"),))] == 0
     assert samples[("waq_up", (("component", "store"),))] == 1
     assert not any(name.startswith("waq_send_duration") for name, _ in samples)
     # And a worker's record_send never raises when the broker is away.
-    assert metrics_sink.record_send("primary", 1.0, "sent", client=default_app().broker_quick(0.5)) is False
+    assert metrics_sink.record_send("primary", 1.0, "sent", client=default_hub().broker_quick(0.5)) is False
 
 
 def test_a_store_outage_is_reported_not_raised(client, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
     def broken(*_, **__):  # noqa: ANN002, ANN003, ANN202
         raise RuntimeError("store is down")
 
-    monkeypatch.setattr(default_app().store, "count_by_status", broken)
+    monkeypatch.setattr(default_hub().store, "count_by_status", broken)
     samples = scrape(client)
     assert samples[("waq_up", (("component", "store"),))] == 0
     assert not any(name == "waq_messages" for name, _ in samples)
@@ -146,7 +146,7 @@ def test_a_workers_buffer_writes_sums_in_the_background_and_keeps_them_through_a
     held.record("primary", 0.4, "sent")
     held.record("primary", 9.0, "retry")
     assert held.flush() is False  # broker away: nothing lost, kept for the next write
-    target[0] = default_app().broker
+    target[0] = default_hub().broker
     assert held.flush() is True
     assert held.flush() is True  # nothing left: written once, not twice
     buffer = metrics_sink.SendBuffer(interval_s=0.05)

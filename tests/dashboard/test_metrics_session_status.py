@@ -4,14 +4,14 @@ record is in and 0 for every other, so a banned session can be alerted on. Real 
 from __future__ import annotations
 
 from tests.dashboard.test_metrics import client, scrape  # noqa: F401 - the fixture is used by name
-from wa_queue.app import default_app
+from wa_queue.hub import default_hub
 from wa_queue.models import SessionStatus, utcnow
 
 
 def test_a_banned_session_reads_1_under_banned_and_0_elsewhere(client) -> None:  # noqa: ANN001, F811
-    default_app().store.update_session("primary", status=SessionStatus.BANNED.value, heartbeat_at=utcnow(),
+    default_hub().store.update_session("primary", status=SessionStatus.BANNED.value, heartbeat_at=utcnow(),
                                        last_error="Your phone number is banned from using WhatsApp.")
-    default_app().store.update_session("secondary", status=SessionStatus.CONNECTED.value, heartbeat_at=utcnow())
+    default_hub().store.update_session("secondary", status=SessionStatus.CONNECTED.value, heartbeat_at=utcnow())
     samples = scrape(client)
 
     def status(session: str) -> dict[str, float]:

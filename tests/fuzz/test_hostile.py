@@ -30,8 +30,8 @@ from api.app import create_app
 from tests.helpers.api import api_client
 from tests.helpers.constants import BASE, PHONE, ROOT
 from tests.helpers.waiting import wait_for
-from wa_queue.app import close_default_app, default_app
 from wa_queue.devstack.ports import free_port
+from wa_queue.hub import close_default_hub, default_hub
 from wa_queue.names import ARCHIVE, MESSAGES
 
 PRODUCER_KEY = "fuzz-producer-key-0123456789"
@@ -87,7 +87,7 @@ def client(waq_env, monkeypatch):  # noqa: ANN001, ANN201
 def rejects(client, waq_env):  # noqa: ANN001, ANN201
     """rejects(status, data=..., headers=...): POST /messages (or path=...), expect a JSON error, store untouched."""
     path = db_path(waq_env)
-    default_app().store  # create the schema before the first snapshot
+    default_hub().store  # create the schema before the first snapshot
 
     def check(expected: int | tuple[int, ...], data: bytes | str | None = None, headers: dict | None = None,
               path_: str = "/messages") -> dict:
@@ -111,7 +111,7 @@ def test_body_sizes_around_the_cap(client, rejects, waq_env) -> None:  # noqa: A
     exact = small[:-1] + " " * (CAP - len(small)) + "}"  # JSON whitespace pads it to exactly the cap
     assert len(exact.encode()) == CAP
     stored = accept(client, exact)["id"]
-    assert default_app().store.get(stored).text == "at the cap"
+    assert default_hub().store.get(stored).text == "at the cap"
     error = rejects(413, exact[:-1] + " }", JSON_CT)  # one byte over
     assert error["details"]["limit_bytes"] == CAP
     rejects(413, "x" * (10 * CAP), JSON_CT)  # far over, and not even JSON: the size is checked first
@@ -155,7 +155,7 @@ def test_every_accepted_message_is_readable_from_a_deep_stack(client) -> None:  
     depth, message_id = _deepest_accepted(client)  # today ~950 levels are accepted and committed
 
     def at_depth(frames: int) -> object:
-        return at_depth(frames - 1) if frames else default_app().store.get(message_id)
+        return at_depth(frames - 1) if frames else default_hub().store.get(message_id)
 
     at_depth(150)
 
@@ -173,7 +173,7 @@ def test_nul_bytes_are_400(rejects, item, field) -> None:  # noqa: ANN001
 
 def test_nul_bytes_where_allowed_round_trip(client) -> None:  # noqa: ANN001
     metadata = {"key": "v\x00alue", "nested": ["\x00"]}
-    stored = default_app().store.get(accept(client, json.dumps(message(metadata=metadata)))["id"])
+    stored = default_hub().store.get(accept(client, json.dumps(message(metadata=metadata)))["id"])
     assert stored.metadata == metadata
     # A NUL in a key is refused (MongoDB cannot store it), so every store accepts the same metadata.
     bad = client.post(f"{BASE}/messages", json=message(metadata={"k\x00ey": 1}), headers=PRODUCER)
@@ -181,7 +181,7 @@ def test_nul_bytes_where_allowed_round_trip(client) -> None:  # noqa: ANN001
     # A NUL before the number is dropped by the parser; whatever is stored must be strict E.164.
     response = client.post(f"{BASE}/messages", json=message(phone="\x00+14155550123"), headers=PRODUCER)
     if response.status_code == 202:
-        assert default_app().store.get(response.get_json()["id"]).phone == PHONE
+        assert default_hub().store.get(response.get_json()["id"]).phone == PHONE
     else:
         assert response.status_code == 400
 
@@ -263,7 +263,7 @@ def test_hostile_idempotency_keys(rejects) -> None:  # noqa: ANN001
 # ---- a real server: gunicorn, 2 worker processes x 4 threads ----------------------------------------------------
 @pytest.fixture(scope="module")
 def live(tmp_path_factory, redis_server):  # noqa: ANN001, ANN201
-    """gunicorn serving create_app(default_app()) on its own SQLite file; yields (port, database path)."""
+    """gunicorn serving create_app(default_hub()) on its own SQLite file; yields (port, database path)."""
     tmp = tmp_path_factory.mktemp("fuzz-live")
     db = tmp / "data" / "waq.db"
     env = {k: v for k, v in os.environ.items() if not k.startswith("WAQ_")}
@@ -392,8 +392,8 @@ PRODUCER_PATHS = ("/api/whatsapp/messages", "/healthz")
 @pytest.fixture
 def producer_schema(waq_env, monkeypatch):  # noqa: ANN001, ANN201
     monkeypatch.setenv("WAQ_API_KEYS", KEYS)
-    close_default_app()
-    return schemathesis.openapi.from_wsgi("/api/swagger.json", create_app(default_app()), headers=PRODUCER)
+    close_default_hub()
+    return schemathesis.openapi.from_wsgi("/api/swagger.json", create_app(default_hub()), headers=PRODUCER)
 
 
 producer_api = schemathesis.pytest.from_fixture("producer_schema")

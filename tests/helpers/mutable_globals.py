@@ -6,7 +6,7 @@ call, which its module then changes: an item or attribute assignment, an augment
 known to be immutable. Constants (ALL_CAPS names) and Final annotations are not counted, with two exceptions that
 are process state whatever they are bound to: a name a function rebinds through `global` (`_cached = None` filled
 in on first use, ALL_CAPS or not), and a name bound at module level to a factory of process handles (a Celery or
-Flask app, a Redis or Mongo client, an App, settings read from the environment: `app = make_celery()`).
+Flask app, a Redis or Mongo client, a Hub, settings read from the environment: `app = make_celery()`).
 
     python -m tests.helpers.mutable_globals     # prints them and their number
 """
@@ -22,7 +22,7 @@ FOLDERS = ("wa_queue", "api", "workers")
 _MUTATORS = {"append", "extend", "insert", "pop", "remove", "clear", "update", "setdefault", "add", "discard",
              "popitem", "appendleft", "sort", "reverse"}
 _IMMUTABLE = {"TypeVar", "Path", "Final", "Exchange", "Queue", "Namespace", "Blueprint"}
-_FACTORIES = {"Celery", "Flask", "Redis", "StrictRedis", "MongoClient", "App", "build", "default_app", "from_env",
+_FACTORIES = {"Celery", "Flask", "Redis", "StrictRedis", "MongoClient", "Hub", "build", "default_hub", "from_env",
               "from_url", "read_settings", "get_settings", "open_store", "make_client"}
 _FACTORY_PREFIXES = ("make_", "create_", "build_", "open_", "connect")
 _CONTAINERS = (ast.List, ast.Dict, ast.Set, ast.ListComp, ast.DictComp, ast.SetComp, ast.Call)

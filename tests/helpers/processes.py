@@ -8,7 +8,7 @@ import subprocess
 from pathlib import Path
 
 from tests.helpers.constants import ROOT
-from wa_queue.transport import procs
+from wa_queue import procs
 
 
 def processes_of(data_dir: Path) -> list[int]:

@@ -16,9 +16,9 @@ import requests
 
 from tests.helpers.processes import Proc, processes_of
 from tests.helpers.waiting import wait_for
-from wa_queue.app import close_default_app, default_app
 from wa_queue.devstack.ports import free_port
 from wa_queue.devstack.redis_server import RedisServer
+from wa_queue.hub import close_default_hub, default_hub
 from wa_queue.models import MessageStatus
 from wa_queue.simulator.app import SimServer
 from wa_queue.simulator.profiles import DEFAULT_MARKUP
@@ -50,7 +50,7 @@ class Stack:
         self.api_ports: dict[str, int] = {}
         self._old_env = {k: os.environ.get(k) for k in self.env}
         os.environ.update(self.env)
-        close_default_app()
+        close_default_hub()
 
     # ---- processes -----------------------------------------------------------------------------------------
     def start_worker(self, session: str, scan: bool = True) -> None:
@@ -130,24 +130,24 @@ class Stack:
 
     # ---- checks --------------------------------------------------------------------------------------------
     def session(self, name: str):  # noqa: ANN201
-        return default_app().store.get_session(name)
+        return default_hub().store.get_session(name)
 
     def wait_done(self, ids: list[str], timeout: float = 180, stall_s: float | None = None) -> None:
         """Wait until every message is sent or failed, for `timeout` seconds; with `stall_s`, for as long as one
         finishes at least every stall_s seconds (a long run's pace depends on the machine, a stall does not)."""
         final = (MessageStatus.SENT, MessageStatus.FAILED)
         if stall_s is None:
-            wait_for(lambda: all(default_app().store.get(i).status in final for i in ids), timeout, 0.5,
-                     f"{len(ids)} messages to finish: {default_app().store.count_by_status()}")
+            wait_for(lambda: all(default_hub().store.get(i).status in final for i in ids), timeout, 0.5,
+                     f"{len(ids)} messages to finish: {default_hub().store.count_by_status()}")
             return
         left, last_progress = set(ids), time.monotonic()
         while left:
-            finished = {i for i in left if default_app().store.get(i).status in final}
+            finished = {i for i in left if default_hub().store.get(i).status in final}
             left -= finished
             now = time.monotonic()
             last_progress = now if finished else last_progress
             assert now - last_progress < stall_s, (f"no message of {len(ids)} finished in {stall_s:g}s: "
-                                                   f"{default_app().store.count_by_status()}")
+                                                   f"{default_hub().store.count_by_status()}")
             time.sleep(0.5 if left else 0)
 
     def sent_counts(self) -> collections.Counter:
@@ -169,7 +169,7 @@ class Stack:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-        close_default_app()
+        close_default_hub()
         try:
             wait_for(lambda: not processes_of(self.tmp / "data"), 10, 0.25, "the stack's processes to exit")
         except AssertionError:

@@ -14,8 +14,8 @@ import pytest
 from tests.helpers.stores import STORES_MONGO_LONG
 from tests.helpers.waiting import wait_for
 from tests.integration.test_pipeline import _assert_exactly_once, _phones, _start_stack, _wait_done, _Webhook
-from wa_queue import service
-from wa_queue.app import default_app
+from wa_queue import operations
+from wa_queue.hub import default_hub
 from wa_queue.models import SessionStatus
 from wa_queue.transport.fake import BAN_WORDS, FakeControl, read_log
 
@@ -34,7 +34,7 @@ def test_a_session_banned_midway_hands_its_queue_over_and_stays_banned(waq_env, 
     control.write({"send_delay_s": 0.05})
     control.set_number_fault(phones[10], "ban", count=1)  # the ban screen shows when primary opens this chat
     _start_stack(procs, waq_env, beat=True)
-    ids = [service.enqueue(default_app(), p, f"to {p}", session="primary") for p in phones]
+    ids = [operations.enqueue(default_hub(), p, f"to {p}", session="primary") for p in phones]
     _wait_done(ids, 120)
     _assert_exactly_once(waq_env, ids)
 
@@ -47,22 +47,22 @@ def test_a_session_banned_midway_hands_its_queue_over_and_stays_banned(waq_env, 
     assert by["primary"] >= 1 and by["primary"] + by["secondary"] == len(phones), by
 
     wait_for(lambda: [e for e in hook.events if e["event"] == "session_banned"], 20, what="the admin webhook")
-    record = default_app().store.get_session("primary")
+    record = default_hub().store.get_session("primary")
     assert record.status == SessionStatus.BANNED and record.last_error == BAN_WORDS and record.needs_operator
 
     # The page no longer shows the ban: the health checks that follow leave the session banned all the same.
     control.set_session_state("primary", None)
     banned_at = record.heartbeat_at
-    wait_for(lambda: default_app().store.get_session("primary").heartbeat_at > banned_at, 30, 0.2,
+    wait_for(lambda: default_hub().store.get_session("primary").heartbeat_at > banned_at, 30, 0.2,
              what="a health check after the ban")
-    seen = default_app().store.get_session("primary").heartbeat_at
-    wait_for(lambda: default_app().store.get_session("primary").heartbeat_at > seen, 30, 0.2,
+    seen = default_hub().store.get_session("primary").heartbeat_at
+    wait_for(lambda: default_hub().store.get_session("primary").heartbeat_at > seen, 30, 0.2,
              what="a second health check")
-    record = default_app().store.get_session("primary")
+    record = default_hub().store.get_session("primary")
     assert record.status == SessionStatus.BANNED and record.reconnect_attempts == 0
     banned_events = [e for e in hook.events if e["event"] == "session_banned"]
     assert len(banned_events) == 1, hook.events
     assert banned_events[0]["details"] == {"session": "primary", "words": BAN_WORDS}
     assert BAN_WORDS in banned_events[0]["summary"]
-    assert service.sessions_overview(default_app())["primary"]["status"] == "banned"
+    assert operations.sessions_overview(default_hub())["primary"]["status"] == "banned"
     hook.close()

@@ -18,9 +18,9 @@ from collections.abc import Iterator
 import pytest
 
 from tests.helpers.stack import ACCOUNTS, Stack
-from wa_queue import service
-from wa_queue.app import default_app
+from wa_queue import operations
 from wa_queue.devstack.redis_server import RedisServer
+from wa_queue.hub import default_hub
 from wa_queue.models import MessageStatus
 from wa_queue.simulator.state import Message
 
@@ -86,7 +86,7 @@ def run(stack: Stack, markup: str, skew: int) -> None:
     stop = threading.Event()
     killed = kill_chrome_after_clicks(stack, targets, 2, stop)
     try:
-        ids = service.enqueue_many(default_app(), [{"phone": p, "text": t} for p, t in items])
+        ids = operations.enqueue_many(default_hub(), [{"phone": p, "text": t} for p, t in items])
         stack.wait_done(ids, 400)
     finally:
         stop.set()
@@ -95,7 +95,7 @@ def run(stack: Stack, markup: str, skew: int) -> None:
     for phone, text in items:
         expected = 3 if text == REPEATED else 1  # the repeated text: twice before, once now
         assert counts[(phone.lstrip("+"), text)] == expected, (phone, text, counts[(phone.lstrip("+"), text)])
-    store = default_app().store
+    store = default_hub().store
     messages = [store.get(i) for i in ids]
     split = collections.Counter(m.status.value if m.status is MessageStatus.SENT else m.last_error_class
                                 for m in messages)

@@ -22,8 +22,8 @@ import pytest
 
 from tests.helpers.stores import STORES
 from tests.helpers.waiting import wait_for
-from wa_queue import service
-from wa_queue.app import close_default_app, default_app
+from wa_queue import operations
+from wa_queue.hub import close_default_hub, default_hub
 from wa_queue.models import HistoryEvent, MessageStatus
 from wa_queue.send_window import is_open, recipient_day_start
 from wa_queue.transport.fake import FakeControl, read_log
@@ -58,7 +58,7 @@ def test_caps_and_recipient_limits_hold_across_two_workers_and_a_sigkill(waq_env
                     "WAQ_TIMEZONE": zone, "WAQ_LEASE_S": "10"})
     for key in ("WAQ_WARMUP_CAPS", "WAQ_MAX_PER_RECIPIENT_PER_DAY", "WAQ_TIMEZONE", "WAQ_LEASE_S"):
         monkeypatch.setenv(key, waq_env[key])
-    close_default_app()
+    close_default_hub()
     data = Path(waq_env["WAQ_DATA_DIR"])
     data.mkdir(parents=True, exist_ok=True)
     FakeControl(data / "fake-control.json").write({"send_delay_s": 0.3})  # a SIGKILL often lands inside a send
@@ -67,16 +67,16 @@ def test_caps_and_recipient_limits_hold_across_two_workers_and_a_sigkill(waq_env
     workers = {name: procs(["worker", "--session", name], waq_env, f"worker-{name}")
                for name in ("primary", "secondary")}
     procs(["beat"], waq_env, "beat")
-    store = default_app().store
+    store = default_hub().store
     wait_for(lambda: all(store.get_session(n).status == "connected" for n in workers), 60, 0.2, "workers connected")
     # Three in a row to each number (the last gets five): its third waits for the number's next day while the
     # sessions still have room, and once both sessions reached their cap the rest waits for theirs.
     # Two messages first, to a seventh number, with a window closed now (the zone's local time is 08:30-15:30): they
     # wait for it and are never sent in this run. Then the 20, the first few with a window open now.
-    closed = service.enqueue_many(default_app(), [{"phone": ZONED_NUMBERS[zone].format(RECIPIENTS),
+    closed = operations.enqueue_many(default_hub(), [{"phone": ZONED_NUMBERS[zone].format(RECIPIENTS),
                                                     "text": f"at night {i}", "send_window": CLOSED_NOW}
                                                    for i in range(2)])
-    ids = closed + service.enqueue_many(default_app(), [
+    ids = closed + operations.enqueue_many(default_hub(), [
         {"phone": phones[min(i // 3, RECIPIENTS - 1)], "text": f"hello {i}",
          **({"send_window": OPEN_NOW} if i < 4 else {})} for i in range(MESSAGES)])
     log_path = data / "fake-sent.jsonl"
@@ -104,7 +104,7 @@ def test_caps_and_recipient_limits_hold_across_two_workers_and_a_sigkill(waq_env
         (entry["session"], datetime.fromisoformat(entry["at"]).astimezone(zone_info).date()) for entry in log)
     per_recipient = collections.Counter(
         (entry["phone"], recipient_day_start(entry["phone"], datetime.fromisoformat(entry["at"]))) for entry in log)
-    windows = {i: store.get(i).send_window or default_app().settings.send_window for i in sends}
+    windows = {i: store.get(i).send_window or default_hub().settings.send_window for i in sends}
     outside = [entry for entry in log
                if not is_open(windows[entry["ref"]], entry["phone"], datetime.fromisoformat(entry["at"]))]
     over_cap = {key: n for key, n in per_session.items() if n > CAP}

@@ -35,7 +35,7 @@ from tests.helpers.netns import NetnsUnavailable, Network
 from tests.helpers.processes import Proc
 from tests.helpers.stack import ACCOUNTS
 from tests.helpers.waiting import wait_for
-from wa_queue.app import close_default_app, default_app
+from wa_queue.hub import close_default_hub, default_hub
 from wa_queue.models import HistoryEvent, MessageStatus
 from wa_queue.simulator.app import SimServer
 
@@ -205,12 +205,12 @@ def hosts(network: Network, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
         pytest.skip(problem)
     stack = Hosts(network, tmp_path)
     for key, value in {**stack.env, "WAQ_DATA_DIR": str(tmp_path / "test" / "data")}.items():
-        monkeypatch.setenv(key, value)  # the test's own App reads the store on the infra host, as an operator would
-    close_default_app()
+        monkeypatch.setenv(key, value)  # the test's own Hub reads the store on the infra host, as an operator would
+    close_default_hub()
     try:
         yield stack
     finally:
-        close_default_app()
+        close_default_hub()
         stack.stop()
 
 
@@ -220,7 +220,7 @@ def _items(phase: str, count: int, sessions: tuple[str | None, ...]) -> list[tup
 
 
 def _status(mid: str) -> MessageStatus:
-    return default_app().store.get(mid).status
+    return default_hub().store.get(mid).status
 
 
 @dataclass
@@ -242,7 +242,7 @@ def test_hosts_apart_cut_from_infra_lose_nothing_and_send_once(hosts: Hosts) -> 
     hosts.start_app()
     for host in SESSIONS:
         hosts.start_worker(host)
-    store = default_app().store
+    store = default_hub().store
     wait_for(lambda: all(store.get_session(s).status == "connected" for s in SESSIONS.values()), 90, 0.3,
              "both sessions connected")
     facts.line(f"\nhosts up in {time.monotonic() - started:.0f}s: " + ", ".join(
@@ -296,7 +296,7 @@ def _cut_worker(hosts: Hosts, facts: Facts) -> tuple[Producer, str, dict, list[d
     """Cut 1: w1 (primary) from infra right after its click on a message whose ack comes late, while a producer
     posts; returns the producer, the doubt message's id and its click, what was sent while cut, and the doubt
     message as it stood at the heal."""
-    net, store = hosts.net, default_app().store
+    net, store = hosts.net, default_hub().store
     doubt_phone = "+14155558999"
     hosts.sim.state.set_fault({"number": doubt_phone.lstrip("+"), "fault": "slow", "delay_s": DOUBT_ACK_DELAY_S,
                                "count": 1})
@@ -328,7 +328,7 @@ def _cut_worker(hosts: Hosts, facts: Facts) -> tuple[Producer, str, dict, list[d
 
 def _cut_app(hosts: Hosts, facts: Facts) -> Producer:
     """Cut 2: the app host (API and beat) from infra while the producer posts through the API."""
-    net, store = hosts.net, default_app().store
+    net, store = hosts.net, default_hub().store
     wait_for(lambda: all(store.get_session(s).status == "connected" for s in SESSIONS.values())
              and not _names_down(hosts.health(), "primary"), 90, 0.5, "primary back in /health")
     producer = Producer(hosts.api, _items("around-app-cut", PHASE_MESSAGES, (None,)))

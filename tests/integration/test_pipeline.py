@@ -17,9 +17,9 @@ import pytest
 
 from tests.helpers.stores import STORES, STORES_MONGO_LONG
 from tests.helpers.waiting import wait_for
-from wa_queue import service
-from wa_queue.app import default_app
+from wa_queue import operations
 from wa_queue.devstack.ports import free_port
+from wa_queue.hub import default_hub
 from wa_queue.models import MessageStatus
 from wa_queue.transport.fake import FakeControl, read_log
 
@@ -35,18 +35,18 @@ def _start_stack(procs, env: dict[str, str], sessions=("primary", "secondary"), 
     if beat:
         started["beat"] = procs(["beat"], env, "beat")
     # Workers report connected on start; wait so that routing sees them.
-    wait_for(lambda: all(default_app().store.get_session(n).status == "connected" for n in sessions), 60, 0.2,
+    wait_for(lambda: all(default_hub().store.get_session(n).status == "connected" for n in sessions), 60, 0.2,
              "session workers to connect")
     return started
 
 
 def _wait_done(ids: list[str], timeout: float = 120) -> dict[str, int]:
     def done() -> bool:
-        counts = default_app().store.count_by_status()
+        counts = default_hub().store.count_by_status()
         return counts["pending"] == 0 and counts["processing"] == 0 and counts["sent"] + counts["failed"] >= len(ids)
 
-    wait_for(done, timeout, 0.25, f"{len(ids)} messages to finish: {default_app().store.count_by_status()}")
-    return default_app().store.count_by_status()
+    wait_for(done, timeout, 0.25, f"{len(ids)} messages to finish: {default_hub().store.count_by_status()}")
+    return default_hub().store.count_by_status()
 
 
 def _sent_counts(env: dict[str, str]) -> collections.Counter:
@@ -60,16 +60,16 @@ def _assert_exactly_once(env: dict[str, str], ids: list[str]) -> None:
     assert not twice, f"sent more than once: {twice}"
     assert not missing, f"never sent: {len(missing)}"
     for mid in ids:
-        assert default_app().store.get(mid).status is MessageStatus.SENT
+        assert default_hub().store.get(mid).status is MessageStatus.SENT
 
 
 @pytest.mark.parametrize("store_backend", STORES_MONGO_LONG, indirect=True)
 def test_200_messages_over_two_sessions_each_sent_exactly_once(waq_env, procs) -> None:  # noqa: ANN001
     _start_stack(procs, waq_env, beat=False)
-    ids = service.enqueue_many(default_app(), [{"phone": p, "text": f"hello {p}"} for p in _phones(200)])
+    ids = operations.enqueue_many(default_hub(), [{"phone": p, "text": f"hello {p}"} for p in _phones(200)])
     _wait_done(ids)
     _assert_exactly_once(waq_env, ids)
-    by_session = collections.Counter(default_app().store.get(i).sent_by for i in ids)
+    by_session = collections.Counter(default_hub().store.get(i).sent_by for i in ids)
     assert set(by_session) == {"primary", "secondary"}, by_session
 
 
@@ -107,12 +107,12 @@ def test_retry_schedule_is_observed_then_failure_notifies(waq_env, procs, redis_
     watcher = threading.Thread(target=watch, name="broker-watch", daemon=True)
     watcher.start()
     _start_stack(procs, waq_env)
-    ok_id = service.enqueue(default_app(), flaky, "comes through on the third attempt")
-    dead_id = service.enqueue(default_app(), dead, "never comes through")
+    ok_id = operations.enqueue(default_hub(), flaky, "comes through on the third attempt")
+    dead_id = operations.enqueue(default_hub(), dead, "never comes through")
     _wait_done([ok_id, dead_id], 120)
     stop.set()
     watcher.join(10)
-    ok, failed = default_app().store.get(ok_id), default_app().store.get(dead_id)
+    ok, failed = default_hub().store.get(ok_id), default_hub().store.get(dead_id)
     assert ok.status is MessageStatus.SENT and ok.attempts == 2
     assert failed.status is MessageStatus.FAILED and failed.attempts == 6
     retries = [h.at for h in failed.history if h.event == "retry"]
@@ -136,20 +136,20 @@ def test_retry_schedule_is_observed_then_failure_notifies(waq_env, procs, redis_
 def test_session_at_its_cap_hands_over(waq_env, procs) -> None:  # noqa: ANN001
     waq_env["WAQ_MAX_DAILY_PER_SESSION"] = "5"
     _start_stack(procs, waq_env, beat=False)
-    ids = [service.enqueue(default_app(), p, "capped", session="primary") for p in _phones(10)]
+    ids = [operations.enqueue(default_hub(), p, "capped", session="primary") for p in _phones(10)]
     _wait_done(ids)
     _assert_exactly_once(waq_env, ids)
-    assert collections.Counter(default_app().store.get(i).sent_by for i in ids) == {"primary": 5, "secondary": 5}
+    assert collections.Counter(default_hub().store.get(i).sent_by for i in ids) == {"primary": 5, "secondary": 5}
 
 
 def test_disconnected_session_hands_its_messages_over(waq_env, procs) -> None:  # noqa: ANN001
     _start_stack(procs, waq_env, beat=True)
     FakeControl(Path(waq_env["WAQ_DATA_DIR"]) / "fake-control.json").set_session_state("primary",
                                                                                        "phone_disconnected")
-    ids = [service.enqueue(default_app(), p, "to primary", session="primary") for p in _phones(20)]
+    ids = [operations.enqueue(default_hub(), p, "to primary", session="primary") for p in _phones(20)]
     _wait_done(ids, 90)
     _assert_exactly_once(waq_env, ids)
-    assert {default_app().store.get(i).sent_by for i in ids} == {"secondary"}
+    assert {default_hub().store.get(i).sent_by for i in ids} == {"secondary"}
 
 
 @pytest.mark.parametrize("store_backend", STORES, indirect=True)
@@ -159,22 +159,22 @@ def test_sigkilled_worker_holding_leases_loses_nothing(waq_env, procs) -> None: 
     control = FakeControl(Path(waq_env["WAQ_DATA_DIR"]) / "fake-control.json")
     control.write({"send_delay_s": 0.2})
     stack = _start_stack(procs, waq_env, sessions=("primary",), beat=True)
-    ids = service.enqueue_many(default_app(), [{"phone": p, "text": "survive a crash"} for p in _phones(60)])
-    wait_for(lambda: default_app().store.count_by_status()["sent"] >= 10, 60, what="some sends")
+    ids = operations.enqueue_many(default_hub(), [{"phone": p, "text": "survive a crash"} for p in _phones(60)])
+    wait_for(lambda: default_hub().store.count_by_status()["sent"] >= 10, 60, what="some sends")
     # The next send holds its lease far longer than the kill takes to land, on however loaded a machine: a kill
     # that fell between two messages would test nothing.
     control.write({"send_delay_s": 60})
     time.sleep(1)
-    wait_for(lambda: default_app().store.count_by_status()["processing"] >= 1, 30, 0.005, what="a lease in hand")
+    wait_for(lambda: default_hub().store.count_by_status()["processing"] >= 1, 30, 0.005, what="a lease in hand")
     stack["primary"].kill(signal.SIGKILL)
     stack["primary"].proc.wait(10)
-    held = [i for i in ids if default_app().store.get(i).status is MessageStatus.PROCESSING]
-    assert held and default_app().store.count_by_status()["sent"] < len(ids)
+    held = [i for i in ids if default_hub().store.get(i).status is MessageStatus.PROCESSING]
+    assert held and default_hub().store.count_by_status()["sent"] < len(ids)
     control.write({"send_delay_s": 0.2})
     procs(["worker", "--session", "primary"], waq_env, "worker-primary-2")
     _wait_done(ids, 150)
     _assert_exactly_once(waq_env, ids)
-    assert any(h.event == "recovered" for h in default_app().store.get(held[0]).history)
+    assert any(h.event == "recovered" for h in default_hub().store.get(held[0]).history)
 
 
 @pytest.mark.parametrize("store_backend", STORES, indirect=True)
@@ -184,10 +184,10 @@ def test_broker_flushed_mid_run_loses_nothing(waq_env, procs, redis_server, stor
     _start_stack(procs, waq_env)
     # FerretDB is several times slower than SQLite here (BENCHMARKS.md): fewer messages, the flush still mid-run.
     total = 150 if store_backend == "sqlite" else 60
-    ids = service.enqueue_many(default_app(), [{"phone": p, "text": "survive a flush"} for p in _phones(total)])
-    wait_for(lambda: default_app().store.count_by_status()["sent"] >= 15, 60, what="some sends")
+    ids = operations.enqueue_many(default_hub(), [{"phone": p, "text": "survive a flush"} for p in _phones(total)])
+    wait_for(lambda: default_hub().store.count_by_status()["sent"] >= 15, 60, what="some sends")
     redis_server.client().flushall()
-    assert default_app().store.count_by_status()["sent"] < len(ids)
+    assert default_hub().store.count_by_status()["sent"] < len(ids)
     _wait_done(ids, 150)
     _assert_exactly_once(waq_env, ids)
 
@@ -222,12 +222,12 @@ def test_sigterm_finishes_the_message_in_hand_and_exits(waq_env, procs) -> None:
     Path(waq_env["WAQ_DATA_DIR"]).mkdir(parents=True, exist_ok=True)
     FakeControl(Path(waq_env["WAQ_DATA_DIR"]) / "fake-control.json").write({"send_delay_s": 1.5})
     stack = _start_stack(procs, waq_env, sessions=("primary",), beat=False)
-    ids = service.enqueue_many(default_app(), [{"phone": p, "text": "graceful"} for p in _phones(5)])
-    wait_for(lambda: default_app().store.count_by_status()["processing"] == 1, 30, 0.02, what="a message in hand")
-    in_hand = next(i for i in ids if default_app().store.get(i).status is MessageStatus.PROCESSING)
+    ids = operations.enqueue_many(default_hub(), [{"phone": p, "text": "graceful"} for p in _phones(5)])
+    wait_for(lambda: default_hub().store.count_by_status()["processing"] == 1, 30, 0.02, what="a message in hand")
+    in_hand = next(i for i in ids if default_hub().store.get(i).status is MessageStatus.PROCESSING)
     stack["primary"].proc.send_signal(signal.SIGTERM)  # to the main process, as docker stop and honcho do
     stack["primary"].proc.wait(60)
-    assert default_app().store.get(in_hand).status is MessageStatus.SENT  # finished, not abandoned
-    counts = default_app().store.count_by_status()
+    assert default_hub().store.get(in_hand).status is MessageStatus.SENT  # finished, not abandoned
+    counts = default_hub().store.count_by_status()
     assert counts["processing"] == 0 and counts["sent"] < len(ids)  # and it took no new message
     assert _sent_counts(waq_env)[in_hand] == 1

@@ -14,9 +14,9 @@ import requests
 
 from tests.helpers.stack import ACCOUNTS, ADMIN_KEY, Stack
 from tests.helpers.waiting import wait_for
-from wa_queue import service
-from wa_queue.app import default_app
+from wa_queue import operations
 from wa_queue.devstack.redis_server import RedisServer
+from wa_queue.hub import default_hub
 from wa_queue.models import MessageStatus
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(420)]  # the workers drive Chromium
@@ -87,13 +87,13 @@ def test_known_forms_with_chrome_killed_after_two_clicks_send_each_message_once(
     stop = threading.Event()
     killed = kill_chrome_after_clicks(stack, targets, stop)
     try:
-        ids = service.enqueue_many(default_app(), [{"phone": p, "text": t} for p, t in items])
+        ids = operations.enqueue_many(default_hub(), [{"phone": p, "text": t} for p, t in items])
         stack.wait_done(ids, 300)
     finally:
         stop.set()
     assert sorted(killed) == sorted(targets)
     stack.assert_exactly_once(items)
-    store = default_app().store
+    store = default_hub().store
     assert all(store.get(i).status is MessageStatus.SENT for i in ids)
     crashed = [store.get(i) for i in ids if store.get(i).text in targets]
     assert all(m.wa_id for m in crashed)  # recorded from the row read in the chat, by its id (bare or packed)
@@ -103,10 +103,10 @@ def test_known_forms_with_chrome_killed_after_two_clicks_send_each_message_once(
 def test_unknown_markup_is_never_clicked_twice_and_an_operator_decides(stack_unknown: Stack) -> None:
     stack = stack_unknown
     headers = {"X-API-Key": ADMIN_KEY}
-    first = service.enqueue(default_app(), "+14155557101", "unknown form: mark me as sent")
-    second = service.enqueue(default_app(), "+14155557102", "unknown form: retry me")
+    first = operations.enqueue(default_hub(), "+14155557101", "unknown form: mark me as sent")
+    second = operations.enqueue(default_hub(), "+14155557102", "unknown form: retry me")
     stack.wait_done([first, second], 240)
-    store = default_app().store
+    store = default_hub().store
     for mid in (first, second):
         message = store.get(mid)
         assert message.status is MessageStatus.FAILED and message.last_error_class == "OutcomeUnverified"

@@ -23,8 +23,8 @@ import requests
 from tests.helpers.processes import Proc
 from tests.helpers.waiting import wait_for
 from tests.integration.test_pipeline import _phones, _wait_done
-from wa_queue.app import default_app
 from wa_queue.devstack.ports import free_port
+from wa_queue.hub import default_hub
 from wa_queue.models import MessageStatus
 from wa_queue.transport.fake import FakeControl, read_log
 
@@ -88,7 +88,7 @@ def test_two_apis_and_two_workers_on_one_store_lose_nothing_and_send_once(waq_en
     try:
         for api in apis.values():
             api.start()
-        store = default_app().store
+        store = default_hub().store
         wait_for(lambda: all(store.get_session(n).status == "connected" for n in workers), 60, 0.2,
                  "workers connected")
         phones = _phones(MESSAGES)

@@ -12,11 +12,10 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.stack import Stack
-from wa_queue import service
-from wa_queue.app import default_app
+from wa_queue import operations, procs
 from wa_queue.devstack.redis_server import RedisServer
+from wa_queue.hub import default_hub
 from wa_queue.models import MessageStatus
-from wa_queue.transport import procs
 
 pytestmark = [pytest.mark.long, pytest.mark.browser, pytest.mark.timeout(300)]
 
@@ -35,9 +34,9 @@ def test_a_hung_chrome_is_killed_with_its_tree_and_the_worker_sends(tmp_path: Pa
         assert hung
         for pid in hung:
             os.kill(pid, signal.SIGSTOP)  # alive, silent: every command now waits for its time-out
-        mid = service.enqueue(default_app(), "+14155558001", "after the hang")
+        mid = operations.enqueue(default_hub(), "+14155558001", "after the hang")
         stack.wait_done([mid], 150)
-        message = default_app().store.get(mid)
+        message = default_hub().store.get(mid)
         assert message.status is MessageStatus.SENT, message.history
         events = [(h.event.value, h.error_class, h.error_text) for h in message.history]
         # The claim that met the hung browser gave the message back (the session was down), the next one sent it.

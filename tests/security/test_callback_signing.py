@@ -12,7 +12,7 @@ import pytest
 
 from tests.callbacks.test_callbacks import Receiver
 from wa_queue import callbacks
-from wa_queue.app import close_default_app
+from wa_queue.hub import close_default_hub
 from wa_queue.models import Message, MessageStatus, utcnow
 from wa_queue.settings import Settings
 from workers.callback_tasks import status_callback
@@ -29,9 +29,9 @@ def keyed_settings(waq_env: dict[str, str]) -> Iterator[Settings]:
     """The keys and secrets, the test's Redis (the callbacks' circuit breaker) and its loopback receiver allowed."""
     settings = Settings.from_env({**waq_env, "WAQ_API_KEYS": KEYS, "WAQ_CALLBACK_SECRET": GLOBAL_SECRET,
                                   "WAQ_OUTBOUND_ALLOW": "127.0.0.1"})
-    close_default_app(settings)  # the default App is built anew from these settings
+    close_default_hub(settings)  # the default Hub is built anew from these settings
     yield settings
-    close_default_app()
+    close_default_hub()
 
 
 def _message(owner: str | None) -> Message:

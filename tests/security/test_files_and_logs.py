@@ -92,11 +92,11 @@ def test_an_admin_notice_logs_masked_phones(caplog: pytest.LogCaptureFixture) ->
 # ---- callback URLs in logs -----------------------------------------------------------------------------------------
 def test_a_callback_url_is_logged_without_its_query(caplog: pytest.LogCaptureFixture, waq_env: dict[str, str],
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    from wa_queue.app import close_default_app
+    from wa_queue.hub import close_default_hub
     from workers.callback_tasks import status_callback
 
     monkeypatch.setenv("WAQ_OUTBOUND_ALLOW", "127.0.0.1")  # the loopback receiver below
-    close_default_app()
+    close_default_hub()
 
     with Receiver([404]) as receiver:
         url = receiver.url + "?token=hunter2-secret&x=1"

@@ -16,10 +16,10 @@ import pytest
 
 from api.app import create_app
 from tests.helpers.constants import ADMIN_KEY
-from wa_queue import names, outbound, service
-from wa_queue.app import close_default_app, default_app
+from wa_queue import names, operations, outbound
 from wa_queue.callbacks import deliver_callback
 from wa_queue.errors import OutboundRefused, ValidationError
+from wa_queue.hub import close_default_hub, default_hub
 from wa_queue.models import HistoryEvent, NewMessage, utcnow
 from wa_queue.outbound import NOTHING_ALLOWED, parse_allow
 
@@ -167,13 +167,13 @@ def test_a_refused_callback_is_final_recorded_on_the_message_and_counted(waq_env
     from workers.callback_tasks import status_callback
 
     url = f"http://2130706433:{listener.port}/cb"  # stored before this rule, or through an old door
-    message, _ = default_app().store.insert(NewMessage(phone="+14155550123", text="hi", callback_url=url), utcnow())
+    message, _ = default_hub().store.insert(NewMessage(phone="+14155550123", text="hi", callback_url=url), utcnow())
     assert status_callback.apply(args=[url, {**PAYLOAD, "id": message.id}]).get() == "outbound refused"
     assert listener.connections == 0
     client = redis_server.client()
     assert client.llen(names.CALLBACK_QUEUE) == 0  # no retry
     assert client.hget(names.METRICS_CALLBACKS_KEY, "refused") == b"1"
-    entry = default_app().store.get(message.id).history[-1]
+    entry = default_hub().store.get(message.id).history[-1]
     assert entry.event is HistoryEvent.CALLBACK_REFUSED and entry.error_class == "OutboundRefused"
     assert "2130706433" in entry.error_text
 
@@ -183,11 +183,11 @@ def test_a_refused_callback_is_final_recorded_on_the_message_and_counted(waq_env
 def test_enqueue_refuses_non_dotted_ipv4_and_unencodable_hosts(url: str, waq_env: dict[str, str],
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ValidationError) as caught:  # the Python API
-        service.build_message(default_app(), phone="+14155550123", text="hi", callback_url=url)
+        operations.build_message(default_hub(), phone="+14155550123", text="hi", callback_url=url)
     assert caught.value.field == "callback_url"
     monkeypatch.setenv("WAQ_API_KEYS", f"ops:admin:{ADMIN_KEY}")
-    close_default_app()
-    client = create_app(default_app()).test_client()  # the REST API
+    close_default_hub()
+    client = create_app(default_hub()).test_client()  # the REST API
     response = client.post("/api/whatsapp/messages", data=json.dumps({"phone": "+14155550123", "text": "hi",
                                                                       "callback_url": url}),
                            headers={"X-API-Key": ADMIN_KEY, "Content-Type": "application/json"})
@@ -203,4 +203,4 @@ def test_enqueue_refuses_non_dotted_ipv4_and_unencodable_hosts(url: str, waq_env
 
 def test_dotted_quads_and_names_are_still_accepted_at_enqueue(waq_env: dict[str, str]) -> None:
     for url in ("http://192.0.2.10:8080/cb", "https://hooks.example.com/x?y=1", "http://127.0.0.1/cb"):
-        assert service.build_message(default_app(), phone="+14155550123", text="hi", callback_url=url).callback_url
+        assert operations.build_message(default_hub(), phone="+14155550123", text="hi", callback_url=url).callback_url

@@ -59,10 +59,10 @@ def test_a_single_key_never_meets_a_bulk_item(client) -> None:  # noqa: ANN001
 
 def test_a_retry_that_spans_the_upgrade_replays_the_old_row(client) -> None:  # noqa: ANN001
     # A row an older version stored ("<name>:<key>#<i>", no owner) is a replay, not a second message.
-    from wa_queue import service
-    from wa_queue.app import default_app
+    from wa_queue import operations
+    from wa_queue.hub import default_hub
 
-    old = service.enqueue(default_app(), MESSAGE["phone"], MESSAGE["text"], idempotency_key="shop:up#0")
+    old = operations.enqueue(default_hub(), MESSAGE["phone"], MESSAGE["text"], idempotency_key="shop:up#0")
     again = client.post(f"{BASE}/messages/bulk", json={"messages": [MESSAGE]},
                         headers={**SHOP, "Idempotency-Key": "up"})
     assert again.status_code == 200 and again.get_json()["messages"][0]["id"] == old

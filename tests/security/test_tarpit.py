@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from tests.helpers.waiting import wait_for
-from wa_queue import callbacks, service
-from wa_queue.app import default_app
+from wa_queue import callbacks, operations
+from wa_queue.hub import default_hub
 from wa_queue.models import MessageStatus, NewMessage, utcnow
 
 pytestmark = pytest.mark.timeout(180)
@@ -72,11 +72,11 @@ def test_a_tarpit_callback_stalls_neither_beat_nor_sending(waq_env: dict[str, st
             procs(["worker", "--session", name], env, f"worker-{name}")
         procs(["beat"], env, "beat")
         procs(["callbacks"], env, "callbacks")
-        store = default_app().store
+        store = default_hub().store
         wait_for(lambda: all(store.get_session(n).status == "connected" for n in ("primary", "secondary")), 60, 0.2,
                  "session workers to connect")
         # Two sent messages whose callbacks go to the tarpit: each holds a callbacks process while it drips.
-        hooked = [service.enqueue(default_app(), phone=f"+1415555010{i}", text="hooked", callback_url=tarpit.url)
+        hooked = [operations.enqueue(default_hub(), phone=f"+1415555010{i}", text="hooked", callback_url=tarpit.url)
                   for i in range(2)]
         wait_for(lambda: len(tarpit.calls) >= 1, 60, 0.2, "the tarpit to hold a callback")
         held_since = time.monotonic()
@@ -87,7 +87,7 @@ def test_a_tarpit_callback_stalls_neither_beat_nor_sending(waq_env: dict[str, st
         # A message committed but never published: only dispatch-due publishes it.
         unpublished, _ = store.insert(NewMessage(phone="+14155550202", text="unpublished"), utcnow())
         # And one enqueued as a producer would, meanwhile.
-        fresh = service.enqueue(default_app(), phone="+14155550203", text="fresh")
+        fresh = operations.enqueue(default_hub(), phone="+14155550203", text="fresh")
 
         def sent(message_id: str) -> bool:
             return store.get(message_id).status is MessageStatus.SENT

@@ -23,7 +23,7 @@ from click.testing import CliRunner, Result
 from tests.helpers.browser import ACCOUNT, Sim, log_in, sent_texts
 from wa_queue import errors
 from wa_queue.cli import main
-from wa_queue.cli.output import LazyApp
+from wa_queue.cli.output import LazyHub
 from wa_queue.settings import Settings
 from wa_queue.transport.base import SessionState
 from wa_queue.transport.selenium import SeleniumSender
@@ -57,7 +57,7 @@ def stand(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Stand]:
 
 def waq(*args: str, settings: Settings) -> Result:
     """`waq ARGS` in this process, over `settings` (in place of the WAQ_* variables)."""
-    return CliRunner().invoke(main, list(args), obj=LazyApp(settings), catch_exceptions=False)
+    return CliRunner().invoke(main, list(args), obj=LazyHub(settings), catch_exceptions=False)
 
 
 def steps_of(result: Result) -> dict[str, dict]:

@@ -14,8 +14,8 @@ import pytest
 from bench import _stats as stats
 from bench import sessions as bench
 from tests.helpers.waiting import wait_for
+from wa_queue import procs
 from wa_queue.models import HistoryEntry, HistoryEvent, Message, MessageStatus
-from wa_queue.transport import procs
 
 T0 = datetime(2026, 12, 2, 4, 0, tzinfo=timezone.utc)
 MIB = 1024

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from wa_queue import names
-from wa_queue.app import default_app
 from wa_queue.broker import envelope
+from wa_queue.hub import default_hub
 from wa_queue.models import Message, NewMessage, utcnow
 
 QUEUE = names.session_queue("primary")
@@ -29,14 +29,14 @@ def _pop(client: Any, queue: str) -> dict[str, Any]:
 
 
 def _by_hand(message: Message, countdown: float | None) -> dict[str, Any]:
-    envelope.Envelopes(default_app().celery).push(default_app().broker, [message], QUEUE, countdown)
-    return _pop(default_app().broker, QUEUE)
+    envelope.Envelopes(default_hub().celery).push(default_hub().broker, [message], QUEUE, countdown)
+    return _pop(default_hub().broker, QUEUE)
 
 
 def _by_celery(message: Message, countdown: float | None) -> dict[str, Any]:
-    default_app().celery.send_task(names.TASK_SEND, args=[message.id, message.attempts], queue=QUEUE, exchange="",
+    default_hub().celery.send_task(names.TASK_SEND, args=[message.id, message.attempts], queue=QUEUE, exchange="",
                                    routing_key=QUEUE, countdown=countdown, task_id=TASK_ID)
-    return _pop(default_app().broker, QUEUE)
+    return _pop(default_hub().broker, QUEUE)
 
 
 # Known, harmless differences, each checked for what it is rather than ignored:
@@ -68,7 +68,7 @@ def _comparable(envelope: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.mark.parametrize("countdown", [None, 300.0], ids=["now", "countdown"])
 def test_the_hand_made_envelope_is_the_one_celery_writes(waq_env: dict[str, str], countdown: float | None) -> None:
-    message, _ = default_app().store.insert(NewMessage(phone="+14155550123", text="hi"), utcnow())
+    message, _ = default_hub().store.insert(NewMessage(phone="+14155550123", text="hi"), utcnow())
     ours, celerys = _comparable(_by_hand(message, countdown)), _comparable(_by_celery(message, countdown))
     if countdown is not None:
         # Both ETAs are "now + countdown" as each saw it: seconds apart at most, in the same time zone form.
@@ -80,6 +80,6 @@ def test_the_hand_made_envelope_is_the_one_celery_writes(waq_env: dict[str, str]
 
 def test_a_difference_is_seen(waq_env: dict[str, str]) -> None:
     """The comparison is not vacuous: a message with other arguments gives another envelope."""
-    first, _ = default_app().store.insert(NewMessage(phone="+14155550123", text="a"), utcnow())
-    second, _ = default_app().store.insert(NewMessage(phone="+14155550124", text="b"), utcnow())
+    first, _ = default_hub().store.insert(NewMessage(phone="+14155550123", text="a"), utcnow())
+    second, _ = default_hub().store.insert(NewMessage(phone="+14155550124", text="b"), utcnow())
     assert _comparable(_by_hand(first, None)) != _comparable(_by_celery(second, None))

@@ -16,8 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.waiting import wait_for
-from wa_queue import headroom
-from wa_queue.transport import procs
+from wa_queue import headroom, procs
 
 
 @pytest.fixture

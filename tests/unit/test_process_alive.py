@@ -1,4 +1,4 @@
-"""One rule of what a live process is (wa_queue/transport/procs.py): a zombie is not alive. A starting worker frees
+"""One rule of what a live process is (wa_queue/procs.py): a zombie is not alive. A starting worker frees
 the leases of its session's dead processes on this host, a zombie's included, and never a live process's."""
 
 from __future__ import annotations
@@ -10,12 +10,11 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from wa_queue import recovery
+from wa_queue import procs, recovery
 from wa_queue.broker.recording import RecordingPublisher
 from wa_queue.models import MessageStatus, NewMessage
 from wa_queue.settings import Settings
 from wa_queue.store.sqlite import SQLiteStore
-from wa_queue.transport import procs
 
 T0 = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
 

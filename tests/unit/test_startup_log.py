@@ -7,14 +7,14 @@ import logging
 
 import pytest
 
-from wa_queue.app import default_app
+from wa_queue.hub import default_hub
 from wa_queue.models import NewMessage, utcnow
 
 pytestmark = pytest.mark.usefixtures("waq_env")
 
 
 def _two_pending_one_failed() -> None:
-    store, now = default_app().store, utcnow()
+    store, now = default_hub().store, utcnow()
     for i in range(3):
         store.insert(NewMessage(phone=f"+141555500{i:02d}", text=f"m{i}"), now)
     failed, _ = store.insert(NewMessage(phone="+14155550099", text="bad"), now)
@@ -38,7 +38,7 @@ def test_worker_logs_queue_statistics_at_start(caplog: pytest.LogCaptureFixture)
     from workers.runtime import SessionWorker
 
     _two_pending_one_failed()
-    worker = SessionWorker(default_app(), "secondary")
+    worker = SessionWorker(default_hub(), "secondary")
     try:
         with caplog.at_level(logging.INFO, logger="workers.runtime"):
             worker.start()
@@ -56,8 +56,8 @@ def test_a_failing_store_does_not_stop_the_start(caplog: pytest.LogCaptureFixtur
     def broken(self: object) -> dict[str, int]:
         raise RuntimeError("disk gone")
 
-    # beat's start builds an App of its own: every store of this class fails
-    monkeypatch.setattr(type(default_app().store), "count_by_status", broken)
+    # beat's start builds a Hub of its own: every store of this class fails
+    monkeypatch.setattr(type(default_hub().store), "count_by_status", broken)
     with caplog.at_level(logging.INFO, logger="workers.tasks"):
         tasks._beat_started()
     assert "beat starting: queue statistics unavailable: RuntimeError: disk gone" in caplog.text

@@ -18,9 +18,9 @@ import wa_queue
 from tests.helpers.api import api_client
 from tests.helpers.constants import BASE
 from wa_queue import validation
-from wa_queue.app import default_app
 from wa_queue.cli import main
 from wa_queue.errors import ValidationError
+from wa_queue.hub import default_hub
 
 ADMIN_KEY = "rules-admin-key-0123456789abc"
 PRODUCER_KEY = "rules-producer-key-0123456789"
@@ -163,7 +163,7 @@ def via_cli(fields: dict[str, Any]) -> Verdict:
 
 
 def stored(message_id: str) -> dict[str, Any]:
-    message = default_app().store.get(message_id)
+    message = default_hub().store.get(message_id)
     return {"phone": message.phone, "text": message.text, "session": message.session,
             "callback_url": message.callback_url, "metadata": message.metadata, "send_window": message.send_window}
 
@@ -178,10 +178,10 @@ def test_every_front_door_gives_the_same_verdict(client, case: Case) -> None:  #
         assert stored(rest.message) == stored(python.message) == stored(cli.message)
         if "send_window" in case.fields:
             assert stored(rest.message)["send_window"].to_dict() == case.fields["send_window"]
-        assert default_app().store.get(python.message).idempotency_key == fields.get("idempotency_key")
+        assert default_hub().store.get(python.message).idempotency_key == fields.get("idempotency_key")
     else:
         assert rest.message == python.message == cli.message
-        assert default_app().store.count_by_status()["pending"] == 0  # refused means nothing stored
+        assert default_hub().store.count_by_status()["pending"] == 0  # refused means nothing stored
 
 
 @pytest.mark.parametrize("metadata", [
@@ -194,7 +194,7 @@ def test_the_python_api_refuses_metadata_json_cannot_carry(waq_env, metadata: di
     with pytest.raises(ValidationError) as caught:
         wa_queue.enqueue("+14155550123", "hello", metadata=metadata)
     assert caught.value.field == "metadata"
-    assert default_app().store.count_by_status()["pending"] == 0
+    assert default_hub().store.count_by_status()["pending"] == 0
 
 
 def test_the_python_api_refuses_metadata_that_contains_itself(waq_env) -> None:  # noqa: ANN001

@@ -1,6 +1,6 @@
 """Rules of the wiring (issue 14), read from the source with ast: the REST API and the CLI reach the store only
-through the operations module (wa_queue/service.py); no module of wa_queue/ but the simulator imports Flask; app.py
-does not import the operations module; and no module keeps process state in a global but the default App, the
+through the operations module (wa_queue/operations.py); no module of wa_queue/ but the simulator imports Flask; hub.py
+does not import the operations module; and no module keeps process state in a global but the default Hub, the
 Selenium sender's registry of live browsers and the in-memory MongoDB of mongomock:// URLs."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 
 from tests.helpers.mutable_globals import ROOT, module_state, mutable_globals
 
-OPERATIONS = "wa_queue.service"
+OPERATIONS = "wa_queue.operations"
 STORE_MODULES = ("wa_queue.store", "wa_queue.recovery", "wa_queue.sessions", "wa_queue.delivery")
 STORE_NAMES = {"store", "_store", "open_store", "MessageStore"}
 
@@ -25,7 +25,7 @@ def _modules(*folders: str) -> Iterator[tuple[Path, ast.Module]]:
 def store_access(tree: ast.Module) -> list[str]:
     """Every place `tree` could reach a store other than through the operations module: an import of a module that
     hands out stores or works on one (its constants excepted), or a name or attribute that is a store. Building
-    the App (wa_queue/app.py) is allowed: an entry point does, then hands it to the operations."""
+    the Hub (wa_queue/hub.py) is allowed: an entry point does, then hands it to the operations."""
     found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.module:
@@ -52,7 +52,7 @@ def test_api_and_cli_reach_the_store_only_through_the_operations_module() -> Non
 def test_the_store_rule_sees_an_offence() -> None:
     tree = ast.parse("from wa_queue.store import open_store\n\ndef f(app):\n    return app.store.get('x')\n")
     assert store_access(tree) == ["line 1: from wa_queue.store import open_store", "line 4: .store"]
-    assert store_access(ast.parse("from wa_queue import service\nservice.get_message(app, 'x')\n")) == []
+    assert store_access(ast.parse("from wa_queue import operations\noperations.get_message(app, 'x')\n")) == []
 
 
 def _imports_flask(tree: ast.Module) -> bool:
@@ -72,9 +72,9 @@ def test_no_module_of_wa_queue_imports_flask_but_the_simulator() -> None:
     assert any(_imports_flask(tree) for path, tree in _modules("wa_queue/simulator"))
 
 
-def test_process_state_lives_in_the_app() -> None:
+def test_process_state_lives_in_the_hub() -> None:
     # _MOCK_CLIENT stands in for a MongoDB server (store/mongo.py, mongomock:// URLs in tests): like a server, it
-    # outlives the Apps that open it, so two opens of one URL see the same data.
+    # outlives the Hubs that open it, so two opens of one URL see the same data.
     names = {entry.split(" ", 1)[1] for entry in mutable_globals()}
     assert names <= {"_default", "_live", "_MOCK_CLIENT"}, mutable_globals()
 
@@ -88,7 +88,7 @@ def test_the_detector_sees_a_handle_built_at_import() -> None:
     assert _state("def make_celery(settings=None):\n    return Celery('x')\n\napp = make_celery()\n") == {"app": 4}
     assert _state("from celery import Celery\ncelery = Celery('wa_queue', broker='redis://')\n") == {"celery": 2}
     assert _state("import redis\nBROKER = redis.Redis.from_url('redis://')\n") == {"BROKER": 2}
-    assert _state("settings = Settings.from_env()\nwaq = App.build()\n") == {"settings": 1, "waq": 2}
+    assert _state("settings = Settings.from_env()\nhub = Hub.build()\n") == {"settings": 1, "hub": 2}
     # declarations and values are not handles
     assert _state("ns = Namespace('x')\nlog = logging.getLogger(__name__)\nHORIZON = timedelta(days=7)\n") == {}
 
@@ -114,8 +114,8 @@ def _imports(tree: ast.Module, module: str) -> bool:
     return False
 
 
-def test_the_app_does_not_import_the_operations_module() -> None:
-    """service.py takes an App; app.py builds the group commit from group_commit.py, not from service.py."""
-    assert not _imports(ast.parse((ROOT / "wa_queue" / "app.py").read_text()), OPERATIONS)
-    assert _imports(ast.parse("def f():\n    from wa_queue import service\n"), OPERATIONS)
-    assert _imports(ast.parse("import wa_queue.service\n"), OPERATIONS)
+def test_the_hub_does_not_import_the_operations_module() -> None:
+    """operations.py takes a Hub; hub.py builds the group commit from group_commit.py, not from operations.py."""
+    assert not _imports(ast.parse((ROOT / "wa_queue" / "hub.py").read_text()), OPERATIONS)
+    assert _imports(ast.parse("def f():\n    from wa_queue import operations\n"), OPERATIONS)
+    assert _imports(ast.parse("import wa_queue.operations\n"), OPERATIONS)

@@ -1,4 +1,4 @@
-"""WAQ_WORKER_POOL and WAQ_CHROME_MAX_PSS_MB: defaults and refusals; where a worker builds its App (runtime.forks)."""
+"""WAQ_WORKER_POOL and WAQ_CHROME_MAX_PSS_MB: defaults and refusals; where a worker builds its Hub (runtime.forks)."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def test_bad_values_are_refused_naming_the_variable(variable: str, raw: str) -> 
         Settings.from_env({variable: raw})
 
 
-def test_only_prefork_builds_the_app_in_a_child() -> None:
+def test_only_prefork_builds_the_hub_in_a_child() -> None:
     assert forks("prefork") and forks(Prefork) and forks(None)
     assert not forks("threads") and not forks(Threads)
     assert not forks("solo") and not forks(Solo)

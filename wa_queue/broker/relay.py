@@ -1,13 +1,13 @@
 """Publishing from a background thread, for a process that answers producers (the API).
 
-service.submit() answers once the messages are committed (invariant 1 needs nothing more), and hands what it
+operations.submit() answers once the messages are committed (invariant 1 needs nothing more), and hands what it
 created to this relay, which publishes in the background: everything handed over while it was busy goes out in one
 broker round trip and one dispatch record per queue. Under load that spreads a publish over many requests instead
 of charging every request one, and a slow or absent broker never holds an answer up.
 
 Nothing here can lose a message: a message the relay has not published yet (the process was killed, the broker is
 away) is committed and undispatched, so the sweeper publishes it (dispatch_due), as it would after a crash between
-commit and publish anywhere else. stop() publishes what is left; the App that owns the relay (wa_queue/app.py)
+commit and publish anywhere else. stop() publishes what is left; the Hub that owns the relay (wa_queue/hub.py)
 calls it when it closes and at interpreter exit.
 """
 

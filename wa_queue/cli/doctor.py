@@ -14,13 +14,13 @@ from urllib.parse import urlsplit, urlunsplit
 
 import click
 
-from wa_queue.cli.output import app, echo_json, settings
+from wa_queue.cli.output import current_hub, echo_json, settings
 from wa_queue.cli.sessions import warmup_text
 from wa_queue.settings import Settings
 
 if TYPE_CHECKING:
-    from wa_queue.app import App
     from wa_queue.headroom import Headroom
+    from wa_queue.hub import Hub
 
 CHECKS = ("store", "broker", "chromium", "chromedriver", "sessions", "headroom")
 VERSION_TIMEOUT_S = 30
@@ -44,14 +44,14 @@ def redact(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
-def check_store(waq: App) -> Check:
-    from wa_queue import service
+def check_store(hub: Hub) -> Check:
+    from wa_queue import operations
 
-    s = waq.settings
+    s = hub.settings
     url = redact(s.store_url)
     try:
-        service.ping_store(waq)
-        counts = service.queue_counts(waq)
+        operations.ping_store(hub)
+        counts = operations.queue_counts(hub)
     except Exception as exc:  # noqa: BLE001 - any failure is the finding
         if s.store_url.startswith("sqlite:///"):
             folder = Path(s.store_url[len("sqlite:///"):]).parent
@@ -63,13 +63,13 @@ def check_store(waq: App) -> Check:
     return Check("store", "ok", f"{url}: " + ", ".join(f"{k} {v}" for k, v in counts.items()))
 
 
-def check_broker(waq: App) -> Check:
-    s = waq.settings
+def check_broker(hub: Hub) -> Check:
+    s = hub.settings
     url = redact(s.broker_url)
     if s.broker_url.startswith("memory://"):
         return Check("broker", "skip", f"{url}: in-process broker, nothing to reach")
     try:
-        client = waq.broker
+        client = hub.broker
         client.ping()
         version = client.info("server").get("redis_version", "?")
     except Exception as exc:  # noqa: BLE001
@@ -134,16 +134,16 @@ def _session_fix(name: str, view: dict[str, Any], age_s: float | None, stale_s: 
     return f"`waq sessions restart {name}`; if it persists, see the worker's log"
 
 
-def check_sessions(waq: App) -> list[Check]:
-    from wa_queue import service
+def check_sessions(hub: Hub) -> list[Check]:
+    from wa_queue import operations
 
-    s = waq.settings
+    s = hub.settings
     try:
-        overview = service.sessions_overview(waq)
+        overview = operations.sessions_overview(hub)
     except Exception as exc:  # noqa: BLE001
         return [Check("sessions", "fail", f"cannot read the sessions: {type(exc).__name__}: {exc}",
                       "fix the store check first")]
-    now = waq.clock()
+    now = hub.clock()
     stale_s = 3 * s.health_interval_s + 5  # as sessions.heartbeat_fresh
     checks = []
     for name, view in overview.items():
@@ -214,13 +214,13 @@ def doctor(only: tuple[str, ...], as_json: bool) -> None:
     wanted = set(only or CHECKS)
     checks: list[Check] = []
     if "store" in wanted:
-        checks.append(check_store(app()))
+        checks.append(check_store(current_hub()))
     if "broker" in wanted:
-        checks.append(check_broker(app()))
+        checks.append(check_broker(current_hub()))
     if wanted & {"chromium", "chromedriver"}:
         checks += [c for c in check_browser(s) if c.name in wanted]
     if "sessions" in wanted:
-        checks += check_sessions(app())
+        checks += check_sessions(current_hub())
     if "headroom" in wanted:
         checks.append(check_headroom())
     ok = all(c.status != "fail" for c in checks)

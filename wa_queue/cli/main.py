@@ -8,7 +8,7 @@ from __future__ import annotations
 import click
 
 from wa_queue.cli import doctor, messages, processes, sessions
-from wa_queue.cli.output import LazyApp
+from wa_queue.cli.output import LazyHub
 
 
 @click.group()
@@ -16,7 +16,7 @@ from wa_queue.cli.output import LazyApp
 @click.pass_context
 def main(ctx: click.Context) -> None:
     """wa-queue: a WhatsApp message queue that does not lose messages."""
-    ctx.ensure_object(LazyApp)  # the App of the command, built when it first needs it (a caller may pass its own)
+    ctx.ensure_object(LazyHub)  # the Hub of the command, built when it first needs it (a caller may pass its own)
     ctx.call_on_close(ctx.obj.close)
 
 

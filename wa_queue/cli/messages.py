@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from wa_queue.cli.output import BadInput, app, echo_json, handled, settings, table, with_errors
+from wa_queue.cli.output import BadInput, current_hub, echo_json, handled, settings, table, with_errors
 from wa_queue.cli.sessions import sessions_table
 from wa_queue.errors import ValidationError
 from wa_queue.models import Message
@@ -60,13 +60,13 @@ def enqueue(phone: str | None, text: str | None, session: str | None, idempotenc
         return
     if phone is None or text is None:
         raise click.UsageError("give PHONE and TEXT, or --file messages.csv")
-    from wa_queue import service
+    from wa_queue import operations
     from wa_queue.validation import metadata_from_json
 
-    new = service.build_message(app(), phone, text, session=session, idempotency_key=idempotency_key,
+    new = operations.build_message(current_hub(), phone, text, session=session, idempotency_key=idempotency_key,
                                 callback_url=callback_url, metadata=metadata_from_json(metadata),
                                 send_window=send_window)
-    message, created = service.submit(app(), [new])[0]
+    message, created = operations.submit(current_hub(), [new])[0]
     if as_json:
         echo_json({"id": message.id, "status": message.status.value, "phone": message.phone, "created": created})
     else:
@@ -84,7 +84,7 @@ class _Rejected:
 
 def _read_csv(path: Path, default_session: str | None) -> tuple[list[tuple[int, dict[str, Any]]], list[_Rejected]]:
     """Validate every row; returns ([(row, item for enqueue_many)], rejected)."""
-    from wa_queue import service
+    from wa_queue import operations
     from wa_queue.validation import metadata_from_json
 
     good: list[tuple[int, dict[str, Any]]] = []
@@ -116,7 +116,7 @@ def _read_csv(path: Path, default_session: str | None) -> tuple[list[tuple[int, 
                 try:
                     # an empty cell is no metadata; the parsed object is what enqueue_many stores
                     item["metadata"] = metadata_from_json((record.get("metadata") or "").strip() or None)
-                    service.build_message(app(), **item)
+                    operations.build_message(current_hub(), **item)
                 except ValidationError as exc:
                     rejected.append(_Rejected(row, exc.field, str(exc)))
                     continue
@@ -125,7 +125,7 @@ def _read_csv(path: Path, default_session: str | None) -> tuple[list[tuple[int, 
 
 
 def _enqueue_csv(path: Path, session: str | None, as_json: bool) -> None:
-    from wa_queue import service
+    from wa_queue import operations
 
     good, rejected = _read_csv(path, session)
     ids: list[str] = []
@@ -134,7 +134,7 @@ def _enqueue_csv(path: Path, session: str | None, as_json: bool) -> None:
             batch = good[start:start + BATCH_SIZE]
             try:
                 with handled():
-                    ids += service.enqueue_many(app(), [item for _, item in batch])
+                    ids += operations.enqueue_many(current_hub(), [item for _, item in batch])
             except click.ClickException as exc:
                 # Batches before this one are committed; say exactly where to resume.
                 exc.message = (f"{exc.message} (rows before row {batch[0][0]} were queued: {len(ids)} "
@@ -158,13 +158,13 @@ def _enqueue_csv(path: Path, session: str | None, as_json: bool) -> None:
 @with_errors
 def status(message_id: str | None, as_json: bool) -> None:
     """Without ID: message counts by status and the sessions. With ID: that message and its history."""
-    from wa_queue import service
+    from wa_queue import operations
 
     settings()
     if message_id:
-        echo_message(service.get_message(app(), message_id).to_dict(), as_json)
+        echo_message(operations.get_message(current_hub(), message_id).to_dict(), as_json)
         return
-    counts, sessions = service.queue_counts(app()), service.sessions_overview(app())
+    counts, sessions = operations.queue_counts(current_hub()), operations.sessions_overview(current_hub())
     if as_json:
         echo_json({"counts": counts, "sessions": sessions})
         return
@@ -216,15 +216,15 @@ def failed_page_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 @with_errors
 def failed_list(session: str | None, error: str | None, page: int, page_size: int, as_json: bool) -> None:
     """Failed messages, newest first."""
-    from wa_queue import service
+    from wa_queue import operations
 
-    echo_page(service.list_failed, "failed", session, error, page, page_size, as_json)
+    echo_page(operations.list_failed, "failed", session, error, page, page_size, as_json)
 
 
 def echo_page(fetch: Callable[..., tuple[list[Message], int]], noun: str, session: str | None, error: str | None,
               page: int, page_size: int, as_json: bool) -> None:
-    """One page of `fetch` (service.list_failed or list_archived), filtered and shown as `waq failed list` does."""
-    messages, total = fetch(app(), offset=(page - 1) * page_size, limit=page_size, session=session, error=error)
+    """One page of `fetch` (operations.list_failed or list_archived), filtered and shown as `waq failed list` does."""
+    messages, total = fetch(current_hub(), offset=(page - 1) * page_size, limit=page_size, session=session, error=error)
     echo_failed_page(messages, total, page, page_size, as_json, noun)
 
 
@@ -247,9 +247,9 @@ def echo_failed_page(messages: list[Message], total: int, page: int, page_size: 
 @with_errors
 def failed_retry(message_id: str) -> None:
     """Put one failed message back to pending with its attempts reset."""
-    from wa_queue import service
+    from wa_queue import operations
 
-    message = service.retry_failed(app(), message_id)
+    message = operations.retry_failed(current_hub(), message_id)
     click.echo(f"requeued {message.id} ({message.status.value})")
 
 
@@ -261,9 +261,9 @@ def failed_mark_sent(message_id: str, note: str | None) -> None:
     """Record a failed message as sent, once you have seen it in the phone's chat with that number.
 
     It is never sent again, and its callback_url hears 'sent'. Not in the chat? Use `waq failed retry ID`."""
-    from wa_queue import service
+    from wa_queue import operations
 
-    message = service.mark_sent(app(), message_id, actor=f"cli:{_os_user()}", note=note)
+    message = operations.mark_sent(current_hub(), message_id, actor=f"cli:{_os_user()}", note=note)
     click.echo(f"marked {message.id} as sent (sent_by {message.sent_by or '-'})")
 
 
@@ -280,11 +280,11 @@ def _os_user() -> str:
 @with_errors
 def failed_retry_all(session: str | None) -> None:
     """Put every failed message (optionally of one session) back to pending."""
-    from wa_queue import service
+    from wa_queue import operations
     from wa_queue.validation import validate_session
 
     validate_session(session, settings().sessions)
-    click.echo(f"requeued {service.retry_all_failed(app(), session)} message(s)")
+    click.echo(f"requeued {operations.retry_all_failed(current_hub(), session)} message(s)")
 
 
 @failed.command("delete")
@@ -293,17 +293,17 @@ def failed_retry_all(session: str | None) -> None:
 @with_errors
 def failed_delete(message_id: str, yes: bool) -> None:
     """Delete one failed message for good (the only way a message is ever removed)."""
-    from wa_queue import service
+    from wa_queue import operations
     from wa_queue.errors import InvalidTransition
     from wa_queue.models import MessageStatus
 
-    message = service.get_message(app(), message_id)
+    message = operations.get_message(current_hub(), message_id)
     if message.status is not MessageStatus.FAILED:
         raise InvalidTransition(f"message {message_id} is {message.status.value}: only failed messages can be deleted")
     if not yes:
         click.confirm(f"Delete failed message {message_id} to {message.phone} ({message.last_error_class})?",
                       abort=True)
-    service.delete_failed(app(), message_id)
+    operations.delete_failed(current_hub(), message_id)
     click.echo(f"deleted {message_id}")
 
 
@@ -318,9 +318,9 @@ def archive() -> None:
 @with_errors
 def archive_list(session: str | None, error: str | None, page: int, page_size: int, as_json: bool) -> None:
     """Archived messages, newest failure first (filtered like `waq failed list`)."""
-    from wa_queue import service
+    from wa_queue import operations
 
-    echo_page(service.list_archived, "archived", session, error, page, page_size, as_json)
+    echo_page(operations.list_archived, "archived", session, error, page, page_size, as_json)
 
 
 @archive.command("show")
@@ -329,9 +329,9 @@ def archive_list(session: str | None, error: str | None, page: int, page_size: i
 @with_errors
 def archive_show(message_id: str, as_json: bool) -> None:
     """One archived message and its history; exit 1 when the archive has no such id."""
-    from wa_queue import service
+    from wa_queue import operations
 
-    echo_message(service.get_archived(app(), message_id).to_dict(), as_json)
+    echo_message(operations.get_archived(current_hub(), message_id).to_dict(), as_json)
 
 
 COMMANDS = [enqueue, status, failed, archive]

@@ -16,7 +16,7 @@ from wa_queue.errors import ConfigError, IdempotencyConflict, NotFound, StoreErr
 from wa_queue.settings import Settings, read_settings
 
 if TYPE_CHECKING:
-    from wa_queue.app import App
+    from wa_queue.hub import Hub
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -28,48 +28,48 @@ class BadInput(click.ClickException):
 
 
 def settings() -> Settings:
-    """The running command's settings: its LazyApp's (read once per command), or the environment's outside one."""
+    """The running command's settings: its LazyHub's (read once per command), or the environment's outside one."""
     ctx = click.get_current_context(silent=True)
-    holder = ctx.find_object(LazyApp) if ctx is not None else None
+    holder = ctx.find_object(LazyHub) if ctx is not None else None
     try:
         return holder.settings() if holder is not None else read_settings()
     except ConfigError as exc:
         raise click.UsageError(str(exc)) from None
 
 
-class LazyApp:
-    """The click context's object: the command's settings and App, both made on first use (so `waq --help` and the
+class LazyHub:
+    """The click context's object: the command's settings and Hub, both made on first use (so `waq --help` and the
     commands that need no store build none) and closed with the context. `settings` replaces the WAQ_* variables
     (a test invoking the command in its own process)."""
 
     def __init__(self, settings: Settings | None = None) -> None:
         self._settings = settings
-        self._app: App | None = None
+        self._hub: Hub | None = None
 
     def settings(self) -> Settings:
         if self._settings is None:
             self._settings = read_settings()
         return self._settings
 
-    def get(self) -> App:
-        if self._app is None:
-            from wa_queue.app import App
+    def get(self) -> Hub:
+        if self._hub is None:
+            from wa_queue.hub import Hub
 
-            self._app = App.build(settings())
-        return self._app
+            self._hub = Hub.build(settings())
+        return self._hub
 
     def close(self) -> None:
-        if self._app is not None:
-            self._app.close()
-            self._app = None
+        if self._hub is not None:
+            self._hub.close()
+            self._hub = None
 
 
-def app() -> App:
-    """The App of the running command (wa_queue/cli/main.py puts a LazyApp on the root context)."""
+def current_hub() -> Hub:
+    """The Hub of the running command (wa_queue/cli/main.py puts a LazyHub on the root context)."""
     ctx = click.get_current_context()
-    holder = ctx.find_object(LazyApp)
+    holder = ctx.find_object(LazyHub)
     if holder is None:  # a command invoked without the `waq` group
-        holder = ctx.find_root().ensure_object(LazyApp)
+        holder = ctx.find_root().ensure_object(LazyHub)
         ctx.find_root().call_on_close(holder.close)
     return holder.get()
 

@@ -10,14 +10,14 @@ from typing import TYPE_CHECKING
 import click
 
 from wa_queue import names
-from wa_queue.cli.output import app, exec_argv, handled
+from wa_queue.cli.output import current_hub, exec_argv, handled
 from wa_queue.cli.output import settings as load_settings
 from wa_queue.errors import StoreError
 from wa_queue.private import private_dir
 from wa_queue.settings import Settings
 
 if TYPE_CHECKING:
-    from wa_queue.app import App
+    from wa_queue.hub import Hub
 
 
 @click.command()
@@ -34,7 +34,7 @@ def worker(session: str, loglevel: str, check: bool) -> None:
     if session not in settings.sessions:
         raise click.UsageError(f"unknown session {session!r}; WAQ_SESSIONS has: {', '.join(settings.sessions)}")
     if check:
-        healthy, line = _worker_health(app(), session)
+        healthy, line = _worker_health(current_hub(), session)
         click.echo(line)
         sys.exit(0 if healthy else 1)
     private_dir(settings.data_dir)
@@ -67,13 +67,13 @@ def _store_or_exit(settings: Settings, what: str) -> None:
         sys.exit(1)
 
 
-def _worker_health(waq: App, session: str) -> tuple[bool, str]:
+def _worker_health(hub: Hub, session: str) -> tuple[bool, str]:
     """The session as its worker last recorded it: heartbeat age (fresh within three health intervals) and the
     browser's state. Judged by cli.doctor.check_sessions, as `waq doctor` does; a Celery ping cannot tell this (the
     parent process answers it while Chrome is dead)."""
     from wa_queue.cli.doctor import check_sessions
 
-    found = [c for c in check_sessions(waq) if c.name in (f"session {session}", "sessions")]
+    found = [c for c in check_sessions(hub) if c.name in (f"session {session}", "sessions")]
     if not found:
         return False, f"session {session}: no record"
     result = found[0]
@@ -91,11 +91,11 @@ def beat(loglevel: str) -> None:
     settings = load_settings()
     private_dir(settings.data_dir)
     _store_or_exit(settings, "beat")
-    from wa_queue import service
+    from wa_queue import operations
 
     # Stuck work comes back at start too, not only after the first interval.
     try:
-        service.recover_stuck(app())
+        operations.recover_stuck(current_hub())
     except Exception as exc:  # noqa: BLE001 - the scheduled job retries; beat must still start
         click.echo(f"start-up recovery failed: {exc}", err=True)
     click.get_current_context().find_root().close()  # this process becomes Celery: nothing of it may be inherited
@@ -133,7 +133,7 @@ def api(port: int, host: str) -> None:
     load_settings()
     from api.app import create_app
 
-    create_app(app()).run(host=host, port=port, threaded=True)
+    create_app(current_hub()).run(host=host, port=port, threaded=True)
 
 
 @click.command()

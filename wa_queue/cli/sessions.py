@@ -8,7 +8,7 @@ from typing import Any
 
 import click
 
-from wa_queue.cli.output import app, echo_json, settings, table, with_errors
+from wa_queue.cli.output import current_hub, echo_json, settings, table, with_errors
 from wa_queue.models import plain
 from wa_queue.settings import Settings
 
@@ -47,10 +47,10 @@ def sessions_table(overview: dict[str, dict[str, Any]]) -> str:
 @with_errors
 def sessions_list(as_json: bool) -> None:
     """Every configured session with its state, today's sends and cap, its warm-up ramp and its last heartbeat."""
-    from wa_queue import service
+    from wa_queue import operations
 
     settings()
-    overview = service.sessions_overview(app())
+    overview = operations.sessions_overview(current_hub())
     if as_json:
         echo_json(overview)
     else:
@@ -62,10 +62,10 @@ def sessions_list(as_json: bool) -> None:
 @with_errors
 def sessions_restart(name: str) -> None:
     """Ask the session's worker to reconnect at its next health check, with a fresh reconnect counter."""
-    from wa_queue import service
+    from wa_queue import operations
 
     settings()
-    view = service.restart_session(app(), name)
+    view = operations.restart_session(current_hub(), name)
     click.echo(f"restart requested for {view['name']} (status {view['status']}); its worker reconnects at the next "
                "health check")
 
@@ -81,12 +81,12 @@ def sessions_restart(name: str) -> None:
 @with_errors
 def sessions_warmup(name: str, action: str | None, as_json: bool) -> None:
     """Reset or skip a session's warm-up ramp (WAQ_WARMUP_CAPS); prints its cap for today."""
-    from wa_queue import service
+    from wa_queue import operations
 
     if action is None:
         raise click.UsageError("give --reset or --skip")
     settings()
-    view = service.warmup_action(app(), name, action)
+    view = operations.warmup_action(current_hub(), name, action)
     if as_json:
         echo_json(view)
     else:
@@ -100,13 +100,13 @@ def sessions_warmup(name: str, action: str | None, as_json: bool) -> None:
 @with_errors
 def sessions_qr(name: str, out: Path | None) -> None:
     """The QR code a session waits to have scanned (WhatsApp > Linked devices). Exit 1 when it is not waiting."""
-    from wa_queue import service
+    from wa_queue import operations
     from wa_queue.validation import validate_session
 
     validate_session(name, settings().sessions)
-    png = service.session_qr(app(), name)
+    png = operations.session_qr(current_hub(), name)
     if not png:
-        state = plain(service.get_session(app(), name).status)
+        state = plain(operations.get_session(current_hub(), name).status)
         raise click.ClickException(f"session {name} is not waiting for a QR scan (status: {state})")
     if out is not None:
         out.write_bytes(png)

@@ -18,9 +18,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from wa_queue import procs
 from wa_queue.private import private_dir
 from wa_queue.settings import Settings
-from wa_queue.transport import procs
 from wa_queue.transport.chrome_options import apply_blocking, chrome_args
 from wa_queue.transport.sandbox import SandboxChoice, sandbox_choice, unusable_reason
 

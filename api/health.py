@@ -1,27 +1,27 @@
-"""Monitoring and failed-message administration (admin role), and the key-less liveness probe /healthz."""
+"""Health and statistics (admin), and the key-less liveness probe /healthz.
+
+`ns` is the "monitoring" namespace (one tag in the OpenAPI document): api/failed.py adds the failed-message
+administration to it.
+"""
 
 from __future__ import annotations
 
 import logging
-import math
-import re
-from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
-from flask import g, request
+from flask import request
 from flask_restx import Namespace, Resource, fields
 
-from api import auth
-from api.context import waq
-from api.errors import bad_request, error_model, json_response, refuse_unknown_fields
-from api.messages import NFloat, NInteger, NNested, NString, load, message_out, message_view, read_json_object
-from api.openapi import MESSAGE_ID_PATTERN, SessionFilter
-from wa_queue import service
-from wa_queue.models import Message, MessageStatus, SessionStatus
-from wa_queue.store.common import MAX_OPERATOR_NOTE
+from api.auth import admin_only
+from api.context import current_hub
+from api.errors import bad_request, error_model, json_response, responses
+from api.fields import NullableFloat, NullableInteger, NullableNested, NullableString
+from wa_queue import operations
+from wa_queue.models import MessageStatus, SessionStatus
 
 log = logging.getLogger(__name__)
+
 
 ns = Namespace("monitoring", path="/api/whatsapp", description="Health, statistics and failed messages (admin)")
 ops = Namespace("ops", path="/", description="Liveness probe for load balancers (no key)")
@@ -30,11 +30,9 @@ for _ns in (ns, ops):
 
 STUCK_AFTER = timedelta(minutes=15)  # a pending message due this long ago with nobody taking it is "stuck"
 PROBE_TIMEOUT_S = 1.0  # /healthz must answer quickly even when the broker hangs
-MAX_PER_PAGE = 200
 _HEALTH_SESSION_KEYS = ("status", "number", "connected", "needs_operator", "last_error", "last_error_at", "hint",
                         "sends_today", "daily_cap", "warmup", "page_clock_offset_s", "clock_warning")
 BANNED = SessionStatus.BANNED.value
-DEFAULT_PER_PAGE = 50
 STATUSES = [s.value for s in MessageStatus]
 
 
@@ -51,30 +49,32 @@ warmup_model = ns.model("WarmupPosition", {
                            description="off: WAQ_WARMUP_CAPS is empty; skipped: an operator skipped the ramp; new: "
                                        "never sent (or reset), the first step's cap; ramp: inside the ramp; done: "
                                        "past it (the normal cap)"),
-    "step": NInteger(description="1-based step of the ramp (null outside it)"),
+    "step": NullableInteger(description="1-based step of the ramp (null outside it)"),
     "steps": fields.Integer(required=True),
-    "day_in_step": NInteger(description="1-based day in the step (null outside it)"),
+    "day_in_step": NullableInteger(description="1-based day in the step (null outside it)"),
     "days_per_step": fields.Integer(required=True),
     "days_left": fields.Integer(required=True, description="Days of the ramp still to come, today included"),
-    "first_send_day": NString(description="Local day (WAQ_TIMEZONE) of the session's first send, ISO date"),
+    "first_send_day": NullableString(description="Local day (WAQ_TIMEZONE) of the session's first send, ISO date"),
 })
 session_health = ns.model("SessionHealth", {
     "status": fields.String(required=True, description="starting, qr, connected, phone_disconnected, logged_out, "
                                                         "closed, needs_operator, banned or unknown"),
-    "number": NString(),
+    "number": NullableString(),
     "connected": fields.Boolean(required=True, description="Connected with a fresh worker heartbeat"),
     "needs_operator": fields.Boolean(required=True),
-    "last_error": NString(description="Why the session is not connected, e.g. net::ERR_NAME_NOT_RESOLVED (null once "
-                                      "it connects)"),
-    "last_error_at": NString(description="ISO 8601 time the last error was seen"),
-    "hint": NString(description="What to do about last_error"),
-    "sends_today": NInteger(description="Sends since local midnight (WAQ_TIMEZONE); null when the store is down"),
-    "daily_cap": NInteger(description="Today's cap: the warm-up's while the session ramps up"),
-    "warmup": NNested(warmup_model, description="Where the session stands in the warm-up ramp"),
-    "page_clock_offset_s": NFloat(description="The page's clock minus the worker's, in seconds, estimated from the "
-                                              "times its sent rows show (null: no estimate yet); over 60 s either "
-                                              "way makes the level warning"),
-    "clock_warning": NString(description="Why the page's clock needs a look (null: it agrees with this machine's)"),
+    "last_error": NullableString(description="Why the session is not connected, e.g. net::ERR_NAME_NOT_RESOLVED "
+                                             "(null once it connects)"),
+    "last_error_at": NullableString(description="ISO 8601 time the last error was seen"),
+    "hint": NullableString(description="What to do about last_error"),
+    "sends_today": NullableInteger(description="Sends since local midnight (WAQ_TIMEZONE); null when the store is "
+                                               "down"),
+    "daily_cap": NullableInteger(description="Today's cap: the warm-up's while the session ramps up"),
+    "warmup": NullableNested(warmup_model, description="Where the session stands in the warm-up ramp"),
+    "page_clock_offset_s": NullableFloat(description="The page's clock minus the worker's, in seconds, estimated from "
+                                                     "the times its sent rows show (null: no estimate yet); over 60 s "
+                                                     "either way makes the level warning"),
+    "clock_warning": NullableString(description="Why the page's clock needs a look (null: it agrees with this "
+                                                "machine's)"),
 })
 memory_session = ns.model("SessionMemory", {
     "name": fields.String(required=True),
@@ -89,31 +89,31 @@ memory_model = ns.model("Memory", {
     "reserve_kib": fields.Integer(description="Kept free when counting more_sessions (detail=1 only)"),
     "sessions": fields.List(fields.Nested(memory_session),
                             description="Session workers running on this machine (detail=1 only)"),
-    "mean_pss_kib": NInteger(description="detail=1 only"),
-    "more_sessions": NInteger(description="Sessions that still fit at the mean footprint (detail=1 only)"),
+    "mean_pss_kib": NullableInteger(description="detail=1 only"),
+    "more_sessions": NullableInteger(description="Sessions that still fit at the mean footprint (detail=1 only)"),
     "stray_pids": fields.List(fields.Integer, description="Browser processes of a dead worker (detail=1 only)"),
     "stray_pss_kib": fields.Integer(description="detail=1 only"),
 })
-queue_counts = ns.model("QueueCounts", {name: NInteger(required=True) for name in STATUSES})
+queue_counts = ns.model("QueueCounts", {name: NullableInteger(required=True) for name in STATUSES})
 health_out = ns.model("Health", {
     "overall": fields.String(required=True, enum=["healthy", "degraded", "warning", "critical"]),
     "reasons": fields.List(fields.String, required=True,
                            description="Why overall is not healthy; also how many failed messages wait, at any level"),
     "sessions": MapOf(fields.Nested(session_health), required=True),
     "queue": fields.Nested(queue_counts, required=True, description="Counts are null when the store is down"),
-    "oldest_due_pending_age_s": NFloat(description="Seconds the oldest pending message has been due"),
+    "oldest_due_pending_age_s": NullableFloat(description="Seconds the oldest pending message has been due"),
     "checks": fields.Nested(ns.model("Checks", {"store": fields.String(required=True, enum=["ok", "down"]),
                                                 "broker": fields.String(required=True, enum=["ok", "down"])}),
                             required=True),
-    "memory": NNested(memory_model, description="This machine's memory (the API's host; null where /proc cannot be "
-                                                "read)"),
+    "memory": NullableNested(memory_model, description="This machine's memory (the API's host; null where /proc "
+                                                       "cannot be read)"),
     "callback_circuits": fields.List(fields.Nested(ns.model("CallbackCircuit", {
         "host": fields.String(required=True),
         "state": fields.String(required=True, enum=["closed", "open", "half_open"],
                                description="open: deliveries to the host wait without a call; half_open: the next "
                                            "failure re-opens, a success closes"),
         "failures": fields.Integer(required=True, description="Consecutive failed deliveries"),
-        "open_until": NString(description="ISO 8601 time an open circuit closes again"),
+        "open_until": NullableString(description="ISO 8601 time an open circuit closes again"),
     })), required=True, description="Status callback receivers that failed lately (circuit breaker, per host); an "
                                     "open one is named in reasons without raising the level: it is the receiver's "
                                     "fault, not the system's"),
@@ -127,45 +127,9 @@ stats_out = ns.model("Stats", {
     "sessions": MapOf(fields.Nested(session_stats), required=True),
     "sends_per_hour": fields.List(fields.Nested(ns.model("HourSends", {
         "hour": fields.DateTime(required=True), "sent": fields.Integer(required=True)})), required=True),
-    "oldest_pending_age_s": NFloat(),
-})
-failed_page = ns.model("FailedPage", {
-    "items": fields.List(fields.Nested(message_out), required=True),
-    "page": fields.Integer(required=True),
-    "per_page": fields.Integer(required=True),
-    "total": fields.Integer(required=True),
-    "pages": fields.Integer(required=True),
-})
-requeued = ns.model("Requeued", {"requeued": fields.Integer(required=True)})
-QUEUED_FOR_RETRY = "Message queued for retry"
-retried = ns.model("Retried", {
-    "message": fields.String(required=True, enum=[QUEUED_FOR_RETRY]),
-    "data": fields.Nested(message_out, required=True,
-                          description="The message, now pending with its attempts reset (as GET /messages/<id>)"),
-})
-mark_sent_in = ns.model("MarkSent", {
-    "note": NString(max_length=MAX_OPERATOR_NOTE, description="Why, for the history (e.g. 'seen in the chat 14:02')"),
-}, strict=True)
-MARKED_SENT = "Message marked as sent"
-marked_sent = ns.model("MarkedSent", {
-    "message": fields.String(required=True, enum=[MARKED_SENT]),
-    "data": fields.Nested(message_out, required=True, description="The message, now sent"),
+    "oldest_pending_age_s": NullableFloat(),
 })
 probe_ok = ops.model("Probe", {"status": fields.String(required=True, enum=["ok"])})
-
-STORE_DOWN = "The store is unavailable; nothing was changed, retry later"
-_ADMIN_ERRORS = ((401, "No or unknown API key"), (403, "The key's role may not do this"))
-
-
-def admin_only(namespace: Namespace):  # noqa: ANN201 - decorator factory
-    """Enforce the admin role and document it (security scheme, 401, 403)."""
-    def decorate(func):  # noqa: ANN001, ANN202
-        func = auth.requires(auth.ADMIN)(func)
-        for code, text in _ADMIN_ERRORS:
-            func = namespace.response(code, text, error_model)(func)
-        return namespace.doc(security=auth.SCHEME)(func)
-
-    return decorate
 
 
 # ---- health -------------------------------------------------------------------------------------------------------
@@ -193,13 +157,13 @@ def health(*, detail: bool = False) -> dict[str, Any]:
     recent_failed = 0
     if store_ok:
         try:
-            overview = service.sessions_overview(waq())
+            overview = operations.sessions_overview(current_hub())
             sessions = {name: {k: v[k] for k in _HEALTH_SESSION_KEYS} for name, v in overview.items()}
-            counts = dict(service.queue_counts(waq()))
+            counts = dict(operations.queue_counts(current_hub()))
             due_age = _oldest_due_age_s()
             if counts.get("failed"):
-                window = timedelta(seconds=waq().settings.health_failed_window_s)
-                recent_failed = service.count_failed_since(waq(), waq().clock() - window)
+                window = timedelta(seconds=current_hub().settings.health_failed_window_s)
+                recent_failed = operations.count_failed_since(current_hub(), current_hub().clock() - window)
         except Exception as exc:  # noqa: BLE001 - a store failing mid-way is the same as a store down
             log.warning("health: store failed: %s: %s", type(exc).__name__, exc)
             store_ok = False
@@ -208,7 +172,7 @@ def health(*, detail: bool = False) -> dict[str, Any]:
                            "needs_operator": False, "last_error": None, "last_error_at": None, "hint": None,
                            "sends_today": None, "daily_cap": None, "warmup": None, "page_clock_offset_s": None,
                            "clock_warning": None}
-                    for name in waq().settings.sessions}
+                    for name in current_hub().settings.sessions}
         counts = dict.fromkeys(STATUSES)
     overall, reasons = _grade(store_ok, broker_ok, sessions, counts, due_age, recent_failed)
     circuits = _callback_circuits() if broker_ok else []
@@ -217,14 +181,14 @@ def health(*, detail: bool = False) -> dict[str, Any]:
     return {"overall": overall, "reasons": reasons, "sessions": sessions, "queue": counts,
             "oldest_due_pending_age_s": due_age,
             "checks": {"store": "ok" if store_ok else "down", "broker": "ok" if broker_ok else "down"},
-            "memory": service.memory_headroom(detail=detail), "callback_circuits": circuits}
+            "memory": operations.memory_headroom(detail=detail), "callback_circuits": circuits}
 
 
 def _callback_circuits() -> list[dict[str, Any]]:
-    if waq().settings.broker_url.startswith("memory://"):
+    if current_hub().settings.broker_url.startswith("memory://"):
         return []
     try:
-        return service.callback_circuits(waq(), timeout_s=PROBE_TIMEOUT_S)
+        return operations.callback_circuits(current_hub(), timeout_s=PROBE_TIMEOUT_S)
     except Exception as exc:  # noqa: BLE001 - the broker check above reports a broker down
         log.warning("health: callback circuits unreadable: %s: %s", type(exc).__name__, exc)
         return []
@@ -249,7 +213,7 @@ def _grade(store_ok: bool, broker_ok: bool, sessions: dict[str, dict[str, Any]],
         reasons.append(f"{counts['failed']} failed message(s) wait for an operator")
     warn = bool(banned) or bool(clocks)
     if recent_failed:
-        window_min = int(waq().settings.health_failed_window_s // 60)
+        window_min = int(current_hub().settings.health_failed_window_s // 60)
         reasons.append(f"{recent_failed} message(s) failed in the last {window_min} minutes")
         warn = True
     if due_age is not None and due_age > STUCK_AFTER.total_seconds():
@@ -261,8 +225,8 @@ def _grade(store_ok: bool, broker_ok: bool, sessions: dict[str, dict[str, Any]],
 def _oldest_due_age_s() -> float | None:
     # The longest overdue pending message: a message parked until a later retry (however old) is not late, and
     # must not hide a newer one that is.
-    now = waq().clock()
-    oldest = service.oldest_due(waq(), now)
+    now = current_hub().clock()
+    oldest = operations.oldest_due(current_hub(), now)
     if oldest is None:
         return None
     return max(0.0, (now - oldest.next_attempt_at).total_seconds())
@@ -270,21 +234,19 @@ def _oldest_due_age_s() -> float | None:
 
 def _store_up() -> bool:
     try:
-        service.ping_store(waq())
+        operations.ping_store(current_hub())
         return True
     except Exception as exc:  # noqa: BLE001 - any failure means down; the reason goes to the log, not the client
         log.warning("store ping failed: %s: %s", type(exc).__name__, exc)
         return False
 
 
-
-
 def _broker_up() -> bool:
-    """PING the broker with a short timeout (the App's broker client waits up to 10 s, too long for a probe)."""
-    url = waq().settings.broker_url
+    """PING the broker with a short timeout (the Hub's broker client waits up to 10 s, too long for a probe)."""
+    url = current_hub().settings.broker_url
     if url.startswith("memory://"):
         return True
-    client = waq().broker_quick(PROBE_TIMEOUT_S)
+    client = current_hub().broker_quick(PROBE_TIMEOUT_S)
     try:
         return bool(client.ping())
     except Exception as exc:  # noqa: BLE001
@@ -296,7 +258,7 @@ def _broker_up() -> bool:
 class Healthz(Resource):
     @ops.doc(security=[])
     @ops.response(200, "The store and the broker answer", probe_ok)
-    @ops.response(503, "The store or the broker is down (named in the message and details)", error_model)
+    @responses(ops, (503, "The store or the broker is down (named in the message and details)"))
     def get(self) -> Any:
         """Liveness probe: 200 when the store and the broker answer. Needs no key."""
         checks = {"store": "ok" if _store_up() else "down", "broker": "ok" if _broker_up() else "down"}
@@ -314,7 +276,7 @@ class Health(Resource):
                         "this reads every process's memory map, so it is left out of the polled answer",
               type=str, enum=["0", "1"])
     @ns.response(200, "The overall level and what it is based on (see the levels in the description)", health_out)
-    @ns.response(400, "Invalid query", error_model)
+    @responses(ns, (400, "Invalid query"))
     def get(self) -> dict[str, Any]:
         """Sessions, queue counts, memory and one overall level.
 
@@ -334,152 +296,7 @@ class Health(Resource):
 class Stats(Resource):
     @admin_only(ns)
     @ns.response(200, "Counts by status, sends per session today and per hour over 24 h", stats_out)
-    @ns.response(503, "The store is unavailable", error_model)
+    @responses(ns, (503, "The store is unavailable"))
     def get(self) -> dict[str, Any]:
         """Delivery statistics."""
-        return service.stats(waq())
-
-
-# ---- failed messages --------------------------------------------------------------------------------------------
-_WHOLE_NUMBER = re.compile(r"-?[0-9]{1,18}\Z")  # what OpenAPI's integer means in a query string (no "", "+1", "1_0")
-
-
-def _int_arg(name: str, default: int, low: int, high: int) -> int:
-    raw = request.args.get(name)
-    if raw is None:
-        return default
-    if not _WHOLE_NUMBER.match(raw):
-        raise bad_request(f"{name} must be a whole number from {low} to {high}.", field=name)
-    value = int(raw)
-    if not low <= value <= high:
-        raise bad_request(f"{name} must be from {low} to {high}, not {value}.", field=name)
-    return value
-
-
-def _session_arg() -> str | None:
-    session = request.args.get("session") or None
-    sessions = waq().settings.sessions
-    if session is not None and session not in sessions:
-        raise bad_request(f"session must be one of: {', '.join(sessions)}.", field="session")
-    return session
-
-
-MAX_ERROR_FILTER = 200
-
-
-def failed_query_params(namespace: Namespace) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """The query parameters of a page of failed messages (/failed, /archive), documented once."""
-    def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
-        for name, text, kwargs in (
-            ("error", "Only messages whose error class or text contains this (empty: no filter)",
-             {"type": str, "maxLength": MAX_ERROR_FILTER}),
-            ("session", "Only messages claimed or sent by this session (empty: every session)",
-             {"type": str, "enum": SessionFilter()}),
-            ("per_page", f"Items per page, 1-{MAX_PER_PAGE}", {"type": int, "default": DEFAULT_PER_PAGE,
-                                                              "minimum": 1, "maximum": MAX_PER_PAGE}),
-            ("page", "Page number from 1", {"type": int, "default": 1, "minimum": 1, "maximum": 10**9}),
-        ):
-            fn = namespace.param(name, text, **kwargs)(fn)
-        return fn
-    return wrap
-
-
-def failed_query_page(list_page: Callable[..., tuple[list[Message], int]]) -> dict[str, Any]:
-    """One page of failed messages from `list_page` (store.list_failed or list_archived), by the request's query."""
-    page = _int_arg("page", 1, 1, 10**9)
-    per_page = _int_arg("per_page", DEFAULT_PER_PAGE, 1, MAX_PER_PAGE)
-    error = request.args.get("error") or None
-    if error is not None and len(error) > MAX_ERROR_FILTER:
-        raise bad_request(f"error must be at most {MAX_ERROR_FILTER} characters.", field="error")
-    items, total = list_page(offset=(page - 1) * per_page, limit=per_page, session=_session_arg(), error=error)
-    return {"items": [message_view(m) for m in items], "page": page, "per_page": per_page, "total": total,
-            "pages": math.ceil(total / per_page)}
-
-
-@ns.route("/failed")
-class Failed(Resource):
-    @admin_only(ns)
-    @failed_query_params(ns)
-    @ns.response(200, "One page, newest failure first", failed_page)
-    @ns.response(400, "Invalid query", error_model)
-    def get(self) -> dict[str, Any]:
-        """Failed messages, paged and filtered."""
-        return failed_query_page(lambda **query: service.list_failed(waq(), **query))
-
-
-@ns.route("/failed/retry-all")
-class FailedRetryAll(Resource):
-    @admin_only(ns)
-    @ns.param("session", "Only failed messages of this session (empty: every session)", type=str,
-              enum=SessionFilter())
-    @ns.response(200, "How many failed messages went back to pending", requeued)
-    @ns.response(400, "Unknown session", error_model)
-    @ns.response(503, STORE_DOWN, error_model)
-    def post(self) -> dict[str, int]:
-        """Retry every failed message (optionally of one session)."""
-        return {"requeued": service.retry_all_failed(waq(), _session_arg())}
-
-
-@ns.route("/failed/<message_id:message_id>")
-@ns.param("message_id", "A failed message's id", pattern=MESSAGE_ID_PATTERN)
-class FailedItem(Resource):
-    @admin_only(ns)
-    @ns.response(204, "Deleted for good")
-    @ns.response(404, "No such message", error_model)
-    @ns.response(409, "The message is not failed", error_model)
-    @ns.response(503, STORE_DOWN, error_model)
-    def delete(self, message_id: str) -> tuple[str, int]:
-        """Delete a failed message for good (only failed ones)."""
-        load(message_id)  # 404 with a clear sentence before the store's own checks
-        service.delete_failed(waq(), message_id)
-        return "", 204
-
-
-@ns.route("/failed/<message_id:message_id>/retry")
-@ns.param("message_id", "A failed message's id", pattern=MESSAGE_ID_PATTERN)
-class FailedRetry(Resource):
-    @admin_only(ns)
-    @ns.response(200, "Back to pending with its attempts reset; the message in data", retried)
-    @ns.response(404, "No such message", error_model)
-    @ns.response(409, "The message is not failed", error_model)
-    @ns.response(503, STORE_DOWN, error_model)
-    def post(self, message_id: str) -> dict[str, Any]:
-        """Retry one failed message."""
-        load(message_id)
-        message = service.retry_failed(waq(), message_id)
-        return {"message": QUEUED_FOR_RETRY, "data": message_view(message)}
-
-
-
-@ns.route("/failed/<message_id:message_id>/mark-sent")
-@ns.param("message_id", "A failed message's id", pattern=MESSAGE_ID_PATTERN)
-class FailedMarkSent(Resource):
-    @admin_only(ns)
-    @ns.expect(mark_sent_in, validate=False)
-    @ns.doc(params={"payload": {"required": False}})  # the body may be left out: a note is optional
-    @ns.response(200, "Sent: it will never be sent again; the producer's callback hears 'sent'", marked_sent)
-    @ns.response(400, "Invalid body (an unknown field, a note that is not a string of at most 500 characters)",
-                 error_model)
-    @ns.response(404, "No such message", error_model)
-    @ns.response(409, "The message is not failed", error_model)
-    @ns.response(413, "Body too large", error_model)
-    @ns.response(415, "Body is not JSON", error_model)
-    @ns.response(503, STORE_DOWN, error_model)
-    def post(self, message_id: str) -> dict[str, Any]:
-        """Mark one failed message as sent: the operator saw it in the phone's chat (see OutcomeUnverified)."""
-        note = _note_arg()
-        load(message_id)
-        message = service.mark_sent(waq(), message_id, actor=f"api:{g.api_key.name}", note=note)
-        return {"message": MARKED_SENT, "data": message_view(message)}
-
-
-def _note_arg() -> str | None:
-    """The optional body {"note": str | null}; no body at all is the same as no note."""
-    if not request.get_data(cache=True):
-        return None
-    body = read_json_object()
-    refuse_unknown_fields(body, {"note"})
-    note = body.get("note")
-    if note is not None and (not isinstance(note, str) or len(note) > MAX_OPERATOR_NOTE):
-        raise bad_request(f"note must be a string of at most {MAX_OPERATOR_NOTE} characters.", field="note")
-    return note
+        return operations.stats(current_hub())

@@ -1,5 +1,5 @@
 """The operations behind the Python API, the REST API and the CLI: the only way api/ and wa_queue/cli/ reach the
-store (tests/unit/test_wiring.py checks it). Each takes the App of its caller first (wa_queue/app.py)."""
+store (tests/unit/test_wiring.py checks it). Each takes the Hub of its caller first (wa_queue/hub.py)."""
 
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ from wa_queue.validation import (
 )
 
 if TYPE_CHECKING:
-    from wa_queue.app import App
+    from wa_queue.hub import Hub
     from wa_queue.send_window import SendWindow
     from wa_queue.store import SessionRecord
 
@@ -33,14 +33,14 @@ log = logging.getLogger(__name__)
 
 
 def build_message(
-    app: App, phone: str, text: str, *, session: str | None = None, idempotency_key: str | None = None,
+    hub: Hub, phone: str, text: str, *, session: str | None = None, idempotency_key: str | None = None,
     callback_url: str | None = None, metadata: dict[str, Any] | None = None,
     send_window: SendWindow | dict[str, Any] | str | None = None,
 ) -> NewMessage:
     """Validate and normalise one request by validation.py's rules (the same for the Python API, the CLI and the
     REST API); raises ValidationError naming the field. A send window that never opens for the number is refused
-    (judged at the App's clock)."""
-    settings = app.settings
+    (judged at the Hub's clock)."""
+    settings = hub.settings
     e164 = validate_phone(phone, settings.default_region)
     return NewMessage(
         phone=e164,
@@ -49,148 +49,148 @@ def build_message(
         idempotency_key=validate_idempotency_key(idempotency_key),
         callback_url=validate_callback_url(callback_url),
         metadata=validate_metadata(metadata),
-        send_window=validate_send_window(send_window, e164, app.clock()),
+        send_window=validate_send_window(send_window, e164, hub.clock()),
     )
 
 
-def submit(app: App, news: list[NewMessage]) -> list[tuple[Message, bool]]:
+def submit(hub: Hub, news: list[NewMessage]) -> list[tuple[Message, bool]]:
     """Commit, then publish (invariant 1). Returns (message, created) per item; replays are not republished.
 
     All of `news` is stored or none is. Concurrent callers in this process share a commit and a publish
     (group_commit.message_commit); each still gets its own result or its own error (an IdempotencyConflict, say)."""
     if not news:
         return []
-    return app.group.run(news)
+    return hub.group.run(news)
 
 
 def enqueue(
-    app: App, phone: str, text: str, *, session: str | None = None, idempotency_key: str | None = None,
+    hub: Hub, phone: str, text: str, *, session: str | None = None, idempotency_key: str | None = None,
     callback_url: str | None = None, metadata: dict[str, Any] | None = None,
     send_window: SendWindow | dict[str, Any] | str | None = None,
 ) -> str:
     """Queue one message; returns its id once it is committed to the store."""
-    new = build_message(app, phone, text, session=session, idempotency_key=idempotency_key,
+    new = build_message(hub, phone, text, session=session, idempotency_key=idempotency_key,
                         callback_url=callback_url, metadata=metadata, send_window=send_window)
-    return submit(app, [new])[0][0].id
+    return submit(hub, [new])[0][0].id
 
 
-def enqueue_many(app: App, items: list[dict[str, Any]]) -> list[str]:
+def enqueue_many(hub: Hub, items: list[dict[str, Any]]) -> list[str]:
     """Queue many messages in one transaction: all are validated first, nothing is stored if one is bad."""
-    news = [build_message(app, **item) for item in items]
-    return [message.id for message, _ in submit(app, news)]
+    news = [build_message(hub, **item) for item in items]
+    return [message.id for message, _ in submit(hub, news)]
 
 
-def get_message(app: App, message_id: str) -> Message:
-    return app.store.get(message_id)
+def get_message(hub: Hub, message_id: str) -> Message:
+    return hub.store.get(message_id)
 
 
-def retry_failed(app: App, message_id: str) -> Message:
-    message = app.store.retry_failed(message_id, now=app.clock())
-    app.publisher.publish([message], queue_for(None))
+def retry_failed(hub: Hub, message_id: str) -> Message:
+    message = hub.store.retry_failed(message_id, now=hub.clock())
+    hub.publisher.publish([message], queue_for(None))
     return message
 
 
-def mark_sent(app: App, message_id: str, *, actor: str, note: str | None = None) -> Message:
+def mark_sent(hub: Hub, message_id: str, *, actor: str, note: str | None = None) -> Message:
     """An operator saw a failed message in the phone's chat: it becomes sent, never sent again (invariant 5), and the
     producer's callback_url hears 'sent' as it would from a worker."""
-    message = app.store.mark_sent_by_operator(message_id, now=app.clock(), actor=actor, note=note)
+    message = hub.store.mark_sent_by_operator(message_id, now=hub.clock(), actor=actor, note=note)
     log.info("message %s marked as sent by operator %s (sent_by %s)", message.id, actor, message.sent_by)
     try:
-        callbacks.on_status_change(message, app.celery)
+        callbacks.on_status_change(message, hub.celery)
     except Exception as exc:  # noqa: BLE001 - the store has recorded it; a callback is a notification, not the record
         log.warning("status callback for %s not queued: %s: %s", message.id, type(exc).__name__, exc)
     return message
 
 
-def retry_all_failed(app: App, session: str | None = None) -> int:
-    store = app.store
-    ids = store.retry_all_failed(now=app.clock(), session=session)
+def retry_all_failed(hub: Hub, session: str | None = None) -> int:
+    store = hub.store
+    ids = store.retry_all_failed(now=hub.clock(), session=session)
     for start in range(0, len(ids), 500):
-        app.publisher.publish([store.get(i) for i in ids[start:start + 500]], queue_for(None))
+        hub.publisher.publish([store.get(i) for i in ids[start:start + 500]], queue_for(None))
     return len(ids)
 
 
-def delete_failed(app: App, message_id: str) -> None:
-    app.store.delete(message_id)
+def delete_failed(hub: Hub, message_id: str) -> None:
+    hub.store.delete(message_id)
 
 
-def list_failed(app: App, **query: Any) -> tuple[list[Message], int]:
+def list_failed(hub: Hub, **query: Any) -> tuple[list[Message], int]:
     """A page of failed messages and their total (MessageStore.list_failed's filters)."""
-    return app.store.list_failed(**query)
+    return hub.store.list_failed(**query)
 
 
-def list_archived(app: App, **query: Any) -> tuple[list[Message], int]:
-    return app.store.list_archived(**query)
+def list_archived(hub: Hub, **query: Any) -> tuple[list[Message], int]:
+    return hub.store.list_archived(**query)
 
 
-def get_archived(app: App, message_id: str) -> Message:
-    return app.store.get_archived(message_id)
+def get_archived(hub: Hub, message_id: str) -> Message:
+    return hub.store.get_archived(message_id)
 
 
-def ping_store(app: App) -> None:
+def ping_store(hub: Hub) -> None:
     """Raises when the store does not answer."""
-    app.store.ping()
+    hub.store.ping()
 
 
-def count_failed_since(app: App, since: datetime) -> int:
-    return app.store.count_failed_since(since)
+def count_failed_since(hub: Hub, since: datetime) -> int:
+    return hub.store.count_failed_since(since)
 
 
-def oldest_pending(app: App) -> Message | None:
-    return app.store.oldest_pending()
+def oldest_pending(hub: Hub) -> Message | None:
+    return hub.store.oldest_pending()
 
 
-def oldest_due(app: App, now: datetime) -> Message | None:
-    return app.store.oldest_due(now=now)
+def oldest_due(hub: Hub, now: datetime) -> Message | None:
+    return hub.store.oldest_due(now=now)
 
 
-def get_session(app: App, name: str) -> SessionRecord:
-    return app.store.get_session(name)
+def get_session(hub: Hub, name: str) -> SessionRecord:
+    return hub.store.get_session(name)
 
 
-def session_qr(app: App, name: str, *, timeout_s: float | None = None) -> bytes | None:
+def session_qr(hub: Hub, name: str, *, timeout_s: float | None = None) -> bytes | None:
     """The PNG of the QR code a session waits to have scanned, which its worker keeps in the broker; None when it
     is not waiting. `timeout_s` bounds the wait for the broker."""
-    client = app.broker if timeout_s is None else app.broker_quick(timeout_s)
+    client = hub.broker if timeout_s is None else hub.broker_quick(timeout_s)
     return client.get(session_qr_key(name))
 
 
-def recover_stuck(app: App) -> int:
+def recover_stuck(hub: Hub) -> int:
     """Beat's recover-stuck job, run now (`waq beat` at start)."""
     from wa_queue import recovery
 
-    return recovery.recover_stuck(app.store, app.settings, app.clock(), publisher=app.publisher)
+    return recovery.recover_stuck(hub.store, hub.settings, hub.clock(), publisher=hub.publisher)
 
 
-def restart_session(app: App, name: str) -> dict[str, Any]:
-    validate_session(name, app.settings.sessions)
-    return _session_view(app, request_restart(app.store, name).name)
+def restart_session(hub: Hub, name: str) -> dict[str, Any]:
+    validate_session(name, hub.settings.sessions)
+    return _session_view(hub, request_restart(hub.store, name).name)
 
 
 WARMUP_ACTIONS = {"reset": warmup.RESET, "skip": warmup.SKIP}
 
 
-def warmup_action(app: App, name: str, action: str) -> dict[str, Any]:
+def warmup_action(hub: Hub, name: str, action: str) -> dict[str, Any]:
     """An operator's warm-up action on a session: "reset" starts the ramp again from its next send, "skip" gives it
     the normal cap at once (wa_queue/warmup.py). Returns the session's view, with its new cap for today."""
-    validate_session(name, app.settings.sessions)
+    validate_session(name, hub.settings.sessions)
     if action not in WARMUP_ACTIONS:
         raise ValidationError(f"action must be one of: {', '.join(WARMUP_ACTIONS)}", "action")
-    app.store.update_session(name, **WARMUP_ACTIONS[action])
+    hub.store.update_session(name, **WARMUP_ACTIONS[action])
     log.info("warm-up of session %s: %s", name, action)
-    return _session_view(app, name)
+    return _session_view(hub, name)
 
 
-def sessions_overview(app: App) -> dict[str, dict[str, Any]]:
+def sessions_overview(hub: Hub) -> dict[str, dict[str, Any]]:
     """Every configured session as the operator sees it (the REST API, /health, /stats, the dashboard, /metrics,
     `waq sessions list`, `waq doctor`): state, why it is down, today's sends, today's cap and the warm-up ramp."""
-    return {name: _session_view(app, name) for name in app.settings.sessions}
+    return {name: _session_view(hub, name) for name in hub.settings.sessions}
 
 
-def _session_view(app: App, name: str) -> dict[str, Any]:
-    settings = app.settings
-    store = app.store
-    now = app.clock()
+def _session_view(hub: Hub, name: str) -> dict[str, Any]:
+    settings = hub.settings
+    store = hub.store
+    now = hub.clock()
     record = store.get_session(name)
     ramp = daily_cap(record, settings, now)  # the cap the delivery's mark_sending enforces
     return {
@@ -238,35 +238,35 @@ def memory_headroom(*, detail: bool = False) -> dict[str, Any] | None:
     }
 
 
-def queue_counts(app: App) -> dict[str, int]:
-    return app.store.count_by_status()
+def queue_counts(hub: Hub) -> dict[str, int]:
+    return hub.store.count_by_status()
 
 
-def queue_summary(app: App) -> str:
+def queue_summary(hub: Hub) -> str:
     """One line for the log when a process starts: counts by status, each session's state and today's sends."""
-    counts = " ".join(f"{status}={n}" for status, n in queue_counts(app).items())
+    counts = " ".join(f"{status}={n}" for status, n in queue_counts(hub).items())
     sessions = ", ".join(f"{name} {view['status']} sent today {view['sends_today']}/{view['daily_cap']}"
-                         for name, view in sessions_overview(app).items())
+                         for name, view in sessions_overview(hub).items())
     return f"queue: {counts}; sessions: {sessions}"
 
 
-def log_queue_summary(app: App, logger: logging.Logger, who: str) -> None:
+def log_queue_summary(hub: Hub, logger: logging.Logger, who: str) -> None:
     """Log queue_summary() at start-up; a store that fails here is logged, never fatal (the process must start)."""
     try:
-        logger.info("%s starting: %s", who, queue_summary(app))
+        logger.info("%s starting: %s", who, queue_summary(hub))
     except Exception as exc:  # noqa: BLE001
         logger.warning("%s starting: queue statistics unavailable: %s: %s", who, type(exc).__name__, exc)
 
 
-def stats(app: App) -> dict[str, Any]:
-    store = app.store
-    now = app.clock()
+def stats(hub: Hub) -> dict[str, Any]:
+    store = hub.store
+    now = hub.clock()
     oldest = store.oldest_pending()
     hours = store.sends_per_hour(since=now - timedelta(hours=24))
     return {
         "counts": store.count_by_status(),
         "sessions": {name: {k: v[k] for k in ("sends_today", "daily_cap", "warmup")}
-                     for name, v in sessions_overview(app).items()},
+                     for name, v in sessions_overview(hub).items()},
         "sends_per_hour": [{"hour": hour.isoformat(), "sent": count} for hour, count in hours],
         "oldest_pending_age_s": (now - oldest.created_at).total_seconds() if oldest else None,
     }
@@ -275,7 +275,7 @@ def stats(app: App) -> dict[str, Any]:
 __all__ = ["enqueue", "enqueue_many", "get_message", "submit"]
 
 
-def callback_circuits(app: App, *, timeout_s: float = 2.0) -> list[dict[str, Any]]:
+def callback_circuits(hub: Hub, *, timeout_s: float = 2.0) -> list[dict[str, Any]]:
     """The callback circuit breaker's hosts (wa_queue/circuit.py) as /health and /metrics show them: host, state
     (closed, open, half_open), consecutive failures, and until when an open circuit holds deliveries."""
     import time
@@ -285,11 +285,11 @@ def callback_circuits(app: App, *, timeout_s: float = 2.0) -> list[dict[str, Any
     now = time.time()
     return [{"host": c.host, "state": c.state(now), "failures": c.failures,
              "open_until": datetime.fromtimestamp(c.open_until, UTC).isoformat() if c.is_open(now) else None}
-            for c in Breaker(app.broker_quick(timeout_s)).all()]
+            for c in Breaker(hub.broker_quick(timeout_s)).all()]
 
 
-def callback_outcomes(app: App, *, timeout_s: float = 2.0) -> dict[str, int]:
+def callback_outcomes(hub: Hub, *, timeout_s: float = 2.0) -> dict[str, int]:
     """How many status callbacks ended each way (delivered, rejected, retried, gave_up, refused, deferred), counted
     by the callbacks workers in the broker's Redis."""
-    raw = app.broker_quick(timeout_s).hgetall(names.METRICS_CALLBACKS_KEY)
+    raw = hub.broker_quick(timeout_s).hgetall(names.METRICS_CALLBACKS_KEY)
     return {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in raw.items()}

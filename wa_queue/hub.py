@@ -1,9 +1,12 @@
-"""The App: everything a process shares, built once by its entry point and passed in.
+"""The Hub: everything a process shares, built once by its entry point and passed in.
+
+A hub, not an app: a process may also have a Flask app (the API, which keeps its Hub in app.extensions) and a Celery
+app (Hub.celery, made by the Hub); what the process shares is reached through this one object.
 
 Each entry point builds one: api.create_app() (kept on the Flask app as app.extensions["waq"]), a worker process
 (workers/runtime.py, at worker_process_init; tasks reach it through the Celery app), beat's start, the CLI (the
-click context's object, built on first use) and the Python API (wa_queue.enqueue and friends, over the default App
-of default_app(), the one process-wide App). Tests build their own.
+click context's object, built on first use) and the Python API (wa_queue.enqueue and friends, over the default Hub
+of default_hub(), the one process-wide Hub). Tests build their own.
 
 The store, the broker client, the Celery app and the publisher are made on first use: `waq --help` and an API whose
 store is down still start, and a process pays only for what it uses. close() releases them.
@@ -43,9 +46,9 @@ BROKER_CONNECT_TIMEOUT_S = 5.0
 RATE_LIMIT_TIMEOUT_S = 0.5
 
 
-class App:
+class Hub:
     """Settings, store, publisher, broker client, Celery app, clock, notifier, and the per-process machinery of
-    publishing (the group commit of service.submit and, in the API, the background relay)."""
+    publishing (the group commit of operations.submit and, in the API, the background relay)."""
 
     def __init__(self, settings: Settings, *, clock: Callable[[], datetime] = utcnow,
                  store: MessageStore | None = None, publisher: Publisher | None = None,
@@ -65,8 +68,8 @@ class App:
         self.closed = False
 
     @classmethod
-    def build(cls, settings: Settings | None = None, **parts: Any) -> App:
-        """An App over `settings` (default: read now from the WAQ_* variables, settings.read_settings). `parts` (clock,
+    def build(cls, settings: Settings | None = None, **parts: Any) -> Hub:
+        """A Hub over `settings` (default: read now from the WAQ_* variables, settings.read_settings). `parts` (clock,
         store, publisher, celery) replace what would be built."""
         return cls(settings or read_settings(), **parts)
 
@@ -157,7 +160,7 @@ class App:
         return relay.drain(timeout) if relay is not None else True
 
     def _stop_relay(self) -> None:
-        """Drain and stop the relay without holding the App's lock: its thread takes that lock to build the publisher
+        """Drain and stop the relay without holding the Hub's lock: its thread takes that lock to build the publisher
         on first use, and a drain under it would wait its whole time-out for nothing."""
         with self._lock:
             relay, self.relay = self.relay, None
@@ -168,7 +171,7 @@ class App:
 
     # ---- the end ------------------------------------------------------------------------------------------------
     def close(self) -> None:
-        """Publish what the relay holds and close the store and the broker clients. The App is not used
+        """Publish what the relay holds and close the store and the broker clients. The Hub is not used
         afterwards. Admin webhooks in flight are not waited for (a slow receiver would hold the close up):
         notifier.flush() does that."""
         with self._lock:
@@ -188,28 +191,28 @@ class App:
                     log.debug("closing %s failed: %s", type(handle).__name__, exc)
 
 
-_default: list[App] = []  # the default App of the Python API: the one process-wide App (see default_app)
+_default: list[Hub] = []  # the default Hub of the Python API: the one process-wide Hub (see default_hub)
 _default_lock = threading.Lock()
 
 
-def default_app() -> App:
-    """The App behind wa_queue.enqueue, enqueue_many and get_message, built from the WAQ_* settings on first use.
+def default_hub() -> Hub:
+    """The Hub behind wa_queue.enqueue, enqueue_many and get_message, built from the WAQ_* settings on first use.
     Entry points build their own; this one serves code that imports wa_queue and calls it."""
-    app = _default[0] if _default else None
-    if app is None or app.closed:
+    hub = _default[0] if _default else None
+    if hub is None or hub.closed:
         with _default_lock:
             if not _default or _default[0].closed:
-                _default[:] = [App.build()]
-            app = _default[0]
-    return app
+                _default[:] = [Hub.build()]
+            hub = _default[0]
+    return hub
 
 
-def close_default_app(settings: Settings | None = None) -> None:
-    """Close the default App; the next default_app() builds a new one, over `settings` when given, else from the
+def close_default_hub(settings: Settings | None = None) -> None:
+    """Close the default Hub; the next default_hub() builds a new one, over `settings` when given, else from the
     WAQ_* variables as they are then (a process whose settings changed, tests)."""
     with _default_lock:
-        app = _default.pop() if _default else None
+        hub = _default.pop() if _default else None
         if settings is not None:
-            _default.append(App(settings))
-    if app is not None:
-        app.close()
+            _default.append(Hub(settings))
+    if hub is not None:
+        hub.close()

@@ -260,7 +260,10 @@ LOCATION = {"Location": {"type": "string", "description": "/api/whatsapp/message
 
 RETRY_AFTER = {"Retry-After": {"type": "integer", "description": "Seconds until the same request would pass"}}
 RATE_LIMITED = ("The key is over its enqueue rate limit (WAQ_RATE_REQUESTS_PER_S, WAQ_RATE_MESSAGES_PER_S, per key "
-                "WAQ_KEY_LIMITS; details.limit is 'rate'). Nothing was stored")
+                "WAQ_KEY_LIMITS; details.limit is 'rate'), or the request's new messages would pass the key's daily "
+                "quota (WAQ_DAILY_QUOTA, per key WAQ_KEY_LIMITS daily=; details.limit is 'daily_quota', with quota, "
+                "used and requested; Retry-After: the next UTC midnight; idempotent replays do not count). Nothing "
+                "was stored")
 
 
 def _location(message_id: str) -> dict[str, str]:
@@ -334,8 +337,8 @@ class BulkMessages(Resource):
     @ns.response(409, "An Idempotency-Key is used with another body; nothing was stored", error_model)
     @ns.response(413, "Body too large", error_model)
     @ns.response(415, "Body is not JSON", error_model)
-    @ns.response(429, RATE_LIMITED + " (a bulk request takes one message token per item)", error_model,
-                 headers=RETRY_AFTER)
+    @ns.response(429, RATE_LIMITED + " (a bulk request takes one message token and one unit of the quota per item, "
+                 "and is refused whole)", error_model, headers=RETRY_AFTER)
     @ns.response(503, "The store is unavailable; nothing was stored", error_model)
     @auth.requires(auth.PRODUCER)
     def post(self) -> tuple[dict[str, Any], int]:
@@ -402,3 +405,27 @@ def load(message_id: str) -> Message:
     if message is None or not owners.visible_to(message, key.name, admin=key.role == auth.ADMIN):
         raise ApiError(404, f"No message has the id {message_id!r}.", {"id": message_id})
     return message
+
+
+quota_row = ns.model("QuotaRow", {
+    "key": fields.String(required=True, description="The API key's name"),
+    "daily_quota": fields.Integer(required=True, description="Messages the key may enqueue per UTC day "
+                                                             "(WAQ_DAILY_QUOTA, WAQ_KEY_LIMITS daily=); 0: no quota"),
+    "used_today": NInteger(description="Messages the key enqueued this UTC day (replays not counted); null when it "
+                                       "has no quota: keys are counted only while they have one"),
+    "resets_at": fields.DateTime(required=True, description="The next UTC midnight, when the count starts again"),
+})
+
+
+@ns.route("/quota")
+class Quota(Resource):
+    @ns.doc(security=auth.SCHEME)
+    @ns.response(200, "The caller's key's daily quota and today's use; an admin key: every key's", [quota_row])
+    @ns.response(401, "No or unknown API key", error_model)
+    @ns.response(403, "The key's role may not do this", error_model)
+    @ns.response(503, "The store is unavailable; retry later", error_model)
+    @auth.requires(auth.PRODUCER)
+    def get(self) -> list[dict[str, Any]]:
+        """Daily message quota and today's use (a producer key: only its own)."""
+        key = g.api_key
+        return service.quota_rows(waq(), None if key.role == auth.ADMIN else key.name)

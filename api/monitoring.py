@@ -15,7 +15,17 @@ from flask_restx import Namespace, Resource, fields
 from api import auth
 from api.context import waq
 from api.errors import bad_request, error_model, json_response, refuse_unknown_fields
-from api.messages import NFloat, NInteger, NNested, NString, load, message_out, message_view, read_json_object
+from api.messages import (
+    NFloat,
+    NInteger,
+    NNested,
+    NString,
+    load,
+    message_out,
+    message_view,
+    quota_row,
+    read_json_object,
+)
 from api.openapi import MESSAGE_ID_PATTERN, SessionFilter
 from wa_queue import service
 from wa_queue.models import Message, MessageStatus, SessionStatus
@@ -128,6 +138,8 @@ stats_out = ns.model("Stats", {
     "sends_per_hour": fields.List(fields.Nested(ns.model("HourSends", {
         "hour": fields.DateTime(required=True), "sent": fields.Integer(required=True)})), required=True),
     "oldest_pending_age_s": NFloat(),
+    "quotas": fields.List(fields.Nested(quota_row), required=True,
+                          description="Every API key's daily quota and its use today (also GET /quota)"),
 })
 failed_page = ns.model("FailedPage", {
     "items": fields.List(fields.Nested(message_out), required=True),

@@ -7,7 +7,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from wa_queue import callbacks, headroom, names, warmup
+from wa_queue import callbacks, headroom, names, quota, warmup
 from wa_queue.broker.publisher import queue_for
 from wa_queue.errors import ValidationError
 from wa_queue.group_commit import GroupCommit
@@ -70,8 +70,29 @@ def group_commit(app: App) -> GroupCommit[list[NewMessage], list[tuple[Message, 
 
 
 def _commit_groups(app: App, groups: list[list[NewMessage]]) -> list[list[tuple[Message, bool]] | Exception]:
-    """The group commit's batch: one transaction for every caller's messages. Not yet durable: _finish_groups."""
-    return app.store.insert_groups(groups, app.clock(), durable=False)
+    """The group commit's batch: one transaction for every caller's messages, each key's daily quota counted in it
+    (a group over its key's quota gets QuotaExceeded, nothing of it stored). Not yet durable: _finish_groups."""
+    settings = app.settings
+    owners = {new.enqueued_by for news in groups for new in news if new.enqueued_by is not None}
+    quotas = {name: settings.daily_quota_for(name) for name in owners}
+    return app.store.insert_groups(groups, app.clock(), durable=False,
+                                   quotas={name: q for name, q in quotas.items() if q > 0})
+
+
+def quota_rows(app: App, key_name: str | None = None) -> list[dict[str, Any]]:
+    """Each API key's daily quota (0: none) and its messages of this UTC day (None: not counted, it has no quota),
+    and when the count starts again; only `key_name`'s row when given (a producer sees its own)."""
+    settings, now = app.settings, app.clock()
+    used = app.store.quota_used(now)
+    resets = quota.next_day_start(now).isoformat()
+    rows = []
+    for key in settings.api_keys:
+        if key_name is not None and key.name != key_name:
+            continue
+        limit = settings.daily_quota_for(key.name)
+        rows.append({"key": key.name, "daily_quota": limit, "used_today": used.get(key.name, 0) if limit else None,
+                     "resets_at": resets})
+    return rows
 
 
 def _finish_groups(app: App, results: list[list[tuple[Message, bool]] | Exception]) -> None:
@@ -311,6 +332,7 @@ def stats(app: App) -> dict[str, Any]:
                      for name, v in sessions_overview(app).items()},
         "sends_per_hour": [{"hour": hour.isoformat(), "sent": count} for hour, count in hours],
         "oldest_pending_age_s": (now - oldest.created_at).total_seconds() if oldest else None,
+        "quotas": quota_rows(app),
     }
 
 

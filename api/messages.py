@@ -110,8 +110,9 @@ message_in = ns.model("NewMessage", {
     "session": SessionField(description="Preferred WhatsApp session (any available one when null)"),
     "callback_url": NString(description="http(s) URL told about status changes; an IPv4 host only as four decimal "
                                         "numbers and a name that encodes to IDNA (400 naming callback_url otherwise); "
-                                        "an internal address is refused at delivery unless WAQ_OUTBOUND_ALLOW "
-                                        "allows it",
+                                        "an internal address (loopback, private, link-local, ...) unless "
+                                        "WAQ_OUTBOUND_ALLOW allows it is refused: an IP host at once (400), a name "
+                                        "at delivery, by what it resolves to",
                             max_length=MAX_CALLBACK_URL,
                             pattern=CALLBACK_URL_PATTERN, example="https://shop.example/hooks/whatsapp"),
     "metadata": NRaw(description=f"Any JSON object, returned as is: at most {MAX_METADATA_BYTES} bytes as JSON, "

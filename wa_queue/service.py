@@ -48,7 +48,7 @@ def build_message(
         text=validate_text(text),
         session=validate_session(session, settings.sessions),
         idempotency_key=validate_idempotency_key(idempotency_key),
-        callback_url=validate_callback_url(callback_url),
+        callback_url=validate_callback_url(callback_url, settings.outbound_allow),
         metadata=validate_metadata(metadata),
         send_window=validate_send_window(send_window, e164, app.clock()),
     )

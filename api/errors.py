@@ -93,7 +93,7 @@ def _error_response(exc: BaseException) -> Response:
         return json_response({"error": str(exc) or "Not found.", "details": {}}, 404)
     if isinstance(exc, core.IdempotencyConflict | core.InvalidTransition):
         return json_response({"error": str(exc), "details": {}}, 409)
-    if isinstance(exc, core.RateLimited):
+    if isinstance(exc, core.RateLimited | core.QuotaExceeded):
         return limited_response(exc)
     if isinstance(exc, core.StoreError):
         # Nothing was committed (the store failed before answering): the client may safely retry.
@@ -108,9 +108,17 @@ def _error_response(exc: BaseException) -> Response:
     return json_response({"error": "Internal server error; it was logged.", "details": {}}, 500)
 
 
-def limited_response(exc: core.RateLimited) -> Response:
-    """429 for a key over its rate limit, with Retry-After in whole seconds (rounded up: a client that waits that
-    long passes); none when waiting cannot help (more messages than the key's bucket holds)."""
+def limited_response(exc: core.RateLimited | core.QuotaExceeded) -> Response:
+    """429 for a key over its rate limit or its daily quota, with Retry-After in whole seconds (rounded up: a client
+    that waits that long passes); none when waiting cannot help (more messages than the key's bucket holds)."""
+    if isinstance(exc, core.QuotaExceeded):
+        retry = max(1, math.ceil(exc.retry_after_s))
+        message = (f"The key {exc.key_name!r} has enqueued {exc.used} of its {exc.quota} messages for today (UTC); "
+                   f"{exc.requested} more would pass the quota. Retry after {retry} s (the next UTC midnight). "
+                   "Nothing was stored.")
+        details = {"limit": "daily_quota", "quota": exc.quota, "used": exc.used, "requested": exc.requested,
+                   "retry_after_s": retry}
+        return json_response({"error": message, "details": details}, 429, {"Retry-After": str(retry)})
     if exc.retry_after_s is None:
         message = (f"The key {exc.key_name!r} may never enqueue this many messages in one request: its message rate "
                    "limit holds fewer. Split the request. Nothing was stored.")
@@ -139,7 +147,10 @@ error_model = Model("Error", {
 STORE_DOWN = "The store is unavailable; nothing was changed, retry later"
 RETRY_AFTER = {"Retry-After": {"type": "integer", "description": "Seconds until the same request would pass"}}
 RATE_LIMITED = ("The key is over its enqueue rate limit (WAQ_RATE_REQUESTS_PER_S, WAQ_RATE_MESSAGES_PER_S, per key "
-                "WAQ_KEY_LIMITS; details.limit is 'rate'). Nothing was stored")
+                "WAQ_KEY_LIMITS; details.limit is 'rate'), or the request's new messages would pass the key's daily "
+                "quota (WAQ_DAILY_QUOTA, per key WAQ_KEY_LIMITS daily=; details.limit is 'daily_quota', with quota, "
+                "used and requested; Retry-After: the next UTC midnight; idempotent replays do not count). Nothing "
+                "was stored")
 # code -> (the sentence an operation's document gives unless it says more, extra arguments of Namespace.response)
 ERROR_RESPONSES: dict[int, tuple[str, dict[str, Any]]] = {
     400: ("Invalid input", {}),

@@ -17,6 +17,7 @@ from api.auth import admin_only
 from api.context import current_hub
 from api.errors import bad_request, error_model, json_response, responses
 from api.fields import NullableFloat, NullableInteger, NullableNested, NullableString
+from api.messages import quota_row
 from wa_queue import operations
 from wa_queue.models import MessageStatus, SessionStatus
 
@@ -128,6 +129,8 @@ stats_out = ns.model("Stats", {
     "sends_per_hour": fields.List(fields.Nested(ns.model("HourSends", {
         "hour": fields.DateTime(required=True), "sent": fields.Integer(required=True)})), required=True),
     "oldest_pending_age_s": NullableFloat(),
+    "quotas": fields.List(fields.Nested(quota_row), required=True,
+                          description="Every API key's daily quota and its use today (also GET /quota)"),
 })
 probe_ok = ops.model("Probe", {"status": fields.String(required=True, enum=["ok"])})
 

@@ -28,7 +28,7 @@ from api.errors import (
     refuse_unknown_fields,
     responses,
 )
-from api.fields import NullableDateTime, NullableNested, NullableRaw, NullableString
+from api.fields import NullableDateTime, NullableInteger, NullableNested, NullableRaw, NullableString
 from api.openapi import MESSAGE_ID_PATTERN, SessionNames
 from wa_queue import operations, owners
 from wa_queue.errors import ValidationError
@@ -86,8 +86,9 @@ message_in = ns.model("NewMessage", {
     "session": SessionField(description="Preferred WhatsApp session (any available one when null)"),
     "callback_url": NullableString(description="http(s) URL told about status changes; an IPv4 host only as four "
                                                "decimal numbers and a name that encodes to IDNA (400 naming "
-                                               "callback_url otherwise); an internal address is refused at delivery "
-                                               "unless WAQ_OUTBOUND_ALLOW allows it",
+                                               "callback_url otherwise); an internal address (loopback, private, "
+                                               "link-local, ...) unless WAQ_OUTBOUND_ALLOW allows it is refused: an "
+                                               "IP host at once (400), a name at delivery, by what it resolves to",
                                    max_length=MAX_CALLBACK_URL,
                                    pattern=CALLBACK_URL_PATTERN, example="https://shop.example/hooks/whatsapp"),
     "metadata": NullableRaw(description=f"Any JSON object, returned as is: at most {MAX_METADATA_BYTES} bytes as "
@@ -296,7 +297,8 @@ class BulkMessages(Resource):
     @ns.response(200, "Every item was an idempotent replay", bulk_accepted)
     @responses(ns, (400, "Invalid input; details.items lists every bad item; nothing was stored"), 401, 403,
                    (409, "An Idempotency-Key is used with another body; nothing was stored"), 413, 415,
-                   (429, RATE_LIMITED + " (a bulk request takes one message token per item)"),
+                   (429, RATE_LIMITED + " (a bulk request takes one message token and one unit of the quota per "
+                                        "item, and is refused whole)"),
                    (503, "The store is unavailable; nothing was stored"))
     @auth.requires(auth.PRODUCER)
     def post(self) -> tuple[dict[str, Any], int]:
@@ -354,3 +356,25 @@ def load(message_id: str) -> Message:
     key = g.api_key
     return load_or_404(lambda found: operations.get_message(current_hub(), found), message_id,
                        visible=lambda message: owners.visible_to(message, key.name, admin=key.role == auth.ADMIN))
+
+
+quota_row = ns.model("QuotaRow", {
+    "key": fields.String(required=True, description="The API key's name"),
+    "daily_quota": fields.Integer(required=True, description="Messages the key may enqueue per UTC day "
+                                                             "(WAQ_DAILY_QUOTA, WAQ_KEY_LIMITS daily=); 0: no quota"),
+    "used_today": NullableInteger(description="Messages the key enqueued this UTC day (replays not counted); null "
+                                              "when it has no quota: keys are counted only while they have one"),
+    "resets_at": fields.DateTime(required=True, description="The next UTC midnight, when the count starts again"),
+})
+
+
+@ns.route("/quota")
+class Quota(Resource):
+    @ns.doc(security=auth.SCHEME)
+    @ns.response(200, "The caller's key's daily quota and today's use; an admin key: every key's", [quota_row])
+    @responses(ns, 401, 403, (503, "The store is unavailable; retry later"))
+    @auth.requires(auth.PRODUCER)
+    def get(self) -> list[dict[str, Any]]:
+        """Daily message quota and today's use (a producer key: only its own)."""
+        key = g.api_key
+        return operations.quota_rows(current_hub(), None if key.role == auth.ADMIN else key.name)

@@ -116,3 +116,18 @@ class RateLimited(WaQueueError):
         self.retry_after_s = retry_after_s
         super().__init__(f"the key {key_name!r} is over its enqueue rate limit")
 
+
+
+class QuotaExceeded(WaQueueError):
+    """An API key's messages of this UTC day would pass its daily quota (WAQ_DAILY_QUOTA, `daily=` in
+    WAQ_KEY_LIMITS), decided by the store in the insert's own write (wa_queue/quota.py). Nothing of the request was
+    stored. retry_after_s: until the next UTC midnight, when the key's count starts again."""
+
+    def __init__(self, key_name: str, quota: int, used: int, requested: int, retry_after_s: float) -> None:
+        self.key_name = key_name
+        self.quota = quota
+        self.used = used
+        self.requested = requested
+        self.retry_after_s = retry_after_s
+        super().__init__(f"the key {key_name!r} has enqueued {used} of its daily quota of {quota} messages today "
+                         f"(UTC); {requested} more would pass it")

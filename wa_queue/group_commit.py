@@ -119,8 +119,13 @@ def message_commit(hub: Hub) -> GroupCommit[list[NewMessage], list[tuple[Message
 
 
 def _commit_groups(hub: Hub, groups: list[list[NewMessage]]) -> list[list[tuple[Message, bool]] | Exception]:
-    """The group commit's batch: one transaction for every caller's messages. Not yet durable: _finish_groups."""
-    return hub.store.insert_groups(groups, hub.clock(), durable=False)
+    """The group commit's batch: one transaction for every caller's messages, each key's daily quota counted in it
+    (a group over its key's quota gets QuotaExceeded, nothing of it stored). Not yet durable: _finish_groups."""
+    settings = hub.settings
+    owners = {new.enqueued_by for news in groups for new in news if new.enqueued_by is not None}
+    quotas = {name: settings.daily_quota_for(name) for name in owners}
+    return hub.store.insert_groups(groups, hub.clock(), durable=False,
+                                   quotas={name: q for name, q in quotas.items() if q > 0})
 
 
 def _finish_groups(hub: Hub, results: list[list[tuple[Message, bool]] | Exception]) -> None:

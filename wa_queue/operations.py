@@ -7,7 +7,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from wa_queue import callbacks, headroom, names, warmup
+from wa_queue import callbacks, headroom, names, quota, warmup
 from wa_queue.broker.publisher import queue_for
 from wa_queue.errors import ValidationError
 from wa_queue.models import Message, NewMessage, plain
@@ -47,7 +47,7 @@ def build_message(
         text=validate_text(text),
         session=validate_session(session, settings.sessions),
         idempotency_key=validate_idempotency_key(idempotency_key),
-        callback_url=validate_callback_url(callback_url),
+        callback_url=validate_callback_url(callback_url, settings.outbound_allow),
         metadata=validate_metadata(metadata),
         send_window=validate_send_window(send_window, e164, hub.clock()),
     )
@@ -61,6 +61,22 @@ def submit(hub: Hub, news: list[NewMessage]) -> list[tuple[Message, bool]]:
     if not news:
         return []
     return hub.group.run(news)
+
+
+def quota_rows(hub: Hub, key_name: str | None = None) -> list[dict[str, Any]]:
+    """Each API key's daily quota (0: none) and its messages of this UTC day (None: not counted, it has no quota),
+    and when the count starts again; only `key_name`'s row when given (a producer sees its own)."""
+    settings, now = hub.settings, hub.clock()
+    used = hub.store.quota_used(now)
+    resets = quota.next_day_start(now).isoformat()
+    rows = []
+    for key in settings.api_keys:
+        if key_name is not None and key.name != key_name:
+            continue
+        limit = settings.daily_quota_for(key.name)
+        rows.append({"key": key.name, "daily_quota": limit, "used_today": used.get(key.name, 0) if limit else None,
+                     "resets_at": resets})
+    return rows
 
 
 def enqueue(
@@ -269,6 +285,7 @@ def stats(hub: Hub) -> dict[str, Any]:
                      for name, v in sessions_overview(hub).items()},
         "sends_per_hour": [{"hour": hour.isoformat(), "sent": count} for hour, count in hours],
         "oldest_pending_age_s": (now - oldest.created_at).total_seconds() if oldest else None,
+        "quotas": quota_rows(hub),
     }
 
 

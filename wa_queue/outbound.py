@@ -120,6 +120,17 @@ def host_form_problem(host: str) -> str | None:
     return None
 
 
+def literal_problem(host: str, allow: AllowList = NOTHING_ALLOWED) -> str | None:
+    """Why the rule refuses a host written as an IP address, or None (a public address, one WAQ_OUTBOUND_ALLOW
+    names, or a host name: a name is judged by what it resolves to, at delivery). What the enqueue applies, so a
+    literal such as 127.0.0.1 or 169.254.169.254 is refused before it is stored; check_url applies it again."""
+    literal = _literal(host.lower())
+    if literal is None or allow.allows_host(host) or allow.allows_address(literal):
+        return None
+    why = refusal_reason(literal)
+    return f"{host} is {why}; WAQ_OUTBOUND_ALLOW does not name it" if why else None
+
+
 def refusal_reason(address: IPAddress) -> str | None:
     """Why the rule refuses this address, or None for a public one."""
     if isinstance(address, ipaddress.IPv6Address):
@@ -178,12 +189,16 @@ def check_url(url: str, allow: AllowList = NOTHING_ALLOWED, *, resolve: Resolver
     if problem and not allow.allows_host(host):
         raise OutboundRefused(problem)
     addresses = [literal] if literal is not None else _resolve(host, port, resolve or socket.getaddrinfo, deadline_s)
-    if not allow.allows_host(host):
+    if literal is not None:
+        problem = literal_problem(host, allow)
+        if problem:
+            raise OutboundRefused(problem)
+    elif not allow.allows_host(host):
         for address in addresses:
             why = None if allow.allows_address(address) else refusal_reason(address)
             if why:
-                where = host if literal is not None else f"{host} resolves to {address}, which"
-                raise OutboundRefused(f"{where} is {why}; WAQ_OUTBOUND_ALLOW does not name it")
+                raise OutboundRefused(f"{host} resolves to {address}, which is {why}; WAQ_OUTBOUND_ALLOW does not "
+                                      "name it")
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     return Target(url, parts.scheme, host, port, str(addresses[0]), path)
 

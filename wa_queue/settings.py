@@ -70,11 +70,13 @@ class ApiKey:
 
 @dataclasses.dataclass(frozen=True)
 class KeyLimits:
-    """WAQ_KEY_LIMITS's entry for one key: the enqueue rates that replace the defaults for it (None: the default)."""
+    """WAQ_KEY_LIMITS's entry for one key: the enqueue rates and daily quota that replace the defaults for it (None:
+    the default)."""
 
     name: str
     requests_per_s: float | None = None
     messages_per_s: float | None = None
+    daily: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -193,9 +195,15 @@ class Settings:
         "bucket (this times `WAQ_RATE_BURST_S`) must hold a whole bulk request (1,000)")
     rate_burst_s: float = setting(2.0, "how many seconds of their rate the buckets hold: the burst a key may send "
                                   "at once after a quiet while")
+    daily_quota: int = setting(
+        0, "messages each API key may enqueue per UTC day, counted by the store in the insert's own write "
+        "(`wa_queue/quota.py`); over it the answer is 429 with `Retry-After` until the next UTC midnight, and nothing "
+        "of the request is stored; idempotent replays do not count. `WAQ_KEY_LIMITS`' `daily=` sets it per key",
+        shown="`0` (no quota)")
     key_limits: tuple[KeyLimits, ...] = setting(
-        (), "per-key rate limits replacing the two rates above for that key: `name:requests=R:messages=M,...` "
-        "(either or both; names of `WAQ_API_KEYS`)", shown="(none)")
+        (), "per-key limits replacing the rates and the daily quota above for that key: "
+        "`name:requests=R:messages=M:daily=N,...` (any of them; `daily=0`: no quota for that key; names of "
+        "`WAQ_API_KEYS`)", shown="(none)")
     log_phones: bool = setting(False, "log phone numbers in full; otherwise every log line masks them "
                                "(`+9198•••••210`: the first 5 and the last 3 characters, `wa_queue/redact.py`)")
     outbound_allow: AllowList = setting(
@@ -250,6 +258,14 @@ class Settings:
         messages = own.messages_per_s if own is not None and own.messages_per_s is not None else None
         return Rate(self.rate_requests_per_s if requests is None else requests,
                     self.rate_messages_per_s if messages is None else messages, self.rate_burst_s)
+
+    def daily_quota_for(self, key_name: str | None) -> int:
+        """The key's daily message quota (0: none): its WAQ_KEY_LIMITS `daily=` where it sets one, else
+        WAQ_DAILY_QUOTA. Messages without a key (the Python API, the CLI) have none."""
+        if key_name is None:
+            return 0
+        own = self._key_limits(key_name)
+        return own.daily if own is not None and own.daily is not None else self.daily_quota
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -386,6 +402,11 @@ class Settings:
             if limits.name in seen:
                 raise bad(f"WAQ_KEY_LIMITS: {limits.name!r} is given twice")
             seen.add(limits.name)
+        if self.daily_quota < 0:
+            raise bad("WAQ_DAILY_QUOTA: a daily quota cannot be negative (0: no quota)")
+        for limits in self.key_limits:
+            if limits.daily is not None and limits.daily < 0:
+                raise bad(f"WAQ_KEY_LIMITS: the daily quota of {limits.name!r} cannot be negative (daily=0: no quota)")
         if self.rate_burst_s <= 0:
             raise bad("WAQ_RATE_BURST_S: must be more than 0 (the buckets hold this many seconds of their rate)")
         for name in [None, *sorted(names)]:
@@ -471,23 +492,24 @@ def _parse_api_keys(raw: str) -> tuple[ApiKey, ...]:
     return tuple(keys)
 
 
-_LIMIT_NAMES = {"requests": "requests_per_s", "messages": "messages_per_s"}
+_LIMIT_NAMES = {"requests": "requests_per_s", "messages": "messages_per_s", "daily": "daily"}
 
 
 def _parse_key_limits(raw: str) -> tuple[KeyLimits, ...]:
-    """name:requests=R:messages=M,... (either or both, each at most once), a second."""
+    """name:requests=R:messages=M:daily=N,... (any of them, each at most once): rates a second, messages a UTC
+    day."""
     entries = []
     for item in _parse_list(raw):
         name, *parts = item.split(":")
         if not parts:
-            raise ValueError(f"{item!r}: accepts name:requests=R:messages=M (either or both)")
+            raise ValueError(f"{item!r}: accepts name:requests=R:messages=M:daily=N (any of them)")
         values: dict[str, float | int] = {}
         for part in parts:
             label, _, number = part.partition("=")
             field = _LIMIT_NAMES.get(label.strip())
             if field is None or field in values:
-                raise ValueError(f"{item!r}: {label!r} is not one of requests, messages, or is given twice")
-            values[field] = _parse_float(number)
+                raise ValueError(f"{item!r}: {label!r} is not one of requests, messages, daily, or is given twice")
+            values[field] = _parse_int(number) if field == "daily" else _parse_float(number)
         entries.append(KeyLimits(name.strip(), **values))  # type: ignore[arg-type]
     return tuple(entries)
 

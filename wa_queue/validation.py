@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 import phonenumbers
 
 from wa_queue.errors import ValidationError
-from wa_queue.outbound import host_form_problem
+from wa_queue.outbound import NOTHING_ALLOWED, AllowList, host_form_problem, literal_problem
 from wa_queue.send_window import SendWindow, check_opens, parse_window
 
 MAX_BULK = 1000  # messages in one bulk request (REST's /messages/bulk): stored all or none
@@ -129,11 +129,13 @@ def validate_idempotency_key(key: object, field: str = "idempotency_key") -> str
     return key
 
 
-def validate_callback_url(value: object) -> str | None:
+def validate_callback_url(value: object, allow: AllowList = NOTHING_ALLOWED) -> str | None:
     """None or an http(s) URL with a host name or IPv4 address (CALLBACK_URL_PATTERN, at most MAX_CALLBACK_URL). An
     IPv4 address only as a dotted quad (2130706433, 0x7f000001, 127.1, 0177.0.0.1 are refused: they reach loopback
-    past any form check) and a host that encodes to IDNA (outbound.host_form_problem). Where the host resolves to is
-    decided when the callback is delivered (outbound.check_url), with WAQ_OUTBOUND_ALLOW."""
+    past any form check) and a host that encodes to IDNA (outbound.host_form_problem). An address the outbound rule
+    refuses (loopback, private, link-local, ...) and `allow` (WAQ_OUTBOUND_ALLOW) does not name is refused here
+    (outbound.literal_problem); where a host name resolves to is decided when the callback is delivered
+    (outbound.check_url): resolving it now would only guess what it resolves to then."""
     if value is None:
         return None
     if not isinstance(value, str) or len(value) > MAX_CALLBACK_URL:
@@ -152,6 +154,9 @@ def validate_callback_url(value: object) -> str | None:
     problem = host_form_problem(parts.hostname)
     if problem:
         raise ValidationError(f"callback_url: {problem}", "callback_url")
+    inward = literal_problem(parts.hostname, allow)
+    if inward:
+        raise ValidationError(f"callback_url must not point inward: {inward}", "callback_url")
     return value
 
 

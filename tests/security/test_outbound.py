@@ -1,7 +1,8 @@
 """The outbound rule (wa_queue/outbound.py) against real listeners on loopback: every SSRF form of issue 24 is
 refused, and the listener it would reach sees no connection; the same receiver is reached once WAQ_OUTBOUND_ALLOW
 names it; a redirect to loopback is refused; a name that resolves inward is refused; at enqueue, IPv4 in any form
-but dotted quads and unencodable hosts are refused with a JSON error naming callback_url, through every door."""
+but dotted quads, unencodable hosts and internal IP literals (unless WAQ_OUTBOUND_ALLOW names them) are refused with a
+JSON error naming callback_url, through every door."""
 
 from __future__ import annotations
 
@@ -31,6 +32,10 @@ SSRF_FORMS = ["http://2130706433:{port}/cb", "http://0x7f000001:{port}/", "http:
 NON_DOTTED = ["http://2130706433:8080/cb", "http://0x7f000001/", "http://127.1/", "http://0/", "http://0177.0.0.1/",
               "http://127.0.0.01/", "http://0x7f.0.0.1/", "http://1.2.3.4.5/", "http://example.123/",
               "http://" + "a" * 64 + ".example/"]
+# Dotted quads (and an IPv6 literal) the rule refuses: refused at enqueue too, before anything is stored.
+INTERNAL_LITERALS = ["http://127.0.0.1/cb", "http://10.0.0.1/", "http://169.254.169.254/latest/meta-data",
+                     "http://192.168.1.1:8080/", "http://100.64.0.1/", "http://0.0.0.0/", "http://192.0.2.10/",
+                     "http://[::1]/", "http://[::ffff:127.0.0.1]/"]
 
 
 class Listener:
@@ -179,8 +184,8 @@ def test_a_refused_callback_is_final_recorded_on_the_message_and_counted(waq_env
 
 
 # ---- at enqueue: every door --------------------------------------------------------------------------------------
-@pytest.mark.parametrize("url", NON_DOTTED)
-def test_enqueue_refuses_non_dotted_ipv4_and_unencodable_hosts(url: str, waq_env: dict[str, str],
+@pytest.mark.parametrize("url", NON_DOTTED + INTERNAL_LITERALS)
+def test_enqueue_refuses_non_dotted_ipv4_unencodable_hosts_and_internal_literals(url: str, waq_env: dict[str, str],
                                                                monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ValidationError) as caught:  # the Python API
         operations.build_message(default_hub(), phone="+14155550123", text="hi", callback_url=url)
@@ -201,6 +206,17 @@ def test_enqueue_refuses_non_dotted_ipv4_and_unencodable_hosts(url: str, waq_env
     assert result.exit_code != 0 and "callback_url" in result.output, result.output
 
 
-def test_dotted_quads_and_names_are_still_accepted_at_enqueue(waq_env: dict[str, str]) -> None:
-    for url in ("http://192.0.2.10:8080/cb", "https://hooks.example.com/x?y=1", "http://127.0.0.1/cb"):
+def test_public_quads_and_names_are_still_accepted_at_enqueue(waq_env: dict[str, str]) -> None:
+    # localhost is a name: where it resolves is decided at delivery (test_every_ssrf_form_is_refused...).
+    for url in ("http://93.184.215.14:8080/cb", "https://hooks.example.com/x?y=1", "http://localhost/cb"):
         assert operations.build_message(default_hub(), phone="+14155550123", text="hi", callback_url=url).callback_url
+
+
+def test_an_internal_literal_the_allow_list_names_is_accepted_at_enqueue(waq_env: dict[str, str],
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WAQ_OUTBOUND_ALLOW", "127.0.0.1,10.0.0.0/8")
+    close_default_hub()
+    for url in ("http://127.0.0.1:8080/cb", "http://10.1.2.3/hook"):
+        assert operations.build_message(default_hub(), phone="+14155550123", text="hi", callback_url=url).callback_url
+    with pytest.raises(ValidationError, match="169.254.169.254 is link-local"):
+        operations.build_message(default_hub(), phone="+14155550123", text="hi", callback_url="http://169.254.169.254/")

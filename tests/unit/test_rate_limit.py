@@ -142,3 +142,25 @@ def test_a_slow_bucket_outlives_its_refill_in_redis(redis_server) -> None:  # no
     rate = Rate(requests_per_s=0.1, messages_per_s=0, burst_s=2)
     limiter.admit("slow", 1, rate)
     assert client.pttl("waq:rate:slow") >= 10_000
+
+
+def test_settings_daily_quota_default_and_per_key() -> None:
+    settings = Settings.from_env({"WAQ_API_KEYS": KEYS, "WAQ_DAILY_QUOTA": "500",
+                                  "WAQ_KEY_LIMITS": "shop:daily=0:requests=5,crm:daily=20"})
+    assert (settings.daily_quota_for("shop"), settings.daily_quota_for("crm")) == (0, 20)
+    assert settings.daily_quota_for("other") == 500
+    assert settings.daily_quota_for(None) == 0  # the Python API and the CLI enqueue without a key
+    assert Settings.from_env({"WAQ_API_KEYS": KEYS}).daily_quota_for("shop") == 0
+
+
+@pytest.mark.parametrize(("env", "says"), [
+    ({"WAQ_DAILY_QUOTA": "-1"}, "WAQ_DAILY_QUOTA: a daily quota cannot be negative"),
+    ({"WAQ_DAILY_QUOTA": "ten"}, "WAQ_DAILY_QUOTA"),
+    ({"WAQ_KEY_LIMITS": "shop:daily=-3"}, "the daily quota of 'shop' cannot be negative"),
+    ({"WAQ_KEY_LIMITS": "shop:daily=1.5"}, "whole number"),
+    ({"WAQ_KEY_LIMITS": "shop:daily=1:daily=2"}, "given twice"),
+])
+def test_settings_refuse_a_daily_quota_that_cannot_work(env: dict[str, str], says: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        Settings.from_env({"WAQ_API_KEYS": KEYS, **env})
+    assert says in str(refused.value)

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from wa_queue.errors import IdempotencyConflict, ValidationError
+from wa_queue.errors import IdempotencyConflict, QuotaExceeded, ValidationError
 from wa_queue.models import Message, MessageStatus, NewMessage, SessionStatus
 
 
@@ -56,18 +56,29 @@ class MessageStore(abc.ABC):
 
     # ---- producer side -------------------------------------------------------------------------------------
     @abc.abstractmethod
-    def insert(self, new: NewMessage, now: datetime) -> tuple[Message, bool]:
+    def insert(self, new: NewMessage, now: datetime, *, quotas: Mapping[str, int] | None = None
+               ) -> tuple[Message, bool]:
         """Store a pending message (next_attempt_at=now, history 'enqueued'). Returns (message, created).
 
         With an idempotency key already used: same content_hash -> (existing message, False);
-        other content -> raise IdempotencyConflict. Two concurrent inserts with one key store one message."""
+        other content -> raise IdempotencyConflict. Two concurrent inserts with one key store one message.
+
+        `quotas` maps API key names to their daily quota (wa_queue/quota.py; keys absent or 0: none): the new
+        messages of such a key (enqueued_by) are counted in its UTC day of `now`, atomically with the insert, and
+        QuotaExceeded is raised, with nothing stored, when they would pass it. Replays count nothing."""
 
     @abc.abstractmethod
-    def insert_many(self, news: list[NewMessage], now: datetime) -> list[tuple[Message, bool]]:
+    def insert_many(self, news: list[NewMessage], now: datetime, *, quotas: Mapping[str, int] | None = None
+                    ) -> list[tuple[Message, bool]]:
         """insert() for many in one transaction: all stored or none (on any error nothing stays behind)."""
 
+    @abc.abstractmethod
+    def quota_used(self, now: datetime) -> dict[str, int]:
+        """The messages each key with a quota enqueued in the UTC day of `now` (insert's `quotas`)."""
+
     def insert_groups(
-        self, groups: list[list[NewMessage]], now: datetime, *, durable: bool = True
+        self, groups: list[list[NewMessage]], now: datetime, *, durable: bool = True,
+        quotas: Mapping[str, int] | None = None,
     ) -> list[list[tuple[Message, bool]] | Exception]:
         """insert_many() for several independent requests: each group is all or nothing on its own, and a group's
         error (an IdempotencyConflict, say) is returned in its place instead of raised. Adapters that can commit the
@@ -79,8 +90,8 @@ class MessageStore(abc.ABC):
         results: list[list[tuple[Message, bool]] | Exception] = []
         for news in groups:
             try:
-                results.append(self.insert_many(news, now))
-            except (IdempotencyConflict, ValidationError) as exc:
+                results.append(self.insert_many(news, now, quotas=quotas))
+            except (IdempotencyConflict, ValidationError, QuotaExceeded) as exc:
                 results.append(exc)
         return results
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, NoReturn
 
@@ -26,10 +26,10 @@ from pymongo.collection import Collection
 from pymongo.database import Database
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
-from wa_queue import errors
+from wa_queue import errors, quota
 from wa_queue.errors import InvalidTransition, NotFound, StoreError
 from wa_queue.models import Message, MessageStatus, NewMessage, SessionStatus
-from wa_queue.names import ARCHIVE, MESSAGES, NUMBER_CHECKS, SEND_COUNTS, SESSIONS
+from wa_queue.names import ARCHIVE, ENQUEUE_COUNTS, MESSAGES, NUMBER_CHECKS, SEND_COUNTS, SESSIONS
 from wa_queue.store import lifecycle, mongo_client
 from wa_queue.store.base import MessageStore, SessionRecord, status_keys
 from wa_queue.store.common import check_session_fields, lookup_keys, operator_sent_text, picture_text, plan_inserts
@@ -50,6 +50,7 @@ from wa_queue.store.mongo_codec import (
     transition_update,
     value_of,
 )
+from wa_queue.store.mongo_quota import QuotaCounters
 from wa_queue.store.mongo_schema import backfill_first_send_day, create_indexes
 
 ARCHIVE_BATCH = 1_000
@@ -80,7 +81,8 @@ class MongoStore(MessageStore):
         self.sessions = db[SESSIONS]
         self.number_checks = db[NUMBER_CHECKS]
         self.send_counts = db[SEND_COUNTS]
-        self._sweep_counters = not create_indexes(self.messages, self.archive, self.send_counts)
+        self._sweep_counters = not create_indexes(self.messages, self.archive, self.send_counts, db[ENQUEUE_COUNTS])
+        self.quota = QuotaCounters(db[ENQUEUE_COUNTS], sweep=self._sweep_counters)
 
     @classmethod
     def from_url(cls, url: str) -> MongoStore:
@@ -103,43 +105,53 @@ class MongoStore(MessageStore):
         mongo_client.ping(self.db)
 
     # ---- producer side ---------------------------------------------------------------------------------------
-    def insert(self, new: NewMessage, now: datetime) -> tuple[Message, bool]:
-        return self.insert_many([new], now)[0]
+    def insert(self, new: NewMessage, now: datetime, *, quotas: Mapping[str, int] | None = None
+               ) -> tuple[Message, bool]:
+        return self.insert_many([new], now, quotas=quotas)[0]
 
-    def insert_many(self, news: list[NewMessage], now: datetime, *, _retry: bool = True) -> list[tuple[Message, bool]]:
-        results, docs = self._plan_inserts(news, to_db(now).replace(tzinfo=UTC))  # type: ignore[union-attr]
-        if not docs:
+    def insert_many(self, news: list[NewMessage], now: datetime, *, quotas: Mapping[str, int] | None = None,
+                    _retry: bool = True) -> list[tuple[Message, bool]]:
+        now = to_db(now).replace(tzinfo=UTC)  # type: ignore[union-attr]
+        results, made = self._plan_inserts(news, now)
+        if not made:
             return results
+        docs = [to_doc(message) for message in made]
+        taken = self.quota.take(quota.needs(made, quotas), quotas or {}, now)  # first: see mongo_quota.py
         try:
             self.messages.insert_many(docs, ordered=True)
         except (BulkWriteError, DuplicateKeyError) as exc:
             if not _key_taken(exc):
-                return self._undo_insert(docs, exc)  # a write-concern timeout, not a conflict
+                return self._undo_insert(docs, exc, taken)  # a write-concern timeout, not a conflict
             # No multi-document transaction without a replica set: undo by hand, so nothing stays behind.
             self.messages.delete_many({"_id": {"$in": [d["_id"] for d in docs]}})
+            self.quota.give_back(taken)
             if not _retry:
                 raise
-            return self.insert_many(news, now, _retry=False)  # a concurrent insert took a key: now a replay
+            return self.insert_many(news, now, quotas=quotas, _retry=False)  # a concurrent insert took a key: a replay
         except (PyMongoError, InvalidDocument) as exc:
-            return self._undo_insert(docs, exc)
+            return self._undo_insert(docs, exc, taken)
         return results
 
-    def _undo_insert(self, docs: list[dict], exc: Exception) -> NoReturn:
+    def _undo_insert(self, docs: list[dict], exc: Exception, taken: list[tuple[str, int]]) -> NoReturn:
         """Anything but a key conflict (a document BSON refuses, a dropped connection, a majority not reached in
         time): undo what got in, as far as the server lets us, then report it. A producer's retry with its
-        idempotency key finds the message if the undo could not remove it."""
+        idempotency key finds the message if the undo could not remove it. The quota's units are given back only
+        when the undo succeeded: otherwise the messages may be stored."""
         with contextlib.suppress(PyMongoError):
             self.messages.delete_many({"_id": {"$in": [d["_id"] for d in docs]}})
+            self.quota.give_back(taken)
         raise StoreError(f"MongoDB refused the insert: {exc}") from None
 
-    def _plan_inserts(self, news: list[NewMessage], now: datetime) -> tuple[list[tuple[Message, bool]], list[dict]]:
+    def quota_used(self, now: datetime) -> dict[str, int]:
+        return self.quota.used_on(now)
+
+    def _plan_inserts(self, news: list[NewMessage], now: datetime) -> tuple[list[tuple[Message, bool]], list[Message]]:
         """Validate everything before writing anything: replays, conflicts (raised here), and the documents."""
         keys = lookup_keys(news)
         # No keys, no look-up: a round trip saved, and on FerretDB a scan of the whole collection (docs/testing.md).
         found = self.messages.find({"idempotency_key": {"$in": keys}}) if keys else ()
         known = {doc["idempotency_key"]: from_doc(doc) for doc in found}
-        results, made = plan_inserts(news, known, now)
-        return results, [to_doc(message) for message in made]
+        return plan_inserts(news, known, now)
 
     def get(self, message_id: str) -> Message:
         doc = self.messages.find_one({"_id": message_id})

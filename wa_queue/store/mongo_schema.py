@@ -29,14 +29,16 @@ INDEXES: list[tuple[list[tuple[str, int]], dict[str, Any]]] = [
 ]
 
 
-def create_indexes(messages: Collection, archive: Collection, send_counts: Collection) -> bool:
-    """Create every index (idempotent). True when the server expires the gate counters itself (a TTL index on
-    `expires`); False when it cannot, and the adapter sweeps them."""
+def create_indexes(messages: Collection, archive: Collection, send_counts: Collection,
+                   enqueue_counts: Collection) -> bool:
+    """Create every index (idempotent). True when the server expires the gate and quota counters itself (a TTL
+    index on `expires`); False when it cannot, and the adapter sweeps them."""
     for keys, options in INDEXES:
         messages.create_index(keys, **options)
     archive.create_index([("archived_at", ASCENDING)])
     archive.create_index(ARCHIVE_FAILED_INDEX)  # list_archived(), like list_failed() on messages
-    return _ttl_index(send_counts, "expires")
+    enqueue_counts.create_index([("day", ASCENDING)])  # quota_used(): today's counters
+    return _ttl_index(send_counts, "expires") & _ttl_index(enqueue_counts, "expires")
 
 
 def _ttl_index(collection: Collection, field: str) -> bool:

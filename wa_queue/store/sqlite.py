@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import itertools
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from wa_queue import errors
-from wa_queue.errors import IdempotencyConflict, InvalidTransition, NotFound, ValidationError
+from wa_queue import errors, quota
+from wa_queue.errors import IdempotencyConflict, InvalidTransition, NotFound, QuotaExceeded, ValidationError
 from wa_queue.models import Message, MessageStatus, NewMessage
 from wa_queue.names import ARCHIVE, MESSAGES, NUMBER_CHECKS, SESSIONS, STATUS_COUNTS
 from wa_queue.private import private_file
-from wa_queue.store import lifecycle
+from wa_queue.store import lifecycle, sqlite_quota
 from wa_queue.store import sqlite_statements as statements
 from wa_queue.store.base import MessageStore, SessionRecord, status_keys
 from wa_queue.store.common import (
@@ -72,58 +72,85 @@ class SQLiteStore(MessageStore):
         self.db.ping()
 
     # ---- producer side ---------------------------------------------------------------------------------------
-    def insert(self, new: NewMessage, now: datetime) -> tuple[Message, bool]:
-        return self.insert_many([new], now)[0]
+    def insert(self, new: NewMessage, now: datetime, *, quotas: Mapping[str, int] | None = None
+               ) -> tuple[Message, bool]:
+        return self.insert_many([new], now, quotas=quotas)[0]
 
-    def insert_many(self, news: list[NewMessage], now: datetime) -> list[tuple[Message, bool]]:
+    def insert_many(self, news: list[NewMessage], now: datetime, *, quotas: Mapping[str, int] | None = None
+                    ) -> list[tuple[Message, bool]]:
         if not any(n.idempotency_key for n in news):
-            return self._insert_keyless([news], now)[0]
+            result = self._insert_keyless([news], now, quotas=quotas)[0]
+            if isinstance(result, Exception):
+                raise result
+            return result
         with self.db.transaction_synced_after() as conn:
-            return self._insert(conn, news, now)
+            return self._insert(conn, news, now, quotas)
 
     def insert_groups(
-        self, groups: list[list[NewMessage]], now: datetime, *, durable: bool = True
+        self, groups: list[list[NewMessage]], now: datetime, *, durable: bool = True,
+        quotas: Mapping[str, int] | None = None,
     ) -> list[list[tuple[Message, bool]] | Exception]:
         """One transaction (one fsync) for all groups; a savepoint each, so a group's error undoes only its rows."""
         if not any(n.idempotency_key for news in groups for n in news):
-            return self._insert_keyless(groups, now, durable=durable)  # type: ignore[return-value]
+            return self._insert_keyless(groups, now, durable=durable, quotas=quotas)
         results: list[list[tuple[Message, bool]] | Exception] = []
         with self.db.transaction_synced_after(durable=durable) as conn:
             for news in groups:
                 conn.execute("SAVEPOINT grp")
                 try:
-                    results.append(self._insert(conn, news, now))
-                except (IdempotencyConflict, ValidationError) as exc:
+                    results.append(self._insert(conn, news, now, quotas))
+                except (IdempotencyConflict, ValidationError, QuotaExceeded) as exc:
                     conn.execute("ROLLBACK TO grp")
                     results.append(exc)
                 conn.execute("RELEASE grp")
         return results
 
     def _insert_keyless(
-        self, groups: list[list[NewMessage]], now: datetime, *, durable: bool = True
-    ) -> list[list[tuple[Message, bool]]]:
+        self, groups: list[list[NewMessage]], now: datetime, *, durable: bool = True,
+        quotas: Mapping[str, int] | None = None,
+    ) -> list[list[tuple[Message, bool]] | Exception]:
         """Without idempotency keys nothing depends on what is stored, so messages and rows are made before the
         write lock, which then covers one multi-row INSERT (counted by its trigger), without BEGIN and COMMIT up to
         INSERT_CHUNK rows. Every writer waits on that lock, and a holder that has to win the GIL back between
-        statements holds it for longer (API threads, bench/api.py)."""
+        statements holds it for longer (API threads, bench/api.py). A key with a quota needs its counter in the same
+        transaction: then BEGIN and COMMIT are back, and a group over its quota is left out with its error."""
         now_us, histories = to_us(now), {}
-        results: list[list[tuple[Message, bool]]] = []
-        rows: list[tuple] = []
+        results: list[list[tuple[Message, bool]] | Exception] = []
+        planned_rows: list[list[tuple]] = []
+        needs: list[dict[str, int]] = []
         for news in groups:
             planned, made = plan_inserts(news, {}, now)
             results.append(planned)
-            rows.extend(new_row(message, now_us, histories) for message in made)
-        one_statement = len(rows) <= INSERT_CHUNK
+            planned_rows.append([new_row(message, now_us, histories) for message in made])
+            needs.append(quota.needs(made, quotas))
+        rows_count = sum(len(rows) for rows in planned_rows)
+        one_statement = rows_count <= INSERT_CHUNK and not any(needs)
         with self.db.transaction_synced_after(one_statement=one_statement, durable=durable) as conn:
+            rows: list[tuple] = []
+            for index, group_rows in enumerate(planned_rows):
+                if needs[index]:
+                    try:
+                        sqlite_quota.take(conn, needs[index], quotas or {}, now)
+                    except QuotaExceeded as exc:
+                        results[index] = exc
+                        continue
+                rows.extend(group_rows)
             self._write_rows(conn, rows)
         return results
 
-    def _insert(self, conn: sqlite3.Connection, news: list[NewMessage], now: datetime) -> list[tuple[Message, bool]]:
+    def _insert(self, conn: sqlite3.Connection, news: list[NewMessage], now: datetime,
+                quotas: Mapping[str, int] | None) -> list[tuple[Message, bool]]:
         known = self._by_keys(conn, lookup_keys(news))
         results, made = plan_inserts(news, known, now)
+        counted = quota.needs(made, quotas)
+        if counted:
+            sqlite_quota.take(conn, counted, quotas or {}, now)
         now_us, histories = to_us(now), {}
         self._write_rows(conn, [new_row(message, now_us, histories) for message in made])
         return results
+
+    def quota_used(self, now: datetime) -> dict[str, int]:
+        return sqlite_quota.used_on(self.db.get(), now)
 
     @staticmethod
     def _write_rows(conn: sqlite3.Connection, rows: list[tuple]) -> None:

@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from wa_queue.models import HistoryEntry, Message, MessageStatus, SessionStatus, parse_stored, plain
-from wa_queue.names import ARCHIVE, MESSAGES, NUMBER_CHECKS, SESSIONS, STATUS_COUNTS
+from wa_queue.names import ARCHIVE, ENQUEUE_COUNTS, MESSAGES, NUMBER_CHECKS, SESSIONS, STATUS_COUNTS
 from wa_queue.send_window import SendWindow, parse_window
 from wa_queue.store.base import SessionRecord
 from wa_queue.store.common import DATETIME_FIELDS, MESSAGE_FIELDS, SESSION_DATETIME_FIELDS, SESSION_FIELDS, utc
@@ -114,6 +114,8 @@ CREATE TABLE IF NOT EXISTS {SESSIONS} (
   restart_requested INTEGER NOT NULL DEFAULT 0, heartbeat_at INTEGER, updated_at INTEGER,
   last_error TEXT, last_error_at INTEGER, last_error_hint TEXT);
 CREATE TABLE IF NOT EXISTS {NUMBER_CHECKS} (phone TEXT PRIMARY KEY, registered INTEGER NOT NULL, checked_at INTEGER);
+CREATE TABLE IF NOT EXISTS {ENQUEUE_COUNTS} (key_name TEXT NOT NULL, day TEXT NOT NULL, n INTEGER NOT NULL,
+  PRIMARY KEY (key_name, day)) WITHOUT ROWID;
 """
 
 

@@ -17,7 +17,7 @@ import pytest
 
 from tests.helpers.waiting import wait_for
 from wa_queue import callbacks, operations
-from wa_queue.hub import default_hub
+from wa_queue.hub import close_default_hub, default_hub
 from wa_queue.models import MessageStatus, NewMessage, utcnow
 
 pytestmark = pytest.mark.timeout(180)
@@ -64,9 +64,12 @@ class Tarpit:
         self.server.server_close()
 
 
-def test_a_tarpit_callback_stalls_neither_beat_nor_sending(waq_env: dict[str, str], procs) -> None:  # noqa: ANN001
+def test_a_tarpit_callback_stalls_neither_beat_nor_sending(waq_env: dict[str, str], procs,  # noqa: ANN001
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
     tarpit = Tarpit()
     env = {**waq_env, "WAQ_OUTBOUND_ALLOW": "127.0.0.1", "WAQ_CALLBACK_CONCURRENCY": "2"}
+    monkeypatch.setenv("WAQ_OUTBOUND_ALLOW", "127.0.0.1")  # this process enqueues the tarpit's loopback URL too
+    close_default_hub()
     try:
         for name in ("primary", "secondary"):
             procs(["worker", "--session", name], env, f"worker-{name}")

@@ -23,6 +23,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from wa_queue import names, redact
 from wa_queue.app import App
 from wa_queue.callbacks import (
+    DEADLINE_S,
     MAX_RETRIES,
     SOFT_TIME_LIMIT_S,
     TIME_LIMIT_S,
@@ -37,6 +38,7 @@ from wa_queue.errors import OutboundRefused
 from workers.runtime import app_of
 
 log = logging.getLogger(__name__)
+TRIAL_MARGIN_S = 2.0  # a half-open circuit's trial lock outlives the delivery's deadline by the outcome's write
 _ROUTE = {"queue": names.CALLBACK_QUEUE, "exchange": "", "routing_key": names.CALLBACK_QUEUE}
 
 
@@ -57,10 +59,10 @@ def status_callback(self: Task, url: str, payload: dict[str, Any]) -> str:
     retries = int(self.request.retries or 0)
     host = (urlsplit(url).hostname or "?").lower() if isinstance(url, str) else "?"
     breaker = Breaker(waq.broker)
-    wait = breaker.wait_s(host, time.time())
+    wait = breaker.wait_s(host, time.time(), trial_s=DEADLINE_S + TRIAL_MARGIN_S)
     if wait > 0:
-        # The host's circuit is open: hold this delivery till the cool-down ends, without a call and without using
-        # one of its retries (the same retry count goes back on the queue).
+        # The host's circuit is open, or half-open with another delivery's trial under way: hold this delivery till
+        # then, without a call and without using one of its retries (the same retry count goes back on the queue).
         # Published through this process's App, whose broker is the settings' (not whatever the module's Celery app
         # was built with at import).
         waq.celery.send_task(names.TASK_CALLBACK, args=[url, payload], countdown=wait + random.uniform(0.0, 5.0),

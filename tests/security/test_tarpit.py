@@ -17,8 +17,9 @@ import pytest
 
 from tests.conftest import wait_for
 from wa_queue import callbacks, service
-from wa_queue.app import default_app
+from wa_queue.app import close_default_app, default_app
 from wa_queue.models import MessageStatus, NewMessage, utcnow
+from wa_queue.settings import reset_settings
 
 pytestmark = pytest.mark.timeout(180)
 DRIP_S = 1.5
@@ -64,9 +65,13 @@ class Tarpit:
         self.server.server_close()
 
 
-def test_a_tarpit_callback_stalls_neither_beat_nor_sending(waq_env: dict[str, str], procs) -> None:  # noqa: ANN001
+def test_a_tarpit_callback_stalls_neither_beat_nor_sending(waq_env: dict[str, str], procs,  # noqa: ANN001
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     tarpit = Tarpit()
     env = {**waq_env, "WAQ_OUTBOUND_ALLOW": "127.0.0.1", "WAQ_CALLBACK_CONCURRENCY": "2"}
+    monkeypatch.setenv("WAQ_OUTBOUND_ALLOW", "127.0.0.1")  # this process enqueues the loopback callbacks
+    reset_settings()
+    close_default_app()
     try:
         for name in ("primary", "secondary"):
             procs(["worker", "--session", name], env, f"worker-{name}")

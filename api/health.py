@@ -111,8 +111,9 @@ health_out = ns.model("Health", {
     "callback_circuits": fields.List(fields.Nested(ns.model("CallbackCircuit", {
         "host": fields.String(required=True),
         "state": fields.String(required=True, enum=["closed", "open", "half_open"],
-                               description="open: deliveries to the host wait without a call; half_open: the next "
-                                           "failure re-opens, a success closes"),
+                               description="open: deliveries to the host wait without a call; half_open: one trial "
+                                           "delivery at a time goes through (the others wait), its failure re-opens, "
+                                           "its success closes"),
         "failures": fields.Integer(required=True, description="Consecutive failed deliveries"),
         "open_until": NullableString(description="ISO 8601 time an open circuit closes again"),
     })), required=True, description="Status callback receivers that failed lately (circuit breaker, per host); an "

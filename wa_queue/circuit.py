@@ -11,8 +11,13 @@ alone, paying FAILURES_TO_OPEN deadlines each.
 - closed: deliveries go through; consecutive failures are counted, a success forgets them.
 - open: FAILURES_TO_OPEN consecutive failures open the circuit for a cool-down (OPEN_BASE_S, doubling with each
   opening up to OPEN_CAP_S). Deliveries to the host wait until it ends, without a call and without using a retry.
-- half-open: after the cool-down deliveries go through again; the first failure re-opens at once (the failure count
-  is still at the threshold), a success closes.
+- half-open: after the cool-down one delivery at a time goes through, the trial: it takes the host's trial lock
+  (`SET NX` with an expiry of the trial's longest run, `names.circuit_trial_key`), and the others wait for as long as
+  the lock has left, without a call. The trial's failure re-opens at once (the failure count is still at the
+  threshold) and frees the lock for the trial after the next cool-down; its success closes the circuit and frees it.
+  A trial that ends neither way (its URL refused, its process killed) holds the lock until it expires: then the next
+  delivery is the trial. Without the lock, every delivery waiting for the cool-down to end would call a host that is
+  likely still down, each paying its deadline.
 
 When Redis cannot be read the breaker says "go" (fail open): it slows deliveries, it must never stop them.
 """
@@ -34,6 +39,7 @@ FAILURES_TO_OPEN = 5
 OPEN_BASE_S = 30.0
 OPEN_CAP_S = 600.0
 KEY_TTL_S = 86400  # a host not heard of for a day is forgotten
+MIN_WAIT_S = 0.5  # a delivery that lost the trial lock as it expired waits this long rather than not at all
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,14 +64,27 @@ class Breaker:
     def __init__(self, client: redis.Redis) -> None:
         self._redis = client
 
-    def wait_s(self, host: str, now: float) -> float:
-        """Seconds a delivery to `host` should wait before it is tried (0: go now)."""
+    def wait_s(self, host: str, now: float, *, trial_s: float) -> float:
+        """Seconds a delivery to `host` should wait before it is tried (0: go now). While the circuit is half-open,
+        the one delivery that gets 0 is the trial, which holds the host's trial lock for `trial_s` (its longest run)
+        unless failed() or succeeded() frees it first."""
         try:
             circuit = self.get(host)
+            if circuit is None:
+                return 0.0
+            if circuit.is_open(now):
+                return circuit.open_until - now
+            if circuit.state(now) != "half_open":
+                return 0.0
+            key = names.circuit_trial_key(host)
+            if self._redis.set(key, "trial", nx=True, px=max(1, int(trial_s * 1000))):
+                log.info("callbacks to %s: cool-down over; one trial delivery", host)
+                return 0.0
+            left_ms = self._redis.pttl(key)
+            return max(MIN_WAIT_S, left_ms / 1000 if left_ms and left_ms > 0 else 0.0)
         except Exception as exc:  # noqa: BLE001 - fail open: the breaker slows deliveries, never stops them
             log.warning("circuit breaker unreadable (%s: %s); delivering", type(exc).__name__, exc)
             return 0.0
-        return max(0.0, circuit.open_until - now) if circuit is not None else 0.0
 
     def failed(self, host: str, now: float) -> HostCircuit | None:
         """Count a failure; open (or re-open) the circuit at the threshold. Returns the new state."""
@@ -76,6 +95,7 @@ class Breaker:
                 opened = int(self._redis.hincrby(key, "opened", 1))
                 cool_down = min(OPEN_CAP_S, OPEN_BASE_S * 2 ** (opened - 1))
                 self._redis.hset(key, "open_until", repr(now + cool_down))
+                self._redis.delete(names.circuit_trial_key(host))  # the next cool-down's end admits a new trial
                 log.warning("callbacks to %s: %d failures in a row; circuit open for %.0f s", host, failures,
                             cool_down)
             self._redis.expire(key, KEY_TTL_S)
@@ -86,7 +106,7 @@ class Breaker:
 
     def succeeded(self, host: str) -> None:
         try:
-            self._redis.delete(names.circuit_key(host))
+            self._redis.delete(names.circuit_key(host), names.circuit_trial_key(host))
         except Exception as exc:  # noqa: BLE001 - see wait_s
             log.warning("circuit breaker not updated (%s: %s)", type(exc).__name__, exc)
 

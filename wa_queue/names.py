@@ -72,8 +72,17 @@ CIRCUIT_KEY_PREFIX = "waq:circuit:"
 METRICS_CALLBACKS_KEY = METRICS_KEY_PREFIX + "callbacks"
 
 
+# The half-open circuit's trial lock: the one delivery let through to a host after its cool-down. Outside
+# CIRCUIT_KEY_PREFIX, so the SCAN for circuits never meets it.
+CIRCUIT_TRIAL_KEY_PREFIX = "waq:circuit-trial:"
+
+
 def circuit_key(host: str) -> str:
     return CIRCUIT_KEY_PREFIX + host
+
+
+def circuit_trial_key(host: str) -> str:
+    return CIRCUIT_TRIAL_KEY_PREFIX + host
 
 
 # The enqueue rate limits (wa_queue/rate_limit.py): one hash per API key name, shared by every API process.

@@ -22,6 +22,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 
 from wa_queue import names, redact
 from wa_queue.callbacks import (
+    DEADLINE_S,
     MAX_RETRIES,
     SOFT_TIME_LIMIT_S,
     TIME_LIMIT_S,
@@ -36,6 +37,7 @@ from wa_queue.hub import Hub
 from workers.runtime import hub_of
 
 log = logging.getLogger(__name__)
+TRIAL_MARGIN_S = 2.0  # a half-open circuit's trial lock outlives the delivery's deadline by the outcome's write
 _ROUTE = {"queue": names.CALLBACK_QUEUE, "exchange": "", "routing_key": names.CALLBACK_QUEUE}
 
 
@@ -56,10 +58,10 @@ def status_callback(self: Task, url: str, payload: dict[str, Any]) -> str:
     retries = int(self.request.retries or 0)
     host = (urlsplit(url).hostname or "?").lower() if isinstance(url, str) else "?"
     breaker = Breaker(hub.broker)
-    wait = breaker.wait_s(host, time.time())
+    wait = breaker.wait_s(host, time.time(), trial_s=DEADLINE_S + TRIAL_MARGIN_S)
     if wait > 0:
-        # The host's circuit is open: hold this delivery till the cool-down ends, without a call and without using
-        # one of its retries (the same retry count goes back on the queue).
+        # The host's circuit is open, or half-open with another delivery's trial under way: hold this delivery till
+        # then, without a call and without using one of its retries (the same retry count goes back on the queue).
         # Published through this process's Hub, whose broker is the settings'.
         hub.celery.send_task(names.TASK_CALLBACK, args=[url, payload], countdown=wait + random.uniform(0.0, 5.0),
                              retries=retries, **_ROUTE)

@@ -386,7 +386,7 @@ def test_chunked_body_over_the_cap_is_413(live) -> None:  # noqa: ANN001
 
 # ---- schemathesis with the producer key -------------------------------------------------------------------------
 CHECKS = [not_a_server_error, response_schema_conformance, status_code_conformance]
-PRODUCER_PATHS = ("/api/whatsapp/messages", "/healthz")
+PRODUCER_PATHS = ("/api/whatsapp/messages", "/api/whatsapp/quota", "/healthz")
 
 
 @pytest.fixture

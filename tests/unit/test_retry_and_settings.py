@@ -13,7 +13,8 @@ from wa_queue.retry import (
     next_retry_delay,
     total_schedule_s,
 )
-from wa_queue.settings import Settings, parse_duration
+from wa_queue.setting_values import parse_duration
+from wa_queue.settings import Settings
 
 DEFAULT = Settings.from_env({})
 

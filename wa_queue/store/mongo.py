@@ -31,8 +31,8 @@ from wa_queue.errors import InvalidTransition, NotFound, StoreError
 from wa_queue.models import Message, MessageStatus, NewMessage, SessionStatus
 from wa_queue.names import ARCHIVE, ENQUEUE_COUNTS, MESSAGES, NUMBER_CHECKS, SEND_COUNTS, SESSIONS
 from wa_queue.store import lifecycle, mongo_client
-from wa_queue.store.base import MessageStore, SessionRecord, status_keys
-from wa_queue.store.common import check_session_fields, lookup_keys, operator_sent_text, picture_text, plan_inserts
+from wa_queue.store.base import MessageStore, status_keys
+from wa_queue.store.common import lookup_keys, operator_sent_text, picture_text, plan_inserts
 from wa_queue.store.mongo_codec import (
     DUE,
     FAILED,
@@ -42,8 +42,6 @@ from wa_queue.store.mongo_codec import (
     failed_filter,
     from_db,
     from_doc,
-    session_from_doc,
-    session_sets,
     status_filter,
     to_db,
     to_doc,
@@ -51,7 +49,8 @@ from wa_queue.store.mongo_codec import (
     value_of,
 )
 from wa_queue.store.mongo_quota import QuotaCounters
-from wa_queue.store.mongo_schema import backfill_first_send_day, create_indexes
+from wa_queue.store.mongo_schema import create_indexes
+from wa_queue.store.mongo_sessions import MongoSessionRecords
 
 ARCHIVE_BATCH = 1_000
 CAS_RETRIES = 8  # re-reads when the row's session changed between the read and the write (very rare)
@@ -73,7 +72,7 @@ class _LostLease(Exception):
     """The mark's CAS failed after its gates were taken (internal: they are given back)."""
 
 
-class MongoStore(MessageStore):
+class MongoStore(MongoSessionRecords, MessageStore):
     def __init__(self, db: Database) -> None:
         self.db = db
         self.messages = db[MESSAGES]
@@ -475,33 +474,3 @@ class MongoStore(MessageStore):
                                 error_text: str) -> Message | None:
         return self._transition(lifecycle.RECORD_CALLBACK_REFUSED.write(), message_id, now, error_class=error_class,
                                 error_text=error_text)
-
-    # ---- sessions and number checks --------------------------------------------------------------------------
-    def get_session(self, name: str) -> SessionRecord:
-        doc = self.sessions.find_one({"_id": name})
-        if doc is not None and "first_send_day" not in doc:
-            doc = backfill_first_send_day(self.messages, self.sessions, doc)
-        return SessionRecord(name) if doc is None else session_from_doc(doc)
-
-    def update_session(self, name: str, **fields: Any) -> SessionRecord:
-        check_session_fields(fields)
-        fields.setdefault("updated_at", datetime.now(UTC))
-        doc = self.sessions.find_one_and_update({"_id": name}, {"$set": session_sets(fields)}, upsert=True,
-                                                return_document=ReturnDocument.AFTER)
-        return session_from_doc(doc)
-
-    def reserve_send_slot(self, name: str, *, now: datetime, next_send_at: datetime) -> datetime | None:
-        self.sessions.update_one({"_id": name}, {"$setOnInsert": {"next_send_at": None}}, upsert=True)
-        free = {"_id": name, "$or": [{"next_send_at": None}, {"next_send_at": {"$lte": to_db(now)}}]}
-        if self.sessions.find_one_and_update(free, {"$set": {"next_send_at": to_db(next_send_at)}}) is not None:
-            return None
-        doc = self.sessions.find_one({"_id": name}) or {}
-        return from_db(doc.get("next_send_at"))
-
-    def get_number_check(self, phone: str) -> bool | None:
-        doc = self.number_checks.find_one({"_id": phone})
-        return None if doc is None else bool(doc["registered"])
-
-    def set_number_check(self, phone: str, registered: bool, *, now: datetime) -> None:
-        self.number_checks.update_one({"_id": phone}, {"$set": {"registered": registered, "checked_at": to_db(now)}},
-                                      upsert=True)

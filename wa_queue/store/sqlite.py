@@ -12,19 +12,18 @@ from __future__ import annotations
 import itertools
 import sqlite3
 from collections.abc import Mapping, Sequence
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from wa_queue import errors, quota
 from wa_queue.errors import IdempotencyConflict, InvalidTransition, NotFound, QuotaExceeded, ValidationError
 from wa_queue.models import Message, MessageStatus, NewMessage
-from wa_queue.names import ARCHIVE, MESSAGES, NUMBER_CHECKS, SESSIONS, STATUS_COUNTS
+from wa_queue.names import ARCHIVE, MESSAGES, SESSIONS, STATUS_COUNTS
 from wa_queue.private import private_file
 from wa_queue.store import lifecycle, sqlite_quota
 from wa_queue.store import sqlite_statements as statements
-from wa_queue.store.base import MessageStore, SessionRecord, status_keys
+from wa_queue.store.base import MessageStore, status_keys
 from wa_queue.store.common import (
-    check_session_fields,
     lookup_keys,
     operator_sent_text,
     picture_text,
@@ -35,17 +34,15 @@ from wa_queue.store.sqlite_connection import SQLiteConnections
 from wa_queue.store.sqlite_schema import (
     COLS,
     INSERT_CHUNK,
-    SESSION_COLS,
     create_schema,
     day_to_text,
     from_us,
     insert_sql,
     new_row,
     row_to_message,
-    row_to_session,
-    session_values,
     to_us,
 )
+from wa_queue.store.sqlite_sessions import SQLiteSessionRecords
 from wa_queue.store.sqlite_statements import DUE, FAILED, LEASED
 
 HOUR_US = 3_600_000_000
@@ -54,7 +51,7 @@ KEY_CHUNK = 500  # idempotency keys looked up per query (below SQLite's variable
 _SENTINEL: Any = ...
 
 
-class SQLiteStore(MessageStore):
+class SQLiteStore(SQLiteSessionRecords, MessageStore):
     def __init__(self, path: str) -> None:
         self.path = path
         private_file(path)  # 0600, and so its -wal and -shm (private.py)
@@ -481,43 +478,3 @@ class SQLiteStore(MessageStore):
                                 error_text: str) -> Message | None:
         return self._transition(lifecycle.RECORD_CALLBACK_REFUSED.write(), message_id, now=now,  # type: ignore[return-value]
                                 error_class=error_class, error_text=error_text)
-
-    # ---- sessions and number checks --------------------------------------------------------------------------
-    def get_session(self, name: str) -> SessionRecord:
-        row = self.db.get().execute(f"SELECT {SESSION_COLS} FROM {SESSIONS} WHERE name = ?", (name,)).fetchone()
-        return SessionRecord(name) if row is None else row_to_session(row)
-
-    def update_session(self, name: str, **fields: Any) -> SessionRecord:
-        check_session_fields(fields)
-        fields.setdefault("updated_at", datetime.now(UTC))
-        values = session_values(fields)
-        with self.db.transaction() as conn:
-            conn.execute(statements.session_upsert_sql(tuple(values)), {"name": name, **values})
-            return self.get_session(name)
-
-    def reserve_send_slot(self, name: str, *, now: datetime, next_send_at: datetime) -> datetime | None:
-        with self.db.transaction() as conn:
-            conn.execute(f"INSERT OR IGNORE INTO {SESSIONS} (name) VALUES (?)", (name,))
-            cur = conn.execute(
-                f"UPDATE {SESSIONS} SET next_send_at = ? "
-                "WHERE name = ? AND (next_send_at IS NULL OR next_send_at <= ?)",
-                (to_us(next_send_at), name, to_us(now)),
-            )
-            if cur.rowcount == 1:
-                return None
-            row = conn.execute(f"SELECT next_send_at FROM {SESSIONS} WHERE name = ?", (name,)).fetchone()
-            return from_us(row[0])
-
-    def get_number_check(self, phone: str) -> bool | None:
-        sql = f"SELECT registered FROM {NUMBER_CHECKS} WHERE phone = ?"
-        row = self.db.get().execute(sql, (phone,)).fetchone()
-        return None if row is None else bool(row[0])
-
-    def set_number_check(self, phone: str, registered: bool, *, now: datetime) -> None:
-        # Unsynced: a cached answer; lost in a power cut, the number is only checked again.
-        with self.db.unsynced() as conn:
-            conn.execute(
-                f"INSERT INTO {NUMBER_CHECKS} (phone, registered, checked_at) VALUES (?, ?, ?) "
-                "ON CONFLICT(phone) DO UPDATE SET registered = excluded.registered, checked_at = excluded.checked_at",
-                (phone, int(registered), to_us(now)),
-            )

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 import sqlite3
-import threading
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,6 +15,7 @@ import pytest
 import requests
 
 from tests.helpers.api import api_client
+from tests.helpers.flood import flood
 from tests.helpers.openapi import start_api
 from wa_queue.devstack.redis_server import RedisServer
 
@@ -84,29 +84,16 @@ def test_two_gunicorn_processes_with_threads_accept_the_quota_exactly(tmp_path: 
     proc, url = start_api(tmp_path, redis_server, keys=KEYS, workers=2,
                           env={"WAQ_DAILY_QUOTA": str(QUOTA), "WAQ_RATE_REQUESTS_PER_S": "0",
                                "WAQ_RATE_MESSAGES_PER_S": "0"})
-    answers: list[requests.Response] = []
-    lock = threading.Lock()
-    start = threading.Barrier(THREADS)
 
-    def flood(thread: int) -> None:
-        with requests.Session() as http:
-            start.wait()
-            for i in range(EACH):
-                if i % 2:
-                    answer = http.post(f"{url}{BASE}/messages", json={**MESSAGE, "text": f"flood {thread}-{i}"},
-                                       headers={**SHOP, "Idempotency-Key": f"t{thread}-{i}"}, timeout=30)
-                else:
-                    answer = http.post(f"{url}{BASE}/messages/bulk", timeout=30, headers=SHOP, json={"messages": [
-                        {**MESSAGE, "text": f"flood {thread}-{i}-{n}"} for n in range(2)]})
-                with lock:
-                    answers.append(answer)
+    def enqueue(http: requests.Session, thread: int, i: int) -> requests.Response:
+        if i % 2:
+            return http.post(f"{url}{BASE}/messages", json={**MESSAGE, "text": f"flood {thread}-{i}"},
+                             headers={**SHOP, "Idempotency-Key": f"t{thread}-{i}"}, timeout=30)
+        return http.post(f"{url}{BASE}/messages/bulk", timeout=30, headers=SHOP, json={"messages": [
+            {**MESSAGE, "text": f"flood {thread}-{i}-{n}"} for n in range(2)]})
 
     try:
-        threads = [threading.Thread(target=flood, args=(t,)) for t in range(THREADS)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        answers = flood(THREADS, EACH, enqueue)
         codes = Counter(answer.status_code for answer in answers)
         assert set(codes) == {202, 429}, codes
         accepted = sum(answer.json().get("count", 1) for answer in answers if answer.status_code == 202)

@@ -5,7 +5,6 @@ stored, while another producer is served as usual."""
 from __future__ import annotations
 
 import sqlite3
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -15,6 +14,7 @@ import pytest
 import requests
 
 from tests.helpers.constants import BASE, CRM, CRM_KEY, MESSAGE, SHOP, SHOP_KEY
+from tests.helpers.flood import flood
 from tests.helpers.openapi import start_api
 from wa_queue.devstack.redis_server import RedisServer
 
@@ -44,25 +44,13 @@ def stored_texts(db: Path) -> Counter:
 
 def test_sixteen_threads_of_one_key_get_its_rate_and_no_more(api: tuple[str, Path]) -> None:
     url, db = api
-    answers: list[requests.Response] = []
-    lock = threading.Lock()
-    start = threading.Barrier(THREADS)
 
-    def flood(thread: int) -> None:
-        with requests.Session() as http:
-            start.wait()
-            for i in range(EACH):
-                answer = http.post(f"{url}{BASE}/messages", json={**MESSAGE, "text": f"flood {thread}-{i}"},
-                                   headers=SHOP, timeout=30)
-                with lock:
-                    answers.append(answer)
+    def enqueue(http: requests.Session, thread: int, i: int) -> requests.Response:
+        return http.post(f"{url}{BASE}/messages", json={**MESSAGE, "text": f"flood {thread}-{i}"}, headers=SHOP,
+                         timeout=30)
 
-    threads = [threading.Thread(target=flood, args=(t,)) for t in range(THREADS)]
     began = time.monotonic()
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    answers = flood(THREADS, EACH, enqueue)
     elapsed = time.monotonic() - began
     # Meanwhile-or-after: another producer is not held back by shop's flood.
     other = requests.post(f"{url}{BASE}/messages", json={**MESSAGE, "text": "crm's"}, headers=CRM, timeout=30)

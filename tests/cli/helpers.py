@@ -3,6 +3,7 @@ worker makes one."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -35,3 +36,16 @@ def make_failed(session: str = "primary", error_class: str = "InvalidNumber", ph
     assert store.record_failed(message.id, owner="test/1", now=now, error_class=error_class,
                                error_text="not on WhatsApp")
     return message.id
+
+
+def assert_lists_filter_and_page(command: str, first: str, second: str) -> None:
+    """`waq <command> list` (failed or archive) over two messages, `first` on primary with InvalidNumber and `second`
+    on secondary with TransientSendError: all of them, by session, by error, and a page of one."""
+    listing = json.loads(waq(command, "list", "--json").stdout)
+    assert listing["total"] == 2 and {m["id"] for m in listing["messages"]} == {first, second}
+    by_session = json.loads(waq(command, "list", "--session", "primary", "--json").stdout)
+    assert [m["id"] for m in by_session["messages"]] == [first]
+    by_error = json.loads(waq(command, "list", "--error", "Transient", "--json").stdout)
+    assert [m["id"] for m in by_error["messages"]] == [second]
+    page2 = json.loads(waq(command, "list", "--page", "2", "--page-size", "1", "--json").stdout)
+    assert page2["pages"] == 2 and len(page2["messages"]) == 1

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-from tests.cli.helpers import make_failed, waq, waq_proc
+from tests.cli.helpers import assert_lists_filter_and_page, make_failed, waq, waq_proc
 from wa_queue.hub import default_hub
 from wa_queue.models import utcnow
 
@@ -22,14 +22,7 @@ def test_archive_list_filters_and_pages(waq_env: dict[str, str]) -> None:
     second = make_failed("secondary", "TransientSendError", phone="+14155550124")
     assert json.loads(waq("archive", "list", "--json").stdout)["total"] == 0
     archive_all()
-    listing = json.loads(waq("archive", "list", "--json").stdout)
-    assert listing["total"] == 2 and {m["id"] for m in listing["messages"]} == {first, second}
-    by_session = json.loads(waq("archive", "list", "--session", "primary", "--json").stdout)
-    assert [m["id"] for m in by_session["messages"]] == [first]
-    by_error = json.loads(waq("archive", "list", "--error", "Transient", "--json").stdout)
-    assert [m["id"] for m in by_error["messages"]] == [second]
-    page2 = json.loads(waq("archive", "list", "--page", "2", "--page-size", "1", "--json").stdout)
-    assert page2["pages"] == 2 and len(page2["messages"]) == 1
+    assert_lists_filter_and_page("archive", first, second)
     assert json.loads(waq("failed", "list", "--json").stdout)["total"] == 0
     done = waq_proc(waq_env, "archive", "list")
     assert done.returncode == 0 and first in done.stdout and "2 archived" in done.stdout

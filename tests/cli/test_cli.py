@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.helpers import ID, make_failed, waq, waq_proc
+from tests.cli.helpers import ID, assert_lists_filter_and_page, make_failed, waq, waq_proc
 from tests.helpers.constants import PHONE
 from wa_queue.hub import default_hub
 from wa_queue.models import MessageStatus, utcnow
@@ -122,14 +122,7 @@ def test_status_of_an_unknown_id_is_exit_1(waq_env: dict[str, str]) -> None:
 def test_failed_list_filters_and_pages(waq_env: dict[str, str]) -> None:
     first = make_failed("primary", "InvalidNumber")
     second = make_failed("secondary", "TransientSendError", phone="+14155550124")
-    listing = json.loads(waq("failed", "list", "--json").stdout)
-    assert listing["total"] == 2 and {m["id"] for m in listing["messages"]} == {first, second}
-    by_session = json.loads(waq("failed", "list", "--session", "primary", "--json").stdout)
-    assert [m["id"] for m in by_session["messages"]] == [first]
-    by_error = json.loads(waq("failed", "list", "--error", "Transient", "--json").stdout)
-    assert [m["id"] for m in by_error["messages"]] == [second]
-    page2 = json.loads(waq("failed", "list", "--page", "2", "--page-size", "1", "--json").stdout)
-    assert page2["pages"] == 2 and len(page2["messages"]) == 1
+    assert_lists_filter_and_page("failed", first, second)
     done = waq_proc(waq_env, "failed", "list")
     assert done.returncode == 0 and first in done.stdout and "2 failed" in done.stdout
     assert waq("failed", "list", "--page", "0").exit_code == 2

@@ -12,18 +12,22 @@ __version__ = "0.1.0"
 
 def enqueue(phone: str, text: str, *, session: str | None = None, idempotency_key: str | None = None,
             callback_url: str | None = None, metadata: dict[str, Any] | None = None,
-            send_window: Any = None) -> str:
+            send_window: Any = None, send_at: Any = None, expires_at: Any = None, ttl_s: float | None = None,
+            priority: str | None = None, batch: str | None = None) -> str:
     """Queue one message; returns its id after it is committed to the store (then its task is published).
     Every argument is held to wa_queue/validation.py's rules, the REST API's and the CLI's: wa_queue.errors.
     ValidationError (its `field` names the argument) when one is broken, and nothing is stored.
 
     send_window: quiet hours in the recipient's time zone, {"start": "08:00", "end": "21:00"} (or "08:00-21:00", or
-    a wa_queue.send_window.SendWindow); outside it the message waits. None: WAQ_SEND_WINDOW's default, if any."""
+    a wa_queue.send_window.SendWindow); outside it the message waits. None: WAQ_SEND_WINDOW's default, if any.
+    send_at: not sent before (an aware datetime, or ISO 8601 with an offset). expires_at or ttl_s (seconds): never
+    sent after; unsent by then, it ends `expired`. priority: "high", "normal" or "low". batch: a batch's name."""
     from wa_queue import operations
     from wa_queue.hub import default_hub
 
     return operations.enqueue(default_hub(), phone, text, session=session, idempotency_key=idempotency_key,
-                           callback_url=callback_url, metadata=metadata, send_window=send_window)
+                              callback_url=callback_url, metadata=metadata, send_window=send_window, send_at=send_at,
+                              expires_at=expires_at, ttl_s=ttl_s, priority=priority, batch=batch)
 
 
 def enqueue_many(items: list[dict[str, Any]]) -> list[str]:

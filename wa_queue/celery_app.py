@@ -61,7 +61,8 @@ def make_celery(settings: Settings) -> WaqCelery:
         # On Redis, a task not acked within visibility_timeout is delivered again, and a countdown counts against
         # it (kombu issue 337): it must exceed the longest retry delay plus a lease, or every retry would run two
         # or three times. The sweeper, not this timeout, is what recovers lost work quickly.
-        broker_transport_options={"visibility_timeout": int(settings.longest_retry_s + settings.lease_s + 3600)},
+        broker_transport_options={"visibility_timeout": int(settings.longest_retry_s + settings.lease_s + 3600),
+                                  "priority_steps": sorted(names.PRIORITY_STEPS.values()), "sep": names.PRIORITY_SEP},
         broker_connection_retry_on_startup=True,
         broker_connection_max_retries=None,
         # Task events only while someone watches: Flower sends the enable_events control command every 5 s, and

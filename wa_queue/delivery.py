@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 from wa_queue import errors, redact, send_window, sessions, warmup
 from wa_queue.broker.publisher import Publisher, queue_for
-from wa_queue.models import HistoryEvent, Message, SessionStatus, utcnow
+from wa_queue.models import HistoryEvent, Message, Priority, SessionStatus, plain, utcnow
 from wa_queue.notify import LOG_ONLY, Notifier
 from wa_queue.retry import Decision, classify, local_midnight_utc, next_local_midnight_utc, next_retry_delay
 from wa_queue.settings import Settings
@@ -21,11 +21,14 @@ from wa_queue.transport.base import MessageSender
 log = logging.getLogger(__name__)
 
 _RECEIPT_POLL_S = 1.0
+# The priorities a message of each gives its place up to (names.PRIORITY_STEPS).
+_HIGHER: dict[str, tuple[str, ...]] = {Priority.NORMAL.value: (Priority.HIGH.value,),
+                                       Priority.LOW.value: (Priority.HIGH.value, Priority.NORMAL.value)}
 
 
 @dataclasses.dataclass(frozen=True)
 class Outcome:
-    kind: str  # sent | retry | failed | released | parked | deferred | skipped
+    kind: str  # sent | retry | failed | released | parked | deferred | expired | skipped
     message: Message | None = None
     detail: str = ""
 
@@ -67,6 +70,10 @@ class Delivery:
 
     # ---- steps -------------------------------------------------------------------------------------------------
     def _deliver(self, message: Message) -> Outcome:
+        if not message.in_doubt:  # a message in doubt is settled first, whatever its expiry
+            gone = self._expiry_blocker(message)
+            if gone is not None:
+                return gone
         hand_back = self._session_blocker(message)
         if hand_back is not None:
             return hand_back
@@ -74,12 +81,20 @@ class Delivery:
             found = self._already_sent(message)
             if found is not None:
                 return found
+            gone = self._expiry_blocker(message, settled=True)  # the chat showed it unsent
+            if gone is not None:
+                return gone
         held = self._window_blocker(message)  # before the pacing slot: a closed window would waste it
         if held is not None:
             return held
         # Pace first: the pause may be spent reading other chats' ticks, and the number check opens this chat,
         # which the send then finds open (one page load for both).
-        self._pace(message)
+        handed_back = self._pace(message)
+        if handed_back is not None:
+            return handed_back
+        gone = self._expiry_blocker(message, settled=True)  # the pause may have run past its expiry
+        if gone is not None:
+            return gone
         registered = self._number_registered(message)
         if registered is False:
             return self._fail(message, errors.InvalidNumber(f"{message.phone} is not on WhatsApp"))
@@ -99,8 +114,9 @@ class Delivery:
             return self._release(message, f"daily cap reached: {exc}", errors.DailyCapReached.__name__)
         except errors.RecipientLimitReached:
             return self._defer_recipient(message)
-        except errors.SendAborted:
-            return Outcome("skipped", detail="lease lost before sending")
+        except errors.SendAborted:  # the mark wrote nothing: the lease moved on, or the message expired meanwhile
+            gone = self._expiry_blocker(message, settled=True)
+            return gone or Outcome("skipped", detail="lease lost before sending")
         except Exception as exc:  # noqa: BLE001 - every error is classified by its class below
             outcome = self._after_error(message, exc, marked=marked[0])
             self._measured(time.monotonic() - started, outcome.kind)
@@ -128,12 +144,28 @@ class Delivery:
             picture=picture,
         )
 
+    def _expiry_blocker(self, message: Message, *, settled: bool = False) -> Outcome | None:
+        """At or past its expires_at, a message that is not in doubt (or whose doubt the chat has just `settled`:
+        nothing was sent) ends `expired`: never clicked, no attempt, no admin notice. The store's mark refuses it too,
+        so a worker that read the time before the expiry cannot click it after."""
+        now = self.clock()
+        if message.expires_at is None or now < message.expires_at:
+            return None
+        if settled:
+            expired = self.store.expire_unsent(message.id, owner=self.owner, now=now)
+        else:
+            expired = self.store.expire(message.id, owner=self.owner, now=now)
+        if expired is None:
+            return Outcome("skipped", detail="lease lost before expiring")
+        self._changed(expired)
+        return Outcome("expired", expired, f"expired at {message.expires_at.isoformat()}")
+
     def _window_blocker(self, message: Message) -> Outcome | None:
         """Outside its send window (its own, else WAQ_SEND_WINDOW) in the recipient's zones, the message waits until
         the window opens, with no attempt used. A window that no longer opens at all (a time-zone change since the
         enqueue refused such windows) fails it for an operator: it would otherwise wait forever."""
         window = message.send_window or self.settings.send_window
-        if window is None:
+        if window is None or (self.settings.high_skips_window and message.priority is Priority.HIGH):
             return None
         now = self.clock()
         try:
@@ -247,18 +279,43 @@ class Delivery:
             self.store.set_number_check(message.phone, registered, now=self.clock())
         return registered
 
-    def _pace(self, message: Message) -> None:
-        """Wait for this session's next send slot, keeping the lease alive meanwhile."""
+    def _pace(self, message: Message) -> Outcome | None:
+        """Wait for this session's next send slot, keeping the lease alive meanwhile. A message of lower priority
+        than a task waiting in this worker's queues gives its place up before taking the slot: handed back to the
+        front of its queue (no attempt used), so the higher one is the next sent and its own order is kept."""
         if self.settings.max_delay_s <= 0:
-            return  # pacing off (tests, benchmarks)
+            return None  # pacing off (tests, benchmarks)
         while True:
+            if self._outranked(message):
+                return self._hand_back(message)
             now = self.clock()
             waiting_until = self.store.reserve_send_slot(self.session, now=now, next_send_at=now + self._pause())
             if waiting_until is None:
-                return
+                return None
             wait = (waiting_until - now).total_seconds()
             self.store.extend_lease(message.id, owner=self.owner, now=now, lease_s=self.settings.lease_s + wait)
             self._idle(min(max(wait, 0.0), self.settings.max_delay_s + 1))
+
+    def _outranked(self, message: Message) -> bool:
+        """A task of higher priority than `message` waits in this worker's queues (its session's or wa.default)."""
+        above = _HIGHER.get(plain(message.priority), ())
+        if not above:
+            return False
+        try:
+            queues = (queue_for(self.session), queue_for(None))
+            return any(self.publisher.queue_length(queue, above) for queue in queues)
+        except Exception as exc:  # noqa: BLE001 - the broker unreadable: send in the order already taken
+            log.debug("queue lengths not read: %s", exc)
+            return False
+
+    def _hand_back(self, message: Message) -> Outcome:
+        now = self.clock()
+        released = self.store.release(message.id, owner=self.owner, now=now, next_attempt_at=now,
+                                      reason="a message of higher priority is waiting", keep_doubt=True)
+        if released is None:
+            return Outcome("skipped", detail="lease lost before handing back")
+        self.publisher.publish([released], released.dispatch_queue or queue_for(self.session), now=now, front=True)
+        return Outcome("released", released, "handed back: a message of higher priority is waiting")
 
     def _idle(self, seconds: float) -> None:
         """The pacing pause: spent following delivery ticks of recent sends, then sleeping the rest."""

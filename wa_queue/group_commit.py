@@ -130,7 +130,9 @@ def _commit_groups(hub: Hub, groups: list[list[NewMessage]]) -> list[list[tuple[
 
 def _finish_groups(hub: Hub, results: list[list[tuple[Message, bool]] | Exception]) -> None:
     """While the next batch commits: make this one durable (an fsync shared with other batches), then publish
-    what it created, one publish per queue (replays were published before), here or by the background publisher."""
+    what it created, one publish per queue (replays were published before), here or by the background publisher.
+    A message scheduled for later is not published: the store keeps it, and the sweeper publishes it when it falls
+    due (a broker countdown past the visibility timeout is delivered twice, kombu issue 337)."""
     hub.store.make_durable()
     now = hub.clock()
     by_queue: dict[str, list[Message]] = {}
@@ -139,7 +141,7 @@ def _finish_groups(hub: Hub, results: list[list[tuple[Message, bool]] | Exceptio
         if isinstance(result, Exception):
             continue
         for message, created in result:
-            if created:
+            if created and message.next_attempt_at <= now:
                 by_queue.setdefault(_initial_queue(hub, message, available, now), []).append(message)
     relay = hub.relay
     for queue, messages in by_queue.items():

@@ -21,6 +21,18 @@ class MessageStatus(str, enum.Enum):
     PROCESSING = "processing"
     SENT = "sent"
     FAILED = "failed"
+    EXPIRED = "expired"  # still unsent (and not in doubt) at its expires_at: final, never clicked after it
+    CANCELLED = "cancelled"  # cancelled by its producer or an operator while pending: final, never clicked after it
+    PAUSED = "paused"  # its batch is paused: kept, not published, until the batch resumes
+
+
+class Priority(str, enum.Enum):
+    """What a session sends first among its due messages: every due high before any due normal, normal before low
+    (the broker's priority steps, broker/envelope.py); first in, first out within one."""
+
+    HIGH = "high"
+    NORMAL = "normal"
+    LOW = "low"
 
 
 class HistoryEvent(str, enum.Enum):
@@ -38,6 +50,10 @@ class HistoryEvent(str, enum.Enum):
     RECEIPT = "receipt"
     DEFERRED = "deferred"  # held back without an attempt (send window closed, recipient's daily limit), with why
     CALLBACK_REFUSED = "callback_refused"  # the outbound rule refused the callback URL, or it redirected (final)
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"  # with who cancelled it as the entry's text
+    PAUSED = "paused"  # with why (an operator, or its session banned)
+    RESUMED = "resumed"
 
 
 class SessionStatus(str, enum.Enum):
@@ -137,12 +153,21 @@ class NewMessage:
     # An idempotency key in the form older versions stored: a row under it without an owner counts as this
     # message's (owners.legacy_idempotency_key). Not stored.
     legacy_idempotency_key: str | None = None
+    send_at: datetime | None = None  # not sent before (UTC); None: as soon as it may
+    expires_at: datetime | None = None  # never clicked from then on (UTC); None: never expires
+    priority: Priority = Priority.NORMAL
+    batch: str | None = None  # the batch it belongs to (a bulk enqueue's), owned by its enqueuer
 
     def content_hash(self) -> str:
         """Identifies the request's content, to tell a replay (same key, same body) from a conflict."""
         parts: list[Any] = [self.phone, self.text, self.session, self.callback_url, self.metadata]
         if self.send_window is not None:  # appended only when given: hashes stored before the field stay valid
             parts.append(self.send_window.to_dict())
+        later = {"send_at": self.send_at and self.send_at.isoformat(),
+                 "expires_at": self.expires_at and self.expires_at.isoformat(),
+                 "priority": None if self.priority is Priority.NORMAL else self.priority.value, "batch": self.batch}
+        if any(later.values()):  # the same: only when one is given
+            parts.append({k: v for k, v in later.items() if v})
         body = json.dumps(parts, sort_keys=True, default=str)
         return hashlib.sha256(body.encode()).hexdigest()
 
@@ -185,6 +210,15 @@ class Message:
     last_error_text: str | None = None
     history: tuple[HistoryEntry, ...] = ()
     enqueued_by: str | None = None  # the API key's name (never its value); None: Python API, CLI, older versions
+    send_at: datetime | None = None  # the producer's scheduled time; next_attempt_at starts there
+    expires_at: datetime | None = None
+    priority: Priority | str = Priority.NORMAL  # a str only for a stored value this code does not know (parse_stored)
+    batch: str | None = None
+    expired_at: datetime | None = None
+    cancelled_at: datetime | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "priority", parse_stored(Priority, self.priority or Priority.NORMAL.value))
 
     @property
     def in_doubt(self) -> bool:

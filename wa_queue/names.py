@@ -15,6 +15,13 @@ TASK_HEALTH_SWEEP = "wa.health_sweep"
 TASK_ARCHIVE = "wa.archive_failed"
 TASK_CALLBACK = "wa.status_callback"
 
+# A message's priority is its task's kombu priority step: kombu's Redis transport keeps one list per queue and step
+# (the queue's name, then PRIORITY_SEP and the step, step 0 under the bare name) and asks BRPOP for every consumed
+# queue's step 0 before any queue's step 3, so a worker takes each waiting high task of its queues (its session's and
+# wa.default) before a normal one, and normal before low; each list stays first in, first out.
+PRIORITY_STEPS = {"high": 0, "normal": 3, "low": 6}
+PRIORITY_SEP = "\x06\x16"  # kombu's Redis default (kombu.transport.redis.Channel.sep)
+
 # Lives in the broker's Redis: when the broker loses its data this key goes with it, which is how the sweeper
 # learns that every task published before is gone (see broker/epoch.py).
 BROKER_EPOCH_KEY = "waq:broker-epoch"
@@ -42,6 +49,12 @@ STATUS_COUNTS = "status_counts"  # SQLite only: kept by triggers in the same tra
 
 def session_queue(session: str) -> str:
     return SESSION_QUEUE_PREFIX + session
+
+
+def priority_list(queue: str, priority: str) -> str:
+    """The Redis list holding `queue`'s tasks of this priority (see PRIORITY_STEPS)."""
+    step = PRIORITY_STEPS[priority]
+    return f"{queue}{PRIORITY_SEP}{step}" if step else queue
 
 
 def worker_owner(session: str, hostname: str, pid: int) -> str:

@@ -10,15 +10,19 @@ from typing import TYPE_CHECKING, Any
 from wa_queue import callbacks, headroom, names, quota, warmup
 from wa_queue.broker.publisher import queue_for
 from wa_queue.errors import ValidationError
-from wa_queue.models import Message, NewMessage, plain
+from wa_queue.models import Message, NewMessage, Priority, plain
 from wa_queue.names import session_qr_key
 from wa_queue.retry import local_midnight_utc
 from wa_queue.sessions import clock_warning, daily_cap, is_available, request_restart
 from wa_queue.validation import (
+    validate_batch,
     validate_callback_url,
+    validate_expiry,
     validate_idempotency_key,
     validate_metadata,
     validate_phone,
+    validate_priority,
+    validate_send_at,
     validate_send_window,
     validate_session,
     validate_text,
@@ -35,14 +39,19 @@ log = logging.getLogger(__name__)
 def build_message(
     hub: Hub, phone: str, text: str, *, session: str | None = None, idempotency_key: str | None = None,
     callback_url: str | None = None, metadata: dict[str, Any] | None = None,
-    send_window: SendWindow | dict[str, Any] | str | None = None,
+    send_window: SendWindow | dict[str, Any] | str | None = None, send_at: datetime | str | None = None,
+    expires_at: datetime | str | None = None, ttl_s: float | None = None, priority: Priority | str | None = None,
+    batch: str | None = None,
 ) -> NewMessage:
     """Validate and normalise one request by validation.py's rules (the same for the Python API, the CLI and the
     REST API); raises ValidationError naming the field. A send window that never opens for the number is refused
-    (judged at the Hub's clock)."""
-    settings = hub.settings
+    (judged at the Hub's clock), and so are a send_at too far ahead and an expiry already past."""
+    settings, now = hub.settings, hub.clock()
     e164 = validate_phone(phone, settings.default_region)
+    scheduled = validate_send_at(send_at, now, settings.max_schedule_days)
     return NewMessage(
+        send_at=scheduled, expires_at=validate_expiry(expires_at, ttl_s, now, scheduled, settings.default_ttl_s),
+        priority=validate_priority(priority), batch=validate_batch(batch),
         phone=e164,
         text=validate_text(text),
         session=validate_session(session, settings.sessions),
@@ -82,11 +91,14 @@ def quota_rows(hub: Hub, key_name: str | None = None) -> list[dict[str, Any]]:
 def enqueue(
     hub: Hub, phone: str, text: str, *, session: str | None = None, idempotency_key: str | None = None,
     callback_url: str | None = None, metadata: dict[str, Any] | None = None,
-    send_window: SendWindow | dict[str, Any] | str | None = None,
+    send_window: SendWindow | dict[str, Any] | str | None = None, send_at: datetime | str | None = None,
+    expires_at: datetime | str | None = None, ttl_s: float | None = None, priority: Priority | str | None = None,
+    batch: str | None = None,
 ) -> str:
     """Queue one message; returns its id once it is committed to the store."""
     new = build_message(hub, phone, text, session=session, idempotency_key=idempotency_key,
-                        callback_url=callback_url, metadata=metadata, send_window=send_window)
+                        callback_url=callback_url, metadata=metadata, send_window=send_window, send_at=send_at,
+                        expires_at=expires_at, ttl_s=ttl_s, priority=priority, batch=batch)
     return submit(hub, [new])[0][0].id
 
 

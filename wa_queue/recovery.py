@@ -27,6 +27,24 @@ class SweepReport:
     recovered: int = 0
 
 
+def expire_due(store: MessageStore, now: datetime, *, on_change: Callable[[Message], None] | None = None) -> int:
+    """End `expired` every pending or paused message past its expires_at that is not in doubt (a doubt is settled by
+    the session that clicked, at its next claim). Returns how many; `on_change` gets each (its status callback)."""
+    count = 0
+    for _ in range(_MAX_BATCHES):
+        batch = store.list_expiring(now=now, limit=_BATCH)
+        done = [m for m in (store.expire(m.id, owner=None, now=now) for m in batch) if m is not None]
+        for message in done:
+            if on_change is not None:
+                on_change(message)
+        count += len(done)
+        if len(batch) < _BATCH:
+            break
+    if count:
+        log.info("expiry sweep: %d message(s) expired unsent", count)
+    return count
+
+
 def dispatch_due(store: MessageStore, settings: Settings, now: datetime, *, publisher: Publisher) -> SweepReport:
     """Publish every due pending message whose task the broker no longer holds (invariant 2)."""
     report = SweepReport()

@@ -77,6 +77,13 @@ class Settings:
         None, "`HH:MM-HH:MM`: the send window of every message that has none of its own, in the recipient's time "
         "zone; a start after the end runs past midnight (`22:00-06:00`). Off by default: one-time codes and alerts "
         "must not wait", shown="(empty: off)")
+    max_schedule_days: int = setting(35, "how far ahead a message's `send_at` may be, in days")
+    default_ttl_s: float = setting(
+        0.0, "the time-to-live of a message enqueued with neither `expires_at` nor `ttl_s`, in seconds from its "
+        "enqueue; unsent by then it ends `expired`", shown="`0` (never expires)")
+    high_skips_window: bool = setting(
+        False, "a `high` priority message is sent outside its send window too (a one-time code at 02:00 is wanted); "
+        "pacing, the daily caps and warm-up still apply")
     lease_s: float = setting(180.0, "how long a claim holds a message before beat may take it back; longer than the "
                              "pacing pause plus one send")
     archive_after_days: int = setting(30, "failed messages older than this move to the archive")
@@ -289,6 +296,10 @@ class Settings:
             raise bad("RETRY_DELAYS", "delays must be >= 0")
         if self.lease_s <= 0:
             raise bad("LEASE_S", "must be > 0 seconds")
+        if self.max_schedule_days < 1:
+            raise bad("MAX_SCHEDULE_DAYS", "must be a whole number of days >= 1")
+        if self.default_ttl_s < 0:
+            raise bad("DEFAULT_TTL_S", "must be >= 0 seconds (0: messages never expire)")
         if self.archive_after_days < 1:
             raise bad("ARCHIVE_AFTER_DAYS", "must be a whole number of days >= 1")
         try:

@@ -1,5 +1,6 @@
 """Input rules shared by the Python API (wa_queue.enqueue), the REST API and the CLI: the one place that says what
-a message's phone, text, session, idempotency key, callback URL, metadata and send window may be.
+a message's phone, text, session, idempotency key, callback URL, metadata, send window, schedule, expiry, priority
+and batch may be.
 
 Each rule is a function that returns the accepted value or raises errors.ValidationError naming the field, with the
 same message whichever front door called it. The patterns and limits the REST API's OpenAPI document publishes are
@@ -12,13 +13,14 @@ from __future__ import annotations
 import json
 import math
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
 import phonenumbers
 
 from wa_queue.errors import ValidationError
+from wa_queue.models import Priority
 from wa_queue.outbound import NOTHING_ALLOWED, AllowList, host_form_problem, literal_problem
 from wa_queue.send_window import SendWindow, check_opens, parse_window
 
@@ -47,6 +49,17 @@ CALLBACK_URL_PATTERN = (r"^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9_-]+(\.[A-Za-z0-9_-
                         f"([/?#][^\\u0000-\\u001f\\u007f{_SPACE}]*)?$")
 
 
+# send_at and expires_at: an ISO 8601 date and time with its UTC offset (or Z); without one a time means nothing.
+DATETIME_PATTERN = (r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2}([.,][0-9]{1,6})?)?"
+                    r"(Z|z|[+-][0-9]{2}:?[0-9]{2})$")
+MAX_DATETIME_CHARS = 40
+MAX_TTL_S = 400 * 24 * 3600  # a bound any schedule fits (WAQ_MAX_SCHEDULE_DAYS counts days, not years)
+PRIORITIES = tuple(p.value for p in Priority)
+# A batch's name: what a producer reads back in URLs and the CLI, so the characters of a path segment only.
+BATCH_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+MAX_BATCH_CHARS = 64
+
+
 def whole(pattern: str) -> re.Pattern[str]:
     """`pattern` as OpenAPI reads it: its closing $ is the end of the string (Python's also allows a final \\n)."""
     return re.compile(pattern[:-1] + r"\Z")
@@ -55,6 +68,8 @@ def whole(pattern: str) -> re.Pattern[str]:
 _PHONE = whole(PHONE_PATTERN)
 _IDEMPOTENCY_KEY = whole(IDEMPOTENCY_KEY_PATTERN)
 _CALLBACK_URL = whole(CALLBACK_URL_PATTERN)
+_DATETIME = whole(DATETIME_PATTERN)
+_BATCH = whole(BATCH_PATTERN)
 
 
 def validate_phone(raw: object, default_region: str = "US") -> str:
@@ -271,3 +286,77 @@ def _has_bad_key(value: object) -> bool:
         elif isinstance(item, list):
             stack.extend(item)
     return False
+
+
+def parse_datetime(raw: object, field: str) -> datetime | None:
+    """None, or an ISO 8601 date and time with an offset (DATETIME_PATTERN; from Python, an aware datetime) -> UTC."""
+    if raw is None:
+        return None
+    if isinstance(raw, datetime):
+        value = raw
+    elif isinstance(raw, str) and len(raw) <= MAX_DATETIME_CHARS and _DATETIME.match(raw):
+        try:
+            value = datetime.fromisoformat(raw.replace("z", "Z").replace(",", "."))
+        except ValueError:
+            raise ValidationError(f"{field} {raw!r} is not a date and time that exists", field) from None
+    else:
+        raise ValidationError(f"{field} must be an ISO 8601 date and time with its UTC offset, such as "
+                              "'2026-12-24T09:30:00+01:00' or '2026-12-24T08:30:00Z'", field)
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValidationError(f"{field} needs a UTC offset (a time without one is no time)", field)
+    return value.astimezone(UTC)
+
+
+def validate_send_at(raw: object, now: datetime, max_days: int) -> datetime | None:
+    """None (as soon as it may) or when it may be sent at the earliest, at most `max_days` ahead of `now`. A time
+    already past means now."""
+    send_at = parse_datetime(raw, "send_at")
+    if send_at is not None and send_at > now + timedelta(days=max_days):
+        raise ValidationError(f"send_at is more than {max_days} days ahead (WAQ_MAX_SCHEDULE_DAYS)", "send_at")
+    return send_at
+
+
+def validate_expiry(expires_at: object, ttl_s: object, now: datetime, send_at: datetime | None,
+                    default_ttl_s: float = 0) -> datetime | None:
+    """When the message stops being worth sending: `expires_at` (a date and time) or `ttl_s` (seconds from now), not
+    both; neither means `default_ttl_s` (WAQ_DEFAULT_TTL_S; 0: never). It must be in the future and after send_at."""
+    if expires_at is not None and ttl_s is not None:
+        raise ValidationError("give expires_at or ttl_s, not both", "ttl_s")
+    if ttl_s is not None:
+        if isinstance(ttl_s, bool) or not isinstance(ttl_s, int | float) or not math.isfinite(ttl_s) or ttl_s < 1 \
+                or ttl_s > MAX_TTL_S:
+            raise ValidationError(f"ttl_s must be a number of seconds from 1 to {MAX_TTL_S}", "ttl_s")
+        expiry = now + timedelta(seconds=ttl_s)
+    elif expires_at is not None:
+        expiry = parse_datetime(expires_at, "expires_at")
+        if expiry is not None and expiry <= now:  # type: ignore[operator]
+            raise ValidationError("expires_at is already past", "expires_at")
+    elif default_ttl_s:
+        expiry = now + timedelta(seconds=default_ttl_s)
+    else:
+        return None
+    if send_at is not None and expiry <= send_at:  # type: ignore[operator]
+        field = "ttl_s" if ttl_s is not None else "expires_at"
+        raise ValidationError(f"{field}: the message would expire before its send_at", field)
+    return expiry
+
+
+def validate_priority(raw: object) -> Priority:
+    """None (normal) or one of PRIORITIES."""
+    if raw is None:
+        return Priority.NORMAL
+    if isinstance(raw, Priority):
+        return raw
+    if not isinstance(raw, str) or raw not in PRIORITIES:
+        raise ValidationError(f"priority must be one of: {', '.join(PRIORITIES)}", "priority")
+    return Priority(raw)
+
+
+def validate_batch(raw: object) -> str | None:
+    """None or a batch name: 1-MAX_BATCH_CHARS letters, digits, '.', '_' and '-', starting with a letter or digit."""
+    if raw is None:
+        return None
+    if not isinstance(raw, str) or len(raw) > MAX_BATCH_CHARS or not _BATCH.match(raw):
+        raise ValidationError(f"batch must be 1-{MAX_BATCH_CHARS} letters, digits, '.', '_' and '-', starting with a "
+                              "letter or digit", "batch")
+    return raw

@@ -15,7 +15,7 @@ import threading
 
 from celery import Celery, Task, current_app, shared_task, signals
 
-from wa_queue import names, recovery, redact
+from wa_queue import callbacks, names, recovery, redact
 from wa_queue.celery_app import WaqCelery
 from wa_queue.errors import StoreError
 from wa_queue.hub import Hub, default_hub
@@ -144,6 +144,9 @@ def health_sweep(self: Task) -> None:
 @shared_task(name=names.TASK_DISPATCH_DUE, bind=True, ignore_result=True)
 def dispatch_due(self: Task) -> int:
     hub = _hub(self)
+    # Expired messages first, so that none of them is published.
+    recovery.expire_due(hub.store, hub.clock(),
+                        on_change=lambda message: callbacks.on_status_change(message, hub.celery))
     return recovery.dispatch_due(hub.store, hub.settings, hub.clock(), publisher=hub.publisher).republished
 
 

@@ -19,7 +19,7 @@ from wa_queue.settings import Settings
 from wa_queue.store.base import MessageStore
 
 EVENT_VALUES = {"enqueued", "claimed", "sending", "sent", "retry", "released", "failed", "recovered", "requeued",
-                "receipt", "deferred", "callback_refused"}
+                "receipt", "deferred", "callback_refused", "expired", "cancelled", "paused", "resumed"}
 STATUS_VALUES = {"unknown", "starting", "qr", "connected", "phone_disconnected", "logged_out", "closed",
                  "needs_operator", "banned"}
 
@@ -79,7 +79,14 @@ def every_event(store: MessageStore) -> list[str]:
     claimed(store, two, 10)
     assert store.record_failed(two.id, owner="w", now=at(11), error_class="InvalidNumber", error_text="x")
     store.mark_sent_by_operator(two.id, now=at(12), actor="ops")
-    return [one.id, two.id]
+
+    three, _ = store.insert(NewMessage(phone="+15550000003", text="c", expires_at=at(20)), at(0))
+    assert store.pause(three.id, now=at(1), reason="batch paused") is not None
+    assert store.resume(three.id, now=at(2), reason="batch resumed") is not None
+    assert store.expire(three.id, owner=None, now=at(21)) is not None
+    four, _ = store.insert(NewMessage(phone="+15550000004", text="d"), at(0))
+    assert store.cancel(four.id, now=at(1), actor="ops") is not None
+    return [one.id, two.id, three.id, four.id]
 
 
 def test_every_history_event_round_trips_as_its_string(store: MessageStore) -> None:

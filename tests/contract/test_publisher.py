@@ -15,7 +15,7 @@ from wa_queue.broker.recording import RecordingPublisher
 from wa_queue.devstack.ports import free_port
 from wa_queue.devstack.redis_server import RedisServer
 from wa_queue.hub import Hub
-from wa_queue.models import Message, NewMessage
+from wa_queue.models import Message, NewMessage, Priority
 from wa_queue.settings import Settings
 from wa_queue.store import MessageStore
 from wa_queue.store.sqlite import SQLiteStore
@@ -88,6 +88,20 @@ def test_queue_length_counts_the_tasks_of_each_queue(subject: Subject) -> None:
     assert subject.publisher.queue_length(QUEUE) == 2
     assert subject.publisher.queue_length("wa.default") == 1
     assert subject.publisher.queue_length("wa.session.secondary") == 0
+
+
+def test_queue_length_counts_each_priority_apart(subject: Subject) -> None:
+    high, normal, low, later = (subject.store.insert(NewMessage(phone=f"+141555500{i:02d}", text=f"p{i}",
+                                                                priority=priority), NOW)[0]
+                                for i, priority in enumerate((Priority.HIGH, Priority.NORMAL, Priority.LOW,
+                                                              Priority.NORMAL)))
+    assert subject.publisher.publish([low, normal, high], QUEUE) is True
+    assert subject.publisher.publish([later], QUEUE, front=True) is True
+    assert subject.publisher.queue_length(QUEUE) == 4
+    assert subject.publisher.queue_length(QUEUE, ["high"]) == 1
+    assert subject.publisher.queue_length(QUEUE, ["normal"]) == 2
+    assert subject.publisher.queue_length(QUEUE, ["high", "low"]) == 2
+    assert subject.publisher.queue_length(QUEUE, []) == 0
 
 
 def test_a_refusing_broker_returns_false_raises_nothing_records_nothing(subject: Subject) -> None:

@@ -28,4 +28,6 @@ SIM_ACCOUNT = "15551230000"  # the simulator's own tests: the linked phone (the 
 SIM_DEST = "4915112345678"  # ... and the chat they open
 
 NOW = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)  # the store tests' fixed instant
+# count_by_status() of an empty store: every status, each 0 (a test writes {**NO_MESSAGES, "pending": 3}).
+NO_MESSAGES = {status: 0 for status in ("pending", "processing", "sent", "failed", "expired", "cancelled", "paused")}
 UNREACHABLE = "cannot reach web.whatsapp.com: check the network or WAQ_WHATSAPP_URL"

@@ -15,7 +15,7 @@ import pytest
 from wa_queue import names
 from wa_queue.broker import envelope
 from wa_queue.hub import default_hub
-from wa_queue.models import Message, NewMessage, utcnow
+from wa_queue.models import Message, NewMessage, Priority, utcnow
 
 QUEUE = names.session_queue("primary")
 TASK_ID = "11111111-2222-4333-8444-555555555555"
@@ -30,13 +30,15 @@ def _pop(client: Any, queue: str) -> dict[str, Any]:
 
 def _by_hand(message: Message, countdown: float | None) -> dict[str, Any]:
     envelope.Envelopes(default_hub().celery).push(default_hub().broker, [message], QUEUE, countdown)
-    return _pop(default_hub().broker, QUEUE)
+    return _pop(default_hub().broker, names.priority_list(QUEUE, message.priority.value))  # type: ignore[union-attr]
 
 
 def _by_celery(message: Message, countdown: float | None) -> dict[str, Any]:
+    """kombu's own Redis put: the list of the priority step, chosen by the transport from the task's priority."""
     default_hub().celery.send_task(names.TASK_SEND, args=[message.id, message.attempts], queue=QUEUE, exchange="",
-                                   routing_key=QUEUE, countdown=countdown, task_id=TASK_ID)
-    return _pop(default_hub().broker, QUEUE)
+                                   routing_key=QUEUE, countdown=countdown, task_id=TASK_ID,
+                                   priority=names.PRIORITY_STEPS[message.priority.value])  # type: ignore[union-attr]
+    return _pop(default_hub().broker, names.priority_list(QUEUE, message.priority.value))  # type: ignore[union-attr]
 
 
 # Known, harmless differences, each checked for what it is rather than ignored:
@@ -66,9 +68,12 @@ def _comparable(envelope: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+@pytest.mark.parametrize("priority", [p.value for p in Priority])
 @pytest.mark.parametrize("countdown", [None, 300.0], ids=["now", "countdown"])
-def test_the_hand_made_envelope_is_the_one_celery_writes(waq_env: dict[str, str], countdown: float | None) -> None:
-    message, _ = default_hub().store.insert(NewMessage(phone="+14155550123", text="hi"), utcnow())
+def test_the_hand_made_envelope_is_the_one_celery_writes(waq_env: dict[str, str], countdown: float | None,
+                                                         priority: str) -> None:
+    message, _ = default_hub().store.insert(NewMessage(phone="+14155550123", text="hi", priority=Priority(priority)),
+                                            utcnow())
     ours, celerys = _comparable(_by_hand(message, countdown)), _comparable(_by_celery(message, countdown))
     if countdown is not None:
         # Both ETAs are "now + countdown" as each saw it: seconds apart at most, in the same time zone form.

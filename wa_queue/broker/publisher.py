@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Protocol
 from wa_queue import names
 from wa_queue.broker.envelope import Envelopes
 from wa_queue.broker.epoch import BrokerEpoch
-from wa_queue.models import Message, utcnow
+from wa_queue.models import Message, plain, utcnow
 from wa_queue.store import MessageStore
 
 if TYPE_CHECKING:
@@ -26,13 +26,15 @@ log = logging.getLogger(__name__)
 
 class Publisher(Protocol):
     def publish(self, messages: Iterable[Message], queue: str, *, countdown: float | None = None,
-                now: datetime | None = None) -> bool:
-        """Publish one send task per message to `queue` (after `countdown` seconds), then record the dispatch in
-        the store (the epoch and the queue). False when the broker refused them: nothing recorded, nothing
-        raised (the store keeps them and the sweeper publishes them later). Publishing nothing is True."""
+                now: datetime | None = None, front: bool = False) -> bool:
+        """Publish one send task per message to `queue` (after `countdown` seconds) at its message's priority, then
+        record the dispatch in the store (the epoch and the queue). `front`: ahead of the tasks of the same
+        priority already waiting (a message handed back keeps its place). False when the broker refused them:
+        nothing recorded, nothing raised (the store keeps them and the sweeper publishes them later). Publishing
+        nothing is True."""
 
-    def queue_length(self, queue: str) -> int:
-        """Tasks waiting in a queue."""
+    def queue_length(self, queue: str, priorities: Iterable[str] | None = None) -> int:
+        """Tasks waiting in a queue: of every priority, or of these (names.PRIORITY_STEPS' keys)."""
 
     def current_epoch(self, fresh: bool = False) -> str:
         """The broker's epoch (epoch.py); `fresh` bypasses any cache."""
@@ -51,15 +53,19 @@ class CeleryPublisher:
         self.envelopes = Envelopes(celery)
         self._redis = str(celery.conf.broker_url).startswith(("redis://", "rediss://"))
 
-    def queue_length(self, queue: str) -> int:
-        """kombu's Redis transport keeps each queue as a list under its name."""
-        return int(self.client.llen(queue))
+    def queue_length(self, queue: str, priorities: Iterable[str] | None = None) -> int:
+        """kombu's Redis transport keeps each queue as one list per priority step (names.priority_list)."""
+        keys = [names.priority_list(queue, p) for p in (names.PRIORITY_STEPS if priorities is None else priorities)]
+        pipe = self.client.pipeline(transaction=False)
+        for key in keys:
+            pipe.llen(key)
+        return sum(int(n) for n in pipe.execute())
 
     def current_epoch(self, fresh: bool = False) -> str:
         return self.epoch.current(fresh=fresh)
 
     def publish(self, messages: Iterable[Message], queue: str, *, countdown: float | None = None,
-                now: datetime | None = None) -> bool:
+                now: datetime | None = None, front: bool = False) -> bool:
         """Called only after the messages are committed (invariant 1). A crash between the two steps leaves the
         dispatch unrecorded, and the sweeper publishes again: at worst a duplicate task, which the claim makes
         harmless."""
@@ -74,13 +80,14 @@ class CeleryPublisher:
             return False
         try:
             if self._redis:
-                self.envelopes.push(self.client, messages, queue, countdown)
+                self.envelopes.push(self.client, messages, queue, countdown, front=front)
             else:
                 for message in messages:
                     # exchange='' with routing_key=queue: kombu's Redis transport pushes straight onto the queue's
                     # list instead of looking up exchange bindings, which a FLUSHALL would have erased.
                     self.celery.send_task(names.TASK_SEND, args=[message.id, message.attempts], queue=queue,
-                                          exchange="", routing_key=queue, countdown=countdown)
+                                          exchange="", routing_key=queue, countdown=countdown,
+                                          priority=names.PRIORITY_STEPS.get(plain(message.priority), 3))
         except Exception as exc:  # noqa: BLE001 - the store keeps them: the sweeper republishes what did not go out
             log.warning("publish of %d message(s) to %s failed: %s; the sweeper will retry", len(messages), queue,
                         exc)

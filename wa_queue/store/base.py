@@ -216,6 +216,38 @@ class MessageStore(abc.ABC):
         """processing (lease held by `owner`, expired or not) -> pending without using an attempt; sending_at is
         KEPT (the outcome is unknown); history 'recovered'. None if the lease moved on."""
 
+    # ---- when and what first (expiry, cancel, batches) ------------------------------------------------------
+    @abc.abstractmethod
+    def expire(self, message_id: str, *, owner: str | None, now: datetime) -> Message | None:
+        """pending, paused or processing (lease held by `owner`; None skips the check) -> expired, when expires_at
+        <= now and the message is not in doubt: expired_at, lease cleared; history 'expired'. None if not allowed."""
+
+    @abc.abstractmethod
+    def expire_unsent(self, message_id: str, *, owner: str, now: datetime) -> Message | None:
+        """processing (lease held) -> expired when expires_at <= now, once the chat showed an earlier click unsent:
+        the doubt fields are cleared with the lease; history 'expired'. None if not allowed."""
+
+    @abc.abstractmethod
+    def list_expiring(self, *, now: datetime, limit: int = 1000) -> list[Message]:
+        """Pending and paused messages not in doubt whose expires_at <= now, earliest first."""
+
+    @abc.abstractmethod
+    def cancel(self, message_id: str, *, now: datetime, actor: str) -> Message | None:
+        """pending or paused, not in doubt -> cancelled, in one compare-and-set that races the claim: cancelled_at;
+        history 'cancelled' with "cancelled by <actor>". None if not allowed (NotFound when absent)."""
+
+    @abc.abstractmethod
+    def pause(self, message_id: str, *, now: datetime, reason: str) -> Message | None:
+        """pending -> paused (dispatch cleared); history 'paused' with the reason. None if not pending."""
+
+    @abc.abstractmethod
+    def resume(self, message_id: str, *, now: datetime, reason: str) -> Message | None:
+        """paused -> pending (dispatch cleared: the sweeper publishes it when due); history 'resumed'."""
+
+    @abc.abstractmethod
+    def batch_messages(self, batch: str, *, statuses: tuple[MessageStatus, ...] | None = None) -> list[Message]:
+        """The messages of a batch (in those statuses, when given), oldest first."""
+
     # ---- operator side -------------------------------------------------------------------------------------
     @abc.abstractmethod
     def count_by_status(self) -> dict[str, int]:

@@ -40,10 +40,13 @@ def build_message(new: NewMessage, now: datetime) -> Message:
         now = utc(now)
     return Message(
         id=new_message_id(), phone=new.phone, text=new.text, status=INSERT_STATUS, created_at=now,
-        updated_at=now, next_attempt_at=now, session=new.session, idempotency_key=new.idempotency_key,
+        updated_at=now, next_attempt_at=max(now, utc(new.send_at)) if new.send_at else now, session=new.session,
+        idempotency_key=new.idempotency_key,
         # Only a replay with the same key compares it (replay_or_conflict); a message without a key never needs it.
         content_hash=new.content_hash() if new.idempotency_key is not None else None,
         callback_url=new.callback_url, metadata=new.metadata, send_window=new.send_window, enqueued_by=new.enqueued_by,
+        send_at=utc(new.send_at) if new.send_at else None, expires_at=utc(new.expires_at) if new.expires_at else None,
+        priority=new.priority, batch=new.batch,
         history=(HistoryEntry(at=now, event=INSERT_EVENT, session=new.session),),
     )
 
@@ -95,6 +98,13 @@ def check_session_fields(fields: dict) -> None:
 def history_entry(now: datetime, event: HistoryEvent, session: str | None, error_class: str | None = None,
                   error_text: str | None = None) -> dict:
     return HistoryEntry(utc(now), event, session, error_class, error_text).to_dict()
+
+
+def cancel_text(actor: str) -> str:
+    """The history text of cancel(): who cancelled. Checked before any write, like operator_sent_text."""
+    if not isinstance(actor, str) or not actor.strip() or len(actor) > MAX_ACTOR:
+        raise ValidationError(f"actor must be 1-{MAX_ACTOR} characters", "actor")
+    return f"cancelled by {actor.strip()}"
 
 
 def operator_sent_text(actor: str, note: str | None) -> str:

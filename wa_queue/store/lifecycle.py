@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
-from wa_queue.models import HistoryEvent, MessageStatus
+from wa_queue.models import UNKNOWN_OUTCOME, HistoryEvent, MessageStatus
 
 
 # ---- where a value comes from --------------------------------------------------------------------------------------
@@ -59,6 +59,40 @@ class Once:
 
 
 Source = Now | Arg | Const | Row | Once
+
+
+# ---- what the row must hold beside its status and lease ------------------------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class IsNull:
+    field: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Differs:
+    """Null, or any value but this one."""
+
+    field: str
+    value: Any
+
+
+@dataclasses.dataclass(frozen=True)
+class Later:
+    """Null, or after the transition's `now`."""
+
+    field: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Reached:
+    """Set, and not after the transition's `now`."""
+
+    field: str
+
+
+Condition = IsNull | Differs | Later | Reached
+# The row form of Message.in_doubt: no click marked, and no unknown outcome recorded.
+NOT_IN_DOUBT: tuple[Condition, ...] = (IsNull("sending_at"), Differs("last_error_class", UNKNOWN_OUTCOME))
+UNEXPIRED = Later("expires_at")
 CLAIMED_BY = Row(("claimed_by",))
 LEASE = ("lease_owner", "lease_expires_at")
 DOUBT = ("sending_at", "sending_session", "sending_picture")  # who clicked, when, and what the chat showed: kept
@@ -116,6 +150,7 @@ class Transition:
     doubt: tuple[str, ...] = ()  # cleared too, unless the caller keeps the doubt (keep_doubt=True)
     optional: tuple[tuple[str, Source], ...] = ()  # set only when the caller passes the argument
     gates: tuple[Gate, ...] = ()  # checked in the same atomic write (see Gate)
+    conditions: tuple[Condition, ...] = ()  # the row must hold them too (the compare-and-set's other terms)
     # Session record fields written with the transition, each only while still null (see Once): the row's session.
     session_once: tuple[tuple[str, Once], ...] = ()
     # (keep_doubt, optional, owner) -> Write, every variant made once, read-only
@@ -170,6 +205,7 @@ class Removal:
 
 PENDING, PROCESSING, SENT, FAILED = (MessageStatus.PENDING, MessageStatus.PROCESSING, MessageStatus.SENT,
                                      MessageStatus.FAILED)
+EXPIRED, CANCELLED, PAUSED = MessageStatus.EXPIRED, MessageStatus.CANCELLED, MessageStatus.PAUSED
 
 # insert(): a new message starts here, with this history entry.
 INSERT_STATUS: MessageStatus = PENDING
@@ -186,6 +222,8 @@ EXTEND_LEASE = Transition("extend_lease", (PROCESSING,), None, None,
 # worker (a failover, two sessions sending to one number) nor a restart can pass a limit. The mark counts as a send
 # from then on (the click may happen and the worker die before record_sent), which is also why the session's
 # first-send day (the warm-up ramp's start) is written here: with the first click, in the FULL commit that guards it.
+# It is also the last check of the message's expiry: a mark at or after expires_at writes nothing, so nothing expired
+# is ever clicked, whatever a worker read before.
 SESSION_CAP = Gate("session daily cap", CLAIMED_BY, "sent_by", "sending_session", Arg("session_cap"),
                    Arg("session_day_start"), "DailyCapReached")
 RECIPIENT_LIMIT = Gate("recipient daily limit", Row(("phone",)), "phone", "phone", Arg("recipient_limit"),
@@ -193,7 +231,7 @@ RECIPIENT_LIMIT = Gate("recipient daily limit", Row(("phone",)), "phone", "phone
 MARK_SENDING = Transition("mark_sending", (PROCESSING,), None, HistoryEvent.SENDING,
                           sets=(("sending_at", NOW), ("sending_session", CLAIMED_BY),
                                 ("sending_picture", Arg("picture"))), lease=Lease.HELD,
-                          gates=(SESSION_CAP, RECIPIENT_LIMIT),
+                          gates=(SESSION_CAP, RECIPIENT_LIMIT), conditions=(UNEXPIRED,),
                           session_once=(("first_send_day", Once("first_send_day")),))
 RECORD_SENT = Transition(
     "record_sent", (PROCESSING,), SENT, HistoryEvent.SENT,
@@ -235,12 +273,33 @@ RECORD_RECEIPT = Transition(
     sets=(("delivered_at", Once("delivered_at")), ("read_at", Once("read_at"))), history_session=Row(("sent_by",)))
 # A status callback the outbound rule refused (wa_queue/outbound.py): only a history entry with why, whatever the
 # status; the callback is a notification, and the message's own errors stay those of its sends.
-RECORD_CALLBACK_REFUSED = Transition("record_callback_refused", (SENT, FAILED, PENDING, PROCESSING), None,
+RECORD_CALLBACK_REFUSED = Transition("record_callback_refused",
+                                     (SENT, FAILED, PENDING, PROCESSING, EXPIRED, CANCELLED, PAUSED), None,
                                      HistoryEvent.CALLBACK_REFUSED)
+
+# Unsent at its expiry: final. Taken from a worker's claim (its owner) or by the sweep (no owner, pending or paused).
+# A message in doubt is not expired: whether it went out is settled first, like any other doubt.
+DISPATCH = ("dispatched_at", "dispatch_epoch", "dispatch_queue")
+EXPIRE = Transition(
+    "expire", (PENDING, PROCESSING, PAUSED), EXPIRED, HistoryEvent.EXPIRED, sets=(("expired_at", NOW),),
+    clears=LEASE, lease=Lease.HELD_UNLESS_NO_OWNER, conditions=(Reached("expires_at"), *NOT_IN_DOUBT))
+# The same after the chat of the session that clicked showed the message unsent (Delivery._already_sent found nothing):
+# the doubt is settled, so it goes too, and the lease must be held.
+EXPIRE_UNSENT = Transition(
+    "expire_unsent", (PROCESSING,), EXPIRED, HistoryEvent.EXPIRED, sets=(("expired_at", NOW),), clears=LEASE + DOUBT,
+    lease=Lease.HELD, conditions=(Reached("expires_at"),))
+# A producer's or operator's cancel: a compare-and-set on the status, so it races the claim atomically (the claim
+# takes pending messages only). A message in doubt may have been sent: it is settled, never cancelled.
+CANCEL = Transition("cancel", (PENDING, PAUSED), CANCELLED, HistoryEvent.CANCELLED, sets=(("cancelled_at", NOW),),
+                    conditions=NOT_IN_DOUBT)
+# A batch's pause and resume: a paused message is never claimed; resumed, the sweeper publishes it when due.
+PAUSE = Transition("pause", (PENDING,), PAUSED, HistoryEvent.PAUSED, clears=DISPATCH)
+RESUME = Transition("resume", (PAUSED,), PENDING, HistoryEvent.RESUMED, clears=DISPATCH)
 
 TRANSITIONS: tuple[Transition, ...] = (CLAIM, EXTEND_LEASE, MARK_SENDING, RECORD_SENT, RECORD_RETRY, RECORD_FAILED,
                                        RELEASE, DEFER, RECOVER, RETRY_FAILED, MARK_SENT_BY_OPERATOR, RECORD_RECEIPT,
-                                       RECORD_CALLBACK_REFUSED)
+                                       RECORD_CALLBACK_REFUSED, EXPIRE, EXPIRE_UNSENT, CANCEL, PAUSE,
+                                       RESUME)
 
 DELETE = Removal("delete", (FAILED,), archived=False)
 ARCHIVE = Removal("archive_failed", (FAILED,), archived=True)
@@ -250,3 +309,6 @@ REMOVALS: tuple[Removal, ...] = (DELETE, ARCHIVE)
 DUE: tuple[MessageStatus, ...] = CLAIM.from_statuses  # what dispatch publishes and a claim may take
 LEASED: tuple[MessageStatus, ...] = RECOVER.from_statuses  # what a lease may hold and recovery frees
 OPERATOR_CASES: tuple[MessageStatus, ...] = RETRY_FAILED.from_statuses  # listed for an operator, and archived
+UNSENT: tuple[MessageStatus, ...] = EXPIRE.from_statuses  # what may still be sent (a batch's open messages)
+FINAL: tuple[MessageStatus, ...] = (SENT, EXPIRED, CANCELLED)  # never left (receipts keep a message sent)
+EXPIRING: tuple[MessageStatus, ...] = tuple(s for s in UNSENT if s not in LEASED)  # what the expiry sweep looks at

@@ -32,13 +32,15 @@ from wa_queue.models import Message, MessageStatus, NewMessage, SessionStatus
 from wa_queue.names import ARCHIVE, ENQUEUE_COUNTS, MESSAGES, NUMBER_CHECKS, SEND_COUNTS, SESSIONS
 from wa_queue.store import lifecycle, mongo_client
 from wa_queue.store.base import MessageStore, status_keys
-from wa_queue.store.common import lookup_keys, operator_sent_text, picture_text, plan_inserts
+from wa_queue.store.common import cancel_text, lookup_keys, operator_sent_text, picture_text, plan_inserts
 from wa_queue.store.mongo_codec import (
     DUE,
+    EXPIRING,
     FAILED,
     FILTERS,
     LEASED,
     READS,
+    conditions_filter,
     failed_filter,
     from_db,
     from_doc,
@@ -166,7 +168,7 @@ class MongoStore(MongoSessionRecords, MessageStore):
         the row (and Once fields) are read first, and the filter then requires them unchanged: a lost race re-reads.
         `args` are the transition's arguments, encoded for MongoDB; `also`, update operators of this adapter's own
         fields, outside the table."""
-        where = {**FILTERS[write], **(guard or {})}
+        where = {**FILTERS[write], **(guard or {}), **conditions_filter(write.transition, now)}
         if write.owner:
             where["lease_owner"] = args["owner"]
         columns = READS[write]
@@ -227,7 +229,8 @@ class MongoStore(MongoSessionRecords, MessageStore):
         gates, once = write.transition.gated(args)
         if not gates and not once:
             return self._transition(write, message_id, now, owner=owner, picture=picture_text(picture)) is not None
-        doc = self.messages.find_one({"_id": message_id, **FILTERS[write], "lease_owner": owner})
+        doc = self.messages.find_one({"_id": message_id, **FILTERS[write], **conditions_filter(write.transition, now),
+                                      "lease_owner": owner})
         if doc is None:
             return False
         taken: list[str] = []
@@ -359,6 +362,32 @@ class MongoStore(MongoSessionRecords, MessageStore):
         if sort:
             cursor = cursor.sort(sort)
         return [from_doc(doc) for doc in cursor.skip(skip).limit(limit)]
+
+    def expire(self, message_id: str, *, owner: str | None, now: datetime) -> Message | None:
+        return self._transition(lifecycle.EXPIRE.write(owner=owner is not None), message_id, now, owner=owner)
+
+    def expire_unsent(self, message_id: str, *, owner: str, now: datetime) -> Message | None:
+        return self._transition(lifecycle.EXPIRE_UNSENT.write(), message_id, now, owner=owner)
+
+    def list_expiring(self, *, now: datetime, limit: int = 1000) -> list[Message]:
+        # Served by the (status, expires_at) index.
+        return self._find({**EXPIRING, "expires_at": {"$lte": to_db(now)}}, [("expires_at", ASCENDING)], limit)
+
+    def cancel(self, message_id: str, *, now: datetime, actor: str) -> Message | None:
+        message = self._transition(lifecycle.CANCEL.write(), message_id, now, error_text=cancel_text(actor))
+        if message is None:
+            self.get(message_id)  # NotFound when absent
+        return message
+
+    def pause(self, message_id: str, *, now: datetime, reason: str) -> Message | None:
+        return self._transition(lifecycle.PAUSE.write(), message_id, now, error_text=reason)
+
+    def resume(self, message_id: str, *, now: datetime, reason: str) -> Message | None:
+        return self._transition(lifecycle.RESUME.write(), message_id, now, error_text=reason)
+
+    def batch_messages(self, batch: str, *, statuses: tuple[MessageStatus, ...] | None = None) -> list[Message]:
+        query = {"batch": batch, **(status_filter(statuses) if statuses else {})}
+        return self._find(query, [("_id", ASCENDING)])
 
     # ---- operator side ---------------------------------------------------------------------------------------
     def count_by_status(self) -> dict[str, int]:

@@ -52,6 +52,7 @@ def to_doc(message: Message) -> dict[str, Any]:
         value = getattr(message, name)
         doc[name] = to_db(value) if name in DATETIME_FIELDS else value
     doc["status"] = message.status.value
+    doc["priority"] = plain(message.priority)
     doc["send_window"] = message.send_window.to_dict() if message.send_window is not None else None
     doc["history"] = [history_doc(e.at, e.event, e.session, e.error_class, e.error_text) for e in message.history]
     if message.idempotency_key is None:
@@ -117,6 +118,27 @@ READS: Mapping[lifecycle.Write, tuple[str, ...]] = MappingProxyType({w: _row_col
 DUE = MappingProxyType(status_filter(lifecycle.DUE))
 LEASED = MappingProxyType(status_filter(lifecycle.LEASED))
 FAILED = MappingProxyType(status_filter(lifecycle.OPERATOR_CASES))
+EXPIRING = MappingProxyType({**status_filter(lifecycle.EXPIRING), "sending_at": None,
+                             "last_error_class": {"$ne": lifecycle.NOT_IN_DOUBT[1].value}})  # type: ignore[union-attr]
+
+
+def conditions_filter(transition: lifecycle.Transition, now: datetime) -> dict[str, Any]:
+    """The transition's conditions (lifecycle.Condition) as filter terms, under one $and so that none replaces a term
+    of the same field elsewhere in the filter."""
+    terms: list[dict[str, Any]] = []
+    for condition in transition.conditions:
+        field = condition.field
+        if isinstance(condition, lifecycle.IsNull):
+            terms.append({field: None})
+        elif isinstance(condition, lifecycle.Differs):
+            terms.append({field: {"$ne": condition.value}})  # a missing or null field matches too
+        elif isinstance(condition, lifecycle.Later):
+            terms.append({"$or": [{field: None}, {field: {"$gt": to_db(now)}}]})
+        elif isinstance(condition, lifecycle.Reached):
+            terms.append({field: {"$lte": to_db(now)}})
+        else:
+            raise TypeError(f"no filter for {condition!r}")
+    return {"$and": terms} if terms else {}
 
 
 def failed_filter(session: str | None, error: str | None = None) -> dict[str, Any]:

@@ -26,6 +26,9 @@ INDEXES: list[tuple[list[tuple[str, int]], dict[str, Any]]] = [
     ([("phone", ASCENDING), ("sent_at", ASCENDING)], {}),
     ([("sending_session", ASCENDING), ("sending_at", ASCENDING)], {}),
     ([("phone", ASCENDING), ("sending_at", ASCENDING)], {}),
+    # The batch page's counts, and the expiry sweep's pending messages past their expires_at.
+    ([("batch", ASCENDING), ("status", ASCENDING)], {"sparse": True}),
+    ([("status", ASCENDING), ("expires_at", ASCENDING)], {}),
 ]
 
 

@@ -24,6 +24,7 @@ from wa_queue.store import lifecycle, sqlite_quota
 from wa_queue.store import sqlite_statements as statements
 from wa_queue.store.base import MessageStore, status_keys
 from wa_queue.store.common import (
+    cancel_text,
     lookup_keys,
     operator_sent_text,
     picture_text,
@@ -220,7 +221,8 @@ class SQLiteStore(SQLiteSessionRecords, MessageStore):
                                     picture=picture_text(picture)) is not None
         # BEGIN IMMEDIATE: every other writer waits, so the counts cannot change between them and the mark.
         with self.db.transaction() as conn:
-            row = conn.execute(statements.MARK_KEYS_SQL, {"id": message_id, "owner": owner}).fetchone()
+            keys_of = {"id": message_id, "owner": owner, "now": to_us(now)}
+            row = conn.execute(statements.MARK_KEYS_SQL, keys_of).fetchone()
             if row is None:
                 return False
             keys = dict(zip(statements.MARK_KEYS, row, strict=True))
@@ -353,6 +355,34 @@ class SQLiteStore(SQLiteSessionRecords, MessageStore):
         return [row_to_message(r) for r in rows]
 
     # ---- operator side ---------------------------------------------------------------------------------------
+    def expire(self, message_id: str, *, owner: str | None, now: datetime) -> Message | None:
+        return self._transition(lifecycle.EXPIRE.write(owner=owner is not None), message_id, now=now,  # type: ignore
+                                owner=owner)
+
+    def expire_unsent(self, message_id: str, *, owner: str, now: datetime) -> Message | None:
+        return self._transition(lifecycle.EXPIRE_UNSENT.write(), message_id, now=now, owner=owner)  # type: ignore
+
+    def list_expiring(self, *, now: datetime, limit: int = 1000) -> list[Message]:
+        return self._select(f"{statements.EXPIRING} AND expires_at <= ? ORDER BY expires_at LIMIT ?",
+                            (to_us(now), limit), indexed_by="ix_msg_expiry")
+
+    def cancel(self, message_id: str, *, now: datetime, actor: str) -> Message | None:
+        text = cancel_text(actor)
+        message = self._transition(lifecycle.CANCEL.write(), message_id, now=now, error_text=text)
+        if message is None:
+            self.get(message_id)  # NotFound when absent
+        return message  # type: ignore[return-value]
+
+    def pause(self, message_id: str, *, now: datetime, reason: str) -> Message | None:
+        return self._transition(lifecycle.PAUSE.write(), message_id, now=now, error_text=reason)  # type: ignore
+
+    def resume(self, message_id: str, *, now: datetime, reason: str) -> Message | None:
+        return self._transition(lifecycle.RESUME.write(), message_id, now=now, error_text=reason)  # type: ignore
+
+    def batch_messages(self, batch: str, *, statuses: tuple[MessageStatus, ...] | None = None) -> list[Message]:
+        where = "batch = ?" + (f" AND {statements.status_sql(statuses)}" if statuses else "")
+        return self._select(f"{where} ORDER BY id", (batch,), indexed_by="ix_msg_batch")
+
     def count_by_status(self) -> dict[str, int]:
         counts = status_keys()
         counts.update(dict(self.db.get().execute(f"SELECT status, n FROM {STATUS_COUNTS}").fetchall()))

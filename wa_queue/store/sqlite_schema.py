@@ -25,7 +25,8 @@ COLS = ", ".join(MESSAGE_FIELDS)
 SESSION_COLS = ", ".join(SESSION_FIELDS)
 # What new_row fills:
 _NEW_COLUMNS = ("id", "phone", "text", "status", "created_at", "updated_at", "next_attempt_at", "attempts", "session",
-                "idempotency_key", "content_hash", "callback_url", "metadata", "history", "send_window", "enqueued_by")
+                "idempotency_key", "content_hash", "callback_url", "metadata", "history", "send_window", "enqueued_by",
+                "send_at", "expires_at", "priority", "batch")
 _ROW_MARKS = f"({', '.join('?' * len(_NEW_COLUMNS))})"
 INSERT_CHUNK = 500  # rows per INSERT statement: its parameters, one per column of each row, stay below SQLite's limit
 
@@ -54,7 +55,8 @@ def _column_defs() -> str:
 
 # Columns added after the first release: a file made by an earlier version gains them when opened (nullable, so
 # ALTER TABLE ADD COLUMN needs no rewrite). Reads name their columns (COLS), so the column order does not matter.
-ADDED_COLUMNS = ("last_attempt_at", "send_window", "sending_picture", "enqueued_by")
+ADDED_COLUMNS = ("last_attempt_at", "send_window", "sending_picture", "enqueued_by", "send_at", "expires_at",
+                 "priority", "batch", "expired_at", "cancelled_at")
 # The same for the sessions table: name -> column definition.
 ADDED_SESSION_COLUMNS = {"last_error": "TEXT", "last_error_at": "INTEGER", "last_error_hint": "TEXT",
                          "first_send_day": "TEXT", "warmup_skipped": "INTEGER NOT NULL DEFAULT 0",
@@ -92,6 +94,9 @@ INDEXES = {
                           "WHERE sending_at IS NOT NULL AND status <> 'sent'",
     "ix_msg_failed": f"CREATE INDEX ix_msg_failed ON {MESSAGES}(status, failed_at, id) WHERE status = 'failed'",
     "ix_msg_created": f"CREATE INDEX ix_msg_created ON {MESSAGES}(status, created_at)",
+    # The batch page's counts, and the expiry sweep's pending messages past their expires_at.
+    "ix_msg_batch": f"CREATE INDEX ix_msg_batch ON {MESSAGES}(batch, status) WHERE batch IS NOT NULL",
+    "ix_msg_expiry": f"CREATE INDEX ix_msg_expiry ON {MESSAGES}(status, expires_at) WHERE expires_at IS NOT NULL",
     "ix_msg_queue": f"CREATE INDEX ix_msg_queue ON {MESSAGES}(dispatch_queue, dispatched_at) "
                     "WHERE status = 'pending' AND dispatch_queue IS NOT NULL",
 }
@@ -206,10 +211,12 @@ def new_row(message: Message, now_us: int | None, histories: dict[str | None, st
     history = histories.get(message.session)
     if history is None:
         history = histories[message.session] = json.dumps([entry.to_dict() for entry in message.history])
-    return (message.id, message.phone, message.text, message.status.value, now_us, now_us, now_us, 0, message.session,
+    due_us = now_us if message.send_at is None else max(now_us or 0, to_us(message.send_at))  # type: ignore[type-var]
+    return (message.id, message.phone, message.text, message.status.value, now_us, now_us, due_us, 0, message.session,
             message.idempotency_key, message.content_hash, message.callback_url,
             json.dumps(message.metadata) if message.metadata is not None else None, history,
-            window_to_text(message.send_window), message.enqueued_by)
+            window_to_text(message.send_window), message.enqueued_by, to_us(message.send_at),
+            to_us(message.expires_at), plain(message.priority), message.batch)
 
 
 def row_to_session(row: tuple) -> SessionRecord:

@@ -31,7 +31,7 @@ def _literal(value: Any) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
-def _status_sql(statuses: tuple[MessageStatus, ...]) -> str:
+def status_sql(statuses: tuple[MessageStatus, ...]) -> str:
     """The guard on the status; one status as `status = '...'`, the form the partial indexes' WHERE is written in."""
     if len(statuses) == 1:
         return f"status = {_literal(statuses[0].value)}"
@@ -64,10 +64,24 @@ def _set_sql(write: lifecycle.Write) -> str:
     return ", ".join(parts)
 
 
+def _condition_sql(condition: lifecycle.Condition) -> str:
+    field = condition.field
+    if isinstance(condition, lifecycle.IsNull):
+        return f"{field} IS NULL"
+    if isinstance(condition, lifecycle.Differs):
+        return f"({field} IS NULL OR {field} <> {_literal(condition.value)})"
+    if isinstance(condition, lifecycle.Later):
+        return f"({field} IS NULL OR {field} > :now)"
+    if isinstance(condition, lifecycle.Reached):
+        return f"{field} <= :now"
+    raise TypeError(f"no SQL for {condition!r}")
+
+
 def _guard_sql(write: lifecycle.Write) -> str:
-    """The compare-and-set: the table's from-statuses, the lease owner, and something new for Once fields."""
+    """The compare-and-set: the table's from-statuses, the lease owner, the conditions, and something new for Once
+    fields."""
     transition = write.transition
-    guards = [_status_sql(transition.from_statuses)]
+    guards = [status_sql(transition.from_statuses), *map(_condition_sql, transition.conditions)]
     if write.owner:
         guards.append("lease_owner = :owner")
     if transition.once:
@@ -78,9 +92,10 @@ def _guard_sql(write: lifecycle.Write) -> str:
 
 
 # What the read queries select, from the table's status groups.
-DUE = _status_sql(lifecycle.DUE)
-LEASED = _status_sql(lifecycle.LEASED)
-FAILED = _status_sql(lifecycle.OPERATOR_CASES)
+DUE = status_sql(lifecycle.DUE)
+LEASED = status_sql(lifecycle.LEASED)
+FAILED = status_sql(lifecycle.OPERATOR_CASES)
+EXPIRING = " AND ".join((status_sql(lifecycle.EXPIRING), *map(_condition_sql, lifecycle.NOT_IN_DOUBT)))
 
 _CLAIM_DUE = "next_attempt_at <= :now"  # the claim's own guards beside the table's
 _CLAIM_AT = "attempts = :attempts"
@@ -119,8 +134,8 @@ GATES: Mapping[lifecycle.Gate, str] = MappingProxyType({g: _gate_sql(g) for g in
 SESSION_ONCE_SQL: Mapping[str, str] = MappingProxyType({
     field: f"UPDATE {SESSIONS} SET {field} = coalesce({field}, ?) WHERE name = ?"
     for field, _ in lifecycle.MARK_SENDING.session_once})
-DELETE_SQL = f"DELETE FROM {MESSAGES} WHERE id = ? AND {_status_sql(lifecycle.DELETE.from_statuses)}"
-ARCHIVE_IDS_SQL = (f"SELECT id FROM {MESSAGES} WHERE {_status_sql(lifecycle.ARCHIVE.from_statuses)} "
+DELETE_SQL = f"DELETE FROM {MESSAGES} WHERE id = ? AND {status_sql(lifecycle.DELETE.from_statuses)}"
+ARCHIVE_IDS_SQL = (f"SELECT id FROM {MESSAGES} WHERE {status_sql(lifecycle.ARCHIVE.from_statuses)} "
                     "AND failed_at < ? LIMIT ?")
 
 # The sweeper's look-up of what this broker epoch has not seen: three index ranges on (status, dispatch_epoch,

@@ -5,27 +5,27 @@ from __future__ import annotations
 import pytest
 
 from tests.contract.store.helpers import at, claimed, events, failed, insert, run_threads
-from tests.helpers.constants import NOW
+from tests.helpers.constants import NO_MESSAGES, NOW
 from wa_queue.errors import InvalidTransition, NotFound, ValidationError
 from wa_queue.models import Message, MessageStatus
 from wa_queue.store.base import MessageStore
 
 
 def test_count_by_status_follows_every_transition(store: MessageStore) -> None:
-    assert store.count_by_status() == {"pending": 0, "processing": 0, "sent": 0, "failed": 0}
+    assert store.count_by_status() == NO_MESSAGES
     for i in range(3):
         insert(store, i)
     c = claimed(store, 10, owner="w")
     f = failed(store, 11)
     s = claimed(store, 12, owner="x")
     store.record_sent(s.id, owner="x", now=at(1), session="s1", wa_id=None)
-    assert store.count_by_status() == {"pending": 3, "processing": 1, "sent": 1, "failed": 1}
+    assert store.count_by_status() == {**NO_MESSAGES, "pending": 3, "processing": 1, "sent": 1, "failed": 1}
     store.recover(c.id, owner="w", now=at(100), reason="r")
     store.retry_failed(f.id, now=at(2))
-    assert store.count_by_status() == {"pending": 5, "processing": 0, "sent": 1, "failed": 0}
+    assert store.count_by_status() == {**NO_MESSAGES, "pending": 5, "sent": 1}
     f2 = failed(store, 13)
     store.delete(f2.id)
-    assert store.count_by_status() == {"pending": 5, "processing": 0, "sent": 1, "failed": 0}
+    assert store.count_by_status() == {**NO_MESSAGES, "pending": 5, "sent": 1}
 
 
 def test_list_failed_pages_and_filters(store: MessageStore) -> None:
@@ -139,10 +139,10 @@ def test_mark_sent_by_operator_rules(store: MessageStore) -> None:
 def test_mark_sent_by_operator_moves_counts_and_counts_as_a_send(store: MessageStore) -> None:
     u = unverified(store, 1, clicked_by="s2", failed_by="s1")
     other = failed(store, 2)
-    assert store.count_by_status() == {"pending": 0, "processing": 0, "sent": 0, "failed": 2}
+    assert store.count_by_status() == {**NO_MESSAGES, "failed": 2}
     assert store.list_failed(error="OutcomeUnverified")[1] == 1
     store.mark_sent_by_operator(u.id, now=at(30), actor="ops")
-    assert store.count_by_status() == {"pending": 0, "processing": 0, "sent": 1, "failed": 1}
+    assert store.count_by_status() == {**NO_MESSAGES, "sent": 1, "failed": 1}
     assert store.list_failed() == ([other], 1) and store.list_failed(error="OutcomeUnverified")[1] == 0
     # sends_since counts by sent_by and sent_at: the daily cap of the session that clicked includes it.
     assert store.sends_since("s2", at(0)) == 1 and store.sends_since("s1", at(0)) == 0

@@ -32,20 +32,64 @@ TABLE_DERIVED: dict[str, Callable[[dict[str, object]], object]] = {
 }
 
 
-def in_status(store: MessageStore, status: MessageStatus, i: int) -> Message:
+def in_status(store: MessageStore, status: MessageStatus, i: int, write: lifecycle.Write | None = None) -> Message:
     """A message in `status` with every field a transition may clear filled where that status allows: dispatched,
-    claimed and clicked (lease held by TABLE_OWNER), then sent or failed."""
-    message = insert(store, i, session="s1")
+    claimed and clicked (lease held by TABLE_OWNER), then sent or failed. For `write`, the row also holds the
+    transition's conditions: not clicked when it needs no doubt, an expires_at it has reached when it needs one."""
+    conditions = write.transition.conditions if write is not None else ()
+    clicked = lifecycle.IsNull("sending_at") not in conditions
+    expires_at = at(500) if lifecycle.Reached("expires_at") in conditions else None
+    if status is MessageStatus.EXPIRED:
+        expires_at = at(2)
+    message = insert(store, i, session="s1", expires_at=expires_at)
     store.mark_dispatched([message.id], now=at(1), epoch="e1", queue="wa.s1")
-    if status is MessageStatus.PENDING:
-        return store.get(message.id)
+    unleased = {MessageStatus.PENDING: None, MessageStatus.PAUSED: lambda: store.pause(message.id, now=at(2),
+                                                                                        reason="held"),
+                MessageStatus.CANCELLED: lambda: store.cancel(message.id, now=at(2), actor="op"),
+                MessageStatus.EXPIRED: lambda: store.expire(message.id, owner=None, now=at(2))}
+    if status in unleased:
+        step = unleased[status]
+        assert step is None or step() is not None
+        found = store.get(message.id)
+        assert found.status is status
+        return found
     assert store.claim(message.id, owner=TABLE_OWNER, session="s1", now=at(2), lease_s=60) is not None
-    assert store.mark_sending(message.id, owner=TABLE_OWNER, now=at(3), picture=("row-0",))
+    if clicked:
+        assert store.mark_sending(message.id, owner=TABLE_OWNER, now=at(3), picture=("row-0",))
     if status is MessageStatus.SENT:
         assert store.record_sent(message.id, owner=TABLE_OWNER, now=at(4), session="s1", wa_id="wa-1") is not None
     elif status is MessageStatus.FAILED:
         assert store.record_failed(message.id, owner=TABLE_OWNER, now=at(4), error_class="SendOutcomeUnknown",
                                    error_text="unread chat") is not None
+    found = store.get(message.id)
+    assert found.status is status
+    return found
+
+
+def breaking(store: MessageStore, condition: lifecycle.Condition, status: MessageStatus, i: int) -> Message:
+    """A message in `status` (pending, paused or processing) that breaks `condition` and holds the others of the
+    transitions that have them (an expires_at reached but no doubt, or a doubt but no expiry)."""
+    reached = at(500)
+    if condition == lifecycle.Reached("expires_at"):
+        message = insert(store, i, session="s1")
+    elif condition == lifecycle.Later("expires_at"):
+        message = insert(store, i, session="s1", expires_at=reached)
+    else:
+        message = insert(store, i, session="s1", expires_at=reached)
+        assert store.claim(message.id, owner=TABLE_OWNER, session="s1", now=at(2), lease_s=60) is not None
+        if condition == lifecycle.IsNull("sending_at"):
+            assert store.mark_sending(message.id, owner=TABLE_OWNER, now=at(3))
+            if status is not MessageStatus.PROCESSING:
+                assert store.recover(message.id, owner=TABLE_OWNER, now=at(4), reason="worker died") is not None
+        else:
+            assert store.record_retry(message.id, owner=TABLE_OWNER, now=at(3), next_attempt_at=at(3),
+                                      error_class=condition.value, error_text="no ack") is not None  # type: ignore
+            if status is MessageStatus.PROCESSING:
+                assert store.claim(message.id, owner=TABLE_OWNER, session="s1", now=at(4), lease_s=60) is not None
+    if status is MessageStatus.PROCESSING and store.get(message.id).status is MessageStatus.PENDING:
+        assert store.claim(message.id, owner=TABLE_OWNER, session="s1", now=at(4), lease_s=60) is not None
+    elif status is MessageStatus.PAUSED:
+        assert store.pause(message.id, now=at(5), reason="held") is not None
     found = store.get(message.id)
     assert found.status is status
     return found
@@ -93,11 +137,13 @@ def test_every_transition_does_what_the_table_says(store: MessageStore, write: l
     if not write.owner and transition.lease is not lifecycle.Lease.NONE:
         options["owner"] = None
     kwargs = table_kwargs(transition.method, named, **options)
+    # A write that checks the lease's owner takes only what a lease can hold.
+    allowed = [s for s in transition.from_statuses if not write.owner or s in lifecycle.LEASED]
     for i, status in enumerate(MessageStatus):
-        before = in_status(store, status, i)
+        before = in_status(store, status, i, write)
         result = table_call(store, transition.method, before.id, kwargs)
         after = store.get(before.id)
-        if status not in transition.from_statuses:
+        if status not in allowed:
             assert result in (None, False), (status, result)
             assert after == before, status  # a refused transition writes nothing
             continue
@@ -118,6 +164,25 @@ def test_every_transition_does_what_the_table_says(store: MessageStore, write: l
             entry = after.history[-1]
             assert (entry.at, entry.event) == (TABLE_AT, transition.event)
             assert entry.session == table_value(transition.history_session, "", before, kwargs)
+
+
+CONDITIONED = [(write, condition) for write in TABLE_WRITES for condition in write.transition.conditions]
+
+
+@pytest.mark.parametrize(("write", "condition"), CONDITIONED,
+                         ids=[f"{write.key}-{condition}" for write, condition in CONDITIONED])
+def test_a_transition_whose_condition_fails_writes_nothing(store: MessageStore, write: lifecycle.Write,
+                                                           condition: lifecycle.Condition) -> None:
+    transition = write.transition
+    named = {source.name for _, source in write.sets if isinstance(source, lifecycle.Arg | lifecycle.Once)}
+    options: dict[str, object] = {"owner": None} if not write.owner and transition.lease is not lifecycle.Lease.NONE \
+        else {}
+    kwargs = table_kwargs(transition.method, named, **options)
+    allowed = [s for s in transition.from_statuses if not write.owner or s in lifecycle.LEASED]
+    for i, status in enumerate(allowed):
+        before = breaking(store, condition, status, i)
+        assert table_call(store, transition.method, before.id, kwargs) in (None, False), status
+        assert store.get(before.id) == before, status
 
 
 @pytest.mark.parametrize("removal", lifecycle.REMOVALS, ids=[removal.method for removal in lifecycle.REMOVALS])

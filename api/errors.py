@@ -87,8 +87,12 @@ def error_response(exc: BaseException) -> Response:
 def _error_response(exc: BaseException) -> Response:
     if isinstance(exc, ApiError):
         return json_response({"error": exc.message, "details": exc.details}, exc.status, exc.headers)
+    if isinstance(exc, core.TimeConflict):
+        return json_response({"error": str(exc), "details": {"field": exc.field}}, 409)
     if isinstance(exc, core.ValidationError):
         return json_response({"error": str(exc), "details": {"field": exc.field}}, 400)
+    if isinstance(exc, core.NotCancellable):
+        return json_response({"error": str(exc), "details": {"status": exc.status}}, 409)
     if isinstance(exc, core.NotFound):
         return json_response({"error": str(exc) or "Not found.", "details": {}}, 404)
     if isinstance(exc, core.IdempotencyConflict | core.InvalidTransition):

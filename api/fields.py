@@ -38,3 +38,13 @@ class NullableDateTime(Nullable, fields.DateTime):
 
 class NullableNested(Nullable, fields.Nested):
     pass
+
+
+class NullableDateTimeText(NullableString):
+    """An input date and time: a string of format date-time with the pattern that narrows it (the schema's pattern
+    and format together say what the validation reads)."""
+
+    def schema(self) -> dict[str, Any]:
+        schema = super().schema()
+        schema["format"] = "date-time"
+        return schema

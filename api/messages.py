@@ -28,25 +28,39 @@ from api.errors import (
     refuse_unknown_fields,
     responses,
 )
-from api.fields import NullableDateTime, NullableInteger, NullableNested, NullableRaw, NullableString
+from api.fields import (
+    NullableDateTime,
+    NullableDateTimeText,
+    NullableInteger,
+    NullableNested,
+    NullableRaw,
+    NullableString,
+)
 from api.openapi import MESSAGE_ID_PATTERN, SessionNames
 from wa_queue import operations, owners
-from wa_queue.errors import ValidationError
-from wa_queue.models import Message, NewMessage
+from wa_queue.errors import TimeConflict, ValidationError
+from wa_queue.models import Message, MessageStatus, NewMessage
 from wa_queue.validation import (
+    BATCH_PATTERN,
     CALLBACK_URL_PATTERN,
+    DATETIME_PATTERN,
     HH_MM_PATTERN,
     IDEMPOTENCY_KEY_PATTERN,
+    MAX_BATCH_CHARS,
     MAX_BULK,
     MAX_CALLBACK_URL,
+    MAX_DATETIME_CHARS,
     MAX_IDEMPOTENCY_KEY,
     MAX_METADATA_BYTES,
     MAX_METADATA_DEPTH,
     MAX_PHONE_CHARS,
     MAX_TEXT_CHARS,
+    MAX_TTL_S,
     PHONE_PATTERN,
+    PRIORITIES,
     TEXT_PATTERN,
     json_type,
+    validate_batch,
     validate_idempotency_key,
 )
 
@@ -56,7 +70,9 @@ ns.add_model(error_model.name, error_model)
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 IDEMPOTENCY_PARAM = {"in": "header", "type": "string", "pattern": IDEMPOTENCY_KEY_PATTERN, "minLength": 1,
                      "maxLength": MAX_IDEMPOTENCY_KEY}
-MESSAGE_FIELDS = frozenset({"phone", "text", "session", "callback_url", "metadata", "send_window"})
+MESSAGE_FIELDS = frozenset({"phone", "text", "session", "callback_url", "metadata", "send_window", "send_at",
+                            "expires_at", "ttl_s", "priority", "batch"})
+STATUSES = [status.value for status in MessageStatus]
 
 
 class SessionField(NullableString):
@@ -101,16 +117,39 @@ message_in = ns.model("NewMessage", {
                                               "message waits, using no attempt. A start equal to its end, or a window "
                                               "that never opens for the number, is answered 400 naming send_window. "
                                               "Null: WAQ_SEND_WINDOW, if set"),
+    "send_at": NullableDateTimeText(
+        description="Not sent before this time (RFC 3339 with seconds and an offset). The message waits in the store, "
+                    "pending, and is published when it falls due; with a send window, the later of the two wins. A "
+                    "time already past means now; more than WAQ_MAX_SCHEDULE_DAYS (35) days ahead is answered 409 "
+                    "naming send_at", pattern=DATETIME_PATTERN, max_length=MAX_DATETIME_CHARS,
+        example="2026-12-24T09:30:00+01:00"),
+    "expires_at": NullableDateTimeText(
+        description="Never sent from this time on: still unsent then (and not in doubt), the message ends `expired`, "
+                    "with its callback. Not with ttl_s. Already past, or not after send_at: 409 naming it. Neither "
+                    "given: WAQ_DEFAULT_TTL_S, if set", pattern=DATETIME_PATTERN, max_length=MAX_DATETIME_CHARS,
+        example="2026-12-24T10:00:00+01:00"),
+    "ttl_s": NullableInteger(description="Seconds from the enqueue until it expires (see expires_at); not with "
+                                         "expires_at", min=1, max=MAX_TTL_S, example=300),
+    "priority": NullableString(description="What the session sends first: every due high message before any due "
+                                           "normal one, normal before low; first in, first out within one. Pacing, "
+                                           "caps, warm-up and windows apply to all (WAQ_HIGH_SKIPS_WINDOW lets high "
+                                           "skip the window). Null: normal", enum=list(PRIORITIES), example="high"),
+    "batch": NullableString(description="The batch it belongs to, which GET /batches/<batch> follows and which can be "
+                                        "paused, resumed and cancelled; a bulk request without one is given one",
+                            pattern=BATCH_PATTERN, min_length=1, max_length=MAX_BATCH_CHARS, example="reminders-1224"),
 }, strict=True)
 bulk_in = ns.model("NewMessages", {
     "messages": fields.List(fields.Nested(message_in), required=True, min_items=1, max_items=MAX_BULK),
+    "batch": NullableString(description="The batch of every item that names none; null: a new batch is made",
+                            pattern=BATCH_PATTERN, min_length=1, max_length=MAX_BATCH_CHARS, example="reminders-1224"),
 }, strict=True)
 accepted = ns.model("Accepted", {
     "id": fields.String(required=True),
-    "status": fields.String(required=True, enum=["pending", "processing", "sent", "failed"]),
+    "status": fields.String(required=True, enum=STATUSES),
 })
 bulk_accepted = ns.model("BulkAccepted", {
     "count": fields.Integer(required=True),
+    "batch": fields.String(required=True, description="The batch of these messages (given, or made for them)"),
     "created": fields.Integer(required=True, description="How many are new (the rest are idempotent replays)"),
     "messages": fields.List(fields.Nested(accepted), required=True),
 })
@@ -125,8 +164,14 @@ message_out = ns.model("Message", {
     "id": fields.String(required=True),
     "phone": fields.String(required=True),
     "text": fields.String(required=True),
-    "status": fields.String(required=True, enum=["pending", "processing", "sent", "failed"]),
+    "status": fields.String(required=True, enum=STATUSES),
     "session": NullableString(description="The session the producer asked for"),
+    "priority": fields.String(required=True, enum=list(PRIORITIES)),
+    "batch": NullableString(),
+    "send_at": NullableDateTime(description="Not sent before (as asked; next_attempt_at starts there)"),
+    "expires_at": NullableDateTime(description="Never sent from then on"),
+    "expired_at": NullableDateTime(),
+    "cancelled_at": NullableDateTime(),
     "attempts": fields.Integer(required=True, description="Attempts that ended in an error"),
     "idempotency_key": NullableString(description="As stored: '<key name> <Idempotency-Key>', and '<key name> "
                                                   "<Idempotency-Key> <i>' for item i of a bulk request"),
@@ -155,7 +200,7 @@ message_out = ns.model("Message", {
 _PUBLIC = ("id", "phone", "text", "status", "session", "attempts", "idempotency_key", "callback_url", "metadata",
            "send_window", "created_at", "updated_at", "next_attempt_at", "last_attempt_at", "sent_at", "sent_by",
            "wa_id", "delivered_at", "read_at", "failed_at", "last_error_class", "last_error_text", "history",
-           "enqueued_by")
+           "enqueued_by", "priority", "batch", "send_at", "expires_at", "expired_at", "cancelled_at")
 
 
 def message_view(message: Message) -> dict[str, Any]:
@@ -204,10 +249,11 @@ def _idempotency_key() -> str | None:
     return validate_idempotency_key(request.headers.get(IDEMPOTENCY_HEADER), IDEMPOTENCY_HEADER)
 
 
-def build(item: dict[str, Any], idempotency_key: str | None, index: int | None = None) -> NewMessage:
+def build(item: dict[str, Any], idempotency_key: str | None, index: int | None = None,
+          batch: str | None = None) -> NewMessage:
     """One item of a request -> NewMessage owned by the caller's key; ValidationError naming the field (unknown
     fields included). `idempotency_key` is the checked header; `index` the item's place in a bulk request. Both are
-    scoped here, after the item's rules ran."""
+    scoped here, after the item's rules ran. `batch`: a bulk request's batch, which each item joins."""
     unknown = sorted(set(item) - MESSAGE_FIELDS)
     if unknown:
         raise ValidationError(f"unknown field(s): {', '.join(unknown)}", unknown[0])
@@ -218,9 +264,15 @@ def build(item: dict[str, Any], idempotency_key: str | None, index: int | None =
     if window is not None and not isinstance(window, dict):  # the CLI's and the CSV's "HH:MM-HH:MM" is not JSON's
         raise ValidationError(f'send_window must be an object {{"start": "HH:MM", "end": "HH:MM"}}, not '
                               f"{json_type(window)}", "send_window")
+    for name in ("send_at", "expires_at"):  # a datetime only from Python: JSON's is a string
+        if item.get(name) is not None and not isinstance(item[name], str):
+            raise ValidationError(f"{name} must be a string (an RFC 3339 date and time), not {json_type(item[name])}",
+                                  name)
     new = operations.build_message(current_hub(), item["phone"], item["text"], session=item.get("session"),
                                 callback_url=item.get("callback_url"), metadata=item.get("metadata"),
-                                send_window=item.get("send_window"))
+                                send_window=item.get("send_window"), send_at=item.get("send_at"),
+                                expires_at=item.get("expires_at"), ttl_s=item.get("ttl_s"),
+                                priority=item.get("priority"), batch=batch or item.get("batch"))
     name = g.api_key.name
     if idempotency_key is None:
         return dataclasses.replace(new, enqueued_by=name)
@@ -249,7 +301,9 @@ class Messages(Resource):
     @ns.response(202, "Committed to the store; delivery is queued", accepted, headers=LOCATION)
     @ns.response(200, "Idempotent replay: the message stored earlier with this key and body", accepted,
                  headers=LOCATION)
-    @responses(ns, 400, 401, 403, (409, "The Idempotency-Key is used with another body"), 413, 415, 429,
+    @responses(ns, 400, 401, 403, (409, "The Idempotency-Key is used with another body, or a time cannot hold now "
+                                        "(send_at too far ahead, an expiry already past or before send_at)"),
+               413, 415, 429,
                    (503, "The store is unavailable; nothing was stored"))
     @auth.requires(auth.PRODUCER)
     def post(self) -> tuple[dict[str, Any], int, dict[str, str]]:
@@ -296,7 +350,8 @@ class BulkMessages(Resource):
     @ns.response(202, "All committed in one transaction", bulk_accepted)
     @ns.response(200, "Every item was an idempotent replay", bulk_accepted)
     @responses(ns, (400, "Invalid input; details.items lists every bad item; nothing was stored"), 401, 403,
-                   (409, "An Idempotency-Key is used with another body; nothing was stored"), 413, 415,
+                   (409, "An Idempotency-Key is used with another body, or only times that cannot hold now "
+                         "(details.items); nothing was stored"), 413, 415,
                    (429, RATE_LIMITED + " (a bulk request takes one message token and one unit of the quota per "
                                         "item, and is refused whole)"),
                    (503, "The store is unavailable; nothing was stored"))
@@ -307,25 +362,32 @@ class BulkMessages(Resource):
         key = _idempotency_key()
         items = _bulk_items(body)
         admit(len(items))
-        news, problems = [], []
+        batch = validate_batch(body.get("batch")) or operations.new_batch_name()
+        news, problems, conflicts = [], [], 0
         for index, item in enumerate(items):
             try:
                 if not isinstance(item, dict):
                     raise ValidationError(f"each message must be a JSON object, not {json_type(item)}", None)
-                news.append(build(item, key, index))
+                news.append(build(item, key, index, batch))
             except ValidationError as exc:
+                conflicts += isinstance(exc, TimeConflict)
                 problems.append({"index": index, "field": exc.field, "message": str(exc)})
         if problems:
-            raise bad_request(f"{len(problems)} of {len(items)} messages are invalid; nothing was stored.",
-                              items=problems)
+            # Times that cannot hold now (and nothing else) are a conflict, as for one message: 409.
+            status = 409 if conflicts == len(problems) else 400
+            raise ApiError(status, f"{len(problems)} of {len(items)} messages are invalid; nothing was stored.",
+                           {"items": problems})
         results = operations.submit(current_hub(), news)
         created = sum(1 for _, fresh in results if fresh)
-        out = {"count": len(results), "created": created, "messages": [_accepted(m) for m, _ in results]}
+        if not created:  # a replay reports the batch its messages were stored in
+            batch = results[0][0].batch or batch
+        out = {"count": len(results), "created": created, "batch": batch,
+               "messages": [_accepted(m) for m, _ in results]}
         return out, 202 if created else 200
 
 
 def _bulk_items(body: dict[str, Any]) -> list[Any]:
-    refuse_unknown_fields(body, {"messages"})
+    refuse_unknown_fields(body, {"messages", "batch"})
     items = body.get("messages")
     if not isinstance(items, list):
         raise bad_request("messages must be an array of message objects.", field="messages")
@@ -348,6 +410,28 @@ class MessageItem(Resource):
     def get(self, message_id: str) -> dict[str, Any]:
         """Status, attempts, timestamps and history of one message (a producer key: only of its own)."""
         return message_view(load(message_id))
+
+
+@ns.route("/messages/<message_id:message_id>/cancel")
+@ns.param("message_id", "The id returned when the message was queued", pattern=MESSAGE_ID_PATTERN)
+class CancelMessage(Resource):
+    @ns.doc(security=auth.SCHEME)
+    @ns.response(200, "Cancelled (or it already was): never sent from now on; its callback says `cancelled`",
+                 message_out)
+    @responses(ns, 401, 403, (404, "No such message, or one another key queued"),
+                   (409, "Not cancellable: being sent, sent, in doubt, failed or expired; the error says which "
+                         "(details.status)"),
+                   (503, "The store is unavailable; nothing was changed"))
+    @auth.requires(auth.PRODUCER)
+    def post(self, message_id: str) -> dict[str, Any]:
+        """Cancel a pending or scheduled message (a producer key: only of its own)."""
+        message = load(message_id)
+        return message_view(operations.cancel(current_hub(), message.id, actor=actor_name()))
+
+
+def actor_name() -> str:
+    """Who acts, as the history names them: the API key's name (never its value)."""
+    return f"key {g.api_key.name}"
 
 
 def load(message_id: str) -> Message:

@@ -96,6 +96,20 @@ class ValidationError(WaQueueError):
         self.field = field
 
 
+class TimeConflict(ValidationError):
+    """Well-formed times that cannot hold now: a send_at past the scheduling horizon (WAQ_MAX_SCHEDULE_DAYS), an
+    expiry already past or before the send_at. Answered 409: the same request could be right at another time, and
+    no schema can say when."""
+
+
+class NotCancellable(WaQueueError):
+    """The message cannot be cancelled (being sent, sent, in doubt, or already final): answered 409 with why."""
+
+    def __init__(self, message: str, status: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 class SendWindowNeverOpen(ValidationError):
     """A message's send window is never open at once in every time zone of its number (within a week): refused when
     it is enqueued, rather than left waiting forever."""

@@ -165,7 +165,8 @@ class NewMessage:
             parts.append(self.send_window.to_dict())
         later = {"send_at": self.send_at and self.send_at.isoformat(),
                  "expires_at": self.expires_at and self.expires_at.isoformat(),
-                 "priority": None if self.priority is Priority.NORMAL else self.priority.value, "batch": self.batch}
+                 "priority": None if self.priority is Priority.NORMAL else self.priority.value}
+        # The batch is not content: a bulk request resent without one is given another name, and is still a replay.
         if any(later.values()):  # the same: only when one is given
             parts.append({k: v for k, v in later.items() if v})
         body = json.dumps(parts, sort_keys=True, default=str)

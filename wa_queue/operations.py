@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 
 from wa_queue import callbacks, headroom, names, quota, warmup
 from wa_queue.broker.publisher import queue_for
-from wa_queue.errors import ValidationError
-from wa_queue.models import Message, NewMessage, Priority, plain
+from wa_queue.errors import NotCancellable, ValidationError
+from wa_queue.models import Message, MessageStatus, NewMessage, Priority, new_message_id, plain
 from wa_queue.names import session_qr_key
 from wa_queue.retry import local_midnight_utc
 from wa_queue.sessions import clock_warning, daily_cap, is_available, request_restart
@@ -62,6 +62,11 @@ def build_message(
     )
 
 
+def new_batch_name() -> str:
+    """A batch's name for a bulk enqueue that gives none: unguessable, later ones sort later (a UUIDv7's hex)."""
+    return new_message_id()
+
+
 def submit(hub: Hub, news: list[NewMessage]) -> list[tuple[Message, bool]]:
     """Commit, then publish (invariant 1). Returns (message, created) per item; replays are not republished.
 
@@ -110,6 +115,35 @@ def enqueue_many(hub: Hub, items: list[dict[str, Any]]) -> list[str]:
 
 def get_message(hub: Hub, message_id: str) -> Message:
     return hub.store.get(message_id)
+
+
+# Why a message cannot be cancelled, by its status (a pending or paused one in doubt has its own answer).
+_NOT_CANCELLABLE = {
+    "processing": "it is being sent: a worker holds it (its pacing pause, the number check or the click)",
+    "sent": "it was already sent",
+    "failed": "it failed and waits for an operator: retry it or delete it",
+    "expired": "it already expired unsent",
+}
+
+
+def cancel(hub: Hub, message_id: str, *, actor: str) -> Message:
+    """Cancel a pending or scheduled message (or one of a paused batch): it ends `cancelled`, never clicked, and its
+    callback is queued. The store's compare-and-set races the workers' claim: whichever writes first wins. A message
+    already cancelled is answered as it is. NotCancellable says why for any other (NotFound when absent)."""
+    cancelled = hub.store.cancel(message_id, now=hub.clock(), actor=actor)
+    if cancelled is not None:
+        callbacks.on_status_change(cancelled, hub.celery)
+        return cancelled
+    current = hub.store.get(message_id)
+    status = plain(current.status)
+    if current.status is MessageStatus.CANCELLED:
+        return current
+    if status in _NOT_CANCELLABLE:
+        raise NotCancellable(f"message {message_id} cannot be cancelled: {_NOT_CANCELLABLE[status]}", status)
+    if current.in_doubt:
+        raise NotCancellable(f"message {message_id} cannot be cancelled: a send was started and its outcome is not "
+                             "known yet (in doubt); the session that clicked reads its chat first", status)
+    raise NotCancellable(f"message {message_id} cannot be cancelled now (status {status}); try again", status)
 
 
 def retry_failed(hub: Hub, message_id: str) -> Message:

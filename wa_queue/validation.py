@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 
 import phonenumbers
 
-from wa_queue.errors import ValidationError
+from wa_queue.errors import TimeConflict, ValidationError
 from wa_queue.models import Priority
 from wa_queue.outbound import NOTHING_ALLOWED, AllowList, host_form_problem, literal_problem
 from wa_queue.send_window import SendWindow, check_opens, parse_window
@@ -50,8 +50,10 @@ CALLBACK_URL_PATTERN = (r"^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9_-]+(\.[A-Za-z0-9_-
 
 
 # send_at and expires_at: an ISO 8601 date and time with its UTC offset (or Z); without one a time means nothing.
-DATETIME_PATTERN = (r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2}([.,][0-9]{1,6})?)?"
-                    r"(Z|z|[+-][0-9]{2}:?[0-9]{2})$")
+# RFC 3339's date-time (what OpenAPI's format says), narrowed to what Python reads: a year from 1000, no leap second,
+# at most microseconds.
+DATETIME_PATTERN = (r"^[1-9][0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]"
+                    r"(\.[0-9]{1,6})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$")
 MAX_DATETIME_CHARS = 40
 MAX_TTL_S = 400 * 24 * 3600  # a bound any schedule fits (WAQ_MAX_SCHEDULE_DAYS counts days, not years)
 PRIORITIES = tuple(p.value for p in Priority)
@@ -296,15 +298,18 @@ def parse_datetime(raw: object, field: str) -> datetime | None:
         value = raw
     elif isinstance(raw, str) and len(raw) <= MAX_DATETIME_CHARS and _DATETIME.match(raw):
         try:
-            value = datetime.fromisoformat(raw.replace("z", "Z").replace(",", "."))
+            value = datetime.fromisoformat(raw)
         except ValueError:
             raise ValidationError(f"{field} {raw!r} is not a date and time that exists", field) from None
     else:
-        raise ValidationError(f"{field} must be an ISO 8601 date and time with its UTC offset, such as "
+        raise ValidationError(f"{field} must be an ISO 8601 date and time with seconds and its UTC offset, such as "
                               "'2026-12-24T09:30:00+01:00' or '2026-12-24T08:30:00Z'", field)
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValidationError(f"{field} needs a UTC offset (a time without one is no time)", field)
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:00:00-05:00: past the last year Python (and the stores) can hold
+        raise TimeConflict(f"{field} is beyond the year 9999 in UTC", field) from None
 
 
 def validate_send_at(raw: object, now: datetime, max_days: int) -> datetime | None:
@@ -312,32 +317,31 @@ def validate_send_at(raw: object, now: datetime, max_days: int) -> datetime | No
     already past means now."""
     send_at = parse_datetime(raw, "send_at")
     if send_at is not None and send_at > now + timedelta(days=max_days):
-        raise ValidationError(f"send_at is more than {max_days} days ahead (WAQ_MAX_SCHEDULE_DAYS)", "send_at")
+        raise TimeConflict(f"send_at is more than {max_days} days ahead (WAQ_MAX_SCHEDULE_DAYS)", "send_at")
     return send_at
 
 
 def validate_expiry(expires_at: object, ttl_s: object, now: datetime, send_at: datetime | None,
                     default_ttl_s: float = 0) -> datetime | None:
-    """When the message stops being worth sending: `expires_at` (a date and time) or `ttl_s` (seconds from now), not
-    both; neither means `default_ttl_s` (WAQ_DEFAULT_TTL_S; 0: never). It must be in the future and after send_at."""
-    if expires_at is not None and ttl_s is not None:
-        raise ValidationError("give expires_at or ttl_s, not both", "ttl_s")
-    if ttl_s is not None:
-        if isinstance(ttl_s, bool) or not isinstance(ttl_s, int | float) or not math.isfinite(ttl_s) or ttl_s < 1 \
-                or ttl_s > MAX_TTL_S:
-            raise ValidationError(f"ttl_s must be a number of seconds from 1 to {MAX_TTL_S}", "ttl_s")
-        expiry = now + timedelta(seconds=ttl_s)
-    elif expires_at is not None:
-        expiry = parse_datetime(expires_at, "expires_at")
-        if expiry is not None and expiry <= now:  # type: ignore[operator]
-            raise ValidationError("expires_at is already past", "expires_at")
-    elif default_ttl_s:
-        expiry = now + timedelta(seconds=default_ttl_s)
-    else:
-        return None
-    if send_at is not None and expiry <= send_at:  # type: ignore[operator]
-        field = "ttl_s" if ttl_s is not None else "expires_at"
-        raise ValidationError(f"{field}: the message would expire before its send_at", field)
+    """When the message stops being worth sending: `expires_at` (a date and time) or `ttl_s` (whole seconds from
+    now), the earlier of the two when both are given; neither means `default_ttl_s` (WAQ_DEFAULT_TTL_S; 0: never).
+    It must be in the future (TimeConflict otherwise) and after send_at."""
+    if ttl_s is not None and (isinstance(ttl_s, bool) or not isinstance(ttl_s, int) or not 1 <= ttl_s <= MAX_TTL_S):
+        raise ValidationError(f"ttl_s must be a whole number of seconds from 1 to {MAX_TTL_S}", "ttl_s")
+    given = parse_datetime(expires_at, "expires_at")
+    if given is not None and given <= now:
+        raise TimeConflict("expires_at is already past", "expires_at")
+    choices = [(at, field) for at, field in ((given, "expires_at"),
+                                              (now + timedelta(seconds=ttl_s) if ttl_s is not None else None, "ttl_s"))
+               if at is not None]
+    if not choices:
+        if not default_ttl_s:
+            return None
+        choices = [(now + timedelta(seconds=default_ttl_s), "WAQ_DEFAULT_TTL_S")]
+    expiry, field = min(choices)
+    if send_at is not None and expiry <= send_at:
+        named = "send_at" if field == "WAQ_DEFAULT_TTL_S" else field
+        raise TimeConflict(f"{field}: the message would expire before its send_at", named)
     return expiry
 
 

@@ -24,7 +24,7 @@ def test_enqueue_commits_then_answers_202(client, redis_server) -> None:  # noqa
     # Published after the commit, by the API's background publisher (it may still be on its way after the 202).
     assert default_hub().drain_publishes(10)
     assert default_hub().store.get(body["id"]).dispatched_at is not None
-    assert redis_server.client().llen(names.DEFAULT_QUEUE) == 1
+    assert default_hub().publisher.queue_length(names.DEFAULT_QUEUE) == 1
 
 
 def test_get_message_shows_status_attempts_history(client) -> None:  # noqa: ANN001
@@ -244,5 +244,5 @@ def test_concurrent_enqueues_share_commits_and_each_is_published_once(client, re
     assert default_hub().drain_publishes(10)
     texts = {default_hub().store.get(i).text for i in ids}
     assert texts == {f"t{n}-{i}" for n in range(8) for i in range(10)}
-    assert redis_server.client().llen(names.DEFAULT_QUEUE) == 80
+    assert default_hub().publisher.queue_length(names.DEFAULT_QUEUE) == 80
     assert all(default_hub().store.get(i).dispatched_at is not None for i in ids)

@@ -91,7 +91,9 @@ def test_retry_schedule_is_observed_then_failure_notifies(waq_env, procs, redis_
     # both every 20 ms sees each one that waits a second or more.
     etas: dict[tuple[str, int], set[str | None]] = collections.defaultdict(set)
     broker, stop = redis_server.client(), threading.Event()
-    queues = [names.DEFAULT_QUEUE, *(names.session_queue(s) for s in ("primary", "secondary"))]
+    queues = [names.priority_list(queue, priority) for queue in (names.DEFAULT_QUEUE, *(names.session_queue(s) for s in
+                                                                ("primary", "secondary")))
+              for priority in names.PRIORITY_STEPS]
 
     def watch() -> None:
         while not stop.is_set():

@@ -34,7 +34,7 @@ def _reroute() -> int:
 
 
 def _queued(queue: str) -> int:
-    return default_hub().broker.llen(queue)
+    return default_hub().publisher.queue_length(queue)
 
 
 def test_reroute_moves_every_stranded_message_past_one_batch_and_those_of_a_retired_session() -> None:

@@ -18,6 +18,7 @@ from flask_restx import Api
 from api import (
     archive,
     auth,
+    batches,
     context,
     dashboard,
     errors,
@@ -70,7 +71,7 @@ def create_app(hub: Hub | None = None) -> Flask:
         doc="/api/docs", default_swagger_filename="api/swagger.json",
         authorizations=auth.AUTHORIZATIONS, security=auth.SCHEME,
     )
-    for namespace in (messages.ns, health.ns, archive.ns, sessions.ns, health.ops):
+    for namespace in (messages.ns, batches.ns, health.ns, archive.ns, sessions.ns, health.ops):
         api.add_namespace(namespace)
     # The hot path: enqueue without RESTX's per-request layers (the resource stays for the OpenAPI document).
     app.view_functions[messages.Messages.endpoint] = messages.enqueue_view

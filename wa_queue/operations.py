@@ -7,7 +7,8 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from wa_queue import callbacks, headroom, names, quota, warmup
+from wa_queue import batches, callbacks, headroom, names, quota, warmup
+from wa_queue.batches import BatchAction, BatchReport
 from wa_queue.broker.publisher import queue_for
 from wa_queue.errors import NotCancellable, ValidationError
 from wa_queue.models import Message, MessageStatus, NewMessage, Priority, new_message_id, plain
@@ -115,6 +116,24 @@ def enqueue_many(hub: Hub, items: list[dict[str, Any]]) -> list[str]:
 
 def get_message(hub: Hub, message_id: str) -> Message:
     return hub.store.get(message_id)
+
+
+def batch_report(hub: Hub, name: str, *, owner: str | None) -> BatchReport:
+    """The batch's counts and pace, of `owner`'s messages (None: everyone's); NotFound when it has none."""
+    return batches.report(hub.store, hub.settings, name, owner, hub.clock())
+
+
+def pause_batch(hub: Hub, name: str, *, owner: str | None, actor: str) -> BatchAction:
+    return batches.pause(hub.store, name, owner, hub.clock(), reason=f"batch paused by {actor}")
+
+
+def resume_batch(hub: Hub, name: str, *, owner: str | None, actor: str) -> BatchAction:
+    return batches.resume(hub.store, name, owner, hub.clock(), reason=f"batch resumed by {actor}")
+
+
+def cancel_batch(hub: Hub, name: str, *, owner: str | None, actor: str) -> BatchAction:
+    return batches.cancel(hub.store, name, owner, hub.clock(), actor=actor,
+                          on_change=lambda message: callbacks.on_status_change(message, hub.celery))
 
 
 # Why a message cannot be cancelled, by its status (a pending or paused one in doubt has its own answer).

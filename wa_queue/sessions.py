@@ -160,6 +160,9 @@ def record_ban(store: MessageStore, name: str, words: str | None, settings: Sett
     if before.status != SessionStatus.BANNED:
         log.error("session %s: banned: %s", name, words)
         notifier.notify_admin("session_banned", f"session {name} is banned: {words}", session=name, words=words)
+        from wa_queue import batches  # batches reads sessions' availability: imported here, not at the top
+
+        batches.pause_for_ban(store, name, now, notifier=notifier)
     return record
 
 

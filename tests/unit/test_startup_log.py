@@ -30,8 +30,8 @@ def test_beat_logs_queue_statistics_at_start(caplog: pytest.LogCaptureFixture) -
     with caplog.at_level(logging.INFO, logger="workers.tasks"):
         tasks._beat_started()
     lines = [r.getMessage() for r in caplog.records if "starting" in r.getMessage()]
-    assert lines == ["beat starting: queue: pending=3 processing=0 sent=0 failed=1; sessions: "
-                     "primary connected sent today 0/300, secondary unknown sent today 0/300"]
+    assert lines == ["beat starting: queue: pending=3 processing=0 sent=0 failed=1 expired=0 cancelled=0 paused=0; "
+                     "sessions: primary connected sent today 0/300, secondary unknown sent today 0/300"]
 
 
 def test_worker_logs_queue_statistics_at_start(caplog: pytest.LogCaptureFixture) -> None:
@@ -46,7 +46,8 @@ def test_worker_logs_queue_statistics_at_start(caplog: pytest.LogCaptureFixture)
         worker.stop()
     lines = [r.getMessage() for r in caplog.records if "starting:" in r.getMessage()]
     assert len(lines) == 1 and lines[0].startswith("worker secondary starting: queue: pending=3 processing=0 sent=0 "
-                                                   "failed=1; sessions: primary connected sent today 0/300")
+                                                   "failed=1 expired=0 cancelled=0 paused=0; sessions: primary "
+                                                   "connected sent today 0/300")
 
 
 def test_a_failing_store_does_not_stop_the_start(caplog: pytest.LogCaptureFixture,

@@ -248,6 +248,10 @@ class MessageStore(abc.ABC):
     def batch_messages(self, batch: str, *, statuses: tuple[MessageStatus, ...] | None = None) -> list[Message]:
         """The messages of a batch (in those statuses, when given), oldest first."""
 
+    @abc.abstractmethod
+    def batches_waiting_on(self, session: str) -> list[str]:
+        """The batches with a pending message that asked for `session`, distinct and sorted."""
+
     # ---- operator side -------------------------------------------------------------------------------------
     @abc.abstractmethod
     def count_by_status(self) -> dict[str, int]:

@@ -385,6 +385,9 @@ class MongoStore(MongoSessionRecords, MessageStore):
     def resume(self, message_id: str, *, now: datetime, reason: str) -> Message | None:
         return self._transition(lifecycle.RESUME.write(), message_id, now, error_text=reason)
 
+    def batches_waiting_on(self, session: str) -> list[str]:
+        return sorted(n for n in self.messages.distinct("batch", {**DUE, "session": session}) if n is not None)
+
     def batch_messages(self, batch: str, *, statuses: tuple[MessageStatus, ...] | None = None) -> list[Message]:
         query = {"batch": batch, **(status_filter(statuses) if statuses else {})}
         return self._find(query, [("_id", ASCENDING)])

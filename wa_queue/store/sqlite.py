@@ -379,6 +379,11 @@ class SQLiteStore(SQLiteSessionRecords, MessageStore):
     def resume(self, message_id: str, *, now: datetime, reason: str) -> Message | None:
         return self._transition(lifecycle.RESUME.write(), message_id, now=now, error_text=reason)  # type: ignore
 
+    def batches_waiting_on(self, session: str) -> list[str]:
+        rows = self.db.get().execute(f"SELECT DISTINCT batch FROM {MESSAGES} WHERE batch IS NOT NULL AND {DUE} AND "
+                                     "session = ? ORDER BY batch", (session,)).fetchall()
+        return [row[0] for row in rows]
+
     def batch_messages(self, batch: str, *, statuses: tuple[MessageStatus, ...] | None = None) -> list[Message]:
         where = "batch = ?" + (f" AND {statements.status_sql(statuses)}" if statuses else "")
         return self._select(f"{where} ORDER BY id", (batch,), indexed_by="ix_msg_batch")

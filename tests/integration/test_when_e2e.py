@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.receiver import SECRET, Receiver
-from tests.helpers.stores import STORES
+from tests.helpers.stores import STORES_MONGO_LONG
 from tests.helpers.waiting import wait_for
 from wa_queue import operations
 from wa_queue.errors import NotCancellable
@@ -88,7 +88,7 @@ def test_high_goes_next_a_scheduled_one_not_before_its_time_and_an_expired_one_n
           f"{(_sent_at(log[refs.index(scheduled)]) - due).total_seconds():.2f} s after its time")
 
 
-@pytest.mark.parametrize("store_backend", STORES, indirect=True)
+@pytest.mark.parametrize("store_backend", STORES_MONGO_LONG, indirect=True)
 def test_cancels_raced_against_two_workers_claims_end_sent_or_cancelled(waq_env, procs, monkeypatch,  # noqa: ANN001
                                                                         store_backend) -> None:
     count = 500

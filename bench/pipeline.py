@@ -4,10 +4,11 @@
 
 Prints messages/s through one session worker (fake sender, pacing off) beside bare Celery no-op tasks (same
 reliability settings: acks late, prefetch 1), their ratio (goal >= 0.5), and enqueue rates one by one and batched
-(goal: batched >= 5x). Each figure is the median of --repeat runs. With --store, the pipeline and the enqueue rates
-also run on that store (a fresh database of the server per run, dropped after it), in the same runs, and the figures
-of both stores are printed with their ratio (that store / SQLite): figures, not goals. FerretDB, for one, is not
-tuned for speed (BENCHMARKS.md).
+(goal: batched >= 5x), and the pipeline again with a mix of priorities (one message in ten high, one in ten low: the
+broker's priority steps, one list per step). Each figure is the median of --repeat runs. With --store, the pipeline
+and the enqueue rates also run on that store (a fresh database of the server per run, dropped after it), in the
+same runs, and the figures of both stores are printed with their ratio (that store / SQLite): figures, not goals.
+FerretDB, for one, is not tuned for speed (BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -56,7 +57,10 @@ def bare_celery(broker: str, n: int, tmp: Path) -> float:
         stop(worker)
 
 
-def waq_pipeline(broker: str, n: int, tmp: Path, store_url: str | None = None) -> float:
+MIX = ("high",) + ("normal",) * 8 + ("low",)  # --mix's priorities, message i taking MIX[i % 10]
+
+
+def waq_pipeline(broker: str, n: int, tmp: Path, store_url: str | None = None, *, mixed: bool = False) -> float:
     env, hub = _waq_env(broker, tmp, store_url)
     from wa_queue import operations
 
@@ -69,7 +73,8 @@ def waq_pipeline(broker: str, n: int, tmp: Path, store_url: str | None = None) -
         _wait(lambda: store.count_by_status()["sent"] >= 1, 60)
         start = time.perf_counter()
         for chunk in range(0, n, 500):
-            operations.enqueue_many(hub, [{"phone": f"+1415555{(i % 9000) + 1000:04d}", "text": f"bench {i}"}
+            operations.enqueue_many(hub, [{"phone": f"+1415555{(i % 9000) + 1000:04d}", "text": f"bench {i}",
+                                        **({"priority": MIX[i % len(MIX)]} if mixed else {})}
                                        for i in range(chunk, min(n, chunk + 500))])
         # A count of every status 50 times a second costs SQLite nothing, but a slow server (FerretDB) spends on it
         # the CPU the worker needs; there a run is long, and half a second between looks barely moves its figure.
@@ -144,7 +149,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--store", default=None, help="a MongoDB server's URL: also run on it, beside SQLite")
     args = parser.parse_args()
-    rows: dict[str, list[float]] = {"bare": [], "waq": [], "one": [], "batch": [],
+    rows: dict[str, list[float]] = {"bare": [], "waq": [], "mixed": [], "one": [], "batch": [],
                                     "store waq": [], "store one": [], "store batch": []}
     with tempfile.TemporaryDirectory(prefix="waq-bench-") as root:
         for run in range(args.repeat):
@@ -153,6 +158,7 @@ def main() -> None:
             try:
                 rows["bare"].append(bare_celery(broker, args.messages, base))
                 rows["waq"].append(waq_pipeline(broker, args.messages, base / "pipe"))
+                rows["mixed"].append(waq_pipeline(broker, args.messages, base / "mixed", mixed=True))
                 one, batch = enqueue_rates(broker, args.enqueue, base / "enq")
                 rows["one"].append(one)
                 rows["batch"].append(batch)
@@ -161,6 +167,7 @@ def main() -> None:
             finally:
                 stop(redis_proc)
             line = (f"run {run + 1}: bare {rows['bare'][-1]:.0f}/s  waq {rows['waq'][-1]:.0f}/s  "
+                    f"mixed priorities {rows['mixed'][-1]:.0f}/s  "
                     f"enqueue one {rows['one'][-1]:.0f}/s  batched {rows['batch'][-1]:.0f}/s")
             if args.store:
                 line += (f"  | store: waq {rows['store waq'][-1]:.0f}/s  one {rows['store one'][-1]:.0f}/s  "
@@ -171,6 +178,8 @@ def main() -> None:
     print(f"  bare Celery no-op tasks      {med['bare']:8.0f} tasks/s")
     print(f"  wa-queue, one session worker {med['waq']:8.0f} messages/s")
     print(f"  ratio wa-queue / bare        {med['waq'] / med['bare']:8.2f}   (goal >= 0.5)")
+    print(f"  mixed priorities (1:8:1)     {med['mixed']:8.0f} messages/s  (ratio to one priority "
+          f"{med['mixed'] / med['waq']:.2f}; to bare {med['mixed'] / med['bare']:.2f})")
     print(f"  enqueue one by one           {med['one']:8.0f} messages/s")
     print(f"  enqueue batched (500)        {med['batch']:8.0f} messages/s")
     print(f"  ratio batched / one          {med['batch'] / med['one']:8.1f}x  (goal >= 5x)")

@@ -37,6 +37,7 @@ def _pipeline(out: str) -> dict[str, float]:
     for label, pattern in (("bare Celery tasks/s", r"bare Celery no-op tasks\s+([\d.,]+)"),
                            ("one session worker messages/s", r"wa-queue, one session worker\s+([\d.,]+)"),
                            ("ratio wa-queue / bare", r"ratio wa-queue / bare\s+([\d.,]+)"),
+                           ("mixed priorities messages/s", r"mixed priorities \(1:8:1\)\s+([\d.,]+)"),
                            ("enqueue one by one /s", r"enqueue one by one\s+([\d.,]+)"),
                            ("enqueue batched /s", r"enqueue batched \(500\)\s+([\d.,]+)")):
         found = re.search(pattern, out)

@@ -3,7 +3,9 @@ beat, the API under gunicorn) while a seeded random generator applies rounds of 
 Chrome, restart Redis with its data gone, restart beat or the API, and simulator faults (drops before and after the
 click, a disconnected phone, slow sends). A producer keeps enqueuing through the API meanwhile, retrying with the
 same Idempotency-Key when the API is down. At the end every accepted message must be `sent` exactly once according
-to the simulator, or `failed` with its reason: none lost, none sent twice.
+to the simulator, or `failed` with its reason: none lost, none sent twice. The producer mixes priorities and gives
+some messages a short time-to-live, and a second client cancels some of what was accepted: a message `expired` or
+`cancelled` must never have reached the simulator, and none was marked for its click at or after its expiry.
 
 The short form runs in `make test` with a fixed seed: each kind of fault once, in a seeded order. `make test-long`
 (pytest --long) runs the long one with a random seed and the page's clock 4 minutes behind the workers'. Any seed
@@ -55,10 +57,13 @@ class Producer:
             phone = self.rng.choice(self.phones)
             text = f"chaos {n} {uuid.uuid4().hex[:8]}"
             key = f"chaos-{n}"
+            body = {"phone": phone, "text": text, "priority": self.rng.choice(("high", "normal", "normal", "low"))}
+            if self.rng.random() < 0.2:  # some expire while the faults hold the queue up
+                body["ttl_s"] = self.rng.randint(5, 60)
             while True:  # a producer that wants its message in: same key until the API says yes
                 try:
                     response = session.post(f"{self.stack.api_url}/api/whatsapp/messages", timeout=10,
-                                            json={"phone": phone, "text": text},
+                                            json=body,
                                             headers={"X-API-Key": ADMIN_KEY, "Idempotency-Key": key})
                     if response.status_code in (200, 202):
                         self.accepted[response.json()["id"]] = (phone, text)
@@ -69,6 +74,39 @@ class Producer:
                 self.errors += 1
                 time.sleep(0.3)
             time.sleep(self.rng.uniform(0.02, 0.15))
+
+
+@dataclass
+class Canceller:
+    """Cancels some accepted messages through the REST API while they wait, racing the workers' claims. A 200 means
+    the cancel won: that message must never be sent."""
+
+    stack: Stack
+    producer: Producer
+    rng: random.Random
+    done: threading.Event = field(default_factory=threading.Event)
+    cancelled: set[str] = field(default_factory=set)
+    refused: int = 0
+
+    def run(self) -> None:
+        session, tried = requests.Session(), set()
+        while not self.done.is_set():
+            waiting = [mid for mid in list(self.producer.accepted) if mid not in tried]
+            if waiting and self.rng.random() < 0.25:
+                mid = self.rng.choice(waiting)
+                tried.add(mid)
+                try:
+                    response = session.post(f"{self.stack.api_url}/api/whatsapp/messages/{mid}/cancel", timeout=10,
+                                            headers={"X-API-Key": ADMIN_KEY})
+                except requests.RequestException:
+                    continue  # the API restarting: whether it cancelled is read from the store at the end
+                if response.status_code == 200:
+                    self.cancelled.add(mid)
+                elif response.status_code == 409:
+                    self.refused += 1
+                else:
+                    assert response.status_code >= 500, response.text
+            time.sleep(self.rng.uniform(0.2, 0.8))
 
 
 def apply_fault(stack: Stack, redis: RedisServer, fault: str, rng: random.Random, phones: list[str]) -> str:
@@ -124,6 +162,9 @@ def run_chaos(tmp: Path, seed: int, messages: int, rounds: int, clock_skew_s: fl
         producer = Producer(stack, messages, random.Random(seed + 1), phones)
         thread = threading.Thread(target=producer.run, daemon=True)
         thread.start()
+        canceller = Canceller(stack, producer, random.Random(seed + 2))
+        cancelling = threading.Thread(target=canceller.run, daemon=True)
+        cancelling.start()
         applied = []
         # Every kind of fault at least once, in a seeded order; further rounds drawn at random.
         plan = rng.sample(FAULTS, len(FAULTS)) + [rng.choice(FAULTS) for _ in range(max(0, rounds - len(FAULTS)))]
@@ -133,6 +174,8 @@ def run_chaos(tmp: Path, seed: int, messages: int, rounds: int, clock_skew_s: fl
             print(f"  round {round_no + 1}: {applied[-1]}", flush=True)
         thread.join(600)
         assert not thread.is_alive(), "the producer never got all its messages in"
+        canceller.done.set()
+        cancelling.join(30)
         stack.clear_faults()
         for name in stack.sessions:  # a worker killed in the last round may still be starting: all must run
             if not stack.procs[name].alive():
@@ -141,14 +184,14 @@ def run_chaos(tmp: Path, seed: int, messages: int, rounds: int, clock_skew_s: fl
         # Sent at the pace the machine allows (the long form's 400 take 10-15 min on 2 busy cores, far longer on
         # FerretDB, which reads a whole collection for most queries: docs/testing.md); a stall fails.
         stack.wait_done(ids, stall_s=300 if store_url is None else 600)
-        check(stack, producer, applied)
+        check(stack, producer, applied, canceller)
     finally:
         leftover = stack.stop()
         redis.stop()
     assert not leftover, f"Chrome outlived its worker: {leftover}"
 
 
-def check(stack: Stack, producer: Producer, applied: list[str]) -> None:
+def check(stack: Stack, producer: Producer, applied: list[str], canceller: Canceller) -> None:
     store = default_hub().store
     counts = stack.sent_counts()
     statuses: collections.Counter = collections.Counter()
@@ -156,7 +199,14 @@ def check(stack: Stack, producer: Producer, applied: list[str]) -> None:
         message = store.get(mid)
         statuses[message.status.value] += 1
         seen = counts[(phone.lstrip("+"), text)]
-        if message.status is MessageStatus.SENT:
+        marks = [entry.at for entry in message.history if entry.event == "sending"]
+        if message.expires_at is not None:
+            assert all(mark < message.expires_at for mark in marks), f"{mid} marked for a click after its expiry"
+        if mid in canceller.cancelled:
+            assert message.status is MessageStatus.CANCELLED, (mid, message.status)
+        if message.status in (MessageStatus.EXPIRED, MessageStatus.CANCELLED):
+            assert seen == 0, f"{mid} is {message.status.value} but the simulator has it {seen} times"
+        elif message.status is MessageStatus.SENT:
             assert seen == 1, f"{mid} marked sent but the simulator has it {seen} times"
         else:
             assert message.status is MessageStatus.FAILED, (mid, message.status)
@@ -179,7 +229,8 @@ def check(stack: Stack, producer: Producer, applied: list[str]) -> None:
                                          for m in stack.sent())
         assert max(per_number.values(), default=0) <= settings.max_per_recipient_per_day, per_number
     print(f"  sends per session and day: {sorted(per_session.values())}")
-    print(f"  faults applied: {len(applied)}; producer retries: {producer.errors}")
+    print(f"  faults applied: {len(applied)}; producer retries: {producer.errors}; cancels won "
+          f"{len(canceller.cancelled)}, refused {canceller.refused}")
     print(f"  accepted {len(producer.accepted)}: {dict(statuses)}; simulator received {sum(counts.values())}")
 
 

@@ -133,9 +133,10 @@ class Stack:
         return default_hub().store.get_session(name)
 
     def wait_done(self, ids: list[str], timeout: float = 180, stall_s: float | None = None) -> None:
-        """Wait until every message is sent or failed, for `timeout` seconds; with `stall_s`, for as long as one
-        finishes at least every stall_s seconds (a long run's pace depends on the machine, a stall does not)."""
-        final = (MessageStatus.SENT, MessageStatus.FAILED)
+        """Wait until every message is sent, failed, expired or cancelled, for `timeout` seconds; with `stall_s`, for
+        as long as one finishes at least every stall_s seconds (a long run's pace depends on the machine, a stall
+        does not)."""
+        final = (MessageStatus.SENT, MessageStatus.FAILED, MessageStatus.EXPIRED, MessageStatus.CANCELLED)
         if stall_s is None:
             wait_for(lambda: all(default_hub().store.get(i).status in final for i in ids), timeout, 0.5,
                      f"{len(ids)} messages to finish: {default_hub().store.count_by_status()}")

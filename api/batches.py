@@ -46,6 +46,25 @@ def _owner() -> str | None:
     return None if g.api_key.role == auth.ADMIN else g.api_key.name
 
 
+listed = ns.model("BatchListed", {
+    "name": fields.String(required=True),
+    "counts": fields.Nested(counts, required=True, description="Its messages by status (a producer: its own)"),
+    "total": fields.Integer(required=True),
+    "started_at": fields.DateTime(required=True),
+})
+
+
+@ns.route("/batches")
+class Batches(Resource):
+    @ns.doc(security=auth.SCHEME)
+    @ns.response(200, "The most recently started batches (a producer key: those with its messages)", [listed])
+    @responses(ns, 401, 403, (503, "The store is unavailable; retry later"))
+    @auth.requires(auth.PRODUCER)
+    def get(self) -> list[dict[str, Any]]:
+        """The last 50 batches with their counts."""
+        return operations.list_batches(current_hub(), owner=_owner())
+
+
 PARAM = ("batch", "The batch's name (as the bulk enqueue gave or answered it)")
 
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from wa_queue import batches, callbacks, headroom, names, quota, warmup
 from wa_queue.batches import BatchAction, BatchReport
 from wa_queue.broker.publisher import queue_for
-from wa_queue.errors import NotCancellable, ValidationError
+from wa_queue.errors import NotCancellable, NotFound, ValidationError
 from wa_queue.models import Message, MessageStatus, NewMessage, Priority, new_message_id, plain
 from wa_queue.names import session_qr_key
 from wa_queue.retry import local_midnight_utc
@@ -121,6 +121,28 @@ def get_message(hub: Hub, message_id: str) -> Message:
 def batch_report(hub: Hub, name: str, *, owner: str | None) -> BatchReport:
     """The batch's counts and pace, of `owner`'s messages (None: everyone's); NotFound when it has none."""
     return batches.report(hub.store, hub.settings, name, owner, hub.clock())
+
+
+def list_batches(hub: Hub, *, owner: str | None, limit: int = 50) -> list[dict[str, Any]]:
+    """The most recent batches, each with its counts by status and first enqueue; a producer's (`owner`) only those
+    it has messages in, counted over its own messages."""
+    rows = hub.store.list_batches(limit=limit if owner is None else max(limit, 500))
+    out = []
+    for row in rows:
+        if owner is not None:
+            try:
+                report = batches.report(hub.store, hub.settings, row.name, owner, hub.clock())
+            except NotFound:
+                continue
+            out.append({"name": row.name, "counts": report.counts, "total": report.total,
+                        "started_at": report.started_at.isoformat()})
+        else:
+            counts = {status.value: row.counts.get(status.value, 0) for status in MessageStatus}
+            out.append({"name": row.name, "counts": counts, "total": sum(counts.values()),
+                        "started_at": row.started_at.isoformat()})
+        if len(out) == limit:
+            break
+    return out
 
 
 def pause_batch(hub: Hub, name: str, *, owner: str | None, actor: str) -> BatchAction:

@@ -118,3 +118,14 @@ def test_a_bulk_replay_reports_the_batch_it_was_stored_in(client) -> None:  # no
     again = post(client, "/messages/bulk", body, key)
     assert (first.status_code, again.status_code) == (202, 200)
     assert again.get_json()["batch"] == first.get_json()["batch"]
+
+
+def test_the_batch_list_shows_a_producer_its_own(client) -> None:  # noqa: ANN001
+    post(client, "/messages/bulk", {"messages": [{"phone": PHONE, "text": "a"}], "batch": "shop-1"})
+    post(client, "/messages/bulk", {"messages": [{"phone": PHONE, "text": "b"}] * 2, "batch": "crm-1"}, OTHER)
+    post(client, "/messages/bulk", {"messages": [{"phone": PHONE, "text": "c"}], "batch": "crm-1"})
+    mine = client.get(f"{BASE}/batches", headers=PRODUCER).get_json()
+    assert sorted((b["name"], b["total"]) for b in mine) == [("crm-1", 1), ("shop-1", 1)]  # its own messages only
+    every = client.get(f"{BASE}/batches", headers=ADMIN).get_json()
+    assert sorted((b["name"], b["total"]) for b in every) == [("crm-1", 3), ("shop-1", 1)]
+    assert every[0]["counts"]["pending"] == every[0]["total"]

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import getpass
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -13,7 +11,7 @@ from typing import Any
 
 import click
 
-from wa_queue.cli.output import BadInput, current_hub, echo_json, handled, settings, table, with_errors
+from wa_queue.cli.output import BadInput, current_hub, echo_json, handled, os_user, settings, table, with_errors
 from wa_queue.cli.sessions import sessions_table
 from wa_queue.errors import ValidationError
 from wa_queue.models import Message
@@ -21,8 +19,11 @@ from wa_queue.models import Message
 BATCH_SIZE = 500  # one store transaction and one broker round trip per batch
 FAILED_PAGE_SIZE = 50
 CSV_REQUIRED = ("phone", "text")
-CSV_OPTIONAL = ("session", "idempotency_key", "callback_url", "metadata", "send_window")
-CSV_HEADER = "phone,text[,session][,idempotency_key][,callback_url][,metadata][,send_window]"
+CSV_OPTIONAL = ("session", "idempotency_key", "callback_url", "metadata", "send_window", "send_at", "expires_at",
+                "ttl_s", "priority", "batch")
+CSV_HEADER = ("phone,text[,session][,idempotency_key][,callback_url][,metadata][,send_window][,send_at][,expires_at]"
+              "[,ttl_s][,priority][,batch]")
+WHEN_HELP = "an ISO 8601 date and time with seconds and its UTC offset (2026-12-24T09:30:00+01:00)"
 
 
 # ---- enqueue ---------------------------------------------------------------------------------------------------
@@ -36,13 +37,19 @@ CSV_HEADER = "phone,text[,session][,idempotency_key][,callback_url][,metadata][,
 @click.option("--send-window", metavar="HH:MM-HH:MM",
               help="Quiet hours: send only between these local times of the recipient (08:00-21:00; 22:00-06:00 "
                    "runs past midnight). Default: WAQ_SEND_WINDOW, if set.")
+@click.option("--send-at", help=f"Not sent before this time: {WHEN_HELP}.")
+@click.option("--expires-at", help=f"Never sent from this time on (it ends expired): {WHEN_HELP}.")
+@click.option("--ttl", "ttl", help="Never sent after this long from now: seconds, or 90s, 15m, 2h.")
+@click.option("--priority", help="high, normal (the default) or low: what the session sends first.")
+@click.option("--batch", help="The batch it joins (with --file: every row without its own; default: a new one).")
 @click.option("--file", "csv_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help=f"CSV with a header: {CSV_HEADER} (metadata as JSON, send_window as HH:MM-HH:MM; an empty "
-                   "cell is none).")
+              help=f"CSV with a header: {CSV_HEADER} (metadata as JSON, send_window as HH:MM-HH:MM, ttl_s in "
+                   "seconds; an empty cell is none).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @with_errors
 def enqueue(phone: str | None, text: str | None, session: str | None, idempotency_key: str | None,
-            callback_url: str | None, metadata: str | None, send_window: str | None, csv_file: Path | None,
+            callback_url: str | None, metadata: str | None, send_window: str | None, send_at: str | None,
+            expires_at: str | None, ttl: str | None, priority: str | None, batch: str | None, csv_file: Path | None,
             as_json: bool) -> None:
     """Queue one message (PHONE TEXT) or every row of a CSV file (--file).
 
@@ -53,10 +60,10 @@ def enqueue(phone: str | None, text: str | None, session: str | None, idempotenc
     """
     if csv_file is not None:
         if (phone or text or idempotency_key or callback_url is not None or metadata is not None
-                or send_window is not None):
+                or send_window is not None or send_at or expires_at or ttl or priority):
             raise click.UsageError("give either PHONE TEXT or --file, not both (put idempotency keys, callback URLs, "
-                                   "metadata and send windows in the CSV)")
-        _enqueue_csv(csv_file, session, as_json)
+                                   "metadata, send windows, times and priorities in the CSV)")
+        _enqueue_csv(csv_file, session, batch, as_json)
         return
     if phone is None or text is None:
         raise click.UsageError("give PHONE and TEXT, or --file messages.csv")
@@ -65,7 +72,8 @@ def enqueue(phone: str | None, text: str | None, session: str | None, idempotenc
 
     new = operations.build_message(current_hub(), phone, text, session=session, idempotency_key=idempotency_key,
                                 callback_url=callback_url, metadata=metadata_from_json(metadata),
-                                send_window=send_window)
+                                send_window=send_window, send_at=send_at, expires_at=expires_at,
+                                ttl_s=ttl_seconds(ttl), priority=priority, batch=batch)
     message, created = operations.submit(current_hub(), [new])[0]
     if as_json:
         echo_json({"id": message.id, "status": message.status.value, "phone": message.phone, "created": created})
@@ -75,6 +83,20 @@ def enqueue(phone: str | None, text: str | None, session: str | None, idempotenc
             click.echo(f"(idempotency key {idempotency_key!r} already used: this is the existing message)", err=True)
 
 
+def ttl_seconds(text: str | None) -> int | str | None:
+    """--ttl and a CSV's ttl_s as validation.validate_expiry takes it: whole seconds (a duration such as 15m read by
+    the settings' rule); anything else is passed on as it is, for that rule to refuse with its message."""
+    from wa_queue.setting_values import parse_duration
+
+    if text is None or not text.strip():
+        return None
+    try:
+        seconds = parse_duration(text.strip())
+    except ValueError:
+        return text
+    return int(seconds) if seconds == int(seconds) else text
+
+
 @dataclasses.dataclass
 class _Rejected:
     row: int
@@ -82,8 +104,10 @@ class _Rejected:
     reason: str
 
 
-def _read_csv(path: Path, default_session: str | None) -> tuple[list[tuple[int, dict[str, Any]]], list[_Rejected]]:
-    """Validate every row; returns ([(row, item for enqueue_many)], rejected)."""
+def _read_csv(path: Path, default_session: str | None, default_batch: str
+              ) -> tuple[list[tuple[int, dict[str, Any]]], list[_Rejected]]:
+    """Validate every row; returns ([(row, item for enqueue_many)], rejected). A row without a batch joins
+    `default_batch`."""
     from wa_queue import operations
     from wa_queue.validation import metadata_from_json
 
@@ -112,6 +136,11 @@ def _read_csv(path: Path, default_session: str | None) -> tuple[list[tuple[int, 
                     "idempotency_key": (record.get("idempotency_key") or "").strip() or None,
                     "callback_url": (record.get("callback_url") or "").strip() or None,
                     "send_window": (record.get("send_window") or "").strip() or None,
+                    "send_at": (record.get("send_at") or "").strip() or None,
+                    "expires_at": (record.get("expires_at") or "").strip() or None,
+                    "ttl_s": ttl_seconds(record.get("ttl_s")),
+                    "priority": (record.get("priority") or "").strip() or None,
+                    "batch": (record.get("batch") or "").strip() or default_batch,
                 }
                 try:
                     # an empty cell is no metadata; the parsed object is what enqueue_many stores
@@ -124,10 +153,12 @@ def _read_csv(path: Path, default_session: str | None) -> tuple[list[tuple[int, 
     return good, rejected
 
 
-def _enqueue_csv(path: Path, session: str | None, as_json: bool) -> None:
+def _enqueue_csv(path: Path, session: str | None, batch_name: str | None, as_json: bool) -> None:
     from wa_queue import operations
+    from wa_queue.validation import validate_batch
 
-    good, rejected = _read_csv(path, session)
+    default_batch = validate_batch(batch_name) or operations.new_batch_name()
+    good, rejected = _read_csv(path, session, default_batch)
     ids: list[str] = []
     with click.progressbar(length=len(good), label="enqueueing", file=sys.stderr) as bar:
         for start in range(0, len(good), BATCH_SIZE):
@@ -142,9 +173,11 @@ def _enqueue_csv(path: Path, session: str | None, as_json: bool) -> None:
                 raise
             bar.update(len(batch))
     if as_json:
-        echo_json({"enqueued": len(ids), "ids": ids, "rejected": [dataclasses.asdict(r) for r in rejected]})
+        echo_json({"enqueued": len(ids), "ids": ids, "batch": default_batch,
+                   "rejected": [dataclasses.asdict(r) for r in rejected]})
     else:
-        click.echo(f"queued {len(ids)} message(s) from {path}; rejected {len(rejected)} row(s)")
+        click.echo(f"queued {len(ids)} message(s) from {path} in batch {default_batch}; rejected {len(rejected)} "
+                   "row(s)")
         for r in rejected:
             click.echo(f"  row {r.row}: {r.reason}")
     if rejected:
@@ -181,9 +214,10 @@ def echo_message(message: dict[str, Any], as_json: bool) -> None:
     window = message.get("send_window")
     if window:
         message = {**message, "send_window": f"{window['start']}-{window['end']}"}
-    for key in ("id", "status", "phone", "session", "send_window", "attempts", "created_at", "updated_at",
-                "next_attempt_at", "claimed_by", "sent_at", "sent_by", "wa_id", "delivered_at", "read_at", "failed_at",
-                "last_error_class", "last_error_text"):
+    for key in ("id", "status", "phone", "session", "priority", "batch", "send_window", "send_at", "expires_at",
+                "attempts", "created_at", "updated_at", "next_attempt_at", "claimed_by", "sent_at", "sent_by", "wa_id",
+                "delivered_at", "read_at", "failed_at", "expired_at", "cancelled_at", "last_error_class",
+                "last_error_text"):
         if message.get(key) not in (None, ""):
             click.echo(f"{key:17} {message[key]}")
     click.echo("history:")
@@ -263,16 +297,8 @@ def failed_mark_sent(message_id: str, note: str | None) -> None:
     It is never sent again, and its callback_url hears 'sent'. Not in the chat? Use `waq failed retry ID`."""
     from wa_queue import operations
 
-    message = operations.mark_sent(current_hub(), message_id, actor=f"cli:{_os_user()}", note=note)
+    message = operations.mark_sent(current_hub(), message_id, actor=f"cli:{os_user()}", note=note)
     click.echo(f"marked {message.id} as sent (sent_by {message.sent_by or '-'})")
-
-
-def _os_user() -> str:
-    """Who ran the command, for the message's history."""
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):  # no login name and no passwd entry (some containers)
-        return f"uid{os.getuid()}"
 
 
 @failed.command("retry-all")

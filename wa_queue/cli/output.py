@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import getpass
 import json
 import os
 import sys
@@ -123,6 +124,14 @@ def with_errors(func: F) -> F:
             return func(*args, **kwargs)
 
     return wrapper  # type: ignore[return-value]
+
+
+def os_user() -> str:
+    """Who ran the command, for the message's history."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no login name and no passwd entry (some containers)
+        return f"uid{os.getuid()}"
 
 
 def echo_json(data: Any) -> None:

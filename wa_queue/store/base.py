@@ -18,6 +18,15 @@ from wa_queue.models import Message, MessageStatus, NewMessage, SessionStatus
 
 
 @dataclasses.dataclass(frozen=True)
+class BatchRow:
+    """One batch as list_batches() counts it: its messages by status (only the statuses it has), its first enqueue."""
+
+    name: str
+    counts: dict[str, int]
+    started_at: datetime
+
+
+@dataclasses.dataclass(frozen=True)
 class SessionRecord:
     """Durable per-session state (pacing, health, reconnection), shared by every process."""
 
@@ -247,6 +256,10 @@ class MessageStore(abc.ABC):
     @abc.abstractmethod
     def batch_messages(self, batch: str, *, statuses: tuple[MessageStatus, ...] | None = None) -> list[Message]:
         """The messages of a batch (in those statuses, when given), oldest first."""
+
+    @abc.abstractmethod
+    def list_batches(self, *, limit: int = 50) -> list[BatchRow]:
+        """The batches (every owner's), the most recently started first. Reads the batched messages' index only."""
 
     @abc.abstractmethod
     def batches_waiting_on(self, session: str) -> list[str]:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 from wa_queue.errors import IdempotencyConflict, StoreError, ValidationError
 from wa_queue.models import HistoryEntry, HistoryEvent, Message, NewMessage, new_message_id
-from wa_queue.store.base import SessionRecord
+from wa_queue.store.base import BatchRow, SessionRecord
 from wa_queue.store.lifecycle import INSERT_EVENT, INSERT_STATUS
 
 MESSAGE_FIELDS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(Message))
@@ -98,6 +98,17 @@ def check_session_fields(fields: dict) -> None:
 def history_entry(now: datetime, event: HistoryEvent, session: str | None, error_class: str | None = None,
                   error_text: str | None = None) -> dict:
     return HistoryEntry(utc(now), event, session, error_class, error_text).to_dict()
+
+
+def batch_rows(groups: list[tuple[str, str, int, datetime]], limit: int) -> list[BatchRow]:
+    """(batch, status, count, first enqueue) groups -> list_batches()' rows, the most recently started first."""
+    counts: dict[str, dict[str, int]] = {}
+    started: dict[str, datetime] = {}
+    for name, status, n, first in groups:
+        counts.setdefault(name, {})[status] = n
+        started[name] = min(started.get(name, first), first)
+    names = sorted(counts, key=lambda name: (started[name], name), reverse=True)[:limit]
+    return [BatchRow(name, counts[name], started[name]) for name in names]
 
 
 def cancel_text(actor: str) -> str:

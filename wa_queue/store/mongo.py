@@ -31,8 +31,8 @@ from wa_queue.errors import InvalidTransition, NotFound, StoreError
 from wa_queue.models import Message, MessageStatus, NewMessage, SessionStatus
 from wa_queue.names import ARCHIVE, ENQUEUE_COUNTS, MESSAGES, NUMBER_CHECKS, SEND_COUNTS, SESSIONS
 from wa_queue.store import lifecycle, mongo_client
-from wa_queue.store.base import MessageStore, status_keys
-from wa_queue.store.common import cancel_text, lookup_keys, operator_sent_text, picture_text, plan_inserts
+from wa_queue.store.base import BatchRow, MessageStore, status_keys
+from wa_queue.store.common import batch_rows, cancel_text, lookup_keys, operator_sent_text, picture_text, plan_inserts
 from wa_queue.store.mongo_codec import (
     DUE,
     EXPIRING,
@@ -384,6 +384,19 @@ class MongoStore(MongoSessionRecords, MessageStore):
 
     def resume(self, message_id: str, *, now: datetime, reason: str) -> Message | None:
         return self._transition(lifecycle.RESUME.write(), message_id, now, error_text=reason)
+
+    def list_batches(self, *, limit: int = 50) -> list[BatchRow]:
+        # Counts by one $group; each batch's first enqueue by one look-up each (FerretDB has no $min accumulator).
+        groups = list(self.messages.aggregate([
+            {"$match": {"batch": {"$ne": None}}},
+            {"$group": {"_id": {"batch": "$batch", "status": "$status"}, "n": {"$sum": 1}}},
+        ]))
+        started = {}
+        for name in {g["_id"]["batch"] for g in groups}:
+            first = self.messages.find_one({"batch": name}, {"created_at": 1}, sort=[("created_at", ASCENDING)])
+            started[name] = from_db(first["created_at"]) if first else None
+        return batch_rows([(g["_id"]["batch"], g["_id"]["status"], g["n"], started[g["_id"]["batch"]])
+                           for g in groups if started.get(g["_id"]["batch"]) is not None], limit)
 
     def batches_waiting_on(self, session: str) -> list[str]:
         return sorted(n for n in self.messages.distinct("batch", {**DUE, "session": session}) if n is not None)

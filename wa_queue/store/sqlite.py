@@ -22,8 +22,9 @@ from wa_queue.names import ARCHIVE, MESSAGES, SESSIONS, STATUS_COUNTS
 from wa_queue.private import private_file
 from wa_queue.store import lifecycle, sqlite_quota
 from wa_queue.store import sqlite_statements as statements
-from wa_queue.store.base import MessageStore, status_keys
+from wa_queue.store.base import BatchRow, MessageStore, status_keys
 from wa_queue.store.common import (
+    batch_rows,
     cancel_text,
     lookup_keys,
     operator_sent_text,
@@ -378,6 +379,12 @@ class SQLiteStore(SQLiteSessionRecords, MessageStore):
 
     def resume(self, message_id: str, *, now: datetime, reason: str) -> Message | None:
         return self._transition(lifecycle.RESUME.write(), message_id, now=now, error_text=reason)  # type: ignore
+
+    def list_batches(self, *, limit: int = 50) -> list[BatchRow]:
+        rows = self.db.get().execute(
+            f"SELECT batch, status, count(*), min(created_at) FROM {MESSAGES} INDEXED BY ix_msg_batch "
+            "WHERE batch IS NOT NULL GROUP BY batch, status").fetchall()
+        return batch_rows([(batch, status, n, from_us(started)) for batch, status, n, started in rows], limit)
 
     def batches_waiting_on(self, session: str) -> list[str]:
         rows = self.db.get().execute(f"SELECT DISTINCT batch FROM {MESSAGES} WHERE batch IS NOT NULL AND {DUE} AND "

@@ -74,10 +74,22 @@ def test_a_batch_lists_its_messages_and_the_sessions_it_waits_on(store: MessageS
     insert(store, 4, session="s1")
     c = insert(store, 5, batch="b3", session="s1")
     store.cancel(c.id, now=at(1), actor="op")
-    assert [m.id for m in store.batch_messages("b1")] == [a.id, b.id]
+    assert sorted(m.id for m in store.batch_messages("b1")) == sorted([a.id, b.id])  # one instant: either order
     assert [m.id for m in store.batch_messages("b1", statuses=(MessageStatus.PAUSED,))] == []
     assert store.batch_messages("none") == []
     assert store.batches_waiting_on("s1") == ["b1"]  # b3's only message is cancelled
     assert store.pause(a.id, now=at(2), reason="r") is not None
     assert store.batches_waiting_on("s1") == []
     assert [m.id for m in store.batch_messages("b1", statuses=(MessageStatus.PAUSED,))] == [a.id]
+
+
+def test_list_batches_counts_each_batch_newest_first(store: MessageStore) -> None:
+    insert(store, 1, batch="old", now=at(0))
+    second = insert(store, 2, batch="old", now=at(5))
+    insert(store, 3, batch="new", now=at(10))
+    insert(store, 4, now=at(20))
+    store.cancel(second.id, now=at(30), actor="op")
+    rows = store.list_batches()
+    assert [(r.name, r.counts, r.started_at) for r in rows] == [
+        ("new", {"pending": 1}, at(10)), ("old", {"pending": 1, "cancelled": 1}, at(0))]
+    assert [r.name for r in store.list_batches(limit=1)] == ["new"]

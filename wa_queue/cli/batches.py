@@ -1,0 +1,111 @@
+"""`waq cancel` and `waq batches`: stop a message, follow and steer the batches of bulk and CSV enqueues. An
+operator's commands: every owner's messages, and the history names the OS user who acted."""
+
+from __future__ import annotations
+
+import click
+
+from wa_queue.cli.output import current_hub, echo_json, os_user, table, with_errors
+
+
+@click.command()
+@click.argument("message_id")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@with_errors
+def cancel(message_id: str, as_json: bool) -> None:
+    """Cancel a pending or scheduled message: it is never sent. Exit 1, saying why, when it is being sent, sent,
+    in doubt, failed or expired."""
+    from wa_queue import operations
+
+    message = operations.cancel(current_hub(), message_id, actor=os_user())
+    if as_json:
+        echo_json(message.to_dict())
+    else:
+        click.echo(f"{message.id} {message.status.value}")
+
+
+@click.group()
+def batches() -> None:
+    """Batches: list, show, pause, resume, cancel."""
+
+
+@batches.command("list")
+@click.option("--limit", type=click.IntRange(1, 1000), default=50, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@with_errors
+def batches_list(limit: int, as_json: bool) -> None:
+    """The most recently started batches with their counts."""
+    from wa_queue import operations
+
+    rows = operations.list_batches(current_hub(), owner=None, limit=limit)
+    if as_json:
+        echo_json(rows)
+        return
+    click.echo(table([[r["name"], r["started_at"], r["total"], r["counts"]["sent"],
+                       r["counts"]["pending"] + r["counts"]["processing"] + r["counts"]["paused"],
+                       r["counts"]["failed"] + r["counts"]["expired"] + r["counts"]["cancelled"]] for r in rows],
+                     ["batch", "started", "total", "sent", "unsent", "failed/expired/cancelled"]))
+
+
+@batches.command("show")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@with_errors
+def batches_show(name: str, as_json: bool) -> None:
+    """A batch's counts by status, when it started and sent, and its expected end at the current pace."""
+    from wa_queue import operations
+
+    report = operations.batch_report(current_hub(), name, owner=None).to_dict()
+    if as_json:
+        echo_json(report)
+        return
+    for key in ("name", "total", "started_at", "first_sent_at", "last_sent_at", "expected_end_at", "paused"):
+        click.echo(f"{key:16} {report[key]}")
+    click.echo(table([[status, n] for status, n in report["counts"].items() if n], ["status", "messages"]))
+
+
+def _echo_action(name: str, verb: str, result: dict[str, object], as_json: bool) -> None:
+    if as_json:
+        echo_json(result)
+        return
+    left = ", ".join(f"{n} {status}" for status, n in sorted(result["left"].items())) or "none"  # type: ignore
+    click.echo(f"batch {name}: {verb} changed {result['changed']} message(s); left as they were: {left}")
+
+
+@batches.command("pause")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@with_errors
+def batches_pause(name: str, as_json: bool) -> None:
+    """Pause a batch's pending messages: none is sent until it resumes (one a worker holds finishes)."""
+    from wa_queue import operations
+
+    _echo_action(name, "pause", operations.pause_batch(current_hub(), name, owner=None, actor=os_user()).to_dict(),
+                 as_json)
+
+
+@batches.command("resume")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@with_errors
+def batches_resume(name: str, as_json: bool) -> None:
+    """Resume a batch's paused messages: each is published again when due."""
+    from wa_queue import operations
+
+    _echo_action(name, "resume", operations.resume_batch(current_hub(), name, owner=None, actor=os_user()).to_dict(),
+                 as_json)
+
+
+@batches.command("cancel")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@with_errors
+def batches_cancel(name: str, as_json: bool) -> None:
+    """Cancel a batch's pending and paused messages (those in doubt, or held by a worker, are left)."""
+    from wa_queue import operations
+
+    _echo_action(name, "cancel", operations.cancel_batch(current_hub(), name, owner=None, actor=os_user()).to_dict(),
+                 as_json)
+
+
+COMMANDS = [cancel, batches]

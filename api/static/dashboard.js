@@ -81,14 +81,15 @@
     state.again = false;
     document.body.dataset.loading = "true";
     try {
-      const [health, stats, sessions, failed] = await Promise.all([
+      const [health, stats, sessions, failed, batches] = await Promise.all([
         getJson("/health"), getJson("/stats"), getJson("/sessions"),
-        getJson("/failed?page=" + state.page + "&per_page=" + PER_PAGE),
+        getJson("/failed?page=" + state.page + "&per_page=" + PER_PAGE), getJson("/batches"),
       ]);
       renderHealth(health);
       renderSessions(sessions.sessions || []);
       renderStats(stats);
       renderFailed(failed);
+      renderBatches(batches);
       $("last-updated").textContent = new Date().toLocaleTimeString();
       $("last-updated").dateTime = new Date().toISOString();
       document.body.dataset.refreshed = String(Date.now());
@@ -238,7 +239,7 @@
   }
 
   function renderStats(stats) {
-    for (const status of ["pending", "processing", "sent", "failed"]) {
+    for (const status of ["pending", "processing", "sent", "failed", "paused", "expired", "cancelled"]) {
       $("count-" + status).textContent = stats.counts[status] ?? 0;
     }
     $("oldest-pending").textContent = stats.oldest_pending_age_s == null ? "none" : duration(stats.oldest_pending_age_s);
@@ -385,6 +386,42 @@
     return row;
   }
 
+  // A batch: its progress (what is done of its total: sent, failed, expired, cancelled), its counts, and the actions
+  // its state allows.
+  function renderBatches(batches) {
+    const body = $("batches-body");
+    body.replaceChildren(...batches.map(batchRow));
+    $("batches-empty").hidden = batches.length > 0;
+    $("batches-table").hidden = batches.length === 0;
+  }
+
+  function batchRow(batch) {
+    const c = batch.counts;
+    const done = c.sent + c.failed + c.expired + c.cancelled;
+    const row = el("tr", { "data-batch": batch.name });
+    row.append(el("td", {}, batch.name), el("td", { title: batch.started_at }, ago(batch.started_at)));
+    const progress = el("progress", { max: batch.total, value: done, title: done + " of " + batch.total + " done" });
+    const cell = el("td", { className: "progress" });
+    cell.append(progress, el("span", { className: "muted small" }, " " + c.sent + " sent of " + batch.total));
+    row.append(cell);
+    const shown = Object.entries(c).filter(([, n]) => n > 0).map(([status, n]) => n + " " + status).join(", ");
+    row.append(el("td", { className: "small" }, shown));
+    const actions = el("td", { className: "actions" });
+    const path = "/batches/" + encodeURIComponent(batch.name) + "/";
+    const button = (verb, label, enabled) => {
+      const b = el("button", { type: "button", className: verb === "cancel" ? "danger" : "secondary",
+                              "data-action": verb, disabled: !enabled }, label);
+      b.addEventListener("click", () => act(b, path + verb, "POST",
+        (result) => "Batch " + batch.name + ": " + verb + " changed " + (result ? result.changed : 0) +
+          " message(s)."));
+      return b;
+    };
+    actions.append(button("pause", "Pause", c.pending > 0), button("resume", "Resume", c.paused > 0),
+                   button("cancel", "Cancel", c.pending + c.paused > 0));
+    row.append(actions);
+    return row;
+  }
+
   // ---- actions -----------------------------------------------------------------------------------------------
   async function act(button, path, method, done) {
     button.disabled = true;
@@ -404,6 +441,14 @@
   function restartSession(name, button) {
     act(button, "/sessions/" + encodeURIComponent(name) + "/restart", "POST",
       "Restart of " + name + " requested; its next health check reconnects.");
+  }
+
+  async function cancelMessage(event) {
+    event.preventDefault();
+    const id = $("cancel-id").value.trim();
+    await act($("cancel-submit"), "/messages/" + encodeURIComponent(id) + "/cancel", "POST",
+      (body) => "Message " + id + " is " + (body ? body.status : "cancelled") + ".");
+    $("cancel-id").value = "";
   }
 
   function retryAll() {
@@ -426,6 +471,7 @@
     $("forget-key").addEventListener("click", () => forgetKey(""));
     $("refresh-now").addEventListener("click", refresh);
     $("retry-all").addEventListener("click", retryAll);
+    $("cancel-form").addEventListener("submit", cancelMessage);
     $("failed-prev").addEventListener("click", () => { state.page = Math.max(1, state.page - 1); refresh(); });
     $("failed-next").addEventListener("click", () => { state.page = Math.min(state.pages, state.page + 1); refresh(); });
     $("archive").addEventListener("toggle", loadArchive);

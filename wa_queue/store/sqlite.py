@@ -36,6 +36,7 @@ from wa_queue.store.sqlite_connection import SQLiteConnections
 from wa_queue.store.sqlite_schema import (
     COLS,
     INSERT_CHUNK,
+    WHEN_ROW_LENGTH,
     create_schema,
     day_to_text,
     from_us,
@@ -155,9 +156,12 @@ class SQLiteStore(SQLiteSessionRecords, MessageStore):
     def _write_rows(conn: sqlite3.Connection, rows: list[tuple]) -> None:
         # Many rows per statement: one call into SQLite instead of one per row, each of which has to win the GIL
         # back while holding the write lock (API threads), and less time per row for bulk inserts (BENCHMARKS.md).
-        for start in range(0, len(rows), INSERT_CHUNK):
-            chunk = rows[start:start + INSERT_CHUNK]
-            conn.execute(insert_sql(len(chunk)), list(itertools.chain.from_iterable(chunk)))
+        # Rows with the when-columns (schedule, expiry, priority, batch) go in statements of their own.
+        for when in (False, True):
+            kind = [row for row in rows if (len(row) == WHEN_ROW_LENGTH) == when]
+            for start in range(0, len(kind), INSERT_CHUNK):
+                chunk = kind[start:start + INSERT_CHUNK]
+                conn.execute(insert_sql(len(chunk), when), list(itertools.chain.from_iterable(chunk)))
 
     def _by_keys(self, conn: sqlite3.Connection, keys: list[str]) -> dict[str, Message]:
         found: dict[str, Message] = {}

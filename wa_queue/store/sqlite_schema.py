@@ -14,7 +14,7 @@ import sqlite3
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from wa_queue.models import HistoryEntry, Message, MessageStatus, SessionStatus, parse_stored, plain
+from wa_queue.models import HistoryEntry, Message, MessageStatus, Priority, SessionStatus, parse_stored, plain
 from wa_queue.names import ARCHIVE, ENQUEUE_COUNTS, MESSAGES, NUMBER_CHECKS, SESSIONS, STATUS_COUNTS
 from wa_queue.send_window import SendWindow, parse_window
 from wa_queue.store.base import SessionRecord
@@ -25,15 +25,21 @@ COLS = ", ".join(MESSAGE_FIELDS)
 SESSION_COLS = ", ".join(SESSION_FIELDS)
 # What new_row fills:
 _NEW_COLUMNS = ("id", "phone", "text", "status", "created_at", "updated_at", "next_attempt_at", "attempts", "session",
-                "idempotency_key", "content_hash", "callback_url", "metadata", "history", "send_window", "enqueued_by",
-                "send_at", "expires_at", "priority", "batch")
-_ROW_MARKS = f"({', '.join('?' * len(_NEW_COLUMNS))})"
+                "idempotency_key", "content_hash", "callback_url", "metadata", "history", "send_window", "enqueued_by")
+# ... and for a message scheduled, expiring, not of normal priority or in a batch: a NULL priority reads as normal.
+_WHEN_COLUMNS = ("send_at", "expires_at", "priority", "batch")
 INSERT_CHUNK = 500  # rows per INSERT statement: its parameters, one per column of each row, stay below SQLite's limit
 
 
-@functools.lru_cache(maxsize=64)
-def insert_sql(rows: int) -> str:
-    return f"INSERT INTO {MESSAGES} ({', '.join(_NEW_COLUMNS)}) VALUES {', '.join([_ROW_MARKS] * rows)}"
+@functools.lru_cache(maxsize=128)
+def insert_sql(rows: int, when: bool = False) -> str:
+    """The INSERT of `rows` new rows: new_row's values, with the when-columns or without."""
+    columns = _NEW_COLUMNS + (_WHEN_COLUMNS if when else ())
+    marks = f"({', '.join('?' * len(columns))})"
+    return f"INSERT INTO {MESSAGES} ({', '.join(columns)}) VALUES {', '.join([marks] * rows)}"
+
+
+WHEN_ROW_LENGTH = len(_NEW_COLUMNS) + len(_WHEN_COLUMNS)
 
 
 _COLUMN_TYPES = {"attempts": "INTEGER NOT NULL DEFAULT 0", "history": "TEXT NOT NULL DEFAULT '[]'"}
@@ -211,12 +217,16 @@ def new_row(message: Message, now_us: int | None, histories: dict[str | None, st
     history = histories.get(message.session)
     if history is None:
         history = histories[message.session] = json.dumps([entry.to_dict() for entry in message.history])
+    row = (message.id, message.phone, message.text, message.status.value, now_us, now_us, now_us, 0, message.session,
+           message.idempotency_key, message.content_hash, message.callback_url,
+           json.dumps(message.metadata) if message.metadata is not None else None, history,
+           window_to_text(message.send_window), message.enqueued_by)
+    if (message.send_at is None and message.expires_at is None and message.batch is None
+            and message.priority is Priority.NORMAL):
+        return row  # most messages: the when-columns stay NULL, unbound
     due_us = now_us if message.send_at is None else max(now_us or 0, to_us(message.send_at))  # type: ignore[type-var]
-    return (message.id, message.phone, message.text, message.status.value, now_us, now_us, due_us, 0, message.session,
-            message.idempotency_key, message.content_hash, message.callback_url,
-            json.dumps(message.metadata) if message.metadata is not None else None, history,
-            window_to_text(message.send_window), message.enqueued_by, to_us(message.send_at),
-            to_us(message.expires_at), plain(message.priority), message.batch)
+    return (*row[:6], due_us, *row[7:], to_us(message.send_at), to_us(message.expires_at), plain(message.priority),
+            message.batch)
 
 
 def row_to_session(row: tuple) -> SessionRecord:

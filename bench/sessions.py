@@ -399,7 +399,7 @@ def main() -> None:
     signal.signal(signal.SIGTERM, _interrupted)
     keep, code = True, 1  # a run that did not finish keeps its logs
     try:
-        memory = headroom.read_meminfo()
+        memory = procs.meminfo()
         print(f"machine: {os.cpu_count()} cores, {memory['MemTotal'] / GIB_KIB:.1f} GiB, "
               f"{memory['MemAvailable'] / GIB_KIB:.1f} GiB available; load average {os.getloadavg()[0]:.2f}")
         print(f"starting {args.sessions} sessions (folder {folder})", flush=True)

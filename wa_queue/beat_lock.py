@@ -86,7 +86,7 @@ class LockedScheduler(PersistentScheduler):
         settings = _settings_of(kwargs.get("app"))
         self.lock_ttl_s = settings.beat_lock_ttl_s
         self.lock_period_s = settings.beat_lock_ttl_s / 3  # renew (or try to take) this often
-        self._hostname, self._pid_namespace = socket.gethostname(), _pid_namespace()
+        self._hostname, self._pid_namespace = socket.gethostname(), procs.pid_namespace()
         owner = names.beat_lock_owner(self._hostname, os.getpid(), self._pid_namespace, secrets.token_hex(4))
         timeout = min(5.0, self.lock_period_s / 2)  # a hung Redis must not hold a tick past the next renewal
         try:
@@ -250,14 +250,6 @@ class LockedScheduler(PersistentScheduler):
             except ValueError:
                 continue
             entry.last_run_at = min(when, now)  # another host's clock ahead of ours must not delay the job
-
-
-def _pid_namespace() -> str:
-    """This process's pid namespace ("pid:[4026531836]" -> "4026531836"), or "" where /proc cannot say."""
-    try:
-        return os.readlink("/proc/self/ns/pid").partition("[")[2].rstrip("]")
-    except OSError:
-        return ""
 
 
 def _settings_of(celery: object) -> Settings:

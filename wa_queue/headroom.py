@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from pathlib import Path
 
 from wa_queue import procs
 from wa_queue.names import SESSION_QUEUE_PREFIX
@@ -26,7 +25,6 @@ DATA_DIR_ENV = "WAQ_DATA_DIR"
 # and a Chrome grows for a while at every page load.
 DEFAULT_RESERVE_KIB = 512 * 1024
 
-_PROC = Path("/proc")
 _WAQ_WORKER = re.compile(r"\bworker\b(?!.*--check).*?--session[= ]([a-z0-9][a-z0-9_-]*)")
 _CELERY_QUEUE = re.compile(r"\bcelery\b.*\s-Q\s+(?:\S*,)?" + re.escape(SESSION_QUEUE_PREFIX) + r"([a-z0-9][a-z0-9_-]*)")
 
@@ -82,29 +80,12 @@ def sessions_that_fit(available_kib: int, per_session_kib: int, reserve_kib: int
     return max(0, (available_kib - reserve_kib) // per_session_kib)
 
 
-def read_meminfo(path: Path = _PROC / "meminfo") -> dict[str, int]:
-    """/proc/meminfo as {field: KiB} (the few fields counted in pages, like HugePages_Total, as they are)."""
-    found: dict[str, int] = {}
-    for line in path.read_text().splitlines():
-        name, _, rest = line.partition(":")
-        value = rest.split()
-        if value and value[0].isdigit():
-            found[name.strip()] = int(value[0])
-    return found
-
-
 def session_of(environ: dict[str, str] | None, cmdline: str) -> str | None:
     """The session a process belongs to: WAQ_WORKER_SESSION in its environment, else the worker's command line."""
     if environ and environ.get(SESSION_ENV):
         return environ[SESSION_ENV]
     match = _WAQ_WORKER.search(cmdline) or _CELERY_QUEUE.search(cmdline)
     return match.group(1) if match else None
-
-
-def parse_environ(raw: bytes) -> dict[str, str]:
-    """/proc/<pid>/environ (NUL-separated NAME=value) as a dict."""
-    pairs = (item.decode(errors="replace").partition("=") for item in raw.split(b"\0") if item)
-    return {name: value for name, _, value in pairs}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -137,7 +118,7 @@ def _scan() -> dict[int, _Proc]:
         if len(fields) < 2 or not procs.is_alive(fields):
             continue
         try:
-            environ: dict[str, str] | None = parse_environ((_PROC / str(pid) / "environ").read_bytes())
+            environ: dict[str, str] | None = procs.environ_of(pid)
         except OSError:
             environ = None  # another user's process (or gone): its command line still names a worker
         name = session_of(environ, procs.cmdline(pid))
@@ -189,7 +170,7 @@ def measure(reserve_kib: int = DEFAULT_RESERVE_KIB) -> Headroom:
                          browser_pids=t.browser_pids, worker_pss_kib=procs.pss_kib(list(t.worker_pids)),
                          browser_pss_kib=procs.pss_kib(list(t.browser_pids)))
         for t in trees)
-    info = read_meminfo()
+    info = procs.meminfo()
     return Headroom(sessions=sessions, stray_pids=tuple(strays), stray_pss_kib=procs.pss_kib(strays),
                     mem_total_kib=info.get("MemTotal", 0), mem_available_kib=info.get("MemAvailable", 0),
                     reserve_kib=reserve_kib)

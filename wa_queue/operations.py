@@ -7,7 +7,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from wa_queue import batches, callbacks, headroom, names, quota, warmup
+from wa_queue import batches, callbacks, headroom, names, procs, quota, warmup
 from wa_queue.batches import BatchAction, BatchReport
 from wa_queue.broker.publisher import queue_for
 from wa_queue.errors import NotCancellable, NotFound, ValidationError
@@ -322,7 +322,7 @@ def memory_headroom(*, detail: bool = False) -> dict[str, Any] | None:
     slow for a probe polled every few seconds (wa_queue/headroom.py). None where /proc cannot be read."""
     try:
         if not detail:
-            info = headroom.read_meminfo()
+            info = procs.meminfo()
             return {"mem_total_kib": info.get("MemTotal", 0), "mem_available_kib": info.get("MemAvailable", 0)}
         found = headroom.measure()
     except OSError as exc:

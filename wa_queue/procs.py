@@ -1,4 +1,5 @@
-"""Process-tree helpers read straight from /proc (Linux), so the browser hygiene needs no psutil."""
+"""Everything read from /proc (Linux): process trees, their memory and environment, the machine's memory and this
+process's pid namespace. The one reader of /proc, so recovery, headroom and the beat lock need no psutil."""
 
 from __future__ import annotations
 
@@ -156,3 +157,33 @@ def pss_kib(pids: list[int]) -> int:
                 total += int(line.split()[1])
                 break
     return total
+
+
+def meminfo(path: Path = _PROC / "meminfo") -> dict[str, int]:
+    """/proc/meminfo as {field: KiB} (the few fields counted in pages, like HugePages_Total, as they are)."""
+    found: dict[str, int] = {}
+    for line in path.read_text().splitlines():
+        name, _, rest = line.partition(":")
+        value = rest.split()
+        if value and value[0].isdigit():
+            found[name.strip()] = int(value[0])
+    return found
+
+
+def parse_environ(raw: bytes) -> dict[str, str]:
+    """/proc/<pid>/environ (NUL-separated NAME=value) as a dict."""
+    pairs = (item.decode(errors="replace").partition("=") for item in raw.split(b"\0") if item)
+    return {name: value for name, _, value in pairs}
+
+
+def environ_of(pid: int) -> dict[str, str]:
+    """A process's environment; OSError when it cannot be read (another user's process, or gone)."""
+    return parse_environ((_PROC / str(pid) / "environ").read_bytes())
+
+
+def pid_namespace() -> str:
+    """This process's pid namespace ("pid:[4026531836]" -> "4026531836"), or "" where /proc cannot say."""
+    try:
+        return os.readlink(_PROC / "self" / "ns" / "pid").partition("[")[2].rstrip("]")
+    except OSError:
+        return ""

@@ -134,8 +134,8 @@ def test_no_session_running_means_no_footprint_to_go_by() -> None:
 def test_read_meminfo(tmp_path: Path) -> None:
     sample = tmp_path / "meminfo"
     sample.write_text("MemTotal:       24684084 kB\nMemAvailable:   23878044 kB\nHugePages_Total:       0\n")
-    assert headroom.read_meminfo(sample) == {"MemTotal": 24684084, "MemAvailable": 23878044, "HugePages_Total": 0}
-    assert headroom.read_meminfo()["MemTotal"] > 0
+    assert procs.meminfo(sample) == {"MemTotal": 24684084, "MemAvailable": 23878044, "HugePages_Total": 0}
+    assert procs.meminfo()["MemTotal"] > 0
 
 
 @pytest.mark.parametrize(("environ", "cmdline", "session"), [
@@ -153,4 +153,4 @@ def test_session_of(environ: dict[str, str] | None, cmdline: str, session: str |
 
 
 def test_parse_environ() -> None:
-    assert headroom.parse_environ(b"A=1\0B=x=y\0EMPTY=\0") == {"A": "1", "B": "x=y", "EMPTY": ""}
+    assert procs.parse_environ(b"A=1\0B=x=y\0EMPTY=\0") == {"A": "1", "B": "x=y", "EMPTY": ""}

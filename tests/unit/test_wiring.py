@@ -119,3 +119,21 @@ def test_the_hub_does_not_import_the_operations_module() -> None:
     assert not _imports(ast.parse((ROOT / "wa_queue" / "hub.py").read_text()), OPERATIONS)
     assert _imports(ast.parse("def f():\n    from wa_queue import operations\n"), OPERATIONS)
     assert _imports(ast.parse("import wa_queue.operations\n"), OPERATIONS)
+
+
+def proc_paths(tree: ast.Module) -> list[int]:
+    """The lines of `tree` whose code names a /proc path: a string constant that is not a docstring."""
+    docstrings = {id(node.body[0].value) for node in ast.walk(tree)
+                  if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef)
+                  and node.body and isinstance(node.body[0], ast.Expr) and isinstance(node.body[0].value, ast.Constant)}
+    return [node.lineno for node in ast.walk(tree) if isinstance(node, ast.Constant) and isinstance(node.value, str)
+            and node.value.startswith("/proc") and id(node) not in docstrings]
+
+
+def test_procs_is_the_one_reader_of_proc() -> None:
+    readers = {str(path): lines for path, tree in _modules("wa_queue", "workers", "api") if (lines := proc_paths(tree))}
+    assert set(readers) == {"wa_queue/procs.py"}, readers
+
+
+def test_the_proc_rule_sees_an_offence() -> None:
+    assert proc_paths(ast.parse('"""Reads /proc/meminfo."""\nimport os\nos.readlink("/proc/self/ns/pid")\n')) == [3]

@@ -31,11 +31,10 @@ from wa_queue.errors import InvalidTransition, NotFound, StoreError
 from wa_queue.models import Message, MessageStatus, NewMessage, SessionStatus
 from wa_queue.names import ARCHIVE, ENQUEUE_COUNTS, MESSAGES, NUMBER_CHECKS, SEND_COUNTS, SESSIONS
 from wa_queue.store import lifecycle, mongo_client
-from wa_queue.store.base import BatchRow, MessageStore, status_keys
-from wa_queue.store.common import batch_rows, cancel_text, lookup_keys, operator_sent_text, picture_text, plan_inserts
+from wa_queue.store.base import MessageStore, status_keys
+from wa_queue.store.common import lookup_keys, operator_sent_text, picture_text, plan_inserts
 from wa_queue.store.mongo_codec import (
     DUE,
-    EXPIRING,
     FAILED,
     FILTERS,
     LEASED,
@@ -53,6 +52,7 @@ from wa_queue.store.mongo_codec import (
 from wa_queue.store.mongo_quota import QuotaCounters
 from wa_queue.store.mongo_schema import create_indexes
 from wa_queue.store.mongo_sessions import MongoSessionRecords
+from wa_queue.store.mongo_when import MongoWhen
 
 ARCHIVE_BATCH = 1_000
 CAS_RETRIES = 8  # re-reads when the row's session changed between the read and the write (very rare)
@@ -74,7 +74,7 @@ class _LostLease(Exception):
     """The mark's CAS failed after its gates were taken (internal: they are given back)."""
 
 
-class MongoStore(MongoSessionRecords, MessageStore):
+class MongoStore(MongoSessionRecords, MongoWhen, MessageStore):
     def __init__(self, db: Database) -> None:
         self.db = db
         self.messages = db[MESSAGES]
@@ -363,49 +363,6 @@ class MongoStore(MongoSessionRecords, MessageStore):
             cursor = cursor.sort(sort)
         return [from_doc(doc) for doc in cursor.skip(skip).limit(limit)]
 
-    def expire(self, message_id: str, *, owner: str | None, now: datetime) -> Message | None:
-        return self._transition(lifecycle.EXPIRE.write(owner=owner is not None), message_id, now, owner=owner)
-
-    def expire_unsent(self, message_id: str, *, owner: str, now: datetime) -> Message | None:
-        return self._transition(lifecycle.EXPIRE_UNSENT.write(), message_id, now, owner=owner)
-
-    def list_expiring(self, *, now: datetime, limit: int = 1000) -> list[Message]:
-        # Served by the (status, expires_at) index.
-        return self._find({**EXPIRING, "expires_at": {"$lte": to_db(now)}}, [("expires_at", ASCENDING)], limit)
-
-    def cancel(self, message_id: str, *, now: datetime, actor: str) -> Message | None:
-        message = self._transition(lifecycle.CANCEL.write(), message_id, now, error_text=cancel_text(actor))
-        if message is None:
-            self.get(message_id)  # NotFound when absent
-        return message
-
-    def pause(self, message_id: str, *, now: datetime, reason: str) -> Message | None:
-        return self._transition(lifecycle.PAUSE.write(), message_id, now, error_text=reason)
-
-    def resume(self, message_id: str, *, now: datetime, reason: str) -> Message | None:
-        return self._transition(lifecycle.RESUME.write(), message_id, now, error_text=reason)
-
-    def list_batches(self, *, limit: int = 50) -> list[BatchRow]:
-        # Counts by one $group; each batch's first enqueue by one look-up each (FerretDB has no $min accumulator).
-        groups = list(self.messages.aggregate([
-            {"$match": {"batch": {"$ne": None}}},
-            {"$group": {"_id": {"batch": "$batch", "status": "$status"}, "n": {"$sum": 1}}},
-        ]))
-        started = {}
-        for name in {g["_id"]["batch"] for g in groups}:
-            first = self.messages.find_one({"batch": name}, {"created_at": 1}, sort=[("created_at", ASCENDING)])
-            started[name] = from_db(first["created_at"]) if first else None
-        return batch_rows([(g["_id"]["batch"], g["_id"]["status"], g["n"], started[g["_id"]["batch"]])
-                           for g in groups if started.get(g["_id"]["batch"]) is not None], limit)
-
-    def batches_waiting_on(self, session: str) -> list[str]:
-        return sorted(n for n in self.messages.distinct("batch", {**DUE, "session": session}) if n is not None)
-
-    def batch_messages(self, batch: str, *, statuses: tuple[MessageStatus, ...] | None = None) -> list[Message]:
-        query = {"batch": batch, **(status_filter(statuses) if statuses else {})}
-        return self._find(query, [("_id", ASCENDING)])
-
-    # ---- operator side ---------------------------------------------------------------------------------------
     def count_by_status(self) -> dict[str, int]:
         counts = status_keys()
         for status in counts:

@@ -22,10 +22,8 @@ from wa_queue.names import ARCHIVE, MESSAGES, SESSIONS, STATUS_COUNTS
 from wa_queue.private import private_file
 from wa_queue.store import lifecycle, sqlite_quota
 from wa_queue.store import sqlite_statements as statements
-from wa_queue.store.base import BatchRow, MessageStore, status_keys
+from wa_queue.store.base import MessageStore, status_keys
 from wa_queue.store.common import (
-    batch_rows,
-    cancel_text,
     lookup_keys,
     operator_sent_text,
     picture_text,
@@ -47,6 +45,7 @@ from wa_queue.store.sqlite_schema import (
 )
 from wa_queue.store.sqlite_sessions import SQLiteSessionRecords
 from wa_queue.store.sqlite_statements import DUE, FAILED, LEASED
+from wa_queue.store.sqlite_when import SQLiteWhen
 
 HOUR_US = 3_600_000_000
 ARCHIVE_BATCH = 5_000  # rows moved per transaction, so the archive job never holds the write lock for long
@@ -54,7 +53,7 @@ KEY_CHUNK = 500  # idempotency keys looked up per query (below SQLite's variable
 _SENTINEL: Any = ...
 
 
-class SQLiteStore(SQLiteSessionRecords, MessageStore):
+class SQLiteStore(SQLiteSessionRecords, SQLiteWhen, MessageStore):
     def __init__(self, path: str) -> None:
         self.path = path
         private_file(path)  # 0600, and so its -wal and -shm (private.py)
@@ -360,45 +359,6 @@ class SQLiteStore(SQLiteSessionRecords, MessageStore):
         return [row_to_message(r) for r in rows]
 
     # ---- operator side ---------------------------------------------------------------------------------------
-    def expire(self, message_id: str, *, owner: str | None, now: datetime) -> Message | None:
-        return self._transition(lifecycle.EXPIRE.write(owner=owner is not None), message_id, now=now,  # type: ignore
-                                owner=owner)
-
-    def expire_unsent(self, message_id: str, *, owner: str, now: datetime) -> Message | None:
-        return self._transition(lifecycle.EXPIRE_UNSENT.write(), message_id, now=now, owner=owner)  # type: ignore
-
-    def list_expiring(self, *, now: datetime, limit: int = 1000) -> list[Message]:
-        return self._select(f"{statements.EXPIRING} AND expires_at <= ? ORDER BY expires_at LIMIT ?",
-                            (to_us(now), limit), indexed_by="ix_msg_expiry")
-
-    def cancel(self, message_id: str, *, now: datetime, actor: str) -> Message | None:
-        text = cancel_text(actor)
-        message = self._transition(lifecycle.CANCEL.write(), message_id, now=now, error_text=text)
-        if message is None:
-            self.get(message_id)  # NotFound when absent
-        return message  # type: ignore[return-value]
-
-    def pause(self, message_id: str, *, now: datetime, reason: str) -> Message | None:
-        return self._transition(lifecycle.PAUSE.write(), message_id, now=now, error_text=reason)  # type: ignore
-
-    def resume(self, message_id: str, *, now: datetime, reason: str) -> Message | None:
-        return self._transition(lifecycle.RESUME.write(), message_id, now=now, error_text=reason)  # type: ignore
-
-    def list_batches(self, *, limit: int = 50) -> list[BatchRow]:
-        rows = self.db.get().execute(
-            f"SELECT batch, status, count(*), min(created_at) FROM {MESSAGES} INDEXED BY ix_msg_batch "
-            "WHERE batch IS NOT NULL GROUP BY batch, status").fetchall()
-        return batch_rows([(batch, status, n, from_us(started)) for batch, status, n, started in rows], limit)
-
-    def batches_waiting_on(self, session: str) -> list[str]:
-        rows = self.db.get().execute(f"SELECT DISTINCT batch FROM {MESSAGES} WHERE batch IS NOT NULL AND {DUE} AND "
-                                     "session = ? ORDER BY batch", (session,)).fetchall()
-        return [row[0] for row in rows]
-
-    def batch_messages(self, batch: str, *, statuses: tuple[MessageStatus, ...] | None = None) -> list[Message]:
-        where = "batch = ?" + (f" AND {statements.status_sql(statuses)}" if statuses else "")
-        return self._select(f"{where} ORDER BY id", (batch,), indexed_by="ix_msg_batch")
-
     def count_by_status(self) -> dict[str, int]:
         counts = status_keys()
         counts.update(dict(self.db.get().execute(f"SELECT status, n FROM {STATUS_COUNTS}").fetchall()))

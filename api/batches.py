@@ -3,7 +3,8 @@ follow one, pause, resume or cancel its unsent messages. wa_queue/batches.py hol
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from flask import g
 from flask_restx import Namespace, Resource, fields
@@ -39,6 +40,7 @@ action_out = ns.model("BatchAction", {
     "left": fields.Raw(required=True, description="Unsent messages left as they were, by status (held by a worker, "
                                                    "in doubt, or not in a status the action takes)"),
 })
+F = TypeVar("F", bound=Callable[..., Any])
 NOT_FOUND = (404, "No batch of this name has a message of the caller's key")
 
 
@@ -80,13 +82,21 @@ class Batch(Resource):
         return operations.batch_report(current_hub(), batch, owner=_owner()).to_dict()
 
 
+def batch_action(done: str) -> Callable[[F], F]:
+    """What the three actions on a batch share: the key, the answer's model and the errors."""
+    def decorate(func: F) -> F:
+        func = auth.requires(auth.PRODUCER)(func)
+        func = responses(ns, 401, 403, NOT_FOUND, (503, "The store is unavailable; retry later"))(func)
+        func = ns.response(200, f"{done}: what changed and what was left", action_out)(func)
+        return ns.doc(security=auth.SCHEME)(func)
+
+    return decorate
+
+
 @ns.route("/batches/<string:batch>/pause")
 @ns.param(*PARAM, pattern=BATCH_PATTERN)
 class BatchPause(Resource):
-    @ns.doc(security=auth.SCHEME)
-    @ns.response(200, "Paused: what changed and what was left", action_out)
-    @responses(ns, 401, 403, NOT_FOUND, (503, "The store is unavailable; retry later"))
-    @auth.requires(auth.PRODUCER)
+    @batch_action("Paused")
     def post(self, batch: str) -> dict[str, Any]:
         """Pause its pending messages: none is sent until it resumes (one a worker holds finishes)."""
         return operations.pause_batch(current_hub(), batch, owner=_owner(), actor=actor_name()).to_dict()
@@ -95,10 +105,7 @@ class BatchPause(Resource):
 @ns.route("/batches/<string:batch>/resume")
 @ns.param(*PARAM, pattern=BATCH_PATTERN)
 class BatchResume(Resource):
-    @ns.doc(security=auth.SCHEME)
-    @ns.response(200, "Resumed: what changed and what was left", action_out)
-    @responses(ns, 401, 403, NOT_FOUND, (503, "The store is unavailable; retry later"))
-    @auth.requires(auth.PRODUCER)
+    @batch_action("Resumed")
     def post(self, batch: str) -> dict[str, Any]:
         """Resume its paused messages: each is published again when due."""
         return operations.resume_batch(current_hub(), batch, owner=_owner(), actor=actor_name()).to_dict()
@@ -107,10 +114,7 @@ class BatchResume(Resource):
 @ns.route("/batches/<string:batch>/cancel")
 @ns.param(*PARAM, pattern=BATCH_PATTERN)
 class BatchCancel(Resource):
-    @ns.doc(security=auth.SCHEME)
-    @ns.response(200, "Cancelled: what changed and what was left", action_out)
-    @responses(ns, 401, 403, NOT_FOUND, (503, "The store is unavailable; retry later"))
-    @auth.requires(auth.PRODUCER)
+    @batch_action("Cancelled")
     def post(self, batch: str) -> dict[str, Any]:
         """Cancel its pending and paused messages, except those in doubt; each gets its callback."""
         return operations.cancel_batch(current_hub(), batch, owner=_owner(), actor=actor_name()).to_dict()

@@ -3,9 +3,15 @@ operator's commands: every owner's messages, and the history names the OS user w
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 import click
 
 from wa_queue.cli.output import current_hub, echo_json, os_user, table, with_errors
+
+if TYPE_CHECKING:
+    from wa_queue.batches import BatchAction
 
 
 @click.command()
@@ -72,40 +78,43 @@ def _echo_action(name: str, verb: str, result: dict[str, object], as_json: bool)
     click.echo(f"batch {name}: {verb} changed {result['changed']} message(s); left as they were: {left}")
 
 
-@batches.command("pause")
-@click.argument("name")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@with_errors
-def batches_pause(name: str, as_json: bool) -> None:
+def batch_action(verb: str) -> Callable[[Callable[[str], BatchAction]], click.Command]:
+    """A `waq batches VERB NAME [--json]` command from the function that acts on the batch named."""
+    def decorate(act: Callable[[str], BatchAction]) -> click.Command:
+        @click.argument("name")
+        @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+        @with_errors
+        def command(name: str, as_json: bool) -> None:
+            _echo_action(name, verb, act(name).to_dict(), as_json)
+
+        command.__doc__ = act.__doc__
+        return batches.command(verb)(command)
+
+    return decorate
+
+
+@batch_action("pause")
+def batches_pause(name: str) -> BatchAction:
     """Pause a batch's pending messages: none is sent until it resumes (one a worker holds finishes)."""
     from wa_queue import operations
 
-    _echo_action(name, "pause", operations.pause_batch(current_hub(), name, owner=None, actor=os_user()).to_dict(),
-                 as_json)
+    return operations.pause_batch(current_hub(), name, owner=None, actor=os_user())
 
 
-@batches.command("resume")
-@click.argument("name")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@with_errors
-def batches_resume(name: str, as_json: bool) -> None:
+@batch_action("resume")
+def batches_resume(name: str) -> BatchAction:
     """Resume a batch's paused messages: each is published again when due."""
     from wa_queue import operations
 
-    _echo_action(name, "resume", operations.resume_batch(current_hub(), name, owner=None, actor=os_user()).to_dict(),
-                 as_json)
+    return operations.resume_batch(current_hub(), name, owner=None, actor=os_user())
 
 
-@batches.command("cancel")
-@click.argument("name")
-@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-@with_errors
-def batches_cancel(name: str, as_json: bool) -> None:
+@batch_action("cancel")
+def batches_cancel(name: str) -> BatchAction:
     """Cancel a batch's pending and paused messages (those in doubt, or held by a worker, are left)."""
     from wa_queue import operations
 
-    _echo_action(name, "cancel", operations.cancel_batch(current_hub(), name, owner=None, actor=os_user()).to_dict(),
-                 as_json)
+    return operations.cancel_batch(current_hub(), name, owner=None, actor=os_user())
 
 
 COMMANDS = [cancel, batches]

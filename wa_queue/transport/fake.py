@@ -115,12 +115,59 @@ class FakeControl:
             return entry["fault"]
 
 
+class LogTail:
+    """The send log as chats, read incrementally: each look parses only the whole lines appended since the last one
+    (every process appends under the log's lock, one line a send), so a send costs the same at the thousandth as at
+    the first. A log replaced or cut short is read again from its start."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._reset(None)
+
+    def _reset(self, identity: tuple[int, int] | None) -> None:
+        self._identity = identity  # (device, inode) of the file read
+        self._offset = 0
+        self._chats: dict[tuple[str | None, str | None], list[dict[str, Any]]] = {}
+        self._wa_ids: set[str] = set()
+
+    def _refresh(self) -> None:
+        try:
+            handle = open(self.path, "rb")  # noqa: SIM115 - closed below, after the stat of the same file
+        except FileNotFoundError:
+            self._reset(None)
+            return
+        with handle:
+            info = os.fstat(handle.fileno())
+            if (info.st_dev, info.st_ino) != self._identity or info.st_size < self._offset:
+                self._reset((info.st_dev, info.st_ino))
+            handle.seek(self._offset)
+            data = handle.read()
+        end = data.rfind(b"\n") + 1  # a line still being written is read next time
+        for line in data[:end].splitlines():
+            if line.strip():
+                entry = json.loads(line)
+                self._chats.setdefault((entry.get("session"), entry.get("phone")), []).append(entry)
+                if entry.get("wa_id"):
+                    self._wa_ids.add(entry["wa_id"])
+        self._offset += end
+
+    def chat(self, session: str, phone: str) -> list[dict[str, Any]]:
+        """This session's chat with phone, oldest first."""
+        self._refresh()
+        return list(self._chats.get((session, phone), ()))
+
+    def has(self, wa_id: str) -> bool:
+        self._refresh()
+        return wa_id in self._wa_ids
+
+
 class FakeSender(MessageSender):
     def __init__(self, session: str, log_path: Path, control_path: Path) -> None:
         self.session = session
         self.log_path = Path(log_path)
         self.control = FakeControl(control_path)
         self._open = False
+        self._log = LogTail(self.log_path)
 
     def connect(self) -> SessionState:
         self._open = True
@@ -175,7 +222,7 @@ class FakeSender(MessageSender):
 
     def _chat(self, phone: str) -> list[dict[str, Any]]:
         """This session's chat with phone, oldest first: the log's entries (like a real chat, only its own)."""
-        return [e for e in read_log(self.log_path) if e.get("session") == self.session and e.get("phone") == phone]
+        return self._log.chat(self.session, phone)
 
     def _picture(self, phone: str) -> tuple[str, ...]:
         return picture_of([e["wa_id"] for e in self._chat(phone)])
@@ -205,7 +252,7 @@ class FakeSender(MessageSender):
 
     def receipt_status(self, phone: str, wa_id: str) -> str | None:
         """Ticks of a logged send: the control file's "receipt" (default "read"), None for unknown ids."""
-        if not any(entry.get("wa_id") == wa_id for entry in read_log(self.log_path)):
+        if not self._log.has(wa_id):
             return None
         return str(self.control.read().get("receipt", "read"))
 

@@ -74,19 +74,20 @@ class Envelopes:
         costs more than the fill); workers cannot tell the difference, which the pipeline tests check by consuming
         them."""
         by_list: dict[str, list[str]] = {}
-        fills: dict[str, Callable[..., str]] = {}
+        lanes: dict[object, tuple[Callable[..., str], list[str]]] = {}  # the message's priority -> (fill, its list)
         for message in messages:
-            priority = plain(message.priority)
-            priority = priority if priority in names.PRIORITY_STEPS else "normal"  # a value this code does not know
-            fill = fills.get(priority)
-            if fill is None:
-                fill = fills[priority] = self.template(queue, countdown, priority).format
+            lane = lanes.get(message.priority)
+            if lane is None:
+                priority = plain(message.priority)
+                priority = priority if priority in names.PRIORITY_STEPS else "normal"  # a value this code does not know
+                lane = lanes[message.priority] = (self.template(queue, countdown, priority).format,
+                                                  by_list.setdefault(names.priority_list(queue, priority), []))
+            fill, envelopes = lane
             task_id, tag = _uuid4_pair()
             args = [message.id, message.attempts]
             body = f"[{json.dumps(args)}, {{}}, {_EMBED_JSON}]"
-            by_list.setdefault(names.priority_list(queue, priority), []).append(
-                fill(task_id=task_id, argsrepr=json.dumps(repr(args))[1:-1], tag=tag,
-                     body=base64.b64encode(body.encode()).decode()))
+            envelopes.append(fill(task_id=task_id, argsrepr=json.dumps(repr(args))[1:-1], tag=tag,
+                                  body=base64.b64encode(body.encode()).decode()))
         if len(by_list) == 1:
             key, envelopes = next(iter(by_list.items()))
             (client.rpush if front else client.lpush)(key, *(reversed(envelopes) if front else envelopes))

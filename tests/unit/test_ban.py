@@ -157,3 +157,20 @@ def test_a_restarted_worker_keeps_the_ban(env: Env) -> None:
     sessions.request_restart(env.store, "primary")  # an operator's restart before the process comes back
     record = sessions.record_started(env.store, sender, env.settings, env.now, sender.connect(), notifier=env.told)
     assert record.status == SessionStatus.CONNECTED
+
+
+def test_a_ban_pauses_the_batches_that_asked_for_the_session_and_tells_the_admin(tmp_path: Path) -> None:
+    env = Env(tmp_path)
+    store = env.store
+    mine = [store.insert(NewMessage(phone=PHONE, text=f"r{i}", session="primary", batch="december"), T0)[0]
+            for i in range(2)]
+    anywhere = store.insert(NewMessage(phone=PHONE, text="any", batch="december"), T0)[0]  # same batch, no session
+    other = store.insert(NewMessage(phone=PHONE, text="o", session="secondary", batch="other"), T0)[0]
+    sessions.record_ban(store, "primary", "This account is banned", env.settings, T0, notifier=env.told)
+    assert {store.get(m.id).status for m in (*mine, anywhere)} == {MessageStatus.PAUSED}  # the whole batch
+    assert store.get(other.id).status is MessageStatus.PENDING
+    assert store.get(mine[0].id).history[-1].error_text.startswith("its session primary is banned")
+    paused = [details for event, _, details in env.told.events if event == "batch_paused"]
+    assert paused == [{"batch": "december", "session": "primary", "paused": 3}]
+    sessions.record_ban(store, "primary", "still banned", env.settings, T0, notifier=env.told)  # told once
+    assert len([e for e in env.told.events if e[0] == "batch_paused"]) == 1

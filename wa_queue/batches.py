@@ -85,10 +85,10 @@ def report(store: MessageStore, settings: Settings, name: str, owner: str | None
 
 def _act(store: MessageStore, name: str, owner: str | None, statuses: tuple[MessageStatus, ...],
          step: Callable[[Message], Message | None]) -> tuple[BatchAction, list[Message]]:
-    messages_of(store, name, owner)  # NotFound for a batch the owner has no message in
     changed: list[Message] = []
     left: Counter[str] = Counter()
-    for message in messages_of(store, name, owner, statuses=lifecycle.UNSENT):
+    unsent = [m for m in messages_of(store, name, owner) if m.status in lifecycle.UNSENT]  # NotFound: none of it
+    for message in unsent:
         done = step(message) if message.status in statuses else None
         if done is None:
             left[plain(store.get(message.id).status)] += 1

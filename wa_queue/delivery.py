@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from wa_queue import errors, redact, send_window, sessions, warmup
+from wa_queue import errors, names, redact, send_window, sessions, warmup
 from wa_queue.broker.publisher import Publisher, queue_for
 from wa_queue.models import HistoryEvent, Message, Priority, SessionStatus, plain, utcnow
 from wa_queue.notify import LOG_ONLY, Notifier
@@ -21,9 +21,10 @@ from wa_queue.transport.base import MessageSender
 log = logging.getLogger(__name__)
 
 _RECEIPT_POLL_S = 1.0
-# The priorities a message of each gives its place up to (names.PRIORITY_STEPS).
-_HIGHER: dict[str, tuple[str, ...]] = {Priority.NORMAL.value: (Priority.HIGH.value,),
-                                       Priority.LOW.value: (Priority.HIGH.value, Priority.NORMAL.value)}
+# The priorities a message of each gives its place up to: those of an earlier step (names.PRIORITY_STEPS).
+_HIGHER: dict[str, tuple[str, ...]] = {
+    mine: tuple(other for other, step in names.PRIORITY_STEPS.items() if step < names.PRIORITY_STEPS[mine])
+    for mine in names.PRIORITY_STEPS}
 
 
 @dataclasses.dataclass(frozen=True)

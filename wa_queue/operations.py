@@ -3,6 +3,7 @@ store (tests/unit/test_wiring.py checks it). Each takes the Hub of its caller fi
 
 from __future__ import annotations
 
+import collections
 import logging
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -10,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from wa_queue import batches, callbacks, headroom, names, procs, quota, warmup
 from wa_queue.batches import BatchAction, BatchReport
 from wa_queue.broker.publisher import queue_for
-from wa_queue.errors import NotCancellable, NotFound, ValidationError
+from wa_queue.errors import NotCancellable, ValidationError
 from wa_queue.models import Message, MessageStatus, NewMessage, Priority, new_message_id, plain
 from wa_queue.names import session_qr_key
 from wa_queue.retry import local_midnight_utc
@@ -126,20 +127,18 @@ def batch_report(hub: Hub, name: str, *, owner: str | None) -> BatchReport:
 def list_batches(hub: Hub, *, owner: str | None, limit: int = 50) -> list[dict[str, Any]]:
     """The most recent batches, each with its counts by status and first enqueue; a producer's (`owner`) only those
     it has messages in, counted over its own messages."""
-    rows = hub.store.list_batches(limit=limit if owner is None else max(limit, 500))
     out = []
-    for row in rows:
+    for row in hub.store.list_batches(limit=limit if owner is None else max(limit, 500)):
+        counts, started = row.counts, row.started_at
         if owner is not None:
-            try:
-                report = batches.report(hub.store, hub.settings, row.name, owner, hub.clock())
-            except NotFound:
+            own = [m for m in hub.store.batch_messages(row.name) if m.enqueued_by == owner]
+            if not own:
                 continue
-            out.append({"name": row.name, "counts": report.counts, "total": report.total,
-                        "started_at": report.started_at.isoformat()})
-        else:
-            counts = {status.value: row.counts.get(status.value, 0) for status in MessageStatus}
-            out.append({"name": row.name, "counts": counts, "total": sum(counts.values()),
-                        "started_at": row.started_at.isoformat()})
+            counts = collections.Counter(plain(m.status) for m in own)
+            started = min(m.created_at for m in own)
+        counts = {status.value: counts.get(status.value, 0) for status in MessageStatus}
+        out.append({"name": row.name, "counts": counts, "total": sum(counts.values()),
+                    "started_at": started.isoformat()})
         if len(out) == limit:
             break
     return out

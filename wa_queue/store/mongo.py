@@ -168,7 +168,7 @@ class MongoStore(MongoSessionRecords, MongoWhen, MessageStore):
         the row (and Once fields) are read first, and the filter then requires them unchanged: a lost race re-reads.
         `args` are the transition's arguments, encoded for MongoDB; `also`, update operators of this adapter's own
         fields, outside the table."""
-        where = {**FILTERS[write], **(guard or {}), **conditions_filter(write.transition, now)}
+        where = {**FILTERS[write], **(guard or {}), **conditions_filter(write.transition.conditions, now)}
         if write.owner:
             where["lease_owner"] = args["owner"]
         columns = READS[write]
@@ -229,8 +229,8 @@ class MongoStore(MongoSessionRecords, MongoWhen, MessageStore):
         gates, once = write.transition.gated(args)
         if not gates and not once:
             return self._transition(write, message_id, now, owner=owner, picture=picture_text(picture)) is not None
-        doc = self.messages.find_one({"_id": message_id, **FILTERS[write], **conditions_filter(write.transition, now),
-                                      "lease_owner": owner})
+        where = {**FILTERS[write], **conditions_filter(write.transition.conditions, now)}
+        doc = self.messages.find_one({"_id": message_id, **where, "lease_owner": owner})
         if doc is None:
             return False
         taken: list[str] = []

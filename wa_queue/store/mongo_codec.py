@@ -118,15 +118,13 @@ READS: Mapping[lifecycle.Write, tuple[str, ...]] = MappingProxyType({w: _row_col
 DUE = MappingProxyType(status_filter(lifecycle.DUE))
 LEASED = MappingProxyType(status_filter(lifecycle.LEASED))
 FAILED = MappingProxyType(status_filter(lifecycle.OPERATOR_CASES))
-EXPIRING = MappingProxyType({**status_filter(lifecycle.EXPIRING), "sending_at": None,
-                             "last_error_class": {"$ne": lifecycle.NOT_IN_DOUBT[1].value}})  # type: ignore[union-attr]
 
 
-def conditions_filter(transition: lifecycle.Transition, now: datetime) -> dict[str, Any]:
-    """The transition's conditions (lifecycle.Condition) as filter terms, under one $and so that none replaces a term
-    of the same field elsewhere in the filter."""
+def conditions_filter(conditions: tuple[lifecycle.Condition, ...], now: datetime | None) -> dict[str, Any]:
+    """Conditions (lifecycle.Condition, a transition's) as filter terms, under one $and so that none replaces a term
+    of the same field elsewhere in the filter. `now` is needed only by Later and Reached."""
     terms: list[dict[str, Any]] = []
-    for condition in transition.conditions:
+    for condition in conditions:
         field = condition.field
         if isinstance(condition, lifecycle.IsNull):
             terms.append({field: None})
@@ -139,6 +137,10 @@ def conditions_filter(transition: lifecycle.Transition, now: datetime) -> dict[s
         else:
             raise TypeError(f"no filter for {condition!r}")
     return {"$and": terms} if terms else {}
+
+
+# The expiry sweep's look-up: pending or paused, and not in doubt.
+EXPIRING = MappingProxyType({**status_filter(lifecycle.EXPIRING), **conditions_filter(lifecycle.NOT_IN_DOUBT, None)})
 
 
 def failed_filter(session: str | None, error: str | None = None) -> dict[str, Any]:

@@ -93,3 +93,17 @@ def test_list_batches_counts_each_batch_newest_first(store: MessageStore) -> Non
     assert [(r.name, r.counts, r.started_at) for r in rows] == [
         ("new", {"pending": 1}, at(10)), ("old", {"pending": 1, "cancelled": 1}, at(0))]
     assert [r.name for r in store.list_batches(limit=1)] == ["new"]
+
+
+def test_the_mark_refuses_a_message_at_or_past_its_expiry(store: MessageStore) -> None:
+    """The last write before the click decides expiry too, whatever the worker read before."""
+    late = insert(store, 1, expires_at=at(10))
+    store.claim(late.id, owner="w", session="s1", now=at(1), lease_s=60)
+    assert store.mark_sending(late.id, owner="w", now=at(10)) is False
+    assert store.get(late.id).sending_at is None  # nothing marked: nothing may be clicked
+    on_time = insert(store, 2, expires_at=at(10))
+    store.claim(on_time.id, owner="w", session="s1", now=at(1), lease_s=60)
+    assert store.mark_sending(on_time.id, owner="w", now=at(9), session_cap=5, session_day_start=at(0)) is True
+    gated = insert(store, 3, expires_at=at(10))
+    store.claim(gated.id, owner="w", session="s1", now=at(1), lease_s=60)
+    assert store.mark_sending(gated.id, owner="w", now=at(11), session_cap=5, session_day_start=at(0)) is False

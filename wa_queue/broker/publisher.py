@@ -29,9 +29,9 @@ class Publisher(Protocol):
                 now: datetime | None = None, front: bool = False) -> bool:
         """Publish one send task per message to `queue` (after `countdown` seconds) at its message's priority, then
         record the dispatch in the store (the epoch and the queue). `front`: ahead of the tasks of the same
-        priority already waiting (a message handed back keeps its place). False when the broker refused them:
-        nothing recorded, nothing raised (the store keeps them and the sweeper publishes them later). Publishing
-        nothing is True."""
+        priority already waiting (a message handed back keeps its place; on Redis, the only broker that honours it).
+        False when the broker refused them: nothing recorded, nothing raised (the store keeps them and the sweeper
+        publishes them later). Publishing nothing is True."""
 
     def queue_length(self, queue: str, priorities: Iterable[str] | None = None) -> int:
         """Tasks waiting in a queue: of every priority, or of these (names.PRIORITY_STEPS' keys)."""
@@ -87,7 +87,8 @@ class CeleryPublisher:
                     # list instead of looking up exchange bindings, which a FLUSHALL would have erased.
                     self.celery.send_task(names.TASK_SEND, args=[message.id, message.attempts], queue=queue,
                                           exchange="", routing_key=queue, countdown=countdown,
-                                          priority=names.PRIORITY_STEPS.get(plain(message.priority), 3))
+                                          priority=names.PRIORITY_STEPS.get(plain(message.priority),
+                                                                        names.PRIORITY_STEPS["normal"]))
         except Exception as exc:  # noqa: BLE001 - the store keeps them: the sweeper republishes what did not go out
             log.warning("publish of %d message(s) to %s failed: %s; the sweeper will retry", len(messages), queue,
                         exc)

@@ -39,9 +39,10 @@ class JsonApi(Api):
         return errors.error_response(e)
 
     @cached_property
-    def __schema__(self) -> dict[str, Any]:  # the document, with this app's session names (api/openapi.py)
-        sessions = self.app.extensions[context.EXTENSION].settings.sessions
-        return openapi.filled_schema(Api.__schema__.fget(self), sessions)
+    def __schema__(self) -> dict[str, Any]:  # the document, with this app's sessions and gunicorn's refusals
+        settings = self.app.extensions[context.EXTENSION].settings
+        document = openapi.filled_schema(Api.__schema__.fget(self), settings.sessions, settings.outbound_allow)
+        return openapi.with_server_refusals(document)
 
 
 def create_app(hub: Hub | None = None) -> Flask:

@@ -36,7 +36,7 @@ from api.fields import (
     NullableRaw,
     NullableString,
 )
-from api.openapi import MESSAGE_ID_PATTERN, SessionNames
+from api.openapi import MESSAGE_ID_PATTERN, CallbackUrlPattern, SessionNames
 from wa_queue import operations, owners
 from wa_queue.errors import TimeConflict, ValidationError
 from wa_queue.models import Message, MessageStatus, NewMessage
@@ -56,6 +56,7 @@ from wa_queue.validation import (
     MAX_PHONE_CHARS,
     MAX_TEXT_CHARS,
     MAX_TTL_S,
+    MIN_PHONE_DIGITS,
     PHONE_PATTERN,
     PRIORITIES,
     TEXT_PATTERN,
@@ -92,21 +93,25 @@ send_window_model = ns.model("SendWindow", {
                                      "midnight", example="21:00"),
 }, strict=True)
 message_in = ns.model("NewMessage", {
-    "phone": fields.String(required=True, min_length=1, max_length=MAX_PHONE_CHARS, pattern=PHONE_PATTERN,
-                           description="The number, with its country code (+44...) unless it is in WAQ_DEFAULT_REGION; "
-                                       "spaces and ( ) . - / allowed; stored as E.164. A number that does not exist "
-                                       "(phonenumbers) is answered 400 naming phone",
+    "phone": fields.String(required=True, min_length=MIN_PHONE_DIGITS, max_length=MAX_PHONE_CHARS,
+                           pattern=PHONE_PATTERN,
+                           description="A possible number in E.164's shape: with its country code (+44...), or "
+                                       "without a + either as long as a number of WAQ_DEFAULT_REGION (read as one) "
+                                       "or international without its +; spaces and ( ) . - / allowed; stored as "
+                                       "E.164. Whether it is on WhatsApp is known at send time (InvalidNumber)",
                            example="+14155550123"),
     "text": fields.String(required=True, min_length=1, max_length=MAX_TEXT_CHARS, pattern=TEXT_PATTERN,
                           description="Not only whitespace; no NUL character", example="Your code is 1234"),
     "session": SessionField(description="Preferred WhatsApp session (any available one when null)"),
-    "callback_url": NullableString(description="http(s) URL told about status changes; an IPv4 host only as four "
-                                               "decimal numbers and a name that encodes to IDNA (400 naming "
-                                               "callback_url otherwise); an internal address (loopback, private, "
-                                               "link-local, ...) unless WAQ_OUTBOUND_ALLOW allows it is refused: an "
-                                               "IP host at once (400), a name at delivery, by what it resolves to",
-                                   max_length=MAX_CALLBACK_URL,
-                                   pattern=CALLBACK_URL_PATTERN, example="https://shop.example/hooks/whatsapp"),
+    "callback_url": NullableString(description="http(s) URL told about status changes. Its host: a name whose last "
+                                               "label starts with a letter, of labels of 1-63 characters and 253 "
+                                               "in all, or a dotted quad of a public IPv4 address (or one "
+                                               "WAQ_OUTBOUND_ALLOW names): the pattern is the whole rule of its "
+                                               "form. A name is judged at delivery by what it resolves to: an "
+                                               "internal address (loopback, private, link-local, ...) is refused "
+                                               "then unless WAQ_OUTBOUND_ALLOW allows it",
+                                   max_length=MAX_CALLBACK_URL, pattern=CallbackUrlPattern(CALLBACK_URL_PATTERN),
+                                   example="https://shop.example/hooks/whatsapp"),
     "metadata": NullableRaw(description=f"Any JSON object, returned as is: at most {MAX_METADATA_BYTES} bytes as "
                                         f"JSON, nested at most {MAX_METADATA_DEPTH} levels, no key starting with '$' "
                                         "or holding a NUL character (400 naming metadata otherwise)",

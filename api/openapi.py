@@ -4,6 +4,10 @@ the document and the URL map in step.
 - `SessionEnum`, `SessionNames` and `SessionFilter` stand in for an enum of the configured sessions (WAQ_SESSIONS).
   The models are module-level and shared by every app, so the names are filled in per app, when its document is
   built (`filled_schema`), never in the shared models.
+- `with_server_refusals` lists on every operation the 400 gunicorn gives before the app runs (a request line or
+  headers over its limits), which api/gunicorn_worker.py writes in the Error shape.
+- `CallbackUrlPattern` stands in for the callback URL's pattern, which depends on WAQ_OUTBOUND_ALLOW (the dotted
+  quads it admits): filled the same way, from `validation.callback_url_pattern(allow)`.
 - `MessageIdConverter` routes `<message_id:...>`: a message id never equals a sibling route's fixed word, so
   `GET /messages/bulk` or `DELETE /failed/retry-all` answer 405 with an `Allow` header naming the documented
   methods, instead of reaching the item route and answering 404.
@@ -17,6 +21,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from werkzeug.routing import BaseConverter
+
+from wa_queue.outbound import NOTHING_ALLOWED, AllowList
+from wa_queue.validation import callback_url_pattern
 
 # What new_message_id() makes (a UUIDv7 in hex). Other ids are answered 404, like an id that is not stored.
 MESSAGE_ID_PATTERN = "^[0-9a-f]{32}$"
@@ -36,6 +43,11 @@ class SessionFilter(list):
     """Marker: the configured session names, or "" (a query filter left empty means every session)."""
 
 
+class CallbackUrlPattern(str):
+    """Marker: the callback URL's pattern for this app's WAQ_OUTBOUND_ALLOW (the value is the pattern with nothing
+    allowed, what a document built without an app says)."""
+
+
 class MessageIdConverter(BaseConverter):
     """Any path segment but the reserved words. Excluded in the regex itself (not in to_python), because werkzeug
     gathers the methods of an OPTIONS answer's Allow header from the rules whose regex matches."""
@@ -43,8 +55,10 @@ class MessageIdConverter(BaseConverter):
     regex = "(?!(?:" + "|".join(re.escape(word) for word in sorted(RESERVED_IDS)) + ")$)[^/]+"
 
 
-def filled_schema(schema: dict[str, Any], session_names: Sequence[str]) -> dict[str, Any]:
-    """A copy of Flask-RESTX's document with every session marker replaced by this app's session names."""
+def filled_schema(schema: dict[str, Any], session_names: Sequence[str],
+                  allow: AllowList = NOTHING_ALLOWED) -> dict[str, Any]:
+    """A copy of Flask-RESTX's document with every session marker replaced by this app's session names, and the
+    callback URL's pattern by the one for this app's allowance."""
     sessions = list(session_names)
     filled = copy.deepcopy(schema)
     stack: list[Any] = [filled]
@@ -58,6 +72,28 @@ def filled_schema(schema: dict[str, Any], session_names: Sequence[str]) -> dict[
                 item[key] = [*sessions, None]
             elif isinstance(value, SessionFilter):
                 item[key] = ["", *sessions]
+            elif isinstance(value, CallbackUrlPattern):
+                item[key] = callback_url_pattern(allow)
             else:
                 stack.append(value)
     return filled
+
+
+# gunicorn's own refusal (api/gunicorn_worker.py answers it in the Error shape), possible on any operation; where an
+# operation documents 400 already, its description stands (the shape is the same).
+SERVER_REFUSALS = {
+    "400": "The request line (method, path and query) or the headers are over the server's limits (gunicorn's "
+           "limit_request_line, 4,094 bytes by default, and limit_request_fields / limit_request_field_size)",
+}
+
+
+def with_server_refusals(schema: dict[str, Any], error_ref: str = "#/definitions/Error") -> dict[str, Any]:
+    """`schema` with SERVER_REFUSALS among every operation's responses (in place; returned for chaining)."""
+    for operations in schema.get("paths", {}).values():
+        for method, operation in operations.items():
+            if method == "parameters":
+                continue
+            responses = operation.setdefault("responses", {})
+            for status, description in SERVER_REFUSALS.items():
+                responses.setdefault(status, {"description": description, "schema": {"$ref": error_ref}})
+    return schema

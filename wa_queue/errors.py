@@ -98,7 +98,8 @@ class ValidationError(WaQueueError):
 
 class TimeConflict(ValidationError):
     """Well-formed times that cannot hold now: a send_at past the scheduling horizon (WAQ_MAX_SCHEDULE_DAYS), an
-    expiry already past or before the send_at. Answered 409: the same request could be right at another time, and
+    expiry already past or before the send_at, a send window never open for the number (SendWindowNeverOpen).
+    Answered 409: the same request could be right at another time, and
     no schema can say when."""
 
 
@@ -110,7 +111,7 @@ class NotCancellable(WaQueueError):
         self.status = status
 
 
-class SendWindowNeverOpen(ValidationError):
+class SendWindowNeverOpen(TimeConflict):
     """A message's send window is never open at once in every time zone of its number (within a week): refused when
     it is enqueued, rather than left waiting forever."""
 

@@ -24,6 +24,7 @@ rules; `host_form_problem` below is what it calls, so the form rule has one owne
 from __future__ import annotations
 
 import dataclasses
+import functools
 import http.client
 import ipaddress
 import socket
@@ -129,6 +130,34 @@ def literal_problem(host: str, allow: AllowList = NOTHING_ALLOWED) -> str | None
         return None
     why = refusal_reason(literal)
     return f"{host} is {why}; WAQ_OUTBOUND_ALLOW does not name it" if why else None
+
+
+# IANA's IPv4 special-purpose and multicast blocks (RFC 6890 and after): every edge where refusal_reason may change.
+# Only reachable_ipv4 reads them, to cut the address space at those edges; refusal_reason alone decides each piece.
+_IPV4_EDGES = tuple(ipaddress.IPv4Network(net) for net in (
+    "0.0.0.0/8", "0.0.0.0/32", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
+    "192.0.0.0/24", "192.0.0.0/29", "192.0.0.8/32", "192.0.0.9/32", "192.0.0.10/32", "192.0.0.170/31",
+    "192.0.2.0/24", "192.31.196.0/24", "192.52.193.0/24", "192.88.99.0/24", "192.168.0.0/16", "192.175.48.0/24",
+    "198.18.0.0/15", "198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/4", "240.0.0.0/4", "255.255.255.255/32"))
+
+
+@functools.lru_cache(maxsize=16)
+def reachable_ipv4(allow: AllowList = NOTHING_ALLOWED) -> tuple[ipaddress.IPv4Network, ...]:
+    """The IPv4 networks a URL may name as a literal: the public ones and those `allow` names, collapsed. What the
+    published callback_url pattern admits as a dotted quad (wa_queue/validation.py)."""
+    edges = _IPV4_EDGES + tuple(net for net in allow.networks if net.version == 4)
+    found: list[ipaddress.IPv4Network] = []
+
+    def walk(network: ipaddress.IPv4Network) -> None:
+        if all(edge.supernet_of(network) or not edge.overlaps(network) for edge in edges):  # no edge inside
+            if literal_problem(str(network.network_address), allow) is None:
+                found.append(network)
+            return
+        for half in network.subnets():
+            walk(half)
+
+    walk(ipaddress.IPv4Network("0.0.0.0/0"))
+    return tuple(ipaddress.collapse_addresses(found))
 
 
 def refusal_reason(address: IPAddress) -> str | None:

@@ -46,14 +46,13 @@ _UTC = ZoneInfo("UTC")
 
 @dataclasses.dataclass(frozen=True)
 class SendWindow:
-    """A daily span of local wall-clock time: [start, end), wrapping past midnight when start > end."""
+    """A daily span of local wall-clock time: [start, end), wrapping past midnight when start > end; a start equal to
+    its end is the whole day (from that time to the same time the next day, as a wrapping window runs on)."""
 
     start: time
     end: time
 
     def __post_init__(self) -> None:
-        if self.start == self.end:
-            raise ValueError("start and end must differ (a window from a time to itself could mean always or never)")
         for part in (self.start, self.end):
             if part.tzinfo is not None or part.second or part.microsecond:
                 raise ValueError("start and end are local HH:MM times")
@@ -65,6 +64,8 @@ class SendWindow:
 
     def contains(self, wall: time) -> bool:
         """Is the local wall-clock time `wall` (naive) inside the window?"""
+        if self.start == self.end:
+            return True
         if self.wraps:
             return wall >= self.start or wall < self.end
         return self.start <= wall < self.end

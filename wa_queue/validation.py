@@ -5,11 +5,12 @@ and batch may be.
 Each rule is a function that returns the accepted value or raises errors.ValidationError naming the field, with the
 same message whichever front door called it. The patterns and limits the REST API's OpenAPI document publishes are
 the constants below (api/messages.py builds the document from them); the functions enforce them and what no pattern
-can say (phonenumbers' verdict, metadata's size and depth).
+can say (metadata's size and depth).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -20,8 +21,9 @@ from urllib.parse import urlsplit
 import phonenumbers
 
 from wa_queue.errors import TimeConflict, ValidationError
+from wa_queue.ip_pattern import ipv4_networks, number_range
 from wa_queue.models import Priority
-from wa_queue.outbound import NOTHING_ALLOWED, AllowList, host_form_problem, literal_problem
+from wa_queue.outbound import NOTHING_ALLOWED, AllowList, host_form_problem, literal_problem, reachable_ipv4
 from wa_queue.send_window import SendWindow, check_opens, parse_window
 
 MAX_BULK = 1000  # messages in one bulk request (REST's /messages/bulk): stored all or none
@@ -37,16 +39,18 @@ MAX_IDEMPOTENCY_KEY = 200
 IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]+$"  # printable ASCII, no spaces
 # Python's str.isspace() (what str.strip() removes) spelled out: ECMA-262's \s, which OpenAPI tools read, differs.
 _SPACE = r"\u0009-\u000d\u001c-\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
-# The written forms of a number every front door takes: digits with an optional leading +, spaces and ( ) . - /
-# (no tel: prefix, no letters). phonenumbers then decides whether it is a valid number: no pattern can say that.
-PHONE_PATTERN = r"^\+?[0-9 ().\-/]+$"
+# A possible number, as every front door takes it: E.164's shape (an optional leading +, a first digit 1-9, 6-15
+# digits in all) with spaces and ( ) . - / anywhere after the + (no tel: prefix, no letters, no trunk 0 first). The
+# pattern is the whole rule: whether a number exists is WhatsApp's to say at send time (an absent one fails as
+# InvalidNumber, once), because phonenumbers' ranges lag the carriers' and a schema cannot carry them.
+_SEPARATORS = r"[ ().\-/]"
+MIN_PHONE_DIGITS, MAX_PHONE_DIGITS = 6, 15  # Austria's shortest (+43 and 4 digits); E.164's longest
+PHONE_PATTERN = (f"^\\+?{_SEPARATORS}*[1-9]({_SEPARATORS}*[0-9]){{{MIN_PHONE_DIGITS - 1},{MAX_PHONE_DIGITS - 1}}}"
+                 f"{_SEPARATORS}*$")
 # validate_text's rule: something besides whitespace, and no NUL character.
 TEXT_PATTERN = f"^[{_SPACE}]*[^\\u0000{_SPACE}][^\\u0000]*$"
-# http(s)://host[:port], then an optional path, query or fragment; no whitespace or control characters.
 # A send window's start and end: 24-hour HH:MM with two digits each (send_window.parse_hh_mm's rule).
 HH_MM_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
-CALLBACK_URL_PATTERN = (r"^[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?(:[0-9]{1,5})?"
-                        f"([/?#][^\\u0000-\\u001f\\u007f{_SPACE}]*)?$")
 
 
 # send_at and expires_at: an ISO 8601 date and time with its UTC offset (or Z); without one a time means nothing.
@@ -62,6 +66,31 @@ BATCH_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 MAX_BATCH_CHARS = 64
 
 
+# callback_url: http(s)://host[:port], then an optional path, query or fragment; no whitespace or control characters.
+# The host is a name whose last label starts with a letter (so never an address in disguise: WHATWG reads a host
+# whose last label is a number as IPv4, 2130706433 and 0x7f.1 included), of labels of 1-63 characters and 253 in
+# all (IDNA's limits), or a dotted quad of an address the outbound rule lets a URL name (public, or allowed by
+# WAQ_OUTBOUND_ALLOW). So the pattern is the whole rule of a callback URL's form, and it depends on the allowance:
+# callback_url_pattern(allow) builds it, and the document publishes the running API's.
+_LABEL = "[A-Za-z0-9_-]"
+_HOST_NAME = (f"(?=[A-Za-z0-9_-][A-Za-z0-9_.-]{{0,252}}\\.?(?![A-Za-z0-9_.-]))({_LABEL}{{1,63}}\\.)*"
+              f"[A-Za-z]{_LABEL}{{0,62}}\\.?")
+_PORT = number_range(0, 65535)
+
+
+@functools.lru_cache(maxsize=16)
+def callback_url_pattern(allow: AllowList = NOTHING_ALLOWED) -> str:
+    """The callback URL's pattern (anchored, OpenAPI's syntax) for an API whose WAQ_OUTBOUND_ALLOW is `allow`."""
+    return (f"^[Hh][Tt][Tt][Pp][Ss]?://({_HOST_NAME}|{ipv4_networks(reachable_ipv4(allow))})(:{_PORT})?"
+            f"([/?#][^\\u0000-\\u001f\\u007f{_SPACE}]*)?$")
+
+
+CALLBACK_URL_PATTERN = callback_url_pattern()  # with nothing allowed
+# The shape alone, checked first so that the rules after it can say what is wrong in their own words.
+_URL_SHAPE = re.compile(r"[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?(:[0-9]{1,5})?"
+                        f"([/?#][^\\u0000-\\u001f\\u007f{_SPACE}]*)?\\Z")
+
+
 def whole(pattern: str) -> re.Pattern[str]:
     """`pattern` as OpenAPI reads it: its closing $ is the end of the string (Python's also allows a final \\n)."""
     return re.compile(pattern[:-1] + r"\Z")
@@ -69,22 +98,45 @@ def whole(pattern: str) -> re.Pattern[str]:
 
 _PHONE = whole(PHONE_PATTERN)
 _IDEMPOTENCY_KEY = whole(IDEMPOTENCY_KEY_PATTERN)
-_CALLBACK_URL = whole(CALLBACK_URL_PATTERN)
 _DATETIME = whole(DATETIME_PATTERN)
 _BATCH = whole(BATCH_PATTERN)
 
 
 def validate_phone(raw: object, default_region: str = "US") -> str:
-    """A producer's number in the documented form (PHONE_PATTERN, at most MAX_PHONE_CHARS) -> E.164."""
-    if isinstance(raw, str) and not (len(raw) <= MAX_PHONE_CHARS and _PHONE.match(raw)):
-        raise ValidationError(f"phone must be 1-{MAX_PHONE_CHARS} characters: digits, an optional leading +, "
-                              "spaces and ( ) . - /", "phone")
-    return normalize_phone(raw, default_region)
+    """A producer's number (PHONE_PATTERN, at most MAX_PHONE_CHARS) -> E.164.
+
+    With a + it is international. Without one, a number as long as one of `default_region`'s is read as that
+    region's (415 555 0123 in the US), any other as international written without its + (wa.me's form): a rule of
+    lengths, never a guess from which ranges phonenumbers knows."""
+    if not isinstance(raw, str):
+        raise ValidationError("phone must be a string such as '+14155550123'", "phone")
+    if not (len(raw) <= MAX_PHONE_CHARS and _PHONE.match(raw)):
+        raise ValidationError(f"phone must be {MIN_PHONE_DIGITS}-{MAX_PHONE_DIGITS} digits 0-9, the first 1-9, with an "
+                              "optional leading + and spaces or ( ) . - / between them, at most "
+                              f"{MAX_PHONE_CHARS} characters: such as '+14155550123'", "phone")
+    digits = "".join(ch for ch in raw if ch.isdigit())
+    if not raw.startswith("+"):
+        national = _parsed(raw, default_region)
+        if national is not None and phonenumbers.is_possible_number_with_reason(national) == \
+                phonenumbers.ValidationResult.IS_POSSIBLE:
+            return phonenumbers.format_number(national, phonenumbers.PhoneNumberFormat.E164)
+    international = _parsed("+" + digits, None)
+    # phonenumbers drops an Italian-style "(0)" after the country code and keeps the digits otherwise; a country
+    # code it does not know stays as written.
+    e164 = phonenumbers.format_number(international, phonenumbers.PhoneNumberFormat.E164) if international else ""
+    return e164 if MIN_PHONE_DIGITS <= len(e164) - 1 <= MAX_PHONE_DIGITS else "+" + digits
+
+
+def _parsed(text: str, region: str | None) -> phonenumbers.PhoneNumber | None:
+    try:
+        return phonenumbers.parse(text, region.upper() if region else None)
+    except phonenumbers.NumberParseException:
+        return None
 
 
 def normalize_phone(raw: object, default_region: str = "US") -> str:
-    """Any written form of a number -> E.164 ('+' and digits). Raises ValidationError with a readable reason.
-    Producers' numbers go through validate_phone, which also holds them to PHONE_PATTERN."""
+    """Any written form of an existing number (an operator's, e.g. `waq session open --phone`) -> E.164, refusing
+    what phonenumbers does not know as a number. Producers' numbers go through validate_phone instead."""
     if not isinstance(raw, str):
         raise ValidationError("phone must be a string such as '+14155550123'", "phone")
     text = raw.strip()
@@ -146,19 +198,24 @@ def validate_idempotency_key(key: object, field: str = "idempotency_key") -> str
     return key
 
 
+@functools.lru_cache(maxsize=16)
+def _callback_url_form(allow: AllowList) -> re.Pattern[str]:
+    return whole(callback_url_pattern(allow))
+
+
 def validate_callback_url(value: object, allow: AllowList = NOTHING_ALLOWED) -> str | None:
-    """None or an http(s) URL with a host name or IPv4 address (CALLBACK_URL_PATTERN, at most MAX_CALLBACK_URL). An
-    IPv4 address only as a dotted quad (2130706433, 0x7f000001, 127.1, 0177.0.0.1 are refused: they reach loopback
-    past any form check) and a host that encodes to IDNA (outbound.host_form_problem). An address the outbound rule
-    refuses (loopback, private, link-local, ...) and `allow` (WAQ_OUTBOUND_ALLOW) does not name is refused here
-    (outbound.literal_problem); where a host name resolves to is decided when the callback is delivered
+    """None or an http(s) URL (callback_url_pattern(allow), at most MAX_CALLBACK_URL). The reasons come first, one
+    rule at a time: an IPv4 address only as a dotted quad (2130706433, 0x7f000001, 127.1, 0177.0.0.1 are refused:
+    they reach loopback past any form check), a host that encodes to IDNA (outbound.host_form_problem), no address
+    the outbound rule refuses (loopback, private, link-local, ...) unless `allow` (WAQ_OUTBOUND_ALLOW) names it
+    (outbound.literal_problem). Where a host name resolves to is decided when the callback is delivered
     (outbound.check_url): resolving it now would only guess what it resolves to then."""
     if value is None:
         return None
     if not isinstance(value, str) or len(value) > MAX_CALLBACK_URL:
         raise ValidationError(f"callback_url must be a string of at most {MAX_CALLBACK_URL} characters",
                               "callback_url")
-    if not _CALLBACK_URL.match(value) or _has_lone_surrogate(value):  # urlsplit checks the documented form again
+    if not _URL_SHAPE.match(value) or _has_lone_surrogate(value):
         raise ValidationError("callback_url must be an http:// or https:// URL with a host name or IPv4 address",
                               "callback_url")
     try:
@@ -174,14 +231,17 @@ def validate_callback_url(value: object, allow: AllowList = NOTHING_ALLOWED) -> 
     inward = literal_problem(parts.hostname, allow)
     if inward:
         raise ValidationError(f"callback_url must not point inward: {inward}", "callback_url")
+    if not _callback_url_form(allow).match(value):  # the published pattern, which holds all of the above and more
+        raise ValidationError("callback_url must have a host name whose last label starts with a letter (or a dotted "
+                              "quad) and a port of 0-65535", "callback_url")
     return value
 
 
 def validate_send_window(raw: object, phone: str | None = None, now: datetime | None = None) -> SendWindow | None:
     """None (no window of its own) or {"start": "HH:MM", "end": "HH:MM"} (a CSV cell or the CLI: "HH:MM-HH:MM"),
-    24-hour times, start != end; a start after the end wraps past midnight (send_window.py). With the message's
-    E.164 `phone`, a window never open at once in all the number's time zones raises SendWindowNeverOpen (a
-    ValidationError), judged from `now` (default: the current time)."""
+    24-hour times; a start after the end wraps past midnight, a start equal to it is the whole day (send_window.py).
+    With the message's E.164 `phone`, a window never open at once in all the number's time zones raises
+    SendWindowNeverOpen (a TimeConflict: 409), judged from `now` (default: the current time)."""
     if raw is None:
         return None
     try:

@@ -25,6 +25,7 @@ import requests
 import schemathesis
 from schemathesis.core.failures import Failure
 
+from tests.helpers import procfile
 from tests.helpers.constants import ARTIFACTS
 from tests.helpers.processes import Proc
 from tests.helpers.waiting import wait_for
@@ -210,15 +211,14 @@ def after_validate(context: Any, case: Any, response: Any, results: list[Any]) -
 
 def start_api(tmp: Path, redis: RedisServer, keys: str = f"openapi:admin:{ADMIN_KEY}", *, workers: int = 1,
               env: dict[str, str] | None = None) -> tuple[Proc, str]:
-    """The API under a real gunicorn (by default one worker, four threads, as tests/helpers/stack.py starts it) on a
-    SQLite store and a real redis-server, with these WAQ_* variables besides; returns the process and its base URL
-    once /healthz answers."""
+    """The API under a real gunicorn as the Procfile runs it (by default with one worker, as tests/helpers/stack.py
+    starts it) on a SQLite store and a real redis-server, with these WAQ_* variables besides; returns the process
+    and its base URL once /healthz answers."""
     port = free_port()
     env = {"WAQ_DATA_DIR": str(tmp / "data"), "WAQ_STORE_URL": f"sqlite:///{tmp / 'data' / 'waq.db'}",
            "WAQ_BROKER_URL": redis.url, "WAQ_SESSIONS": "primary,secondary", "WAQ_TRANSPORT": "fake",
            "WAQ_API_KEYS": keys, "WAQ_MAX_REQUEST_BYTES": str(MAX_REQUEST_BYTES), **(env or {})}
-    proc = Proc([sys.executable, "-m", "gunicorn", "--workers", str(workers), "--threads", "4",
-                 "--bind", f"127.0.0.1:{port}", "api.app:create_app()"], env, tmp / "api.log")
+    proc = Proc(procfile.api_command(port, workers), env, tmp / "api.log")
     url = f"http://127.0.0.1:{port}"
 
     def up() -> bool:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import requests
 
+from tests.helpers import procfile
 from tests.helpers.processes import Proc, processes_of
 from tests.helpers.waiting import wait_for
 from wa_queue.devstack.ports import free_port
@@ -82,8 +83,7 @@ class Stack:
         """An API process (gunicorn); another `name` starts another one, on its own port (api_url_of)."""
         port = self.api_ports.setdefault(name, self.api_port if name == "api" else free_port())
         self.procs[name] = Proc(
-            [sys.executable, "-m", "gunicorn", "--workers", "1", "--threads", "4", "--bind",
-             f"127.0.0.1:{port}", "api.app:create_app()"], self.env, self.tmp / f"{name}.log")
+            procfile.api_command(port, workers=1), self.env, self.tmp / f"{name}.log")
         wait_for(lambda: self.api_up(name), 30, 0.2, f"the API {name}")
 
     def api_up(self, name: str = "api") -> bool:

@@ -51,7 +51,6 @@ def test_windows_parse_from_an_object_or_text_and_say_what_is_wrong() -> None:
            ({"start": 8, "end": "21:00"}, "start must be"),
            ({"start": "08:00"}, "needs both start and end"),
            ({"start": "08:00", "end": "21:00", "tz": "UTC"}, "takes only start and end, not tz"),
-           ({"start": "09:30", "end": "09:30"}, "start and end must differ"),
            ("08:00", "must be HH:MM-HH:MM"),
            ("", "must be HH:MM-HH:MM"),
            (["08:00", "21:00"], "must be an object")]
@@ -60,6 +59,16 @@ def test_windows_parse_from_an_object_or_text_and_say_what_is_wrong() -> None:
             validate_send_window(raw)
         assert caught.value.field == "send_window"
         assert str(caught.value).startswith("send_window ") and reason in str(caught.value), raw
+
+
+def test_a_start_equal_to_its_end_is_the_whole_day() -> None:
+    """Not refused: every written window means something (a schema cannot say two fields must differ), and a window
+    that runs from a time round to the same time is open throughout, as a wrapping one runs past midnight."""
+    whole_day = window("09:30-09:30")
+    assert not whole_day.wraps and str(whole_day) == "09:30-09:30"
+    assert all(whole_day.contains(time(h, m)) for h in range(24) for m in (0, 29, 30, 59))
+    assert validate_send_window({"start": "00:00", "end": "00:00"}, phone="+14155550123").to_dict() == {
+        "start": "00:00", "end": "00:00"}
 
 
 def test_start_is_inside_end_is_outside_and_a_later_start_wraps_past_midnight() -> None:
@@ -262,7 +271,8 @@ def test_the_default_window_setting() -> None:
     assert Settings.from_env({}).send_window is None
     assert Settings.from_env({"WAQ_SEND_WINDOW": ""}).send_window is None
     assert Settings.from_env({"WAQ_SEND_WINDOW": "22:00-06:00"}).send_window == window("22:00-06:00")
-    for raw in ("08:00", "8:00-21:00", "08:00-08:00", "08:00-24:00"):
+    assert Settings.from_env({"WAQ_SEND_WINDOW": "08:00-08:00"}).send_window.contains(time(3, 0))  # all day
+    for raw in ("08:00", "8:00-21:00", "08:00-24:00"):
         with pytest.raises(ConfigError, match="WAQ_SEND_WINDOW"):
             Settings.from_env({"WAQ_SEND_WINDOW": raw})
 

@@ -87,8 +87,8 @@ def start_local_redis(url: str, data_dir: Path) -> RedisServer:
 def commands(settings: Settings, api_port: int, flower_port: int, sim_port: int | None) -> dict[str, list[str]]:
     """The processes of the stack, by name (the same set as the Procfile, with this interpreter)."""
     python = sys.executable
-    found = {"api": [python, "-m", "gunicorn", "--workers", "2", "--threads", "4", "--bind",
-                     f"127.0.0.1:{api_port}", "api.app:create_app()"]}
+    found = {"api": [python, "-m", "gunicorn", "--worker-class", "api.gunicorn_worker.JsonErrorWorker", "--workers",
+                     "2", "--threads", "4", "--bind", f"127.0.0.1:{api_port}", "api.app:create_app()"]}
     for name in settings.sessions:
         found[f"worker_{name}"] = [python, "-m", "wa_queue.cli", "worker", "--session", name]
     found["beat"] = [python, "-m", "wa_queue.cli", "beat"]

@@ -113,8 +113,8 @@ message_in = ns.model("NewMessage", {
                                    max_length=MAX_CALLBACK_URL, pattern=CallbackUrlPattern(CALLBACK_URL_PATTERN),
                                    example="https://shop.example/hooks/whatsapp"),
     "metadata": NullableRaw(description=f"Any JSON object, returned as is: at most {MAX_METADATA_BYTES} bytes as "
-                                        f"JSON, nested at most {MAX_METADATA_DEPTH} levels, no key starting with '$' "
-                                        "or holding a NUL character (400 naming metadata otherwise)",
+                                        f"JSON and nested at most {MAX_METADATA_DEPTH} levels (400 naming metadata "
+                                        "otherwise)",
                             example={"order": 42}),
     "send_window": NullableNested(send_window_model,
                                   description="Quiet hours in the recipient's time zone (from the number; where it "

@@ -8,8 +8,8 @@ The recipient's zones. phonenumbers' time zone data for the number (time_zones_f
 several zones (a US toll-free number, a Russian or Australian mobile: the number does not say where its holder is)
 may be sent to only at instants that are inside the window in EVERY one of its zones: whichever of them the
 recipient is in, the message arrives inside the window. Where phonenumbers answers "Etc/Unknown", the zones of the
-number's longest known prefix (down to its country calling code) stand in, else UTC. A zone name the system's time
-zone database does not know is left out, for the same reason.
+number's longest known prefix (down to its country calling code) stand in, else UTC (so for a country code it does
+not know). A zone name the system's time zone database does not know is left out, for the same reason.
 
 Wall time decides, zone by zone, at each instant: across a spring-forward gap a window that starts inside the
 missing hour opens at the jump (the first instant whose wall time is past the start); across a fall-back the
@@ -114,11 +114,12 @@ def parse_window_setting(raw: str) -> SendWindow | None:
 @functools.lru_cache(maxsize=4096)
 def recipient_zones(phone: str) -> tuple[ZoneInfo, ...]:
     """The time zones of a number in E.164 form (see the module's docstring for the rule), in phonenumbers' order."""
+    if not phone.startswith("+"):
+        raise ValidationError(f"phone {phone!r} is not a number in E.164 form (+ and the country code)", "phone")
     try:
         number = phonenumbers.parse(phone, None)
-    except phonenumbers.NumberParseException:
-        raise ValidationError(f"phone {phone!r} is not a number in E.164 form (+ and the country code)",
-                              "phone") from None
+    except phonenumbers.NumberParseException:  # a country code phonenumbers does not know: no zone is known
+        return (_UTC,)
     names = pn_timezone.time_zones_for_number(number)
     if tuple(names) == (pn_timezone.UNKNOWN_TIMEZONE,):
         names = pn_timezone.time_zones_for_geographical_number(number)

@@ -40,13 +40,12 @@ IDEMPOTENCY_KEY_PATTERN = r"^[\x21-\x7e]+$"  # printable ASCII, no spaces
 # Python's str.isspace() (what str.strip() removes) spelled out: ECMA-262's \s, which OpenAPI tools read, differs.
 _SPACE = r"\u0009-\u000d\u001c-\u0020\u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000"
 # A possible number, as every front door takes it: E.164's shape (an optional leading +, a first digit 1-9, 6-15
-# digits in all) with spaces and ( ) . - / anywhere after the + (no tel: prefix, no letters, no trunk 0 first). The
-# pattern is the whole rule: whether a number exists is WhatsApp's to say at send time (an absent one fails as
+# digits in all), written with an opening ( before the first digit and up to two of space ( ) . - / between digits
+# (+1 (415) 555-0123, +44 (0)20 7946 0958, 415.555.0123); no tel: prefix, no letters, no trunk 0 first. The pattern
+# is the whole rule: whether a number exists is WhatsApp's to say at send time (an absent one fails as
 # InvalidNumber, once), because phonenumbers' ranges lag the carriers' and a schema cannot carry them.
-_SEPARATORS = r"[ ().\-/]"
 MIN_PHONE_DIGITS, MAX_PHONE_DIGITS = 6, 15  # Austria's shortest (+43 and 4 digits); E.164's longest
-PHONE_PATTERN = (f"^\\+?{_SEPARATORS}*[1-9]({_SEPARATORS}*[0-9]){{{MIN_PHONE_DIGITS - 1},{MAX_PHONE_DIGITS - 1}}}"
-                 f"{_SEPARATORS}*$")
+PHONE_PATTERN = f"^\\+?\\(?[1-9]([ ().\\-/]{{0,2}}[0-9]){{{MIN_PHONE_DIGITS - 1},{MAX_PHONE_DIGITS - 1}}}$"
 # validate_text's rule: something besides whitespace, and no NUL character.
 TEXT_PATTERN = f"^[{_SPACE}]*[^\\u0000{_SPACE}][^\\u0000]*$"
 # A send window's start and end: 24-hour HH:MM with two digits each (send_window.parse_hh_mm's rule).
@@ -68,13 +67,13 @@ MAX_BATCH_CHARS = 64
 
 # callback_url: http(s)://host[:port], then an optional path, query or fragment; no whitespace or control characters.
 # The host is a name whose last label starts with a letter (so never an address in disguise: WHATWG reads a host
-# whose last label is a number as IPv4, 2130706433 and 0x7f.1 included), of labels of 1-63 characters and 253 in
-# all (IDNA's limits), or a dotted quad of an address the outbound rule lets a URL name (public, or allowed by
-# WAQ_OUTBOUND_ALLOW). So the pattern is the whole rule of a callback URL's form, and it depends on the allowance:
-# callback_url_pattern(allow) builds it, and the document publishes the running API's.
+# whose last label is a number as IPv4, 2130706433 and 0x7f.1 included) of labels of 1-63 characters (IDNA's limit;
+# its 253 in all is checked at delivery: a lookahead saying it makes schema tools crawl), or a dotted quad of an
+# address the outbound rule lets a URL name (public, or allowed by WAQ_OUTBOUND_ALLOW). So the pattern is the whole
+# rule of a callback URL's form, and it depends on the allowance: callback_url_pattern(allow) builds it, and the
+# document publishes the running API's.
 _LABEL = "[A-Za-z0-9_-]"
-_HOST_NAME = (f"(?=[A-Za-z0-9_-][A-Za-z0-9_.-]{{0,252}}\\.?(?![A-Za-z0-9_.-]))({_LABEL}{{1,63}}\\.)*"
-              f"[A-Za-z]{_LABEL}{{0,62}}\\.?")
+_HOST_NAME = f"({_LABEL}{{1,63}}\\.)*[A-Za-z]{_LABEL}{{0,62}}\\.?"
 _PORT = number_range(0, 65535)
 
 
@@ -112,8 +111,8 @@ def validate_phone(raw: object, default_region: str = "US") -> str:
         raise ValidationError("phone must be a string such as '+14155550123'", "phone")
     if not (len(raw) <= MAX_PHONE_CHARS and _PHONE.match(raw)):
         raise ValidationError(f"phone must be {MIN_PHONE_DIGITS}-{MAX_PHONE_DIGITS} digits 0-9, the first 1-9, with an "
-                              "optional leading + and spaces or ( ) . - / between them, at most "
-                              f"{MAX_PHONE_CHARS} characters: such as '+14155550123'", "phone")
+                              "optional leading + or (, up to two of space ( ) . - / between digits, at most "
+                              f"{MAX_PHONE_CHARS} characters: such as '+1 (415) 555-0123'", "phone")
     digits = "".join(ch for ch in raw if ch.isdigit())
     if not raw.startswith("+"):
         national = _parsed(raw, default_region)
@@ -204,37 +203,32 @@ def _callback_url_form(allow: AllowList) -> re.Pattern[str]:
 
 
 def validate_callback_url(value: object, allow: AllowList = NOTHING_ALLOWED) -> str | None:
-    """None or an http(s) URL (callback_url_pattern(allow), at most MAX_CALLBACK_URL). The reasons come first, one
-    rule at a time: an IPv4 address only as a dotted quad (2130706433, 0x7f000001, 127.1, 0177.0.0.1 are refused:
-    they reach loopback past any form check), a host that encodes to IDNA (outbound.host_form_problem), no address
-    the outbound rule refuses (loopback, private, link-local, ...) unless `allow` (WAQ_OUTBOUND_ALLOW) names it
-    (outbound.literal_problem). Where a host name resolves to is decided when the callback is delivered
-    (outbound.check_url): resolving it now would only guess what it resolves to then."""
+    """None or an http(s) URL: callback_url_pattern(allow) decides, at most MAX_CALLBACK_URL characters. A refusal
+    says why in the words of the rule it breaks: the URL's shape, an IPv4 address not written as a dotted quad
+    (2130706433, 0x7f000001, 127.1, 0177.0.0.1 reach loopback past any form check: outbound.host_form_problem), an
+    address the outbound rule refuses (loopback, private, link-local, ...) that `allow` (WAQ_OUTBOUND_ALLOW) does not
+    name (outbound.literal_problem). Where a host name resolves to is decided when the callback is delivered
+    (outbound.check_url), which also refuses a name over IDNA's 253 characters: resolving it now would only guess
+    what it resolves to then, and no pattern a client can check says a host's total length."""
     if value is None:
         return None
     if not isinstance(value, str) or len(value) > MAX_CALLBACK_URL:
         raise ValidationError(f"callback_url must be a string of at most {MAX_CALLBACK_URL} characters",
                               "callback_url")
-    if not _URL_SHAPE.match(value) or _has_lone_surrogate(value):
-        raise ValidationError("callback_url must be an http:// or https:// URL with a host name or IPv4 address",
-                              "callback_url")
-    try:
-        parts = urlsplit(value)
-    except ValueError:
-        parts = None
-    if (parts is None or parts.scheme not in ("http", "https") or not parts.hostname
-            or any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in value)):
-        raise ValidationError("callback_url must be an http:// or https:// URL", "callback_url")
-    problem = host_form_problem(parts.hostname)
-    if problem:
-        raise ValidationError(f"callback_url: {problem}", "callback_url")
-    inward = literal_problem(parts.hostname, allow)
+    if _callback_url_form(allow).match(value):  # the published pattern: the whole rule of the form
+        return value
+    if not _URL_SHAPE.match(value):
+        raise ValidationError("callback_url must be an http:// or https:// URL with a host name or IPv4 address, "
+                              "and no spaces or control characters", "callback_url")
+    host = urlsplit(value).hostname or ""  # the shape above is one urlsplit reads
+    form = host_form_problem(host)
+    if form:
+        raise ValidationError(f"callback_url: {form}", "callback_url")
+    inward = literal_problem(host, allow)
     if inward:
         raise ValidationError(f"callback_url must not point inward: {inward}", "callback_url")
-    if not _callback_url_form(allow).match(value):  # the published pattern, which holds all of the above and more
-        raise ValidationError("callback_url must have a host name whose last label starts with a letter (or a dotted "
-                              "quad) and a port of 0-65535", "callback_url")
-    return value
+    raise ValidationError("callback_url must have a host name whose last label starts with a letter (labels of "
+                          "1-63 characters) or a dotted quad, and a port of 0-65535", "callback_url")
 
 
 def validate_send_window(raw: object, phone: str | None = None, now: datetime | None = None) -> SendWindow | None:
@@ -254,8 +248,8 @@ def validate_send_window(raw: object, phone: str | None = None, now: datetime | 
 
 
 def validate_metadata(value: object) -> dict[str, Any] | None:
-    """None or a JSON object: at most MAX_METADATA_BYTES as JSON, nested at most MAX_METADATA_DEPTH levels, no key
-    starting with '$' or holding a NUL character. From Python, only JSON's own values (the REST API gets nothing
+    """None or a JSON object: at most MAX_METADATA_BYTES as JSON, nested at most MAX_METADATA_DEPTH levels, any keys
+    (both stores keep it as JSON text). From Python, only JSON's own values (the REST API gets nothing
     else): a set, a datetime or NaN would be stored as something else, or not at all."""
     if value is None:
         return None
@@ -275,8 +269,6 @@ def validate_metadata(value: object) -> dict[str, Any] | None:
         raise ValidationError(f"metadata is larger than {MAX_METADATA_BYTES} bytes as JSON", "metadata")
     if _depth(value) > MAX_METADATA_DEPTH:
         raise ValidationError(f"metadata is nested deeper than {MAX_METADATA_DEPTH} levels", "metadata")
-    if _has_bad_key(value):
-        raise ValidationError("metadata keys must not contain NUL characters or start with '$'", "metadata")
     return value
 
 
@@ -335,19 +327,6 @@ def _depth(value: object) -> int:
         children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else ()
         stack.extend((child, level + 1) for child in children if isinstance(child, dict | list))
     return deepest
-
-
-def _has_bad_key(value: object) -> bool:
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, dict):
-            if any("\x00" in key or key.startswith("$") for key in item):
-                return True
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
-    return False
 
 
 def parse_datetime(raw: object, field: str) -> datetime | None:

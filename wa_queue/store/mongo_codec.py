@@ -12,6 +12,7 @@ unchanged, so the entry can never name the wrong session.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from datetime import UTC, date, datetime
@@ -54,6 +55,9 @@ def to_doc(message: Message) -> dict[str, Any]:
     doc["status"] = message.status.value
     doc["priority"] = plain(message.priority)
     doc["send_window"] = message.send_window.to_dict() if message.send_window is not None else None
+    # As JSON text, the form SQLite keeps: metadata is returned as given and never queried, and a sub-document could
+    # not hold every JSON object (BSON refuses a NUL in a key; a key starting with '$' is an operator to MongoDB).
+    doc["metadata"] = json.dumps(message.metadata) if message.metadata is not None else None
     doc["history"] = [history_doc(e.at, e.event, e.session, e.error_class, e.error_text) for e in message.history]
     if message.idempotency_key is None:
         del doc["idempotency_key"]  # absent, not null: the sparse unique index skips it
@@ -67,6 +71,8 @@ def from_doc(doc: dict[str, Any]) -> Message:
     data["status"] = MessageStatus(data["status"])
     data["attempts"] = data["attempts"] or 0
     data["send_window"] = parse_window(data["send_window"]) if data["send_window"] is not None else None
+    if isinstance(data["metadata"], str):  # else a sub-document, written before metadata was kept as text: as it is
+        data["metadata"] = json.loads(data["metadata"])
     data["history"] = tuple(
         HistoryEntry(from_db(e["at"]), e["event"], e.get("session"), e.get("error_class"), e.get("error_text"))
         for e in doc.get("history", [])

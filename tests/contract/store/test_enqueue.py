@@ -26,6 +26,16 @@ def test_insert_stores_a_pending_message_that_round_trips(store: MessageStore) -
     assert loaded.created_at.tzinfo is not None and loaded.created_at.utcoffset() == timedelta(0)
 
 
+def test_metadata_of_any_json_object_round_trips_as_given(store: MessageStore) -> None:
+    """Keys a MongoDB sub-document could not hold ('$' first, a NUL, a dot) and JSON's other values come back as
+    they went in, in their order."""
+    metadata = {"$where": "1", "a\u0000b": {"c.d": [1.5, None, True, "\u00e9"], "$set": {}}, "": 0}
+    message, _ = store.insert(new(1, metadata=metadata), NOW)
+    loaded = store.get(message.id)
+    assert loaded.metadata == metadata and list(loaded.metadata) == list(metadata)
+    assert list(loaded.metadata["a\u0000b"]) == ["c.d", "$set"]
+
+
 def test_datetimes_round_trip_to_the_millisecond(store: MessageStore) -> None:
     now = NOW.replace(microsecond=123456)  # BSON dates keep milliseconds; SQLite keeps microseconds
     message = insert(store, now=now)

@@ -118,12 +118,18 @@ def validate_phone(raw: object, default_region: str = "US") -> str:
         national = _parsed(raw, default_region)
         if national is not None and phonenumbers.is_possible_number_with_reason(national) == \
                 phonenumbers.ValidationResult.IS_POSSIBLE:
-            return phonenumbers.format_number(national, phonenumbers.PhoneNumberFormat.E164)
-    international = _parsed("+" + digits, None)
+            e164 = _e164(national)
+            if e164:
+                return e164
     # phonenumbers drops an Italian-style "(0)" after the country code and keeps the digits otherwise; a country
     # code it does not know stays as written.
-    e164 = phonenumbers.format_number(international, phonenumbers.PhoneNumberFormat.E164) if international else ""
-    return e164 if MIN_PHONE_DIGITS <= len(e164) - 1 <= MAX_PHONE_DIGITS else "+" + digits
+    return _e164(_parsed("+" + digits, None)) or "+" + digits
+
+
+def _e164(number: phonenumbers.PhoneNumber | None) -> str:
+    """`number` in E.164, or "" when it is none or its digits are not E.164's 6-15."""
+    e164 = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164) if number is not None else ""
+    return e164 if MIN_PHONE_DIGITS <= len(e164) - 1 <= MAX_PHONE_DIGITS else ""
 
 
 def _parsed(text: str, region: str | None) -> phonenumbers.PhoneNumber | None:

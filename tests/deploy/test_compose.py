@@ -260,7 +260,7 @@ def authenticates(name: str, svc: dict[str, Any], raw_svc: dict[str, Any]) -> bo
         return len(found) == 1 and found[0][1] in (":?", "?") and raw_env[key].startswith("${")
 
     args = argv(svc.get("command", []))
-    if args[:2] == ["gunicorn", "--workers"]:
+    if args[:1] == ["gunicorn"]:
         return required("WAQ_API_KEYS")
     if args[:2] == ["waq", "flower"]:
         return required("WAQ_FLOWER_AUTH") and "--unauthenticated" not in args

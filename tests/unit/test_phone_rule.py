@@ -48,7 +48,7 @@ def test_what_is_no_possible_number_is_refused_naming_phone(written: str) -> Non
     assert "6-15 digits" in str(refused.value)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=500, deadline=None)
 @given(st.from_regex(whole(PHONE_PATTERN)).filter(lambda text: len(text) <= MAX_PHONE_CHARS),
        st.sampled_from(["US", "GB", "DE", "IN", "BR", "AT"]))
 def test_whatever_the_pattern_takes_is_accepted_as_e164(written: str, region: str) -> None:

@@ -184,8 +184,8 @@ def after_validate(context: Any, case: Any, response: Any, results: list[Any]) -
 def start_api(tmp: Path, redis: RedisServer, keys: str = f"openapi:admin:{ADMIN_KEY}", *, workers: int | None = 1,
               env: dict[str, str] | None = None) -> tuple[Proc, str]:
     """The API under a real gunicorn as the Procfile runs it (by default with one worker, as tests/helpers/stack.py
-    starts it; None: the Procfile's count) on a SQLite store and a real redis-server, with these WAQ_* variables besides; returns the process
-    and its base URL once /healthz answers."""
+    starts it; None: the Procfile's count) on a SQLite store and a real redis-server, with these WAQ_* variables
+    besides; returns the process and its base URL once /healthz answers."""
     port = free_port()
     env = {"WAQ_DATA_DIR": str(tmp / "data"), "WAQ_STORE_URL": f"sqlite:///{tmp / 'data' / 'waq.db'}",
            "WAQ_BROKER_URL": redis.url, "WAQ_SESSIONS": "primary,secondary", "WAQ_TRANSPORT": "fake",

@@ -59,8 +59,9 @@ def make_celery(settings: Settings) -> WaqCelery:
         # session does not hoard work another session could take.
         worker_prefetch_multiplier=1,
         # On Redis, a task not acked within visibility_timeout is delivered again, and a countdown counts against
-        # it (kombu issue 337): it must exceed the longest retry delay plus a lease, or every retry would run two
-        # or three times. The sweeper, not this timeout, is what recovers lost work quickly.
+        # it (kombu issue 337). Retries longer than WAQ_MAX_COUNTDOWN_S wait in the store, not as countdowns; the
+        # timeout still exceeds the longest retry delay plus a lease, so a raised WAQ_MAX_COUNTDOWN_S cannot make a
+        # retry run twice. The sweeper, not this timeout, is what recovers lost work quickly.
         broker_transport_options={"visibility_timeout": int(settings.longest_retry_s + settings.lease_s + 3600),
                                   "priority_steps": sorted(names.PRIORITY_STEPS.values()), "sep": names.PRIORITY_SEP},
         broker_connection_retry_on_startup=True,

@@ -411,6 +411,13 @@ class Delivery:
         )
         if retried is None:
             return Outcome("skipped", detail="lease lost before recording a retry")
+        if delay > self.settings.max_countdown_s:
+            # It waits in the store, not as a long countdown in the broker (DESIGN's invariant 2: a broker may
+            # forget, and a countdown past the visibility timeout is delivered again, kombu issue 337): beat's
+            # sweeper publishes it when it is due, within one dispatch interval, to the session that clicked if in
+            # doubt.
+            self.store.clear_dispatch([retried.id])
+            return Outcome("retry", retried, f"attempt {failures} failed; next in {delay:g}s (waits in the store)")
         # A message in doubt retries on the session that clicked, the only one whose chat can show whether it left.
         self.publisher.publish([retried], queue_for(retried.doubt_session), countdown=delay, now=now)
         return Outcome("retry", retried, f"attempt {failures} failed; next in {delay:g}s")

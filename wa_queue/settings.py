@@ -94,6 +94,9 @@ class Settings:
     fake_control: Path = setting(Path(""), "the fake sender's control file", shown="`<data dir>/fake-control.json`")
     # Beat and recovery.
     dispatch_interval_s: float = setting(15.0, "beat: republish due messages the broker lost")
+    max_countdown_s: float = setting(60.0, "the longest a retry waits as a countdown task in the broker; one due "
+                                     "later waits in the store, and beat publishes it when due (within "
+                                     "`WAQ_DISPATCH_INTERVAL_S`)")
     recover_interval_s: float = setting(60.0, "beat: expired leases back to pending")
     redispatch_after_s: float = setting(120.0, "beat: a due message this overdue whose queue is empty is published "
                                         "again")

@@ -150,7 +150,8 @@ def run_chaos(tmp: Path, seed: int, messages: int, rounds: int, clock_skew_s: fl
           f"store {store}")
     redis = isolated_redis(tmp / "redis")
     redis.start()
-    stack = Stack(tmp, redis, store_url=store_url)
+    # Every retry waits in the store and beat publishes it (WAQ_MAX_COUNTDOWN_S=0), through the faults below.
+    stack = Stack(tmp, redis, store_url=store_url, extra_env={"WAQ_MAX_COUNTDOWN_S": "0"})
     stack.sim.state.set_config({"clock_skew_s": clock_skew_s})  # every time the page shows is off by this
     phones = [f"+1415555{6000 + i:04d}" for i in range(25)]
     leftover: list[str] = []

@@ -9,7 +9,7 @@ import pytest
 
 from tests.helpers.constants import PHONE
 from tests.helpers.delivery import delivery_world
-from wa_queue import errors
+from wa_queue import errors, recovery
 from wa_queue.broker.recording import RecordingPublisher
 from wa_queue.models import HistoryEvent, MessageStatus, NewMessage
 from wa_queue.store.sqlite import SQLiteStore
@@ -70,18 +70,24 @@ def test_duplicate_delivery_does_nothing(env) -> None:  # noqa: ANN001
 
 
 def test_transient_errors_follow_the_schedule_then_fail_and_notify(env, caplog) -> None:  # noqa: ANN001
+    """The retries wait in the store, not as countdowns in the broker (DESIGN's invariant 2): no task until the
+    sweeper finds the message due, then one, without a countdown."""
     settings, store, clock, published, make, control = env
     control.set_number_fault(PHONE, "transient")
     mid = _new(store)
     delivery = make()
     for attempt, delay in enumerate(settings.retry_delays):
         outcome = delivery.process(mid, attempt)
-        assert outcome.kind == "retry"
+        assert outcome.kind == "retry" and "waits in the store" in outcome.detail
         message = store.get(mid)
         assert message.status is MessageStatus.PENDING and message.attempts == attempt + 1
-        assert message.next_attempt_at == clock.now + timedelta(seconds=delay)
-        assert published[-1] == ([mid], "wa.default", delay)
+        assert message.next_attempt_at == clock.now + timedelta(seconds=delay) and message.dispatch_epoch is None
+        before = len(published)
+        recovery.dispatch_due(store, settings, clock.now + timedelta(seconds=delay - 1), publisher=delivery.publisher)
+        assert len(published) == before  # not due yet: nothing in the broker
         clock.now = message.next_attempt_at
+        recovery.dispatch_due(store, settings, clock.now, publisher=delivery.publisher)
+        assert published[before:] == [([mid], "wa.default", None)]
     outcome = delivery.process(mid, len(settings.retry_delays))
     assert outcome.kind == "failed"
     message = store.get(mid)
@@ -184,10 +190,12 @@ def test_unknown_outcome_is_settled_by_the_session_that_clicked(env) -> None:  #
     settings, store, clock, published, make, control = env
     control.set_number_fault(PHONE, "unknown", count=1)
     mid = _new(store)
-    assert make().process(mid, 0).kind == "retry"
-    assert published[-1][1] == "wa.session.primary"  # retried where its chat can be read
+    delivery = make()
+    assert delivery.process(mid, 0).kind == "retry"
     clock.now = store.get(mid).next_attempt_at
     store.update_session("primary", heartbeat_at=clock.now)  # primary is alive and connected
+    recovery.dispatch_due(store, settings, clock.now, publisher=delivery.publisher)  # due: the sweeper publishes it
+    assert published[-1][1] == "wa.session.primary"  # retried where its chat can be read
     # Another session takes it anyway (e.g. a republish to wa.default): it hands it back, sending nothing.
     assert make("secondary").process(mid, 1).kind == "released"
     assert published[-1][1] == "wa.session.primary"

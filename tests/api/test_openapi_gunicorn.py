@@ -72,6 +72,21 @@ def test_the_document_is_served_with_a_key_only(api_url: str) -> None:
     assert qr["produces"] == ["image/png", "application/json"] and qr["responses"]["200"]["schema"] == {"type": "file"}
 
 
+def test_gunicorns_own_refusals_are_the_documented_json_400(api_url: str) -> None:
+    """A request line or headers over gunicorn's limits never reach the app: api/gunicorn_worker.py answers them in
+    the Error shape, with the 400 every operation lists and the setting to raise."""
+    spec = requests.get(f"{api_url}/api/swagger.json", headers=ADMIN, timeout=5).json()
+    assert all("400" in operation["responses"] for path in spec["paths"].values()
+               for method, operation in path.items() if method != "parameters")
+    long_line = requests.get(f"{api_url}/api/whatsapp/failed?error={'x' * 5000}", headers=ADMIN, timeout=5)
+    big_header = requests.get(f"{api_url}/api/whatsapp/failed", headers={**ADMIN, "X-Big": "y" * 9000}, timeout=5)
+    for response, limit in ((long_line, "limit_request_line"), (big_header, "limit_request_fields")):
+        assert response.status_code == 400 and response.headers["Content-Type"] == "application/json"
+        body = response.json()
+        assert set(body) == {"error", "details"} and body["details"]["limit"].startswith(limit), body
+    assert requests.get(f"{api_url}/healthz", timeout=5).status_code == 200  # the worker serves on
+
+
 @short.parametrize()
 @settings(max_examples=5, deadline=None, suppress_health_check=list(HealthCheck))
 def test_every_operation(case) -> None:  # noqa: ANN001

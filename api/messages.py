@@ -119,9 +119,9 @@ message_in = ns.model("NewMessage", {
     "send_window": NullableNested(send_window_model,
                                   description="Quiet hours in the recipient's time zone (from the number; where it "
                                               "has several, the window must be open in all of them): outside it the "
-                                              "message waits, using no attempt. A start equal to its end, or a window "
-                                              "that never opens for the number, is answered 400 naming send_window. "
-                                              "Null: WAQ_SEND_WINDOW, if set"),
+                                              "message waits, using no attempt. A start equal to its end is the "
+                                              "whole day; a window that never opens for the number is answered 409 "
+                                              "naming send_window. Null: WAQ_SEND_WINDOW, if set"),
     "send_at": NullableDateTimeText(
         description="Not sent before this time (RFC 3339 with seconds and an offset). The message waits in the store, "
                     "pending, and is published when it falls due; with a send window, the later of the two wins. A "
@@ -307,7 +307,8 @@ class Messages(Resource):
     @ns.response(200, "Idempotent replay: the message stored earlier with this key and body", accepted,
                  headers=LOCATION)
     @responses(ns, 400, 401, 403, (409, "The Idempotency-Key is used with another body, or a time cannot hold now "
-                                        "(send_at too far ahead, an expiry already past or before send_at)"),
+                                        "(send_at too far ahead, an expiry already past or before send_at, a "
+                                        "send window never open for the number)"),
                413, 415, 429,
                    (503, "The store is unavailable; nothing was stored"))
     @auth.requires(auth.PRODUCER)
@@ -356,7 +357,8 @@ class BulkMessages(Resource):
     @ns.response(200, "Every item was an idempotent replay", bulk_accepted)
     @responses(ns, (400, "Invalid input; details.items lists every bad item; nothing was stored"), 401, 403,
                    (409, "An Idempotency-Key is used with another body, or only times that cannot hold now "
-                         "(details.items); nothing was stored"), 413, 415,
+                         "(send_at, expiry, a send window never open for the number: details.items); nothing was "
+                         "stored"), 413, 415,
                    (429, RATE_LIMITED + " (a bulk request takes one message token and one unit of the quota per "
                                         "item, and is refused whole)"),
                    (503, "The store is unavailable; nothing was stored"))

@@ -1,6 +1,6 @@
-"""The worker class gunicorn runs the API with (Procfile, Dockerfile, compose: `--worker-class
-api.gunicorn_worker.JsonErrorWorker`): gunicorn's threaded worker, whose own refusals are JSON like every other
-answer of the API.
+"""The worker class gunicorn runs the API with (the Procfile, both compose files and the launcher of `make run`:
+`--worker-class api.gunicorn_worker.JsonErrorWorker`): gunicorn's threaded worker, whose own refusals are JSON like
+every other answer of the API.
 
 gunicorn refuses some requests before the app sees them: a request line over `limit_request_line` (4,094 bytes),
 headers over their limits, a malformed request. It writes those as an HTML page, the first two as 414 and 431.

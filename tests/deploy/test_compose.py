@@ -105,6 +105,20 @@ def test_gunicorn_runs_with_the_procfiles_options(services: dict[str, dict[str, 
     assert compose[compose.index("--bind") + 1] == "0.0.0.0:8000"
 
 
+def test_make_run_starts_gunicorn_with_the_procfiles_options() -> None:
+    """`make run`'s launcher spells its own command line (this interpreter, a chosen port): the same options."""
+    from wa_queue.devstack.launcher import commands
+
+    line = next(line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("api:"))
+    procfile = argv(line.split(":", 1)[1])
+    launched = commands(Settings.from_env({}), api_port=8123, flower_port=5599, sim_port=None)["api"]
+    assert launched[1:3] == ["-m", "gunicorn"]
+    launched = launched[2:]
+    at, bind = launched.index("--bind"), procfile.index("--bind")
+    assert launched[:at] + launched[at + 2:] == procfile[:bind] + procfile[bind + 2:]
+    assert launched[at + 1] == "127.0.0.1:8123"
+
+
 def test_every_service_has_a_healthcheck_with_real_commands(services: dict[str, dict[str, Any]]) -> None:
     for name, svc in long_running(services).items():
         health = svc.get("healthcheck")

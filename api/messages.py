@@ -258,7 +258,8 @@ def build(item: dict[str, Any], idempotency_key: str | None, index: int | None =
           batch: str | None = None) -> NewMessage:
     """One item of a request -> NewMessage owned by the caller's key; ValidationError naming the field (unknown
     fields included). `idempotency_key` is the checked header; `index` the item's place in a bulk request. Both are
-    scoped here, after the item's rules ran. `batch`: a bulk request's batch, which each item joins."""
+    scoped here, after the item's rules ran. `batch`: a bulk request's batch, which each item naming none joins (an
+    item's own is validated and wins, as the document says)."""
     unknown = sorted(set(item) - MESSAGE_FIELDS)
     if unknown:
         raise ValidationError(f"unknown field(s): {', '.join(unknown)}", unknown[0])
@@ -277,7 +278,8 @@ def build(item: dict[str, Any], idempotency_key: str | None, index: int | None =
                                 callback_url=item.get("callback_url"), metadata=item.get("metadata"),
                                 send_window=item.get("send_window"), send_at=item.get("send_at"),
                                 expires_at=item.get("expires_at"), ttl_s=item.get("ttl_s"),
-                                priority=item.get("priority"), batch=batch or item.get("batch"))
+                                priority=item.get("priority"),
+                                batch=item["batch"] if item.get("batch") is not None else batch)
     name = g.api_key.name
     if idempotency_key is None:
         return dataclasses.replace(new, enqueued_by=name)

@@ -111,6 +111,17 @@ def test_a_bulk_is_a_batch_that_can_be_followed_paused_resumed_and_cancelled(cli
     assert client.get(f"{BASE}/batches/december", headers=PRODUCER).get_json()["total"] == 1
 
 
+def test_an_items_own_batch_wins_over_the_bulks_and_is_held_to_the_rule(client) -> None:  # noqa: ANN001
+    items = [{"phone": PHONE, "text": "own", "batch": "vip"}, {"phone": PHONE, "text": "joins"}]
+    answer = post(client, "/messages/bulk", {"messages": items, "batch": "december"}).get_json()
+    store = default_hub().store
+    assert [store.get(m["id"]).batch for m in answer["messages"]] == ["vip", "december"]
+    for bad in (-964372, "a/b", ""):  # a schema fuzzer's integer, a path separator, empty
+        refused = post(client, "/messages/bulk", {"messages": [{"phone": PHONE, "text": "x", "batch": bad}]})
+        assert refused.status_code == 400, (bad, refused.get_data(as_text=True))
+        assert [(i["index"], i["field"]) for i in refused.get_json()["details"]["items"]] == [(0, "batch")]
+
+
 def test_a_bulk_replay_reports_the_batch_it_was_stored_in(client) -> None:  # noqa: ANN001
     body = {"messages": [{"phone": PHONE, "text": "once"}]}
     key = {**PRODUCER, "Idempotency-Key": "bulk-1"}

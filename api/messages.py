@@ -104,12 +104,12 @@ message_in = ns.model("NewMessage", {
                           description="Not only whitespace; no NUL character", example="Your code is 1234"),
     "session": SessionField(description="Preferred WhatsApp session (any available one when null)"),
     "callback_url": NullableString(description="http(s) URL told about status changes. Its host: a name whose last "
-                                               "label starts with a letter, of labels of 1-63 characters and 253 "
-                                               "in all, or a dotted quad of a public IPv4 address (or one "
-                                               "WAQ_OUTBOUND_ALLOW names): the pattern is the whole rule of its "
-                                               "form. A name is judged at delivery by what it resolves to: an "
-                                               "internal address (loopback, private, link-local, ...) is refused "
-                                               "then unless WAQ_OUTBOUND_ALLOW allows it",
+                                               "label starts with a letter, of labels of 1-63 characters, or a "
+                                               "dotted quad of a public IPv4 address (or one WAQ_OUTBOUND_ALLOW "
+                                               "names): the pattern is the whole rule of its form. A name is judged "
+                                               "at delivery: one over 253 characters, or resolving to an internal "
+                                               "address (loopback, private, link-local, ...) that "
+                                               "WAQ_OUTBOUND_ALLOW does not allow, is refused then",
                                    max_length=MAX_CALLBACK_URL, pattern=CallbackUrlPattern(CALLBACK_URL_PATTERN),
                                    example="https://shop.example/hooks/whatsapp"),
     "metadata": NullableRaw(description=f"Any JSON object, returned as is: at most {MAX_METADATA_BYTES} bytes as "

@@ -411,16 +411,10 @@ class Delivery:
         )
         if retried is None:
             return Outcome("skipped", detail="lease lost before recording a retry")
-        if delay > self.settings.max_countdown_s:
-            # It waits in the store, not as a long countdown in the broker (DESIGN's invariant 2: a broker may
-            # forget, and a countdown past the visibility timeout is delivered again, kombu issue 337): beat's
-            # sweeper publishes it when it is due, within one dispatch interval, to the session that clicked if in
-            # doubt.
-            self.store.clear_dispatch([retried.id])
-            return Outcome("retry", retried, f"attempt {failures} failed; next in {delay:g}s (waits in the store)")
         # A message in doubt retries on the session that clicked, the only one whose chat can show whether it left.
-        self.publisher.publish([retried], queue_for(retried.doubt_session), countdown=delay, now=now)
-        return Outcome("retry", retried, f"attempt {failures} failed; next in {delay:g}s")
+        stored = self._publish_after(retried, queue_for(retried.doubt_session), delay, now)
+        return Outcome("retry", retried, f"attempt {failures} failed; next in {delay:g}s"
+                                         + (" (waits in the store)" if stored else ""))
 
     def _fail(self, message: Message, exc: BaseException) -> Outcome:
         failed = self.store.record_failed(
@@ -443,25 +437,32 @@ class Delivery:
         now = self.clock()
         target = target or sessions.pick_session(self.store, self.settings, now, exclude=self.session)
         park_until: datetime | None = now + timedelta(seconds=delay_s) if delay_s else None
-        countdown: float | None = delay_s or None
         if target is None:
             if error_class == errors.DailyCapReached.__name__:
                 park_until = next_local_midnight_utc(now, self.settings.zone)
             else:
-                countdown = self.settings.reconnect_unit_s
-                park_until = now + timedelta(seconds=countdown)
+                park_until = now + timedelta(seconds=self.settings.reconnect_unit_s)
         released = self.store.release(
             message.id, owner=self.owner, now=now, reason=reason, error_class=error_class, next_attempt_at=park_until,
             keep_doubt=keep_doubt,
         )
         if released is None:
             return Outcome("skipped", detail="lease lost before releasing")
-        if park_until is not None and countdown is None:
-            # Past any broker visibility window: the sweeper publishes it when it is due.
-            self.store.clear_dispatch([released.id])
+        wait_s = (park_until - now).total_seconds() if park_until is not None else None
+        if self._publish_after(released, queue_for(target), wait_s, now):
             return Outcome("parked", released, f"{reason}; until {park_until.isoformat()}")
-        self.publisher.publish([released], queue_for(target), countdown=countdown, now=now)
         return Outcome("released", released, f"{reason}; to {target or 'any session'}")
+
+    def _publish_after(self, message: Message, queue: str, wait_s: float | None, now: datetime) -> bool:
+        """Publish `message`'s task to `queue` after `wait_s` (None: at once), or, for a wait longer than
+        WAQ_MAX_COUNTDOWN_S, leave it in the store with its dispatch cleared and return True: beat's sweeper
+        publishes it when it is due, within one dispatch interval (DESIGN's invariant 2: a broker may forget, and
+        a countdown past the visibility timeout is delivered again, kombu issue 337)."""
+        if wait_s is not None and wait_s > self.settings.max_countdown_s:
+            self.store.clear_dispatch([message.id])
+            return True
+        self.publisher.publish([message], queue, countdown=wait_s, now=now)
+        return False
 
     def _changed(self, message: Message) -> None:
         if self.on_change is not None:

@@ -72,6 +72,8 @@ MAX_BATCH_CHARS = 64
 # address the outbound rule lets a URL name (public, or allowed by WAQ_OUTBOUND_ALLOW). So the pattern is the whole
 # rule of a callback URL's form, and it depends on the allowance: callback_url_pattern(allow) builds it, and the
 # document publishes the running API's.
+_SCHEME = "[Hh][Tt][Tt][Pp][Ss]?://"
+_REST = f"([/?#][^\\u0000-\\u001f\\u007f{_SPACE}]*)?"  # path, query, fragment
 _LABEL = "[A-Za-z0-9_-]"
 _HOST_NAME = f"({_LABEL}{{1,63}}\\.)*[A-Za-z]{_LABEL}{{0,62}}\\.?"
 _PORT = number_range(0, 65535)
@@ -80,14 +82,13 @@ _PORT = number_range(0, 65535)
 @functools.lru_cache(maxsize=16)
 def callback_url_pattern(allow: AllowList = NOTHING_ALLOWED) -> str:
     """The callback URL's pattern (anchored, OpenAPI's syntax) for an API whose WAQ_OUTBOUND_ALLOW is `allow`."""
-    return (f"^[Hh][Tt][Tt][Pp][Ss]?://({_HOST_NAME}|{ipv4_networks(reachable_ipv4(allow))})(:{_PORT})?"
-            f"([/?#][^\\u0000-\\u001f\\u007f{_SPACE}]*)?$")
+    return f"^{_SCHEME}({_HOST_NAME}|{ipv4_networks(reachable_ipv4(allow))})(:{_PORT})?{_REST}$"
 
 
 CALLBACK_URL_PATTERN = callback_url_pattern()  # with nothing allowed
-# The shape alone, checked first so that the rules after it can say what is wrong in their own words.
-_URL_SHAPE = re.compile(r"[Hh][Tt][Tt][Pp][Ss]?://[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?(:[0-9]{1,5})?"
-                        f"([/?#][^\\u0000-\\u001f\\u007f{_SPACE}]*)?\\Z")
+# The shape alone (any labels, any 1-5 digit port), checked first so that the rules after it can say what is wrong
+# in their own words.
+_URL_SHAPE = re.compile(f"{_SCHEME}{_LABEL}+(\\.{_LABEL}+)*\\.?(:[0-9]{{1,5}})?{_REST}\\Z")
 
 
 def whole(pattern: str) -> re.Pattern[str]:

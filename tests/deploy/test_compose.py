@@ -38,6 +38,7 @@ from tests.deploy.compose_files import (
     variables,
 )
 from tests.helpers.constants import ROOT
+from tests.helpers.procfile import api_args
 from wa_queue.settings import Settings
 
 SETTING_VARS = {"WAQ_" + field.name.upper() for field in dataclasses.fields(Settings)}
@@ -92,8 +93,7 @@ def test_every_command_of_our_image_exists_in_the_package(services: dict[str, di
 def test_gunicorn_runs_with_the_procfiles_options(services: dict[str, dict[str, Any]]) -> None:
     """One set of gunicorn options: the Procfile's (the bind differs: the container listens on all its
     interfaces, and compose publishes one of the host's)."""
-    line = next(line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("api:"))
-    procfile = argv(line.split(":", 1)[1])
+    procfile = api_args()
     compose = argv(services["api"]["command"])
 
     def without_bind(args: list[str]) -> list[str]:
@@ -109,8 +109,7 @@ def test_make_run_starts_gunicorn_with_the_procfiles_options() -> None:
     """`make run`'s launcher spells its own command line (this interpreter, a chosen port): the same options."""
     from wa_queue.devstack.launcher import commands
 
-    line = next(line for line in (ROOT / "Procfile").read_text().splitlines() if line.startswith("api:"))
-    procfile = argv(line.split(":", 1)[1])
+    procfile = api_args()
     launched = commands(Settings.from_env({}), api_port=8123, flower_port=5599, sim_port=None)["api"]
     assert launched[1:3] == ["-m", "gunicorn"]
     launched = launched[2:]

@@ -24,6 +24,7 @@ from api import (
     errors,
     failed,  # noqa: F401 - adds the failed-message routes to health.ns (the "monitoring" namespace)
     health,
+    media,
     messages,
     metrics,
     openapi,
@@ -42,7 +43,7 @@ class JsonApi(Api):
     def __schema__(self) -> dict[str, Any]:  # the document, with this app's sessions and gunicorn's refusals
         settings = self.app.extensions[context.EXTENSION].settings
         document = openapi.filled_schema(Api.__schema__.fget(self), settings.sessions, settings.outbound_allow)
-        return openapi.with_server_refusals(document)
+        return openapi.with_message_shapes(openapi.with_server_refusals(document))
 
 
 def create_app(hub: Hub | None = None) -> Flask:
@@ -72,7 +73,7 @@ def create_app(hub: Hub | None = None) -> Flask:
         doc="/api/docs", default_swagger_filename="api/swagger.json",
         authorizations=auth.AUTHORIZATIONS, security=auth.SCHEME,
     )
-    for namespace in (messages.ns, batches.ns, health.ns, archive.ns, sessions.ns, health.ops):
+    for namespace in (messages.ns, media.ns, batches.ns, health.ns, archive.ns, sessions.ns, health.ops):
         api.add_namespace(namespace)
     # The hot path: enqueue without RESTX's per-request layers (the resource stays for the OpenAPI document).
     app.view_functions[messages.Messages.endpoint] = messages.enqueue_view

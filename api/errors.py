@@ -67,9 +67,7 @@ def _describe_http(exc: HTTPException) -> tuple[str, dict[str, Any]]:
         return (f"Method {request.method} is not allowed on {request.path}; use {', '.join(allowed) or 'none'}.",
                 {"allowed": allowed})
     if code == 413:
-        from flask import current_app
-
-        limit = current_app.config.get("MAX_CONTENT_LENGTH")
+        limit = request.max_content_length  # the app's MAX_CONTENT_LENGTH, or an operation's own (api/media.py)
         return f"The request body is larger than the limit of {limit} bytes.", {"limit_bytes": limit}
     # Werkzeug's descriptions are already sentences ("The browser (or proxy) sent a request that ...").
     return exc.description or exc.name, {}
@@ -87,7 +85,14 @@ def error_response(exc: BaseException) -> Response:
 def _error_response(exc: BaseException) -> Response:
     if isinstance(exc, ApiError):
         return json_response({"error": exc.message, "details": exc.details}, exc.status, exc.headers)
-    if isinstance(exc, core.TimeConflict):
+    if isinstance(exc, core.MediaTooLarge):
+        return json_response({"error": str(exc), "details": {"field": exc.field, "limit_bytes": exc.limit_bytes}},
+                             413)
+    if isinstance(exc, core.MediaMissing):
+        return json_response({"error": str(exc), "details": {"field": "media"}}, 404)
+    if isinstance(exc, core.MediaNotFound):
+        return json_response({"error": str(exc), "details": {"field": exc.field}}, 404)
+    if isinstance(exc, core.StateConflict):
         return json_response({"error": str(exc), "details": {"field": exc.field}}, 409)
     if isinstance(exc, core.ValidationError):
         return json_response({"error": str(exc), "details": {"field": exc.field}}, 400)

@@ -38,7 +38,8 @@ from api.fields import (
 )
 from api.openapi import MESSAGE_ID_PATTERN, CallbackUrlPattern, SessionNames
 from wa_queue import operations, owners
-from wa_queue.errors import TimeConflict, ValidationError
+from wa_queue.errors import StateConflict, ValidationError
+from wa_queue.media.rules import KINDS, MAX_CAPTION_CHARS, MAX_FILENAME_CHARS
 from wa_queue.models import Message, MessageStatus, NewMessage
 from wa_queue.validation import (
     BATCH_PATTERN,
@@ -72,7 +73,7 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 IDEMPOTENCY_PARAM = {"in": "header", "type": "string", "pattern": IDEMPOTENCY_KEY_PATTERN, "minLength": 1,
                      "maxLength": MAX_IDEMPOTENCY_KEY}
 MESSAGE_FIELDS = frozenset({"phone", "text", "session", "callback_url", "metadata", "send_window", "send_at",
-                            "expires_at", "ttl_s", "priority", "batch"})
+                            "expires_at", "ttl_s", "priority", "batch", "media", "caption"})
 STATUSES = [status.value for status in MessageStatus]
 
 
@@ -92,6 +93,23 @@ send_window_model = ns.model("SendWindow", {
                          description="Closes at this local time (excluded); before start: the window runs past "
                                      "midnight", example="21:00"),
 }, strict=True)
+media_in = ns.model("MediaInput", {
+    "id": fields.String(description="A file stored by POST /api/whatsapp/media with this key (not with url)",
+                        min_length=1, max_length=64, example="0193b2c4e5f67a8b9c0d1e2f3a4b5c6d"),
+    "url": fields.String(description="An http(s) URL the file is fetched from before the answer (not with id), of "
+                                     "the callback URL's form: through the outbound rule (a name resolving to an "
+                                     "internal address is refused unless WAQ_OUTBOUND_ALLOW names it), no redirect "
+                                     "followed, within WAQ_MEDIA_FETCH_TIMEOUT_S and the size caps. A fetch that "
+                                     "fails, or bytes that cannot be sent: 409 naming media (what is at the URL "
+                                     "decides)", max_length=MAX_CALLBACK_URL,
+                         pattern=CallbackUrlPattern(CALLBACK_URL_PATTERN),
+                         example="https://shop.example/invoices/42.pdf"),
+    "filename": NullableString(description="With url: the name the recipient sees (default: the URL's last path "
+                                           "segment)", min_length=1, max_length=MAX_FILENAME_CHARS,
+                               example="invoice-42.pdf"),
+    "kind": NullableString(description="How it is sent; from the file's type when null", enum=list(KINDS)),
+    "as_document": fields.Boolean(description="A photo or video sent as a file, uncompressed", default=False),
+}, strict=True)
 message_in = ns.model("NewMessage", {
     "phone": fields.String(required=True, min_length=MIN_PHONE_DIGITS, max_length=MAX_PHONE_CHARS,
                            pattern=PHONE_PATTERN,
@@ -100,8 +118,15 @@ message_in = ns.model("NewMessage", {
                                        "or international without its +; spaces and ( ) . - / allowed; stored as "
                                        "E.164. Whether it is on WhatsApp is known at send time (InvalidNumber)",
                            example="+14155550123"),
-    "text": fields.String(required=True, min_length=1, max_length=MAX_TEXT_CHARS, pattern=TEXT_PATTERN,
-                          description="Not only whitespace; no NUL character", example="Your code is 1234"),
+    "text": fields.String(min_length=1, max_length=MAX_TEXT_CHARS, pattern=TEXT_PATTERN,
+                          description="Not only whitespace; no NUL character. Required unless media is given; with "
+                                      "media it is the caption (or give caption)", example="Your code is 1234"),
+    "media": fields.Nested(media_in, description="A file to send: {id} of an upload, or {url}; the message's text "
+                                                 "is then its optional caption. 400 (413 when too big) naming media "
+                                                 "for a file that cannot be sent"),
+    "caption": fields.String(min_length=1, max_length=MAX_CAPTION_CHARS, pattern=TEXT_PATTERN,
+                             description="A media message's caption (the text rules, at most 1,024 characters; none "
+                                         "on audio); not with text", example="Your invoice"),
     "session": SessionField(description="Preferred WhatsApp session (any available one when null)"),
     "callback_url": NullableString(description="http(s) URL told about status changes. Its host: a name whose last "
                                                "label starts with a letter, of labels of 1-63 characters, or a "
@@ -165,10 +190,18 @@ history_entry = ns.model("HistoryEntry", {
     "error_class": NullableString(),
     "error_text": NullableString(),
 })
+media_out = ns.model("MediaFile", {
+    "kind": fields.String(required=True, enum=list(KINDS)),
+    "filename": fields.String(required=True),
+    "size": fields.Integer(required=True, description="Bytes"),
+    "mimetype": fields.String(required=True),
+    "sha256": fields.String(required=True),
+})
 message_out = ns.model("Message", {
     "id": fields.String(required=True),
     "phone": fields.String(required=True),
-    "text": fields.String(required=True),
+    "text": fields.String(required=True, description="The text, or a media message's caption (may be empty)"),
+    "media": NullableNested(media_out, description="A media message's file: its kind, name, size, type and SHA-256"),
     "status": fields.String(required=True, enum=STATUSES),
     "session": NullableString(description="The session the producer asked for"),
     "priority": fields.String(required=True, enum=list(PRIORITIES)),
@@ -205,7 +238,7 @@ message_out = ns.model("Message", {
 _PUBLIC = ("id", "phone", "text", "status", "session", "attempts", "idempotency_key", "callback_url", "metadata",
            "send_window", "created_at", "updated_at", "next_attempt_at", "last_attempt_at", "sent_at", "sent_by",
            "wa_id", "delivered_at", "read_at", "failed_at", "last_error_class", "last_error_text", "history",
-           "enqueued_by", "priority", "batch", "send_at", "expires_at", "expired_at", "cancelled_at")
+           "enqueued_by", "priority", "batch", "send_at", "expires_at", "expired_at", "cancelled_at", "media")
 
 
 def message_view(message: Message) -> dict[str, Any]:
@@ -263,9 +296,13 @@ def build(item: dict[str, Any], idempotency_key: str | None, index: int | None =
     unknown = sorted(set(item) - MESSAGE_FIELDS)
     if unknown:
         raise ValidationError(f"unknown field(s): {', '.join(unknown)}", unknown[0])
-    for required in ("phone", "text"):
-        if required not in item:
-            raise ValidationError(f"{required} is required", required)
+    if "phone" not in item:
+        raise ValidationError("phone is required", "phone")
+    if "text" not in item and item.get("media") is None:
+        raise ValidationError("text is required (or media, with an optional caption)", "text")
+    if item.get("media") is not None and not isinstance(item["media"], dict):
+        raise ValidationError(f"media must be an object {{id}} or {{url, filename}}, not {json_type(item['media'])}",
+                              "media")
     window = item.get("send_window")
     if window is not None and not isinstance(window, dict):  # the CLI's and the CSV's "HH:MM-HH:MM" is not JSON's
         raise ValidationError(f'send_window must be an object {{"start": "HH:MM", "end": "HH:MM"}}, not '
@@ -274,12 +311,13 @@ def build(item: dict[str, Any], idempotency_key: str | None, index: int | None =
         if item.get(name) is not None and not isinstance(item[name], str):
             raise ValidationError(f"{name} must be a string (an RFC 3339 date and time), not {json_type(item[name])}",
                                   name)
-    new = operations.build_message(current_hub(), item["phone"], item["text"], session=item.get("session"),
+    new = operations.build_message(current_hub(), item["phone"], item.get("text"), session=item.get("session"),
                                 callback_url=item.get("callback_url"), metadata=item.get("metadata"),
                                 send_window=item.get("send_window"), send_at=item.get("send_at"),
                                 expires_at=item.get("expires_at"), ttl_s=item.get("ttl_s"),
                                 priority=item.get("priority"),
-                                batch=item["batch"] if item.get("batch") is not None else batch)
+                                batch=item["batch"] if item.get("batch") is not None else batch,
+                                media=item.get("media"), caption=item.get("caption"), enqueued_by=g.api_key.name)
     name = g.api_key.name
     if idempotency_key is None:
         return dataclasses.replace(new, enqueued_by=name)
@@ -379,7 +417,7 @@ class BulkMessages(Resource):
                     raise ValidationError(f"each message must be a JSON object, not {json_type(item)}", None)
                 news.append(build(item, key, index, batch))
             except ValidationError as exc:
-                conflicts += isinstance(exc, TimeConflict)
+                conflicts += isinstance(exc, StateConflict)
                 problems.append({"index": index, "field": exc.field, "message": str(exc)})
         if problems:
             # Times that cannot hold now (and nothing else) are a conflict, as for one message: 409.

@@ -97,3 +97,20 @@ def with_server_refusals(schema: dict[str, Any], error_ref: str = "#/definitions
             for status, description in SERVER_REFUSALS.items():
                 responses.setdefault(status, {"description": description, "schema": {"$ref": error_ref}})
     return schema
+
+
+# A message carries text, or media with an optional caption (as `caption`, or as `text`, not both): what Swagger 2.0
+# cannot say is said in JSON Schema's own anyOf and not, which validators and generators of the body (schemathesis,
+# hypothesis-jsonschema) read; the descriptions say it in words for the rest.
+MESSAGE_SHAPES = [
+    {"required": ["text"], "properties": {"media": {"not": {}}, "caption": {"not": {}}}},
+    {"required": ["media"], "not": {"required": ["text", "caption"]}},
+]
+
+
+def with_message_shapes(schema: dict[str, Any], model: str = "NewMessage") -> dict[str, Any]:
+    """`schema` with MESSAGE_SHAPES on the new-message model (in place; returned for chaining)."""
+    definition = schema.get("definitions", {}).get(model)
+    if definition is not None:
+        definition["anyOf"] = copy.deepcopy(MESSAGE_SHAPES)
+    return schema

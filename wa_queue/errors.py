@@ -96,11 +96,45 @@ class ValidationError(WaQueueError):
         self.field = field
 
 
-class TimeConflict(ValidationError):
+class StateConflict(ValidationError):
+    """Well-formed input that cannot hold now: answered 409, because the same request could be right at another time
+    or in another state of the world, and no schema can say when."""
+
+
+class MediaUnavailable(StateConflict):
+    """A media URL that could not give a file that can be sent now: refused by the outbound rule once resolved, not
+    answering 200 within WAQ_MEDIA_FETCH_TIMEOUT_S, redirecting, or answering bytes that cannot be sent (a type not
+    accepted, or one its name does not claim). What is at the URL decides, and it may change."""
+
+
+class MediaNotFound(ValidationError):
+    """A media id that is not an upload of this API key (never made, another key's, collected, or older than
+    WAQ_MEDIA_UPLOAD_TTL_H): answered 404 naming media, as for an unknown message id."""
+
+
+class TimeConflict(StateConflict):
     """Well-formed times that cannot hold now: a send_at past the scheduling horizon (WAQ_MAX_SCHEDULE_DAYS), an
     expiry already past or before the send_at, a send window never open for the number (SendWindowNeverOpen).
     Answered 409: the same request could be right at another time, and
     no schema can say when."""
+
+
+class MediaTooLarge(ValidationError):
+    """A file over its kind's size cap (WAQ_MEDIA_MAX_*_MB): answered 413 naming `media` and the limit."""
+
+    def __init__(self, message: str, limit_bytes: int) -> None:
+        super().__init__(message, "media")
+        self.limit_bytes = limit_bytes
+
+
+class MediaRefused(PermanentSendError):
+    """WhatsApp refused the file (too big for it, or a type it does not take): the message fails, naming the limit
+    the page gave. Sending the same file again would be refused again."""
+
+
+class MediaMissing(PermanentSendError):
+    """The file a message names is not in the media store (deleted by hand, a lost volume): the message fails for an
+    operator rather than go out without it."""
 
 
 class NotCancellable(WaQueueError):

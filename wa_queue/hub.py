@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
     from wa_queue.broker.publisher import Publisher
     from wa_queue.celery_app import WaqCelery
+    from wa_queue.media.files import MediaFiles
     from wa_queue.rate_limit import RateLimiter
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,7 @@ class Hub:
         self._lock = threading.RLock()
         self._store = store
         self._publisher = publisher
+        self._media: MediaFiles | None = None
         self._celery = celery
         self._broker: redis.Redis | None = None
         self._quick: dict[float, redis.Redis] = {}
@@ -87,6 +89,18 @@ class Hub:
     def store(self) -> MessageStore:
         store = self._store  # the common case first: no lock once built (every request reads it)
         return store if store is not None else self._part("_store", lambda: open_store(self.settings.store_url))
+
+    @property
+    def media_files(self) -> MediaFiles:
+        """The bytes of media messages beside the store (wa_queue/media/files.py): GridFS with MongoDB, the data
+        folder's media/ with SQLite."""
+        files = self._media
+        return files if files is not None else self._part("_media", self._build_media_files)
+
+    def _build_media_files(self) -> MediaFiles:
+        from wa_queue.media.files import open_media_files
+
+        return open_media_files(self.settings.store_url, self.settings.data_dir, self.store)
 
     @property
     def broker(self) -> redis.Redis:
@@ -180,8 +194,8 @@ class Hub:
             self.closed = True
         self._stop_relay()
         with self._lock:
-            handles = [self._store, self._broker, *self._quick.values()]
-            self._store, self._broker, self._quick = None, None, {}
+            handles = [self._media, self._store, self._broker, *self._quick.values()]
+            self._media, self._store, self._broker, self._quick = None, None, None, {}
         for handle in handles:
             close = getattr(handle, "close", None)
             if close is not None:

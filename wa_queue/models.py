@@ -35,6 +35,59 @@ class Priority(str, enum.Enum):
     LOW = "low"
 
 
+class MediaKind(str, enum.Enum):
+    """How a file is sent: what WhatsApp shows it as. A photo or a video sent uncompressed is a DOCUMENT (its
+    mimetype says it is an image)."""
+
+    IMAGE = "image"
+    DOCUMENT = "document"
+    AUDIO = "audio"
+    VIDEO = "video"
+
+
+@dataclasses.dataclass(frozen=True)
+class MediaRef:
+    """The file a media message sends: its bytes are the media store's under `sha256` (wa_queue/media/files.py);
+    the rest is what the checks decided (wa_queue/media/rules.py). `filename` is the name the recipient sees."""
+
+    sha256: str
+    size: int
+    mimetype: str
+    filename: str
+    kind: MediaKind | str  # a str only for a stored value this code does not know (parse_stored)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", parse_stored(MediaKind, self.kind))
+
+    @property
+    def as_document(self) -> bool:
+        """A photo or a video sent as a file, uncompressed."""
+        return self.kind == MediaKind.DOCUMENT and self.mimetype.split("/")[0] in ("image", "video")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"sha256": self.sha256, "size": self.size, "mimetype": self.mimetype, "filename": self.filename,
+                "kind": plain(self.kind)}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MediaRef:
+        return cls(sha256=str(data["sha256"]), size=int(data["size"]), mimetype=str(data["mimetype"]),
+                   filename=str(data["filename"]), kind=str(data["kind"]))
+
+
+@dataclasses.dataclass(frozen=True)
+class MediaUpload:
+    """A file stored by POST /api/whatsapp/media, before (and while) messages name it by `id`. `enqueued_by` is the
+    API key that uploaded it: only that key's messages may name it."""
+
+    id: str
+    media: MediaRef
+    created_at: datetime
+    enqueued_by: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, **self.media.to_dict(), "created_at": self.created_at.isoformat()}
+
+
 class HistoryEvent(str, enum.Enum):
     """What a history entry records; the value is the string stored and shown (docs/architecture.md, lifecycle)."""
 
@@ -157,6 +210,10 @@ class NewMessage:
     expires_at: datetime | None = None  # never clicked from then on (UTC); None: never expires
     priority: Priority = Priority.NORMAL
     batch: str | None = None  # the batch it belongs to (a bulk enqueue's), owned by its enqueuer
+    media: MediaRef | None = None  # a media message: the file; `text` is then its caption (may be empty)
+    # The file's bytes when the enqueue brought them (not an upload's id): put in the media files before the row is
+    # committed (operations.submit). Not stored with the row.
+    media_bytes: bytes | None = dataclasses.field(default=None, repr=False, compare=False)
 
     def content_hash(self) -> str:
         """Identifies the request's content, to tell a replay (same key, same body) from a conflict."""
@@ -169,6 +226,8 @@ class NewMessage:
         # The batch is not content: a bulk request resent without one is given another name, and is still a replay.
         if any(later.values()):  # the same: only when one is given
             parts.append({k: v for k, v in later.items() if v})
+        if self.media is not None:  # the same: the bytes (by their hash), the name and the kind are the content
+            parts.append({"media": self.media.to_dict()})
         body = json.dumps(parts, sort_keys=True, default=str)
         return hashlib.sha256(body.encode()).hexdigest()
 
@@ -217,6 +276,7 @@ class Message:
     batch: str | None = None
     expired_at: datetime | None = None
     cancelled_at: datetime | None = None
+    media: MediaRef | None = None  # a media message's file; its text is the caption
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "priority", parse_stored(Priority, self.priority or Priority.NORMAL.value))
@@ -275,7 +335,7 @@ class Message:
                 value = value.value
             elif field.name == "history":
                 value = [entry.to_dict() for entry in value]
-            elif isinstance(value, SendWindow):
+            elif isinstance(value, SendWindow | MediaRef):
                 value = value.to_dict()
             out[field.name] = value
         return out

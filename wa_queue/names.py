@@ -44,6 +44,7 @@ SESSIONS = "sessions"
 NUMBER_CHECKS = "number_checks"
 SEND_COUNTS = "send_counts"  # MongoDB: the daily counters of the mark's gates (store/mongo.py)
 ENQUEUE_COUNTS = "enqueue_counts"  # the daily quota's counters per API key and UTC day (wa_queue/quota.py)
+MEDIA_UPLOADS = "media_uploads"  # files stored by POST /api/whatsapp/media, named by id in messages
 STATUS_COUNTS = "status_counts"  # SQLite only: kept by triggers in the same transaction as every status change
 
 

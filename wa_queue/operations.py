@@ -12,7 +12,7 @@ from wa_queue import batches, callbacks, headroom, names, procs, quota, warmup
 from wa_queue.batches import BatchAction, BatchReport
 from wa_queue.broker.publisher import queue_for
 from wa_queue.errors import NotCancellable, ValidationError
-from wa_queue.models import Message, MessageStatus, NewMessage, Priority, new_message_id, plain
+from wa_queue.models import MediaUpload, Message, MessageStatus, NewMessage, Priority, new_message_id, plain
 from wa_queue.names import session_qr_key
 from wa_queue.retry import local_midnight_utc
 from wa_queue.sessions import clock_warning, daily_cap, is_available, request_restart
@@ -39,23 +39,44 @@ log = logging.getLogger(__name__)
 
 
 def build_message(
-    hub: Hub, phone: str, text: str, *, session: str | None = None, idempotency_key: str | None = None,
+    hub: Hub, phone: str, text: str | None = None, *, session: str | None = None, idempotency_key: str | None = None,
     callback_url: str | None = None, metadata: dict[str, Any] | None = None,
     send_window: SendWindow | dict[str, Any] | str | None = None, send_at: datetime | str | None = None,
     expires_at: datetime | str | None = None, ttl_s: float | None = None, priority: Priority | str | None = None,
-    batch: str | None = None,
+    batch: str | None = None, media: Any = None, caption: str | None = None, filename: str | None = None,
+    kind: str | None = None, as_document: bool = False, enqueued_by: str | None = None, local_files: bool = False,
 ) -> NewMessage:
     """Validate and normalise one request by validation.py's rules (the same for the Python API, the CLI and the
     REST API); raises ValidationError naming the field. A send window that never opens for the number is refused
-    (judged at the Hub's clock), and so are a send_at too far ahead and an expiry already past."""
+    (judged at the Hub's clock), and so are a send_at too far ahead and an expiry already past.
+
+    A media message gives `media` (media/intake.py's forms; `local_files`: a path may be read, the Python API and the
+    CLI only) and an optional `caption` (or `text`, not both); a URL is fetched here, before anything is stored."""
     settings, now = hub.settings, hub.clock()
     e164 = validate_phone(phone, settings.default_region)
     scheduled = validate_send_at(send_at, now, settings.max_schedule_days)
+    ref, data = None, None
+    if media is not None:
+        from wa_queue.media.intake import read_media
+        from wa_queue.media.rules import validate_caption
+
+        if text is not None and caption is not None:
+            raise ValidationError("give the caption as caption or as text, not both", "caption")
+        ref, data = read_media(media, settings=settings, store=hub.store, now=now, owner=enqueued_by,
+                               filename=filename, kind=kind, as_document=as_document, local_files=local_files)
+        body = validate_caption(caption if caption is not None else text, ref.kind)  # type: ignore[arg-type]
+    elif caption is not None or filename is not None or kind is not None or as_document:
+        field = "caption" if caption is not None else "media"
+        raise ValidationError(f"{field}: {'a caption' if field == 'caption' else 'a file name or kind'} needs media",
+                              field)
+    else:
+        body = validate_text(text)
     return NewMessage(
         send_at=scheduled, expires_at=validate_expiry(expires_at, ttl_s, now, scheduled, settings.default_ttl_s),
-        priority=validate_priority(priority), batch=validate_batch(batch),
+        priority=validate_priority(priority), batch=validate_batch(batch), media=ref, media_bytes=data,
+        enqueued_by=enqueued_by,
         phone=e164,
-        text=validate_text(text),
+        text=body,
         session=validate_session(session, settings.sessions),
         idempotency_key=validate_idempotency_key(idempotency_key),
         callback_url=validate_callback_url(callback_url, settings.outbound_allow),
@@ -76,7 +97,20 @@ def submit(hub: Hub, news: list[NewMessage]) -> list[tuple[Message, bool]]:
     (group_commit.message_commit); each still gets its own result or its own error (an IdempotencyConflict, say)."""
     if not news:
         return []
-    return hub.group.run(news)
+    files = {n.media.sha256: n.media_bytes for n in news if n.media is not None}
+    if not files:
+        return hub.group.run(news)
+    # The bytes are durable before the rows that name them are committed (a crash in between leaves an orphan file,
+    # which the collector takes); after the commit each file is touched, or written again from the bytes in hand,
+    # so that a collector that judged it unused before the commit cannot take it (media/collect.py).
+    for sha256, data in files.items():
+        if data is not None:
+            hub.media_files.put(sha256, data)
+    results = hub.group.run(news)
+    for sha256, data in files.items():
+        if not hub.media_files.touch(sha256) and data is not None:
+            hub.media_files.put(sha256, data)
+    return results
 
 
 def quota_rows(hub: Hub, key_name: str | None = None) -> list[dict[str, Any]]:
@@ -96,22 +130,25 @@ def quota_rows(hub: Hub, key_name: str | None = None) -> list[dict[str, Any]]:
 
 
 def enqueue(
-    hub: Hub, phone: str, text: str, *, session: str | None = None, idempotency_key: str | None = None,
+    hub: Hub, phone: str, text: str | None = None, *, session: str | None = None, idempotency_key: str | None = None,
     callback_url: str | None = None, metadata: dict[str, Any] | None = None,
     send_window: SendWindow | dict[str, Any] | str | None = None, send_at: datetime | str | None = None,
     expires_at: datetime | str | None = None, ttl_s: float | None = None, priority: Priority | str | None = None,
-    batch: str | None = None,
+    batch: str | None = None, media: Any = None, caption: str | None = None, filename: str | None = None,
+    kind: str | None = None, as_document: bool = False,
 ) -> str:
-    """Queue one message; returns its id once it is committed to the store."""
+    """Queue one message; returns its id once it is committed to the store (with its file, for a media message:
+    a path or bytes, media/intake.py)."""
     new = build_message(hub, phone, text, session=session, idempotency_key=idempotency_key,
                         callback_url=callback_url, metadata=metadata, send_window=send_window, send_at=send_at,
-                        expires_at=expires_at, ttl_s=ttl_s, priority=priority, batch=batch)
+                        expires_at=expires_at, ttl_s=ttl_s, priority=priority, batch=batch, media=media,
+                        caption=caption, filename=filename, kind=kind, as_document=as_document, local_files=True)
     return submit(hub, [new])[0][0].id
 
 
 def enqueue_many(hub: Hub, items: list[dict[str, Any]]) -> list[str]:
     """Queue many messages in one transaction: all are validated first, nothing is stored if one is bad."""
-    news = [build_message(hub, **item) for item in items]
+    news = [build_message(hub, **{"local_files": True, **item}) for item in items]
     return [message.id for message, _ in submit(hub, news)]
 
 
@@ -396,3 +433,31 @@ def callback_outcomes(hub: Hub, *, timeout_s: float = 2.0) -> dict[str, int]:
     by the callbacks workers in the broker's Redis."""
     raw = hub.broker_quick(timeout_s).hgetall(names.METRICS_CALLBACKS_KEY)
     return {(k.decode() if isinstance(k, bytes) else k): int(v) for k, v in raw.items()}
+
+
+def store_upload(hub: Hub, data: bytes, *, filename: object = None, kind: object = None, as_document: object = False,
+                 owner: str | None = None) -> MediaUpload:
+    """POST /api/whatsapp/media: check the file (media/rules.py), put its bytes (durable), then record the upload
+    that messages name by its id. A crash between the two leaves a file the collector takes."""
+    from wa_queue.media import rules
+
+    ref = rules.check_file(data, filename, rules.parse_kind(kind, as_document), hub.settings)
+    hub.media_files.put(ref.sha256, data)
+    upload = MediaUpload(id=new_message_id(), media=ref, created_at=hub.clock(), enqueued_by=owner)
+    hub.store.add_upload(upload)
+    return upload
+
+
+def media_bytes(hub: Hub, message: Message) -> bytes:
+    """The file of a media message (MediaMissing when its bytes are gone; ValidationError when it has none)."""
+    if message.media is None:
+        raise ValidationError("this message has no file", "media")
+    return hub.media_files.get(message.media.sha256)
+
+
+def collect_media(hub: Hub) -> dict[str, int]:
+    """One pass of the media collector (media/collect.py), as beat's job and `waq media collect` run it."""
+    from wa_queue.media.collect import collect
+
+    done = collect(hub.store, hub.media_files, hub.settings, hub.clock())
+    return {"files": done.files, "kept": done.kept, "uploads": done.uploads, "partial": done.partial}

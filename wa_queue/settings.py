@@ -182,6 +182,22 @@ class Settings:
         NOTHING_ALLOWED, "comma-separated hosts, IP addresses and CIDR networks that callbacks and the admin webhook "
         "may reach although internal (loopback, private, link-local, ...; the rule: `wa_queue/outbound.py`); a bad "
         "entry stops the process at start. Empty: only public addresses", shown="(none)")
+    # Media messages ([media](media.md)).
+    media_max_image_mb: float = setting(5.0, "largest image sent as a photo, in MB (10^6 bytes; WhatsApp's Cloud "
+                                        "API limit)")
+    media_max_video_mb: float = setting(16.0, "largest video, in MB")
+    media_max_audio_mb: float = setting(16.0, "largest audio file, in MB")
+    media_max_document_mb: float = setting(100.0, "largest document (a photo or video sent as a file included), in "
+                                           "MB")
+    media_keep_days: float = setting(
+        7.0, "how long a file is kept after the last message that names it ended `sent`, `expired` or `cancelled`; "
+        "never deleted while one that names it is pending, processing, paused, failed or archived")
+    media_upload_ttl_h: float = setting(24.0, "an uploaded file (`POST /api/whatsapp/media`) no message names is "
+                                        "kept this long, and its id refused after it")
+    media_fetch_timeout_s: float = setting(30.0, "the longest a `media.url` fetch may take, connection included")
+    media_upload_kbps: float = setting(
+        256.0, "the slowest upload a media send waits for: its time-out is `WAQ_SEND_TIMEOUT_S` plus the file's "
+        "size at this rate (KB a second)")
     callback_concurrency: int = setting(4, "processes of `waq callbacks`' pool (at least 2; prefork, so that a "
                                         "task's time limit can end a stuck delivery)")
     health_failed_window_s: float = setting(3600.0, "a failure this recent makes `/api/whatsapp/health` say "
@@ -299,6 +315,15 @@ class Settings:
             raise bad("RETRY_DELAYS", "delays must be >= 0")
         if self.lease_s <= 0:
             raise bad("LEASE_S", "must be > 0 seconds")
+        for kind in ("image", "video", "audio", "document"):
+            value = getattr(self, f"media_max_{kind}_mb")
+            if not 0 < value <= 2000:
+                raise bad(f"MEDIA_MAX_{kind.upper()}_MB", "must be more than 0 and at most 2000 (WhatsApp's 2 GB)")
+        for var, value in (("MEDIA_KEEP_DAYS", self.media_keep_days), ("MEDIA_UPLOAD_TTL_H", self.media_upload_ttl_h),
+                           ("MEDIA_FETCH_TIMEOUT_S", self.media_fetch_timeout_s),
+                           ("MEDIA_UPLOAD_KBPS", self.media_upload_kbps)):
+            if not value > 0:
+                raise bad(var, "must be more than 0")
         if self.max_schedule_days < 1:
             raise bad("MAX_SCHEDULE_DAYS", "must be a whole number of days >= 1")
         if self.default_ttl_s < 0:

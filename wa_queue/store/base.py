@@ -14,7 +14,7 @@ from datetime import date, datetime
 from typing import Any
 
 from wa_queue.errors import IdempotencyConflict, QuotaExceeded, ValidationError
-from wa_queue.models import Message, MessageStatus, NewMessage, SessionStatus
+from wa_queue.models import MediaUpload, Message, MessageStatus, NewMessage, SessionStatus
 
 
 @dataclasses.dataclass(frozen=True)
@@ -373,6 +373,25 @@ class MessageStore(abc.ABC):
 
     @abc.abstractmethod
     def set_number_check(self, phone: str, registered: bool, *, now: datetime) -> None: ...
+
+    # ---- media (the bytes are the media files' port, wa_queue/media/files.py) ---------------------------------
+    @abc.abstractmethod
+    def add_upload(self, upload: MediaUpload) -> None:
+        """Record an uploaded file (its bytes already durable in the media files), durably."""
+
+    @abc.abstractmethod
+    def get_upload(self, upload_id: str) -> MediaUpload:
+        """The upload of this id; NotFound when there is none (never made, or collected)."""
+
+    @abc.abstractmethod
+    def delete_uploads_before(self, cutoff: datetime) -> int:
+        """Forget uploads made before cutoff (their ids are refused from then on); how many."""
+
+    @abc.abstractmethod
+    def media_in_use(self, sha256: str, *, done_before: datetime, uploaded_since: datetime) -> bool:
+        """Whether the file must be kept: an upload of it made since `uploaded_since`, a message (or an archived one)
+        naming it that is not sent, expired or cancelled (lifecycle.MEDIA_DONE), or one that is but was last updated
+        at or after `done_before`."""
 
 
 def status_keys() -> dict[str, int]:

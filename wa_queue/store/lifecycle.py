@@ -312,3 +312,6 @@ OPERATOR_CASES: tuple[MessageStatus, ...] = RETRY_FAILED.from_statuses  # listed
 UNSENT: tuple[MessageStatus, ...] = EXPIRE.from_statuses  # what may still be sent (a batch's open messages)
 FINAL: tuple[MessageStatus, ...] = (SENT, EXPIRED, CANCELLED)  # never left (receipts keep a message sent)
 EXPIRING: tuple[MessageStatus, ...] = tuple(s for s in UNSENT if s not in LEASED)  # what the expiry sweep looks at
+# A file only messages in these statuses name may go, once the last of them is older than WAQ_MEDIA_KEEP_DAYS: never
+# while one is pending, processing, paused, failed (an operator may retry it) or archived.
+MEDIA_DONE: tuple[MessageStatus, ...] = FINAL

@@ -49,6 +49,7 @@ from wa_queue.store.mongo_codec import (
     transition_update,
     value_of,
 )
+from wa_queue.store.mongo_media import MongoMedia
 from wa_queue.store.mongo_quota import QuotaCounters
 from wa_queue.store.mongo_schema import create_indexes
 from wa_queue.store.mongo_sessions import MongoSessionRecords
@@ -74,7 +75,7 @@ class _LostLease(Exception):
     """The mark's CAS failed after its gates were taken (internal: they are given back)."""
 
 
-class MongoStore(MongoSessionRecords, MongoWhen, MessageStore):
+class MongoStore(MongoSessionRecords, MongoWhen, MongoMedia, MessageStore):
     def __init__(self, db: Database) -> None:
         self.db = db
         self.messages = db[MESSAGES]

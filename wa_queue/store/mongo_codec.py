@@ -19,7 +19,16 @@ from datetime import UTC, date, datetime
 from types import MappingProxyType
 from typing import Any
 
-from wa_queue.models import HistoryEntry, HistoryEvent, Message, MessageStatus, SessionStatus, parse_stored, plain
+from wa_queue.models import (
+    HistoryEntry,
+    HistoryEvent,
+    MediaRef,
+    Message,
+    MessageStatus,
+    SessionStatus,
+    parse_stored,
+    plain,
+)
 from wa_queue.send_window import parse_window
 from wa_queue.store import lifecycle
 from wa_queue.store.base import SessionRecord
@@ -58,6 +67,7 @@ def to_doc(message: Message) -> dict[str, Any]:
     # As JSON text, the form SQLite keeps: metadata is returned as given and never queried, and a sub-document could
     # not hold every JSON object (BSON refuses a NUL in a key; a key starting with '$' is an operator to MongoDB).
     doc["metadata"] = json.dumps(message.metadata) if message.metadata is not None else None
+    doc["media"] = message.media.to_dict() if message.media is not None else None
     doc["history"] = [history_doc(e.at, e.event, e.session, e.error_class, e.error_text) for e in message.history]
     if message.idempotency_key is None:
         del doc["idempotency_key"]  # absent, not null: the sparse unique index skips it
@@ -73,6 +83,7 @@ def from_doc(doc: dict[str, Any]) -> Message:
     data["send_window"] = parse_window(data["send_window"]) if data["send_window"] is not None else None
     if isinstance(data["metadata"], str):  # else a sub-document, written before metadata was kept as text: as it is
         data["metadata"] = json.loads(data["metadata"])
+    data["media"] = MediaRef.from_dict(data["media"]) if data["media"] is not None else None
     data["history"] = tuple(
         HistoryEntry(from_db(e["at"]), e["event"], e.get("session"), e.get("error_class"), e.get("error_text"))
         for e in doc.get("history", [])

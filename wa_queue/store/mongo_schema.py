@@ -8,6 +8,7 @@ from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.collection import Collection
 from pymongo.errors import OperationFailure
 
+from wa_queue.names import MEDIA_UPLOADS
 from wa_queue.store.mongo_codec import from_db
 
 NOT_IMPLEMENTED = 238  # the server's error code for an option or command it lacks
@@ -29,6 +30,8 @@ INDEXES: list[tuple[list[tuple[str, int]], dict[str, Any]]] = [
     # The batch page's counts, and the expiry sweep's pending messages past their expires_at.
     ([("batch", ASCENDING), ("status", ASCENDING)], {"sparse": True}),
     ([("status", ASCENDING), ("expires_at", ASCENDING)], {}),
+    # The media collector's question: does a message still name this file?
+    ([("media.sha256", ASCENDING)], {"sparse": True}),
 ]
 
 
@@ -40,6 +43,8 @@ def create_indexes(messages: Collection, archive: Collection, send_counts: Colle
         messages.create_index(keys, **options)
     archive.create_index([("archived_at", ASCENDING)])
     archive.create_index(ARCHIVE_FAILED_INDEX)  # list_archived(), like list_failed() on messages
+    archive.create_index([("media.sha256", ASCENDING)], sparse=True)
+    messages.database[MEDIA_UPLOADS].create_index([("sha256", ASCENDING), ("created_at", ASCENDING)])
     enqueue_counts.create_index([("day", ASCENDING)])  # quota_used(): today's counters
     return _ttl_index(send_counts, "expires") & _ttl_index(enqueue_counts, "expires")
 

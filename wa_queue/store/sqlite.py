@@ -31,6 +31,7 @@ from wa_queue.store.common import (
     utc,
 )
 from wa_queue.store.sqlite_connection import SQLiteConnections
+from wa_queue.store.sqlite_media import SQLiteMedia
 from wa_queue.store.sqlite_schema import (
     COLS,
     INSERT_CHUNK,
@@ -53,7 +54,7 @@ KEY_CHUNK = 500  # idempotency keys looked up per query (below SQLite's variable
 _SENTINEL: Any = ...
 
 
-class SQLiteStore(SQLiteSessionRecords, SQLiteWhen, MessageStore):
+class SQLiteStore(SQLiteSessionRecords, SQLiteWhen, SQLiteMedia, MessageStore):
     def __init__(self, path: str) -> None:
         self.path = path
         private_file(path)  # 0600, and so its -wal and -shm (private.py)

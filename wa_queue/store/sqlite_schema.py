@@ -14,8 +14,17 @@ import sqlite3
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from wa_queue.models import HistoryEntry, Message, MessageStatus, Priority, SessionStatus, parse_stored, plain
-from wa_queue.names import ARCHIVE, ENQUEUE_COUNTS, MESSAGES, NUMBER_CHECKS, SESSIONS, STATUS_COUNTS
+from wa_queue.models import (
+    HistoryEntry,
+    MediaRef,
+    Message,
+    MessageStatus,
+    Priority,
+    SessionStatus,
+    parse_stored,
+    plain,
+)
+from wa_queue.names import ARCHIVE, ENQUEUE_COUNTS, MEDIA_UPLOADS, MESSAGES, NUMBER_CHECKS, SESSIONS, STATUS_COUNTS
 from wa_queue.send_window import SendWindow, parse_window
 from wa_queue.store.base import SessionRecord
 from wa_queue.store.common import DATETIME_FIELDS, MESSAGE_FIELDS, SESSION_DATETIME_FIELDS, SESSION_FIELDS, utc
@@ -26,8 +35,9 @@ SESSION_COLS = ", ".join(SESSION_FIELDS)
 # What new_row fills:
 _NEW_COLUMNS = ("id", "phone", "text", "status", "created_at", "updated_at", "next_attempt_at", "attempts", "session",
                 "idempotency_key", "content_hash", "callback_url", "metadata", "history", "send_window", "enqueued_by")
-# ... and for a message scheduled, expiring, not of normal priority or in a batch: a NULL priority reads as normal.
-_WHEN_COLUMNS = ("send_at", "expires_at", "priority", "batch")
+# ... and for a message scheduled, expiring, not of normal priority, in a batch or with a file: a NULL priority reads
+# as normal.
+_WHEN_COLUMNS = ("send_at", "expires_at", "priority", "batch", "media")
 INSERT_CHUNK = 500  # rows per INSERT statement: its parameters, one per column of each row, stay below SQLite's limit
 
 
@@ -62,7 +72,7 @@ def _column_defs() -> str:
 # Columns added after the first release: a file made by an earlier version gains them when opened (nullable, so
 # ALTER TABLE ADD COLUMN needs no rewrite). Reads name their columns (COLS), so the column order does not matter.
 ADDED_COLUMNS = ("last_attempt_at", "send_window", "sending_picture", "enqueued_by", "send_at", "expires_at",
-                 "priority", "batch", "expired_at", "cancelled_at")
+                 "priority", "batch", "expired_at", "cancelled_at", "media")
 # The same for the sessions table: name -> column definition.
 ADDED_SESSION_COLUMNS = {"last_error": "TEXT", "last_error_at": "INTEGER", "last_error_hint": "TEXT",
                          "first_send_day": "TEXT", "warmup_skipped": "INTEGER NOT NULL DEFAULT 0",
@@ -103,6 +113,9 @@ INDEXES = {
     # The batch page's counts, and the expiry sweep's pending messages past their expires_at.
     "ix_msg_batch": f"CREATE INDEX ix_msg_batch ON {MESSAGES}(batch, status) WHERE batch IS NOT NULL",
     "ix_msg_expiry": f"CREATE INDEX ix_msg_expiry ON {MESSAGES}(status, expires_at) WHERE expires_at IS NOT NULL",
+    # The media collector's question: does a message still name this file (media.py)?
+    "ix_msg_media": f"CREATE INDEX ix_msg_media ON {MESSAGES}(json_extract(media, '$.sha256')) "
+                    "WHERE media IS NOT NULL",
     "ix_msg_queue": f"CREATE INDEX ix_msg_queue ON {MESSAGES}(dispatch_queue, dispatched_at) "
                     "WHERE status = 'pending' AND dispatch_queue IS NOT NULL",
 }
@@ -125,6 +138,10 @@ CREATE TABLE IF NOT EXISTS {SESSIONS} (
   restart_requested INTEGER NOT NULL DEFAULT 0, heartbeat_at INTEGER, updated_at INTEGER,
   last_error TEXT, last_error_at INTEGER, last_error_hint TEXT);
 CREATE TABLE IF NOT EXISTS {NUMBER_CHECKS} (phone TEXT PRIMARY KEY, registered INTEGER NOT NULL, checked_at INTEGER);
+CREATE TABLE IF NOT EXISTS {MEDIA_UPLOADS} (id TEXT PRIMARY KEY, sha256 TEXT NOT NULL, size INTEGER NOT NULL,
+  mimetype TEXT NOT NULL, filename TEXT NOT NULL, kind TEXT NOT NULL, created_at INTEGER NOT NULL, enqueued_by TEXT);
+CREATE INDEX IF NOT EXISTS ix_upload_sha ON {MEDIA_UPLOADS}(sha256, created_at);
+CREATE INDEX IF NOT EXISTS ix_upload_created ON {MEDIA_UPLOADS}(created_at);
 CREATE TABLE IF NOT EXISTS {ENQUEUE_COUNTS} (key_name TEXT NOT NULL, day TEXT NOT NULL, n INTEGER NOT NULL,
   PRIMARY KEY (key_name, day)) WITHOUT ROWID;
 """
@@ -190,6 +207,7 @@ def row_to_message(row: tuple) -> Message:
     data["metadata"] = json.loads(data["metadata"]) if data["metadata"] is not None else None
     data["history"] = tuple(HistoryEntry.from_dict(item) for item in json.loads(data["history"]))
     data["send_window"] = window_from_text(data["send_window"])
+    data["media"] = MediaRef.from_dict(json.loads(data["media"])) if data["media"] is not None else None
     return Message(**data)
 
 
@@ -222,11 +240,11 @@ def new_row(message: Message, now_us: int | None, histories: dict[str | None, st
            json.dumps(message.metadata) if message.metadata is not None else None, history,
            window_to_text(message.send_window), message.enqueued_by)
     if (message.send_at is None and message.expires_at is None and message.batch is None
-            and message.priority is Priority.NORMAL):
+            and message.priority is Priority.NORMAL and message.media is None):
         return row  # most messages: the when-columns stay NULL, unbound
     due_us = now_us if message.send_at is None else max(now_us or 0, to_us(message.send_at))  # type: ignore[type-var]
     return (*row[:6], due_us, *row[7:], to_us(message.send_at), to_us(message.expires_at), plain(message.priority),
-            message.batch)
+            message.batch, json.dumps(message.media.to_dict()) if message.media is not None else None)
 
 
 def row_to_session(row: tuple) -> SessionRecord:

@@ -38,8 +38,8 @@ from api.fields import (
 )
 from api.openapi import MESSAGE_ID_PATTERN, CallbackUrlPattern, SessionNames
 from wa_queue import operations, owners
-from wa_queue.errors import StateConflict, ValidationError
-from wa_queue.media.rules import KINDS, MAX_CAPTION_CHARS, MAX_FILENAME_CHARS
+from wa_queue.errors import MediaNotFound, MediaTooLarge, StateConflict, ValidationError
+from wa_queue.media.rules import KINDS, MAX_CAPTION_CHARS, MAX_FILENAME_CHARS, UPLOAD_ID_PATTERN
 from wa_queue.models import Message, MessageStatus, NewMessage
 from wa_queue.validation import (
     BATCH_PATTERN,
@@ -95,7 +95,8 @@ send_window_model = ns.model("SendWindow", {
 }, strict=True)
 media_in = ns.model("MediaInput", {
     "id": fields.String(description="A file stored by POST /api/whatsapp/media with this key (not with url)",
-                        min_length=1, max_length=64, example="0193b2c4e5f67a8b9c0d1e2f3a4b5c6d"),
+                        pattern=UPLOAD_ID_PATTERN, min_length=32, max_length=32,
+                        example="0193b2c4e5f67a8b9c0d1e2f3a4b5c6d"),
     "url": fields.String(description="An http(s) URL the file is fetched from before the answer (not with id), of "
                                      "the callback URL's form: through the outbound rule (a name resolving to an "
                                      "internal address is refused unless WAQ_OUTBOUND_ALLOW names it), no redirect "
@@ -346,10 +347,13 @@ class Messages(Resource):
     @ns.response(202, "Committed to the store; delivery is queued", accepted, headers=LOCATION)
     @ns.response(200, "Idempotent replay: the message stored earlier with this key and body", accepted,
                  headers=LOCATION)
-    @responses(ns, 400, 401, 403, (409, "The Idempotency-Key is used with another body, or a time cannot hold now "
-                                        "(send_at too far ahead, an expiry already past or before send_at, a "
-                                        "send window never open for the number)"),
-               413, 415, 429,
+    @responses(ns, 400, 401, 403, (404, "media.id is not an upload of this key (or it was collected, or is older "
+                                        "than WAQ_MEDIA_UPLOAD_TTL_H); details.field: media"),
+               (409, "The Idempotency-Key is used with another body, or a time cannot hold now "
+                     "(send_at too far ahead, an expiry already past or before send_at, a "
+                     "send window never open for the number), or media.url gave no file that can be sent now"),
+               (413, "The body is over WAQ_MAX_REQUEST_BYTES, or the file is over its kind's cap "
+                     "(details.field: media, details.limit_bytes)"), 415, 429,
                    (503, "The store is unavailable; nothing was stored"))
     @auth.requires(auth.PRODUCER)
     def post(self) -> tuple[dict[str, Any], int, dict[str, str]]:
@@ -396,9 +400,11 @@ class BulkMessages(Resource):
     @ns.response(202, "All committed in one transaction", bulk_accepted)
     @ns.response(200, "Every item was an idempotent replay", bulk_accepted)
     @responses(ns, (400, "Invalid input; details.items lists every bad item; nothing was stored"), 401, 403,
+                   (404, "An item's media.id is not an upload of this key (details.items); nothing was stored"),
                    (409, "An Idempotency-Key is used with another body, or only times that cannot hold now "
-                         "(send_at, expiry, a send window never open for the number: details.items); nothing was "
-                         "stored"), 413, 415,
+                         "(send_at, expiry, a send window never open for the number) or media URLs that gave no "
+                         "file that can be sent (details.items); nothing was stored"),
+                   (413, "The body is over WAQ_MAX_REQUEST_BYTES, or an item's file over its kind's cap"), 415,
                    (429, RATE_LIMITED + " (a bulk request takes one message token and one unit of the quota per "
                                         "item, and is refused whole)"),
                    (503, "The store is unavailable; nothing was stored"))
@@ -410,7 +416,7 @@ class BulkMessages(Resource):
         items = _bulk_items(body)
         admit(len(items))
         batch = validate_batch(body.get("batch")) or operations.new_batch_name()
-        news, problems, conflicts = [], [], 0
+        news, problems, conflicts, missing, large = [], [], 0, 0, 0
         for index, item in enumerate(items):
             try:
                 if not isinstance(item, dict):
@@ -418,10 +424,15 @@ class BulkMessages(Resource):
                 news.append(build(item, key, index, batch))
             except ValidationError as exc:
                 conflicts += isinstance(exc, StateConflict)
+                missing += isinstance(exc, MediaNotFound)
+                large += isinstance(exc, MediaTooLarge)
                 problems.append({"index": index, "field": exc.field, "message": str(exc)})
         if problems:
             # Times that cannot hold now (and nothing else) are a conflict, as for one message: 409.
-            status = 409 if conflicts == len(problems) else 400
+            # The same for media ids not found (404) and files too big (413); ids not found among conflicts: 409
+            # (each is a state of the world, not a mistake in the request).
+            status = next((code for code, n in ((409, conflicts), (404, missing), (413, large)) if n == len(problems)),
+                          409 if conflicts + missing == len(problems) else 400)
             raise ApiError(status, f"{len(problems)} of {len(items)} messages are invalid; nothing was stored.",
                            {"items": problems})
         results = operations.submit(current_hub(), news)

@@ -108,9 +108,22 @@ MESSAGE_SHAPES = [
 ]
 
 
-def with_message_shapes(schema: dict[str, Any], model: str = "NewMessage") -> dict[str, Any]:
-    """`schema` with MESSAGE_SHAPES on the new-message model (in place; returned for chaining)."""
-    definition = schema.get("definitions", {}).get(model)
-    if definition is not None:
-        definition["anyOf"] = copy.deepcopy(MESSAGE_SHAPES)
+# A media input names an upload (id) or a URL (with its optional filename), never both; as_document is for a photo,
+# a video or a document, not an audio file.
+MEDIA_SHAPES = {
+    "anyOf": [{"required": ["id"], "properties": {"url": {"not": {}}, "filename": {"not": {}}}},
+              {"required": ["url"], "properties": {"id": {"not": {}}}}],
+    "not": {"required": ["kind", "as_document"],
+            "properties": {"kind": {"enum": ["audio"]}, "as_document": {"enum": [True]}}},
+}
+
+
+def with_message_shapes(schema: dict[str, Any]) -> dict[str, Any]:
+    """`schema` with MESSAGE_SHAPES on the new-message model and MEDIA_SHAPES on the media input (in place;
+    returned for chaining)."""
+    definitions = schema.get("definitions", {})
+    if "NewMessage" in definitions:
+        definitions["NewMessage"]["anyOf"] = copy.deepcopy(MESSAGE_SHAPES)
+    if "MediaInput" in definitions:
+        definitions["MediaInput"].update(copy.deepcopy(MEDIA_SHAPES))
     return schema

@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import hashlib
 import logging
 import random
+import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from wa_queue import errors, names, redact, send_window, sessions, warmup
 from wa_queue.broker.publisher import Publisher, queue_for
+from wa_queue.media.files import MediaFiles
 from wa_queue.models import HistoryEvent, Message, Priority, SessionStatus, plain, utcnow
 from wa_queue.notify import LOG_ONLY, Notifier
+from wa_queue.private import private_dir
 from wa_queue.retry import Decision, classify, local_midnight_utc, next_local_midnight_utc, next_retry_delay
 from wa_queue.settings import Settings
 from wa_queue.store import MessageStore
-from wa_queue.transport.base import MessageSender
+from wa_queue.transport.base import Attachment, MessageSender
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +56,7 @@ class Delivery:
     on_change: Callable[[Message], None] | None = None  # status callbacks, metrics
     notifier: Notifier = LOG_ONLY  # the Hub's, which posts to the admin webhook
     on_send: Callable[[str, float, str], None] | None = None  # (session, seconds of the send itself, outcome)
+    media_files: MediaFiles | None = None  # where media messages' bytes are (the Hub's); None: no media sent
     _last_heartbeat: datetime | None = dataclasses.field(default=None, init=False)
     # Sent messages whose delivery ticks are followed: (message id, phone, WhatsApp id, give up at monotonic time).
     _watch: list[tuple[str, str, str, float]] = dataclasses.field(default_factory=list, init=False)
@@ -110,7 +117,9 @@ class Delivery:
 
         started = time.monotonic()
         try:
-            receipt = self.sender.send(message.phone, message.text, ref=message.id, before_click=mark)
+            with self._attachment(message) as attachment:
+                receipt = self.sender.send(message.phone, message.text, ref=message.id, before_click=mark,
+                                           media=attachment)
         except errors.DailyCapReached as exc:  # the mark refused it: nothing was clicked
             return self._release(message, f"daily cap reached: {exc}", errors.DailyCapReached.__name__)
         except errors.RecipientLimitReached:
@@ -126,6 +135,27 @@ class Delivery:
         outcome = self._record_sent(message, receipt.wa_id)
         self._measured(elapsed, outcome.kind)
         return outcome
+
+    @contextlib.contextmanager
+    def _attachment(self, message: Message) -> Iterator[Attachment | None]:
+        """A media message's file as the sender attaches it: a copy under the worker's outbox named as the recipient
+        will see it, removed after the send. MediaMissing (a permanent error: the message fails for an operator) when
+        its bytes are not in the media files."""
+        if message.media is None:
+            yield None
+            return
+        if self.media_files is None:
+            raise errors.MediaMissing("this worker has no media files to read the message's file from")
+        data = self.media_files.get(message.media.sha256)
+        if hashlib.sha256(data).hexdigest() != message.media.sha256:
+            raise errors.MediaMissing(f"the media file {message.media.sha256} does not hold the bytes it names")
+        folder = private_dir(Path(self.settings.data_dir) / "outbox" / self.session / message.id)
+        path = folder / message.media.filename
+        try:
+            path.write_bytes(data)
+            yield Attachment(path=path, media=message.media)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
 
     def _mark_sending(self, message: Message, picture: tuple[str, ...] | None) -> bool:
         """The store's decision to click, the last write before it (the sender calls it with the chat open and the
@@ -254,7 +284,7 @@ class Delivery:
         try:
             taken = self.store.wa_ids_sent(message.phone, session=self.session, since=since) if since else set()
             receipt = self.sender.find_sent(message.phone, message.text, ref=message.id, since=since,
-                                            picture=message.doubt_picture, taken=taken)
+                                            picture=message.doubt_picture, taken=taken, media=message.media)
         except errors.OutcomeUnverified as exc:  # the chat was read and cannot tell: an operator decides
             return self._fail(message, exc)
         except Exception as exc:  # noqa: BLE001 - cannot read the chat now: do not guess, try again later

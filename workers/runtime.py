@@ -91,6 +91,7 @@ class SessionWorker:
             store=hub.store, settings=self.settings, session=session, owner=self.owner, sender=self.sender,
             publisher=hub.publisher, rng=random.Random(), clock=hub.clock, notifier=hub.notifier,
             on_change=lambda message: callbacks.on_status_change(message, hub.celery), on_send=self.metrics.record,
+            media_files=hub.media_files,
         )
 
     def start(self) -> None:

@@ -1,7 +1,8 @@
 """The API document as a stock tool sees it: `schemathesis run` from the command line, with its default checks
 (every one: schema-valid data must be accepted, schema-invalid data refused, statuses, content types and bodies as
-documented, ...) and no configuration or allowance at all, against the served document and gunicorn as the
-Procfile runs it (its worker class and worker count), on the default settings.
+documented, ...) and one allowance (schemathesis-stock.toml: an uploaded file's bytes decide its type, which no
+schema can say), against the served document and gunicorn as the Procfile runs it (its worker class and worker
+count), on the default settings.
 
 What this holds the document to: every rule of an enqueue is in it (the phone's pattern is the whole phone rule,
 the callback URL's pattern the whole rule of its form, times that cannot hold together are 409), and gunicorn's own
@@ -30,7 +31,8 @@ def test_a_stock_schemathesis_run_passes(tmp_path: Path, redis_server: RedisServ
     default_cap = str(Settings.from_env({}).max_request_bytes)  # the helper's smaller cap is for its own runs
     proc, url = start_api(tmp_path, redis_server, workers=None, env={"WAQ_MAX_REQUEST_BYTES": default_cap})
     try:
-        done = subprocess.run([sys.executable, "-m", "schemathesis.cli", "--no-color", "run", f"{url}/api/swagger.json",
+        done = subprocess.run([sys.executable, "-m", "schemathesis.cli", "--no-color", "--config-file",
+                               str(Path(__file__).with_name("schemathesis-stock.toml")), "run", f"{url}/api/swagger.json",
                                "-H", f"X-API-Key: {ADMIN_KEY}"],
                               capture_output=True, text=True, timeout=900, cwd=tmp_path, check=False)
     finally:

@@ -6,9 +6,10 @@ Why positive data may be refused on the two enqueue operations, and only there: 
 document states in words (16 KiB as JSON, 32 levels). So positive_data_acceptance also expects 400 and 413 there,
 and `refused_only_for_what_the_schema_cannot_say` (run with the defaults) fails unless each such refusal is a body
 over the cap or names metadata that really breaks its rule. And a body over that cap is refused with 413, which
-negative_data_rejection also accepts where a body is read (see CONFIG). Every other rule is in the document:
-tests/api/test_schemathesis_cli.py runs the stock `schemathesis run` against the default settings, with no
-allowance at all.
+negative_data_rejection also accepts where a body is read (see CONFIG). The upload (POST /media) may refuse a
+schema-valid file with 400 or 413 naming media: its bytes decide its type, which no schema can say. Every other rule
+is in the document (a message's text-or-media shape in its anyOf): tests/api/test_schemathesis_cli.py runs the stock
+`schemathesis run` against the default settings with only the upload's allowance.
 """
 
 from __future__ import annotations
@@ -36,6 +37,8 @@ from wa_queue.errors import ValidationError
 ADMIN_KEY = "openapi-admin-key-0123456789ab"
 ADMIN = {"X-API-Key": ADMIN_KEY}
 ENQUEUE = ("POST /api/whatsapp/messages", "POST /api/whatsapp/messages/bulk")
+# A file's type is read from its bytes and must suit its kind: no schema can say which bytes are a JPEG.
+UPLOAD = "POST /api/whatsapp/media"
 MARK_SENT = "POST /api/whatsapp/failed/{message_id}/mark-sent"
 MAX_REQUEST_BYTES = 64 * 1024  # WAQ_MAX_REQUEST_BYTES of the API under test: a full bulk can pass it
 
@@ -45,7 +48,7 @@ CONFIG = f"""
 api_key = "{ADMIN_KEY}"
 
 [[operations]]
-include-name = {json.dumps(list(ENQUEUE))}
+include-name = {json.dumps([*ENQUEUE, UPLOAD])}
 checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", "400", "401", "403", "404", "409", "413", "429",
                                                      "5xx"]
 
@@ -90,7 +93,13 @@ def refused_only_for_what_the_schema_cannot_say(ctx: Any, response: Any, case: A
     """A positive case answered 400 or 413 by an enqueue operation: the refusal must be one the schema cannot say."""
     label = f"{case.method.upper()} {case.operation.path}"
     meta = case.meta
-    if label not in ENQUEUE or meta is None or not meta.generation.mode.is_positive:
+    if label not in (*ENQUEUE, UPLOAD) or meta is None or not meta.generation.mode.is_positive:
+        return None
+    if label == UPLOAD:
+        details = json.loads(response.content).get("details", {}) if response.status_code in (400, 413) else {}
+        if response.status_code in (400, 413) and details.get("field") != "media":
+            raise RefusedForAnotherReason(operation=label, message=f"{response.status_code} naming "
+                                          f"{details.get('field')!r}: {response.content[:300]!r}")
         return None
     if response.status_code == 413:
         size = len(response.request.body or b"")

@@ -12,6 +12,7 @@ Each form may add `kind` (image, document, audio, video) and `as_document` (a ph
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -95,8 +96,8 @@ def validate_url_name(name: object) -> str | None:
 
 def _upload(upload_id: object, store: MessageStore, settings: Settings, now: datetime, owner: str | None,
             kind: MediaKind | None) -> MediaRef:
-    if not isinstance(upload_id, str) or not upload_id or len(upload_id) > 64:
-        raise ValidationError("media.id must be the id POST /api/whatsapp/media answered", "media")
+    if not isinstance(upload_id, str) or not re.fullmatch(rules.UPLOAD_ID_PATTERN[1:-1], upload_id):
+        raise ValidationError("media.id must be the id POST /api/whatsapp/media answered (32 hex digits)", "media")
     try:
         upload = store.get_upload(upload_id)
     except NotFound:

@@ -18,6 +18,7 @@ from wa_queue.settings import Settings
 
 MAX_CAPTION_CHARS = 1024  # WhatsApp's (the Cloud API's) caption limit
 MAX_FILENAME_CHARS = 200
+UPLOAD_ID_PATTERN = "^[0-9a-f]{32}$"  # what POST /api/whatsapp/media answers (operations.store_upload: a UUIDv7)
 KINDS = tuple(k.value for k in MediaKind)
 # What each kind may carry. A document takes the office and text types, and, sent as a file, photos and videos.
 ALLOWED: dict[MediaKind, tuple[str, ...]] = {

@@ -6,8 +6,9 @@ import abc
 import dataclasses
 from collections.abc import Callable, Collection
 from datetime import datetime
+from pathlib import Path
 
-from wa_queue.models import SessionStatus
+from wa_queue.models import MediaRef, SessionStatus
 
 # One enum for a session's state: what a sender reports (STARTING, QR, CONNECTED, PHONE_DISCONNECTED, LOGGED_OUT,
 # CLOSED, BANNED) is what its store record keeps, which adds UNKNOWN and NEEDS_OPERATOR.
@@ -24,6 +25,15 @@ class Receipt:
 
 
 BeforeClick = Callable[[tuple[str, ...] | None], bool]
+
+
+@dataclasses.dataclass(frozen=True)
+class Attachment:
+    """A media message's file as a sender attaches it: a local copy named as the recipient will see it (`path`'s
+    name is `media.filename`), and what the store knows of it."""
+
+    path: Path
+    media: MediaRef
 
 
 class MessageSender(abc.ABC):
@@ -56,8 +66,9 @@ class MessageSender(abc.ABC):
         return self.state() is SessionState.CONNECTED
 
     @abc.abstractmethod
-    def send(self, phone: str, text: str, *, ref: str, before_click: BeforeClick | None = None) -> Receipt:
-        """Send text to phone, as the store keeps it (E.164 with its '+'; a sender takes the digits its page needs).
+    def send(self, phone: str, text: str, *, ref: str, before_click: BeforeClick | None = None,
+             media: Attachment | None = None) -> Receipt:
+        """Send text to phone (with `media`: the file, with `text` as its caption, may be empty), as the store keeps it (E.164 with its '+'; a sender takes the digits its page needs).
         `ref` is the message id, for logs and fakes. Returns once the message has left the clock state (a Receipt
         whose status is sent, delivered or read). Raises TransientSendError when the page proves the message did not
         leave, and its subclass SendOutcomeUnknown when it may have left (after the click): find_sent() must then
@@ -71,8 +82,10 @@ class MessageSender(abc.ABC):
 
     @abc.abstractmethod
     def find_sent(self, phone: str, text: str, *, ref: str, since: datetime | None = None,
-                  picture: Collection[str] | None = None, taken: Collection[str] = ()) -> Receipt | None:
-        """Settle a click in doubt (after a crash, or an acknowledgement that never came) by reading the chat:
+                  picture: Collection[str] | None = None, taken: Collection[str] = (),
+                  media: MediaRef | None = None) -> Receipt | None:
+        """Settle a click in doubt (a media message: a row of its kind, with its file name when a document, and its
+        caption as `text`) (after a crash, or an acknowledgement that never came) by reading the chat:
         the row it made, when there is one (transport/chat.py's cases). `picture` is what before_click was given
         for that click (None: none was recorded), `since` when the click happened by this machine's clock, `taken`
         the WhatsApp ids of this chat's rows that other messages own. A row with the text and an id not in the

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import os
 import time
@@ -28,8 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from wa_queue import errors
-from wa_queue.models import utcnow
-from wa_queue.transport.base import BeforeClick, MessageSender, Receipt, SessionState
+from wa_queue.models import MediaRef, plain, utcnow
+from wa_queue.transport.base import Attachment, BeforeClick, MessageSender, Receipt, SessionState
 from wa_queue.transport.chat import picture_of
 
 BAN_WORDS = "Your phone number is banned from using WhatsApp. Contact support for help."
@@ -187,7 +188,8 @@ class FakeSender(MessageSender):
     def _words(self) -> str:
         return str(self.control.read().get("sessions", {}).get(self.session, {}).get("words") or BAN_WORDS)
 
-    def send(self, phone: str, text: str, *, ref: str, before_click: BeforeClick | None = None) -> Receipt:
+    def send(self, phone: str, text: str, *, ref: str, before_click: BeforeClick | None = None,
+             media: Attachment | None = None) -> Receipt:
         state = self.state()
         if state is SessionState.BANNED:
             raise errors.SessionBanned(f"session {self.session}: WhatsApp says: {self._words()}")
@@ -203,6 +205,11 @@ class FakeSender(MessageSender):
             raise errors.TransientSendError(f"scripted transient failure for {phone}")
         if fault in ("permanent", "unregistered"):
             raise errors.InvalidNumber(f"scripted: {phone} is not on WhatsApp")
+        sent_media = None
+        if media is not None:  # what arrives is what the file holds: its bytes' hash, read from the attached copy
+            data = media.path.read_bytes()
+            sent_media = {"kind": plain(media.media.kind), "filename": media.path.name, "size": len(data),
+                          "sha256": hashlib.sha256(data).hexdigest()}
         if fault == "disconnect":
             raise errors.SessionUnavailable(f"scripted disconnection of {self.session}")
         if before_click is not None and not before_click(self._picture(phone)):
@@ -213,8 +220,9 @@ class FakeSender(MessageSender):
             time.sleep(delay)
         receipt = Receipt(wa_id=f"true_{phone.lstrip('+')}@c.us_{uuid.uuid4().hex[:20]}", status="sent",
                           sent_at=utcnow())
-        self._append({"ref": ref, "session": self.session, "phone": phone, "text": text,
-                      "at": receipt.sent_at.isoformat(), "wa_id": receipt.wa_id})
+        entry = {"ref": ref, "session": self.session, "phone": phone, "text": text,
+                 "at": receipt.sent_at.isoformat(), "wa_id": receipt.wa_id}
+        self._append({**entry, "media": sent_media} if sent_media else entry)
         if fault == "unknown":
             # Accepted by "WhatsApp" but the acknowledgement never came back.
             raise errors.SendOutcomeUnknown(f"scripted: no acknowledgement for {phone}")
@@ -228,7 +236,8 @@ class FakeSender(MessageSender):
         return picture_of([e["wa_id"] for e in self._chat(phone)])
 
     def find_sent(self, phone: str, text: str, *, ref: str, since: datetime | None = None,
-                  picture: Collection[str] | None = None, taken: Collection[str] = ()) -> Receipt | None:
+                  picture: Collection[str] | None = None, taken: Collection[str] = (),
+                  media: MediaRef | None = None) -> Receipt | None:
         """The oldest row with this text and ref that is not in the picture nor taken (chat.py's NEW case); without a
         picture, one at or after `since` (an older one: unverified, as chat.py's NO_PICTURE)."""
         entry = self.control.read().get("numbers", {}).get(phone) or {}
@@ -237,6 +246,9 @@ class FakeSender(MessageSender):
         seen, others = set(picture or ()), set(taken)
         for entry in self._chat(phone):
             if entry.get("ref") != ref or entry.get("text") != text or entry["wa_id"] in seen | others:
+                continue
+            shown = entry.get("media") or {}
+            if media is not None and (shown.get("kind") != plain(media.kind) or shown.get("filename") != media.filename):
                 continue
             if picture is None and since is not None and datetime.fromisoformat(entry["at"]) < since:
                 # chat.py's NO_PICTURE: a time can make a row ours, never another message's

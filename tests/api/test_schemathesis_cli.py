@@ -31,9 +31,9 @@ def test_a_stock_schemathesis_run_passes(tmp_path: Path, redis_server: RedisServ
     default_cap = str(Settings.from_env({}).max_request_bytes)  # the helper's smaller cap is for its own runs
     proc, url = start_api(tmp_path, redis_server, workers=None, env={"WAQ_MAX_REQUEST_BYTES": default_cap})
     try:
-        done = subprocess.run([sys.executable, "-m", "schemathesis.cli", "--no-color", "--config-file",
-                               str(Path(__file__).with_name("schemathesis-stock.toml")), "run", f"{url}/api/swagger.json",
-                               "-H", f"X-API-Key: {ADMIN_KEY}"],
+        allowance = str(Path(__file__).with_name("schemathesis-stock.toml"))
+        done = subprocess.run([sys.executable, "-m", "schemathesis.cli", "--no-color", "--config-file", allowance,
+                               "run", f"{url}/api/swagger.json", "-H", f"X-API-Key: {ADMIN_KEY}"],
                               capture_output=True, text=True, timeout=900, cwd=tmp_path, check=False)
     finally:
         proc.stop()

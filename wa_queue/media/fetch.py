@@ -6,7 +6,7 @@ address pinned, no redirect followed), bounded in time (WAQ_MEDIA_FETCH_TIMEOUT_
 from __future__ import annotations
 
 import http.client
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 from wa_queue import outbound
 from wa_queue.errors import MediaTooLarge, MediaUnavailable, OutboundRefused, ValidationError
@@ -22,6 +22,8 @@ def fetch(url: object, *, allow: AllowList, limit_bytes: int, timeout_s: float,
     body over `limit_bytes` (MediaTooLarge)."""
     if not isinstance(url, str) or not url:
         raise ValidationError("media.url must be an http or https URL", "media")
+    # As a browser sends it: characters beyond ASCII in the path and query percent-encoded (the request line is ASCII).
+    url = quote(url, safe=":/?#[]@!$&'()*+,;=%~")
     try:
         target = outbound.check_url(url, allow, resolve=resolve, deadline_s=timeout_s)
         answer = outbound.request(target, "GET", None, {"User-Agent": USER_AGENT, "Accept": "*/*"},
@@ -31,7 +33,7 @@ def fetch(url: object, *, allow: AllowList, limit_bytes: int, timeout_s: float,
     except outbound.DeadlineExceeded:
         raise MediaUnavailable(f"media.url did not answer with its file within {timeout_s:g} s "
                               "(WAQ_MEDIA_FETCH_TIMEOUT_S)", "media") from None
-    except (OSError, http.client.HTTPException) as exc:
+    except (OSError, http.client.HTTPException, ValueError) as exc:
         raise MediaUnavailable(f"media.url could not be fetched: {type(exc).__name__}: {exc}", "media") from None
     if outbound.is_redirect(answer.status):
         raise MediaUnavailable(f"media.url answered {answer.status} (a redirect, not followed: give the final URL)",

@@ -21,7 +21,7 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 
 from wa_queue.simulator.listen import check_listen_host
 from wa_queue.simulator.profiles import DEFAULT_MARKUP
-from wa_queue.simulator.state import ConfigValue, SimError, SimState, device_number, valid_number
+from wa_queue.simulator.state import MAX_UPLOAD_BYTES, ConfigValue, SimError, SimState, device_number, valid_number
 
 HERE = Path(__file__).resolve().parent
 COOKIE = "wa_sim_device"
@@ -83,7 +83,8 @@ def _boot(state: SimState, device_id: str, chat: str | None, text: str | None) -
         "device": device_id, "linked": dev.account is not None, "account": dev.account, "chat": chat, "text": text,
         "markup": state.markup, "strict": state.strict, "device_no": device_number(device_id), "screen": "qr",
         **{k: cfg[k] for k in ("poll_ms", "starting_chat_s", "boot_delay_s", "history_delay_ms", "input_delay_ms",
-                               "clock_skew_s", "send_control", "row_ids", "ticks", "enter_sends")},
+                               "clock_skew_s", "send_control", "row_ids", "ticks", "enter_sends", "max_media_mb",
+                               "max_document_mb")},
     }
     if dev.account is None:
         boot["ref"] = state.current_ref(device_id)
@@ -233,10 +234,25 @@ def _register_page_api(app: Flask, state: SimState) -> None:
     def api_send() -> tuple[Response, int]:
         return _send(state)
 
+    @app.post("/__sim__/api/upload")
+    def api_upload() -> Response:
+        # The page's upload of a chosen file: its bytes, read and hashed here, the proof of what arrived. It takes
+        # size / upload_kbps, as a real upload does: the row stays Pending meanwhile.
+        _linked_account(state)
+        data = request.get_data(cache=False)
+        if len(data) > MAX_UPLOAD_BYTES:
+            raise SimError("upload too large", 413)
+        rate = float(state.config["upload_kbps"] or 0.0)
+        if rate > 0:
+            time.sleep(len(data) / (rate * 1000))
+        token = state.upload(data, request.args.get("name", ""), request.args.get("type", ""))
+        return jsonify({"token": token, "size": len(data)})
+
 
 def _send(state: SimState) -> tuple[Response, int]:
     body = _body()
     msg_id, to, text = str(body.get("id", "")), str(body.get("to", "")), body.get("text")
+    media = state.media_of(body.get("media"))
     match = _MSG_ID.match(msg_id)
     if not match or match.group(1) not in (None, to) or not isinstance(text, str) or not valid_number(to):
         raise SimError("expected {id: true_<to>@c.us_<hex> or <hex>, to, text}")
@@ -258,7 +274,7 @@ def _send(state: SimState) -> tuple[Response, int]:
     # a `slow` ack is still outstanding (the real page keeps outgoing messages in local storage the same way).
     delay = float(state.config["ack_delay_s"] or 0.0) + (fault.delay_s if fault is not None and fault.fault == "slow"
                                                        else 0.0)
-    msg = state.accept(device_id, msg_id, to, text, ack_delay_s=delay)
+    msg = state.accept(device_id, msg_id, to, text, ack_delay_s=delay, media=media)
     if fault is not None and fault.fault == "drop_after_click":
         return jsonify({"ack": False, "dropped": True}), 200  # recorded, but the page never learns it
     wait_s = msg.acked_at - state.clock()
@@ -299,6 +315,10 @@ def _register_control(app: Flask, state: SimState) -> None:
     @app.get("/__sim__/faults")
     def get_faults() -> Response:
         return jsonify(state.faults_public())
+
+    @app.get("/__sim__/media")
+    def media() -> Response:
+        return jsonify(state.media_messages())
 
     @app.get("/__sim__/sent")
     def sent() -> Response:

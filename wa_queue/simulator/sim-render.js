@@ -191,10 +191,15 @@
     const d = new Date(shown * 1000);
     const who = out ? 'Me' : `+${m.from}`;
     const pre = `[${hhmm(shown)}, ${d.getMonth() + 1}/${d.getDate()}/${d.getFullYear()}] ${who}: `;
-    const span = el('span', { ...p.text, dir: 'ltr' });
-    const more = fillText(span, m.text, P.strict);
-    const copy = el('div', { class: 'copyable-text', 'data-pre-plain-text': pre }, span);
-    if (more) copy.append(more);
+    // A media row shows its file; its caption (if any) is the text, the only part with data-pre-plain-text.
+    const media = m.media ? mediaBlock(m.media, m.preview) : null;
+    let copy = null;
+    if (!media || m.text) {
+      const span = el('span', { ...p.text, dir: 'ltr' });
+      const more = fillText(span, m.text, P.strict);
+      copy = el('div', { class: 'copyable-text', 'data-pre-plain-text': pre }, span);
+      if (more) copy.append(more);
+    }
     const meta = el('div', { class: 'meta' }, el('span', { class: 'time' }, hhmm(shown)));
     const classes = [out ? '_amk4' : '_amk6', 'focusable-list-item'];
     if (p.dirClass) classes.unshift(out ? 'message-out' : 'message-in');
@@ -202,14 +207,50 @@
     const bubble = el('div', { 'data-id': id, 'data-testid': p.testid ? `conv-msg-${id}` : null,
       class: classes.join(' ') });
     if (p.tails === true) bubble.append(tailIcon(out)); // 'run': retail() draws them once the row is in the list
-    const link = P.strict && URL.exec(m.text); // a link gets a preview thumbnail above the text, as on the real page
+    const link = P.strict && !media && URL.exec(m.text); // a link gets a preview thumbnail above the text, as on the real page
     if (link) bubble.append(el('img', { class: 'link-preview', alt: '', draggable: 'false',
       src: `/__sim__/preview/${[...link[0]].reduce((h, ch) => (h * 31 + ch.charCodeAt(0)) % 1000003, 7)}.jpg` }));
-    bubble.append(copy, meta);
+    if (media) bubble.append(media);
+    if (copy) bubble.append(copy);
+    bubble.append(meta);
     const row = el('div', { role: 'row', class: '_amjv' }, bubble); // one class for both directions
     row.__dir = out ? 'out' : 'in';
     if (out) setStatus(row, m.status || 'Pending');
     return row;
+  }
+
+  function kilobytes(size) {
+    return size >= 1e6 ? `${(size / 1e6).toFixed(1)} MB` : `${Math.max(1, Math.round(size / 1e3))} kB`;
+  }
+
+  // A media row's file, as the 2025-2026 senders read it (the DOM notes' media section): a photo under
+  // aria-label="Open picture", a video with its play icon (msg-video in 2026-03), a document under
+  // title='Download "<name>"' with its document-thumb, an audio file with its player and slider.
+  function mediaBlock(media, preview) {
+    const pic = () => el('img', { class: 'media-thumb', alt: '', draggable: 'false',
+      src: preview || `/__sim__/preview/${parseInt(String(media.sha256 || '7').slice(0, 6), 16) || 7}.jpg` });
+    if (media.kind === 'image' || media.kind === 'sticker') {
+      return el('div', { role: 'button', 'aria-label': media.kind === 'image' ? 'Open picture' : 'Sticker',
+        class: 'media-image' }, pic());
+    }
+    if (media.kind === 'video') {
+      const icon = P.markup === '2026-03' ? 'msg-video' : 'media-play';
+      return el('div', { role: 'button', 'aria-label': 'Play video', class: 'media-video' }, pic(),
+        el('span', { 'data-icon': icon, class: 'play' }, svg(icon, 'M8 5v14l11-7z')));
+    }
+    if (media.kind === 'audio') {
+      return el('div', { class: 'media-audio' },
+        el('div', { role: 'button', 'aria-label': 'Play voice message' },
+          el('span', { 'data-icon': 'audio-play' }, svg('audio-play', 'M8 5v14l11-7z'))),
+        el('div', { role: 'slider', 'aria-valuetext': '0:00/0:07', 'aria-valuemin': '0', 'aria-valuemax': '7' }));
+    }
+    const name = String(media.filename || '');
+    const ext = (name.includes('.') ? name.split('.').pop() : 'file').toUpperCase();
+    return el('div', { role: 'button', title: `Download "${name}"`, class: 'media-document' },
+      el('div', { 'data-testid': 'document-thumb' }, el('span', { 'data-icon': `document-${ext}-icon` },
+        svg(`document-${ext}-icon`, 'M6 2h9l5 5v15H6z'))),
+      el('span', { class: 'doc-name', dir: 'auto' }, name),
+      el('span', { class: 'doc-meta' }, `${ext} • ${kilobytes(Number(media.size || 0))}`));
   }
 
   // Tails drawn on a run's first bubble only (profile tails: 'run'): a run is the consecutive message rows of one

@@ -197,9 +197,9 @@
         contenteditable: 'true', role: 'textbox', 'data-tab': '10', 'aria-placeholder': 'Type a message',
         'data-lexical-editor': 'true', class: 'compose' }, el('p', {}, el('br'))))));
     }
-    main.append(el('footer', {}, wrap, slot));
+    const c = { phone, acked: new Set(), list, slot, wrap, ready: false, main };
+    main.append(el('footer', {}, attachButton(c), stickerInput(c), wrap, slot));
     $('#main-slot').replaceChildren(main);
-    const c = { phone, acked: new Set(), list, slot, wrap, ready: false };
     chat = c;
     const opts = { delayMs: S.input_delay_ms, onChange: () => updateSlot(c), onSubmit: () => send(c),
                    enterSends: S.enter_sends !== false };
@@ -277,6 +277,124 @@
       if (r.ack) { c.acked.add(id); R.setStatus(row, r.status); }
       else if (r.error) R.markFailed(row, r.error); // rejected: the clock stays, plus a failed mark
     }).catch(() => { /* connection lost: stays Pending, as on the real page */ });
+  }
+
+  // ---- media: the attach menu, its file inputs, the preview, the upload --------------------------------------
+  // The attach button (2026-03: a div[role="button"] titled Attach around attach-menu-plus; later: a <button>
+  // around plus-rounded). The menu's inputs exist only while it is open; the sticker maker's image-only input is
+  // always in the page (a photo written into it becomes a sticker).
+  const MEDIA_ACCEPT = 'image/*,video/mp4,video/3gpp,video/quicktime';
+  function attachButton(c) {
+    const old = S.markup === '2026-03';
+    const icon = old ? 'attach-menu-plus' : 'plus-rounded';
+    const kid = el('span', { 'data-icon': icon, 'aria-hidden': 'true' }, svg(icon, 'M11 5h2v14h-2zM5 11h14v2H5z'));
+    const node = old ? el('div', { role: 'button', tabindex: '0', title: 'Attach', class: 'attach' }, kid)
+      : el('button', { type: 'button', 'aria-label': 'Attach', title: 'Attach', class: 'attach' }, kid);
+    node.addEventListener('click', () => toggleMenu(c));
+    return node;
+  }
+
+  function fileInput(accept, onFile) {
+    const input = el('input', { type: 'file', accept, style: 'display: none' });
+    input.addEventListener('change', () => {
+      const file = input.files && input.files[0];
+      if (file) onFile(file);
+      input.value = '';
+    });
+    return input;
+  }
+
+  function stickerInput(c) {
+    return fileInput('image/*', (file) => sendMedia(c, file, 'sticker', ''));
+  }
+
+  function toggleMenu(c) {
+    const open = c.main.querySelector('.attach-menu');
+    if (open) { open.remove(); return; }
+    const item = (label, input) => {
+      const li = el('li', { role: 'menuitem', tabindex: '0' }, el('span', {}, label));
+      if (input) { li.append(input); li.addEventListener('click', () => input.click()); }
+      return li;
+    };
+    const chosen = (which) => (file) => { closeMenu(c); choose(c, file, which); };
+    const menu = el('ul', { role: 'menu', class: 'attach-menu' },
+      item('Document', fileInput('*', chosen('document'))),
+      item('Photos & videos', fileInput(MEDIA_ACCEPT, chosen('media'))),
+      item('Camera'), item('Audio', fileInput('audio/*', chosen('audio'))), item('Contact'), item('Poll'),
+      item('Event'), item('New sticker'));
+    c.main.append(menu);
+  }
+
+  function closeMenu(c) {
+    const open = c.main.querySelector('.attach-menu');
+    if (open) open.remove();
+  }
+
+  // A chosen file: refused at once when over the page's limit (the real wording is not known; this one names it),
+  // else the full-pane preview with its caption box (none for audio) and its own Send.
+  function choose(c, file, which) {
+    if (chat !== c) return;
+    let kind = which;
+    if (which === 'media') kind = file.type.startsWith('video/') ? 'video' : 'image';
+    const limitMb = kind === 'document' ? S.max_document_mb : S.max_media_mb;
+    if (file.size > limitMb * 1e6) {
+      const ok = el('div', { role: 'button', tabindex: '0' }, 'OK');
+      ok.addEventListener('click', closeModal);
+      modal(el('div', { class: 'popup-body' },
+        `The file you tried adding is larger than ${limitMb} MB. Try sending a smaller file.`),
+      el('div', { class: 'popup-actions' }, ok));
+      return;
+    }
+    const caption = kind === 'audio' ? null : el('div', {
+      contenteditable: 'true', role: 'textbox', 'aria-label': 'Add a caption', 'aria-placeholder': 'Add a caption',
+      'data-lexical-editor': 'true', class: 'compose caption', 'data-tab': '10' });
+    const send = el('div', { role: 'button', tabindex: '0', 'aria-label': 'Send', class: 'media-send' },
+      el('span', { 'data-icon': 'wds-ic-send-filled', 'aria-hidden': 'true' },
+        svg('wds-ic-send-filled', 'M3 20.5v-17L22 12zM5 17.4 16.8 12 5 6.6V10l6 2-6 2z')));
+    const close = el('div', { role: 'button', tabindex: '0', 'aria-label': 'Close', class: 'media-close' }, '×');
+    const shown = kind === 'image' || kind === 'video' ? el('img', { class: 'media-thumb', alt: '',
+      src: URL.createObjectURL(file) }) : el('div', { class: 'doc-name' }, file.name);
+    const editor = el('div', { class: 'media-editor', 'data-kind': kind }, el('header', {}, close,
+      el('span', {}, file.name)), el('div', { class: 'media-preview' }, shown),
+    el('div', { class: 'media-caption' }, ...(caption ? [caption] : []), send));
+    c.main.append(editor);
+    let box = null;
+    if (caption) {
+      const opts = { delayMs: S.input_delay_ms, onChange: () => {}, onSubmit: () => send.click(), enterSends: true };
+      box = S.strict ? window.SimEditor.lexical(caption, opts) : window.SimEditor.plain(caption, opts);
+      caption.focus();
+    }
+    close.addEventListener('click', () => editor.remove());
+    send.addEventListener('click', () => {
+      if (!editor.isConnected) return;
+      const text = box ? box.text() : '';
+      editor.remove();
+      sendMedia(c, file, kind, text);
+    });
+  }
+
+  // The click: the row shows at once, Pending, while the bytes upload (size / upload_kbps on the server); the send
+  // is recorded once they arrived.
+  function sendMedia(c, file, kind, text) {
+    if (chat !== c) return;
+    if (apiSync('/__sim__/api/click', { to: c.phone }).dropped) return; // fault: the click did nothing
+    const bare = newBareId();
+    const id = `true_${c.phone}@c.us_${bare}`;
+    const preview = kind === 'image' || kind === 'video' || kind === 'sticker' ? URL.createObjectURL(file) : null;
+    const row = R.messageRow({ id, direction: 'out', text, time: Date.now() / 1000, status: 'Pending', preview,
+      media: { kind, filename: file.name, size: file.size, mimetype: file.type } });
+    c.list.append(row);
+    R.retail(c.list);
+    c.list.scrollTop = c.list.scrollHeight;
+    const sentId = R.packed() ? id : bare;
+    const q = `name=${encodeURIComponent(file.name)}&type=${encodeURIComponent(file.type)}`;
+    fetch(`/__sim__/api/upload?${q}`, { method: 'POST', body: file }).then((r) => r.json())
+      .then((up) => api('/__sim__/api/send', { id: sentId, to: c.phone, text, media: { token: up.token, kind } }))
+      .then((r) => {
+        if (r.ack) { c.acked.add(id); R.setStatus(row, r.status); }
+        else if (r.error) R.markFailed(row, r.error);
+      })
+      .catch(() => { /* connection lost: stays Pending, as on the real page */ });
   }
 
   function applyMessages(messages) {

@@ -49,11 +49,18 @@ DEFAULT_CONFIG: dict[str, ConfigValue] = {
     "ticks": "profile",
     # False: Enter adds a line instead of sending, as with WhatsApp's "Enter is send" setting off.
     "enter_sends": True,
+    # Media: an upload takes size / upload_kbps (KB of 1,000 bytes a second; 0: at once); a photo, video or audio
+    # file over max_media_mb, a document over max_document_mb, is refused when chosen (MB of 10^6 bytes).
+    "upload_kbps": 8000.0,
+    "max_media_mb": 16.0,
+    "max_document_mb": 100.0,
 }
 # strict=False: an immediate page (synchronous editor, no history delay, no overlay), for tests and demos that do not
 # exercise the real page's timing.
 LENIENT_CONFIG: dict[str, ConfigValue] = {"ack_delay_s": 0.0, "history_delay_ms": 0.0, "input_delay_ms": 0.0,
-                                          "whats_new": False}
+                                          "whats_new": False, "upload_kbps": 0.0}
+MEDIA_KINDS = ("image", "video", "audio", "document", "sticker")  # sticker: a photo put into the sticker maker
+MAX_UPLOAD_BYTES = 2_000_000_000
 _NEVER_OK = ("delivered_after_s", "read_after_s", "qr_ttl_s")
 _BOOL_KEYS = ("whats_new", "enter_sends")
 _SIGNED_KEYS = ("clock_skew_s",)
@@ -98,11 +105,14 @@ class Message:
     device: str  # the sending device; "" for an incoming message
     acked_at: float = 0.0  # when they acknowledge it (Pending -> Sent); later than `time` under a `slow` fault
     incoming: bool = False  # from someone else to the account `to`
+    # A media message: {kind, filename, size, sha256, mimetype} of the bytes that arrived; `text` is its caption.
+    media: dict[str, object] | None = None
 
     def public(self, status: str | None = None) -> dict[str, object]:
         out: dict[str, object] = {"id": self.id, "bare_id": self.id.rsplit("_", 1)[-1], "from": self.sender,
                                   "to": self.to, "text": self.text, "time": self.time, "device": self.device,
-                                  "acked_at": self.acked_at, "direction": "in" if self.incoming else "out"}
+                                  "acked_at": self.acked_at, "direction": "in" if self.incoming else "out",
+                                  "media": self.media}
         if status is not None:
             out["status"] = status
         return out
@@ -124,6 +134,14 @@ def check_clock_skew(value: object) -> float:
             or abs(value) > MAX_CLOCK_SKEW_S):
         raise SimError(f"clock_skew_s must be a number of seconds within +-{MAX_CLOCK_SKEW_S:.0f}")
     return float(value)
+
+
+def _media_label(media: dict[str, object] | None) -> str:
+    """What the chat list shows for a media message without a caption."""
+    if not media:
+        return ""
+    return str(media.get("filename")) if media.get("kind") == "document" else {
+        "image": "Photo", "video": "Video", "audio": "Audio", "sticker": "Sticker"}.get(str(media.get("kind")), "")
 
 
 def auto_account(device_id: str) -> str:
@@ -158,6 +176,7 @@ class SimState:
         self.number_faults: dict[str, NumberFault] = {}
         self.session_faults: dict[str, str] = {}
         self.restricted_until: dict[str, float] = {}  # account -> epoch seconds its `restricted` fault ends
+        self.uploads: dict[str, dict[str, object]] = {}  # token -> what an upload's bytes were (sha256, size, ...)
         self._load()
 
     # ---- devices and linking -------------------------------------------------------------------------------
@@ -343,7 +362,34 @@ class SimState:
         """What /send asks before it opens a chat; uses up one `unregistered` fault."""
         return valid_number(number) and self.take_fault(number, ("unregistered",)) is None
 
-    def accept(self, device_id: str, msg_id: str, to: str, text: str, ack_delay_s: float = 0.0) -> Message:
+    def upload(self, data: bytes, name: str, mimetype: str) -> str:
+        """Keep what an uploaded file's bytes were (their SHA-256, size, name, type); the token a send names."""
+        token = secrets.token_hex(16)
+        with self.lock:
+            self.uploads[token] = {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data), "filename": name,
+                                   "mimetype": mimetype}
+        return token
+
+    def media_of(self, body: object) -> dict[str, object] | None:
+        """A send's {token, kind} as the message's media, or SimError."""
+        if body is None:
+            return None
+        if not isinstance(body, dict) or body.get("kind") not in MEDIA_KINDS:
+            raise SimError(f"media must be {{token, kind}} with kind one of {', '.join(MEDIA_KINDS)}")
+        with self.lock:
+            upload = self.uploads.get(str(body.get("token")))
+        if upload is None:
+            raise SimError("media.token names no upload")
+        return {"kind": body["kind"], **upload}
+
+    def media_messages(self) -> list[dict[str, object]]:
+        """Every accepted media message: its kind, file name, size, SHA-256, type and caption (for tests)."""
+        with self.lock:
+            return [{"id": m.id, "to": m.to, "from": m.sender, "time": m.time, "caption": m.text, **m.media}
+                    for m in self.messages if m.media is not None and not m.incoming]
+
+    def accept(self, device_id: str, msg_id: str, to: str, text: str, ack_delay_s: float = 0.0,
+               media: dict[str, object] | None = None) -> Message:
         """Record a message; the same id twice is one message. It reads Pending until `ack_delay_s` has passed."""
         with self.lock:
             dev = self.devices.get(device_id)
@@ -352,7 +398,7 @@ class SimState:
             if msg_id in self.by_id:
                 return self.by_id[msg_id]
             now = self.clock()
-            msg = Message(msg_id, dev.account, to, text, now, device_id, now + ack_delay_s)
+            msg = Message(msg_id, dev.account, to, text, now, device_id, now + ack_delay_s, media=media)
             self.messages.append(msg)
             self.by_id[msg_id] = msg
             self._save()
@@ -406,7 +452,7 @@ class SimState:
                 if peer is not None:
                     last[peer] = m
             rows = sorted(last.items(), key=lambda item: item[1].time, reverse=True)
-            return [{"phone": peer, "text": m.text, "time": m.time} for peer, m in rows]
+            return [{"phone": peer, "text": m.text or _media_label(m.media), "time": m.time} for peer, m in rows]
 
     def sent(self, to: str | None = None, sender: str | None = None) -> list[dict[str, object]]:
         with self.lock:
@@ -460,6 +506,7 @@ class SimState:
             self.number_faults.clear()
             self.session_faults.clear()
             self.restricted_until.clear()
+            self.uploads.clear()
             self.config = dict(self.base_config)
             if not keep_links:
                 self.devices.clear()  # a known browser comes back as a new, unlinked device

@@ -68,7 +68,8 @@ class MessageSender(abc.ABC):
     @abc.abstractmethod
     def send(self, phone: str, text: str, *, ref: str, before_click: BeforeClick | None = None,
              media: Attachment | None = None) -> Receipt:
-        """Send text to phone (with `media`: the file, with `text` as its caption, may be empty), as the store keeps it (E.164 with its '+'; a sender takes the digits its page needs).
+        """Send text to phone (with `media`: the file, with `text` as its caption, may be empty), as the store keeps
+        it (E.164 with its '+'; a sender takes the digits its page needs).
         `ref` is the message id, for logs and fakes. Returns once the message has left the clock state (a Receipt
         whose status is sent, delivered or read). Raises TransientSendError when the page proves the message did not
         leave, and its subclass SendOutcomeUnknown when it may have left (after the click): find_sent() must then

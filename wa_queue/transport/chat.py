@@ -43,6 +43,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from wa_queue import errors
+from wa_queue.models import MediaRef, plain
 from wa_queue.transport.base import Receipt
 from wa_queue.transport.rowtime import row_instants
 from wa_queue.transport.selectors import Selectors
@@ -129,7 +130,7 @@ def _starts_at_top(snapshot: dict[str, Any]) -> bool:
     return bool(ids) and id_key(ids[0]) not in messages
 
 
-def text_matches(row: dict[str, Any], text: str) -> bool | None:
+def _same_text(row: dict[str, Any], text: str) -> bool | None:
     """Whether a row's text is this text: True, False, or None when it cannot be told (no text element). A row cut
     behind "Read more" matches by its prefix."""
     if row.get("text") is None:
@@ -138,6 +139,45 @@ def text_matches(row: dict[str, Any], text: str) -> bool | None:
     if row.get("more"):
         return bool(got) and want.startswith(got)
     return got == want
+
+
+MEDIA_KINDS = ("image", "video", "audio", "document")
+
+
+def text_matches(row: dict[str, Any], text: str, media: MediaRef | None = None) -> bool | None:
+    """Whether a row may be this message: True, False, or None when it cannot be told. A text message is a row with
+    its text and no file. A media message (`text` its caption) is a row showing a file of its kind (a document's
+    name its file name) and its caption. A row is another message only when it shows so; what the row does not show
+    is never taken as a difference:
+    - a file shown with this very text, for a text message: None (a link preview read as a photo? cannot tell); a
+      file without it: False;
+    - no file recognised, for a media message: None when the row's text could be the caption, or it has none (a
+      file of a form no selector knows), False when it shows another text;
+    - a document whose name cannot be read, or a caption expected where no text element is: None."""
+    shown = row.get("media")
+    if media is None:
+        same = _same_text(row, text)
+        if shown:  # a file without this text is another message; a file with it, who knows (a link's preview?)
+            return None if same else False
+        return same
+    if not shown:
+        if row.get("text") is None:
+            return None
+        return None if text and _same_text(row, text) is not False else False
+    kind = shown.get("kind")
+    if kind != plain(media.kind):
+        return False if kind in MEDIA_KINDS else None
+    if kind == "document":
+        name = shown.get("name")
+        if name is None:
+            return None
+        if normalise(name) != normalise(media.filename):
+            return False
+    if row.get("text") is None:
+        return True if not text else None
+    if not text:
+        return not normalise(row["text"])
+    return _same_text(row, text)
 
 
 def row_after(row: dict[str, Any], click: Click, zone: str | None) -> bool:
@@ -161,7 +201,8 @@ def shown_ms(row: dict[str, Any], zone: str | None, near_ms: float) -> float | N
     return near[0] if len(near) == 1 else None
 
 
-def read(snapshot: dict[str, Any], text: str, click: Click, *, same_page: bool = False) -> Reading:
+def read(snapshot: dict[str, Any], text: str, click: Click, *, same_page: bool = False,
+         media: MediaRef | None = None) -> Reading:
     """Apply the cases (module docstring) to a settled chat read by JS_CHAT. `same_page`: read in the document that
     took the picture, right after its click (new_row): nothing was reloaded or scrolled away in between, so a chat
     that showed no row at all is a picture of an empty chat, and its start need not be in view."""
@@ -183,7 +224,7 @@ def read(snapshot: dict[str, Any], text: str, click: Click, *, same_page: bool =
                                               "to the chat's start")
     refused: dict[str, Any] | None = None
     for row in snapshot["out"]:  # oldest first: the first new match is the click's
-        match = text_matches(row, text)
+        match = text_matches(row, text, media)
         if match is False:
             continue
         key = id_key(row.get("id"))
@@ -216,10 +257,11 @@ def read(snapshot: dict[str, Any], text: str, click: Click, *, same_page: bool =
     return Reading(Case.ABSENT)
 
 
-def verdict(snapshot: dict[str, Any], text: str, click: Click, phone: str, selectors: Selectors) -> Receipt | None:
+def verdict(snapshot: dict[str, Any], text: str, click: Click, phone: str, selectors: Selectors,
+            media: MediaRef | None = None) -> Receipt | None:
     """What a settled chat says of this click: the message's receipt, None when it positively is not there,
     SendOutcomeUnknown while its row is still Pending, OutcomeUnverified when the chat cannot tell."""
-    reading = read(snapshot, text, click)
+    reading = read(snapshot, text, click, media=media)
     where = f"sent? could not be verified in the chat with {phone}"
     if reading.case is Case.NEW:
         row = reading.row or {}
@@ -239,17 +281,19 @@ def verdict(snapshot: dict[str, Any], text: str, click: Click, phone: str, selec
         Case.NO_ANCHOR: f"{reading.detail} (a scrolled list, or ids of another form)",
         Case.NO_PICTURE: "a row with this text is there, no picture of the chat before the click was recorded, and "
                          "its time does not show that it came after the click",
-        Case.UNCOMPARABLE: f"an outgoing row's text could not be compared (check message_text, "
-                           f"{selectors['message_text']}, in WAQ_SELECTORS_FILE)",
+        Case.UNCOMPARABLE: f"an outgoing row's text{' or file' if media else ''} could not be compared (check "
+                           f"message_text, {selectors['message_text']}"
+                           f"{', media_image, media_video, media_audio, media_document' if media else ''}, in "
+                           "WAQ_SELECTORS_FILE)",
     }[reading.case]
     raise errors.OutcomeUnverified(f"{where}: {why}")
 
 
-def new_row(snapshot: dict[str, Any], text: str, click: Click) -> dict[str, Any] | None:
+def new_row(snapshot: dict[str, Any], text: str, click: Click, media: MediaRef | None = None) -> dict[str, Any] | None:
     """Right after the click, in the same page: the row the click made (the first new match), or None while none is
     shown (a refused row too: its failed status says so). Every fail-closed case is None here: the caller waits,
     then leaves the outcome unknown."""
-    reading = read(snapshot, text, click, same_page=True)
+    reading = read(snapshot, text, click, same_page=True, media=media)
     return reading.row if reading.case in (Case.NEW, Case.PENDING, Case.REFUSED) else None
 
 

@@ -7,7 +7,9 @@ list is what paid there (BENCHMARKS.md, "Browser memory, option by option"). Chr
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+from collections.abc import Iterator
 from typing import Any
 
 BASE_ARGS = (
@@ -98,3 +100,19 @@ def apply_blocking(driver: Any, options: tuple[str, ...]) -> None:
     if patterns:
         driver.execute_cdp_cmd("Network.enable", {})
         driver.execute_cdp_cmd("Network.setBlockedURLs", {"urls": list(patterns)})
+
+
+@contextlib.contextmanager
+def uploads_allowed(driver: Any, options: tuple[str, ...]) -> Iterator[None]:
+    """No URL blocked while a media message uploads: the block's media hosts and file patterns would stop the upload
+    itself (Network.setBlockedURLs cannot tell a POST of the file from a GET of a photo). Blocking comes back
+    after, best effort (a dead browser gets it again when restarted)."""
+    patterns = blocked_urls(options)
+    if patterns:
+        driver.execute_cdp_cmd("Network.setBlockedURLs", {"urls": []})
+    try:
+        yield
+    finally:
+        if patterns:
+            with contextlib.suppress(Exception):
+                driver.execute_cdp_cmd("Network.setBlockedURLs", {"urls": list(patterns)})

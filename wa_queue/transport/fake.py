@@ -248,7 +248,7 @@ class FakeSender(MessageSender):
             if entry.get("ref") != ref or entry.get("text") != text or entry["wa_id"] in seen | others:
                 continue
             shown = entry.get("media") or {}
-            if media is not None and (shown.get("kind") != plain(media.kind) or shown.get("filename") != media.filename):
+            if media is not None and (shown.get("kind"), shown.get("filename")) != (plain(media.kind), media.filename):
                 continue
             if picture is None and since is not None and datetime.fromisoformat(entry["at"]) < since:
                 # chat.py's NO_PICTURE: a time can make a row ours, never another message's

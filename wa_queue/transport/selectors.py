@@ -74,6 +74,20 @@ SELECTORS: dict[str, str] = {
     "status_title": "svg title",
     # Not in the DOM notes: the red mark of a message the server refused (ACK_ERROR); it keeps the clock icon.
     "failed_icon": '[data-icon="msg-error"], [aria-label="Failed"], [aria-label=" Failed "]',
+    # Media (the DOM notes' media section). The attach button opens the menu whose file inputs the sender writes
+    # into, chosen by their `accept` (JS_FILE_INPUTS); the preview's caption box is a Lexical editor of its own.
+    "attach_button": ", ".join(f"footer {tag}{mark}" for tag in ("button", 'div[role="button"]') for mark in (
+        '[aria-label="Attach"]', '[title="Attach"]', ':has(span[data-icon="plus-rounded"])',
+        ':has(span[data-icon="attach-menu-plus"])')),
+    "file_input": 'input[type="file"]',
+    "media_close": 'div[role="button"][aria-label="Close"]:not(footer *), button[aria-label="Close"]:not(footer *)',
+    "media_caption": 'div[contenteditable="true"][aria-label="Add a caption"]',
+    # A row's file: checked in this order (a document's thumbnail may be a picture, a video's too).
+    "media_document": '[data-testid="document-thumb"], [title^="Download"], [data-icon^="document-"]',
+    "media_video": '[data-icon="media-play"], [data-icon="msg-video"]',
+    "media_audio": '[aria-label="Play voice message"], [aria-label="Play audio"], [data-icon="audio-play"]',
+    "media_image": '[aria-label="Open picture"]',
+    "document_title": '[title^="Download"]',  # title='Download "<file name>"' (the word in the page's language)
     # Connection banners.
     "phone_alert": '[data-testid="alert-phone"]',
     "computer_alert": '[data-testid="alert-computer"]',
@@ -226,9 +240,25 @@ const timesOf = (pre) => {
 //  status, text (null when no text element), more, pre (the raw data-pre-plain-text), times}.
 // Direction, first mark that says: a packed id or a direction class (out before in), a tail, a status (only
 // outgoing messages carry ticks).
+// A row's file: {kind: 'document' | 'video' | 'audio' | 'image', name (a document's, from its Download title; null
+// when unreadable)}, or null when it shows none a selector knows.
+const mediaOf = (r) => {
+  for (const [kind, n] of [['document', 'media_document'], ['video', 'media_video'], ['audio', 'media_audio'],
+                           ['image', 'media_image']]) {
+    if (!has(r, n)) continue;
+    if (kind !== 'document') return {kind, name: null};
+    const t = mine('document_title', r);
+    const m = t && /^[^"“]*["“](.*)["”]\s*$/.exec(t.getAttribute('title') || '');
+    return {kind, name: m ? m[1] : null};
+  }
+  return null;
+};
 const readRow = (r) => {
   const bubble = one('message_bubble', r);
-  if (!bubble) return null;
+  // A message holds a bubble with data-pre-plain-text, or shows a file (a photo without a caption has no such
+  // bubble: taking it for a system row would hide it from every reading).
+  const media = mediaOf(r);
+  if (!bubble && !media) return null;
   const status = statusOf(r);
   const tailOut = has(r, 'out_tail'), tailIn = has(r, 'in_tail');
   const tail = tailOut && !tailIn ? 'out' : tailIn && !tailOut ? 'in' : null;
@@ -241,9 +271,9 @@ const readRow = (r) => {
   else if (status) [dir, by] = ['out', 'status'];
   const textEl = one('message_text', r);
   const more = all('read_more', r).find(b => shown(b) && said(b, S.text.read_more)) || null;
-  const pre = bubble.getAttribute('data-pre-plain-text');
+  const pre = bubble ? bubble.getAttribute('data-pre-plain-text') : null;
   return {id: idOf(r), dir, dir_by: by, tail, status, text: textEl ? plain(textEl) : null, more: !!more, pre,
-          times: timesOf(pre)};
+          times: timesOf(pre), media};
 };
 // Rows in page order, with the direction of a run's later bubbles, which carry no tail (2026-11 notes: tails only
 // on a run's first bubble). A row with no mark of its own (no packed id, class, tail or status) takes its run's
@@ -308,9 +338,30 @@ return true;
 """
 
 JS_BOX = JS_LIB + "const box = visible('compose_box'); if (box) box.focus(); return box ? plain(box) : null;"
+# The same for another box by its selector's name (arguments[1]): the media preview's caption.
+JS_BOX_OF = JS_LIB + "const box = visible(arguments[1]); if (box) box.focus(); return box ? plain(box) : null;"
+JS_PASTE_INTO = JS_LIB + r"""
+const box = visible(arguments[2]);
+if (!box) return false;
+box.focus();
+const data = new DataTransfer();
+data.setData('text/plain', arguments[1]);
+box.dispatchEvent(new ClipboardEvent('paste', {clipboardData: data, bubbles: true, cancelable: true}));
+return true;
+"""
+# The file inputs in the page, each with its accept list, and whether the attach menu, the preview and a dialog show.
+JS_MEDIA_STATE = JS_LIB + r"""
+const dialog = all('dialog').find(shown);
+return {inputs: all('file_input').map(i => i.getAttribute('accept')), attach: !!visible('attach_button'),
+        caption: !!visible('media_caption'), send: !!visible('media_send_button'),
+        dialog: dialog ? dialog.innerText.replace(/\s+/g, ' ').trim().slice(0, 300) : null};
+"""
+JS_FILE_INPUT = JS_LIB + "return all('file_input')[arguments[1]] || null;"
 JS_CHAT = JS_LIB + "return chat();"
 JS_MARK_CHAT = "window.__waqChat = arguments[1];"  # gone with the document: a reload forgets which chat is open
-JS_AFTER_CLICK = JS_LIB + "const box = visible('compose_box'); return {chat: chat(), box: box ? plain(box) : null};"
+JS_AFTER_CLICK = JS_LIB + ("const box = visible('compose_box'); const cap = visible('media_caption'); "
+                           "return {chat: chat(), box: box ? plain(box) : null, preview: !!(cap || "
+                           "visible('media_send_button')), caption: cap ? plain(cap) : null};")
 # Expands rows cut behind "Read more" (their full text is not in the DOM until then); returns how many it clicked.
 JS_EXPAND = JS_LIB + r"""
 let n = 0;
@@ -325,6 +376,7 @@ const el = all(arguments[1]).find(b => shown(b) && said(b, arguments[2]));
 if (el) el.click();
 return !!el;
 """
+JS_CLICK_FIRST = JS_LIB + "const el = all(arguments[1]).find(shown); if (el) el.click(); return !!el;"
 JS_NORM = JS_LIB + "return norm(arguments[1]);"
 # The logged-in account's own number, as the page keeps it: "<digits>:<device>@c.us" (older builds "<digits>@c.us").
 JS_ACCOUNT = r"""

@@ -21,10 +21,12 @@ from contextlib import contextmanager
 from datetime import datetime
 
 from wa_queue import errors
+from wa_queue.models import MediaRef
 from wa_queue.settings import Settings
-from wa_queue.transport.base import BeforeClick, MessageSender, Receipt, SessionState
+from wa_queue.transport.base import Attachment, BeforeClick, MessageSender, Receipt, SessionState
 from wa_queue.transport.chat import Click, snapshot_picture, verdict
 from wa_queue.transport.chrome import BrowserDied, Chrome, first_line
+from wa_queue.transport.chrome_options import uploads_allowed
 from wa_queue.transport.selectors import load_selectors
 from wa_queue.transport.whatsapp_page import WhatsAppPage, digits_of
 
@@ -83,7 +85,8 @@ class SeleniumSender(MessageSender):
                 self.page.problem = str(exc)
                 return SessionState.CLOSED
 
-    def send(self, phone: str, text: str, *, ref: str, before_click: BeforeClick | None = None) -> Receipt:
+    def send(self, phone: str, text: str, *, ref: str, before_click: BeforeClick | None = None,
+             media: Attachment | None = None) -> Receipt:
         text = text.replace("\r\n", "\n").replace("\r", "\n")
         page = self.page
         with self._lock:
@@ -94,6 +97,10 @@ class SeleniumSender(MessageSender):
                 checked, self._checked = self._checked, None
                 shown = page.open_chat(phone, reuse_s=SEND_REUSE_S if checked == digits_of(phone) else -1.0)
                 page.raise_if_unavailable(shown)
+                if media is not None:
+                    receipt = self._send_media(text, ref, before_click, media, clicked)
+                    self.sent_count += 1
+                    return receipt
                 page.type(text)
                 page.raise_if_banned(page.probe())  # a notice that came while typing: still before any click
                 picture = snapshot_picture(page.settled_rows(ref))
@@ -107,8 +114,35 @@ class SeleniumSender(MessageSender):
             self.sent_count += 1
             return receipt
 
+    def _send_media(self, caption: str, ref: str, before_click: BeforeClick | None, media: Attachment,
+                    clicked: list[bool]) -> Receipt:
+        """The open chat's media send, as a person does it: the file into the input its kind takes, the preview, the
+        caption typed and checked as a text is, the store's mark, the preview's Send; then the new media row must
+        leave the clock state, which waits for the upload too (WAQ_MEDIA_UPLOAD_KBPS)."""
+        page = self.page
+        with uploads_allowed(self.chrome.driver, self.settings.chrome_memory_options):
+            return self._attach_and_send(caption, ref, before_click, media, clicked)
+
+    def _attach_and_send(self, caption: str, ref: str, before_click: BeforeClick | None, media: Attachment,
+                         clicked: list[bool]) -> Receipt:
+        page = self.page
+        page.attach(media, ref)
+        if caption:
+            page.type(caption, box="media_caption")
+        page.raise_if_banned(page.probe())  # a notice that came meanwhile: still before any click
+        picture = snapshot_picture(page.settled_rows(ref))
+        if before_click is not None and not before_click(picture):
+            page.close_preview()
+            raise errors.SendAborted(f"send {ref}: the store refused the mark (the lease moved on); nothing was "
+                                     "clicked")
+        clicked_ms = time.time() * 1000
+        page.click_media_send(clicked)
+        upload_s = media.media.size / (self.settings.media_upload_kbps * 1000)
+        return page.await_new_row(picture, caption, ref, clicked_ms, media=media.media, extra_s=upload_s)
+
     def find_sent(self, phone: str, text: str, *, ref: str, since: datetime | None = None,
-                  picture: Collection[str] | None = None, taken: Collection[str] = ()) -> Receipt | None:
+                  picture: Collection[str] | None = None, taken: Collection[str] = (),
+                  media: MediaRef | None = None) -> Receipt | None:
         """The row the click in doubt made, if it left the clock state (transport/chat.py's cases). None only from a
         chat positively read (see MessageSender.find_sent); the message's row still Pending raises
         SendOutcomeUnknown: WhatsApp will send it when it can, so it must not be sent again, nor recorded yet."""
@@ -124,14 +158,14 @@ class SeleniumSender(MessageSender):
                 self.page.dismiss_invalid()
                 return None
             try:
-                return verdict(self.page.settled_chat(ref), text, click, phone, self.page.selectors)
+                return verdict(self.page.settled_chat(ref), text, click, phone, self.page.selectors, media)
             except errors.SendOutcomeUnknown:
                 if not reused:
                     raise
             # Still Pending in a page open since the click: a fresh load shows what the servers have now.
             self.page.forget_chat()
             self.page.open_chat(phone)
-            return verdict(self.page.settled_chat(ref), text, click, phone, self.page.selectors)
+            return verdict(self.page.settled_chat(ref), text, click, phone, self.page.selectors, media)
 
     def page_clock_offset_s(self) -> float | None:
         offset = self.page.clock.offset_ms()

@@ -15,9 +15,9 @@ import time
 from typing import Any
 
 from wa_queue import errors
-from wa_queue.models import utcnow
+from wa_queue.models import MediaRef, plain, utcnow
 from wa_queue.settings import Settings
-from wa_queue.transport.base import Receipt, SessionState
+from wa_queue.transport.base import Attachment, Receipt, SessionState
 from wa_queue.transport.chat import STATUS, Click, new_row, normalise
 from wa_queue.transport.chrome import BrowserDied, Chrome, first_line
 from wa_queue.transport.page_clock import PageClock
@@ -25,12 +25,17 @@ from wa_queue.transport.selectors import (
     JS_ACCOUNT,
     JS_AFTER_CLICK,
     JS_BOX,
+    JS_BOX_OF,
     JS_CHAT,
     JS_CHECK_CSS,
+    JS_CLICK_FIRST,
     JS_CLICK_TEXT,
     JS_EXPAND,
+    JS_FILE_INPUT,
     JS_MARK_CHAT,
+    JS_MEDIA_STATE,
     JS_PASTE,
+    JS_PASTE_INTO,
     JS_PROBE,
     Selectors,
 )
@@ -319,48 +324,53 @@ class WhatsAppPage:
     def dismiss_invalid(self) -> None:
         self.call(JS_CLICK_TEXT, "invalid_ok", "OK")
 
-    # ---- the compose box -----------------------------------------------------------------------------------------
-    def type(self, text: str) -> None:
-        """Put text into the compose box. The editor applies input after the script that sent it, so the box is read
-        again until it settles; text is inserted only into a box confirmed empty, and the caller clicks only when
-        the settled box holds exactly the text."""
-        draft = self.call(JS_BOX)  # nothing was put in since the chat opened: one empty read confirms it empty
+    # ---- the compose box (and the media preview's caption box) ----------------------------------------------------
+    def _box(self, box: str) -> str | None:
+        """The text of the box named `box` (a selector name), focused; None when it is not shown."""
+        return self.call(JS_BOX) if box == "compose_box" else self.call(JS_BOX_OF, box)
+
+    def type(self, text: str, box: str = "compose_box") -> None:
+        """Put text into the compose box (or the box named `box`: the media preview's caption). The editor applies
+        input after the script that sent it, so the box is read again until it settles; text is inserted only into a
+        box confirmed empty, and the caller clicks only when the settled box holds exactly the text."""
+        css = self.selectors[box]
+        draft = self._box(box)  # nothing was put in since the chat opened: one empty read confirms it empty
         if draft is None:
-            raise errors.TransientSendError(f"compose_box ({self.selectors['compose_box']}) disappeared")
+            raise errors.TransientSendError(f"{box} ({css}) disappeared")
         if draft:
-            self.clear_box()
-            if self.settled_box("") != "":
-                raise errors.TransientSendError(
-                    f"compose_box ({self.selectors['compose_box']}) holds a draft that would not clear")
-        self.call(JS_PASTE, text)
-        typed = self.settled_box(text)
+            self.clear_box(box)
+            if self.settled_box("", box) != "":
+                raise errors.TransientSendError(f"{box} ({css}) holds a draft that would not clear")
+        if box == "compose_box":
+            self.call(JS_PASTE, text)
+        else:
+            self.call(JS_PASTE_INTO, text, box)
+        typed = self.settled_box(text, box)
         if typed == text:
             return
         log.info("session %s: paste not taken as is (%d of %d chars); typing line by line", self.session,
                  len(typed or ""), len(text))
         if typed:
-            self.clear_box()
-            if self.settled_box("") != "":
-                raise errors.TransientSendError(
-                    f"compose_box ({self.selectors['compose_box']}) would not clear after a partial paste; not sent")
+            self.clear_box(box)
+            if self.settled_box("", box) != "":
+                raise errors.TransientSendError(f"{box} ({css}) would not clear after a partial paste; not sent")
         self.type_lines(text)
-        typed = self.settled_box(text)
+        typed = self.settled_box(text, box)
         if typed != text:
-            self.clear_box()
+            self.clear_box(box)
             raise errors.TransientSendError(
-                f"compose_box ({self.selectors['compose_box']}) holds {len(typed or '')} characters that differ "
-                f"from the {len(text)} typed; not sent")
+                f"{box} ({css}) holds {len(typed or '')} characters that differ from the {len(text)} typed; not sent")
 
-    def settled_box(self, expect: str) -> str | None:
-        """The compose box's text once it holds still: BOX_STEADY_S when it holds `expect`, INPUT_SETTLE_S otherwise
-        (input still on its way). None when there is no compose box."""
+    def settled_box(self, expect: str, box: str = "compose_box") -> str | None:
+        """The box's text once it holds still: BOX_STEADY_S when it holds `expect`, INPUT_SETTLE_S otherwise
+        (input still on its way). None when there is no such box."""
         started = time.monotonic()
-        last: str | None = self.call(JS_BOX)
+        last: str | None = self._box(box)
         still_since = started
         while True:
             time.sleep(POLL_S * 2)
             now = time.monotonic()
-            value = self.call(JS_BOX)
+            value = self._box(box)
             if value != last:
                 last, still_since = value, now
                 continue
@@ -368,9 +378,9 @@ class WhatsAppPage:
                     now - started >= BOX_MAX_WAIT_S:
                 return value
 
-    def clear_box(self) -> None:
-        """Empty the compose box with real Ctrl+A, Backspace key events (the editor ignores DOM edits)."""
-        if not self.call(JS_BOX):
+    def clear_box(self, box: str = "compose_box") -> None:
+        """Empty the box with real Ctrl+A, Backspace key events (the editor ignores DOM edits)."""
+        if not self._box(box):
             return
         select = {"key": "a", "code": "KeyA", "windowsVirtualKeyCode": 65, "modifiers": 2, "commands": ["selectAll"]}
         back = {"key": "Backspace", "code": "Backspace", "windowsVirtualKeyCode": 8}
@@ -425,6 +435,82 @@ class WhatsAppPage:
                     raise errors.TransientSendError(f"send_button ({css}) not clickable: {first_line(exc)}") from exc
             time.sleep(POLL_S)
 
+    # ---- media: the attach menu, the file input, the preview ------------------------------------------------------
+    def attach(self, attachment: Attachment, ref: str) -> None:
+        """Write the file into the input its kind takes (opening the attach menu first: its inputs exist only while
+        it is open), without clicking the menu's item, and wait for the preview. A dialog instead of the preview is
+        WhatsApp's refusal (too big, a type it does not take): MediaRefused with its words, nothing was sent."""
+        from selenium.common.exceptions import WebDriverException
+        from selenium.webdriver.common.by import By
+
+        kind = plain(attachment.media.kind)
+        deadline = time.monotonic() + self.timeout
+        opened_at = None
+        while True:
+            state = self.call(JS_MEDIA_STATE)
+            index = input_for(state["inputs"], kind)
+            if index is not None and opened_at is not None:
+                break
+            if opened_at is None or time.monotonic() - opened_at > CLICK_WAIT_S / 2:
+                try:  # the menu, once: it adds the inputs (a second click would close it again)
+                    css = self.selectors["attach_button"]
+                    button = self.chrome.call(lambda d, c=css: d.find_element(By.CSS_SELECTOR, c))
+                    self.chrome.call(lambda d, b=button: b.click())
+                    opened_at = time.monotonic()
+                except WebDriverException as exc:
+                    if time.monotonic() > deadline:
+                        raise errors.TransientSendError(
+                            f"send {ref}: attach_button ({self.selectors['attach_button']}) not clickable: "
+                            f"{first_line(exc)}") from exc
+            if time.monotonic() > deadline:
+                raise errors.TransientSendError(
+                    f"send {ref}: no file input takes {kind} (file_input, {self.selectors['file_input']}; accept "
+                    f"lists seen: {state['inputs']}) after attach_button opened the menu; not sent")
+            time.sleep(POLL_S * 5)
+        field = self.call(JS_FILE_INPUT, index)
+        self.chrome.call(lambda d: field.send_keys(str(attachment.path)))
+        while True:
+            state = self.call(JS_MEDIA_STATE)
+            if state["dialog"]:
+                self.call(JS_CLICK_TEXT, "popup_button", self.selectors.text("popup_ok"))
+                raise errors.MediaRefused(f"send {ref}: WhatsApp refused the {kind} of {attachment.media.size:,} "
+                                          f"bytes: {state['dialog']}")
+            if state["send"] and (state["caption"] or kind == "audio"):
+                return
+            if time.monotonic() > deadline:
+                raise errors.TransientSendError(
+                    f"send {ref}: the media preview did not open within {self.timeout:g}s (media_caption "
+                    f"{self.selectors['media_caption']}, media_send_button); not sent")
+            time.sleep(POLL_S * 5)
+
+    def click_media_send(self, clicked: list[bool]) -> None:
+        """Click the preview's own send control (never the chat footer's); `clicked[0]` is True from the moment the
+        click command goes out."""
+        from selenium.common.exceptions import NoSuchElementException, WebDriverException
+        from selenium.webdriver.common.by import By
+
+        css = self.selectors["media_send_button"]
+        deadline = time.monotonic() + min(self.timeout, CLICK_WAIT_S)
+        while True:
+            try:
+                button = next(b for b in self.chrome.call(lambda d: d.find_elements(By.CSS_SELECTOR, css))
+                              if b.is_displayed())
+                clicked[0] = True
+                self.chrome.call(lambda d, b=button: b.click())
+                return
+            except (StopIteration, NoSuchElementException, WebDriverException) as exc:
+                clicked[0] = False  # refused by the page before the click went out: nothing was clicked
+                if time.monotonic() > deadline:
+                    raise errors.TransientSendError(f"media_send_button ({css}) not clickable: "
+                                                    f"{first_line(exc) if str(exc) else 'none shown'}") from None
+            time.sleep(POLL_S)
+
+    def close_preview(self) -> None:
+        """Leave the media preview without sending (its Close, else Escape)."""
+        if not self.call(JS_CLICK_FIRST, "media_close"):
+            for kind in ("rawKeyDown", "keyUp"):
+                self._key({"key": "Escape", "code": "Escape", "windowsVirtualKeyCode": 27, "type": kind})
+
     def _enter_instead(self, css: str, text: str, clicked: list[bool]) -> bool:
         """Half the wait for a send control has passed: when there is still none and the box holds exactly the text,
         press Enter (True). False while a control shows, or when the box holds anything else (nothing is pressed)."""
@@ -439,18 +525,20 @@ class WhatsAppPage:
             self._key({**_ENTER, "type": kind, **({"text": "\r", "unmodifiedText": "\r"} if kind == "char" else {})})
         return True
 
-    def await_new_row(self, before: tuple[str, ...] | None, text: str, ref: str, clicked_ms: float) -> Receipt:
-        """Wait until the row the click created (a new outgoing row with this text) leaves Pending, then follow it
-        receipt_follow_s towards Read. Raises TransientSendError only when the page proves nothing left; otherwise
-        SendOutcomeUnknown, and the next attempt reads the chat."""
+    def await_new_row(self, before: tuple[str, ...] | None, text: str, ref: str, clicked_ms: float,
+                      media: MediaRef | None = None, extra_s: float = 0.0) -> Receipt:
+        """Wait until the row the click created (a new outgoing row with this text, or this file and caption) leaves
+        Pending, then follow it receipt_follow_s towards Read; `extra_s` more for an upload. Raises
+        TransientSendError only when the page proves nothing left; otherwise SendOutcomeUnknown, and the next
+        attempt reads the chat."""
         clicked_at = time.monotonic()
-        deadline = clicked_at + self.timeout
+        deadline = clicked_at + self.timeout + extra_s
         left: Receipt | None = None
         follow_until = 0.0
         click = Click(since_ms=clicked_ms, picture=before, offset_ms=self.clock.offset_ms())
         while True:
             page = self.call(JS_AFTER_CLICK)
-            mine = new_row(page["chat"], text, click)
+            mine = new_row(page["chat"], text, click, media)
             if mine is not None:
                 wa_id, raw = mine["id"], mine["status"]
                 status = STATUS.get(raw or "", raw or "")
@@ -463,7 +551,13 @@ class WhatsAppPage:
                     left = Receipt(wa_id=wa_id, status=status, sent_at=left.sent_at if left else utcnow())
                     if status == "read" or time.monotonic() >= follow_until:
                         return left
-            elif page["box"] is not None and normalise(page["box"]) == normalise(text) and \
+            elif media is not None and page["preview"] and time.monotonic() - clicked_at > CLICK_TAKEN_S:
+                # Taking the preview's click closes it and adds the row in the same handler: not taken.
+                self.close_preview()
+                raise errors.TransientSendError(
+                    f"message {ref}: the send was not taken (the media preview is still open, no new outgoing row); "
+                    f"check media_send_button ({self.selectors['media_send_button']})")
+            elif media is None and page["box"] is not None and normalise(page["box"]) == normalise(text) and \
                     time.monotonic() - clicked_at > CLICK_TAKEN_S:
                 # Taking the click (or the Enter) empties the box and adds a row in the same handler: this one was
                 # not taken (an Enter that only added a line leaves the text with a line break: the same, folded).
@@ -474,10 +568,27 @@ class WhatsAppPage:
             if time.monotonic() > deadline:
                 if left is not None:
                     return left
+                what = "this file and caption" if media is not None else "this text"
                 where = "the new outgoing row stayed Pending (status_icon)" if mine else \
-                    f"no new outgoing row with this text was recognised ({self.selectors['chat_row']})"
-                raise errors.SendOutcomeUnknown(f"message {ref}: {where} within {self.timeout:g}s after the click")
+                    f"no new outgoing row with {what} was recognised ({self.selectors['chat_row']})"
+                raise errors.SendOutcomeUnknown(f"message {ref}: {where} within {self.timeout + extra_s:g}s after "
+                                                "the click")
             time.sleep(POLL_S)
+
+
+def input_for(accepts: list[str | None], kind: str) -> int | None:
+    """Which file input takes a file of `kind`, by its accept list (the DOM notes): a document (a photo or video sent
+    as a file too) the one accepting anything ("*"); a photo or a video the Photos & videos one (it takes video/mp4);
+    an audio file one accepting audio/*, else the document's. Never an image-only input: that is the sticker maker,
+    which would turn a photo into a sticker."""
+    lists = [[a.strip().lower() for a in (accept or "").split(",") if a.strip()] for accept in accepts]
+    if kind in ("image", "video"):
+        return next((i for i, acc in enumerate(lists) if "video/mp4" in acc), None)
+    if kind == "audio":
+        found = next((i for i, acc in enumerate(lists) if acc and all(a.startswith("audio/") for a in acc)), None)
+        if found is not None:
+            return found
+    return next((i for i, acc in enumerate(lists) if acc == ["*"] or acc == ["*/*"]), None)
 
 
 def _notice(page: dict[str, Any]) -> str | None:

@@ -119,7 +119,6 @@ class SeleniumSender(MessageSender):
         """The open chat's media send, as a person does it: the file into the input its kind takes, the preview, the
         caption typed and checked as a text is, the store's mark, the preview's Send; then the new media row must
         leave the clock state, which waits for the upload too (WAQ_MEDIA_UPLOAD_KBPS)."""
-        page = self.page
         with uploads_allowed(self.chrome.driver, self.settings.chrome_memory_options):
             return self._attach_and_send(caption, ref, before_click, media, clicked)
 

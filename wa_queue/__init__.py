@@ -10,10 +10,11 @@ from typing import Any
 __version__ = "0.1.0"
 
 
-def enqueue(phone: str, text: str, *, session: str | None = None, idempotency_key: str | None = None,
+def enqueue(phone: str, text: str | None = None, *, session: str | None = None, idempotency_key: str | None = None,
             callback_url: str | None = None, metadata: dict[str, Any] | None = None,
             send_window: Any = None, send_at: Any = None, expires_at: Any = None, ttl_s: float | None = None,
-            priority: str | None = None, batch: str | None = None) -> str:
+            priority: str | None = None, batch: str | None = None, media: Any = None, caption: str | None = None,
+            filename: str | None = None, kind: str | None = None, as_document: bool = False) -> str:
     """Queue one message; returns its id after it is committed to the store (then its task is published).
     Every argument is held to wa_queue/validation.py's rules, the REST API's and the CLI's: wa_queue.errors.
     ValidationError (its `field` names the argument) when one is broken, and nothing is stored.
@@ -21,13 +22,18 @@ def enqueue(phone: str, text: str, *, session: str | None = None, idempotency_ke
     send_window: quiet hours in the recipient's time zone, {"start": "08:00", "end": "21:00"} (or "08:00-21:00", or
     a wa_queue.send_window.SendWindow); outside it the message waits. None: WAQ_SEND_WINDOW's default, if any.
     send_at: not sent before (an aware datetime, or ISO 8601 with an offset). expires_at or ttl_s (seconds): never
-    sent after; unsent by then, it ends `expired`. priority: "high", "normal" or "low". batch: a batch's name."""
+    sent after; unsent by then, it ends `expired`. priority: "high", "normal" or "low". batch: a batch's name.
+    media: a file to send, as a path or its bytes (or {"id": ...} of an upload, {"url": ...} fetched now), with
+    `caption` (or `text`) as its caption; `filename` the name the recipient sees, `kind` image, document, audio or
+    video (default: from the bytes), `as_document` a photo or video sent as a file. The file is stored with the
+    message, before this returns."""
     from wa_queue import operations
     from wa_queue.hub import default_hub
 
     return operations.enqueue(default_hub(), phone, text, session=session, idempotency_key=idempotency_key,
                               callback_url=callback_url, metadata=metadata, send_window=send_window, send_at=send_at,
-                              expires_at=expires_at, ttl_s=ttl_s, priority=priority, batch=batch)
+                              expires_at=expires_at, ttl_s=ttl_s, priority=priority, batch=batch, media=media,
+                              caption=caption, filename=filename, kind=kind, as_document=as_document)
 
 
 def enqueue_many(items: list[dict[str, Any]]) -> list[str]:

@@ -14,15 +14,15 @@ import click
 from wa_queue.cli.output import BadInput, current_hub, echo_json, handled, os_user, settings, table, with_errors
 from wa_queue.cli.sessions import sessions_table
 from wa_queue.errors import ValidationError
-from wa_queue.models import Message
+from wa_queue.models import Message, NewMessage
 
 BATCH_SIZE = 500  # one store transaction and one broker round trip per batch
 FAILED_PAGE_SIZE = 50
 CSV_REQUIRED = ("phone", "text")
 CSV_OPTIONAL = ("session", "idempotency_key", "callback_url", "metadata", "send_window", "send_at", "expires_at",
-                "ttl_s", "priority", "batch")
+                "ttl_s", "priority", "batch", "media")
 CSV_HEADER = ("phone,text[,session][,idempotency_key][,callback_url][,metadata][,send_window][,send_at][,expires_at]"
-              "[,ttl_s][,priority][,batch]")
+              "[,ttl_s][,priority][,batch][,media]")
 WHEN_HELP = "an ISO 8601 date and time with seconds and its UTC offset (2026-12-24T09:30:00+01:00)"
 
 
@@ -42,41 +42,57 @@ WHEN_HELP = "an ISO 8601 date and time with seconds and its UTC offset (2026-12-
 @click.option("--ttl", "ttl", help="Never sent after this long from now: seconds, or 90s, 15m, 2h.")
 @click.option("--priority", help="high, normal (the default) or low: what the session sends first.")
 @click.option("--batch", help="The batch it joins (with --file: every row without its own; default: a new one).")
-@click.option("--file", "csv_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+@click.option("--file", "file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="With PHONE: the file to send (a media message; TEXT or --caption is its caption). Without PHONE: "
+                   "a CSV of messages, as --csv.")
+@click.option("--caption", help="A media message's caption (at most 1,024 characters; none on audio).")
+@click.option("--kind", type=click.Choice(["image", "document", "audio", "video"]),
+              help="How the file is sent (default: from its type, read from its bytes).")
+@click.option("--as-document", is_flag=True, help="Send a photo or video as a file, uncompressed.")
+@click.option("--filename", help="The name the recipient sees (default: the file's own).")
+@click.option("--csv", "csv_file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help=f"CSV with a header: {CSV_HEADER} (metadata as JSON, send_window as HH:MM-HH:MM, ttl_s in "
-                   "seconds; an empty cell is none).")
+                   "seconds, media a file's path (from the CSV's folder) or an http(s) URL, text then its caption; "
+                   "an empty cell is none).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @with_errors
 def enqueue(phone: str | None, text: str | None, session: str | None, idempotency_key: str | None,
             callback_url: str | None, metadata: str | None, send_window: str | None, send_at: str | None,
-            expires_at: str | None, ttl: str | None, priority: str | None, batch: str | None, csv_file: Path | None,
+            expires_at: str | None, ttl: str | None, priority: str | None, batch: str | None, file: Path | None,
+            caption: str | None, kind: str | None, as_document: bool, filename: str | None, csv_file: Path | None,
             as_json: bool) -> None:
-    """Queue one message (PHONE TEXT) or every row of a CSV file (--file).
+    """Queue one message (PHONE TEXT, or PHONE --file invoice.pdf [--caption ...]) or every row of a CSV file
+    (--csv messages.csv).
 
-    One message prints its id once it is committed to the store. With --file every row is validated first, the good
-    rows are queued in batches of 500 and the rejected ones are listed with their row number (the header is row 1,
-    as a spreadsheet numbers them). Exit codes: 0 all queued; 1 some rows rejected (the good rows ARE queued) or a
-    service failed; 2 bad usage or an invalid message.
+    One message prints its id once it is committed to the store (with its file, for a media message). With --csv
+    every row is validated first, the good rows are queued in batches of 500 and the rejected ones are listed with
+    their row number (the header is row 1, as a spreadsheet numbers them). Exit codes: 0 all queued; 1 some rows
+    rejected (the good rows ARE queued) or a service failed; 2 bad usage or an invalid message.
     """
+    if file is not None and phone is None and csv_file is None:
+        csv_file, file = file, None  # --file without PHONE: the CSV of messages, as before --csv
     if csv_file is not None:
         if (phone or text or idempotency_key or callback_url is not None or metadata is not None
-                or send_window is not None or send_at or expires_at or ttl or priority):
-            raise click.UsageError("give either PHONE TEXT or --file, not both (put idempotency keys, callback URLs, "
-                                   "metadata, send windows, times and priorities in the CSV)")
+                or send_window is not None or send_at or expires_at or ttl or priority or file or caption
+                or kind or as_document or filename):
+            raise click.UsageError("give either PHONE TEXT or --csv, not both (put idempotency keys, callback URLs, "
+                                   "metadata, send windows, times, priorities and files in the CSV)")
         _enqueue_csv(csv_file, session, batch, as_json)
         return
-    if phone is None or text is None:
-        raise click.UsageError("give PHONE and TEXT, or --file messages.csv")
+    if phone is None or (text is None and file is None):
+        raise click.UsageError("give PHONE and TEXT, PHONE --file FILE, or --csv messages.csv")
     from wa_queue import operations
     from wa_queue.validation import metadata_from_json
 
     new = operations.build_message(current_hub(), phone, text, session=session, idempotency_key=idempotency_key,
                                 callback_url=callback_url, metadata=metadata_from_json(metadata),
                                 send_window=send_window, send_at=send_at, expires_at=expires_at,
-                                ttl_s=ttl_seconds(ttl), priority=priority, batch=batch)
+                                ttl_s=ttl_seconds(ttl), priority=priority, batch=batch, media=file, caption=caption,
+                                kind=kind, as_document=as_document, filename=filename, local_files=True)
     message, created = operations.submit(current_hub(), [new])[0]
     if as_json:
-        echo_json({"id": message.id, "status": message.status.value, "phone": message.phone, "created": created})
+        echo_json({"id": message.id, "status": message.status.value, "phone": message.phone, "created": created,
+                   "media": message.media.to_dict() if message.media is not None else None})
     else:
         click.echo(message.id)
         if not created:
@@ -105,13 +121,13 @@ class _Rejected:
 
 
 def _read_csv(path: Path, default_session: str | None, default_batch: str
-              ) -> tuple[list[tuple[int, dict[str, Any]]], list[_Rejected]]:
-    """Validate every row; returns ([(row, item for enqueue_many)], rejected). A row without a batch joins
+              ) -> tuple[list[tuple[int, NewMessage]], list[_Rejected]]:
+    """Validate every row; returns ([(row, message to submit)], rejected). A row without a batch joins
     `default_batch`."""
     from wa_queue import operations
     from wa_queue.validation import metadata_from_json
 
-    good: list[tuple[int, dict[str, Any]]] = []
+    good: list[tuple[int, NewMessage]] = []
     rejected: list[_Rejected] = []
     with path.open(newline="", encoding="utf-8-sig") as handle:  # -sig: spreadsheets often write a BOM
         reader = csv.DictReader(handle)
@@ -142,14 +158,24 @@ def _read_csv(path: Path, default_session: str | None, default_batch: str
                     "priority": (record.get("priority") or "").strip() or None,
                     "batch": (record.get("batch") or "").strip() or default_batch,
                 }
+                media = (record.get("media") or "").strip()
+                if media:  # a URL is fetched at once; a path is read from the CSV's folder
+                    item["media"] = {"url": media} if media.lower().startswith(("http://", "https://")) else \
+                        path.parent / media
+                    item["text"] = item["text"] or None
                 try:
                     # an empty cell is no metadata; the parsed object is what enqueue_many stores
                     item["metadata"] = metadata_from_json((record.get("metadata") or "").strip() or None)
-                    operations.build_message(current_hub(), **item)
+                    new = operations.build_message(current_hub(), **item, local_files=True)
                 except ValidationError as exc:
                     rejected.append(_Rejected(row, exc.field, str(exc)))
                     continue
-                good.append((row, item))
+                if new.media is not None and new.media_bytes is not None:
+                    # Checked (a URL fetched) once, and put in the media files now: a file many rows name is kept
+                    # once, and the rows do not hold the bytes. Rows that fail later leave a file the collector takes.
+                    current_hub().media_files.put(new.media.sha256, new.media_bytes)
+                    new = dataclasses.replace(new, media_bytes=None)
+                good.append((row, new))
     return good, rejected
 
 
@@ -165,7 +191,7 @@ def _enqueue_csv(path: Path, session: str | None, batch_name: str | None, as_jso
             batch = good[start:start + BATCH_SIZE]
             try:
                 with handled():
-                    ids += operations.enqueue_many(current_hub(), [item for _, item in batch])
+                    ids += [m.id for m, _ in operations.submit(current_hub(), [new for _, new in batch])]
             except click.ClickException as exc:
                 # Batches before this one are committed; say exactly where to resume.
                 exc.message = (f"{exc.message} (rows before row {batch[0][0]} were queued: {len(ids)} "
@@ -214,7 +240,12 @@ def echo_message(message: dict[str, Any], as_json: bool) -> None:
     window = message.get("send_window")
     if window:
         message = {**message, "send_window": f"{window['start']}-{window['end']}"}
-    for key in ("id", "status", "phone", "session", "priority", "batch", "send_window", "send_at", "expires_at",
+    media = message.get("media")
+    if media:
+        message = {**message, "media": f"{media['kind']} {media['filename']} ({media['size']:,} bytes, "
+                                       f"{media['mimetype']}, sha256 {media['sha256'][:12]}...)"}
+    for key in ("id", "status", "phone", "media", "text", "session", "priority", "batch", "send_window", "send_at",
+                "expires_at",
                 "attempts", "created_at", "updated_at", "next_attempt_at", "claimed_by", "sent_at", "sent_by", "wa_id",
                 "delivered_at", "read_at", "failed_at", "expired_at", "cancelled_at", "last_error_class",
                 "last_error_text"):

@@ -8,6 +8,7 @@ from wa_queue import names
 from wa_queue.settings import Settings
 
 _ARCHIVE_EVERY_S = 24 * 3600.0
+_COLLECT_MEDIA_EVERY_S = 3600.0  # media/collect.py: its grace period is an hour too
 
 
 def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
@@ -22,4 +23,5 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
         "recover-stuck": job(names.TASK_RECOVER_STUCK, settings.recover_interval_s),
         "session-health": job(names.TASK_HEALTH_SWEEP, settings.health_interval_s),
         "archive-failed": job(names.TASK_ARCHIVE, _ARCHIVE_EVERY_S),
+        "collect-media": job(names.TASK_COLLECT_MEDIA, _COLLECT_MEDIA_EVERY_S),
     }

@@ -13,6 +13,7 @@ TASK_DISPATCH_DUE = "wa.dispatch_due"
 TASK_RECOVER_STUCK = "wa.recover_stuck"
 TASK_HEALTH_SWEEP = "wa.health_sweep"
 TASK_ARCHIVE = "wa.archive_failed"
+TASK_COLLECT_MEDIA = "wa.collect_media"
 TASK_CALLBACK = "wa.status_callback"
 
 # A message's priority is its task's kombu priority step: kombu's Redis transport keeps one list per queue and step

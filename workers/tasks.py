@@ -160,3 +160,11 @@ def recover_stuck(self: Task) -> int:
 def archive_failed(self: Task) -> int:
     hub = _hub(self)
     return recovery.archive_failed(hub.store, hub.settings, hub.clock())
+
+
+@shared_task(name=names.TASK_COLLECT_MEDIA, bind=True, ignore_result=True)
+def collect_media(self: Task) -> int:
+    """Media files no message needs any more, and what interrupted puts left (wa_queue/media/collect.py)."""
+    from wa_queue import operations
+
+    return operations.collect_media(_hub(self))["files"]

@@ -21,7 +21,6 @@ from wa_queue.store.base import MessageStore
 
 log = logging.getLogger(__name__)
 GRACE_S = 3600.0  # far longer than any enqueue between its put() and its commit
-INTERVAL_S = 3600.0  # how often beat runs it
 
 
 @dataclasses.dataclass(frozen=True)

@@ -106,12 +106,16 @@ class WaqCollector(Collector):
                                          "open (its deliveries wait), 0 while closed or half-open", labels=["host"])
         circuit_failures = GaugeMetricFamily("waq_callback_host_failures",
                                              "Consecutive failed callback deliveries to a host", labels=["host"])
+        kinds = CounterMetricFamily("waq_sent_by_kind", "Messages sent, by session and kind (text, image, document, "
+                                    "audio, video)", labels=["session", "kind"])
         try:
             client = self._hub.broker_quick(SCRAPE_REDIS_TIMEOUT_S)
             for session, outcome, buckets, total in metrics_sink.read_send_histograms(client):
                 duration.add_metric([session, outcome], buckets, total)
             for session, count in sorted(metrics_sink.read_retries(client).items()):
                 retries.add_metric([session], count)
+            for (session, kind), count in sorted(metrics_sink.read_sent_kinds(client).items()):
+                kinds.add_metric([session, kind], count)
             counted = operations.callback_outcomes(self._hub, timeout_s=SCRAPE_REDIS_TIMEOUT_S)
             for outcome, count in sorted(counted.items()):
                 outcomes.add_metric([outcome], float(count))
@@ -121,7 +125,7 @@ class WaqCollector(Collector):
         except Exception as exc:  # noqa: BLE001 - reported as waq_up{component="broker"} 0
             log.warning("metrics: broker unreadable: %s: %s", type(exc).__name__, exc)
             return [], False
-        return [duration, retries, outcomes, circuit_open, circuit_failures], True
+        return [duration, retries, outcomes, circuit_open, circuit_failures, kinds], True
 
 
 # ---- access ---------------------------------------------------------------------------------------------------

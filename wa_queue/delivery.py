@@ -55,7 +55,8 @@ class Delivery:
     sleep: Callable[[float], None] = time.sleep
     on_change: Callable[[Message], None] | None = None  # status callbacks, metrics
     notifier: Notifier = LOG_ONLY  # the Hub's, which posts to the admin webhook
-    on_send: Callable[[str, float, str], None] | None = None  # (session, seconds of the send itself, outcome)
+    # (session, seconds of the send itself, outcome, kind: text or the media kind)
+    on_send: Callable[[str, float, str, str], None] | None = None
     media_files: MediaFiles | None = None  # where media messages' bytes are (the Hub's); None: no media sent
     _last_heartbeat: datetime | None = dataclasses.field(default=None, init=False)
     # Sent messages whose delivery ticks are followed: (message id, phone, WhatsApp id, give up at monotonic time).
@@ -129,11 +130,11 @@ class Delivery:
             return gone or Outcome("skipped", detail="lease lost before sending")
         except Exception as exc:  # noqa: BLE001 - every error is classified by its class below
             outcome = self._after_error(message, exc, marked=marked[0])
-            self._measured(time.monotonic() - started, outcome.kind)
+            self._measured(time.monotonic() - started, outcome.kind, message)
             return outcome
         elapsed = time.monotonic() - started
         outcome = self._record_sent(message, receipt.wa_id)
-        self._measured(elapsed, outcome.kind)
+        self._measured(elapsed, outcome.kind, message)
         return outcome
 
     @contextlib.contextmanager
@@ -227,10 +228,11 @@ class Delivery:
         self.store.clear_dispatch([deferred.id])
         return Outcome("deferred", deferred, reason)
 
-    def _measured(self, seconds: float, outcome: str) -> None:
+    def _measured(self, seconds: float, outcome: str, message: Message) -> None:
         if self.on_send is not None:
+            kind = plain(message.media.kind) if message.media is not None else "text"
             try:
-                self.on_send(self.session, seconds, outcome)
+                self.on_send(self.session, seconds, outcome, kind)
             except Exception as exc:  # noqa: BLE001 - metrics never decide a delivery
                 log.debug("send metrics not recorded: %s", exc)
 

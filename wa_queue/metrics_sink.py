@@ -10,6 +10,8 @@ hashes in the broker Redis, and the API's /metrics collector (api/metrics.py) re
     waq:metrics:send-series                set   the send:<session>:<outcome> keys written so far (the reader
                                                  uses it instead of a SCAN of the whole broker keyspace)
     waq:metrics:retries                    hash  field <session> -> transient failures that were retried
+    waq:metrics:sent-kinds                 hash  field <session>:<kind> -> messages sent (text, image, document,
+                                                 audio, video)
 
 One record is one pipelined round trip (HINCRBY / HINCRBYFLOAT, atomic per field), so any number of workers can
 write concurrently and nothing is lost between scrapes. Session workers record through a SendBuffer instead: counts
@@ -33,7 +35,13 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
-from wa_queue.names import METRICS_RETRIES_KEY, METRICS_SEND_KEY_PREFIX, METRICS_SERIES_KEY, metrics_send_key
+from wa_queue.names import (
+    METRICS_KINDS_KEY,
+    METRICS_RETRIES_KEY,
+    METRICS_SEND_KEY_PREFIX,
+    METRICS_SERIES_KEY,
+    metrics_send_key,
+)
 
 if TYPE_CHECKING:
     import redis
@@ -43,6 +51,7 @@ log = logging.getLogger(__name__)
 # Sending through WhatsApp Web takes seconds (typing, clicking, waiting for the tick), not milliseconds.
 DURATION_BUCKETS: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0)
 OUTCOMES = ("sent", "retry", "failed", "released")
+KINDS = ("text", "image", "document", "audio", "video")
 INF = "+Inf"
 
 
@@ -58,12 +67,13 @@ def _bound_name(bound: float) -> str:
     return repr(float(bound))
 
 
-def record_send(session: str, seconds: float, outcome: str, *, client: redis.Redis | None = None) -> bool:
+def record_send(session: str, seconds: float, outcome: str, kind: str = "text", *,
+                client: redis.Redis | None = None) -> bool:
     """Count one send attempt of `session` that took `seconds` and ended in `outcome` (sent, retry, failed,
-    released). An outcome of 'retry' also counts in the retries counter. Returns False when Redis was unreachable
-    (logged, never raised)."""
+    released); a message of `kind` (text, or a media kind). An outcome of 'retry' also counts in the retries counter,
+    one of 'sent' in the sent-by-kind counter. Returns False when Redis was unreachable (logged, never raised)."""
     tally = _Tally()
-    tally.add(session, seconds, outcome)
+    tally.add(session, seconds, outcome, kind)
     return tally.write(client)
 
 
@@ -74,11 +84,12 @@ class _Tally:
         self.counts: Counter[tuple[str, str]] = Counter()
         self.sums: Counter[str] = Counter()
         self.retries: Counter[str] = Counter()
+        self.kinds: Counter[str] = Counter()
 
     def __bool__(self) -> bool:
         return bool(self.counts)
 
-    def add(self, session: str, seconds: float, outcome: str) -> None:
+    def add(self, session: str, seconds: float, outcome: str, kind: str = "text") -> None:
         if outcome not in OUTCOMES:
             outcome = "other"
         seconds = max(0.0, float(seconds))
@@ -87,11 +98,14 @@ class _Tally:
         self.sums[key] += seconds
         if outcome == "retry":
             self.retries[session] += 1
+        if outcome == "sent":
+            self.kinds[f"{session}:{kind if kind in KINDS else 'other'}"] += 1
 
     def merge(self, other: _Tally) -> None:
         self.counts.update(other.counts)
         self.sums.update(other.sums)
         self.retries.update(other.retries)
+        self.kinds.update(other.kinds)
 
     def write(self, client: redis.Redis | None = None) -> bool:
         try:
@@ -105,6 +119,8 @@ class _Tally:
             pipe.sadd(METRICS_SERIES_KEY, *self.sums)
             for session, count in self.retries.items():
                 pipe.hincrby(METRICS_RETRIES_KEY, session, count)
+            for field, count in self.kinds.items():
+                pipe.hincrby(METRICS_KINDS_KEY, field, count)
             pipe.execute()
             return True
         except Exception as exc:  # noqa: BLE001 - metrics must never fail a send
@@ -134,9 +150,9 @@ class SendBuffer:
         self._pending = _Tally()
         self._thread: threading.Thread | None = None
 
-    def record(self, session: str, seconds: float, outcome: str) -> None:
+    def record(self, session: str, seconds: float, outcome: str, kind: str = "text") -> None:
         with self._lock:
-            self._pending.add(session, seconds, outcome)
+            self._pending.add(session, seconds, outcome, kind)
             if self._thread is None or not self._thread.is_alive():
                 # Started on first use, in the process that sends (a prefork child after the fork, if any).
                 self._thread = threading.Thread(target=self._run, name="waq-metrics", daemon=True)
@@ -175,6 +191,15 @@ def read_send_histograms(client: redis.Redis) -> Iterator[tuple[str, str, list[t
         running += float(fields.get(INF, 0))
         buckets.append((INF, running))
         yield session, outcome, buckets, float(fields.get("sum", 0.0))
+
+
+def read_sent_kinds(client: redis.Redis) -> dict[tuple[str, str], float]:
+    """(session, kind) -> messages sent."""
+    out = {}
+    for field, count in client.hgetall(METRICS_KINDS_KEY).items():
+        session, _, kind = _text(field).rpartition(":")
+        out[(session, kind)] = float(count)
+    return out
 
 
 def read_retries(client: redis.Redis) -> dict[str, float]:

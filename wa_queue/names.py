@@ -37,6 +37,7 @@ METRICS_KEY_PREFIX = "waq:metrics:"
 METRICS_SEND_KEY_PREFIX = METRICS_KEY_PREFIX + "send:"
 METRICS_SERIES_KEY = METRICS_KEY_PREFIX + "send-series"
 METRICS_RETRIES_KEY = METRICS_KEY_PREFIX + "retries"
+METRICS_KINDS_KEY = METRICS_KEY_PREFIX + "sent-kinds"
 
 # The store's tables (SQLite) and collections (MongoDB), the same names in both.
 MESSAGES = "messages"

@@ -305,6 +305,36 @@
     $("unverified-hint").hidden = !page.items.some((m) => m.last_error_class === UNVERIFIED);
   }
 
+  // A message's text, and for a media message its file: kind, name and size, with a link that downloads the file
+  // (fetched with the key, which a plain link could not carry).
+  function textCell(message) {
+    const cell = el("td", { "data-label": "Text", title: message.text }, truncate(message.text, 80));
+    const media = message.media;
+    if (!media) return cell;
+    const link = el("a", { href: "#", className: "media-file", "data-id": message.id },
+      media.kind + " " + media.filename + " (" + sizeText(media.size) + ")");
+    link.addEventListener("click", async (event) => {
+      event.preventDefault();
+      try {
+        const blob = await (await api("/messages/" + encodeURIComponent(message.id) + "/media")).blob();
+        const url = URL.createObjectURL(blob);
+        const save = el("a", { href: url, download: media.filename });
+        document.body.appendChild(save);
+        save.click();
+        save.remove();
+        setTimeout(() => URL.revokeObjectURL(url), 10000);
+      } catch (error) {
+        notice("The file could not be fetched: " + error.message, "error");
+      }
+    });
+    cell.prepend(link, el("br"));
+    return cell;
+  }
+
+  function sizeText(bytes) {
+    return bytes >= 1e6 ? (bytes / 1e6).toFixed(1) + " MB" : Math.max(1, Math.round(bytes / 1e3)) + " kB";
+  }
+
   function failedRow(message) {
     // OutcomeUnverified: the send was clicked (or may have been) and the chat could not be read to confirm it. Only
     // the phone can tell: the operator looks, then marks it as sent or retries it.
@@ -323,7 +353,7 @@
       el("td", { "data-label": "Phone", className: "failed-phone" }, message.phone),
       errorCell,
       el("td", { "data-label": "Attempts" }, message.attempts),
-      el("td", { "data-label": "Text", title: message.text }, truncate(message.text, 80)),
+      textCell(message),
     );
     const actions = el("td", { className: "actions" });
     const retry = el("button", { type: "button", className: "retry-one", "data-id": message.id }, "Retry");
@@ -381,7 +411,7 @@
       el("td", { "data-label": "Phone" }, message.phone),
       el("td", { "data-label": "Error" }, error || "—"),
       el("td", { "data-label": "Attempts" }, message.attempts),
-      el("td", { "data-label": "Text", title: message.text }, truncate(message.text, 80)),
+      textCell(message),
     );
     return row;
   }

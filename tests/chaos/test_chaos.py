@@ -1,11 +1,13 @@
-"""Chaos: the whole stack as real processes (redis-server, two session workers driving Chromium on the simulator,
-beat, the API under gunicorn) while a seeded random generator applies rounds of faults: SIGKILL a worker, SIGKILL a
-Chrome, restart Redis with its data gone, restart beat or the API, and simulator faults (drops before and after the
-click, a disconnected phone, slow sends). A producer keeps enqueuing through the API meanwhile, retrying with the
-same Idempotency-Key when the API is down. At the end every accepted message must be `sent` exactly once according
-to the simulator, or `failed` with its reason: none lost, none sent twice. The producer mixes priorities and gives
-some messages a short time-to-live, and a second client cancels some of what was accepted: a message `expired` or
-`cancelled` must never have reached the simulator, and none was marked for its click at or after its expiry.
+"""Chaos: the whole stack as real processes (redis-server, two session workers driving Chromium on the simulator, beat,
+the API under gunicorn) while a seeded random generator applies rounds of faults: SIGKILL a worker, SIGKILL a Chrome,
+restart Redis with its data gone, restart beat or the API, and simulator faults (drops before and after the click, a
+disconnected phone, slow sends). A producer keeps enqueuing through the API meanwhile, retrying with the same
+Idempotency-Key when the API is down; a fifth of its messages carry a file (a PDF, a JPEG or an MP4 uploaded through
+POST /media), which must arrive byte for byte. At the end every accepted message must be `sent` exactly once
+according to the simulator, or `failed` with its reason: none lost, none sent twice. The producer mixes priorities
+and gives some messages a short time-to-live, and a second client cancels some of what was accepted: a message
+`expired` or `cancelled` must never have reached the simulator, and none was marked for its click at or after its
+expiry.
 
 The short form runs in `make test` with a fixed seed: each kind of fault once, in a seeded order. `make test-long`
 (pytest --long) runs the long one with a random seed and the page's clock 4 minutes behind the workers'. Any seed
@@ -15,6 +17,7 @@ Both forms run twice: on a SQLite store and on a MongoDB one (FerretDB built by 
 from __future__ import annotations
 
 import collections
+import hashlib
 import random
 import threading
 import time
@@ -27,6 +30,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import requests
 
+from tests.helpers import media_samples as samples
 from tests.helpers.services import isolated_redis
 from tests.helpers.stack import ACCOUNTS, ADMIN_KEY, Stack
 from tests.helpers.stores import STORES
@@ -49,7 +53,25 @@ class Producer:
     rng: random.Random
     phones: list[str]
     accepted: dict[str, tuple[str, str]] = field(default_factory=dict)  # id -> (phone, text)
+    files: dict[str, str] = field(default_factory=dict)  # id -> the SHA-256 of a media message's file
     errors: int = 0
+
+    def upload(self, session: requests.Session, n: int) -> tuple[str, str]:
+        """A file stored through POST /media (retried while the API is down): its upload id and SHA-256."""
+        name, data = self.rng.choice((("invoice.pdf", samples.pdf), ("photo.jpg", samples.jpeg),
+                                      ("clip.mp4", samples.mp4)))
+        data = data(self.rng.randint(20_000, 60_000))
+        while True:
+            try:
+                response = session.post(f"{self.stack.api_url}/api/whatsapp/media", timeout=10,
+                                        files={"file": (f"{n}-{name}", data)}, headers={"X-API-Key": ADMIN_KEY})
+                if response.status_code == 201:
+                    return response.json()["id"], hashlib.sha256(data).hexdigest()
+                assert response.status_code >= 500, response.text
+            except requests.RequestException:
+                pass
+            self.errors += 1
+            time.sleep(0.3)
 
     def run(self) -> None:
         session = requests.Session()
@@ -58,6 +80,10 @@ class Producer:
             text = f"chaos {n} {uuid.uuid4().hex[:8]}"
             key = f"chaos-{n}"
             body = {"phone": phone, "text": text, "priority": self.rng.choice(("high", "normal", "normal", "low"))}
+            digest = None
+            if self.rng.random() < 0.2:  # a media message: the text is its caption
+                upload, digest = self.upload(session, n)
+                body["media"] = {"id": upload}
             if self.rng.random() < 0.2:  # some expire while the faults hold the queue up
                 body["ttl_s"] = self.rng.randint(5, 60)
             while True:  # a producer that wants its message in: same key until the API says yes
@@ -67,6 +93,8 @@ class Producer:
                                             headers={"X-API-Key": ADMIN_KEY, "Idempotency-Key": key})
                     if response.status_code in (200, 202):
                         self.accepted[response.json()["id"]] = (phone, text)
+                        if digest is not None:
+                            self.files[response.json()["id"]] = digest
                         break
                     assert response.status_code >= 500, response.text  # never a 4xx for a good request
                 except requests.RequestException:
@@ -213,6 +241,12 @@ def check(stack: Stack, producer: Producer, applied: list[str], canceller: Cance
             assert message.status is MessageStatus.FAILED, (mid, message.status)
             assert message.last_error_class, f"{mid} failed without a reason"
             assert seen <= 1, f"{mid} failed but was sent {seen} times"
+    # Media messages: what arrived is the file that was uploaded, byte for byte.
+    arrived = {(str(m["to"]), str(m["caption"])): m["sha256"] for m in stack.sim.state.media_messages()}
+    for mid, digest in producer.files.items():
+        phone, text = producer.accepted[mid]
+        if store.get(mid).status is MessageStatus.SENT:
+            assert arrived[(phone.lstrip("+"), text)] == digest, f"{mid}: another file arrived"
     ours = {(p.lstrip("+"), t) for p, t in producer.accepted.values()}
     strangers = [k for k in counts if k not in ours]
     assert not strangers, f"the simulator got messages nobody accepted: {strangers[:3]}"
@@ -232,7 +266,8 @@ def check(stack: Stack, producer: Producer, applied: list[str], canceller: Cance
     print(f"  sends per session and day: {sorted(per_session.values())}")
     print(f"  faults applied: {len(applied)}; producer retries: {producer.errors}; cancels won "
           f"{len(canceller.cancelled)}, refused {canceller.refused}")
-    print(f"  accepted {len(producer.accepted)}: {dict(statuses)}; simulator received {sum(counts.values())}")
+    print(f"  accepted {len(producer.accepted)} ({len(producer.files)} with a file): {dict(statuses)}; simulator "
+          f"received {sum(counts.values())} ({len(arrived)} files)")
 
 
 def at(seconds: float) -> datetime:

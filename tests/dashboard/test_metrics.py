@@ -88,8 +88,8 @@ def test_store_values_at_scrape_time(client) -> None:  # noqa: ANN001
 def test_durations_and_retries_cross_processes(client) -> None:  # noqa: ANN001
     # Another process (as a worker would) records three sends into the broker Redis.
     code = ("from wa_queue import metrics_sink as m; "
-            "assert m.record_send('primary', 3.0, 'sent'); assert m.record_send('primary', 0.4, 'sent'); "
-            "assert m.record_send('secondary', 150, 'retry')")
+            "assert m.record_send('primary', 3.0, 'sent'); assert m.record_send('primary', 0.4, 'sent', 'document'); "
+            "assert m.record_send('secondary', 150, 'retry', 'image')")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
     samples = scrape(client)
     primary = (("outcome", "sent"), ("session", "primary"))
@@ -103,6 +103,10 @@ def test_durations_and_retries_cross_processes(client) -> None:  # noqa: ANN001
     assert samples[("waq_send_duration_seconds_bucket", (("le", "+Inf"), *secondary))] == 1
     assert samples[("waq_send_retries_total", (("session", "secondary"),))] == 1
     assert ("waq_send_retries_total", (("session", "primary"),)) not in samples
+    # Sends by kind count the sent ones only: a text and a document of primary, not secondary's retried image.
+    assert samples[("waq_sent_by_kind_total", (("kind", "text"), ("session", "primary")))] == 1
+    assert samples[("waq_sent_by_kind_total", (("kind", "document"), ("session", "primary")))] == 1
+    assert not any(name == "waq_sent_by_kind_total" and ("session", "secondary") in labels for name, labels in samples)
 
 
 def test_a_broker_outage_is_reported_not_raised(client) -> None:  # noqa: ANN001

@@ -2,6 +2,7 @@
 
     python bench/browser.py [--sends 60] [--boot-delay 3] [--markup 2026-08]
     python bench/browser.py --options [--sends 500] [--rows baseline,renderer-limit,...,kept] [--kept a,b]
+    python bench/browser.py --media [--sends 100] [--rounds 3]
 
 Each message is what Delivery does: a number check, then the send.
 
@@ -19,6 +20,11 @@ the number of processes, the send median, how many other Chrome processes ran be
 of process. Then the Celery worker's own memory (a `waq worker` on the simulator, its Python processes: one with the
 threads or solo pool, a main process and its child with prefork; Chrome not counted; bench/worker_memory.py compares
 the pools).
+--media: media messages beside text in the same run, B = 0, the default memory options: the send median per kind
+(document, image, audio, video) and size (100 KB, 1 MB, 10 MB; photos up to 5 MB, WhatsApp's cap), each a number
+check and an attach-caption-send on one page load, `--rounds` sends of each, text sends interleaved as the baseline;
+then Chrome's PSS after --sends media sends (the four kinds at 1 MB in turn) against a fresh Chrome's after --sends
+text sends. Goals: a 1 MB document under 3 s on the simulator, PSS within 10% of text's.
 --private-chrome DIR runs a copy of Chrome's folder made in DIR: Chromes that others run on the machine map other
 files, so they take no share of this one's pages (a share that lowers PSS).
 """
@@ -49,6 +55,7 @@ from wa_queue.settings import Settings  # noqa: E402
 from wa_queue.simulator import pairing  # noqa: E402
 from wa_queue.simulator.app import create_app  # noqa: E402
 from wa_queue.simulator.profiles import DEFAULT_MARKUP  # noqa: E402
+from wa_queue.transport.base import Attachment  # noqa: E402
 from wa_queue.transport.chrome_options import MEMORY_OPTIONS  # noqa: E402
 from wa_queue.transport.selenium import SeleniumSender  # noqa: E402
 
@@ -162,6 +169,105 @@ def run(args: argparse.Namespace, boot_delay_s: float, loads: str, memory_option
             "restarts": sender.chrome.restarts - 1, "leftover": leftover}
 
 
+MEDIA_SIZES = (100_000, 1_000_000, 10_000_000)
+MEDIA_KINDS = ("document", "image", "audio", "video")
+
+
+def media_file(kind: str, size: int, folder: Path, n: int) -> Attachment:
+    """A file of `kind` and `size` under `folder`, checked as wa-queue checks it (random bytes after real headers)."""
+    from tests.helpers import media_samples as samples
+    from wa_queue.media.rules import check_file
+
+    make, ext = {"document": (samples.pdf, "pdf"), "image": (samples.jpeg, "jpg"), "audio": (samples.mp3, "mp3"),
+                 "video": (samples.mp4, "mp4")}[kind]
+    data = make(size)
+    path = folder / f"{kind}-{size}-{n}.{ext}"
+    path.write_bytes(data)
+    return Attachment(path, check_file(data, path.name, None, Settings.from_env({"WAQ_MEDIA_MAX_IMAGE_MB": "16"})))
+
+
+def media_sender(args: argparse.Namespace, base: str, data_dir: Path) -> SeleniumSender:
+    settings = Settings.from_env({
+        "WAQ_DATA_DIR": str(data_dir), "WAQ_WHATSAPP_URL": base, "WAQ_HEADLESS": str(not args.headful),
+        "WAQ_SEND_TIMEOUT_S": "30", "WAQ_CHROME_RECYCLE_SENDS": str(max(args.recycle_sends, 2 * args.sends + 10)),
+        **({"WAQ_CHROME_BINARY": args.chrome[0], "WAQ_CHROMEDRIVER": args.chrome[1]} if args.chrome else {}),
+    })
+    sender = SeleniumSender("bench", settings)
+    pairing.log_in(sender, base, ACCOUNT, interval_s=0.3)
+    return sender
+
+
+def timed_send(sender: SeleniumSender, i: int, text: str, media: Attachment | None) -> tuple[float, float]:
+    """(seconds of the number check and the send, seconds of the send alone)."""
+    phone = f"+1555200{i % 50:04d}"
+    started = time.perf_counter()
+    sender.is_registered(phone)
+    sending = time.perf_counter()
+    sender.send(phone, text, ref=f"media-bench-{i}", media=media)
+    done = time.perf_counter()
+    return done - started, done - sending
+
+
+def main_media(args: argparse.Namespace) -> None:
+    server, base = start_simulator(args.markup, 0.0)
+    data_dir = Path(tempfile.mkdtemp(prefix="waq-bench-media-"))
+    files = data_dir / "files"
+    files.mkdir()
+    times: dict[tuple[str, int], list[tuple[float, float]]] = {}
+    text_times: list[tuple[float, float]] = []
+    i = 0
+    print(f"strict simulator, profile {args.markup}, upload {8000} KB/s (its default); {args.rounds} sends of each "
+          "kind and size, a text send between every two")
+    try:
+        sender = media_sender(args, base, data_dir)
+        try:
+            for _ in range(args.rounds):
+                for kind in MEDIA_KINDS:
+                    for size in MEDIA_SIZES:
+                        if kind == "image" and size > 5_000_000:
+                            continue  # over WhatsApp's photo cap: sent as a document instead, counted there
+                        i += 1
+                        times.setdefault((kind, size), []).append(
+                            timed_send(sender, i, f"caption {i}" if kind != "audio" else "",
+                                       media_file(kind, size, files, i)))
+                        i += 1
+                        text_times.append(timed_send(sender, i, f"Benchmark text {i}: your *order* has shipped",
+                                                     None))
+        finally:
+            sender.close()
+        sent = requests.get(f"{base}/__sim__/media", timeout=10).json()
+        def medians(values: list[tuple[float, float]]) -> tuple[float, float]:
+            return statistics.median(v[0] for v in values), statistics.median(v[1] for v in values)
+
+        text_message, text_send = medians(text_times)
+        print(f"{'kind':>9} {'size':>11} {'msg median':>10} {'send median':>11} {'send x text':>11}")
+        for (kind, size), values in times.items():
+            message, send = medians(values)
+            print(f"{kind:>9} {size:>11,} {message:>10.3f} {send:>11.3f} {send / text_send:>11.2f}")
+        print(f"{'text':>9} {'':>11} {text_message:>10.3f} {text_send:>11.3f} {1.0:>11.2f}   ({len(text_times)} sends)")
+        document = medians(times[("document", 1_000_000)])[1]
+        print(f"goal: a 1 MB document's send under 3 s: {document:.3f} s, {'met' if document < 3 else 'missed'}; "
+              f"{len(sent)} media messages recorded by the simulator for {sum(len(v) for v in times.values())} sent")
+        pss = {}
+        for label in ("text", "media"):
+            sender = media_sender(args, base, data_dir / label)
+            try:
+                for n in range(1, args.sends + 1):
+                    media = media_file(MEDIA_KINDS[n % 4], 1_000_000, files, 10_000 + n) if label == "media" else None
+                    timed_send(sender, 20_000 + n, f"{label} {n}" if n % 4 != 2 or label == "text" else "", media)
+                    if media is not None:
+                        media.path.unlink()
+                pids = [p for p in sender.chrome.browser_pids() if procs.alive(p)]
+                pss[label] = procs.pss_kib(pids) / 1024
+            finally:
+                sender.close()
+        print(f"Chrome's PSS after {args.sends} sends: text {pss['text']:.1f} MiB, media (1 MB each, the four kinds) "
+              f"{pss['media']:.1f} MiB: {pss['media'] / pss['text']:.2f}x (goal: within 10%)")
+    finally:
+        server.shutdown()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
 def worker_memory(args: argparse.Namespace) -> list[tuple[str, float]]:
     """A real `waq worker` (WAQ_WORKER_POOL's pool, concurrency 1) for one session on the simulator, its own Redis
     and a SQLite store: PSS of each of its Python processes once the session's Chrome has started (Chrome and
@@ -244,6 +350,8 @@ def main() -> None:
     parser.add_argument("--rows", help="--options: the rows, comma-separated: baseline, option names, kept")
     parser.add_argument("--kept", help="--options: the kept combination (default: WAQ_CHROME_MEMORY_OPTIONS' default)")
     parser.add_argument("--no-worker", action="store_true", help="--options: skip the Celery worker's memory")
+    parser.add_argument("--media", action="store_true", help="media sends by kind and size beside text (see above)")
+    parser.add_argument("--rounds", type=int, default=3, help="--media: sends of each kind and size")
     parser.add_argument("--private-chrome", type=Path, metavar="DIR",
                         help="run a copy of Chrome made in DIR (once), so that other Chromes do not share its pages")
     args = parser.parse_args()
@@ -256,6 +364,9 @@ def main() -> None:
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one access-log line per request otherwise
     if args.options:
         main_options(args)
+        return
+    if args.media:
+        main_media(args)
         return
     print(f"strict simulator, profile {args.markup}; {args.sends} messages per row, each a number check and a send")
     rows = [run(args, boot, loads) for boot in (0.0, args.boot_delay) for loads in ("two", "one")]

@@ -52,6 +52,10 @@ class World(abc.ABC):
         """What reached WhatsApp for phone, oldest first: {"text", "wa_id"}."""
 
     @abc.abstractmethod
+    def sent_media(self, phone: str) -> list[dict[str, str]]:
+        """The files that reached WhatsApp for phone, oldest first: {"kind", "filename", "sha256", "caption"}."""
+
+    @abc.abstractmethod
     def new_sender(self, session: str) -> MessageSender:
         """Another sender of the same kind, not connected."""
 
@@ -86,6 +90,10 @@ class FakeWorld(World):
     def sent(self, phone: str) -> list[dict[str, str]]:
         return [{"text": e["text"], "wa_id": e["wa_id"]} for e in read_log(self.log) if e["phone"] == phone]
 
+    def sent_media(self, phone: str) -> list[dict[str, str]]:
+        return [{"kind": e["media"]["kind"], "filename": e["media"]["filename"], "sha256": e["media"]["sha256"],
+                 "caption": e["text"]} for e in read_log(self.log) if e["phone"] == phone and e.get("media")]
+
     def new_sender(self, session: str) -> MessageSender:
         return FakeSender(session, self.log, self.control_path)
 
@@ -118,6 +126,13 @@ class SimWorld(World):
 
     def sent(self, phone: str) -> list[dict[str, str]]:
         return [{"text": m["text"], "wa_id": m["id"]} for m in self.sim.sent() if m["to"] == phone.lstrip("+")]
+
+    def sent_media(self, phone: str) -> list[dict[str, str]]:
+        import requests
+
+        return [{"kind": m["kind"], "filename": m["filename"], "sha256": m["sha256"], "caption": m["caption"]}
+                for m in requests.get(self.sim.url + "/__sim__/media", timeout=5).json()
+                if m["to"] == phone.lstrip("+")]
 
     def new_sender(self, session: str) -> MessageSender:
         return SeleniumSender(session, self.settings)
@@ -215,6 +230,28 @@ class TestSenderContract:
         later = datetime.now(UTC) + timedelta(minutes=10)
         with pytest.raises(errors.OutcomeUnverified, match="no picture"):
             sender.find_sent(FRIEND, text, ref="reminder", since=later)
+
+    def test_a_file_arrives_once_as_its_bytes_and_find_sent_knows_its_row(self, world: World, sender: MessageSender,
+                                                                         tmp_path: Path) -> None:
+        from tests.helpers import media_samples as samples
+        from wa_queue.media.rules import check_file
+        from wa_queue.models import MediaRef
+        from wa_queue.settings import Settings
+        from wa_queue.transport.base import Attachment
+
+        path = tmp_path / "invoice 42.pdf"
+        path.write_bytes(samples.pdf(30_000))
+        ref = check_file(path.read_bytes(), path.name, None, Settings.from_env({}))
+        receipt = sender.send(FRIEND, "Your invoice", ref="pdf", media=Attachment(path, ref))
+        assert receipt.status in TICKS
+        assert world.sent_media(FRIEND) == [{"kind": "document", "filename": "invoice 42.pdf", "sha256": ref.sha256,
+                                             "caption": "Your invoice"}]
+        found = sender.find_sent(FRIEND, "Your invoice", ref="pdf", media=ref)
+        assert found is not None and found.wa_id == receipt.wa_id
+        another = MediaRef(ref.sha256, ref.size, ref.mimetype, "another.pdf", ref.kind)
+        assert sender.find_sent(FRIEND, "Your invoice", ref="pdf", media=another) is None  # another file: not there
+        with pytest.raises(errors.OutcomeUnverified):  # a text message with the caption's text: a file cannot tell
+            sender.find_sent(FRIEND, "Your invoice", ref="pdf")
 
     def test_a_mark_refused_before_the_click_sends_nothing(self, world: World, sender: MessageSender) -> None:
         with pytest.raises(errors.SendAborted):

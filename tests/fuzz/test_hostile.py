@@ -387,7 +387,8 @@ def test_chunked_body_over_the_cap_is_413(live) -> None:  # noqa: ANN001
 # ---- schemathesis with the producer key -------------------------------------------------------------------------
 CHECKS = [not_a_server_error, response_schema_conformance, status_code_conformance]
 # The operations a producer key may call (a batch: its own messages of it); every other one must answer 403.
-PRODUCER_PATHS = ("/api/whatsapp/messages", "/api/whatsapp/quota", "/api/whatsapp/batches", "/healthz")
+PRODUCER_PATHS = ("/api/whatsapp/messages", "/api/whatsapp/quota", "/api/whatsapp/batches", "/api/whatsapp/media",
+                  "/healthz")
 
 
 @pytest.fixture

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from wa_queue.broker.recording import RecordingPublisher
 from wa_queue.delivery import Delivery
+from wa_queue.media.files import DirectoryMediaFiles
 from wa_queue.settings import Settings
 from wa_queue.store.sqlite import SQLiteStore
 from wa_queue.transport.fake import FakeSender
@@ -46,7 +47,8 @@ def delivery_world(tmp_path: Path, start: datetime, env: dict[str, str]) -> Iter
         sender = FakeSender(session, settings.fake_log, settings.fake_control)
         sender.connect()
         return Delivery(store=store, settings=settings, session=session, owner=f"{session}/test/1", sender=sender,
-                        rng=random.Random(7), clock=clock, sleep=clock.sleep, publisher=recording)
+                        rng=random.Random(7), clock=clock, sleep=clock.sleep, publisher=recording,
+                        media_files=DirectoryMediaFiles(tmp_path / "media"))
 
     for name in settings.sessions:
         store.update_session(name, status="connected", heartbeat_at=start)

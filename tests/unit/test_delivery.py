@@ -370,3 +370,44 @@ def test_a_mark_refused_at_the_click_sends_nothing(env, monkeypatch) -> None:  #
     outcome = delivery.process(other, 0)
     assert outcome.kind in ("released", "parked") and store.get(other).attempts == 0
     assert read_log(settings.fake_log) == []
+
+
+def _media_message(store: SQLiteStore, tmp_path: Path, data: bytes, *, put: bool = True) -> tuple[str, str]:
+    import hashlib
+
+    from wa_queue.media.files import DirectoryMediaFiles
+    from wa_queue.models import MediaKind, MediaRef
+
+    digest = hashlib.sha256(data).hexdigest()
+    if put:
+        DirectoryMediaFiles(tmp_path / "media").put(digest, data)
+    ref = MediaRef(digest, len(data), "application/pdf", "invoice 42.pdf", MediaKind.DOCUMENT)
+    return store.insert(NewMessage(phone=PHONE, text="Your invoice", media=ref), T0)[0].id, digest
+
+
+def test_a_media_message_is_sent_with_its_stored_bytes_and_its_copy_removed(env, tmp_path: Path) -> None:  # noqa: ANN001
+    settings, store, _, _, make, _ = env
+    mid, digest = _media_message(store, tmp_path, b"%PDF-1.7 an invoice")
+    assert make().process(mid, 0).kind == "sent"
+    [entry] = read_log(settings.fake_log)
+    assert entry["media"] == {"kind": "document", "filename": "invoice 42.pdf", "size": 19, "sha256": digest}
+    assert entry["text"] == "Your invoice"
+    assert not any((Path(settings.data_dir) / "outbox" / "primary").iterdir())  # the worker's copy is gone
+
+
+def test_a_media_message_whose_file_is_gone_fails_for_an_operator(env, tmp_path: Path) -> None:  # noqa: ANN001
+    settings, store, _, _, make, _ = env
+    mid, _ = _media_message(store, tmp_path, b"%PDF-1.7 never stored", put=False)
+    assert make().process(mid, 0).kind == "failed"
+    message = store.get(mid)
+    assert message.status is MessageStatus.FAILED and message.last_error_class == "MediaMissing"
+    assert message.sending_at is None  # nothing was marked: no click, no doubt
+    assert read_log(settings.fake_log) == []
+
+
+def test_a_corrupted_file_is_never_sent(env, tmp_path: Path) -> None:  # noqa: ANN001
+    settings, store, _, _, make, _ = env
+    mid, digest = _media_message(store, tmp_path, b"%PDF-1.7 the original")
+    (tmp_path / "media" / digest[:2] / digest).write_bytes(b"%PDF-1.7 changed on disk")
+    assert make().process(mid, 0).kind == "failed"
+    assert store.get(mid).last_error_class == "MediaMissing" and read_log(settings.fake_log) == []

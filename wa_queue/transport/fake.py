@@ -248,6 +248,9 @@ class FakeSender(MessageSender):
             if entry.get("ref") != ref or entry.get("text") != text or entry["wa_id"] in seen | others:
                 continue
             shown = entry.get("media") or {}
+            if media is None and shown:  # chat.py: a file shown with a text message's very text cannot be told
+                raise errors.OutcomeUnverified(f"sent? could not be verified in the chat with {phone}: a file with "
+                                               "this text is there")
             if media is not None and (shown.get("kind"), shown.get("filename")) != (plain(media.kind), media.filename):
                 continue
             if picture is None and since is not None and datetime.fromisoformat(entry["at"]) < since:

@@ -12,7 +12,7 @@ from werkzeug.datastructures import FileStorage
 
 from api import auth
 from api.context import current_hub
-from api.errors import ApiError, bad_request, error_model, load_or_404, responses
+from api.errors import ApiError, bad_request, error_model, responses
 from api.messages import load
 from api.openapi import MESSAGE_ID_PATTERN
 from wa_queue import operations
@@ -101,5 +101,3 @@ class MessageMedia(Resource):
             "Content-Disposition": f'attachment; filename="{name.encode("ascii", "replace").decode()}"',
             "X-Content-Type-Options": "nosniff", "X-Media-Type": message.media.mimetype})
 
-
-__all__ = ["load_or_404", "ns"]

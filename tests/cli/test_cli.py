@@ -44,8 +44,8 @@ def test_enqueue_json_and_idempotency(waq_env: dict[str, str]) -> None:
     assert conflict.exit_code == 1 and "k1" in conflict.stderr
 
 
-@pytest.mark.parametrize("args", [[], [PHONE], ["--file", __file__, PHONE, "x"], ["+14155550123", "x", "--session",
-                                                                                     "nosuch"]])
+@pytest.mark.parametrize("args", [[], [PHONE], ["--csv", __file__, PHONE, "x"], ["+14155550123", "x", "--session",
+                                                                                    "nosuch"]])
 def test_enqueue_bad_usage_is_exit_2(waq_env: dict[str, str], args: list[str]) -> None:
     result = waq("enqueue", *args)
     assert result.exit_code == 2, result.output
@@ -77,8 +77,8 @@ def test_enqueue_csv_all_good_is_exit_0_in_batches_of_500(waq_env: dict[str, str
     csv_file = tmp_path / "many.csv"
     csv_file.write_text("phone,text\n" + "".join(f"+1415555{i:04d},message {i}\n" for i in range(1201)))
     batches: list[int] = []
-    real = operations.enqueue_many
-    monkeypatch.setattr(operations, "enqueue_many", lambda app, items: batches.append(len(items)) or real(app, items))
+    real = operations.submit
+    monkeypatch.setattr(operations, "submit", lambda app, news: batches.append(len(news)) or real(app, news))
     result = waq("enqueue", "--file", str(csv_file), "--json")
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout)

@@ -105,7 +105,10 @@ def _upload(upload_id: object, store: MessageStore, settings: Settings, now: dat
     # Another key's upload reads as unknown: ids are not shared between producers.
     if upload is None or (upload.enqueued_by is not None and upload.enqueued_by != owner):
         raise MediaNotFound(f"media.id {upload_id!r} is not a file this key uploaded (or it was collected)", "media")
-    if upload.created_at < now - timedelta(hours=settings.media_upload_ttl_h) + timedelta(seconds=GRACE_S):
+    # Refused a little before the collector may take it (by its grace, or half the time to live if that is shorter):
+    # a message committed with it is then named before the file can go.
+    ttl = timedelta(hours=settings.media_upload_ttl_h)
+    if upload.created_at < now - ttl + min(timedelta(seconds=GRACE_S), ttl / 2):
         raise MediaNotFound(f"media.id {upload_id!r} is older than WAQ_MEDIA_UPLOAD_TTL_H "
                               f"({settings.media_upload_ttl_h:g} h): upload the file again", "media")
     return rules.check_stored(upload.media, kind, settings)

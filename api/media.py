@@ -86,14 +86,14 @@ class MessageMedia(Resource):
     @ns.doc(security=auth.SCHEME)
     @ns.produces(["application/octet-stream", "application/json"])
     @ns.response(200, "The file's bytes, as an attachment", schema={"type": "file"})
-    @responses(ns, 401, 403, (404, "No such message, a message without a file, or its file is gone"),
-               (503, "The store is unavailable"))
+    @responses(ns, 401, 403, (404, "No such message, or its file is gone from the media store"),
+               (409, "The message is a text message: it has no file"), (503, "The store is unavailable"))
     @auth.requires(auth.ADMIN)
     def get(self, message_id: str) -> Response:
         """The file a media message sends (admin)."""
         message = load(message_id)
         if message.media is None:
-            raise ApiError(404, f"Message {message.id} has no file.", {"id": message.id})
+            raise ApiError(409, f"Message {message.id} is a text message: it has no file.", {"id": message.id})
         data = operations.media_bytes(current_hub(), message)
         # Always an attachment, never shown inline: a file is a producer's bytes, not this site's content.
         name = message.media.filename.replace('"', "")

@@ -1,8 +1,8 @@
 """The API document as a stock tool sees it: `schemathesis run` from the command line, with its default checks
 (every one: schema-valid data must be accepted, schema-invalid data refused, statuses, content types and bodies as
-documented, ...) and one allowance (schemathesis-stock.toml: an uploaded file's bytes decide its type, which no
-schema can say), against the served document and gunicorn as the Procfile runs it (its worker class and worker
-count), on the default settings.
+documented, ...) and the upload's allowances (schemathesis-stock.toml: an uploaded file's bytes decide its type,
+which no schema can say, and its negative multipart cases still carry the file), against the served document and
+gunicorn as the Procfile runs it (its worker class and worker count), on the default settings.
 
 What this holds the document to: every rule of an enqueue is in it (the phone's pattern is the whole phone rule,
 the callback URL's pattern the whole rule of its form, times that cannot hold together are 409), and gunicorn's own

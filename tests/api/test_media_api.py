@@ -62,7 +62,7 @@ def test_the_caption_may_come_as_text_and_an_upload_may_be_sent_as_a_document(cl
     (samples.pdf(), "a.pdf", {"kind": "image"}, 400, "cannot be sent as image"),
     (b"\x00\x01\x02\x03", "a.bin", {}, 400, "no type accepted"),
     (samples.jpeg(70_000), "big.jpg", {}, 413, "WAQ_MEDIA_MAX_IMAGE_MB"),
-])
+], ids=["empty", "png-named-pdf", "pdf-as-image", "no-type", "too-big"])  # the bytes are random: not in the ids
 def test_files_that_cannot_be_sent_are_refused_naming_media(client, monkeypatch, data: bytes, name: str,  # noqa: ANN001
                                                             form: dict, status: int, words: str) -> None:
     from dataclasses import replace

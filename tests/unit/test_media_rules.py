@@ -33,7 +33,7 @@ def docx() -> bytes:
     (b"#!AMR\n" + b"\0" * 10, "", sniff.AMR), (b"\xff\xf1\x50\x80" + b"\0" * 10, "", sniff.AAC),
     (docx(), "", sniff.DOCX), (b"name,total\nann,3\n", "orders.csv", sniff.CSV), ("héllo\n".encode(), "", sniff.TEXT),
     (b"\x00\x01\x02binary", "", None), (b"MZ\x90\x00", "setup.exe", None),
-])
+], ids=lambda value: None if isinstance(value, str | type(None)) else "bytes")
 def test_the_type_comes_from_the_bytes(data: bytes, name: str, expected: str | None) -> None:
     assert sniff.sniff(data, name) == expected
 
@@ -63,7 +63,7 @@ def test_the_ref_holds_the_hash_size_type_and_a_name() -> None:
     (b"\x00\x01\x02", "a.bin", None, "no type accepted"),
     (samples.pdf(), "../etc/passwd", None, "plain file name"),
     (samples.pdf(), "a\x00.pdf", None, "plain file name"),
-])
+], ids=["empty", "png-named-pdf", "pdf-named-jpg", "pdf-as-image", "mp3-as-video", "no-type", "folder", "nul"])
 def test_files_that_cannot_be_sent_are_refused_naming_media(data: bytes, name: str, kind: MediaKind | None,
                                                             words: str) -> None:
     with pytest.raises(ValidationError) as caught:

@@ -16,16 +16,16 @@ from api.app import create_app
 from tests.helpers.openapi import (
     ADMIN,
     ADMIN_KEY,
+    CHECKS,
     MAX_REQUEST_BYTES,
     Tally,
     config,
     counting,
-    refused_only_for_what_the_schema_cannot_say,
 )
 from wa_queue.hub import close_default_hub, default_hub
 from wa_queue.models import NewMessage, utcnow
 
-EXTRA = [refused_only_for_what_the_schema_cannot_say]
+EXTRA = CHECKS
 
 
 @pytest.fixture(scope="module")

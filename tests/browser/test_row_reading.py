@@ -103,7 +103,9 @@ def test_ids_rows_and_the_chat_contract(driver: Any) -> None:
     assert [(r["id"], r["status"], r["dir_by"], r["pre"], r["text"]) for r in chat["out"]] == [
         ("true_4915112345678@c.us_B1", "sent", "id", "[10:00, 12/1/2026] Me: ", "hi"),
         ("3EB0FF", "delivered", "status", "[9:05, 1/2/2026] Me: ", "yo")]
-    assert set(chat["out"][0]) == {"id", "dir", "dir_by", "tail", "status", "text", "more", "pre", "times"}
+    assert set(chat["out"][0]) == {"id", "dir", "dir_by", "tail", "status", "text", "more", "pre", "times",
+                                     "media"}
+    assert chat["out"][0]["media"] is None and chat["out"][1]["media"] is None  # text rows
     assert len(chat["out"][0]["times"]) == 2  # 12/1 read both ways
     zone = driver.execute_script("return Intl.DateTimeFormat().resolvedOptions().timeZone")
     assert chat["zone"] == zone and isinstance(chat["now_ms"], int)

@@ -7,9 +7,12 @@ document states in words (16 KiB as JSON, 32 levels). So positive_data_acceptanc
 and `refused_only_for_what_the_schema_cannot_say` (run with the defaults) fails unless each such refusal is a body
 over the cap or names metadata that really breaks its rule. And a body over that cap is refused with 413, which
 negative_data_rejection also accepts where a body is read (see CONFIG). The upload (POST /media) may refuse a
-schema-valid file with 400 or 413 naming media: its bytes decide its type, which no schema can say. Every other rule
-is in the document (a message's text-or-media shape in its anyOf): tests/api/test_schemathesis_cli.py runs the stock
-`schemathesis run` against the default settings with only the upload's allowance.
+schema-valid file with 400 or 413 naming media: its bytes decide its type, which no schema can say. And the upload's
+invalid cases are judged as sent, not as generated (`upload_accepted_only_when_the_form_is_valid` replaces
+negative_data_rejection there): every multipart part is text, so "filename became an integer" is the string "7" on
+the wire, and a case meant to drop the file part may still carry one. Every other rule is in the document (a
+message's text-or-media shape in its anyOf): tests/api/test_schemathesis_cli.py runs the stock `schemathesis run`
+against the default settings with only the upload's allowances.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import json
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
+from io import BytesIO
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -25,6 +29,7 @@ from urllib.parse import urlsplit
 import requests
 import schemathesis
 from schemathesis.core.failures import Failure
+from werkzeug.formparser import parse_form_data
 
 from tests.helpers import procfile
 from tests.helpers.constants import ARTIFACTS
@@ -33,6 +38,7 @@ from tests.helpers.waiting import wait_for
 from wa_queue.devstack.ports import free_port
 from wa_queue.devstack.redis_server import RedisServer
 from wa_queue.errors import ValidationError
+from wa_queue.models import MediaKind
 
 ADMIN_KEY = "openapi-admin-key-0123456789ab"
 ADMIN = {"X-API-Key": ADMIN_KEY}
@@ -59,6 +65,11 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "3xx", "400", "401",
 include-name = {json.dumps([*ENQUEUE, MARK_SENT])}
 checks.negative_data_rejection.expected-statuses = ["400", "401", "403", "404", "405", "406", "409", "413", "415",
                                                     "422", "428", "429", "5xx"]
+
+# The upload's invalid cases are judged by the form as sent: upload_accepted_only_when_the_form_is_valid.
+[[operations]]
+include-name = {json.dumps([UPLOAD])}
+checks.negative_data_rejection.enabled = false
 """
 
 
@@ -121,6 +132,48 @@ def refused_only_for_what_the_schema_cannot_say(ctx: Any, response: Any, case: A
     return None
 
 
+class AcceptedAnInvalidUpload(Failure):
+    """An upload was stored although the form as sent breaks the documented rules."""
+
+    kind_title = "Invalid upload accepted"
+
+    @property
+    def _unique_key(self) -> str:
+        return self.message
+
+
+def _sent_form_problem(request: Any) -> str | None:
+    """What breaks the documented rules in the multipart form as it went over the wire, or None."""
+    body = request.body or b""
+    body = body.encode() if isinstance(body, str) else body
+    environ = {"REQUEST_METHOD": "POST", "CONTENT_TYPE": request.headers.get("Content-Type", ""),
+               "CONTENT_LENGTH": str(len(body)), "wsgi.input": BytesIO(body)}
+    _, form, files = parse_form_data(environ)
+    upload = files.get("file")
+    if upload is None or not upload.read(1):
+        return "no file part (or an empty one)"
+    if form.get("kind") not in (None, *(k.value for k in MediaKind)):
+        return f"kind {form.get('kind')!r}"
+    if form.get("as_document") not in (None, "true", "false"):
+        return f"as_document {form.get('as_document')!r}"
+    return None
+
+
+def upload_accepted_only_when_the_form_is_valid(ctx: Any, response: Any, case: Any) -> bool | None:  # noqa: ARG001
+    """negative_data_rejection for the upload, on the form as sent: a negative case may be stored only when what
+    reached the server is a valid form (its parts are text, so a type mutation of a text part is not one)."""
+    label = f"{case.method.upper()} {case.operation.path}"
+    meta = case.meta
+    if label != UPLOAD or meta is None or not meta.generation.mode.is_negative or response.status_code >= 300:
+        return None
+    problem = _sent_form_problem(response.request)
+    if problem is not None:
+        raise AcceptedAnInvalidUpload(operation=label, message=f"{response.status_code} for a form with {problem}")
+    return None
+
+
+CHECKS = [refused_only_for_what_the_schema_cannot_say, upload_accepted_only_when_the_form_is_valid]
+
 GUNICORN_REQUEST_LINE = 4094  # gunicorn's limit_request_line (its default, which deployments keep)
 
 
@@ -135,7 +188,7 @@ def call_and_check(case: Any) -> None:
     if response.status_code == 400 and line > GUNICORN_REQUEST_LINE:
         assert json.loads(response.content)["details"] == {"limit": "limit_request_line"}, response.content[:300]
         assert case.meta is not None and case.meta.generation.mode.is_negative, "over the limit with valid data"
-    case.validate_response(response, additional_checks=[refused_only_for_what_the_schema_cannot_say])
+    case.validate_response(response, additional_checks=CHECKS)
 
 
 @dataclass

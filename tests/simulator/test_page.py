@@ -115,7 +115,10 @@ def test_rows_follow_the_markup_profile(browser: Any, markup: str) -> None:
         testids = [b.get_attribute("data-testid") for b in bubbles[1:]]
         assert testids == ([f"conv-msg-{i}" for i in ids[1:]] if spec.get("testid") else [None] * 3)
         if markup == "2026-11":  # no msg-* icons: the ticks are an aria-label and the SVG <title>
-            assert not css(browser, f'{ROWS} [data-icon^="msg-"]') and not css(browser, "footer button")
+            assert not css(browser, f'{ROWS} [data-icon^="msg-"]')
+            # send is a div[role=button]; the footer's only <button> is the attach menu's (plus-rounded)
+            assert [len(b.find_elements("css selector", '[data-icon="plus-rounded"]'))
+                    for b in css(browser, "footer button")] == [1]
             titles = [t.get_attribute("textContent") for t in css(browser, f"{ROWS} {spec['read']}")]
             assert titles == ["wds-ic-read", "wds-ic-read"]
 

@@ -64,7 +64,9 @@ class Media(Resource):
         if request.mimetype != "multipart/form-data":
             raise ApiError(415, "Send the file as multipart/form-data, in a part named file.",
                            {"content_type": request.content_type or ""})
-        unknown = sorted(set(request.form) - {"kind", "as_document", "filename"} | set(request.files) - {"file"})
+        # A part whose name cannot be parsed comes with None for its name: named so, not compared with the others.
+        names = [*(set(request.form) - {"kind", "as_document", "filename"}), *(set(request.files) - {"file"})]
+        unknown = sorted("(a part without a readable name)" if name is None else name for name in names)
         if unknown:
             raise bad_request(f"Unknown field(s): {', '.join(unknown)}.", field=unknown[0], unknown=unknown)
         part = request.files.get("file")

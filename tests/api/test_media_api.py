@@ -81,6 +81,12 @@ def test_an_upload_is_multipart_with_a_file(client) -> None:  # noqa: ANN001
     assert assert_error(missing, 400)["details"]["field"] == "file"
     assert assert_error(upload(client, samples.pdf(), extra="1"), 400)["details"]["field"] == "extra"
     assert_error(upload(client, samples.pdf(), headers={}), 401)
+    # A part with no name (werkzeug gives it None) is an unknown field too, not a 500.
+    body = (b'--b1\r\nContent-Disposition: form-data\r\n\r\nx\r\n--b1\r\nContent-Disposition: form-data; '
+            b'name="file"; filename="a.pdf"\r\n\r\n' + samples.pdf() + b"\r\n--b1--\r\n")
+    nameless = client.post(f"{BASE}/media", headers=PRODUCER, content_type="multipart/form-data; boundary=b1",
+                           data=body)
+    assert assert_error(nameless, 400)["details"]["unknown"] == ["(a part without a readable name)"]
 
 
 def test_an_upload_is_its_keys_own(client) -> None:  # noqa: ANN001

@@ -351,7 +351,8 @@ class Messages(Resource):
                                         "than WAQ_MEDIA_UPLOAD_TTL_H); details.field: media"),
                (409, "The Idempotency-Key is used with another body, or a time cannot hold now "
                      "(send_at too far ahead, an expiry already past or before send_at, a "
-                     "send window never open for the number), or media.url gave no file that can be sent now"),
+                     "send window never open for the number), or media.url gave no file that can be sent now, or "
+                     "the number is on the suppression list (it opted out; details.field: phone)"),
                (413, "The body is over WAQ_MAX_REQUEST_BYTES, or the file is over its kind's cap "
                      "(details.field: media, details.limit_bytes)"), 415, 429,
                    (503, "The store is unavailable; nothing was stored"))
@@ -402,8 +403,9 @@ class BulkMessages(Resource):
     @responses(ns, (400, "Invalid input; details.items lists every bad item; nothing was stored"), 401, 403,
                    (404, "An item's media.id is not an upload of this key (details.items); nothing was stored"),
                    (409, "An Idempotency-Key is used with another body, or only times that cannot hold now "
-                         "(send_at, expiry, a send window never open for the number) or media URLs that gave no "
-                         "file that can be sent (details.items); nothing was stored"),
+                         "(send_at, expiry, a send window never open for the number), media URLs that gave no "
+                         "file that can be sent, or numbers on the suppression list (details.items); nothing was "
+                         "stored"),
                    (413, "The body is over WAQ_MAX_REQUEST_BYTES, or an item's file over its kind's cap"), 415,
                    (429, RATE_LIMITED + " (a bulk request takes one message token and one unit of the quota per "
                                         "item, and is refused whole)"),

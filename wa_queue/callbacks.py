@@ -9,9 +9,11 @@ Payload (JSON object):
      "error", "error_class", "event_at", "key"}
   `key` is the name (never the value) of the API key that enqueued the message, null for the Python API and the CLI:
   it says which secret signed the request.
-  `status` is the message's status in the store (pending, processing, sent, failed); `event` says what happened:
-  sent, failed, delivered or read (a receipt leaves the status at `sent`). Times are ISO 8601 UTC, null when not
-  yet. Delivery is at least once: a receiver should treat (id, event) as an idempotency key.
+  `status` is the message's status in the store (pending, processing, sent, failed, expired, cancelled); `event`
+  says what happened: sent, failed, delivered or read (a receipt leaves the status at `sent`), expired, cancelled. A
+  message cancelled because its number opted out carries `error_class` OptedOut and the reason in `error`. Times
+  are ISO 8601 UTC, null when not yet. Delivery is at least once: a receiver should treat (id, event) as an
+  idempotency key.
 
 Signature scheme (when a secret is set; without one the two headers are absent). The secret is the enqueuing key's own
 (WAQ_API_KEYS name:role:key:secret), else WAQ_CALLBACK_SECRET (Settings.callback_secret_for), so a producer that
@@ -70,6 +72,7 @@ TIME_LIMIT_S = 45
 SIGNATURE_TOLERANCE_S = 300
 RETRYABLE_4XX = frozenset({408, 429})
 USER_AGENT = "wa-queue-callbacks/1"
+OPTED_OUT = "OptedOut"  # the error class of a message cancelled because its number is on the suppression list
 
 
 class RetryableCallbackError(Exception):
@@ -97,7 +100,8 @@ def build_payload(message: Message, *, event_at: Any = None) -> dict[str, Any]:
         return value.isoformat() if value is not None else None
 
     error = None
-    if message.status is MessageStatus.FAILED and (message.last_error_class or message.last_error_text):
+    opted_out = message.status is MessageStatus.CANCELLED and message.last_error_class == OPTED_OUT
+    if (message.status is MessageStatus.FAILED or opted_out) and (message.last_error_class or message.last_error_text):
         error = f"{message.last_error_class or 'Error'}: {message.last_error_text or ''}".rstrip(": ")
     return {
         "id": message.id,
@@ -110,7 +114,7 @@ def build_payload(message: Message, *, event_at: Any = None) -> dict[str, Any]:
         "read_at": iso(message.read_at),
         "failed_at": iso(message.failed_at),
         "error": error,
-        "error_class": message.last_error_class if message.status is MessageStatus.FAILED else None,
+        "error_class": message.last_error_class if message.status is MessageStatus.FAILED or opted_out else None,
         "event_at": iso(event_at or utcnow()),
         "key": message.enqueued_by,
     }

@@ -22,11 +22,15 @@ from wa_queue.private import private_dir
 from wa_queue.retry import Decision, classify, local_midnight_utc, next_local_midnight_utc, next_retry_delay
 from wa_queue.settings import Settings
 from wa_queue.store import MessageStore
-from wa_queue.transport.base import Attachment, MessageSender
+from wa_queue.store.common import opted_out_text
+from wa_queue.transport.base import Attachment, MessageSender, Reply
 
 log = logging.getLogger(__name__)
 
 _RECEIPT_POLL_S = 1.0
+# A chat read (open it from the list, let its rows hold still for chat_settle_s, read them) takes a few seconds; a
+# pause with less left than one read (Delivery.reply_read_s) is slept, so a send waits for at most one read.
+REPLY_READ_BASE_S = 2.0
 # The priorities a message of each gives its place up to: those of an earlier step (names.PRIORITY_STEPS).
 _HIGHER: dict[str, tuple[str, ...]] = {
     mine: tuple(other for other, step in names.PRIORITY_STEPS.items() if step < names.PRIORITY_STEPS[mine])
@@ -35,7 +39,7 @@ _HIGHER: dict[str, tuple[str, ...]] = {
 
 @dataclasses.dataclass(frozen=True)
 class Outcome:
-    kind: str  # sent | retry | failed | released | parked | deferred | expired | skipped
+    kind: str  # sent | retry | failed | released | parked | deferred | expired | cancelled | skipped
     message: Message | None = None
     detail: str = ""
 
@@ -58,6 +62,7 @@ class Delivery:
     # (session, seconds of the send itself, outcome, kind: text or the media kind)
     on_send: Callable[[str, float, str, str], None] | None = None
     media_files: MediaFiles | None = None  # where media messages' bytes are (the Hub's); None: no media sent
+    on_reply: Callable[[Reply], None] | None = None  # a reply read in this session's chats (wa_queue/inbound.py)
     _last_heartbeat: datetime | None = dataclasses.field(default=None, init=False)
     # Sent messages whose delivery ticks are followed: (message id, phone, WhatsApp id, give up at monotonic time).
     _watch: list[tuple[str, str, str, float]] = dataclasses.field(default_factory=list, init=False)
@@ -86,6 +91,10 @@ class Delivery:
         hand_back = self._session_blocker(message)
         if hand_back is not None:
             return hand_back
+        if not message.in_doubt and self.store.get_suppression(message.phone) is not None:
+            # A cheap early look, so an opted-out number costs no pacing slot; the mark decides in any case.
+            return self._opted_out(message, self.store.cancel_opted_out(
+                message.id, owner=self.owner, now=self.clock(), error_text=opted_out_text(message.phone)))
         if message.in_doubt:
             found = self._already_sent(message)
             if found is not None:
@@ -125,6 +134,8 @@ class Delivery:
             return self._release(message, f"daily cap reached: {exc}", errors.DailyCapReached.__name__)
         except errors.RecipientLimitReached:
             return self._defer_recipient(message)
+        except errors.OptedOut as exc:  # the mark found the number on the suppression list and cancelled it
+            return self._opted_out(message, exc.cancelled)  # type: ignore[arg-type]
         except errors.SendAborted:  # the mark wrote nothing: the lease moved on, or the message expired meanwhile
             gone = self._expiry_blocker(message, settled=True)
             return gone or Outcome("skipped", detail="lease lost before sending")
@@ -163,7 +174,8 @@ class Delivery:
         text typed): the lease, the session's cap for today (warm-up included) and the recipient's daily limit,
         counted and marked atomically (lifecycle.MARK_SENDING's gates), with the picture of the chat that a later
         reading compares against; the first mark sets the session's first-send day. Raises DailyCapReached or
-        RecipientLimitReached."""
+        RecipientLimitReached, or OptedOut when the number is on the suppression list (the store then cancelled the
+        message)."""
         now = self.clock()
         limit = self.settings.max_per_recipient_per_day
         return self.store.mark_sending(
@@ -175,6 +187,13 @@ class Delivery:
             first_send_day=warmup.local_day(now, self.settings.zone),
             picture=picture,
         )
+
+    def _opted_out(self, message: Message, cancelled: Message | None) -> Outcome:
+        """The number is on the suppression list: the message ended cancelled (OptedOut), nothing clicked."""
+        if cancelled is None:
+            return Outcome("skipped", detail="lease lost before cancelling for the opt-out")
+        self._changed(cancelled)
+        return Outcome("cancelled", cancelled, f"{message.phone} opted out")
 
     def _expiry_blocker(self, message: Message, *, settled: bool = False) -> Outcome | None:
         """At or past its expires_at, a message that is not in doubt (or whose doubt the chat has just `settled`:
@@ -351,14 +370,38 @@ class Delivery:
         return Outcome("released", released, "handed back: a message of higher priority is waiting")
 
     def _idle(self, seconds: float) -> None:
-        """The pacing pause: spent following delivery ticks of recent sends, then sleeping the rest."""
-        rest = seconds
-        if self._watch:
+        """The pacing pause: spent reading replies, following delivery ticks of recent sends, then sleeping the
+        rest."""
+        rest = seconds - self.read_replies(seconds)
+        if self._watch and rest > 0:
             started = time.monotonic()
-            self.follow_receipts(seconds)
-            rest = seconds - (time.monotonic() - started)
+            self.follow_receipts(rest)
+            rest -= time.monotonic() - started
         if rest > 0:
             self.sleep(rest)
+
+    @property
+    def reply_read_s(self) -> float:
+        """What one chat read is allowed: the pause left must hold it for a read to start."""
+        return REPLY_READ_BASE_S + 2 * self.settings.chat_settle_s
+
+    def read_replies(self, budget_s: float) -> float:
+        """Read unread chats one at a time while at least one read (reply_read_s) of `budget_s` is left, handing each
+        reply to on_reply; returns the seconds spent. A failed read is logged: replies stay unread, read later."""
+        if self.on_reply is None:
+            return 0.0
+        started = time.monotonic()
+        while budget_s - (time.monotonic() - started) >= self.reply_read_s:
+            try:
+                replies = self.sender.read_replies(max_chats=1)
+                for reply in replies:
+                    self.on_reply(reply)
+            except Exception as exc:  # noqa: BLE001 - replies wait in the page; the send must not
+                log.warning("session %s: replies not read now: %s: %s", self.session, type(exc).__name__, exc)
+                break
+            if not replies:
+                break
+        return time.monotonic() - started
 
     def follow_receipts(self, budget_s: float) -> None:
         """Read the ticks of watched messages for up to budget_s; record delivered_at / read_at as they appear."""

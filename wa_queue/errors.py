@@ -107,6 +107,16 @@ class MediaUnavailable(StateConflict):
     accepted, or one its name does not claim). What is at the URL decides, and it may change."""
 
 
+class OptedOut(StateConflict):
+    """The number is on the suppression list (it replied with an opt-out word, or an operator put it there): an
+    enqueue is refused (409 naming phone), and a queued message is cancelled by the mark instead of clicked
+    (`cancelled`: that message, as the mark left it)."""
+
+    def __init__(self, text: str, *, cancelled: object = None) -> None:
+        super().__init__(text, "phone")
+        self.cancelled = cancelled
+
+
 class MediaNotFound(ValidationError):
     """A media id that is not an upload of this API key (never made, another key's, collected, or older than
     WAQ_MEDIA_UPLOAD_TTL_H): answered 404 naming media, as for an unknown message id."""

@@ -88,6 +88,56 @@ class MediaUpload:
         return {"id": self.id, **self.media.to_dict(), "created_at": self.created_at.isoformat()}
 
 
+@dataclasses.dataclass(frozen=True)
+class Suppression:
+    """A number on the suppression list: nothing is enqueued for it, and nothing queued for it is clicked. `session`
+    and `word` say where an opt-out reply came from (None for an operator's entry); `by` who added it (an API key's
+    name, `cli:<user>`, `import:<file>` or the session that read the reply)."""
+
+    phone: str
+    since: datetime
+    by: str
+    session: str | None = None
+    word: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"phone": self.phone, "since": self.since.isoformat(), "by": self.by, "session": self.session,
+                "word": self.word}
+
+
+class OptChange(str, enum.Enum):
+    """What a reply did to its number's place on the suppression list."""
+
+    OUT = "out"  # an opt-out word: put on the list
+    IN = "in"  # an opt-in word: taken off it
+
+
+@dataclasses.dataclass(frozen=True)
+class InboundMessage:
+    """A reply read in a session's chat, recorded once per (session, chat, wa_id). `chat` is what the page shows for
+    the chat (a number, or the name of a contact who hides it); `phone` is the E.164 number, None when the page shows
+    none (usernames, `@lid` ids). `shown_at` is the time the page printed (its clock, not ours; None when unreadable),
+    `received_at` when the worker read it. `reply_to`: the last message this system sent to the number."""
+
+    session: str
+    chat: str
+    wa_id: str
+    text: str
+    phone: str | None
+    received_at: datetime
+    shown_at: datetime | None = None
+    id: str = dataclasses.field(default_factory=lambda: new_message_id())
+    reply_to: str | None = None
+    opt: OptChange | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "session": self.session, "chat": self.chat, "wa_id": self.wa_id, "text": self.text,
+                "phone": self.phone, "has_number": self.phone is not None,
+                "received_at": self.received_at.isoformat(),
+                "shown_at": self.shown_at.isoformat() if self.shown_at else None, "reply_to": self.reply_to,
+                "opt": self.opt.value if self.opt else None}
+
+
 class HistoryEvent(str, enum.Enum):
     """What a history entry records; the value is the string stored and shown (docs/architecture.md, lifecycle)."""
 

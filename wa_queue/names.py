@@ -46,6 +46,8 @@ SESSIONS = "sessions"
 NUMBER_CHECKS = "number_checks"
 SEND_COUNTS = "send_counts"  # MongoDB: the daily counters of the mark's gates (store/mongo.py)
 ENQUEUE_COUNTS = "enqueue_counts"  # the daily quota's counters per API key and UTC day (wa_queue/quota.py)
+INBOUND = "inbound"  # replies read in the sessions' chats, once per (session, chat, WhatsApp id)
+SUPPRESSIONS = "suppressions"  # numbers that opted out (or an operator added): never enqueued, never clicked
 MEDIA_UPLOADS = "media_uploads"  # files stored by POST /api/whatsapp/media, named by id in messages
 STATUS_COUNTS = "status_counts"  # SQLite only: kept by triggers in the same transaction as every status change
 

@@ -11,12 +11,23 @@ from typing import TYPE_CHECKING, Any
 from wa_queue import batches, callbacks, headroom, names, procs, quota, warmup
 from wa_queue.batches import BatchAction, BatchReport
 from wa_queue.broker.publisher import queue_for
-from wa_queue.errors import NotCancellable, ValidationError
-from wa_queue.models import MediaUpload, Message, MessageStatus, NewMessage, Priority, new_message_id, plain
+from wa_queue.errors import NotCancellable, OptedOut, ValidationError
+from wa_queue.models import (
+    InboundMessage,
+    MediaUpload,
+    Message,
+    MessageStatus,
+    NewMessage,
+    Priority,
+    Suppression,
+    new_message_id,
+    plain,
+)
 from wa_queue.names import session_qr_key
 from wa_queue.retry import local_midnight_utc
 from wa_queue.sessions import clock_warning, daily_cap, is_available, request_restart
 from wa_queue.validation import (
+    parse_datetime,
     validate_batch,
     validate_callback_url,
     validate_expiry,
@@ -54,6 +65,7 @@ def build_message(
     CLI only) and an optional `caption` (or `text`, not both); a URL is fetched here, before anything is stored."""
     settings, now = hub.settings, hub.clock()
     e164 = validate_phone(phone, settings.default_region)
+    refuse_suppressed(hub, e164)
     scheduled = validate_send_at(send_at, now, settings.max_schedule_days)
     ref, data = None, None
     if media is not None:
@@ -83,6 +95,41 @@ def build_message(
         metadata=validate_metadata(metadata),
         send_window=validate_send_window(send_window, e164, hub.clock()),
     )
+
+
+def refuse_suppressed(hub: Hub, phone: str) -> None:
+    """OptedOut (409 naming phone) when the number is on the suppression list. A STOP recorded after this look is
+    caught by the mark, which cancels the message instead of clicking it."""
+    entry = hub.store.get_suppression(phone)
+    if entry is not None:
+        why = f"it replied {entry.word!r}" if entry.word else f"added by {entry.by}"
+        raise OptedOut(f"{phone} is on the suppression list since {entry.since.isoformat()} ({why}): nothing is sent "
+                       "to it until it is removed (it replies START, or an operator removes it)")
+
+
+def add_suppression(hub: Hub, phone: str, *, by: str, session: str | None = None, word: str | None = None) -> bool:
+    """Put a number (validated and normalised as enqueue does) on the suppression list; False if it was on it."""
+    e164 = validate_phone(phone, hub.settings.default_region)
+    return hub.store.add_suppression(Suppression(phone=e164, since=hub.clock(), by=by, session=session, word=word))
+
+
+def remove_suppression(hub: Hub, phone: str) -> bool:
+    """Take a number off the suppression list; False if it was not on it."""
+    return hub.store.remove_suppression(validate_phone(phone, hub.settings.default_region))
+
+
+def list_suppressions(hub: Hub, *, limit: int = 100, offset: int = 0) -> tuple[list[Suppression], int]:
+    return hub.store.list_suppressions(limit=limit, offset=offset)
+
+
+def list_inbound(hub: Hub, *, phone: str | None = None, session: str | None = None, since: datetime | str | None = None,
+                 until: datetime | str | None = None, limit: int = 100, offset: int = 0
+                 ) -> tuple[list[InboundMessage], int]:
+    """Replies, newest first, filtered by number (validated as enqueue does), session and read time."""
+    return hub.store.list_inbound(
+        phone=validate_phone(phone, hub.settings.default_region) if phone else None,
+        session=validate_session(session, hub.settings.sessions), since=parse_datetime(since, "since"),
+        until=parse_datetime(until, "until"), limit=limit, offset=offset)
 
 
 def new_batch_name() -> str:

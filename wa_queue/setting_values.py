@@ -155,6 +155,8 @@ PARSERS = {
     "api_keys": _parse_api_keys,
     "warmup_caps": _parse_caps,
     "chrome_memory_options": _parse_list,
+    "opt_out_words": _parse_list,
+    "opt_in_words": _parse_list,
     "send_window": _parse_send_window,
     "lease_s": lambda raw: parse_duration(raw),
     "outbound_allow": lambda raw: parse_allow(_parse_list(raw)),

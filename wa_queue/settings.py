@@ -198,6 +198,18 @@ class Settings:
     media_upload_kbps: float = setting(
         256.0, "the slowest upload a media send waits for: its time-out is `WAQ_SEND_TIMEOUT_S` plus the file's "
         "size at this rate (KB a second)")
+    # Replies and opt-out (docs/opt-out.md).
+    opt_out_words: tuple[str, ...] = setting(
+        ("STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT", "PARAR", "SAIR", "CANCELAR",
+         "DESCADASTRAR", "BAJA", "DETENER", "ALTO", "रुको", "बंद", "बंद करो"),
+        "a reply whose text, trimmed and case-folded, is one of these puts its number on the suppression list "
+        "(Twilio's list, and common Portuguese, Spanish and Hindi words); comma-separated")
+    opt_in_words: tuple[str, ...] = setting(
+        ("START", "UNSTOP", "INICIAR", "COMEÇAR", "COMECAR", "EMPEZAR", "शुरू"),
+        "a reply of one of these takes its number off the suppression list again; comma-separated")
+    inbound_webhook_url: str = setting(
+        "", "receives a signed `message.received` event for each reply recorded, retried as status callbacks are "
+        "(through the outbound rule, signed with `WAQ_CALLBACK_SECRET`); empty: none")
     callback_concurrency: int = setting(4, "processes of `waq callbacks`' pool (at least 2; prefork, so that a "
                                         "task's time limit can end a stuck delivery)")
     health_failed_window_s: float = setting(3600.0, "a failure this recent makes `/api/whatsapp/health` say "
@@ -324,6 +336,11 @@ class Settings:
                            ("MEDIA_UPLOAD_KBPS", self.media_upload_kbps)):
             if not value > 0:
                 raise bad(var, "must be more than 0")
+        words = [w.casefold() for w in self.opt_out_words]
+        if set(words) & {w.casefold() for w in self.opt_in_words}:
+            raise bad("OPT_IN_WORDS", "shares a word with WAQ_OPT_OUT_WORDS")
+        if self.inbound_webhook_url and not self.inbound_webhook_url.startswith(("https://", "http://")):
+            raise bad("INBOUND_WEBHOOK_URL", "must be an http(s) URL")
         if self.max_schedule_days < 1:
             raise bad("MAX_SCHEDULE_DAYS", "must be a whole number of days >= 1")
         if self.default_ttl_s < 0:

@@ -101,7 +101,7 @@ def status_callback(self: Task, url: str, payload: dict[str, Any]) -> str:
 def _record_refusal(hub: Hub, payload: dict[str, Any], exc: OutboundRefused) -> None:
     """The message's history says why its producer heard nothing (invariant 7)."""
     message_id = payload.get("id")
-    if not isinstance(message_id, str):
+    if not isinstance(message_id, str) or payload.get("event") == "message.received":  # a reply: no message to note
         return
     try:
         hub.store.record_callback_refused(message_id, now=hub.clock(), error_class=type(exc).__name__,

@@ -22,6 +22,7 @@ from wa_queue.models import plain
 from wa_queue.settings import Settings
 from wa_queue.store import open_store
 from wa_queue.transport import MessageSender, SessionState, make_sender
+from wa_queue.transport.base import Reply
 
 if TYPE_CHECKING:
     from celery import Celery
@@ -91,7 +92,7 @@ class SessionWorker:
             store=hub.store, settings=self.settings, session=session, owner=self.owner, sender=self.sender,
             publisher=hub.publisher, rng=random.Random(), clock=hub.clock, notifier=hub.notifier,
             on_change=lambda message: callbacks.on_status_change(message, hub.celery), on_send=self.metrics.record,
-            media_files=hub.media_files,
+            media_files=hub.media_files, on_reply=self.record_reply,
         )
 
     def start(self) -> None:
@@ -126,13 +127,23 @@ class SessionWorker:
         self.publish_qr()
 
     def health(self) -> str:
+        """The session's health check (beat's every WAQ_HEALTH_INTERVAL_S), and an idle worker's turn to read
+        replies: a busy one reads them in its pacing pauses."""
         from wa_queue.sessions import check_health
 
         with self.lock:
             record = check_health(self.hub.store, self.sender, self.settings, self.hub.clock(),
                                   notifier=self.hub.notifier)
             self.publish_qr()
+            if plain(record.status) == SessionState.CONNECTED.value:
+                self.delivery.read_replies(self.delivery.reply_read_s)  # one read: the next send waits no more
         return plain(record.status)
+
+    def record_reply(self, reply: Reply) -> None:
+        from wa_queue import inbound
+
+        inbound.receive(self.hub, session=self.session, chat=reply.chat, wa_id=reply.wa_id, text=reply.text,
+                        phone=reply.phone, shown_at=reply.shown_at)
 
     def publish_qr(self) -> None:
         """The API process serves the QR; only this process can read it from the browser."""

@@ -11,6 +11,7 @@ tests/unit/test_delivery.py.
 from __future__ import annotations
 
 import abc
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -56,6 +57,10 @@ class World(abc.ABC):
         """The files that reached WhatsApp for phone, oldest first: {"kind", "filename", "sha256", "caption"}."""
 
     @abc.abstractmethod
+    def reply(self, phone: str, text: str) -> None:
+        """The contact `phone` writes `text` to the session's account."""
+
+    @abc.abstractmethod
     def new_sender(self, session: str) -> MessageSender:
         """Another sender of the same kind, not connected."""
 
@@ -93,6 +98,11 @@ class FakeWorld(World):
     def sent_media(self, phone: str) -> list[dict[str, str]]:
         return [{"kind": e["media"]["kind"], "filename": e["media"]["filename"], "sha256": e["media"]["sha256"],
                  "caption": e["text"]} for e in read_log(self.log) if e["phone"] == phone and e.get("media")]
+
+    def reply(self, phone: str, text: str) -> None:
+        self.replies = getattr(self, "replies", 0) + 1
+        self.control.add_reply(self.sender.session, chat=phone, wa_id=f"false_{phone.lstrip('+')}@c.us_{self.replies}",
+                               text=text, phone=phone)
 
     def new_sender(self, session: str) -> MessageSender:
         return FakeSender(session, self.log, self.control_path)
@@ -133,6 +143,9 @@ class SimWorld(World):
         return [{"kind": m["kind"], "filename": m["filename"], "sha256": m["sha256"], "caption": m["caption"]}
                 for m in requests.get(self.sim.url + "/__sim__/media", timeout=5).json()
                 if m["to"] == phone.lstrip("+")]
+
+    def reply(self, phone: str, text: str) -> None:
+        self.sim.post("/__sim__/incoming", {"account": ACCOUNT, "from": phone.lstrip("+"), "text": text})
 
     def new_sender(self, session: str) -> MessageSender:
         return SeleniumSender(session, self.settings)
@@ -194,6 +207,21 @@ class TestSenderContract:
         assert sender.state() is SessionState.CONNECTED and sender.is_connected()
         assert sender.last_problem() is None and sender.qr_png() is None
         assert sender.account_number() == world.account
+
+    def test_replies_are_read_with_their_sender_and_none_invented(self, world: World, sender: MessageSender) -> None:
+        other = "+15551230000"
+        sender.send(FRIEND, "Your appointment is at 10:00", ref="reply-1")
+        world.reply(FRIEND, "thanks")
+        world.reply(other, "STOP")
+        got: dict[str, tuple[str | None, str]] = {}
+        deadline = time.monotonic() + 20
+        while len(got) < 2 and time.monotonic() < deadline:
+            got.update({r.wa_id: (r.phone, r.text) for r in sender.read_replies(max_chats=5)})
+            time.sleep(0.2)
+        assert sorted(got.values()) == [(other, "STOP"), (FRIEND, "thanks")]
+        again = {r.wa_id: (r.phone, r.text) for r in sender.read_replies(max_chats=5)}
+        assert set(again.items()) <= set(got.items())  # read again, perhaps; never another reply
+        assert sender.send(FRIEND, "See you", ref="reply-2").wa_id  # the next send opens its own chat
 
     def test_long_text_with_newlines_and_emoji_arrives_intact_once(self, world: World, sender: MessageSender) -> None:
         line = "Ünïcödé line, emoji 😀👍🏽🇫🇷 and a family 👨‍👩‍👧 — tab\there\n\n"

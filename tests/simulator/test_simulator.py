@@ -344,7 +344,8 @@ def test_incoming_messages_show_in_the_chat_with_a_direction() -> None:
     state = client.get(f"/__sim__/api/state?chat={DEST}").json
     assert [(m["direction"], m["text"]) for m in state["messages"]] == [("out", "out"), ("in", "in")]
     assert "status" in state["messages"][0] and "status" not in state["messages"][1]
-    assert state["chats"] == [{"phone": DEST, "text": "in", "time": msg["time"]}]
+    assert state["chats"] == [{"chat": DEST, "phone": DEST, "lid": None, "title": f"+{DEST}", "text": "in",
+                               "time": msg["time"], "unread": 0}]  # read: the poll had the chat open
     assert [m["direction"] for m in client.get(f"/__sim__/api/open?phone={DEST}").json["messages"]] == ["out", "in"]
     assert [m["text"] for m in client.get("/__sim__/sent").json] == ["out"]  # only what the account sent
     assert [m["text"] for m in client.get(f"/__sim__/incoming?account={ACCOUNT}").json] == ["in"]

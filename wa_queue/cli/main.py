@@ -1,13 +1,14 @@
 """The `waq` command line (`waq`, `python -m wa_queue.cli`). Exit codes: 0 done, 1 failed, 2 bad usage.
 
 The group is here; the commands live by kind: processes (worker, beat, callbacks, api, simulator, flower, up), messages
-(enqueue, status, failed, archive), batches (cancel, batches), sessions (sessions, selectors, selftest) and doctor."""
+(enqueue, status, failed, archive), batches (cancel, batches), sessions (sessions, selectors, selftest),
+replies (inbound, suppressions) and doctor."""
 
 from __future__ import annotations
 
 import click
 
-from wa_queue.cli import batches, doctor, messages, processes, sessions
+from wa_queue.cli import batches, doctor, messages, processes, replies, sessions
 from wa_queue.cli.output import LazyHub
 
 
@@ -20,6 +21,6 @@ def main(ctx: click.Context) -> None:
     ctx.call_on_close(ctx.obj.close)
 
 
-for _module in (processes, messages, batches, sessions, doctor):
+for _module in (processes, messages, batches, sessions, replies, doctor):
     for _command in _module.COMMANDS:
         main.add_command(_command)

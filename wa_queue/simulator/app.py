@@ -21,7 +21,15 @@ from werkzeug.serving import WSGIRequestHandler, make_server
 
 from wa_queue.simulator.listen import check_listen_host
 from wa_queue.simulator.profiles import DEFAULT_MARKUP
-from wa_queue.simulator.state import MAX_UPLOAD_BYTES, ConfigValue, SimError, SimState, device_number, valid_number
+from wa_queue.simulator.state import (
+    MAX_UPLOAD_BYTES,
+    ConfigValue,
+    SimError,
+    SimState,
+    device_number,
+    lid_peer,
+    valid_number,
+)
 
 HERE = Path(__file__).resolve().parent
 COOKIE = "wa_sim_device"
@@ -191,8 +199,10 @@ def _register_page_api(app: Flask, state: SimState) -> None:
             if dev.account is not None:
                 out["fault"] = state.session_fault(dev.account)
                 out["notice"] = state.notice(dev.account)
+                chat = request.args.get("chat")  # the chat open in the page: its incoming messages are read at once
+                if chat:
+                    state.mark_read(dev.account, chat)
                 out["chats"] = state.chats(dev.account)
-                chat = request.args.get("chat")
                 if chat:
                     out["messages"] = state.chat(dev.account, chat)
         return jsonify(out)
@@ -217,11 +227,22 @@ def _register_page_api(app: Flask, state: SimState) -> None:
 
     @app.get("/__sim__/api/open")
     def api_open() -> Response:
+        # ?phone=<digits> (a /send load, a click in the chat list) or ?lid=<lid> (a contact who hides the number:
+        # only from the chat list). Opening a chat reads it.
         account = _linked_account(state)
+        lid = request.args.get("lid")
+        if lid is not None:
+            name = state.lid_name(account, lid)
+            if name is None:
+                return jsonify({"valid": False})
+            peer = lid_peer(lid)
+            state.mark_read(account, peer)
+            return jsonify({"valid": True, "chat": peer, "title": name, "messages": state.chat(account, peer)})
         phone = request.args.get("phone", "")
         if not state.is_registered(phone):
             return jsonify({"valid": False})
-        return jsonify({"valid": True, "messages": state.chat(account, phone)})
+        state.mark_read(account, phone)
+        return jsonify({"valid": True, "chat": phone, "title": f"+{phone}", "messages": state.chat(account, phone)})
 
     @app.post("/__sim__/api/click")
     def api_click() -> Response:
@@ -293,7 +314,8 @@ def _register_control(app: Flask, state: SimState) -> None:
         if request.method == "GET":
             return jsonify(state.received(request.args.get("account")))
         body = _body()
-        msg = state.receive(str(body.get("account", "")), str(body.get("from", "")), body.get("text"))  # type: ignore[arg-type]
+        msg = state.receive(str(body.get("account", "")), body.get("from"), body.get("text"),  # type: ignore[arg-type]
+                            lid=body.get("lid"), name=body.get("name"))
         return jsonify({"ok": True, "message": msg.public()})
 
     @app.post("/__sim__/sessions/<phone>/scan")

@@ -189,7 +189,7 @@
     const out = m.direction !== 'in';
     const shown = m.time + P.skew;
     const d = new Date(shown * 1000);
-    const who = out ? 'Me' : `+${m.from}`;
+    const who = out ? 'Me' : m.lid ? m.name : `+${m.from}`; // a contact who hides the number: its name
     const pre = `[${hhmm(shown)}, ${d.getMonth() + 1}/${d.getDate()}/${d.getFullYear()}] ${who}: `;
     // A media row shows its file; its caption (if any) is the text, the only part with data-pre-plain-text.
     const media = m.media ? mediaBlock(m.media, m.preview) : null;

@@ -156,22 +156,33 @@
       el('div', { class: 'title' }, title), el('div', { class: 'sub' }, sub)));
   }
 
-  // A profile picture, as the real page shows one (its own host there: pps.whatsapp.net).
-  function avatar(phone) {
-    return el('img', { class: 'avatar', alt: '', draggable: 'false', src: `/__sim__/pp/${phone}.jpg` });
+  // A profile picture, as the real page shows one (its own host there: pps.whatsapp.net); seed: the number, or
+  // the @lid id of a contact who hides it.
+  function avatar(seed) {
+    return el('img', { class: 'avatar', alt: '', draggable: 'false', src: `/__sim__/pp/${seed}.jpg` });
   }
 
+  // The unread badge, as the real page draws it: only while there are unread messages.
+  function unreadBadge(n) {
+    if (!n) return null;
+    return el('span', { 'aria-label': `${n} unread message${n === 1 ? '' : 's'}`, class: 'unread-count' }, String(n));
+  }
+
+  // One item per chat, newest first. A contact who hides the number (@lid) shows its name: no number anywhere in
+  // the item, and it opens only from here (?lid=; there is no /send?phone= for it).
   function renderChats(chats) {
     const json = JSON.stringify(chats);
     if (json === chatsJson) return;
     chatsJson = json;
     const items = chats.map((c) => {
-      const item = el('div', { role: 'listitem', class: 'chat-item', 'data-phone': c.phone }, avatar(c.phone),
-        el('div', {}, el('span', { dir: 'auto', title: `+${c.phone}` }, `+${c.phone}`)),
-        el('div', { class: 'last' }, c.text.split('\n')[0]));
+      const badge = unreadBadge(c.unread);
+      const item = el('div', { role: 'listitem', class: 'chat-item', 'data-phone': c.phone },
+        avatar(c.lid || c.phone), el('div', {}, el('span', { dir: 'auto', title: c.title }, c.title)),
+        el('div', { class: 'last' }, c.text.split('\n')[0]), ...(badge ? [badge] : []));
       item.addEventListener('click', async () => {
-        const r = await api(`/__sim__/api/open?phone=${encodeURIComponent(c.phone)}`);
-        if (r.valid) openChat(c.phone, r.messages, '');
+        const q = c.lid ? `lid=${encodeURIComponent(c.lid)}` : `phone=${encodeURIComponent(c.phone)}`;
+        const r = await api(`/__sim__/api/open?${q}`);
+        if (r.valid) openChat({ key: r.chat, phone: c.phone, lid: c.lid, title: r.title }, r.messages, '');
         else showInvalid();
       });
       return item;
@@ -180,7 +191,10 @@
   }
 
   // ---- a chat: the compose box at once, the history (system row, then messages) history_delay_ms later -----
-  function openChat(phone, messages, prefill) {
+  // target: {key (what ?chat= takes), phone (null for an @lid contact), lid, title (+digits, or the name)}. An @lid
+  // chat has no compose box: the simulator does not send to contacts who hide their number.
+  function openChat(target, messages, prefill) {
+    const phone = target.phone;
     const list = el('div', { class: 'conversation', role: 'application', tabindex: '0' });
     const box = el('div', {
       contenteditable: 'true', role: 'textbox', 'data-tab': '10', 'aria-placeholder': 'Type a message',
@@ -189,15 +203,24 @@
     });
     const slot = el('div', { class: 'send-slot' });
     const wrap = el('div', { class: 'compose-wrap' }, box);
-    const main = el('div', { id: 'main', 'data-chat': phone },
-      el('header', {}, avatar(phone), el('span', { dir: 'auto', title: `+${phone}` }, `+${phone}`)), list);
+    const main = el('div', { id: 'main', 'data-chat': target.key },
+      el('header', {}, avatar(target.lid || phone), el('span', { dir: 'auto', title: target.title }, target.title)),
+      list);
+    if (!phone) { // @lid: the history only, no footer
+      $('#main-slot').replaceChildren(main);
+      const c = { key: target.key, phone: null, acked: new Set(), list, ready: false, main };
+      chat = c;
+      if (S.history_delay_ms > 0) setTimeout(() => showHistory(c, messages), S.history_delay_ms);
+      else showHistory(c, messages);
+      return;
+    }
     if (S.strict) { // the real page may hold a second, hidden editor before the visible one
       wrap.append(el('div', { class: 'compose-placeholder', 'aria-hidden': 'true' }, 'Type a message'));
       main.append(el('div', { 'aria-hidden': 'true', class: 'offscreen' }, el('footer', {}, el('div', {
         contenteditable: 'true', role: 'textbox', 'data-tab': '10', 'aria-placeholder': 'Type a message',
         'data-lexical-editor': 'true', class: 'compose' }, el('p', {}, el('br'))))));
     }
-    const c = { phone, acked: new Set(), list, slot, wrap, ready: false, main };
+    const c = { key: target.key, phone, acked: new Set(), list, slot, wrap, ready: false, main };
     main.append(el('footer', {}, attachButton(c), stickerInput(c), wrap, slot));
     $('#main-slot').replaceChildren(main);
     chat = c;
@@ -423,7 +446,7 @@
     if (conflicted) return;
     try { sessionStorage.removeItem(PENDING); } catch (e) { /* storage disabled */ }
     closeModal();
-    if (r.valid) openChat(phone, r.messages, text);
+    if (r.valid) openChat({ key: r.chat, phone, lid: null, title: r.title }, r.messages, text);
     else showInvalid();
   }
 
@@ -482,7 +505,7 @@
     let timer = null;
     const tick = async () => {
       try {
-        const q = chat ? `?chat=${encodeURIComponent(chat.phone)}` : '';
+        const q = chat ? `?chat=${encodeURIComponent(chat.key)}` : '';
         const st = await api(`/__sim__/api/state${q}`);
         if (conflicted) return;
         if (!st.linked) { location.replace('/?post_logout=1'); return; } // logged out: back to the QR page
@@ -490,7 +513,7 @@
         if (st.fault === 'banned') { clearInterval(timer); showBanned(st.notice); return; }
         renderBanners(st.fault, st.notice);
         renderChats(st.chats || []);
-        if (chat && q.endsWith(encodeURIComponent(chat.phone))) applyMessages(st.messages);
+        if (chat && q.endsWith(encodeURIComponent(chat.key))) applyMessages(st.messages);
       } catch (e) { /* server restarting: try again next tick */ }
     };
     tick();

@@ -28,7 +28,7 @@ RESTRICTED_TEXT = "Your account is restricted until {until}. You can't send mess
 RESTRICTED_DEFAULT_S = 24 * 3600.0  # a restriction with no `until` given lasts a day, as WhatsApp's first ones do
 STATUSES = ("Pending", "Sent", "Delivered", "Read")
 
-ConfigValue = float | bool | str | None
+ConfigValue = float | bool | str | dict[str, object] | None
 # Timings; None means "never" (a receipt that never arrives, a QR that never expires). Strict defaults.
 DEFAULT_CONFIG: dict[str, ConfigValue] = {
     "starting_chat_s": 0.5,  # how long the "Starting chat" modal stays up
@@ -54,6 +54,9 @@ DEFAULT_CONFIG: dict[str, ConfigValue] = {
     "upload_kbps": 8000.0,
     "max_media_mb": 16.0,
     "max_document_mb": 100.0,
+    # {"text": str, "after_ms": 0-5000}: after each outgoing click the recipient replies with `text` after_ms later,
+    # an incoming message in the same chat (the strict profile's habit of replies arriving mid-send); null: none.
+    "reply_during_send": None,
 }
 # strict=False: an immediate page (synchronous editor, no history delay, no overlay), for tests and demos that do not
 # exercise the real page's timing.
@@ -74,6 +77,9 @@ CHOICE_KEYS: dict[str, tuple[str, ...]] = {
 }
 AUTO_SCAN_PREFIX = "1555000"
 _DIGITS = re.compile(r"^\d{7,15}$")
+_LID = re.compile(r"^\d{8,20}$")  # a contact who hides the number: WhatsApp's `@lid` ids (usernames, since June 2026)
+MAX_NAME = 64
+MAX_REPLY_AFTER_MS = 5000
 
 
 class SimError(Exception):
@@ -97,7 +103,7 @@ class Device:
 
 @dataclass
 class Message:
-    id: str  # packed: true_<to>@c.us_<hex> (outgoing), false_<sender>@c.us_<hex> (incoming); pages may show <hex>
+    id: str  # packed: true_<to>@c.us_<hex> (outgoing), false_<sender>@c.us_<hex> or false_<lid>@lid_<hex> (incoming)
     sender: str
     to: str
     text: str
@@ -107,12 +113,18 @@ class Message:
     incoming: bool = False  # from someone else to the account `to`
     # A media message: {kind, filename, size, sha256, mimetype} of the bytes that arrived; `text` is its caption.
     media: dict[str, object] | None = None
+    # An incoming message from a contact who hides the number: its @lid id and display name (`sender` is then "").
+    lid: str | None = None
+    name: str | None = None
 
     def public(self, status: str | None = None) -> dict[str, object]:
-        out: dict[str, object] = {"id": self.id, "bare_id": self.id.rsplit("_", 1)[-1], "from": self.sender,
+        out: dict[str, object] = {"id": self.id, "bare_id": self.id.rsplit("_", 1)[-1],
+                                  "from": None if self.lid else self.sender,
                                   "to": self.to, "text": self.text, "time": self.time, "device": self.device,
                                   "acked_at": self.acked_at, "direction": "in" if self.incoming else "out",
                                   "media": self.media}
+        if self.lid:
+            out["lid"], out["name"] = self.lid, self.name
         if status is not None:
             out["status"] = status
         return out
@@ -153,6 +165,23 @@ def valid_number(number: str) -> bool:
     return bool(_DIGITS.match(number))
 
 
+def lid_peer(lid: str) -> str:
+    """The chat key of an @lid contact (a phone's chat key is its digits)."""
+    return f"{lid}@lid"
+
+
+def check_reply_during_send(value: object) -> dict[str, object] | None:
+    """The config value reply_during_send: null or {"text": non-empty str, "after_ms": int 0-5000}, else SimError."""
+    if value is None:
+        return None
+    if (not isinstance(value, dict) or set(value) != {"text", "after_ms"} or not isinstance(value["text"], str)
+            or not value["text"] or not isinstance(value["after_ms"], int) or isinstance(value["after_ms"], bool)
+            or not 0 <= value["after_ms"] <= MAX_REPLY_AFTER_MS):
+        raise SimError(f'reply_during_send must be null or {{"text": non-empty string, "after_ms": integer '
+                       f'0-{MAX_REPLY_AFTER_MS}}}')
+    return {"text": value["text"], "after_ms": value["after_ms"]}
+
+
 def device_number(device_id: str) -> int:
     """The device's number within its account, as in last-wid-md "<account>:<n>@c.us"; stable per device."""
     return 2 + int(hashlib.sha256(("n" + device_id).encode()).hexdigest(), 16) % 60
@@ -177,6 +206,9 @@ class SimState:
         self.session_faults: dict[str, str] = {}
         self.restricted_until: dict[str, float] = {}  # account -> epoch seconds its `restricted` fault ends
         self.uploads: dict[str, dict[str, object]] = {}  # token -> what an upload's bytes were (sha256, size, ...)
+        # (account, chat key) -> incoming messages since the account last had that chat open (0s are dropped)
+        self.unread: dict[tuple[str, str], int] = {}
+        self.generation = 0  # bumped by reset: a reply_during_send timer from before it does nothing
         self._load()
 
     # ---- devices and linking -------------------------------------------------------------------------------
@@ -402,22 +434,74 @@ class SimState:
             self.messages.append(msg)
             self.by_id[msg_id] = msg
             self._save()
+            self._reply_later(dev.account, to)
             return msg
 
-    def receive(self, account: str, sender: str, text: str) -> Message:
-        """Record a message from `sender` to `account`: its chat with `sender` shows it as an incoming row."""
-        if not valid_number(account) or not valid_number(sender):
-            raise SimError("account and from must be 7-15 digits")
+    def _reply_later(self, account: str, to: str) -> None:
+        """reply_during_send: `to` answers the click that just reached the servers, after_ms later."""
+        reply = self.config.get("reply_during_send")
+        if not isinstance(reply, dict) or not valid_number(to):
+            return
+        text, after_s, generation = str(reply["text"]), float(reply["after_ms"]) / 1000, self.generation  # type: ignore[arg-type]
+
+        def deliver() -> None:
+            with self.lock:
+                if self.generation == generation:  # not after a reset
+                    self.receive(account, to, text)
+
+        if after_s <= 0:
+            deliver()
+            return
+        timer = threading.Timer(after_s, deliver)
+        timer.daemon = True
+        timer.start()
+
+    def receive(self, account: str, sender: object, text: str, lid: object = None, name: object = None) -> Message:
+        """Record a message from `sender` (digits), or from the @lid contact `lid` shown as `name`, to `account`: its
+        chat with that contact shows it as an incoming row, unread until the account opens the chat."""
+        sender, lid = (str(v) if isinstance(v, int) and not isinstance(v, bool) else v for v in (sender, lid))
+        if not isinstance(account, str) or not valid_number(account):
+            raise SimError("account must be 7-15 digits")
+        if (sender in (None, "")) == (lid in (None, "")):
+            raise SimError('give exactly one of "from" (7-15 digits) or "lid" (8-20 digits, a contact who hides the '
+                           'number)')
+        if lid in (None, ""):
+            if not isinstance(sender, str) or not valid_number(sender):
+                raise SimError("from must be 7-15 digits")
+            if name is not None:
+                raise SimError('name goes only with "lid" (a contact with a number shows the number)')
+        else:
+            if not isinstance(lid, str) or not _LID.match(lid):
+                raise SimError("lid must be 8-20 digits")
+            if name is None:
+                raise SimError(f"name (a display name of 1-{MAX_NAME} characters) is required with lid")
+            if (not isinstance(name, str) or not name.strip() or len(name) > MAX_NAME or name.strip().startswith("+")
+                    or any(ord(ch) < 32 for ch in name)):
+                raise SimError(f"name must be a display name of 1-{MAX_NAME} characters (not blank, no control "
+                               f"characters, not starting with '+')")
         if not isinstance(text, str) or not text:
             raise SimError("text must be a non-empty string")
         with self.lock:
             now = self.clock()
-            msg = Message(f"false_{sender}@c.us_3A{secrets.token_hex(9).upper()}", sender, account, text, now, "",
-                          now, incoming=True)
+            hex_id = f"3A{secrets.token_hex(9).upper()}"
+            if lid:
+                msg = Message(f"false_{lid}@lid_{hex_id}", "", account, text, now, "", now, incoming=True,
+                              lid=str(lid), name=str(name))
+            else:
+                msg = Message(f"false_{sender}@c.us_{hex_id}", str(sender), account, text, now, "", now,
+                              incoming=True)
             self.messages.append(msg)
             self.by_id[msg.id] = msg
+            key = (account, self._peer(msg, account) or "")
+            self.unread[key] = self.unread.get(key, 0) + 1
             self._save()
             return msg
+
+    def mark_read(self, account: str, peer: str) -> None:
+        """The account has the chat `peer` (digits, or <lid>@lid) open: its incoming messages are read."""
+        with self.lock:
+            if self.unread.pop((account, peer), None):
+                self._save()
 
     def status(self, msg: Message) -> str:
         age = self.clock() - msg.acked_at
@@ -434,7 +518,7 @@ class SimState:
     def _peer(m: Message, account: str) -> str | None:
         """The other party of `m` in `account`'s chats, or None if `m` is not in them."""
         if m.incoming:
-            return m.sender if m.to == account else None
+            return (lid_peer(m.lid) if m.lid else m.sender) if m.to == account else None
         return m.to if m.sender == account else None
 
     def chat(self, account: str, peer: str) -> list[dict[str, object]]:
@@ -444,15 +528,32 @@ class SimState:
                     if self._peer(m, account) == peer]
 
     def chats(self, account: str) -> list[dict[str, object]]:
-        """One entry per peer, newest first: what #pane-side lists."""
+        """One entry per peer, newest first: what #pane-side lists. `chat` is the key ?chat= takes (the digits, or
+        <lid>@lid); `phone` is None for an @lid contact, whose `title` is its name (the latest it was given)."""
         with self.lock:
             last: dict[str, Message] = {}
+            names: dict[str, str] = {}
             for m in self.messages:
                 peer = self._peer(m, account)
                 if peer is not None:
                     last[peer] = m
+                    if m.lid and m.name:
+                        names[peer] = m.name
             rows = sorted(last.items(), key=lambda item: item[1].time, reverse=True)
-            return [{"phone": peer, "text": m.text or _media_label(m.media), "time": m.time} for peer, m in rows]
+            out: list[dict[str, object]] = []
+            for peer, m in rows:
+                lid = peer[:-len("@lid")] if peer.endswith("@lid") else None
+                out.append({"chat": peer, "phone": None if lid else peer, "lid": lid,
+                            "title": names.get(peer, "") if lid else f"+{peer}",
+                            "text": m.text or _media_label(m.media), "time": m.time,
+                            "unread": self.unread.get((account, peer), 0)})
+            return out
+
+    def lid_name(self, account: str, lid: str) -> str | None:
+        """The name an @lid contact last gave in `account`'s chats, None when it never wrote to it."""
+        with self.lock:
+            names = [m.name for m in self.messages if m.incoming and m.lid == lid and m.to == account]
+            return names[-1] if names else None
 
     def sent(self, to: str | None = None, sender: str | None = None) -> list[dict[str, object]]:
         with self.lock:
@@ -486,6 +587,9 @@ class SimState:
             if key in _SIGNED_KEYS:
                 check_clock_skew(value)
                 continue
+            if key == "reply_during_send":
+                body[key] = check_reply_during_send(value)
+                continue
             if key in _BOOL_KEYS:
                 if not isinstance(value, bool):
                     raise SimError(f"{key} must be true or false")
@@ -495,7 +599,7 @@ class SimState:
             if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
                 raise SimError(f"{key} must be a non-negative number" + (" or null" if key in _NEVER_OK else ""))
         with self.lock:
-            self.config.update({k: v if v is None or isinstance(v, bool | str) else float(v)  # type: ignore[arg-type]
+            self.config.update({k: v if v is None or isinstance(v, bool | str | dict) else float(v)  # type: ignore[arg-type]
                                 for k, v in body.items()})
             return self.public_config()
 
@@ -507,6 +611,8 @@ class SimState:
             self.session_faults.clear()
             self.restricted_until.clear()
             self.uploads.clear()
+            self.unread.clear()
+            self.generation += 1
             self.config = dict(self.base_config)
             if not keep_links:
                 self.devices.clear()  # a known browser comes back as a new, unlinked device
@@ -515,7 +621,8 @@ class SimState:
     def _save(self) -> None:
         if self.state_file is None:
             return
-        data = {"devices": [asdict(d) for d in self.devices.values()], "messages": [asdict(m) for m in self.messages]}
+        data = {"devices": [asdict(d) for d in self.devices.values()], "messages": [asdict(m) for m in self.messages],
+                "unread": [[account, peer, n] for (account, peer), n in self.unread.items()]}
         tmp = self.state_file.with_name(self.state_file.name + ".tmp")
         tmp.parent.mkdir(parents=True, exist_ok=True)
         tmp.write_text(json.dumps(data), encoding="utf-8")
@@ -532,3 +639,5 @@ class SimState:
             msg = Message(**{"acked_at": raw.get("time", 0.0), **raw})
             self.messages.append(msg)
             self.by_id[msg.id] = msg
+        for account, peer, n in data.get("unread", []):
+            self.unread[(account, peer)] = int(n)

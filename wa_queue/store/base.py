@@ -14,7 +14,15 @@ from datetime import date, datetime
 from typing import Any
 
 from wa_queue.errors import IdempotencyConflict, QuotaExceeded, ValidationError
-from wa_queue.models import MediaUpload, Message, MessageStatus, NewMessage, SessionStatus
+from wa_queue.models import (
+    InboundMessage,
+    MediaUpload,
+    Message,
+    MessageStatus,
+    NewMessage,
+    SessionStatus,
+    Suppression,
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -143,6 +151,12 @@ class MessageStore(abc.ABC):
         nothing. `first_send_day` is written to the session's record when its first_send_day is null (the warm-up
         ramp starts with the first click). `picture`: the ids of the chat's last rows the sender saw before the click
         (kept as sending_picture, a JSON list, with the doubt; None when not known)."""
+
+    @abc.abstractmethod
+    def cancel_opted_out(self, message_id: str, *, owner: str, now: datetime, error_text: str) -> Message | None:
+        """processing -> cancelled, nothing clicked: the number is on the suppression list (mark_sending does it
+        itself when it finds the number there). Lease and doubt cleared; last_error_class OptedOut with error_text;
+        history 'cancelled'. None if not held by owner."""
 
     @abc.abstractmethod
     def defer(
@@ -392,6 +406,43 @@ class MessageStore(abc.ABC):
         """Whether the file must be kept: an upload of it made since `uploaded_since`, a message (or an archived one)
         naming it that is not sent, expired or cancelled (lifecycle.MEDIA_DONE), or one that is but was last updated
         at or after `done_before`."""
+
+    # ---- the suppression list (wa_queue/store/*_suppressions.py) ---------------------------------------------------
+    @abc.abstractmethod
+    def add_suppression(self, suppression: Suppression) -> bool:
+        """Put the number on the list, durably; False (and nothing changed) when it is on it already. Once this has
+        returned, no mark_sending of a message to the number succeeds."""
+
+    @abc.abstractmethod
+    def remove_suppression(self, phone: str) -> bool:
+        """Take the number off the list; False when it was not on it."""
+
+    @abc.abstractmethod
+    def get_suppression(self, phone: str) -> Suppression | None:
+        """The number's entry, or None."""
+
+    @abc.abstractmethod
+    def list_suppressions(self, *, limit: int = 100, offset: int = 0) -> tuple[list[Suppression], int]:
+        """A page of the list, newest first, and the list's length."""
+
+    # ---- replies (wa_queue/store/*_inbound.py) ----------------------------------------------------------------------
+    @abc.abstractmethod
+    def record_inbound(self, inbound: InboundMessage) -> bool:
+        """Record a reply durably, at most once per (session, chat, wa_id): False (nothing written) when it was."""
+
+    @abc.abstractmethod
+    def inbound_recorded(self, session: str, chat: str, wa_id: str) -> bool:
+        """Whether the reply of this key is recorded."""
+
+    @abc.abstractmethod
+    def list_inbound(self, *, phone: str | None = None, session: str | None = None, since: datetime | None = None,
+                     until: datetime | None = None, limit: int = 100, offset: int = 0
+                     ) -> tuple[list[InboundMessage], int]:
+        """Replies newest first (by received_at), filtered, a page of them and how many match."""
+
+    @abc.abstractmethod
+    def last_sent_to(self, phone: str) -> str | None:
+        """The id of the message last sent to the number (by sent_at), or None."""
 
 
 def status_keys() -> dict[str, int]:

@@ -111,6 +111,11 @@ def batch_rows(groups: list[tuple[str, str, int, datetime]], limit: int) -> list
     return [BatchRow(name, counts[name], started[name]) for name in names]
 
 
+def opted_out_text(phone: str) -> str:
+    """The error text of a message the mark cancelled: its number is on the suppression list."""
+    return f"not sent: {phone} is on the suppression list (opted out); nothing was clicked"
+
+
 def cancel_text(actor: str) -> str:
     """The history text of cancel(): who cancelled. Checked before any write, like operator_sent_text."""
     if not isinstance(actor, str) or not actor.strip() or len(actor) > MAX_ACTOR:

@@ -292,14 +292,21 @@ EXPIRE_UNSENT = Transition(
 # takes pending messages only). A message in doubt may have been sent: it is settled, never cancelled.
 CANCEL = Transition("cancel", (PENDING, PAUSED), CANCELLED, HistoryEvent.CANCELLED, sets=(("cancelled_at", NOW),),
                     conditions=NOT_IN_DOUBT)
+# The mark found the number on the suppression list (an opt-out, or an operator's entry): nothing was clicked, so the
+# message ends cancelled, with the opt-out as its error, and any earlier doubt goes with the lease only when this
+# attempt's chat read settled it (the mark comes after that read: Delivery._already_sent).
+CANCEL_OPTED_OUT = Transition(
+    "cancel_opted_out", (PROCESSING,), CANCELLED, HistoryEvent.CANCELLED,
+    sets=(("cancelled_at", NOW), ("last_error_class", Const("OptedOut")), ("last_error_text", Arg("error_text"))),
+    clears=LEASE + DOUBT, lease=Lease.HELD)
 # A batch's pause and resume: a paused message is never claimed; resumed, the sweeper publishes it when due.
 PAUSE = Transition("pause", (PENDING,), PAUSED, HistoryEvent.PAUSED, clears=DISPATCH)
 RESUME = Transition("resume", (PAUSED,), PENDING, HistoryEvent.RESUMED, clears=DISPATCH)
 
 TRANSITIONS: tuple[Transition, ...] = (CLAIM, EXTEND_LEASE, MARK_SENDING, RECORD_SENT, RECORD_RETRY, RECORD_FAILED,
                                        RELEASE, DEFER, RECOVER, RETRY_FAILED, MARK_SENT_BY_OPERATOR, RECORD_RECEIPT,
-                                       RECORD_CALLBACK_REFUSED, EXPIRE, EXPIRE_UNSENT, CANCEL, PAUSE,
-                                       RESUME)
+                                       RECORD_CALLBACK_REFUSED, EXPIRE, EXPIRE_UNSENT, CANCEL, CANCEL_OPTED_OUT,
+                                       PAUSE, RESUME)
 
 DELETE = Removal("delete", (FAILED,), archived=False)
 ARCHIVE = Removal("archive_failed", (FAILED,), archived=True)

@@ -29,10 +29,10 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 from wa_queue import errors, quota
 from wa_queue.errors import InvalidTransition, NotFound, StoreError
 from wa_queue.models import Message, MessageStatus, NewMessage, SessionStatus
-from wa_queue.names import ARCHIVE, ENQUEUE_COUNTS, MESSAGES, NUMBER_CHECKS, SEND_COUNTS, SESSIONS
+from wa_queue.names import ARCHIVE, ENQUEUE_COUNTS, MESSAGES, NUMBER_CHECKS, SEND_COUNTS, SESSIONS, SUPPRESSIONS
 from wa_queue.store import lifecycle, mongo_client
 from wa_queue.store.base import MessageStore, status_keys
-from wa_queue.store.common import lookup_keys, operator_sent_text, picture_text, plan_inserts
+from wa_queue.store.common import lookup_keys, operator_sent_text, opted_out_text, picture_text, plan_inserts
 from wa_queue.store.mongo_codec import (
     DUE,
     FAILED,
@@ -49,10 +49,12 @@ from wa_queue.store.mongo_codec import (
     transition_update,
     value_of,
 )
+from wa_queue.store.mongo_inbound import MongoInbound
 from wa_queue.store.mongo_media import MongoMedia
 from wa_queue.store.mongo_quota import QuotaCounters
 from wa_queue.store.mongo_schema import create_indexes
 from wa_queue.store.mongo_sessions import MongoSessionRecords
+from wa_queue.store.mongo_suppressions import MongoSuppressions
 from wa_queue.store.mongo_when import MongoWhen
 
 ARCHIVE_BATCH = 1_000
@@ -75,7 +77,7 @@ class _LostLease(Exception):
     """The mark's CAS failed after its gates were taken (internal: they are given back)."""
 
 
-class MongoStore(MongoSessionRecords, MongoWhen, MongoMedia, MessageStore):
+class MongoStore(MongoSessionRecords, MongoWhen, MongoMedia, MongoSuppressions, MongoInbound, MessageStore):
     def __init__(self, db: Database) -> None:
         self.db = db
         self.messages = db[MESSAGES]
@@ -229,7 +231,10 @@ class MongoStore(MongoSessionRecords, MongoWhen, MongoMedia, MessageStore):
                                 "first_send_day": first_send_day}
         gates, once = write.transition.gated(args)
         if not gates and not once:
-            return self._transition(write, message_id, now, owner=owner, picture=picture_text(picture)) is not None
+            marked = self._transition(write, message_id, now, owner=owner, picture=picture_text(picture))
+            if marked is not None:
+                self._refuse_if_suppressed(marked.id, marked.phone, owner=owner, now=now)
+            return marked is not None
         where = {**FILTERS[write], **conditions_filter(write.transition.conditions, now)}
         doc = self.messages.find_one({"_id": message_id, **where, "lease_owner": owner})
         if doc is None:
@@ -266,7 +271,18 @@ class MongoStore(MongoSessionRecords, MongoWhen, MongoMedia, MessageStore):
                                      upsert=True)
             for field, value in once.items():
                 self.sessions.update_one({"_id": session, field: None}, {"$set": {field: value.isoformat()}})
+        self._refuse_if_suppressed(message_id, doc["phone"], owner=owner, now=now)
         return True
+
+    def _refuse_if_suppressed(self, message_id: str, phone: str, *, owner: str, now: datetime) -> None:
+        """The mark's check of the suppression list, read after the mark (no transaction spans the two
+        collections): an entry recorded before the mark is seen here, so its message is cancelled unclicked; one
+        recorded after it came after the click's mark, which is the moment a send is decided. A process that dies in
+        between leaves the message marked, in doubt: its chat is read before anything else (the doubt rule)."""
+        if self.db[SUPPRESSIONS].find_one({"_id": phone}, {"_id": 1}) is None:
+            return
+        cancelled = self.cancel_opted_out(message_id, owner=owner, now=now, error_text=opted_out_text(phone))
+        raise errors.OptedOut(opted_out_text(phone), cancelled=cancelled)
 
     def _gate_counter(self, gate: lifecycle.Gate, key: str, since: datetime, message_id: str) -> str:
         """The counter document's id for the gate, key and day, made with the day's count when missing."""
@@ -285,6 +301,10 @@ class MongoStore(MongoSessionRecords, MongoWhen, MongoMedia, MessageStore):
             if self._sweep_counters:  # no TTL monitor (FerretDB): each new day's counter removes the expired ones
                 self.send_counts.delete_many({"expires": {"$lt": wall}})
         return counter
+
+    def cancel_opted_out(self, message_id: str, *, owner: str, now: datetime, error_text: str) -> Message | None:
+        return self._transition(lifecycle.CANCEL_OPTED_OUT.write(), message_id, now, owner=owner,
+                                error_text=error_text)
 
     def defer(
         self, message_id: str, *, owner: str, now: datetime, next_attempt_at: datetime, reason: str, error_class: str,

@@ -26,11 +26,13 @@ from wa_queue.store.base import MessageStore, status_keys
 from wa_queue.store.common import (
     lookup_keys,
     operator_sent_text,
+    opted_out_text,
     picture_text,
     plan_inserts,
     utc,
 )
 from wa_queue.store.sqlite_connection import SQLiteConnections
+from wa_queue.store.sqlite_inbound import SQLiteInbound
 from wa_queue.store.sqlite_media import SQLiteMedia
 from wa_queue.store.sqlite_schema import (
     COLS,
@@ -46,6 +48,7 @@ from wa_queue.store.sqlite_schema import (
 )
 from wa_queue.store.sqlite_sessions import SQLiteSessionRecords
 from wa_queue.store.sqlite_statements import DUE, FAILED, LEASED
+from wa_queue.store.sqlite_suppressions import SQLiteSuppressions, suppressed
 from wa_queue.store.sqlite_when import SQLiteWhen
 
 HOUR_US = 3_600_000_000
@@ -54,7 +57,7 @@ KEY_CHUNK = 500  # idempotency keys looked up per query (below SQLite's variable
 _SENTINEL: Any = ...
 
 
-class SQLiteStore(SQLiteSessionRecords, SQLiteWhen, SQLiteMedia, MessageStore):
+class SQLiteStore(SQLiteSessionRecords, SQLiteWhen, SQLiteMedia, SQLiteSuppressions, SQLiteInbound, MessageStore):
     def __init__(self, path: str) -> None:
         self.path = path
         private_file(path)  # 0600, and so its -wal and -shm (private.py)
@@ -221,33 +224,43 @@ class SQLiteStore(SQLiteSessionRecords, SQLiteWhen, SQLiteMedia, MessageStore):
                                 "recipient_limit": recipient_limit, "recipient_day_start": recipient_day_start,
                                 "first_send_day": first_send_day}
         gates, once = lifecycle.MARK_SENDING.gated(args)
-        if not gates and not once:
-            return self._transition(statements.MARK_WRITE, message_id, now=now, owner=owner, row=False,
-                                    picture=picture_text(picture)) is not None
-        # BEGIN IMMEDIATE: every other writer waits, so the counts cannot change between them and the mark.
+        # BEGIN IMMEDIATE: every other writer waits, so neither the suppression list nor the counts can change
+        # between them and the mark. A number on the list: the message ends cancelled, nothing marked.
+        opted_out: Message | None = None
         with self.db.transaction() as conn:
             keys_of = {"id": message_id, "owner": owner, "now": to_us(now)}
             row = conn.execute(statements.MARK_KEYS_SQL, keys_of).fetchone()
             if row is None:
                 return False
             keys = dict(zip(statements.MARK_KEYS, row, strict=True))
-            for gate in gates:
-                key, limit, since = keys[gate.key.columns[0]], args[gate.limit.name], args[gate.since.name]
-                if since is None:
-                    raise ValueError(f"{gate.limit.name} needs {gate.since.name}")
-                counted = conn.execute(statements.GATES[gate], {"key": key, "since": to_us(since), "id": message_id})
-                used = counted.fetchone()[0]
-                if used >= limit:
-                    raise getattr(errors, gate.refusal)(
-                        f"{gate.name} reached: {used} of {limit} for {key} since {utc(since).isoformat()}")
-            if self._transition(statements.MARK_WRITE, message_id, now=now, owner=owner, row=False,
-                                picture=picture_text(picture)) is None:
-                return False
-            if once and keys["claimed_by"] is not None:
-                conn.execute(f"INSERT OR IGNORE INTO {SESSIONS} (name) VALUES (?)", (keys["claimed_by"],))
-                for field, value in once.items():
-                    conn.execute(statements.SESSION_ONCE_SQL[field], (day_to_text(value), keys["claimed_by"]))
+            if suppressed(conn, keys["phone"]):
+                opted_out = self.cancel_opted_out(message_id, owner=owner, now=now,
+                                                  error_text=opted_out_text(keys["phone"]))
+            else:
+                for gate in gates:
+                    key, limit, since = keys[gate.key.columns[0]], args[gate.limit.name], args[gate.since.name]
+                    if since is None:
+                        raise ValueError(f"{gate.limit.name} needs {gate.since.name}")
+                    counted = conn.execute(statements.GATES[gate],
+                                           {"key": key, "since": to_us(since), "id": message_id})
+                    used = counted.fetchone()[0]
+                    if used >= limit:
+                        raise getattr(errors, gate.refusal)(
+                            f"{gate.name} reached: {used} of {limit} for {key} since {utc(since).isoformat()}")
+                if self._transition(statements.MARK_WRITE, message_id, now=now, owner=owner, row=False,
+                                    picture=picture_text(picture)) is None:
+                    return False
+                if once and keys["claimed_by"] is not None:
+                    conn.execute(f"INSERT OR IGNORE INTO {SESSIONS} (name) VALUES (?)", (keys["claimed_by"],))
+                    for field, value in once.items():
+                        conn.execute(statements.SESSION_ONCE_SQL[field], (day_to_text(value), keys["claimed_by"]))
+        if opted_out is not None:
+            raise errors.OptedOut(opted_out.last_error_text or "", cancelled=opted_out)
         return True
+
+    def cancel_opted_out(self, message_id: str, *, owner: str, now: datetime, error_text: str) -> Message | None:
+        return self._transition(lifecycle.CANCEL_OPTED_OUT.write(), message_id, now=now, owner=owner,  # type: ignore
+                                error_text=error_text)
 
     def defer(
         self, message_id: str, *, owner: str, now: datetime, next_attempt_at: datetime, reason: str, error_class: str,

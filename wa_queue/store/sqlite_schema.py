@@ -24,7 +24,17 @@ from wa_queue.models import (
     parse_stored,
     plain,
 )
-from wa_queue.names import ARCHIVE, ENQUEUE_COUNTS, MEDIA_UPLOADS, MESSAGES, NUMBER_CHECKS, SESSIONS, STATUS_COUNTS
+from wa_queue.names import (
+    ARCHIVE,
+    ENQUEUE_COUNTS,
+    INBOUND,
+    MEDIA_UPLOADS,
+    MESSAGES,
+    NUMBER_CHECKS,
+    SESSIONS,
+    STATUS_COUNTS,
+    SUPPRESSIONS,
+)
 from wa_queue.send_window import SendWindow, parse_window
 from wa_queue.store.base import SessionRecord
 from wa_queue.store.common import DATETIME_FIELDS, MESSAGE_FIELDS, SESSION_DATETIME_FIELDS, SESSION_FIELDS, utc
@@ -144,6 +154,14 @@ CREATE INDEX IF NOT EXISTS ix_upload_sha ON {MEDIA_UPLOADS}(sha256, created_at);
 CREATE INDEX IF NOT EXISTS ix_upload_created ON {MEDIA_UPLOADS}(created_at);
 CREATE TABLE IF NOT EXISTS {ENQUEUE_COUNTS} (key_name TEXT NOT NULL, day TEXT NOT NULL, n INTEGER NOT NULL,
   PRIMARY KEY (key_name, day)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS {SUPPRESSIONS} (phone TEXT PRIMARY KEY, since INTEGER NOT NULL, by_whom TEXT NOT NULL,
+  session TEXT, word TEXT);
+CREATE INDEX IF NOT EXISTS ix_suppression_since ON {SUPPRESSIONS}(since);
+CREATE TABLE IF NOT EXISTS {INBOUND} (id TEXT PRIMARY KEY, session TEXT NOT NULL, chat TEXT NOT NULL,
+  wa_id TEXT NOT NULL, text TEXT NOT NULL, phone TEXT, received_at INTEGER NOT NULL, shown_at INTEGER,
+  reply_to TEXT, opt TEXT, UNIQUE (session, chat, wa_id));
+CREATE INDEX IF NOT EXISTS ix_inbound_received ON {INBOUND}(received_at);
+CREATE INDEX IF NOT EXISTS ix_inbound_phone ON {INBOUND}(phone, received_at);
 """
 
 

@@ -28,6 +28,19 @@ BeforeClick = Callable[[tuple[str, ...] | None], bool]
 
 
 @dataclasses.dataclass(frozen=True)
+class Reply:
+    """An incoming message read in a chat: `chat` is the chat's name as the page shows it (a number, or the name of
+    a contact who hides it), `phone` the sender's E.164 number (None when the page shows none: usernames, `@lid`
+    ids), `shown_at` the time the page printed (its clock; None when it cannot be read for sure)."""
+
+    chat: str
+    wa_id: str
+    text: str
+    phone: str | None
+    shown_at: datetime | None = None
+
+
+@dataclasses.dataclass(frozen=True)
 class Attachment:
     """A media message's file as a sender attaches it: a local copy named as the recipient will see it (`path`'s
     name is `media.filename`), and what the store knows of it."""
@@ -113,6 +126,14 @@ class MessageSender(abc.ABC):
     def receipt_status(self, phone: str, wa_id: str) -> str | None:
         """The tick status of a sent message (sent | delivered | read), None when unknown."""
         return None
+
+    def read_replies(self, max_chats: int = 1) -> list[Reply]:
+        """The replies in up to `max_chats` chats the chat list shows unread (each chat's newest incoming rows, as
+        many as its unread count), and those after this session's last row in the chat open now. Never during a send
+        (the caller holds the session's lock). A chat whose rows cannot be read is skipped and named in the log, never
+        guessed at. A reply may be returned again (a chat re-read after a restart): the caller records each once.
+        A sender that cannot read chats returns none."""
+        return []
 
     def last_problem(self) -> str | None:
         """The last reason connect() or a state check could not reach a connected session (a failed page load's

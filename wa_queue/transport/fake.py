@@ -30,7 +30,7 @@ from typing import Any
 
 from wa_queue import errors
 from wa_queue.models import MediaRef, plain, utcnow
-from wa_queue.transport.base import Attachment, BeforeClick, MessageSender, Receipt, SessionState
+from wa_queue.transport.base import Attachment, BeforeClick, MessageSender, Receipt, Reply, SessionState
 from wa_queue.transport.chat import picture_of
 
 BAN_WORDS = "Your phone number is banned from using WhatsApp. Contact support for help."
@@ -96,6 +96,15 @@ class FakeControl:
                 data.setdefault("sessions", {}).pop(session, None)
             else:
                 data.setdefault("sessions", {})[session] = {"state": state, **({"words": words} if words else {})}
+            self._write(data)
+
+    def add_reply(self, session: str, *, chat: str, wa_id: str, text: str, phone: str | None) -> None:
+        """A contact answers in `session`'s chat `chat` (what WhatsApp's servers would deliver to the page)."""
+        with _locked(self.path):
+            self._cache = None
+            data = self.read()
+            data.setdefault("replies", {}).setdefault(session, []).append(
+                {"chat": chat, "wa_id": wa_id, "text": text, "phone": phone})
             self._write(data)
 
     def take_number_fault(self, phone: str) -> str | None:
@@ -169,6 +178,7 @@ class FakeSender(MessageSender):
         self.control = FakeControl(control_path)
         self._open = False
         self._log = LogTail(self.log_path)
+        self._replied: set[str] = set()  # the wa_ids of replies read: the fake chat list shows them read
 
     def connect(self) -> SessionState:
         self._open = True
@@ -184,6 +194,19 @@ class FakeSender(MessageSender):
         if self.state() is SessionState.BANNED:
             return self._words()
         return None
+
+    def read_replies(self, max_chats: int = 1) -> list[Reply]:
+        """The replies the control file's "replies" holds for this session ({chat, wa_id, text, phone}), each chat's
+        unread ones once per process, at most `max_chats` chats a call: what WhatsApp's servers would deliver."""
+        if self.state() is not SessionState.CONNECTED:
+            return []
+        waiting = [r for r in self.control.read().get("replies", {}).get(self.session, [])
+                   if r["wa_id"] not in self._replied]
+        chats = list(dict.fromkeys(r["chat"] for r in waiting))[:max_chats]
+        out = [Reply(chat=r["chat"], wa_id=r["wa_id"], text=r["text"], phone=r.get("phone")) for r in waiting
+               if r["chat"] in chats]
+        self._replied.update(r.wa_id for r in out)
+        return out
 
     def _words(self) -> str:
         return str(self.control.read().get("sessions", {}).get(self.session, {}).get("words") or BAN_WORDS)

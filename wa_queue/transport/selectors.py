@@ -28,6 +28,11 @@ SELECTORS: dict[str, str] = {
     "search_box": '[aria-label="Search or start a new chat"]',
     # One chat in the chat list (its preview is a person's text, never an account notice).
     "chat_list_item": '#pane-side [role="listitem"], #pane-side [role="row"]',
+    # Replies: a chat list item's unread count ("3 unread messages"; the number is read from the label) and its
+    # name (a number as the page prints it, or a contact's name); the open chat's name in its header.
+    "unread_badge": '[aria-label$=" unread message"], [aria-label$=" unread messages"]',
+    "chat_title": 'span[dir="auto"][title]',
+    "open_chat_title": '#main header span[title]',
     # Dialogs: "Starting chat", the invalid-number popup and "what's new" share one container.
     "dialog": 'div[role="dialog"]',
     "starting_chat": 'div[role="dialog"]',  # told apart by TEXTS["starting_chat"]
@@ -305,6 +310,33 @@ const chat = () => {
           out: msgs.filter(m => m.dir === 'out'), unknown: msgs.filter(m => !m.dir).length, messages: msgs.length,
           zone, now_ms: Date.now()};
 };
+"""
+
+# The chat list's items with an unread count: [{title, unread}], in the list's order (newest first).
+JS_UNREAD = JS_LIB + r"""
+const out = [];
+for (const item of all('chat_list_item')) {
+  const badge = one('unread_badge', item), title = one('chat_title', item);
+  if (!badge || !title) continue;
+  const n = /^\s*(\d+)/.exec(badge.getAttribute('aria-label') || '');
+  out.push({title: title.getAttribute('title'), unread: n ? Number(n[1]) : null});
+}
+return out;
+"""
+# Clicks the chat list item named arguments[1]; false when there is none.
+JS_OPEN_FROM_LIST = JS_LIB + r"""
+const item = all('chat_list_item').find(i => { const t = one('chat_title', i); return t && t.getAttribute('title') ===
+  arguments[1]; });
+if (item) item.click();
+return !!item;
+"""
+# The open chat: its name, and its message rows as chat() reads them, both directions, in order.
+JS_REPLIES = JS_LIB + r"""
+const title = one('open_chat_title');
+const rows = rowsOf();
+const msgs = readRows(rows).filter(x => x);
+return {title: title ? title.getAttribute('title') : null, rows: rows.length, msgs,
+        unknown: msgs.filter(m => !m.dir).length};
 """
 
 JS_PROBE = JS_LIB + r"""

@@ -23,7 +23,8 @@ from datetime import datetime
 from wa_queue import errors
 from wa_queue.models import MediaRef
 from wa_queue.settings import Settings
-from wa_queue.transport.base import Attachment, BeforeClick, MessageSender, Receipt, SessionState
+from wa_queue.transport import replies
+from wa_queue.transport.base import Attachment, BeforeClick, MessageSender, Receipt, Reply, SessionState
 from wa_queue.transport.chat import Click, snapshot_picture, verdict
 from wa_queue.transport.chrome import BrowserDied, Chrome, first_line
 from wa_queue.transport.chrome_options import uploads_allowed
@@ -192,6 +193,13 @@ class SeleniumSender(MessageSender):
                 self.page.dismiss_invalid()
                 return None
             return self.page.row_status(wa_id)
+
+    def read_replies(self, max_chats: int = 1) -> list[Reply]:
+        with self._lock, self._guard("read_replies"):
+            if self.chrome.driver is None or not self.page.probe()["logged_in"]:
+                return []
+            self._checked = None  # a chat opened from the list: the next send opens its own
+            return replies.read(self.page, max_chats)
 
     def account_number(self) -> str | None:
         with self._lock:

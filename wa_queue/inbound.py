@@ -1,0 +1,76 @@
+"""What a reply does once a session's worker has read it: the opt-out or opt-in it carries, the `message.received`
+event, and its record, in that order, each step safe to repeat.
+
+The order is the crash rule. A reply already recorded is skipped whole (so an operator's removal from the
+suppression list is not undone by the old STOP still shown in the chat). Otherwise the opt change is applied first
+(idempotent), the event published (its id is derived from the reply's key, so a receiver dedupes a repeat), and the
+reply recorded last: a worker killed anywhere before the record reads the row again and redoes the steps, losing
+none and recording none twice.
+
+Words: a reply whose text, trimmed and case-folded, is one of WAQ_OPT_OUT_WORDS puts its number on the suppression
+list; one of WAQ_OPT_IN_WORDS takes it off. A contact who hides the number (a username, an `@lid` id) is recorded
+under what the page shows, with no number: no list entry can name it, and none is made.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from wa_queue import names
+from wa_queue.models import InboundMessage, OptChange, Suppression
+
+if TYPE_CHECKING:
+    from wa_queue.hub import Hub
+    from wa_queue.settings import Settings
+
+log = logging.getLogger(__name__)
+
+EVENT = "message.received"
+
+
+def opt_change(text: str, settings: Settings) -> OptChange | None:
+    """The opt change a reply's text asks for, if it is one of the words (trimmed, case-folded)."""
+    said = " ".join(text.split()).casefold()
+    if said in {w.casefold() for w in settings.opt_out_words}:
+        return OptChange.OUT
+    if said in {w.casefold() for w in settings.opt_in_words}:
+        return OptChange.IN
+    return None
+
+
+def inbound_id(session: str, chat: str, wa_id: str) -> str:
+    """The reply's id, the same at every read of its row: the event's idempotency key."""
+    return hashlib.sha256("\x1f".join((session, chat, wa_id)).encode()).hexdigest()[:32]
+
+
+def payload(inbound: InboundMessage) -> dict[str, Any]:
+    """The webhook's body: the reply, and `key` null (signed with WAQ_CALLBACK_SECRET)."""
+    return {"event": EVENT, **inbound.to_dict(), "key": None}
+
+
+def receive(hub: Hub, *, session: str, chat: str, wa_id: str, text: str, phone: str | None,
+            shown_at: datetime | None) -> InboundMessage | None:
+    """Handle one reply read in `session`'s chat `chat`; None when it was recorded before."""
+    store, settings = hub.store, hub.settings
+    if store.inbound_recorded(session, chat, wa_id):
+        return None
+    now = hub.clock()
+    opt = opt_change(text, settings) if phone is not None else None
+    inbound = InboundMessage(session=session, chat=chat, wa_id=wa_id, text=text, phone=phone, received_at=now,
+                             shown_at=shown_at, id=inbound_id(session, chat, wa_id),
+                             reply_to=store.last_sent_to(phone) if phone else None, opt=opt)
+    if opt is OptChange.OUT and phone is not None:
+        word = " ".join(text.split())[:64]
+        if store.add_suppression(Suppression(phone=phone, since=now, by=session, session=session, word=word)):
+            log.warning("%s opted out (%r in %s): nothing more is sent to it", phone, word, session)
+    elif opt is OptChange.IN and phone is not None and store.remove_suppression(phone):
+        log.warning("%s opted in again (%r in %s)", phone, text.strip()[:64], session)
+    if settings.inbound_webhook_url:
+        # Straight onto wa.callbacks (exchange '' + routing key), retried and signed as status callbacks are.
+        hub.celery.send_task(names.TASK_CALLBACK, args=[settings.inbound_webhook_url, payload(inbound)],
+                             queue=names.CALLBACK_QUEUE, exchange="", routing_key=names.CALLBACK_QUEUE)
+    store.record_inbound(inbound)
+    return inbound

@@ -1,0 +1,67 @@
+"""The MongoDB store's replies: the inbound collection, whose `_id` is the (session, chat, wa_id) key, so a second
+insert of one reply fails on the primary key whatever process makes it. A part of MongoStore
+(wa_queue/store/mongo.py), which gives it `db`."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from pymongo import DESCENDING
+from pymongo.database import Database
+from pymongo.errors import DuplicateKeyError
+
+from wa_queue.models import InboundMessage, OptChange
+from wa_queue.names import INBOUND, MESSAGES
+from wa_queue.store.mongo_codec import from_db, to_db
+
+
+def inbound_key(session: str, chat: str, wa_id: str) -> str:
+    return json.dumps([session, chat, wa_id], ensure_ascii=False)
+
+
+def _inbound(doc: dict[str, Any]) -> InboundMessage:
+    return InboundMessage(id=doc["id"], session=doc["session"], chat=doc["chat"], wa_id=doc["wa_id"],
+                          text=doc["text"], phone=doc.get("phone"), received_at=from_db(doc["received_at"]),
+                          shown_at=from_db(doc["shown_at"]) if doc.get("shown_at") else None,  # type: ignore
+                          reply_to=doc.get("reply_to"), opt=OptChange(doc["opt"]) if doc.get("opt") else None)
+
+
+class MongoInbound:
+    db: Database
+
+    def record_inbound(self, inbound: InboundMessage) -> bool:
+        try:
+            self.db[INBOUND].insert_one({
+                "_id": inbound_key(inbound.session, inbound.chat, inbound.wa_id), "id": inbound.id,
+                "session": inbound.session, "chat": inbound.chat,
+                "wa_id": inbound.wa_id, "text": inbound.text, "phone": inbound.phone,
+                "received_at": to_db(inbound.received_at),
+                "shown_at": to_db(inbound.shown_at) if inbound.shown_at else None, "reply_to": inbound.reply_to,
+                "opt": inbound.opt.value if inbound.opt else None})
+        except DuplicateKeyError:
+            return False
+        return True
+
+    def inbound_recorded(self, session: str, chat: str, wa_id: str) -> bool:
+        return self.db[INBOUND].count_documents({"_id": inbound_key(session, chat, wa_id)}, limit=1) == 1
+
+    def list_inbound(self, *, phone: str | None = None, session: str | None = None, since: datetime | None = None,
+                     until: datetime | None = None, limit: int = 100, offset: int = 0
+                     ) -> tuple[list[InboundMessage], int]:
+        where: dict[str, Any] = {}
+        if phone is not None:
+            where["phone"] = phone
+        if session is not None:
+            where["session"] = session
+        if since is not None or until is not None:
+            where["received_at"] = {**({"$gte": to_db(since)} if since else {}),
+                                    **({"$lt": to_db(until)} if until else {})}
+        docs = self.db[INBOUND].find(where).sort([("received_at", DESCENDING), ("id", DESCENDING)])
+        return [_inbound(d) for d in docs.skip(offset).limit(limit)], self.db[INBOUND].count_documents(where)
+
+    def last_sent_to(self, phone: str) -> str | None:
+        doc = self.db[MESSAGES].find_one({"phone": phone, "sent_at": {"$ne": None}}, {"_id": 1},
+                                         sort=[("sent_at", DESCENDING)])
+        return doc["_id"] if doc else None

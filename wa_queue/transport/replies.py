@@ -1,0 +1,119 @@
+"""Reading replies on WhatsApp Web: the chats the list shows unread, opened one by one from the list, and their
+newest incoming rows (as many as the unread count); and the rows after this session's last one in the chat open now
+(the page counts a chat open in front as read, so replies there carry no badge).
+
+Who sent a row comes from its packed id (`false_<digits>@c.us_…`: that number; `…@lid_…`: none) or from its
+`data-pre-plain-text` ("[10:02, 12/5/2026] +49 151 12345678: "); a name there is a contact who hides the number,
+recorded with none. A chat with a row of unknown direction, an incoming row without an id, or one whose text cannot
+be read is skipped whole and named in the log: a reply is never guessed at (a STOP misread as another word, or
+another person's row taken for a reply, would be worse than a late one).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+import phonenumbers
+
+from wa_queue.transport.base import Reply
+from wa_queue.transport.selectors import JS_OPEN_FROM_LIST, JS_REPLIES, JS_UNREAD
+
+log = logging.getLogger(__name__)
+
+_PACKED = re.compile(r"^false_([^@]+)@(c\.us|lid)_")
+_PRE_SENDER = re.compile(r"^\[[^\]]*\]\s*(.*?):\s*$", re.S)
+OPEN_TIMEOUT_S = 10.0
+POLL_S = 0.1
+
+
+def e164(shown: str) -> str | None:
+    """The E.164 form of a number as the page prints it ("+49 151 12345678"), None for anything else (a name)."""
+    if not shown.strip().startswith("+"):
+        return None
+    try:
+        number = phonenumbers.parse(shown, None)
+    except phonenumbers.NumberParseException:
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164) \
+        if phonenumbers.is_possible_number(number) else None
+
+
+def sender_of(row: dict[str, Any]) -> tuple[bool, str | None]:
+    """(known, phone): whether the row says who sent it, and the number (None: a contact who hides it)."""
+    packed = _PACKED.match(row.get("id") or "")
+    if packed:
+        return True, (e164("+" + packed.group(1)) if packed.group(2) == "c.us" else None)
+    said = _PRE_SENDER.match(row.get("pre") or "")
+    if not said or not said.group(1).strip():
+        return False, None
+    return True, e164(said.group(1))
+
+
+def shown_at(row: dict[str, Any]) -> datetime | None:
+    """The time the page printed, when its date reads one way only (times: the row's readings, epoch ms)."""
+    times = row.get("times") or []
+    return datetime.fromtimestamp(times[0] / 1000, tz=timezone.utc) if len(times) == 1 else None
+
+
+def replies_in(chat: str, rows: list[dict[str, Any]], unknown: int) -> list[Reply] | None:
+    """The chat's incoming rows as replies, or None (logged) when any of them cannot be read for sure."""
+    if unknown:
+        log.warning("replies in chat %r not read: %d row(s) of unknown direction", chat, unknown)
+        return None
+    out = []
+    for row in rows:
+        known, phone = sender_of(row)
+        if not row.get("id") or row.get("text") is None or row.get("more") or not known:
+            log.warning("replies in chat %r not read: an incoming row without %s", chat,
+                        "an id" if not row.get("id") else "its whole text" if row.get("text") is None
+                        or row.get("more") else "its sender")
+            return None
+        out.append(Reply(chat=chat, wa_id=row["id"], text=row["text"], phone=phone, shown_at=shown_at(row)))
+    return out
+
+
+def after_last_outgoing(msgs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The incoming rows after the chat's last outgoing one."""
+    last = max((i for i, m in enumerate(msgs) if m["dir"] == "out"), default=None)
+    return [m for m in msgs[(last + 1 if last is not None else len(msgs)):] if m["dir"] == "in"]
+
+
+def read(page: Any, max_chats: int) -> list[Reply]:
+    """The replies of the open chat (after its last outgoing row) and of up to `max_chats` unread chats."""
+    found: list[Reply] = []
+    here = page.call(JS_REPLIES)
+    if here["title"] and here["msgs"]:
+        found += replies_in(here["title"], after_last_outgoing(here["msgs"]), here["unknown"]) or []
+    for item in page.call(JS_UNREAD)[:max_chats]:
+        title, unread = item["title"], item["unread"]
+        if not page.call(JS_OPEN_FROM_LIST, title):
+            continue
+        page.forget_chat()  # the next send loads its own chat
+        shown = _settled(page, title)
+        if shown is None:
+            log.warning("replies in chat %r not read: it did not open within %gs", title, OPEN_TIMEOUT_S)
+            continue
+        incoming = [m for m in shown["msgs"] if m["dir"] == "in"]
+        got = replies_in(title, incoming[-unread:] if unread else incoming, shown["unknown"])
+        found += got or []
+    return found
+
+
+def _settled(page: Any, title: str) -> dict[str, Any] | None:
+    """The chat `title` once open and its rows have held still for chat_settle_s; None when it does not open."""
+    deadline = time.monotonic() + OPEN_TIMEOUT_S
+    last, since = None, time.monotonic()
+    while time.monotonic() < deadline:
+        shown = page.call(JS_REPLIES)
+        shape = [(m["id"], m["dir"], m["text"]) for m in shown["msgs"]] if shown["title"] == title else None
+        now = time.monotonic()
+        if shape != last:
+            last, since = shape, now
+        elif shape and now - since >= page.settings.chat_settle_s:
+            return shown
+        time.sleep(POLL_S)
+    return None

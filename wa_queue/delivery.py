@@ -62,10 +62,12 @@ class Delivery:
     # (session, seconds of the send itself, outcome, kind: text or the media kind)
     on_send: Callable[[str, float, str, str], None] | None = None
     media_files: MediaFiles | None = None  # where media messages' bytes are (the Hub's); None: no media sent
-    on_reply: Callable[[Reply], None] | None = None  # a reply read in this session's chats (wa_queue/inbound.py)
+    # A reply read in this session's chats (wa_queue/inbound.py); true when it was new (not recorded before).
+    on_reply: Callable[[Reply], bool] | None = None
     _last_heartbeat: datetime | None = dataclasses.field(default=None, init=False)
     # Sent messages whose delivery ticks are followed: (message id, phone, WhatsApp id, give up at monotonic time).
     _watch: list[tuple[str, str, str, float]] = dataclasses.field(default_factory=list, init=False)
+    _read_again: bool = dataclasses.field(default=False, init=False)  # the last read's replies were not all recorded
 
     def process(self, message_id: str, attempts: int | None = None) -> Outcome:
         now = self.clock()
@@ -390,17 +392,21 @@ class Delivery:
         reply to on_reply; returns the seconds spent. A failed read is logged: replies stay unread, read later."""
         if self.on_reply is None:
             return 0.0
-        started = time.monotonic()
-        while budget_s - (time.monotonic() - started) >= self.reply_read_s:
+        started, elapsed = time.monotonic(), 0.0  # the first read is judged on the whole budget
+        while budget_s - elapsed >= self.reply_read_s:
             try:
-                replies = self.sender.read_replies(max_chats=1)
-                for reply in replies:
-                    self.on_reply(reply)
+                # The open chat's replies come back at every read (it has no badge): only new ones mean more may wait.
+                read = self.sender.read_replies(max_chats=1, again=self._read_again)
+                new = [reply for reply in read if self.on_reply(reply)]
+                self._read_again = False
             except Exception as exc:  # noqa: BLE001 - replies wait in the page; the send must not
+                # A chat may have opened (its badge gone) with its replies unrecorded: read the noted chat again.
+                self._read_again = True
                 log.warning("session %s: replies not read now: %s: %s", self.session, type(exc).__name__, exc)
                 break
-            if not replies:
+            if not new:
                 break
+            elapsed = time.monotonic() - started
         return time.monotonic() - started
 
     def follow_receipts(self, budget_s: float) -> None:

@@ -7,6 +7,10 @@ suppression list is not undone by the old STOP still shown in the chat). Otherwi
 reply recorded last: a worker killed anywhere before the record reads the row again and redoes the steps, losing
 none and recording none twice.
 
+A reply has no badge once its chat is open (the page counts it read), so the sender notes each chat before it opens
+(StoreChatNotes, the store's open_chats), and a new page reads the noted chat again: a worker killed between opening
+a chat and recording its replies loses none.
+
 Words: a reply whose text, trimmed and case-folded, is one of WAQ_OPT_OUT_WORDS puts its number on the suppression
 list; one of WAQ_OPT_IN_WORDS takes it off. A contact who hides the number (a username, an `@lid` id) is recorded
 under what the page shows, with no number: no list entry can name it, and none is made.
@@ -16,15 +20,17 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from wa_queue import names
-from wa_queue.models import InboundMessage, OptChange, Suppression
+from wa_queue.models import ChatNote, InboundMessage, OptChange, Suppression
 
 if TYPE_CHECKING:
     from wa_queue.hub import Hub
     from wa_queue.settings import Settings
+    from wa_queue.store.base import MessageStore
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +45,19 @@ def opt_change(text: str, settings: Settings) -> OptChange | None:
     if said in {w.casefold() for w in settings.opt_in_words}:
         return OptChange.IN
     return None
+
+
+class StoreChatNotes:
+    """A session's chat notes (transport.base.ChatNotes) in the store: one per session, replaced at each chat."""
+
+    def __init__(self, store: MessageStore, session: str, clock: Callable[[], datetime]) -> None:
+        self.store, self.session, self.clock = store, session, clock
+
+    def opening(self, *, chat: str | None = None, phone: str | None = None, unread: int = 0) -> None:
+        self.store.note_chat(ChatNote(session=self.session, chat=chat, phone=phone, unread=unread, at=self.clock()))
+
+    def last(self) -> ChatNote | None:
+        return self.store.chat_note(self.session)
 
 
 def inbound_id(session: str, chat: str, wa_id: str) -> str:
@@ -66,7 +85,7 @@ def receive(hub: Hub, *, session: str, chat: str, wa_id: str, text: str, phone: 
         word = " ".join(text.split())[:64]
         if store.add_suppression(Suppression(phone=phone, since=now, by=session, session=session, word=word)):
             log.warning("%s opted out (%r in %s): nothing more is sent to it", phone, word, session)
-    elif opt is OptChange.IN and phone is not None and store.remove_suppression(phone):
+    elif opt is OptChange.IN and phone is not None and store.remove_suppression(phone, by=session, at=now):
         log.warning("%s opted in again (%r in %s)", phone, text.strip()[:64], session)
     if settings.inbound_webhook_url:
         # Straight onto wa.callbacks (exchange '' + routing key), retried and signed as status callbacks are.

@@ -113,6 +113,37 @@ class OptChange(str, enum.Enum):
 
 
 @dataclasses.dataclass(frozen=True)
+class SuppressionChange:
+    """One change of the suppression list, kept after the entry is gone: who put a number on it or took it off
+    (`by`: an API key's name, `cli:<user>`, `import:<file>`, or the session that read the reply), and when."""
+
+    phone: str
+    change: OptChange
+    at: datetime
+    by: str
+    session: str | None = None
+    word: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"phone": self.phone, "change": self.change.value, "at": self.at.isoformat(), "by": self.by,
+                "session": self.session, "word": self.word}
+
+
+@dataclasses.dataclass(frozen=True)
+class ChatNote:
+    """The chat a session's page has open, or is opening to read `unread` replies, noted durably before it opens:
+    the page counts what an open chat shows as read (its badge goes), so a worker killed before recording those
+    replies finds them through this note, not through a badge. `chat` is the chat list's name of a chat opened from
+    the list, `phone` the number of one a send opened (one of the two)."""
+
+    session: str
+    chat: str | None
+    phone: str | None
+    unread: int
+    at: datetime
+
+
+@dataclasses.dataclass(frozen=True)
 class InboundMessage:
     """A reply read in a session's chat, recorded once per (session, chat, wa_id). `chat` is what the page shows for
     the chat (a number, or the name of a contact who hides it); `phone` is the E.164 number, None when the page shows

@@ -47,7 +47,9 @@ NUMBER_CHECKS = "number_checks"
 SEND_COUNTS = "send_counts"  # MongoDB: the daily counters of the mark's gates (store/mongo.py)
 ENQUEUE_COUNTS = "enqueue_counts"  # the daily quota's counters per API key and UTC day (wa_queue/quota.py)
 INBOUND = "inbound"  # replies read in the sessions' chats, once per (session, chat, WhatsApp id)
+OPEN_CHATS = "open_chats"  # per session, the chat its page has open or is opening: what a new page reads again
 SUPPRESSIONS = "suppressions"  # numbers that opted out (or an operator added): never enqueued, never clicked
+SUPPRESSION_LOG = "suppression_log"  # every change of that list: out or in, when, by whom (a key, a CLI user, a reply)
 MEDIA_UPLOADS = "media_uploads"  # files stored by POST /api/whatsapp/media, named by id in messages
 STATUS_COUNTS = "status_counts"  # SQLite only: kept by triggers in the same transaction as every status change
 

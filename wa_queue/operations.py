@@ -20,6 +20,7 @@ from wa_queue.models import (
     NewMessage,
     Priority,
     Suppression,
+    SuppressionChange,
     new_message_id,
     plain,
 )
@@ -113,9 +114,17 @@ def add_suppression(hub: Hub, phone: str, *, by: str, session: str | None = None
     return hub.store.add_suppression(Suppression(phone=e164, since=hub.clock(), by=by, session=session, word=word))
 
 
-def remove_suppression(hub: Hub, phone: str) -> bool:
-    """Take a number off the suppression list; False if it was not on it."""
-    return hub.store.remove_suppression(validate_phone(phone, hub.settings.default_region))
+def remove_suppression(hub: Hub, phone: str, *, by: str) -> bool:
+    """Take a number off the suppression list, noting `by` (an API key's name, `cli:<user>`) in the list's log; False
+    if it was not on it."""
+    return hub.store.remove_suppression(validate_phone(phone, hub.settings.default_region), by=by, at=hub.clock())
+
+
+def suppression_log(hub: Hub, *, phone: str | None = None, limit: int = 100, offset: int = 0
+                    ) -> tuple[list[SuppressionChange], int]:
+    """The list's changes, newest first: who put a number on it or took it off, and when."""
+    return hub.store.suppression_log(phone=validate_phone(phone, hub.settings.default_region) if phone else None,
+                                     limit=limit, offset=offset)
 
 
 def list_suppressions(hub: Hub, *, limit: int = 100, offset: int = 0) -> tuple[list[Suppression], int]:

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from wa_queue import callbacks, metrics_sink, names
+from wa_queue import callbacks, inbound, metrics_sink, names
 from wa_queue.delivery import Delivery
 from wa_queue.errors import StoreError
 from wa_queue.hub import Hub
@@ -94,6 +94,7 @@ class SessionWorker:
             on_change=lambda message: callbacks.on_status_change(message, hub.celery), on_send=self.metrics.record,
             media_files=hub.media_files, on_reply=self.record_reply,
         )
+        self.sender.chat_notes = inbound.StoreChatNotes(hub.store, session, hub.clock)  # replies survive a kill
 
     def start(self) -> None:
         from wa_queue import recovery
@@ -139,11 +140,9 @@ class SessionWorker:
                 self.delivery.read_replies(self.delivery.reply_read_s)  # one read: the next send waits no more
         return plain(record.status)
 
-    def record_reply(self, reply: Reply) -> None:
-        from wa_queue import inbound
-
-        inbound.receive(self.hub, session=self.session, chat=reply.chat, wa_id=reply.wa_id, text=reply.text,
-                        phone=reply.phone, shown_at=reply.shown_at)
+    def record_reply(self, reply: Reply) -> bool:
+        return inbound.receive(self.hub, session=self.session, chat=reply.chat, wa_id=reply.wa_id, text=reply.text,
+                               phone=reply.phone, shown_at=reply.shown_at) is not None
 
     def publish_qr(self) -> None:
         """The API process serves the QR; only this process can read it from the browser."""

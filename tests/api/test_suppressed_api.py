@@ -20,5 +20,5 @@ def test_a_suppressed_number_is_refused_alone_and_in_a_bulk(client) -> None:  # 
                                                                      {"phone": PHONE, "text": "b"}]}), 409)
     assert [(i["index"], i["field"]) for i in bulk["details"]["items"]] == [(1, "phone")]
     assert sum(hub.store.count_by_status().values()) == 0
-    operations.remove_suppression(hub, PHONE)
+    operations.remove_suppression(hub, PHONE, by="test")
     assert post(client, "/messages", {"phone": PHONE, "text": "hi"}).status_code == 202

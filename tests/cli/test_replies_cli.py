@@ -1,6 +1,6 @@
 """`waq inbound list` and `waq suppressions`, the CLI's door: a number added by hand (recorded with the OS user)
-is refused by `waq enqueue` (exit 2 naming phone, nothing stored), an existing opt-out list is imported whole or not at all, and a
-removal lets the next enqueue through."""
+is refused by `waq enqueue` (exit 2 naming phone, nothing stored), an existing opt-out list is imported whole or not
+at all, and a removal lets the next enqueue through."""
 
 from __future__ import annotations
 

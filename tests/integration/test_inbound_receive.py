@@ -68,7 +68,7 @@ def test_stop_and_start_move_the_number_on_and_off_the_list(hub_env) -> None:  #
 
 def test_an_old_stop_read_again_does_not_undo_a_removal(hub_env) -> None:  # noqa: ANN001
     read("STOP", "w1")
-    operations.remove_suppression(hub_env, PHONE)
+    operations.remove_suppression(hub_env, PHONE, by="test")
     assert read("STOP", "w1") is None and hub_env.store.get_suppression(PHONE) is None
 
 

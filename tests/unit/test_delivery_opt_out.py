@@ -73,7 +73,7 @@ def test_enqueue_is_refused_until_the_number_is_removed(tmp_path: Path) -> None:
         with pytest.raises(errors.OptedOut) as refused:
             operations.build_message(hub, PHONE, "hi")
         assert refused.value.field == "phone" and "suppression list" in str(refused.value)
-        assert operations.remove_suppression(hub, PHONE) is True
+        assert operations.remove_suppression(hub, PHONE, by="test") is True
         assert operations.build_message(hub, PHONE, "hi").phone == PHONE
     finally:
         hub.close()

@@ -17,7 +17,7 @@ MAX_IMPORT_ROWS = 1_000_000
 
 @click.group()
 def suppressions() -> None:
-    """The suppression list: list, add, remove, import FILE.csv."""
+    """The suppression list: list, log, add, remove, import FILE.csv."""
 
 
 @suppressions.command("list")
@@ -38,6 +38,26 @@ def suppressions_list(limit: int, offset: int, as_json: bool) -> None:
     click.echo(f"{len(entries)} of {total}")
 
 
+@suppressions.command("log")
+@click.option("--phone", default=None, help="Only this number's changes.")
+@click.option("--limit", type=click.IntRange(1, 1000), default=100, show_default=True)
+@click.option("--offset", type=click.IntRange(0), default=0, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@with_errors
+def suppressions_log(phone: str | None, limit: int, offset: int, as_json: bool) -> None:
+    """Who put numbers on the list or took them off, and when, newest first (entries removed since included)."""
+    from wa_queue import operations
+
+    changes, total = operations.suppression_log(current_hub(), phone=phone, limit=limit, offset=offset)
+    if as_json:
+        echo_json({"items": [c.to_dict() for c in changes], "total": total})
+        return
+    rows = [(c.at.isoformat(timespec="seconds"), c.phone, c.change.value, c.by, c.session or "-", c.word or "-")
+            for c in changes]
+    click.echo(table(rows, ["at", "phone", "change", "by", "session", "word"]))
+    click.echo(f"{len(changes)} of {total}")
+
+
 @suppressions.command("add")
 @click.argument("phone")
 @with_errors
@@ -56,7 +76,7 @@ def suppressions_remove(phone: str) -> None:
     """Take PHONE off the list (exit 1 when it was not on it)."""
     from wa_queue import operations
 
-    if not operations.remove_suppression(current_hub(), phone):
+    if not operations.remove_suppression(current_hub(), phone, by=f"cli:{os_user()}"):
         raise click.ClickException(f"{phone} is not on the suppression list")
     click.echo(f"{phone}: removed")
 

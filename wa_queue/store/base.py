@@ -15,6 +15,7 @@ from typing import Any
 
 from wa_queue.errors import IdempotencyConflict, QuotaExceeded, ValidationError
 from wa_queue.models import (
+    ChatNote,
     InboundMessage,
     MediaUpload,
     Message,
@@ -22,6 +23,7 @@ from wa_queue.models import (
     NewMessage,
     SessionStatus,
     Suppression,
+    SuppressionChange,
 )
 
 
@@ -414,12 +416,18 @@ class MessageStore(abc.ABC):
         returned, no mark_sending of a message to the number succeeds."""
 
     @abc.abstractmethod
-    def remove_suppression(self, phone: str) -> bool:
-        """Take the number off the list; False when it was not on it."""
+    def remove_suppression(self, phone: str, *, by: str, at: datetime) -> bool:
+        """Take the number off the list, noting who (`by`) in the list's log; False (nothing noted) when it was not
+        on it."""
 
     @abc.abstractmethod
     def get_suppression(self, phone: str) -> Suppression | None:
         """The number's entry, or None."""
+
+    @abc.abstractmethod
+    def suppression_log(self, *, phone: str | None = None, limit: int = 100, offset: int = 0
+                        ) -> tuple[list[SuppressionChange], int]:
+        """The list's changes (each add and removal, also of entries gone since), newest first, and how many."""
 
     @abc.abstractmethod
     def list_suppressions(self, *, limit: int = 100, offset: int = 0) -> tuple[list[Suppression], int]:
@@ -429,6 +437,14 @@ class MessageStore(abc.ABC):
     @abc.abstractmethod
     def record_inbound(self, inbound: InboundMessage) -> bool:
         """Record a reply durably, at most once per (session, chat, wa_id): False (nothing written) when it was."""
+
+    @abc.abstractmethod
+    def note_chat(self, note: ChatNote) -> None:
+        """Note, durably, the chat the session's page has open or is about to open (replacing the session's note)."""
+
+    @abc.abstractmethod
+    def chat_note(self, session: str) -> ChatNote | None:
+        """The session's note, or None."""
 
     @abc.abstractmethod
     def inbound_recorded(self, session: str, chat: str, wa_id: str) -> bool:

@@ -12,8 +12,8 @@ from pymongo import DESCENDING
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
-from wa_queue.models import InboundMessage, OptChange
-from wa_queue.names import INBOUND, MESSAGES
+from wa_queue.models import ChatNote, InboundMessage, OptChange
+from wa_queue.names import INBOUND, MESSAGES, OPEN_CHATS
 from wa_queue.store.mongo_codec import from_db, to_db
 
 
@@ -43,6 +43,16 @@ class MongoInbound:
         except DuplicateKeyError:
             return False
         return True
+
+    def note_chat(self, note: ChatNote) -> None:
+        self.db[OPEN_CHATS].replace_one(
+            {"_id": note.session},
+            {"chat": note.chat, "phone": note.phone, "unread": note.unread, "at": to_db(note.at)}, upsert=True)
+
+    def chat_note(self, session: str) -> ChatNote | None:
+        doc = self.db[OPEN_CHATS].find_one({"_id": session})
+        return ChatNote(session=session, chat=doc.get("chat"), phone=doc.get("phone"), unread=doc["unread"],
+                        at=from_db(doc["at"])) if doc else None  # type: ignore[arg-type]
 
     def inbound_recorded(self, session: str, chat: str, wa_id: str) -> bool:
         return self.db[INBOUND].count_documents({"_id": inbound_key(session, chat, wa_id)}, limit=1) == 1

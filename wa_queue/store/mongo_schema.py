@@ -8,7 +8,7 @@ from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.collection import Collection
 from pymongo.errors import OperationFailure
 
-from wa_queue.names import INBOUND, MEDIA_UPLOADS, SUPPRESSIONS
+from wa_queue.names import INBOUND, MEDIA_UPLOADS, SUPPRESSION_LOG, SUPPRESSIONS
 from wa_queue.store.mongo_codec import from_db
 
 NOT_IMPLEMENTED = 238  # the server's error code for an option or command it lacks
@@ -47,6 +47,7 @@ def create_indexes(messages: Collection, archive: Collection, send_counts: Colle
     messages.database[MEDIA_UPLOADS].create_index([("sha256", ASCENDING), ("created_at", ASCENDING)])
     enqueue_counts.create_index([("day", ASCENDING)])  # quota_used(): today's counters
     messages.database[SUPPRESSIONS].create_index([("since", ASCENDING)])  # list_suppressions(), newest first
+    messages.database[SUPPRESSION_LOG].create_index([("phone", ASCENDING), ("at", ASCENDING)])  # suppression_log()
     messages.database[INBOUND].create_index([("received_at", ASCENDING)])  # list_inbound()
     messages.database[INBOUND].create_index([("phone", ASCENDING), ("received_at", ASCENDING)])
     return _ttl_index(send_counts, "expires") & _ttl_index(enqueue_counts, "expires")

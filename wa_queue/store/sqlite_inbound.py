@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from wa_queue.models import InboundMessage, OptChange
-from wa_queue.names import INBOUND, MESSAGES
+from wa_queue.models import ChatNote, InboundMessage, OptChange
+from wa_queue.names import INBOUND, MESSAGES, OPEN_CHATS
 from wa_queue.store.sqlite_connection import SQLiteConnections
 from wa_queue.store.sqlite_schema import from_us, to_us
 
@@ -31,6 +31,17 @@ class SQLiteInbound:
                 (inbound.id, inbound.session, inbound.chat, inbound.wa_id, inbound.text, inbound.phone,
                  to_us(inbound.received_at), to_us(inbound.shown_at) if inbound.shown_at else None,
                  inbound.reply_to, inbound.opt.value if inbound.opt else None)).rowcount == 1
+
+    def note_chat(self, note: ChatNote) -> None:
+        with self.db.transaction_synced_after(one_statement=True) as conn:
+            conn.execute(f"INSERT OR REPLACE INTO {OPEN_CHATS} (session, chat, phone, unread, at) "
+                         "VALUES (?, ?, ?, ?, ?)", (note.session, note.chat, note.phone, note.unread, to_us(note.at)))
+
+    def chat_note(self, session: str) -> ChatNote | None:
+        row = self.db.get().execute(f"SELECT session, chat, phone, unread, at FROM {OPEN_CHATS} WHERE session = ?",
+                                    (session,)).fetchone()
+        return ChatNote(session=row[0], chat=row[1], phone=row[2], unread=row[3], at=from_us(row[4])) \
+            if row else None  # type: ignore[arg-type]
 
     def inbound_recorded(self, session: str, chat: str, wa_id: str) -> bool:
         return self.db.get().execute(f"SELECT 1 FROM {INBOUND} WHERE session = ? AND chat = ? AND wa_id = ?",

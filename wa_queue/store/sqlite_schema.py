@@ -31,8 +31,10 @@ from wa_queue.names import (
     MEDIA_UPLOADS,
     MESSAGES,
     NUMBER_CHECKS,
+    OPEN_CHATS,
     SESSIONS,
     STATUS_COUNTS,
+    SUPPRESSION_LOG,
     SUPPRESSIONS,
 )
 from wa_queue.send_window import SendWindow, parse_window
@@ -157,10 +159,15 @@ CREATE TABLE IF NOT EXISTS {ENQUEUE_COUNTS} (key_name TEXT NOT NULL, day TEXT NO
 CREATE TABLE IF NOT EXISTS {SUPPRESSIONS} (phone TEXT PRIMARY KEY, since INTEGER NOT NULL, by_whom TEXT NOT NULL,
   session TEXT, word TEXT);
 CREATE INDEX IF NOT EXISTS ix_suppression_since ON {SUPPRESSIONS}(since);
+CREATE TABLE IF NOT EXISTS {SUPPRESSION_LOG} (seq INTEGER PRIMARY KEY AUTOINCREMENT, phone TEXT NOT NULL,
+  change TEXT NOT NULL, at INTEGER NOT NULL, by_whom TEXT NOT NULL, session TEXT, word TEXT);
+CREATE INDEX IF NOT EXISTS ix_suppression_log_phone ON {SUPPRESSION_LOG}(phone, seq);
 CREATE TABLE IF NOT EXISTS {INBOUND} (id TEXT PRIMARY KEY, session TEXT NOT NULL, chat TEXT NOT NULL,
   wa_id TEXT NOT NULL, text TEXT NOT NULL, phone TEXT, received_at INTEGER NOT NULL, shown_at INTEGER,
   reply_to TEXT, opt TEXT, UNIQUE (session, chat, wa_id));
 CREATE INDEX IF NOT EXISTS ix_inbound_received ON {INBOUND}(received_at);
+CREATE TABLE IF NOT EXISTS {OPEN_CHATS} (session TEXT PRIMARY KEY, chat TEXT, phone TEXT, unread INTEGER NOT NULL,
+  at INTEGER NOT NULL);
 CREATE INDEX IF NOT EXISTS ix_inbound_phone ON {INBOUND}(phone, received_at);
 """
 

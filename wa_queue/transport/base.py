@@ -7,8 +7,9 @@ import dataclasses
 from collections.abc import Callable, Collection
 from datetime import datetime
 from pathlib import Path
+from typing import Protocol
 
-from wa_queue.models import MediaRef, SessionStatus
+from wa_queue.models import ChatNote, MediaRef, SessionStatus
 
 # One enum for a session's state: what a sender reports (STARTING, QR, CONNECTED, PHONE_DISCONNECTED, LOGGED_OUT,
 # CLOSED, BANNED) is what its store record keeps, which adds UNKNOWN and NEEDS_OPERATOR.
@@ -38,6 +39,18 @@ class Reply:
     text: str
     phone: str | None
     shown_at: datetime | None = None
+
+
+class ChatNotes(Protocol):
+    """Where a sender notes, durably, the chat its page opens (wa_queue/inbound.py's StoreChatNotes, on the store):
+    the page takes what an open chat shows as read, so replies there have no badge to be found by again. A reader
+    restarted before recording them reads the noted chat again (MessageSender.read_replies)."""
+
+    def opening(self, *, chat: str | None = None, phone: str | None = None, unread: int = 0) -> None:
+        """Before the page opens a chat: one from the list by its name (`unread` replies), or a number's."""
+
+    def last(self) -> ChatNote | None:
+        """The chat noted last."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -127,11 +140,17 @@ class MessageSender(abc.ABC):
         """The tick status of a sent message (sent | delivered | read), None when unknown."""
         return None
 
-    def read_replies(self, max_chats: int = 1) -> list[Reply]:
+    # Set by the worker's wiring (workers/runtime.py) when it reads replies; None: nothing is noted.
+    chat_notes: ChatNotes | None = None
+
+    def read_replies(self, max_chats: int = 1, *, again: bool = False) -> list[Reply]:
         """The replies in up to `max_chats` chats the chat list shows unread (each chat's newest incoming rows, as
         many as its unread count), and those after this session's last row in the chat open now. Never during a send
         (the caller holds the session's lock). A chat whose rows cannot be read is skipped and named in the log, never
         guessed at. A reply may be returned again (a chat re-read after a restart): the caller records each once.
+
+        With chat_notes, each chat is noted before it opens, and the noted chat is read again, first, on a new page
+        (a restarted worker or browser) or when `again` (the caller could not record the last read's replies).
         A sender that cannot read chats returns none."""
         return []
 

@@ -107,6 +107,16 @@ class FakeControl:
                 {"chat": chat, "wa_id": wa_id, "text": text, "phone": phone})
             self._write(data)
 
+    def mark_replies_read(self, session: str, chat: str) -> None:
+        """The chat's replies as the page shows them once opened: read, no badge (kept across restarts)."""
+        with _locked(self.path):
+            self._cache = None
+            data = self.read()
+            for entry in data.get("replies", {}).get(session, []):
+                if entry["chat"] == chat:
+                    entry["read"] = True
+            self._write(data)
+
     def take_number_fault(self, phone: str) -> str | None:
         """The fault for this send, counting it down atomically."""
         if phone not in self.read().get("numbers", {}):
@@ -171,6 +181,10 @@ class LogTail:
         return wa_id in self._wa_ids
 
 
+def _reply(entry: dict[str, Any]) -> Reply:
+    return Reply(chat=entry["chat"], wa_id=entry["wa_id"], text=entry["text"], phone=entry.get("phone"))
+
+
 class FakeSender(MessageSender):
     def __init__(self, session: str, log_path: Path, control_path: Path) -> None:
         self.session = session
@@ -178,7 +192,7 @@ class FakeSender(MessageSender):
         self.control = FakeControl(control_path)
         self._open = False
         self._log = LogTail(self.log_path)
-        self._replied: set[str] = set()  # the wa_ids of replies read: the fake chat list shows them read
+        self._fresh = True  # a new "page": the noted chat is read again at the first read (MessageSender.read_replies)
 
     def connect(self) -> SessionState:
         self._open = True
@@ -195,17 +209,28 @@ class FakeSender(MessageSender):
             return self._words()
         return None
 
-    def read_replies(self, max_chats: int = 1) -> list[Reply]:
-        """The replies the control file's "replies" holds for this session ({chat, wa_id, text, phone}), each chat's
-        unread ones once per process, at most `max_chats` chats a call: what WhatsApp's servers would deliver."""
+    def read_replies(self, max_chats: int = 1, *, again: bool = False) -> list[Reply]:
+        """The replies the control file's "replies" holds for this session ({chat, wa_id, text, phone}), what
+        WhatsApp's servers would deliver: each chat's unread ones, at most `max_chats` chats a call, marked read in
+        the file as it is "opened" (as the page drops a badge; a new process does not see them again), and with
+        chat_notes the noted chat's replies again on a new sender or when `again`, as the real page reads them."""
         if self.state() is not SessionState.CONNECTED:
             return []
-        waiting = [r for r in self.control.read().get("replies", {}).get(self.session, [])
-                   if r["wa_id"] not in self._replied]
-        chats = list(dict.fromkeys(r["chat"] for r in waiting))[:max_chats]
-        out = [Reply(chat=r["chat"], wa_id=r["wa_id"], text=r["text"], phone=r.get("phone")) for r in waiting
-               if r["chat"] in chats]
-        self._replied.update(r.wa_id for r in out)
+        every = self.control.read().get("replies", {}).get(self.session, [])
+        out: list[Reply] = []
+        notes = self.chat_notes
+        if notes is not None and (again or self._fresh):
+            note = notes.last()
+            if note is not None:
+                out += [_reply(r) for r in every if r["chat"] in (note.chat, note.phone)]
+            self._fresh = False
+        waiting = [r for r in every if not r.get("read")]
+        for chat in list(dict.fromkeys(r["chat"] for r in waiting))[:max_chats]:
+            mine = [r for r in waiting if r["chat"] == chat]
+            if notes is not None:
+                notes.opening(chat=chat, unread=len(mine))
+            self.control.mark_replies_read(self.session, chat)
+            out += [_reply(r) for r in mine]
         return out
 
     def _words(self) -> str:
@@ -220,6 +245,8 @@ class FakeSender(MessageSender):
             raise errors.SessionLoggedOut(f"session {self.session} is logged out")
         if state is not SessionState.CONNECTED:
             raise errors.SessionUnavailable(f"session {self.session} is {state.value}")
+        if self.chat_notes is not None:
+            self.chat_notes.opening(phone=phone)  # as the page's open_chat: replies here would have no badge
         fault = self.control.take_number_fault(phone)
         if fault == "ban":
             self.control.set_session_state(self.session, SessionState.BANNED.value)

@@ -11,6 +11,7 @@ another person's row taken for a reply, would be worse than a late one).
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import time
@@ -19,6 +20,8 @@ from typing import Any
 
 import phonenumbers
 
+from wa_queue import redact
+from wa_queue.models import ChatNote
 from wa_queue.transport.base import Reply
 from wa_queue.transport.selectors import JS_OPEN_FROM_LIST, JS_REPLIES, JS_UNREAD
 
@@ -82,14 +85,25 @@ def after_last_outgoing(msgs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [m for m in msgs[(last + 1 if last is not None else len(msgs)):] if m["dir"] == "in"]
 
 
-def read(page: Any, max_chats: int) -> list[Reply]:
-    """The replies of the open chat (after its last outgoing row) and of up to `max_chats` unread chats."""
+def read(page: Any, max_chats: int, *, again: bool = False) -> list[Reply]:
+    """The replies of the noted chat when read again (a new document, or `again`), of the open chat (after its last
+    outgoing row) and of up to `max_chats` unread chats, each noted before it opens."""
+    notes = page.notes
     found: list[Reply] = []
+    if notes is not None and (again or page.fresh):
+        note = notes.last()
+        got = _read_again(page, note) if note is not None else []
+        if got is None:  # the noted chat did not open: it is tried again at the next read, as the page stays fresh
+            return found
+        found += got
+        page.fresh = False
     here = page.call(JS_REPLIES)
     if here["title"] and here["msgs"]:
         found += replies_in(here["title"], after_last_outgoing(here["msgs"]), here["unknown"]) or []
     for item in page.call(JS_UNREAD)[:max_chats]:
         title, unread = item["title"], item["unread"]
+        if notes is not None:
+            notes.opening(chat=title, unread=unread or 0)  # durable before the click takes the badge away
         if not page.call(JS_OPEN_FROM_LIST, title):
             continue
         page.forget_chat()  # the next send loads its own chat
@@ -103,13 +117,46 @@ def read(page: Any, max_chats: int) -> list[Reply]:
     return found
 
 
-def _settled(page: Any, title: str) -> dict[str, Any] | None:
-    """The chat `title` once open and its rows have held still for chat_settle_s; None when it does not open."""
+def _read_again(page: Any, note: ChatNote) -> list[Reply] | None:
+    """The replies of the noted chat, read again: the newest incoming rows, as many as it had unread when noted (or
+    shows now, if more), and those after its last outgoing row. None (logged) when it does not open. Rows read
+    before come back too: the caller records each reply once."""
+    if note.phone is not None:
+        try:
+            page.open_chat(note.phone)
+        except Exception as exc:  # noqa: BLE001 - an unreachable page now: read again next time
+            log.warning("replies in the chat of %s not read again: %s: %s", redact.phone(note.phone),
+                        type(exc).__name__, exc)
+            return None
+        shown = _settled(page, None)
+    else:
+        badges = {i["title"]: i["unread"] or 0 for i in page.call(JS_UNREAD)}
+        if not page.call(JS_OPEN_FROM_LIST, note.chat):
+            log.warning("replies in chat %r not read again: it is not in the chat list now", note.chat)
+            return None
+        page.forget_chat()
+        shown = _settled(page, note.chat)
+        note = dataclasses.replace(note, unread=max(note.unread, badges.get(note.chat, 0)))
+    if shown is None:
+        log.warning("replies in chat %r not read again: it did not open within %gs", note.chat or note.phone,
+                    OPEN_TIMEOUT_S)
+        return None
+    msgs = shown["msgs"]
+    incoming = [m for m in msgs if m["dir"] == "in"]
+    wanted = {m["id"] for m in (incoming[-note.unread:] if note.unread else [])}
+    wanted |= {m["id"] for m in after_last_outgoing(msgs)}
+    return replies_in(shown["title"], [m for m in incoming if m["id"] in wanted], shown["unknown"]) or []
+
+
+def _settled(page: Any, title: str | None) -> dict[str, Any] | None:
+    """The chat `title` (None: whichever is open) once open and its rows have held still for chat_settle_s; None
+    when it does not open."""
     deadline = time.monotonic() + OPEN_TIMEOUT_S
     last, since = None, time.monotonic()
     while time.monotonic() < deadline:
         shown = page.call(JS_REPLIES)
-        shape = [(m["id"], m["dir"], m["text"]) for m in shown["msgs"]] if shown["title"] == title else None
+        opened = shown["title"] is not None if title is None else shown["title"] == title
+        shape = [(m["id"], m["dir"], m["text"]) for m in shown["msgs"]] if opened else None
         now = time.monotonic()
         if shape != last:
             last, since = shape, now

@@ -24,7 +24,7 @@ from wa_queue import errors
 from wa_queue.models import MediaRef
 from wa_queue.settings import Settings
 from wa_queue.transport import replies
-from wa_queue.transport.base import Attachment, BeforeClick, MessageSender, Receipt, Reply, SessionState
+from wa_queue.transport.base import Attachment, BeforeClick, ChatNotes, MessageSender, Receipt, Reply, SessionState
 from wa_queue.transport.chat import Click, snapshot_picture, verdict
 from wa_queue.transport.chrome import BrowserDied, Chrome, first_line
 from wa_queue.transport.chrome_options import uploads_allowed
@@ -194,12 +194,20 @@ class SeleniumSender(MessageSender):
                 return None
             return self.page.row_status(wa_id)
 
-    def read_replies(self, max_chats: int = 1) -> list[Reply]:
+    @property
+    def chat_notes(self) -> ChatNotes | None:  # type: ignore[override]
+        return self.page.notes
+
+    @chat_notes.setter
+    def chat_notes(self, notes: ChatNotes | None) -> None:
+        self.page.notes = notes  # the page notes every chat it opens (open_chat) and replies.read those of the list
+
+    def read_replies(self, max_chats: int = 1, *, again: bool = False) -> list[Reply]:
         with self._lock, self._guard("read_replies"):
             if self.chrome.driver is None or not self.page.probe()["logged_in"]:
                 return []
             self._checked = None  # a chat opened from the list: the next send opens its own
-            return replies.read(self.page, max_chats)
+            return replies.read(self.page, max_chats, again=again)
 
     def account_number(self) -> str | None:
         with self._lock:

@@ -14,10 +14,10 @@ import re
 import time
 from typing import Any
 
-from wa_queue import errors
+from wa_queue import errors, redact
 from wa_queue.models import MediaRef, plain, utcnow
 from wa_queue.settings import Settings
-from wa_queue.transport.base import Attachment, Receipt, SessionState
+from wa_queue.transport.base import Attachment, ChatNotes, Receipt, SessionState
 from wa_queue.transport.chat import STATUS, Click, new_row, normalise
 from wa_queue.transport.chrome import BrowserDied, Chrome, first_line
 from wa_queue.transport.page_clock import PageClock
@@ -93,11 +93,14 @@ class WhatsAppPage:
         self._chat_opened = 0.0  # when it was opened (monotonic)
         self._opened_ids: list[str] | None = None  # the open chat's row ids when it was opened (settled_rows)
         self.clock = PageClock(session)  # estimated from each send's own row (await_new_row)
+        self.notes: ChatNotes | None = None  # the sender's chat_notes: each chat noted before it opens
+        self.fresh = True  # no read since this document loaded (started): replies.read reads the noted chat again
 
     # ---- the document --------------------------------------------------------------------------------------------
     def started(self, driver: Any) -> None:
         """A new browser (chrome.Chrome.on_start): no chat is open, and the selectors must be valid CSS."""
         self._chat = None
+        self.fresh = True  # replies.read reads the noted chat again: this document has never shown it
         bad = driver.execute_script(JS_CHECK_CSS, self.selectors.as_js())
         if bad:
             self.chrome.stop(graceful=False)
@@ -226,6 +229,7 @@ class WhatsAppPage:
                     page[k] for k in ("invalid", "starting", "use_here", "qr", "popup", "update_browser",
                                       "phone_alert", "computer_alert", "banned", "restricted")):
                 return page
+        self._note(digits)
         self.navigate(f"{self.base_url}/send?phone={digits}")
         deadline = time.monotonic() + self.timeout
         while True:
@@ -252,6 +256,17 @@ class WhatsAppPage:
                     f"timed out after {self.timeout:g}s on /send?phone={digits} waiting for compose_box "
                     f"({self.selectors['compose_box']}) or invalid_dialog; page: {_brief(page)}")
             time.sleep(POLL_S)
+
+    def _note(self, digits: str) -> None:
+        """Note the chat before it opens (replies that arrive while it is open get no badge). A failed note costs only
+        that guard, logged: it must not fail a send."""
+        if self.notes is None:
+            return
+        try:
+            self.notes.opening(phone="+" + digits)
+        except Exception as exc:  # noqa: BLE001 - the store's trouble shows at the mark, which fails closed
+            log.warning("session %s: the chat of %s not noted (replies there are lost if the worker dies while it "
+                        "is open): %s: %s", self.session, redact.phone("+" + digits), type(exc).__name__, exc)
 
     def settled_rows(self, ref: str) -> dict[str, Any]:
         """The open chat's row ids once they have held still for chat_settle_s, counted from the chat's opening when

@@ -1,6 +1,6 @@
 """Replies on every adapter: recorded at most once per (session, chat, wa_id), however often or by however many
 threads they are read; listed newest first with the phone, session and time filters; and the pointer to the last
-message sent to the number."""
+message sent to the number; and each session's note of the chat its page has open (replaced, one per session)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from tests.contract.store.helpers import at, claimed, run_threads
 from tests.helpers.constants import NOW
-from wa_queue.models import InboundMessage, OptChange
+from wa_queue.models import ChatNote, InboundMessage, OptChange
 from wa_queue.store.base import MessageStore
 
 PHONE = "+15550000001"
@@ -62,3 +62,16 @@ def test_the_last_message_sent_to_a_number(store: MessageStore) -> None:
         ids.append(message.id)
     claimed(store, 1, owner="s1/h/9")  # not sent: never the pointer
     assert store.last_sent_to(PHONE) == ids[1] and store.last_sent_to("+15550000999") is None
+
+
+def test_a_sessions_chat_note_is_replaced_and_kept_apart_from_another_sessions(store: MessageStore) -> None:
+    assert store.chat_note("s1") is None
+    store.note_chat(ChatNote(session="s1", chat=None, phone=PHONE, unread=0, at=at(0)))
+    store.note_chat(ChatNote(session="s2", chat="Ana (no number)", phone=None, unread=3, at=at(1)))
+    first = store.chat_note("s1")
+    assert (first.chat, first.phone, first.unread) == (None, PHONE, 0)
+    store.note_chat(ChatNote(session="s1", chat="+1 555-000-0002", phone=None, unread=2, at=at(2)))
+    got, other = store.chat_note("s1"), store.chat_note("s2")
+    assert (got.chat, got.phone, got.unread) == ("+1 555-000-0002", None, 2)
+    assert abs(got.at - at(2)) < timedelta(milliseconds=1)
+    assert (other.chat, other.phone, other.unread) == ("Ana (no number)", None, 3)

@@ -33,8 +33,28 @@ def test_an_entry_is_kept_once_listed_newest_first_and_removed(store: MessageSto
     page, total = store.list_suppressions(limit=2, offset=0)
     assert total == 4 and [s.phone for s in page] == [new(4).phone, new(3).phone]
     assert [s.phone for s in store.list_suppressions(limit=10, offset=2)[0]] == [new(2).phone, PHONE]
-    assert store.remove_suppression(PHONE) is True and store.remove_suppression(PHONE) is False
+    assert store.remove_suppression(PHONE, by="key:ops", at=at(70)) is True
+    assert store.remove_suppression(PHONE, by="key:ops", at=at(71)) is False
     assert store.get_suppression(PHONE) is None and store.list_suppressions()[1] == 3
+
+
+def test_the_log_keeps_every_change_with_who_made_it_also_of_entries_gone(store: MessageStore) -> None:
+    assert store.suppression_log() == ([], 0)
+    store.add_suppression(stop())
+    store.add_suppression(stop(seconds=5, by="ops"))  # already on the list: no change, no line
+    store.add_suppression(Suppression(phone=new(2).phone, since=at(10), by="cli:ana"))
+    store.remove_suppression(PHONE, by="key:ops", at=at(20))
+    store.remove_suppression(PHONE, by="key:ops", at=at(21))  # not on it any more: no line
+    store.add_suppression(stop(seconds=30, by="import:old.csv"))
+    changes, total = store.suppression_log()
+    assert total == 4
+    assert [(c.phone, c.change.value, c.by) for c in changes] == [
+        (PHONE, "out", "import:old.csv"), (PHONE, "in", "key:ops"), (new(2).phone, "out", "cli:ana"),
+        (PHONE, "out", "s1")]
+    assert changes[3].session == "s1" and changes[3].word == "stop" and changes[1].session is None
+    assert abs(changes[1].at - at(20)) < timedelta(milliseconds=1)
+    mine, total = store.suppression_log(phone=PHONE, limit=2, offset=1)
+    assert total == 3 and [(c.change.value, c.by) for c in mine] == [("in", "key:ops"), ("out", "s1")]
 
 
 @pytest.mark.parametrize("gated", [False, True], ids=["no gates", "gates"])
@@ -58,7 +78,7 @@ def test_another_number_is_marked_and_a_removed_entry_lets_the_next_through(stor
     store.add_suppression(stop())
     other = claimed(store, 2)
     assert store.mark_sending(other.id, owner="s1/host/1", now=at(1)) is True
-    store.remove_suppression(PHONE)
+    store.remove_suppression(PHONE, by="ops", at=at(2))
     message = claimed(store, 1)
     assert store.mark_sending(message.id, owner="s1/host/1", now=at(2)) is True
     assert store.get(message.id).sending_at is not None

@@ -115,6 +115,7 @@ class Delivery:
         gone = self._expiry_blocker(message, settled=True)  # the pause may have run past its expiry
         if gone is not None:
             return gone
+        self._read_before_send(message.phone)
         registered = self._number_registered(message)
         if registered is False:
             return self._fail(message, errors.InvalidNumber(f"{message.phone} is not on WhatsApp"))
@@ -408,6 +409,20 @@ class Delivery:
                 break
             elapsed = time.monotonic() - started
         return time.monotonic() - started
+
+    def _read_before_send(self, phone: str) -> None:
+        """One read before the send opens its chat: the open chat's replies (it closes for the send, and a reply
+        that came there during the pause has no badge to be found by later) and those of the recipient's chat when
+        the list shows it unread (opening it would take the badge). At most one chat is opened."""
+        if self.on_reply is None:
+            return
+        try:
+            for reply in self.sender.read_replies(max_chats=0, again=self._read_again, first=phone):
+                self.on_reply(reply)
+            self._read_again = False
+        except Exception as exc:  # noqa: BLE001 - the send goes on; the noted chat is read again next time
+            self._read_again = True
+            log.warning("session %s: replies not read before the send: %s: %s", self.session, type(exc).__name__, exc)
 
     def follow_receipts(self, budget_s: float) -> None:
         """Read the ticks of watched messages for up to budget_s; record delivered_at / read_at as they appear."""

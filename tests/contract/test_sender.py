@@ -20,6 +20,7 @@ import pytest
 
 from tests.helpers.browser import ACCOUNT, FRIEND, UNREGISTERED, Sim, log_in, make_settings
 from wa_queue import errors
+from wa_queue.models import ChatNote
 from wa_queue.simulator.state import BAN_TEXT
 from wa_queue.transport.base import MessageSender, SessionState
 from wa_queue.transport.fake import BAN_WORDS, FakeControl, FakeSender, read_log
@@ -183,6 +184,19 @@ def sender(world: World) -> Iterator[MessageSender]:
     world.reset()
 
 
+class MemoryNotes:
+    """The ChatNotes contract in memory (the store's notes have their own suite: tests/contract/store)."""
+
+    def __init__(self) -> None:
+        self.note: ChatNote | None = None
+
+    def opening(self, *, chat: str | None = None, phone: str | None = None, unread: int = 0) -> None:
+        self.note = ChatNote(session="primary", chat=chat, phone=phone, unread=unread, at=datetime.now(UTC))
+
+    def last(self) -> ChatNote | None:
+        return self.note
+
+
 def _cap_reached(ids: tuple[str, ...]) -> bool:
     raise errors.DailyCapReached("session daily cap reached: 3 of 3")
 
@@ -222,6 +236,45 @@ class TestSenderContract:
         again = {r.wa_id: (r.phone, r.text) for r in sender.read_replies(max_chats=5)}
         assert set(again.items()) <= set(got.items())  # read again, perhaps; never another reply
         assert sender.send(FRIEND, "See you", ref="reply-2").wa_id  # the next send opens its own chat
+
+    def test_the_chat_a_send_is_about_to_open_is_read_first_when_unread(self, world: World,
+                                                                          sender: MessageSender) -> None:
+        mine, other = "+15551230001", "+15551230002"
+        world.reply(other, "later")
+        world.reply(mine, "here first")
+        got: list[tuple[str | None, str]] = []
+        deadline = time.monotonic() + 20
+        while not got and time.monotonic() < deadline:
+            # (the chat an earlier test left open may answer too: only these two numbers are this test's)
+            got += [(r.phone, r.text) for r in sender.read_replies(max_chats=0, first=mine) if r.phone in (mine, other)]
+            time.sleep(0.2)
+        assert got == [(mine, "here first")]  # beyond max_chats=0, and no other chat opened
+
+    def test_a_chat_opened_and_left_unrecorded_is_read_again_on_a_new_page(self, world: World,
+                                                                             sender: MessageSender) -> None:
+        """A worker killed between opening a chat (its badge gone) and recording the replies: the chat note, kept
+        in the store by the worker (here in memory), brings them back on the next page."""
+        other = "+15551230003"
+        notes = MemoryNotes()
+        sender.chat_notes = notes
+        try:
+            sender.send(FRIEND, "Your code is 1234", ref="note-1")
+            assert (notes.note.phone, notes.note.chat) == (FRIEND, None)  # noted before the chat opened
+            world.reply(other, "STOP")
+            world.reply(other, "please")
+            taken: list[str] = []
+            deadline = time.monotonic() + 20
+            while len(taken) < 2 and time.monotonic() < deadline:
+                taken += [r.text for r in sender.read_replies(max_chats=1) if r.phone == other]
+                time.sleep(0.2)
+            assert taken == ["STOP", "please"] and notes.note.unread == 2
+            sender.close()  # the worker dies here, the replies unrecorded; the next one gets a new page
+            assert sender.connect() is SessionState.CONNECTED
+            again = [r.text for r in sender.read_replies(max_chats=5) if r.phone == other]
+            assert again == ["STOP", "please"]
+            assert [r for r in sender.read_replies(max_chats=5) if r.phone == other] == []  # once, not every read
+        finally:
+            sender.chat_notes = None
 
     def test_long_text_with_newlines_and_emoji_arrives_intact_once(self, world: World, sender: MessageSender) -> None:
         line = "Ünïcödé line, emoji 😀👍🏽🇫🇷 and a family 👨‍👩‍👧 — tab\there\n\n"

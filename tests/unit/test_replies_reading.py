@@ -4,7 +4,7 @@ a whole chat skipped (never guessed at) when one row cannot be read for sure."""
 
 from __future__ import annotations
 
-from wa_queue.transport.replies import after_last_outgoing, e164, replies_in, sender_of
+from wa_queue.transport.replies import e164, new_rows, replies_in, sender_of
 
 
 def row(rid: str | None = "false_4915112345678@c.us_3A01", text: str | None = "STOP", direction: str = "in",
@@ -32,7 +32,18 @@ def test_a_chat_with_one_unreadable_row_is_skipped_whole(caplog) -> None:  # noq
     assert "not read" in caplog.text
 
 
-def test_only_rows_after_the_last_outgoing_one_count_in_an_open_chat() -> None:
+def test_new_rows_are_the_badges_count_and_those_after_the_last_outgoing_one() -> None:
     msgs = [row(rid="a"), row(rid="b", direction="out"), row(rid="c"), row(rid="d")]
-    assert [m["id"] for m in after_last_outgoing(msgs)] == ["c", "d"]
-    assert after_last_outgoing([row(rid="a")]) == []  # nothing of ours: the unread badge says what is new
+    assert [m["id"] for m in new_rows(msgs, 0)] == ["c", "d"]
+    assert new_rows([row(rid="a")], 0) == []  # nothing of ours: the unread badge says what is new
+    assert [m["id"] for m in new_rows([row(rid="a"), row(rid="z")], 1)] == ["z"]
+    assert [m["id"] for m in new_rows(msgs, 3)] == ["a", "c", "d"]  # the badge counts past our row
+
+
+def test_a_reply_during_our_own_send_is_before_its_row_and_still_new() -> None:
+    msgs = [row(rid="a"), row(rid="b", direction="out"), row(rid="c"), row(rid="ours", direction="out"),
+            row(rid="d")]
+    assert [m["id"] for m in new_rows(msgs, 0)] == ["d"]
+    assert [m["id"] for m in new_rows(msgs, 0, {"ours"})] == ["c", "d"]
+    first_contact = [row(rid="x"), row(rid="ours", direction="out"), row(rid="d")]
+    assert [m["id"] for m in new_rows(first_contact, 0, {"ours"})] == ["d"]  # x was there before we wrote

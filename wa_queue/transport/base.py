@@ -143,14 +143,16 @@ class MessageSender(abc.ABC):
     # Set by the worker's wiring (workers/runtime.py) when it reads replies; None: nothing is noted.
     chat_notes: ChatNotes | None = None
 
-    def read_replies(self, max_chats: int = 1, *, again: bool = False) -> list[Reply]:
+    def read_replies(self, max_chats: int = 1, *, again: bool = False, first: str | None = None) -> list[Reply]:
         """The replies in up to `max_chats` chats the chat list shows unread (each chat's newest incoming rows, as
         many as its unread count), and those after this session's last row in the chat open now. Never during a send
         (the caller holds the session's lock). A chat whose rows cannot be read is skipped and named in the log, never
         guessed at. A reply may be returned again (a chat re-read after a restart): the caller records each once.
 
-        With chat_notes, each chat is noted before it opens, and the noted chat is read again, first, on a new page
-        (a restarted worker or browser) or when `again` (the caller could not record the last read's replies).
+        `first` (a number) is the chat a send is about to open: read too, beyond `max_chats`, when the list shows it
+        unread, since opening it for the send would take its badge. With chat_notes, each chat is noted before it
+        opens, and the noted chat is read again, first, on a new page (a restarted worker or browser) or when `again`
+        (the caller could not record the last read's replies).
         A sender that cannot read chats returns none."""
         return []
 

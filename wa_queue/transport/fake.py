@@ -195,6 +195,8 @@ class FakeSender(MessageSender):
         self._fresh = True  # a new "page": the noted chat is read again at the first read (MessageSender.read_replies)
 
     def connect(self) -> SessionState:
+        if not self._open:
+            self._fresh = True  # a new "page", as a new browser's: the noted chat is read again
         self._open = True
         return self.state()
 
@@ -209,7 +211,7 @@ class FakeSender(MessageSender):
             return self._words()
         return None
 
-    def read_replies(self, max_chats: int = 1, *, again: bool = False) -> list[Reply]:
+    def read_replies(self, max_chats: int = 1, *, again: bool = False, first: str | None = None) -> list[Reply]:
         """The replies the control file's "replies" holds for this session ({chat, wa_id, text, phone}), what
         WhatsApp's servers would deliver: each chat's unread ones, at most `max_chats` chats a call, marked read in
         the file as it is "opened" (as the page drops a badge; a new process does not see them again), and with
@@ -225,7 +227,8 @@ class FakeSender(MessageSender):
                 out += [_reply(r) for r in every if r["chat"] in (note.chat, note.phone)]
             self._fresh = False
         waiting = [r for r in every if not r.get("read")]
-        for chat in list(dict.fromkeys(r["chat"] for r in waiting))[:max_chats]:
+        chats = list(dict.fromkeys(r["chat"] for r in waiting))
+        for chat in [c for c in chats if c == first] + [c for c in chats if c != first][:max_chats]:
             mine = [r for r in waiting if r["chat"] == chat]
             if notes is not None:
                 notes.opening(chat=chat, unread=len(mine))

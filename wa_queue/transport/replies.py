@@ -79,15 +79,11 @@ def replies_in(chat: str, rows: list[dict[str, Any]], unknown: int) -> list[Repl
     return out
 
 
-def after_last_outgoing(msgs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The incoming rows after the chat's last outgoing one."""
-    last = max((i for i, m in enumerate(msgs) if m["dir"] == "out"), default=None)
-    return [m for m in msgs[(last + 1 if last is not None else len(msgs)):] if m["dir"] == "in"]
-
-
-def read(page: Any, max_chats: int, *, again: bool = False) -> list[Reply]:
+def read(page: Any, max_chats: int, *, again: bool = False, first: str | None = None) -> list[Reply]:
     """The replies of the noted chat when read again (a new document, or `again`), of the open chat (after its last
-    outgoing row) and of up to `max_chats` unread chats, each noted before it opens."""
+    outgoing row before this document's own sends there), of `first`'s chat when the list shows it unread (the chat
+    a send is about to open: opening it would take the badge) and of up to `max_chats` other unread chats, each
+    noted before it opens."""
     notes = page.notes
     found: list[Reply] = []
     if notes is not None and (again or page.fresh):
@@ -99,8 +95,14 @@ def read(page: Any, max_chats: int, *, again: bool = False) -> list[Reply]:
         page.fresh = False
     here = page.call(JS_REPLIES)
     if here["title"] and here["msgs"]:
-        found += replies_in(here["title"], after_last_outgoing(here["msgs"]), here["unknown"]) or []
-    for item in page.call(JS_UNREAD)[:max_chats]:
+        found += replies_in(here["title"], new_rows(here["msgs"], 0, page.sent_here), here["unknown"]) or []
+    unread_chats = page.call(JS_UNREAD)
+    if first is not None:
+        unread_chats = [i for i in unread_chats if e164(i["title"] or "") == first] + \
+            [i for i in unread_chats if e164(i["title"] or "") != first][:max_chats]
+    else:
+        unread_chats = unread_chats[:max_chats]
+    for item in unread_chats:
         title, unread = item["title"], item["unread"]
         if notes is not None:
             notes.opening(chat=title, unread=unread or 0)  # durable before the click takes the badge away
@@ -111,10 +113,24 @@ def read(page: Any, max_chats: int, *, again: bool = False) -> list[Reply]:
         if shown is None:
             log.warning("replies in chat %r not read: it did not open within %gs", title, OPEN_TIMEOUT_S)
             continue
-        incoming = [m for m in shown["msgs"] if m["dir"] == "in"]
-        got = replies_in(title, incoming[-unread:] if unread else incoming, shown["unknown"])
-        found += got or []
+        rows = new_rows(shown["msgs"], unread) if unread is not None else [m for m in shown["msgs"] if m["dir"] == "in"]
+        found += replies_in(title, rows, shown["unknown"]) or []
     return found
+
+
+def new_rows(msgs: list[dict[str, Any]], unread: int, ours: set[str] | frozenset[str] = frozenset()
+             ) -> list[dict[str, Any]]:
+    """The incoming rows of a chat that are new: its newest `unread` ones (the badge's count), and those after its
+    last outgoing row (not counting `ours`: a reply that came while this document's send was under way is before its
+    row; with no other outgoing row, the first of ours is the limit), in the chat's order. In a chat with no outgoing
+    row, only the badge says what is new."""
+    incoming = [i for i, m in enumerate(msgs) if m["dir"] == "in"]
+    wanted = set(incoming[-unread:] if unread > 0 else [])
+    outgoing = [i for i, m in enumerate(msgs) if m["dir"] == "out"]
+    last = max((i for i in outgoing if msgs[i]["id"] not in ours), default=outgoing[0] if outgoing else None)
+    if last is not None:
+        wanted |= {i for i in incoming if i > last}
+    return [msgs[i] for i in sorted(wanted)]
 
 
 def _read_again(page: Any, note: ChatNote) -> list[Reply] | None:
@@ -141,11 +157,7 @@ def _read_again(page: Any, note: ChatNote) -> list[Reply] | None:
         log.warning("replies in chat %r not read again: it did not open within %gs", note.chat or note.phone,
                     OPEN_TIMEOUT_S)
         return None
-    msgs = shown["msgs"]
-    incoming = [m for m in msgs if m["dir"] == "in"]
-    wanted = {m["id"] for m in (incoming[-note.unread:] if note.unread else [])}
-    wanted |= {m["id"] for m in after_last_outgoing(msgs)}
-    return replies_in(shown["title"], [m for m in incoming if m["id"] in wanted], shown["unknown"]) or []
+    return replies_in(shown["title"], new_rows(shown["msgs"], note.unread), shown["unknown"]) or []
 
 
 def _settled(page: Any, title: str | None) -> dict[str, Any] | None:

@@ -101,6 +101,7 @@ class SeleniumSender(MessageSender):
                 if media is not None:
                     receipt = self._send_media(text, ref, before_click, media, clicked)
                     self.sent_count += 1
+                    page.sent_here.add(receipt.wa_id)
                     return receipt
                 page.type(text)
                 page.raise_if_banned(page.probe())  # a notice that came while typing: still before any click
@@ -113,6 +114,7 @@ class SeleniumSender(MessageSender):
                 page.click_send(clicked, text)
                 receipt = page.await_new_row(picture, text, ref, clicked_ms)
             self.sent_count += 1
+            page.sent_here.add(receipt.wa_id)  # replies.read: a reply that came before this row is still one
             return receipt
 
     def _send_media(self, caption: str, ref: str, before_click: BeforeClick | None, media: Attachment,
@@ -202,12 +204,14 @@ class SeleniumSender(MessageSender):
     def chat_notes(self, notes: ChatNotes | None) -> None:
         self.page.notes = notes  # the page notes every chat it opens (open_chat) and replies.read those of the list
 
-    def read_replies(self, max_chats: int = 1, *, again: bool = False) -> list[Reply]:
+    def read_replies(self, max_chats: int = 1, *, again: bool = False, first: str | None = None) -> list[Reply]:
         with self._lock, self._guard("read_replies"):
             if self.chrome.driver is None or not self.page.probe()["logged_in"]:
                 return []
-            self._checked = None  # a chat opened from the list: the next send opens its own
-            return replies.read(self.page, max_chats, again=again)
+            found = replies.read(self.page, max_chats, again=again, first=first)
+            if self.page.chat_digits() is None:
+                self._checked = None  # a chat opened from the list: the next send opens its own
+            return found
 
     def account_number(self) -> str | None:
         with self._lock:

@@ -95,6 +95,7 @@ class WhatsAppPage:
         self.clock = PageClock(session)  # estimated from each send's own row (await_new_row)
         self.notes: ChatNotes | None = None  # the sender's chat_notes: each chat noted before it opens
         self.fresh = True  # no read since this document loaded (started): replies.read reads the noted chat again
+        self.sent_here: set[str] = set()  # the ids of the rows this document sent in the open chat since opening it
 
     # ---- the document --------------------------------------------------------------------------------------------
     def started(self, driver: Any) -> None:
@@ -113,6 +114,11 @@ class WhatsAppPage:
     def forget_chat(self) -> None:
         """The next open_chat loads the chat again, whatever this document has open."""
         self._chat = None
+        self.sent_here = set()
+
+    def chat_digits(self) -> str | None:
+        """The digits of the chat open_chat opened, while it is the one open."""
+        return self._chat
 
     def call(self, script: str, *args: Any) -> Any:
         """Run an in-page script (selectors.py's); the selectors are its first argument."""
@@ -131,6 +137,7 @@ class WhatsAppPage:
         from selenium.common.exceptions import TimeoutException
 
         self._chat = None
+        self.sent_here = set()
         try:
             self.chrome.call(lambda d: d.get(url))
         except TimeoutException as exc:

@@ -40,10 +40,11 @@ from api.openapi import MESSAGE_ID_PATTERN, CallbackUrlPattern, SessionNames
 from wa_queue import operations, owners
 from wa_queue.errors import MediaNotFound, MediaTooLarge, StateConflict, ValidationError
 from wa_queue.media.rules import KINDS, MAX_CAPTION_CHARS, MAX_FILENAME_CHARS, UPLOAD_ID_PATTERN
-from wa_queue.models import Message, MessageStatus, NewMessage
+from wa_queue.models import Category, Message, MessageStatus, NewMessage
 from wa_queue.validation import (
     BATCH_PATTERN,
     CALLBACK_URL_PATTERN,
+    CATEGORIES,
     DATETIME_PATTERN,
     HH_MM_PATTERN,
     IDEMPOTENCY_KEY_PATTERN,
@@ -73,7 +74,7 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 IDEMPOTENCY_PARAM = {"in": "header", "type": "string", "pattern": IDEMPOTENCY_KEY_PATTERN, "minLength": 1,
                      "maxLength": MAX_IDEMPOTENCY_KEY}
 MESSAGE_FIELDS = frozenset({"phone", "text", "session", "callback_url", "metadata", "send_window", "send_at",
-                            "expires_at", "ttl_s", "priority", "batch", "media", "caption"})
+                            "expires_at", "ttl_s", "priority", "batch", "media", "caption", "category"})
 STATUSES = [status.value for status in MessageStatus]
 
 
@@ -168,6 +169,10 @@ message_in = ns.model("NewMessage", {
     "batch": NullableString(description="The batch it belongs to, which GET /batches/<batch> follows and which can be "
                                         "paused, resumed and cancelled; a bulk request without one is given one",
                             pattern=BATCH_PATTERN, min_length=1, max_length=MAX_BATCH_CHARS, example="reminders-1224"),
+    "category": NullableString(description="transactional (a receipt, a code, a reminder; null: this) or marketing. "
+                                           "With WAQ_OPT_OUT_SCOPE=marketing, a number on the suppression list still "
+                                           "gets transactional messages; by default (all) it gets none",
+                               enum=list(CATEGORIES), example="marketing"),
 }, strict=True)
 bulk_in = ns.model("NewMessages", {
     "messages": fields.List(fields.Nested(message_in), required=True, min_items=1, max_items=MAX_BULK),
@@ -206,6 +211,8 @@ message_out = ns.model("Message", {
     "status": fields.String(required=True, enum=STATUSES),
     "session": NullableString(description="The session the producer asked for"),
     "priority": fields.String(required=True, enum=list(PRIORITIES)),
+    "category": fields.String(required=True, enum=[c.value for c in Category],
+                              description="opt_out_reply: the confirmation WAQ_OPT_OUT_REPLY queued"),
     "batch": NullableString(),
     "send_at": NullableDateTime(description="Not sent before (as asked; next_attempt_at starts there)"),
     "expires_at": NullableDateTime(description="Never sent from then on"),
@@ -239,7 +246,8 @@ message_out = ns.model("Message", {
 _PUBLIC = ("id", "phone", "text", "status", "session", "attempts", "idempotency_key", "callback_url", "metadata",
            "send_window", "created_at", "updated_at", "next_attempt_at", "last_attempt_at", "sent_at", "sent_by",
            "wa_id", "delivered_at", "read_at", "failed_at", "last_error_class", "last_error_text", "history",
-           "enqueued_by", "priority", "batch", "send_at", "expires_at", "expired_at", "cancelled_at", "media")
+           "enqueued_by", "priority", "batch", "send_at", "expires_at", "expired_at", "cancelled_at", "media",
+           "category")
 
 
 def message_view(message: Message) -> dict[str, Any]:
@@ -316,7 +324,7 @@ def build(item: dict[str, Any], idempotency_key: str | None, index: int | None =
                                 callback_url=item.get("callback_url"), metadata=item.get("metadata"),
                                 send_window=item.get("send_window"), send_at=item.get("send_at"),
                                 expires_at=item.get("expires_at"), ttl_s=item.get("ttl_s"),
-                                priority=item.get("priority"),
+                                priority=item.get("priority"), category=item.get("category"),
                                 batch=item["batch"] if item.get("batch") is not None else batch,
                                 media=item.get("media"), caption=item.get("caption"), enqueued_by=g.api_key.name)
     name = g.api_key.name

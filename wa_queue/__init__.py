@@ -14,7 +14,8 @@ def enqueue(phone: str, text: str | None = None, *, session: str | None = None, 
             callback_url: str | None = None, metadata: dict[str, Any] | None = None,
             send_window: Any = None, send_at: Any = None, expires_at: Any = None, ttl_s: float | None = None,
             priority: str | None = None, batch: str | None = None, media: Any = None, caption: str | None = None,
-            filename: str | None = None, kind: str | None = None, as_document: bool = False) -> str:
+            filename: str | None = None, kind: str | None = None, as_document: bool = False,
+            category: str | None = None) -> str:
     """Queue one message; returns its id after it is committed to the store (then its task is published).
     Every argument is held to wa_queue/validation.py's rules, the REST API's and the CLI's: wa_queue.errors.
     ValidationError (its `field` names the argument) when one is broken, and nothing is stored.
@@ -26,14 +27,16 @@ def enqueue(phone: str, text: str | None = None, *, session: str | None = None, 
     media: a file to send, as a path or its bytes (or {"id": ...} of an upload, {"url": ...} fetched now), with
     `caption` (or `text`) as its caption; `filename` the name the recipient sees, `kind` image, document, audio or
     video (default: from the bytes), `as_document` a photo or video sent as a file. The file is stored with the
-    message, before this returns."""
+    message, before this returns. category: "transactional" (None: this) or "marketing", for WAQ_OPT_OUT_SCOPE.
+    A number on the suppression list: wa_queue.errors.OptedOut."""
     from wa_queue import operations
     from wa_queue.hub import default_hub
 
     return operations.enqueue(default_hub(), phone, text, session=session, idempotency_key=idempotency_key,
                               callback_url=callback_url, metadata=metadata, send_window=send_window, send_at=send_at,
                               expires_at=expires_at, ttl_s=ttl_s, priority=priority, batch=batch, media=media,
-                              caption=caption, filename=filename, kind=kind, as_document=as_document)
+                              caption=caption, filename=filename, kind=kind, as_document=as_document,
+                              category=category)
 
 
 def enqueue_many(items: list[dict[str, Any]]) -> list[str]:

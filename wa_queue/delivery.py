@@ -16,7 +16,7 @@ from pathlib import Path
 from wa_queue import errors, names, redact, send_window, sessions, warmup
 from wa_queue.broker.publisher import Publisher, queue_for
 from wa_queue.media.files import MediaFiles
-from wa_queue.models import HistoryEvent, Message, Priority, SessionStatus, plain, utcnow
+from wa_queue.models import HistoryEvent, Message, Priority, SessionStatus, blocked_by_opt_out, plain, utcnow
 from wa_queue.notify import LOG_ONLY, Notifier
 from wa_queue.private import private_dir
 from wa_queue.retry import Decision, classify, local_midnight_utc, next_local_midnight_utc, next_retry_delay
@@ -93,7 +93,8 @@ class Delivery:
         hand_back = self._session_blocker(message)
         if hand_back is not None:
             return hand_back
-        if not message.in_doubt and self.store.get_suppression(message.phone) is not None:
+        if (not message.in_doubt and blocked_by_opt_out(message.category, self.settings.opt_out_scope)
+                and self.store.get_suppression(message.phone) is not None):
             # A cheap early look, so an opted-out number costs no pacing slot; the mark decides in any case.
             return self._opted_out(message, self.store.cancel_opted_out(
                 message.id, owner=self.owner, now=self.clock(), error_text=opted_out_text(message.phone)))
@@ -188,7 +189,7 @@ class Delivery:
             recipient_limit=limit or None,
             recipient_day_start=send_window.recipient_day_start(message.phone, now) if limit else None,
             first_send_day=warmup.local_day(now, self.settings.zone),
-            picture=picture,
+            picture=picture, opt_out_scope=self.settings.opt_out_scope,
         )
 
     def _opted_out(self, message: Message, cancelled: Message | None) -> Outcome:

@@ -24,8 +24,8 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from wa_queue import names
-from wa_queue.models import ChatNote, InboundMessage, OptChange, Suppression
+from wa_queue import names, redact
+from wa_queue.models import Category, ChatNote, InboundMessage, Message, NewMessage, OptChange, Suppression
 
 if TYPE_CHECKING:
     from wa_queue.hub import Hub
@@ -60,6 +60,20 @@ class StoreChatNotes:
         return self.store.chat_note(self.session)
 
 
+def confirm_opt_out(hub: Hub, *, session: str, phone: str, inbound_id: str) -> Message:
+    """Queue WAQ_OPT_OUT_REPLY to the number, from the session that read its STOP: an ordinary message (paced,
+    capped, retried), of the one category the list lets through. Its idempotency key is the reply's, so the same STOP
+    read again (a restart before it was recorded) queues it once."""
+    from wa_queue import operations
+
+    new = NewMessage(phone=phone, text=hub.settings.opt_out_reply, session=session,
+                     idempotency_key=f"opt-out-reply:{inbound_id}", category=Category.OPT_OUT_REPLY)
+    message, created = operations.submit(hub, [new])[0]
+    if created:
+        log.info("opt-out confirmation %s queued to %s", message.id, redact.phone(phone))
+    return message
+
+
 def inbound_id(session: str, chat: str, wa_id: str) -> str:
     """The reply's id, the same at every read of its row: the event's idempotency key."""
     return hashlib.sha256("\x1f".join((session, chat, wa_id)).encode()).hexdigest()[:32]
@@ -84,9 +98,11 @@ def receive(hub: Hub, *, session: str, chat: str, wa_id: str, text: str, phone: 
     if opt is OptChange.OUT and phone is not None:
         word = " ".join(text.split())[:64]
         if store.add_suppression(Suppression(phone=phone, since=now, by=session, session=session, word=word)):
-            log.warning("%s opted out (%r in %s): nothing more is sent to it", phone, word, session)
+            log.warning("%s opted out (%r in %s): nothing more is sent to it", redact.phone(phone), word, session)
+        if settings.opt_out_reply:
+            confirm_opt_out(hub, session=session, phone=phone, inbound_id=inbound.id)
     elif opt is OptChange.IN and phone is not None and store.remove_suppression(phone, by=session, at=now):
-        log.warning("%s opted in again (%r in %s)", phone, text.strip()[:64], session)
+        log.warning("%s opted in again (%r in %s)", redact.phone(phone), text.strip()[:64], session)
     if settings.inbound_webhook_url:
         # Straight onto wa.callbacks (exchange '' + routing key), retried and signed as status callbacks are.
         hub.celery.send_task(names.TASK_CALLBACK, args=[settings.inbound_webhook_url, payload(inbound)],

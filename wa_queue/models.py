@@ -35,6 +35,23 @@ class Priority(str, enum.Enum):
     LOW = "low"
 
 
+class Category(str, enum.Enum):
+    """What a message is to its recipient, for the opt-out's scope (WAQ_OPT_OUT_SCOPE): with scope `marketing`, a
+    number that opted out still gets transactional messages (a receipt, a code) and no marketing ones."""
+
+    TRANSACTIONAL = "transactional"
+    MARKETING = "marketing"
+    OPT_OUT_REPLY = "opt_out_reply"  # WAQ_OPT_OUT_REPLY's confirmation: the system's own, let through the list
+
+
+def blocked_by_opt_out(category: Category | str, scope: str) -> bool:
+    """Whether an entry on the suppression list stops a message of this category under WAQ_OPT_OUT_SCOPE. An unknown
+    category (a newer version's) is stopped: the careful reading."""
+    if category == Category.OPT_OUT_REPLY:
+        return False
+    return scope != "marketing" or category != Category.TRANSACTIONAL
+
+
 class MediaKind(str, enum.Enum):
     """How a file is sent: what WhatsApp shows it as. A photo or a video sent uncompressed is a DOCUMENT (its
     mimetype says it is an image)."""
@@ -291,6 +308,7 @@ class NewMessage:
     expires_at: datetime | None = None  # never clicked from then on (UTC); None: never expires
     priority: Priority = Priority.NORMAL
     batch: str | None = None  # the batch it belongs to (a bulk enqueue's), owned by its enqueuer
+    category: Category = Category.TRANSACTIONAL
     media: MediaRef | None = None  # a media message: the file; `text` is then its caption (may be empty)
     # The file's bytes when the enqueue brought them (not an upload's id): put in the media files before the row is
     # committed (operations.submit). Not stored with the row.
@@ -303,7 +321,8 @@ class NewMessage:
             parts.append(self.send_window.to_dict())
         later = {"send_at": self.send_at and self.send_at.isoformat(),
                  "expires_at": self.expires_at and self.expires_at.isoformat(),
-                 "priority": None if self.priority is Priority.NORMAL else self.priority.value}
+                 "priority": None if self.priority is Priority.NORMAL else self.priority.value,
+                 "category": None if self.category is Category.TRANSACTIONAL else self.category.value}
         # The batch is not content: a bulk request resent without one is given another name, and is still a replay.
         if any(later.values()):  # the same: only when one is given
             parts.append({k: v for k, v in later.items() if v})
@@ -358,9 +377,12 @@ class Message:
     expired_at: datetime | None = None
     cancelled_at: datetime | None = None
     media: MediaRef | None = None  # a media message's file; its text is the caption
+    # A str only for a stored value this code does not know (parse_stored); a NULL column reads as transactional.
+    category: Category | str = Category.TRANSACTIONAL
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "priority", parse_stored(Priority, self.priority or Priority.NORMAL.value))
+        object.__setattr__(self, "category", parse_stored(Category, self.category or Category.TRANSACTIONAL.value))
 
     @property
     def in_doubt(self) -> bool:

@@ -13,6 +13,7 @@ from wa_queue.batches import BatchAction, BatchReport
 from wa_queue.broker.publisher import queue_for
 from wa_queue.errors import NotCancellable, OptedOut, ValidationError
 from wa_queue.models import (
+    Category,
     InboundMessage,
     MediaUpload,
     Message,
@@ -21,6 +22,7 @@ from wa_queue.models import (
     Priority,
     Suppression,
     SuppressionChange,
+    blocked_by_opt_out,
     new_message_id,
     plain,
 )
@@ -31,6 +33,7 @@ from wa_queue.validation import (
     parse_datetime,
     validate_batch,
     validate_callback_url,
+    validate_category,
     validate_expiry,
     validate_idempotency_key,
     validate_metadata,
@@ -57,6 +60,7 @@ def build_message(
     expires_at: datetime | str | None = None, ttl_s: float | None = None, priority: Priority | str | None = None,
     batch: str | None = None, media: Any = None, caption: str | None = None, filename: str | None = None,
     kind: str | None = None, as_document: bool = False, enqueued_by: str | None = None, local_files: bool = False,
+    category: Category | str | None = None,
 ) -> NewMessage:
     """Validate and normalise one request by validation.py's rules (the same for the Python API, the CLI and the
     REST API); raises ValidationError naming the field. A send window that never opens for the number is refused
@@ -66,7 +70,8 @@ def build_message(
     CLI only) and an optional `caption` (or `text`, not both); a URL is fetched here, before anything is stored."""
     settings, now = hub.settings, hub.clock()
     e164 = validate_phone(phone, settings.default_region)
-    refuse_suppressed(hub, e164)
+    kind_of = validate_category(category)
+    refuse_suppressed(hub, e164, kind_of)
     scheduled = validate_send_at(send_at, now, settings.max_schedule_days)
     ref, data = None, None
     if media is not None:
@@ -87,7 +92,7 @@ def build_message(
     return NewMessage(
         send_at=scheduled, expires_at=validate_expiry(expires_at, ttl_s, now, scheduled, settings.default_ttl_s),
         priority=validate_priority(priority), batch=validate_batch(batch), media=ref, media_bytes=data,
-        enqueued_by=enqueued_by,
+        enqueued_by=enqueued_by, category=kind_of,
         phone=e164,
         text=body,
         session=validate_session(session, settings.sessions),
@@ -98,9 +103,12 @@ def build_message(
     )
 
 
-def refuse_suppressed(hub: Hub, phone: str) -> None:
-    """OptedOut (409 naming phone) when the number is on the suppression list. A STOP recorded after this look is
-    caught by the mark, which cancels the message instead of clicking it."""
+def refuse_suppressed(hub: Hub, phone: str, category: Category = Category.TRANSACTIONAL) -> None:
+    """OptedOut (409 naming phone) when the number is on the suppression list and the list stops this category
+    (WAQ_OPT_OUT_SCOPE). A STOP recorded after this look is caught by the mark, which cancels the message instead of
+    clicking it."""
+    if not blocked_by_opt_out(category, hub.settings.opt_out_scope):
+        return
     entry = hub.store.get_suppression(phone)
     if entry is not None:
         why = f"it replied {entry.word!r}" if entry.word else f"added by {entry.by}"
@@ -191,14 +199,15 @@ def enqueue(
     send_window: SendWindow | dict[str, Any] | str | None = None, send_at: datetime | str | None = None,
     expires_at: datetime | str | None = None, ttl_s: float | None = None, priority: Priority | str | None = None,
     batch: str | None = None, media: Any = None, caption: str | None = None, filename: str | None = None,
-    kind: str | None = None, as_document: bool = False,
+    kind: str | None = None, as_document: bool = False, category: Category | str | None = None,
 ) -> str:
     """Queue one message; returns its id once it is committed to the store (with its file, for a media message:
     a path or bytes, media/intake.py)."""
     new = build_message(hub, phone, text, session=session, idempotency_key=idempotency_key,
                         callback_url=callback_url, metadata=metadata, send_window=send_window, send_at=send_at,
                         expires_at=expires_at, ttl_s=ttl_s, priority=priority, batch=batch, media=media,
-                        caption=caption, filename=filename, kind=kind, as_document=as_document, local_files=True)
+                        caption=caption, filename=filename, kind=kind, as_document=as_document, local_files=True,
+                        category=category)
     return submit(hub, [new])[0][0].id
 
 

@@ -207,6 +207,12 @@ class Settings:
     opt_in_words: tuple[str, ...] = setting(
         ("START", "UNSTOP", "INICIAR", "COMEÇAR", "COMECAR", "EMPEZAR", "शुरू"),
         "a reply of one of these takes its number off the suppression list again; comma-separated")
+    opt_out_scope: str = setting(
+        "all", "what an opt-out blocks: `all` (every message to the number) or `marketing` (only messages of category "
+        "`marketing`; `transactional` ones, the default category, still go)")
+    opt_out_reply: str = setting(
+        "", "a confirmation queued to a number that opted out by a reply (an ordinary message from the session that "
+        "read it, paced like any other, the one message the list lets through); empty: none")
     inbound_webhook_url: str = setting(
         "", "receives a signed `message.received` event for each reply recorded, retried as status callbacks are "
         "(through the outbound rule, signed with `WAQ_CALLBACK_SECRET`); empty: none")
@@ -339,6 +345,10 @@ class Settings:
         words = [w.casefold() for w in self.opt_out_words]
         if set(words) & {w.casefold() for w in self.opt_in_words}:
             raise bad("OPT_IN_WORDS", "shares a word with WAQ_OPT_OUT_WORDS")
+        if self.opt_out_scope not in ("all", "marketing"):
+            raise bad("OPT_OUT_SCOPE", "must be `all` or `marketing`")
+        if len(self.opt_out_reply) > 4096:
+            raise bad("OPT_OUT_REPLY", "must be at most 4096 characters (WhatsApp's limit for a text)")
         if self.inbound_webhook_url and not self.inbound_webhook_url.startswith(("https://", "http://")):
             raise bad("INBOUND_WEBHOOK_URL", "must be an http(s) URL")
         if self.max_schedule_days < 1:

@@ -22,7 +22,7 @@ import phonenumbers
 
 from wa_queue.errors import TimeConflict, ValidationError
 from wa_queue.ip_pattern import ipv4_networks, number_range
-from wa_queue.models import Priority
+from wa_queue.models import Category, Priority
 from wa_queue.outbound import NOTHING_ALLOWED, AllowList, host_form_problem, literal_problem, reachable_ipv4
 from wa_queue.send_window import SendWindow, check_opens, parse_window
 
@@ -60,6 +60,8 @@ DATETIME_PATTERN = (r"^[1-9][0-9]{3}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])T([
 MAX_DATETIME_CHARS = 40
 MAX_TTL_S = 400 * 24 * 3600  # a bound any schedule fits (WAQ_MAX_SCHEDULE_DAYS counts days, not years)
 PRIORITIES = tuple(p.value for p in Priority)
+# What a producer may give; Category.OPT_OUT_REPLY is the system's own (inbound.py).
+CATEGORIES = (Category.TRANSACTIONAL.value, Category.MARKETING.value)
 # A batch's name: what a producer reads back in URLs and the CLI, so the characters of a path segment only.
 BATCH_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
 MAX_BATCH_CHARS = 64
@@ -400,6 +402,17 @@ def validate_priority(raw: object) -> Priority:
     if not isinstance(raw, str) or raw not in PRIORITIES:
         raise ValidationError(f"priority must be one of: {', '.join(PRIORITIES)}", "priority")
     return Priority(raw)
+
+
+def validate_category(raw: object) -> Category:
+    """None (transactional) or one of CATEGORIES."""
+    if raw is None:
+        return Category.TRANSACTIONAL
+    if isinstance(raw, Category) and raw.value in CATEGORIES:
+        return raw
+    if not isinstance(raw, str) or raw not in CATEGORIES:
+        raise ValidationError(f"category must be one of: {', '.join(CATEGORIES)}", "category")
+    return Category(raw)
 
 
 def validate_batch(raw: object) -> str | None:

@@ -14,7 +14,7 @@ import pytest
 from tests.helpers.constants import PHONE
 from wa_queue import errors, inbound, names, operations
 from wa_queue.hub import close_default_hub, default_hub
-from wa_queue.models import NewMessage, OptChange
+from wa_queue.models import NewMessage, OptChange, blocked_by_opt_out
 
 HOOK = "https://crm.example/replies"
 
@@ -90,3 +90,26 @@ def test_a_contact_without_a_number_is_recorded_and_changes_no_list(hub_env) -> 
     got = read("STOP", "false_123456789@lid_3A01", phone=None, chat="Ana Lima")
     assert got is not None and got.phone is None and got.opt is None and got.to_dict()["has_number"] is False
     assert hub_env.store.list_suppressions()[1] == 0
+
+
+def test_the_opt_out_reply_is_queued_once_past_the_list(hub_env, monkeypatch) -> None:  # noqa: ANN001
+    """WAQ_OPT_OUT_REPLY: a confirmation queued from the session that read the STOP, of the one category the list
+    lets through; the same STOP read again after a crash before its record queues it once."""
+    monkeypatch.setenv("WAQ_OPT_OUT_REPLY", "You will get no more messages from us. Reply START to undo.")
+    close_default_hub()
+    hub = default_hub()
+    store = hub.store
+    real = store.record_inbound
+    monkeypatch.setattr(store, "record_inbound", lambda _inbound: (_ for _ in ()).throw(SystemExit("killed")))
+    with pytest.raises(SystemExit):
+        read("STOP", "w1")
+    monkeypatch.setattr(store, "record_inbound", real)
+    read("STOP", "w1")
+    assert store.count_by_status().get("pending", 0) == 1  # queued once, though the STOP was handled twice
+    reply = inbound.confirm_opt_out(hub, session="primary", phone=PHONE,
+                                    inbound_id=inbound.inbound_id("primary", PHONE, "w1"))  # the same key: a replay
+    assert store.count_by_status().get("pending", 0) == 1 and reply.category == "opt_out_reply"
+    assert reply.session == "primary" and reply.text.startswith("You will get no more")
+    assert blocked_by_opt_out(reply.category, hub.settings.opt_out_scope) is False
+    with pytest.raises(errors.OptedOut):  # everything else is still refused
+        operations.build_message(hub, PHONE, "hello")

@@ -20,9 +20,9 @@ BATCH_SIZE = 500  # one store transaction and one broker round trip per batch
 FAILED_PAGE_SIZE = 50
 CSV_REQUIRED = ("phone", "text")
 CSV_OPTIONAL = ("session", "idempotency_key", "callback_url", "metadata", "send_window", "send_at", "expires_at",
-                "ttl_s", "priority", "batch", "media")
+                "ttl_s", "priority", "batch", "media", "category")
 CSV_HEADER = ("phone,text[,session][,idempotency_key][,callback_url][,metadata][,send_window][,send_at][,expires_at]"
-              "[,ttl_s][,priority][,batch][,media]")
+              "[,ttl_s][,priority][,batch][,media][,category]")
 WHEN_HELP = "an ISO 8601 date and time with seconds and its UTC offset (2026-12-24T09:30:00+01:00)"
 
 
@@ -41,6 +41,8 @@ WHEN_HELP = "an ISO 8601 date and time with seconds and its UTC offset (2026-12-
 @click.option("--expires-at", help=f"Never sent from this time on (it ends expired): {WHEN_HELP}.")
 @click.option("--ttl", "ttl", help="Never sent after this long from now: seconds, or 90s, 15m, 2h.")
 @click.option("--priority", help="high, normal (the default) or low: what the session sends first.")
+@click.option("--category", type=click.Choice(["transactional", "marketing"]),
+              help="transactional (the default) or marketing: what an opt-out blocks (WAQ_OPT_OUT_SCOPE).")
 @click.option("--batch", help="The batch it joins (with --file: every row without its own; default: a new one).")
 @click.option("--file", "file", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="With PHONE: the file to send (a media message; TEXT or --caption is its caption). Without PHONE: "
@@ -58,7 +60,8 @@ WHEN_HELP = "an ISO 8601 date and time with seconds and its UTC offset (2026-12-
 @with_errors
 def enqueue(phone: str | None, text: str | None, session: str | None, idempotency_key: str | None,
             callback_url: str | None, metadata: str | None, send_window: str | None, send_at: str | None,
-            expires_at: str | None, ttl: str | None, priority: str | None, batch: str | None, file: Path | None,
+            expires_at: str | None, ttl: str | None, priority: str | None, category: str | None, batch: str | None,
+            file: Path | None,
             caption: str | None, kind: str | None, as_document: bool, filename: str | None, csv_file: Path | None,
             as_json: bool) -> None:
     """Queue one message (PHONE TEXT, or PHONE --file invoice.pdf [--caption ...]) or every row of a CSV file
@@ -73,7 +76,7 @@ def enqueue(phone: str | None, text: str | None, session: str | None, idempotenc
         csv_file, file = file, None  # --file without PHONE: the CSV of messages, as before --csv
     if csv_file is not None:
         if (phone or text or idempotency_key or callback_url is not None or metadata is not None
-                or send_window is not None or send_at or expires_at or ttl or priority or file or caption
+                or send_window is not None or send_at or expires_at or ttl or priority or category or file or caption
                 or kind or as_document or filename):
             raise click.UsageError("give either PHONE TEXT or --csv, not both (put idempotency keys, callback URLs, "
                                    "metadata, send windows, times, priorities and files in the CSV)")
@@ -88,7 +91,8 @@ def enqueue(phone: str | None, text: str | None, session: str | None, idempotenc
                                 callback_url=callback_url, metadata=metadata_from_json(metadata),
                                 send_window=send_window, send_at=send_at, expires_at=expires_at,
                                 ttl_s=ttl_seconds(ttl), priority=priority, batch=batch, media=file, caption=caption,
-                                kind=kind, as_document=as_document, filename=filename, local_files=True)
+                                kind=kind, as_document=as_document, filename=filename, local_files=True,
+                                category=category)
     message, created = operations.submit(current_hub(), [new])[0]
     if as_json:
         echo_json({"id": message.id, "status": message.status.value, "phone": message.phone, "created": created,
@@ -156,6 +160,7 @@ def _read_csv(path: Path, default_session: str | None, default_batch: str
                     "expires_at": (record.get("expires_at") or "").strip() or None,
                     "ttl_s": ttl_seconds(record.get("ttl_s")),
                     "priority": (record.get("priority") or "").strip() or None,
+                    "category": (record.get("category") or "").strip() or None,
                     "batch": (record.get("batch") or "").strip() or default_batch,
                 }
                 media = (record.get("media") or "").strip()
@@ -244,7 +249,8 @@ def echo_message(message: dict[str, Any], as_json: bool) -> None:
     if media:
         message = {**message, "media": f"{media['kind']} {media['filename']} ({media['size']:,} bytes, "
                                        f"{media['mimetype']}, sha256 {media['sha256'][:12]}...)"}
-    for key in ("id", "status", "phone", "media", "text", "session", "priority", "batch", "send_window", "send_at",
+    for key in ("id", "status", "phone", "media", "text", "session", "priority", "category", "batch", "send_window",
+                "send_at",
                 "expires_at",
                 "attempts", "created_at", "updated_at", "next_attempt_at", "claimed_by", "sent_at", "sent_by", "wa_id",
                 "delivered_at", "read_at", "failed_at", "expired_at", "cancelled_at", "last_error_class",

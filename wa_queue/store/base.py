@@ -141,7 +141,7 @@ class MessageStore(abc.ABC):
         self, message_id: str, *, owner: str, now: datetime, session_cap: int | None = None,
         session_day_start: datetime | None = None, recipient_limit: int | None = None,
         recipient_day_start: datetime | None = None, first_send_day: date | None = None,
-        picture: Sequence[str] | None = None,
+        picture: Sequence[str] | None = None, opt_out_scope: str = "all",
     ) -> bool:
         """Record sending_at=now, sending_session=claimed_by just before the send is clicked (history 'sending').
         False when owner no longer holds the lease (then the caller must not send).
@@ -149,7 +149,9 @@ class MessageStore(abc.ABC):
         The daily limits are decided in the same atomic write (lifecycle.MARK_SENDING's gates): with session_cap
         given, the session's sends since session_day_start (sent, or marked and not known unsent; this message
         excepted) must be below it, else DailyCapReached; with recipient_limit given (0: off), the same count for
-        the phone since recipient_day_start, across all sessions, else RecipientLimitReached. A refusal writes
+        the phone since recipient_day_start, across all sessions, else RecipientLimitReached. A number on the
+        suppression list (for the message's category under `opt_out_scope`, models.blocked_by_opt_out) cancels the
+        message instead and raises OptedOut (its `cancelled`, the message). A refusal writes
         nothing. `first_send_day` is written to the session's record when its first_send_day is null (the warm-up
         ramp starts with the first click). `picture`: the ids of the chat's last rows the sender saw before the click
         (kept as sending_picture, a JSON list, with the doubt; None when not known)."""

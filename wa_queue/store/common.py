@@ -46,7 +46,7 @@ def build_message(new: NewMessage, now: datetime) -> Message:
         content_hash=new.content_hash() if new.idempotency_key is not None else None,
         callback_url=new.callback_url, metadata=new.metadata, send_window=new.send_window, enqueued_by=new.enqueued_by,
         send_at=utc(new.send_at) if new.send_at else None, expires_at=utc(new.expires_at) if new.expires_at else None,
-        priority=new.priority, batch=new.batch, media=new.media,
+        priority=new.priority, batch=new.batch, media=new.media, category=new.category,
         history=(HistoryEntry(at=now, event=INSERT_EVENT, session=new.session),),
     )
 

@@ -28,7 +28,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 from wa_queue import errors, quota
 from wa_queue.errors import InvalidTransition, NotFound, StoreError
-from wa_queue.models import Message, MessageStatus, NewMessage, SessionStatus
+from wa_queue.models import Category, Message, MessageStatus, NewMessage, SessionStatus, blocked_by_opt_out
 from wa_queue.names import ARCHIVE, ENQUEUE_COUNTS, MESSAGES, NUMBER_CHECKS, SEND_COUNTS, SESSIONS, SUPPRESSIONS
 from wa_queue.store import lifecycle, mongo_client
 from wa_queue.store.base import MessageStore, status_keys
@@ -216,7 +216,7 @@ class MongoStore(MongoSessionRecords, MongoWhen, MongoMedia, MongoSuppressions, 
         self, message_id: str, *, owner: str, now: datetime, session_cap: int | None = None,
         session_day_start: datetime | None = None, recipient_limit: int | None = None,
         recipient_day_start: datetime | None = None, first_send_day: date | None = None,
-        picture: Sequence[str] | None = None,
+        picture: Sequence[str] | None = None, opt_out_scope: str = "all",
     ) -> bool:
         """Without multi-document transactions, each gate is a counter document per key and day, taken by a
         conditional $inc (n below the limit) before the mark and given back when the gate after it or the mark
@@ -232,7 +232,7 @@ class MongoStore(MongoSessionRecords, MongoWhen, MongoMedia, MongoSuppressions, 
         gates, once = write.transition.gated(args)
         if not gates and not once:
             marked = self._transition(write, message_id, now, owner=owner, picture=picture_text(picture))
-            if marked is not None:
+            if marked is not None and blocked_by_opt_out(marked.category, opt_out_scope):
                 self._refuse_if_suppressed(marked.id, marked.phone, owner=owner, now=now)
             return marked is not None
         where = {**FILTERS[write], **conditions_filter(write.transition.conditions, now)}
@@ -271,7 +271,8 @@ class MongoStore(MongoSessionRecords, MongoWhen, MongoMedia, MongoSuppressions, 
                                      upsert=True)
             for field, value in once.items():
                 self.sessions.update_one({"_id": session, field: None}, {"$set": {field: value.isoformat()}})
-        self._refuse_if_suppressed(message_id, doc["phone"], owner=owner, now=now)
+        if blocked_by_opt_out(doc.get("category") or Category.TRANSACTIONAL.value, opt_out_scope):
+            self._refuse_if_suppressed(message_id, doc["phone"], owner=owner, now=now)
         return True
 
     def _refuse_if_suppressed(self, message_id: str, phone: str, *, owner: str, now: datetime) -> None:

@@ -63,6 +63,7 @@ def to_doc(message: Message) -> dict[str, Any]:
         doc[name] = to_db(value) if name in DATETIME_FIELDS else value
     doc["status"] = message.status.value
     doc["priority"] = plain(message.priority)
+    doc["category"] = plain(message.category)
     doc["send_window"] = message.send_window.to_dict() if message.send_window is not None else None
     # As JSON text, the form SQLite keeps: metadata is returned as given and never queried, and a sub-document could
     # not hold every JSON object (BSON refuses a NUL in a key; a key starting with '$' is an operator to MongoDB).

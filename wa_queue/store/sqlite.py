@@ -17,7 +17,7 @@ from typing import Any
 
 from wa_queue import errors, quota
 from wa_queue.errors import IdempotencyConflict, InvalidTransition, NotFound, QuotaExceeded, ValidationError
-from wa_queue.models import Message, MessageStatus, NewMessage
+from wa_queue.models import Category, Message, MessageStatus, NewMessage, blocked_by_opt_out
 from wa_queue.names import ARCHIVE, MESSAGES, SESSIONS, STATUS_COUNTS
 from wa_queue.private import private_file
 from wa_queue.store import lifecycle, sqlite_quota
@@ -218,7 +218,7 @@ class SQLiteStore(SQLiteSessionRecords, SQLiteWhen, SQLiteMedia, SQLiteSuppressi
         self, message_id: str, *, owner: str, now: datetime, session_cap: int | None = None,
         session_day_start: datetime | None = None, recipient_limit: int | None = None,
         recipient_day_start: datetime | None = None, first_send_day: date | None = None,
-        picture: Sequence[str] | None = None,
+        picture: Sequence[str] | None = None, opt_out_scope: str = "all",
     ) -> bool:
         args: dict[str, Any] = {"session_cap": session_cap, "session_day_start": session_day_start,
                                 "recipient_limit": recipient_limit, "recipient_day_start": recipient_day_start,
@@ -233,7 +233,8 @@ class SQLiteStore(SQLiteSessionRecords, SQLiteWhen, SQLiteMedia, SQLiteSuppressi
             if row is None:
                 return False
             keys = dict(zip(statements.MARK_KEYS, row, strict=True))
-            if suppressed(conn, keys["phone"]):
+            if blocked_by_opt_out(keys["category"] or Category.TRANSACTIONAL.value, opt_out_scope) \
+                    and suppressed(conn, keys["phone"]):
                 opted_out = self.cancel_opted_out(message_id, owner=owner, now=now,
                                                   error_text=opted_out_text(keys["phone"]))
             else:

@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from wa_queue.models import (
+    Category,
     HistoryEntry,
     MediaRef,
     Message,
@@ -47,9 +48,9 @@ SESSION_COLS = ", ".join(SESSION_FIELDS)
 # What new_row fills:
 _NEW_COLUMNS = ("id", "phone", "text", "status", "created_at", "updated_at", "next_attempt_at", "attempts", "session",
                 "idempotency_key", "content_hash", "callback_url", "metadata", "history", "send_window", "enqueued_by")
-# ... and for a message scheduled, expiring, not of normal priority, in a batch or with a file: a NULL priority reads
-# as normal.
-_WHEN_COLUMNS = ("send_at", "expires_at", "priority", "batch", "media")
+# ... and for a message scheduled, expiring, not of normal priority, in a batch, with a file or of the marketing
+# category: a NULL priority reads as normal, a NULL category as transactional.
+_WHEN_COLUMNS = ("send_at", "expires_at", "priority", "batch", "media", "category")
 INSERT_CHUNK = 500  # rows per INSERT statement: its parameters, one per column of each row, stay below SQLite's limit
 
 
@@ -84,7 +85,7 @@ def _column_defs() -> str:
 # Columns added after the first release: a file made by an earlier version gains them when opened (nullable, so
 # ALTER TABLE ADD COLUMN needs no rewrite). Reads name their columns (COLS), so the column order does not matter.
 ADDED_COLUMNS = ("last_attempt_at", "send_window", "sending_picture", "enqueued_by", "send_at", "expires_at",
-                 "priority", "batch", "expired_at", "cancelled_at", "media")
+                 "priority", "batch", "expired_at", "cancelled_at", "media", "category")
 # The same for the sessions table: name -> column definition.
 ADDED_SESSION_COLUMNS = {"last_error": "TEXT", "last_error_at": "INTEGER", "last_error_hint": "TEXT",
                          "first_send_day": "TEXT", "warmup_skipped": "INTEGER NOT NULL DEFAULT 0",
@@ -265,11 +266,13 @@ def new_row(message: Message, now_us: int | None, histories: dict[str | None, st
            json.dumps(message.metadata) if message.metadata is not None else None, history,
            window_to_text(message.send_window), message.enqueued_by)
     if (message.send_at is None and message.expires_at is None and message.batch is None
-            and message.priority is Priority.NORMAL and message.media is None):
+            and message.priority is Priority.NORMAL and message.media is None
+            and message.category is Category.TRANSACTIONAL):
         return row  # most messages: the when-columns stay NULL, unbound
     due_us = now_us if message.send_at is None else max(now_us or 0, to_us(message.send_at))  # type: ignore[type-var]
     return (*row[:6], due_us, *row[7:], to_us(message.send_at), to_us(message.expires_at), plain(message.priority),
-            message.batch, json.dumps(message.media.to_dict()) if message.media is not None else None)
+            message.batch, json.dumps(message.media.to_dict()) if message.media is not None else None,
+            None if message.category is Category.TRANSACTIONAL else plain(message.category))
 
 
 def row_to_session(row: tuple) -> SessionRecord:

@@ -117,7 +117,8 @@ CLAIM_AT_SQL = _update_sql(CLAIM_WRITE, _CLAIM_DUE, _CLAIM_AT)
 RETRY_ALL_SET = _set_sql(lifecycle.RETRY_FAILED.write())
 # The mark's gates (lifecycle.Gate): the row's keys read under the write lock, then each gate's count of the day.
 MARK_WRITE = lifecycle.MARK_SENDING.write()
-MARK_KEYS = tuple(dict.fromkeys(("claimed_by", *(gate.key.columns[0] for gate in lifecycle.MARK_SENDING.gates))))
+MARK_KEYS = tuple(dict.fromkeys(("claimed_by", "category",
+                                  *(gate.key.columns[0] for gate in lifecycle.MARK_SENDING.gates))))
 MARK_KEYS_SQL = f"SELECT {', '.join(MARK_KEYS)} FROM {MESSAGES} WHERE id = :id AND {_guard_sql(MARK_WRITE)}"
 _NOT_SENT = f"status <> {_literal(lifecycle.RECORD_SENT.to.value)}"  # type: ignore[union-attr]
 

@@ -11,7 +11,7 @@ import pytest
 from tests.contract.store.helpers import at, claimed, events, new, run_threads
 from tests.helpers.constants import NOW
 from wa_queue.errors import OptedOut
-from wa_queue.models import MessageStatus, Suppression
+from wa_queue.models import Category, MessageStatus, Suppression
 from wa_queue.store.base import MessageStore
 
 PHONE = new(1).phone
@@ -107,3 +107,19 @@ def test_a_mark_and_a_stop_racing_never_both_win(store: MessageStore) -> None:
             assert after.sending_at is not None and after.status is MessageStatus.PROCESSING
         else:
             assert after.status is MessageStatus.CANCELLED and after.sending_at is None
+
+
+@pytest.mark.parametrize("gated", [False, True], ids=["no gates", "gates"])
+def test_the_marks_check_follows_the_category_and_the_scope(store: MessageStore, gated: bool) -> None:
+    limits = ({"session_cap": 10, "session_day_start": NOW - timedelta(hours=1), "recipient_limit": 5,
+               "recipient_day_start": NOW - timedelta(hours=1)} if gated else {})
+    store.add_suppression(stop())
+    receipt = claimed(store, 1)  # transactional, the default
+    ads = claimed(store, 1, category=Category.MARKETING)
+    confirmation = claimed(store, 1, category=Category.OPT_OUT_REPLY)
+    assert store.get(ads.id).category is Category.MARKETING and store.get(receipt.id).category is Category.TRANSACTIONAL
+    assert store.mark_sending(receipt.id, owner="s1/host/1", now=at(1), opt_out_scope="marketing", **limits) is True
+    with pytest.raises(OptedOut):
+        store.mark_sending(ads.id, owner="s1/host/1", now=at(2), opt_out_scope="marketing", **limits)
+    assert store.get(ads.id).status is MessageStatus.CANCELLED
+    assert store.mark_sending(confirmation.id, owner="s1/host/1", now=at(3), **limits) is True  # scope all

@@ -59,3 +59,25 @@ def test_inbound_lists_replies_newest_first_with_filters(waq_env: dict[str, str]
     assert "Ana Lima (no number)" in shown.stdout and "out" in shown.stdout and "3 of 3" in shown.stdout
     assert waq("inbound", "list", "--since", "yesterday").exit_code == 2
     assert waq("inbound", "list", "--session", "nope").exit_code == 2
+
+
+def test_the_log_keeps_who_added_and_removed_and_the_category_passes_the_scope(
+        waq_env: dict[str, str], monkeypatch) -> None:  # noqa: ANN001
+    waq("suppressions", "add", PHONE)
+    waq("suppressions", "remove", PHONE)
+    log = json.loads(waq("suppressions", "log", "--phone", PHONE, "--json").stdout)
+    assert log["total"] == 2 and [c["change"] for c in log["items"]] == ["in", "out"]
+    assert all(c["by"].startswith("cli:") for c in log["items"])
+    assert "2 of 2" in waq("suppressions", "log").stdout
+    monkeypatch.setenv("WAQ_OPT_OUT_SCOPE", "marketing")
+    from wa_queue.hub import close_default_hub
+
+    close_default_hub()
+    waq("suppressions", "add", PHONE)
+    refused = waq("enqueue", PHONE, "50% off today", "--category", "marketing")
+    assert refused.exit_code == 2 and "suppression list" in refused.output
+    queued = waq("enqueue", PHONE, "your receipt", "--json")
+    assert queued.exit_code == 0, queued.output
+    message = default_hub().store.get(json.loads(queued.stdout)["id"])
+    assert message.category.value == "transactional"
+    assert waq("enqueue", PHONE, "x", "--category", "promo").exit_code == 2

@@ -276,6 +276,24 @@ class TestSenderContract:
         finally:
             sender.chat_notes = None
 
+    def test_a_chat_noted_for_a_send_that_left_no_row_does_not_hold_up_the_next_read(self, world: World,
+                                                                                       sender: MessageSender) -> None:
+        """A worker killed after noting a send's chat and before its row (a number never written to: the chat is
+        empty on the next page): that chat is read again, finds nothing, and the same read goes on to the list."""
+        new_number, other = "+15551230004", "+15551230005"
+        notes = MemoryNotes()
+        sender.chat_notes = notes
+        try:
+            notes.opening(phone=new_number)  # what open_chat notes before it navigates
+            sender.close()
+            assert sender.connect() is SessionState.CONNECTED
+            world.reply(other, "hello")
+            time.sleep(1)  # the reply reaches the page's list
+            got = [(r.phone, r.text) for r in sender.read_replies(max_chats=5) if r.phone in (new_number, other)]
+            assert got == [(other, "hello")]  # in this one read: the empty chat neither failed nor stalled it
+        finally:
+            sender.chat_notes = None
+
     def test_long_text_with_newlines_and_emoji_arrives_intact_once(self, world: World, sender: MessageSender) -> None:
         line = "Ünïcödé line, emoji 😀👍🏽🇫🇷 and a family 👨‍👩‍👧 — tab\there\n\n"
         text = (line * 120)[:4095] + "🎉"

@@ -74,7 +74,9 @@ def test_chrome_killed_mid_send_still_sends_exactly_once(stack: Stack) -> None:
     profile = str(stack.tmp / "data" / "profiles" / "primary")
     subprocess.run(["pkill", "-KILL", "-f", f"user-data-dir={profile}"], check=False)
     stack.wait_done([mid], 120)
-    assert default_hub().store.get(mid).status is MessageStatus.SENT
+    message = default_hub().store.get(mid)
+    story = "\n".join(f"{h.at} {h.event} {h.session} {h.error_class} {h.error_text}" for h in message.history)
+    assert message.status is MessageStatus.SENT, story
     stack.assert_exactly_once([("+14155553003", "through a browser crash")])
 
 

@@ -144,15 +144,15 @@ def _read_again(page: Any, note: ChatNote) -> list[Reply] | None:
             log.warning("replies in the chat of %s not read again: %s: %s", redact.phone(note.phone),
                         type(exc).__name__, exc)
             return None
-        shown = _settled(page, None)
+        shown = _settled(page, None, empty_ok=note.unread == 0)
     else:
         badges = {i["title"]: i["unread"] or 0 for i in page.call(JS_UNREAD)}
         if not page.call(JS_OPEN_FROM_LIST, note.chat):
             log.warning("replies in chat %r not read again: it is not in the chat list now", note.chat)
             return None
         page.forget_chat()
-        shown = _settled(page, note.chat)
         note = dataclasses.replace(note, unread=max(note.unread, badges.get(note.chat, 0)))
+        shown = _settled(page, note.chat, empty_ok=note.unread == 0)
     if shown is None:
         log.warning("replies in chat %r not read again: it did not open within %gs", note.chat or note.phone,
                     OPEN_TIMEOUT_S)
@@ -160,9 +160,11 @@ def _read_again(page: Any, note: ChatNote) -> list[Reply] | None:
     return replies_in(shown["title"], new_rows(shown["msgs"], note.unread), shown["unknown"]) or []
 
 
-def _settled(page: Any, title: str | None) -> dict[str, Any] | None:
+def _settled(page: Any, title: str | None, *, empty_ok: bool = False) -> dict[str, Any] | None:
     """The chat `title` (None: whichever is open) once open and its rows have held still for chat_settle_s; None
-    when it does not open."""
+    when it does not open. A chat without rows settles only when `empty_ok`: a chat noted without unread messages
+    may be a new one (a send to a number never written to, killed before its row); with a badge it has rows, and
+    none shown means they are still loading."""
     deadline = time.monotonic() + OPEN_TIMEOUT_S
     last, since = None, time.monotonic()
     while time.monotonic() < deadline:
@@ -172,7 +174,7 @@ def _settled(page: Any, title: str | None) -> dict[str, Any] | None:
         now = time.monotonic()
         if shape != last:
             last, since = shape, now
-        elif shape and now - since >= page.settings.chat_settle_s:
+        elif shape is not None and (shape or empty_ok) and now - since >= page.settings.chat_settle_s:
             return shown
         time.sleep(POLL_S)
     return None

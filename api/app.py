@@ -24,11 +24,13 @@ from api import (
     errors,
     failed,  # noqa: F401 - adds the failed-message routes to health.ns (the "monitoring" namespace)
     health,
+    inbound,
     media,
     messages,
     metrics,
     openapi,
     sessions,
+    suppressions,
 )
 from wa_queue.hub import Hub
 
@@ -73,7 +75,8 @@ def create_app(hub: Hub | None = None) -> Flask:
         doc="/api/docs", default_swagger_filename="api/swagger.json",
         authorizations=auth.AUTHORIZATIONS, security=auth.SCHEME,
     )
-    for namespace in (messages.ns, media.ns, batches.ns, health.ns, archive.ns, sessions.ns, health.ops):
+    for namespace in (messages.ns, media.ns, batches.ns, health.ns, archive.ns, sessions.ns, inbound.ns,
+                      suppressions.ns, health.ops):
         api.add_namespace(namespace)
     # The hot path: enqueue without RESTX's per-request layers (the resource stays for the OpenAPI document).
     app.view_functions[messages.Messages.endpoint] = messages.enqueue_view

@@ -135,6 +135,11 @@ def suppression_log(hub: Hub, *, phone: str | None = None, limit: int = 100, off
                                      limit=limit, offset=offset)
 
 
+def get_suppression(hub: Hub, phone: str) -> Suppression | None:
+    """The list's entry for a number (validated and normalised as enqueue does); None when it is not on the list."""
+    return hub.store.get_suppression(validate_phone(phone, hub.settings.default_region))
+
+
 def list_suppressions(hub: Hub, *, limit: int = 100, offset: int = 0) -> tuple[list[Suppression], int]:
     return hub.store.list_suppressions(limit=limit, offset=offset)
 

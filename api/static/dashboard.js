@@ -7,10 +7,12 @@
   const KEY_STORAGE = "waq.adminKey";
   const REFRESH_MS = 10000;
   const PER_PAGE = 20;
+  const REPLIES = 20;  // the latest replies shown; the API and `waq inbound list` have them all
   const SVG_NS = "http://www.w3.org/2000/svg";
   const UNVERIFIED = "OutcomeUnverified";  // wa_queue.errors.OutcomeUnverified
 
   const state = { page: 1, pages: 1, timer: null, loading: false, again: false, qrUrls: {} };
+  const listed = { page: 1, pages: 1 };  // the suppression list's pager
   const $ = (id) => document.getElementById(id);
 
   class ApiError extends Error {
@@ -81,15 +83,19 @@
     state.again = false;
     document.body.dataset.loading = "true";
     try {
-      const [health, stats, sessions, failed, batches] = await Promise.all([
+      const [health, stats, sessions, failed, batches, replies, suppressions] = await Promise.all([
         getJson("/health"), getJson("/stats"), getJson("/sessions"),
         getJson("/failed?page=" + state.page + "&per_page=" + PER_PAGE), getJson("/batches"),
+        getJson("/inbound?per_page=" + REPLIES),
+        getJson("/suppressions?page=" + listed.page + "&per_page=" + PER_PAGE),
       ]);
       renderHealth(health);
       renderSessions(sessions.sessions || []);
       renderStats(stats);
       renderFailed(failed);
       renderBatches(batches);
+      renderReplies(replies);
+      renderSuppressions(suppressions);
       $("last-updated").textContent = new Date().toLocaleTimeString();
       $("last-updated").dateTime = new Date().toISOString();
       document.body.dataset.refreshed = String(Date.now());
@@ -452,6 +458,57 @@
     return row;
   }
 
+  // ---- replies and the suppression list (read-only) ---------------------------------------------------------------
+  // A reply's text and chat name are the contact's own words: set as text like everything else, never as markup.
+  const OPT_CHANGES = { out: "opted out", in: "opted in" };
+
+  function renderReplies(page) {
+    $("replies-total").textContent = page.total;
+    $("replies-empty").hidden = page.total > 0;
+    $("replies-table").hidden = page.items.length === 0;
+    $("replies-body").replaceChildren(...page.items.map(replyRow));
+  }
+
+  function replyRow(reply) {
+    const row = el("tr", { "data-id": reply.id, "data-opt": reply.opt || "" });
+    // No number: a contact who hides it (a username, an @lid id); the chat's name says who, in the tooltip.
+    const from = reply.phone
+      ? el("td", { "data-label": "From", className: "reply-from" }, reply.phone)
+      : el("td", { "data-label": "From", className: "reply-from muted", title: reply.chat }, "number hidden");
+    row.append(
+      el("td", { "data-label": "Read", title: reply.received_at }, new Date(reply.received_at).toLocaleString()),
+      el("td", { "data-label": "Session" }, reply.session),
+      from,
+      el("td", { "data-label": "Text", className: "reply-text", title: reply.text }, truncate(reply.text, 120)),
+      el("td", { "data-label": "Opt change", className: "reply-opt" }, OPT_CHANGES[reply.opt] || "—"),
+    );
+    return row;
+  }
+
+  function renderSuppressions(page) {
+    listed.pages = Math.max(1, page.pages);
+    if (listed.page > listed.pages) { listed.page = listed.pages; }
+    $("suppressions-total").textContent = page.total;
+    $("suppressions-page").textContent = page.page;
+    $("suppressions-pages").textContent = listed.pages;
+    $("suppressions-prev").disabled = page.page <= 1;
+    $("suppressions-next").disabled = page.page >= listed.pages;
+    $("suppressions-empty").hidden = page.total > 0;
+    $("suppressions-table").hidden = page.items.length === 0;
+    $("suppressions-body").replaceChildren(...page.items.map(suppressionRow));
+  }
+
+  function suppressionRow(entry) {
+    const row = el("tr", { "data-phone": entry.phone });
+    row.append(
+      el("td", { "data-label": "Phone" }, entry.phone),
+      el("td", { "data-label": "Since", title: entry.since }, new Date(entry.since).toLocaleString()),
+      el("td", { "data-label": "By" }, entry.by),
+      el("td", { "data-label": "Word" }, entry.word || "—"),
+    );
+    return row;
+  }
+
   // ---- actions -----------------------------------------------------------------------------------------------
   async function act(button, path, method, done) {
     button.disabled = true;
@@ -493,7 +550,10 @@
     return Math.floor(seconds / 3600) + " h " + Math.floor((seconds % 3600) / 60) + " min";
   }
   function ago(iso) { return duration((Date.now() - Date.parse(iso)) / 1000) + " ago"; }
-  function truncate(text, n) { return text.length > n ? text.slice(0, n - 1) + "…" : text; }
+  function truncate(text, n) {  // by code points: an emoji's two halves stay together
+    const chars = Array.from(text);
+    return chars.length > n ? chars.slice(0, n - 1).join("") + "…" : text;
+  }
 
   // ---- start -------------------------------------------------------------------------------------------------
   document.addEventListener("DOMContentLoaded", () => {
@@ -504,6 +564,10 @@
     $("cancel-form").addEventListener("submit", cancelMessage);
     $("failed-prev").addEventListener("click", () => { state.page = Math.max(1, state.page - 1); refresh(); });
     $("failed-next").addEventListener("click", () => { state.page = Math.min(state.pages, state.page + 1); refresh(); });
+    $("suppressions-prev").addEventListener("click", () => { listed.page = Math.max(1, listed.page - 1); refresh(); });
+    $("suppressions-next").addEventListener("click", () => {
+      listed.page = Math.min(listed.pages, listed.page + 1); refresh();
+    });
     $("archive").addEventListener("toggle", loadArchive);
     $("archive-prev").addEventListener("click", () => { archive.page = Math.max(1, archive.page - 1); loadArchive(); });
     $("archive-next").addEventListener("click", () => {

@@ -389,6 +389,9 @@ CHECKS = [not_a_server_error, response_schema_conformance, status_code_conforman
 # The operations a producer key may call (a batch: its own messages of it); every other one must answer 403.
 PRODUCER_PATHS = ("/api/whatsapp/messages", "/api/whatsapp/quota", "/api/whatsapp/batches", "/api/whatsapp/media",
                   "/healthz")
+# The admin-only ones, listed so that a new endpoint is placed on purpose (test_every_path_has_its_roles_listed).
+ADMIN_PATHS = ("/api/whatsapp/health", "/api/whatsapp/stats", "/api/whatsapp/failed", "/api/whatsapp/archive",
+               "/api/whatsapp/sessions", "/api/whatsapp/inbound", "/api/whatsapp/suppressions")
 
 
 @pytest.fixture
@@ -412,3 +415,11 @@ def test_every_operation_with_the_producer_key(case) -> None:  # noqa: ANN001
         assert response.status_code == 403, (case.method, case.path, response.status_code, response.text)
         body = response.json()
         assert set(body) == {"error", "details"} and body["details"] == {"role": "producer"}
+
+
+def test_every_path_has_its_roles_listed(client) -> None:  # noqa: ANN001
+    """Each documented path is a producer's or an admin's one above, and none is both."""
+    paths = client.get("/api/swagger.json", headers=PRODUCER).get_json()["paths"]
+    unplaced = [path for path in paths if not path.startswith(PRODUCER_PATHS + ADMIN_PATHS)]
+    assert unplaced == [], "add each to PRODUCER_PATHS or ADMIN_PATHS"
+    assert not [path for path in ADMIN_PATHS if path.startswith(PRODUCER_PATHS)]

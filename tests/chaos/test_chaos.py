@@ -9,6 +9,12 @@ and gives some messages a short time-to-live, and a second client cancels some o
 `expired` or `cancelled` must never have reached the simulator, and none was marked for its click at or after its
 expiry.
 
+Recipients answer meanwhile (tests/chaos/recipients.py): ordinary replies, STOP from numbers that still have messages
+queued, and START later from some of them, posted to the simulator whether the session's worker is up or not. From
+its `wave_at`th message on, the producer waits (a bounded time) for the STOPs to be on the list, so that some of the
+rest is for stopped numbers: those are refused with 409, or cancelled unclicked when queued before. Every reply must
+be recorded exactly once as posted; nothing may be clicked to a number while it is on the list.
+
 The short form runs in `make test` with a fixed seed: each kind of fault once, in a seeded order. `make test-long`
 (pytest --long) runs the long one with a random seed and the page's clock 4 minutes behind the workers'. Any seed
 replays with `pytest tests/chaos --chaos-seed N` (it is printed); `--chaos-clock-skew-s S` sets the page's clock.
@@ -30,6 +36,7 @@ from zoneinfo import ZoneInfo
 import pytest
 import requests
 
+from tests.chaos.recipients import Recipient, check_opt_outs, check_replies
 from tests.helpers import media_samples as samples
 from tests.helpers.services import isolated_redis
 from tests.helpers.stack import ACCOUNTS, ADMIN_KEY, Stack
@@ -52,9 +59,18 @@ class Producer:
     total: int
     rng: random.Random
     phones: list[str]
+    pause_s: tuple[float, float] = (0.02, 0.15)  # between two messages
+    # Message number `wave_at` and the rest wait (at most wave_wait_s) for `wave`: the recipients' STOPs recorded.
+    wave_at: int | None = None
+    wave: threading.Event = field(default_factory=threading.Event)
+    wave_wait_s: float = 0.0
     accepted: dict[str, tuple[str, str]] = field(default_factory=dict)  # id -> (phone, text)
     files: dict[str, str] = field(default_factory=dict)  # id -> the SHA-256 of a media message's file
+    # Idempotency key -> (phone, text, when the 409 came, whether an earlier try's outcome was never learned): a
+    # number on the suppression list is refused, an expected answer, and that message is not the producer's to count.
+    refused: dict[str, tuple[str, str, float, bool]] = field(default_factory=dict)
     errors: int = 0
+    took_s: float = 0.0
 
     def upload(self, session: requests.Session, n: int) -> tuple[str, str]:
         """A file stored through POST /media (retried while the API is down): its upload id and SHA-256."""
@@ -74,8 +90,10 @@ class Producer:
             time.sleep(0.3)
 
     def run(self) -> None:
-        session = requests.Session()
+        session, started = requests.Session(), time.monotonic()
         for n in range(self.total):
+            if n == self.wave_at:
+                self.wave.wait(self.wave_wait_s)
             phone = self.rng.choice(self.phones)
             text = f"chaos {n} {uuid.uuid4().hex[:8]}"
             key = f"chaos-{n}"
@@ -86,7 +104,8 @@ class Producer:
                 body["media"] = {"id": upload}
             if self.rng.random() < 0.2:  # some expire while the faults hold the queue up
                 body["ttl_s"] = self.rng.randint(5, 60)
-            while True:  # a producer that wants its message in: same key until the API says yes
+            unsure = False
+            while True:  # a producer that wants its message in: same key until the API says yes (or 409 OptedOut)
                 try:
                     response = session.post(f"{self.stack.api_url}/api/whatsapp/messages", timeout=10,
                                             json=body,
@@ -96,12 +115,18 @@ class Producer:
                         if digest is not None:
                             self.files[response.json()["id"]] = digest
                         break
-                    assert response.status_code >= 500, response.text  # never a 4xx for a good request
+                    if response.status_code == 409 and response.json()["details"].get("field") == "phone":
+                        assert "suppression list" in response.json()["error"], response.text
+                        self.refused[key] = (phone, text, time.time(), unsure)  # it replied STOP: not sent to
+                        break
+                    assert response.status_code >= 500, response.text  # never another 4xx for a good request
                 except requests.RequestException:
                     pass
+                unsure = True  # that try may have been stored
                 self.errors += 1
                 time.sleep(0.3)
-            time.sleep(self.rng.uniform(0.02, 0.15))
+            time.sleep(self.rng.uniform(*self.pause_s))
+        self.took_s = time.monotonic() - started
 
 
 @dataclass
@@ -114,15 +139,16 @@ class Canceller:
     rng: random.Random
     done: threading.Event = field(default_factory=threading.Event)
     cancelled: set[str] = field(default_factory=set)
+    tried: set[str] = field(default_factory=set)  # every cancel asked for, answered or not
     refused: int = 0
 
     def run(self) -> None:
-        session, tried = requests.Session(), set()
+        session = requests.Session()
         while not self.done.is_set():
-            waiting = [mid for mid in list(self.producer.accepted) if mid not in tried]
+            waiting = [mid for mid in list(self.producer.accepted) if mid not in self.tried]
             if waiting and self.rng.random() < 0.25:
                 mid = self.rng.choice(waiting)
-                tried.add(mid)
+                self.tried.add(mid)
                 try:
                     response = session.post(f"{self.stack.api_url}/api/whatsapp/messages/{mid}/cancel", timeout=10,
                                             headers={"X-API-Key": ADMIN_KEY})
@@ -170,12 +196,26 @@ def apply_fault(stack: Stack, redis: RedisServer, fault: str, rng: random.Random
     return f"{fault} on {number} x{body['count']}"
 
 
-def run_chaos(tmp: Path, seed: int, messages: int, rounds: int, clock_skew_s: float = 0.0,
+@dataclass(frozen=True)
+class Replies:
+    """What the recipients answer during the faults (tests/chaos/recipients.py), and the producer's second wave: from
+    message `wave_at` on it waits (at most wave_wait_s) for the STOPs to be recorded, so that some of the rest is for
+    numbers on the list."""
+
+    stops: int
+    starts: int
+    ordinary: int
+    pause_s: tuple[float, float]
+    wave_at: int
+    wave_wait_s: float
+
+
+def run_chaos(tmp: Path, seed: int, messages: int, rounds: int, replies: Replies, clock_skew_s: float = 0.0,
               store_url: str | None = None) -> None:
     rng = random.Random(seed)
     store = "SQLite" if store_url is None else f"MongoDB at {store_url}"
     print(f"\nchaos seed {seed}: {messages} messages, {rounds} rounds of faults, page clock {clock_skew_s:+g}s, "
-          f"store {store}")
+          f"store {store}; replies: {replies.stops} STOP, {replies.starts} START, {replies.ordinary} others")
     redis = isolated_redis(tmp / "redis")
     redis.start()
     # Every retry waits in the store and beat publishes it (WAQ_MAX_COUNTDOWN_S=0), through the faults below.
@@ -188,23 +228,32 @@ def run_chaos(tmp: Path, seed: int, messages: int, rounds: int, clock_skew_s: fl
         stack.start_api()
         for name in stack.sessions:
             stack.start_worker(name)
-        producer = Producer(stack, messages, random.Random(seed + 1), phones)
+        producer = Producer(stack, messages, random.Random(seed + 1), phones, wave_at=replies.wave_at,
+                            wave_wait_s=replies.wave_wait_s)
         thread = threading.Thread(target=producer.run, daemon=True)
         thread.start()
         canceller = Canceller(stack, producer, random.Random(seed + 2))
         cancelling = threading.Thread(target=canceller.run, daemon=True)
         cancelling.start()
-        applied = []
+        recipient = Recipient(stack, producer, random.Random(seed + 3), replies.stops, replies.starts,
+                              replies.ordinary, replies.pause_s, recorded=producer.wave)
+        replying = threading.Thread(target=recipient.run, daemon=True)
+        replying.start()
+        applied, timeline = [], []  # timeline: (when it began, the fault), for a lost reply's report
         # Every kind of fault at least once, in a seeded order; further rounds drawn at random.
         plan = rng.sample(FAULTS, len(FAULTS)) + [rng.choice(FAULTS) for _ in range(max(0, rounds - len(FAULTS)))]
         for round_no, fault in enumerate(plan):
             time.sleep(rng.uniform(2, 6))
+            began = time.time()
             applied.append(apply_fault(stack, redis, fault, rng, phones))
+            timeline.append((began, applied[-1]))
             print(f"  round {round_no + 1}: {applied[-1]}", flush=True)
         thread.join(600)
         assert not thread.is_alive(), "the producer never got all its messages in"
         canceller.done.set()
         cancelling.join(30)
+        recipient.done.set()
+        replying.join(30)
         stack.clear_faults()
         for name in stack.sessions:  # a worker killed in the last round may still be starting: all must run
             if not stack.procs[name].alive():
@@ -213,7 +262,14 @@ def run_chaos(tmp: Path, seed: int, messages: int, rounds: int, clock_skew_s: fl
         # Sent at the pace the machine allows (the long form's 400 take 10-15 min on 2 busy cores, far longer on
         # FerretDB, which reads a whole collection for most queries: docs/testing.md); a stall fails.
         stack.wait_done(ids, stall_s=300 if store_url is None else 600)
+        recipient.settle(120)  # idle workers read what is left, a chat each health check
         check(stack, producer, applied, canceller)
+        # The store keeps times cut to the microsecond (SQLite) or the millisecond (MongoDB).
+        opt_outs = check_opt_outs(stack, producer, canceller, recipient, 1e-6 if store_url is None else 1e-3)
+        answered = check_replies(recipient, timeline)
+        print(f"  replies posted {len(recipient.replies)}: {dict(answered)}; STOPs recorded {recipient.delays()}s "
+              f"after they were posted, the producer done {producer.took_s:.0f}s after its start; START: "
+              f"{sorted(recipient.started)}; {dict(opt_outs)}")
     finally:
         leftover = stack.stop()
         redis.stop()
@@ -304,7 +360,9 @@ def chaos_store(store_backend: str, request: pytest.FixtureRequest) -> str | Non
 @pytest.mark.parametrize("store_backend", STORES, indirect=True)
 def test_chaos_short(tmp_path: Path, seed: int | None, clock_skew_s: float | None, chaos_store: str | None) -> None:
     run_chaos(tmp_path, SHORT_SEED if seed is None else seed, messages=60, rounds=len(FAULTS),
-              clock_skew_s=clock_skew_s or 0.0, store_url=chaos_store)
+              replies=Replies(stops=3, starts=1, ordinary=8, pause_s=(0.5, 4), wave_at=40, wave_wait_s=30),
+              clock_skew_s=clock_skew_s or 0.0,
+              store_url=chaos_store)
 
 
 @pytest.mark.long
@@ -312,5 +370,5 @@ def test_chaos_short(tmp_path: Path, seed: int | None, clock_skew_s: float | Non
 @pytest.mark.parametrize("store_backend", STORES, indirect=True)
 def test_chaos_long(tmp_path: Path, seed: int | None, clock_skew_s: float | None, chaos_store: str | None) -> None:
     run_chaos(tmp_path, random.SystemRandom().randrange(1, 10**6) if seed is None else seed, messages=400,
-              rounds=40, clock_skew_s=LONG_CLOCK_SKEW_S if clock_skew_s is None else clock_skew_s,
-              store_url=chaos_store)
+              rounds=40, replies=Replies(stops=6, starts=2, ordinary=40, pause_s=(1, 6), wave_at=300, wave_wait_s=90),
+              clock_skew_s=LONG_CLOCK_SKEW_S if clock_skew_s is None else clock_skew_s, store_url=chaos_store)

@@ -3,6 +3,7 @@
     python bench/browser.py [--sends 60] [--boot-delay 3] [--markup 2026-08]
     python bench/browser.py --options [--sends 500] [--rows baseline,renderer-limit,...,kept] [--kept a,b]
     python bench/browser.py --media [--sends 100] [--rounds 3]
+    python bench/browser.py --replies-every 10 [--pause 6] [--rounds 2] [--round-sends 20]
 
 Each message is what Delivery does: a number check, then the send.
 
@@ -25,6 +26,10 @@ the pools).
 check and an attach-caption-send on one page load, `--rounds` sends of each, text sends interleaved as the baseline;
 then Chrome's PSS after --sends media sends (the four kinds at 1 MB in turn) against a fresh Chrome's after --sends
 text sends. Goals: a 1 MB document under 3 s on the simulator, PSS within 10% of text's.
+--replies-every S: what reading replies in the pacing pause costs the send rate (issue 28; bench/browser_replies.py):
+a Delivery with pacing on (a fixed --pause) around the sender, rounds alternated without replies and with one posted
+every S seconds from four numbers; prints both send medians and their ratio (goal <= 1.10), the message and cycle
+medians, the pause as it ran against the configured one, and the replies posted, read and missed.
 --private-chrome DIR runs a copy of Chrome's folder made in DIR: Chromes that others run on the machine map other
 files, so they take no share of this one's pages (a share that lowers PSS).
 """
@@ -355,8 +360,16 @@ def main() -> None:
     parser.add_argument("--kept", help="--options: the kept combination (default: WAQ_CHROME_MEMORY_OPTIONS' default)")
     parser.add_argument("--no-worker", action="store_true", help="--options: skip the Celery worker's memory")
     parser.add_argument("--media", action="store_true", help="media sends by kind and size beside text (see above)")
-    parser.add_argument("--rounds", type=int, default=3, help="--media: sends of each kind and size")
-    parser.add_argument("--chat-settle", type=float, help="--media: WAQ_CHAT_SETTLE_S (default: the setting's 1.5 s; "
+    parser.add_argument("--rounds", type=int, help="--media: sends of each kind and size (default 3); "
+                        "--replies-every: rounds of each side (default 2)")
+    parser.add_argument("--replies-every", type=float, metavar="S",
+                        help="replies posted every S seconds during alternate rounds of paced sends (see above)")
+    parser.add_argument("--pause", type=float, default=6.0,
+                        help="--replies-every: the pacing pause, WAQ_MIN_DELAY_S = WAQ_MAX_DELAY_S")
+    parser.add_argument("--round-sends", type=int, default=20, help="--replies-every: sends a round")
+    parser.add_argument("--warmup", type=int, default=2, help="--replies-every: sends before the rounds, not counted")
+    parser.add_argument("--chat-settle", type=float, help="--media, --replies-every: WAQ_CHAT_SETTLE_S (default: "
+                        "the setting's 1.5 s; "
                         "the tests give the simulator 0.5 s, which renders a chat's history in one step)")
     parser.add_argument("--no-pss", action="store_true", help="--media: the medians only")
     parser.add_argument("--private-chrome", type=Path, metavar="DIR",
@@ -373,7 +386,14 @@ def main() -> None:
         main_options(args)
         return
     if args.media:
+        args.rounds = args.rounds or 3
         main_media(args)
+        return
+    if args.replies_every is not None:
+        from bench.browser_replies import main_replies  # its own module: it builds a whole Delivery
+
+        args.rounds = args.rounds or 2
+        main_replies(args, start_simulator, ACCOUNT)
         return
     print(f"strict simulator, profile {args.markup}; {args.sends} messages per row, each a number check and a send")
     rows = [run(args, boot, loads) for boot in (0.0, args.boot_delay) for loads in ("two", "one")]

@@ -46,13 +46,20 @@ inbound_out = ns.model("Inbound", {
                           description="What it did to the suppression list: out (an opt-out word put the number on "
                                       "it), in (an opt-in word took it off), null (nothing)"),
 })
-inbound_page = ns.model("InboundPage", {
-    "items": fields.List(fields.Nested(inbound_out), required=True),
-    "page": fields.Integer(required=True),
-    "per_page": fields.Integer(required=True),
-    "total": fields.Integer(required=True),
-    "pages": fields.Integer(required=True),
-})
+
+
+def page_model(namespace: Namespace, name: str, item: Any) -> Any:
+    """The envelope of one page of `item`s, as /failed's: items, page, per_page, total, pages."""
+    return namespace.model(name, {
+        "items": fields.List(fields.Nested(item), required=True),
+        "page": fields.Integer(required=True),
+        "per_page": fields.Integer(required=True),
+        "total": fields.Integer(required=True),
+        "pages": fields.Integer(required=True),
+    })
+
+
+inbound_page = page_model(ns, "InboundPage", inbound_out)
 
 
 # ---- the page query, as /failed has it ------------------------------------------------------------------------------

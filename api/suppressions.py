@@ -15,7 +15,7 @@ from api.auth import admin_only
 from api.context import current_hub
 from api.errors import ApiError, bad_request, error_model, refuse_unknown_fields, responses
 from api.fields import NullableString
-from api.inbound import page_of, page_params
+from api.inbound import page_model, page_of, page_params
 from api.messages import read_json_object
 from wa_queue import operations
 from wa_queue.validation import MAX_PHONE_CHARS, MIN_PHONE_DIGITS, PHONE_PATTERN
@@ -34,13 +34,7 @@ suppression_out = ns.model("Suppression", {
     "session": NullableString(description="The session that read the opt-out reply; null for an operator's entry"),
     "word": NullableString(description="The opt-out word it replied; null for an operator's entry"),
 })
-suppression_page = ns.model("SuppressionPage", {
-    "items": fields.List(fields.Nested(suppression_out), required=True),
-    "page": fields.Integer(required=True),
-    "per_page": fields.Integer(required=True),
-    "total": fields.Integer(required=True),
-    "pages": fields.Integer(required=True),
-})
+suppression_page = page_model(ns, "SuppressionPage", suppression_out)
 suppression_in = ns.model("NewSuppression", {
     "phone": fields.String(required=True, min_length=MIN_PHONE_DIGITS, max_length=MAX_PHONE_CHARS,
                            pattern=PHONE_PATTERN, description=PHONE_TEXT, example="+14155550123"),

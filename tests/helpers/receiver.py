@@ -4,6 +4,7 @@ got, for the callback tests and the end-to-end runs that check a message's callb
 from __future__ import annotations
 
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -20,11 +21,13 @@ class Receiver:
         self.statuses = list(statuses)
         self.extra_headers = headers or {}
         self.requests: list[tuple[Any, bytes]] = []  # (case-insensitive HTTPMessage headers, raw body)
+        self.arrived: list[float] = []  # when each came (time.time()): its signature's timestamp is judged then
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 - http.server's naming
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                receiver.arrived.append(time.time())
                 receiver.requests.append((self.headers, body))
                 index = min(len(receiver.requests), len(receiver.statuses)) - 1
                 self.send_response(receiver.statuses[index])
@@ -53,5 +56,7 @@ class Receiver:
         self.server.server_close()
 
     def verified(self, secret: str = SECRET) -> list[bool]:
-        return [verify_signature(body, secret, h.get(callbacks.TIMESTAMP_HEADER), h.get(callbacks.SIGNATURE_HEADER))
-                for h, body in self.requests]
+        """Each request's signature as a receiver checks it on arrival (a long run checks them minutes later)."""
+        got = list(self.requests)  # each arrival is noted before its request: the first len(got) are theirs
+        return [verify_signature(body, secret, h.get(callbacks.TIMESTAMP_HEADER), h.get(callbacks.SIGNATURE_HEADER),
+                                 now=at) for (h, body), at in zip(got, self.arrived[:len(got)], strict=True)]

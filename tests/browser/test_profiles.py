@@ -188,6 +188,25 @@ def test_a_customers_replies_read_as_incoming_and_never_as_the_message(sim: Sim,
     assert sent_texts(sim, FRIEND) == [text]
 
 
+def test_a_reply_from_a_new_chat_is_read_on_a_known_form_and_never_guessed_on_the_unknown(
+        sim: Sim, sender: SeleniumSender, caplog: pytest.LogCaptureFixture) -> None:
+    """A contact never written to answers (a badge in the chat list): a known form reads who and what; the unknown
+    form's rows tell no direction, so the chat is skipped whole and named in the log, and nothing is recorded."""
+    stranger = "+15557654321"
+    sim.post("/__sim__/incoming", {"account": ACCOUNT, "from": stranger.lstrip("+"), "text": "who is this?"})
+    got: list[tuple[str | None, str]] = []
+    deadline = time.monotonic() + (15 if known(sim) else 6)
+    with caplog.at_level("WARNING", logger="wa_queue.transport.replies"):
+        while not got and time.monotonic() < deadline:
+            got += [(r.phone, r.text) for r in sender.read_replies(max_chats=5)]
+            time.sleep(0.3)
+    if known(sim):
+        assert got == [(stranger, "who is this?")]
+    else:
+        assert got == []
+        assert any("unknown direction" in r.getMessage() for r in caplog.records), caplog.text
+
+
 def test_a_send_control_no_selector_knows_is_never_clicked_twice(sim: Sim, sender: SeleniumSender) -> None:
     """The send control changed (late July 2026): the sender never sends twice, and a failure names send_button."""
     if sim.variant != "2026-11":

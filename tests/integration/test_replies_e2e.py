@@ -6,7 +6,7 @@ as posted, and reach WAQ_INBOUND_WEBHOOK_URL exactly once as a `message.received
 every message is sent exactly once.
 
 make test runs the 2026-11 form with 20 messages; `make test-long` runs every form that a driver reads with 60 (the
-unknown form's rows are never guessed at: tests/contract/test_sender.py)."""
+unknown form's rows are never guessed at: tests/browser/test_profiles.py)."""
 
 from __future__ import annotations
 

@@ -294,6 +294,22 @@ class TestSenderContract:
         finally:
             sender.chat_notes = None
 
+    def test_a_reply_that_comes_during_our_first_send_in_a_chat_is_read(self, world: World,
+                                                                          sender: MessageSender) -> None:
+        """The chat is open for the send (its number check), so the reply gets no badge, and it lands before our
+        first row there: it still counts."""
+        new_number = "+15551230006"
+        assert sender.is_registered(new_number)  # opens its chat, as Delivery's number check does
+        world.reply(new_number, "STOP")
+        time.sleep(1.5)  # the open page shows it (and so reads it) before the click
+        assert sender.send(new_number, "Your first message", ref="first-words").wa_id
+        got: list[str] = []
+        deadline = time.monotonic() + 10
+        while not got and time.monotonic() < deadline:
+            got += [r.text for r in sender.read_replies(max_chats=0) if r.phone == new_number]
+            time.sleep(0.2)
+        assert got == ["STOP"]
+
     def test_long_text_with_newlines_and_emoji_arrives_intact_once(self, world: World, sender: MessageSender) -> None:
         line = "Ünïcödé line, emoji 😀👍🏽🇫🇷 and a family 👨‍👩‍👧 — tab\there\n\n"
         text = (line * 120)[:4095] + "🎉"

@@ -193,6 +193,7 @@ class FakeSender(MessageSender):
         self._open = False
         self._log = LogTail(self.log_path)
         self._fresh = True  # a new "page": the noted chat is read again at the first read (MessageSender.read_replies)
+        self._front: str | None = None  # the chat in front (the last one sent to or checked): read at every read
 
     def connect(self) -> SessionState:
         if not self._open:
@@ -228,7 +229,10 @@ class FakeSender(MessageSender):
             self._fresh = False
         waiting = [r for r in every if not r.get("read")]
         chats = list(dict.fromkeys(r["chat"] for r in waiting))
-        for chat in [c for c in chats if c == first] + [c for c in chats if c != first][:max_chats]:
+        # The open chat (the last one sent to or checked) is read at every read, as the page reads the chat in front
+        # (its replies have no badge); then `first`'s, then up to max_chats others.
+        front = [c for c in chats if c in (self._front, first)]
+        for chat in front + [c for c in chats if c not in front][:max_chats]:
             mine = [r for r in waiting if r["chat"] == chat]
             if notes is not None:
                 notes.opening(chat=chat, unread=len(mine))
@@ -250,6 +254,7 @@ class FakeSender(MessageSender):
             raise errors.SessionUnavailable(f"session {self.session} is {state.value}")
         if self.chat_notes is not None:
             self.chat_notes.opening(phone=phone)  # as the page's open_chat: replies here would have no badge
+        self._front = phone
         fault = self.control.take_number_fault(phone)
         if fault == "ban":
             self.control.set_session_state(self.session, SessionState.BANNED.value)
@@ -315,6 +320,7 @@ class FakeSender(MessageSender):
         return None
 
     def is_registered(self, phone: str) -> bool | None:
+        self._front = phone  # the page's number check opens the chat
         entry = self.control.read().get("numbers", {}).get(phone)
         return not (entry and entry.get("fault") == "unregistered")
 

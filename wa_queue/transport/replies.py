@@ -121,15 +121,19 @@ def read(page: Any, max_chats: int, *, again: bool = False, first: str | None = 
 def new_rows(msgs: list[dict[str, Any]], unread: int, ours: set[str] | frozenset[str] = frozenset()
              ) -> list[dict[str, Any]]:
     """The incoming rows of a chat that are new: its newest `unread` ones (the badge's count), and those after its
-    last outgoing row (not counting `ours`: a reply that came while this document's send was under way is before its
-    row; with no other outgoing row, the first of ours is the limit), in the chat's order. In a chat with no outgoing
-    row, only the badge says what is new."""
+    last outgoing row that is not one of `ours` (this document's sends in the open chat: a reply that came while one
+    was under way is before its row), in the chat's order. When every outgoing row is ours (this document's first
+    words in the chat), every incoming row counts: one from before was read from its badge first (the read before a
+    send) and is skipped as recorded, so what is left came during our send, or is the contact's own first words read
+    elsewhere; a STOP among them must not be lost. In a chat with no outgoing row, only the badge says what is new."""
     incoming = [i for i, m in enumerate(msgs) if m["dir"] == "in"]
     wanted = set(incoming[-unread:] if unread > 0 else [])
     outgoing = [i for i, m in enumerate(msgs) if m["dir"] == "out"]
-    last = max((i for i in outgoing if msgs[i]["id"] not in ours), default=outgoing[0] if outgoing else None)
-    if last is not None:
-        wanted |= {i for i in incoming if i > last}
+    others = [i for i in outgoing if msgs[i]["id"] not in ours]
+    if others:
+        wanted |= {i for i in incoming if i > max(others)}
+    elif outgoing:
+        wanted |= set(incoming)
     return [msgs[i] for i in sorted(wanted)]
 
 

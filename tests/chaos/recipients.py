@@ -101,7 +101,10 @@ class Recipient:
                     self.post(phone, "STOP", other)
                 self.stopped[phone] = first
                 return
-        ready = sorted(p for p, seen in self.seen_on.items() if p not in self.started and time.time() - seen > 3)
+        # START once each of its STOPs is recorded: a STOP still unread in another session's chat, read after the
+        # START, would rightly put the number back on the list (the later word wins), which this run does not count.
+        ready = sorted(p for p, seen in self.seen_on.items() if p not in self.started and time.time() - seen > 3
+                       and self.stops_recorded(p))
         if len(self.started) < self.starts and ready and roll < 0.6:
             phone = self.rng.choice(ready)
             self.post(phone, "START", self.stopped[phone])
@@ -111,6 +114,13 @@ class Recipient:
         if sum(r.text in ORDINARY for r in self.replies) < self.ordinary and sent:
             message = self.rng.choice(sent)
             self.post(f"+{message['to']}", self.rng.choice(ORDINARY))
+
+    def stops_recorded(self, phone: str) -> bool:
+        """Whether every STOP posted from `phone` is recorded, in each session it was posted to."""
+        rows, _ = default_hub().store.list_inbound(phone=phone, limit=100)
+        recorded = {(r.session, row_key(r.wa_id)) for r in rows}
+        return all((r.session, row_key(r.wa_id)) in recorded for r in self.replies
+                   if r.phone == phone and r.text == "STOP")
 
     def queued_phone(self) -> str | None:
         """A number not yet stopped that has a message of the producer's still pending or processing."""

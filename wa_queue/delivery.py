@@ -400,6 +400,7 @@ class Delivery:
                 # The open chat's replies come back at every read (it has no badge): only new ones mean more may wait.
                 read = self.sender.read_replies(max_chats=1, again=self._read_again)
                 new = [reply for reply in read if self.on_reply(reply)]
+                self.sender.replies_recorded()
                 self._read_again = False
             except Exception as exc:  # noqa: BLE001 - replies wait in the page; the send must not
                 # A chat may have opened (its badge gone) with its replies unrecorded: read the noted chat again.
@@ -420,6 +421,7 @@ class Delivery:
         try:
             for reply in self.sender.read_replies(max_chats=0, again=self._read_again, first=phone):
                 self.on_reply(reply)
+            self.sender.replies_recorded()
             self._read_again = False
         except Exception as exc:  # noqa: BLE001 - the send goes on; the noted chat is read again next time
             self._read_again = True

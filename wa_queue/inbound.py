@@ -8,8 +8,9 @@ reply recorded last: a worker killed anywhere before the record reads the row ag
 none and recording none twice.
 
 A reply has no badge once its chat is open (the page counts it read), so the sender notes each chat before it opens
-(StoreChatNotes, the store's open_chats), and a new page reads the noted chat again: a worker killed between opening
-a chat and recording its replies loses none.
+(StoreChatNotes, the store's chat_notes) and keeps the note until the replies read there are recorded and the chat
+has left the front. A new page reads every noted chat again: a worker or browser killed between opening a chat and
+recording its replies, or while a reply waits in the chat in front, loses none.
 
 Words: a reply whose text, trimmed and case-folded, is one of WAQ_OPT_OUT_WORDS puts its number on the suppression
 list; one of WAQ_OPT_IN_WORDS takes it off. A contact who hides the number (a username, an `@lid` id) is recorded
@@ -20,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -48,7 +49,7 @@ def opt_change(text: str, settings: Settings) -> OptChange | None:
 
 
 class StoreChatNotes:
-    """A session's chat notes (transport.base.ChatNotes) in the store: one per session, replaced at each chat."""
+    """A session's chat notes (transport.base.ChatNotes) in the store: one per chat the page opened, until forgotten."""
 
     def __init__(self, store: MessageStore, session: str, clock: Callable[[], datetime]) -> None:
         self.store, self.session, self.clock = store, session, clock
@@ -56,8 +57,11 @@ class StoreChatNotes:
     def opening(self, *, chat: str | None = None, phone: str | None = None, unread: int = 0) -> None:
         self.store.note_chat(ChatNote(session=self.session, chat=chat, phone=phone, unread=unread, at=self.clock()))
 
-    def last(self) -> ChatNote | None:
-        return self.store.chat_note(self.session)
+    def pending(self) -> list[ChatNote]:
+        return self.store.chat_notes(self.session)
+
+    def forget(self, keys: Collection[str]) -> None:
+        self.store.forget_chat_notes(self.session, keys)
 
 
 def confirm_opt_out(hub: Hub, *, session: str, phone: str, inbound_id: str) -> Message:

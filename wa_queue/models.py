@@ -148,16 +148,27 @@ class SuppressionChange:
 
 @dataclasses.dataclass(frozen=True)
 class ChatNote:
-    """The chat a session's page has open, or is opening to read `unread` replies, noted durably before it opens:
-    the page counts what an open chat shows as read (its badge goes), so a worker killed before recording those
-    replies finds them through this note, not through a badge. `chat` is the chat list's name of a chat opened from
-    the list, `phone` the number of one a send opened (one of the two)."""
+    """A chat a session's page opened, or is opening to read `unread` replies, noted durably before it opens: the
+    page counts what an open chat shows as read (its badge goes), so a worker killed before recording those replies
+    finds them through this note, not through a badge. `chat` is the chat list's name of a chat opened from the list,
+    `phone` the number of one a send opened (one of the two). A session has a note per chat opened since its replies
+    were last all recorded (the one in front stays: replies there get no badge either)."""
 
     session: str
     chat: str | None
     phone: str | None
     unread: int
     at: datetime
+
+    @property
+    def key(self) -> str:
+        """The chat's key among the session's notes: one note per chat."""
+        return chat_key(self.chat, self.phone)
+
+
+def chat_key(chat: str | None, phone: str | None) -> str:
+    """A noted chat's key: its list name, or the number a send opened."""
+    return f"chat:{chat}" if chat is not None else f"phone:{phone}"
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import abc
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -188,13 +188,24 @@ class MemoryNotes:
     """The ChatNotes contract in memory (the store's notes have their own suite: tests/contract/store)."""
 
     def __init__(self) -> None:
-        self.note: ChatNote | None = None
+        self.notes: dict[str, ChatNote] = {}
 
     def opening(self, *, chat: str | None = None, phone: str | None = None, unread: int = 0) -> None:
-        self.note = ChatNote(session="primary", chat=chat, phone=phone, unread=unread, at=datetime.now(UTC))
+        note = ChatNote(session="primary", chat=chat, phone=phone, unread=unread, at=datetime.now(UTC))
+        self.notes.pop(note.key, None)
+        self.notes[note.key] = note  # last: the chat opened last
 
-    def last(self) -> ChatNote | None:
-        return self.note
+    def pending(self) -> list[ChatNote]:
+        return list(self.notes.values())
+
+    def forget(self, keys: Collection[str]) -> None:
+        for key in keys:
+            self.notes.pop(key, None)
+
+    @property
+    def note(self) -> ChatNote | None:
+        """The chat noted last."""
+        return list(self.notes.values())[-1] if self.notes else None
 
 
 def _cap_reached(ids: tuple[str, ...]) -> bool:
@@ -273,6 +284,31 @@ class TestSenderContract:
             again = [r.text for r in sender.read_replies(max_chats=5) if r.phone == other]
             assert again == ["STOP", "please"]
             assert [r for r in sender.read_replies(max_chats=5) if r.phone == other] == []  # once, not every read
+        finally:
+            sender.chat_notes = None
+
+    def test_a_reply_in_the_chat_in_front_when_the_browser_dies_is_read_on_the_next_page(
+            self, world: World, sender: MessageSender) -> None:
+        """The reply comes while the chat is open (no badge), and the browser dies before the next read; the next
+        send opens its chat in a new page. The first chat's note stays beside the new one, so it is read again."""
+        first, second = "+15551230006", "+15551230007"
+        notes = MemoryNotes()
+        sender.chat_notes = notes
+        try:
+            sender.send(first, "Your code is 4321", ref="front-1")
+            sender.read_replies(max_chats=0)  # the pause's read: nothing yet, and recorded
+            sender.replies_recorded()
+            world.reply(first, "STOP")
+            time.sleep(1)  # the reply reaches the open chat, where it has no badge
+            sender.close()  # Chrome dies before the read before the next send
+            assert sender.connect() is SessionState.CONNECTED
+            sender.send(second, "Your code is 8765", ref="front-2")
+            assert [n.phone for n in notes.pending()] == [first, second]
+            got = [r.text for r in sender.read_replies(max_chats=0) if r.phone == first]
+            assert got == ["STOP"]
+            sender.replies_recorded()
+            assert [n.phone for n in notes.pending()] == [second]  # read, recorded and left: forgotten
+            assert [r for r in sender.read_replies(max_chats=0) if r.phone == first] == []
         finally:
             sender.chat_notes = None
 

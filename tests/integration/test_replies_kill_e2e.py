@@ -50,8 +50,8 @@ def test_a_kill_between_opening_a_chat_and_recording_its_replies_loses_none(stac
     assert len(posted) == 4
 
     def opening() -> str | None:
-        note = hub.store.chat_note("primary")
-        if note is None or note.chat is None or not note.unread:
+        notes = hub.store.chat_notes("primary")
+        if not notes or notes[-1].chat is None or not notes[-1].unread:
             return None
         digits = next((d for d in CONTACTS if stack.sim.state.unread.get((ACCOUNT, d), 0) == 0
                        and not any(r[1] == "+" + d for r in recorded(hub))), None)

@@ -2,7 +2,8 @@
 budget (a budget of exactly one read reads once), chats are read one at a time while a read fits and new replies keep
 coming, replies already recorded stop the loop (the open chat returns them at every read), and a failure is logged
 without reaching the send. With the store's chat notes, a reader that died between opening a chat (its badge gone) and
-recording the replies finds them again, and so does the next read after a failed record."""
+recording the replies finds them again, and so does the next read after a failed record; a note goes once its replies
+are recorded and its chat has left the front."""
 
 from __future__ import annotations
 
@@ -103,7 +104,7 @@ def test_a_reader_killed_before_recording_finds_the_replies_again_through_the_no
     first.sender.chat_notes = StoreChatNotes(store, "primary", clock)
     taken = first.sender.read_replies(max_chats=1)  # opened: the badge is gone; then the worker dies unrecorded
     assert [r.text for r in taken] == ["r1", "r2"]
-    note = store.chat_note("primary")
+    [note] = store.chat_notes("primary")
     assert (note.chat, note.unread) == ("14155550001", 2)
     unnoted = FakeSender("primary", settings.fake_log, settings.fake_control)  # without notes: lost
     unnoted.connect()
@@ -115,6 +116,7 @@ def test_a_reader_killed_before_recording_finds_the_replies_again_through_the_no
     second.read_replies(60)
     assert seen == ["r1", "r2"]
     assert second.sender.read_replies(max_chats=5) == []  # read again once, not at every read
+    assert [n.chat for n in store.chat_notes("primary")] == ["14155550001"]  # recorded, but still in front
 
 
 def test_after_a_failed_record_the_next_read_reads_the_noted_chat_again(env) -> None:  # noqa: ANN001
@@ -144,5 +146,30 @@ def test_a_send_notes_its_chat_before_opening_it(env) -> None:  # noqa: ANN001
     delivery = make()
     delivery.sender.chat_notes = StoreChatNotes(store, "primary", clock)
     delivery.sender.send("+14155550009", "hello", ref="m1")
-    note = store.chat_note("primary")
+    [note] = store.chat_notes("primary")
     assert (note.chat, note.phone, note.unread) == (None, "+14155550009", 0)
+
+
+def test_a_chats_note_goes_only_once_its_replies_are_recorded_and_it_has_left_the_front(env) -> None:  # noqa: ANN001
+    settings, store, clock, _, make = env
+    delivery = make()
+    delivery.sender.chat_notes = StoreChatNotes(store, "primary", clock)
+    delivery.read_replies(60)  # the new page's read of the notes: none yet
+    delivery.sender.send("+14155550009", "hello", ref="m1")  # in front now
+    reply(settings, "14155550001", 1)
+    failing = [True]
+
+    def record(r: Reply) -> bool:
+        if failing.pop() if failing else False:
+            raise RuntimeError("store away")
+        return True
+
+    delivery.on_reply = record
+    delivery.read_replies(60)  # opens the list's chat, and cannot record its reply: nothing is forgotten
+    assert [n.phone or n.chat for n in store.chat_notes("primary")] == ["+14155550009", "14155550001"]
+    delivery.read_replies(60)  # `again`: every note read again, recorded; the send's chat has left the front
+    assert [n.chat for n in store.chat_notes("primary")] == ["14155550001"]
+    delivery.sender.send("+14155550009", "again", ref="m2")
+    assert [n.phone or n.chat for n in store.chat_notes("primary")] == ["14155550001", "+14155550009"]
+    delivery.read_replies(60)  # the list's chat was recorded before and is no longer in front
+    assert [n.phone for n in store.chat_notes("primary")] == ["+14155550009"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -442,11 +442,16 @@ class MessageStore(abc.ABC):
 
     @abc.abstractmethod
     def note_chat(self, note: ChatNote) -> None:
-        """Note, durably, the chat the session's page has open or is about to open (replacing the session's note)."""
+        """Note, durably, a chat the session's page is about to open, beside the session's other notes (replacing
+        an earlier note of the same chat)."""
 
     @abc.abstractmethod
-    def chat_note(self, session: str) -> ChatNote | None:
-        """The session's note, or None."""
+    def chat_notes(self, session: str) -> list[ChatNote]:
+        """The session's notes, oldest first."""
+
+    @abc.abstractmethod
+    def forget_chat_notes(self, session: str, keys: Collection[str]) -> None:
+        """Drop the session's notes of those chats (ChatNote.key); a key not noted is no error."""
 
     @abc.abstractmethod
     def inbound_recorded(self, session: str, chat: str, wa_id: str) -> bool:

@@ -5,20 +5,26 @@ insert of one reply fails on the primary key whatever process makes it. A part o
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from pymongo import DESCENDING
+from pymongo import ASCENDING, DESCENDING
 from pymongo.database import Database
 from pymongo.errors import DuplicateKeyError
 
 from wa_queue.models import ChatNote, InboundMessage, OptChange
-from wa_queue.names import INBOUND, MESSAGES, OPEN_CHATS
+from wa_queue.names import CHAT_NOTES, INBOUND, MESSAGES
 from wa_queue.store.mongo_codec import from_db, to_db
 
 
 def inbound_key(session: str, chat: str, wa_id: str) -> str:
     return json.dumps([session, chat, wa_id], ensure_ascii=False)
+
+
+def chat_note_key(session: str, key: str) -> str:
+    """A chat note's `_id`: one note per session and chat."""
+    return json.dumps([session, key], ensure_ascii=False)
 
 
 def _inbound(doc: dict[str, Any]) -> InboundMessage:
@@ -45,14 +51,19 @@ class MongoInbound:
         return True
 
     def note_chat(self, note: ChatNote) -> None:
-        self.db[OPEN_CHATS].replace_one(
-            {"_id": note.session},
-            {"chat": note.chat, "phone": note.phone, "unread": note.unread, "at": to_db(note.at)}, upsert=True)
+        self.db[CHAT_NOTES].replace_one(
+            {"_id": chat_note_key(note.session, note.key)},
+            {"session": note.session, "key": note.key, "chat": note.chat, "phone": note.phone, "unread": note.unread,
+             "at": to_db(note.at)}, upsert=True)
 
-    def chat_note(self, session: str) -> ChatNote | None:
-        doc = self.db[OPEN_CHATS].find_one({"_id": session})
-        return ChatNote(session=session, chat=doc.get("chat"), phone=doc.get("phone"), unread=doc["unread"],
-                        at=from_db(doc["at"])) if doc else None  # type: ignore[arg-type]
+    def chat_notes(self, session: str) -> list[ChatNote]:
+        docs = self.db[CHAT_NOTES].find({"session": session}).sort([("at", ASCENDING), ("_id", ASCENDING)])
+        return [ChatNote(session=session, chat=d.get("chat"), phone=d.get("phone"), unread=d["unread"],
+                         at=from_db(d["at"])) for d in docs]  # type: ignore[arg-type]
+
+    def forget_chat_notes(self, session: str, keys: Collection[str]) -> None:
+        if keys:
+            self.db[CHAT_NOTES].delete_many({"session": session, "key": {"$in": list(keys)}})
 
     def inbound_recorded(self, session: str, chat: str, wa_id: str) -> bool:
         return self.db[INBOUND].count_documents({"_id": inbound_key(session, chat, wa_id)}, limit=1) == 1

@@ -6,10 +6,13 @@ from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.collection import Collection
+from pymongo.database import Database
 from pymongo.errors import OperationFailure
 
-from wa_queue.names import INBOUND, MEDIA_UPLOADS, SUPPRESSION_LOG, SUPPRESSIONS
+from wa_queue.models import chat_key
+from wa_queue.names import CHAT_NOTES, INBOUND, MEDIA_UPLOADS, OPEN_CHATS, SUPPRESSION_LOG, SUPPRESSIONS
 from wa_queue.store.mongo_codec import from_db
+from wa_queue.store.mongo_inbound import chat_note_key
 
 NOT_IMPLEMENTED = 238  # the server's error code for an option or command it lacks
 ARCHIVE_FAILED_INDEX = [("status", ASCENDING), ("failed_at", DESCENDING), ("_id", DESCENDING)]
@@ -50,7 +53,22 @@ def create_indexes(messages: Collection, archive: Collection, send_counts: Colle
     messages.database[SUPPRESSION_LOG].create_index([("phone", ASCENDING), ("at", ASCENDING)])  # suppression_log()
     messages.database[INBOUND].create_index([("received_at", ASCENDING)])  # list_inbound()
     messages.database[INBOUND].create_index([("phone", ASCENDING), ("received_at", ASCENDING)])
+    messages.database[CHAT_NOTES].create_index([("session", ASCENDING), ("at", ASCENDING)])  # chat_notes()
+    move_chat_notes(messages.database)
     return _ttl_index(send_counts, "expires") & _ttl_index(enqueue_counts, "expires")
+
+
+def move_chat_notes(db: Database) -> None:
+    """Move the one note per session an earlier version kept (open_chats, `_id` the session) into chat_notes: a note
+    there may be the only pointer to replies a killed worker left unrecorded. Each is upserted before it is deleted,
+    so stores opening together, or a crash in between, move each note once."""
+    for doc in db[OPEN_CHATS].find():
+        key = chat_key(doc.get("chat"), doc.get("phone"))
+        db[CHAT_NOTES].update_one(
+            {"_id": chat_note_key(doc["_id"], key)},
+            {"$setOnInsert": {"session": doc["_id"], "key": key, "chat": doc.get("chat"), "phone": doc.get("phone"),
+                              "unread": doc["unread"], "at": doc["at"]}}, upsert=True)
+        db[OPEN_CHATS].delete_one({"_id": doc["_id"]})
 
 
 def _ttl_index(collection: Collection, field: str) -> bool:

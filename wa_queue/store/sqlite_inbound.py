@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 
 from wa_queue.models import ChatNote, InboundMessage, OptChange
-from wa_queue.names import INBOUND, MESSAGES, OPEN_CHATS
+from wa_queue.names import CHAT_NOTES, INBOUND, MESSAGES
 from wa_queue.store.sqlite_connection import SQLiteConnections
 from wa_queue.store.sqlite_schema import from_us, to_us
 
@@ -34,14 +35,24 @@ class SQLiteInbound:
 
     def note_chat(self, note: ChatNote) -> None:
         with self.db.transaction_synced_after(one_statement=True) as conn:
-            conn.execute(f"INSERT OR REPLACE INTO {OPEN_CHATS} (session, chat, phone, unread, at) "
-                         "VALUES (?, ?, ?, ?, ?)", (note.session, note.chat, note.phone, note.unread, to_us(note.at)))
+            conn.execute(f"INSERT OR REPLACE INTO {CHAT_NOTES} (session, key, chat, phone, unread, at) "
+                         "VALUES (?, ?, ?, ?, ?, ?)",
+                         (note.session, note.key, note.chat, note.phone, note.unread, to_us(note.at)))
 
-    def chat_note(self, session: str) -> ChatNote | None:
-        row = self.db.get().execute(f"SELECT session, chat, phone, unread, at FROM {OPEN_CHATS} WHERE session = ?",
-                                    (session,)).fetchone()
-        return ChatNote(session=row[0], chat=row[1], phone=row[2], unread=row[3], at=from_us(row[4])) \
-            if row else None  # type: ignore[arg-type]
+    def chat_notes(self, session: str) -> list[ChatNote]:
+        rows = self.db.get().execute(f"SELECT chat, phone, unread, at FROM {CHAT_NOTES} WHERE session = ? "
+                                     "ORDER BY at, rowid", (session,)).fetchall()
+        return [ChatNote(session=session, chat=r[0], phone=r[1], unread=r[2], at=from_us(r[3]))  # type: ignore[arg-type]
+                for r in rows]
+
+    def forget_chat_notes(self, session: str, keys: Collection[str]) -> None:
+        dropped = list(keys)
+        if not dropped:
+            return
+        # Not fsynced: a forget lost in a power cut leaves notes that are only read again (their replies once).
+        with self.db.transaction_synced_after(one_statement=True, durable=False) as conn:
+            conn.execute(f"DELETE FROM {CHAT_NOTES} WHERE session = ? AND key IN ({', '.join('?' * len(dropped))})",
+                         (session, *dropped))
 
     def inbound_recorded(self, session: str, chat: str, wa_id: str) -> bool:
         return self.db.get().execute(f"SELECT 1 FROM {INBOUND} WHERE session = ? AND chat = ? AND wa_id = ?",

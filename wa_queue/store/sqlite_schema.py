@@ -27,6 +27,7 @@ from wa_queue.models import (
 )
 from wa_queue.names import (
     ARCHIVE,
+    CHAT_NOTES,
     ENQUEUE_COUNTS,
     INBOUND,
     MEDIA_UPLOADS,
@@ -167,8 +168,8 @@ CREATE TABLE IF NOT EXISTS {INBOUND} (id TEXT PRIMARY KEY, session TEXT NOT NULL
   wa_id TEXT NOT NULL, text TEXT NOT NULL, phone TEXT, received_at INTEGER NOT NULL, shown_at INTEGER,
   reply_to TEXT, opt TEXT, UNIQUE (session, chat, wa_id));
 CREATE INDEX IF NOT EXISTS ix_inbound_received ON {INBOUND}(received_at);
-CREATE TABLE IF NOT EXISTS {OPEN_CHATS} (session TEXT PRIMARY KEY, chat TEXT, phone TEXT, unread INTEGER NOT NULL,
-  at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS {CHAT_NOTES} (session TEXT NOT NULL, key TEXT NOT NULL, chat TEXT, phone TEXT,
+  unread INTEGER NOT NULL, at INTEGER NOT NULL, PRIMARY KEY (session, key));
 CREATE INDEX IF NOT EXISTS ix_inbound_phone ON {INBOUND}(phone, received_at);
 """
 
@@ -180,6 +181,7 @@ def create_schema(conn: sqlite3.Connection) -> None:
         conn.executescript(f"BEGIN IMMEDIATE; {SCHEMA}")
         _migrate_columns(conn)
         _migrate_indexes(conn)
+        _migrate_chat_notes(conn)
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
@@ -201,6 +203,16 @@ def _migrate_columns(conn: sqlite3.Connection) -> None:
             conn.execute(f"ALTER TABLE {SESSIONS} ADD COLUMN {name} {sql_type}")
             if name == "first_send_day":
                 conn.execute(BACKFILL_FIRST_SEND_DAY)
+
+
+def _migrate_chat_notes(conn: sqlite3.Connection) -> None:
+    """Move the one note per session of a file made before chat_notes (open_chats) into chat_notes: a note there
+    may be the only pointer to replies a killed worker left unrecorded."""
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (OPEN_CHATS,)).fetchone():
+        conn.execute(f"INSERT OR IGNORE INTO {CHAT_NOTES} (session, key, chat, phone, unread, at) SELECT session, "
+                     "CASE WHEN chat IS NOT NULL THEN 'chat:' || chat ELSE 'phone:' || phone END, chat, phone, unread, "
+                     f"at FROM {OPEN_CHATS}")
+        conn.execute(f"DROP TABLE {OPEN_CHATS}")
 
 
 def _migrate_indexes(conn: sqlite3.Connection) -> None:

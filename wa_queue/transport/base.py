@@ -42,15 +42,21 @@ class Reply:
 
 
 class ChatNotes(Protocol):
-    """Where a sender notes, durably, the chat its page opens (wa_queue/inbound.py's StoreChatNotes, on the store):
-    the page takes what an open chat shows as read, so replies there have no badge to be found by again. A reader
-    restarted before recording them reads the noted chat again (MessageSender.read_replies)."""
+    """Where a sender notes, durably, each chat its page opens (wa_queue/inbound.py's StoreChatNotes, on the store):
+    the page takes what an open chat shows as read, so replies there have no badge to be found by again. A note
+    stays until the replies read there are recorded and the chat has left the front (MessageSender.replies_recorded);
+    a reader restarted before that, or after a read it could not record, reads every noted chat again
+    (MessageSender.read_replies)."""
 
     def opening(self, *, chat: str | None = None, phone: str | None = None, unread: int = 0) -> None:
-        """Before the page opens a chat: one from the list by its name (`unread` replies), or a number's."""
+        """Before the page opens a chat: one from the list by its name (`unread` replies), or a number's. Noted beside
+        the other notes; a chat noted again replaces its note."""
 
-    def last(self) -> ChatNote | None:
-        """The chat noted last."""
+    def pending(self) -> list[ChatNote]:
+        """The notes not forgotten, oldest first."""
+
+    def forget(self, keys: Collection[str]) -> None:
+        """Drop the notes of those chats (ChatNote.key)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -151,10 +157,16 @@ class MessageSender(abc.ABC):
 
         `first` (a number) is the chat a send is about to open: read too, beyond `max_chats`, when the list shows it
         unread, since opening it for the send would take its badge. With chat_notes, each chat is noted before it
-        opens, and the noted chat is read again, first, on a new page (a restarted worker or browser) or when `again`
-        (the caller could not record the last read's replies).
+        opens, and every noted chat is read again, first, on a new page (a restarted worker or browser) or when
+        `again` (the caller could not record the last read's replies).
         A sender that cannot read chats returns none."""
         return []
+
+    def replies_recorded(self) -> None:
+        """Every reply the last read_replies returned is recorded: the notes of the chats it read may go, but the
+        chat in front's (replies there get no badge) and any it could not read. Not called after a read whose
+        replies were not all recorded (the next read has `again`). A sender that notes nothing has nothing to do."""
+        return None
 
     def last_problem(self) -> str | None:
         """The last reason connect() or a state check could not reach a connected session (a failed page load's

@@ -30,8 +30,9 @@ from typing import Any
 
 from wa_queue import errors
 from wa_queue.models import MediaRef, plain, utcnow
-from wa_queue.transport.base import Attachment, BeforeClick, MessageSender, Receipt, Reply, SessionState
+from wa_queue.transport.base import Attachment, BeforeClick, ChatNotes, MessageSender, Receipt, Reply, SessionState
 from wa_queue.transport.chat import picture_of
+from wa_queue.transport.note_book import NoteBook
 
 BAN_WORDS = "Your phone number is banned from using WhatsApp. Contact support for help."
 
@@ -192,12 +193,14 @@ class FakeSender(MessageSender):
         self.control = FakeControl(control_path)
         self._open = False
         self._log = LogTail(self.log_path)
-        self._fresh = True  # a new "page": the noted chat is read again at the first read (MessageSender.read_replies)
+        self._fresh = True  # a new "page": the noted chats are read again at its first read (read_replies)
         self._front: str | None = None  # the chat in front (the last one sent to or checked): read at every read
+        self.book = NoteBook()  # when a note may go: the page's rule (transport/note_book.py)
 
     def connect(self) -> SessionState:
         if not self._open:
-            self._fresh = True  # a new "page", as a new browser's: the noted chat is read again
+            self._fresh = True  # a new "page", as a new browser's: the noted chats are read again
+            self.book.new_page()
         self._open = True
         return self.state()
 
@@ -212,33 +215,50 @@ class FakeSender(MessageSender):
             return self._words()
         return None
 
+    @property
+    def chat_notes(self) -> ChatNotes | None:  # type: ignore[override]
+        return self.book.notes
+
+    @chat_notes.setter
+    def chat_notes(self, notes: ChatNotes | None) -> None:
+        self.book.notes = notes
+
     def read_replies(self, max_chats: int = 1, *, again: bool = False, first: str | None = None) -> list[Reply]:
         """The replies the control file's "replies" holds for this session ({chat, wa_id, text, phone}), what
         WhatsApp's servers would deliver: each chat's unread ones, at most `max_chats` chats a call, marked read in
         the file as it is "opened" (as the page drops a badge; a new process does not see them again), and with
-        chat_notes the noted chat's replies again on a new sender or when `again`, as the real page reads them."""
+        chat_notes every noted chat's replies again on a new sender or when `again`, as the real page reads them."""
         if self.state() is not SessionState.CONNECTED:
             return []
         every = self.control.read().get("replies", {}).get(self.session, [])
         out: list[Reply] = []
-        notes = self.chat_notes
-        if notes is not None and (again or self._fresh):
-            note = notes.last()
-            if note is not None:
+        book = self.book
+        book.begin_read()
+        if book.notes is not None and (again or self._fresh):
+            for note in book.notes.pending():
                 out += [_reply(r) for r in every if r["chat"] in (note.chat, note.phone)]
+                book.front = note.key  # opened to be read again, as the page does: in front now
+                book.read(note.key)
             self._fresh = False
         waiting = [r for r in every if not r.get("read")]
         chats = list(dict.fromkeys(r["chat"] for r in waiting))
         # The open chat (the last one sent to or checked) is read at every read, as the page reads the chat in front
         # (its replies have no badge); then `first`'s, then up to max_chats others.
         front = [c for c in chats if c in (self._front, first)]
+        if self._front is not None:
+            book.read(book.front)  # the chat in front is read at every read
         for chat in front + [c for c in chats if c not in front][:max_chats]:
             mine = [r for r in waiting if r["chat"] == chat]
-            if notes is not None:
-                notes.opening(chat=chat, unread=len(mine))
+            key = book.opening(chat=chat, unread=len(mine))
+            if chat not in (self._front, first):  # opened from the list: it is in front now
+                book.front = key
             self.control.mark_replies_read(self.session, chat)
             out += [_reply(r) for r in mine]
+            book.read(key)
         return out
+
+    def replies_recorded(self) -> None:
+        self.book.recorded()
 
     def _words(self) -> str:
         return str(self.control.read().get("sessions", {}).get(self.session, {}).get("words") or BAN_WORDS)
@@ -252,8 +272,7 @@ class FakeSender(MessageSender):
             raise errors.SessionLoggedOut(f"session {self.session} is logged out")
         if state is not SessionState.CONNECTED:
             raise errors.SessionUnavailable(f"session {self.session} is {state.value}")
-        if self.chat_notes is not None:
-            self.chat_notes.opening(phone=phone)  # as the page's open_chat: replies here would have no badge
+        self.book.front = self.book.opening(phone=phone)  # as the page's open_chat: replies here would have no badge
         self._front = phone
         fault = self.control.take_number_fault(phone)
         if fault == "ban":

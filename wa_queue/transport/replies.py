@@ -80,22 +80,30 @@ def replies_in(chat: str, rows: list[dict[str, Any]], unknown: int) -> list[Repl
 
 
 def read(page: Any, max_chats: int, *, again: bool = False, first: str | None = None) -> list[Reply]:
-    """The replies of the noted chat when read again (a new document, or `again`), of the open chat (after its last
+    """The replies of every noted chat when read again (a new document, or `again`), of the open chat (after its last
     outgoing row before this document's own sends there), of `first`'s chat when the list shows it unread (the chat
     a send is about to open: opening it would take the badge) and of up to `max_chats` other unread chats, each
-    noted before it opens."""
-    notes = page.notes
+    noted before it opens. The page's note book learns which chats were read (their notes go once recorded)."""
+    book = page.book
+    book.begin_read()
     found: list[Reply] = []
-    if notes is not None and (again or page.fresh):
-        note = notes.last()
-        got = _read_again(page, note) if note is not None else []
-        if got is None:  # the noted chat did not open: it is tried again at the next read, as the page stays fresh
-            return found
-        found += got
-        page.fresh = False
+    if book.notes is not None and (again or page.fresh):
+        left = False
+        for note in book.notes.pending():
+            got = _read_again(page, note)
+            if got is None:  # it did not open: read again at the next read, as the page stays fresh
+                left = True
+                continue
+            found += got
+            book.read(note.key)
+        page.fresh = left
     here = page.call(JS_REPLIES)
-    if here["title"] and here["msgs"]:
-        found += replies_in(here["title"], new_rows(here["msgs"], 0, page.sent_here), here["unknown"]) or []
+    if here["title"]:
+        got = replies_in(here["title"], new_rows(here["msgs"], 0, page.sent_here), here["unknown"]) \
+            if here["msgs"] else []
+        if got is not None:
+            book.read(book.front)
+        found += got or []
     unread_chats = page.call(JS_UNREAD)
     if first is not None:
         unread_chats = [i for i in unread_chats if e164(i["title"] or "") == first] + \
@@ -104,17 +112,20 @@ def read(page: Any, max_chats: int, *, again: bool = False, first: str | None = 
         unread_chats = unread_chats[:max_chats]
     for item in unread_chats:
         title, unread = item["title"], item["unread"]
-        if notes is not None:
-            notes.opening(chat=title, unread=unread or 0)  # durable before the click takes the badge away
+        key = book.opening(chat=title, unread=unread or 0)  # durable before the click takes the badge away
         if not page.call(JS_OPEN_FROM_LIST, title):
             continue
+        book.front = key
         page.forget_chat()  # the next send loads its own chat
         shown = _settled(page, title)
         if shown is None:
             log.warning("replies in chat %r not read: it did not open within %gs", title, OPEN_TIMEOUT_S)
             continue
         rows = new_rows(shown["msgs"], unread) if unread is not None else [m for m in shown["msgs"] if m["dir"] == "in"]
-        found += replies_in(title, rows, shown["unknown"]) or []
+        got = replies_in(title, rows, shown["unknown"])
+        if got is not None:
+            book.read(key)
+        found += got or []
     return found
 
 
@@ -143,17 +154,21 @@ def _read_again(page: Any, note: ChatNote) -> list[Reply] | None:
     before come back too: the caller records each reply once."""
     if note.phone is not None:
         try:
-            page.open_chat(note.phone)
+            opened = page.open_chat(note.phone)
         except Exception as exc:  # noqa: BLE001 - an unreachable page now: read again next time
             log.warning("replies in the chat of %s not read again: %s: %s", redact.phone(note.phone),
                         type(exc).__name__, exc)
             return None
+        if opened["invalid"]:  # not on WhatsApp (a send that failed so): no chat, nothing to read
+            page.dismiss_invalid()
+            return []
         shown = _settled(page, None, empty_ok=note.unread == 0)
     else:
         badges = {i["title"]: i["unread"] or 0 for i in page.call(JS_UNREAD)}
         if not page.call(JS_OPEN_FROM_LIST, note.chat):
             log.warning("replies in chat %r not read again: it is not in the chat list now", note.chat)
             return None
+        page.book.front = note.key
         page.forget_chat()
         note = dataclasses.replace(note, unread=max(note.unread, badges.get(note.chat, 0)))
         shown = _settled(page, note.chat, empty_ok=note.unread == 0)

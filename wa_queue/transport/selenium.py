@@ -198,11 +198,11 @@ class SeleniumSender(MessageSender):
 
     @property
     def chat_notes(self) -> ChatNotes | None:  # type: ignore[override]
-        return self.page.notes
+        return self.page.book.notes
 
     @chat_notes.setter
     def chat_notes(self, notes: ChatNotes | None) -> None:
-        self.page.notes = notes  # the page notes every chat it opens (open_chat) and replies.read those of the list
+        self.page.book.notes = notes  # open_chat notes every chat it opens, replies.read those of the list
 
     def read_replies(self, max_chats: int = 1, *, again: bool = False, first: str | None = None) -> list[Reply]:
         with self._lock, self._guard("read_replies"):
@@ -212,6 +212,10 @@ class SeleniumSender(MessageSender):
             if self.page.chat_digits() is None:
                 self._checked = None  # a chat opened from the list: the next send opens its own
             return found
+
+    def replies_recorded(self) -> None:
+        with self._lock:
+            self.page.book.recorded()
 
     def account_number(self) -> str | None:
         with self._lock:

@@ -15,11 +15,12 @@ import time
 from typing import Any
 
 from wa_queue import errors, redact
-from wa_queue.models import MediaRef, plain, utcnow
+from wa_queue.models import MediaRef, chat_key, plain, utcnow
 from wa_queue.settings import Settings
-from wa_queue.transport.base import Attachment, ChatNotes, Receipt, SessionState
+from wa_queue.transport.base import Attachment, Receipt, SessionState
 from wa_queue.transport.chat import STATUS, Click, new_row, normalise
 from wa_queue.transport.chrome import BrowserDied, Chrome, first_line
+from wa_queue.transport.note_book import NoteBook
 from wa_queue.transport.page_clock import PageClock
 from wa_queue.transport.selectors import (
     JS_ACCOUNT,
@@ -93,15 +94,16 @@ class WhatsAppPage:
         self._chat_opened = 0.0  # when it was opened (monotonic)
         self._opened_ids: list[str] | None = None  # the open chat's row ids when it was opened (settled_rows)
         self.clock = PageClock(session)  # estimated from each send's own row (await_new_row)
-        self.notes: ChatNotes | None = None  # the sender's chat_notes: each chat noted before it opens
-        self.fresh = True  # no read since this document loaded (started): replies.read reads the noted chat again
+        self.book = NoteBook()  # the sender's chat notes: each chat noted before it opens, forgotten once read and left
+        self.fresh = True  # the notes not all read again since this document loaded: replies.read reads them again
         self.sent_here: set[str] = set()  # the ids of the rows this document sent in the open chat since opening it
 
     # ---- the document --------------------------------------------------------------------------------------------
     def started(self, driver: Any) -> None:
         """A new browser (chrome.Chrome.on_start): no chat is open, and the selectors must be valid CSS."""
         self._chat = None
-        self.fresh = True  # replies.read reads the noted chat again: this document has never shown it
+        self.fresh = True  # replies.read reads the noted chats again: this document has never shown them
+        self.book.new_page()
         bad = driver.execute_script(JS_CHECK_CSS, self.selectors.as_js())
         if bad:
             self.chrome.stop(graceful=False)
@@ -138,6 +140,7 @@ class WhatsAppPage:
 
         self._chat = None
         self.sent_here = set()
+        self.book.front = None  # a full load: whatever chat was open has left the front
         try:
             self.chrome.call(lambda d: d.get(url))
         except TimeoutException as exc:
@@ -256,6 +259,7 @@ class WhatsAppPage:
                     self.call(JS_MARK_CHAT, digits)
                     self._chat = page["chat"] = digits
                     self._chat_opened = time.monotonic()
+                    self.book.front = chat_key(None, "+" + digits)
                     self._opened_ids = list(self.call(JS_CHAT)["ids"])  # what settled_rows counts from
                 return page
             if time.monotonic() > deadline:
@@ -267,10 +271,8 @@ class WhatsAppPage:
     def _note(self, digits: str) -> None:
         """Note the chat before it opens (replies that arrive while it is open get no badge). A failed note costs only
         that guard, logged: it must not fail a send."""
-        if self.notes is None:
-            return
         try:
-            self.notes.opening(phone="+" + digits)
+            self.book.opening(phone="+" + digits)
         except Exception as exc:  # noqa: BLE001 - the store's trouble shows at the mark, which fails closed
             log.warning("session %s: the chat of %s not noted (replies there are lost if the worker dies while it "
                         "is open): %s: %s", self.session, redact.phone("+" + digits), type(exc).__name__, exc)

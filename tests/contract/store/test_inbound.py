@@ -1,6 +1,7 @@
 """Replies on every adapter: recorded at most once per (session, chat, wa_id), however often or by however many
 threads they are read; listed newest first with the phone, session and time filters; and the pointer to the last
-message sent to the number; and each session's note of the chat its page has open (replaced, one per session)."""
+message sent to the number; and each session's notes of the chats its page opened (one per chat, oldest first,
+forgotten by name)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from datetime import timedelta
 
 from tests.contract.store.helpers import at, claimed, run_threads
 from tests.helpers.constants import NOW
-from wa_queue.models import ChatNote, InboundMessage, OptChange
+from wa_queue.models import ChatNote, InboundMessage, OptChange, chat_key
 from wa_queue.store.base import MessageStore
 
 PHONE = "+15550000001"
@@ -64,14 +65,32 @@ def test_the_last_message_sent_to_a_number(store: MessageStore) -> None:
     assert store.last_sent_to(PHONE) == ids[1] and store.last_sent_to("+15550000999") is None
 
 
-def test_a_sessions_chat_note_is_replaced_and_kept_apart_from_another_sessions(store: MessageStore) -> None:
-    assert store.chat_note("s1") is None
+def test_a_sessions_chat_notes_are_one_per_chat_oldest_first_and_kept_apart_from_another_sessions(
+        store: MessageStore) -> None:
+    assert store.chat_notes("s1") == []
     store.note_chat(ChatNote(session="s1", chat=None, phone=PHONE, unread=0, at=at(0)))
     store.note_chat(ChatNote(session="s2", chat="Ana (no number)", phone=None, unread=3, at=at(1)))
-    first = store.chat_note("s1")
-    assert (first.chat, first.phone, first.unread) == (None, PHONE, 0)
     store.note_chat(ChatNote(session="s1", chat="+1 555-000-0002", phone=None, unread=2, at=at(2)))
-    got, other = store.chat_note("s1"), store.chat_note("s2")
-    assert (got.chat, got.phone, got.unread) == ("+1 555-000-0002", None, 2)
-    assert abs(got.at - at(2)) < timedelta(milliseconds=1)
-    assert (other.chat, other.phone, other.unread) == ("Ana (no number)", None, 3)
+    store.note_chat(ChatNote(session="s1", chat=None, phone="+15550000003", unread=0, at=at(3)))
+    got = store.chat_notes("s1")
+    assert [(n.chat, n.phone, n.unread) for n in got] == [(None, PHONE, 0), ("+1 555-000-0002", None, 2),
+                                                          (None, "+15550000003", 0)]
+    assert abs(got[1].at - at(2)) < timedelta(milliseconds=1) and {n.session for n in got} == {"s1"}
+    # The same chat noted again replaces its note (and moves it last: it is the chat opened last).
+    store.note_chat(ChatNote(session="s1", chat=None, phone=PHONE, unread=1, at=at(4)))
+    assert [(n.phone or n.chat, n.unread) for n in store.chat_notes("s1")] == [
+        ("+1 555-000-0002", 2), ("+15550000003", 0), (PHONE, 1)]
+    assert [(n.chat, n.unread) for n in store.chat_notes("s2")] == [("Ana (no number)", 3)]
+
+
+def test_forgetting_chat_notes_drops_those_named_of_that_session_only(store: MessageStore) -> None:
+    for i, (chat, phone) in enumerate(((None, PHONE), ("Ana (no number)", None), (None, "+15550000003"))):
+        store.note_chat(ChatNote(session="s1", chat=chat, phone=phone, unread=i, at=at(i)))
+    store.note_chat(ChatNote(session="s2", chat=None, phone=PHONE, unread=0, at=at(5)))
+    store.forget_chat_notes("s1", {chat_key(None, PHONE), chat_key(None, "+15550000003"), chat_key(None, "+1555999")})
+    assert [(n.chat, n.unread) for n in store.chat_notes("s1")] == [("Ana (no number)", 1)]
+    store.forget_chat_notes("s1", set())
+    assert len(store.chat_notes("s1")) == 1
+    store.forget_chat_notes("s1", {chat_key("Ana (no number)", None)})
+    assert store.chat_notes("s1") == []
+    assert [n.phone for n in store.chat_notes("s2")] == [PHONE]

@@ -296,18 +296,37 @@
     return node;
   }
 
+  // ---- paged lists (failed, archive, suppressions) --------------------------------------------------------------
+  // One markup for each, its ids starting with the list's prefix: <prefix>-total, -table, -body, -empty, and the
+  // pager that buildPager puts in its <div class="pager" data-pager="<prefix>">.
+  function buildPager(prefix, pager, load) {
+    const prev = el("button", { type: "button", id: prefix + "-prev", className: "secondary", disabled: true },
+                    "Previous");
+    const next = el("button", { type: "button", id: prefix + "-next", className: "secondary", disabled: true },
+                    "Next");
+    const where = el("span", {}, "Page ");
+    where.append(el("span", { id: prefix + "-page" }, "1"), " of ", el("span", { id: prefix + "-pages" }, "1"));
+    document.querySelector('[data-pager="' + prefix + '"]').replaceChildren(prev, where, next);
+    prev.addEventListener("click", () => { pager.page = Math.max(1, pager.page - 1); load(); });
+    next.addEventListener("click", () => { pager.page = Math.min(pager.pages, pager.page + 1); load(); });
+  }
+
+  function renderPaged(prefix, pager, page, rowFn) {
+    pager.pages = Math.max(1, page.pages);
+    if (pager.page > pager.pages) { pager.page = pager.pages; }
+    $(prefix + "-total").textContent = page.total;
+    $(prefix + "-page").textContent = page.page;
+    $(prefix + "-pages").textContent = pager.pages;
+    $(prefix + "-prev").disabled = page.page <= 1;
+    $(prefix + "-next").disabled = page.page >= pager.pages;
+    $(prefix + "-empty").hidden = page.total > 0;
+    $(prefix + "-table").hidden = page.items.length === 0;
+    $(prefix + "-body").replaceChildren(...page.items.map(rowFn));
+  }
+
   function renderFailed(page) {
-    state.pages = Math.max(1, page.pages);
-    if (state.page > state.pages) { state.page = state.pages; }
-    $("failed-total").textContent = page.total;
-    $("failed-page").textContent = page.page;
-    $("failed-pages").textContent = state.pages;
-    $("failed-prev").disabled = page.page <= 1;
-    $("failed-next").disabled = page.page >= state.pages;
+    renderPaged("failed", state, page, failedRow);
     $("retry-all").disabled = page.total === 0;
-    $("failed-empty").hidden = page.total > 0;
-    $("failed-table").hidden = page.items.length === 0;
-    $("failed-body").replaceChildren(...page.items.map(failedRow));
     $("unverified-hint").hidden = !page.items.some((m) => m.last_error_class === UNVERIFIED);
   }
 
@@ -396,16 +415,7 @@
   }
 
   function renderArchive(page) {
-    archive.pages = Math.max(1, page.pages);
-    if (archive.page > archive.pages) { archive.page = archive.pages; }
-    $("archive-total").textContent = page.total;
-    $("archive-page").textContent = page.page;
-    $("archive-pages").textContent = archive.pages;
-    $("archive-prev").disabled = page.page <= 1;
-    $("archive-next").disabled = page.page >= archive.pages;
-    $("archive-empty").hidden = page.total > 0;
-    $("archive-table").hidden = page.items.length === 0;
-    $("archive-body").replaceChildren(...page.items.map(archiveRow));
+    renderPaged("archive", archive, page, archiveRow);
     $("archive").dataset.loaded = String(Date.now());
   }
 
@@ -486,16 +496,7 @@
   }
 
   function renderSuppressions(page) {
-    listed.pages = Math.max(1, page.pages);
-    if (listed.page > listed.pages) { listed.page = listed.pages; }
-    $("suppressions-total").textContent = page.total;
-    $("suppressions-page").textContent = page.page;
-    $("suppressions-pages").textContent = listed.pages;
-    $("suppressions-prev").disabled = page.page <= 1;
-    $("suppressions-next").disabled = page.page >= listed.pages;
-    $("suppressions-empty").hidden = page.total > 0;
-    $("suppressions-table").hidden = page.items.length === 0;
-    $("suppressions-body").replaceChildren(...page.items.map(suppressionRow));
+    renderPaged("suppressions", listed, page, suppressionRow);
   }
 
   function suppressionRow(entry) {
@@ -562,17 +563,10 @@
     $("refresh-now").addEventListener("click", refresh);
     $("retry-all").addEventListener("click", retryAll);
     $("cancel-form").addEventListener("submit", cancelMessage);
-    $("failed-prev").addEventListener("click", () => { state.page = Math.max(1, state.page - 1); refresh(); });
-    $("failed-next").addEventListener("click", () => { state.page = Math.min(state.pages, state.page + 1); refresh(); });
-    $("suppressions-prev").addEventListener("click", () => { listed.page = Math.max(1, listed.page - 1); refresh(); });
-    $("suppressions-next").addEventListener("click", () => {
-      listed.page = Math.min(listed.pages, listed.page + 1); refresh();
-    });
+    buildPager("failed", state, refresh);
+    buildPager("suppressions", listed, refresh);
+    buildPager("archive", archive, loadArchive);
     $("archive").addEventListener("toggle", loadArchive);
-    $("archive-prev").addEventListener("click", () => { archive.page = Math.max(1, archive.page - 1); loadArchive(); });
-    $("archive-next").addEventListener("click", () => {
-      archive.page = Math.min(archive.pages, archive.page + 1); loadArchive();
-    });
     $("refresh-now").addEventListener("click", loadArchive);
     document.addEventListener("visibilitychange", () => { if (!document.hidden && getKey()) refresh(); });
     if (getKey()) showDashboard(); else showKeyForm("");

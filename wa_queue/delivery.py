@@ -403,7 +403,7 @@ class Delivery:
                 self.sender.replies_recorded()
                 self._read_again = False
             except Exception as exc:  # noqa: BLE001 - replies wait in the page; the send must not
-                # A chat may have opened (its badge gone) with its replies unrecorded: read the noted chat again.
+                # A chat may have opened (its badge gone) with its replies unrecorded: read the noted chats again.
                 self._read_again = True
                 log.warning("session %s: replies not read now: %s: %s", self.session, type(exc).__name__, exc)
                 break
@@ -423,7 +423,7 @@ class Delivery:
                 self.on_reply(reply)
             self.sender.replies_recorded()
             self._read_again = False
-        except Exception as exc:  # noqa: BLE001 - the send goes on; the noted chat is read again next time
+        except Exception as exc:  # noqa: BLE001 - the send goes on; the noted chats are read again next time
             self._read_again = True
             log.warning("session %s: replies not read before the send: %s: %s", self.session, type(exc).__name__, exc)
 

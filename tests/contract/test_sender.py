@@ -330,6 +330,27 @@ class TestSenderContract:
         finally:
             sender.chat_notes = None
 
+    def test_a_chat_noted_for_a_number_not_on_whatsapp_reads_as_nothing_and_goes(self, world: World,
+                                                                                 sender: MessageSender) -> None:
+        """A send to a number not on WhatsApp notes its chat before the page says so, and the worker dies: the note
+        opens no chat. It must neither hold up the read (the list's reply is read in the same read) nor stay."""
+        other = "+15551230008"
+        world.number_fault(UNREGISTERED, "unregistered")
+        notes = MemoryNotes()
+        sender.chat_notes = notes
+        try:
+            notes.opening(phone=UNREGISTERED)  # what open_chat notes before it navigates
+            sender.close()
+            assert sender.connect() is SessionState.CONNECTED
+            world.reply(other, "hello")
+            time.sleep(1)  # the reply reaches the page's list
+            got = [(r.phone, r.text) for r in sender.read_replies(max_chats=5) if r.phone in (UNREGISTERED, other)]
+            assert got == [(other, "hello")]
+            sender.replies_recorded()
+            assert UNREGISTERED not in [n.phone for n in notes.pending()]
+        finally:
+            sender.chat_notes = None
+
     def test_a_reply_that_comes_during_our_first_send_in_a_chat_is_read(self, world: World,
                                                                           sender: MessageSender) -> None:
         """The chat is open for the send (its number check), so the reply gets no badge, and it lands before our

@@ -24,6 +24,7 @@ from wa_queue import redact
 from wa_queue.models import ChatNote
 from wa_queue.transport.base import Reply
 from wa_queue.transport.selectors import JS_OPEN_FROM_LIST, JS_REPLIES, JS_UNREAD
+from wa_queue.transport.whatsapp_page import EMPTY_CHAT_MIN_S, EMPTY_CHAT_SETTLES
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +150,7 @@ def new_rows(msgs: list[dict[str, Any]], unread: int, ours: set[str] | frozenset
 
 
 def _read_again(page: Any, note: ChatNote) -> list[Reply] | None:
-    """The replies of the noted chat, read again: the newest incoming rows, as many as it had unread when noted (or
+    """The replies of a noted chat, read again: the newest incoming rows, as many as it had unread when noted (or
     shows now, if more), and those after its last outgoing row. None (logged) when it does not open. Rows read
     before come back too: the caller records each reply once."""
     if note.phone is not None:
@@ -183,7 +184,11 @@ def _settled(page: Any, title: str | None, *, empty_ok: bool = False) -> dict[st
     """The chat `title` (None: whichever is open) once open and its rows have held still for chat_settle_s; None
     when it does not open. A chat without rows settles only when `empty_ok`: a chat noted without unread messages
     may be a new one (a send to a number never written to, killed before its row); with a badge it has rows, and
-    none shown means they are still loading."""
+    none shown means they are still loading. Even then no rows must hold still as long as the sender's picture of an
+    empty chat does (whatsapp_page.EMPTY_CHAT_MIN_S): the history renders after the chat opens, and a chat read
+    before it did would lose the reply in it."""
+    settle = page.settings.chat_settle_s
+    empty_settle = max(EMPTY_CHAT_SETTLES * settle, EMPTY_CHAT_MIN_S)
     deadline = time.monotonic() + OPEN_TIMEOUT_S
     last, since = None, time.monotonic()
     while time.monotonic() < deadline:
@@ -193,7 +198,7 @@ def _settled(page: Any, title: str | None, *, empty_ok: bool = False) -> dict[st
         now = time.monotonic()
         if shape != last:
             last, since = shape, now
-        elif shape is not None and (shape or empty_ok) and now - since >= page.settings.chat_settle_s:
+        elif (shape and now - since >= settle) or (shape == [] and empty_ok and now - since >= empty_settle):
             return shown
         time.sleep(POLL_S)
     return None

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -49,7 +49,7 @@ def opt_change(text: str, settings: Settings) -> OptChange | None:
 
 
 class StoreChatNotes:
-    """A session's chat notes (transport.base.ChatNotes) in the store: one per chat the page opened, until forgotten."""
+    """A session's chat notes (transport.base.ChatNotes) in the store: one per chat the page opened, pending until settled."""
 
     def __init__(self, store: MessageStore, session: str, clock: Callable[[], datetime]) -> None:
         self.store, self.session, self.clock = store, session, clock
@@ -60,8 +60,8 @@ class StoreChatNotes:
     def pending(self) -> list[ChatNote]:
         return self.store.chat_notes(self.session)
 
-    def forget(self, keys: Collection[str]) -> None:
-        self.store.forget_chat_notes(self.session, keys)
+    def settle(self, seen: Mapping[str, str], done: Collection[str]) -> None:
+        self.store.settle_chat_notes(self.session, seen, done)
 
 
 def confirm_opt_out(hub: Hub, *, session: str, phone: str, inbound_id: str) -> Message:

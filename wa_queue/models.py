@@ -152,13 +152,15 @@ class ChatNote:
     page counts what an open chat shows as read (its badge goes), so a worker killed before recording those replies
     finds them through this note, not through a badge. `chat` is the chat list's name of a chat opened from the list,
     `phone` the number of one a send opened (one of the two). A session has a note per chat opened since its replies
-    were last all recorded (the one in front stays: replies there get no badge either)."""
+    were last all recorded (the one in front stays: replies there get no badge either). `seen` is the id of the
+    newest row a read of that chat saw whose replies were recorded: a re-read counts the incoming rows after it."""
 
     session: str
     chat: str | None
     phone: str | None
     unread: int
     at: datetime
+    seen: str | None = None
 
     @property
     def key(self) -> str:

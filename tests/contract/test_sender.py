@@ -11,8 +11,9 @@ tests/unit/test_delivery.py.
 from __future__ import annotations
 
 import abc
+import dataclasses
 import time
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -188,18 +189,20 @@ class MemoryNotes:
     """The ChatNotes contract in memory (the store's notes have their own suite: tests/contract/store)."""
 
     def __init__(self) -> None:
-        self.notes: dict[str, ChatNote] = {}
+        self.notes: dict[str, ChatNote] = {}  # pending, the chat opened last last
+        self.seen: dict[str, str] = {}  # kept once done, as the store keeps it
 
     def opening(self, *, chat: str | None = None, phone: str | None = None, unread: int = 0) -> None:
         note = ChatNote(session="primary", chat=chat, phone=phone, unread=unread, at=datetime.now(UTC))
         self.notes.pop(note.key, None)
-        self.notes[note.key] = note  # last: the chat opened last
+        self.notes[note.key] = note
 
     def pending(self) -> list[ChatNote]:
-        return list(self.notes.values())
+        return [dataclasses.replace(n, seen=self.seen.get(n.key)) for n in self.notes.values()]
 
-    def forget(self, keys: Collection[str]) -> None:
-        for key in keys:
+    def settle(self, seen: Mapping[str, str], done: Collection[str]) -> None:
+        self.seen.update(seen)
+        for key in done:
             self.notes.pop(key, None)
 
     @property
@@ -309,6 +312,30 @@ class TestSenderContract:
             sender.replies_recorded()
             assert [n.phone for n in notes.pending()] == [second]  # read, recorded and left: forgotten
             assert [r for r in sender.read_replies(max_chats=0) if r.phone == first] == []
+        finally:
+            sender.chat_notes = None
+
+    def test_a_reply_before_our_next_row_in_a_chat_no_page_read_since_is_read_again(
+            self, world: World, sender: MessageSender) -> None:
+        """A reply in the chat in front, Chrome dies, the next page sends to the same number (our row now follows the
+        reply) and dies too before any read: the re-read counts from the newest row a recorded read saw, not from
+        our last row (the chaos run lost such a reply)."""
+        number = "+15551230009"
+        notes = MemoryNotes()
+        sender.chat_notes = notes
+        try:
+            sender.send(number, "Your table is booked", ref="seen-1")
+            sender.read_replies(max_chats=0)
+            sender.replies_recorded()  # what this chat showed is read and recorded
+            world.reply(number, "ok, see you then")
+            time.sleep(1)  # in the open chat: no badge
+            sender.close()
+            assert sender.connect() is SessionState.CONNECTED
+            sender.send(number, "Reminder: tomorrow at 8", ref="seen-2")  # a new page, no read before it
+            sender.close()
+            assert sender.connect() is SessionState.CONNECTED
+            got = [r.text for r in sender.read_replies(max_chats=0) if r.phone == number]
+            assert got == ["ok, see you then"]
         finally:
             sender.chat_notes = None
 

@@ -442,16 +442,17 @@ class MessageStore(abc.ABC):
 
     @abc.abstractmethod
     def note_chat(self, note: ChatNote) -> None:
-        """Note, durably, a chat the session's page is about to open, beside the session's other notes (replacing
-        an earlier note of the same chat)."""
+        """Note, durably, a chat the session's page is about to open, beside the session's other notes: pending
+        again, with the note's chat, phone, unread and at; the `seen` stored for that chat stays."""
 
     @abc.abstractmethod
     def chat_notes(self, session: str) -> list[ChatNote]:
-        """The session's notes, oldest first."""
+        """The session's pending notes, oldest first."""
 
     @abc.abstractmethod
-    def forget_chat_notes(self, session: str, keys: Collection[str]) -> None:
-        """Drop the session's notes of those chats (ChatNote.key); a key not noted is no error."""
+    def settle_chat_notes(self, session: str, seen: Mapping[str, str], done: Collection[str]) -> None:
+        """After a read whose replies are recorded: store `seen` (key -> the newest row read) on those chats' notes,
+        and take the `done` ones off the pending notes (ChatNote.key; a key not noted is no error)."""
 
     @abc.abstractmethod
     def inbound_recorded(self, session: str, chat: str, wa_id: str) -> bool:

@@ -5,7 +5,7 @@ insert of one reply fails on the primary key whatever process makes it. A part o
 from __future__ import annotations
 
 import json
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from datetime import datetime
 from typing import Any
 
@@ -51,19 +51,22 @@ class MongoInbound:
         return True
 
     def note_chat(self, note: ChatNote) -> None:
-        self.db[CHAT_NOTES].replace_one(
+        self.db[CHAT_NOTES].update_one(
             {"_id": chat_note_key(note.session, note.key)},
-            {"session": note.session, "key": note.key, "chat": note.chat, "phone": note.phone, "unread": note.unread,
-             "at": to_db(note.at)}, upsert=True)
+            {"$set": {"session": note.session, "key": note.key, "chat": note.chat, "phone": note.phone,
+                      "unread": note.unread, "at": to_db(note.at), "done": False}}, upsert=True)  # `seen` stays
 
     def chat_notes(self, session: str) -> list[ChatNote]:
-        docs = self.db[CHAT_NOTES].find({"session": session}).sort([("at", ASCENDING), ("_id", ASCENDING)])
+        docs = self.db[CHAT_NOTES].find({"session": session, "done": False}).sort([("at", ASCENDING),
+                                                                                    ("_id", ASCENDING)])
         return [ChatNote(session=session, chat=d.get("chat"), phone=d.get("phone"), unread=d["unread"],
-                         at=from_db(d["at"])) for d in docs]  # type: ignore[arg-type]
+                         at=from_db(d["at"]), seen=d.get("seen")) for d in docs]  # type: ignore[arg-type]
 
-    def forget_chat_notes(self, session: str, keys: Collection[str]) -> None:
-        if keys:
-            self.db[CHAT_NOTES].delete_many({"session": session, "key": {"$in": list(keys)}})
+    def settle_chat_notes(self, session: str, seen: Mapping[str, str], done: Collection[str]) -> None:
+        for key, row in seen.items():  # mostly one: the chat read
+            self.db[CHAT_NOTES].update_one({"_id": chat_note_key(session, key)}, {"$set": {"seen": row}})
+        if done:
+            self.db[CHAT_NOTES].update_many({"session": session, "key": {"$in": list(done)}}, {"$set": {"done": True}})
 
     def inbound_recorded(self, session: str, chat: str, wa_id: str) -> bool:
         return self.db[INBOUND].count_documents({"_id": inbound_key(session, chat, wa_id)}, limit=1) == 1

@@ -53,7 +53,7 @@ def create_indexes(messages: Collection, archive: Collection, send_counts: Colle
     messages.database[SUPPRESSION_LOG].create_index([("phone", ASCENDING), ("at", ASCENDING)])  # suppression_log()
     messages.database[INBOUND].create_index([("received_at", ASCENDING)])  # list_inbound()
     messages.database[INBOUND].create_index([("phone", ASCENDING), ("received_at", ASCENDING)])
-    messages.database[CHAT_NOTES].create_index([("session", ASCENDING), ("at", ASCENDING)])  # chat_notes()
+    messages.database[CHAT_NOTES].create_index([("session", ASCENDING), ("done", ASCENDING), ("at", ASCENDING)])
     move_chat_notes(messages.database)
     return _ttl_index(send_counts, "expires") & _ttl_index(enqueue_counts, "expires")
 
@@ -67,7 +67,7 @@ def move_chat_notes(db: Database) -> None:
         db[CHAT_NOTES].update_one(
             {"_id": chat_note_key(doc["_id"], key)},
             {"$setOnInsert": {"session": doc["_id"], "key": key, "chat": doc.get("chat"), "phone": doc.get("phone"),
-                              "unread": doc["unread"], "at": doc["at"]}}, upsert=True)
+                              "unread": doc["unread"], "at": doc["at"], "done": False}}, upsert=True)
         db[OPEN_CHATS].delete_one({"_id": doc["_id"]})
 
 

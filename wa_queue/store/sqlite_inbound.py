@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from datetime import datetime
 
 from wa_queue.models import ChatNote, InboundMessage, OptChange
@@ -35,24 +35,27 @@ class SQLiteInbound:
 
     def note_chat(self, note: ChatNote) -> None:
         with self.db.transaction_synced_after(one_statement=True) as conn:
-            conn.execute(f"INSERT OR REPLACE INTO {CHAT_NOTES} (session, key, chat, phone, unread, at) "
-                         "VALUES (?, ?, ?, ?, ?, ?)",
+            conn.execute(f"INSERT INTO {CHAT_NOTES} (session, key, chat, phone, unread, at, done) "
+                         "VALUES (?, ?, ?, ?, ?, ?, 0) ON CONFLICT (session, key) DO UPDATE SET chat = excluded.chat, "
+                         "phone = excluded.phone, unread = excluded.unread, at = excluded.at, done = 0",
                          (note.session, note.key, note.chat, note.phone, note.unread, to_us(note.at)))
 
     def chat_notes(self, session: str) -> list[ChatNote]:
-        rows = self.db.get().execute(f"SELECT chat, phone, unread, at FROM {CHAT_NOTES} WHERE session = ? "
-                                     "ORDER BY at, rowid", (session,)).fetchall()
-        return [ChatNote(session=session, chat=r[0], phone=r[1], unread=r[2], at=from_us(r[3]))  # type: ignore[arg-type]
-                for r in rows]
+        rows = self.db.get().execute(f"SELECT chat, phone, unread, at, seen FROM {CHAT_NOTES} WHERE session = ? "
+                                     "AND done = 0 ORDER BY at, rowid", (session,)).fetchall()
+        return [ChatNote(session=session, chat=r[0], phone=r[1], unread=r[2], at=from_us(r[3]),  # type: ignore
+                         seen=r[4]) for r in rows]
 
-    def forget_chat_notes(self, session: str, keys: Collection[str]) -> None:
-        dropped = list(keys)
-        if not dropped:
+    def settle_chat_notes(self, session: str, seen: Mapping[str, str], done: Collection[str]) -> None:
+        if not seen and not done:
             return
-        # Not fsynced: a forget lost in a power cut leaves notes that are only read again (their replies once).
-        with self.db.transaction_synced_after(one_statement=True, durable=False) as conn:
-            conn.execute(f"DELETE FROM {CHAT_NOTES} WHERE session = ? AND key IN ({', '.join('?' * len(dropped))})",
-                         (session, *dropped))
+        # Not fsynced: a settle lost in a power cut leaves notes that are only read again (their replies once), from
+        # an older `seen` (more rows, never fewer).
+        with self.db.transaction_synced_after(durable=False) as conn:
+            conn.executemany(f"UPDATE {CHAT_NOTES} SET seen = ? WHERE session = ? AND key = ?",
+                             [(row, session, key) for key, row in seen.items()])
+            conn.executemany(f"UPDATE {CHAT_NOTES} SET done = 1 WHERE session = ? AND key = ?",
+                             [(session, key) for key in done])
 
     def inbound_recorded(self, session: str, chat: str, wa_id: str) -> bool:
         return self.db.get().execute(f"SELECT 1 FROM {INBOUND} WHERE session = ? AND chat = ? AND wa_id = ?",

@@ -169,7 +169,7 @@ CREATE TABLE IF NOT EXISTS {INBOUND} (id TEXT PRIMARY KEY, session TEXT NOT NULL
   reply_to TEXT, opt TEXT, UNIQUE (session, chat, wa_id));
 CREATE INDEX IF NOT EXISTS ix_inbound_received ON {INBOUND}(received_at);
 CREATE TABLE IF NOT EXISTS {CHAT_NOTES} (session TEXT NOT NULL, key TEXT NOT NULL, chat TEXT, phone TEXT,
-  unread INTEGER NOT NULL, at INTEGER NOT NULL, PRIMARY KEY (session, key));
+  unread INTEGER NOT NULL, at INTEGER NOT NULL, seen TEXT, done INTEGER NOT NULL DEFAULT 0, PRIMARY KEY (session, key));
 CREATE INDEX IF NOT EXISTS ix_inbound_phone ON {INBOUND}(phone, received_at);
 """
 

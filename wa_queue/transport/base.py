@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import abc
 import dataclasses
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
@@ -53,10 +53,11 @@ class ChatNotes(Protocol):
         the other notes; a chat noted again replaces its note."""
 
     def pending(self) -> list[ChatNote]:
-        """The notes not forgotten, oldest first."""
+        """The pending notes, oldest first."""
 
-    def forget(self, keys: Collection[str]) -> None:
-        """Drop the notes of those chats (ChatNote.key)."""
+    def settle(self, seen: Mapping[str, str], done: Collection[str]) -> None:
+        """After a read whose replies are recorded: the newest row read in those chats (key -> row id, kept as the
+        note's `seen` even once done), and the notes no longer pending (ChatNote.key)."""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -253,7 +253,8 @@ class FakeSender(MessageSender):
             if chat not in (self._front, first):  # opened from the list: it is in front now
                 book.front = key
             self.control.mark_replies_read(self.session, chat)
-            out += [_reply(r) for r in mine]
+            again_here = {r.wa_id for r in out}  # a noted chat read again above: its rows once, as on the page
+            out += [_reply(r) for r in mine if r["wa_id"] not in again_here]
             book.read(key)
         return out
 

@@ -91,19 +91,20 @@ def read(page: Any, max_chats: int, *, again: bool = False, first: str | None = 
     if book.notes is not None and (again or page.fresh):
         left = False
         for note in book.notes.pending():
-            got = _read_again(page, note)
-            if got is None:  # it did not open: read again at the next read, as the page stays fresh
+            again_read = _read_again(page, note)
+            if again_read is None:  # it did not open: read again at the next read, as the page stays fresh
                 left = True
                 continue
+            got, newest = again_read
             found += got
-            book.read(note.key)
+            book.read(note.key, newest)
         page.fresh = left
     here = page.call(JS_REPLIES)
     if here["title"]:
         got = replies_in(here["title"], new_rows(here["msgs"], 0, page.sent_here), here["unknown"]) \
             if here["msgs"] else []
         if got is not None:
-            book.read(book.front)
+            book.read(book.front, newest_of(here["msgs"]))
         found += got or []
     unread_chats = page.call(JS_UNREAD)
     if first is not None:
@@ -125,21 +126,31 @@ def read(page: Any, max_chats: int, *, again: bool = False, first: str | None = 
         rows = new_rows(shown["msgs"], unread) if unread is not None else [m for m in shown["msgs"] if m["dir"] == "in"]
         got = replies_in(title, rows, shown["unknown"])
         if got is not None:
-            book.read(key)
+            book.read(key, newest_of(shown["msgs"]))
         found += got or []
     return found
 
 
-def new_rows(msgs: list[dict[str, Any]], unread: int, ours: set[str] | frozenset[str] = frozenset()
-             ) -> list[dict[str, Any]]:
+def newest_of(msgs: list[dict[str, Any]]) -> str | None:
+    """The id of a chat's newest row, of either direction (None: no rows, or the newest has none)."""
+    return msgs[-1].get("id") if msgs else None
+
+
+def new_rows(msgs: list[dict[str, Any]], unread: int, ours: set[str] | frozenset[str] = frozenset(), *,
+             after: str | None = None) -> list[dict[str, Any]]:
     """The incoming rows of a chat that are new: its newest `unread` ones (the badge's count), and those after its
     last outgoing row that is not one of `ours` (this document's sends in the open chat: a reply that came while one
     was under way is before its row), in the chat's order. When every outgoing row is ours (this document's first
     words in the chat), every incoming row counts: one from before was read from its badge first (the read before a
     send) and is skipped as recorded, so what is left came during our send, or is the contact's own first words read
-    elsewhere; a STOP among them must not be lost. In a chat with no outgoing row, only the badge says what is new."""
+    elsewhere; a STOP among them must not be lost. In a chat with no outgoing row, only the badge says what is new.
+    `after` (a re-read: the newest row an acknowledged read saw) replaces the outgoing rows as the boundary: the
+    incoming rows after it count, and all of them when it is not shown (more rows came since than the page shows)."""
     incoming = [i for i, m in enumerate(msgs) if m["dir"] == "in"]
     wanted = set(incoming[-unread:] if unread > 0 else [])
+    if after is not None:
+        at = next((i for i, m in enumerate(msgs) if m["id"] == after), -1)
+        return [msgs[i] for i in sorted(wanted | {i for i in incoming if i > at})]
     outgoing = [i for i, m in enumerate(msgs) if m["dir"] == "out"]
     others = [i for i in outgoing if msgs[i]["id"] not in ours]
     if others:
@@ -149,10 +160,11 @@ def new_rows(msgs: list[dict[str, Any]], unread: int, ours: set[str] | frozenset
     return [msgs[i] for i in sorted(wanted)]
 
 
-def _read_again(page: Any, note: ChatNote) -> list[Reply] | None:
-    """The replies of a noted chat, read again: the newest incoming rows, as many as it had unread when noted (or
-    shows now, if more), and those after its last outgoing row. None (logged) when it does not open. Rows read
-    before come back too: the caller records each reply once."""
+def _read_again(page: Any, note: ChatNote) -> tuple[list[Reply], str | None] | None:
+    """The replies of a noted chat, read again, and its newest row: the newest incoming rows, as many as it had unread
+    when noted (or shows now, if more), and those after the note's `seen` (after its last outgoing row when it has
+    none). None (logged) when it does not open. Rows read before come back too: the caller records each reply once.
+    A chat it cannot read for sure is skipped and logged, as in any read, and its `seen` stays where it was."""
     if note.phone is not None:
         try:
             opened = page.open_chat(note.phone)
@@ -162,7 +174,7 @@ def _read_again(page: Any, note: ChatNote) -> list[Reply] | None:
             return None
         if opened["invalid"]:  # not on WhatsApp (a send that failed so): no chat, nothing to read
             page.dismiss_invalid()
-            return []
+            return [], None
         shown = _settled(page, None, empty_ok=note.unread == 0)
     else:
         badges = {i["title"]: i["unread"] or 0 for i in page.call(JS_UNREAD)}
@@ -177,7 +189,8 @@ def _read_again(page: Any, note: ChatNote) -> list[Reply] | None:
         log.warning("replies in chat %r not read again: it did not open within %gs", note.chat or note.phone,
                     OPEN_TIMEOUT_S)
         return None
-    return replies_in(shown["title"], new_rows(shown["msgs"], note.unread), shown["unknown"]) or []
+    got = replies_in(shown["title"], new_rows(shown["msgs"], note.unread, after=note.seen), shown["unknown"])
+    return (got, newest_of(shown["msgs"])) if got is not None else ([], None)
 
 
 def _settled(page: Any, title: str | None, *, empty_ok: bool = False) -> dict[str, Any] | None:

@@ -1,7 +1,7 @@
 """Replies on every adapter: recorded at most once per (session, chat, wa_id), however often or by however many
 threads they are read; listed newest first with the phone, session and time filters; and the pointer to the last
 message sent to the number; and each session's notes of the chats its page opened (one per chat, oldest first,
-forgotten by name)."""
+taken off by name, each keeping the newest row seen)."""
 
 from __future__ import annotations
 
@@ -83,14 +83,21 @@ def test_a_sessions_chat_notes_are_one_per_chat_oldest_first_and_kept_apart_from
     assert [(n.chat, n.unread) for n in store.chat_notes("s2")] == [("Ana (no number)", 3)]
 
 
-def test_forgetting_chat_notes_drops_those_named_of_that_session_only(store: MessageStore) -> None:
+def test_settling_chat_notes_keeps_what_was_seen_and_ends_those_done_of_that_session_only(
+        store: MessageStore) -> None:
     for i, (chat, phone) in enumerate(((None, PHONE), ("Ana (no number)", None), (None, "+15550000003"))):
         store.note_chat(ChatNote(session="s1", chat=chat, phone=phone, unread=i, at=at(i)))
     store.note_chat(ChatNote(session="s2", chat=None, phone=PHONE, unread=0, at=at(5)))
-    store.forget_chat_notes("s1", {chat_key(None, PHONE), chat_key(None, "+15550000003"), chat_key(None, "+1555999")})
-    assert [(n.chat, n.unread) for n in store.chat_notes("s1")] == [("Ana (no number)", 1)]
-    store.forget_chat_notes("s1", set())
+    store.settle_chat_notes("s1", {chat_key(None, PHONE): "true_row_1", chat_key("Ana (no number)", None): "row_a"},
+                            {chat_key(None, PHONE), chat_key(None, "+15550000003"), chat_key(None, "+1555999")})
+    assert [(n.chat, n.unread, n.seen) for n in store.chat_notes("s1")] == [("Ana (no number)", 1, "row_a")]
+    store.settle_chat_notes("s1", {}, set())
     assert len(store.chat_notes("s1")) == 1
-    store.forget_chat_notes("s1", {chat_key("Ana (no number)", None)})
-    assert store.chat_notes("s1") == []
+    assert [(n.phone, n.seen) for n in store.chat_notes("s2")] == [(PHONE, None)]  # another session's: untouched
+    # Noted again, a chat is pending again, with what was seen of it (a re-read counts from there).
+    store.note_chat(ChatNote(session="s1", chat=None, phone=PHONE, unread=0, at=at(9)))
+    assert [(n.phone or n.chat, n.seen) for n in store.chat_notes("s1")] == [("Ana (no number)", "row_a"),
+                                                                             (PHONE, "true_row_1")]
+    store.settle_chat_notes("s1", {chat_key(None, PHONE): "true_row_2"}, {chat_key("Ana (no number)", None)})
+    assert [(n.phone, n.seen) for n in store.chat_notes("s1")] == [(PHONE, "true_row_2")]
     assert [n.phone for n in store.chat_notes("s2")] == [PHONE]

@@ -49,7 +49,8 @@ def opt_change(text: str, settings: Settings) -> OptChange | None:
 
 
 class StoreChatNotes:
-    """A session's chat notes (transport.base.ChatNotes) in the store: one per chat the page opened, pending until settled."""
+    """A session's chat notes (transport.base.ChatNotes) in the store: one per chat the page opened, pending until
+    settled."""
 
     def __init__(self, store: MessageStore, session: str, clock: Callable[[], datetime]) -> None:
         self.store, self.session, self.clock = store, session, clock

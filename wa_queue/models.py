@@ -326,14 +326,19 @@ class NewMessage:
     # The file's bytes when the enqueue brought them (not an upload's id): put in the media files before the row is
     # committed (operations.submit). Not stored with the row.
     media_bytes: bytes | None = dataclasses.field(default=None, repr=False, compare=False)
+    # The request's own expiry fields ({"expires_at": ISO, "ttl_s": n}, those given; {} for none, when
+    # WAQ_DEFAULT_TTL_S applies), which the content hash takes in place of the expires_at computed from them: a
+    # replay computes another (now + ttl_s). None (a NewMessage built in code): expires_at is the content.
+    expiry_asked: dict[str, Any] | None = dataclasses.field(default=None, repr=False, compare=False)
 
     def content_hash(self) -> str:
         """Identifies the request's content, to tell a replay (same key, same body) from a conflict."""
         parts: list[Any] = [self.phone, self.text, self.session, self.callback_url, self.metadata]
         if self.send_window is not None:  # appended only when given: hashes stored before the field stay valid
             parts.append(self.send_window.to_dict())
-        later = {"send_at": self.send_at and self.send_at.isoformat(),
-                 "expires_at": self.expires_at and self.expires_at.isoformat(),
+        asked = self.expiry_asked if self.expiry_asked is not None else {
+            "expires_at": self.expires_at and self.expires_at.isoformat()}
+        later = {"send_at": self.send_at and self.send_at.isoformat(), **asked,
                  "priority": None if self.priority is Priority.NORMAL else self.priority.value,
                  "category": None if self.category is Category.TRANSACTIONAL else self.category.value}
         # The batch is not content: a bulk request resent without one is given another name, and is still a replay.

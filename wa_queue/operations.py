@@ -92,7 +92,7 @@ def build_message(
     return NewMessage(
         send_at=scheduled, expires_at=validate_expiry(expires_at, ttl_s, now, scheduled, settings.default_ttl_s),
         priority=validate_priority(priority), batch=validate_batch(batch), media=ref, media_bytes=data,
-        enqueued_by=enqueued_by, category=kind_of,
+        enqueued_by=enqueued_by, category=kind_of, expiry_asked=_expiry_asked(expires_at, ttl_s),
         phone=e164,
         text=body,
         session=validate_session(session, settings.sessions),
@@ -101,6 +101,17 @@ def build_message(
         metadata=validate_metadata(metadata),
         send_window=validate_send_window(send_window, e164, hub.clock()),
     )
+
+
+def _expiry_asked(expires_at: object, ttl_s: object) -> dict[str, Any]:
+    """The expiry as the request gave it (validated already), the content a replay repeats: not now + ttl_s."""
+    asked: dict[str, Any] = {}
+    given = parse_datetime(expires_at, "expires_at")
+    if given is not None:
+        asked["expires_at"] = given.isoformat()  # as hashed before this field: stored hashes stay valid
+    if ttl_s is not None:
+        asked["ttl_s"] = ttl_s
+    return asked
 
 
 def refuse_suppressed(hub: Hub, phone: str, category: Category = Category.TRANSACTIONAL) -> None:

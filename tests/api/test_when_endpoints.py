@@ -140,3 +140,16 @@ def test_the_batch_list_shows_a_producer_its_own(client) -> None:  # noqa: ANN00
     every = client.get(f"{BASE}/batches", headers=ADMIN).get_json()
     assert sorted((b["name"], b["total"]) for b in every) == [("crm-1", 3), ("shop-1", 1)]
     assert every[0]["counts"]["pending"] == every[0]["total"]
+
+
+def test_a_replay_with_ttl_s_is_a_replay_not_a_conflict(client) -> None:  # noqa: ANN001
+    """ttl_s counts from each try's now, so the expires_at it gives differs at every replay: the request's own
+    ttl_s is the content (a chaos run's producer retry was refused 409 "used by other content")."""
+    body = {"phone": PHONE, "text": "expires soon", "ttl_s": 30}
+    key = {**PRODUCER, "Idempotency-Key": "ttl-1"}
+    first = post(client, "/messages", body, key)
+    again = post(client, "/messages", body, key)
+    assert (first.status_code, again.status_code) == (202, 200)
+    assert again.get_json()["id"] == first.get_json()["id"]
+    other = post(client, "/messages", {**body, "ttl_s": 31}, key)  # another ttl_s: another request
+    assert other.status_code == 409 and "used by other content" in other.get_json()["error"]

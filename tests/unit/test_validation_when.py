@@ -100,3 +100,18 @@ def test_priority_and_batch() -> None:
         with pytest.raises(ValidationError) as caught:
             validate_batch(bad)
         assert caught.value.field == "batch"
+
+
+def test_the_content_hash_takes_the_expiry_as_asked_not_as_computed() -> None:
+    from wa_queue.models import NewMessage
+
+    def asked(expires_at: datetime | None, expiry: dict | None) -> str:
+        return NewMessage(phone="+14155550100", text="hi", expires_at=expires_at, expiry_asked=expiry).content_hash()
+
+    later = NOW + timedelta(hours=1)
+    # ttl_s or WAQ_DEFAULT_TTL_S: computed from each try's now, so not the content; the ttl_s asked for is.
+    assert asked(NOW + timedelta(seconds=30), {"ttl_s": 30}) == asked(NOW + timedelta(seconds=31), {"ttl_s": 30})
+    assert asked(NOW + timedelta(seconds=30), {"ttl_s": 30}) != asked(NOW + timedelta(seconds=30), {"ttl_s": 31})
+    assert asked(NOW + timedelta(seconds=600), {}) == asked(None, None)  # the default's: no expiry asked for
+    # An expires_at given hashes as it always did (code-built or asked): stored hashes stay valid.
+    assert asked(later, {"expires_at": later.isoformat()}) == asked(later, None)

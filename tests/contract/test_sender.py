@@ -211,6 +211,18 @@ class MemoryNotes:
         return list(self.notes.values())[-1] if self.notes else None
 
 
+def noted_then_a_new_page(world: World, sender: MessageSender, notes: MemoryNotes, noted: str,
+                          other: str) -> list[tuple[str | None, str]]:
+    """`noted`'s chat noted as open_chat notes it before it navigates, the worker dead before anything more, and a
+    reply from `other` in the list of the next page: what that page's first read returns of the two."""
+    notes.opening(phone=noted)
+    sender.close()
+    assert sender.connect() is SessionState.CONNECTED
+    world.reply(other, "hello")
+    time.sleep(1)  # the reply reaches the page's list
+    return [(r.phone, r.text) for r in sender.read_replies(max_chats=5) if r.phone in (noted, other)]
+
+
 def _cap_reached(ids: tuple[str, ...]) -> bool:
     raise errors.DailyCapReached("session daily cap reached: 3 of 3")
 
@@ -350,12 +362,7 @@ class TestSenderContract:
         notes = MemoryNotes()
         sender.chat_notes = notes
         try:
-            notes.opening(phone=new_number)  # what open_chat notes before it navigates
-            sender.close()
-            assert sender.connect() is SessionState.CONNECTED
-            world.reply(other, "hello")
-            time.sleep(1)  # the reply reaches the page's list
-            got = [(r.phone, r.text) for r in sender.read_replies(max_chats=5) if r.phone in (new_number, other)]
+            got = noted_then_a_new_page(world, sender, notes, new_number, other)
             assert got == [(other, "hello")]  # in this one read: the empty chat neither failed nor stalled it
         finally:
             sender.chat_notes = None
@@ -369,12 +376,7 @@ class TestSenderContract:
         notes = MemoryNotes()
         sender.chat_notes = notes
         try:
-            notes.opening(phone=UNREGISTERED)  # what open_chat notes before it navigates
-            sender.close()
-            assert sender.connect() is SessionState.CONNECTED
-            world.reply(other, "hello")
-            time.sleep(1)  # the reply reaches the page's list
-            got = [(r.phone, r.text) for r in sender.read_replies(max_chats=5) if r.phone in (UNREGISTERED, other)]
+            got = noted_then_a_new_page(world, sender, notes, UNREGISTERED, other)
             assert got == [(other, "hello")]
             sender.replies_recorded()
             assert UNREGISTERED not in [n.phone for n in notes.pending()]

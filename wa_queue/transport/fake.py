@@ -193,13 +193,11 @@ class FakeSender(MessageSender):
         self.control = FakeControl(control_path)
         self._open = False
         self._log = LogTail(self.log_path)
-        self._fresh = True  # a new "page": the noted chats are read again at its first read (read_replies)
         self._front: str | None = None  # the chat in front (the last one sent to or checked): read at every read
         self.book = NoteBook()  # when a note may go: the page's rule (transport/note_book.py)
 
     def connect(self) -> SessionState:
         if not self._open:
-            self._fresh = True  # a new "page", as a new browser's: the noted chats are read again
             self.book.new_page()
         self._open = True
         return self.state()
@@ -234,12 +232,12 @@ class FakeSender(MessageSender):
         out: list[Reply] = []
         book = self.book
         book.begin_read()
-        if book.notes is not None and (again or self._fresh):
+        if book.notes is not None and (again or book.fresh):
             for note in book.notes.pending():
                 out += [_reply(r) for r in every if r["chat"] in (note.chat, note.phone)]
                 book.front = note.key  # opened to be read again, as the page does: in front now
                 book.read(note.key)
-            self._fresh = False
+            book.fresh = False
         waiting = [r for r in every if not r.get("read")]
         chats = list(dict.fromkeys(r["chat"] for r in waiting))
         # The open chat (the last one sent to or checked) is read at every read, as the page reads the chat in front

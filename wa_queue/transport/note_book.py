@@ -28,6 +28,7 @@ class NoteBook:
     def __init__(self) -> None:
         self.notes: ChatNotes | None = None
         self.front: str | None = None  # the key of the chat the page has open, None when it has none or cannot tell
+        self.fresh = True  # the pending notes not all read again since this document loaded: the next read does
         self._read: dict[str, str | None] = {}  # chats the read under way read (not yet recorded): their newest row
         self._recorded: dict[str, str | None] = {}  # recorded, still pending: they go once they leave the front
         self._written: dict[str, str] = {}  # the `seen` last stored per chat (not written again unchanged)
@@ -35,6 +36,7 @@ class NoteBook:
     def new_page(self) -> None:
         """A new document: nothing open, and nothing it read (the pending notes are read again)."""
         self.front = None
+        self.fresh = True
         self._read, self._recorded = {}, {}
 
     def opening(self, *, chat: str | None = None, phone: str | None = None, unread: int = 0) -> str:

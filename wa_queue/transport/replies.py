@@ -88,7 +88,7 @@ def read(page: Any, max_chats: int, *, again: bool = False, first: str | None = 
     book = page.book
     book.begin_read()
     found: list[Reply] = []
-    if book.notes is not None and (again or page.fresh):
+    if book.notes is not None and (again or book.fresh):
         left = False
         for note in book.notes.pending():
             again_read = _read_again(page, note)
@@ -98,7 +98,7 @@ def read(page: Any, max_chats: int, *, again: bool = False, first: str | None = 
             got, newest = again_read
             found += got
             book.read(note.key, newest)
-        page.fresh = left
+        book.fresh = left
     here = page.call(JS_REPLIES)
     if here["title"]:
         got = replies_in(here["title"], new_rows(here["msgs"], 0, page.sent_here), here["unknown"]) \

@@ -95,14 +95,12 @@ class WhatsAppPage:
         self._opened_ids: list[str] | None = None  # the open chat's row ids when it was opened (settled_rows)
         self.clock = PageClock(session)  # estimated from each send's own row (await_new_row)
         self.book = NoteBook()  # the sender's chat notes: each chat noted before it opens, forgotten once read and left
-        self.fresh = True  # the notes not all read again since this document loaded: replies.read reads them again
         self.sent_here: set[str] = set()  # the ids of the rows this document sent in the open chat since opening it
 
     # ---- the document --------------------------------------------------------------------------------------------
     def started(self, driver: Any) -> None:
         """A new browser (chrome.Chrome.on_start): no chat is open, and the selectors must be valid CSS."""
         self._chat = None
-        self.fresh = True  # replies.read reads the noted chats again: this document has never shown them
         self.book.new_page()
         bad = driver.execute_script(JS_CHECK_CSS, self.selectors.as_js())
         if bad:
